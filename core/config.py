@@ -1,0 +1,79 @@
+"""Configs as plain dataclasses, with validation that fails early with one clear line.
+
+`TrainConfig` is what a training run is reproducible from (with the dataset contents); it is stored
+verbatim in every checkpoint's JSON and in every job spec. `validate()` checks ranges and ids without
+loading any model, so the CLI, the job queue and the app's forms can all reject bad input up front.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem; the message is shown as-is (CLI: exit code 2)."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "concepts"
+    encoder: str = "efficientnet-lite2"
+    lm: str = "smollm2-135m"
+    lm_init: str = "pretrained"          # "pretrained" | "random" (random-init control, frozen)
+    projector: str = "gelu-mlp"          # "linear" | "gelu-mlp"
+    image_tokens: int = 4                # encoder grid pooled to this many LM tokens
+    condition: str = "none"              # see core.conditions.parse_condition
+    seed: int = 0
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
+    images_per_concept: int | None = None
+    device: str = "auto"                 # "auto" | "cpu" | "cuda"
+
+    def validate(self, deep: bool = False) -> "TrainConfig":
+        """Range checks always; with deep=True also ids (encoder, LM, dataset, condition) against
+        the registry and the dataset on disk. Returns self so calls can chain."""
+        if self.lm_init not in ("pretrained", "random"):
+            raise ConfigError(f"lm_init must be 'pretrained' or 'random', got {self.lm_init!r}")
+        if self.projector not in ("linear", "gelu-mlp"):
+            raise ConfigError(f"projector must be 'linear' or 'gelu-mlp', got {self.projector!r}")
+        _check_int("image_tokens", self.image_tokens, 1, 256)
+        _check_int("epochs", self.epochs, 1, 1000)
+        _check_int("batch_size", self.batch_size, 1, 4096)
+        _check_int("seed", self.seed, 0, 2**31 - 1)
+        if not (0 < float(self.lr) <= 1):
+            raise ConfigError(f"lr must be in (0, 1], got {self.lr}")
+        if float(self.weight_decay) < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_concepts is not None:
+            _check_int("max_concepts", self.max_concepts, 2, 10**6)
+        if self.images_per_concept is not None:
+            _check_int("images_per_concept", self.images_per_concept, 3, 10**6)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if deep:
+            from core import conditions, datasets, registry  # lazy: keeps config import-light
+            registry.check_encoder_id(self.encoder)
+            registry.check_lm_id(self.lm)
+            ds = datasets.load_dataset(self.dataset)
+            conditions.parse_condition(self.condition).check(ds)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not (lo <= value <= hi):
+        raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
