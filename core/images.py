@@ -1,0 +1,164 @@
+"""Safe image loading: any user-supplied file → an 8-bit RGB PIL image, or one clear ImageError.
+
+Uploads are untrusted, so the checks run in order of cost: byte size before reading it all, pixel
+count from the header before decoding (decompression bombs), then a full decode (truncated or
+corrupt data). Odd but valid images are normalised rather than rejected: EXIF rotation applied,
+CMYK converted, 16-bit and float greyscale scaled to 8 bits, transparency composited on white,
+animations reduced to their first frame. What was changed is recorded as human-readable notes in
+`image.info[NOTES_KEY]` so the app can say so next to the picture.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_BYTES = 20 * 1024 * 1024        # matches server.maxUploadSize in .streamlit/config.toml
+MAX_PIXELS = 40_000_000             # ~6300×6300; far more than an encoder ever looks at
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+NOTES_KEY = "taxolens_notes"
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image; the message names the file and says why."""
+
+
+def load_image(src: ImageSource, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+               name: str | None = None) -> Image.Image:
+    """Read `src` (path, bytes or binary file-like such as a Streamlit upload) into an RGB image.
+
+    `name` labels error messages; by default the file name (or "image" for raw bytes)."""
+    label = name or _name_of(src)
+    data = _read_bytes(src, max_bytes, label)
+    if not data:
+        raise ImageError(f"{label}: the file is empty (0 bytes).")
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        # Pillow only *warns* between MAX_IMAGE_PIXELS and twice that; treat any bomb as an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+        except UnidentifiedImageError:
+            raise ImageError(f"{label}: not a supported image (expected one of "
+                             f"{', '.join(f.lower() for f in FORMATS)}).") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{label}: the image is too large to decode safely "
+                             f"(limit {max_pixels / 1e6:.0f} megapixels).") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{label}: the image header is corrupt ({exc}).") from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(f"{label}: the image is {width}×{height} pixels "
+                             f"({width * height / 1e6:.0f} megapixels); the limit is "
+                             f"{max_pixels / 1e6:.0f} megapixels.")
+        if width == 0 or height == 0:
+            raise ImageError(f"{label}: the image has no pixels ({width}×{height}).")
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            image.seek(0)
+            notes.append(f"animated image with {frames} frames: using the first frame")
+        try:
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{label}: the image is too large to decode safely.") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+            raise ImageError(f"{label}: the image data is {reason} ({exc}).") from None
+    try:
+        rgb = _to_rgb(ImageOps.exif_transpose(image), notes)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{label}: the image could not be converted to RGB ({exc}).") from None
+    rgb.info[NOTES_KEY] = tuple(notes)
+    return rgb
+
+
+def notes_of(image: Image.Image) -> tuple[str, ...]:
+    """What load_image changed about this image (empty for a plain RGB file)."""
+    return tuple(image.info.get(NOTES_KEY, ()))
+
+
+def _name_of(src: ImageSource) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return Path(src).name
+    return str(getattr(src, "name", "") or "image")
+
+
+def _read_bytes(src: ImageSource, max_bytes: int, label: str) -> bytes:
+    too_big = (f"{label}: the file is larger than the {max_bytes / 2**20:.0f} MB limit "
+               f"for one image.")
+    if isinstance(src, (bytes, bytearray)):
+        if len(src) > max_bytes:
+            raise ImageError(too_big)
+        return bytes(src)
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        try:
+            if path.stat().st_size > max_bytes:
+                raise ImageError(too_big)
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{label}: no such file ({path}).") from None
+        except IsADirectoryError:
+            raise ImageError(f"{label}: is a folder, not an image file.") from None
+        except OSError as exc:
+            raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc}).") from None
+    if hasattr(src, "read"):
+        if hasattr(src, "seek"):
+            src.seek(0)
+        data = src.read(max_bytes + 1)    # one byte more than allowed tells "too big" apart
+        if len(data) > max_bytes:
+            raise ImageError(too_big)
+        return bytes(data)
+    raise ImageError(f"{label}: expected a file path, bytes or an open file, "
+                     f"got {type(src).__name__}.")
+
+
+def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "CMYK":
+        notes.append("CMYK image converted to RGB")
+        return image.convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        notes.append(f"{_bit_depth(mode)} greyscale image scaled to 8 bits")
+        return _scale_to_8bit(image).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            notes.append("transparent areas composited on white")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _bit_depth(mode: str) -> str:
+    return {"I": "32-bit integer", "F": "floating-point"}.get(mode, "16-bit")
+
+
+def _scale_to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit data spans 0..65535, so divide by 257 (65535 → 255) to keep its real brightness;
+    32-bit integer and float data have no fixed range, so stretch them to 0..255."""
+    array = np.asarray(image).astype(np.float64)
+    if image.mode.startswith("I;16") or (image.mode == "I" and array.min() >= 0
+                                         and array.max() <= 65535 and array.max() > 255):
+        scaled = array / 257.0
+    elif image.mode == "I" and array.min() >= 0 and array.max() <= 255:
+        scaled = array
+    elif image.mode == "F" and array.min() >= 0 and array.max() <= 1:
+        scaled = array * 255.0
+    else:
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+    return Image.fromarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8), "L")
