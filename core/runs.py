@@ -1,0 +1,260 @@
+"""Where training runs and results live, and how to list and read them.
+
+Layout of one run, `paths.runs_dir()/<run_id>/`:
+
+    config.json                     the TrainConfig, written before anything else
+    checkpoint/projector.safetensors  trained projector weights (the only trained part)
+    checkpoint/train_state.safetensors  optimizer moments + RNG state, for resuming
+    checkpoint/checkpoint.json      provenance, per-epoch metrics, status, file hashes
+    eval/<split>/questions.csv      one row per scored question
+    eval/<split>/metrics.json       metrics of that table (core.metrics.summarize)
+    log                             human-readable progress lines
+
+Standalone results that are not runs (baselines) live under `runs_dir()/baselines/<name>/` with the
+same eval files. Every file is written to a temporary name and moved into place, so a reader never
+sees half a file. This module only reads and writes files; it never loads a model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import paths
+from core.config import ConfigError, TrainConfig
+
+CHECKPOINT_DIR = "checkpoint"
+PROJECTOR_FILE = "projector.safetensors"
+TRAIN_STATE_FILE = "train_state.safetensors"
+CHECKPOINT_JSON = "checkpoint.json"
+BASELINES_DIR = "baselines"
+SPLITS = ("train", "val", "test")
+
+
+class RunError(ConfigError):
+    """A run that does not exist, is unreadable, or does not fit what it is used with."""
+
+
+# ---------------------------------------------------------------- atomic file writing
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Pretty JSON, written atomically. NaN/inf are refused (they are not JSON)."""
+    _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode())
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"missing file {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path} is not valid JSON ({exc})") from None
+
+
+def save_tensors(path: Path, tensors: dict, metadata: dict[str, str] | None = None) -> str:
+    """safetensors file written atomically; returns its sha256 so the JSON can pin it."""
+    from safetensors.torch import save  # lazy: listing runs needs no torch
+
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    _atomic_write_bytes(Path(path), data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_tensors(path: Path, sha256: str | None = None) -> dict:
+    """Tensors of a safetensors file (CPU); with sha256, checks the file is the one recorded."""
+    from safetensors.torch import load
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"missing checkpoint file {path}") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise RunError(f"{path} does not match its checkpoint.json (interrupted write or edited file)")
+    try:
+        return load(data)
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise RunError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+def append_log(run_dir: Path, line: str) -> None:
+    """One timestamped line in run_dir/log (append-only, so no temp file needed)."""
+    stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    with open(Path(run_dir) / "log", "a") as f:
+        f.write(f"{stamp} {line}\n")
+
+
+# ---------------------------------------------------------------- layout
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR
+
+
+def checkpoint_json(run_dir: Path) -> Path:
+    return checkpoint_dir(run_dir) / CHECKPOINT_JSON
+
+
+def eval_dir(run_dir: Path, split: str) -> Path:
+    if split not in SPLITS:
+        raise RunError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return Path(run_dir) / "eval" / split
+
+
+def baselines_dir() -> Path:
+    return paths.runs_dir() / BASELINES_DIR
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-") or "x"
+
+
+def new_run_id(cfg: TrainConfig, when: dt.datetime | None = None) -> str:
+    """Readable and unique: <yyyymmdd-hhmm>_<condition>_s<seed>_<4 hex>, e.g.
+    20261126-2231_random0.5_s0_ab12 (random-init LM runs get an `_rndlm` tag)."""
+    when = when or dt.datetime.now()
+    cond = _slug(cfg.condition.replace("random:", "random", 1))
+    tag = "_rndlm" if cfg.lm_init == "random" else ""
+    return f"{when:%Y%m%d-%H%M}_{cond}{tag}_s{cfg.seed}_{secrets.token_hex(2)}"
+
+
+def create_run_dir(cfg: TrainConfig) -> Path:
+    """A fresh run directory holding config.json (never reuses an existing id)."""
+    root = paths.ensure_writable(paths.runs_dir())
+    for _ in range(100):
+        run_dir = root / new_run_id(cfg)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        write_json(run_dir / "config.json", cfg.to_dict())
+        return run_dir
+    raise RunError(f"could not find a free run id under {root}")
+
+
+# ---------------------------------------------------------------- reading runs
+
+@dataclass
+class RunInfo:
+    run_id: str
+    path: Path
+    config: TrainConfig
+    status: str                      # "new" (no epoch saved yet) | "partial" | "cancelled" | "finished"
+    epoch: int                       # completed epochs
+    created: str | None = None
+    updated: str | None = None
+    git_commit: str | None = None
+    epoch_metrics: list[dict] = field(default_factory=list)
+    evaluated: list[str] = field(default_factory=list)   # splits with eval/<split>/metrics.json
+    checkpoint: dict = field(default_factory=dict)       # the whole checkpoint.json
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["path"] = str(self.path)
+        d["config"] = self.config.to_dict()
+        return d
+
+
+def resolve_run_dir(run_id_or_path: str | Path) -> Path:
+    """A run id (under runs_dir) or a path to a run directory → the directory, checked."""
+    p = Path(run_id_or_path)
+    candidates = [p] if (p.is_absolute() or p.exists()) else [paths.runs_dir() / str(run_id_or_path)]
+    for c in candidates:
+        if (c / "config.json").is_file():
+            return c.resolve()
+    raise RunError(f"no run {str(run_id_or_path)!r} (looked for config.json in {candidates[0]})")
+
+
+def load_run(run_id_or_path: str | Path) -> RunInfo:
+    run_dir = resolve_run_dir(run_id_or_path)
+    try:
+        cfg = TrainConfig.from_dict(read_json(run_dir / "config.json"))
+    except TypeError as exc:
+        raise RunError(f"{run_dir / 'config.json'} is not a training config ({exc})") from None
+    ck_path = checkpoint_json(run_dir)
+    ck = read_json(ck_path) if ck_path.is_file() else {}
+    evaluated = [s for s in SPLITS if (eval_dir(run_dir, s) / "metrics.json").is_file()]
+    created = ck.get("created") or dt.datetime.fromtimestamp(
+        (run_dir / "config.json").stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+    return RunInfo(run_id=run_dir.name, path=run_dir, config=cfg, status=ck.get("status", "new"),
+                   epoch=int(ck.get("epoch", 0)), created=created, updated=ck.get("updated"),
+                   git_commit=ck.get("git_commit"), epoch_metrics=list(ck.get("metrics", [])),
+                   evaluated=evaluated, checkpoint=ck)
+
+
+def list_runs() -> list[RunInfo]:
+    """Every readable run, newest first. Unreadable directories are skipped (they may be being
+    written right now), baselines are not runs."""
+    root = paths.runs_dir()
+    if not root.is_dir():
+        return []
+    runs = []
+    for d in root.iterdir():
+        if d.name == BASELINES_DIR or not (d / "config.json").is_file():
+            continue
+        try:
+            runs.append(load_run(d))
+        except RunError:
+            continue
+    return sorted(runs, key=lambda r: (r.created or "", r.run_id), reverse=True)
+
+
+def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
+    """metrics.json of an evaluation (run dir, run id, or baseline dir); None if not evaluated yet."""
+    p = Path(run_dir)
+    base = p if p.is_dir() else resolve_run_dir(run_dir)
+    f = eval_dir(base, split) / "metrics.json"
+    return read_json(f) if f.is_file() else None
+
+
+def default_checkpoint() -> Path | None:
+    """Newest finished run trained with the default config (any seed, any device)."""
+    defaults = TrainConfig().to_dict()
+    ignore = {"seed", "device"}
+    for run in list_runs():
+        cfg = run.config.to_dict()
+        if run.finished and all(cfg[k] == v for k, v in defaults.items() if k not in ignore):
+            return run.path
+    return None
+
+
+def check_compatible(run_dir: str | Path, encoder: str, lm: str) -> None:
+    """ConfigError unless the run's checkpoint was trained with this encoder and LM."""
+    run = load_run(run_dir)
+    if run.config.encoder != encoder or run.config.lm != lm:
+        raise RunError(f"checkpoint {run.run_id} was trained with encoder {run.config.encoder} / "
+                       f"LM {run.config.lm}; it cannot be used with encoder {encoder} / LM {lm}")

@@ -1,0 +1,111 @@
+"""core.runs: run layout, atomic writes, listing, default checkpoint, compatibility."""
+import json
+import re
+
+import pytest
+import torch
+
+from core import runs
+from core.config import ConfigError, TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    return tmp_path
+
+
+def _finish(run_dir, status="finished", epoch=3, created="2026-01-01T00:00:00+00:00"):
+    runs.write_json(runs.checkpoint_json(run_dir), {"status": status, "epoch": epoch, "created": created,
+                                                    "metrics": [{"epoch": 1, "train_loss": 0.5}]})
+
+
+def test_run_id_is_readable_and_unique():
+    cfg = TrainConfig(condition="random:0.5", seed=7)
+    ids = {runs.new_run_id(cfg) for _ in range(50)}
+    assert len(ids) > 1
+    assert all(re.fullmatch(r"\d{8}-\d{4}_random0\.5_s7_[0-9a-f]{4}", i) for i in ids)
+    assert "_systematic-mammal+fish_" in runs.new_run_id(TrainConfig(condition="systematic:mammal+fish"))
+    assert "_rndlm_" in runs.new_run_id(TrainConfig(lm_init="random"))
+
+
+def test_create_and_load_run(data_dir):
+    cfg = TrainConfig(seed=3, epochs=2)
+    d = runs.create_run_dir(cfg)
+    assert d.parent == data_dir / "runs"
+    info = runs.load_run(d.name)
+    assert info.config == cfg and info.status == "new" and info.epoch == 0 and not info.finished
+    _finish(d, epoch=2)
+    info = runs.load_run(d)
+    assert info.finished and info.epoch == 2 and info.epoch_metrics[0]["train_loss"] == 0.5
+    assert json.loads(json.dumps(info.to_dict()))["config"]["seed"] == 3
+
+
+def test_missing_and_broken_runs_are_clear_errors(data_dir):
+    with pytest.raises(runs.RunError, match="no run 'nope'"):
+        runs.load_run("nope")
+    d = runs.create_run_dir(TrainConfig())
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(runs.RunError, match="not valid JSON"):
+        runs.load_run(d)
+    assert runs.list_runs() == []            # unreadable runs are skipped, not fatal
+    assert issubclass(runs.RunError, ConfigError)
+
+
+def test_list_runs_newest_first_and_skips_baselines(data_dir):
+    a = runs.create_run_dir(TrainConfig(seed=1))
+    b = runs.create_run_dir(TrainConfig(seed=2))
+    _finish(a, created="2026-01-01T00:00:00+00:00")
+    _finish(b, created="2026-02-01T00:00:00+00:00")
+    runs.write_json(runs.baselines_dir() / "majority" / "config.json", TrainConfig().to_dict())
+    assert [r.path for r in runs.list_runs()] == [b, a]
+
+
+def test_default_checkpoint_ignores_seed_but_not_other_options(data_dir):
+    assert runs.default_checkpoint() is None
+    old = runs.create_run_dir(TrainConfig(seed=5))
+    _finish(old, created="2026-01-01T00:00:00+00:00")
+    other = runs.create_run_dir(TrainConfig(condition="random:0.5"))
+    _finish(other, created="2026-03-01T00:00:00+00:00")
+    unfinished = runs.create_run_dir(TrainConfig())
+    _finish(unfinished, status="partial", epoch=1, created="2026-04-01T00:00:00+00:00")
+    assert runs.default_checkpoint() == old
+
+
+def test_check_compatible(data_dir):
+    d = runs.create_run_dir(TrainConfig())
+    runs.check_compatible(d, "efficientnet-lite2", "smollm2-135m")
+    with pytest.raises(ConfigError, match="trained with encoder efficientnet-lite2 / LM smollm2-135m"):
+        runs.check_compatible(d, "clip-vit-b32", "smollm2-135m")
+
+
+def test_tensors_round_trip_and_hash_check(tmp_path):
+    t = {"w": torch.arange(6.0).reshape(2, 3), "step": torch.tensor([4])}
+    sha = runs.save_tensors(tmp_path / "x.safetensors", t, {"kind": "test"})
+    back = runs.load_tensors(tmp_path / "x.safetensors", sha)
+    assert torch.equal(back["w"], t["w"]) and torch.equal(back["step"], t["step"])
+    runs.save_tensors(tmp_path / "x.safetensors", {"w": torch.zeros(1)})
+    with pytest.raises(runs.RunError, match="does not match"):
+        runs.load_tensors(tmp_path / "x.safetensors", sha)
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage")
+    with pytest.raises(runs.RunError, match="not a readable safetensors"):
+        runs.load_tensors(tmp_path / "bad.safetensors")
+    assert not list(tmp_path.glob(".*.tmp"))   # no temp files left behind
+
+
+def test_write_json_refuses_nan_without_touching_old_file(tmp_path):
+    p = tmp_path / "m.json"
+    runs.write_json(p, {"a": 1})
+    with pytest.raises(ValueError):
+        runs.write_json(p, {"a": float("nan")})
+    assert json.loads(p.read_text()) == {"a": 1}
+
+
+def test_load_metrics(data_dir):
+    d = runs.create_run_dir(TrainConfig())
+    assert runs.load_metrics(d) is None
+    runs.write_json(runs.eval_dir(d, "test") / "metrics.json", {"accuracy": 0.75})
+    assert runs.load_metrics(d.name, "test") == {"accuracy": 0.75}
+    assert runs.load_run(d).evaluated == ["test"]
+    with pytest.raises(runs.RunError, match="split must be"):
+        runs.load_metrics(d, "dev")
