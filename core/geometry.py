@@ -1,0 +1,203 @@
+"""Visual coherence of categories, and 2-D maps of image embeddings.
+
+Coherence of a category = mean pairwise cosine similarity between the (pooled) encoder embeddings
+of all images whose concept belongs to it, excluding each image paired with itself. Computed under
+the original labels and under the cross / within counterfactual labelings: the paper's explanation
+for why within-category shuffles still generalise and cross-category ones do not is that only the
+former keep categories visually coherent.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from core import paths
+
+LABELINGS = ("original", "cross", "within")
+Progress = Callable[[float, str], None]
+
+
+def pool(features) -> np.ndarray:
+    """(N, D) or (N, T, D) token grids -> (N, D) float64, mean over tokens (pooled to 1 token)."""
+    x = features.detach().cpu().float().numpy() if hasattr(features, "detach") else np.asarray(features)
+    x = x.astype(np.float64, copy=False)
+    if x.ndim == 3:
+        x = x.mean(axis=1)
+    if x.ndim != 2:
+        raise ValueError(f"features must be (N, D) or (N, T, D), got shape {tuple(x.shape)}")
+    return x
+
+
+def coherence(ds, features, labeling: Mapping[str, str] | None = None) -> dict[str, float]:
+    """category -> mean pairwise cosine of its images' embeddings under `labeling`.
+
+    features: (N, D) or (N, T, D), row i belongs to ds.images[i]. An image counts for the categories
+    of the concept it is labelled as. Categories with fewer than 2 images get NaN.
+    """
+    x = pool(features)
+    if x.shape[0] != len(ds.images):
+        raise ValueError(f"{x.shape[0]} feature rows for {len(ds.images)} images")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = x / np.where(norms > 0, norms, 1.0)          # a zero vector has cosine 0 with everything
+    self_sim = (unit * unit).sum(axis=1)                # 1, or 0 for zero vectors
+
+    members: dict[str, list[int]] = {}
+    for i, item in enumerate(ds.images):
+        shown = labeling[item.concept] if labeling is not None else item.concept
+        for cat in dict.fromkeys(ds.concepts[shown].categories):
+            members.setdefault(cat, []).append(i)
+
+    result: dict[str, float] = {}
+    for cat in sorted({k for c in ds.concepts.values() for k in c.categories}):
+        idx = members.get(cat, [])
+        n = len(idx)
+        if n < 2:
+            result[cat] = float("nan")
+            continue
+        # sum over ordered pairs i != j of u_i.u_j = |sum u|^2 - sum |u_i|^2, in O(n D)
+        total = unit[idx].sum(axis=0)
+        result[cat] = float((total @ total - self_sim[idx].sum()) / (n * (n - 1)))
+    return result
+
+
+def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = None,
+                    device: str | None = None):
+    """pandas DataFrame: one row per category plus an "all" row (macro mean over categories),
+    columns original / cross / within. Cached under runs/coherence/ by (dataset, encoder, seed),
+    and recomputed if the dataset's contents changed."""
+    import pandas as pd
+    from core.conditions import parse_condition
+
+    report = progress or (lambda fraction, message: None)
+    out_dir = cache_dir(ds, encoder_id, seed)
+    fingerprint = dataset_fingerprint(ds)
+    cached = _load_cached(out_dir, fingerprint)
+    if cached is not None:
+        report(1.0, "coherence loaded from cache")
+        return cached
+
+    labelings = {"original": None,
+                 "cross": parse_condition("cross").apply(ds, seed).labeling,
+                 "within": parse_condition("within").apply(ds, seed)}
+    within_report = labelings["within"].report
+    labelings["within"] = labelings["within"].labeling
+
+    features = pooled_features(ds, encoder_id, device=device,
+                               progress=lambda f, m: report(0.95 * f, m))
+    report(0.95, "computing coherence")
+    columns = {name: coherence(ds, features, lab) for name, lab in labelings.items()}
+    table = pd.DataFrame(columns)[list(LABELINGS)]
+    table.loc["all"] = table.mean(axis=0, skipna=True)
+    table.index.name = "category"
+
+    meta = {"dataset": ds.name, "encoder": encoder_id, "seed": seed, "fingerprint": fingerprint,
+            "images": len(ds.images), "concepts": len(ds.concepts),
+            "within_singletons": within_report.get("singletons", [])}
+    _save(out_dir, table, meta)
+    report(1.0, "coherence done")
+    return table
+
+
+def pooled_features(ds, encoder_id: str, device: str | None = None,
+                    progress: Progress | None = None) -> np.ndarray:
+    """(N, D) pooled embeddings of ds.images through the on-disk feature cache."""
+    import torch
+    from core import registry
+    from core.features import FeatureCache
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    encoder = registry.create_encoder(encoder_id, device=device)
+    return pool(FeatureCache(encoder).get(list(ds.images), progress=progress))
+
+
+def embed_2d(X, method: str = "umap", seed: int = 0) -> np.ndarray:
+    """(N, D) -> (N, 2) with UMAP (cosine metric) or PCA; deterministic for a given seed."""
+    x = pool(X)
+    n = x.shape[0]
+    if method == "pca":
+        return _pca_2d(x)
+    if method != "umap":
+        raise ValueError(f"method must be 'umap' or 'pca', got {method!r}")
+    if n < 4:
+        raise ValueError(f"UMAP needs at least 4 points, got {n}; use method='pca'")
+    import umap  # slow to import (numba); only when asked for
+
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), metric="cosine",
+                        random_state=seed, init="spectral" if n > 10 else "random")
+    return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+
+
+def _pca_2d(x: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    out = np.zeros((n, 2))
+    if n < 2:
+        return out
+    centered = x - x.mean(axis=0, keepdims=True)
+    u, s, _ = np.linalg.svd(centered, full_matrices=False)
+    k = min(2, s.shape[0])
+    scores = u[:, :k] * s[:k]
+    # SVD signs are arbitrary; fix them so the largest-magnitude score of each axis is positive
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
+    out[:, :k] = scores * np.where(signs == 0, 1.0, signs)
+    return out
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+def cache_dir(ds, encoder_id: str, seed: int) -> Path:
+    return paths.runs_dir() / "coherence" / f"{ds.name}__{encoder_id}__seed{seed}"
+
+
+def dataset_fingerprint(ds) -> str:
+    """Hash of what coherence depends on: images (id, concept) and concept categories."""
+    h = hashlib.sha256()
+    for item in sorted(ds.images, key=lambda it: it.id):
+        h.update(f"{item.id}:{item.concept}\n".encode())
+    for name in sorted(ds.concepts):
+        h.update(f"{name}:{'+'.join(ds.concepts[name].categories)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _load_cached(out_dir: Path, fingerprint: str):
+    import pandas as pd
+
+    meta_path, table_path = out_dir / "meta.json", out_dir / "coherence.csv"
+    if not (meta_path.is_file() and table_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("fingerprint") != fingerprint:
+        return None
+    return pd.read_csv(table_path, index_col="category")
+
+
+def _save(out_dir: Path, table, meta: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out_dir / "coherence.csv", table.to_csv())
+    _atomic_write(out_dir / "meta.json", json.dumps(meta, indent=2))  # last: marks the cache complete
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: undefined coherence (fewer than 2 images) is written as null."""
+    return None if value is None or math.isnan(value) else float(value)

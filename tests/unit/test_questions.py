@@ -1,0 +1,159 @@
+"""Questions (wording, yes/no balance, determinism) and the within-concept image split."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+
+from core.questions import Question, build_questions, question_text, split_images
+from tiny_concepts import CONCEPTS, tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return tiny_dataset()
+
+
+@pytest.mark.parametrize("label, text", [
+    ("dog", "Is there a dog in the image?"),
+    ("apple", "Is there an apple in the image?"),
+    ("umbrella", "Is there an umbrella in the image?"),
+    ("musical instrument", "Is there a musical instrument in the image?"),
+    ("clothing", "Is there an item of clothing in the image?"),
+    ("footwear", "Is there a piece of footwear in the image?"),
+    ("sports equipment", "Is there a piece of sports equipment in the image?"),
+    ("furniture", "Is there a piece of furniture in the image?"),
+    ("item of clothing", "Is there an item of clothing in the image?"),   # already counted
+    ("scissors", "Is there a pair of scissors in the image?"),
+    ("sunglasses", "Is there a pair of sunglasses in the image?"),
+    ("cherries", "Are there cherries in the image?"),
+    ("french fries", "Are there french fries in the image?"),
+    ("bus", "Is there a bus in the image?"),
+    ("glass", "Is there a glass in the image?"),
+    ("octopus", "Is there an octopus in the image?"),
+    ("rice", "Is there rice in the image?"),
+    ("ice cream", "Is there ice cream in the image?"),
+    ("food", "Is there food in the image?"),
+    ("  hot   dog ", "Is there a hot dog in the image?"),
+])
+def test_question_text(label, text):
+    assert question_text(label) == text
+
+
+def test_question_text_rejects_empty():
+    with pytest.raises(ValueError):
+        question_text("  ")
+
+
+def by_image(questions):
+    grouped = defaultdict(list)
+    for q in questions:
+        grouped[q.image_id].append(q)
+    return grouped
+
+
+@pytest.mark.parametrize("negatives", [0, 1, 3])
+def test_question_structure(ds, negatives):
+    questions = build_questions(ds, ds.images, None, seed=0, negatives=negatives)
+    grouped = by_image(questions)
+    assert len(grouped) == len(ds.images)
+    for item in ds.images:
+        qs = grouped[item.id]
+        cats = set(CONCEPTS[item.concept])
+        assert all(q.concept == item.concept for q in qs)
+        leaf_yes = [q.target for q in qs if q.kind == "leaf" and q.answer]
+        leaf_no = [q.target for q in qs if q.kind == "leaf" and not q.answer]
+        hyp_yes = [q.target for q in qs if q.kind == "hypernym" and q.answer]
+        hyp_no = [q.target for q in qs if q.kind == "hypernym" and not q.answer]
+        assert leaf_yes == [item.concept]
+        assert len(leaf_no) == negatives and len(set(leaf_no)) == negatives
+        assert item.concept not in leaf_no
+        assert sorted(hyp_yes) == sorted(cats)
+        assert len(hyp_no) == len(set(hyp_no)) == min(negatives * len(cats), 8 - len(cats))
+        assert not cats & set(hyp_no)
+
+
+def test_question_texts(ds):
+    item = ds.images_of("shirt")[0]
+    qs = build_questions(ds, [item], None, seed=0, negatives=0)
+    assert [(q.kind, q.text, q.answer) for q in qs] == [
+        ("leaf", "Is there a shirt in the image?", True),
+        ("hypernym", "Is there an item of clothing in the image?", True)]
+    violin = build_questions(ds, ds.images_of("violin")[:1], None, seed=0, negatives=0)
+    assert violin[1].text == "Is there a musical instrument in the image?"
+
+
+def test_negatives_depend_only_on_seed_and_image(ds):
+    everything = build_questions(ds, ds.images, None, seed=7, negatives=2)
+    item = ds.images[13]
+    alone = build_questions(ds, [item], None, seed=7, negatives=2)
+    assert alone == [q for q in everything if q.image_id == item.id]
+    assert build_questions(ds, ds.images, None, seed=7, negatives=2) == everything
+    others = [build_questions(ds, ds.images, None, seed=s, negatives=2) for s in range(8, 12)]
+    assert any(o != everything for o in others)
+
+
+def test_negatives_are_spread_over_concepts(ds):
+    questions = build_questions(ds, ds.images, None, seed=0, negatives=2)
+    asked = Counter(q.target for q in questions if q.kind == "leaf" and not q.answer)
+    assert len(asked) == len(CONCEPTS)         # every concept serves as a negative somewhere
+
+
+def test_labeling_changes_targets_not_true_concept(ds):
+    labeling = {c: c for c in CONCEPTS} | {"dog": "car", "car": "dog"}
+    qs = build_questions(ds, ds.images_of("dog")[:1], labeling, seed=0)
+    assert all(isinstance(q, Question) and q.concept == "dog" for q in qs)
+    assert [q.target for q in qs if q.answer] == ["car", "vehicle"]
+    assert "car" not in [q.target for q in qs if not q.answer]
+    with pytest.raises(KeyError):
+        build_questions(ds, ds.images_of("dog")[:1], {"dog": "unicorn"}, seed=0)
+
+
+def test_bad_negatives(ds):
+    with pytest.raises(ValueError):
+        build_questions(ds, ds.images, None, seed=0, negatives=-1)
+
+
+# --- splits ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("per_concept", [3, 5, 10])
+def test_split_disjoint_covering_and_within_concept(per_concept):
+    ds = tiny_dataset(images_per_concept=per_concept)
+    splits = split_images(ds, seed=0)
+    assert set(splits) == {item.id for item in ds.images}            # covering, one split each
+    assert set(splits.values()) == {"train", "val", "test"}
+    for concept in CONCEPTS:
+        counts = Counter(splits[item.id] for item in ds.images_of(concept))
+        assert counts["test"] >= 1 and counts["val"] >= 1 and counts["train"] >= 1
+    if per_concept == 10:
+        assert Counter(splits.values()) == {"train": 72, "val": 24, "test": 24}
+
+
+def test_split_small_concepts():
+    ds = tiny_dataset(images_per_concept=2)
+    splits = split_images(ds, seed=0)
+    for concept in CONCEPTS:
+        assert sorted(splits[i.id] for i in ds.images_of(concept)) == ["test", "train"]
+    ds1 = tiny_dataset(images_per_concept=1)
+    assert set(split_images(ds1, seed=0).values()) == {"train"}
+
+
+def test_split_is_seeded():
+    ds = tiny_dataset(images_per_concept=6)
+    first = split_images(ds, seed=0)
+    assert split_images(ds, seed=0) == first
+    assert split_images(ds, seed=1) != first
+    reordered = tiny_dataset(images_per_concept=6)
+    reordered.images.reverse()
+    assert split_images(reordered, seed=0) == first                  # independent of listing order
+
+
+@pytest.mark.parametrize("fractions", [(0.5, 0.5), (0.6, 0.3, 0.3), (0.0, 0.5, 0.5), (1.2, -0.1, -0.1)])
+def test_split_bad_fractions(fractions):
+    with pytest.raises(ValueError):
+        split_images(tiny_dataset(), seed=0, fractions=fractions)
+
+
+def test_split_without_val():
+    splits = split_images(tiny_dataset(images_per_concept=5), seed=0, fractions=(0.8, 0.0, 0.2))
+    assert Counter(splits.values()) == {"train": 48, "test": 12}
