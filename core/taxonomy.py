@@ -1,0 +1,148 @@
+"""WordNet 3.0 through nltk: synsets, deterministic hypernym chains, display names and articles.
+
+The WordNet files live in `paths.nltk_dir()/corpora/wordnet/` (put there by `make assets`). nltk's own
+`hypernym_paths()` order changes with PYTHONHASHSEED, so every chain list here is sorted (shortest
+first, then by the synset names leaf→root) and the same on every run.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+from pathlib import Path
+
+from core import paths
+
+_SYNSET_NAME = re.compile(r"^[^.\s]([^\s]*[^.\s])?\.[nvasr]\.\d+$")
+_REQUIRED_FILES = ("data.noun", "index.noun", "lexnames")
+
+# Words spelt with a vowel letter but spoken with a consonant first ("a unicorn", "a one-way ...")
+# and words spelt with a consonant but spoken with a vowel first ("an hour"). Prefix matches.
+_CONSONANT_SOUND_VOWELS = ("uni", "use", "usu", "uti", "ute", "ura", "ure", "uro", "uku", "eu", "ewe",
+                           "one", "once", "ouija")
+_VOWEL_SOUND_CONSONANTS = ("hour", "honest", "honor", "honour", "heir")
+
+
+class TaxonomyError(LookupError):
+    """WordNet is missing or a synset name is unknown/malformed; the message is user-facing."""
+
+
+def wordnet_dir():
+    return paths.nltk_dir() / "corpora" / "wordnet"
+
+
+def wn():
+    """The nltk WordNet reader over `paths.nltk_dir()` (one per data dir, built on first use)."""
+    return _reader(str(paths.nltk_dir()))
+
+
+@functools.lru_cache(maxsize=4)
+def _reader(nltk_root: str):
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    corpus = Path(nltk_root) / "corpora" / "wordnet"
+    missing = [f for f in _REQUIRED_FILES if not (corpus / f).is_file()]
+    if missing:
+        raise TaxonomyError(f"WordNet 3.0 not found in {corpus} (missing {', '.join(missing)}): "
+                            f"run `make assets` (or `python -m core.assets fetch --only wordnet`)")
+    # nltk refuses corpus roots outside nltk.data.path (its path sandbox), so register ours.
+    if nltk_root not in nltk.data.path:
+        nltk.data.path.append(nltk_root)
+    with warnings.catch_warnings():
+        # No Open Multilingual Wordnet: fine, TaxoLens is English-only.
+        warnings.filterwarnings("ignore", message="The multilingual functions are not available")
+        reader = WordNetCorpusReader(str(corpus), None)
+    version = reader.get_version()
+    if version != "3.0":
+        raise TaxonomyError(f"expected WordNet 3.0 in {corpus}, found version {version}: "
+                            f"delete it and run `make assets`")
+    return reader
+
+
+def synset(name: str):
+    """The nltk Synset for a name like 'dog.n.01' (case-insensitive; aliases such as
+    'domestic_dog.n.01' resolve to the canonical synset, whose .name() may differ)."""
+    if not isinstance(name, str) or not _SYNSET_NAME.match(name.strip()):
+        raise TaxonomyError(f"unknown WordNet synset {name!r} (expected a name like 'dog.n.01')")
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    try:
+        return wn().synset(name.strip())
+    except (WordNetError, ValueError, KeyError):
+        raise TaxonomyError(f"unknown WordNet synset {name.strip()!r}") from None
+
+
+def canonical_name(name: str) -> str:
+    """The synset's own name ('domestic_dog.n.01' → 'dog.n.01')."""
+    return synset(name).name()
+
+
+def hypernym_chains(name: str) -> list[list[str]]:
+    """Every hypernym path from `name` (leaf, first) to the root ('entity.n.01', last), following
+    hypernyms and instance hypernyms; sorted shortest first, then lexicographically by names."""
+    return [list(chain) for chain in _chains(canonical_name(name))]
+
+
+@functools.lru_cache(maxsize=4096)
+def _chains(canonical: str) -> tuple[tuple[str, ...], ...]:
+    chains = {tuple(s.name() for s in reversed(path)) for path in synset(canonical).hypernym_paths()}
+    return tuple(sorted(chains, key=lambda chain: (len(chain), chain)))
+
+
+def primary_chain(name: str) -> list[str]:
+    """The first of the sorted hypernym chains: the shortest path to the root (ties lexicographic)."""
+    return hypernym_chains(name)[0]
+
+
+def ancestors(name: str) -> set[str]:
+    """All proper ancestors (over every chain) of a synset, by canonical name."""
+    leaf = canonical_name(name)
+    return {s for chain in _chains(leaf) for s in chain[1:]}
+
+
+def is_ancestor(ancestor: str, name: str) -> bool:
+    """True when `ancestor` lies on any hypernym chain of `name` above it (a synset is not its
+    own ancestor)."""
+    return canonical_name(ancestor) in ancestors(name)
+
+
+def hyponym_closure(name: str) -> list[str]:
+    """Every synset below `name` (hyponyms and instance hyponyms, transitively), sorted by name."""
+    below = synset(name).closure(lambda s: s.hyponyms() + s.instance_hyponyms())
+    return sorted({s.name() for s in below})
+
+
+def lemma_names(name: str) -> list[str]:
+    """The synset's lemmas as words, in WordNet's order ('dog.n.01' → ['dog', 'domestic dog', ...])."""
+    return [lemma.replace("_", " ") for lemma in synset(name).lemma_names()]
+
+
+def display_name(name: str) -> str:
+    """Words for a synset name without touching WordNet: 'ice_cream.n.01' → 'ice cream'.
+    A plain word ('ice_cream') is accepted too."""
+    if not isinstance(name, str) or not name.strip():
+        raise TaxonomyError(f"cannot make a display name from {name!r}")
+    word = name.strip()
+    if _SYNSET_NAME.match(word):
+        word = word.rsplit(".", 2)[0]
+    return word.replace("_", " ")
+
+
+def article(noun: str) -> str:
+    """'a' or 'an' for a noun phrase, by the sound of its first word (small exception lists)."""
+    words = noun.strip().split()
+    if not words:
+        raise TaxonomyError("cannot choose an article for an empty noun")
+    first = words[0].lower()
+    if first.startswith(_VOWEL_SOUND_CONSONANTS):
+        return "an"
+    if first.startswith(_CONSONANT_SOUND_VOWELS):
+        return "a"
+    return "an" if first[0] in "aeiou" else "a"
+
+
+def with_article(noun: str) -> str:
+    """'apple' → 'an apple', 'item of clothing' → 'an item of clothing', 'unicorn' → 'a unicorn'."""
+    noun = display_name(noun) if _SYNSET_NAME.match(noun.strip()) else noun.strip()
+    return f"{article(noun)} {noun}"

@@ -1,0 +1,112 @@
+"""core.taxonomy on the real WordNet 3.0 files (fetched by `make assets`): chains, ancestry,
+display names, articles, errors, and chain order independent of PYTHONHASHSEED."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core import paths, taxonomy
+
+
+def test_synset_and_aliases():
+    assert taxonomy.synset("dog.n.01").name() == "dog.n.01"
+    assert taxonomy.synset("Dog.n.01").name() == "dog.n.01"
+    assert taxonomy.canonical_name("domestic_dog.n.01") == "dog.n.01"
+
+
+@pytest.mark.parametrize("bad", ["dog", "dog.n.99", "zzzqqq.n.01", "", "dog.x.01", None])
+def test_unknown_synset_raises_taxonomy_error(bad):
+    with pytest.raises(taxonomy.TaxonomyError, match="unknown WordNet synset"):
+        taxonomy.synset(bad)
+
+
+def test_chains_run_leaf_to_root_and_are_sorted():
+    chains = taxonomy.hypernym_chains("dog.n.01")
+    assert len(chains) == 2
+    for chain in chains:
+        assert chain[0] == "dog.n.01" and chain[-1] == "entity.n.01"
+    assert chains == sorted(chains, key=lambda c: (len(c), c))
+    assert "domestic_animal.n.01" in chains[0]           # the shorter path comes first
+    assert "mammal.n.01" in chains[1]
+    assert taxonomy.primary_chain("dog.n.01") == chains[0]
+    # Callers may mutate what they get; the cache must not change.
+    chains[0].clear()
+    assert taxonomy.hypernym_chains("dog.n.01")[0][0] == "dog.n.01"
+
+
+def test_instance_hypernyms_are_followed():
+    chain = taxonomy.primary_chain("paris.n.01")           # an instance of national_capital.n.01
+    assert chain[1] == "national_capital.n.01" and chain[-1] == "entity.n.01"
+
+
+def test_is_ancestor():
+    assert taxonomy.is_ancestor("mammal.n.01", "squirrel.n.01")
+    assert taxonomy.is_ancestor("animal.n.01", "dog.n.01")
+    assert not taxonomy.is_ancestor("fish.n.01", "dog.n.01")
+    assert not taxonomy.is_ancestor("dog.n.01", "dog.n.01")
+    assert not taxonomy.is_ancestor("dog.n.01", "mammal.n.01")
+    assert taxonomy.is_ancestor("mammal.n.01", "domestic_dog.n.01")   # aliases resolve
+    with pytest.raises(taxonomy.TaxonomyError):
+        taxonomy.is_ancestor("notathing.n.01", "dog.n.01")
+
+
+def test_hyponym_closure_and_lemmas():
+    below = taxonomy.hyponym_closure("canine.n.02")
+    assert "dog.n.01" in below and "wolf.n.01" in below and "canine.n.02" not in below
+    assert below == sorted(below)
+    assert taxonomy.lemma_names("ice_cream.n.01")[0] == "ice cream"
+
+
+@pytest.mark.parametrize("name, words", [("dog.n.01", "dog"), ("ice_cream.n.01", "ice cream"),
+                                         ("musical_instrument", "musical instrument"),
+                                         ("item of clothing", "item of clothing")])
+def test_display_name(name, words):
+    assert taxonomy.display_name(name) == words
+
+
+@pytest.mark.parametrize("noun, phrase", [
+    ("apple", "an apple"), ("dog", "a dog"), ("item of clothing", "an item of clothing"),
+    ("unicorn", "a unicorn"), ("umbrella", "an umbrella"), ("hour", "an hour"), ("owl", "an owl"),
+    ("ukulele", "a ukulele"), ("European robin", "a European robin"), ("ice_cream.n.01", "an ice cream"),
+    ("horse", "a horse"), ("onion", "an onion"), ("one-man band", "a one-man band"), ("utensil", "a utensil"),
+])
+def test_with_article(noun, phrase):
+    assert taxonomy.with_article(noun) == phrase
+
+
+def test_with_article_rejects_empty():
+    with pytest.raises(taxonomy.TaxonomyError):
+        taxonomy.with_article("  ")
+
+
+def test_missing_wordnet_says_run_make_assets(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    with pytest.raises(taxonomy.TaxonomyError, match="make assets"):
+        taxonomy.wn()
+    with pytest.raises(taxonomy.TaxonomyError, match="make assets"):
+        taxonomy.synset("cat.n.01")
+
+
+_CHAIN_DUMP = """
+import json
+from core import taxonomy
+names = ["dog.n.01", "cat.n.01", "squirrel.n.01", "apple.n.01", "car.n.01", "salmon.n.01", "paris.n.01"]
+print(json.dumps({n: taxonomy.hypernym_chains(n) for n in names}))
+"""
+
+
+def test_chains_do_not_depend_on_hash_seed():
+    # Two interpreters with different string hashing, run side by side (each loads WordNet).
+    procs = [subprocess.Popen([sys.executable, "-c", _CHAIN_DUMP], cwd=paths.ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONHASHSEED": seed, "TAXOLENS_DATA": str(paths.data_dir())})
+             for seed in ("1", "2")]
+    dumps = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        dumps.append(json.loads(out))
+    assert dumps[0] == dumps[1]
+    assert any(len(chains) > 1 for chains in dumps[0].values())   # the order question actually arises
