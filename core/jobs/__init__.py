@@ -1,0 +1,51 @@
+"""The job system: a persistent queue (SQLite) of train / evaluate / baseline / coherence / sweep jobs,
+run by a separate worker process (or on Slurm via submitit), plus the registry of finished runs.
+
+    from core import jobs
+    job_id = jobs.submit("train", {"config": cfg.to_dict()})   # validated; JobSpecError if not runnable
+    jobs.ensure_worker()                                        # start a background worker if none
+    jobs.JobStore().get(job_id).progress                        # live progress, status, result
+    jobs.cancel(job_id)
+"""
+from __future__ import annotations
+
+from core.jobs.kinds import JobCancelled, JobContext, JobSpecError
+from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, RunRecord, read_log_tail
+
+
+def ensure_worker(concurrency: int | None = None, store: JobStore | None = None) -> int:
+    """Pid of a live worker, starting one in the background if none is alive (see core.jobs.worker)."""
+    from core.jobs.worker import ensure_worker as ensure  # lazy: `python -m core.jobs.worker` stays clean
+    return ensure(concurrency=concurrency, store=store)
+
+
+def submit(kind: str, spec: dict, store: JobStore | None = None, parent_id: int | None = None) -> int:
+    """Validate a job spec (JobSpecError with the reason if it cannot run) and queue it; returns its id."""
+    from core.jobs import kinds
+    normalized = kinds.validate(kind, spec)
+    return (store or JobStore()).submit(kind, normalized, parent_id=parent_id)
+
+
+def cancel(job_id: int, store: JobStore | None = None) -> str:
+    """Cancel a queued job now or ask a running one to stop (it is marked cancelled within seconds).
+    Returns the job's status after the request."""
+    store = store or JobStore()
+    status = store.request_cancel(job_id)
+    job = store.get(job_id)
+    if status == "running" and job.backend == "slurm":
+        from core.jobs import slurm
+        slurm.cancel_external(job)  # the next slurm.sync() marks it cancelled
+    return status
+
+
+def describe(job: Job) -> str:
+    """One-line human description of a job ("train random:0.5 seed 1")."""
+    from core.jobs import kinds
+    try:
+        return kinds.get(job.kind).describe(job.spec)
+    except (JobSpecError, KeyError, TypeError):
+        return job.kind
+
+
+__all__ = ["FINISHED", "STATUSES", "Job", "JobCancelled", "JobContext", "JobSpecError", "JobStore",
+           "JobStoreError", "RunRecord", "cancel", "describe", "ensure_worker", "read_log_tail", "submit"]

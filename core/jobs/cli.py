@@ -1,0 +1,411 @@
+"""`jobs` and `sweep` commands for the TaxoLens CLI (core/cli.py calls register(subparsers)).
+
+    jobs submit train --condition random:0.5 --seed 1 [--epochs 2 ...] [--spec file.json] [--slurm ...]
+    jobs submit evaluate --run <run id or dir> [--split test]
+    jobs submit baseline --baseline lm_only [training options]
+    jobs submit coherence [--dataset concepts --encoder ... --seed 0]
+    jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
+    jobs worker [--concurrency N]
+    sweep submit <spec.json | paper> [--scale cpu|full|smoke] [--dry-run] [--slurm ...]
+    sweep show <sweep job id> [--csv out.csv]
+
+Every handler returns the process exit code: 0 ok, 1 runtime failure (store unreadable, job
+failed), 2 bad input (the message says what to fix).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError, TrainConfig
+from core.jobs import kinds, sweeps
+from core.jobs.store import STATUSES, Job, JobStore, JobStoreError, read_log_tail
+
+_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainConfig field; only flags given on the command line are applied."""
+    group = parser.add_argument_group("training options (TrainConfig)")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", type=_TYPES[str(f.type)],
+                           default=argparse.SUPPRESS, metavar=f.name.upper(),
+                           help=f"default {getattr(defaults, f.name)!r}")
+
+
+def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Slurm (via submitit; default is the local worker)")
+    group.add_argument("--slurm", action="store_true", help="submit to Slurm instead of the local queue")
+    group.add_argument("--partition")
+    group.add_argument("--account")
+    group.add_argument("--gpus", type=int, default=1, help="GPUs per node (default 1)")
+    group.add_argument("--cpus", type=int, default=8, help="CPUs per task (default 8)")
+    group.add_argument("--mem-gb", type=int, default=32)
+    group.add_argument("--time", type=int, default=240, metavar="MINUTES", help="time limit (default 240)")
+    group.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="extra sbatch option, e.g. constraint=a100 (repeatable)")
+    group.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
+                       help="submitit backend; 'local' runs through the same path on this machine")
+
+
+def _slurm_config(args: argparse.Namespace):
+    from core.jobs.slurm import SlurmConfig
+    extra = {}
+    for item in args.slurm_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--slurm-arg takes KEY=VALUE, got {item!r}")
+        extra[key] = value
+    return SlurmConfig(partition=args.partition, account=args.account, gpus_per_node=args.gpus,
+                       cpus_per_task=args.cpus, mem_gb=args.mem_gb, timeout_min=args.time,
+                       cluster=args.cluster, additional=extra).validate()
+
+
+def register(subparsers) -> None:
+    """Add the `jobs` and `sweep` command groups to an argparse subparsers object."""
+    jobs = subparsers.add_parser("jobs", help="queue, inspect and cancel background jobs",
+                                 description="Background jobs: train, evaluate, baseline, coherence.")
+    jsub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+
+    submit = jsub.add_parser("submit", help="queue a job")
+    ksub = submit.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for name, help_text in (("train", "train a projector, then evaluate it on the test split"),
+                            ("evaluate", "evaluate an existing run on a split"),
+                            ("baseline", "majority or LM-only baseline"),
+                            ("coherence", "visual coherence table of the dataset's categories")):
+        p = ksub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--spec", type=Path, help="job spec JSON file (flags given as well override it)")
+        p.add_argument("--start-worker", action="store_true", help="start a background worker if none runs")
+        p.add_argument("--json", action="store_true", help="print the submitted job as JSON")
+        if name in ("train", "baseline"):
+            _add_train_options(p)
+        if name == "train":
+            p.add_argument("--eval-splits", nargs="*", choices=("train", "val", "test"), default=argparse.SUPPRESS,
+                           help="splits evaluated after training (default test)")
+        if name == "baseline":
+            p.add_argument("--baseline", choices=kinds.BASELINES, default=argparse.SUPPRESS)
+        if name == "evaluate":
+            p.add_argument("--run", default=argparse.SUPPRESS, help="run id or run directory")
+            p.add_argument("--split", choices=("train", "val", "test"), default=argparse.SUPPRESS)
+        if name == "coherence":
+            for flag, typ in (("dataset", str), ("encoder", str), ("seed", int), ("max-concepts", int),
+                              ("images-per-concept", int)):
+                p.add_argument(f"--{flag}", type=typ, default=argparse.SUPPRESS)
+        _add_slurm_options(p)
+        p.set_defaults(func=_cmd_submit)
+
+    lst = jsub.add_parser("list", help="list jobs, newest first")
+    lst.add_argument("--status", choices=STATUSES)
+    lst.add_argument("--kind")
+    lst.add_argument("--limit", type=int, default=30)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_cmd_list)
+
+    show = jsub.add_parser("show", help="everything about one job")
+    show.add_argument("job_id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_cmd_show)
+
+    cancel = jsub.add_parser("cancel", help="cancel queued or running jobs")
+    cancel.add_argument("job_ids", type=int, nargs="+")
+    cancel.set_defaults(func=_cmd_cancel)
+
+    logs = jsub.add_parser("logs", help="a job's log")
+    logs.add_argument("job_id", type=int)
+    logs.add_argument("--tail", type=int, default=40, help="last N lines (default 40)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    logs.set_defaults(func=_cmd_logs)
+
+    worker = jsub.add_parser("worker", help="run a worker in the foreground (same as python -m core.jobs.worker)")
+    worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--idle-exit", type=float, metavar="SECONDS")
+    worker.set_defaults(func=_cmd_worker)
+
+    sweep = subparsers.add_parser("sweep", help="grids of runs: submit, and aggregate across seeds")
+    ssub = sweep.add_subparsers(dest="sweep_command", required=True, metavar="COMMAND")
+    ssubmit = ssub.add_parser("submit", help="expand a sweep (preset or JSON spec) into jobs")
+    ssubmit.add_argument("spec", help=f"a JSON spec file or a preset ({', '.join(sweeps.PRESETS)})")
+    ssubmit.add_argument("--scale", choices=sorted(sweeps.SCALES),
+                         help=f"subset size and epochs (default {sweeps.DEFAULT_SCALE}; 'full' is for a GPU)")
+    ssubmit.add_argument("--dry-run", action="store_true", help="list the jobs without submitting")
+    ssubmit.add_argument("--start-worker", action="store_true", help="start a background worker if none runs")
+    _add_slurm_options(ssubmit)
+    ssubmit.set_defaults(func=_cmd_sweep_submit)
+
+    sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% CI over seeds)")
+    sshow.add_argument("sweep_id", type=int)
+    sshow.add_argument("--csv", type=Path, help="also write the aggregate table to this CSV")
+    sshow.set_defaults(func=_cmd_sweep_show)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _duration(job: Job) -> str:
+    if not job.started:
+        return "-"
+    seconds = int((job.finished or time.time()) - job.started)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _describe(job: Job) -> str:
+    from core.jobs import describe
+    return describe(job)
+
+
+def _sync_slurm(store: JobStore) -> None:
+    if store.list(status="running", backend="slurm", limit=1):
+        from core.jobs import slurm
+        slurm.sync(store)
+
+
+def _run(handler, args: argparse.Namespace) -> int:
+    try:
+        return handler(args)
+    except ConfigError as exc:  # includes JobSpecError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except JobStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _worker_hint(store: JobStore, start: bool) -> None:
+    from core.jobs.worker import ensure_worker
+    if start:
+        print(f"worker pid {ensure_worker(store=store)}")
+    elif not store.live_workers():
+        print("no worker is running: start one with `python -m core.jobs.worker` (or pass --start-worker)")
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+def _spec_from_args(args: argparse.Namespace) -> dict:
+    spec: dict[str, Any] = {}
+    if args.spec is not None:
+        try:
+            spec = json.loads(Path(args.spec).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read job spec {args.spec}: {exc}") from exc
+        if not isinstance(spec, dict):
+            raise ConfigError(f"job spec {args.spec} must hold a JSON object")
+    given = vars(args)
+    config = {k[4:]: v for k, v in given.items() if k.startswith("cfg_")}
+    if config:
+        spec["config"] = {**spec.get("config", {}), **config}
+    elif args.kind in ("train", "baseline"):
+        spec.setdefault("config", {})
+    for key in ("eval_splits", "baseline", "run", "split"):
+        if key in given:
+            spec[key] = given[key]
+    if args.kind == "coherence":
+        for key in ("dataset", "encoder", "seed", "max_concepts", "images_per_concept"):
+            if key in given:
+                spec[key] = given[key]
+    return spec
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    def handle(args: argparse.Namespace) -> int:
+        spec = _spec_from_args(args)
+        store = JobStore()
+        if args.slurm:
+            from core.jobs import slurm
+            job_id = slurm.submit(args.kind, spec, _slurm_config(args), store=store)
+        else:
+            from core.jobs import submit
+            job_id = submit(args.kind, spec, store=store)
+        job = store.get(job_id)
+        if args.json:
+            print(json.dumps(dataclasses.asdict(job), indent=2))
+        else:
+            print(f"job {job_id} queued: {_describe(job)}" + (" (Slurm)" if args.slurm else ""))
+        if not args.slurm:
+            _worker_hint(store, args.start_worker)
+        return 0
+    return _run(handle, args)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    def handle(args: argparse.Namespace) -> int:
+        store = JobStore()
+        _sync_slurm(store)
+        jobs = store.list(status=args.status, kind=args.kind, limit=args.limit)
+        if args.json:
+            print(json.dumps([dataclasses.asdict(j) for j in jobs], indent=2))
+            return 0
+        if not jobs:
+            print("no jobs")
+            return 0
+        print(f"{'id':>5}  {'status':<10} {'progress':>8}  {'time':>8}  {'kind':<9} description / message")
+        for j in jobs:
+            note = j.message if j.status == "running" else (j.error or "").split("\n")[0][:60]
+            backend = " [slurm]" if j.backend == "slurm" else ""
+            parent = f" (sweep {j.parent_id})" if j.parent_id else ""
+            print(f"{j.id:>5}  {j.status:<10} {100 * j.progress:>7.0f}%  {_duration(j):>8}  {j.kind:<9} "
+                  f"{_describe(j)}{parent}{backend}" + (f" — {note}" if note else ""))
+        return 0
+    return _run(handle, args)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    def handle(args: argparse.Namespace) -> int:
+        store = JobStore()
+        _sync_slurm(store)
+        job = store.get(args.job_id)
+        if args.json:
+            print(json.dumps(dataclasses.asdict(job), indent=2))
+            return 0
+        print(f"job {job.id}: {_describe(job)}")
+        for label, value in (("status", job.status), ("progress", f"{100 * job.progress:.0f}% {job.message}"),
+                             ("created", _when(job.created)), ("started", _when(job.started)),
+                             ("finished", _when(job.finished)), ("elapsed", _duration(job)),
+                             ("attempts", job.attempts), ("backend", job.backend),
+                             ("worker", f"{job.worker_pid} on {job.worker_host}" if job.worker_pid else "-"),
+                             ("output", job.run_dir or "-"), ("log", job.log_path or "-"),
+                             ("sweep", job.parent_id or "-")):
+            print(f"  {label:<9} {value}")
+        print("  spec     " + json.dumps(job.spec, indent=2).replace("\n", "\n           "))
+        if job.result:
+            shown = {k: v for k, v in job.result.items() if k != "register"}
+            print("  result   " + json.dumps(shown, indent=2).replace("\n", "\n           "))
+        if job.error:
+            print("  error\n" + job.error)
+        return 0
+    return _run(handle, args)
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    def handle(args: argparse.Namespace) -> int:
+        from core.jobs import cancel
+        store = JobStore()
+        code = 0
+        for job_id in args.job_ids:
+            try:
+                status = cancel(job_id, store=store)
+            except KeyError as exc:
+                print(f"error: {exc.args[0]}", file=sys.stderr)
+                code = 2
+                continue
+            if status == "running":
+                print(f"job {job_id}: cancellation requested; it stops within seconds")
+            elif status == "cancelled":
+                print(f"job {job_id}: cancelled")
+            else:
+                print(f"job {job_id}: already {status}, nothing to cancel")
+        return code
+    return _run(handle, args)
+
+
+def _log_path(job: Job) -> str | None:
+    if job.backend == "slurm":
+        from core.jobs import slurm
+        path = slurm.log_path(job)
+        return str(path) if path else None
+    return job.log_path
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    def handle(args: argparse.Namespace) -> int:
+        store = JobStore()
+        job = store.get(args.job_id)
+        path = _log_path(job)
+        if not path:
+            print(f"job {job.id} is {job.status} and has no log yet")
+            return 0
+        if not args.follow:
+            print(read_log_tail(path, lines=args.tail))
+            return 0
+        shown = 0
+        with open(path, "rb") if Path(path).exists() else open("/dev/null", "rb") as f:
+            while True:
+                chunk = f.read()
+                if chunk:
+                    sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                    sys.stdout.flush()
+                    shown += len(chunk)
+                job = store.get(args.job_id)
+                if job.done:
+                    sys.stdout.write(f"\n[job {job.id} {job.status}]\n")
+                    return 0
+                time.sleep(1.0)
+    return _run(handle, args)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from core.jobs.worker import main
+    argv = []
+    if args.concurrency is not None:
+        argv += ["--concurrency", str(args.concurrency)]
+    if args.idle_exit is not None:
+        argv += ["--idle-exit", str(args.idle_exit)]
+    return main(argv)
+
+
+def _cmd_sweep_submit(args: argparse.Namespace) -> int:
+    def handle(args: argparse.Namespace) -> int:
+        spec = sweeps.resolve(args.spec, scale=args.scale)
+        if args.dry_run:
+            normalized = sweeps.normalize(spec)
+            jobs = normalized["jobs"]
+            print(f"sweep {normalized['name']}: {len(jobs)} jobs (not submitted)")
+            for i, job in enumerate(jobs, 1):
+                print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}")
+            return 0
+        store = JobStore()
+        if args.slurm:
+            from core.jobs import slurm
+            sweep_id = slurm.submit("sweep", spec, _slurm_config(args), store=store)
+            n = len(store.list(parent_id=sweep_id))
+            print(f"sweep {sweep_id} submitted to Slurm as {n} jobs; `sweep show {sweep_id}` for progress")
+            return 0
+        from core.jobs import submit
+        sweep_id = submit("sweep", spec, store=store)
+        n = len(store.get(sweep_id).spec["jobs"])
+        print(f"sweep {sweep_id} queued ({n} jobs once a worker expands it); `sweep show {sweep_id}` for progress")
+        _worker_hint(store, args.start_worker)
+        return 0
+    return _run(handle, args)
+
+
+def _cmd_sweep_show(args: argparse.Namespace) -> int:
+    def handle(args: argparse.Namespace) -> int:
+        store = JobStore()
+        _sync_slurm(store)
+        sweep = store.get(args.sweep_id)
+        if sweep.kind != "sweep":
+            raise ConfigError(f"job {sweep.id} is a {sweep.kind} job, not a sweep")
+        rows = sweeps.sweep_results(store, sweep.id)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        total = len(sweep.spec["jobs"])
+        print(f"sweep {sweep.id} {sweep.spec['name']}: {total} jobs; " +
+              (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if rows else f"not expanded yet ({sweep.status})"))
+        table = sweeps.aggregate(rows)
+        if table.empty:
+            print("no finished results yet")
+            return 0
+        import pandas as pd
+        with pd.option_context("display.max_rows", 500, "display.width", 200):
+            wide = table.dropna(axis=1, how="all")
+            print(wide.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if args.csv:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(args.csv, index=False)
+            print(f"wrote {args.csv}")
+        return 0
+    return _run(handle, args)

@@ -1,0 +1,313 @@
+"""What each kind of job is: how its spec is checked at submit time and what running it does.
+
+A kind is a `validate(spec) -> spec` (raise JobSpecError with the reason; returns the normalized spec
+that is stored) and an `execute(spec, ctx) -> result` (runs in the worker's child process, or on a
+Slurm node). Results are JSON: paths, metrics, and `register`, the run-registry rows the caller adds.
+
+Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
+baseline (majority / lm_only), coherence (visual coherence table), sweep (expands into child jobs).
+Extra kinds can be registered by modules named in TAXOLENS_JOB_PLUGINS (comma-separated; the
+test suite uses this for quick test-only kinds).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from core.config import ConfigError, TrainConfig
+
+PLUGINS_ENV = "TAXOLENS_JOB_PLUGINS"
+
+
+class JobSpecError(ConfigError):
+    """A job spec that cannot run; the message says why (CLI: exit code 2)."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its cancellation was requested."""
+
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class JobContext:
+    """What a running job gets besides its spec."""
+    job_id: int | None
+    progress: ProgressFn                  # progress(fraction 0..1, message)
+    should_stop: Callable[[], bool]       # True once cancellation was requested
+    output_dir: Path | None = None        # fixed at first start (so a retried job resumes in place)
+    submit_children: Callable[[list[tuple[str, dict]]], list[int]] | None = None  # sweeps only
+
+    def check_cancel(self) -> None:
+        if self.should_stop():
+            raise JobCancelled(f"job {self.job_id} cancelled")
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    validate: Callable[[dict], dict]
+    execute: Callable[[dict, JobContext], dict]
+    describe: Callable[[dict], str]
+    # Creates the job's output directory on first start; None = the kind needs none.
+    make_output_dir: Callable[[dict], Path] | None = None
+
+
+_KINDS: dict[str, JobKind] = {}
+_plugins_loaded: set[str] = set()
+
+
+def register(kind: JobKind) -> None:
+    _KINDS[kind.name] = kind
+
+
+def _load_plugins() -> None:
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        if module not in _plugins_loaded:
+            importlib.import_module(module)
+            _plugins_loaded.add(module)
+
+
+def get(name: str) -> JobKind:
+    _load_plugins()
+    if name not in _KINDS:
+        raise JobSpecError(f"unknown job kind {name!r} (known: {', '.join(sorted(_KINDS))})")
+    return _KINDS[name]
+
+
+def names() -> list[str]:
+    _load_plugins()
+    return sorted(_KINDS)
+
+
+def validate(kind: str, spec: Any) -> dict:
+    """The normalized spec, or JobSpecError with the reason."""
+    if not isinstance(spec, dict):
+        raise JobSpecError(f"a {kind} job spec must be a JSON object, got {type(spec).__name__}")
+    job_kind = get(kind)
+    try:
+        return job_kind.validate(spec)
+    except JobSpecError:
+        raise
+    except ConfigError as exc:
+        raise JobSpecError(f"invalid {kind} job: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise JobSpecError(f"invalid {kind} job: {exc}") from exc
+
+
+def sub_progress(progress: ProgressFn, start: float, end: float) -> ProgressFn:
+    """Map a step's own 0..1 progress into [start, end] of the whole job."""
+    def report(fraction: float, message: str = "") -> None:
+        progress(start + (end - start) * min(1.0, max(0.0, float(fraction))), message)
+    return report
+
+
+# -- spec helpers ----------------------------------------------------------------------------------
+
+def _keys(spec: dict, required: set[str], optional: set[str], kind: str) -> None:
+    missing = sorted(required - set(spec))
+    if missing:
+        raise JobSpecError(f"{kind} job spec is missing {', '.join(missing)}")
+    unknown = sorted(set(spec) - required - optional)
+    if unknown:
+        raise JobSpecError(f"{kind} job spec has unknown field(s) {', '.join(unknown)} "
+                           f"(allowed: {', '.join(sorted(required | optional))})")
+
+
+def _config(spec: dict, kind: str) -> TrainConfig:
+    raw = spec.get("config", {})
+    if not isinstance(raw, dict):
+        raise JobSpecError(f"{kind} job: config must be an object of training options")
+    try:
+        return TrainConfig.from_dict(raw).validate(deep=True)
+    except ConfigError as exc:
+        raise JobSpecError(f"invalid {kind} job: {exc}") from exc
+    except TypeError as exc:  # wrong value types reaching the dataclass
+        raise JobSpecError(f"invalid {kind} job: {exc}") from exc
+
+
+def _splits(value: Any) -> list[str]:
+    from core.runs import SPLITS
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(s in SPLITS for s in value):
+        raise JobSpecError(f"splits must be a list drawn from {', '.join(SPLITS)}, got {value!r}")
+    return list(dict.fromkeys(value))
+
+
+# -- train ---------------------------------------------------------------------------------------
+
+def _train_validate(spec: dict) -> dict:
+    _keys(spec, {"config"}, {"eval_splits"}, "train")
+    splits = _splits(spec.get("eval_splits", ["test"]))
+    return {"config": _config(spec, "train").to_dict(), "eval_splits": splits}
+
+
+def _train_output_dir(spec: dict) -> Path:
+    from core import runs
+    return runs.create_run_dir(TrainConfig.from_dict(spec["config"]))
+
+
+def _train_execute(spec: dict, ctx: JobContext) -> dict:
+    from core.evaluate import evaluate
+    from core.train import train
+
+    cfg = TrainConfig.from_dict(spec["config"])
+    splits = spec["eval_splits"]
+    train_share = 0.8 if splits else 1.0
+    run_dir = Path(train(cfg, run_dir=ctx.output_dir, progress=sub_progress(ctx.progress, 0, train_share),
+                         should_stop=ctx.should_stop))
+    metrics = {}
+    for i, split in enumerate(splits):
+        ctx.check_cancel()
+        step = (1 - train_share) / len(splits)
+        metrics[split] = evaluate(run_dir, split=split,
+                                  progress=sub_progress(ctx.progress, train_share + i * step,
+                                                        train_share + (i + 1) * step))
+    return {"run_dir": str(run_dir), "metrics": metrics,
+            "register": [{"run_id": run_dir.name, "run_dir": str(run_dir), "kind": "train",
+                          "config": cfg.to_dict(), "metrics": metrics}]}
+
+
+register(JobKind("train", _train_validate, _train_execute,
+                 describe=lambda s: f"train {s['config']['condition']} seed {s['config']['seed']}"
+                                    f"{' random-LM' if s['config'].get('lm_init') == 'random' else ''}",
+                 make_output_dir=_train_output_dir))
+
+
+# -- evaluate ------------------------------------------------------------------------------------
+
+def _evaluate_validate(spec: dict) -> dict:
+    from core import runs
+    _keys(spec, {"run"}, {"split"}, "evaluate")
+    try:
+        run = runs.load_run(spec["run"])
+    except runs.RunError as exc:
+        raise JobSpecError(f"invalid evaluate job: {exc}") from exc
+    split = _splits(spec.get("split", "test"))
+    if len(split) != 1:
+        raise JobSpecError("an evaluate job scores one split")
+    if run.epoch < 1:
+        raise JobSpecError(f"run {run.run_id} has no trained epoch to evaluate yet")
+    return {"run": str(run.path), "split": split[0]}
+
+
+def _evaluate_execute(spec: dict, ctx: JobContext) -> dict:
+    from core import runs
+    from core.evaluate import evaluate
+
+    run = runs.load_run(spec["run"])
+    metrics = evaluate(run.path, split=spec["split"], progress=ctx.progress)
+    out = runs.eval_dir(run.path, spec["split"])
+    return {"run_dir": str(run.path), "eval_dir": str(out), "metrics": {spec["split"]: metrics},
+            "register": [{"run_id": f"{run.run_id}/eval/{spec['split']}", "run_dir": str(run.path),
+                          "kind": "eval", "config": {**run.config.to_dict(), "split": spec["split"]},
+                          "metrics": metrics}]}
+
+
+register(JobKind("evaluate", _evaluate_validate, _evaluate_execute,
+                 describe=lambda s: f"evaluate {Path(s['run']).name} on {s['split']}"))
+
+
+# -- baseline ------------------------------------------------------------------------------------
+
+BASELINES = ("majority", "lm_only")
+
+
+def _baseline_validate(spec: dict) -> dict:
+    _keys(spec, {"baseline"}, {"config"}, "baseline")
+    if spec["baseline"] not in BASELINES:
+        raise JobSpecError(f"baseline must be one of {', '.join(BASELINES)}, got {spec['baseline']!r}")
+    return {"baseline": spec["baseline"], "config": _config(spec, "baseline").to_dict()}
+
+
+def _baseline_output_dir(spec: dict) -> Path:
+    import secrets
+
+    from core import paths, runs
+    cfg = TrainConfig.from_dict(spec["config"])
+    root = paths.ensure_writable(runs.baselines_dir())
+    while True:
+        d = root / f"{spec['baseline']}_{runs._slug(cfg.condition)}_s{cfg.seed}_{secrets.token_hex(2)}"
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+
+
+def _baseline_execute(spec: dict, ctx: JobContext) -> dict:
+    from core.evaluate import baseline
+
+    cfg = TrainConfig.from_dict(spec["config"])
+    metrics = baseline(spec["baseline"], cfg, out_dir=ctx.output_dir, progress=ctx.progress)
+    name = Path(ctx.output_dir).name if ctx.output_dir else f"{spec['baseline']}_{cfg.condition}_s{cfg.seed}"
+    return {"run_dir": str(ctx.output_dir) if ctx.output_dir else None, "metrics": {"test": metrics},
+            "register": [{"run_id": f"baselines/{name}", "run_dir": str(ctx.output_dir), "kind": "baseline",
+                          "config": {**cfg.to_dict(), "baseline": spec["baseline"]},
+                          "metrics": metrics}]}
+
+
+register(JobKind("baseline", _baseline_validate, _baseline_execute,
+                 describe=lambda s: f"baseline {s['baseline']} {s['config']['condition']} "
+                                    f"seed {s['config']['seed']}",
+                 make_output_dir=_baseline_output_dir))
+
+
+# -- coherence -----------------------------------------------------------------------------------
+
+def _coherence_validate(spec: dict) -> dict:
+    _keys(spec, set(), {"dataset", "encoder", "seed", "max_concepts", "images_per_concept"}, "coherence")
+    defaults = TrainConfig()
+    # The same range and id checks as training, on the fields coherence uses.
+    cfg = TrainConfig(dataset=spec.get("dataset", defaults.dataset), encoder=spec.get("encoder", defaults.encoder),
+                      seed=spec.get("seed", 0), max_concepts=spec.get("max_concepts"),
+                      images_per_concept=spec.get("images_per_concept"))
+    try:
+        cfg.validate(deep=True)
+    except ConfigError as exc:
+        raise JobSpecError(f"invalid coherence job: {exc}") from exc
+    return {"dataset": cfg.dataset, "encoder": cfg.encoder, "seed": cfg.seed,
+            "max_concepts": cfg.max_concepts, "images_per_concept": cfg.images_per_concept}
+
+
+def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
+    from core import datasets, geometry
+
+    ds = datasets.load_dataset(spec["dataset"])
+    if spec["max_concepts"] is not None or spec["images_per_concept"] is not None:
+        ds = ds.subset(max_concepts=spec["max_concepts"], images_per_concept=spec["images_per_concept"],
+                       seed=spec["seed"])
+    table = geometry.coherence_table(ds, spec["encoder"], spec["seed"], progress=ctx.progress)
+    out = geometry.cache_dir(ds, spec["encoder"], spec["seed"])
+    overall = {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}
+    return {"run_dir": str(out), "metrics": {"coherence": overall},
+            "register": [{"run_id": f"coherence/{out.name}", "run_dir": str(out), "kind": "coherence",
+                          "config": spec, "metrics": overall}]}
+
+
+register(JobKind("coherence", _coherence_validate, _coherence_execute,
+                 describe=lambda s: f"coherence {s['dataset']} {s['encoder']} seed {s['seed']}"))
+
+
+# -- sweep ---------------------------------------------------------------------------------------
+
+def _sweep_validate(spec: dict) -> dict:
+    from core.jobs import sweeps
+    return sweeps.normalize(spec)
+
+
+def _sweep_execute(spec: dict, ctx: JobContext) -> dict:
+    if ctx.submit_children is None:
+        raise JobSpecError("a sweep job needs a job store to add its child jobs to")
+    children = ctx.submit_children([(job["kind"], job["spec"]) for job in spec["jobs"]])
+    ctx.progress(1.0, f"expanded into {len(children)} jobs")
+    return {"children": children}
+
+
+register(JobKind("sweep", _sweep_validate, _sweep_execute,
+                 describe=lambda s: f"sweep {s['name']} ({len(s['jobs'])} jobs)"))

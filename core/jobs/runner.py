@@ -1,0 +1,116 @@
+"""One job attempt, run in its own process: `python -m core.jobs.runner <job_id> <attempt>`.
+
+The worker starts this as a child with stdout/stderr going to the job's log, so killing it is
+clean and a crash cannot take the worker down. It fixes the job's output directory on the first
+attempt (a retry reuses it, which is how training resumes from its last checkpoint), reports
+progress to the store, polls the store for cancellation, and records the outcome: succeeded with
+the result, cancelled, or failed with the traceback. Only the attempt it was started for may write
+the outcome, so an orphan of a dead worker cannot overwrite a retry.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from core.jobs import kinds
+from core.jobs.store import JobStore
+
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
+PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every message
+CANCEL_POLL_EVERY_S = 1.0
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Our JobCancelled, or core.train.Cancelled (train's should_stop contract)."""
+    if isinstance(exc, kinds.JobCancelled):
+        return True
+    train = sys.modules.get("core.train")
+    return train is not None and isinstance(exc, getattr(train, "Cancelled", ()))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the worker dies (kill -9 included), so no orphan keeps running
+    a job that is about to be requeued. Elsewhere the cancel poll's parent check covers it."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
+    store = store or JobStore()
+    job = store.get(job_id)
+    if job.status != "running" or job.attempts != attempt:
+        print(f"job {job_id} attempt {attempt}: not mine to run (status {job.status}, "
+              f"attempt {job.attempts})", flush=True)
+        return EXIT_FAILED
+    parent = os.getppid()
+    last = {"progress": 0.0, "cancel_poll": 0.0, "cancelled": False}
+
+    def progress(fraction: float, message: str = "") -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {100 * fraction:5.1f}% {message}", flush=True)
+        now = time.monotonic()
+        if now - last["progress"] >= PROGRESS_EVERY_S or fraction >= 1.0:
+            last["progress"] = now
+            store.set_progress(job_id, fraction, message)
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if not last["cancelled"] and now - last["cancel_poll"] >= CANCEL_POLL_EVERY_S:
+            last["cancel_poll"] = now
+            last["cancelled"] = store.cancel_requested(job_id) or os.getppid() != parent
+        return last["cancelled"]
+
+    def progress_and_cancel(fraction: float, message: str = "") -> None:
+        progress(fraction, message)
+        if should_stop():  # steps without a should_stop of their own stop at their next report
+            raise kinds.JobCancelled(f"job {job_id} cancelled")
+
+    kind = kinds.get(job.kind)
+    print(f"== job {job_id} ({job.kind}) attempt {attempt}, pid {os.getpid()}", flush=True)
+    try:
+        output_dir = None
+        if kind.make_output_dir is not None:
+            output_dir = job.run_dir or store.set_run_dir(job_id, kind.make_output_dir(job.spec))
+            print(f"output directory: {output_dir}", flush=True)
+        ctx = kinds.JobContext(
+            job_id=job_id, progress=progress_and_cancel, should_stop=should_stop,
+            output_dir=None if output_dir is None else Path(output_dir),
+            submit_children=lambda items: store.submit_many(items, parent_id=job_id))
+        result = kind.execute(job.spec, ctx)
+        for row in result.get("register", []):
+            store.register_run(job_id=job_id, **row)
+    except BaseException as exc:  # noqa: BLE001 — every outcome must be recorded
+        if is_cancellation(exc):
+            print(f"cancelled: {exc}", flush=True)
+            store.finish(job_id, "cancelled", error="cancelled by request", attempt=attempt)
+            return EXIT_CANCELLED
+        text = traceback.format_exc()
+        print(text, file=sys.stderr, flush=True)
+        store.finish(job_id, "failed", error=f"{type(exc).__name__}: {exc}\n\n{text[-4000:]}",
+                     attempt=attempt)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return EXIT_FAILED
+    store.finish(job_id, "succeeded", result=result, attempt=attempt)
+    print(f"== job {job_id} succeeded", flush=True)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m core.jobs.runner <job_id> <attempt>", file=sys.stderr)
+        return 2
+    _die_with_parent()
+    return run(int(argv[0]), int(argv[1]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""The persistent job queue and run registry: one SQLite file (WAL mode) at paths.db_path().
+
+Jobs go queued → running → succeeded | failed | cancelled. Workers take jobs with an atomic claim
+(one UPDATE … RETURNING inside BEGIN IMMEDIATE), so two workers never run the same job. The run
+registry lists what finished jobs produced (train / eval / baseline / coherence results) so the app
+can list and compare them. The schema is versioned with PRAGMA user_version and grows only by
+appending to MIGRATIONS, so a database from an older TaxoLens is upgraded in place on open.
+
+Every SQLite failure (unwritable folder, full disk, locked database) surfaces as JobStoreError with
+the database path and SQLite's reason.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from core import paths
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+RUN_KINDS = ("train", "eval", "baseline", "coherence")
+
+# Append only: entry i brings the schema from version i to i + 1.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            progress REAL NOT NULL DEFAULT 0,
+            message TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            started REAL,
+            finished REAL,
+            worker_pid INTEGER,
+            worker_host TEXT,
+            heartbeat REAL,
+            log_path TEXT,
+            run_dir TEXT,
+            result TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            parent_id INTEGER REFERENCES jobs(id),
+            backend TEXT NOT NULL DEFAULT 'local',
+            external_id TEXT
+        )""",
+        "CREATE INDEX jobs_by_status ON jobs(status, backend, id)",
+        "CREATE INDEX jobs_by_parent ON jobs(parent_id)",
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            run_dir TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('train', 'eval', 'baseline', 'coherence')),
+            config TEXT NOT NULL,
+            metrics TEXT,
+            job_id INTEGER,
+            created REAL NOT NULL
+        )""",
+        "CREATE INDEX runs_by_kind ON runs(kind, created)",
+        """CREATE TABLE workers (
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started REAL NOT NULL,
+            heartbeat REAL NOT NULL,
+            concurrency INTEGER NOT NULL,
+            PRIMARY KEY (host, pid)
+        )""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# A running job whose heartbeat is older than this is presumed orphaned (its worker died).
+STALE_AFTER_S = 60.0
+
+
+class JobStoreError(RuntimeError):
+    """The job store cannot be opened or written; the message names the database and the reason."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    spec: dict
+    status: str
+    progress: float
+    message: str
+    created: float
+    started: float | None
+    finished: float | None
+    worker_pid: int | None
+    worker_host: str | None
+    heartbeat: float | None
+    log_path: str | None
+    run_dir: str | None
+    result: dict | None
+    error: str | None
+    attempts: int
+    cancel_requested: bool
+    parent_id: int | None
+    backend: str
+    external_id: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Job":
+        d = dict(row)
+        d["spec"] = json.loads(d["spec"])
+        d["result"] = json.loads(d["result"]) if d["result"] else None
+        d["cancel_requested"] = bool(d["cancel_requested"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    run_dir: str
+    kind: str
+    config: dict
+    metrics: dict | None
+    job_id: int | None
+    created: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "RunRecord":
+        d = dict(row)
+        d["config"] = json.loads(d["config"])
+        d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
+        return cls(**d)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if a process with this pid exists on this host and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:  # a killed child not yet reaped by its parent still answers kill(0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+HOST = socket.gethostname()
+
+
+class JobStore:
+    """Thread-safe handle on the database; cheap to create, one per process (do not share across fork)."""
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path) if path is not None else paths.db_path()
+        self._lock = threading.RLock()
+        try:
+            paths.ensure_writable(self.path.parent)
+        except PermissionError as exc:
+            raise JobStoreError(f"job store {self.path}: {exc}") from exc
+        with self._errors():
+            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise sqlite3.OperationalError(f"could not switch to WAL journal mode (got {mode})")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise JobStoreError(f"job store {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (no upgrade deadlocks)."""
+        with self._lock, self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock, self._errors():
+            return self._conn.execute(sql, args).fetchall()
+
+    def _migrate(self) -> None:
+        with self._write() as c:
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JobStoreError(f"job store {self.path}: schema version {version} is newer than "
+                                    f"this TaxoLens understands ({SCHEMA_VERSION}); upgrade TaxoLens")
+            for target in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[target]:
+                    c.execute(statement)
+            if version != SCHEMA_VERSION:
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def schema_version(self) -> int:
+        return self._query("PRAGMA user_version")[0][0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def submit(self, kind: str, spec: dict, parent_id: int | None = None, backend: str = "local",
+               external_id: str | None = None, status: str = "queued") -> int:
+        """Insert a job as given (no validation: core.jobs.submit validates first). Returns its id."""
+        if status not in ("queued", "running"):
+            raise ValueError(f"a new job starts queued or running, not {status!r}")
+        body = json.dumps(spec, sort_keys=True)
+        now = time.time()
+        with self._write() as c:
+            row = c.execute(
+                "INSERT INTO jobs (kind, spec, status, created, started, parent_id, backend, external_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (kind, body, status, now, now if status == "running" else None, parent_id, backend,
+                 external_id)).fetchone()
+        return int(row[0])
+
+    def submit_many(self, items: list[tuple[str, dict]], parent_id: int) -> list[int]:
+        """Insert a sweep's children in one transaction; if the parent already has children (a
+        retried expansion), returns those instead of adding duplicates."""
+        now = time.time()
+        with self._write() as c:
+            existing = [r[0] for r in c.execute("SELECT id FROM jobs WHERE parent_id = ? ORDER BY id",
+                                                (parent_id,))]
+            if existing:
+                return existing
+            return [int(c.execute("INSERT INTO jobs (kind, spec, created, parent_id) VALUES (?, ?, ?, ?)"
+                                  " RETURNING id", (kind, json.dumps(spec, sort_keys=True), now, parent_id)
+                                  ).fetchone()[0]) for kind, spec in items]
+
+    def get(self, job_id: int) -> Job:
+        rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise KeyError(f"no job with id {job_id}")
+        return Job.from_row(rows[0])
+
+    def list(self, status: str | None = None, kind: str | None = None, parent_id: int | None = None,
+             backend: str | None = None, limit: int | None = None) -> list[Job]:
+        """Newest first, optionally filtered."""
+        where, args = [], []
+        for column, value in (("status", status), ("kind", kind), ("parent_id", parent_id),
+                              ("backend", backend)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [Job.from_row(r) for r in self._query(sql, tuple(args))]
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATUSES}
+        out.update({r[0]: r[1] for r in self._query("SELECT status, COUNT(*) FROM jobs GROUP BY status")})
+        return out
+
+    def claim(self, worker_pid: int, log_dir: Path | None = None) -> Job | None:
+        """Atomically take the oldest queued local job, or None. Sets its log path on first claim."""
+        now = time.time()
+        with self._write() as c:
+            row = c.execute(
+                "UPDATE jobs SET status = 'running', started = COALESCE(started, ?), heartbeat = ?,"
+                " worker_pid = ?, worker_host = ?, attempts = attempts + 1, message = 'starting'"
+                " WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND backend = 'local'"
+                "             ORDER BY id LIMIT 1)"
+                " RETURNING *", (now, now, worker_pid, HOST)).fetchone()
+            if row is None:
+                return None
+            job = Job.from_row(row)
+            if job.log_path is None and log_dir is not None:
+                log_path = str(Path(log_dir) / f"job-{job.id}.log")
+                c.execute("UPDATE jobs SET log_path = ? WHERE id = ?", (log_path, job.id))
+                job = Job.from_row(c.execute("SELECT * FROM jobs WHERE id = ?", (job.id,)).fetchone())
+        return job
+
+    def set_progress(self, job_id: int, fraction: float, message: str = "") -> None:
+        fraction = min(1.0, max(0.0, float(fraction)))
+        with self._write() as c:
+            c.execute("UPDATE jobs SET progress = ?, message = ? WHERE id = ? AND status = 'running'",
+                      (fraction, str(message)[:500], job_id))
+
+    def set_run_dir(self, job_id: int, run_dir: Path | str) -> str:
+        """Fix the job's run directory the first time; later calls return the one already fixed."""
+        with self._write() as c:
+            c.execute("UPDATE jobs SET run_dir = ? WHERE id = ? AND run_dir IS NULL", (str(run_dir), job_id))
+            return c.execute("SELECT run_dir FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+
+    def set_external_id(self, job_id: int, external_id: str) -> None:
+        with self._write() as c:
+            c.execute("UPDATE jobs SET external_id = ? WHERE id = ?", (external_id, job_id))
+
+    def heartbeat(self, job_ids: list[int], worker_pid: int) -> None:
+        if not job_ids:
+            return
+        marks = ",".join("?" * len(job_ids))
+        with self._write() as c:
+            c.execute(f"UPDATE jobs SET heartbeat = ? WHERE status = 'running' AND worker_pid = ?"
+                      f" AND id IN ({marks})", (time.time(), worker_pid, *job_ids))
+
+    def finish(self, job_id: int, status: str, result: dict | None = None, error: str | None = None,
+               attempt: int | None = None) -> bool:
+        """Record the outcome of a running job. With `attempt`, only that attempt may finish it (an
+        orphan of a dead worker cannot overwrite the retry). Returns whether the row changed."""
+        if status not in FINISHED:
+            raise ValueError(f"finish() takes one of {FINISHED}, not {status!r}")
+        sql = ("UPDATE jobs SET status = ?, finished = ?, result = COALESCE(?, result), error = ?,"
+               " progress = CASE WHEN ? = 'succeeded' THEN 1.0 ELSE progress END,"
+               " message = CASE WHEN ? = 'succeeded' THEN 'done' ELSE ? END"
+               " WHERE id = ? AND status IN ('queued', 'running')")
+        args: list[Any] = [status, time.time(), json.dumps(result) if result is not None else None, error,
+                           status, status, status, job_id]
+        if attempt is not None:
+            sql += " AND attempts = ?"
+            args.append(attempt)
+        with self._write() as c:
+            return c.execute(sql, tuple(args)).rowcount > 0
+
+    def request_cancel(self, job_id: int) -> str:
+        """Cancel a queued job at once, or ask a running one to stop. Returns the resulting status."""
+        with self._write() as c:
+            row = c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no job with id {job_id}")
+            if row[0] == "queued":
+                c.execute("UPDATE jobs SET status = 'cancelled', finished = ?, message = 'cancelled'"
+                          " WHERE id = ?", (time.time(), job_id))
+                return "cancelled"
+            if row[0] == "running":
+                c.execute("UPDATE jobs SET cancel_requested = 1, message = 'cancelling' WHERE id = ?",
+                          (job_id,))
+            return row[0]
+
+    def cancel_requested(self, job_id: int) -> bool:
+        rows = self._query("SELECT cancel_requested, status FROM jobs WHERE id = ?", (job_id,))
+        return bool(rows) and (bool(rows[0][0]) or rows[0][1] == "cancelled")
+
+    def requeue(self, job_id: int, reason: str) -> bool:
+        """Put an interrupted running job back in the queue (run_dir and log are kept, so it resumes)."""
+        with self._write() as c:
+            return c.execute(
+                "UPDATE jobs SET status = 'queued', worker_pid = NULL, worker_host = NULL, heartbeat = NULL,"
+                " message = ? WHERE id = ? AND status = 'running' AND backend = 'local'",
+                (reason, job_id)).rowcount > 0
+
+    def requeue_orphans(self, stale_after_s: float = STALE_AFTER_S) -> list[int]:
+        """Requeue running local jobs whose worker is gone (pid dead on this host, or heartbeat stale).
+        A job whose cancel was requested is marked cancelled instead."""
+        now = time.time()
+        orphans = []
+        for job in self.list(status="running", backend="local"):
+            same_host_dead = job.worker_host == HOST and not pid_alive(job.worker_pid)
+            stale = job.heartbeat is None or now - job.heartbeat > stale_after_s
+            if not (same_host_dead or stale):
+                continue
+            if job.cancel_requested:
+                self.finish(job.id, "cancelled", error="cancelled (its worker had died)")
+            elif self.requeue(job.id, f"requeued: worker {job.worker_pid} on {job.worker_host} died"):
+                orphans.append(job.id)
+        return orphans
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def worker_beat(self, pid: int, concurrency: int) -> None:
+        now = time.time()
+        with self._write() as c:
+            c.execute("INSERT INTO workers (host, pid, started, heartbeat, concurrency) VALUES (?, ?, ?, ?, ?)"
+                      " ON CONFLICT (host, pid) DO UPDATE SET heartbeat = excluded.heartbeat",
+                      (HOST, pid, now, now, concurrency))
+
+    def worker_gone(self, pid: int) -> None:
+        with self._write() as c:
+            c.execute("DELETE FROM workers WHERE host = ? AND pid = ?", (HOST, pid))
+
+    def live_workers(self, stale_after_s: float = STALE_AFTER_S) -> list[dict]:
+        """Workers on this host whose process exists and whose heartbeat is fresh."""
+        now = time.time()
+        rows = self._query("SELECT * FROM workers WHERE host = ?", (HOST,))
+        return [dict(r) for r in rows if pid_alive(r["pid"]) and now - r["heartbeat"] <= stale_after_s]
+
+    # -- run registry ---------------------------------------------------------------------------
+
+    def register_run(self, run_id: str, run_dir: Path | str, kind: str, config: dict,
+                     metrics: dict | None = None, job_id: int | None = None) -> None:
+        """Add or update a finished result (idempotent: a retried job re-registers the same run_id)."""
+        if kind not in RUN_KINDS:
+            raise ValueError(f"run kind must be one of {RUN_KINDS}, not {kind!r}")
+        with self._write() as c:
+            c.execute("INSERT INTO runs (run_id, run_dir, kind, config, metrics, job_id, created)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET"
+                      " run_dir = excluded.run_dir, kind = excluded.kind, config = excluded.config,"
+                      " metrics = excluded.metrics, job_id = excluded.job_id",
+                      (run_id, str(run_dir), kind, json.dumps(config, sort_keys=True),
+                       json.dumps(metrics) if metrics is not None else None, job_id, time.time()))
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise KeyError(f"no registered run {run_id!r}")
+        return RunRecord.from_row(rows[0])
+
+    def list_runs(self, kind: str | None = None) -> list[RunRecord]:
+        """Newest first."""
+        if kind is None:
+            rows = self._query("SELECT * FROM runs ORDER BY created DESC")
+        else:
+            rows = self._query("SELECT * FROM runs WHERE kind = ? ORDER BY created DESC", (kind,))
+        return [RunRecord.from_row(r) for r in rows]
+
+
+def read_log_tail(path: Path | str | None, lines: int = 40, max_bytes: int = 65536) -> str:
+    """The last `lines` lines of a job log ('' if it does not exist yet); tqdm's carriage-return
+    redraws are collapsed to their latest state."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    out = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    if out and out[-1] == "":
+        out.pop()
+    return "\n".join(out[-lines:])

@@ -1,0 +1,246 @@
+"""The job worker: `python -m core.jobs.worker [--concurrency N]`, and ensure_worker() for the app.
+
+A separate long-lived process that claims queued jobs atomically and runs each attempt in a child
+process (core.jobs.runner) whose output goes to paths.jobs_dir()/job-<id>.log. The child reports
+progress and its outcome to the store itself; the worker supervises:
+
+- heartbeats for itself and its running jobs (a job whose worker dies is requeued by the next
+  worker that starts; training then resumes from the run's last checkpoint);
+- cancellation: the child polls the store and stops cooperatively; if it has not exited after
+  `cancel_grace_s` it gets SIGTERM, then SIGKILL, and the job is marked cancelled;
+- a child that dies without recording an outcome (segfault, OOM kill) → failed with its exit code.
+SIGTERM / Ctrl-C stop the worker: its children are stopped and their jobs requeued, not failed.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import paths
+from core.jobs.store import Job, JobStore, JobStoreError, pid_alive, read_log_tail
+
+HEARTBEAT_EVERY_S = 5.0
+ORPHAN_SCAN_EVERY_S = 30.0
+
+
+def default_concurrency() -> int:
+    """One job per two cores: a training job already uses two threads well (1 on a 2-core box)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def pid_file() -> Path:
+    return paths.jobs_dir() / "worker.pid"
+
+
+@dataclass
+class _Slot:
+    job: Job
+    process: subprocess.Popen
+    cancel_seen: float | None = None
+    signals_sent: list[str] = field(default_factory=list)
+    stopping_for_shutdown: bool = False
+
+
+class Worker:
+    def __init__(self, concurrency: int | None = None, poll_s: float = 0.5, cancel_grace_s: float = 5.0,
+                 kill_grace_s: float = 5.0, idle_exit_s: float | None = None, store: JobStore | None = None):
+        self.concurrency = concurrency or default_concurrency()
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.poll_s = poll_s
+        self.cancel_grace_s = cancel_grace_s
+        self.kill_grace_s = kill_grace_s
+        self.idle_exit_s = idle_exit_s
+        self.store = store or JobStore()
+        self.pid = os.getpid()
+        self.slots: dict[int, _Slot] = {}
+        self._stop = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def request_stop(self, *_: object) -> None:
+        self._stop = True
+
+    def run(self) -> None:
+        log_dir = paths.ensure_writable(paths.jobs_dir())
+        self._write_pid_file()
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self._say(f"worker {self.pid} started (concurrency {self.concurrency}, store {self.store.path})")
+        for job_id in self.store.requeue_orphans():
+            self._say(f"requeued job {job_id} left running by a dead worker")
+        last_beat = last_scan = 0.0
+        idle_since = time.monotonic()
+        try:
+            while not self._stop:
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_EVERY_S:
+                    self.store.worker_beat(self.pid, self.concurrency)
+                    self.store.heartbeat(list(self.slots), self.pid)
+                    last_beat = now
+                if now - last_scan >= ORPHAN_SCAN_EVERY_S:
+                    if last_scan:
+                        for job_id in self.store.requeue_orphans():
+                            self._say(f"requeued job {job_id} left running by a dead worker")
+                    last_scan = now
+                self._reap()
+                self._enforce_cancels()
+                while len(self.slots) < self.concurrency and not self._stop:
+                    job = self.store.claim(self.pid, log_dir)
+                    if job is None:
+                        break
+                    self._start(job)
+                if self.slots:
+                    idle_since = time.monotonic()
+                elif self.idle_exit_s is not None and time.monotonic() - idle_since >= self.idle_exit_s:
+                    self._say(f"idle for {self.idle_exit_s:.0f}s, exiting")
+                    break
+                time.sleep(self.poll_s)
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        for slot in self.slots.values():
+            slot.stopping_for_shutdown = True
+            self._signal(slot, signal.SIGTERM)
+        deadline = time.monotonic() + self.kill_grace_s
+        while self.slots and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.1)
+        for slot in list(self.slots.values()):
+            self._signal(slot, signal.SIGKILL)
+            slot.process.wait()
+        self._reap()
+        try:
+            self.store.worker_gone(self.pid)
+        except JobStoreError as exc:
+            self._say(f"could not unregister: {exc}")
+        try:
+            if pid_file().read_text().strip() == str(self.pid):
+                pid_file().unlink()
+        except OSError:
+            pass
+        self._say(f"worker {self.pid} stopped")
+
+    # -- children ---------------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        log = open(job.log_path, "a", buffering=1)
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} attempt {job.attempts} "
+                  f"on worker {self.pid} =====\n")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        threads = str(max(1, (os.cpu_count() or 1) // self.concurrency))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, threads)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "core.jobs.runner", str(job.id), str(job.attempts)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=paths.ROOT, env=env)
+        log.close()  # the child holds its own descriptor
+        self.slots[job.id] = _Slot(job, process)
+        self._say(f"job {job.id} ({job.kind}) attempt {job.attempts} started as pid {process.pid}")
+
+    def _signal(self, slot: _Slot, sig: signal.Signals) -> None:
+        if slot.process.poll() is None:
+            slot.process.send_signal(sig)
+            slot.signals_sent.append(sig.name)
+
+    def _enforce_cancels(self) -> None:
+        now = time.monotonic()
+        for job_id, slot in self.slots.items():
+            if slot.cancel_seen is None:
+                if self.store.cancel_requested(job_id):
+                    slot.cancel_seen = now
+                continue
+            waited = now - slot.cancel_seen
+            if waited >= self.cancel_grace_s + self.kill_grace_s:
+                self._signal(slot, signal.SIGKILL)
+            elif waited >= self.cancel_grace_s and "SIGTERM" not in slot.signals_sent:
+                self._signal(slot, signal.SIGTERM)
+
+    def _reap(self) -> None:
+        for job_id, slot in list(self.slots.items()):
+            code = slot.process.poll()
+            if code is None:
+                continue
+            del self.slots[job_id]
+            job = self.store.get(job_id)
+            if job.status == "running" and job.attempts == slot.job.attempts:
+                # The child died without recording an outcome.
+                if slot.stopping_for_shutdown:
+                    self.store.requeue(job_id, "requeued: worker stopped")
+                elif job.cancel_requested:
+                    self.store.finish(job_id, "cancelled", error=f"cancelled (stopped with "
+                                      f"{', '.join(slot.signals_sent) or 'exit'})", attempt=job.attempts)
+                else:
+                    tail = read_log_tail(job.log_path, lines=30)
+                    self.store.finish(job_id, "failed", attempt=job.attempts,
+                                      error=f"job process exited with code {code} without a result"
+                                            f"\n\n{tail}")
+                job = self.store.get(job_id)
+            self._say(f"job {job_id} {job.status} (exit code {code})")
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _write_pid_file(self) -> None:
+        tmp = pid_file().with_suffix(f".{self.pid}.tmp")
+        tmp.write_text(f"{self.pid}\n")
+        os.replace(tmp, pid_file())
+
+    def _say(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def ensure_worker(concurrency: int | None = None, store: JobStore | None = None) -> int:
+    """Pid of a live worker on this host, starting one in the background if none is alive (its own
+    output goes to jobs_dir()/worker.log). Safe to call from several app sessions at once."""
+    store = store or JobStore()
+    jobs_dir = paths.ensure_writable(paths.jobs_dir())
+    with open(jobs_dir / "worker.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # serializes check-and-start across processes
+        live = store.live_workers()
+        if live:
+            return int(live[0]["pid"])
+        try:
+            recorded = int(pid_file().read_text().strip())
+        except (OSError, ValueError):
+            recorded = None
+        if recorded and pid_alive(recorded):
+            return recorded  # started moments ago, not yet heartbeating
+        cmd = [sys.executable, "-m", "core.jobs.worker"]
+        if concurrency:
+            cmd += ["--concurrency", str(concurrency)]
+        with open(jobs_dir / "worker.log", "a") as out:
+            process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=paths.ROOT, start_new_session=True)
+        pid_file().write_text(f"{process.pid}\n")
+        return process.pid
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.jobs.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help=f"jobs run at once (default {default_concurrency()} on this machine)")
+    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                        help="exit after this long with nothing to do (default: run until stopped)")
+    parser.add_argument("--cancel-grace", type=float, default=5.0, metavar="SECONDS",
+                        help="how long a cancelled job may take to stop by itself before SIGTERM")
+    args = parser.parse_args(argv)
+    if args.concurrency is not None and args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    try:
+        Worker(concurrency=args.concurrency, idle_exit_s=args.idle_exit, cancel_grace_s=args.cancel_grace).run()
+    except JobStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Job store: schema/migrations, atomic claims under concurrency, cancel, orphan requeue, run registry,
+clear errors for unusable data dirs, and spec validation that needs no dataset."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core import paths
+from core.jobs import kinds
+from core.jobs.store import (SCHEMA_VERSION, JobStore, JobStoreError, pid_alive, read_log_tail)
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
+    s = JobStore()
+    yield s
+    s.close()
+
+
+def test_opens_in_wal_mode_with_current_schema_and_survives_reopen(store):
+    assert store.path == paths.db_path()
+    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.schema_version() == SCHEMA_VERSION
+    job_id = store.submit("train", {"config": {"seed": 3}})
+    store.close()
+    again = JobStore()
+    job = again.get(job_id)
+    assert (job.kind, job.spec, job.status, job.attempts) == ("train", {"config": {"seed": 3}}, "queued", 0)
+    assert again.schema_version() == SCHEMA_VERSION
+    again.close()
+
+
+def test_refuses_a_database_from_a_newer_version(tmp_path):
+    db = tmp_path / "future.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(JobStoreError, match="newer than this TaxoLens"):
+        JobStore(db)
+
+
+def test_unwritable_data_dir_names_the_path(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir should be")
+    monkeypatch.setenv("TAXOLENS_DATA", str(blocker))
+    with pytest.raises(JobStoreError, match="not-a-dir"):
+        JobStore()
+
+
+def test_full_disk_becomes_job_store_error(store):
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # simulates a full disk: no page can be added
+    with pytest.raises(JobStoreError, match="full") as info:
+        store.submit("train", {"blob": "x" * 200_000})
+    assert str(store.path) in str(info.value)
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.list() == []  # the failed insert left nothing behind
+
+
+def test_claim_takes_oldest_local_job_once(store):
+    first = store.submit("train", {"n": 1})
+    second = store.submit("train", {"n": 2})
+    store.submit("train", {"n": 3}, backend="slurm", status="running")
+    job = store.claim(worker_pid=os.getpid(), log_dir=paths.jobs_dir())
+    assert job.id == first and job.status == "running" and job.attempts == 1
+    assert job.log_path.endswith(f"job-{first}.log")
+    assert store.claim(os.getpid()).id == second
+    assert store.claim(os.getpid()) is None  # the slurm job is never claimed by a local worker
+
+
+def _submit_and_claim(db: str, worker: int, n_submit: int, out) -> None:
+    s = JobStore(db)
+    for i in range(n_submit):
+        s.submit("test", {"worker": worker, "i": i})
+    claimed = []
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        job = s.claim(worker_pid=os.getpid())
+        if job is None:
+            if s.counts()["queued"] == 0 and len(s.list()) == 4 * n_submit:
+                break
+            time.sleep(0.01)
+            continue
+        claimed.append(job.id)
+    out.put(claimed)
+
+
+def test_concurrent_submit_and_claim_from_processes_claims_each_job_once(store):
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_submit_and_claim, args=(str(store.path), w, 5, out)) for w in range(4)]
+    for p in procs:
+        p.start()
+    claimed = [job_id for _ in procs for job_id in out.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=30)
+    assert sorted(claimed) == sorted(j.id for j in store.list())
+    assert len(claimed) == len(set(claimed)) == 20
+
+
+def test_finish_only_by_the_current_attempt(store):
+    job_id = store.submit("train", {})
+    store.claim(111)
+    assert store.requeue(job_id, "worker died")
+    job = store.claim(222)
+    assert job.attempts == 2
+    assert not store.finish(job_id, "succeeded", result={"stale": True}, attempt=1)  # orphan of attempt 1
+    assert store.get(job_id).status == "running"
+    assert store.finish(job_id, "succeeded", result={"ok": 1}, attempt=2)
+    done = store.get(job_id)
+    assert (done.status, done.result, done.progress) == ("succeeded", {"ok": 1}, 1.0)
+    assert not store.finish(job_id, "failed", error="late")  # finished jobs stay finished
+
+
+def test_cancel_queued_running_and_finished(store):
+    queued = store.submit("train", {})
+    running = store.submit("train", {})
+    finished = store.submit("train", {})
+    assert store.request_cancel(queued) == "cancelled"
+    store.claim(1)  # takes `running` (queued one is cancelled)
+    assert store.get(running).status == "running"
+    assert store.request_cancel(running) == "running"
+    assert store.cancel_requested(running) and store.get(running).cancel_requested
+    store.claim(1)
+    store.finish(finished, "succeeded")
+    assert store.request_cancel(finished) == "succeeded"
+    assert store.get(finished).status == "succeeded"
+    with pytest.raises(KeyError):
+        store.request_cancel(9999)
+
+
+def test_requeue_orphans_only_touches_dead_or_stale_workers(store):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live_id, dead_id, stale_id, cancel_id = (store.submit("train", {"n": i}) for i in range(4))
+    store.claim(os.getpid())                  # live worker, fresh heartbeat
+    store.claim(dead.pid)                     # its worker is gone
+    store.claim(os.getpid())
+    store._conn.execute("UPDATE jobs SET heartbeat = heartbeat - 3600 WHERE id = ?", (stale_id,))
+    store.claim(dead.pid)
+    store.request_cancel(cancel_id)
+    assert sorted(store.requeue_orphans()) == sorted([dead_id, stale_id])
+    assert store.get(live_id).status == "running"
+    requeued = store.get(dead_id)
+    assert (requeued.status, requeued.worker_pid, requeued.attempts) == ("queued", None, 1)
+    assert store.get(cancel_id).status == "cancelled"
+
+
+def test_run_dir_is_fixed_at_first_set(store):
+    job_id = store.submit("train", {})
+    assert store.set_run_dir(job_id, "/runs/a") == "/runs/a"
+    assert store.set_run_dir(job_id, "/runs/b") == "/runs/a"
+
+
+def test_run_registry_upserts_and_lists_by_kind(store):
+    store.register_run("r1", "/runs/r1", "train", {"seed": 0}, {"accuracy": 0.5}, job_id=1)
+    store.register_run("b1", "/runs/baselines/b1", "baseline", {"seed": 0}, {"accuracy": 0.4})
+    store.register_run("r1", "/runs/r1", "train", {"seed": 0}, {"accuracy": 0.7}, job_id=2)
+    assert store.get_run("r1").metrics == {"accuracy": 0.7} and store.get_run("r1").job_id == 2
+    assert [r.run_id for r in store.list_runs(kind="train")] == ["r1"]
+    assert {r.run_id for r in store.list_runs()} == {"r1", "b1"}
+    with pytest.raises(ValueError, match="run kind"):
+        store.register_run("x", "/x", "bogus", {})
+
+
+def test_workers_register_and_expire(store):
+    store.worker_beat(os.getpid(), 1)
+    assert [w["pid"] for w in store.live_workers()] == [os.getpid()]
+    store.worker_gone(os.getpid())
+    assert store.live_workers() == []
+
+
+def test_pid_alive_treats_zombies_as_dead():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while pid_alive(child.pid) and time.time() < deadline:  # exited but not reaped: a zombie
+        time.sleep(0.05)
+    assert not pid_alive(child.pid)
+    child.wait()
+    assert pid_alive(os.getpid()) and not pid_alive(None)
+
+
+def test_log_tail_collapses_carriage_returns(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("one\ntwo\nbar 10%\rbar 50%\rbar 90%\nlast\n")
+    assert read_log_tail(log, lines=3) == "two\nbar 90%\nlast"
+    assert read_log_tail(tmp_path / "missing.log") == ""
+
+
+@pytest.mark.parametrize("kind, spec, message", [
+    ("nope", {}, "unknown job kind 'nope'"),
+    ("train", [1, 2], "must be a JSON object"),
+    ("train", {}, "missing config"),
+    ("train", {"config": {"bogus": 1}}, "unknown training option"),
+    ("train", {"config": {"epochs": 0}}, "epochs must be an integer"),
+    ("train", {"config": {}, "extra": 1}, "unknown field"),
+    ("train", {"config": {}, "eval_splits": ["holdout"]}, "splits must be"),
+    ("baseline", {"baseline": "oracle"}, "baseline must be one of"),
+    ("evaluate", {"run": "no-such-run"}, "no run 'no-such-run'"),
+    ("coherence", {"seed": -1}, "seed must be an integer"),
+    ("sweep", {"preset": "nature"}, "unknown sweep preset"),
+])
+def test_invalid_specs_are_rejected_with_the_reason(store, kind, spec, message):
+    with pytest.raises(kinds.JobSpecError, match=message):
+        kinds.validate(kind, spec)
