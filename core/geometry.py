@@ -129,7 +129,7 @@ def embed_2d(X, method: str = "umap", seed: int = 0) -> np.ndarray:
         raise ValueError(f"UMAP needs at least 4 points, got {n}; use method='pca'")
     import umap  # slow to import (numba); only when asked for
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), metric="cosine",
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), metric="cosine", n_jobs=1,
                         random_state=seed, init="spectral" if n > 10 else "random")
     return np.asarray(reducer.fit_transform(x), dtype=np.float64)
 
@@ -152,7 +152,10 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
 # --- cache -------------------------------------------------------------------------------------
 
 def cache_dir(ds, encoder_id: str, seed: int) -> Path:
-    return paths.runs_dir() / "coherence" / f"{ds.name}__{encoder_id}__seed{seed}"
+    """runs/coherence/<dataset>__<encoder>__seed<seed>__<content hash>: a subset of a dataset keeps
+    the dataset's name, so the contents are part of the key."""
+    return paths.runs_dir() / "coherence" / \
+        f"{ds.name}__{encoder_id}__seed{seed}__{dataset_fingerprint(ds)[:8]}"
 
 
 def dataset_fingerprint(ds) -> str:

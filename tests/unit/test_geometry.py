@@ -91,6 +91,7 @@ def test_coherence_table_is_cached(tmp_path, monkeypatch):
     feats = feats[: len(changed.images)]
     geometry.coherence_table(changed, "enc", seed=0)
     assert calls == ["enc", "enc"]
+    assert geometry.cache_dir(changed, "enc", 0) != out and (out / "meta.json").is_file()
 
 
 def test_embed_2d_pca():

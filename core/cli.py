@@ -1,0 +1,475 @@
+"""`taxolens <command>` / `python -m core <command>`: the command line over core/.
+
+    train       train a projector (then evaluate it on the test split)
+    evaluate    score a trained run on a split
+    baseline    majority / LM-only baselines for a config
+    predict     one image -> leaf guesses, hypernym chain, category scores
+    coherence   visual coherence table (original / cross / within labelings)
+    runs        list training runs
+    jobs, sweep the job queue (registered by core.jobs.cli when present)
+
+Every command checks ALL its arguments before it creates a file or directory: a bad argument is
+one line on stderr and exit code 2, and nothing is written. Long work shows a tqdm bar on stderr;
+the result is printed as JSON on stdout and written under the runs directory.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from core import paths
+from core.config import ConfigError, TrainConfig
+
+EXIT_USAGE = 2           # bad arguments / config, as argparse uses
+EXIT_INTERRUPTED = 130   # Ctrl-C (a cancelled training run can be resumed)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is ONE line on stderr (the full usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+class ProgressBar:
+    """progress(fraction, message) callback drawn as a tqdm bar on stderr."""
+
+    STEPS = 1000
+
+    def __init__(self, desc: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.STEPS, desc=desc, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        target = min(self.STEPS, max(0, round(float(fraction) * self.STEPS)))
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+        if message:
+            self.bar.set_postfix_str(message[:70], refresh=True)
+
+    def sub(self, start: float, end: float) -> Callable[[float, str], None]:
+        """A callback whose 0..1 fills [start, end] of this bar."""
+        return lambda f, m="": self(start + (end - start) * float(f), m)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class StopFlag:
+    """First Ctrl-C asks training to stop at the next step (it saves and can resume); a second
+    one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+        self._previous = signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+
+# --- shared option groups ----------------------------------------------------------------------
+
+# TrainConfig field -> (argparse type, help); every field is an option, None = "not given".
+_TRAIN_OPTIONS = {
+    "dataset": (str, "dataset name under data/datasets (default: concepts)"),
+    "encoder": (str, "image encoder id (default: efficientnet-lite2)"),
+    "lm": (str, "language model id (default: smollm2-135m)"),
+    "lm_init": (str, "pretrained | random (random-init LM control)"),
+    "projector": (str, "linear | gelu-mlp"),
+    "image_tokens": (int, "image tokens given to the LM"),
+    "condition": (str, "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within"),
+    "seed": (int, "seed for subset, split, condition, negatives and initialisation"),
+    "epochs": (int, "training epochs"),
+    "batch_size": (int, "questions per step"),
+    "lr": (float, "AdamW learning rate"),
+    "weight_decay": (float, "AdamW weight decay"),
+    "max_concepts": (int, "use a seeded subset of this many concepts"),
+    "images_per_concept": (int, "use at most this many images per concept (>= 3)"),
+    "device": (str, "auto | cpu | cuda"),
+}
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training config (defaults: core.config.TrainConfig)")
+    g.add_argument("--config", type=Path, metavar="JSON",
+                   help="start from this config.json (options below override it)")
+    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                       metavar=name.upper(), help=help_text)
+
+
+def _config_from(args) -> TrainConfig:
+    base: dict = {}
+    if getattr(args, "config", None) is not None:
+        try:
+            base = json.loads(Path(args.config).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {args.config} does not exist") from None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {args.config} is not readable JSON ({exc})") from None
+        if not isinstance(base, dict):
+            raise ConfigError(f"config file {args.config} must hold a JSON object")
+    overrides = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k, None) is not None}
+    try:
+        return TrainConfig.from_dict({**base, **overrides})
+    except TypeError as exc:
+        raise ConfigError(f"bad training config ({exc})") from None
+
+
+def validate_config(cfg: TrainConfig) -> TrainConfig:
+    """Everything about a training config that can be checked without loading a model."""
+    from core.conditions import parse_condition
+
+    parse_condition(cfg.condition)        # syntax and r range first: clearer than a dataset error
+    cfg.validate(deep=True)
+    if cfg.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
+    return cfg
+
+
+def _emit(result: dict, out: Path | None = None) -> None:
+    """Print the result as JSON; also write it atomically to `out` when given."""
+    from core import runs
+
+    text = json.dumps(result, indent=2, default=str)
+    if out is not None:
+        runs.write_text(out, text + "\n")
+    print(text)
+
+
+def _headline(metrics: dict | None) -> dict | None:
+    from core.metrics import headline
+    return headline(metrics) if metrics else None
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from core import runs
+
+    cfg = validate_config(_config_from(args))
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if run_dir is not None:
+        _check_run_dir(cfg, run_dir)
+    from core import train as train_mod
+    from core.evaluate import evaluate
+    train_mod.prepare(cfg)                 # dataset, split and questions build: fails before any write
+    bar = ProgressBar("train")
+    try:
+        with StopFlag() as stop:
+            share = 1.0 if args.no_eval else 0.85
+            try:
+                run_dir = Path(train_mod.train(cfg, run_dir=run_dir, progress=bar.sub(0, share),
+                                               should_stop=stop))
+            except train_mod.Cancelled as exc:
+                bar.close()
+                print(f"taxolens: {exc}; resume with: taxolens train --run-dir {exc.run_dir} "
+                      f"--config {Path(exc.run_dir) / 'config.json'}", file=sys.stderr)
+                return EXIT_INTERRUPTED
+        test = None if args.no_eval else evaluate(run_dir, split="test", progress=bar.sub(share, 1.0))
+    finally:
+        bar.close()
+    info = runs.load_run(run_dir)
+    result = {"run_id": info.run_id, "run_dir": str(run_dir), "status": info.status,
+              "epochs": info.epoch_metrics, "test": _headline(test)}
+    if test is not None:
+        result["metrics_json"] = str(runs.eval_dir(run_dir, "test") / "metrics.json")
+    _emit(result)
+    return 0
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    """--run-dir may be new, or a run of this same config (then training resumes)."""
+    from core import runs
+
+    cfg_path = run_dir / "config.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
+    if not cfg_path.is_file():
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise ConfigError(f"--run-dir {run_dir} is not empty and holds no run (no config.json)")
+        return
+    try:
+        old = TrainConfig.from_dict(runs.read_json(cfg_path)).to_dict()
+    except TypeError as exc:
+        raise ConfigError(f"{cfg_path} is not a training config ({exc})") from None
+    diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.to_dict().items()
+            if k != "device" and old.get(k) != v]
+    if diff:
+        raise ConfigError(f"{run_dir} holds a run with a different config ({'; '.join(diff)}); "
+                          f"pass the same options (or --config {cfg_path}) to resume, or a new --run-dir")
+
+
+def _trained_run(ref: str | None, encoder: str | None, lm: str | None):
+    """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, and (when
+    --encoder / --lm are given) was trained with them."""
+    from core import runs
+
+    if ref is None:
+        default = runs.default_checkpoint()
+        if default is None:
+            raise ConfigError("no finished run with the default config; pass --run RUN_ID or train "
+                              "one with `taxolens train`")
+        ref = str(default)
+    info = runs.load_run(ref)
+    if info.epoch < 1 or not runs.checkpoint_json(info.path).is_file():
+        raise ConfigError(f"run {info.run_id} has no trained checkpoint yet (status: {info.status})")
+    if encoder is not None or lm is not None:
+        from core import registry
+        if encoder is not None:
+            registry.check_encoder_id(encoder)
+        if lm is not None:
+            registry.check_lm_id(lm)
+        runs.check_compatible(info.path, encoder or info.config.encoder, lm or info.config.lm)
+    return info
+
+
+def cmd_evaluate(args) -> int:
+    from core import runs
+
+    info = _trained_run(args.run, args.encoder, args.lm)
+    from core.evaluate import evaluate   # imports torch: only once the arguments are known good
+    bar = ProgressBar(f"evaluate {args.split}")
+    try:
+        metrics = evaluate(info.path, split=args.split, progress=bar)
+    finally:
+        bar.close()
+    out = runs.eval_dir(info.path, args.split)
+    _emit({"run_id": info.run_id, "split": args.split, "headline": _headline(metrics),
+           "metrics_json": str(out / "metrics.json"), "questions_csv": str(out / "questions.csv")})
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    import secrets
+
+    from core import runs
+
+    cfg = validate_config(_config_from(args))
+    from core.evaluate import baseline
+    root = paths.ensure_writable(runs.baselines_dir())
+    while True:
+        out_dir = root / f"{args.kind}_{runs._slug(cfg.condition)}_s{cfg.seed}_{secrets.token_hex(2)}"
+        try:
+            out_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    runs.write_json(out_dir / "config.json", {"baseline": args.kind, **cfg.to_dict()})
+    bar = ProgressBar(f"baseline {args.kind}")
+    try:
+        metrics = baseline(args.kind, cfg, out_dir=out_dir, progress=bar)
+    finally:
+        bar.close()
+    _emit({"baseline": args.kind, "out_dir": str(out_dir), "headline": _headline(metrics)})
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from core import runs
+    from core.images import load_image
+
+    image = load_image(args.image)
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
+    info = _trained_run(args.run, args.encoder, args.lm)
+    from core.predict import Predictor
+    predictor = Predictor.load(info.path)
+    prediction = predictor.predict(image)
+    result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()),
+              "prediction": _plain(prediction, args.top_k)}
+    digest = hashlib.sha256(Path(args.image).read_bytes()).hexdigest()[:12]
+    out = paths.runs_dir() / "predictions" / f"{info.run_id}__{Path(args.image).stem}_{digest}.json"
+    result["output"] = str(out)
+    _emit(result, out)
+    return 0
+
+
+def _plain(prediction, top_k: int):
+    """A Prediction as JSON-able data, long ranked lists cut to top_k."""
+    if hasattr(prediction, "to_dict"):
+        data = prediction.to_dict()
+    elif dataclasses.is_dataclass(prediction):
+        data = dataclasses.asdict(prediction)
+    else:
+        data = prediction
+    if isinstance(data, dict):
+        return {k: (v[:top_k] if isinstance(v, list) and k in ("leaf", "leaves", "concepts") else v)
+                for k, v in data.items()}
+    return data
+
+
+def cmd_coherence(args) -> int:
+    from core import datasets, geometry
+
+    cfg = TrainConfig(dataset=args.dataset, encoder=args.encoder, seed=args.seed,
+                      max_concepts=args.max_concepts, images_per_concept=args.images_per_concept,
+                      device=args.device)
+    validate_config(cfg)
+    ds = datasets.load_dataset(cfg.dataset)
+    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
+        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
+                       seed=cfg.seed)
+    device = None if cfg.device == "auto" else cfg.device
+    bar = ProgressBar("coherence")
+    try:
+        table = geometry.coherence_table(ds, cfg.encoder, cfg.seed, progress=bar, device=device)
+    finally:
+        bar.close()
+    out = geometry.cache_dir(ds, cfg.encoder, cfg.seed)
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=sys.stderr)
+    _emit({"dataset": ds.name, "encoder": cfg.encoder, "seed": cfg.seed,
+           "csv": str(out / "coherence.csv"),
+           "all": {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}})
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from core import runs
+
+    rows = []
+    for info in runs.list_runs():
+        test = runs.load_metrics(info.path, "test")
+        rows.append({"run_id": info.run_id, "status": info.status, "epoch": info.epoch,
+                     "condition": info.config.condition, "seed": info.config.seed,
+                     "encoder": info.config.encoder, "lm": info.config.lm,
+                     "lm_init": info.config.lm_init, "test": _headline(test)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs under {paths.runs_dir()}")
+        return 0
+    for r in rows:
+        f1 = lambda key: "-" if not r["test"] or r["test"][key] is None else f"{r['test'][key]:.3f}"
+        print(f"{r['run_id']:<44} {r['status']:<9} ep {r['epoch']:<3} {r['condition']:<22} "
+              f"{r['lm_init']:<10} seen F1 {f1('seen_f1'):>5}  unseen F1 {f1('unseen_f1'):>5}")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="taxolens", description="Train, evaluate and explore cross-modal taxonomic "
+                                                  "generalization. `taxolens COMMAND --help` for each.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a projector, then evaluate it on the test split",
+                       description="Train the projector for a config (resumes an existing --run-dir "
+                                   "of the same config), then evaluate it on the test split.")
+    _add_train_options(p)
+    p.add_argument("--run-dir", help="run directory to create or resume (default: a new one "
+                                     "under the runs directory)")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a trained run on a split",
+                       description="Score a trained run; writes eval/<split>/questions.csv and "
+                                   "metrics.json in the run directory.")
+    p.add_argument("run", metavar="RUN", help="run id (under the runs directory) or run directory")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--encoder", help="fail unless the run was trained with this encoder")
+    p.add_argument("--lm", help="fail unless the run was trained with this LM")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("baseline", help="majority / LM-only baselines for a config",
+                       description="Baselines on the test questions of a config: majority answer "
+                                   "per question kind, or the LM reading the question with no image.")
+    p.add_argument("kind", choices=("majority", "lm_only"))
+    _add_train_options(p)
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("predict", help="one image -> leaf guesses, hypernym chain, category scores",
+                       description="Run a trained checkpoint on one image file.")
+    p.add_argument("image", metavar="IMAGE", help="image file (PNG, JPEG, WEBP, GIF, BMP, TIFF)")
+    p.add_argument("--run", help="run id or directory (default: newest finished default-config run)")
+    p.add_argument("--top-k", type=int, default=5, help="leaf guesses to list (default 5)")
+    p.add_argument("--encoder", help="fail unless the checkpoint was trained with this encoder")
+    p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
+    p.set_defaults(func=cmd_predict)
+
+    defaults = TrainConfig()
+    p = sub.add_parser("coherence", help="visual coherence of categories under original / cross / "
+                                         "within labelings",
+                       description="Mean pairwise cosine of pooled image embeddings per category; "
+                                   "cached under <runs>/coherence/.")
+    p.add_argument("--dataset", default=defaults.dataset)
+    p.add_argument("--encoder", default=defaults.encoder)
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles (and subset)")
+    p.add_argument("--max-concepts", type=int, default=None)
+    p.add_argument("--images-per-concept", type=int, default=None)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=cmd_coherence)
+
+    p = sub.add_parser("runs", help="list training runs", description="List training runs, newest first.")
+    p.add_argument("--json", action="store_true", help="print JSON rows")
+    p.set_defaults(func=cmd_runs)
+
+    try:
+        from core.jobs import cli as jobs_cli
+    except ImportError:
+        jobs_cli = None                    # the job queue is optional for the other commands
+    if jobs_cli is not None:
+        jobs_cli.register(sub)
+    return parser
+
+
+def _user_error_types() -> tuple[type, ...]:
+    """Exceptions whose message is for the user (exit 2), not a bug (traceback)."""
+    types: list[type] = [ConfigError]
+    for module, names in (("core.images", ("ImageError",)), ("core.taxonomy", ("TaxonomyError",)),
+                          ("core.datasets", ("DatasetError", "ImportValidationError"))):
+        mod = sys.modules.get(module)
+        types += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
+    return tuple(types)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:           # --help (0) or a usage error (2, already printed)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("taxolens: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if isinstance(exc, _user_error_types()):
+            print(f"taxolens {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The command line: help for every command, and bad arguments -> one stderr line, exit 2, and
+nothing written under the data directory."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import cli, paths
+from core.config import TrainConfig
+from tiny_concepts import tiny_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ("train", "evaluate", "baseline", "predict", "coherence", "runs")
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An isolated data dir whose dataset 'tiny' is the in-memory tiny dataset."""
+    from core import datasets
+
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    real_load = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda name="concepts": tiny_dataset() if name == "tiny" else real_load(name))
+    return tmp_path
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def fails_cleanly(argv, capsys, root: Path, fragment: str) -> str:
+    before = tree(root)
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2, (rc, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("taxolens") and "error:" in lines[0]
+    assert fragment in lines[0], lines[0]
+    assert out == ""
+    assert tree(root) == before, "a failed command wrote files"
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    assert cli.main([command, "--help"]) == 0
+    assert "usage: taxolens " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--condition", "random:1.5"], "[0, 1]"),
+    (["train", "--condition", "random:-0.2"], "[0, 1]"),
+    (["train", "--condition", "sideways"], "unknown condition"),
+    (["train", "--epochs", "zero"], "invalid int value"),
+    (["train", "--epochs", "0"], "epochs must be an integer"),
+    (["train", "--lm-init", "warm"], "lm_init"),
+    (["train", "--device", "tpu"], "device"),
+    (["train", "--images-per-concept", "2"], "images_per_concept"),
+    (["baseline", "median"], "invalid choice"),
+    (["baseline", "majority", "--condition", "random:2"], "[0, 1]"),
+    (["evaluate", "no-such-run"], "no run 'no-such-run'"),
+    (["evaluate", "x", "--split", "dev"], "invalid choice"),
+    (["predict", "missing.png"], "missing.png"),
+    (["coherence", "--seed", "-1"], "seed"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments(argv, fragment, data_dir, capsys):
+    fails_cleanly(argv, capsys, data_dir, fragment)
+
+
+def test_config_file_errors(data_dir, tmp_path_factory, capsys):
+    elsewhere = tmp_path_factory.mktemp("cfg")
+    bad = elsewhere / "bad.json"
+    bad.write_text("{not json")
+    fails_cleanly(["train", "--config", str(bad)], capsys, data_dir, "not readable JSON")
+    unknown = elsewhere / "unknown.json"
+    unknown.write_text(json.dumps({"epochs": 1, "colour": "red"}))
+    fails_cleanly(["train", "--config", str(unknown)], capsys, data_dir, "unknown training option(s): colour")
+    fails_cleanly(["train", "--config", str(elsewhere / "nope.json")], capsys, data_dir, "does not exist")
+
+
+def make_run(root: Path, name: str, epoch: int, **cfg) -> Path:
+    run = root / "runs" / name
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(TrainConfig(**cfg).to_dict()))
+    if epoch:
+        (run / "checkpoint" / "checkpoint.json").write_text(json.dumps({"status": "finished",
+                                                                         "epoch": epoch}))
+    return run
+
+
+def test_run_without_checkpoint(data_dir, capsys):
+    make_run(data_dir, "fresh", epoch=0)
+    fails_cleanly(["evaluate", "fresh"], capsys, data_dir, "no trained checkpoint")
+    img = data_dir / "dog.png"
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(img)
+    fails_cleanly(["predict", str(img), "--run", "fresh"], capsys, data_dir, "no trained checkpoint")
+    fails_cleanly(["predict", str(img)], capsys, data_dir, "no finished run")
+
+
+def test_train_into_other_runs_directory(data_dir, capsys):
+    run = make_run(data_dir, "other", epoch=1, dataset="tiny", seed=3)
+    argv = ["train", "--dataset", "tiny", "--seed", "4", "--run-dir", str(run)]
+    line = _deep_checks_or_skip(argv, capsys, data_dir, "different config")
+    assert "seed: 3 -> 4" in line
+
+
+def _deep_checks_or_skip(argv, capsys, root, fragment):
+    """Deep validation needs core.registry (model ids); skip only while it does not exist yet."""
+    pytest.importorskip("core.registry")
+    return fails_cleanly(argv, capsys, root, fragment)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--dataset", "tiny", "--condition", "systematic:9"], "more categories than"),
+    (["train", "--dataset", "tiny", "--condition", "systematic:mammal+reptile"], "unknown category 'reptile'"),
+    (["train", "--dataset", "tiny", "--encoder", "no-such-encoder"], "no-such-encoder"),
+    (["train", "--dataset", "tiny", "--lm", "no-such-lm"], "no-such-lm"),
+    (["baseline", "lm_only", "--dataset", "tiny", "--lm", "gpt-17"], "gpt-17"),
+    (["coherence", "--dataset", "tiny", "--encoder", "no-such-encoder"], "no-such-encoder"),
+])
+def test_bad_ids_and_dataset_dependent_checks(argv, fragment, data_dir, capsys):
+    _deep_checks_or_skip(argv, capsys, data_dir, fragment)
+
+
+def test_checkpoint_for_another_model(data_dir, capsys):
+    registry = pytest.importorskip("core.registry")
+    cfg = TrainConfig()
+    other_encoders = [e for e in getattr(registry, "ENCODERS", {}) if e != cfg.encoder]
+    if not other_encoders:
+        pytest.skip("only one encoder registered")
+    make_run(data_dir, "trained", epoch=1)
+    fails_cleanly(["evaluate", "trained", "--encoder", other_encoders[0]], capsys, data_dir,
+                  "cannot be used with encoder")
+
+
+def test_runs_lists_nothing_in_an_empty_data_dir(data_dir, capsys):
+    assert cli.main(["runs", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_module_entry_point_exit_code(tmp_path):
+    """`python -m core` really exits 2 with one stderr line, and writes nothing."""
+    env = dict(os.environ, TAXOLENS_DATA=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "core", "train", "--condition", "random:7"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "[0, 1]" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
