@@ -1,0 +1,180 @@
+"""Download plumbing for core.assets: sha256 checks with a verification stamp, fetch-verify-refetch,
+external tools with helpful errors, and atomic file/directory writes.
+
+The stamp (`downloads/verified.json`) remembers, per file, the sha256 it was verified against with the
+file's size and mtime, so a re-run of `make assets` does not re-hash hundreds of megabytes.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from tqdm import tqdm
+
+from core import paths
+
+_HASH_BLOCK = 1 << 20
+_SHOW_HASH_PROGRESS = 64 << 20  # hashing smaller files is too quick to be worth a progress bar
+
+
+class AssetError(RuntimeError):
+    """An asset is missing, corrupt or cannot be fetched; the message says what to do."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, leave=False,
+                                     desc=f"sha256 {path.name}", disable=size < _SHOW_HASH_PROGRESS) as bar:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+            bar.update(len(block))
+    return digest.hexdigest()
+
+
+def _stamp_path() -> Path:
+    return paths.downloads_dir() / "verified.json"
+
+
+def _read_stamps() -> dict:
+    try:
+        return json.loads(_stamp_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _file_key(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def is_verified(path: Path, sha256: str) -> bool:
+    """True when `path` exists and its content has this sha256. Uses the stamp when the file's
+    size and mtime are unchanged since it was last verified; otherwise hashes it (and stamps it)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    stamp = _read_stamps().get(str(path.resolve()))
+    if stamp == {"sha256": sha256, **_file_key(path)}:
+        return True
+    if sha256_file(path) != sha256:
+        return False
+    _stamp(path, sha256)
+    return True
+
+
+def _stamp(path: Path, sha256: str) -> None:
+    stamps = _read_stamps()
+    stamps[str(path.resolve())] = {"sha256": sha256, **_file_key(path)}
+    paths.ensure_writable(_stamp_path().parent)
+    write_text_atomic(_stamp_path(), json.dumps(stamps, indent=1, sort_keys=True))
+
+
+def fetch_verified(dest: Path, sha256: str, fetch: Callable[[Path], None], what: str) -> Path:
+    """Make sure `dest` holds the file with this sha256. A missing or wrong file is (re)fetched by
+    `fetch(dest)`; a download that does not match is deleted and fetched once more, and if it is
+    still wrong the error names both hashes. A bad file is never left at `dest`."""
+    dest = Path(dest)
+    if is_verified(dest, sha256):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    got = None
+    for _attempt in range(2):
+        dest.unlink(missing_ok=True)
+        fetch(dest)
+        if not dest.is_file():
+            raise AssetError(f"fetching {what} produced no file at {dest}")
+        got = sha256_file(dest)
+        if got == sha256:
+            _stamp(dest, sha256)
+            return dest
+        dest.unlink()
+    raise AssetError(f"{what}: sha256 mismatch after two downloads (expected {sha256}, got {got}). "
+                     f"The registry served different bytes than the pinned version; check your network/"
+                     f"mirror, or update the pin in assets/sources.csv if the upstream file really changed.")
+
+
+def require_tool(name: str, how_to_get: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        raise AssetError(f"{name} not found: {how_to_get}")
+    return found
+
+
+def run_tool(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+    """Run an external command; on failure raise AssetError with the end of its output."""
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except OSError as exc:
+        raise AssetError(f"{what} failed: cannot run {cmd[0]} ({exc.strerror})") from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
+        raise AssetError(f"{what} failed ({' '.join(cmd[:3])} ... exit {done.returncode}):\n{tail}")
+    return done.stdout
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty temp directory beside `final`; on success it replaces `final` in one rename
+    (an old `final` is moved aside first and then deleted), on error it is removed. Readers see the
+    old complete directory or the new complete one, never a half-written one."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temp directory inside the data dir (same filesystem as the targets, so renames are cheap)."""
+    root = paths.ensure_writable(paths.downloads_dir())
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{prefix}.", suffix=".tmp"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock (two `make assets` or two workers converting the same LM wait in turn)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
