@@ -228,9 +228,10 @@ def _baseline_validate(spec: dict) -> dict:
 def _baseline_output_dir(spec: dict) -> Path:
     import secrets
 
-    from core import paths, runs
+    from core import runs
+    from core.jobs.store import ensure_dir
     cfg = TrainConfig.from_dict(spec["config"])
-    root = paths.ensure_writable(runs.baselines_dir())
+    root = ensure_dir(runs.baselines_dir())
     while True:
         d = root / f"{spec['baseline']}_{runs._slug(cfg.condition)}_s{cfg.seed}_{secrets.token_hex(2)}"
         try:

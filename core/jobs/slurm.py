@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,12 +27,16 @@ from typing import Any
 from core import paths
 from core.config import ConfigError
 from core.jobs import kinds
-from core.jobs.store import Job, JobStore, pid_alive, read_log_tail
+from core.jobs.store import Job, JobStore, ensure_dir, pid_alive, read_log_tail
 
 CLUSTERS = ("slurm", "local", "debug")
 # Slurm states after which a job will not write anything any more.
 TERMINAL_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
                    "OUT_OF_MEMORY", "TIMEOUT", "PREEMPTED"}
+
+
+class SlurmUnavailable(ConfigError):
+    """Slurm was asked for on a machine without it."""
 
 
 @dataclass
@@ -75,7 +80,10 @@ def make_executor(cfg: SlurmConfig):
     """A submitit AutoExecutor for the config (imports submitit only when used)."""
     import submitit
 
-    folder = paths.ensure_writable(cfg.log_folder())
+    folder = ensure_dir(cfg.log_folder())
+    if cfg.cluster == "slurm" and shutil.which("srun") is None:
+        raise SlurmUnavailable("Slurm is not available here (no `srun` on PATH): submit from a cluster "
+                               "login node, or use cluster 'local' to run the same path on this machine")
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cfg.cluster)
     params: dict[str, Any] = {"timeout_min": cfg.timeout_min, "gpus_per_node": cfg.gpus_per_node,
                               "cpus_per_task": cfg.cpus_per_task, "mem_gb": cfg.mem_gb, "name": "taxolens"}
@@ -106,6 +114,9 @@ class RemoteJob:
                                output_dir=Path(self.output_dir) if self.output_dir else None)
         try:
             result = kinds.get(self.kind).execute(self.spec, ctx)
+        except KeyboardInterrupt:  # how submitit's local executor cancels
+            _write_json(Path(self.outcome_path), {"status": "cancelled"})
+            raise
         except BaseException as exc:
             _write_json(Path(self.outcome_path), {"status": "failed", "error": f"{type(exc).__name__}: {exc}"
                                                   f"\n\n{traceback.format_exc()[-4000:]}"})
@@ -190,6 +201,8 @@ def sync(store: JobStore | None = None) -> list[int]:
                 for row in outcome["result"].get("register", []):
                     store.register_run(job_id=job.id, **row)
                 store.finish(job.id, "succeeded", result=outcome["result"])
+            elif outcome["status"] == "cancelled" or job.cancel_requested:
+                store.finish(job.id, "cancelled", error="cancelled by request")
             else:
                 store.finish(job.id, "failed", error=outcome.get("error"))
             finished.append(job.id)
@@ -199,7 +212,7 @@ def sync(store: JobStore | None = None) -> list[int]:
             if job.cancel_requested or state.startswith("CANCELLED"):
                 store.finish(job.id, "cancelled", error=f"cancelled on the cluster ({state})")
             else:
-                err = Path(ext["folder"]) / f"{ext['job_id']}_0_log.err"
+                err = _job_paths(ext).stderr
                 store.finish(job.id, "failed", error=f"cluster job ended as {state} without a result\n\n"
                                                      f"{read_log_tail(err, lines=30)}")
             finished.append(job.id)
@@ -216,12 +229,16 @@ def cancel_external(job: Job) -> None:
         submitit.SlurmJob(folder=ext["folder"], job_id=ext["job_id"]).cancel(check=False)
     elif pid_alive(int(ext["job_id"])):
         import signal
-        os.kill(int(ext["job_id"]), signal.SIGTERM)
+        os.kill(int(ext["job_id"]), signal.SIGINT)  # what submitit's LocalJob.cancel sends
 
 
 def log_path(job: Job) -> Path | None:
     """submitit's stdout log of a Slurm job (where its progress lines go)."""
     if not job.external_id:
         return None
-    ext = json.loads(job.external_id)
-    return Path(ext["folder"]) / f"{ext['job_id']}_0_log.out"
+    return _job_paths(json.loads(job.external_id)).stdout
+
+
+def _job_paths(ext: dict):
+    from submitit.core.utils import JobPaths
+    return JobPaths(ext["folder"], job_id=ext["job_id"])

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -162,16 +163,26 @@ def pid_alive(pid: int | None) -> bool:
 HOST = socket.gethostname()
 
 
+def ensure_dir(path: Path) -> Path:
+    """Create a directory and prove it writable. Unlike a fixed probe file name, the uniquely named
+    probe is safe when several processes (workers, submitters) start at once."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise JobStoreError(f"TaxoLens data directory {path} is not writable ({exc.strerror or exc}); "
+                            f"set TAXOLENS_DATA to a writable folder") from exc
+    return path
+
+
 class JobStore:
     """Thread-safe handle on the database; cheap to create, one per process (do not share across fork)."""
 
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path is not None else paths.db_path()
         self._lock = threading.RLock()
-        try:
-            paths.ensure_writable(self.path.parent)
-        except PermissionError as exc:
-            raise JobStoreError(f"job store {self.path}: {exc}") from exc
+        ensure_dir(self.path.parent)
         with self._errors():
             self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                          check_same_thread=False)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paths
-from core.jobs.store import Job, JobStore, JobStoreError, pid_alive, read_log_tail
+from core.jobs.store import Job, JobStore, JobStoreError, ensure_dir, pid_alive, read_log_tail
 
 HEARTBEAT_EVERY_S = 5.0
 ORPHAN_SCAN_EVERY_S = 30.0
@@ -69,7 +69,7 @@ class Worker:
         self._stop = True
 
     def run(self) -> None:
-        log_dir = paths.ensure_writable(paths.jobs_dir())
+        log_dir = ensure_dir(paths.jobs_dir())
         self._write_pid_file()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
@@ -201,7 +201,7 @@ def ensure_worker(concurrency: int | None = None, store: JobStore | None = None)
     """Pid of a live worker on this host, starting one in the background if none is alive (its own
     output goes to jobs_dir()/worker.log). Safe to call from several app sessions at once."""
     store = store or JobStore()
-    jobs_dir = paths.ensure_writable(paths.jobs_dir())
+    jobs_dir = ensure_dir(paths.jobs_dir())
     with open(jobs_dir / "worker.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # serializes check-and-start across processes
         live = store.live_workers()

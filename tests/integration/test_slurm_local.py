@@ -1,0 +1,89 @@
+"""Slurm path through submitit's local executor: the same RemoteJob callable, pickled and run in a
+separate process, its outcome pulled back by sync() into the job store and run registry; the sbatch
+options a real cluster would get; cancellation."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from core import paths
+from core.config import ConfigError
+from core.jobs import JobStore, cancel, slurm
+
+HERE = Path(__file__).resolve().parent
+LOCAL = dict(cluster="local", gpus_per_node=0, cpus_per_task=1, mem_gb=1, timeout_min=5)
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TAXOLENS_JOB_PLUGINS", "jobkinds_testonly")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(paths.ROOT), str(HERE)]))
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.chdir(paths.ROOT)
+    return tmp_path
+
+
+def sync_until_done(store: JobStore, job_ids: list[int], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        slurm.sync(store)
+        if all(store.get(i).done for i in job_ids):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"jobs {job_ids} not finished after {timeout}s")
+
+
+def test_local_executor_round_trip_success_and_failure(env):
+    store = JobStore()
+    cfg = slurm.SlurmConfig(**LOCAL)
+    ok = slurm.submit("test-echo", {"marker": str(env / "m"), "steps": 3}, cfg, store=store)
+    bad = slurm.submit("test-echo", {"marker": str(env / "m"), "fail": True}, cfg, store=store)
+    assert store.get(ok).backend == "slurm" and store.get(ok).status == "running"
+    assert store.claim(worker_pid=os.getpid()) is None  # a local worker never takes a Slurm job
+    sync_until_done(store, [ok, bad])
+    done, failed = store.get(ok), store.get(bad)
+    assert done.status == "succeeded" and done.result == {"echo": ok}
+    assert failed.status == "failed" and "test-echo was asked to fail" in failed.error
+    log = slurm.log_path(done).read_text()
+    assert "100.0% step 3/3" in log  # progress lines reach submitit's log
+    pids = {int(line.split()[0]): int(line.split()[1]) for line in (env / "m").read_text().splitlines()}
+    assert set(pids) == {ok, bad} and os.getpid() not in pids.values()  # ran in other processes
+
+
+def test_cancel_reaches_the_running_process(env):
+    store = JobStore()
+    job_id = slurm.submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.5, "steps": 200},
+                          slurm.SlurmConfig(**LOCAL), store=store)
+    deadline = time.monotonic() + 30
+    while not (env / "m").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cancel(job_id, store=store) == "running"
+    sync_until_done(store, [job_id])
+    assert store.get(job_id).status == "cancelled"
+
+
+def test_sbatch_script_carries_partition_account_gpus_and_time(env, tmp_path, monkeypatch):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    cfg = slurm.SlurmConfig(partition="gpu", account="lab", gpus_per_node=2, timeout_min=90,
+                            additional={"constraint": "a100"})
+    script = slurm.make_executor(cfg)._executor._make_submission_file_text("python -m x", "uid")
+    for line in ("--partition=gpu", "--account=lab", "--gpus-per-node=2", "--time=90", "--constraint=a100"):
+        assert f"#SBATCH {line}" in script
+
+
+def test_config_errors_are_clear(env, monkeypatch):
+    with pytest.raises(ConfigError, match="unknown Slurm option"):
+        slurm.SlurmConfig.from_dict({"gpus": 1})
+    with pytest.raises(ConfigError, match="timeout_min must be"):
+        slurm.SlurmConfig(timeout_min=0).validate()
+    monkeypatch.setenv("PATH", str(env))  # no srun anywhere
+    with pytest.raises(slurm.SlurmUnavailable, match="no `srun`"):
+        slurm.make_executor(slurm.SlurmConfig())

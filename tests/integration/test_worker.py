@@ -1,0 +1,172 @@
+"""The worker as separate processes: exactly-once execution under two workers, cancel (cooperative
+and forced), failures, SIGTERM requeue, kill -9 recovery, ensure_worker, and a real training job
+killed mid-run that resumes from its epoch checkpoint.
+
+Quick cases use the TEST-ONLY `test-echo` kind (tests/integration/jobkinds_testonly.py), which
+appends one line per execution to a marker file so executions can be counted.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core import paths
+from core.jobs import JobStore, cancel, submit
+from core.jobs.store import pid_alive
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TAXOLENS_JOB_PLUGINS", "jobkinds_testonly")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(paths.ROOT), str(HERE)]))
+    monkeypatch.syspath_prepend(str(HERE))
+    return tmp_path
+
+
+def start_worker(*args: str) -> subprocess.Popen:
+    log = open(paths.data_dir() / f"worker-{time.monotonic_ns()}.out", "w")
+    return subprocess.Popen([sys.executable, "-m", "core.jobs.worker", *args], stdout=log,
+                            stderr=subprocess.STDOUT, cwd=paths.ROOT)
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+
+
+def executions(marker: Path) -> Counter:
+    return Counter(int(line.split()[0]) for line in marker.read_text().splitlines()) if marker.exists() else Counter()
+
+
+def _submit_five(data_dir: str, marker: str, out) -> None:
+    os.environ["TAXOLENS_DATA"] = data_dir
+    out.put([submit("test-echo", {"marker": marker}) for _ in range(5)])
+
+
+def test_twenty_submissions_from_four_processes_run_exactly_once_with_two_workers(env):
+    marker = env / "marker"
+    JobStore()  # create the schema before the racing processes
+    workers = [start_worker("--concurrency", "1", "--idle-exit", "4") for _ in range(2)]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    submitters = [ctx.Process(target=_submit_five, args=(str(paths.data_dir()), str(marker), out))
+                  for _ in range(4)]
+    for p in submitters:
+        p.start()
+    ids = [i for _ in submitters for i in out.get(timeout=60)]
+    for p in submitters:
+        p.join(timeout=30)
+    for w in workers:
+        w.wait(timeout=120)
+    store = JobStore()
+    assert len(set(ids)) == 20
+    assert executions(marker) == Counter({i: 1 for i in ids})
+    jobs = [store.get(i) for i in ids]
+    assert {j.status for j in jobs} == {"succeeded"} and {j.attempts for j in jobs} == {1}
+    assert len({j.worker_pid for j in jobs}) == 2  # both workers took part
+
+
+def test_failure_is_recorded_and_the_worker_goes_on(env):
+    bad = submit("test-echo", {"marker": str(env / "m"), "fail": True})
+    good = submit("test-echo", {"marker": str(env / "m")})
+    worker = start_worker("--idle-exit", "2")
+    worker.wait(timeout=60)
+    store = JobStore()
+    failed = store.get(bad)
+    assert failed.status == "failed" and "test-echo was asked to fail" in failed.error
+    assert "Traceback" in failed.error and "Traceback" in Path(failed.log_path).read_text()
+    assert store.get(good).status == "succeeded"
+
+
+def test_cancel_a_running_job_cooperatively_and_a_stubborn_one_by_signal(env):
+    store = JobStore()
+    polite = submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.5, "steps": 200})
+    stubborn = submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.5, "steps": 200,
+                                    "ignore_sigterm": True})
+    queued = submit("test-echo", {"marker": str(env / "m")})
+    worker = start_worker("--concurrency", "2", "--cancel-grace", "1")
+    try:
+        wait_for(lambda: store.get(polite).progress > 0, what="progress of the first job")
+        wait_for(lambda: store.get(stubborn).status == "running", what="second job to start")
+        assert "step" in store.get(polite).message
+        assert cancel(polite) == "running"
+        assert cancel(stubborn) == "running"
+        assert cancel(queued) in ("cancelled", "running", "succeeded")
+        wait_for(lambda: store.get(polite).done, timeout=30, what="cooperative cancel")
+        wait_for(lambda: store.get(stubborn).done, timeout=30, what="SIGTERM/SIGKILL fallback")
+    finally:
+        stop(worker)
+    assert store.get(polite).status == "cancelled"
+    forced = store.get(stubborn)
+    assert forced.status == "cancelled" and "SIGKILL" in forced.error  # it ignored cancel and SIGTERM
+    assert executions(env / "m")[polite] == 1
+
+
+def test_sigterm_requeues_and_kill9_recovery_reruns(env):
+    store = JobStore()
+    job_id = submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.5, "steps": 200})
+    worker = start_worker()
+    wait_for(lambda: store.get(job_id).progress > 0, what="job to run")
+    stop(worker)  # graceful stop: the interrupted job goes back to the queue, not to failed
+    assert store.get(job_id).status == "queued"
+
+    worker = start_worker()
+    wait_for(lambda: store.get(job_id).attempts == 2 and store.get(job_id).progress > 0, what="second attempt")
+    child_pid = int(executions_pids(env / "m")[-1])
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    wait_for(lambda: not pid_alive(child_pid), timeout=10, what="the job process to die with its worker")
+    assert store.get(job_id).status == "running"  # nobody was left to record anything
+
+    worker = start_worker()
+    try:
+        wait_for(lambda: store.get(job_id).attempts == 3, what="orphan requeued and claimed")
+        cancel(job_id)
+        wait_for(lambda: store.get(job_id).done, what="cancel")
+    finally:
+        stop(worker)
+    assert executions(env / "m")[job_id] == 3
+    assert "attempt 3" in Path(store.get(job_id).log_path).read_text()
+
+
+def executions_pids(marker: Path) -> list[str]:
+    return [line.split()[1] for line in marker.read_text().splitlines()]
+
+
+def test_ensure_worker_starts_one_and_reuses_it(env):
+    from core.jobs import ensure_worker
+    store = JobStore()
+    pid = ensure_worker()
+    try:
+        assert ensure_worker() == pid
+        wait_for(lambda: store.live_workers(), what="worker heartbeat")
+        assert ensure_worker() == pid
+        assert (paths.jobs_dir() / "worker.pid").read_text().strip() == str(pid)
+        job_id = submit("test-echo", {"marker": str(env / "m")})
+        wait_for(lambda: store.get(job_id).status == "succeeded", what="the job to run")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(pid), timeout=30, what="worker exit")
