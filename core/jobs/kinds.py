@@ -232,13 +232,15 @@ def _baseline_output_dir(spec: dict) -> Path:
     from core.jobs.store import ensure_dir
     cfg = TrainConfig.from_dict(spec["config"])
     root = ensure_dir(runs.baselines_dir())
-    while True:
-        d = root / f"{spec['baseline']}_{runs._slug(cfg.condition)}_s{cfg.seed}_{secrets.token_hex(2)}"
+    while True:  # like evaluate.baseline's default name, plus a suffix: sweeps repeat (kind, condition, seed)
+        d = root / (f"{spec['baseline']}_{runs._slug(cfg.dataset)}_{runs._slug(cfg.condition)}_s{cfg.seed}"
+                    f"_{secrets.token_hex(2)}")
         try:
             d.mkdir()
-            return d
         except FileExistsError:
             continue
+        runs.write_json(d / "config.json", {"baseline": spec["baseline"], **cfg.to_dict()})
+        return d
 
 
 def _baseline_execute(spec: dict, ctx: JobContext) -> dict:

@@ -3,6 +3,7 @@ separate process, its outcome pulled back by sync() into the job store and run r
 options a real cluster would get; cancellation."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from core import paths
 from core.config import ConfigError
 from core.jobs import JobStore, cancel, slurm
+from core.jobs.store import pid_alive
 
 HERE = Path(__file__).resolve().parent
 LOCAL = dict(cluster="local", gpus_per_node=0, cpus_per_task=1, mem_gb=1, timeout_min=5)
@@ -61,9 +63,17 @@ def test_cancel_reaches_the_running_process(env):
     deadline = time.monotonic() + 30
     while not (env / "m").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert cancel(job_id, store=store) == "running"
-    sync_until_done(store, [job_id])
-    assert store.get(job_id).status == "cancelled"
+    try:
+        assert cancel(job_id, store=store) == "running"
+        sync_until_done(store, [job_id])
+        assert store.get(job_id).status == "cancelled"
+        controller = int(json.loads(store.get(job_id).external_id)["job_id"])
+        deadline = time.monotonic() + 30
+        while pid_alive(controller) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not pid_alive(controller)  # the local "cluster job" really ended
+    finally:
+        slurm.cancel_external(store.get(job_id))  # never leave a job running if an assert failed
 
 
 def test_sbatch_script_carries_partition_account_gpus_and_time(env, tmp_path, monkeypatch):
