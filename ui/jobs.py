@@ -1,0 +1,107 @@
+"""Live job widgets: the first-run status box and the job table with progress, log tail and cancel.
+
+Both are fragments with run_every, so only they refresh every few seconds while the rest of the
+page stays still. Each wraps its own body in guard(): a fragment rerun happens outside the page's
+own guard.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from core import jobs as jobs_api
+from ui import common
+
+REFRESH_S = 2.0
+STATUS_ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+
+
+def _ago(timestamp: float | None) -> str:
+    if not timestamp:
+        return ""
+    return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
+
+
+def _worker_note(store) -> None:
+    if not store.live_workers():
+        st.warning("No job worker is running, so queued jobs wait. `make app` starts one; "
+                   "or run `make worker` in another terminal.", icon=":material/engineering:")
+
+
+@st.fragment(run_every=REFRESH_S)
+def first_run_panel(rerun_app_when_ready: bool = True) -> None:
+    """Where the default checkpoint stands; reruns the whole page once it becomes ready."""
+    with common.guard("The first-run status"):
+        from core import firstrun
+
+        store = common.store()
+        state = firstrun.state(store)
+        was_ready = st.session_state.get("_first_run_ready")
+        st.session_state["_first_run_ready"] = state.ready
+        if state.ready:
+            if was_ready is False and rerun_app_when_ready:
+                st.rerun(scope="app")       # the checkpoint just arrived: rebuild the page around it
+            return
+        job = state.job
+        with st.container(border=True):
+            st.markdown("**No trained checkpoint yet.** Predicting needs a trained projector; "
+                        "TaxoLens trains the default one on this machine as its first job.")
+            if job is None:
+                if st.button("Train the default model now", type="primary", key="first_run_submit"):
+                    firstrun.submit_default_job(store)
+                    st.rerun(scope="fragment")
+                return
+            if job.status in ("queued", "running"):
+                label = "waiting for the worker" if job.status == "queued" else job.message or "running"
+                st.progress(min(1.0, max(0.0, job.progress)),
+                            text=f"Default training job #{job.id}: {label} ({job.progress:.0%})")
+                _worker_note(store)
+                log = jobs_api.read_log_tail(job.log_path, lines=8)
+                if log:
+                    st.code(log, language=None)
+                st.caption("This page updates by itself; Predict becomes usable when the job finishes.")
+            else:
+                st.error(state.describe())
+                if st.button("Train the default model again", key="first_run_retry"):
+                    firstrun.submit_default_job(store)
+                    st.rerun(scope="fragment")
+
+
+def job_rows(jobs: list) -> list[dict]:
+    return [{"id": j.id, "job": jobs_api.describe(j), "status": f"{STATUS_ICONS.get(j.status, '')} {j.status}",
+             "progress": float(j.progress), "message": (j.error or j.message or "")[:160],
+             "queued at": _ago(j.created), "finished at": _ago(j.finished)} for j in jobs]
+
+
+@st.fragment(run_every=REFRESH_S)
+def job_table(limit: int = 25) -> None:
+    """Newest jobs with progress bars; pick one for its log tail and a cancel button."""
+    with common.guard("The job table"):
+        store = common.store()
+        jobs = store.list(limit=limit)
+        if not jobs:
+            st.info("No jobs yet. Submit one with the forms above.")
+            return
+        _worker_note(store)
+        counts = store.counts()
+        st.caption(" · ".join(f"{STATUS_ICONS[s]} {s}: {n}" for s, n in counts.items() if n))
+        st.dataframe(job_rows(jobs), hide_index=True, width="stretch", column_config={
+            "id": st.column_config.NumberColumn("id", width="small"),
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                        format="percent"),
+        })
+        names = {j.id: f"#{j.id} {jobs_api.describe(j)} ({j.status})" for j in jobs}
+        chosen = st.selectbox("Job details", list(names), key="job_detail_id", format_func=names.get)
+        if chosen is None:
+            return
+        job = store.get(chosen)
+        cols = st.columns([3, 1])
+        cols[0].markdown(f"**#{job.id}** {STATUS_ICONS.get(job.status, '')} {job.status} — "
+                         f"{job.message or ''}")
+        if not job.done and cols[1].button("Cancel job", key=f"cancel_{job.id}"):
+            st.toast(f"Job #{job.id}: {jobs_api.cancel(job.id, store=store)}")
+        if job.error:
+            st.error(job.error)
+        log = jobs_api.read_log_tail(job.log_path, lines=30)
+        st.code(log or "(no log output yet)", language=None)
