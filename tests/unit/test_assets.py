@@ -192,6 +192,9 @@ def test_atomic_dir_keeps_the_old_folder_when_writing_fails(data_dir):
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in final.iterdir()] == ["new.txt"]
     assert [p.name for p in data_dir.iterdir()] == ["out"]
+    # Published with ordinary permissions, not mkdtemp's owner-only 0700.
+    assert final.stat().st_mode & 0o777 == downloads.default_mode(directory=True)
+    assert (final / "new.txt").stat().st_mode & 0o777 == downloads.default_mode()
 
 
 def test_pinned_table_is_consistent():

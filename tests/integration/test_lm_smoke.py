@@ -1,0 +1,30 @@
+"""The bundled LM, as converted by core.assets, loads with plain transformers and knows a dog is an
+animal: " animal" is far likelier than " vehicle" after "A dog is a kind of"."""
+import pytest
+import torch
+
+from core import assets
+
+
+def continuation_logprob(model, tokenizer, prompt: str, continuation: str) -> float:
+    prompt_ids = tokenizer(prompt, return_tensors="pt").input_ids
+    cont_ids = tokenizer(continuation, add_special_tokens=False, return_tensors="pt").input_ids
+    ids = torch.cat([prompt_ids, cont_ids], dim=1)
+    with torch.no_grad():
+        logprobs = model(ids).logits[0, :-1].log_softmax(-1)
+    positions = torch.arange(prompt_ids.shape[1] - 1, ids.shape[1] - 1)
+    return logprobs[positions, ids[0, prompt_ids.shape[1]:]].sum().item()
+
+
+@pytest.mark.integration
+def test_bundled_lm_prefers_animal_over_vehicle():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = assets.lm_dir("smollm2-135m")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert not hasattr(model.config, "quantization_config")   # plain weights, no GGUF quantizer left
+    animal = continuation_logprob(model, tokenizer, "A dog is a kind of", " animal")
+    vehicle = continuation_logprob(model, tokenizer, "A dog is a kind of", " vehicle")
+    print(f"log p(' animal') = {animal:.2f}, log p(' vehicle') = {vehicle:.2f}")
+    assert animal > vehicle + 2.0
