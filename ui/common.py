@@ -101,7 +101,10 @@ def _model_rows(data_dir: str) -> list[dict]:  # noqa: ARG001 - keys the cache
     from core import assets
     kinds = {"encoder": "image encoder", "lm": "language model"}
     return [{"model": r["id"], "kind": kinds[r["kind"]], "version": r["version"], "license": r["license"],
-             "weights present": r["ready"]} for r in assets.status() if r["kind"] in kinds]
+             "weights present": r["ready"],
+             "note": "" if r["ready"] else f"optional: python -m core.assets fetch --lm {r['id']}"
+             if r.get("optional") else "missing: run `make assets`"}
+            for r in assets.status() if r["kind"] in kinds]
 
 
 def model_rows() -> list[dict]:

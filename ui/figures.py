@@ -101,21 +101,36 @@ def _node(n):
     return n
 
 
-def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, error: str | None = None,
-                 title: str | None = None, y_title: str | None = None,
+def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | None = None,
+                 hi: str | None = None, title: str | None = None, y_title: str | None = None,
                  colors: Mapping[str, str] | None = None) -> go.Figure:
-    """Bars of `y` per `x`, one colour per `group`, optional symmetric error bars from `error`."""
+    """Bars of `y` per `x`, one colour per `group`; with `lo`/`hi` columns, asymmetric error bars
+    (a confidence interval around the mean)."""
     rows = list(rows)
     fig = go.Figure()
     for g in dict.fromkeys(r[group] for r in rows):
         sel = [r for r in rows if r[group] == g]
-        fig.add_trace(go.Bar(
-            name=str(g), x=[r[x] for r in sel], y=[r[y] for r in sel],
-            marker_color=(colors or {}).get(g),
-            error_y={"type": "data", "array": [r.get(error) or 0 for r in sel], "visible": True}
-            if error else None))
+        error = None
+        if lo and hi:
+            error = {"type": "data", "symmetric": False, "visible": True,
+                     "array": [max(0.0, (r[hi] if r[hi] is not None else r[y]) - r[y]) for r in sel],
+                     "arrayminus": [max(0.0, r[y] - (r[lo] if r[lo] is not None else r[y])) for r in sel]}
+        fig.add_trace(go.Bar(name=str(g), x=[r[x] for r in sel], y=[r[y] for r in sel],
+                             marker_color=(colors or {}).get(g), error_y=error,
+                             hovertemplate=f"{g}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
     fig.update_layout(barmode="group", title=title, yaxis={"title": y_title or y},
                       margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10}, legend_title=group)
+    return fig
+
+
+def heatmap(table, title: str | None = None, z_title: str = "F1") -> go.Figure:
+    """A DataFrame (rows × columns of values in [0, 1]) as a heatmap on the P(yes) colour scale."""
+    fig = go.Figure(go.Heatmap(z=table.values, x=[str(c) for c in table.columns],
+                               y=[str(i) for i in table.index], colorscale=P_SCALE, zmin=0, zmax=1,
+                               colorbar={"title": {"text": z_title}},
+                               hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_layout(title=title, height=max(300, 22 * len(table.index) + 120),
+                      margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
     return fig
 
 
@@ -148,4 +163,58 @@ def ratio_curves(rows: Iterable[Mapping], baselines: Mapping[str, float] | None 
     fig.update_layout(title=title, xaxis={"title": "ablation ratio r", "range": [-0.03, 1.03]},
                       yaxis={"title": "F1", "range": [0, 1.05]},
                       margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+    return fig
+
+
+def category_colors(names: Iterable[str]) -> dict[str, str]:
+    """A stable colour per category name (sorted, so the same category keeps its colour across maps)."""
+    import plotly.express as px
+
+    palette = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
+    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(set(names)))}
+
+
+def embedding_map(xy, colour_by: Sequence[str], hover: Sequence[Sequence], colors: Mapping[str, str],
+                  title: str | None = None, show_legend: bool = True) -> go.Figure:
+    """A 2-D map (UMAP / PCA) with one trace per colour group. `hover[i]` = [concept label, style,
+    shown-as label, image index]: the last lets a page map a selected point back to its image."""
+    fig = go.Figure()
+    for group in sorted(set(colour_by)):
+        idx = [i for i, g in enumerate(colour_by) if g == group]
+        fig.add_trace(go.Scattergl(
+            x=[float(xy[i][0]) for i in idx], y=[float(xy[i][1]) for i in idx], mode="markers",
+            name=group, legendgroup=group, showlegend=show_legend,
+            marker={"size": 7, "color": colors.get(group, "#888"), "opacity": 0.8,
+                    "line": {"width": 0.5, "color": "#fff"}},
+            customdata=[list(hover[i]) for i in idx],
+            hovertemplate="<b>%{customdata[0]}</b> (%{customdata[1]})<br>labelled as %{customdata[2]}"
+                          f"<br>category: {group}<extra></extra>"))
+    fig.update_layout(title=title, height=420, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+                      xaxis={"showticklabels": False, "title": None}, yaxis={"showticklabels": False, "title": None},
+                      legend={"font": {"size": 10}, "itemsizing": "constant"}, dragmode="lasso")
+    return fig
+
+
+def scatter_with_labels(points: Sequence[Mapping], x_title: str, y_title: str, title: str | None = None) -> go.Figure:
+    """Labelled points (x, y, label); a least-squares line when there are at least 3."""
+    import numpy as np
+
+    fig = go.Figure(go.Scatter(
+        x=[p["x"] for p in points], y=[p["y"] for p in points], mode="markers+text",
+        text=[p["label"] for p in points], textposition="top center", textfont={"size": 10},
+        marker={"size": 9, "color": "#1f77b4"},
+        hovertemplate="%{text}<br>" + x_title + " %{x:.3f}<br>" + y_title + " %{y:.3f}<extra></extra>",
+        showlegend=False))
+    if len(points) >= 3:
+        xs = np.array([p["x"] for p in points], dtype=float)
+        ys = np.array([p["y"] for p in points], dtype=float)
+        if np.ptp(xs) > 0:
+            slope, intercept = np.polyfit(xs, ys, 1)
+            r = float(np.corrcoef(xs, ys)[0, 1]) if np.ptp(ys) > 0 else float("nan")
+            grid = np.linspace(xs.min(), xs.max(), 2)
+            fig.add_trace(go.Scatter(x=grid, y=slope * grid + intercept, mode="lines", showlegend=False,
+                                     line={"dash": "dot", "color": "#888"}, hoverinfo="skip"))
+            title = (title + " · " if title else "") + f"Pearson r = {r:.2f} (n = {len(points)})"
+    fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"title": y_title},
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=420)
     return fig

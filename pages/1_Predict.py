@@ -1,0 +1,172 @@
+"""Predict page: upload images (or pick dataset images) and see what a trained checkpoint thinks —
+top leaf guesses, the hypernym chain from leaf to root with P(yes) per node, and category scores.
+
+Each file is loaded through core.images.load_image on its own, so a broken file gets its own
+message while the others are still predicted. Predictions run here (inference only, no training)
+and are cached per (checkpoint, image content).
+"""
+import hashlib
+import time
+
+import streamlit as st
+
+from core.images import ImageError, load_image, notes_of
+from ui import common, figures, jobs
+
+common.setup_page("Predict", "🔍")
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
+TOP_K = 5
+
+
+@st.cache_resource(show_spinner="Loading the checkpoint (encoder, language model, projector)…",
+                   max_entries=2)
+def _predictor(run_dir: str, stamp: float):  # noqa: ARG001 - stamp keys the cache to the checkpoint
+    from core.predict import Predictor
+    return Predictor.load(run_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _predict(run_dir: str, stamp: float, digest: str, _image) -> tuple[dict, float]:  # noqa: ARG001
+    start = time.perf_counter()
+    prediction = _predictor(run_dir, stamp).predict(_image, top_k=TOP_K)
+    return prediction.to_dict(), time.perf_counter() - start
+
+
+def choose_checkpoint():
+    """Selectbox of trained runs, defaulting to the newest default-config checkpoint."""
+    from core import runs
+
+    trained = [r for r in common.runs_list() if r.epoch >= 1]
+    if not trained:
+        return None
+    default = runs.default_checkpoint()
+    index = next((i for i, r in enumerate(trained) if default is not None and r.path == default), 0)
+
+    def label(r) -> str:
+        tag = " · default" if default is not None and r.path == default else ""
+        state = "" if r.finished else f" · {r.status}, {r.epoch} epoch(s)"
+        return f"{r.run_id} — {r.config.condition}, seed {r.config.seed}, {r.config.encoder} + {r.config.lm}{state}{tag}"
+
+    run = st.selectbox("Checkpoint", trained, index=index, format_func=label, key="predict_run")
+    if default is None:
+        st.caption("No default-config checkpoint yet, so the newest trained run is preselected.")
+    return run
+
+
+def _stamp(run) -> float:
+    """Checkpoint version: a resumed run writes checkpoint.json again, which must reload it."""
+    from core import runs
+
+    ck = runs.checkpoint_json(run.path)
+    return ck.stat().st_mtime if ck.exists() else 0.0
+
+
+def show_prediction(run, name: str, image, digest: str, truth: str | None = None) -> None:
+    with st.spinner(f"Predicting {name}…"):
+        pred, seconds = _predict(str(run.path), _stamp(run), digest, image)
+    with st.container(border=True):
+        left, middle, right = st.columns([1.1, 2, 1.6])
+        with left:
+            st.image(image, caption=name, width="stretch")
+            for note in notes_of(image):
+                st.caption(f"ℹ️ {note}")
+            if truth:
+                st.caption(f"Dataset label: **{truth}**")
+            best = pred["leaves"][0]
+            st.markdown(f"**Best guess:** {best['label']} (P(yes) {best['p_yes']:.2f})")
+            st.dataframe([{"concept": leaf["label"], "P(yes)": leaf["p_yes"]} for leaf in pred["leaves"]],
+                         hide_index=True, width="stretch", column_config={
+                             "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0,
+                                                                       format="%.2f")})
+            st.caption(f"{seconds:.2f} s on {run.config.device if run.config.device != 'auto' else 'this machine'}")
+        with middle:
+            st.markdown(f"**Hypernym chain of _{best['label']}_** (leaf at the bottom, root at the top; "
+                        "◆ = a dataset category)")
+            if pred["chains"]:
+                st.plotly_chart(figures.chain_figure(pred["chains"]), width="stretch",
+                                key=f"chain_{digest}", config={"displayModeBar": False})
+            for note in pred.get("notes", []):
+                st.info(note)
+        with right:
+            st.markdown("**Category scores**")
+            st.plotly_chart(figures.category_bars(pred["categories"]), width="stretch",
+                            key=f"cats_{digest}", config={"displayModeBar": False})
+
+
+def upload_tab(run) -> None:
+    files = st.file_uploader("Images (PNG, JPEG or WebP; several at once are fine)", type=UPLOAD_TYPES,
+                             accept_multiple_files=True, key="uploads")
+    if not files:
+        st.caption("Drop pictures here. Each file is checked on its own: a broken one is reported "
+                   "and the rest are still predicted.")
+        return
+    for upload in files:
+        data = upload.getvalue()
+        try:
+            image = load_image(data, name=upload.name)
+        except ImageError as exc:
+            st.error(str(exc), icon=":material/broken_image:")
+            continue
+        with common.guard(f"Predicting {upload.name}"):
+            show_prediction(run, upload.name, image, hashlib.sha256(data).hexdigest())
+
+
+def gallery_tab(run) -> None:
+    from core.datasets import DatasetError
+
+    try:
+        ds = common.dataset(run.config.dataset)
+    except DatasetError as exc:
+        st.warning(str(exc))
+        return
+    categories = sorted(ds.categories, key=lambda k: ds.categories[k].label)
+    c1, c2 = st.columns(2)
+    category = c1.selectbox("Category", [None] + categories, key="gallery_category",
+                            format_func=lambda k: "all categories" if k is None else ds.categories[k].label)
+    concepts = sorted(ds.concepts_in(category) if category else ds.concepts,
+                      key=lambda c: ds.concepts[c].label)
+    concept = c2.selectbox("Concept", concepts, key="gallery_concept",
+                           format_func=lambda c: ds.concepts[c].label)
+    items = ds.images_of(concept) if concept else []
+    if not items:
+        st.info("This concept has no images.")
+        return
+    cols = st.columns(min(6, len(items)))
+    for i, item in enumerate(items):
+        cols[i % len(cols)].image(str(item.path), caption=item.style, width="stretch")
+    item = st.radio("Image to predict", items, format_func=lambda it: it.style, horizontal=True,
+                    key=f"gallery_pick_{concept}")
+    try:
+        image = load_image(item.path)
+    except ImageError as exc:
+        st.error(str(exc))
+        return
+    in_vocab = concept in _predictor_vocabulary(run)
+    truth = ds.concepts[concept].label + ("" if in_vocab else " (not in this checkpoint's training concepts)")
+    show_prediction(run, f"{ds.concepts[concept].label} ({item.style})", image, item.id, truth=truth)
+
+
+def _predictor_vocabulary(run) -> set[str]:
+    return set(_predictor(str(run.path), _stamp(run)).concepts)
+
+
+def main() -> None:
+    st.title("🔍 Predict")
+    run = choose_checkpoint()
+    if run is None:
+        jobs.first_run_panel()
+        return
+    # Lazy tabs: only the open one runs, so the gallery costs nothing while uploading.
+    upload, gallery = st.tabs(["Upload images", "Pick from the dataset"], key="predict_tab",
+                              on_change="rerun")
+    if upload.open:
+        with upload:
+            upload_tab(run)
+    if gallery.open:
+        with gallery:
+            gallery_tab(run)
+
+
+with common.guard("The Predict page"):
+    main()

@@ -1,0 +1,178 @@
+"""Browse page: the dataset as a thumbnail grid, with a chosen evaluation run's answers.
+
+Filters: category, concept, split (the run's own image split), seen/unseen hypernym questions, and
+whether the run answered everything about an image correctly. "Questions" on a thumbnail opens that
+image's questions and answers.
+"""
+import pandas as pd
+import streamlit as st
+
+from ui import common
+
+common.setup_page("Browse", "🖼️")
+
+PER_PAGE = 24
+COLUMNS = 6
+
+
+@st.cache_data(show_spinner="Reading the run's answers…", max_entries=8)
+def _answers(csv_path: str, stamp: float) -> pd.DataFrame:  # noqa: ARG001 - stamp keys the cache
+    table = pd.read_csv(csv_path)
+    for column in ("answer", "pred", "seen"):
+        if column in table and table[column].dtype != bool:
+            table[column] = table[column].astype(str).str.lower().isin(("true", "1", "yes"))
+    table["correct"] = table["answer"] == table["pred"]
+    return table
+
+
+@st.cache_resource(show_spinner="Rebuilding the run's data split…", max_entries=4)
+def _split_of(run_dir: str, stamp: str):  # noqa: ARG001 - stamp keys the cache
+    from core import runs, train
+    return train.prepare(runs.load_run(run_dir).config).split
+
+
+def choose_run():
+    """(run, split) of an evaluated run, or (None, None) to browse the dataset alone."""
+    evaluated = [r for r in common.runs_list() if r.evaluated]
+    if not evaluated:
+        st.info("No evaluated run yet: showing the dataset alone. Runs are evaluated on the test "
+                "split when their training job finishes.")
+        return None, None
+    c1, c2 = st.columns([3, 1])
+    run = c1.selectbox("Evaluation run", evaluated, key="browse_run",
+                       format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
+    split = c2.selectbox("Evaluated split", run.evaluated, key="browse_eval_split",
+                         index=run.evaluated.index("test") if "test" in run.evaluated else 0)
+    return run, split
+
+
+def image_summary(answers: pd.DataFrame) -> pd.DataFrame:
+    """Per image: questions asked, answered right, and unseen hypernym questions among them."""
+    hyper = answers["kind"] == "hypernym"
+    return answers.assign(unseen=hyper & ~answers["seen"]).groupby("image_id").agg(
+        questions=("correct", "size"), right=("correct", "sum"), unseen=("unseen", "sum"))
+
+
+def filters(ds, run, split_map, summary) -> list:
+    """The filter widgets; returns the matching dataset images."""
+    c1, c2, c3 = st.columns(3)
+    cats = c1.multiselect("Categories", sorted(ds.categories, key=lambda k: ds.categories[k].label),
+                          format_func=lambda k: ds.categories[k].label, key="browse_categories")
+    pool = sorted({c for k in cats for c in ds.concepts_in(k)} if cats else ds.concepts,
+                  key=lambda c: ds.concepts[c].label)
+    concepts = c2.multiselect("Concepts", pool, format_func=lambda c: ds.concepts[c].label,
+                              key="browse_concepts")
+    splits = c3.multiselect("Split", ["train", "val", "test"], key="browse_splits",
+                            default=None, disabled=split_map is None,
+                            help="the run's own split of the images (within each concept)")
+    seen_choice = answered = "any"
+    if summary is not None:
+        c1, c2 = st.columns(2)
+        seen_choice = c1.radio("Hypernym questions", ["any", "with unseen", "seen only"], horizontal=True,
+                               key="browse_seen",
+                               help="unseen = (concept, category) pairs removed from training by the condition")
+        answered = c2.radio("Answers", ["any", "all correct", "some wrong"], horizontal=True,
+                            key="browse_correct")
+    wanted = set(concepts or pool)
+    items = []
+    for item in ds.images:
+        if item.concept not in wanted:
+            continue
+        if split_map is not None and splits and split_map.get(item.id) not in splits:
+            continue
+        if summary is not None and (seen_choice != "any" or answered != "any"):
+            if item.id not in summary.index:
+                continue
+            row = summary.loc[item.id]
+            if seen_choice == "with unseen" and row["unseen"] == 0:
+                continue
+            if seen_choice == "seen only" and row["unseen"] > 0:
+                continue
+            if answered == "all correct" and row["right"] < row["questions"]:
+                continue
+            if answered == "some wrong" and row["right"] == row["questions"]:
+                continue
+        items.append(item)
+    return items
+
+
+@st.dialog("Questions and answers", width="large")
+def show_questions(ds, item, answers: pd.DataFrame | None, split: str | None) -> None:
+    c1, c2 = st.columns([1, 2])
+    c1.image(str(item.path), width="stretch")
+    concept = ds.concepts[item.concept]
+    c2.markdown(f"**{concept.label}** ({item.style})  \nWordNet: `{concept.synset or '—'}`  \n"
+                f"Categories: {', '.join(ds.categories[k].label for k in concept.categories) or '—'}  \n"
+                f"Image id `{item.id}`")
+    if answers is None:
+        c2.caption("Pick an evaluation run to see its answers.")
+        return
+    mine = answers[answers["image_id"] == item.id]
+    if mine.empty:
+        c2.caption(f"This image is not in the evaluated {split} split.")
+        return
+    columns = [c for c in ("text", "kind", "answer", "pred", "p_yes", "seen", "correct") if c in mine]
+    st.dataframe(mine[columns], hide_index=True, width="stretch", column_config={
+        "p_yes": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0, format="%.2f"),
+        "answer": st.column_config.CheckboxColumn("true answer"),
+        "pred": st.column_config.CheckboxColumn("model says yes"),
+        "seen": st.column_config.CheckboxColumn("seen in training"),
+        "correct": st.column_config.CheckboxColumn("correct"),
+    })
+
+
+def grid(ds, items: list, summary, answers, split) -> None:
+    pages = max(1, -(-len(items) // PER_PAGE))
+    c1, c2 = st.columns([1, 4])
+    page = c1.number_input("Page", 1, pages, 1, key="browse_page") if pages > 1 else 1
+    c2.caption(f"{len(items)} image(s) · page {page} of {pages}")
+    shown = items[(page - 1) * PER_PAGE: page * PER_PAGE]
+    for start in range(0, len(shown), COLUMNS):
+        cols = st.columns(COLUMNS)
+        for col, item in zip(cols, shown[start:start + COLUMNS]):
+            with col:
+                st.image(str(item.path), width="stretch")
+                score = ""
+                if summary is not None and item.id in summary.index:
+                    row = summary.loc[item.id]
+                    mark = "✅" if row["right"] == row["questions"] else "❌"
+                    score = f" · {mark} {int(row['right'])}/{int(row['questions'])}"
+                st.caption(f"{ds.concepts[item.concept].label} · {item.style}{score}")
+                if st.button("Questions", key=f"q_{item.id}", width="stretch"):
+                    show_questions(ds, item, answers, split)
+
+
+def main() -> None:
+    from core import runs
+    from core.datasets import DatasetError
+
+    st.title("🖼️ Browse")
+    run, split = choose_run()
+    try:
+        ds = common.dataset(run.config.dataset if run else "concepts")
+    except DatasetError as exc:
+        st.warning(str(exc))
+        return
+    answers = summary = split_map = None
+    if run is not None:
+        csv_path = runs.eval_dir(run.path, split) / "questions.csv"
+        answers = _answers(str(csv_path), csv_path.stat().st_mtime)
+        summary = image_summary(answers)
+        split_map = _split_of(str(run.path), run.checkpoint.get("updated") or run.created or "")
+        m = runs.load_metrics(run.path, split) or {}
+        h = m.get("hypernym", {})
+        a, b, c, d = st.columns(4)
+        a.metric("Accuracy", _fmt(m.get("accuracy")))
+        b.metric("Leaf F1", _fmt(m.get("leaf", {}).get("f1")))
+        c.metric("Seen hypernym F1", _fmt(h.get("seen", {}).get("f1")))
+        d.metric("Unseen hypernym F1", _fmt(h.get("unseen", {}).get("f1")))
+    items = filters(ds, run, split_map, summary)
+    grid(ds, items, summary, answers, split)
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+with common.guard("The Browse page"):
+    main()

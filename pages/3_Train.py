@@ -1,0 +1,162 @@
+"""Train page: queue training runs (one job per seed) and the `paper` sweep, and follow every job live.
+
+Nothing trains in the app's process: the forms validate their configs (TrainConfig.validate(deep=True),
+the same check the job queue runs) and submit jobs that the worker started by `make app` runs.
+Invalid choices are explained next to the form before anything is queued.
+"""
+import streamlit as st
+
+from core.config import ConfigError, TrainConfig
+from ui import common, jobs
+
+common.setup_page("Train", "🏋️")
+
+CONDITIONS = {
+    "none": "all hypernym questions kept",
+    "random": "drop a fraction r of each category's (concept, category) pairs",
+    "systematic": "drop whole categories",
+    "cross": "shuffle concept labels across categories",
+    "within": "shuffle concept labels within each category",
+}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"0, 1, 2" or "0-4" → [0, 1, 2] / [0, 1, 2, 3, 4]; ConfigError with the reason otherwise."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        try:
+            if "-" in part[1:]:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo or hi - lo > 99:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ConfigError(f"seeds: {part!r} is not a seed or a range like 0-4") from None
+    if not seeds:
+        raise ConfigError("seeds: give at least one seed, e.g. 0 or 0, 1, 2")
+    return list(dict.fromkeys(seeds))
+
+
+def condition_picker(ds) -> str:
+    """The condition spec ("random:0.5", "systematic:mammal+fish", ...). Outside the form so that
+    the amount widgets can follow the chosen kind."""
+    kind = st.segmented_control("Deprivation condition", list(CONDITIONS), default="none", required=True,
+                                key="train_condition", help="\n".join(f"**{k}**: {v}" for k, v in CONDITIONS.items()))
+    st.caption(CONDITIONS[kind])
+    if kind == "random":
+        ratio = st.slider("Ablation ratio r", 0.0, 1.0, 0.5, 0.05, key="train_ratio")
+        return f"random:{ratio:g}"
+    if kind == "systematic":
+        how = st.radio("Which categories", ["a number of them, chosen by seed", "these categories"],
+                       horizontal=True, key="train_systematic_how")
+        if how.startswith("a number"):
+            n = st.number_input("Number of categories to drop", min_value=1, value=2, step=1,
+                                key="train_systematic_n")
+            return f"systematic:{int(n)}"
+        names = st.multiselect("Categories to drop", sorted(ds.categories) if ds else [],
+                               format_func=lambda k: ds.categories[k].label, key="train_systematic_names")
+        return "systematic:" + "+".join(names)
+    return kind
+
+
+def train_form(ds) -> None:
+    defaults = TrainConfig()
+    encoders = common.model_ids("image encoder") or [defaults.encoder]
+    lms = common.model_ids("language model") or [defaults.lm]
+    condition = condition_picker(ds)
+    with st.form("train_form"):
+        c1, c2, c3 = st.columns(3)
+        encoder = c1.selectbox("Image encoder", encoders, index=_index(encoders, defaults.encoder))
+        lm = c2.selectbox("Language model", lms, index=_index(lms, defaults.lm))
+        lm_init = c3.selectbox("LM weights", ["pretrained", "random"],
+                               help="random = the random-init control: same architecture, no knowledge")
+        c1, c2, c3 = st.columns(3)
+        projector = c1.selectbox("Projector", ["gelu-mlp", "linear"],
+                                 index=["gelu-mlp", "linear"].index(defaults.projector))
+        image_tokens = c2.number_input("Image tokens", 1, 256, defaults.image_tokens)
+        seeds_text = c3.text_input("Seeds", "0", help="one job per seed: 0, 1, 2 or 0-4")
+        c1, c2, c3 = st.columns(3)
+        epochs = c1.number_input("Epochs", 1, 1000, defaults.epochs)
+        lr = c2.number_input("Learning rate", min_value=0.0, max_value=1.0, value=defaults.lr,
+                             format="%.5f", step=1e-4)
+        batch_size = c3.number_input("Batch size", 1, 4096, defaults.batch_size)
+        with st.expander("Subset, device"):
+            c1, c2, c3 = st.columns(3)
+            max_concepts = c1.number_input("Max concepts (0 = all)", 0, 10**6, 0,
+                                           help="a seeded subset for quick runs; keeps every category when it can")
+            images_per_concept = c2.number_input("Images per concept (0 = all)", 0, 10**6, 0)
+            device = c3.selectbox("Device", ["auto", "cpu", "cuda"])
+        submitted = st.form_submit_button("Queue training", type="primary")
+    if not submitted:
+        return
+    try:
+        seeds = parse_seeds(seeds_text)
+        configs = [TrainConfig(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector,
+                               image_tokens=int(image_tokens), condition=condition, seed=seed,
+                               epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
+                               max_concepts=int(max_concepts) or None,
+                               images_per_concept=int(images_per_concept) or None,
+                               device=device, dataset=ds.name if ds else defaults.dataset)
+                   for seed in seeds]
+        configs[0].validate(deep=True)          # ids, dataset, condition: the same for every seed
+        for cfg in configs[1:]:
+            cfg.validate()
+    except ConfigError as exc:
+        st.error(f"Not queued: {exc}", icon=":material/block:")
+        return
+    from core import jobs as jobs_api
+    ids = [jobs_api.submit("train", {"config": cfg.to_dict()}, store=common.store()) for cfg in configs]
+    st.success(f"Queued {len(ids)} training job(s): " + ", ".join(f"#{i}" for i in ids)
+               + f" ({condition}, seeds {', '.join(map(str, seeds))}).", icon=":material/schedule:")
+
+
+def sweep_form() -> None:
+    from core.jobs import sweeps
+
+    with st.form("sweep_form"):
+        st.markdown("The **paper** preset: every deprivation condition (random r ∈ {0, .5, .9, 1}, "
+                    "systematic, cross, within) × 3 seeds, the random-init LM control, and the "
+                    "LM-only and majority baselines.")
+        scale = st.selectbox("Scale", list(sweeps.SCALES), index=list(sweeps.SCALES).index(sweeps.DEFAULT_SCALE),
+                             format_func=lambda s: f"{s}: " + ", ".join(f"{k}={v}" for k, v in sweeps.SCALES[s].items()),
+                             help="smoke = seconds per job, a pipeline check; cpu = sized for this "
+                                  "machine overnight; full = the whole dataset (GPU)")
+        submitted = st.form_submit_button("Queue the paper sweep")
+    n_jobs = len(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": scale})))
+    st.caption(f"{n_jobs} jobs at scale {scale}.")
+    if submitted:
+        from core import jobs as jobs_api
+        try:
+            job_id = jobs_api.submit("sweep", {"preset": "paper", "scale": scale}, store=common.store())
+        except ConfigError as exc:
+            st.error(f"Not queued: {exc}", icon=":material/block:")
+            return
+        st.success(f"Queued sweep job #{job_id}; it adds its {n_jobs} jobs to the queue when it runs.")
+
+
+def _index(options: list, value) -> int:
+    return options.index(value) if value in options else 0
+
+
+def main() -> None:
+    from core.datasets import DatasetError
+
+    st.title("🏋️ Train")
+    try:
+        ds = common.dataset()
+    except DatasetError as exc:
+        st.warning(str(exc))
+        ds = None
+    single, sweep = st.tabs(["Training run", "Sweep"])
+    with single:
+        train_form(ds)
+    with sweep:
+        sweep_form()
+    st.subheader("Jobs")
+    jobs.job_table()
+
+
+with common.guard("The Train page"):
+    main()
