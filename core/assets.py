@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             done = fetch(groups, lms=list(dict.fromkeys(lms)), progress=progress)
         print(f"{len(done)} assets ready under {paths.data_dir()} in {time.time() - started:.1f} s")
         return 0
-    except AssetError as exc:
+    except (AssetError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

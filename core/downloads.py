@@ -75,8 +75,10 @@ def is_verified(path: Path, sha256: str) -> bool:
 def _stamp(path: Path, sha256: str) -> None:
     stamps = _read_stamps()
     stamps[str(path.resolve())] = {"sha256": sha256, **_file_key(path)}
-    paths.ensure_writable(_stamp_path().parent)
-    write_text_atomic(_stamp_path(), json.dumps(stamps, indent=1, sort_keys=True))
+    try:
+        write_text_atomic(_stamp_path(), json.dumps(stamps, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a read-only data dir still works; files are just re-hashed next time
 
 
 def fetch_verified(dest: Path, sha256: str, fetch: Callable[[Path], None], what: str) -> Path:
