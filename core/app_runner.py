@@ -25,6 +25,7 @@ from core import paths
 ROOT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 15.0          # the worker checkpoints or requeues its job within this
 WORKER_RESTARTS = 5          # more crashes than this in a row means something is broken: give up
+HEALTHY_AFTER_S = 60.0       # a worker that lived this long before exiting starts the count afresh
 PR_SET_PDEATHSIG = 1
 
 
@@ -70,6 +71,19 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "core.jobs.worker"]
 
 
+def _live_workers() -> list[int]:
+    """Pids of job workers already heartbeating on this host (another `make app` or `make worker`)."""
+    from core.jobs.store import JobStore, JobStoreError
+    try:
+        store = JobStore()
+        try:
+            return [int(w["pid"]) for w in store.live_workers()]
+        finally:
+            store.close()
+    except JobStoreError:
+        return []
+
+
 class _Stop(Exception):
     pass
 
@@ -97,13 +111,22 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:   # e.g. no dataset yet: the app itself explains what to do
             print(f"[taxolens] could not queue the default training job: {exc}", flush=True)
 
+    start_worker = not args.no_worker
+    if start_worker:
+        live = _live_workers()
+        if live:
+            print(f"[taxolens] a job worker is already running (pid {live[0]}); not starting another",
+                  flush=True)
+            start_worker = False
+
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     app = worker = None
-    crashes, exit_code = 0, 0
+    crashes, worker_started, exit_code = 0, 0.0, 0
     try:
         app = _start(streamlit_command(args.host, args.port), "Streamlit")
-        worker = None if args.no_worker else _start(worker_command(), "job worker")
+        if start_worker:
+            worker, worker_started = _start(worker_command(), "job worker"), time.monotonic()
         print(f"[taxolens] open http://{args.host}:{args.port} (Ctrl-C stops the app and the worker)",
               flush=True)
         while True:
@@ -113,16 +136,18 @@ def main(argv: list[str] | None = None) -> int:
                 exit_code = app.returncode or 0
                 break
             if worker is not None and worker.poll() is not None:
-                crashes += 1
+                # a worker that ran a good while before dying is not "crashing in a row"
+                crashes = 1 if time.monotonic() - worker_started > HEALTHY_AFTER_S else crashes + 1
                 if crashes > WORKER_RESTARTS:
                     print(f"[taxolens] the job worker keeps exiting (code {worker.returncode}); "
                           f"jobs will stay queued. See {paths.jobs_dir()} for logs.", flush=True)
                     worker = None
                     continue
-                print(f"[taxolens] job worker exited with code {worker.returncode}; restarting",
-                      flush=True)
-                time.sleep(min(30, 2 ** crashes))
-                worker = _start(worker_command(), "job worker")
+                delay = min(30, 2 ** (crashes - 1))
+                print(f"[taxolens] job worker exited with code {worker.returncode}; restarting in "
+                      f"{delay} s", flush=True)
+                time.sleep(delay)
+                worker, worker_started = _start(worker_command(), "job worker"), time.monotonic()
     except _Stop as stop:
         print(f"[taxolens] {stop} received", flush=True)
     finally:

@@ -1,0 +1,95 @@
+"""Test data directories for the app tests (AppTest here, Playwright in tests/e2e).
+
+`build_data_dir(root)` makes a self-contained TAXOLENS_DATA: a small copy of the real `concepts`
+dataset (a seeded subset, images copied) and links to the real, read-only WordNet and converted
+models, so tests never write into the developer's data/ and never share a job store with it.
+`fake_run(...)` writes a run directory the way core.train / core.evaluate lay it out, with answers
+made up from a rule, for pages that only read runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import shutil
+from pathlib import Path
+
+from core import paths
+
+REAL_DATA = paths.ROOT / "data"
+LINKED = ("nltk_data", "models", "sources", "downloads")
+
+
+@contextlib.contextmanager
+def _data_env(path: Path):
+    old = os.environ.get("TAXOLENS_DATA")
+    os.environ["TAXOLENS_DATA"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TAXOLENS_DATA", None)
+        else:
+            os.environ["TAXOLENS_DATA"] = old
+
+
+def build_data_dir(root: Path, max_concepts: int = 12, images_per_concept: int = 3, seed: int = 0,
+                   source: Path = REAL_DATA) -> Path:
+    from core import datasets
+
+    root.mkdir(parents=True, exist_ok=True)
+    with _data_env(source):
+        real = datasets.load_dataset("concepts")
+    small = real.subset(max_concepts=max_concepts, images_per_concept=images_per_concept, seed=seed)
+    for name in LINKED:
+        if (source / name).exists() and not (root / name).exists():
+            (root / name).symlink_to((source / name).resolve())
+    with _data_env(root), datasets.staging("concepts") as stage:
+        rows = []
+        for item in small.images:
+            relative = item.path.relative_to(real.root)
+            (stage / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(item.path, stage / relative)
+            rows.append((item.id, item.concept, item.style, str(relative)))
+        datasets.publish(stage, "concepts", f"test subset of {real.info.get('source', 'concepts')}",
+                         small.concepts.values(), small.categories.values(), rows,
+                         extra={"test_subset": {"max_concepts": max_concepts,
+                                                "images_per_concept": images_per_concept, "seed": seed}})
+    return root
+
+
+def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = True) -> Path:
+    """A run directory under the current TAXOLENS_DATA with config, checkpoint.json and (optionally)
+    a test evaluation whose answers follow a fixed rule: leaf questions right, hypernym questions
+    wrong for every third image. No weights: only for pages that read runs, never load them."""
+    from core import conditions, datasets, metrics, questions, runs
+
+    run_dir = runs.create_run_dir(cfg)
+    runs.write_json(runs.checkpoint_json(run_dir), {
+        "status": status, "epoch": epoch, "created": runs.now_iso(), "updated": runs.now_iso(),
+        "metrics": [{"epoch": e + 1, "loss": 0.5} for e in range(epoch)]})
+    if not evaluated:
+        return run_dir
+    # The same data steps as core.train.prepare, without importing torch for a fake.
+    ds = datasets.load_dataset(cfg.dataset).subset(cfg.max_concepts, cfg.images_per_concept, cfg.seed)
+    split = questions.split_images(ds, cfg.seed)
+    deprivation = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
+    test_images = [im for im in ds.images if split[im.id] == "test"]
+    position = {im.id: i for i, im in enumerate(test_images)}
+    rows = []
+    for q in questions.build_questions(ds, test_images, deprivation.labeling, cfg.seed):
+        wrong = q.kind == "hypernym" and position[q.image_id] % 3 == 0
+        pred = (not q.answer) if wrong else q.answer
+        rows.append({"image_id": q.image_id, "concept": q.concept, "kind": q.kind, "target": q.target,
+                     "text": q.text, "answer": q.answer, "pred": pred, "p_yes": 0.9 if pred else 0.1,
+                     "seen": not deprivation.is_unseen(q), "mass": 0.95})
+    out = runs.eval_dir(run_dir, "test")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    runs.write_text(out / "questions.csv", buf.getvalue())
+    runs.write_json(out / "metrics.json", {**metrics.summarize(rows), "run_id": run_dir.name, "split": "test",
+                                           "config": cfg.to_dict()})
+    return run_dir
