@@ -1,0 +1,170 @@
+"""Bring your own collection: import a folder in THINGS layout as a TaxoLens dataset.
+
+Layout: `<root>/<concept>/<image file>` (one folder per concept, any number of images), plus a CSV
+with a header and one row per concept:
+
+    concept,categories[,synset]
+    aardvark,animal
+    apple,food;fruit,apple.n.01
+
+`categories` are ';'-separated names (free text, e.g. the 27 THINGS high-level categories; spaces
+become '_' in the name and stay in the label); `synset` is optional (a WordNet 3.0 noun synset).
+A `.tsv` file is read tab-separated. Hidden files (".DS_Store") are skipped.
+
+Everything is checked before anything is kept, and every problem is reported in one
+ImportValidationError: unreadable CSV rows, duplicate concepts, concepts without categories, unknown
+synsets, CSV rows without a folder, folders without a CSV row, empty folders, files that are not
+readable images, and pictures that are byte-identical after normalisation. Images are normalised like
+the default set (RGB 224x224 on white) into a staging folder that only becomes the dataset when no
+problem was found.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from core import taxonomy
+from core.datasets import (Category, Concept, Dataset, DatasetError, ImportValidationError, Progress,
+                           build_lock, check_name, dataset_dir, normalize_image, publish, save_png,
+                           staging)
+from core.images import ImageError, load_image
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+STYLE = "photo"
+
+
+def _category_name(text: str) -> str:
+    return re.sub(r"\s+", "_", text.strip().lower())
+
+
+def _label(name: str) -> str:
+    # THINGS tells homonyms apart with a digit ("bat1", "bat2"); the question uses the plain word.
+    return re.sub(r"\d+$", "", name).replace("_", " ").strip() or name
+
+
+def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
+    """concept → {"categories": [...], "synset": str | None}; problems appended, never raised."""
+    delimiter = "\t" if csv_path.suffix.lower() == ".tsv" else ","
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        problems.append(f"{csv_path}: the CSV file does not exist")
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{csv_path}: cannot be read as UTF-8 text ({exc})")
+        return {}
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "concept" not in header or "categories" not in header:
+        problems.append(f"{csv_path}: the header must name the columns concept,categories[,synset] "
+                        f"(found: {', '.join(header) or 'nothing'})")
+        return {}
+    reader.fieldnames = header
+    table: dict[str, dict] = {}
+    for line, row in enumerate(reader, start=2):
+        concept = (row.get("concept") or "").strip()
+        where = f"{csv_path.name} line {line}"
+        if not concept:
+            problems.append(f"{where}: empty concept name")
+            continue
+        if not _NAME.match(concept):
+            problems.append(f"{where}: concept '{concept}' must be lowercase letters, digits, '_' or '-'")
+            continue
+        if concept in table:
+            problems.append(f"{where}: duplicate concept '{concept}' (first on line {table[concept]['line']})")
+            continue
+        categories = [_category_name(k) for k in (row.get("categories") or "").split(";") if k.strip()]
+        if not categories:
+            problems.append(f"{where}: concept '{concept}' has no categories")
+        bad = [k for k in categories if not _NAME.match(k)]
+        if bad:
+            problems.append(f"{where}: bad category name(s) {', '.join(repr(k) for k in bad)}")
+        synset = (row.get("synset") or "").strip() or None
+        if synset is not None:
+            try:
+                synset = taxonomy.canonical_name(synset)
+            except taxonomy.TaxonomyError as exc:
+                problems.append(f"{where}: concept '{concept}': {exc}")
+        table[concept] = {"categories": list(dict.fromkeys(categories)), "synset": synset, "line": line}
+    if not table and not problems:
+        problems.append(f"{csv_path}: no concept rows")
+    return table
+
+
+def _folders(root: Path, problems: list[str]) -> dict[str, Path]:
+    folders = {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            folders[entry.name] = entry
+        else:
+            problems.append(f"{entry}: a file directly in the root; images go in <root>/<concept>/")
+    return folders
+
+
+def import_things(root, csv_path, name: str, progress: Progress | None = None,
+                  replace: bool = False) -> Dataset:
+    from tqdm import tqdm
+
+    root, csv_path = Path(root).expanduser(), Path(csv_path).expanduser()
+    check_name(name)
+    problems: list[str] = []
+    if dataset_dir(name).exists() and not replace:
+        problems.append(f"a dataset named '{name}' already exists (choose another name, or replace it)")
+    table = read_table(csv_path, problems)
+    if not root.is_dir():
+        problems.append(f"{root}: the image folder does not exist")
+        raise ImportValidationError(problems, name)
+    folders = _folders(root, problems)
+    for concept in table:
+        if concept not in folders:
+            problems.append(f"concept '{concept}' ({csv_path.name} line {table[concept]['line']}): "
+                            f"missing folder {root / concept}")
+    for folder in folders:
+        if folder not in table:
+            problems.append(f"folder {root / folder} has no row in {csv_path.name}")
+
+    files = {c: sorted(p for p in folders[c].iterdir() if not p.name.startswith("."))
+             for c in table if c in folders}
+    total = sum(len(v) for v in files.values())
+    with build_lock(name), staging(name) as stage:
+        rows, owner, done = [], {}, 0
+        for concept, paths in tqdm(files.items(), desc="importing concepts", unit="concept"):
+            if not paths:
+                problems.append(f"folder {folders[concept]} holds no images")
+            saved_as: dict[str, Path] = {}
+            for path in paths:
+                done += 1
+                if path.is_dir():
+                    problems.append(f"{path}: a folder inside a concept folder (images only)")
+                    continue
+                stem = path.stem
+                if stem in saved_as:
+                    problems.append(f"{path} and {saved_as[stem]} would both be saved as "
+                                    f"{concept}/{stem}.png: rename one")
+                    continue
+                saved_as[stem] = path
+                try:
+                    image = normalize_image(load_image(path, name=f"{concept}/{path.name}"))
+                except (ImageError, OSError) as exc:
+                    problems.append(f"unreadable or non-image file {exc}")
+                    continue
+                rel = f"images/{concept}/{stem}.png"
+                image_id = save_png(image, stage / rel)
+                if image_id in owner:
+                    problems.append(f"{path} is the same picture as {owner[image_id]}")
+                    continue
+                owner[image_id] = path
+                rows.append((image_id, concept, STYLE, rel))
+                if progress and total:
+                    progress(done / total, f"imported {concept}/{path.name}")
+        if problems:
+            raise ImportValidationError(problems, name)
+        category_names = sorted({k for t in table.values() for k in t["categories"]})
+        categories = [Category(k, k.replace("_", " "), None) for k in category_names]
+        concepts = [Concept(c, _label(c), t["synset"], tuple(t["categories"]))
+                    for c, t in sorted(table.items())]
+        return publish(stage, name, f"THINGS-layout import of {root}", concepts, categories, rows,
+                       {"import": {"root": str(root), "csv": str(csv_path)}})

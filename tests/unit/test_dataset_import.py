@@ -1,0 +1,161 @@
+"""Importing a collection in THINGS layout: the happy path, and every kind of problem reported at once
+with nothing written."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from PIL import Image
+
+from core import datasets, paths
+from core.datasets import DatasetError, ImportValidationError
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An empty data dir that still reads the real WordNet (loaded once per process, not per dir)."""
+    wordnet = paths.nltk_dir()
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("TAXOLENS_DATA", str(root))
+    monkeypatch.setattr(paths, "nltk_dir", lambda: wordnet)
+    return root
+
+
+def _png(path, colour, size=(40, 30), mode="RGB"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, colour).save(path)
+
+
+def make_collection(tmp_path, rows="concept,categories,synset\n"
+                    "aardvark,animal,aardvark.n.01\nbat2,animal;sports equipment,\n"
+                    "apple,food;fruit,apple.n.01\n"):
+    """Three concepts with two or three tiny images each (all different colours)."""
+    root = tmp_path / "object_images"
+    colour = iter(range(10, 250, 20))
+    for concept, n in (("aardvark", 3), ("bat2", 2), ("apple", 2)):
+        for i in range(n):
+            _png(root / concept / f"{concept}_{i:02d}.jpg", (next(colour), 0, 0))
+    csv_path = tmp_path / "categories.csv"
+    csv_path.write_text(rows)
+    return root, csv_path
+
+
+def _nothing_written(data_dir):
+    folder = data_dir / "datasets"
+    leftovers = [p.name for p in folder.iterdir() if not p.name.endswith(".lock")] if folder.exists() else []
+    return leftovers == []
+
+
+def test_import_a_small_collection(tmp_path, data_dir):
+    root, csv_path = make_collection(tmp_path)
+    progress = []
+    ds = datasets.import_things(root, csv_path, "mine", progress=lambda f, m: progress.append(f))
+    assert sorted(ds.concepts) == ["aardvark", "apple", "bat2"]
+    assert ds.concepts["apple"].categories == ("food", "fruit")
+    assert ds.concepts["apple"].synset == "apple.n.01" and ds.concepts["bat2"].synset is None
+    assert ds.concepts["bat2"].label == "bat"                      # THINGS homonym digit dropped
+    assert ds.categories["sports_equipment"].label == "sports equipment"
+    assert len(ds.images) == 7 and len(ds.images_of("aardvark")) == 3
+    for im in ds.images:
+        data = im.path.read_bytes()
+        assert hashlib.sha256(data).hexdigest()[:16] == im.id
+        with Image.open(im.path) as picture:
+            assert picture.mode == "RGB" and picture.size == (224, 224)
+    assert progress[-1] == 1.0
+    assert datasets.load_dataset("mine").summary()["images"] == 7
+    assert datasets.list_datasets() == ["mine"]
+
+
+def test_tsv_and_transparent_images(tmp_path, data_dir):
+    root, _ = make_collection(tmp_path)
+    _png(root / "apple" / "cutout.png", (0, 200, 0, 0), mode="RGBA")      # fully transparent
+    tsv = tmp_path / "categories.tsv"
+    tsv.write_text("concept\tcategories\naardvark\tanimal\nbat2\tanimal\napple\tfruit\n")
+    ds = datasets.import_things(root, tsv, "mine")
+    cutout = next(im for im in ds.images if im.path.name == "cutout.png")
+    with Image.open(cutout.path) as picture:
+        assert picture.getpixel((112, 112)) == (255, 255, 255)
+
+
+def test_every_problem_is_reported_at_once_and_nothing_is_written(tmp_path, data_dir):
+    rows = ("concept,categories,synset\n"
+            "aardvark,animal,aardvark.n.01\n"
+            "aardvark,animal,\n"                          # duplicate concept
+            "bat2,,\n"                                    # no categories
+            "apple,fruit,applesauce.n.99\n"               # unknown synset
+            "zebra,animal,\n")                            # no folder
+    root, csv_path = make_collection(tmp_path, rows)
+    (root / "aardvark" / "notes.txt").write_text("not an image")             # non-image file
+    (root / "apple" / "broken.png").write_bytes(
+        (root / "apple" / "apple_00.jpg").read_bytes()[:40])                 # truncated image
+    _png(root / "unlisted" / "x.png", (1, 2, 3))                             # folder without a row
+    (root / "empty").mkdir()                                                 # another one, empty
+    (root / ".DS_Store").write_text("finder junk")                           # hidden: ignored
+
+    with pytest.raises(ImportValidationError) as err:
+        datasets.import_things(root, csv_path, "mine")
+    problems = err.value.problems
+    expected = ["duplicate concept 'aardvark'", "'bat2' has no categories",
+                "unknown WordNet synset 'applesauce.n.99'", "missing folder", "notes.txt",
+                "broken.png", "unlisted has no row", "empty has no row"]
+    for text in expected:
+        assert sum(text in p for p in problems) == 1, (text, problems)
+    assert len(problems) == len(expected)
+    assert "8 problem(s)" in str(err.value) and all(p in str(err.value) for p in problems)
+    assert _nothing_written(data_dir)
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda root, csv: (root / "apple").rename(root / "apple_renamed"), "missing folder"),
+    (lambda root, csv: (root / "bat2" / "bat2_00.jpg").write_bytes(b"GIF89a-not-really"), "bat2_00.jpg"),
+    (lambda root, csv: csv.write_text("concept,categories\naardvark,animal\nbat2, ;\napple,fruit\n"),
+     "no categories"),
+    (lambda root, csv: csv.write_text("concept,categories,synset\naardvark,animal,nope.n.01\n"
+                                      "bat2,animal,\napple,fruit,\n"), "unknown WordNet synset"),
+    (lambda root, csv: csv.write_text("concept,categories\naardvark,animal\nbat2,animal\n"
+                                      "apple,fruit\napple,food\n"), "duplicate concept"),
+    (lambda root, csv: csv.write_text("concept,categories\naardvark,animal\nbat2,animal\n"),
+     "apple has no row"),
+    (lambda root, csv: csv.write_text("name,kinds\naardvark,animal\n"), "header must name"),
+    (lambda root, csv: (root / "bat2" / "copy.png").write_bytes((root / "bat2" / "bat2_00.jpg").read_bytes()),
+     "same picture as"),
+    (lambda root, csv: [p.unlink() for p in (root / "bat2").iterdir()], "holds no images"),
+])
+def test_each_problem_kind_alone(tmp_path, data_dir, damage, expected):
+    root, csv_path = make_collection(tmp_path)
+    damage(root, csv_path)
+    with pytest.raises(ImportValidationError) as err:
+        datasets.import_things(root, csv_path, "mine")
+    assert any(expected in p for p in err.value.problems), err.value.problems
+    assert _nothing_written(data_dir)
+
+
+def test_existing_name_is_kept_unless_replace(tmp_path, data_dir):
+    root, csv_path = make_collection(tmp_path)
+    first = datasets.import_things(root, csv_path, "mine")
+    (root / "apple" / "apple_00.jpg").unlink()
+    with pytest.raises(ImportValidationError, match="already exists"):
+        datasets.import_things(root, csv_path, "mine")
+    assert len(datasets.load_dataset("mine").images) == len(first.images)
+    again = datasets.import_things(root, csv_path, "mine", replace=True)
+    assert len(again.images) == len(first.images) - 1
+
+
+def test_bad_name_and_missing_root(tmp_path, data_dir):
+    root, csv_path = make_collection(tmp_path)
+    with pytest.raises(DatasetError, match="bad dataset name"):
+        datasets.import_things(root, csv_path, "My Set")
+    with pytest.raises(ImportValidationError, match="image folder does not exist"):
+        datasets.import_things(tmp_path / "nowhere", csv_path, "mine")
+    assert _nothing_written(data_dir)
+
+
+def test_cli_import_reports_problems_with_exit_code_2(tmp_path, data_dir, capsys):
+    root, csv_path = make_collection(tmp_path)
+    (root / "extra").mkdir()
+    assert datasets.main(["import", str(root), str(csv_path), "--name", "mine"]) == 2
+    assert "extra has no row" in capsys.readouterr().err
+    (root / "extra").rmdir()
+    assert datasets.main(["import", str(root), str(csv_path), "--name", "mine"]) == 0
+    assert "3 concepts, 7 images" in capsys.readouterr().out
