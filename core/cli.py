@@ -15,7 +15,6 @@ the result is printed as JSON on stdout and written under the runs directory.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import signal
@@ -302,29 +301,14 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
     info = _trained_run(args.run, args.encoder, args.lm)
     from core.predict import Predictor
-    predictor = Predictor.load(info.path)
-    prediction = predictor.predict(image)
+    prediction = Predictor.load(info.path).predict(image, top_k=args.top_k)
     result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()),
-              "prediction": _plain(prediction, args.top_k)}
+              "prediction": prediction.to_dict()}
     digest = hashlib.sha256(Path(args.image).read_bytes()).hexdigest()[:12]
     out = paths.runs_dir() / "predictions" / f"{info.run_id}__{Path(args.image).stem}_{digest}.json"
     result["output"] = str(out)
     _emit(result, out)
     return 0
-
-
-def _plain(prediction, top_k: int):
-    """A Prediction as JSON-able data, long ranked lists cut to top_k."""
-    if hasattr(prediction, "to_dict"):
-        data = prediction.to_dict()
-    elif dataclasses.is_dataclass(prediction):
-        data = dataclasses.asdict(prediction)
-    else:
-        data = prediction
-    if isinstance(data, dict):
-        return {k: (v[:top_k] if isinstance(v, list) and k in ("leaf", "leaves", "concepts") else v)
-                for k, v in data.items()}
-    return data
 
 
 def cmd_coherence(args) -> int:

@@ -47,18 +47,20 @@ BARE_MASS_NOUNS = frozenset({
     "food", "seafood", "rice", "bread", "cheese", "butter", "honey", "meat", "bacon", "popcorn",
     "spaghetti", "pasta", "sushi", "chocolate", "corn", "broccoli", "lettuce", "garlic", "ginger",
     "salt", "sugar", "water", "milk", "coffee", "tea", "wine", "beer", "sake", "soup", "curry",
-    "cream", "candy", "ice", "money", "mail", "trash",
+    "cream", "candy", "ice", "money", "mail", "trash", "champagne", "custard", "tempura", "fondue",
 })
 # Plural-only nouns name one object as "a pair of ...".
 PAIR_NOUNS = frozenset({
     "scissors", "pants", "jeans", "shorts", "trousers", "glasses", "eyeglasses", "sunglasses",
     "goggles", "binoculars", "pliers", "tongs", "tweezers", "headphones", "earphones", "earmuffs",
     "chopsticks", "skis", "socks", "gloves", "mittens", "boots", "shoes", "sandals", "slippers",
+    "briefs", "maracas",
 })
 # Words ending in -s that are singular; other -s heads are read as plurals ("Are there cherries").
 SINGULAR_S = frozenset({"lens", "chess", "gas", "bus", "dice", "news", "series", "species", "ibis",
                         "mantis", "iris", "octopus", "platypus", "walrus", "cactus", "hibiscus",
-                        "lotus", "canvas", "atlas", "compass", "bass", "harness", "mattress"})
+                        "lotus", "canvas", "atlas", "compass", "bass", "harness", "mattress",
+                        "rhinoceros"})
 _COUNTING_PREFIXES = ("a ", "an ", "the ", "item of ", "items of ", "piece of ", "pieces of ",
                       "pair of ", "pairs of ")
 
