@@ -1,51 +1,62 @@
-"""TaxoLens app, Home page: what this is, what is loaded, what is running, where to go next.
+"""TaxoLens app: the entry point (`make app` runs it through core.app_runner, beside a job worker).
 
-Start it with `make app` (core.app_runner: Streamlit plus a job worker). The other pages live in
-pages/ (Streamlit's multipage convention); shared helpers in ui/.
+It declares the pages with st.navigation (the Home page is `home()` below; the others live in
+pages/) and runs the chosen one. Shared helpers are in ui/.
 """
 import streamlit as st
 
 from ui import common, jobs, status
 
-common.setup_page("Home", "🔭")
+st.set_page_config(page_title="TaxoLens", page_icon=":material/account_tree:", layout="wide")
 
-st.title("🔭 TaxoLens")
-st.markdown(
-    "TaxoLens joins a frozen image encoder to a frozen small language model through a trained "
-    "projector and asks it yes/no questions about pictures (*Is there a squirrel in the image? "
-    "Is there a mammal?*). By hiding some hypernym evidence during training, it measures whether the "
-    "language model's taxonomic knowledge carries over to images it never saw described that way "
-    "(Xu et al., ACL 2026).")
 
-with common.guard("The first-run status"):
-    jobs.first_run_panel()
+def home() -> None:
+    st.title(":material/account_tree: TaxoLens")
+    st.markdown(
+        "TaxoLens joins a frozen image encoder to a frozen small language model through a trained "
+        "projector and asks it yes/no questions about pictures (*Is there a squirrel in the image? "
+        "Is there a mammal?*). By hiding some hypernym evidence during training, it measures whether "
+        "the language model's taxonomic knowledge carries over to images it never saw described that "
+        "way (Xu et al., ACL 2026).")
 
-with common.guard("The overview"):
-    data_col, model_col = st.columns(2)
-    with data_col:
-        st.subheader("Dataset")
-        status.dataset_summary()
-    with model_col:
-        st.subheader("Models")
-        status.models_table()
+    with common.guard("The first-run status"):
+        jobs.first_run_panel()
 
-with common.guard("The checkpoint list"):
-    st.subheader("Checkpoints")
-    status.checkpoints_table()
+    with common.guard("The overview"):
+        data_col, model_col = st.columns(2)
+        with data_col:
+            st.subheader("Dataset")
+            status.dataset_summary()
+        with model_col:
+            st.subheader("Models")
+            status.models_table()
 
-with common.guard("The job list"):
-    st.subheader("Jobs")
-    status.active_jobs()
+    with common.guard("The checkpoint list"):
+        st.subheader("Checkpoints")
+        status.checkpoints_table()
 
-st.subheader("Pages")
-links = st.columns(5)
-links[0].page_link("pages/1_Predict.py", label="Predict", icon="🔍",
-                   help="Upload images or pick dataset images; see leaf guesses and hypernym chains.")
-links[1].page_link("pages/2_Browse.py", label="Browse", icon="🖼️",
-                   help="The dataset as a thumbnail grid with an evaluation run's answers.")
-links[2].page_link("pages/3_Train.py", label="Train", icon="🏋️",
-                   help="Queue training runs and sweeps; follow their progress.")
-links[3].page_link("pages/4_Results.py", label="Results", icon="📊",
-                   help="Compare runs: seen vs unseen F1, ablation curves, shuffles, baselines.")
-links[4].page_link("pages/5_Geometry.py", label="Geometry", icon="🧭",
-                   help="UMAP/PCA of embeddings and visual coherence per category.")
+    with common.guard("The job list"):
+        st.subheader("Jobs")
+        status.active_jobs()
+
+    st.subheader("Pages")
+    links = st.columns(len(PAGES) - 1)
+    for col, (page, about) in zip(links, PAGES[1:]):
+        col.page_link(page, help=about)
+
+
+PAGES = [
+    (st.Page(home, title="Home", icon=":material/home:", default=True), ""),
+    (st.Page("pages/1_Predict.py", title="Predict", icon=":material/image_search:", url_path="predict"),
+     "Upload images or pick dataset images; see leaf guesses and hypernym chains."),
+    (st.Page("pages/2_Browse.py", title="Browse", icon=":material/photo_library:", url_path="browse"),
+     "The dataset as a thumbnail grid with an evaluation run's answers."),
+    (st.Page("pages/3_Train.py", title="Train", icon=":material/model_training:", url_path="train"),
+     "Queue training runs and sweeps; follow their progress."),
+    (st.Page("pages/4_Results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
+     "Compare runs: seen vs unseen F1, ablation curves, shuffles, baselines."),
+    (st.Page("pages/5_Geometry.py", title="Geometry", icon=":material/scatter_plot:", url_path="geometry"),
+     "UMAP/PCA of embeddings and visual coherence per category."),
+]
+
+st.navigation([page for page, _ in PAGES]).run()

@@ -13,8 +13,6 @@ import streamlit as st
 from core.images import ImageError, load_image, notes_of
 from ui import common, figures, jobs
 
-common.setup_page("Predict", "🔍")
-
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
 TOP_K = 5
 
@@ -70,7 +68,7 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
         with left:
             st.image(image, caption=name, width="stretch")
             for note in notes_of(image):
-                st.caption(f"ℹ️ {note}")
+                st.caption(f":material/info: {note}")
             if truth:
                 st.caption(f"Dataset label: **{truth}**")
             best = pred["leaves"][0]
@@ -152,7 +150,7 @@ def _predictor_vocabulary(run) -> set[str]:
 
 
 def main() -> None:
-    st.title("🔍 Predict")
+    st.title(":material/image_search: Predict")
     run = choose_checkpoint()
     if run is None:
         jobs.first_run_panel()

@@ -9,8 +9,6 @@ import streamlit as st
 
 from ui import common
 
-common.setup_page("Browse", "🖼️")
-
 PER_PAGE = 24
 COLUMNS = 6
 
@@ -135,7 +133,7 @@ def grid(ds, items: list, summary, answers, split) -> None:
                 score = ""
                 if summary is not None and item.id in summary.index:
                     row = summary.loc[item.id]
-                    mark = "✅" if row["right"] == row["questions"] else "❌"
+                    mark = ":material/check_circle:" if row["right"] == row["questions"] else ":material/cancel:"
                     score = f" · {mark} {int(row['right'])}/{int(row['questions'])}"
                 st.caption(f"{ds.concepts[item.concept].label} · {item.style}{score}")
                 if st.button("Questions", key=f"q_{item.id}", width="stretch"):
@@ -146,7 +144,7 @@ def main() -> None:
     from core import runs
     from core.datasets import DatasetError
 
-    st.title("🖼️ Browse")
+    st.title(":material/photo_library: Browse")
     run, split = choose_run()
     try:
         ds = common.dataset(run.config.dataset if run else "concepts")

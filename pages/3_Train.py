@@ -9,8 +9,6 @@ import streamlit as st
 from core.config import ConfigError, TrainConfig
 from ui import common, jobs
 
-common.setup_page("Train", "🏋️")
-
 CONDITIONS = {
     "none": "all hypernym questions kept",
     "random": "drop a fraction r of each category's (concept, category) pairs",
@@ -143,7 +141,7 @@ def _index(options: list, value) -> int:
 def main() -> None:
     from core.datasets import DatasetError
 
-    st.title("🏋️ Train")
+    st.title(":material/model_training: Train")
     try:
         ds = common.dataset()
     except DatasetError as exc:

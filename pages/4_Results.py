@@ -8,8 +8,6 @@ import streamlit as st
 from ui import common, figures
 from ui import results_data as rd
 
-common.setup_page("Results", "📊")
-
 METRIC_LABELS = {"seen_f1": "seen F1", "unseen_f1": "unseen F1", "hypernym_f1": "hypernym F1",
                  "leaf_f1": "leaf F1", "accuracy": "accuracy"}
 
@@ -85,7 +83,7 @@ def categories(rows) -> None:
 
 
 def main() -> None:
-    st.title("📊 Results")
+    st.title(":material/bar_chart: Results")
     rows = _collect(common.data_key())
     if not rows:
         st.info("No evaluated runs yet. Queue training runs or the `paper` sweep on the Train page; "

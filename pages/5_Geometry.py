@@ -14,8 +14,6 @@ import streamlit as st
 from ui import common, figures
 from ui import results_data as rd
 
-common.setup_page("Geometry", "🧭")
-
 LABELINGS = ("original", "cross", "within")
 CONDITION_OF = {"original": "none", "cross": "cross", "within": "within"}
 
@@ -181,7 +179,7 @@ def main() -> None:
     from core import geometry
     from core.datasets import DatasetError, list_datasets
 
-    st.title("🧭 Geometry")
+    st.title(":material/scatter_plot: Geometry")
     names = list_datasets() or ["concepts"]
     c1, c2, c3, c4, c5 = st.columns([1.2, 1.4, 0.8, 1, 1.4])
     dataset = c1.selectbox("Dataset", names, key="geometry_dataset")

@@ -22,10 +22,6 @@ if not log.handlers:  # Streamlit reruns import this module once per process, bu
     log.propagate = False
 
 
-def setup_page(title: str, icon: str) -> None:
-    st.set_page_config(page_title=f"{title} · TaxoLens", page_icon=icon, layout="wide")
-
-
 def user_message(exc: BaseException, what: str) -> str:
     """One readable line. Errors TaxoLens raises on purpose (ConfigError and friends, ImageError,
     job store errors) already say what is wrong; anything else is named with its type."""

@@ -14,7 +14,10 @@ from core import jobs as jobs_api
 from ui import common
 
 REFRESH_S = 2.0
-STATUS_ICONS = {"queued": "⏳", "running": "▶️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+# Material icons render from Streamlit's own font (emoji depend on the viewer's system fonts).
+STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
+                "succeeded": ":material/check_circle:", "failed": ":material/error:",
+                "cancelled": ":material/cancel:"}
 
 
 def _ago(timestamp: float | None) -> str:
@@ -69,7 +72,7 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
 
 
 def job_rows(jobs: list) -> list[dict]:
-    return [{"id": j.id, "job": jobs_api.describe(j), "status": f"{STATUS_ICONS.get(j.status, '')} {j.status}",
+    return [{"id": j.id, "job": jobs_api.describe(j), "status": j.status,
              "progress": float(j.progress), "message": (j.error or j.message or "")[:160],
              "queued at": _ago(j.created), "finished at": _ago(j.finished)} for j in jobs]
 

@@ -31,7 +31,8 @@ def dataset_summary() -> None:
 
 
 def models_table() -> None:
-    st.dataframe(common.model_rows(), hide_index=True, width="stretch", column_config={
+    st.dataframe(common.model_rows(), hide_index=True, width="stretch",
+                 column_order=("model", "kind", "weights present", "note", "license", "version"), column_config={
         "weights present": st.column_config.CheckboxColumn("weights present"),
     })
     st.caption("Weights come from the package registries at setup (`make assets`); nothing is "

@@ -1,0 +1,180 @@
+"""Every page under Streamlit's AppTest: it loads without an exception, shows its key widgets, and
+turns bad input into a readable message. Runs here are written by app_data.fake_run (no weights),
+so nothing loads a model; predicting with a real checkpoint is covered by tests/e2e."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app_data import fake_run
+from core import paths
+from core.config import TrainConfig
+
+APP = str(paths.ROOT / "app.py")
+TIMEOUT = 60
+
+
+def run_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    for kind in (at.info, at.warning, at.error, at.success):
+        parts += [e.value for e in kind]
+    return "\n".join(str(p) for p in parts)
+
+
+def small_cfg(**kw) -> TrainConfig:
+    return TrainConfig(max_concepts=6, images_per_concept=3, epochs=1, **kw)
+
+
+def png_bytes(color="red") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_home_shows_dataset_models_and_links(data_dir):
+    at = run_page()
+    assert at.title[0].value.endswith("TaxoLens")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Concepts"] == "12" and metrics["Images"] == "36"
+    assert not at.error
+    shown = texts(at)
+    assert "No trained checkpoint yet" in shown          # first-run box on a fresh data dir
+    assert "No checkpoints yet." in shown
+    assert len(at.get("page_link")) == 5
+
+
+def test_home_lists_checkpoints(data_dir):
+    fake_run(small_cfg())
+    at = run_page()
+    frames = [df.value for df in at.dataframe]
+    assert any("run" in f.columns and len(f) == 1 for f in frames)
+
+
+def test_home_without_dataset_explains_how_to_build_it(data_dir):
+    (data_dir / "datasets").unlink()
+    at = run_page()
+    assert any("make dataset" in w.value for w in at.warning)
+
+
+def test_predict_without_checkpoint_offers_the_first_run(data_dir):
+    at = run_page("pages/1_Predict.py")
+    assert "No trained checkpoint yet" in texts(at)
+    assert any(b.label == "Train the default model now" for b in at.button)
+    assert not at.get("file_uploader")
+
+
+def test_predict_reports_each_bad_upload_by_name(data_dir):
+    fake_run(small_cfg())
+    at = run_page("pages/1_Predict.py")
+    assert at.selectbox(key="predict_run").value is not None
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value([("empty.png", b"", "image/png"), ("notes.png", b"just text", "image/png"),
+                        ("cut.png", png_bytes()[:40], "image/png")])
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("empty.png: the file is empty") for e in errors)
+    assert any(e.startswith("notes.png: not a supported image") for e in errors)
+    assert any(e.startswith("cut.png:") for e in errors)
+    assert len(errors) == 3
+
+
+def test_browse_shows_grid_filters_and_run_scores(data_dir):
+    fake_run(small_cfg())
+    at = run_page("pages/2_Browse.py")
+    assert at.selectbox(key="browse_run").value is not None
+    assert at.multiselect(key="browse_categories") is not None
+    assert at.radio(key="browse_correct").value == "any"
+    labels = {m.label for m in at.metric}
+    assert {"Accuracy", "Seen hypernym F1", "Unseen hypernym F1"} <= labels
+    n_images = len(at.get("image"))
+    at.radio(key="browse_correct").set_value("some wrong").run()
+    assert not at.exception
+    assert 0 < len(at.get("image")) < n_images
+    scored = [c.value for c in at.caption if ":material/" in c.value]
+    assert scored and all(":material/cancel:" in c for c in scored)
+
+
+def test_browse_without_runs_shows_the_dataset(data_dir):
+    at = run_page("pages/2_Browse.py")
+    assert "No evaluated run yet" in texts(at)
+    assert len(at.get("image")) > 0
+
+
+def test_train_form_explains_invalid_choices_before_queueing(data_dir):
+    at = run_page("pages/3_Train.py")
+    assert at.get("button_group")          # the condition picker
+    at.button_group(key="train_condition").set_value("systematic").run()
+    at.radio(key="train_systematic_how").set_value("these categories").run()
+    form_buttons = [b for b in at.button if b.label == "Queue training"]
+    assert form_buttons
+    form_buttons[0].click().run()
+    assert not at.exception
+    assert any(e.value.startswith("Not queued:") for e in at.error)
+    from core.jobs.store import JobStore
+    assert JobStore().list() == []
+
+
+def test_train_form_rejects_bad_seeds(data_dir):
+    at = run_page("pages/3_Train.py")
+    at.text_input[0].set_value("0, x")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert any("seeds: 'x' is not a seed" in e.value for e in at.error)
+
+
+def test_train_page_lists_jobs(data_dir):
+    from core.jobs.store import JobStore
+    store = JobStore()
+    job_id = store.submit("train", {"config": small_cfg().to_dict(), "eval_splits": ["test"]})
+    at = run_page("pages/3_Train.py")
+    table = next(df.value for df in at.dataframe if "progress" in df.value.columns)
+    assert list(table["id"]) == [job_id]
+    assert at.selectbox(key="job_detail_id").value == job_id
+    assert any(b.label == "Cancel job" for b in at.button)
+    next(b for b in at.button if b.label == "Cancel job").click().run()
+    assert store.get(job_id).status == "cancelled"
+
+
+def test_results_compares_runs_and_offers_csv(data_dir):
+    for seed in (0, 1):
+        fake_run(small_cfg(condition="random:0.5", seed=seed))
+        fake_run(small_cfg(condition="none", seed=seed))
+    at = run_page("pages/4_Results.py")
+    assert at.selectbox(key="results_setting").value is not None
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3
+    assert len(at.get("download_button")) >= 2
+    assert "4 training run(s)" in texts(at)
+
+
+def test_results_without_runs_says_what_to_do(data_dir):
+    at = run_page("pages/4_Results.py")
+    assert "No evaluated runs yet" in texts(at)
+
+
+def test_geometry_offers_the_coherence_job_when_nothing_is_cached(data_dir):
+    at = run_page("pages/5_Geometry.py")
+    assert at.selectbox(key="geometry_encoder").value
+    assert at.radio(key="geometry_method").value == "umap"
+    assert any(b.label == "Compute features and coherence" for b in at.button)
+
+
+@pytest.mark.parametrize("page", ["pages/1_Predict.py", "pages/2_Browse.py", "pages/3_Train.py",
+                                  "pages/4_Results.py", "pages/5_Geometry.py"])
+def test_pages_explain_a_missing_dataset(data_dir, page):
+    fake_run(small_cfg(), evaluated=True)
+    (data_dir / "datasets").unlink()
+    at = run_page(page)
+    assert not [e.value for e in at.error if "failed unexpectedly" in e.value]

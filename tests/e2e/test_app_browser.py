@@ -1,0 +1,123 @@
+"""The app in a real browser (headless Debian Chromium via Playwright), started the way `make app`
+starts it: every page loads without an error, uploading images to Predict draws a hypernym chain
+(and reports a broken file by name), and a training job submitted from the Train form runs to the
+end in the worker. Screenshots of each step are saved in artifacts/e2e/."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+PAGES = [("", "TaxoLens"), ("predict", "Predict"), ("browse", "Browse"), ("train", "Train"),
+         ("results", "Results"), ("geometry", "Geometry")]
+
+
+def wait_until_idle(page, settle_s: float = 1.5, timeout_s: float = 90) -> None:
+    """Until Streamlit has shown no "running" status for `settle_s` seconds."""
+    page.locator('[data-testid="stApp"]').wait_for()
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle_s:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.2)
+    raise AssertionError("the app kept running for too long")
+
+
+def assert_no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, "a raw exception is shown"
+    alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+    bad = [a for a in alerts if "failed unexpectedly" in a]
+    assert not bad, bad
+
+
+def open_page(page, url: str, path: str, heading: str) -> None:
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", name=re.compile(heading)).first.wait_for()
+    wait_until_idle(page)
+
+
+def test_every_page_loads_without_error(page, app_url, shots):
+    for path, heading in PAGES:
+        open_page(page, app_url, path, heading)
+        assert_no_errors(page)
+        page.screenshot(path=shots / f"page_{path or 'Home'}.png", full_page=True)
+
+
+def test_upload_shows_a_chain_and_names_the_broken_file(page, app_url, e2e_data, shots, tmp_path):
+    images = sorted((e2e_data / "datasets" / "concepts" / "images").rglob("*.png"))
+    first, second = tmp_path / "first.png", tmp_path / "second.jpg"
+    first.write_bytes(images[0].read_bytes())
+    Image.open(images[-1]).convert("RGB").save(second, format="JPEG")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(images[1].read_bytes()[:300])       # truncated PNG
+
+    open_page(page, app_url, "predict", "Predict")
+    start = time.monotonic()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(first), str(broken)])
+    page.get_by_text("Hypernym chain of").first.wait_for(timeout=180_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    wait_until_idle(page)
+    cold = time.monotonic() - start
+    assert_no_errors(page)
+    alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+    assert any(a.strip().startswith("broken.png:") for a in alerts), alerts
+    assert page.get_by_text("Best guess:").count() == 1
+    page.screenshot(path=shots / "predict_upload.png", full_page=True)
+
+    # warm: the models are loaded; a new image costs only its prediction
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(first), str(broken), str(second)])
+    start = time.monotonic()
+    page.get_by_text("Best guess:").nth(1).wait_for(timeout=60_000)
+    wait_until_idle(page, settle_s=0.5)
+    warm = time.monotonic() - start
+    assert page.get_by_text("Hypernym chain of").count() == 2
+    page.screenshot(path=shots / "predict_upload_warm.png", full_page=True)
+    print(f"\nupload → chain: cold {cold:.1f} s (loads the checkpoint), warm {warm:.1f} s")
+
+
+def test_gallery_image_prediction(page, app_url, shots):
+    open_page(page, app_url, "predict", "Predict")
+    page.get_by_role("tab", name="Pick from the dataset").click()
+    page.get_by_text("Hypernym chain of").first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    assert_no_errors(page)
+    assert page.get_by_text("Dataset label:").count() == 1
+    page.screenshot(path=shots / "predict_gallery.png", full_page=True)
+
+
+def test_training_job_from_the_form_finishes(page, app_url, shots):
+    open_page(page, app_url, "train", "Train")
+    page.get_by_text("Subset, device").click()
+    for label, value in (("Max concepts (0 = all)", "6"), ("Images per concept (0 = all)", "3"),
+                         ("Epochs", "1")):
+        field = page.get_by_label(label)
+        field.fill(value)
+        field.press("Tab")
+    page.get_by_role("button", name="Queue training").click()
+    page.get_by_text(re.compile(r"Queued 1 training job")).wait_for()
+    page.screenshot(path=shots / "train_queued.png", full_page=True)
+    page.get_by_text(re.compile(r"#\d+ .*succeeded")).wait_for(timeout=300_000)
+    assert_no_errors(page)
+    page.screenshot(path=shots / "train_finished.png", full_page=True)
+
+
+def test_browse_and_results_show_the_evaluated_run(page, app_url, shots):
+    open_page(page, app_url, "browse", "Browse")
+    assert page.get_by_text("Unseen hypernym F1").count() >= 1
+    page.get_by_role("button", name="Questions").first.click()
+    page.get_by_role("dialog").wait_for()
+    page.screenshot(path=shots / "browse_questions.png", full_page=True)
+    page.keyboard.press("Escape")
+    open_page(page, app_url, "results", "Results")
+    assert_no_errors(page)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    page.screenshot(path=shots / "results.png", full_page=True)
