@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from core import taxonomy
-from core.datasets import (Category, Concept, Dataset, DatasetError, ImportValidationError, Progress,
+from core.datasets import (Category, Concept, Dataset, ImportValidationError, Progress,
                            build_lock, check_name, dataset_dir, normalize_image, publish, save_png,
                            staging)
 from core.images import ImageError, load_image

@@ -384,4 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: its exception classes are the ones
+    # core.dataset_build / core.dataset_import raise.
+    from core import datasets
+    sys.exit(datasets.main())
