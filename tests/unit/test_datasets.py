@@ -323,3 +323,13 @@ def test_damaged_dataset_is_a_clear_error(data_dir):
         datasets.load_dataset("tiny")
     shutil.rmtree(ds.root)
     assert datasets.list_datasets() == []
+
+
+def test_module_cli_prints_user_errors_in_one_message(data_dir):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "core.datasets", "summary", "nosuch"], cwd=paths.ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "dataset 'nosuch' not found" in done.stderr
