@@ -92,6 +92,11 @@ def runs_list():
     return _runs(data_key())
 
 
+def refresh_runs() -> None:
+    """Forget the cached run list (a run just finished and the page is about to show it)."""
+    _runs.clear()
+
+
 @st.cache_data(show_spinner=False, ttl=30)
 def _model_rows(data_dir: str) -> list[dict]:  # noqa: ARG001 - keys the cache
     from core import assets

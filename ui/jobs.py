@@ -44,6 +44,7 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
         st.session_state["_first_run_ready"] = state.ready
         if state.ready:
             if was_ready is False and rerun_app_when_ready:
+                common.refresh_runs()
                 st.rerun(scope="app")       # the checkpoint just arrived: rebuild the page around it
             return
         job = state.job
