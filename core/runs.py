@@ -139,11 +139,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-") or "x"
 
 
+def condition_slug(spec: str) -> str:
+    """'random:0.5' -> 'random0.5', 'systematic:mammal+fish' -> 'systematic-mammal+fish'."""
+    return _slug(spec.replace("random:", "random", 1))
+
+
 def new_run_id(cfg: TrainConfig, when: dt.datetime | None = None) -> str:
     """Readable and unique: <yyyymmdd-hhmm>_<condition>_s<seed>_<4 hex>, e.g.
     20261126-2231_random0.5_s0_ab12 (random-init LM runs get an `_rndlm` tag)."""
     when = when or dt.datetime.now()
-    cond = _slug(cfg.condition.replace("random:", "random", 1))
+    cond = condition_slug(cfg.condition)
     tag = "_rndlm" if cfg.lm_init == "random" else ""
     return f"{when:%Y%m%d-%H%M}_{cond}{tag}_s{cfg.seed}_{secrets.token_hex(2)}"
 

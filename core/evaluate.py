@@ -1,0 +1,122 @@
+"""Evaluation of a trained run, and the baselines it is compared with.
+
+    evaluate(run_dir, split="test") -> metrics       the trained projector, yes/no by P(" Yes") vs P(" No")
+    baseline("majority", cfg) -> metrics             the majority answer per question kind (from TRAIN)
+    baseline("lm_only", cfg) -> metrics              the LM alone, asked about the concept's NAME:
+                                                     "Is a dog a kind of animal?" (hypernym questions)
+
+All write the same two files to <dir>/eval/<split>/: questions.csv (one row per question) and
+metrics.json (core.metrics.summarize plus what was evaluated). The random-init LM control is not a
+baseline here: it is an ordinary training run with cfg.lm_init = "random", evaluated like any other.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+from core import metrics, runs, scoring, train
+from core.config import ConfigError, TrainConfig
+from core.taxonomy import with_article
+
+BASELINES = ("majority", "lm_only")
+
+
+def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
+    """Score every `split` question of a trained run; writes and returns its metrics."""
+    runs.eval_dir(run_dir, split)                       # checks the split name before any work
+    report = progress or (lambda f, m: None)
+    info, vlm = train.load_trained(run_dir)
+    data = train.prepare(info.config)
+    _check_same_dataset(info, data)
+    items = data.images(split)
+    report(0.0, f"encoding {len(items)} {split} images")
+    feats, row_of = train.image_features(vlm, items)
+    qs = data.questions[split]
+    rows = scoring.score(vlm, feats, row_of, qs, data.deprivation, split=split,
+                         progress=lambda f, m: report(0.02 + 0.96 * f, m))
+    about = {"run_id": info.run_id, "kind": "run", "split": split, "epoch": info.epoch,
+             "status": info.status, "config": info.config.to_dict()}
+    result = _write(runs.eval_dir(info.path, split), rows, about)
+    report(1.0, "done")
+    return result
+
+
+def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, progress=None) -> dict:
+    """A baseline's test metrics for the data and condition of `cfg`; written to
+    out_dir/eval/test/ (default: runs_dir()/baselines/<kind>_<dataset>_<condition>_s<seed>_<config hash>)."""
+    if kind not in BASELINES:
+        raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
+    cfg.validate(deep=True)
+    report = progress or (lambda f, m: None)
+    data = train.prepare(cfg)
+    test_q = data.questions["test"]
+    if kind == "majority":
+        rows = _majority_rows(data, test_q)
+    else:
+        rows = _lm_only_rows(cfg, data, test_q, report)
+    if out_dir is None:   # one folder per (kind, config): rerunning the same baseline replaces it
+        digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
+        out_dir = runs.baselines_dir() / \
+            f"{kind}_{cfg.dataset}_{runs.condition_slug(cfg.condition)}_s{cfg.seed}_{digest}"
+        runs.write_json(Path(out_dir) / "config.json", {"baseline": kind, **cfg.to_dict()})
+    about = {"kind": kind, "split": "test", "config": cfg.to_dict()}
+    result = _write(runs.eval_dir(out_dir, "test"), rows, about)
+    report(1.0, "done")
+    return result
+
+
+# ---------------------------------------------------------------- baselines
+
+def _majority_rows(data: train.RunData, test_q: list) -> list[dict]:
+    """Each question kind answered with that kind's most common TRAIN answer (ties: no)."""
+    counts = {kind: Counter(q.answer for q in data.training_questions() if q.kind == kind)
+              for kind in ("leaf", "hypernym")}
+    majority = {kind: c[True] > c[False] for kind, c in counts.items()}
+    return [scoring.row(q, data.deprivation, "test", p_yes=float(majority[q.kind]), mass=None)
+            for q in test_q]
+
+
+def lm_only_text(concept_label: str, category_label: str) -> str:
+    """'Is a dog a kind of animal?': the hypernym question about a concept's name, no image."""
+    return f"Is {with_article(concept_label)} a kind of {category_label}?"
+
+
+def _lm_only_rows(cfg: TrainConfig, data: train.RunData, test_q: list, report) -> list[dict]:
+    """The test hypernym questions, asked about the (labelled) concept's name instead of an image.
+    Each distinct text is scored once; all images of a concept share its answer."""
+    ds, labeling = data.dataset, data.deprivation.labeling
+    hyper = [q for q in test_q if q.kind == "hypernym"]
+    texts = [lm_only_text(ds.concepts[labeling[q.concept]].label, ds.categories[q.target].label)
+             for q in hyper]
+    unique = sorted(set(texts))
+    report(0.0, f"loading {cfg.lm}")
+    vlm = train.build_vlm(cfg, train.resolve_device(cfg.device))
+    scores = scoring.score_texts(vlm, unique, progress=lambda f, m: report(0.05 + 0.93 * f, m))
+    by_text = dict(zip(unique, scores))
+    return [scoring.row(q, data.deprivation, "test", p_yes=by_text[t][0], mass=by_text[t][1], text=t)
+            for q, t in zip(hyper, texts)]
+
+
+# ---------------------------------------------------------------- output
+
+def _check_same_dataset(info: runs.RunInfo, data: train.RunData) -> None:
+    recorded = info.checkpoint.get("dataset", {}).get("table_sha256")
+    if recorded and recorded != data.table_sha256:
+        raise runs.RunError(f"dataset '{info.config.dataset}' changed since run {info.run_id} was "
+                            f"trained; its splits and questions would not match")
+
+
+def _write(out: Path, rows: list[dict], about: dict) -> dict:
+    result = metrics.summarize(rows)
+    result.update(about)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=scoring.ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    runs.write_text(out / "questions.csv", buf.getvalue())
+    runs.write_json(out / "metrics.json", result)
+    return result

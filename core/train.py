@@ -1,0 +1,364 @@
+"""Training the projector on yes/no questions, with checkpoints that resume where they stopped.
+
+    train(cfg) -> run_dir
+
+One run: load the dataset (optionally a seeded subset), split its images within each concept,
+apply the deprivation condition, and train the projector (the only trainable part; encoder and LM
+stay frozen) with AdamW on the answer token of the TRAIN questions that the condition keeps. Image
+features come from the on-disk FeatureCache, so the encoder runs once per image ever. After each
+epoch the VAL questions are scored and projector + optimizer + RNG state are written (safetensors
+and JSON only, never pickles); `train(cfg, run_dir=same)` resumes from the last save, also from
+the middle of an epoch when the run was cancelled there.
+
+`prepare(cfg)` (dataset, split, deprivation, questions) and `load_trained(run_dir)` are shared with
+evaluation and prediction so all three see exactly the same data and model.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from core import conditions, datasets, features, metrics, questions, registry, runs, scoring
+from core.config import ConfigError, TrainConfig
+
+Progress = Callable[[float, str], None]
+CHECKPOINT_FORMAT = 1
+
+
+class Cancelled(Exception):
+    """should_stop() said stop; the state up to the last step is saved and the run can resume."""
+
+    def __init__(self, run_dir: Path, epoch: int, step: int):
+        super().__init__(f"training cancelled at epoch {epoch + 1}, step {step}; "
+                         f"resume with train(cfg, run_dir={str(run_dir)!r})")
+        self.run_dir, self.epoch, self.step = run_dir, epoch, step
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class RunData:
+    """Everything about a run that follows from its config and the dataset, without models."""
+    dataset: "datasets.Dataset"
+    split: dict[str, str]                          # image id -> train | val | test
+    deprivation: "conditions.Deprivation"
+    questions: dict[str, list]                     # split -> ALL its questions (nothing removed)
+    table_sha256: str
+
+    def images(self, split: str) -> list:
+        return [im for im in self.dataset.images if self.split[im.id] == split]
+
+    def training_questions(self) -> list:
+        """TRAIN questions the condition keeps (removed (concept, category) pairs dropped)."""
+        return [q for q in self.questions["train"] if self.deprivation.keeps(q)]
+
+
+def prepare(cfg: TrainConfig) -> RunData:
+    """Dataset (+ subset), split, deprivation and questions of every split: a pure function of
+    `cfg` and the dataset tables, so evaluation rebuilds exactly what training used."""
+    ds = datasets.load_dataset(cfg.dataset)
+    table_sha = dataset_sha256(ds)
+    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
+        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
+                       seed=cfg.seed)
+    split = questions.split_images(ds, cfg.seed)
+    dep = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
+    qs = {name: questions.build_questions(ds, [im for im in ds.images if split[im.id] == name],
+                                          dep.labeling, cfg.seed)
+          for name in runs.SPLITS}
+    data = RunData(ds, split, dep, qs, table_sha)
+    if not data.training_questions():
+        raise ConfigError(f"no training questions left for dataset '{cfg.dataset}' under condition "
+                          f"'{cfg.condition}'")
+    return data
+
+
+def dataset_sha256(ds) -> str:
+    """Hash of the dataset's tables (not the pixels: image ids are already content hashes)."""
+    h = hashlib.sha256()
+    for name in ("dataset.json", "concepts.csv", "categories.csv", "images.csv"):
+        p = Path(ds.root) / name
+        if p.is_file():
+            h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- models
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def build_vlm(cfg: TrainConfig, device: torch.device):
+    """The VLM of a config, in eval mode. create_vlm seeds the random-init LM and the projector
+    from cfg.seed, so the same config builds the same model at training, evaluation and prediction."""
+    vlm = registry.create_vlm(cfg, device)
+    vlm.eval()
+    return vlm
+
+
+def frozen_checksum(vlm) -> dict[str, float]:
+    """Signed sum of the first 4096 values of every frozen weight, and their L2 norm. A different
+    random init moves `sum` by about `l2`; dtype rounding (fp32 vs bf16) by well under 1 %."""
+    total, sq = 0.0, 0.0
+    trainable = {id(p) for p in vlm.projector.parameters()}
+    for _, p in sorted(vlm.named_parameters(), key=lambda kv: kv[0]):
+        if id(p) in trainable:
+            continue
+        x = p.detach().reshape(-1)[:4096].double().cpu()
+        total += float(x.sum())
+        sq += float((x * x).sum())
+    return {"sum": total, "l2": math.sqrt(sq)}
+
+
+def check_frozen_checksum(vlm, recorded: dict | None, where: Path) -> None:
+    if not recorded:
+        return
+    now = frozen_checksum(vlm)
+    if abs(now["sum"] - recorded["sum"]) > 0.05 * max(recorded["l2"], 1e-12):
+        raise runs.RunError(f"the frozen encoder/LM built now differ from the ones the checkpoint in "
+                            f"{where} was trained with (changed model files or random init)")
+
+
+def image_features(vlm, items: list, progress: Progress | None = None) -> tuple[torch.Tensor, dict]:
+    """Cached encoder features of `items`, pooled to the VLM's image tokens (CPU, (N, k, D)), and
+    image id -> row."""
+    feats = features.FeatureCache(vlm.encoder).get(items, progress=progress, pool=vlm.n_tokens)
+    return feats, {im.id: i for i, im in enumerate(items)}
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
+    """(RunInfo, VLM with the trained projector loaded, in eval mode) of a run with a checkpoint."""
+    info = runs.load_run(run_dir)
+    ck = info.checkpoint
+    if not ck:
+        raise runs.RunError(f"run {info.run_id} has no checkpoint yet (no epoch finished)")
+    dev = device if isinstance(device, torch.device) else resolve_device(device or info.config.device)
+    vlm = build_vlm(info.config, dev)
+    _load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / runs.PROJECTOR_FILE,
+                                           ck.get("files", {}).get(runs.PROJECTOR_FILE)), info.path)
+    check_frozen_checksum(vlm, ck.get("frozen_checksum"), info.path)
+    vlm.eval()
+    return info, vlm
+
+
+def _load_projector(vlm, state: dict, where: Path) -> None:
+    try:
+        vlm.load_projector_state(state)
+    except ValueError as exc:
+        raise runs.RunError(f"checkpoint in {where}: {exc}") from None
+
+
+# ---------------------------------------------------------------- checkpoint state
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            tensors[f"opt.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, groups
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
+    state: dict[int, dict] = {}
+    for name, val in tensors.items():
+        if name.startswith("opt."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = val
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in groups]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+# ---------------------------------------------------------------- training
+
+def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | None = None,
+          should_stop: Callable[[], bool] | None = None) -> Path:
+    """Train (or resume) a run; returns its directory. See the module docstring."""
+    cfg.validate(deep=True)
+    run_dir = _open_run_dir(cfg, run_dir)
+    ck_path = runs.checkpoint_json(run_dir)
+    ck = runs.read_json(ck_path) if ck_path.is_file() else None
+    if ck and ck.get("status") == "finished":
+        return run_dir
+
+    data = prepare(cfg)
+    if ck and ck.get("dataset", {}).get("table_sha256") != data.table_sha256:
+        raise runs.RunError(f"dataset '{cfg.dataset}' changed since run {run_dir.name} started; "
+                            f"start a new run instead of resuming")
+    device = resolve_device(cfg.device)
+    vlm = build_vlm(cfg, device)
+    params = [p for p in vlm.projector.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the projector has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    train_q, val_q = data.training_questions(), data.questions["val"]
+    steps_per_epoch = math.ceil(len(train_q) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    report = progress or (lambda f, m: None)
+
+    report(0.0, "encoding images")
+    train_feats, train_row = image_features(vlm, data.images("train"))
+    val_feats, val_row = image_features(vlm, data.images("val"))
+    train_idx = torch.tensor([train_row[q.image_id] for q in train_q])
+
+    now = runs.now_iso()
+    state = {
+        "format": CHECKPOINT_FORMAT, "status": "partial", "epoch": 0, "step": 0,
+        "partial_loss": [0.0, 0], "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
+        "encoder": cfg.encoder, "lm": cfg.lm, "lm_init": cfg.lm_init,
+        "dataset": {"name": cfg.dataset, "table_sha256": data.table_sha256,
+                    "summary": _jsonable(data.dataset.summary())},
+        "condition": {"spec": cfg.condition, "report": _jsonable(data.deprivation.report)},
+        "seed": cfg.seed, "config": cfg.to_dict(), "git_commit": git_commit(),
+        "questions": {**{s: len(q) for s, q in data.questions.items()}, "train_kept": len(train_q)},
+        "frozen_checksum": frozen_checksum(vlm), "metrics": [],
+        "created": now, "updated": now, "finished": None, "device": str(device),
+    }
+    if ck:
+        state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "metrics", "created",
+                                         "git_commit") if k in ck})
+        state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
+                                                      "git_commit": git_commit()}]
+        ckdir = runs.checkpoint_dir(run_dir)
+        _load_projector(vlm, runs.load_tensors(ckdir / runs.PROJECTOR_FILE,
+                                               ck["files"][runs.PROJECTOR_FILE]), run_dir)
+        extra = runs.load_tensors(ckdir / runs.TRAIN_STATE_FILE, ck["files"][runs.TRAIN_STATE_FILE])
+        _restore_optimizer(opt, extra, ck["optimizer_groups"])   # load_state_dict moves moments to the params' device
+        torch.set_rng_state(extra["rng.torch"])
+        if device.type == "cuda" and "rng.cuda" in extra:
+            torch.cuda.set_rng_state(extra["rng.cuda"])
+        check_frozen_checksum(vlm, ck.get("frozen_checksum"), run_dir)
+        runs.append_log(run_dir, f"resuming at epoch {state['epoch'] + 1}, step {state['step']}")
+    else:
+        runs.append_log(run_dir, f"training {cfg.to_dict()} on {device}; questions "
+                                 f"{state['questions']}")
+
+    def save(status: str) -> None:
+        state["status"], state["updated"] = status, runs.now_iso()
+        if status == "finished":
+            state["finished"] = state["updated"]
+        ckdir = runs.checkpoint_dir(run_dir)
+        meta = {"encoder": cfg.encoder, "lm": cfg.lm, "projector": cfg.projector,
+                "image_tokens": str(cfg.image_tokens)}
+        opt_tensors, groups = _optimizer_tensors(opt)
+        opt_tensors["rng.torch"] = torch.get_rng_state()
+        if device.type == "cuda":
+            opt_tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        state["files"] = {
+            runs.PROJECTOR_FILE: runs.save_tensors(ckdir / runs.PROJECTOR_FILE, vlm.projector_state(), meta),
+            runs.TRAIN_STATE_FILE: runs.save_tensors(ckdir / runs.TRAIN_STATE_FILE, opt_tensors),
+        }
+        state["optimizer_groups"] = groups
+        runs.write_json(runs.checkpoint_json(run_dir), state)   # last: it names the files above
+
+    bar = tqdm(total=total_steps, initial=state["epoch"] * steps_per_epoch + state["step"],
+               desc="train", unit="step", disable=progress is not None, leave=False)
+    try:
+        for epoch in range(state["epoch"], cfg.epochs):
+            t0 = time.perf_counter()
+            # The order depends only on (seed, epoch), so a resumed epoch replays the same batches.
+            order = torch.randperm(len(train_q), generator=torch.Generator().manual_seed(
+                cfg.seed * 1_000_003 + epoch))
+            vlm.projector.train()
+            for step in range(state["step"], steps_per_epoch):
+                if should_stop is not None and should_stop():
+                    state["step"] = step
+                    save("cancelled")
+                    runs.append_log(run_dir, f"cancelled at epoch {epoch + 1}, step {step}")
+                    raise Cancelled(run_dir, epoch, step)
+                batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                feats = train_feats[train_idx[batch]].to(device)
+                texts = [train_q[i].text for i in batch.tolist()]
+                answers = [train_q[i].answer for i in batch.tolist()]
+                loss = vlm.loss(feats, texts, answers)     # bf16 autocast inside on CUDA
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_value = float(loss.detach())
+                state["partial_loss"][0] += loss_value * len(batch)
+                state["partial_loss"][1] += len(batch)
+                state["step"] = step + 1
+                done = epoch * steps_per_epoch + step + 1
+                msg = f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps_per_epoch} loss {loss_value:.4f}"
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch + 1)
+                report(0.97 * done / total_steps, msg)
+            vlm.projector.eval()
+            report(0.97 * (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}: validating")
+            val = metrics.summarize(scoring.score(vlm, val_feats, val_row, val_q, data.deprivation,
+                                                  split="val")) if val_q else None
+            loss_sum, n = state["partial_loss"]
+            entry = {"epoch": epoch + 1, "train_loss": _finite(loss_sum / max(n, 1)),
+                     "val": _jsonable(metrics.headline(val)) if val else None,
+                     "seconds": round(time.perf_counter() - t0, 2),
+                     "examples_per_s": round(n / max(time.perf_counter() - t0, 1e-9), 2)}
+            state["metrics"].append(entry)
+            state["epoch"], state["step"], state["partial_loss"] = epoch + 1, 0, [0.0, 0]
+            save("finished" if epoch + 1 == cfg.epochs else "partial")
+            runs.append_log(run_dir, f"epoch {epoch + 1}: {entry}")
+    finally:
+        bar.close()
+    report(1.0, "done")
+    return run_dir
+
+
+def _open_run_dir(cfg: TrainConfig, run_dir: Path | None) -> Path:
+    """A new run dir, or `run_dir` (created, or checked to hold this same config)."""
+    if run_dir is None:
+        return runs.create_run_dir(cfg)
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if cfg_path.is_file():
+        old = TrainConfig.from_dict(runs.read_json(cfg_path)).to_dict()
+        diff = [f"{k}: {old[k]!r} -> {v!r}" for k, v in cfg.to_dict().items()
+                if k != "device" and old.get(k) != v]
+        if diff:
+            raise ConfigError(f"{run_dir} holds a run with a different config ({'; '.join(diff)}); "
+                              f"use a new run directory")
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(cfg_path, cfg.to_dict())
+    return run_dir
+
+
+def _jsonable(obj):
+    """Dataset summaries and condition reports as plain JSON (tuples/sets → sorted lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(_jsonable(v) for v in obj)
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,0 +1,125 @@
+"""A tiny stand-in for the real VLM and feature cache, for fast unit tests of training, resuming and
+evaluation. It has the same surface core.train / core.evaluate use (projector, n_tokens, encoder,
+loss, score, score_text, projector_state, load_projector_state) and can genuinely learn: the
+answer logit is <projected image, frozen bag-of-words text vector>.
+
+`install(monkeypatch)` swaps in the tiny in-memory dataset, this VLM and the fake feature cache.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DIM, HIDDEN, VOCAB = 6, 8, 64
+
+
+@dataclass
+class Scores:
+    p_yes: torch.Tensor
+    mass: torch.Tensor
+
+    def pairs(self):
+        return list(zip(self.p_yes.tolist(), self.mass.tolist()))
+
+
+class FakeEncoder(nn.Module):
+    id = "fake-encoder"
+    dim = DIM
+    transform_id = "fake"
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3, DIM, generator=torch.Generator().manual_seed(5)),
+                                   requires_grad=False)
+
+    def preprocess(self, image):
+        return torch.tensor(image.convert("RGB").resize((4, 4)).getdata(), dtype=torch.float32).mean(0) / 255
+
+    def forward(self, x):                        # (B, 3) -> (B, 4, D)
+        return (x @ self.weight).unsqueeze(1).expand(-1, 4, -1)
+
+
+class FakeVLM(nn.Module):
+    instances: list["FakeVLM"] = []
+
+    def __init__(self, cfg, device="cpu", lm_seed_offset=0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(1000 + cfg.seed + lm_seed_offset + (7 if cfg.lm_init == "random" else 0))
+        self.encoder = FakeEncoder()
+        self.words = nn.Embedding(VOCAB, HIDDEN)
+        with torch.no_grad():
+            self.words.weight.copy_(torch.randn(VOCAB, HIDDEN, generator=gen))
+        self.words.weight.requires_grad_(False)
+        torch.manual_seed(cfg.seed)
+        self.projector = nn.Sequential(nn.Linear(DIM, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
+        self.n_tokens = cfg.image_tokens
+        self.loss_calls = 0
+        self.to(device)
+        FakeVLM.instances.append(self)
+
+    def _text(self, texts):
+        ids = [[zlib.crc32(w.encode()) % VOCAB for w in t.lower().strip("?").split()] for t in texts]
+        return torch.stack([self.words.weight[i].mean(0) for i in ids])
+
+    def _logits(self, features, texts):
+        img = self.projector(features.float().mean(1))
+        return (img * self._text(texts)).sum(-1)
+
+    def loss(self, features, texts, answers):
+        self.loss_calls += 1
+        target = torch.tensor([float(a) for a in answers])
+        return F.binary_cross_entropy_with_logits(self._logits(features, texts), target)
+
+    @torch.no_grad()
+    def score(self, features, texts_per_image, progress=None):
+        out = []
+        for f, texts in zip(features, texts_per_image):
+            p = torch.sigmoid(self._logits(f.unsqueeze(0).expand(len(texts), -1, -1), texts))
+            out.append(Scores(p, torch.full_like(p, 0.9)))
+        return out
+
+    @torch.no_grad()
+    def score_text(self, texts, progress=None):
+        p = torch.sigmoid(self._text(texts).sum(-1))
+        return Scores(p, torch.full_like(p, 0.3))
+
+    def projector_state(self):
+        return {k: v.detach().cpu().contiguous() for k, v in self.projector.state_dict().items()}
+
+    def load_projector_state(self, state):
+        own = self.projector.state_dict()
+        if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
+            raise ValueError("projector weights do not fit")
+        self.projector.load_state_dict(state)
+
+
+class FakeCache:
+    """Features that depend on the concept (so there is something to learn) plus per-image noise."""
+    calls = 0
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def get(self, items, progress=None, pool=None):
+        FakeCache.calls += 1
+        rows = []
+        for im in items:
+            g = torch.Generator().manual_seed(zlib.crc32(im.concept.encode()))
+            base = torch.randn(DIM, generator=g)
+            noise = torch.randn(DIM, generator=torch.Generator().manual_seed(zlib.crc32(im.id.encode())))
+            rows.append((base + 0.3 * noise).expand(pool or 4, -1))
+        return torch.stack(rows)
+
+
+def install(monkeypatch, images_per_concept: int = 5):
+    from core import datasets, features, registry
+    from tiny_concepts import tiny_dataset
+
+    FakeVLM.instances = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda name="tiny": tiny_dataset(images_per_concept, name))
+    monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": FakeVLM(cfg, device))
+    monkeypatch.setattr(features, "FeatureCache", FakeCache)

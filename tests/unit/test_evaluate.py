@@ -1,0 +1,100 @@
+"""core.evaluate with the tiny dataset and the fake VLM: output files, seen/unseen, baselines."""
+import csv
+
+import pytest
+
+import fake_vlm
+from core import evaluate, runs, train
+from core.config import ConfigError, TrainConfig
+from core.scoring import ROW_FIELDS
+
+
+@pytest.fixture(autouse=True)
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+
+
+def _cfg(**kw):
+    base = dict(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_evaluate_writes_questions_and_metrics():
+    cfg = _cfg(condition="random:0.5")
+    run_dir = train.train(cfg)
+    m = evaluate.evaluate(run_dir, "test")
+    out = runs.eval_dir(run_dir, "test")
+    rows = _rows(out / "questions.csv")
+    data = train.prepare(cfg)
+    assert len(rows) == len(data.questions["test"]) == m["n_questions"]
+    assert tuple(rows[0]) == ROW_FIELDS
+    assert {r["split"] for r in rows} == {"test"}
+    hyper = [r for r in rows if r["kind"] == "hypernym"]
+    unseen = {(q.concept, q.target) for q in data.questions["test"] if data.deprivation.is_unseen(q)}
+    assert unseen and {(r["concept"], r["target"]) for r in hyper if r["seen"] == "False"} == unseen
+    assert all((r["pred"] == "True") == (float(r["p_yes"]) > 0.5) for r in rows)
+    assert m["hypernym"]["unseen"]["n"] == sum(r["seen"] == "False" for r in hyper) > 0
+    assert set(m["hypernym"]["per_category"]) <= set(data.dataset.categories)
+    assert m["hypernym"]["macro_f1"] is not None and m["undecided_rate"] == 0.0   # fake mass 0.9
+    assert m["run_id"] == run_dir.name and m["split"] == "test"
+    assert runs.load_metrics(run_dir, "test") == m
+
+
+def test_evaluate_under_a_shuffle_uses_the_labelled_concept():
+    run_dir = train.train(_cfg(condition="cross"))
+    evaluate.evaluate(run_dir, "val")
+    rows = _rows(runs.eval_dir(run_dir, "val") / "questions.csv")
+    assert any(r["concept"] != r["labelled_concept"] for r in rows)
+    leaf_yes = [r for r in rows if r["kind"] == "leaf" and r["answer"] == "True"]
+    assert all(r["target"] == r["labelled_concept"] for r in leaf_yes)
+    assert all(r["seen"] == "True" for r in rows)          # shuffles remove nothing
+
+
+def test_evaluate_rejects_unknown_split_and_untrained_run():
+    run_dir = runs.create_run_dir(_cfg())
+    with pytest.raises(runs.RunError, match="split must be"):
+        evaluate.evaluate(run_dir, "dev")
+    with pytest.raises(runs.RunError, match="no checkpoint yet"):
+        evaluate.evaluate(run_dir, "test")
+
+
+def test_majority_baseline_by_hand(tmp_path):
+    cfg = _cfg()
+    m = evaluate.baseline("majority", cfg, out_dir=tmp_path / "maj")
+    data = train.prepare(cfg)
+    train_q = data.training_questions()
+    rows = _rows(tmp_path / "maj" / "eval" / "test" / "questions.csv")
+    for kind in ("leaf", "hypernym"):
+        yes = sum(q.answer for q in train_q if q.kind == kind)
+        majority = yes > sum(1 for q in train_q if q.kind == kind) - yes
+        assert {r["pred"] for r in rows if r["kind"] == kind} == {str(majority)}
+    test_q = data.questions["test"]
+    assert m["accuracy"] == pytest.approx(
+        sum(q.answer == (sum(p.answer for p in train_q if p.kind == q.kind) * 2 >
+                         sum(1 for p in train_q if p.kind == q.kind)) for q in test_q) / len(test_q))
+    assert m["undecided_rate"] is None and m["kind"] == "majority"
+
+
+def test_lm_only_baseline_asks_about_names():
+    cfg = _cfg(condition="random:0.5")
+    m = evaluate.baseline("lm_only", cfg)
+    (out,) = runs.baselines_dir().glob("lm_only_tiny_random0.5_s0_*")
+    assert runs.read_json(out / "config.json")["baseline"] == "lm_only"
+    rows = _rows(out / "eval" / "test" / "questions.csv")
+    assert rows and all(r["kind"] == "hypernym" for r in rows)
+    assert "Is a dog a kind of mammal?" in {r["text"] for r in rows if r["concept"] == "dog"}
+    assert m["undecided_rate"] == 1.0                      # fake text mass 0.3 < 0.5
+    assert m["hypernym"]["unseen"]["n"] > 0
+    assert evaluate.lm_only_text("apple", "fruit") == "Is an apple a kind of fruit?"
+
+
+def test_unknown_baseline():
+    with pytest.raises(ConfigError, match="baseline must be one of majority, lm_only"):
+        evaluate.baseline("oracle", _cfg())

@@ -1,0 +1,164 @@
+"""core.train with the tiny dataset and a tiny fake VLM: checkpoints, round trip, resume, validation."""
+import json
+
+import pytest
+import torch
+
+import fake_vlm
+from core import runs, train
+from core.config import ConfigError, TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+
+
+def _cfg(**kw):
+    base = dict(dataset="tiny", epochs=3, batch_size=8, lr=0.05, seed=0, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _probe():
+    return torch.randn(5, fake_vlm.DIM, generator=torch.Generator().manual_seed(3))
+
+
+def test_training_writes_a_complete_checkpoint_and_learns():
+    fracs = []
+    run_dir = train.train(_cfg(), progress=lambda f, m: fracs.append(f))
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["status"] == "finished" and ck["epoch"] == 3 and ck["finished"]
+    assert [m["epoch"] for m in ck["metrics"]] == [1, 2, 3]
+    losses = [m["train_loss"] for m in ck["metrics"]]
+    assert losses[-1] < losses[0]                         # the fake is learnable: loss must fall
+    assert ck["metrics"][-1]["val"]["hypernym_f1"] is not None
+    assert ck["encoder"] == "efficientnet-lite2" and ck["lm"] == "smollm2-135m"
+    assert ck["dataset"]["name"] == "tiny" and len(ck["dataset"]["table_sha256"]) == 64
+    assert ck["condition"]["spec"] == "none" and ck["condition"]["report"]["condition"] == "none"
+    assert ck["config"] == _cfg().to_dict() and ck["seed"] == 0
+    assert isinstance(ck["git_commit"], str) and ck["git_commit"]
+    assert ck["questions"]["train_kept"] == ck["questions"]["train"]   # condition none drops nothing
+    assert (run_dir / "config.json").is_file() and (run_dir / "log").read_text().count("epoch") >= 3
+    assert fracs == sorted(fracs) and fracs[-1] == 1.0
+    info = runs.load_run(run_dir)
+    assert info.finished and info.epoch == 3
+
+
+def test_checkpoint_round_trip_gives_identical_projector_outputs():
+    run_dir = train.train(_cfg(epochs=1))
+    trained = fake_vlm.FakeVLM.instances[-1]
+    info, loaded = train.load_trained(run_dir, "cpu")
+    assert loaded is not trained
+    with torch.no_grad():
+        assert torch.equal(trained.projector(_probe()), loaded.projector(_probe()))
+        fresh = fake_vlm.FakeVLM(_cfg())                  # untrained weights differ
+        assert not torch.equal(fresh.projector(_probe()), loaded.projector(_probe()))
+
+
+def test_resume_continues_from_epoch_2_and_matches_an_uninterrupted_run():
+    straight = train.train(_cfg())
+    straight_out = fake_vlm.FakeVLM.instances[-1].projector(_probe())
+
+    def stop_after_first_epoch():
+        ck = runs.checkpoint_json(run_dir)
+        return ck.is_file() and json.loads(ck.read_text())["epoch"] == 1
+
+    run_dir = runs.create_run_dir(_cfg())
+    with pytest.raises(train.Cancelled) as exc:
+        train.train(_cfg(), run_dir=run_dir, should_stop=stop_after_first_epoch)
+    assert exc.value.epoch == 1 and exc.value.step == 0
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["status"] == "cancelled" and ck["epoch"] == 1 and len(ck["metrics"]) == 1
+
+    train.train(_cfg(), run_dir=run_dir)
+    resumed = fake_vlm.FakeVLM.instances[-1]
+    steps_per_epoch = ck["steps_per_epoch"]
+    assert resumed.loss_calls == 2 * steps_per_epoch          # epochs 2 and 3 only, not 1 again
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert [m["epoch"] for m in ck["metrics"]] == [1, 2, 3] and ck["status"] == "finished"
+    assert len(ck["resumed"]) == 1 and ck["resumed"][0]["epoch"] == 1
+    with torch.no_grad():
+        assert torch.allclose(resumed.projector(_probe()), straight_out, atol=1e-6)
+    assert json.loads(runs.checkpoint_json(straight).read_text())["metrics"][-1]["train_loss"] == \
+        pytest.approx(ck["metrics"][-1]["train_loss"], abs=1e-6)
+
+
+def test_resume_from_the_middle_of_an_epoch():
+    straight = train.train(_cfg(epochs=2))
+    straight_out = fake_vlm.FakeVLM.instances[-1].projector(_probe())
+    calls = {"n": 0}
+
+    def stop_at_step_3():
+        calls["n"] += 1
+        return calls["n"] == 4            # checked before each step: steps 0-2 ran
+
+    run_dir = runs.create_run_dir(_cfg(epochs=2))
+    with pytest.raises(train.Cancelled) as exc:
+        train.train(_cfg(epochs=2), run_dir=run_dir, should_stop=stop_at_step_3)
+    assert (exc.value.epoch, exc.value.step) == (0, 3)
+    train.train(_cfg(epochs=2), run_dir=run_dir)
+    with torch.no_grad():
+        assert torch.allclose(fake_vlm.FakeVLM.instances[-1].projector(_probe()), straight_out, atol=1e-6)
+    a = json.loads(runs.checkpoint_json(straight).read_text())["metrics"]
+    b = json.loads(runs.checkpoint_json(run_dir).read_text())["metrics"]
+    assert [m["train_loss"] for m in a] == pytest.approx([m["train_loss"] for m in b], abs=1e-6)
+
+
+def test_finished_run_returns_immediately():
+    run_dir = train.train(_cfg(epochs=1))
+    before = runs.checkpoint_json(run_dir).read_bytes()
+    n = len(fake_vlm.FakeVLM.instances)
+    assert train.train(_cfg(epochs=1), run_dir=run_dir) == run_dir
+    assert len(fake_vlm.FakeVLM.instances) == n          # no model was even built
+    assert runs.checkpoint_json(run_dir).read_bytes() == before
+
+
+def test_bad_config_fails_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="random ablation ratio"):
+        train.train(_cfg(condition="random:1.5"))
+    with pytest.raises(ConfigError, match="lr must be"):
+        train.train(_cfg(lr=0))
+    with pytest.raises(ConfigError, match="unknown encoder"):
+        train.train(_cfg(encoder="resnet-9000"))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_dir_with_another_config_is_refused():
+    run_dir = train.train(_cfg(epochs=1))
+    with pytest.raises(ConfigError, match="different config.*seed: 0 -> 1"):
+        train.train(_cfg(epochs=1, seed=1), run_dir=run_dir)
+
+
+def test_full_ablation_trains_on_leaf_questions_only():
+    run_dir = train.train(_cfg(epochs=1, condition="random:1"))
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    data = train.prepare(_cfg(condition="random:1"))
+    kept = data.training_questions()
+    assert kept and all(q.kind == "leaf" for q in kept)
+    assert ck["questions"]["train_kept"] == len(kept) < ck["questions"]["train"]
+    assert ck["condition"]["report"]["removed_pairs"] > 0
+
+
+def test_tampered_checkpoint_is_detected():
+    run_dir = train.train(_cfg(epochs=1))
+    path = runs.checkpoint_dir(run_dir) / runs.PROJECTOR_FILE
+    runs.save_tensors(path, {k: v + 1 for k, v in runs.load_tensors(path).items()})
+    with pytest.raises(runs.RunError, match="does not match"):
+        train.load_trained(run_dir, "cpu")
+
+
+def test_changed_frozen_model_is_detected(monkeypatch):
+    run_dir = train.train(_cfg(epochs=1))
+    from core import registry
+    monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": fake_vlm.FakeVLM(cfg, device, 99))
+    with pytest.raises(runs.RunError, match="frozen encoder/LM"):
+        train.load_trained(run_dir, "cpu")
+
+
+def test_cuda_request_without_gpu_is_a_config_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        train.resolve_device("cuda")
