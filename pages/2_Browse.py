@@ -110,6 +110,9 @@ def show_questions(ds, item, answers: pd.DataFrame | None, split: str | None) ->
         c2.caption(f"This image is not in the evaluated {split} split.")
         return
     columns = [c for c in ("text", "kind", "answer", "pred", "p_yes", "seen", "correct") if c in mine]
+    if "labelled_concept" in mine and (mine["labelled_concept"] != mine["concept"]).any():
+        shown_as = ds.concepts[mine["labelled_concept"].iloc[0]].label
+        c2.markdown(f"Labelled as **{shown_as}** under this run's condition (a label shuffle).")
     st.dataframe(mine[columns], hide_index=True, width="stretch", column_config={
         "p_yes": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0, format="%.2f"),
         "answer": st.column_config.CheckboxColumn("true answer"),

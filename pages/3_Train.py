@@ -101,6 +101,10 @@ def train_form(ds) -> None:
         configs[0].validate(deep=True)          # ids, dataset, condition: the same for every seed
         for cfg in configs[1:]:
             cfg.validate()
+        missing = [r for r in common.model_rows() if r["model"] in (encoder, lm) and not r["weights present"]]
+        if missing:
+            raise ConfigError(f"the weights of {missing[0]['model']} are not on this machine "
+                              f"({missing[0]['note']})")
     except ConfigError as exc:
         st.error(f"Not queued: {exc}", icon=":material/block:")
         return
@@ -139,11 +143,13 @@ def _index(options: list, value) -> int:
 
 
 def main() -> None:
-    from core.datasets import DatasetError
+    from core.datasets import DatasetError, list_datasets
 
     st.title(":material/model_training: Train")
+    names = list_datasets()
+    name = st.selectbox("Dataset", names, key="train_dataset") if len(names) > 1 else "concepts"
     try:
-        ds = common.dataset()
+        ds = common.dataset(name)
     except DatasetError as exc:
         st.warning(str(exc))
         ds = None

@@ -81,9 +81,10 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
     for q in questions.build_questions(ds, test_images, deprivation.labeling, cfg.seed):
         wrong = q.kind == "hypernym" and position[q.image_id] % 3 == 0
         pred = (not q.answer) if wrong else q.answer
-        rows.append({"image_id": q.image_id, "concept": q.concept, "kind": q.kind, "target": q.target,
-                     "text": q.text, "answer": q.answer, "pred": pred, "p_yes": 0.9 if pred else 0.1,
-                     "seen": not deprivation.is_unseen(q), "mass": 0.95})
+        rows.append({"image_id": q.image_id, "concept": q.concept,
+                     "labelled_concept": deprivation.labeling[q.concept], "kind": q.kind, "target": q.target,
+                     "text": q.text, "answer": q.answer, "p_yes": 0.9 if pred else 0.1, "pred": pred,
+                     "mass": 0.95, "seen": not deprivation.is_unseen(q), "split": "test"})
     out = runs.eval_dir(run_dir, "test")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

@@ -178,3 +178,60 @@ def test_pages_explain_a_missing_dataset(data_dir, page):
     (data_dir / "datasets").unlink()
     at = run_page(page)
     assert not [e.value for e in at.error if "failed unexpectedly" in e.value]
+
+
+class _FakePredictor:
+    """Stands in for core.predict.Predictor (no models): a fixed prediction for any image."""
+    concepts = ["dog"]
+
+    def __init__(self):
+        self.seen = []
+
+    def predict(self, image, top_k=5):
+        from core.predict import ChainNode, Prediction
+        self.seen.append(image.size)
+        chain = [ChainNode("dog.n.01", "dog", 0.9, False), ChainNode("canine.n.02", "canine", 0.7, False),
+                 ChainNode("animal.n.01", "animal", 0.8, True, "animal")]
+        return Prediction("fake", "dog", [{"concept": "dog", "label": "dog", "p_yes": 0.9}], [chain],
+                          [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}])
+
+
+def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
+    from core import predict
+    fake = _FakePredictor()
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: fake))
+    fake_run(small_cfg(seed=7))
+    at = run_page("pages/1_Predict.py")
+    at.get("file_uploader")[0].set_value([("good.png", png_bytes("blue"), "image/png"),
+                                          ("bad.webp", b"RIFF0000WEBPjunk", "image/webp")])
+    at.run()
+    assert not at.exception
+    assert [e.value.split(":")[0] for e in at.error] == ["bad.webp"]
+    assert any("Best guess:** dog" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 2                  # chain + category scores
+    assert fake.seen == [(32, 32)]
+
+
+def test_train_form_queues_one_job_per_seed(data_dir):
+    from core.jobs.store import JobStore
+    at = run_page("pages/3_Train.py")
+    at.button_group(key="train_condition").set_value("random").run()
+    at.text_input[0].set_value("0-2")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Queued 3 training job(s)" in s.value for s in at.success)
+    jobs = JobStore().list()
+    assert sorted(j.spec["config"]["seed"] for j in jobs) == [0, 1, 2]
+    assert {j.spec["config"]["condition"] for j in jobs} == {"random:0.5"}
+
+
+def test_train_form_refuses_models_without_weights(data_dir, monkeypatch):
+    from ui import common
+    rows = [{"model": "smollm2-135m", "kind": "language model", "version": "x", "license": "x",
+             "weights present": False, "note": "missing: run `make assets`"},
+            {"model": "efficientnet-lite2", "kind": "image encoder", "version": "x", "license": "x",
+             "weights present": True, "note": ""}]
+    monkeypatch.setattr(common, "model_rows", lambda: rows)
+    at = run_page("pages/3_Train.py")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert any("weights of smollm2-135m are not on this machine" in e.value for e in at.error)
