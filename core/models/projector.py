@@ -1,0 +1,44 @@
+"""The projector: the only trained part. Maps pooled image tokens (encoder dim D) to LM embeddings (H).
+
+    linear     LayerNorm(D) -> Linear(D, H)
+    gelu-mlp   LayerNorm(D) -> Linear(D, H) -> GELU -> Linear(H, H)      (Prismatic / LLaVA-1.5 style)
+
+The LayerNorm in front (as in the InternVL and Qwen2-VL connectors) makes the input scale the same
+for every encoder, so the initial output scale can be set without seeing data: after the default
+init, the last Linear is rescaled so that the image tokens start with the median norm of the LM's
+real token embeddings (`target_norm`, measured on LanguageModel.embed, Gemma's sqrt(d) included).
+Image tokens then start where text tokens live instead of drowning or vanishing in the residual stream.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+KINDS = ("linear", "gelu-mlp")
+
+
+class Projector(nn.Module):
+    def __init__(self, kind: str, in_dim: int, out_dim: int, target_norm: float, seed: int = 0):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"projector must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.kind, self.in_dim, self.out_dim = kind, in_dim, out_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.norm = nn.LayerNorm(in_dim)
+            if kind == "linear":
+                self.net = nn.Sequential(nn.Linear(in_dim, out_dim))
+            else:
+                self.net = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+            self._scale_output(target_norm, torch.randn(512, in_dim))
+
+    @torch.no_grad()
+    def _scale_output(self, target_norm: float, probe: torch.Tensor) -> None:
+        last = self.net[-1]
+        last.bias.zero_()
+        norm = self.forward(probe).norm(dim=-1).mean()
+        last.weight.mul_(target_norm / float(norm))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., H)."""
+        return self.net(self.norm(tokens))

@@ -1,0 +1,164 @@
+"""Model ids -> builders: the one place that knows which encoders and LMs exist, and `create_vlm`,
+the single factory every training, evaluation and prediction path goes through.
+
+Encoder ids:  efficientnet-lite2 (default), efficientnet-lite0,
+              open_clip:<arch>[:<pretrained tag | local checkpoint path>]   (tag defaults to the first listed),
+              timm:<name>[:<local checkpoint path>]
+LM ids:       smollm2-135m (default), gemma3-270m (optional asset), a hub repo id ("org/name"),
+              a local folder (config.json + weights + tokenizer), or a .gguf file path.
+
+`check_encoder_id` / `check_lm_id` validate an id's form (and that named files exist) without
+loading any model and raise ConfigError with one line listing the valid forms. Weights that are
+neither on disk nor downloadable from here raise ModelUnavailableError (a ConfigError) at creation.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from core.config import ConfigError, TrainConfig
+from core.models import encoders, lms
+from core.models.encoders import EFFICIENTNET_SIZES, ImageEncoder
+from core.models.lms import LanguageModel
+from core.models.projector import Projector
+from core.models.vlm import VLM
+
+ENCODERS: tuple[str, ...] = tuple(EFFICIENTNET_SIZES)          # named encoders, default first
+LMS: tuple[str, ...] = ("smollm2-135m", "gemma3-270m")          # named LMs (core.assets), default first
+ENCODER_FORMS = ", ".join(ENCODERS) + ", open_clip:<arch>[:<tag or checkpoint path>], timm:<name>[:<checkpoint path>]"
+LM_FORMS = ", ".join(LMS) + ", a hub id org/name, a local model folder, or a .gguf file path"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+# ---------------------------------------------------------------- encoders
+
+def _parse_encoder(encoder_id: str) -> tuple[str, str, str | None]:
+    """(family, name, source) of a valid encoder id; ConfigError otherwise."""
+    if not isinstance(encoder_id, str) or not encoder_id.strip():
+        raise ConfigError(f"encoder id must be a non-empty string; valid: {ENCODER_FORMS}")
+    if encoder_id in ENCODERS:
+        return "efficientnet", encoder_id, None
+    family, _, rest = encoder_id.partition(":")
+    name, _, source = rest.partition(":")
+    if family == "open_clip" and name:
+        import open_clip
+
+        if name not in open_clip.list_models():
+            raise ConfigError(f"unknown open_clip architecture {name!r} in encoder id {encoder_id!r}; "
+                              f"see open_clip.list_models()")
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if not source:
+            if not tags:
+                raise ConfigError(f"open_clip {name} has no pretrained tags: pass a checkpoint as "
+                                  f"open_clip:{name}:/path/to/ckpt.pt")
+            return "open_clip", name, tags[0]
+        if source not in tags and not Path(source).expanduser().is_file():
+            raise ConfigError(f"{source!r} in encoder id {encoder_id!r} is neither an open_clip tag of {name} "
+                              f"({', '.join(tags) or 'none'}) nor an existing checkpoint file")
+        return "open_clip", name, source
+    if family == "timm" and name:
+        import timm
+
+        if not timm.is_model(name):
+            raise ConfigError(f"unknown timm model {name!r} in encoder id {encoder_id!r}; see timm.list_models()")
+        if source and not Path(source).expanduser().is_file():
+            raise ConfigError(f"checkpoint {source!r} in encoder id {encoder_id!r} does not exist")
+        return "timm", name, source or None
+    raise ConfigError(f"unknown encoder {encoder_id!r}; valid: {ENCODER_FORMS}")
+
+
+def check_encoder_id(encoder_id: str) -> None:
+    _parse_encoder(encoder_id)
+
+
+def _efficientnet(encoder_id: str, name: str, source: str | None) -> ImageEncoder:
+    from core import assets
+
+    return encoders.EfficientNetLite(name, assets.efficientnet_weights(name))
+
+
+def _open_clip(encoder_id: str, name: str, source: str) -> ImageEncoder:
+    path = Path(source).expanduser()
+    pretrained = str(path) if path.is_file() else encoders.open_clip_weights(name, source)
+    return encoders.OpenClipVision(name, pretrained, encoder_id)
+
+
+def _timm(encoder_id: str, name: str, source: str | None) -> ImageEncoder:
+    checkpoint = Path(source).expanduser() if source else encoders.timm_weights(name)
+    return encoders.TimmEncoder(name, checkpoint, encoder_id)
+
+
+ENCODER_BUILDERS: dict[str, Callable[[str, str, str | None], ImageEncoder]] = {
+    "efficientnet": _efficientnet, "open_clip": _open_clip, "timm": _timm}
+
+
+def create_encoder(encoder_id: str, device: str | torch.device = "cpu") -> ImageEncoder:
+    """A frozen encoder on `device`."""
+    family, name, source = _parse_encoder(encoder_id)
+    return ENCODER_BUILDERS[family](encoder_id, name, source).to(device)
+
+
+# ---------------------------------------------------------------- language models
+
+def _parse_lm(lm_id: str) -> tuple[str, str]:
+    """(kind, value): ("named", id) | ("gguf", path) | ("folder", path) | ("hub", repo id)."""
+    if not isinstance(lm_id, str) or not lm_id.strip():
+        raise ConfigError(f"LM id must be a non-empty string; valid: {LM_FORMS}")
+    if lm_id in LMS:
+        return "named", lm_id
+    path = Path(lm_id).expanduser()
+    if lm_id.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ConfigError(f"GGUF file {lm_id!r} does not exist")
+        return "gguf", str(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"LM folder {lm_id!r} has no config.json (expected a transformers model folder)")
+        return "folder", str(path)
+    if _HUB_ID.match(lm_id):
+        return "hub", lm_id
+    raise ConfigError(f"unknown LM {lm_id!r}; valid: {LM_FORMS}")
+
+
+def check_lm_id(lm_id: str) -> None:
+    _parse_lm(lm_id)
+
+
+def _named_lm_source(value: str) -> tuple[str | Path, str | None]:
+    from core import assets
+
+    return assets.lm_dir(value), None
+
+
+LM_SOURCES: dict[str, Callable[[str], tuple[str | Path, str | None]]] = {
+    # kind -> (folder or hub id to load from, GGUF file name in that folder)
+    "named": _named_lm_source,
+    "gguf": lambda value: (Path(value).parent, Path(value).name),
+    "folder": lambda value: (value, None),
+    "hub": lambda value: (lms.hub_lm_source(value), None),
+}
+
+
+def create_lm(lm_id: str, init: str = "pretrained", device: str | torch.device = "cpu",
+              seed: int = 0) -> LanguageModel:
+    """A frozen LM on `device`; init="random" gives seeded random weights of the same architecture.
+    A .gguf path is dequantized on every load (about a minute for 135M parameters)."""
+    kind, value = _parse_lm(lm_id)
+    source, gguf_file = LM_SOURCES[kind](value)
+    return lms.load_lm(lm_id, source, init, seed, gguf_file=gguf_file).to(device)
+
+
+# ---------------------------------------------------------------- the VLM
+
+def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
+    """Encoder + LM (+ random init when cfg.lm_init says so) + a fresh projector seeded by cfg.seed."""
+    cfg.validate()
+    device = torch.device(device)
+    encoder = create_encoder(cfg.encoder, device)
+    lm = create_lm(cfg.lm, cfg.lm_init, device, seed=cfg.seed)
+    projector = Projector(cfg.projector, encoder.dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed)
+    return VLM(encoder, lm, projector.to(device), cfg.image_tokens)
+

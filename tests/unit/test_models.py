@@ -1,0 +1,414 @@
+"""core.models + core.registry with tiny random models (a 2-layer Llama / Gemma3 with a toy BPE
+tokenizer, and a tiny conv "encoder"): pooling, the prompt, shared-prefix scoring against naive
+full-sequence scoring, the answer-token loss, frozen parts, projector init, ids and their errors.
+
+`tiny_vlm()` and `FakeEncoder` are importable by other tests that need a VLM without real weights.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from core import registry
+from core.config import ConfigError, TrainConfig
+from core.models import ModelUnavailableError, encoders, lms
+from core.models.encoders import ImageEncoder, pool_tokens
+from core.models.lms import LanguageModel
+from core.models.projector import Projector
+from core.models.vlm import QUESTION_PREFIX, VLM, suffix_text
+
+CORPUS = ["Question: Is there a dog in the image?\nAnswer: Yes", "Question: Is there a cat?\nAnswer: No",
+          "Answer: yes", "Answer: no", "Is a dog a kind of animal? Answer: Yes", "an apple, a fruit, a tool"]
+
+
+@functools.lru_cache(maxsize=2)
+def tiny_tokenizer(bos: bool = False):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<pad>", "<bos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>" if bos else None)
+
+
+def tiny_causal_lm(arch: str, vocab: int, seed: int = 0, window: int = 64):
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
+
+    if arch == "llama":
+        cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                          pad_token_id=0, tie_word_embeddings=True)
+    else:
+        cfg = Gemma3TextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                               num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                               max_position_embeddings=256, sliding_window=window, pad_token_id=0,
+                               layer_types=["sliding_attention", "full_attention"])
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(cfg).float().eval()
+
+
+def tiny_lm(arch: str = "llama") -> LanguageModel:
+    tok = tiny_tokenizer(bos=(arch == "gemma3"))
+    return LanguageModel(f"tiny-{arch}", tiny_causal_lm(arch, len(tok)), tok)
+
+
+class FakeEncoder(ImageEncoder):
+    """16 px image -> 4x4 grid of 8-dim tokens; counts how many images it encoded."""
+
+    def __init__(self, transform_id: str = "fake-16px"):
+        super().__init__()
+        torch.manual_seed(0)
+        self.id, self.dim, self.image_size = "fake", 8, 16
+        self.transform_id, self.weights_id = transform_id, "random"
+        self.conv = nn.Conv2d(3, 8, kernel_size=4, stride=4)
+        self.calls = 0
+        self.freeze()
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        image = encoders.to_rgb(image).resize((16, 16))
+        return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 255
+
+    def _grid(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        return self.conv(x).flatten(2).transpose(1, 2)
+
+
+def tiny_vlm(arch: str = "llama", kind: str = "gelu-mlp", k: int = 4) -> VLM:
+    lm = tiny_lm(arch)
+    enc = FakeEncoder()
+    return VLM(enc, lm, Projector(kind, enc.dim, lm.hidden_size, lm.token_norm()), k)
+
+
+QUESTIONS = [["Is there a dog in the image?", "Is there an animal?", "Is there a cat in the image?"],
+             ["Is there a fruit?"],
+             ["Is there a tool in the image?", "Is a dog a kind of animal?"]]
+
+
+def naive_answer_logits(vlm: VLM, feats: torch.Tensor, text: str | None) -> torch.Tensor:
+    """Reference: one unpadded sequence, the full LM forward, the last position's logits."""
+    lm = vlm.lm
+    parts = []
+    if lm.start_ids:
+        parts.append(lm.embed(torch.tensor(lm.start_ids)))
+    if feats is not None:
+        parts.append(vlm.prefix(feats.unsqueeze(0))[0])
+    parts.append(lm.embed(torch.tensor(lm.tokens(QUESTION_PREFIX))))
+    parts.append(lm.embed(torch.tensor(lm.tokens(suffix_text(text)))))
+    return lm.model(inputs_embeds=torch.cat(parts).unsqueeze(0)).logits[0, -1]
+
+
+def naive_scores(vlm: VLM, feats: torch.Tensor | None, text: str) -> tuple[float, float]:
+    logp = naive_answer_logits(vlm, feats, text).log_softmax(-1)
+    yes, no = torch.logsumexp(logp[vlm.lm.yes_ids], 0), torch.logsumexp(logp[vlm.lm.no_ids], 0)
+    return float(torch.sigmoid(yes - no)), float(yes.exp() + no.exp())
+
+
+# ---------------------------------------------------------------- pooling
+
+def test_pool_tokens_shapes_and_values():
+    grid = torch.arange(2 * 16 * 3, dtype=torch.float32).reshape(2, 16, 3)
+    assert pool_tokens(grid, 1).shape == (2, 1, 3)
+    assert torch.allclose(pool_tokens(grid, 1)[:, 0], grid.mean(1))
+    four = pool_tokens(grid, 4)                       # 4x4 grid -> 2x2 regions
+    assert four.shape == (2, 4, 3)
+    top_left = grid.reshape(2, 4, 4, 3)[:, :2, :2].mean(dim=(1, 2))
+    assert torch.allclose(four[:, 0], top_left)
+    assert pool_tokens(grid, 3).shape == (2, 3, 3)    # not square: 1-D pooling
+    assert torch.equal(pool_tokens(grid, 16), grid)
+    nine = torch.randn(1, 81, 5)
+    assert pool_tokens(nine, 9).shape == (1, 9, 5) and pool_tokens(nine, 16).shape == (1, 16, 5)
+    with pytest.raises(ValueError, match="cannot pool a 16-token grid to 17"):
+        pool_tokens(grid, 17)
+    with pytest.raises(ValueError, match="cannot pool"):
+        pool_tokens(grid, 0)
+
+
+def test_pooling_an_already_pooled_grid_is_identity():
+    grid = torch.randn(3, 81, 7)
+    pooled = pool_tokens(grid, 4)
+    assert torch.equal(pool_tokens(pooled, 4), pooled)
+
+
+# ---------------------------------------------------------------- tokens and embeddings
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_answer_tokens_come_from_the_tokenizer(arch):
+    lm = tiny_lm(arch)
+    decoded = [lm.tokenizer.decode([i]) for i in lm.yes_ids + lm.no_ids]
+    assert decoded[0].strip() in ("Yes", "Y") and decoded[0].startswith(" ")
+    assert len(set(lm.yes_ids + lm.no_ids)) == len(lm.yes_ids) + len(lm.no_ids)
+    assert lm.start_ids == ([1] if arch == "gemma3" else [])
+
+
+def test_gemma_embed_includes_the_sqrt_hidden_scale_and_matches_token_input():
+    lm = tiny_lm("gemma3")
+    ids = torch.tensor([[1, 5, 9, 12, 40]])
+    raw = lm.model.get_input_embeddings().weight[ids[0]]
+    assert torch.allclose(lm.embed(ids)[0], raw * lm.hidden_size ** 0.5, rtol=1e-5)
+    via_ids = lm.model(input_ids=ids).logits
+    via_embeds = lm.model(inputs_embeds=lm.embed(ids)).logits
+    assert torch.allclose(via_ids, via_embeds, atol=1e-5)
+
+
+# ---------------------------------------------------------------- scoring
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_shared_prefix_scoring_equals_naive_full_sequences(arch):
+    vlm = tiny_vlm(arch)
+    feats = torch.randn(3, 16, 8)
+    scores = vlm.score(feats, QUESTIONS, batch_size=3)     # chunks split one image's questions
+    with torch.no_grad():
+        for i, texts in enumerate(QUESTIONS):
+            ref = [naive_scores(vlm, feats[i], t) for t in texts]
+            assert torch.allclose(scores[i].p_yes, torch.tensor([p for p, _ in ref]), atol=1e-4)
+            assert torch.allclose(scores[i].mass, torch.tensor([m for _, m in ref]), atol=1e-4)
+
+
+def test_prompts_longer_than_a_sliding_window_are_refused():
+    tok = tiny_tokenizer(bos=True)
+    lm = LanguageModel("tiny-gemma3", tiny_causal_lm("gemma3", len(tok), window=16), tok)
+    enc = FakeEncoder()
+    vlm = VLM(enc, lm, Projector("linear", enc.dim, lm.hidden_size, 1.0), 9)
+    with pytest.raises(ValueError, match="exceeds the LM's 16-token sliding attention window"):
+        vlm.score(torch.randn(1, 16, 8), [["Is there a dog in the image?"]])
+
+
+def test_padded_full_sequence_path_equals_shared_prefix_path():
+    vlm = tiny_vlm()
+    feats = torch.randn(3, 16, 8)
+    shared = vlm.score(feats, QUESTIONS)
+    full = vlm.score(feats, QUESTIONS, share_prefix=False, batch_size=2)
+    for a, b in zip(shared, full):
+        assert torch.allclose(a.p_yes, b.p_yes, atol=1e-5) and torch.allclose(a.mass, b.mass, atol=1e-5)
+
+
+def test_scores_are_probabilities_and_p_yes_matches_score():
+    vlm = tiny_vlm()
+    feats = torch.randn(3, 16, 8)
+    for s, p in zip(vlm.score(feats, QUESTIONS), vlm.p_yes(feats, QUESTIONS)):
+        assert s.p_yes.dtype == torch.float32 and torch.equal(s.p_yes, p)
+        assert ((s.p_yes >= 0) & (s.p_yes <= 1)).all() and ((s.mass > 0) & (s.mass <= 1)).all()
+    assert [len(p) for p in vlm.p_yes(feats, QUESTIONS)] == [3, 1, 2]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_text_only_scoring_has_no_image_tokens(arch):
+    vlm = tiny_vlm(arch)
+    texts = ["Is a dog a kind of animal?", "Is an apple a kind of tool?", "Is a cat?"]
+    scores = vlm.score_text(texts, batch_size=2)
+    with torch.no_grad():
+        ref = [naive_scores(vlm, None, t) for t in texts]
+    assert torch.allclose(scores.p_yes, torch.tensor([p for p, _ in ref]), atol=1e-4)
+    assert torch.allclose(scores.mass, torch.tensor([m for _, m in ref]), atol=1e-4)
+    assert vlm.prefix_embeds(None).shape[1] == len(vlm.lm.start_ids) + len(vlm.lm.tokens(QUESTION_PREFIX))
+
+
+def test_image_changes_the_scores():
+    vlm = tiny_vlm()
+    a = vlm.score(torch.randn(1, 16, 8), [QUESTIONS[0]])[0].p_yes
+    b = vlm.score(torch.randn(1, 16, 8) * 3, [QUESTIONS[0]])[0].p_yes
+    assert not torch.allclose(a, b)
+
+
+# ---------------------------------------------------------------- loss and gradients
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_loss_is_cross_entropy_of_the_answer_token_only(arch):
+    vlm = tiny_vlm(arch)
+    feats = torch.randn(3, 16, 8)
+    texts = ["Is there a dog in the image?", "Is there a fruit?", "Is a dog a kind of animal?"]
+    answers = [True, False, True]
+    loss = vlm.loss(feats, texts, answers)
+    target = torch.tensor([vlm.lm.yes_id if a else vlm.lm.no_id for a in answers])
+    logits = torch.stack([naive_answer_logits(vlm, feats[i], t) for i, t in enumerate(texts)])
+    assert torch.allclose(loss, F.cross_entropy(logits, target), atol=1e-5)
+    flipped = vlm.loss(feats, texts, [not a for a in answers])
+    assert not torch.allclose(loss, flipped)
+    assert torch.allclose(vlm.loss(feats, texts, torch.tensor(answers)), loss)
+
+
+def test_loss_rejects_mismatched_batches():
+    vlm = tiny_vlm()
+    with pytest.raises(ValueError, match="one text and answer per image"):
+        vlm.loss(torch.randn(2, 16, 8), ["a?"], [True, False])
+
+
+def test_gradients_reach_only_the_projector():
+    vlm = tiny_vlm()
+    vlm.train()
+    loss = vlm.loss(torch.randn(4, 16, 8), ["Is there a dog?"] * 4, [True, False, True, False])
+    loss.backward()
+    projector = {id(p) for p in vlm.projector.parameters()}
+    for name, p in vlm.named_parameters():
+        if id(p) in projector:
+            assert p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert not p.requires_grad and p.grad is None, name
+    assert not vlm.lm.training and not vlm.lm.model.training and not vlm.encoder.training
+    assert vlm.projector.training
+
+
+def test_projector_steps_lower_the_loss():
+    vlm = tiny_vlm(k=1)
+    feats = torch.randn(8, 16, 8)
+    texts, answers = ["Is there a dog?"] * 8, [i % 2 == 0 for i in range(8)]
+    opt = torch.optim.Adam(vlm.projector.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = vlm.loss(feats, texts, answers)
+        losses.append(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < losses[0] - 0.02
+
+
+# ---------------------------------------------------------------- projector
+
+@pytest.mark.parametrize("kind", ["linear", "gelu-mlp"])
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_initial_image_tokens_have_the_norm_of_token_embeddings(kind, scale):
+    lm = tiny_lm()
+    proj = Projector(kind, 8, lm.hidden_size, lm.token_norm(), seed=3)
+    with torch.no_grad():
+        out = proj(torch.randn(64, 8) * scale + scale)
+    ratio = float(out.norm(dim=-1).mean()) / lm.token_norm()
+    assert 0.6 < ratio < 1.6
+
+
+def test_projector_is_seeded_and_kinds_are_checked():
+    a, b = Projector("gelu-mlp", 8, 16, 1.0, seed=1), Projector("gelu-mlp", 8, 16, 1.0, seed=1)
+    c = Projector("gelu-mlp", 8, 16, 1.0, seed=2)
+    assert torch.equal(a.net[0].weight, b.net[0].weight) and not torch.equal(a.net[0].weight, c.net[0].weight)
+    assert len(Projector("linear", 8, 16, 1.0).net) == 1
+    with pytest.raises(ValueError, match="projector must be one of linear, gelu-mlp"):
+        Projector("mlp3", 8, 16, 1.0)
+
+
+def test_projector_state_round_trip_and_mismatch():
+    vlm, other = tiny_vlm(), tiny_vlm()
+    with torch.no_grad():
+        vlm.projector.net[0].weight.add_(1.0)
+    other.load_projector_state(vlm.projector_state())
+    feats = torch.randn(1, 16, 8)
+    assert torch.equal(vlm.prefix(feats), other.prefix(feats))
+    with pytest.raises(ValueError, match="do not fit this linear projector"):
+        tiny_vlm(kind="linear").load_projector_state(vlm.projector_state())
+
+
+def test_vlm_checks_dimensions():
+    lm, enc = tiny_lm(), FakeEncoder()
+    with pytest.raises(ValueError, match="does not join"):
+        VLM(enc, lm, Projector("linear", 9, lm.hidden_size, 1.0), 4)
+
+
+# ---------------------------------------------------------------- random init
+
+def test_random_init_is_seeded_frozen_and_differs_from_pretrained(tmp_path):
+    lm = tiny_lm()
+    lm.model.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    pre = lms.load_lm("x", tmp_path)
+    r1, r2 = lms.load_lm("x", tmp_path, init="random", seed=1), lms.load_lm("x", tmp_path, init="random", seed=1)
+    r3 = lms.load_lm("x", tmp_path, init="random", seed=2)
+    w = lambda m: m.model.get_input_embeddings().weight          # noqa: E731
+    assert torch.equal(w(pre), w(lm)) and not torch.equal(w(r1), w(pre))
+    assert torch.equal(w(r1), w(r2)) and not torch.equal(w(r1), w(r3))
+    assert r1.init == "random" and not any(p.requires_grad for p in r1.parameters())
+    assert r1.yes_ids == pre.yes_ids
+    with pytest.raises(ConfigError, match="lm_init"):
+        lms.load_lm("x", tmp_path, init="zeros")
+
+
+# ---------------------------------------------------------------- registry
+
+def test_registry_accepts_named_and_structured_ids(tmp_path, monkeypatch):
+    # Checking must never load a model.
+    monkeypatch.setattr(lms, "load_lm", lambda *a, **k: pytest.fail("loaded an LM"))
+    monkeypatch.setattr(encoders, "EfficientNetLite", lambda *a, **k: pytest.fail("loaded an encoder"))
+    ckpt = tmp_path / "ckpt.pt"
+    ckpt.write_bytes(b"x")
+    for eid in ["efficientnet-lite2", "efficientnet-lite0", "open_clip:ViT-B-32",
+                "open_clip:ViT-B-32:laion2b_s34b_b79k", f"open_clip:ViT-B-32:{ckpt}", "timm:resnet18",
+                "timm:vit_tiny_patch16_224.augreg_in21k", f"timm:resnet18:{ckpt}"]:
+        registry.check_encoder_id(eid)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    for lid in ["smollm2-135m", "gemma3-270m", "HuggingFaceTB/SmolLM2-135M", str(folder), str(gguf)]:
+        registry.check_lm_id(lid)
+
+
+@pytest.mark.parametrize("eid, message", [
+    ("resnet", "unknown encoder 'resnet'; valid: efficientnet-lite2, efficientnet-lite0, open_clip:"),
+    ("", "non-empty"),
+    ("open_clip:NoSuchArch", "unknown open_clip architecture 'NoSuchArch'"),
+    ("open_clip:ViT-B-32:no_such_tag", "neither an open_clip tag of ViT-B-32"),
+    ("timm:no_such_net", "unknown timm model 'no_such_net'"),
+    ("timm:resnet18:/no/such/file.pt", "does not exist"),
+    ("clip:ViT-B-32", "unknown encoder"),
+])
+def test_bad_encoder_ids_raise_one_line_config_errors(eid, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")) as err:
+        registry.check_encoder_id(eid)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("lid, message", [
+    ("smollm3", "unknown LM 'smollm3'; valid: smollm2-135m, gemma3-270m, a hub id"),
+    ("/no/such/model.gguf", "GGUF file '/no/such/model.gguf' does not exist"),
+    ("a/b/c", "unknown LM"),
+    ("", "non-empty"),
+])
+def test_bad_lm_ids_raise_one_line_config_errors(lid, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        registry.check_lm_id(lid)
+    assert "\n" not in str(err.value)
+
+
+def test_lm_folder_without_config_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="has no config.json"):
+        registry.check_lm_id(str(tmp_path))
+
+
+def test_config_validate_deep_uses_the_registry(monkeypatch):
+    with pytest.raises(ConfigError, match="unknown encoder 'nope'"):
+        TrainConfig(encoder="nope").validate(deep=True)
+
+
+def test_hub_weights_give_a_clear_error_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(encoders, "_hub_cached", lambda repo, names: None)
+    with pytest.raises(ModelUnavailableError, match=r"open_clip weights for ViT-B-32:laion2b_s34b_b79k are "
+                                                    r"not available offline: pass a local checkpoint path as "
+                                                    r"open_clip:ViT-B-32:/path/to/ckpt.pt"):
+        registry.create_encoder("open_clip:ViT-B-32:laion2b_s34b_b79k")
+    with pytest.raises(ModelUnavailableError, match="timm weights for resnet18 are not available offline"):
+        registry.create_encoder("timm:resnet18")
+    with pytest.raises(ModelUnavailableError, match="LM someorg/no-such-model is not available offline"):
+        registry.create_lm("someorg/no-such-model")
+    assert issubclass(ModelUnavailableError, ConfigError)
+
+
+def test_create_vlm_wires_parts_from_the_config(monkeypatch):
+    monkeypatch.setattr(registry, "create_encoder", lambda eid, device="cpu": FakeEncoder())
+    monkeypatch.setattr(registry, "create_lm", lambda lid, init="pretrained", device="cpu", seed=0: tiny_lm())
+    vlm = registry.create_vlm(TrainConfig(projector="linear", image_tokens=9, seed=5), "cpu")
+    assert vlm.n_tokens == 9 and vlm.projector.kind == "linear"
+    assert vlm.prefix(torch.randn(2, 16, 8)).shape == (2, 9, vlm.lm.hidden_size)
+    again = registry.create_vlm(TrainConfig(projector="linear", image_tokens=9, seed=5), "cpu")
+    assert torch.equal(vlm.projector.net[0].weight, again.projector.net[0].weight)
