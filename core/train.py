@@ -82,9 +82,10 @@ def prepare(cfg: TrainConfig) -> RunData:
 
 
 def dataset_sha256(ds) -> str:
-    """Hash of the dataset's tables (not the pixels: image ids are already content hashes)."""
+    """Hash of the dataset's tables (not the pixels: image ids are already content hashes; not
+    dataset.json, whose build timestamp changes on an identical rebuild)."""
     h = hashlib.sha256()
-    for name in ("dataset.json", "concepts.csv", "categories.csv", "images.csv"):
+    for name in ("concepts.csv", "categories.csv", "images.csv"):
         p = Path(ds.root) / name
         if p.is_file():
             h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")

@@ -1,0 +1,34 @@
+"""Training and evaluation with the real default encoder and LM on a tiny subset of the default
+dataset: a few steps make the loss fall, and evaluation returns per-category F1s."""
+import csv
+import json
+
+import pytest
+
+from core import runs, train
+from core.config import TrainConfig
+from core.evaluate import evaluate
+
+TINY = dict(max_concepts=4, images_per_concept=3, epochs=3, batch_size=8, lr=3e-3, seed=0, device="cpu")
+
+
+@pytest.mark.integration
+def test_few_steps_lower_the_loss_and_evaluation_scores_every_category(tmp_path):
+    cfg = TrainConfig(**TINY)
+    run_dir = train.train(cfg, run_dir=tmp_path / "run")      # outside data/runs: no stray test runs
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    losses = [m["train_loss"] for m in ck["metrics"]]
+    print("train loss per epoch", losses)
+    assert ck["status"] == "finished" and len(losses) == 3
+    assert losses[-1] < losses[0]
+
+    m = evaluate(run_dir, "test")
+    data = train.prepare(cfg)
+    asked = {q.target for q in data.questions["test"] if q.kind == "hypernym"}
+    per_cat = m["hypernym"]["per_category"]
+    assert set(per_cat) == asked and all(0.0 <= (v["accuracy"] or 0.0) <= 1.0 for v in per_cat.values())
+    assert any(v["f1"] is not None for v in per_cat.values())
+    assert m["n_questions"] == len(data.questions["test"])
+    with open(runs.eval_dir(run_dir, "test") / "questions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(0.0 <= float(r["p_yes"]) <= 1.0 and 0.0 < float(r["mass"]) <= 1.0 for r in rows)
