@@ -69,8 +69,10 @@ def load_image(src: ImageSource, max_bytes: int = MAX_BYTES, max_pixels: int = M
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"{label}: the image is too large to decode safely.") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-            raise ImageError(f"{label}: the image data is {reason} ({exc}).") from None
+            if "truncated" in str(exc).lower():
+                raise ImageError(f"{label}: the image data is truncated (the file ends before the "
+                                 f"picture does).") from None
+            raise ImageError(f"{label}: the image data is corrupt ({exc}).") from None
     try:
         rgb = _to_rgb(ImageOps.exif_transpose(image), notes)
     except (OSError, ValueError) as exc:

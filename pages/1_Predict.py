@@ -26,8 +26,9 @@ def _predictor(run_dir: str, stamp: float):  # noqa: ARG001 - stamp keys the cac
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _predict(run_dir: str, stamp: float, digest: str, _image) -> tuple[dict, float]:  # noqa: ARG001
+    predictor = _predictor(run_dir, stamp)          # loading is timed apart: it happens once
     start = time.perf_counter()
-    prediction = _predictor(run_dir, stamp).predict(_image, top_k=TOP_K)
+    prediction = predictor.predict(_image, top_k=TOP_K)
     return prediction.to_dict(), time.perf_counter() - start
 
 
@@ -60,11 +61,12 @@ def _stamp(run) -> float:
     return ck.stat().st_mtime if ck.exists() else 0.0
 
 
-def show_prediction(run, name: str, image, digest: str, truth: str | None = None) -> None:
+def show_prediction(run, name: str, image, digest: str, truth: str | None = None, slot: str = "") -> None:
+    """One image's results. `slot` tells apart charts of the same image shown twice on a page."""
     with st.spinner(f"Predicting {name}…"):
         pred, seconds = _predict(str(run.path), _stamp(run), digest, image)
     with st.container(border=True):
-        left, middle, right = st.columns([1.1, 2, 1.6])
+        left, middle, right = st.columns([1.3, 2, 1.6])
         with left:
             st.image(image, caption=name, width="stretch")
             for note in notes_of(image):
@@ -73,23 +75,24 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                 st.caption(f"Dataset label: **{truth}**")
             best = pred["leaves"][0]
             st.markdown(f"**Best guess:** {best['label']} (P(yes) {best['p_yes']:.2f})")
-            st.dataframe([{"concept": leaf["label"], "P(yes)": leaf["p_yes"]} for leaf in pred["leaves"]],
+            st.dataframe([{"top guesses": leaf["label"], "P(yes)": leaf["p_yes"]} for leaf in pred["leaves"]],
                          hide_index=True, width="stretch", column_config={
+                             "top guesses": st.column_config.TextColumn(width="medium"),
                              "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0,
-                                                                       format="%.2f")})
-            st.caption(f"{seconds:.2f} s on {run.config.device if run.config.device != 'auto' else 'this machine'}")
+                                                                       format="%.2f", width="small")})
+            st.caption(f"Predicted in {seconds:.2f} s.")
         with middle:
             st.markdown(f"**Hypernym chain of _{best['label']}_** (leaf at the bottom, root at the top; "
                         "◆ = a dataset category)")
             if pred["chains"]:
                 st.plotly_chart(figures.chain_figure(pred["chains"]), width="stretch",
-                                key=f"chain_{digest}", config={"displayModeBar": False})
+                                key=f"chain_{slot}_{digest}", config={"displayModeBar": False})
             for note in pred.get("notes", []):
                 st.info(note)
         with right:
             st.markdown("**Category scores**")
             st.plotly_chart(figures.category_bars(pred["categories"]), width="stretch",
-                            key=f"cats_{digest}", config={"displayModeBar": False})
+                            key=f"cats_{slot}_{digest}", config={"displayModeBar": False})
 
 
 def upload_tab(run) -> None:
@@ -99,7 +102,7 @@ def upload_tab(run) -> None:
         st.caption("Drop pictures here. Each file is checked on its own: a broken one is reported "
                    "and the rest are still predicted.")
         return
-    for upload in files:
+    for i, upload in enumerate(files):
         data = upload.getvalue()
         try:
             image = load_image(data, name=upload.name)
@@ -107,7 +110,7 @@ def upload_tab(run) -> None:
             st.error(str(exc), icon=":material/broken_image:")
             continue
         with common.guard(f"Predicting {upload.name}"):
-            show_prediction(run, upload.name, image, hashlib.sha256(data).hexdigest())
+            show_prediction(run, upload.name, image, hashlib.sha256(data).hexdigest(), slot=f"upload{i}")
 
 
 def gallery_tab(run) -> None:
@@ -142,7 +145,8 @@ def gallery_tab(run) -> None:
         return
     in_vocab = concept in _predictor_vocabulary(run)
     truth = ds.concepts[concept].label + ("" if in_vocab else " (not in this checkpoint's training concepts)")
-    show_prediction(run, f"{ds.concepts[concept].label} ({item.style})", image, item.id, truth=truth)
+    show_prediction(run, f"{ds.concepts[concept].label} ({item.style})", image, item.id, truth=truth,
+                    slot="gallery")
 
 
 def _predictor_vocabulary(run) -> set[str]:

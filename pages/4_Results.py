@@ -33,7 +33,7 @@ def seen_unseen(table) -> None:
         r["bar"] = f"{r['condition']} · {r['model']}"
         r["which"] = METRIC_LABELS[r["metric"]]
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
-                                         y_title="F1 (mean over seeds, 95% CI)",
+                                         y_title="F1 (mean over seeds, 95% CI)", y_range=(0, 1.1),
                                          colors={"seen F1": "#1f77b4", "unseen F1": "#ff7f0e"}),
                     width="stretch", key="seen_unseen")
     st.caption("Unseen = (concept, category) pairs whose hypernym questions were removed from training; "
@@ -65,7 +65,7 @@ def shuffles(table) -> None:
             for r in sel[sel["kind"] == "train"].to_dict("records") + base.to_dict("records")]
     rows.sort(key=lambda r: (r["model"], wanted.index(r["condition"]) if r["condition"] in wanted else 9))
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
-                                         y_title="F1 (mean over seeds, 95% CI)"),
+                                         y_title="F1 (mean over seeds, 95% CI)", y_range=(0, 1.1)),
                     width="stretch", key="shuffles")
 
 

@@ -120,7 +120,8 @@ def coherence_section(table) -> None:
     rows = [{"category": cat, "labeling": lab, "coherence": float(order.loc[cat, lab])}
             for cat in order.index for lab in LABELINGS if lab in order.columns and np.isfinite(order.loc[cat, lab])]
     st.plotly_chart(figures.grouped_bars(rows, x="category", y="coherence", group="labeling",
-                                         y_title="mean pairwise cosine", colors=figures.LABELING_COLORS),
+                                         y_title="mean pairwise cosine", colors=figures.LABELING_COLORS,
+                                         values=False),
                     width="stretch", key="coherence_bars")
     if "all" in table.index:
         a, b, c = st.columns(3)
@@ -154,6 +155,20 @@ def coherence_vs_f1(ds, table, encoder: str) -> None:
                     width="stretch", key="coherence_vs_f1")
 
 
+@st.fragment(run_every=2.0)
+def coherence_job_status(job_id: int) -> None:
+    """Live progress of the coherence job; the page redraws itself with the maps once it is done."""
+    with common.guard("The coherence job status"):
+        job = common.store().get(job_id)
+        if job.status == "succeeded":
+            st.rerun(scope="app")
+        if job.done:
+            st.error(f"Coherence job #{job.id} {job.status}: {job.error or job.message}")
+            return
+        label = "waiting for the worker" if job.status == "queued" else job.message or "running"
+        st.progress(min(1.0, max(0.0, job.progress)), text=f"Coherence job #{job.id}: {label} ({job.progress:.0%})")
+
+
 def queue_coherence(ds, encoder: str, seed: int) -> None:
     from core import jobs as jobs_api
 
@@ -161,17 +176,12 @@ def queue_coherence(ds, encoder: str, seed: int) -> None:
     pending = [j for j in store.list(kind="coherence") if not j.done and j.spec.get("encoder") == encoder
                and j.spec.get("dataset") == ds.name and j.spec.get("seed") == seed]
     if pending:
-        job = pending[-1]
-        st.progress(job.progress, text=f"Coherence job #{job.id}: {job.message or job.status}")
-        if st.button("Refresh", key="geometry_refresh"):
-            st.rerun()
+        coherence_job_status(pending[-1].id)
         return
     st.info(f"The features of encoder **{encoder}** on **{ds.name}** and the coherence table are not "
             "computed yet. This runs as a job (the encoder looks at every image once).")
     if st.button("Compute features and coherence", type="primary", key="geometry_queue"):
-        job_id = jobs_api.submit("coherence", {"dataset": ds.name, "encoder": encoder, "seed": seed},
-                                 store=store)
-        st.success(f"Queued coherence job #{job_id}; follow it here or on the Train page.")
+        jobs_api.submit("coherence", {"dataset": ds.name, "encoder": encoder, "seed": seed}, store=store)
         st.rerun()
 
 

@@ -103,9 +103,11 @@ def _node(n):
 
 def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | None = None,
                  hi: str | None = None, title: str | None = None, y_title: str | None = None,
-                 colors: Mapping[str, str] | None = None) -> go.Figure:
+                 colors: Mapping[str, str] | None = None, y_range: tuple[float, float] | None = None,
+                 values: bool = True) -> go.Figure:
     """Bars of `y` per `x`, one colour per `group`; with `lo`/`hi` columns, asymmetric error bars
-    (a confidence interval around the mean)."""
+    (a confidence interval around the mean). `values` writes each bar's value on it, so a zero is
+    still visible as "0.00"."""
     rows = list(rows)
     fig = go.Figure()
     for g in dict.fromkeys(r[group] for r in rows):
@@ -117,8 +119,11 @@ def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | 
                      "arrayminus": [max(0.0, r[y] - (r[lo] if r[lo] is not None else r[y])) for r in sel]}
         fig.add_trace(go.Bar(name=str(g), x=[r[x] for r in sel], y=[r[y] for r in sel],
                              marker_color=(colors or {}).get(g), error_y=error,
+                             text=[f"{r[y]:.2f}" for r in sel] if values else None,
+                             textposition="outside" if values else None, cliponaxis=False,
                              hovertemplate=f"{g}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(barmode="group", title=title, yaxis={"title": y_title or y},
+    fig.update_layout(barmode="group", title=title, showlegend=True,
+                      yaxis={"title": y_title or y, **({"range": list(y_range)} if y_range else {})},
                       margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10}, legend_title=group)
     return fig
 

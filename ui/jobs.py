@@ -48,9 +48,21 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
                 st.rerun(scope="app")       # the checkpoint just arrived: rebuild the page around it
             return
         job = state.job
+        trained = any(r.epoch >= 1 for r in common.runs_list())
+        if job is None and trained:
+            text, button = st.columns([4, 1], vertical_alignment="center")
+            text.caption("No default-config checkpoint yet; Predict uses the newest trained run instead.")
+            if button.button("Train the default model", key="first_run_submit"):
+                firstrun.submit_default_job(store)
+                st.rerun(scope="fragment")
+            return
         with st.container(border=True):
-            st.markdown("**No trained checkpoint yet.** Predicting needs a trained projector; "
-                        "TaxoLens trains the default one on this machine as its first job.")
+            if trained:
+                st.markdown("**The default model is being trained.** Until it is ready, Predict uses "
+                            "the newest trained run.")
+            else:
+                st.markdown("**No trained checkpoint yet.** Predicting needs a trained projector; "
+                            "TaxoLens trains the default one on this machine as its first job.")
             if job is None:
                 if st.button("Train the default model now", type="primary", key="first_run_submit"):
                     firstrun.submit_default_job(store)
