@@ -114,7 +114,8 @@ def pooled_features(ds, encoder_id: str, device: str | None = None,
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     encoder = registry.create_encoder(encoder_id, device=device)
-    return pool(FeatureCache(encoder).get(list(ds.images), progress=progress))
+    # pool=1 at load time: the full grids of a whole dataset would not fit comfortably in memory
+    return pool(FeatureCache(encoder).get(list(ds.images), progress=progress, pool=1))
 
 
 def embed_2d(X, method: str = "umap", seed: int = 0) -> np.ndarray:

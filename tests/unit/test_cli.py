@@ -109,14 +109,8 @@ def test_run_without_checkpoint(data_dir, capsys):
 def test_train_into_other_runs_directory(data_dir, capsys):
     run = make_run(data_dir, "other", epoch=1, dataset="tiny", seed=3)
     argv = ["train", "--dataset", "tiny", "--seed", "4", "--run-dir", str(run)]
-    line = _deep_checks_or_skip(argv, capsys, data_dir, "different config")
+    line = fails_cleanly(argv, capsys, data_dir, "different config")
     assert "seed: 3 -> 4" in line
-
-
-def _deep_checks_or_skip(argv, capsys, root, fragment):
-    """Deep validation needs core.registry (model ids); skip only while it does not exist yet."""
-    pytest.importorskip("core.registry")
-    return fails_cleanly(argv, capsys, root, fragment)
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -126,20 +120,28 @@ def _deep_checks_or_skip(argv, capsys, root, fragment):
     (["train", "--dataset", "tiny", "--lm", "no-such-lm"], "no-such-lm"),
     (["baseline", "lm_only", "--dataset", "tiny", "--lm", "gpt-17"], "gpt-17"),
     (["coherence", "--dataset", "tiny", "--encoder", "no-such-encoder"], "no-such-encoder"),
+    (["train", "--dataset", "nope"], "dataset 'nope' not found"),
+    (["coherence", "--dataset", "nope"], "dataset 'nope' not found"),
 ])
 def test_bad_ids_and_dataset_dependent_checks(argv, fragment, data_dir, capsys):
-    _deep_checks_or_skip(argv, capsys, data_dir, fragment)
+    fails_cleanly(argv, capsys, data_dir, fragment)
 
 
 def test_checkpoint_for_another_model(data_dir, capsys):
-    registry = pytest.importorskip("core.registry")
+    from core import registry
+
     cfg = TrainConfig()
-    other_encoders = [e for e in getattr(registry, "ENCODERS", {}) if e != cfg.encoder]
-    if not other_encoders:
-        pytest.skip("only one encoder registered")
+    other_encoder = next(e for e in registry.ENCODERS if e != cfg.encoder)
+    other_lm = next(m for m in registry.LMS if m != cfg.lm)
     make_run(data_dir, "trained", epoch=1)
-    fails_cleanly(["evaluate", "trained", "--encoder", other_encoders[0]], capsys, data_dir,
+    fails_cleanly(["evaluate", "trained", "--encoder", other_encoder], capsys, data_dir,
                   "cannot be used with encoder")
+    img = data_dir / "dog.png"
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(img)
+    line = fails_cleanly(["predict", str(img), "--run", "trained", "--lm", other_lm], capsys, data_dir,
+                         "cannot be used with")
+    assert other_lm in line
 
 
 def test_runs_lists_nothing_in_an_empty_data_dir(data_dir, capsys):
