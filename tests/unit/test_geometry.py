@@ -78,6 +78,8 @@ def test_coherence_table_is_cached(tmp_path, monkeypatch):
     assert table.index[-1] == "all" and len(table) == 8 + 1
     assert table.loc["mammal", "original"] == pytest.approx(geometry.coherence(ds, feats)["mammal"])
     assert table.loc["all", "cross"] == pytest.approx(table["cross"].iloc[:-1].mean())
+    np.testing.assert_allclose(table["within"], table["original"])   # same images per category
+    assert not np.allclose(table["cross"], table["original"])
     assert seen[-1] == 1.0
     out = geometry.cache_dir(ds, "enc", 0)
     assert out.parent == tmp_path / "runs" / "coherence"
