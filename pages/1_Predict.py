@@ -20,8 +20,12 @@ TOP_K = 5
 @st.cache_resource(show_spinner="Loading the checkpoint (encoder, language model, projector)…",
                    max_entries=2)
 def _predictor(run_dir: str, stamp: float):  # noqa: ARG001 - stamp keys the cache to the checkpoint
+    from core import taxonomy
     from core.predict import Predictor
-    return Predictor.load(run_dir)
+
+    predictor = Predictor.load(run_dir)
+    taxonomy.synset("entity.n.01")   # WordNet loads on first use (seconds): here, not in a prediction
+    return predictor
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

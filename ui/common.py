@@ -23,19 +23,19 @@ if not log.handlers:  # Streamlit reruns import this module once per process, bu
 
 
 def user_message(exc: BaseException, what: str) -> str:
-    """One readable line. Errors TaxoLens raises on purpose (ConfigError and friends, ImageError,
-    job store errors) already say what is wrong; anything else is named with its type."""
+    """One readable line. Errors TaxoLens raises on purpose (ConfigError and its kin, dataset,
+    image, taxonomy and job store errors) already say what is wrong; anything else is named with
+    its type and points to the log."""
     from core.config import ConfigError
+    from core.datasets import DatasetError
     from core.images import ImageError
+    from core.jobs.store import JobStoreError
+    from core.taxonomy import TaxonomyError
 
-    expected = (ConfigError, ImageError, PermissionError, FileNotFoundError)
-    try:
-        from core.jobs.store import JobStoreError
-        expected += (JobStoreError,)
-    except ImportError:
-        pass
+    expected = (ConfigError, DatasetError, ImageError, JobStoreError, TaxonomyError, PermissionError,
+                FileNotFoundError)
     text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, expected) or type(exc).__name__.endswith(("DatasetError", "TaxonomyError")):
+    if isinstance(exc, expected):
         return f"{what}: {text}"
     return (f"{what} failed unexpectedly ({type(exc).__name__}: {text}). "
             f"The details are in the log of the terminal running the app.")

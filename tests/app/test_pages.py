@@ -235,3 +235,26 @@ def test_train_form_refuses_models_without_weights(data_dir, monkeypatch):
     at = run_page("pages/3_Train.py")
     next(b for b in at.button if b.label == "Queue training").click().run()
     assert any("weights of smollm2-135m are not on this machine" in e.value for e in at.error)
+
+
+def _guarded_script():
+    import streamlit as st
+
+    from core.config import ConfigError
+    from ui import common
+
+    with common.guard("The demo"):
+        raise ConfigError("epochs must be an integer in [1, 1000], got 0")
+    with common.guard("The other demo"):
+        raise RuntimeError("boom")
+    st.write("the rest of the page still runs")
+
+
+def test_guard_shows_one_line_per_error_and_keeps_the_page_going():
+    at = AppTest.from_function(_guarded_script, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors[0] == "The demo: epochs must be an integer in [1, 1000], got 0"
+    assert errors[1].startswith("The other demo failed unexpectedly (RuntimeError: boom)")
+    assert "Traceback" not in "".join(errors)
+    assert at.markdown[-1].value == "the rest of the page still runs"
