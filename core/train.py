@@ -233,7 +233,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
     now = runs.now_iso()
     state = {
         "format": CHECKPOINT_FORMAT, "status": "partial", "epoch": 0, "step": 0,
-        "partial_loss": [0.0, 0], "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
+        "partial_loss": [0.0, 0], "partial_seconds": 0.0, "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
         "encoder": cfg.encoder, "lm": cfg.lm, "lm_init": cfg.lm_init,
         "dataset": {"name": cfg.dataset, "table_sha256": data.table_sha256,
                     "summary": _jsonable(data.dataset.summary())},
@@ -244,8 +244,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
         "created": now, "updated": now, "finished": None, "device": str(device),
     }
     if ck:
-        state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "metrics", "created",
-                                         "git_commit") if k in ck})
+        state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "partial_seconds", "metrics",
+                                         "created", "git_commit") if k in ck})
         state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
                                                       "git_commit": git_commit()}]
         ckdir = runs.checkpoint_dir(run_dir)
@@ -284,7 +284,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
                desc="train", unit="step", disable=progress is not None, leave=False)
     try:
         for epoch in range(state["epoch"], cfg.epochs):
-            t0 = time.perf_counter()
+            t0, seconds_before = time.perf_counter(), state["partial_seconds"]   # > 0 when resuming mid-epoch
             # The order depends only on (seed, epoch), so a resumed epoch replays the same batches.
             order = torch.randperm(len(train_q), generator=torch.Generator().manual_seed(
                 cfg.seed * 1_000_003 + epoch))
@@ -307,11 +307,14 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
                 state["partial_loss"][0] += loss_value * len(batch)
                 state["partial_loss"][1] += len(batch)
                 state["step"] = step + 1
+                state["partial_seconds"] = seconds_before + time.perf_counter() - t0
                 done = epoch * steps_per_epoch + step + 1
                 msg = f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps_per_epoch} loss {loss_value:.4f}"
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch + 1)
                 report(0.97 * done / total_steps, msg)
+            train_seconds = state["partial_seconds"]
+            t_val = time.perf_counter()
             vlm.projector.eval()
             report(0.97 * (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}: validating")
             val = metrics.summarize(scoring.score(vlm, val_feats, val_row, val_q, data.deprivation,
@@ -319,10 +322,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
             loss_sum, n = state["partial_loss"]
             entry = {"epoch": epoch + 1, "train_loss": _finite(loss_sum / max(n, 1)),
                      "val": _jsonable(metrics.headline(val)) if val else None,
-                     "seconds": round(time.perf_counter() - t0, 2),
-                     "examples_per_s": round(n / max(time.perf_counter() - t0, 1e-9), 2)}
+                     "train_seconds": round(train_seconds, 2),
+                     "val_seconds": round(time.perf_counter() - t_val, 2),
+                     "examples_per_s": round(n / max(train_seconds, 1e-9), 3)}
             state["metrics"].append(entry)
-            state["epoch"], state["step"], state["partial_loss"] = epoch + 1, 0, [0.0, 0]
+            state.update(epoch=epoch + 1, step=0, partial_loss=[0.0, 0], partial_seconds=0.0)
             save("finished" if epoch + 1 == cfg.epochs else "partial")
             runs.append_log(run_dir, f"epoch {epoch + 1}: {entry}")
     finally:

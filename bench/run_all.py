@@ -1,0 +1,57 @@
+"""`python -m bench.run_all` (`make bench`): evaluation and training speed on this machine.
+
+Default: 8 test images of the default dataset (about 40 questions) and 3 training steps of 16,
+which takes a couple of minutes on 2 CPU cores. --images / --train-steps / --batch-size for more.
+--json PATH also writes the numbers (and the printed text) as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from bench import bench_eval, bench_train
+from bench.common import setup
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=8, help="test images whose questions are scored")
+    ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    cfg, data, vlm, items, questions, device = setup(args.images, args.device)
+    ev = bench_eval.run(vlm, data, items, questions, device)
+    tr = bench_train.run(vlm, data, device, batch_size=args.batch_size, steps=args.train_steps)
+    where = (torch.cuda.get_device_name() if device.type == "cuda"
+             else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    text = "\n".join([
+        f"machine: {device.type} ({where}), torch {torch.__version__}; {cfg.encoder} + {cfg.lm}",
+        f"evaluation, {ev['questions']} questions on {ev['images']} images:",
+        f"  taxolens scoring   {ev['ours_q_per_s']:8.2f} questions/s  ({ev['ours_seconds']:.1f} s)",
+        f"  straightforward    {ev['naive_q_per_s']:8.2f} questions/s  ({ev['naive_seconds']:.1f} s)",
+        f"  ratio              {ev['speedup']:8.1f}x   (same answers: {ev['same_answers']:.0%}, "
+        f"max |dP(yes)| {ev['max_abs_diff_p_yes']:.1e})",
+        f"training, batch {tr['batch_size']}, median of {tr['steps']} steps:",
+        f"  examples/s         {tr['examples_per_s']:8.2f}  ({tr['seconds_per_step']:.2f} s/step)",
+        f"  achieved           {tr['achieved_flops'] / 1e9:8.1f} GFLOP/s ({tr['flops_per_step'] / 1e9:.1f} GFLOP/step)",
+        f"  matmul peak        {tr['matmul_peak_flops'] / 1e9:8.1f} GFLOP/s (torch.mm, fp32)",
+        f"  fraction of peak   {tr['fraction_of_peak']:8.1%}",
+    ])
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"eval": ev, "train": tr, "device": str(device), "where": where,
+                                         "text": text}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
