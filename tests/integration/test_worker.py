@@ -170,3 +170,61 @@ def test_ensure_worker_starts_one_and_reuses_it(env):
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not pid_alive(pid), timeout=30, what="worker exit")
+
+
+@pytest.fixture()
+def real_data_env(tmp_path, monkeypatch):
+    """An isolated job store and runs dir that still sees the real dataset, models and feature cache."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("datasets", "models", "nltk_data", "features"):
+        source = paths.ROOT / "data" / name
+        if name != "features" and not source.is_dir():
+            pytest.skip(f"needs {source} (run `make dataset`)")
+        source.mkdir(exist_ok=True)
+        (data / name).symlink_to(source)
+    monkeypatch.setenv("TAXOLENS_DATA", str(data))
+    return data
+
+
+def _checkpoint(run_dir: str) -> dict:
+    path = Path(run_dir) / "checkpoint" / "checkpoint.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@pytest.mark.integration
+def test_kill_9_during_real_training_resumes_from_the_epoch_checkpoint(real_data_env):
+    config = dict(max_concepts=4, images_per_concept=3, epochs=2, batch_size=4, lr=3e-3, seed=0, device="cpu")
+    store = JobStore()
+    job_id = submit("train", {"config": config})
+    worker = start_worker()
+    try:
+        wait_for(lambda: store.get(job_id).run_dir, what="the run directory to be fixed")
+        run_dir = store.get(job_id).run_dir
+        # Kill inside epoch 2, after epoch 1's checkpoint was written.
+        wait_for(lambda: _checkpoint(run_dir).get("epoch", 0) >= 1 and "epoch 2/2 step" in store.get(job_id).message,
+                 timeout=900, what="training to reach epoch 2")  # generous: a busy CI box is slow
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    at_kill = _checkpoint(run_dir)
+    assert at_kill["status"] == "partial" and at_kill["epoch"] >= 1
+    assert store.get(job_id).status == "running"           # orphaned, nothing recorded
+
+    worker = start_worker("--idle-exit", "2")
+    worker.wait(timeout=900)
+    job = store.get(job_id)
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2 and job.run_dir == run_dir     # same run directory on the retry
+    final = _checkpoint(run_dir)
+    assert final["status"] == "finished" and [m["epoch"] for m in final["metrics"]] == [1, 2]
+    resumed_at = final["resumed"][-1]["epoch"]
+    assert resumed_at == at_kill["epoch"]                   # completed epochs were kept...
+    epochs_redone = (at_kill["epoch"] + 1) - resumed_at     # ...only the interrupted one ran again
+    assert epochs_redone <= 1
+    print(f"killed in epoch {at_kill['epoch'] + 1} (step {at_kill['step']} saved), resumed at epoch "
+          f"{resumed_at + 1}; epochs redone: {epochs_redone}")
+    assert job.result["metrics"]["test"]["n_questions"] > 0
+    assert store.get_run(Path(run_dir).name).kind == "train"
