@@ -58,13 +58,13 @@ class FeatureCache:
             self._encode(list(missing.items()), report)
         report(0.95 if missing else 0.0, f"loading {len(items)} cached feature grids")
         out = None
-        for row, sha in enumerate(shas):   # filled in place: no second copy of the whole set
-            grid = self._load(sha).float().unsqueeze(0)
+        for start in range(0, len(shas), 256):   # chunked: one fp32 copy of the set, converted in bulk
+            chunk = torch.stack([self._load(sha) for sha in shas[start:start + 256]]).float()
             if pool is not None:
-                grid = pool_tokens(grid, pool)
+                chunk = pool_tokens(chunk, pool)
             if out is None:
-                out = torch.empty((len(shas), *grid.shape[1:]))
-            out[row] = grid[0]
+                out = torch.empty((len(shas), *chunk.shape[1:]))
+            out[start:start + len(chunk)] = chunk
         report(1.0, f"{len(items)} feature grids ready")
         return out if out is not None else torch.empty((0, pool or 0, self.encoder.dim))
 

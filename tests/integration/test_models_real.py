@@ -1,0 +1,83 @@
+"""The real default VLM (EfficientNet-Lite2 + SmolLM2-135M, untrained projector) on two dataset
+images: probabilities and candidate mass are valid, shared-prefix scoring matches full sequences,
+and the loss trains the projector only. Gemma3-270m (optional asset) checked when it is fetched."""
+import pytest
+import torch
+
+from core import assets, datasets, registry
+from core.config import TrainConfig
+from core.images import load_image
+
+QUESTIONS = ["Is there a dog in the image?", "Is there an animal in the image?",
+             "Is there a vehicle in the image?", "Is there a musical instrument in the image?"]
+
+
+def two_images():
+    ds = datasets.load_dataset("concepts")
+    return [ds.images_of(c)[0] for c in ("dog", "car") if c in ds.concepts] or ds.images[:2]
+
+
+@pytest.fixture(scope="module")
+def vlm():
+    torch.manual_seed(0)
+    return registry.create_vlm(TrainConfig(), "cpu")
+
+
+def grids(vlm, items):
+    x = torch.stack([vlm.encoder.preprocess(load_image(i.path)) for i in items])
+    return vlm.encoder(x)
+
+
+@pytest.mark.integration
+def test_real_vlm_scores_are_probabilities_with_candidate_mass(vlm):
+    feats = grids(vlm, two_images())
+    assert feats.shape == (2, 81, 1280)
+    shared = vlm.score(feats, [QUESTIONS, QUESTIONS[:2]])
+    full = vlm.score(feats, [QUESTIONS, QUESTIONS[:2]], share_prefix=False)
+    for s, f in zip(shared, full):
+        print("p_yes", [round(v, 3) for v in s.p_yes.tolist()], "mass", [round(v, 3) for v in s.mass.tolist()])
+        assert ((s.p_yes >= 0) & (s.p_yes <= 1)).all() and ((s.mass > 0) & (s.mass <= 1)).all()
+        assert torch.allclose(s.p_yes, f.p_yes, atol=1e-4) and torch.allclose(s.mass, f.mass, atol=1e-4)
+    text = vlm.score_text(["Is a dog a kind of animal?", "Is a dog a kind of vehicle?"])
+    print("LM only: p_yes", text.p_yes.tolist(), "mass", text.mass.tolist())
+    assert ((text.mass > 0) & (text.mass <= 1)).all()
+
+
+@pytest.mark.integration
+def test_real_vlm_loss_trains_only_the_projector(vlm):
+    feats = grids(vlm, two_images())
+    loss = vlm.loss(feats, QUESTIONS[:2], [True, False])
+    assert torch.isfinite(loss)
+    loss.backward()
+    trainable = [n for n, p in vlm.named_parameters() if p.grad is not None]
+    assert trainable and all(n.startswith("projector.") for n in trainable)
+    assert not any(p.requires_grad for p in vlm.lm.parameters())
+    assert not any(p.requires_grad for p in vlm.encoder.parameters())
+    image_tokens = vlm.prefix(feats)
+    ratio = float(image_tokens.detach().norm(dim=-1).mean()) / vlm.lm.token_norm()
+    assert 0.5 < ratio < 2.0                      # untrained image tokens sit at text-token scale
+
+
+@pytest.mark.integration
+def test_gemma3_embeddings_are_scaled_and_scoring_works():
+    try:
+        folder = assets.lm_dir("gemma3-270m")
+    except assets.AssetError as exc:
+        pytest.skip(f"optional asset gemma3-270m not fetched: {exc}")
+    lm = registry.create_lm(str(folder))
+    assert lm.start_ids == [lm.tokenizer.bos_token_id]
+    ids = torch.tensor([[lm.tokenizer.bos_token_id] + lm.tokens("A dog is an animal")])
+    raw = lm.model.get_input_embeddings().weight[ids[0]]
+    assert torch.allclose(lm.embed(ids)[0], raw * lm.hidden_size ** 0.5, rtol=1e-4)
+    with torch.no_grad():
+        assert torch.allclose(lm.model(input_ids=ids).logits, lm.model(inputs_embeds=lm.embed(ids)).logits,
+                              atol=1e-3)
+    enc = registry.create_encoder("efficientnet-lite0")
+    from core.models.projector import Projector
+    from core.models.vlm import VLM
+
+    vlm = VLM(enc, lm, Projector("linear", enc.dim, lm.hidden_size, lm.token_norm()), 4)
+    feats = grids(vlm, two_images()[:1])
+    s = vlm.score(feats, [QUESTIONS[:2]])[0]
+    f = vlm.score(feats, [QUESTIONS[:2]], share_prefix=False)[0]
+    assert ((s.p_yes >= 0) & (s.p_yes <= 1)).all() and torch.allclose(s.p_yes, f.p_yes, atol=1e-4)
