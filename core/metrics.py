@@ -1,7 +1,9 @@
 """Yes/no metrics: confusion counts, accuracy, F1, and the per-question-table summary.
 
 Pure functions over plain Python values (no torch, no I/O) so each one is checked against
-hand-computed examples. The positive class is the answer "yes". A metric over an empty set, or an
+hand-computed examples. The positive class of `f1` is the answer "yes"; since that F1 rewards
+answering "yes" more often, every group also reports accuracy, the yes rate, and the mean of the
+yes- and no-class F1 (`macro_f1_yes_no`), which does not. A metric over an empty set, or an
 F1 with no positive targets and no positive predictions, is undefined and returned as None rather
 than a made-up 0 or 1 (e.g. unseen F1 at ablation rate 0, where nothing is unseen).
 """
@@ -37,6 +39,17 @@ def f1(targets: Sequence[bool], preds: Sequence[bool]) -> float | None:
     return 2 * c["tp"] / denom if denom else None
 
 
+def f1_no(targets: Sequence[bool], preds: Sequence[bool]) -> float | None:
+    """F1 of the no class: 2TN / (2TN + FN + FP); None when there is no "no" anywhere."""
+    return f1([not t for t in targets], [not p for p in preds])
+
+
+def macro_f1_yes_no(targets: Sequence[bool], preds: Sequence[bool]) -> float | None:
+    """Mean of the yes-class and no-class F1. Unlike the yes-class F1 it cannot be raised by
+    answering "yes" more often: on balanced questions always-yes scores 0.33, not 0.67."""
+    return mean_defined([f1(targets, preds), f1_no(targets, preds)])
+
+
 def mean_defined(values: Iterable[float | None]) -> float | None:
     """Mean of the defined values (macro averages skip categories where F1 is undefined)."""
     vals = [v for v in values if v is not None]
@@ -46,6 +59,8 @@ def mean_defined(values: Iterable[float | None]) -> float | None:
 def group_scores(targets: Sequence[bool], preds: Sequence[bool]) -> dict:
     """n, accuracy, F1, and confusion counts of one group of questions."""
     return {"n": len(targets), "accuracy": accuracy(targets, preds), "f1": f1(targets, preds),
+            "f1_no": f1_no(targets, preds), "macro_f1_yes_no": macro_f1_yes_no(targets, preds),
+            "yes_rate": sum(map(bool, preds)) / len(preds) if preds else None,
             "confusion": confusion(targets, preds)}
 
 
@@ -101,4 +116,7 @@ def headline(metrics: Mapping) -> dict[str, float | None]:
     h = metrics["hypernym"]
     return {"accuracy": metrics["accuracy"], "leaf_f1": metrics["leaf"]["f1"],
             "hypernym_f1": h["f1"], "seen_f1": h["seen"]["f1"], "unseen_f1": h["unseen"]["f1"],
+            "seen_accuracy": h["seen"]["accuracy"], "unseen_accuracy": h["unseen"]["accuracy"],
+            "seen_macro_f1_yes_no": h["seen"]["macro_f1_yes_no"],
+            "unseen_macro_f1_yes_no": h["unseen"]["macro_f1_yes_no"],
             "undecided_rate": metrics["undecided_rate"]}

@@ -21,6 +21,19 @@ def test_f1_asymmetric_precision_recall():
     assert metrics.f1(t, p) == pytest.approx(0.5)
 
 
+def test_no_class_f1_and_yes_no_macro_by_hand():
+    t = [True, True, False, False]
+    always_yes = [True] * 4
+    assert metrics.f1(t, always_yes) == pytest.approx(2 / 3)       # TP2 FP2: looks decent
+    assert metrics.f1_no(t, always_yes) == 0.0                     # no TN at all
+    assert metrics.macro_f1_yes_no(t, always_yes) == pytest.approx(1 / 3)
+    p = [True, False, False, True]                                 # TP1 FN1 TN1 FP1
+    assert metrics.f1_no(t, p) == pytest.approx(0.5)
+    assert metrics.macro_f1_yes_no(t, p) == pytest.approx(0.5)
+    assert metrics.macro_f1_yes_no([True], [True]) == 1.0          # no-class undefined: yes F1 alone
+    assert metrics.group_scores(t, always_yes)["yes_rate"] == 1.0
+
+
 def test_undefined_cases_are_none():
     assert metrics.accuracy([], []) is None
     assert metrics.f1([], []) is None
@@ -67,6 +80,10 @@ def test_summarize_by_hand():
     assert h["seen"]["f1"] == pytest.approx(2 / 3)          # TP1 FP1
     assert h["unseen"]["f1"] == pytest.approx(2 / 3)        # TP1 FN1
     assert h["unseen"]["per_category"]["animal"]["f1"] == 0.0
+    # seen hypernym: answers T,F,F preds T,F,T -> no-class TN1 FN0 FP1 -> 2/3; macro (2/3+2/3)/2
+    assert h["seen"]["f1_no"] == pytest.approx(2 / 3)
+    assert h["seen"]["macro_f1_yes_no"] == pytest.approx(2 / 3)
+    assert h["seen"]["yes_rate"] == pytest.approx(2 / 3)
     assert m["undecided_rate"] == pytest.approx(2 / 7)
     assert m["confusion"] == {"tp": 3, "fp": 2, "fn": 1, "tn": 1}
     head = metrics.headline(m)
