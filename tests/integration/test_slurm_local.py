@@ -97,3 +97,30 @@ def test_config_errors_are_clear(env, monkeypatch):
     monkeypatch.setenv("PATH", str(env))  # no srun anywhere
     with pytest.raises(slurm.SlurmUnavailable, match="no `srun`"):
         slurm.make_executor(slurm.SlurmConfig())
+
+
+@pytest.mark.integration
+def test_real_majority_baseline_round_trip(tmp_path, monkeypatch):
+    """A real job kind (majority baseline on a small subset: no model needed) through submitit."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("datasets", "nltk_data"):
+        source = paths.ROOT / "data" / name
+        if not source.is_dir():
+            pytest.skip(f"needs {source} (run `make dataset`)")
+        (data / name).symlink_to(source)
+    monkeypatch.setenv("TAXOLENS_DATA", str(data))
+    monkeypatch.chdir(paths.ROOT)
+    store = JobStore()
+    spec = {"baseline": "majority", "config": {"max_concepts": 8, "condition": "random:0.5", "seed": 1}}
+    job_id = slurm.submit("baseline", spec, slurm.SlurmConfig(**LOCAL), store=store)
+    out_dir = Path(store.get(job_id).run_dir)
+    assert out_dir.parent == paths.runs_dir() / "baselines"   # fixed at submit, before the node runs
+    sync_until_done(store, [job_id], timeout=120)
+    job = store.get(job_id)
+    assert job.status == "succeeded", job.error
+    on_disk = json.loads((out_dir / "eval" / "test" / "metrics.json").read_text())
+    assert job.result["metrics"]["test"]["n_questions"] == on_disk["n_questions"] > 0
+    record = store.list_runs(kind="baseline")[0]
+    assert record.run_dir == str(out_dir) and record.config["baseline"] == "majority"
+    assert record.metrics["accuracy"] == on_disk["accuracy"]

@@ -19,7 +19,7 @@ def _conditions(jobs, kind="train", lm_init="pretrained"):
 def test_paper_preset_has_every_condition_control_and_baseline_for_three_seeds():
     jobs = sweeps.expand(sweeps.preset("paper", "cpu"))
     assert _conditions(jobs) == {c: 3 for c in ["random:0", "random:0.5", "random:0.9", "random:1",
-                                                "systematic:2", "cross", "within"]}
+                                                "systematic:4", "cross", "within"]}
     assert _conditions(jobs, lm_init="random") == {"random:0.5": 3, "random:1": 3}
     baselines = Counter((j["spec"]["baseline"], j["spec"]["config"]["seed"]) for j in jobs
                         if j["kind"] == "baseline")
