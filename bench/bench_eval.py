@@ -16,6 +16,7 @@ from bench.common import timed
 from core import scoring, train
 from core.images import load_image
 from core.models.encoders import pool_tokens
+from core.models.vlm import autocast
 
 
 @torch.no_grad()
@@ -24,7 +25,6 @@ def naive_p_yes(vlm, item, text: str) -> tuple[float, float]:
     enc = vlm.encoder
     grid = enc(enc.preprocess(load_image(item.path)).unsqueeze(0))
     grid = grid.to(torch.float16).float()             # the feature cache stores fp16 grids
-    from core.models.vlm import autocast
     with autocast(vlm.device):
         prefix = vlm.prefix_embeds(pool_tokens(grid, vlm.n_tokens))
         ids, _ = vlm.suffix_ids([text])
