@@ -329,19 +329,23 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         if not args.follow:
             print(read_log_tail(path, lines=args.tail))
             return 0
-        shown = 0
-        with open(path, "rb") if Path(path).exists() else open("/dev/null", "rb") as f:
+        log = None
+        try:
             while True:
-                chunk = f.read()
+                if log is None and Path(path).exists():
+                    log = open(path, "rb")
+                chunk = log.read() if log is not None else b""
                 if chunk:
                     sys.stdout.write(chunk.decode("utf-8", errors="replace"))
                     sys.stdout.flush()
-                    shown += len(chunk)
                 job = store.get(args.job_id)
-                if job.done:
+                if job.done and not chunk:
                     sys.stdout.write(f"\n[job {job.id} {job.status}]\n")
                     return 0
                 time.sleep(1.0)
+        finally:
+            if log is not None:
+                log.close()
     return _run(handle, args)
 
 

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from core.jobs import kinds
-from core.jobs.store import JobStore
+from core.jobs.store import JobStore, JobStoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
 PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every message
@@ -53,18 +53,27 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
     parent = os.getppid()
     last = {"progress": 0.0, "cancel_poll": 0.0, "cancelled": False}
 
+    # A store that is briefly locked or unwritable must not kill hours of training: progress and
+    # the cancel poll are best effort (the log still gets every line); the outcome is not.
     def progress(fraction: float, message: str = "") -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {100 * fraction:5.1f}% {message}", flush=True)
         now = time.monotonic()
         if now - last["progress"] >= PROGRESS_EVERY_S or fraction >= 1.0:
             last["progress"] = now
-            store.set_progress(job_id, fraction, message)
+            try:
+                store.set_progress(job_id, fraction, message)
+            except JobStoreError as exc:
+                print(f"(progress not recorded: {exc})", flush=True)
 
     def should_stop() -> bool:
         now = time.monotonic()
         if not last["cancelled"] and now - last["cancel_poll"] >= CANCEL_POLL_EVERY_S:
             last["cancel_poll"] = now
-            last["cancelled"] = store.cancel_requested(job_id) or os.getppid() != parent
+            try:
+                last["cancelled"] = store.cancel_requested(job_id)
+            except JobStoreError as exc:
+                print(f"(cancel poll failed: {exc})", flush=True)
+            last["cancelled"] = last["cancelled"] or os.getppid() != parent
         return last["cancelled"]
 
     def progress_and_cancel(fraction: float, message: str = "") -> None:

@@ -82,6 +82,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # A running job whose heartbeat is older than this is presumed orphaned (its worker died).
 STALE_AFTER_S = 60.0
+# A job orphaned this many times (its worker keeps dying, e.g. killed for memory) is failed, not
+# requeued again.
+MAX_ATTEMPTS = 5
 
 
 class JobStoreError(RuntimeError):
@@ -300,7 +303,7 @@ class JobStore:
         with self._write() as c:
             row = c.execute(
                 "UPDATE jobs SET status = 'running', started = COALESCE(started, ?), heartbeat = ?,"
-                " worker_pid = ?, worker_host = ?, attempts = attempts + 1, message = 'starting'"
+                " worker_pid = ?, worker_host = ?, attempts = attempts + 1, progress = 0, message = 'starting'"
                 " WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND backend = 'local'"
                 "             ORDER BY id LIMIT 1)"
                 " RETURNING *", (now, now, worker_pid, HOST)).fetchone()
@@ -394,6 +397,10 @@ class JobStore:
                 continue
             if job.cancel_requested:
                 self.finish(job.id, "cancelled", error="cancelled (its worker had died)")
+            elif job.attempts >= MAX_ATTEMPTS:
+                self.finish(job.id, "failed", error=f"gave up after {job.attempts} attempts: its worker "
+                                                    f"died each time (last: pid {job.worker_pid} on "
+                                                    f"{job.worker_host}); see the log {job.log_path}")
             elif self.requeue(job.id, f"requeued: worker {job.worker_pid} on {job.worker_host} died"):
                 orphans.append(job.id)
         return orphans

@@ -62,6 +62,7 @@ class Worker:
         self.pid = os.getpid()
         self.slots: dict[int, _Slot] = {}
         self._stop = False
+        self._last_beat = self._last_scan = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -76,35 +77,46 @@ class Worker:
         self._say(f"worker {self.pid} started (concurrency {self.concurrency}, store {self.store.path})")
         for job_id in self.store.requeue_orphans():
             self._say(f"requeued job {job_id} left running by a dead worker")
-        last_beat = last_scan = 0.0
         idle_since = time.monotonic()
         try:
             while not self._stop:
-                now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_EVERY_S:
-                    self.store.worker_beat(self.pid, self.concurrency)
-                    self.store.heartbeat(list(self.slots), self.pid)
-                    last_beat = now
-                if now - last_scan >= ORPHAN_SCAN_EVERY_S:
-                    if last_scan:
-                        for job_id in self.store.requeue_orphans():
-                            self._say(f"requeued job {job_id} left running by a dead worker")
-                    last_scan = now
-                self._reap()
-                self._enforce_cancels()
-                while len(self.slots) < self.concurrency and not self._stop:
-                    job = self.store.claim(self.pid, log_dir)
-                    if job is None:
-                        break
-                    self._start(job)
-                if self.slots:
-                    idle_since = time.monotonic()
-                elif self.idle_exit_s is not None and time.monotonic() - idle_since >= self.idle_exit_s:
-                    self._say(f"idle for {self.idle_exit_s:.0f}s, exiting")
+                try:
+                    idle_since = self._tick(log_dir, idle_since)
+                except JobStoreError as exc:  # e.g. locked for 30 s or disk full: wait, then retry
+                    self._say(f"job store problem, retrying in 5 s: {exc}")
+                    time.sleep(5)
+                    continue
+                if idle_since is None:
                     break
                 time.sleep(self.poll_s)
         finally:
             self._shutdown()
+
+    def _tick(self, log_dir: Path, idle_since: float) -> float | None:
+        """One pass of the supervision loop; returns when it last had work, or None to exit."""
+        now = time.monotonic()
+        if now - self._last_beat >= HEARTBEAT_EVERY_S:
+            self.store.worker_beat(self.pid, self.concurrency)
+            self.store.heartbeat(list(self.slots), self.pid)
+            self._last_beat = now
+        if now - self._last_scan >= ORPHAN_SCAN_EVERY_S:
+            if self._last_scan:  # the startup scan already ran
+                for job_id in self.store.requeue_orphans():
+                    self._say(f"requeued job {job_id} left running by a dead worker")
+            self._last_scan = now
+        self._reap()
+        self._enforce_cancels()
+        while len(self.slots) < self.concurrency and not self._stop:
+            job = self.store.claim(self.pid, log_dir)
+            if job is None:
+                break
+            self._start(job)
+        if self.slots:
+            return time.monotonic()
+        if self.idle_exit_s is not None and time.monotonic() - idle_since >= self.idle_exit_s:
+            self._say(f"idle for {self.idle_exit_s:.0f}s, exiting")
+            return None
+        return idle_since
 
     def _shutdown(self) -> None:
         for slot in self.slots.values():

@@ -134,7 +134,8 @@ def test_sigterm_requeues_and_kill9_recovery_reruns(env):
     assert store.get(job_id).status == "queued"
 
     worker = start_worker()
-    wait_for(lambda: store.get(job_id).attempts == 2 and store.get(job_id).progress > 0, what="second attempt")
+    wait_for(lambda: len(executions_pids(env / "m")) == 2, what="second attempt to start")
+    assert store.get(job_id).attempts == 2
     child_pid = int(executions_pids(env / "m")[-1])
     worker.send_signal(signal.SIGKILL)
     worker.wait()

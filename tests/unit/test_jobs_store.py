@@ -13,7 +13,8 @@ import pytest
 
 from core import paths
 from core.jobs import kinds
-from core.jobs.store import (SCHEMA_VERSION, JobStore, JobStoreError, pid_alive, read_log_tail)
+from core.jobs.store import (MAX_ATTEMPTS, SCHEMA_VERSION, JobStore, JobStoreError, pid_alive,
+                             read_log_tail)
 
 
 @pytest.fixture()
@@ -151,6 +152,17 @@ def test_requeue_orphans_only_touches_dead_or_stale_workers(store):
     requeued = store.get(dead_id)
     assert (requeued.status, requeued.worker_pid, requeued.attempts) == ("queued", None, 1)
     assert store.get(cancel_id).status == "cancelled"
+
+
+def test_a_job_whose_worker_keeps_dying_is_failed_not_requeued_forever(store):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    job_id = store.submit("train", {})
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert store.claim(dead.pid).attempts == attempt
+        store.requeue_orphans()
+    job = store.get(job_id)
+    assert job.status == "failed" and f"gave up after {MAX_ATTEMPTS} attempts" in job.error
 
 
 def test_run_dir_is_fixed_at_first_set(store):
