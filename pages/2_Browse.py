@@ -51,8 +51,9 @@ def image_summary(answers: pd.DataFrame) -> pd.DataFrame:
         questions=("correct", "size"), right=("correct", "sum"), unseen=("unseen", "sum"))
 
 
-def filters(ds, run, split_map, summary) -> list:
-    """The filter widgets; returns the matching dataset images."""
+def filters(ds, eval_split, split_map, summary) -> list:
+    """The filter widgets; returns the matching dataset images (by default those of the evaluated
+    split, the ones that have answers)."""
     c1, c2, c3 = st.columns(3)
     cats = c1.multiselect("Categories", sorted(ds.categories, key=lambda k: ds.categories[k].label),
                           format_func=lambda k: ds.categories[k].label, key="browse_categories")
@@ -61,7 +62,7 @@ def filters(ds, run, split_map, summary) -> list:
     concepts = c2.multiselect("Concepts", pool, format_func=lambda c: ds.concepts[c].label,
                               key="browse_concepts")
     splits = c3.multiselect("Split", ["train", "val", "test"], key="browse_splits",
-                            default=None, disabled=split_map is None,
+                            default=[eval_split] if split_map is not None else None, disabled=split_map is None,
                             help="the run's own split of the images (within each concept)")
     seen_choice = answered = "any"
     if summary is not None:
@@ -136,7 +137,8 @@ def grid(ds, items: list, summary, answers, split) -> None:
                 score = ""
                 if summary is not None and item.id in summary.index:
                     row = summary.loc[item.id]
-                    mark = ":material/check_circle:" if row["right"] == row["questions"] else ":material/cancel:"
+                    mark = ":green[:material/check_circle:]" if row["right"] == row["questions"] \
+                        else ":red[:material/cancel:]"
                     score = f" · {mark} {int(row['right'])}/{int(row['questions'])}"
                 st.caption(f"{ds.concepts[item.concept].label} · {item.style}{score}")
                 if st.button("Questions", key=f"q_{item.id}", width="stretch"):
@@ -167,7 +169,7 @@ def main() -> None:
         b.metric("Leaf F1", _fmt(m.get("leaf", {}).get("f1")))
         c.metric("Seen hypernym F1", _fmt(h.get("seen", {}).get("f1")))
         d.metric("Unseen hypernym F1", _fmt(h.get("unseen", {}).get("f1")))
-    items = filters(ds, run, split_map, summary)
+    items = filters(ds, split, split_map, summary)
     grid(ds, items, summary, answers, split)
 
 

@@ -77,14 +77,32 @@ def categories(rows) -> None:
     if table.empty:
         st.info(f"No {block} hypernym questions in these runs.")
         return
-    st.plotly_chart(figures.heatmap(table.sort_index()), width="stretch", key="per_category")
+    labels = _category_labels(rows)
+    shown = table.rename(index=lambda k: labels.get(k, k)).sort_index()
+    st.plotly_chart(figures.heatmap(shown), width="stretch", key="per_category")
     st.download_button("Per-category F1 (CSV)", table.to_csv().encode(), "taxolens_per_category_f1.csv",
                        "text/csv", key="dl_per_category")
 
 
+def _category_labels(rows) -> dict[str, str]:
+    """Category name → label from the runs' dataset ({} if it cannot be loaded)."""
+    from core.datasets import DatasetError
+    try:
+        ds = common.dataset(rows[0].get("dataset", "concepts")) if rows else None
+    except DatasetError:
+        return {}
+    return {k: c.label for k, c in ds.categories.items()} if ds else {}
+
+
 def main() -> None:
     st.title(":material/bar_chart: Results")
-    rows = _collect(common.data_key())
+    everything = _collect(common.data_key())
+    rows = [r for r in everything if rd.readable(r["metrics"])]
+    stale = [r["name"] for r in everything if not rd.readable(r["metrics"])]
+    if stale:
+        st.warning(f"{len(stale)} evaluation(s) were written by an older TaxoLens and are left out: "
+                   f"{', '.join(stale[:5])}{' …' if len(stale) > 5 else ''}. Evaluate those runs again "
+                   "(CLI: `taxolens evaluate <run>`) to include them.", icon=":material/history:")
     if not rows:
         st.info("No evaluated runs yet. Queue training runs or the `paper` sweep on the Train page; "
                 "each training job evaluates its run on the test split when it finishes.")

@@ -134,7 +134,7 @@ def coherence_section(table) -> None:
 def coherence_vs_f1(ds, table, encoder: str) -> None:
     st.subheader("Coherence vs per-category F1")
     rows = [r for r in rd.collect() if r["kind"] == "train" and r.get("encoder") == encoder
-            and r.get("dataset") == ds.name]
+            and r.get("dataset") == ds.name and rd.readable(r["metrics"])]
     conditions = sorted({r["condition"] for r in rows})
     if not conditions:
         st.info(f"No evaluated runs with encoder {encoder} on {ds.name} yet.")
@@ -160,11 +160,8 @@ def coherence_job_status(job_id: int) -> None:
     """Live progress of the coherence job; the page redraws itself with the maps once it is done."""
     with common.guard("The coherence job status"):
         job = common.store().get(job_id)
-        if job.status == "succeeded":
-            st.rerun(scope="app")
         if job.done:
-            st.error(f"Coherence job #{job.id} {job.status}: {job.error or job.message}")
-            return
+            st.rerun(scope="app")        # failed or cancelled: the page shows why and offers a retry
         label = "waiting for the worker" if job.status == "queued" else job.message or "running"
         st.progress(min(1.0, max(0.0, job.progress)), text=f"Coherence job #{job.id}: {label} ({job.progress:.0%})")
 
@@ -173,11 +170,15 @@ def queue_coherence(ds, encoder: str, seed: int) -> None:
     from core import jobs as jobs_api
 
     store = common.store()
-    pending = [j for j in store.list(kind="coherence") if not j.done and j.spec.get("encoder") == encoder
-               and j.spec.get("dataset") == ds.name and j.spec.get("seed") == seed]
+    mine = [j for j in store.list(kind="coherence") if j.spec.get("encoder") == encoder
+            and j.spec.get("dataset") == ds.name and j.spec.get("seed") == seed]   # newest first
+    pending = [j for j in mine if not j.done]
     if pending:
         coherence_job_status(pending[-1].id)
         return
+    if mine and mine[0].status == "failed":
+        reason = (mine[0].error or mine[0].message or "").strip().splitlines()
+        st.error(f"The last coherence job (#{mine[0].id}) failed: {reason[0] if reason else 'no reason given'}")
     st.info(f"The features of encoder **{encoder}** on **{ds.name}** and the coherence table are not "
             "computed yet. This runs as a job (the encoder looks at every image once).")
     if st.button("Compute features and coherence", type="primary", key="geometry_queue"):

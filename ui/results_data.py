@@ -41,6 +41,17 @@ def collect() -> list[dict]:
     return rows
 
 
+def readable(metrics) -> bool:
+    """Whether a metrics.json has every number the comparison needs (one written by an older
+    TaxoLens may lack newer fields: it is left out and re-evaluating the run brings it back)."""
+    from core.jobs.sweeps import headline_metrics
+    try:
+        headline_metrics(metrics)
+        return isinstance(metrics.get("hypernym"), dict)
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
 def setting_key(row: dict) -> tuple:
     return tuple(row.get(f) for f in SETTING_FIELDS)
 

@@ -34,14 +34,29 @@ def _data_env(path: Path):
             os.environ["TAXOLENS_DATA"] = old
 
 
-def build_data_dir(root: Path, max_concepts: int = 12, images_per_concept: int = 3, seed: int = 0,
-                   source: Path = REAL_DATA) -> Path:
+def pick_concepts(ds, groups: int = 4, per_group: int = 3) -> list[str]:
+    """Concepts from the `groups` largest sets of concepts sharing one category set, `per_group`
+    each (sorted, so always the same): both label shuffles stay possible on so few concepts."""
+    by_categories: dict[tuple, list[str]] = {}
+    for name in sorted(ds.concepts):
+        by_categories.setdefault(ds.concepts[name].categories, []).append(name)
+    largest = sorted(by_categories.values(), key=lambda names: (-len(names), names[0]))[:groups]
+    return [name for names in largest for name in names[:per_group]]
+
+
+def build_data_dir(root: Path, groups: int = 4, per_group: int = 3, images_per_concept: int = 3,
+                   seed: int = 0, source: Path = REAL_DATA) -> Path:
     from core import datasets
 
     root.mkdir(parents=True, exist_ok=True)
     with _data_env(source):
         real = datasets.load_dataset("concepts")
-    small = real.subset(max_concepts=max_concepts, images_per_concept=images_per_concept, seed=seed)
+    keep = set(pick_concepts(real, groups, per_group))
+    small = real.subset(images_per_concept=images_per_concept, seed=seed)
+    small.concepts = {n: c for n, c in small.concepts.items() if n in keep}
+    small.images = [im for im in small.images if im.concept in keep]
+    used = {k for c in small.concepts.values() for k in c.categories}
+    small.categories = {k: v for k, v in small.categories.items() if k in used}
     for name in LINKED:
         if (source / name).exists() and not (root / name).exists():
             (root / name).symlink_to((source / name).resolve())
@@ -54,7 +69,7 @@ def build_data_dir(root: Path, max_concepts: int = 12, images_per_concept: int =
             rows.append((item.id, item.concept, item.style, str(relative)))
         datasets.publish(stage, "concepts", f"test subset of {real.info.get('source', 'concepts')}",
                          small.concepts.values(), small.categories.values(), rows,
-                         extra={"test_subset": {"max_concepts": max_concepts,
+                         extra={"test_subset": {"concepts": sorted(keep),
                                                 "images_per_concept": images_per_concept, "seed": seed}})
     return root
 

@@ -104,7 +104,7 @@ def test_browse_shows_grid_filters_and_run_scores(data_dir):
     assert not at.exception
     assert 0 < len(at.get("image")) < n_images
     scored = [c.value for c in at.caption if ":material/" in c.value]
-    assert scored and all(":material/cancel:" in c for c in scored)
+    assert scored and all(":red[:material/cancel:]" in c for c in scored)
 
 
 def test_browse_without_runs_shows_the_dataset(data_dir):
@@ -157,6 +157,19 @@ def test_results_compares_runs_and_offers_csv(data_dir):
     assert len(charts) >= 3
     assert len(at.get("download_button")) >= 2
     assert "4 training run(s)" in texts(at)
+
+
+def test_results_leave_out_evaluations_of_an_older_format(data_dir):
+    from core import runs
+    fake_run(small_cfg(seed=0))
+    stale = fake_run(small_cfg(seed=1))
+    path = runs.eval_dir(stale, "test") / "metrics.json"
+    metrics = runs.read_json(path)
+    del metrics["hypernym"]["unseen"]["macro_f1_yes_no"]
+    runs.write_json(path, metrics)
+    at = run_page("pages/4_Results.py")
+    assert any("written by an older TaxoLens" in w.value and stale.name in w.value for w in at.warning)
+    assert "1 training run(s)" in texts(at)
 
 
 def test_results_without_runs_says_what_to_do(data_dir):

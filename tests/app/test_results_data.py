@@ -15,20 +15,22 @@ def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{"max_concepts": 6, "images_per_concept": 3, "epochs": 1, **kw})
 
 
-def fake_baseline(kind: str, config: TrainConfig, f1: float) -> None:
-    folder = runs.baselines_dir() / f"{kind}_{config.condition}_s{config.seed}"
+def fake_baseline(kind: str, config: TrainConfig) -> None:
+    """A baseline evaluation whose hypernym F1 is 0.4 (TP 1, FP 2, FN 1), through core.metrics."""
+    from core import metrics
+    folder = runs.baselines_dir() / f"{kind}_{config.lm}_{config.condition}_s{config.seed}"
     runs.write_json(folder / "config.json", {"baseline": kind, **config.to_dict()})
-    block = {"n": 4, "f1": f1, "accuracy": f1, "macro_f1": f1, "per_category": {}, "confusion": {}}
-    runs.write_json(runs.eval_dir(folder, "test") / "metrics.json", {
-        "n_questions": 8, "accuracy": f1, "leaf": {"n": 4, "f1": f1, "accuracy": f1},
-        "hypernym": {**block, "seen": block, "unseen": {**block, "n": 0, "f1": None, "macro_f1": None}},
-        "undecided_rate": 0.0, "confusion": {}})
+    pairs = [(True, True), (True, False), (False, True), (False, True), (False, False)]
+    rows = [{"kind": "hypernym", "target": "animal", "answer": a, "pred": p, "seen": True, "mass": 0.9}
+            for a, p in pairs] + [{"kind": "leaf", "target": "dog", "answer": True, "pred": True,
+                                   "seen": True, "mass": 0.9}]
+    runs.write_json(runs.eval_dir(folder, "test") / "metrics.json", metrics.summarize(rows))
 
 
 def test_collect_reads_evaluated_runs_and_baselines_only(data_dir):
     fake_run(cfg(seed=0))
     fake_run(cfg(seed=1), evaluated=False)
-    fake_baseline("majority", cfg(), 0.4)
+    fake_baseline("majority", cfg())
     rows = rd.collect()
     assert sorted(r["kind"] for r in rows) == ["baseline", "train"]
     assert {r["name"].split("/")[0] for r in rows if r["kind"] == "baseline"} == {"baselines"}
@@ -38,8 +40,8 @@ def test_settings_group_runs_and_attach_matching_baselines(data_dir):
     for seed in (0, 1, 2):
         fake_run(cfg(seed=seed, condition="random:0.5"))
     fake_run(cfg(seed=0, epochs=2))                                  # another setting
-    fake_baseline("majority", cfg(), 0.4)
-    fake_baseline("lm_only", cfg(lm="gemma3-270m"), 0.6)             # another LM: not comparable
+    fake_baseline("majority", cfg())
+    fake_baseline("lm_only", cfg(lm="gemma3-270m"))             # another LM: not comparable
     rows = rd.collect()
     first, second = rd.settings(rows)
     assert dict(zip(rd.SETTING_FIELDS, first))["epochs"] == 1        # most runs first
@@ -53,7 +55,7 @@ def test_aggregate_means_over_seeds_and_names_models(data_dir):
     for seed in (0, 1):
         fake_run(cfg(seed=seed, condition="random:0.5"))
         fake_run(cfg(seed=seed, condition="random:0.5", lm_init="random"))
-    fake_baseline("majority", cfg(), 0.4)
+    fake_baseline("majority", cfg())
     table = rd.aggregated(rd.collect())
     models = set(table["model"])
     assert models == {"pretrained LM", "random-init LM", "majority"}
@@ -70,6 +72,17 @@ def test_ratio_curve_rows_place_none_at_zero_and_skip_shuffles(data_dir):
     assert sorted(r["ratio"] for r in curve) == [0.0, 0.5]
     assert {r["series"] for r in curve} == {"pretrained LM · seen F1"}
     assert rd.ratio_of("systematic:2") is None and rd.ratio_of("random:1") == 1.0
+
+
+def test_metrics_from_an_older_taxolens_are_recognised(data_dir):
+    run_dir = fake_run(cfg())
+    path = runs.eval_dir(run_dir, "test") / "metrics.json"
+    old = runs.read_json(path)
+    del old["hypernym"]["seen"]["macro_f1_yes_no"]
+    runs.write_json(path, old)
+    (row,) = rd.collect()
+    assert not rd.readable(row["metrics"])
+    assert rd.readable(runs.read_json(runs.eval_dir(fake_run(cfg(seed=1)), "test") / "metrics.json"))
 
 
 def test_per_category_f1_table(data_dir):

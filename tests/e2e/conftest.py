@@ -35,7 +35,7 @@ def tiny_config(**kw):
 @pytest.fixture(scope="session")
 def e2e_data(tmp_path_factory):
     """Data dir with a dataset subset and one tiny trained + evaluated checkpoint."""
-    root = build_data_dir(tmp_path_factory.mktemp("e2e-data"), max_concepts=12, images_per_concept=3)
+    root = build_data_dir(tmp_path_factory.mktemp("e2e-data"))
     old = os.environ.get("TAXOLENS_DATA")
     os.environ["TAXOLENS_DATA"] = str(root)
     try:

@@ -112,7 +112,7 @@ def test_training_job_from_the_form_finishes(page, app_url, shots):
     page.get_by_text("Subset, device").click()
     for label, value in (("Max concepts (0 = all)", "6"), ("Images per concept (0 = all)", "3"),
                          ("Epochs", "1")):
-        field = page.get_by_label(label)
+        field = page.get_by_role("spinbutton", name=label)
         field.fill(value)
         field.press("Tab")
     page.get_by_role("button", name="Queue training").click()
@@ -139,7 +139,7 @@ def test_geometry_computes_coherence_and_maps(page, app_url, shots):
 def test_browse_and_results_show_the_evaluated_run(page, app_url, shots):
     open_page(page, app_url, "browse", "Browse")
     assert page.get_by_text("Unseen hypernym F1").count() >= 1
-    page.get_by_role("button", name="Questions").first.click()
+    page.get_by_role("button", name="Questions", exact=True).first.click()
     page.get_by_role("dialog").wait_for()
     snap(page, shots / "browse_questions.png")
     page.keyboard.press("Escape")
