@@ -246,9 +246,10 @@ def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
     return read_json(f) if f.is_file() else None
 
 
-def default_checkpoint() -> Path | None:
-    """Newest finished run trained with the default config (any seed, any device)."""
-    defaults = TrainConfig().to_dict()
+def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
+    """Newest finished run trained with the default config, or with `config` when given (any seed,
+    any device)."""
+    defaults = (config or TrainConfig()).to_dict()
     ignore = {"seed", "device"}
     for run in list_runs():
         cfg = run.config.to_dict()

@@ -20,7 +20,7 @@ def store(tmp_path, monkeypatch):
         return (store or JobStore()).submit(kind, spec, parent_id=parent_id)
 
     monkeypatch.setattr(jobs, "submit", submit)
-    monkeypatch.setattr(runs, "default_checkpoint", lambda: None)
+    monkeypatch.setattr(runs, "default_checkpoint", lambda config=None: None)
     s = JobStore()
     s.submitted = submitted
     yield s
@@ -30,7 +30,7 @@ def store(tmp_path, monkeypatch):
 def test_fresh_data_dir_queues_the_default_job_once(store):
     state = firstrun.ensure_default_checkpoint_job(store)
     assert not state.ready and state.job is not None and state.job.status == "queued"
-    assert store.submitted == [("train", {"config": TrainConfig().to_dict()})]
+    assert store.submitted == [("train", {"config": firstrun.default_config().to_dict()})]
     assert "queued" in state.describe()
     again = firstrun.ensure_default_checkpoint_job(store)
     assert again.job.id == state.job.id
@@ -50,7 +50,7 @@ def test_a_failed_first_run_is_reported_not_retried(store):
 
 
 def test_existing_default_checkpoint_means_nothing_to_do(store, monkeypatch, tmp_path):
-    monkeypatch.setattr(runs, "default_checkpoint", lambda: tmp_path / "runs" / "r1")
+    monkeypatch.setattr(runs, "default_checkpoint", lambda config=None: tmp_path / "runs" / "r1")
     state = firstrun.ensure_default_checkpoint_job(store)
     assert state.ready and state.describe() == "default checkpoint ready: r1"
     assert store.list() == []
@@ -74,3 +74,20 @@ def test_marker_of_a_deleted_job_store_does_not_block_a_new_first_run(store, tmp
     assert state.job is not None and state.job.status == "queued"
     assert len(store.submitted) == 2
     fresh.close()
+
+
+def test_first_run_trains_a_starter_checkpoint_on_cpu(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = firstrun.default_config()
+    assert (cfg.max_concepts, cfg.epochs) == (60, 1)
+    assert cfg.encoder == TrainConfig().encoder and cfg.lm == TrainConfig().lm
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert firstrun.default_config() == TrainConfig()
+
+
+def test_starter_checkpoint_counts_as_ready(store, monkeypatch, tmp_path):
+    starter = tmp_path / "runs" / "starter"
+    monkeypatch.setattr(runs, "default_checkpoint",
+                        lambda config=None: starter if config == firstrun.default_config() else None)
+    assert firstrun.state(store).checkpoint == starter
