@@ -48,8 +48,8 @@ def marker_path() -> Path:
     return paths.jobs_dir() / MARKER_NAME
 
 
-# The full default config costs ~3 epochs x 5,626 questions through the 135M-parameter LM; a 2-core
-# CPU manages a few questions per second forward + backward, i.e. hours. Without a GPU the first run
+# The full default config costs 3 epochs x 5,626 questions through the 135M-parameter LM; a 2-core
+# CPU manages ~6 questions/s forward + backward, i.e. about an hour. Without a GPU the first run
 # therefore trains a starter checkpoint (60 concepts, 1 epoch: minutes) so Predict works right away;
 # the full default can be trained from the Train page, or on a GPU / Slurm.
 STARTER_ON_CPU = {"max_concepts": 60, "epochs": 1}
