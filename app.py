@@ -1,7 +1,10 @@
 """TaxoLens app: the entry point (`make app` runs it through core.app_runner, beside a job worker).
 
 It declares the pages with st.navigation (the Home page is `home()` below; the others live in
-pages/) and runs the chosen one. Shared helpers are in ui/.
+app_pages/) and runs the chosen one. Shared helpers are in ui/. The folder is deliberately not
+called pages/: Streamlit treats a pages/ folder as the older multipage convention until a session
+has run st.navigation once, so a browser opening e.g. /predict first on a fresh server would get
+that page without this navigation, layout, and with a "Page not found" dialog.
 """
 import streamlit as st
 
@@ -47,15 +50,15 @@ def home() -> None:
 
 PAGES = [
     (st.Page(home, title="Home", icon=":material/home:", default=True), ""),
-    (st.Page("pages/1_Predict.py", title="Predict", icon=":material/image_search:", url_path="predict"),
+    (st.Page("app_pages/1_Predict.py", title="Predict", icon=":material/image_search:", url_path="predict"),
      "Upload images or pick dataset images; see leaf guesses and hypernym chains."),
-    (st.Page("pages/2_Browse.py", title="Browse", icon=":material/photo_library:", url_path="browse"),
+    (st.Page("app_pages/2_Browse.py", title="Browse", icon=":material/photo_library:", url_path="browse"),
      "The dataset as a thumbnail grid with an evaluation run's answers."),
-    (st.Page("pages/3_Train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    (st.Page("app_pages/3_Train.py", title="Train", icon=":material/model_training:", url_path="train"),
      "Queue training runs and sweeps; follow their progress."),
-    (st.Page("pages/4_Results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
+    (st.Page("app_pages/4_Results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
      "Compare runs: seen vs unseen F1, ablation curves, shuffles, baselines."),
-    (st.Page("pages/5_Geometry.py", title="Geometry", icon=":material/scatter_plot:", url_path="geometry"),
+    (st.Page("app_pages/5_Geometry.py", title="Geometry", icon=":material/scatter_plot:", url_path="geometry"),
      "UMAP/PCA of embeddings and visual coherence per category."),
 ]
 

@@ -14,33 +14,40 @@ P_SCALE = "RdYlGn"
 LABELING_COLORS = {"original": "#1f77b4", "cross": "#d62728", "within": "#2ca02c"}
 
 
-def chain_layout(chains: Sequence[Sequence]) -> tuple[dict[str, tuple[float, float]], list[tuple[str, str]]]:
-    """Positions for the union of leaf → root chains drawn as a tree: root at the top (y = 0),
-    each node one row below its shallowest parent, siblings spread around x = 0. Nodes are keyed by
-    synset (chains share their upper part). Returns ({synset: (x, y)}, [(child, parent) edges])."""
-    depth: dict[str, int] = {}
+def chain_layout(chains: Sequence[Sequence], spacing: float = 3.0) -> tuple[dict[str, tuple[float, float]], list[tuple[str, str]]]:
+    """Positions for the union of leaf → root chains drawn as a tree: the leaf on the bottom row,
+    every node one row above its highest child (longest path from the leaf), the root on top.
+    Every chain has its own lane, and a node sits at the mean of the lanes of the chains through
+    it, so shared ancestors stay centred and the parts where chains differ run side by side.
+    Nodes are keyed by synset. Returns ({synset: (x, y)}, [(child, parent) edges]); y = 0 is the
+    top row."""
+    lanes: dict[str, list[int]] = {}
     edges: list[tuple[str, str]] = []
-    for chain in chains:
+    for lane, chain in enumerate(chains):
         names = [n.synset for n in chain]
-        for i, name in enumerate(names):
-            from_root = len(names) - 1 - i
-            depth[name] = min(depth.get(name, from_root), from_root)
+        for name in names:
+            lanes.setdefault(name, []).append(lane)
         for child, parent in zip(names, names[1:]):
             if (child, parent) not in edges:
                 edges.append((child, parent))
-    rows: dict[int, list[str]] = {}
-    for name, d in depth.items():
-        rows.setdefault(d, []).append(name)
-    pos = {}
-    for d, names in rows.items():
-        names.sort()
-        for j, name in enumerate(names):
-            pos[name] = (j - (len(names) - 1) / 2, -d)
+    height = {name: 0 for name in lanes}
+    for _ in range(len(lanes)):                  # longest-path layering; the graph is acyclic
+        changed = False
+        for child, parent in edges:
+            if height[parent] < height[child] + 1:
+                height[parent], changed = height[child] + 1, True
+        if not changed:
+            break
+    top = max(height.values(), default=0)
+    middle = (len(chains) - 1) / 2
+    pos = {name: ((sum(lanes[name]) / len(lanes[name]) - middle) * spacing, height[name] - top)
+           for name in lanes}
     return pos, edges
 
 
 def chain_figure(chains: Sequence[Sequence], title: str | None = None) -> go.Figure:
-    """The predicted hypernym chain(s), leaf (bottom) → root (top), nodes coloured by P(yes).
+    """The predicted hypernym chain(s), leaf (bottom) → root (top), nodes coloured by P(yes) on the
+    shared red → green scale (each label also prints the value, so there is no colour bar).
     Nodes that are dataset categories are diamonds with a thick outline. `chains` holds objects with
     .synset, .label, .p_yes, .is_category (core.predict.ChainNode) or equivalent dicts."""
     chains = [[_node(n) for n in chain] for chain in chains]
@@ -56,22 +63,28 @@ def chain_figure(chains: Sequence[Sequence], title: str | None = None) -> go.Fig
                              line={"color": "#999", "width": 2}, showlegend=False))
     order = sorted(nodes, key=lambda s: (pos[s][1], pos[s][0]))
     leaves = {chain[0].synset for chain in chains if chain}
+    text = {s: f"{nodes[s].label}  {nodes[s].p_yes:.2f}" for s in order}
+    left = [s for s in order if pos[s][0] < 0]
     fig.add_trace(go.Scatter(
         x=[pos[s][0] for s in order], y=[pos[s][1] for s in order], mode="markers+text",
         marker={"size": [26 if s in leaves else 20 for s in order],
                 "symbol": ["diamond" if nodes[s].is_category else "circle" for s in order],
                 "color": [nodes[s].p_yes for s in order], "colorscale": P_SCALE, "cmin": 0, "cmax": 1,
-                "line": {"color": "#222", "width": [3 if nodes[s].is_category else 1 for s in order]},
-                "colorbar": {"title": {"text": "P(yes)"}, "thickness": 12, "len": 0.8}},
-        text=[f"{nodes[s].label}  {nodes[s].p_yes:.2f}" for s in order], textposition="middle right",
+                "line": {"color": "#222", "width": [3 if nodes[s].is_category else 1 for s in order]}},
+        text=[text[s] for s in order], cliponaxis=False,       # labels may run into the margins
+        textposition=["middle left" if s in left else "middle right" for s in order],
         customdata=[[s, "dataset category" if nodes[s].is_category else "WordNet node"] for s in order],
         hovertemplate="<b>%{text}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
         showlegend=False))
     depth = max((-y for _, y in pos.values()), default=0)
-    width = max((abs(x) for x, _ in pos.values()), default=0)
+    xs = [x for x, _ in pos.values()] or [0.0]
+    # margins sized to the longest label on each side (about 7 px per character at font size 12)
+    right = max((len(text[s]) for s in order if s not in left), default=0)
+    left_chars = max((len(text[s]) for s in left), default=0)
     fig.update_layout(
-        title=title, height=max(260, 48 * (depth + 1) + 60), margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-        xaxis={"visible": False, "range": [-width - 0.5, width + 2.5]},
+        title=title, height=max(260, 46 * (depth + 1) + 40),
+        margin={"l": 16 + 7 * left_chars, "r": 16 + 7 * right, "t": 40 if title else 10, "b": 10},
+        xaxis={"visible": False, "range": [min(xs) - 0.5, max(xs) + 0.5]},
         yaxis={"visible": False, "range": [-depth - 0.6, 0.6]},
         plot_bgcolor="rgba(0,0,0,0)")
     return fig
@@ -180,9 +193,10 @@ def category_colors(names: Iterable[str]) -> dict[str, str]:
 
 
 def embedding_map(xy, colour_by: Sequence[str], hover: Sequence[Sequence], colors: Mapping[str, str],
-                  title: str | None = None, show_legend: bool = True) -> go.Figure:
+                  title: str | None = None, show_legend: bool = False) -> go.Figure:
     """A 2-D map (UMAP / PCA) with one trace per colour group. `hover[i]` = [concept label, style,
-    shown-as label, image index]: the last lets a page map a selected point back to its image."""
+    shown-as label, image index]: the last lets a page map a selected point back to its image.
+    Maps shown side by side share one legend drawn by the page (`legend_html`), not one each."""
     fig = go.Figure()
     for group in sorted(set(colour_by)):
         idx = [i for i, g in enumerate(colour_by) if g == group]
@@ -194,13 +208,15 @@ def embedding_map(xy, colour_by: Sequence[str], hover: Sequence[Sequence], color
             customdata=[list(hover[i]) for i in idx],
             hovertemplate="<b>%{customdata[0]}</b> (%{customdata[1]})<br>labelled as %{customdata[2]}"
                           f"<br>category: {group}<extra></extra>"))
-    fig.update_layout(title=title, height=420, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+    fig.update_layout(title=title, height=380, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
                       xaxis={"showticklabels": False, "title": None}, yaxis={"showticklabels": False, "title": None},
-                      legend={"font": {"size": 10}, "itemsizing": "constant"}, dragmode="lasso")
+                      legend={"font": {"size": 10}, "itemsizing": "constant", "orientation": "h", "y": -0.05},
+                      dragmode="lasso")
     return fig
 
 
-def scatter_with_labels(points: Sequence[Mapping], x_title: str, y_title: str, title: str | None = None) -> go.Figure:
+def scatter_with_labels(points: Sequence[Mapping], x_title: str, y_title: str, title: str | None = None,
+                        y_range: tuple[float, float] | None = None) -> go.Figure:
     """Labelled points (x, y, label); a least-squares line when there are at least 3."""
     import numpy as np
 
@@ -215,11 +231,20 @@ def scatter_with_labels(points: Sequence[Mapping], x_title: str, y_title: str, t
         ys = np.array([p["y"] for p in points], dtype=float)
         if np.ptp(xs) > 0:
             slope, intercept = np.polyfit(xs, ys, 1)
-            r = float(np.corrcoef(xs, ys)[0, 1]) if np.ptp(ys) > 0 else float("nan")
             grid = np.linspace(xs.min(), xs.max(), 2)
             fig.add_trace(go.Scatter(x=grid, y=slope * grid + intercept, mode="lines", showlegend=False,
                                      line={"dash": "dot", "color": "#888"}, hoverinfo="skip"))
-            title = (title + " · " if title else "") + f"Pearson r = {r:.2f} (n = {len(points)})"
-    fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"title": y_title},
+            r = f"Pearson r = {np.corrcoef(xs, ys)[0, 1]:.2f}" if np.ptp(ys) > 0 else \
+                "Pearson r undefined (every F1 is the same)"
+            title = (title + " · " if title else "") + f"{r} (n = {len(points)})"
+    fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"title": y_title, **({"range": list(y_range)} if y_range else {})},
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=420)
     return fig
+
+
+def legend_html(colors: Mapping[str, str]) -> str:
+    """A compact one-line colour legend (HTML) shared by several maps."""
+    from html import escape
+    items = "".join(f'<span style="margin-right:14px;white-space:nowrap"><span style="color:{c};'
+                    f'font-size:1.2em">&#9679;</span> {escape(name)}</span>' for name, c in colors.items())
+    return f'<div style="font-size:0.85em;line-height:1.8">{items}</div>'

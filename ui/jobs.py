@@ -107,7 +107,7 @@ def job_table(limit: int = 25) -> None:
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                         format="percent"),
         })
-        names = {j.id: f"#{j.id} {jobs_api.describe(j)} ({j.status})" for j in jobs}
+        names = {j.id: f"#{j.id} {jobs_api.describe(j)}" for j in jobs}   # no status: it changes under the widget
         chosen = st.selectbox("Job details", list(names), key="job_detail_id", format_func=names.get)
         if chosen is None:
             return

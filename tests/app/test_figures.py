@@ -20,11 +20,21 @@ def test_chain_layout_puts_root_on_top_and_merges_shared_ancestors():
     b = _chain(("dog.n.01", 0.9), ("domestic_animal.n.01", 0.6), ("animal.n.01", 0.7), ("entity.n.01", 0.5))
     pos, edges = figures.chain_layout([a, b])
     assert set(pos) == {"dog.n.01", "canine.n.02", "domestic_animal.n.01", "animal.n.01", "entity.n.01"}
-    assert pos["entity.n.01"] == (0.0, 0) and pos["dog.n.01"][1] == -3
-    # the two middle nodes share a row, spread symmetrically
+    assert pos["entity.n.01"] == (0.0, 0) and pos["dog.n.01"] == (0.0, -3)
+    # the nodes only one chain passes through run side by side, one lane each
     assert pos["canine.n.02"][1] == pos["domestic_animal.n.01"][1] == -2
     assert pos["canine.n.02"][0] == -pos["domestic_animal.n.01"][0] != 0
     assert ("animal.n.01", "entity.n.01") in edges and len(edges) == 5
+
+
+def test_chain_layout_keeps_every_parent_above_its_children_for_uneven_chains():
+    long = _chain(("top_hat.n.01", 0.5), ("dress_hat.n.01", 0.5), ("hat.n.01", 0.5), ("headdress.n.01", 0.5),
+                  ("clothing.n.01", 0.5), ("entity.n.01", 0.5))
+    short = _chain(("top_hat.n.01", 0.5), ("dress_hat.n.01", 0.5), ("clothing.n.01", 0.5), ("entity.n.01", 0.5))
+    pos, edges = figures.chain_layout([long, short])
+    assert all(pos[parent][1] > pos[child][1] for child, parent in edges)
+    rows = [y for _, y in pos.values()]
+    assert rows.count(pos["top_hat.n.01"][1]) == 1          # the leaf has the bottom row to itself
 
 
 def test_chain_figure_colours_nodes_by_p_yes_and_marks_categories():
@@ -92,3 +102,16 @@ def test_heatmap_keeps_rows_and_columns():
     hm = figures.heatmap(table).data[0]
     assert list(hm.y) == ["mammal", "bird"] and list(hm.x) == ["a", "b"]
     assert hm.zmin == 0 and hm.zmax == 1
+
+
+def test_scatter_says_when_the_correlation_is_undefined():
+    points = [{"x": x, "y": 0.5, "label": str(x)} for x in (0.1, 0.2, 0.4)]
+    fig = figures.scatter_with_labels(points, "coherence", "F1", y_range=(0, 1))
+    assert "undefined" in fig.layout.title.text and "nan" not in fig.layout.title.text
+    assert tuple(fig.layout.yaxis.range) == (0, 1)
+
+
+def test_legend_html_lists_every_group_with_its_colour_escaped():
+    html = figures.legend_html({"fruit": "#ff0000", "<b>x</b>": "#00ff00"})
+    assert "color:#ff0000" in html and "fruit" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html

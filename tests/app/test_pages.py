@@ -18,10 +18,9 @@ TIMEOUT = 60
 
 
 def run_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()   # registers the st.navigation pages
     if page:
-        at.switch_page(page)
-    at.run()
+        at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -69,7 +68,7 @@ def test_home_without_dataset_explains_how_to_build_it(data_dir):
 
 
 def test_predict_without_checkpoint_offers_the_first_run(data_dir):
-    at = run_page("pages/1_Predict.py")
+    at = run_page("app_pages/1_Predict.py")
     assert "No trained checkpoint yet" in texts(at)
     assert any(b.label == "Train the default model now" for b in at.button)
     assert not at.get("file_uploader")
@@ -77,7 +76,7 @@ def test_predict_without_checkpoint_offers_the_first_run(data_dir):
 
 def test_predict_reports_each_bad_upload_by_name(data_dir):
     fake_run(small_cfg())
-    at = run_page("pages/1_Predict.py")
+    at = run_page("app_pages/1_Predict.py")
     assert at.selectbox(key="predict_run").value is not None
     uploader = at.get("file_uploader")[0]
     uploader.set_value([("empty.png", b"", "image/png"), ("notes.png", b"just text", "image/png"),
@@ -93,7 +92,7 @@ def test_predict_reports_each_bad_upload_by_name(data_dir):
 
 def test_browse_shows_grid_filters_and_run_scores(data_dir):
     fake_run(small_cfg())
-    at = run_page("pages/2_Browse.py")
+    at = run_page("app_pages/2_Browse.py")
     assert at.selectbox(key="browse_run").value is not None
     assert at.multiselect(key="browse_categories") is not None
     assert at.radio(key="browse_correct").value == "any"
@@ -108,13 +107,13 @@ def test_browse_shows_grid_filters_and_run_scores(data_dir):
 
 
 def test_browse_without_runs_shows_the_dataset(data_dir):
-    at = run_page("pages/2_Browse.py")
+    at = run_page("app_pages/2_Browse.py")
     assert "No evaluated run yet" in texts(at)
     assert len(at.get("image")) > 0
 
 
 def test_train_form_explains_invalid_choices_before_queueing(data_dir):
-    at = run_page("pages/3_Train.py")
+    at = run_page("app_pages/3_Train.py")
     assert at.get("button_group")          # the condition picker
     at.button_group(key="train_condition").set_value("systematic").run()
     at.radio(key="train_systematic_how").set_value("these categories").run()
@@ -128,7 +127,7 @@ def test_train_form_explains_invalid_choices_before_queueing(data_dir):
 
 
 def test_train_form_rejects_bad_seeds(data_dir):
-    at = run_page("pages/3_Train.py")
+    at = run_page("app_pages/3_Train.py")
     at.text_input[0].set_value("0, x")
     next(b for b in at.button if b.label == "Queue training").click().run()
     assert any("seeds: 'x' is not a seed" in e.value for e in at.error)
@@ -138,7 +137,7 @@ def test_train_page_lists_jobs(data_dir):
     from core.jobs.store import JobStore
     store = JobStore()
     job_id = store.submit("train", {"config": small_cfg().to_dict(), "eval_splits": ["test"]})
-    at = run_page("pages/3_Train.py")
+    at = run_page("app_pages/3_Train.py")
     table = next(df.value for df in at.dataframe if "progress" in df.value.columns)
     assert list(table["id"]) == [job_id]
     assert at.selectbox(key="job_detail_id").value == job_id
@@ -151,7 +150,7 @@ def test_results_compares_runs_and_offers_csv(data_dir):
     for seed in (0, 1):
         fake_run(small_cfg(condition="random:0.5", seed=seed))
         fake_run(small_cfg(condition="none", seed=seed))
-    at = run_page("pages/4_Results.py")
+    at = run_page("app_pages/4_Results.py")
     assert at.selectbox(key="results_setting").value is not None
     charts = at.get("plotly_chart")
     assert len(charts) >= 3
@@ -167,25 +166,25 @@ def test_results_leave_out_evaluations_of_an_older_format(data_dir):
     metrics = runs.read_json(path)
     del metrics["hypernym"]["unseen"]["macro_f1_yes_no"]
     runs.write_json(path, metrics)
-    at = run_page("pages/4_Results.py")
+    at = run_page("app_pages/4_Results.py")
     assert any("written by an older TaxoLens" in w.value and stale.name in w.value for w in at.warning)
     assert "1 training run(s)" in texts(at)
 
 
 def test_results_without_runs_says_what_to_do(data_dir):
-    at = run_page("pages/4_Results.py")
+    at = run_page("app_pages/4_Results.py")
     assert "No evaluated runs yet" in texts(at)
 
 
 def test_geometry_offers_the_coherence_job_when_nothing_is_cached(data_dir):
-    at = run_page("pages/5_Geometry.py")
+    at = run_page("app_pages/5_Geometry.py")
     assert at.selectbox(key="geometry_encoder").value
     assert at.radio(key="geometry_method").value == "umap"
     assert any(b.label == "Compute features and coherence" for b in at.button)
 
 
-@pytest.mark.parametrize("page", ["pages/1_Predict.py", "pages/2_Browse.py", "pages/3_Train.py",
-                                  "pages/4_Results.py", "pages/5_Geometry.py"])
+@pytest.mark.parametrize("page", ["app_pages/1_Predict.py", "app_pages/2_Browse.py", "app_pages/3_Train.py",
+                                  "app_pages/4_Results.py", "app_pages/5_Geometry.py"])
 def test_pages_explain_a_missing_dataset(data_dir, page):
     fake_run(small_cfg(), evaluated=True)
     (data_dir / "datasets").unlink()
@@ -214,7 +213,7 @@ def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
     fake = _FakePredictor()
     monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: fake))
     fake_run(small_cfg(seed=7))
-    at = run_page("pages/1_Predict.py")
+    at = run_page("app_pages/1_Predict.py")
     at.get("file_uploader")[0].set_value([("good.png", png_bytes("blue"), "image/png"),
                                           ("bad.webp", b"RIFF0000WEBPjunk", "image/webp")])
     at.run()
@@ -227,7 +226,7 @@ def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
 
 def test_train_form_queues_one_job_per_seed(data_dir):
     from core.jobs.store import JobStore
-    at = run_page("pages/3_Train.py")
+    at = run_page("app_pages/3_Train.py")
     at.button_group(key="train_condition").set_value("random").run()
     at.text_input[0].set_value("0-2")
     next(b for b in at.button if b.label == "Queue training").click().run()
@@ -245,7 +244,7 @@ def test_train_form_refuses_models_without_weights(data_dir, monkeypatch):
             {"model": "efficientnet-lite2", "kind": "image encoder", "version": "x", "license": "x",
              "weights present": True, "note": ""}]
     monkeypatch.setattr(common, "model_rows", lambda: rows)
-    at = run_page("pages/3_Train.py")
+    at = run_page("app_pages/3_Train.py")
     next(b for b in at.button if b.label == "Queue training").click().run()
     assert any("weights of smollm2-135m are not on this machine" in e.value for e in at.error)
 

@@ -12,7 +12,9 @@ from PIL import Image
 
 pytestmark = pytest.mark.e2e
 
-PAGES = [("", "TaxoLens"), ("predict", "Predict"), ("browse", "Browse"), ("train", "Train"),
+# Predict first: the first request to a fresh server is a page URL, not the home page (a direct
+# link must not raise Streamlit's "Page not found" dialog).
+PAGES = [("predict", "Predict"), ("", "TaxoLens"), ("browse", "Browse"), ("train", "Train"),
          ("results", "Results"), ("geometry", "Geometry")]
 
 
@@ -34,6 +36,8 @@ def wait_until_idle(page, settle_s: float = 1.5, timeout_s: float = 90) -> None:
 
 def assert_no_errors(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, "a raw exception is shown"
+    dialogs = page.locator('[role="dialog"]').all_inner_texts()
+    assert not [d for d in dialogs if "not found" in d.lower()], dialogs
     alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
     bad = [a for a in alerts if "failed unexpectedly" in a]
     assert not bad, bad

@@ -69,31 +69,32 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
     """One image's results. `slot` tells apart charts of the same image shown twice on a page."""
     with st.spinner(f"Predicting {name}…"):
         pred, seconds = _predict(str(run.path), _stamp(run), digest, image)
+    best = pred["leaves"][0]
     with st.container(border=True):
-        left, middle, right = st.columns([1.3, 2, 1.6])
+        left, middle, right = st.columns([1, 2.4, 1.6])
         with left:
             st.image(image, caption=name, width="stretch")
             for note in notes_of(image):
                 st.caption(f":material/info: {note}")
             if truth:
                 st.caption(f"Dataset label: **{truth}**")
-            best = pred["leaves"][0]
-            st.markdown(f"**Best guess:** {best['label']} (P(yes) {best['p_yes']:.2f})")
-            st.dataframe([{"top guesses": leaf["label"], "P(yes)": leaf["p_yes"]} for leaf in pred["leaves"]],
-                         hide_index=True, width="stretch", column_config={
-                             "top guesses": st.column_config.TextColumn(width="medium"),
-                             "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0,
-                                                                       format="%.2f", width="small")})
+            st.markdown(f"**Best guess:** {best['label']}  \nP(yes) {best['p_yes']:.2f}")
             st.caption(f"Predicted in {seconds:.2f} s.")
         with middle:
-            st.markdown(f"**Hypernym chain of _{best['label']}_** (leaf at the bottom, root at the top; "
-                        "◆ = a dataset category)")
+            st.markdown(f"**Hypernym chain of _{best['label']}_**")
+            st.caption("Leaf at the bottom, root at the top; ◆ = a dataset category; colour = P(yes) "
+                       "from red (0) through yellow to green (1).")
             if pred["chains"]:
                 st.plotly_chart(figures.chain_figure(pred["chains"]), width="stretch",
                                 key=f"chain_{slot}_{digest}", config={"displayModeBar": False})
             for note in pred.get("notes", []):
                 st.info(note)
         with right:
+            st.markdown("**Top leaf guesses**")
+            st.dataframe([{"concept": leaf["label"], "P(yes)": leaf["p_yes"]} for leaf in pred["leaves"]],
+                         hide_index=True, width="stretch", column_config={
+                             "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0,
+                                                                       format="%.2f")})
             st.markdown("**Category scores**")
             st.plotly_chart(figures.category_bars(pred["categories"]), width="stretch",
                             key=f"cats_{slot}_{digest}", config={"displayModeBar": False})
@@ -125,21 +126,23 @@ def gallery_tab(run) -> None:
     except DatasetError as exc:
         st.warning(str(exc))
         return
-    categories = sorted(ds.categories, key=lambda k: ds.categories[k].label)
-    c1, c2 = st.columns(2)
+    trained_on = _predictor_vocabulary(run)
+    c1, c2, c3 = st.columns([2, 2, 1.2], vertical_alignment="bottom")
+    own = c3.toggle("Only its training concepts", value=True, key="gallery_own",
+                    help="concepts this checkpoint was trained on; switch off to try the others too")
+    pool = sorted(c for c in ds.concepts if not own or c in trained_on)
+    categories = sorted({k for c in pool for k in ds.concepts[c].categories}, key=lambda k: ds.categories[k].label)
     category = c1.selectbox("Category", [None] + categories, key="gallery_category",
                             format_func=lambda k: "all categories" if k is None else ds.categories[k].label)
-    concepts = sorted(ds.concepts_in(category) if category else ds.concepts,
+    concepts = sorted((c for c in pool if category is None or category in ds.concepts[c].categories),
                       key=lambda c: ds.concepts[c].label)
     concept = c2.selectbox("Concept", concepts, key="gallery_concept",
                            format_func=lambda c: ds.concepts[c].label)
     items = ds.images_of(concept) if concept else []
     if not items:
-        st.info("This concept has no images.")
+        st.info("No images to pick from.")
         return
-    cols = st.columns(min(6, len(items)))
-    for i, item in enumerate(items):
-        cols[i % len(cols)].image(str(item.path), caption=item.style, width="stretch")
+    st.image([str(item.path) for item in items], caption=[item.style for item in items], width=120)
     item = st.radio("Image to predict", items, format_func=lambda it: it.style, horizontal=True,
                     key=f"gallery_pick_{concept}")
     try:
@@ -147,7 +150,7 @@ def gallery_tab(run) -> None:
     except ImageError as exc:
         st.error(str(exc))
         return
-    in_vocab = concept in _predictor_vocabulary(run)
+    in_vocab = concept in trained_on
     truth = ds.concepts[concept].label + ("" if in_vocab else " (not in this checkpoint's training concepts)")
     show_prediction(run, f"{ds.concepts[concept].label} ({item.style})", image, item.id, truth=truth,
                     slot="gallery")

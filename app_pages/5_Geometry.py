@@ -94,11 +94,12 @@ def map_row(ds, xy, labelings, broadest: bool, key: str) -> None:
                  for i, it in enumerate(ds.images)]
         with col:
             event = st.plotly_chart(
-                figures.embedding_map(xy, groups[name], hover, colors, title=f"{name} labels",
-                                      show_legend=name == "original"),
-                width="stretch", key=f"{key}_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"))
+                figures.embedding_map(xy, groups[name], hover, colors, title=f"{name} labels"),
+                width="stretch", key=f"{key}_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                config={"displayModeBar": False})
             points = (event or {}).get("selection", {}).get("points", []) if event else []
             selected += [int(p["customdata"][3]) for p in points if p.get("customdata")]
+    st.html(figures.legend_html(colors))
     if selected:
         chosen = list(dict.fromkeys(selected))[:24]
         st.caption(f"{len(set(selected))} selected point(s); first {len(chosen)}:")
@@ -108,7 +109,7 @@ def map_row(ds, xy, labelings, broadest: bool, key: str) -> None:
             thumbs[j % 8].image(str(item.path), caption=f"{ds.concepts[item.concept].label} ({item.style})",
                                 width="stretch")
     else:
-        st.caption("Hover a point for its concept; select points (box / lasso) to see their images.")
+        st.caption("Hover a point for its concept; draw a lasso around points to see their images.")
 
 
 def coherence_section(table) -> None:
@@ -151,7 +152,8 @@ def coherence_vs_f1(ds, table, encoder: str) -> None:
     points = [{"x": float(table.loc[c, labeling]), "y": float(f1[c]), "label": ds.categories[c].label if c in ds.categories else c}
               for c in f1.index if c in table.index and np.isfinite(table.loc[c, labeling])]
     st.plotly_chart(figures.scatter_with_labels(points, f"coherence ({labeling} labels)",
-                                                f"{block} hypernym F1 (mean over {len(chosen)} run(s))"),
+                                                f"{block} hypernym F1 (mean over {len(chosen)} run(s))",
+                                                y_range=(-0.05, 1.05)),
                     width="stretch", key="coherence_vs_f1")
 
 
