@@ -26,6 +26,11 @@ def _ago(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
 
 
+def _starter() -> str:
+    from core.firstrun import STARTER_ON_CPU
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in STARTER_ON_CPU.items())
+
+
 def _worker_note(store) -> None:
     if not store.live_workers():
         st.warning("No job worker is running, so queued jobs wait. `make app` starts one; "
@@ -52,26 +57,27 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
         if job is None and trained:
             text, button = st.columns([4, 1], vertical_alignment="center")
             text.caption("No default-config checkpoint yet; Predict uses the newest trained run instead.")
-            if button.button("Train the default model", key="first_run_submit"):
+            if button.button("Train the first-run model", key="first_run_submit"):
                 firstrun.submit_default_job(store)
                 st.rerun(scope="fragment")
             return
         with st.container(border=True):
             if trained:
-                st.markdown("**The default model is being trained.** Until it is ready, Predict uses "
+                st.markdown("**The first-run model is being trained.** Until it is ready, Predict uses "
                             "the newest trained run.")
             else:
                 st.markdown("**No trained checkpoint yet.** Predicting needs a trained projector; "
-                            "TaxoLens trains the default one on this machine as its first job.")
+                            "TaxoLens trains one on this machine as its first job: the default config "
+                            f"on a GPU, a starter on a CPU ({_starter()}).")
             if job is None:
-                if st.button("Train the default model now", type="primary", key="first_run_submit"):
+                if st.button("Train the first-run model now", type="primary", key="first_run_submit"):
                     firstrun.submit_default_job(store)
                     st.rerun(scope="fragment")
                 return
             if job.status in ("queued", "running"):
                 label = "waiting for the worker" if job.status == "queued" else job.message or "running"
                 st.progress(min(1.0, max(0.0, job.progress)),
-                            text=f"Default training job #{job.id}: {label} ({job.progress:.0%})")
+                            text=f"First-run training job #{job.id}: {label} ({job.progress:.0%})")
                 _worker_note(store)
                 log = jobs_api.read_log_tail(job.log_path, lines=8)
                 if log:
@@ -79,7 +85,7 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
                 st.caption("This page updates by itself; Predict becomes usable when the job finishes.")
             else:
                 st.error(state.describe())
-                if st.button("Train the default model again", key="first_run_retry"):
+                if st.button("Train the first-run model again", key="first_run_retry"):
                     firstrun.submit_default_job(store)
                     st.rerun(scope="fragment")
 

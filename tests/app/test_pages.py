@@ -70,7 +70,7 @@ def test_home_without_dataset_explains_how_to_build_it(data_dir):
 def test_predict_without_checkpoint_offers_the_first_run(data_dir):
     at = run_page("app_pages/1_Predict.py")
     assert "No trained checkpoint yet" in texts(at)
-    assert any(b.label == "Train the default model now" for b in at.button)
+    assert any(b.label == "Train the first-run model now" for b in at.button)
     assert not at.get("file_uploader")
 
 
