@@ -81,3 +81,16 @@ def test_gemma3_embeddings_are_scaled_and_scoring_works():
     s = vlm.score(feats, [QUESTIONS[:2]])[0]
     f = vlm.score(feats, [QUESTIONS[:2]], share_prefix=False)[0]
     assert ((s.p_yes >= 0) & (s.p_yes <= 1)).all() and torch.allclose(s.p_yes, f.p_yes, atol=1e-4)
+
+
+@pytest.mark.integration
+def test_open_clip_vision_tower_from_a_local_checkpoint(tmp_path):
+    import open_clip
+    from PIL import Image
+
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model("ViT-S-32", pretrained=None).state_dict(), tmp_path / "vit.pt")
+    enc = registry.create_encoder(f"open_clip:ViT-S-32:{tmp_path / 'vit.pt'}")
+    grid = enc(enc.preprocess(Image.new("RGBA", (64, 40), (0, 128, 0, 200))).unsqueeze(0))
+    assert grid.shape == (1, 49, 384) and enc.dim == 384      # 7x7 patch tokens, no CLS
+    assert not any(p.requires_grad for p in enc.parameters())

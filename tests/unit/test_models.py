@@ -404,6 +404,32 @@ def test_hub_weights_give_a_clear_error_offline(monkeypatch):
     assert issubclass(ModelUnavailableError, ConfigError)
 
 
+def test_timm_encoder_from_a_local_checkpoint(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    save_file(timm.create_model("resnet10t", pretrained=False).state_dict(), tmp_path / "a.safetensors")
+    enc = registry.create_encoder(f"timm:resnet10t:{tmp_path / 'a.safetensors'}")
+    x = enc.preprocess(Image.new("RGBA", (50, 80), (255, 0, 0, 100))).unsqueeze(0)
+    assert x.shape == (1, 3, 176, 176)
+    assert enc(x).shape == (1, 36, 512) and enc.dim == 512
+    assert not enc.training and not any(p.requires_grad for p in enc.parameters())
+    torch.manual_seed(1)
+    save_file(timm.create_model("resnet10t", pretrained=False).state_dict(), tmp_path / "b.safetensors")
+    other = registry.create_encoder(f"timm:resnet10t:{tmp_path / 'b.safetensors'}")
+    assert other.cache_key != enc.cache_key and other.transform_id == enc.transform_id
+
+
+def test_efficientnet_preprocessing_pads_to_square_on_white():
+    enc = registry.create_encoder("efficientnet-lite2")
+    x = enc.preprocess(Image.new("RGBA", (100, 50), (0, 0, 0, 0)))
+    assert x.shape == (3, 260, 260)
+    assert torch.allclose(x, torch.full_like(x, (255 - 127) / 128))    # transparent -> white
+    assert enc(x.unsqueeze(0)).shape == (1, 81, 1280) and enc.dim == 1280
+    assert registry.create_encoder("efficientnet-lite0")(torch.zeros(1, 3, 224, 224)).shape == (1, 49, 1280)
+
+
 def test_create_vlm_wires_parts_from_the_config(monkeypatch):
     monkeypatch.setattr(registry, "create_encoder", lambda eid, device="cpu": FakeEncoder())
     monkeypatch.setattr(registry, "create_lm", lambda lid, init="pretrained", device="cpu", seed=0: tiny_lm())
