@@ -36,6 +36,8 @@ GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "baseline"]
 # 2-core reference machine: a train step (batch 32) costs 5.6 s and scoring 59 ms per question
 # (1 thread), so the `paper` preset's 27 train jobs (on average 27 steps/epoch, 390 val and 390 test
 # questions each) plus 6 baselines come to about 4.3 hours with one worker: an afternoon or a night.
+# (The heaviest of them, random:0 with 37 steps/epoch, took 69 min end to end through the worker on
+# that machine while other work kept its load average at 7-14; unshared it is about 13 min.)
 # `full`: the whole dataset with the default 3 epochs, for a GPU (Slurm). `smoke`: seconds-long
 # jobs that check the pipeline end to end, nothing more.
 SCALES: dict[str, dict[str, Any]] = {
