@@ -7,6 +7,7 @@ changed environment variable takes effect without re-importing.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +66,9 @@ def ensure_writable(path: Path) -> Path:
     """Create `path` (a directory) and check it is writable, with a clear error if not."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-probe"
-        probe.write_text("ok")
-        probe.unlink()
+        # a uniquely named probe: two processes checking the same folder must not race on one file
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+            pass
     except OSError as exc:
         raise PermissionError(f"TaxoLens data directory {path} is not writable ({exc.strerror}). "
                               f"Set TAXOLENS_DATA to a writable folder.") from exc
