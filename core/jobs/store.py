@@ -16,7 +16,6 @@ import json
 import os
 import socket
 import sqlite3
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -167,16 +166,11 @@ HOST = socket.gethostname()
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create a directory and prove it writable. Unlike a fixed probe file name, the uniquely named
-    probe is safe when several processes (workers, submitters) start at once."""
+    """Create a directory and prove it writable (paths.ensure_writable), as a JobStoreError."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
-            pass
-    except OSError as exc:
-        raise JobStoreError(f"TaxoLens data directory {path} is not writable ({exc.strerror or exc}); "
-                            f"set TAXOLENS_DATA to a writable folder") from exc
-    return path
+        return paths.ensure_writable(path)
+    except PermissionError as exc:
+        raise JobStoreError(str(exc)) from exc
 
 
 class JobStore:
