@@ -40,19 +40,28 @@ def choose_checkpoint():
     """Selectbox of trained runs, defaulting to the newest default-config checkpoint."""
     from core import runs
 
+    from core import firstrun
+
     trained = [r for r in common.runs_list() if r.epoch >= 1]
     if not trained:
         return None
     default = runs.default_checkpoint()
-    index = next((i for i, r in enumerate(trained) if default is not None and r.path == default), 0)
+    # without a full default checkpoint, the first run's one (the starter on a CPU), else the newest
+    starter = None if default is not None else runs.default_checkpoint(firstrun.default_config())
+    preferred = default or starter
+    index = next((i for i, r in enumerate(trained) if preferred is not None and r.path == preferred), 0)
 
     def label(r) -> str:
-        tag = " · default" if default is not None and r.path == default else ""
+        tag = " · default" if default is not None and r.path == default else \
+            " · first-run starter" if starter is not None and r.path == starter else ""
         state = "" if r.finished else f" · {r.status}, {r.epoch} epoch(s)"
         return f"{r.run_id} — {r.config.condition}, seed {r.config.seed}, {r.config.encoder} + {r.config.lm}{state}{tag}"
 
     run = st.selectbox("Checkpoint", trained, index=index, format_func=label, key="predict_run")
-    if default is None:
+    if default is None and starter is not None and run.path == starter:
+        st.caption("Preselected: the starter checkpoint of the first run (a small, quick one); the "
+                   "full default config can be trained on the Train page.")
+    elif default is None:
         st.caption("No default-config checkpoint yet, so the newest trained run is preselected.")
     return run
 

@@ -90,6 +90,14 @@ def test_predict_reports_each_bad_upload_by_name(data_dir):
     assert len(errors) == 3
 
 
+def test_predict_preselects_the_first_run_checkpoint_over_newer_runs(data_dir):
+    from core import firstrun
+    first = fake_run(firstrun.default_config())
+    fake_run(small_cfg(seed=3), evaluated=False)
+    at = run_page("app_pages/1_Predict.py")
+    assert at.selectbox(key="predict_run").value.path == first
+
+
 def test_browse_shows_grid_filters_and_run_scores(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/2_Browse.py")
