@@ -15,18 +15,15 @@ from core.config import ConfigError
 from core.jobs import JobStore, cancel, slurm
 from core.jobs.store import pid_alive
 
-HERE = Path(__file__).resolve().parent
 LOCAL = dict(cluster="local", gpus_per_node=0, cpus_per_task=1, mem_gb=1, timeout_min=5)
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("TAXOLENS_JOB_PLUGINS", "jobkinds_testonly")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(paths.ROOT), str(HERE)]))
-    monkeypatch.syspath_prepend(str(HERE))
+def env(env, monkeypatch):
+    """The shared job-test env (tests/integration/conftest.py), run from the repo root as submitit's
+    local executor expects."""
     monkeypatch.chdir(paths.ROOT)
-    return tmp_path
+    return env
 
 
 def sync_until_done(store: JobStore, job_ids: list[int], timeout: float = 60) -> None:

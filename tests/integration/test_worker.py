@@ -23,16 +23,8 @@ from core import paths
 from core.jobs import JobStore, cancel, submit
 from core.jobs.store import pid_alive
 
-HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("TAXOLENS_JOB_PLUGINS", "jobkinds_testonly")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(paths.ROOT), str(HERE)]))
-    monkeypatch.syspath_prepend(str(HERE))
-    return tmp_path
 
 
 def start_worker(*args: str) -> subprocess.Popen:

@@ -11,17 +11,6 @@ from core import datasets, paths
 from core.datasets import DatasetError, ImportValidationError
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    """An empty data dir that still reads the real WordNet (loaded once per process, not per dir)."""
-    wordnet = paths.nltk_dir()
-    root = tmp_path / "data"
-    root.mkdir()
-    monkeypatch.setenv("TAXOLENS_DATA", str(root))
-    monkeypatch.setattr(paths, "nltk_dir", lambda: wordnet)
-    return root
-
-
 def _png(path, colour, size=(40, 30), mode="RGB"):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, colour).save(path)

@@ -32,17 +32,6 @@ def built():
     return datasets.load_dataset()
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    """An empty data dir that still reads the real WordNet (loaded once per process, not per dir)."""
-    wordnet = paths.nltk_dir()
-    root = tmp_path / "data"
-    root.mkdir()
-    monkeypatch.setenv("TAXOLENS_DATA", str(root))
-    monkeypatch.setattr(paths, "nltk_dir", lambda: wordnet)
-    return root
-
-
 # --- curated tables ----------------------------------------------------------------------------
 
 def test_every_synset_in_the_tables_exists(tables):

@@ -1,0 +1,15 @@
+"""Fixtures shared by the unit tests."""
+import pytest
+
+from core import paths
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An empty data dir that still reads the real WordNet (loaded once per process, not per dir)."""
+    wordnet = paths.nltk_dir()
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("TAXOLENS_DATA", str(root))
+    monkeypatch.setattr(paths, "nltk_dir", lambda: wordnet)
+    return root
