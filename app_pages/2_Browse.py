@@ -25,8 +25,8 @@ def _answers(csv_path: str, stamp: float) -> pd.DataFrame:  # noqa: ARG001 - sta
 
 @st.cache_resource(show_spinner="Rebuilding the run's data split…", max_entries=4)
 def _split_of(run_dir: str, stamp: str):  # noqa: ARG001 - stamp keys the cache
-    from core import runs, train
-    return train.prepare(runs.load_run(run_dir).config).split
+    from core import rundata, runs
+    return rundata.prepare(runs.load_run(run_dir).config).split
 
 
 def choose_run():

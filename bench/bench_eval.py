@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from bench.common import timed
-from core import scoring, train
+from core import features, scoring, train
 from core.images import load_image
 from core.models.encoders import pool_tokens
 from core.models.vlm import autocast
@@ -37,11 +37,11 @@ def naive_p_yes(vlm, item, text: str) -> tuple[float, float]:
 
 
 def run(vlm, data, items, questions, device) -> dict:
-    feats, row_of = train.image_features(vlm, items)   # warm the cache: training-time reality
+    feats, row_of = features.image_features(vlm, items)   # warm the cache: training-time reality
     by_id = {im.id: im for im in items}
     ours, t_ours = timed(lambda: scoring.score(vlm, feats, row_of, questions, data.deprivation, "test"), device)
     # The cache read is part of our path: time it too (features of all images, from disk).
-    (_, _), t_load = timed(lambda: train.image_features(vlm, items), device)
+    (_, _), t_load = timed(lambda: features.image_features(vlm, items), device)
     naive, t_naive = timed(lambda: [naive_p_yes(vlm, by_id[q.image_id], q.text) for q in questions], device)
     diff = max(abs(r["p_yes"] - p) for r, (p, _) in zip(ours, naive))
     agree = sum(r["pred"] == (p > 0.5) for r, (p, _) in zip(ours, naive)) / len(questions)

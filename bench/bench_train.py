@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import matmul_peak, timed
-from core import train
+from core import features, train
 
 
 def run(vlm, data, device, batch_size: int = 16, steps: int = 3) -> dict:
@@ -15,7 +15,7 @@ def run(vlm, data, device, batch_size: int = 16, steps: int = 3) -> dict:
     items = data.images("train")
     needed = {q.image_id for q in questions[:batch_size * (steps + 1)]}
     items = [im for im in items if im.id in needed]
-    feats, row_of = train.image_features(vlm, items)
+    feats, row_of = features.image_features(vlm, items)
     opt = torch.optim.AdamW(vlm.projector.parameters(), lr=1e-4)
     batches = [questions[i * batch_size:(i + 1) * batch_size] for i in range(steps + 1)]
 

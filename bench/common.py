@@ -7,19 +7,20 @@ import time
 
 import torch
 
-from core import train
+from core import rundata
+from core.models import checkpoint
 from core.config import TrainConfig
 
 
 def setup(images: int, device: str = "auto", seed: int = 0):
     """(cfg, vlm, test questions of the first `images` test images, those ImageItems, device)."""
     cfg = TrainConfig(seed=seed, device=device)
-    dev = train.resolve_device(device)
-    data = train.prepare(cfg)
+    dev = checkpoint.resolve_device(device)
+    data = rundata.prepare(cfg)
     items = data.images("test")[:images]
     keep = {im.id for im in items}
     questions = [q for q in data.questions["test"] if q.image_id in keep]
-    vlm = train.build_vlm(cfg, dev)
+    vlm = checkpoint.build_vlm(cfg, dev)
     return cfg, data, vlm, items, questions, dev
 
 

@@ -242,7 +242,7 @@ def _trained_run(ref: str | None, encoder: str | None, lm: str | None):
     if info.epoch < 1 or not runs.checkpoint_json(info.path).is_file():
         raise ConfigError(f"run {info.run_id} has no trained checkpoint yet (status: {info.status})")
     if encoder is not None or lm is not None:
-        from core import registry
+        from core.models import registry
         if encoder is not None:
             registry.check_encoder_id(encoder)
         if lm is not None:

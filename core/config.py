@@ -55,7 +55,8 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if deep:
-            from core import conditions, datasets, registry  # lazy: keeps config import-light
+            from core import conditions, datasets  # lazy: keeps config import-light
+            from core.models import registry
             registry.check_encoder_id(self.encoder)
             registry.check_lm_id(self.lm)
             ds = datasets.load_dataset(self.dataset)

@@ -18,7 +18,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from core import metrics, runs, scoring, train
+from core import features, metrics, rundata, runs, scoring
+from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
 from core.taxonomy import with_article
 
@@ -29,12 +30,12 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
     """Score every `split` question of a trained run; writes and returns its metrics."""
     runs.eval_dir(run_dir, split)                       # checks the split name before any work
     report = progress or (lambda f, m: None)
-    info, vlm = train.load_trained(run_dir)
-    data = train.prepare(info.config)
+    info, vlm = checkpoint.load_trained(run_dir)
+    data = rundata.prepare(info.config)
     _check_same_dataset(info, data)
     items = data.images(split)
     report(0.0, f"encoding {len(items)} {split} images")
-    feats, row_of = train.image_features(vlm, items)
+    feats, row_of = features.image_features(vlm, items)
     qs = data.questions[split]
     rows = scoring.score(vlm, feats, row_of, qs, data.deprivation, split=split,
                          progress=lambda f, m: report(0.02 + 0.96 * f, m))
@@ -52,7 +53,7 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
     cfg.validate(deep=True)
     report = progress or (lambda f, m: None)
-    data = train.prepare(cfg)
+    data = rundata.prepare(cfg)
     test_q = data.questions["test"]
     if kind == "majority":
         rows = _majority_rows(data, test_q)
@@ -71,7 +72,7 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
 
 # ---------------------------------------------------------------- baselines
 
-def _majority_rows(data: train.RunData, test_q: list) -> list[dict]:
+def _majority_rows(data: rundata.RunData, test_q: list) -> list[dict]:
     """Each question kind answered with that kind's most common TRAIN answer (ties: no)."""
     counts = {kind: Counter(q.answer for q in data.training_questions() if q.kind == kind)
               for kind in ("leaf", "hypernym")}
@@ -85,7 +86,7 @@ def lm_only_text(concept_label: str, category_label: str) -> str:
     return f"Is {with_article(concept_label)} a kind of {category_label}?"
 
 
-def _lm_only_rows(cfg: TrainConfig, data: train.RunData, test_q: list, report) -> list[dict]:
+def _lm_only_rows(cfg: TrainConfig, data: rundata.RunData, test_q: list, report) -> list[dict]:
     """The test hypernym questions, asked about the (labelled) concept's name instead of an image.
     Each distinct text is scored once; all images of a concept share its answer."""
     ds, labeling = data.dataset, data.deprivation.labeling
@@ -94,7 +95,7 @@ def _lm_only_rows(cfg: TrainConfig, data: train.RunData, test_q: list, report) -
              for q in hyper]
     unique = sorted(set(texts))
     report(0.0, f"loading {cfg.lm}")
-    vlm = train.build_vlm(cfg, train.resolve_device(cfg.device))
+    vlm = checkpoint.build_vlm(cfg, checkpoint.resolve_device(cfg.device))
     scores = scoring.score_texts(vlm, unique, progress=lambda f, m: report(0.05 + 0.93 * f, m))
     by_text = dict(zip(unique, scores))
     return [scoring.row(q, data.deprivation, "test", p_yes=by_text[t][0], mass=by_text[t][1], text=t)
@@ -103,7 +104,7 @@ def _lm_only_rows(cfg: TrainConfig, data: train.RunData, test_q: list, report) -
 
 # ---------------------------------------------------------------- output
 
-def _check_same_dataset(info: runs.RunInfo, data: train.RunData) -> None:
+def _check_same_dataset(info: runs.RunInfo, data: rundata.RunData) -> None:
     recorded = info.checkpoint.get("dataset", {}).get("table_sha256")
     if recorded and recorded != data.table_sha256:
         raise runs.RunError(f"dataset '{info.config.dataset}' changed since run {info.run_id} was "

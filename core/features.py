@@ -98,3 +98,10 @@ class FeatureCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def image_features(vlm, items: list, progress: Progress | None = None) -> tuple[torch.Tensor, dict]:
+    """Cached encoder features of `items`, pooled to the VLM's image tokens (CPU, (N, k, D)), and
+    image id -> row."""
+    feats = FeatureCache(vlm.encoder).get(items, progress=progress, pool=vlm.n_tokens)
+    return feats, {im.id: i for i, im in enumerate(items)}

@@ -111,7 +111,7 @@ def pooled_features(ds, encoder_id: str, device: str | None = None,
                     progress: Progress | None = None) -> np.ndarray:
     """(N, D) pooled embeddings of ds.images through the on-disk feature cache."""
     import torch
-    from core import registry
+    from core.models import registry
     from core.features import FeatureCache
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

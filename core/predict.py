@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from core import runs, scoring, taxonomy, train
+from core import rundata, runs, scoring, taxonomy
+from core.models import checkpoint
 from core.images import load_image
 from core.questions import question_text
 
@@ -61,13 +62,13 @@ class Predictor:
         """Load once and reuse: cached per (run, checkpoint version, device) in this process."""
         info = runs.load_run(run_dir)
         ck = runs.checkpoint_json(info.path)
-        dev = train.resolve_device(device or info.config.device)
+        dev = checkpoint.resolve_device(device or info.config.device)
         key = (str(info.path), os.stat(ck).st_mtime_ns if ck.is_file() else 0, str(dev))
         if key not in _CACHE:
-            info, vlm = train.load_trained(info.path, dev)
-            data = train.prepare(info.config)     # the run's own (sub)set: its training vocabulary
-            _CACHE.clear()                        # one model set in memory at a time
-            _CACHE[key] = cls(info, vlm, data.dataset, dev)
+            info, vlm = checkpoint.load_trained(info.path, dev)
+            dataset, _ = rundata.load_subset(info.config)   # the run's own (sub)set: its vocabulary
+            _CACHE.clear()                                   # one model set in memory at a time
+            _CACHE[key] = cls(info, vlm, dataset, dev)
         return _CACHE[key]
 
     @torch.no_grad()

@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import subprocess
 import re
 import secrets
 import tempfile
@@ -264,3 +265,12 @@ def check_compatible(run_dir: str | Path, encoder: str, lm: str) -> None:
     if run.config.encoder != encoder or run.config.lm != lm:
         raise RunError(f"checkpoint {run.run_id} was trained with encoder {run.config.encoder} / "
                        f"LM {run.config.lm}; it cannot be used with encoder {encoder} / LM {lm}")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"

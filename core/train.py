@@ -10,23 +10,21 @@ epoch the VAL questions are scored and projector + optimizer + RNG state are wri
 and JSON only, never pickles); `train(cfg, run_dir=same)` resumes from the last save, also from
 the middle of an epoch when the run was cancelled there.
 
-`prepare(cfg)` (dataset, split, deprivation, questions) and `load_trained(run_dir)` are shared with
-evaluation and prediction so all three see exactly the same data and model.
+The data comes from core.rundata.prepare and the model from core.models.checkpoint, which
+evaluation and prediction use too, so all three see exactly the same data and model.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from core import conditions, datasets, features, metrics, questions, registry, runs, scoring
+from core import features, metrics, rundata, runs, scoring
+from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
 
 Progress = Callable[[float, str], None]
@@ -40,126 +38,6 @@ class Cancelled(Exception):
         super().__init__(f"training cancelled at epoch {epoch + 1}, step {step}; "
                          f"resume with train(cfg, run_dir={str(run_dir)!r})")
         self.run_dir, self.epoch, self.step = run_dir, epoch, step
-
-
-# ---------------------------------------------------------------- data
-
-@dataclass
-class RunData:
-    """Everything about a run that follows from its config and the dataset, without models."""
-    dataset: "datasets.Dataset"
-    split: dict[str, str]                          # image id -> train | val | test
-    deprivation: "conditions.Deprivation"
-    questions: dict[str, list]                     # split -> ALL its questions (nothing removed)
-    table_sha256: str
-
-    def images(self, split: str) -> list:
-        return [im for im in self.dataset.images if self.split[im.id] == split]
-
-    def training_questions(self) -> list:
-        """TRAIN questions the condition keeps (removed (concept, category) pairs dropped)."""
-        return [q for q in self.questions["train"] if self.deprivation.keeps(q)]
-
-
-def prepare(cfg: TrainConfig) -> RunData:
-    """Dataset (+ subset), split, deprivation and questions of every split: a pure function of
-    `cfg` and the dataset tables, so evaluation rebuilds exactly what training used."""
-    ds = datasets.load_dataset(cfg.dataset)
-    table_sha = dataset_sha256(ds)
-    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
-        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
-                       seed=cfg.seed)
-    split = questions.split_images(ds, cfg.seed)
-    dep = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
-    qs = {name: questions.build_questions(ds, [im for im in ds.images if split[im.id] == name],
-                                          dep.labeling, cfg.seed)
-          for name in runs.SPLITS}
-    data = RunData(ds, split, dep, qs, table_sha)
-    if not data.training_questions():
-        raise ConfigError(f"no training questions left for dataset '{cfg.dataset}' under condition "
-                          f"'{cfg.condition}'")
-    return data
-
-
-def dataset_sha256(ds) -> str:
-    """Hash of the dataset's tables (not the pixels: image ids are already content hashes; not
-    dataset.json, whose build timestamp changes on an identical rebuild)."""
-    h = hashlib.sha256()
-    for name in ("concepts.csv", "categories.csv", "images.csv"):
-        p = Path(ds.root) / name
-        if p.is_file():
-            h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------- models
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def build_vlm(cfg: TrainConfig, device: torch.device):
-    """The VLM of a config, in eval mode. create_vlm seeds the random-init LM and the projector
-    from cfg.seed, so the same config builds the same model at training, evaluation and prediction."""
-    vlm = registry.create_vlm(cfg, device)
-    vlm.eval()
-    return vlm
-
-
-def frozen_checksum(vlm) -> dict[str, float]:
-    """Signed sum of the first 4096 values of every frozen weight, and their L2 norm. A different
-    random init moves `sum` by about `l2`; dtype rounding (fp32 vs bf16) by well under 1 %."""
-    total, sq = 0.0, 0.0
-    trainable = {id(p) for p in vlm.projector.parameters()}
-    for _, p in sorted(vlm.named_parameters(), key=lambda kv: kv[0]):
-        if id(p) in trainable:
-            continue
-        x = p.detach().reshape(-1)[:4096].double().cpu()
-        total += float(x.sum())
-        sq += float((x * x).sum())
-    return {"sum": total, "l2": math.sqrt(sq)}
-
-
-def check_frozen_checksum(vlm, recorded: dict | None, where: Path) -> None:
-    if not recorded:
-        return
-    now = frozen_checksum(vlm)
-    if abs(now["sum"] - recorded["sum"]) > 0.05 * max(recorded["l2"], 1e-12):
-        raise runs.RunError(f"the frozen encoder/LM built now differ from the ones the checkpoint in "
-                            f"{where} was trained with (changed model files or random init)")
-
-
-def image_features(vlm, items: list, progress: Progress | None = None) -> tuple[torch.Tensor, dict]:
-    """Cached encoder features of `items`, pooled to the VLM's image tokens (CPU, (N, k, D)), and
-    image id -> row."""
-    feats = features.FeatureCache(vlm.encoder).get(items, progress=progress, pool=vlm.n_tokens)
-    return feats, {im.id: i for i, im in enumerate(items)}
-
-
-def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
-    """(RunInfo, VLM with the trained projector loaded, in eval mode) of a run with a checkpoint."""
-    info = runs.load_run(run_dir)
-    ck = info.checkpoint
-    if not ck:
-        raise runs.RunError(f"run {info.run_id} has no checkpoint yet (no epoch finished)")
-    dev = device if isinstance(device, torch.device) else resolve_device(device or info.config.device)
-    vlm = build_vlm(info.config, dev)
-    _load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / runs.PROJECTOR_FILE,
-                                           ck.get("files", {}).get(runs.PROJECTOR_FILE)), info.path)
-    check_frozen_checksum(vlm, ck.get("frozen_checksum"), info.path)
-    vlm.eval()
-    return info, vlm
-
-
-def _load_projector(vlm, state: dict, where: Path) -> None:
-    try:
-        vlm.load_projector_state(state)
-    except ValueError as exc:
-        raise runs.RunError(f"checkpoint in {where}: {exc}") from None
 
 
 # ---------------------------------------------------------------- checkpoint state
@@ -184,15 +62,6 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups: list) 
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-
-
 def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
@@ -209,12 +78,12 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
     if ck and ck.get("status") == "finished":
         return run_dir
 
-    data = prepare(cfg)
+    data = rundata.prepare(cfg)
     if ck and ck.get("dataset", {}).get("table_sha256") != data.table_sha256:
         raise runs.RunError(f"dataset '{cfg.dataset}' changed since run {run_dir.name} started; "
                             f"start a new run instead of resuming")
-    device = resolve_device(cfg.device)
-    vlm = build_vlm(cfg, device)
+    device = checkpoint.resolve_device(cfg.device)
+    vlm = checkpoint.build_vlm(cfg, device)
     params = [p for p in vlm.projector.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the projector has no trainable parameters")
@@ -226,8 +95,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
     report = progress or (lambda f, m: None)
 
     report(0.0, "encoding images")
-    train_feats, train_row = image_features(vlm, data.images("train"))
-    val_feats, val_row = image_features(vlm, data.images("val"))
+    train_feats, train_row = features.image_features(vlm, data.images("train"))
+    val_feats, val_row = features.image_features(vlm, data.images("val"))
     train_idx = torch.tensor([train_row[q.image_id] for q in train_q])
 
     now = runs.now_iso()
@@ -238,25 +107,25 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
         "dataset": {"name": cfg.dataset, "table_sha256": data.table_sha256,
                     "summary": _jsonable(data.dataset.summary())},
         "condition": {"spec": cfg.condition, "report": _jsonable(data.deprivation.report)},
-        "seed": cfg.seed, "config": cfg.to_dict(), "git_commit": git_commit(),
+        "seed": cfg.seed, "config": cfg.to_dict(), "git_commit": runs.git_commit(),
         "questions": {**{s: len(q) for s, q in data.questions.items()}, "train_kept": len(train_q)},
-        "frozen_checksum": frozen_checksum(vlm), "metrics": [],
+        "frozen_checksum": checkpoint.frozen_checksum(vlm), "metrics": [],
         "created": now, "updated": now, "finished": None, "device": str(device),
     }
     if ck:
         state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "partial_seconds", "metrics",
                                          "created", "git_commit") if k in ck})
         state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
-                                                      "git_commit": git_commit()}]
+                                                      "git_commit": runs.git_commit()}]
         ckdir = runs.checkpoint_dir(run_dir)
-        _load_projector(vlm, runs.load_tensors(ckdir / runs.PROJECTOR_FILE,
+        checkpoint.load_projector(vlm, runs.load_tensors(ckdir / runs.PROJECTOR_FILE,
                                                ck["files"][runs.PROJECTOR_FILE]), run_dir)
         extra = runs.load_tensors(ckdir / runs.TRAIN_STATE_FILE, ck["files"][runs.TRAIN_STATE_FILE])
         _restore_optimizer(opt, extra, ck["optimizer_groups"])   # load_state_dict moves moments to the params' device
         torch.set_rng_state(extra["rng.torch"])
         if device.type == "cuda" and "rng.cuda" in extra:
             torch.cuda.set_rng_state(extra["rng.cuda"])
-        check_frozen_checksum(vlm, ck.get("frozen_checksum"), run_dir)
+        checkpoint.check_frozen_checksum(vlm, ck.get("frozen_checksum"), run_dir)
         runs.append_log(run_dir, f"resuming at epoch {state['epoch'] + 1}, step {state['step']}")
     else:
         runs.append_log(run_dir, f"training {cfg.to_dict()} on {device}; questions "

@@ -1,6 +1,6 @@
 """The model parts of a TaxoLens VLM: frozen image encoders (encoders.py), frozen language models
 (lms.py), the trained projector (projector.py) and their assembly with the prompt and the yes/no
-scoring (vlm.py). Ids are turned into these objects by core.registry, the one factory.
+scoring (vlm.py). Ids are turned into these objects by core.models.registry, the one factory.
 
 This file holds what the parts share: the error for weights that cannot be had on this machine, and
 the cheap check whether a model hub could be asked at all (so an offline machine gets a clear

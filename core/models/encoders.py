@@ -9,7 +9,7 @@ gives the normalised (3, S, S) tensor, and `transform_id` names that preprocessi
 feature cache can tell features made one way from another. `pool_tokens` shrinks a grid to the k
 tokens the language model sees (see core/models/vlm.py for the choice of k).
 
-Ids are parsed and checked in core.registry; the builders here take parsed parts.
+Ids are parsed and checked in core.models.registry; the builders here take parsed parts.
 """
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
         "metrics": [{"epoch": e + 1, "loss": 0.5} for e in range(epoch)]})
     if not evaluated:
         return run_dir
-    # The same data steps as core.train.prepare, without importing torch for a fake.
+    # The same data steps as core.rundata.prepare, without importing torch for a fake.
     ds = datasets.load_dataset(cfg.dataset).subset(cfg.max_concepts, cfg.images_per_concept, cfg.seed)
     split = questions.split_images(ds, cfg.seed)
     deprivation = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)

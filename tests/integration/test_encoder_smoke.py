@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core import datasets, registry
+from core import datasets
+from core.models import registry
 from core.images import load_image
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core import runs, train
+from core import rundata, runs, train
 from core.config import TrainConfig
 from core.evaluate import evaluate
 
@@ -23,7 +23,7 @@ def test_few_steps_lower_the_loss_and_evaluation_scores_every_category(tmp_path)
     assert losses[-1] < losses[0]
 
     m = evaluate(run_dir, "test")
-    data = train.prepare(cfg)
+    data = rundata.prepare(cfg)
     asked = {q.target for q in data.questions["test"] if q.kind == "hypernym"}
     per_cat = m["hypernym"]["per_category"]
     assert set(per_cat) == asked and all(0.0 <= (v["accuracy"] or 0.0) <= 1.0 for v in per_cat.values())

@@ -116,7 +116,8 @@ class FakeCache:
 
 
 def install(monkeypatch, images_per_concept: int = 5):
-    from core import datasets, features, registry
+    from core import datasets, features
+    from core.models import registry
     from tiny_concepts import tiny_dataset
 
     FakeVLM.instances = []

@@ -128,7 +128,7 @@ def test_bad_ids_and_dataset_dependent_checks(argv, fragment, data_dir, capsys):
 
 
 def test_checkpoint_for_another_model(data_dir, capsys):
-    from core import registry
+    from core.models import registry
 
     cfg = TrainConfig()
     other_encoder = next(e for e in registry.ENCODERS if e != cfg.encoder)

@@ -4,7 +4,7 @@ import csv
 import pytest
 
 import fake_vlm
-from core import evaluate, runs, train
+from core import evaluate, rundata, runs, train
 from core.config import ConfigError, TrainConfig
 from core.scoring import ROW_FIELDS
 
@@ -32,7 +32,7 @@ def test_evaluate_writes_questions_and_metrics():
     m = evaluate.evaluate(run_dir, "test")
     out = runs.eval_dir(run_dir, "test")
     rows = _rows(out / "questions.csv")
-    data = train.prepare(cfg)
+    data = rundata.prepare(cfg)
     assert len(rows) == len(data.questions["test"]) == m["n_questions"]
     assert tuple(rows[0]) == ROW_FIELDS
     assert {r["split"] for r in rows} == {"test"}
@@ -68,7 +68,7 @@ def test_evaluate_rejects_unknown_split_and_untrained_run():
 def test_majority_baseline_by_hand(tmp_path):
     cfg = _cfg()
     m = evaluate.baseline("majority", cfg, out_dir=tmp_path / "maj")
-    data = train.prepare(cfg)
+    data = rundata.prepare(cfg)
     train_q = data.training_questions()
     rows = _rows(tmp_path / "maj" / "eval" / "test" / "questions.csv")
     for kind in ("leaf", "hypernym"):

@@ -1,4 +1,4 @@
-"""core.models + core.registry with tiny random models (a 2-layer Llama / Gemma3 with a toy BPE
+"""core.models + core.models.registry with tiny random models (a 2-layer Llama / Gemma3 with a toy BPE
 tokenizer, and a tiny conv "encoder"): pooling, the prompt, shared-prefix scoring against naive
 full-sequence scoring, the answer-token loss, frozen parts, projector init, ids and their errors.
 
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from core import registry
+from core.models import registry
 from core.config import ConfigError, TrainConfig
 from core.models import ModelUnavailableError, encoders, lms
 from core.models.encoders import ImageEncoder, pool_tokens

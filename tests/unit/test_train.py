@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import fake_vlm
-from core import runs, train
+from core import rundata, runs, train
+from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
 
 
@@ -49,7 +50,7 @@ def test_training_writes_a_complete_checkpoint_and_learns():
 def test_checkpoint_round_trip_gives_identical_projector_outputs():
     run_dir = train.train(_cfg(epochs=1))
     trained = fake_vlm.FakeVLM.instances[-1]
-    info, loaded = train.load_trained(run_dir, "cpu")
+    info, loaded = checkpoint.load_trained(run_dir, "cpu")
     assert loaded is not trained
     with torch.no_grad():
         assert torch.equal(trained.projector(_probe()), loaded.projector(_probe()))
@@ -134,7 +135,7 @@ def test_run_dir_with_another_config_is_refused():
 def test_full_ablation_trains_on_leaf_questions_only():
     run_dir = train.train(_cfg(epochs=1, condition="random:1"))
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
-    data = train.prepare(_cfg(condition="random:1"))
+    data = rundata.prepare(_cfg(condition="random:1"))
     kept = data.training_questions()
     assert kept and all(q.kind == "leaf" for q in kept)
     assert ck["questions"]["train_kept"] == len(kept) < ck["questions"]["train"]
@@ -146,19 +147,19 @@ def test_tampered_checkpoint_is_detected():
     path = runs.checkpoint_dir(run_dir) / runs.PROJECTOR_FILE
     runs.save_tensors(path, {k: v + 1 for k, v in runs.load_tensors(path).items()})
     with pytest.raises(runs.RunError, match="does not match"):
-        train.load_trained(run_dir, "cpu")
+        checkpoint.load_trained(run_dir, "cpu")
 
 
 def test_changed_frozen_model_is_detected(monkeypatch):
     run_dir = train.train(_cfg(epochs=1))
-    from core import registry
+    from core.models import registry
     monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": fake_vlm.FakeVLM(cfg, device, 99))
     with pytest.raises(runs.RunError, match="frozen encoder/LM"):
-        train.load_trained(run_dir, "cpu")
+        checkpoint.load_trained(run_dir, "cpu")
 
 
 def test_cuda_request_without_gpu_is_a_config_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match="no CUDA GPU"):
-        train.resolve_device("cuda")
+        checkpoint.resolve_device("cuda")

@@ -1,0 +1,71 @@
+"""Run data: config -> dataset (subset) -> split -> deprivation -> questions, in one place.
+
+    prepare(cfg) -> RunData       what training, evaluation, baselines and Browse all see
+    load_subset(cfg)              just the dataset (and its table hash): a checkpoint's vocabulary
+
+A pure function of the config and the dataset tables, so evaluation rebuilds exactly what training
+used; no model is involved.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import conditions, datasets, questions, runs
+from core.config import ConfigError, TrainConfig
+
+
+@dataclass
+class RunData:
+    """Everything about a run that follows from its config and the dataset, without models."""
+    dataset: "datasets.Dataset"
+    split: dict[str, str]                          # image id -> train | val | test
+    deprivation: "conditions.Deprivation"
+    questions: dict[str, list]                     # split -> ALL its questions (nothing removed)
+    table_sha256: str
+
+    def images(self, split: str) -> list:
+        return [im for im in self.dataset.images if self.split[im.id] == split]
+
+    def training_questions(self) -> list:
+        """TRAIN questions the condition keeps (removed (concept, category) pairs dropped)."""
+        return [q for q in self.questions["train"] if self.deprivation.keeps(q)]
+
+
+def prepare(cfg: TrainConfig) -> RunData:
+    """Dataset (+ subset), split, deprivation and questions of every split: a pure function of
+    `cfg` and the dataset tables, so evaluation rebuilds exactly what training used."""
+    ds, table_sha = load_subset(cfg)
+    split = questions.split_images(ds, cfg.seed)
+    dep = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
+    qs = {name: questions.build_questions(ds, [im for im in ds.images if split[im.id] == name],
+                                          dep.labeling, cfg.seed)
+          for name in runs.SPLITS}
+    data = RunData(ds, split, dep, qs, table_sha)
+    if not data.training_questions():
+        raise ConfigError(f"no training questions left for dataset '{cfg.dataset}' under condition "
+                          f"'{cfg.condition}'")
+    return data
+
+
+def load_subset(cfg: TrainConfig) -> tuple["datasets.Dataset", str]:
+    """The dataset a run uses (its seeded subset when the config asks for one) and the hash of
+    the full dataset's tables. Enough for a vocabulary: no split, no questions."""
+    ds = datasets.load_dataset(cfg.dataset)
+    table_sha = dataset_sha256(ds)
+    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
+        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
+                       seed=cfg.seed)
+    return ds, table_sha
+
+
+def dataset_sha256(ds) -> str:
+    """Hash of the dataset's tables (not the pixels: image ids are already content hashes; not
+    dataset.json, whose build timestamp changes on an identical rebuild)."""
+    h = hashlib.sha256()
+    for name in ("concepts.csv", "categories.csv", "images.csv"):
+        p = Path(ds.root) / name
+        if p.is_file():
+            h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
