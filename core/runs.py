@@ -35,6 +35,7 @@ from core.config import ConfigError, TrainConfig
 CHECKPOINT_DIR = "checkpoint"
 PROJECTOR_FILE = "projector.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
+BEST_FILE = "best.safetensors"               # the projector of the best epoch (what evaluation loads)
 CHECKPOINT_JSON = "checkpoint.json"
 BASELINES_DIR = "baselines"
 SPLITS = ("train", "val", "test")

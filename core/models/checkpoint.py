@@ -15,6 +15,10 @@ from core import runs
 from core.config import ConfigError, TrainConfig
 from core.models import registry
 
+# 2: the image after a start text (never at position 0), prompt formats, best-epoch projector.
+# Older checkpoints were trained with another prompt, so their projectors mean nothing here.
+CHECKPOINT_FORMAT = 2
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
@@ -61,10 +65,14 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
     ck = info.checkpoint
     if not ck:
         raise runs.RunError(f"run {info.run_id} has no checkpoint yet (no epoch finished)")
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise runs.RunError(f"run {info.run_id} was trained by an older TaxoLens (checkpoint format "
+                            f"{ck.get('format')}, now {CHECKPOINT_FORMAT}) with another prompt; train it again")
     dev = device if isinstance(device, torch.device) else resolve_device(device or info.config.device)
     vlm = build_vlm(info.config, dev)
-    load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / runs.PROJECTOR_FILE,
-                                           ck.get("files", {}).get(runs.PROJECTOR_FILE)), info.path)
+    files = ck.get("files", {})
+    name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE   # the best epoch when kept
+    load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)), info.path)
     check_frozen_checksum(vlm, ck.get("frozen_checksum"), info.path)
     vlm.eval()
     return info, vlm
