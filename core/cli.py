@@ -180,12 +180,15 @@ def cmd_train(args) -> int:
     from core import runs
 
     cfg = validate_config(_config_from(args))
+    if args.ship and args.no_eval:
+        raise ConfigError("--ship needs the test evaluation (drop --no-eval)")
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
+    from core import rundata
     from core import train as train_mod
     from core.evaluate import evaluate
-    train_mod.prepare(cfg)                 # dataset, split and questions build: fails before any write
+    rundata.prepare(cfg)                   # dataset, split and questions build: fails before any write
     bar = ProgressBar("train")
     try:
         with StopFlag() as stop:
@@ -206,7 +209,23 @@ def cmd_train(args) -> int:
               "epochs": info.epoch_metrics, "test": _headline(test)}
     if test is not None:
         result["metrics_json"] = str(runs.eval_dir(run_dir, "test") / "metrics.json")
+        note = runs.learning_note(run_dir)
+        if note:
+            result["warning"] = note
+    if args.ship:
+        from core.models import checkpoint
+        result["shipped_to"] = str(checkpoint.export_shipped(run_dir))
     _emit(result)
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from core.models import checkpoint
+
+    info = _trained_run(args.run, None, None)
+    dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None)
+    _emit({"run_id": info.run_id, "shipped_to": str(dest),
+           "size_bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())})
     return 0
 
 
@@ -379,7 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory to create or resume (default: a new one "
                                      "under the runs directory)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
+    p.add_argument("--ship", action="store_true",
+                   help="then write the run as the shipped default checkpoint (assets/default-checkpoint)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ship", help="write a trained, evaluated run as the shipped default checkpoint",
+                       description="Export a finished run with a test evaluation to assets/default-checkpoint "
+                                   "(the best epoch's projector in fp16, checkpoint.json, config, test "
+                                   "evaluation), which a fresh clone installs and Predict uses at once.")
+    p.add_argument("run", metavar="RUN", help="run id or run directory")
+    p.add_argument("--dest", help="folder to write (default: assets/default-checkpoint)")
+    p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("evaluate", help="score a trained run on a split",
                        description="Score a trained run; writes eval/<split>/questions.csv and "
