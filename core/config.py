@@ -31,7 +31,7 @@ class TrainConfig:
     # decay, gradient clipping at 1.0, batch 16. Training stops early when the validation accuracy
     # on the questions the condition keeps has not improved for `patience` epochs; the best epoch's
     # projector is the one evaluated.
-    epochs: int = 20                     # at most this many epochs
+    epochs: int = 6                      # at most this many epochs
     max_steps: int | None = None         # and at most this many optimizer updates (None: no cap)
     batch_size: int = 16                 # questions per update (whole images: a batch closes at >= this)
     lr: float = 1e-3
