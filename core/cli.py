@@ -223,7 +223,7 @@ def cmd_ship(args) -> int:
     from core.models import checkpoint
 
     info = _trained_run(args.run, None, None)
-    dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None)
+    dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None, unfinished=args.unfinished)
     _emit({"run_id": info.run_id, "shipped_to": str(dest),
            "size_bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())})
     return 0
@@ -408,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "evaluation), which a fresh clone installs and Predict uses at once.")
     p.add_argument("run", metavar="RUN", help="run id or run directory")
     p.add_argument("--dest", help="folder to write (default: assets/default-checkpoint)")
+    p.add_argument("--unfinished", action="store_true",
+                   help="also a run stopped by hand (its best epoch so far; checkpoint.json says where it stopped)")
     p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("evaluate", help="score a trained run on a split",

@@ -59,7 +59,7 @@ def marker_path() -> Path:
 # through the 135M-parameter LM (hours on a 2-core CPU), so without a GPU the first run trains a
 # starter checkpoint on 60 concepts instead (500 updates: leaf accuracy ~0.8 in ~15 minutes); the
 # full default can be trained from the Train page, or on a GPU / Slurm.
-STARTER_ON_CPU = {"max_concepts": 60, "max_steps": 500, "epochs": 100}
+STARTER_ON_CPU = {"max_concepts": 60, "epochs": 8, "max_steps": 500}
 
 
 def default_config() -> TrainConfig:

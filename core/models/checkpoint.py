@@ -148,17 +148,25 @@ def install_shipped(source: Path | None = None) -> Path | None:
     return dest
 
 
-def export_shipped(run_dir: str | Path, dest: Path | None = None) -> Path:
+def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bool = False) -> Path:
     """Write a finished, test-evaluated run as the shipped checkpoint: the best epoch's projector
     in fp16 (no optimizer state), its checkpoint.json (files re-hashed), config and test evaluation.
-    Replaces `dest` atomically."""
+    `unfinished` also takes a run stopped by hand (cancelled) after at least one epoch: its best
+    epoch so far ships, and checkpoint.json says where it stopped. Replaces `dest` atomically."""
     import shutil
     import tempfile
 
     info = runs.load_run(run_dir)
     ck = dict(info.checkpoint)
-    if info.status != "finished" or ck.get("format") != CHECKPOINT_FORMAT:
-        raise runs.RunError(f"run {info.run_id} is not a finished run of checkpoint format {CHECKPOINT_FORMAT}")
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise runs.RunError(f"run {info.run_id} is not of checkpoint format {CHECKPOINT_FORMAT}")
+    if info.status != "finished":
+        if not (unfinished and info.epoch >= 1 and ck.get("best")):
+            raise runs.RunError(f"run {info.run_id} is not finished (status {info.status}, {info.epoch} epochs)")
+        ck["stopped"] = (f"stopped by hand after epoch {info.epoch} of {ck.get('epochs')} "
+                         f"({ck.get('metrics', [{}])[-1].get('updates')} of {ck.get('total_steps')} planned updates); "
+                         f"the best epoch so far ({ck['best']['epoch']}) ships")
+        ck["status"] = "finished"
     test = runs.eval_dir(info.path, "test")
     if not (test / "metrics.json").is_file():
         raise runs.RunError(f"run {info.run_id} has no test evaluation; run `taxolens evaluate {info.run_id}` first")

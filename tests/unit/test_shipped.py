@@ -60,6 +60,27 @@ def test_shipped_checkpoint_for_changed_tables_does_not_fit(tmp_path, monkeypatc
     assert not checkpoint.shipped_fit(tmp_path / "nothing")[0]
 
 
+def test_an_unfinished_run_ships_only_when_asked_and_says_where_it_stopped(tmp_path):
+    with pytest.raises(train.Cancelled) as stopped:
+        train.train(TrainConfig(dataset="tiny", epochs=3, batch_size=8, device="cpu"), should_stop=_stop_in_epoch(2))
+    run_dir = stopped.value.run_dir
+    evaluate.evaluate(run_dir, "test")
+    with pytest.raises(runs.RunError, match="not finished"):
+        checkpoint.export_shipped(run_dir, tmp_path / "shipped")
+    dest = checkpoint.export_shipped(run_dir, tmp_path / "shipped", unfinished=True)
+    ck = json.loads((dest / "checkpoint" / "checkpoint.json").read_text())
+    assert ck["status"] == "finished" and ck["stopped"].startswith("stopped by hand after epoch 1 of 3")
+
+
+def _stop_in_epoch(epoch: int):
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 23 * (epoch - 1) + 2      # 23 updates per epoch on the tiny dataset
+    return should_stop
+
+
 def test_export_refuses_a_run_without_a_test_evaluation(tmp_path):
     run_dir = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, device="cpu"))
     with pytest.raises(runs.RunError, match="no test evaluation"):
