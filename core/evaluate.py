@@ -12,13 +12,14 @@ baseline here: it is an ordinary training run with cfg.lm_init = "random", evalu
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 from collections import Counter
 from pathlib import Path
 
-from core import features, metrics, rundata, runs, scoring
+from core import conditions, features, metrics, rundata, runs, scoring
 from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
 from core.taxonomy import with_article
@@ -31,7 +32,8 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
     runs.eval_dir(run_dir, split)                       # checks the split name before any work
     report = progress or (lambda f, m: None)
     info, vlm = checkpoint.load_trained(run_dir)
-    data = rundata.prepare(info.config)
+    cfg = trained_config(info)
+    data = rundata.prepare(cfg)
     _check_same_dataset(info, data)
     items = data.images(split)
     report(0.0, f"encoding {len(items)} {split} images")
@@ -40,7 +42,7 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
     rows = scoring.score(vlm, feats, row_of, qs, data.deprivation, split=split,
                          progress=lambda f, m: report(0.02 + 0.96 * f, m))
     about = {"run_id": info.run_id, "kind": "run", "split": split, "epoch": info.epoch,
-             "status": info.status, "config": info.config.to_dict()}
+             "status": info.status, "config": cfg.to_dict()}
     result = _write(runs.eval_dir(info.path, split), rows, about)
     report(1.0, "done")
     return result
@@ -68,6 +70,14 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     result = _write(runs.eval_dir(out_dir, "test"), rows, about)
     report(1.0, "done")
     return result
+
+
+def trained_config(info: runs.RunInfo) -> TrainConfig:
+    """The run's config with the condition it was really trained under: a run from before
+    random:<r> became the paper's concept ablation is evaluated as the pairs:<r> it used."""
+    recorded = info.checkpoint.get("condition") or {}
+    spec = conditions.legacy_spec(info.config.condition, recorded.get("report"))
+    return dataclasses.replace(info.config, condition=spec) if spec != info.config.condition else info.config
 
 
 # ---------------------------------------------------------------- baselines

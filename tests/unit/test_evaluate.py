@@ -47,6 +47,19 @@ def test_evaluate_writes_questions_and_metrics():
     assert runs.load_metrics(run_dir, "test") == m
 
 
+def test_a_run_from_before_the_paper_ablation_is_evaluated_as_pairs():
+    """config.json says random:0.5, but its checkpoint recorded the former (pair) ablation."""
+    run_dir = train.train(_cfg(condition="pairs:0.5"))
+    config = runs.read_json(run_dir / "config.json")
+    runs.write_json(run_dir / "config.json", {**config, "condition": "random:0.5"})
+    m = evaluate.evaluate(run_dir, "test")
+    assert m["config"]["condition"] == "pairs:0.5"
+    pairs = rundata.prepare(_cfg(condition="pairs:0.5"))
+    rows = _rows(runs.eval_dir(run_dir, "test") / "questions.csv")
+    unseen = {(r["concept"], r["target"]) for r in rows if r["seen"] == "False"}
+    assert unseen == {(q.concept, q.target) for q in pairs.questions["test"] if pairs.deprivation.is_unseen(q)}
+
+
 def test_evaluate_under_a_shuffle_uses_the_labelled_concept():
     run_dir = train.train(_cfg(condition="cross"))
     evaluate.evaluate(run_dir, "val")
