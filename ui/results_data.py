@@ -43,13 +43,9 @@ def collect() -> list[dict]:
 
 def readable(metrics) -> bool:
     """Whether a metrics.json has every number the comparison needs (one written by an older
-    TaxoLens may lack newer fields: it is left out and re-evaluating the run brings it back)."""
-    from core.jobs.sweeps import headline_metrics
-    try:
-        headline_metrics(metrics)
-        return isinstance(metrics.get("hypernym"), dict)
-    except (KeyError, TypeError, AttributeError):
-        return False
+    TaxoLens may lack the headline's fields: it is left out and re-evaluating the run brings it back)."""
+    from core.metrics import is_current
+    return is_current(metrics)
 
 
 def setting_key(row: dict) -> tuple:
