@@ -2,7 +2,8 @@
 
     train       train a projector (then evaluate it on the test split)
     evaluate    score a trained run on a split
-    baseline    majority / LM-only baselines for a config
+    baseline    the majority baseline for a config
+    probe-lm    what the LM alone knows about the dataset's (concept, category) pairs
     predict     one image -> leaf guesses, hypernym chain, category scores
     coherence   visual coherence table (original / cross / within labelings)
     runs        list training runs
@@ -292,6 +293,31 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_probe_lm(args) -> int:
+    from core import probe
+
+    probe.check(args.lm, args.dataset, args.lm_init, args.seed)   # ids and dataset, before any write
+    if args.device == "cuda":
+        validate_config(TrainConfig(device="cuda"))
+    bar = ProgressBar(f"probe {args.lm}")
+    try:
+        folder, metrics = probe.run(args.lm, args.dataset, args.lm_init, args.seed, device=args.device,
+                                    progress=bar)
+    finally:
+        bar.close()
+    per_category = metrics["per_category"]
+    print(f"{'category':<24} {'yes':>4} {'no':>4} {'chat F1':>8} {'plain F1':>8} {'pairwise':>8} {'sentence':>8}",
+          file=sys.stderr)
+    cell = lambda v: "-" if v is None else f"{v:.3f}"
+    for name, e in per_category.items():
+        print(f"{name:<24} {e['n_yes']:>4} {e['n_no']:>4} {cell(e['chat_macro_f1']):>8} "
+              f"{cell(e['plain_macro_f1']):>8} {cell(e['pairwise']):>8} {cell(e['sentence']):>8}", file=sys.stderr)
+    _emit({**{k: v for k, v in metrics.items() if k != "per_category"},
+           "out_dir": str(folder), "metrics_json": str(folder / "metrics.json"),
+           "probe_csv": str(folder / "probe.csv")})
+    return 0
+
+
 def cmd_predict(args) -> int:
     from core import runs
     from core.images import load_image
@@ -386,12 +412,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="fail unless the run was trained with this LM")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("baseline", help="majority / LM-only baselines for a config",
-                       description="Baselines on the test questions of a config: majority answer "
-                                   "per question kind, or the LM reading the question with no image.")
-    p.add_argument("kind", choices=("majority", "lm_only"))
+    p = sub.add_parser("baseline", help="the majority baseline for a config",
+                       description="The majority answer per question kind (from the TRAIN questions) "
+                                   "on the test questions of a config. What the LM alone knows: probe-lm.")
+    p.add_argument("kind", choices=("majority",))
     _add_train_options(p)
     p.set_defaults(func=cmd_baseline)
+
+    defaults = TrainConfig()
+    p = sub.add_parser("probe-lm", help="what the LM alone knows about the dataset's categories",
+                       description="Ask the LM (no image) about every (concept, category) pair of the "
+                                   "dataset: yes/no through its chat template and in the plain "
+                                   "'Question: ...\nAnswer:' format, P(yes) for a true vs a wrong "
+                                   "category, and sentence log-probabilities; per category. Writes "
+                                   "<runs>/probes/<lm>_<dataset>/{probe.csv,metrics.json}.")
+    p.add_argument("--lm", default=defaults.lm, help=f"LM id (default {defaults.lm})")
+    p.add_argument("--dataset", default=defaults.dataset, help=f"dataset name (default {defaults.dataset})")
+    p.add_argument("--lm-init", choices=("pretrained", "random"), default="pretrained",
+                   help="random: the same architecture with random weights (a control)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the 'no' categories (and random weights)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=cmd_probe_lm)
 
     p = sub.add_parser("predict", help="one image -> leaf guesses, hypernym chain, category scores",
                        description="Run a trained checkpoint on one image file.")
@@ -402,7 +443,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
     p.set_defaults(func=cmd_predict)
 
-    defaults = TrainConfig()
     p = sub.add_parser("coherence", help="visual coherence of categories under original / cross / "
                                          "within labelings",
                        description="Mean pairwise cosine of pooled image embeddings per category; "

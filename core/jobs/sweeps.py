@@ -5,10 +5,13 @@ A sweep spec (JSON) is either a preset, {"preset": "paper", "scale": "cpu"}, or 
     {"name": "ablation-r", "base": {"epochs": 2, "max_concepts": 30},     # TrainConfig fields
      "grids": [{"conditions": ["random", "cross"], "ratios": [0.5, 0.9], "seeds": [0, 1, 2],
                 "encoders": [...], "lms": [...], "lm_inits": ["pretrained"]},
-               {"kind": "baseline", "baselines": ["lm_only"], "seeds": [0, 1, 2]}]}
+               {"kind": "baseline", "baselines": ["majority"], "seeds": [0, 1, 2]},
+               {"kind": "probe", "lms": ["smollm2-135m", "gemma3-270m"]}]}
 
 (a single grid may also sit at the top level instead of under "grids"). A bare "random" in
-`conditions` is crossed with `ratios`; "random:0.5", "systematic:2", "cross", ... are used as is.
+`conditions` is crossed with `ratios`; "random:0.5", "systematic:2", "cross+random:0.5", ... are
+used as is. A probe grid (core.probe, the LM alone on the whole dataset) takes lms, lm_inits and
+seeds, and no conditions.
 Each grid is the product encoders × LMs × lm_inits × conditions × seeds; jobs are ordered seed by
 seed so the first complete picture (every condition at seed 0) arrives first. `--scale` supplies
 default TrainConfig fields (subset size, epochs) under the spec's own `base`.
@@ -34,8 +37,10 @@ GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "baseline"]
 # concepts (65 of 80; at 40 only 12 move, most category sets being singletons) and 19 categories
 # have >= 3 concepts; 3 epochs, since the training loss is still falling after 2. Measured on the
 # 2-core reference machine: a train step (batch 32) costs 5.6 s and scoring 59 ms per question
-# (1 thread), so the `paper` preset's 27 train jobs (on average 27 steps/epoch, 390 val and 390 test
-# questions each) plus 6 baselines come to about 4.3 hours with one worker: an afternoon or a night.
+# (1 thread), so a 27-train-job grid (on average 27 steps/epoch, 390 val and 390 test questions
+# each) came to about 4.3 hours with one worker; the `paper` preset now has 48 train jobs (the
+# paper's r grid for both LM inits, systematic 10 / 20, both shuffles alone and with r = 0.5), so
+# about 8 hours at that cost per step — a night.
 # (The heaviest of them, random:0 with 37 steps/epoch, took 69 min end to end through the worker on
 # that machine while other work kept its load average at 7-14; unshared it is about 13 min.)
 # `full`: the whole dataset with the default 3 epochs, for a GPU (Slurm). `smoke`: seconds-long
@@ -59,20 +64,24 @@ def preset(name: str, scale: str = DEFAULT_SCALE) -> dict:
     if name != "paper":
         raise _spec_error(f"unknown sweep preset {name!r} (known: {', '.join(PRESETS)})")
     seeds = [0, 1, 2]
-    return {
-        "name": f"paper-{scale}",
-        "scale": scale,
-        "grids": [
-            # Main result: pretrained LM under every deprivation condition.
-            {"conditions": ["random", "systematic:4", "cross", "within"], "ratios": [0, 0.5, 0.9, 1.0],
-             "seeds": seeds},
-            # Control: the same architecture with a random-init (frozen) LM cannot bring taxonomic
-            # knowledge, so unseen pairs should fall to chance; r = 0.5 has both seen and unseen pairs.
-            {"conditions": ["random:0.5", "random:1"], "lm_inits": ["random"], "seeds": seeds},
-            # Text-only LM answering "Is a squirrel a mammal?"-style questions, and the majority floor.
-            {"kind": "baseline", "baselines": ["lm_only", "majority"], "conditions": ["none"], "seeds": seeds},
-        ],
-    }
+    ratios = [0, 0.25, 0.5, 0.75, 1.0]
+    # The smoke subset (8 concepts) has 12 categories, too few to remove 20.
+    systematic = [5, 10] if scale == "smoke" else [10, 20]
+    grids = [
+        # Main result: the pretrained LM under the paper's ablation at every r (r = 1: leaf questions
+        # only), whole categories removed, the two shuffles alone and with r = 0.5 (unseen pairs
+        # scored under the shuffled labels).
+        {"conditions": ["random", *[f"systematic:{n}" for n in systematic], "cross", "within",
+                        "cross+random:0.5", "within+random:0.5"], "ratios": ratios, "seeds": seeds},
+        # Control: the same architecture with a random-init (frozen) LM brings no taxonomic
+        # knowledge, so whatever it does on unseen pairs comes from the images and the training.
+        {"conditions": ["random"], "ratios": ratios, "lm_inits": ["random"], "seeds": seeds},
+        # The majority floor on the same test questions.
+        {"kind": "baseline", "baselines": ["majority"], "conditions": ["none"], "seeds": seeds},
+    ]
+    if scale != "smoke":   # the probe reads the whole dataset: minutes, not the seconds smoke is for
+        grids.append({"kind": "probe", "seeds": [0]})       # what the LM alone knows, per category
+    return {"name": f"paper-{scale}", "scale": scale, "grids": grids}
 
 
 def _as_list(value: Any, key: str) -> list:
@@ -128,15 +137,15 @@ def expand(spec: dict) -> list[dict]:
             raise _spec_error(f"sweep grid {g_index}: unknown field(s) {', '.join(bad)} "
                               f"(allowed: {', '.join(sorted(GRID_KEYS))})")
         kind = grid.get("kind", "train")
-        if kind not in ("train", "baseline"):
-            raise _spec_error(f"sweep grid {g_index}: kind must be 'train' or 'baseline', got {kind!r}")
+        if kind not in ("train", "baseline", "probe"):
+            raise _spec_error(f"sweep grid {g_index}: kind must be 'train', 'baseline' or 'probe', got {kind!r}")
         overrides = {**SCALES[scale], **base, **grid.get("config", {})}
         seeds = _as_list(grid.get("seeds", [overrides.get("seed", defaults.seed)]), "seeds")
         axes = [
             _as_list(grid.get("encoders", [overrides.get("encoder", defaults.encoder)]), "encoders"),
             _as_list(grid.get("lms", [overrides.get("lm", defaults.lm)]), "lms"),
             _as_list(grid.get("lm_inits", [overrides.get("lm_init", defaults.lm_init)]), "lm_inits"),
-            _conditions(grid),
+            _conditions(grid) if kind != "probe" else [None],
             _as_list(grid.get("baselines", [None]) if kind == "baseline" else [None], "baselines"),
         ]
         for seed in seeds:
@@ -145,8 +154,11 @@ def expand(spec: dict) -> list[dict]:
                           "condition": condition, "seed": seed}
                 if kind == "train":
                     job = {"kind": "train", "spec": {"config": config, "eval_splits": ["test"]}}
-                else:
+                elif kind == "baseline":
                     job = {"kind": "baseline", "spec": {"baseline": baseline, "config": config}}
+                else:       # the probe reads the whole dataset with the LM alone: no condition, no subset
+                    job = {"kind": "probe", "spec": {"lm": lm, "dataset": config.get("dataset", defaults.dataset),
+                                                     "lm_init": lm_init, "seed": seed}}
                 jobs.append((seed if isinstance(seed, int) else 0, len(jobs), job))
     jobs.sort(key=lambda t: (t[0], t[1]))
     seen, out = set(), []
@@ -192,9 +204,9 @@ def normalize(spec: dict) -> dict:
         try:
             validated.append({"kind": job["kind"], "spec": kinds.validate(job["kind"], job["spec"])})
         except kinds.JobSpecError as exc:
+            cfg = job["spec"].get("config", job["spec"])
             raise kinds.JobSpecError(f"sweep job {i + 1}/{len(jobs)} ({job['kind']} "
-                                     f"{job['spec']['config']['condition']} seed "
-                                     f"{job['spec']['config']['seed']}): {exc}") from exc
+                                     f"{cfg.get('condition', cfg.get('lm'))} seed {cfg.get('seed')}): {exc}") from exc
     name = grid.get("name") or f"sweep-{grid.get('scale', DEFAULT_SCALE)}"
     return {"name": str(name), "source": spec, "jobs": validated}
 

@@ -15,7 +15,7 @@ from core.config import TrainConfig
 from tiny_concepts import tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("train", "evaluate", "baseline", "predict", "coherence", "runs")
+COMMANDS = ("train", "evaluate", "baseline", "probe-lm", "predict", "coherence", "runs")
 
 
 @pytest.fixture
@@ -64,6 +64,10 @@ def test_every_command_has_help(command, capsys):
     (["train", "--device", "tpu"], "device"),
     (["train", "--images-per-concept", "2"], "images_per_concept"),
     (["baseline", "median"], "invalid choice"),
+    (["baseline", "lm_only"], "invalid choice"),
+    (["probe-lm", "--lm-init", "warm"], "invalid choice"),
+    (["probe-lm", "--device", "tpu"], "invalid choice"),
+    (["probe-lm", "--seed", "-1"], "seed"),
     (["baseline", "majority", "--condition", "random:2"], "[0, 1]"),
     (["evaluate", "no-such-run"], "no run 'no-such-run'"),
     (["evaluate", "x", "--split", "dev"], "invalid choice"),
@@ -118,7 +122,8 @@ def test_train_into_other_runs_directory(data_dir, capsys):
     (["train", "--dataset", "tiny", "--condition", "systematic:mammal+reptile"], "unknown category 'reptile'"),
     (["train", "--dataset", "tiny", "--encoder", "no-such-encoder"], "no-such-encoder"),
     (["train", "--dataset", "tiny", "--lm", "no-such-lm"], "no-such-lm"),
-    (["baseline", "lm_only", "--dataset", "tiny", "--lm", "gpt-17"], "gpt-17"),
+    (["probe-lm", "--dataset", "tiny", "--lm", "gpt-17"], "gpt-17"),
+    (["probe-lm", "--dataset", "nope"], "dataset 'nope' not found"),
     (["coherence", "--dataset", "tiny", "--encoder", "no-such-encoder"], "no-such-encoder"),
     (["train", "--dataset", "nope"], "dataset 'nope' not found"),
     (["coherence", "--dataset", "nope"], "dataset 'nope' not found"),
