@@ -7,6 +7,7 @@
     predict     one image -> leaf guesses, hypernym chain, category scores
     coherence   visual coherence table (original / cross / within labelings)
     runs        list training runs
+    results     `results report`: docs/results.md from every run, baseline and probe on disk
     jobs, sweep the job queue (registered by core.jobs.cli when present)
 
 Every command checks ALL its arguments before it creates a file or directory: a bad argument is
@@ -318,6 +319,21 @@ def cmd_probe_lm(args) -> int:
     return 0
 
 
+def cmd_results_report(args) -> int:
+    from core import results, runs
+
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name such as docs/results.md")
+    rows = results.collect()
+    text = results.report_markdown(rows, commit=runs.git_commit())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_text(out, text)
+    counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("train", "baseline", "probe")}
+    _emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}})
+    return 0
+
+
 def cmd_predict(args) -> int:
     from core import runs
     from core.images import load_image
@@ -458,6 +474,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list training runs", description="List training runs, newest first.")
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("results", help="results across runs (`results report` writes docs/results.md)",
+                       description="Results across every evaluated run, baseline and LM probe on disk.")
+    rsub = p.add_subparsers(dest="results_command", metavar="COMMAND", required=True)
+    r = rsub.add_parser("report", help="regenerate the results report (markdown)",
+                        description="Per setting and condition: seen / unseen per-category macro-F1 "
+                                    "with 95%% t-CIs over seeds, chance, leaf numbers, baselines, LM "
+                                    "probes, and per run its device, training time and git commit.")
+    r.add_argument("--out", default=str(paths.ROOT / "docs" / "results.md"),
+                   help="markdown file to write (default: docs/results.md)")
+    r.set_defaults(func=cmd_results_report)
 
     try:
         from core.jobs import cli as jobs_cli

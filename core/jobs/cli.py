@@ -146,7 +146,7 @@ def register(subparsers) -> None:
     _add_slurm_options(ssubmit)
     ssubmit.set_defaults(func=_cmd_sweep_submit)
 
-    sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% CI over seeds)")
+    sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% t-CI over seeds)")
     sshow.add_argument("sweep_id", type=int)
     sshow.add_argument("--csv", type=Path, help="also write the aggregate table to this CSV")
     sshow.set_defaults(func=_cmd_sweep_show)
@@ -410,17 +410,25 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
         total = len(sweep.spec["jobs"])
         print(f"sweep {sweep.id} {sweep.spec['name']}: {total} jobs; " +
               (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if rows else f"not expanded yet ({sweep.status})"))
-        table = sweeps.aggregate(rows)
+        from core import results
+        table = results.aggregate(rows)
         if table.empty:
             print("no finished results yet")
             return 0
         import pandas as pd
-        with pd.option_context("display.max_rows", 500, "display.width", 200):
-            wide = table.dropna(axis=1, how="all")
-            print(wide.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        with pd.option_context("display.max_rows", 500, "display.width", 250, "display.max_colwidth", 30):
+            main = results.wide(table[table["kind"] != "probe"])
+            if not main.empty:
+                print("per-category yes/no macro-F1 (seen / unseen hypernym pairs), a fair coin's level, leaf "
+                      "accuracy and per-concept macro-F1: mean [95% t-CI] over n seeds")
+                print(main.to_string(index=False))
+            probes = results.wide(table[table["kind"] == "probe"], metrics=results.PROBE_METRICS)
+            if not probes.empty:
+                print("\nLM probes (the LM alone on the dataset's (concept, category) pairs)")
+                print(probes.to_string(index=False))
         if args.csv:
             args.csv.parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(args.csv, index=False)
-            print(f"wrote {args.csv}")
+            print(f"wrote {args.csv} (every metric, mean and 95% t-CI over seeds)")
         return 0
     return _run(handle, args)

@@ -16,21 +16,20 @@ Each grid is the product encoders × LMs × lm_inits × conditions × seeds; job
 seed so the first complete picture (every condition at seed 0) arrives first. `--scale` supplies
 default TrainConfig fields (subset size, epochs) under the spec's own `base`.
 
-aggregate() turns finished results into mean and bootstrap 95% CI across seeds per (condition,
-metric).
+sweep_results() reads a sweep's finished child jobs; core.results.aggregate turns them into the mean
+and 95 % t-based CI across seeds per (condition, metric).
 """
 from __future__ import annotations
 
 import itertools
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from core.config import TrainConfig
 
 GRID_KEYS = {"kind", "conditions", "ratios", "seeds", "encoders", "lms", "lm_inits", "baselines", "config"}
 SPEC_KEYS = {"name", "base", "grids", "preset", "scale"}
-GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "baseline"]
 
 # Default TrainConfig fields per scale.
 # `cpu`: 80 concepts (of 385) is the smallest subset where the within-category shuffle moves most
@@ -213,80 +212,22 @@ def normalize(spec: dict) -> dict:
 
 # -- results -------------------------------------------------------------------------------------
 
-def headline_metrics(metrics: Mapping) -> dict[str, float]:
-    """The numbers compared across conditions: core.metrics.headline plus macro F1s for a
-    summarize()-style dict; numeric leaves (dotted names) for anything else."""
-    if "hypernym" in metrics and "leaf" in metrics:
-        from core.metrics import headline
-        out = dict(headline(metrics))
-        h = metrics["hypernym"]
-        out.update(hypernym_macro_f1=h.get("macro_f1"), seen_macro_f1=h.get("seen", {}).get("macro_f1"),
-                   unseen_macro_f1=h.get("unseen", {}).get("macro_f1"))
-        return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    flat: dict[str, float] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[prefix] = float(value)
-    walk("", metrics)
-    return flat
-
-
 def sweep_results(store, sweep_id: int) -> list[dict]:
-    """One row per child job of a sweep: its grouping fields, seed, status and (when finished)
-    its test metrics."""
+    """One row per child job of a sweep: its grouping fields, seed, status and (when finished) its
+    test metrics (a probe's: its summary). core.results.aggregate turns them into means and CIs."""
     rows = []
     for job in sorted(store.list(parent_id=sweep_id), key=lambda j: j.id):
         cfg = job.spec.get("config", {})
-        metrics = (job.result or {}).get("metrics", {}).get("test") if job.status == "succeeded" else None
+        done = job.status == "succeeded"
+        if job.kind == "probe":
+            metrics = (job.result or {}).get("metrics", {}).get("probe") if done else None
+            rows.append({"job_id": job.id, "status": job.status, "kind": "probe", "condition": None,
+                         "lm_init": job.spec.get("lm_init"), "encoder": None, "lm": job.spec.get("lm"),
+                         "baseline": None, "seed": job.spec.get("seed"), "metrics": metrics})
+            continue
+        metrics = (job.result or {}).get("metrics", {}).get("test") if done else None
         rows.append({"job_id": job.id, "status": job.status, "kind": job.kind,
                      "condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"),
                      "encoder": cfg.get("encoder"), "lm": cfg.get("lm"),
                      "baseline": job.spec.get("baseline"), "seed": cfg.get("seed"), "metrics": metrics})
     return rows
-
-
-def bootstrap_ci(values: Iterable[float], n_boot: int = 10000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap of the mean, resampling the values (seeds)."""
-    import numpy as np
-
-    v = np.asarray(list(values), dtype=float)
-    if v.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    if v.size == 1:
-        return float(v[0]), float(v[0]), float(v[0])
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    return float(v.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def aggregate(results: Iterable[Mapping]):
-    """DataFrame with one row per (group, metric): mean and bootstrap 95% CI across seeds.
-
-    results: rows as from sweep_results() (kind, condition, lm_init, encoder, lm, baseline, seed,
-    metrics); rows without metrics (unfinished or failed jobs) are skipped. A metric undefined for
-    some seed (None, e.g. unseen F1 at r = 0) is averaged over the seeds where it is defined.
-    """
-    import pandas as pd
-
-    groups: dict[tuple, dict[str, list[float]]] = {}
-    for row in results:
-        if not row.get("metrics"):
-            continue
-        key = tuple(row.get(c) for c in GROUP_COLUMNS)
-        per_metric = groups.setdefault(key, {})
-        for metric, value in headline_metrics(row["metrics"]).items():
-            per_metric.setdefault(metric, []).append(value)
-    records = []
-    for key, per_metric in groups.items():
-        for metric, values in sorted(per_metric.items()):
-            mean, low, high = bootstrap_ci(values)
-            records.append({**dict(zip(GROUP_COLUMNS, key)), "metric": metric, "mean": mean,
-                            "ci_low": low, "ci_high": high, "n_seeds": len(values)})
-    columns = GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_seeds"]
-    return pd.DataFrame.from_records(records, columns=columns)

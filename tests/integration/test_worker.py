@@ -240,5 +240,6 @@ def test_sweep_job_expands_into_its_children_once(real_data_env):
     assert {c.status for c in children} == {"queued"}
     # A retried expansion (worker died after inserting) adds no duplicates.
     assert store.submit_many([("train", {})], parent_id=sweep_id) == [c.id for c in children]
+    from core import results
     rows = sweeps.sweep_results(store, sweep_id)
-    assert len(rows) == 51 and sweeps.aggregate(rows).empty   # nothing finished yet
+    assert len(rows) == 51 and results.aggregate(rows).empty   # nothing finished yet

@@ -8,6 +8,7 @@ import pytest
 
 from core.jobs import sweeps
 from core.jobs.kinds import JobSpecError
+from core.metrics import summarize
 
 
 def _conditions(jobs, kind="train", lm_init="pretrained"):
@@ -94,3 +95,27 @@ def test_resolve_presets_files_and_missing(tmp_path):
     f.write_text("{not json")
     with pytest.raises(JobSpecError, match="cannot read sweep spec"):
         sweeps.resolve(f)
+
+
+def test_sweep_results_read_train_and_probe_children(tmp_path):
+    from core import results
+    from core.jobs.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.db")
+    sweep = store.submit("sweep", {"name": "s", "jobs": []})
+    train, probe, failed = store.submit_many(
+        [("train", {"config": {"condition": "random:0.5", "seed": 0, "lm_init": "pretrained"}}),
+         ("probe", {"lm": "smollm2-135m", "dataset": "concepts", "lm_init": "pretrained", "seed": 0}),
+         ("train", {"config": {"condition": "random:0.5", "seed": 1, "lm_init": "pretrained"}})], parent_id=sweep)
+    summary = {"kind": "probe", "chat_macro_f1": 0.6, "pairwise": 0.7}
+    test = summarize([{"kind": "hypernym", "target": "animal", "answer": True, "pred": True, "seen": True,
+                       "mass": 0.9}])
+    store.finish(train, "succeeded", result={"metrics": {"test": test}})
+    store.finish(probe, "succeeded", result={"metrics": {"probe": summary}})
+    store.finish(failed, "failed", error="boom")
+    rows = sweeps.sweep_results(store, sweep)
+    assert [(r["kind"], r["status"], r["metrics"] is not None) for r in rows] == [
+        ("train", "succeeded", True), ("probe", "succeeded", True), ("train", "failed", False)]
+    table = results.aggregate(rows)
+    assert table[(table.kind == "probe") & (table.metric == "chat_macro_f1")]["mean"].tolist() == [0.6]
+    assert set(table[table.kind == "train"]["metric"]) >= {"seen_category_f1", "seen_chance_f1"}
