@@ -200,7 +200,8 @@ def next_token_logprobs(lm, seqs: Sequence[Sequence[int]], token_ids: Sequence[i
 
 def sequence_logprobs(lm, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
                       batch_size: int = BATCH, progress: Progress | None = None) -> list[float]:
-    """Sum of log p(continuation token | everything before it) for each (context, continuation)."""
+    """Sum of log p(continuation token | everything before it) for each (context, continuation).
+    With an empty context the first token has nothing to be predicted from and is left out."""
     import torch
 
     seqs = [list(c) + list(t) for c, t in zip(contexts, continuations)]
@@ -212,7 +213,7 @@ def sequence_logprobs(lm, contexts: Sequence[Sequence[int]], continuations: Sequ
             logp = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float().log_softmax(-1)
             width = ids.shape[1]
             for row, i in enumerate(idx):
-                n = len(continuations[i])
+                n = len(continuations[i]) - (0 if contexts[i] else 1)
                 # token at position p is predicted by the logits at p - 1
                 positions = torch.arange(width - n, width, device=logp.device)
                 out[i] = float(logp[row, positions - 1, ids[row, positions]].sum())

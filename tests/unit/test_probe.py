@@ -78,11 +78,13 @@ def test_sequence_logprobs_sum_the_continuation_tokens():
     lm = lm_with(None)
     contexts = [[1], [1], [1, 2, 3]]
     conts = [lm.tokens("a dog is an animal"), lm.tokens("a dog is a tool"), lm.tokens("yes")]
+    contexts.append([])                                   # no context: the first token is not scored
+    conts.append(lm.tokens("a dog is a tool"))
     got = probe.sequence_logprobs(lm, contexts, conts, batch_size=2)
     for i, (c, t) in enumerate(zip(contexts, conts)):
         logp = lm.model(input_ids=torch.tensor([c + t])).logits[0].log_softmax(-1)
-        want = sum(float(logp[len(c) + j - 1, tok]) for j, tok in enumerate(t))
-        assert got[i] == pytest.approx(want, abs=1e-3)
+        want = sum(float(logp[len(c) + j - 1, tok]) for j, tok in enumerate(t) if len(c) + j > 0)
+        assert got[i] == pytest.approx(want, abs=1e-3), i
 
 
 # ---------------------------------------------------------------- metrics by hand
