@@ -181,7 +181,7 @@ def next_token_logprobs(lm, seqs: Sequence[Sequence[int]], token_ids: Sequence[i
     with torch.no_grad():
         for idx in _batches(seqs, batch_size):
             ids, mask, pos = _left_padded([seqs[i][shared:] for i in idx], lm.pad_id, lm.device)
-            kwargs = {}
+            kwargs = {"use_cache": False}       # no KV cache to build for rows read once
             if prefix is not None:
                 cache = lm.model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
                 cache.reorder_cache(torch.zeros(len(idx), dtype=torch.long, device=lm.device))
@@ -210,7 +210,8 @@ def sequence_logprobs(lm, contexts: Sequence[Sequence[int]], continuations: Sequ
     with torch.no_grad():
         for idx in _batches(seqs, batch_size):
             ids, mask, pos = _left_padded([seqs[i] for i in idx], lm.pad_id, lm.device)
-            logp = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float().log_softmax(-1)
+            logp = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                            use_cache=False).logits.float().log_softmax(-1)
             width = ids.shape[1]
             for row, i in enumerate(idx):
                 n = len(continuations[i]) - (0 if contexts[i] else 1)
