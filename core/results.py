@@ -566,18 +566,22 @@ def _probe_section(probes: list[dict]) -> list[str]:
     if not probes:
         return out + ["No probes yet: `taxolens probe-lm --lm <id>`.", ""]
     out += ["The LM alone on the dataset's own (concept, category) pairs — every concept with each of its "
-            "categories (yes) and as many categories it is not in (no). *chat*: the question through the LM's "
-            "chat template, P(Yes|yes) vs P(No|no) as the next token; *plain*: \"Question: …\\nAnswer:\" with "
-            "\" Yes\"/\" No\" (the former LM-only baseline); macro-F1 is per category, then averaged. *pairwise*: "
-            "share of (concept, true category, wrong category) with P(yes | true) > P(yes | wrong) (chat "
-            "format where there is a template); *sentence*: share where log p(\"a dog is an animal\") > "
+            "categories (yes) and as many categories it is not in (no). *chat*: \"Is a dog a kind of animal?\" "
+            "through the LM's chat template, the next token read over Yes / No / yes / no, answered yes when Yes "
+            "outranks No; *plain*: \"Question: …\\nAnswer:\" with \" Yes\" / \" No\" (the former LM-only "
+            "baseline); macro-F1 is the yes/no macro-F1 per category, then averaged; *says yes*: the share "
+            "answered yes. *pairwise*: share of (concept, true category, wrong category) with P(yes | true) > "
+            "P(yes | wrong), in the chat / plain format; *sentence*: share where log p(\"a dog is an animal\") > "
             "log p(\"a dog is a vehicle\").", "",
-            "| LM | init | dataset | pairs | chat acc | chat macro-F1 | plain acc | plain macro-F1 | pairwise "
-            "| sentence | chance macro-F1 | template |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| LM | init | dataset | pairs | chat acc | chat macro-F1 | chat says yes | plain acc | plain macro-F1 "
+            "| plain says yes | pairwise chat / plain | sentence | chance macro-F1 | template | time | device |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(probes, key=lambda r: r["name"]):
         m = r["metrics"]
         out.append(f"| {m.get('lm')} | {m.get('lm_init')} | {m.get('dataset')} | {m.get('n_pairs')} | "
-                   f"{_f(m.get('chat_accuracy'))} | {_f(m.get('chat_macro_f1'))} | {_f(m.get('plain_accuracy'))} | "
-                   f"{_f(m.get('plain_macro_f1'))} | {_f(m.get('pairwise'))} | {_f(m.get('sentence'))} | "
-                   f"{_f(m.get('chance_macro_f1'))} | {m.get('chat_template') or 'none'} |")
+                   f"{_f(m.get('chat_accuracy'))} | {_f(m.get('chat_macro_f1'))} | {_f(m.get('chat_yes_rate'))} | "
+                   f"{_f(m.get('plain_accuracy'))} | {_f(m.get('plain_macro_f1'))} | {_f(m.get('plain_yes_rate'))} | "
+                   f"{_f(m.get('chat_pairwise'))} / {_f(m.get('plain_pairwise'))} | {_f(m.get('sentence'))} | "
+                   f"{_f(m.get('chance_macro_f1'))} | {m.get('chat_template') or 'none'} | "
+                   f"{_duration(m.get('seconds'))} | {m.get('device') or '–'} |")
     return out + [""]

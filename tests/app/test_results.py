@@ -216,6 +216,7 @@ def test_report_lists_settings_runs_and_probes(data_dir):
     assert text.startswith("# TaxoLens results") and "abcdef1234" in text
     assert "| random:0.5 | pretrained LM | 2 |" in text
     assert "| none | majority | 1 |" in text
-    assert "LM knowledge probes" in text and "| smollm2-135m | pretrained | concepts |" in text
+    assert "LM knowledge probes" in text and "| smollm2-135m | pretrained | concepts | 10 | 0.600 | 0.600 |" in text
+    assert "| 0.800 | 0.450 | chat template |" in text            # sentence, chance, template
     empty = results.report_markdown([], commit=None)
     assert "No evaluated training runs yet" in empty and "No probes yet" in empty
