@@ -2,10 +2,12 @@
 
     train       train a projector (then evaluate it on the test split)
     evaluate    score a trained run on a split
-    baseline    majority / LM-only baselines for a config
+    baseline    the majority baseline for a config
+    probe-lm    what the LM alone knows about the dataset's (concept, category) pairs
     predict     one image -> leaf guesses, hypernym chain, category scores
     coherence   visual coherence table (original / cross / within labelings)
     runs        list training runs
+    results     `results report`: docs/results.md from every run, baseline and probe on disk
     jobs, sweep the job queue (registered by core.jobs.cli when present)
 
 Every command checks ALL its arguments before it creates a file or directory: a bad argument is
@@ -316,6 +318,46 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_probe_lm(args) -> int:
+    from core import probe
+
+    probe.check(args.lm, args.dataset, args.lm_init, args.seed)   # ids and dataset, before any write
+    if args.device == "cuda":
+        validate_config(TrainConfig(device="cuda"))
+    bar = ProgressBar(f"probe {args.lm}")
+    try:
+        folder, metrics = probe.run(args.lm, args.dataset, args.lm_init, args.seed, device=args.device,
+                                    progress=bar)
+    finally:
+        bar.close()
+    per_category = metrics["per_category"]
+    print(f"{'category':<24} {'yes':>4} {'no':>4} {'chat F1':>8} {'plain F1':>8} {'pairwise':>8} {'sentence':>8}",
+          file=sys.stderr)
+    cell = lambda v: "-" if v is None else f"{v:.3f}"
+    for name, e in per_category.items():
+        print(f"{name:<24} {e['n_yes']:>4} {e['n_no']:>4} {cell(e['chat_macro_f1']):>8} "
+              f"{cell(e['plain_macro_f1']):>8} {cell(e['pairwise']):>8} {cell(e['sentence']):>8}", file=sys.stderr)
+    _emit({**{k: v for k, v in metrics.items() if k != "per_category"},
+           "out_dir": str(folder), "metrics_json": str(folder / "metrics.json"),
+           "probe_csv": str(folder / "probe.csv")})
+    return 0
+
+
+def cmd_results_report(args) -> int:
+    from core import results, runs
+
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name such as docs/results.md")
+    rows = results.collect()
+    text = results.report_markdown(rows, commit=runs.git_commit())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_text(out, text)
+    counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("train", "baseline", "probe")}
+    _emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}})
+    return 0
+
+
 def cmd_predict(args) -> int:
     from core import runs
     from core.images import load_image
@@ -377,9 +419,10 @@ def cmd_runs(args) -> int:
         print(f"no runs under {paths.runs_dir()}")
         return 0
     for r in rows:
-        f1 = lambda key: "-" if not r["test"] or r["test"][key] is None else f"{r['test'][key]:.3f}"
+        f1 = lambda key: "-" if not r["test"] or r["test"].get(key) is None else f"{r['test'][key]:.3f}"
         print(f"{r['run_id']:<44} {r['status']:<9} ep {r['epoch']:<3} {r['condition']:<22} "
-              f"{r['lm_init']:<10} seen F1 {f1('seen_f1'):>5}  unseen F1 {f1('unseen_f1'):>5}")
+              f"{r['lm_init']:<10} leaf {f1('leaf_concept_f1'):>5}  seen {f1('seen_category_f1'):>5}  "
+              f"unseen {f1('unseen_category_f1'):>5}  (per-category macro-F1)")
     return 0
 
 
@@ -421,12 +464,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="fail unless the run was trained with this LM")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("baseline", help="majority / LM-only baselines for a config",
-                       description="Baselines on the test questions of a config: majority answer "
-                                   "per question kind, or the LM reading the question with no image.")
-    p.add_argument("kind", choices=("majority", "lm_only"))
+    p = sub.add_parser("baseline", help="the majority baseline for a config",
+                       description="The majority answer per question kind (from the TRAIN questions) "
+                                   "on the test questions of a config. What the LM alone knows: probe-lm.")
+    p.add_argument("kind", choices=("majority",))
     _add_train_options(p)
     p.set_defaults(func=cmd_baseline)
+
+    defaults = TrainConfig()
+    p = sub.add_parser("probe-lm", help="what the LM alone knows about the dataset's categories",
+                       description="Ask the LM (no image) about every (concept, category) pair of the "
+                                   "dataset: yes/no through its chat template and in the plain "
+                                   "'Question: ...\nAnswer:' format, P(yes) for a true vs a wrong "
+                                   "category, and sentence log-probabilities; per category. Writes "
+                                   "<runs>/probes/<lm>_<dataset>/{probe.csv,metrics.json}.")
+    p.add_argument("--lm", default=defaults.lm, help=f"LM id (default {defaults.lm})")
+    p.add_argument("--dataset", default=defaults.dataset, help=f"dataset name (default {defaults.dataset})")
+    p.add_argument("--lm-init", choices=("pretrained", "random"), default="pretrained",
+                   help="random: the same architecture with random weights (a control)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the 'no' categories (and random weights)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=cmd_probe_lm)
 
     p = sub.add_parser("predict", help="one image -> leaf guesses, hypernym chain, category scores",
                        description="Run a trained checkpoint on one image file.")
@@ -437,7 +495,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
     p.set_defaults(func=cmd_predict)
 
-    defaults = TrainConfig()
     p = sub.add_parser("coherence", help="visual coherence of categories under original / cross / "
                                          "within labelings",
                        description="Mean pairwise cosine of pooled image embeddings per category; "
@@ -453,6 +510,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list training runs", description="List training runs, newest first.")
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("results", help="results across runs (`results report` writes docs/results.md)",
+                       description="Results across every evaluated run, baseline and LM probe on disk.")
+    rsub = p.add_subparsers(dest="results_command", metavar="COMMAND", required=True)
+    r = rsub.add_parser("report", help="regenerate the results report (markdown)",
+                        description="Per setting and condition: seen / unseen per-category macro-F1 "
+                                    "with 95%% t-CIs over seeds, chance, leaf numbers, baselines, LM "
+                                    "probes, and per run its device, training time and git commit.")
+    r.add_argument("--out", default=str(paths.ROOT / "docs" / "results.md"),
+                   help="markdown file to write (default: docs/results.md)")
+    r.set_defaults(func=cmd_results_report)
 
     try:
         from core.jobs import cli as jobs_cli

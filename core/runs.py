@@ -210,7 +210,9 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
     run_dir = resolve_run_dir(run_id_or_path)
     try:
         cfg = TrainConfig.from_dict(read_json(run_dir / "config.json"))
-    except TypeError as exc:
+    except RunError:
+        raise
+    except (TypeError, ConfigError) as exc:   # e.g. a run written by a newer TaxoLens, with more options
         raise RunError(f"{run_dir / 'config.json'} is not a training config ({exc})") from None
     ck_path = checkpoint_json(run_dir)
     ck = read_json(ck_path) if ck_path.is_file() else {}
