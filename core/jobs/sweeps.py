@@ -31,23 +31,17 @@ from core.config import TrainConfig
 GRID_KEYS = {"kind", "conditions", "ratios", "seeds", "encoders", "lms", "lm_inits", "baselines", "config"}
 SPEC_KEYS = {"name", "base", "grids", "preset", "scale"}
 
-# Default TrainConfig fields per scale.
-# `cpu`: 80 concepts (of 385) is the smallest subset where the within-category shuffle moves most
-# concepts (65 of 80; at 40 only 12 move, most category sets being singletons) and 19 categories
-# have >= 3 concepts; 3 epochs, since the training loss is still falling after 2. Measured on the
-# 2-core reference machine: a train step (batch 32) costs 5.6 s and scoring 59 ms per question
-# (1 thread), so a 27-train-job grid (on average 27 steps/epoch, 390 val and 390 test questions
-# each) came to about 4.3 hours with one worker; the `paper` preset now has 48 train jobs (the
-# paper's r grid for both LM inits, systematic 10 / 20, both shuffles alone and with r = 0.5), so
-# about 8 hours at that cost per step — a night.
-# (The heaviest of them, random:0 with 37 steps/epoch, took 69 min end to end through the worker on
-# that machine while other work kept its load average at 7-14; unshared it is about 13 min.)
-# `full`: the whole dataset with the default 3 epochs, for a GPU (Slurm). `smoke`: seconds-long
-# jobs that check the pipeline end to end, nothing more.
+# Default TrainConfig fields per scale; both real scales train with the default recipe (at most 6
+# epochs with early stopping, core/config.py). `cpu`: 80 concepts (of 385) is the smallest subset
+# where the within-category shuffle moves most concepts (65 of 80; at 40 only 12 move, most
+# category sets being singletons) and 19 categories have >= 3 concepts; on a loaded 2-core machine
+# a training update of 16 costs 2-3 s, so the preset's 48 train jobs take a night there.
+# `full`: the whole dataset, for a GPU (Slurm). `smoke`: seconds-long jobs that check the pipeline
+# end to end, nothing more.
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"max_concepts": 8, "images_per_concept": 3, "epochs": 1},
-    "cpu": {"max_concepts": 80, "images_per_concept": None, "epochs": 3},
-    "full": {"max_concepts": None, "images_per_concept": None, "epochs": 3},
+    "cpu": {"max_concepts": 80, "images_per_concept": None},
+    "full": {"max_concepts": None, "images_per_concept": None},
 }
 DEFAULT_SCALE = "cpu"
 PRESETS = ("paper",)

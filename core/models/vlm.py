@@ -19,7 +19,7 @@ every checkpoint)::
   k = 1 is the global average pool, the feature EfficientNet was trained to classify from.
 - chat: the LM's own chat template with the image and the question as the user's turn (SmolLM2's
   template adds its default system prompt); answers are "Yes"/"No" without a leading space, as an
-  assistant turn starts. Text-only prompts (no image) use the same template with the question alone.
+  assistant turn starts.
 - Pieces are tokenized separately (head, between, each suffix), in training and in scoring alike,
   so both see exactly the same token ids.
 
@@ -67,7 +67,6 @@ class Prompt:
     format: str
     head: tuple[int, ...]          # before the image tokens
     between: tuple[int, ...]       # after the image tokens, before every question
-    text_head: tuple[int, ...]     # text-only prompts (no image): before the question
     before_question: str           # per-question suffix = before_question + question + after_question
     after_question: str
     yes_ids: tuple[int, ...]       # answer candidates; the first is the training target
@@ -83,8 +82,7 @@ def build_prompt(lm: LanguageModel, fmt: str = "plain") -> Prompt:
     if fmt == "plain":
         start = list(lm.start_ids)
         return Prompt("plain", tuple(start + lm.tokens(START_TEXT)), tuple(lm.tokens("\nQuestion:")),
-                      tuple(start + lm.tokens("Question:")), " ", "\nAnswer:",
-                      tuple(lm.yes_ids), tuple(lm.no_ids))
+                      " ", "\nAnswer:", tuple(lm.yes_ids), tuple(lm.no_ids))
     if fmt != "chat":
         raise ConfigError(f"prompt format must be one of {', '.join(PROMPT_FORMATS)}, got {fmt!r}")
     if not getattr(tok, "chat_template", None):
@@ -96,9 +94,6 @@ def build_prompt(lm: LanguageModel, fmt: str = "plain") -> Prompt:
 
     head, rest = render(f"{_IMAGE_MARK}\n{_QUESTION_MARK}").split(_IMAGE_MARK)
     between, after = rest.split(_QUESTION_MARK)
-    text_head, text_after = render(_QUESTION_MARK).split(_QUESTION_MARK)
-    if text_after != after:
-        raise ConfigError(f"LM {lm.id}: its chat template ends a user turn differently with and without an image")
 
     def with_start(ids: list[int]) -> tuple[int, ...]:
         # A template that does not spell out the BOS gets the tokenizer's start tokens, as text would.
@@ -110,8 +105,7 @@ def build_prompt(lm: LanguageModel, fmt: str = "plain") -> Prompt:
     no = tuple(dict.fromkeys(answer_token(tok, w, context, space=False) for w in NO_WORDS))
     if set(yes) & set(no):
         raise ConfigError(f"LM {lm.id}: 'Yes' and 'No' start with the same token after its chat template")
-    return Prompt("chat", with_start(lm.tokens(head)), tuple(lm.tokens(between)),
-                  with_start(lm.tokens(text_head)), "", after, yes, no)
+    return Prompt("chat", with_start(lm.tokens(head)), tuple(lm.tokens(between)), "", after, yes, no)
 
 
 def autocast(device: torch.device):
@@ -159,12 +153,9 @@ class VLM(nn.Module):
         feats = features.to(self.device, torch.float32)
         return self.projector(pool_tokens(feats, self.n_tokens))
 
-    def prefix_embeds(self, features: torch.Tensor | None, batch: int = 1,
-                      with_question: bool = True) -> torch.Tensor:
-        """(B, P, H): the prompt up to where questions differ. With features: head, image tokens
-        and (with_question) the text before each question; without: the text-only head."""
-        if features is None:
-            return self._embed_ids(self.prompt.text_head, batch)
+    def prefix_embeds(self, features: torch.Tensor, with_question: bool = True) -> torch.Tensor:
+        """(B, P, H): the prompt up to where questions differ: start tokens and text, the image
+        tokens and (with_question) the text before each question."""
         image = self.prefix(features)
         head = self._embed_ids(self.prompt.head, image.shape[0])
         parts = [head, image.to(head.dtype)]   # autocast makes the projector's output bf16
@@ -281,23 +272,6 @@ class VLM(nn.Module):
             out.append(AnswerScores(p_all[at:at + len(texts)], m_all[at:at + len(texts)]))
             at += len(texts)
         return out
-
-    @torch.no_grad()
-    def score_text(self, texts: Sequence[str], batch_size: int = SCORE_BATCH,
-                   progress: Progress | None = None) -> AnswerScores:
-        """The LM alone, no image tokens: the prompt's text-only form (the LM-only baseline)."""
-        p_all, m_all = torch.empty(len(texts)), torch.empty(len(texts))
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start:start + batch_size])
-            with autocast(self.device):
-                prefix = self.prefix_embeds(None)
-                owner = torch.zeros(len(chunk), dtype=torch.long, device=self.device)
-                p, m = self._score_chunk(prefix, owner, chunk, share_prefix=True)
-            p_all[start:start + len(chunk)], m_all[start:start + len(chunk)] = p, m
-            if progress is not None:
-                done = start + len(chunk)
-                progress(done / len(texts), f"scored {done}/{len(texts)} questions")
-        return AnswerScores(p_all, m_all)
 
     def _score_chunk(self, prefix: torch.Tensor, owner: torch.Tensor, texts: list[str],
                      share_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:

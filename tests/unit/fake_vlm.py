@@ -1,6 +1,6 @@
 """A tiny stand-in for the real VLM and feature cache, for fast unit tests of training, resuming and
 evaluation. It has the same surface core.train / core.evaluate use (projector, n_tokens, encoder,
-loss, score, score_text, projector_state, load_projector_state) and can genuinely learn: the
+loss, score, projector_state, load_projector_state) and can genuinely learn: the
 answer logit is <projected image, frozen bag-of-words text vector>.
 
 `install(monkeypatch)` swaps in the tiny in-memory dataset, this VLM and the fake feature cache.
@@ -83,11 +83,6 @@ class FakeVLM(nn.Module):
             p = torch.sigmoid(self._logits(f.unsqueeze(0).expand(len(texts), -1, -1), texts))
             out.append(Scores(p, torch.full_like(p, 0.9)))
         return out
-
-    @torch.no_grad()
-    def score_text(self, texts, progress=None):
-        p = torch.sigmoid(self._text(texts).sum(-1))
-        return Scores(p, torch.full_like(p, 0.3))
 
     def projector_state(self):
         return {k: v.detach().cpu().contiguous() for k, v in self.projector.state_dict().items()}
