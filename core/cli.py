@@ -305,7 +305,8 @@ def cmd_predict(args) -> int:
     result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()),
               "prediction": prediction.to_dict()}
     digest = hashlib.sha256(Path(args.image).read_bytes()).hexdigest()[:12]
-    out = paths.runs_dir() / "predictions" / f"{info.run_id}__{Path(args.image).stem}_{digest}.json"
+    name = paths.safe_name(f"{info.run_id}__{Path(args.image).stem}_{digest}")
+    out = paths.runs_dir() / "predictions" / f"{name}.json"
     result["output"] = str(out)
     _emit(result, out)
     return 0
@@ -431,7 +432,8 @@ def _user_error_types() -> tuple[type, ...]:
     """Exceptions whose message is for the user (exit 2), not a bug (traceback)."""
     types: list[type] = [ConfigError]
     for module, names in (("core.images", ("ImageError",)), ("core.taxonomy", ("TaxonomyError",)),
-                          ("core.datasets", ("DatasetError", "ImportValidationError"))):
+                          ("core.datasets", ("DatasetError", "ImportValidationError")),
+                          ("core.paths", ("UnsafeNameError",))):
         mod = sys.modules.get(module)
         types += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
     return tuple(types)

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import subprocess
-import re
 import secrets
 import tempfile
 from dataclasses import dataclass, field
@@ -137,7 +136,7 @@ def now_iso() -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-") or "x"
+    return paths.slug(text)
 
 
 def condition_slug(spec: str) -> str:
@@ -198,7 +197,9 @@ class RunInfo:
 def resolve_run_dir(run_id_or_path: str | Path) -> Path:
     """A run id (under runs_dir) or a path to a run directory → the directory, checked."""
     p = Path(run_id_or_path)
-    candidates = [p] if (p.is_absolute() or p.exists()) else [paths.runs_dir() / str(run_id_or_path)]
+    # Only a plain name is looked up under the runs directory: "../x" is a path, never an id.
+    as_id = not p.exists() and paths.is_plain_name(str(run_id_or_path))
+    candidates = [paths.child(paths.runs_dir(), str(run_id_or_path), "run id")] if as_id else [p]
     for c in candidates:
         if (c / "config.json").is_file():
             return c.resolve()
