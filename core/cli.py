@@ -126,11 +126,14 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def _config_from(args) -> TrainConfig:
     base: dict = {}
     if getattr(args, "config", None) is not None:
+        from core import files
         try:
-            base = json.loads(Path(args.config).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {args.config} does not exist") from None
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            base = json.loads(files.read_text(args.config, files.MAX_JSON_BYTES))
+        except files.FileReadError as exc:
+            if exc.kind == "missing":
+                raise ConfigError(f"config file {args.config} does not exist") from None
+            raise ConfigError(f"config file {args.config} is not readable JSON ({exc.reason})") from None
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {args.config} is not readable JSON ({exc})") from None
         if not isinstance(base, dict):
             raise ConfigError(f"config file {args.config} must hold a JSON object")
@@ -293,10 +296,10 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from core import runs
-    from core.images import load_image
+    from core.images import load_image, read_image_bytes
 
-    image = load_image(args.image)
+    data = read_image_bytes(args.image)    # read once, through the cap: decoded and hashed below
+    image = load_image(data, name=Path(args.image).name)
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
     info = _trained_run(args.run, args.encoder, args.lm)
@@ -304,7 +307,7 @@ def cmd_predict(args) -> int:
     prediction = Predictor.load(info.path).predict(image, top_k=args.top_k)
     result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()),
               "prediction": prediction.to_dict()}
-    digest = hashlib.sha256(Path(args.image).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(data).hexdigest()[:12]
     name = paths.safe_name(f"{info.run_id}__{Path(args.image).stem}_{digest}")
     out = paths.runs_dir() / "predictions" / f"{name}.json"
     result["output"] = str(out)
@@ -433,7 +436,7 @@ def _user_error_types() -> tuple[type, ...]:
     types: list[type] = [ConfigError]
     for module, names in (("core.images", ("ImageError",)), ("core.taxonomy", ("TaxonomyError",)),
                           ("core.datasets", ("DatasetError", "ImportValidationError")),
-                          ("core.paths", ("UnsafeNameError",))):
+                          ("core.paths", ("UnsafeNameError",)), ("core.files", ("FileReadError",))):
         mod = sys.modules.get(module)
         types += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
     return tuple(types)

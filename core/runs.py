@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import paths
+from core import files, paths
 from core.config import ConfigError, TrainConfig
 
 CHECKPOINT_DIR = "checkpoint"
@@ -68,13 +68,19 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write_bytes(Path(path), text.encode())
 
 
+MAX_JSON_BYTES = 64 << 20        # run JSON files are kilobytes; anything bigger is not ours
+MAX_TENSOR_BYTES = 4 << 30       # a projector is megabytes; the cap only stops runaway reads
+
+
 def read_json(path: Path) -> Any:
     path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"missing file {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    try:   # regular files only, through a cap: a run folder may come from anywhere
+        return json.loads(files.read_text(path, MAX_JSON_BYTES))
+    except files.FileReadError as exc:
+        if exc.kind == "missing":
+            raise RunError(f"missing file {path}") from None
+        raise RunError(f"{path} is not valid JSON ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
         raise RunError(f"{path} is not valid JSON ({exc})") from None
 
 
@@ -93,9 +99,11 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict:
 
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"missing checkpoint file {path}") from None
+        data = files.read_bytes(path, MAX_TENSOR_BYTES)
+    except files.FileReadError as exc:
+        if exc.kind == "missing":
+            raise RunError(f"missing checkpoint file {path}") from None
+        raise RunError(f"checkpoint file {exc}") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise RunError(f"{path} does not match its checkpoint.json (interrupted write or edited file)")
     try:

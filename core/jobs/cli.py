@@ -196,10 +196,13 @@ def _worker_hint(store: JobStore, start: bool) -> None:
 def _spec_from_args(args: argparse.Namespace) -> dict:
     spec: dict[str, Any] = {}
     if args.spec is not None:
-        try:
-            spec = json.loads(Path(args.spec).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read job spec {args.spec}: {exc}") from exc
+        from core import files
+        try:   # regular files only, through a cap (a FIFO or /dev/zero would hang or eat memory)
+            spec = json.loads(files.read_text(args.spec, files.MAX_JSON_BYTES))
+        except files.FileReadError as exc:
+            raise ConfigError(f"cannot read job spec {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"cannot read job spec {args.spec}: {exc}") from None
         if not isinstance(spec, dict):
             raise ConfigError(f"job spec {args.spec} must hold a JSON object")
     given = vars(args)

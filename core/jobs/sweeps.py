@@ -166,9 +166,10 @@ def resolve(spec: dict | str | Path, scale: str | None = None) -> dict:
         path = Path(spec)
         if not path.is_file():
             raise _spec_error(f"no sweep preset or spec file {str(spec)!r} (presets: {', '.join(PRESETS)})")
-        try:
-            spec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        from core import files
+        try:   # through a cap, like every file a user points at
+            spec = json.loads(files.read_text(path, files.MAX_JSON_BYTES))
+        except (files.FileReadError, json.JSONDecodeError) as exc:
             raise _spec_error(f"cannot read sweep spec {path}: {exc}") from exc
     if not isinstance(spec, dict):
         raise _spec_error(f"a sweep spec must be a JSON object, got {type(spec).__name__}")
