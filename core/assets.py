@@ -37,8 +37,8 @@ from core import paths
 from core.downloads import (AssetError, atomic_dir, fetch_verified, file_lock, is_verified, require_tool,
                             run_tool, scratch_dir, sha256_file, write_text_atomic)
 
-__all__ = ["AssetError", "KNOWN_LMS", "GROUPS", "Source", "sources", "lm_dir", "efficientnet_weights",
-           "source_dir", "wordnet_dir", "image_source_ids", "fetch", "status", "main"]
+__all__ = ["AssetError", "KNOWN_LMS", "GROUPS", "Source", "sources", "lm_dir", "check_lm",
+           "efficientnet_weights", "source_dir", "wordnet_dir", "image_source_ids", "fetch", "status", "main"]
 
 GROUPS = ("lms", "encoders", "wordnet", "images")
 MARKER = "taxolens-asset.json"            # inside each finished output folder we own
@@ -151,6 +151,26 @@ def _lm_spec(lm_id: str) -> tuple[LMSpec, Source]:
     return KNOWN_LMS[lm_id], source(lm_id, kind="lm")
 
 
+def check_lm(lm_id: str) -> None:
+    """AssetError (with the fetch hint) unless lm_dir(lm_id) can work: converted already, or its
+    pinned files are here to convert from. Converts nothing, so it is cheap enough for validation."""
+    spec, src = _lm_spec(lm_id)
+    if _marker_ok(paths.models_dir() / lm_id / MARKER, src.sha256):
+        return
+    if spec.module:
+        _installed_file(source(lm_id), spec.gguf)
+        return
+    _require_fetched(lm_id, spec, src)
+
+
+def _require_fetched(lm_id: str, spec: LMSpec, src: Source) -> None:
+    missing = [p for p in spec.parts + spec.extras
+               if not is_verified(_wheel_path(source(p)), source(p).sha256)]
+    if missing:
+        raise AssetError(f"{lm_id} is not fetched (missing {', '.join(missing)}): run "
+                         f"`python -m core.assets fetch --lm {lm_id}` ({src.license} apply)")
+
+
 def lm_dir(lm_id: str, progress: Progress | None = None) -> Path:
     """data/models/<lm_id>/ with safetensors + tokenizer, converted from the pinned GGUF on first use."""
     spec, src = _lm_spec(lm_id)
@@ -164,10 +184,7 @@ def lm_dir(lm_id: str, progress: Progress | None = None) -> Path:
         if spec.module:
             _convert(_installed_file(source(lm_id), spec.gguf), out, src, [], progress)
             return out
-        missing = [p for p in spec.parts + spec.extras if not is_verified(_wheel_path(source(p)), source(p).sha256)]
-        if missing:
-            raise AssetError(f"{lm_id} is not fetched (missing {', '.join(missing)}): run "
-                             f"`python -m core.assets fetch --lm {lm_id}` ({src.license} apply)")
+        _require_fetched(lm_id, spec, src)
         with scratch_dir(lm_id) as scratch:
             gguf = _assemble(spec, src, scratch / spec.gguf)
             extras = _unpack_wheel_data([_wheel_path(source(e)) for e in spec.extras], scratch / "extras")

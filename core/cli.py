@@ -144,19 +144,6 @@ def _config_from(args) -> TrainConfig:
         raise ConfigError(f"bad training config ({exc})") from None
 
 
-def validate_config(cfg: TrainConfig) -> TrainConfig:
-    """Everything about a training config that can be checked without loading a model."""
-    from core.conditions import parse_condition
-
-    parse_condition(cfg.condition)        # syntax and r range first: clearer than a dataset error
-    cfg.validate(deep=True)
-    if cfg.device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
-    return cfg
-
-
 def _emit(result: dict, out: Path | None = None) -> None:
     """Print the result as JSON; also write it atomically to `out` when given."""
     from core import runs
@@ -175,15 +162,18 @@ def _headline(metrics: dict | None) -> dict | None:
 # --- commands ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from core import runs
+    from core import preflight, runs
 
-    cfg = validate_config(_config_from(args))
+    cfg = preflight.check_config(_config_from(args))
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
+    preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
     from core import train as train_mod
     from core.evaluate import evaluate
-    train_mod.prepare(cfg)                 # dataset, split and questions build: fails before any write
+    fresh = run_dir is None or not (run_dir / "config.json").is_file()   # not a resume
+    if run_dir is None:
+        run_dir = runs.create_run_dir(cfg)
     bar = ProgressBar("train")
     try:
         with StopFlag() as stop:
@@ -196,6 +186,10 @@ def cmd_train(args) -> int:
                 print(f"taxolens: {exc}; resume with: taxolens train --run-dir {exc.run_dir} "
                       f"--config {Path(exc.run_dir) / 'config.json'}", file=sys.stderr)
                 return EXIT_INTERRUPTED
+            except BaseException:
+                if fresh:                  # nothing saved yet: no half-made run left to list as "new"
+                    runs.discard_unstarted(run_dir)
+                raise
         test = None if args.no_eval else evaluate(run_dir, split="test", progress=bar.sub(share, 1.0))
     finally:
         bar.close()
@@ -231,27 +225,10 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def _trained_run(ref: str | None, encoder: str | None, lm: str | None):
-    """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, and (when
-    --encoder / --lm are given) was trained with them."""
-    from core import runs
-
-    if ref is None:
-        default = runs.default_checkpoint()
-        if default is None:
-            raise ConfigError("no finished run with the default config; pass --run RUN_ID or train "
-                              "one with `taxolens train`")
-        ref = str(default)
-    info = runs.load_run(ref)
-    if info.epoch < 1 or not runs.checkpoint_json(info.path).is_file():
-        raise ConfigError(f"run {info.run_id} has no trained checkpoint yet (status: {info.status})")
-    if encoder is not None or lm is not None:
-        from core.models import registry
-        if encoder is not None:
-            registry.check_encoder_id(encoder)
-        if lm is not None:
-            registry.check_lm_id(lm)
-        runs.check_compatible(info.path, encoder or info.config.encoder, lm or info.config.lm)
-    return info
+    """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, (when
+    --encoder / --lm are given) was trained with them, and its models' weights are here."""
+    from core import preflight
+    return preflight.trained_run(ref, encoder, lm)
 
 
 def cmd_evaluate(args) -> int:
@@ -272,10 +249,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_baseline(args) -> int:
     import secrets
+    import shutil
 
-    from core import runs
+    from core import preflight, runs
 
-    cfg = validate_config(_config_from(args))
+    cfg = _config_from(args)
+    preflight.check_baseline(args.kind, cfg)    # config, data and (lm_only) weights, before any write
     from core.evaluate import baseline
     root = paths.ensure_writable(runs.baselines_dir())
     while True:
@@ -285,10 +264,13 @@ def cmd_baseline(args) -> int:
             break
         except FileExistsError:
             continue
-    runs.write_json(out_dir / "config.json", {"baseline": args.kind, **cfg.to_dict()})
     bar = ProgressBar(f"baseline {args.kind}")
     try:
+        runs.write_json(out_dir / "config.json", {"baseline": args.kind, **cfg.to_dict()})
         metrics = baseline(args.kind, cfg, out_dir=out_dir, progress=bar)
+    except BaseException:                  # Ctrl-C or a failure: a baseline has nothing to resume
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         bar.close()
     _emit({"baseline": args.kind, "out_dir": str(out_dir), "headline": _headline(metrics)})
@@ -316,25 +298,20 @@ def cmd_predict(args) -> int:
 
 
 def cmd_coherence(args) -> int:
-    from core import datasets, geometry
+    from core import geometry, preflight
 
-    cfg = TrainConfig(dataset=args.dataset, encoder=args.encoder, seed=args.seed,
-                      max_concepts=args.max_concepts, images_per_concept=args.images_per_concept,
-                      device=args.device)
-    validate_config(cfg)
-    ds = datasets.load_dataset(cfg.dataset)
-    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
-        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
-                       seed=cfg.seed)
-    device = None if cfg.device == "auto" else cfg.device
+    # the same checks as `jobs submit coherence`: subset, both shuffles, encoder weights
+    ds = preflight.check_coherence(args.dataset, args.encoder, args.seed, args.max_concepts,
+                                   args.images_per_concept, args.device)
+    device = None if args.device == "auto" else args.device
     bar = ProgressBar("coherence")
     try:
-        table = geometry.coherence_table(ds, cfg.encoder, cfg.seed, progress=bar, device=device)
+        table = geometry.coherence_table(ds, args.encoder, args.seed, progress=bar, device=device)
     finally:
         bar.close()
-    out = geometry.cache_dir(ds, cfg.encoder, cfg.seed)
+    out = geometry.cache_dir(ds, args.encoder, args.seed)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=sys.stderr)
-    _emit({"dataset": ds.name, "encoder": cfg.encoder, "seed": cfg.seed,
+    _emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed,
            "csv": str(out / "coherence.csv"),
            "all": {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}})
     return 0

@@ -175,6 +175,26 @@ def create_run_dir(cfg: TrainConfig) -> Path:
     raise RunError(f"could not find a free run id under {root}")
 
 
+def discard_unstarted(run_dir: Path) -> bool:
+    """Remove a run folder that never saved a checkpoint (what a failed or cancelled start leaves:
+    config.json, a log, maybe unreferenced tensors), so it does not list as a "new" run forever.
+    Only those files go; a folder holding anything else is kept. Returns whether it is gone."""
+    run_dir = Path(run_dir)
+    if checkpoint_json(run_dir).exists():
+        return False
+    ckdir = checkpoint_dir(run_dir)
+    for path in (run_dir / "config.json", run_dir / "log", ckdir / PROJECTOR_FILE, ckdir / TRAIN_STATE_FILE):
+        path.unlink(missing_ok=True)
+    for folder in (ckdir, run_dir):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:                    # not empty: something we did not write
+            return False
+    return True
+
+
 # ---------------------------------------------------------------- reading runs
 
 @dataclass

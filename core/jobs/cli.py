@@ -224,13 +224,14 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
 def _cmd_submit(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
         spec = _spec_from_args(args)
-        store = JobStore()
+        # validated before the store is opened: a refused job leaves no trace, not even the database
         if args.slurm:
             from core.jobs import slurm
-            job_id = slurm.submit(args.kind, spec, _slurm_config(args), store=store)
+            job_id = slurm.submit(args.kind, spec, _slurm_config(args))
         else:
             from core.jobs import submit
-            job_id = submit(args.kind, spec, store=store)
+            job_id = submit(args.kind, spec)
+        store = JobStore()
         job = store.get(job_id)
         if args.json:
             print(json.dumps(dataclasses.asdict(job), indent=2))
@@ -372,15 +373,15 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
             for i, job in enumerate(jobs, 1):
                 print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}")
             return 0
-        store = JobStore()
         if args.slurm:
             from core.jobs import slurm
-            sweep_id = slurm.submit("sweep", spec, _slurm_config(args), store=store)
-            n = len(store.list(parent_id=sweep_id))
+            sweep_id = slurm.submit("sweep", spec, _slurm_config(args))
+            n = len(JobStore().list(parent_id=sweep_id))
             print(f"sweep {sweep_id} submitted to Slurm as {n} jobs; `sweep show {sweep_id}` for progress")
             return 0
         from core.jobs import submit
-        sweep_id = submit("sweep", spec, store=store)
+        sweep_id = submit("sweep", spec)     # validated before the store is opened
+        store = JobStore()
         n = len(store.get(sweep_id).spec["jobs"])
         print(f"sweep {sweep_id} queued ({n} jobs once a worker expands it); `sweep show {sweep_id}` for progress")
         _worker_hint(store, args.start_worker)

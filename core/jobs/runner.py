@@ -83,8 +83,8 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
 
     kind = kinds.get(job.kind)
     print(f"== job {job_id} ({job.kind}) attempt {attempt}, pid {os.getpid()}", flush=True)
+    output_dir = None
     try:
-        output_dir = None
         if kind.make_output_dir is not None:
             output_dir = job.run_dir or store.set_run_dir(job_id, kind.make_output_dir(job.spec))
             print(f"output directory: {output_dir}", flush=True)
@@ -96,6 +96,7 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
         for row in result.get("register", []):
             store.register_run(job_id=job_id, **row)
     except BaseException as exc:  # noqa: BLE001 — every outcome must be recorded
+        kinds.discard_output(kind, output_dir)
         if is_cancellation(exc):
             print(f"cancelled: {exc}", flush=True)
             store.finish(job_id, "cancelled", error="cancelled by request", attempt=attempt)

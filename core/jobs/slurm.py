@@ -112,12 +112,15 @@ class RemoteJob:
 
         ctx = kinds.JobContext(job_id=self.job_id, progress=progress, should_stop=lambda: False,
                                output_dir=Path(self.output_dir) if self.output_dir else None)
+        kind = kinds.get(self.kind)
         try:
-            result = kinds.get(self.kind).execute(self.spec, ctx)
+            result = kind.execute(self.spec, ctx)
         except KeyboardInterrupt:  # how submitit's local executor cancels
+            kinds.discard_output(kind, self.output_dir)
             _write_json(Path(self.outcome_path), {"status": "cancelled"})
             raise
         except BaseException as exc:
+            kinds.discard_output(kind, self.output_dir)
             _write_json(Path(self.outcome_path), {"status": "failed", "error": f"{type(exc).__name__}: {exc}"
                                                   f"\n\n{traceback.format_exc()[-4000:]}"})
             raise
@@ -162,9 +165,9 @@ def submit(kind: str, spec: dict, cfg: SlurmConfig, store: JobStore | None = Non
     """Validate a job spec like a local submission and send it to Slurm; returns the store's job id.
     A sweep is expanded here and each child becomes its own Slurm job (one array)."""
     cfg.validate()
-    store = store or JobStore()
-    normalized = kinds.validate(kind, spec)
+    normalized = kinds.validate(kind, spec, here=False)   # before the store or a folder is created
     executor = executor or make_executor(cfg)
+    store = store or JobStore()
     if kind != "sweep":
         return _submit_validated(store, executor, cfg, [(kind, normalized)], parent_id=None)[0]
     sweep_id = store.submit("sweep", normalized, backend="slurm", status="running")

@@ -196,7 +196,16 @@ class Worker:
                                       error=f"job process exited with code {code} without a result"
                                             f"\n\n{tail}")
                 job = self.store.get(job_id)
+                if job.status in ("cancelled", "failed"):   # killed before it could clean up itself
+                    self._discard(job)
             self._say(f"job {job_id} {job.status} (exit code {code})")
+
+    def _discard(self, job: Job) -> None:
+        from core.jobs import kinds
+        try:
+            kinds.discard_output(kinds.get(job.kind), job.run_dir)
+        except kinds.JobSpecError:          # a kind no longer registered: nothing to ask
+            pass
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
