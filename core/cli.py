@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from core import paths
-from core.config import ConfigError, TrainConfig
+from core.config import ConfigError, TrainConfig, number_arg
 
 EXIT_USAGE = 2           # bad arguments / config, as argparse uses
 EXIT_INTERRUPTED = 130   # Ctrl-C (a cancelled training run can be resumed)
@@ -282,8 +282,6 @@ def cmd_predict(args) -> int:
 
     data = read_image_bytes(args.image)    # read once, through the cap: decoded and hashed below
     image = load_image(data, name=Path(args.image).name)
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
     info = _trained_run(args.run, args.encoder, args.lm)
     from core.predict import Predictor
     prediction = Predictor.load(info.path).predict(image, top_k=args.top_k)
@@ -377,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a trained checkpoint on one image file.")
     p.add_argument("image", metavar="IMAGE", help="image file (PNG, JPEG, WEBP, GIF, BMP, TIFF)")
     p.add_argument("--run", help="run id or directory (default: newest finished default-config run)")
-    p.add_argument("--top-k", type=int, default=5, help="leaf guesses to list (default 5)")
+    p.add_argument("--top-k", type=number_arg(int, 1, 100000), default=5,
+                   help="leaf guesses to list (default 5)")
     p.add_argument("--encoder", help="fail unless the checkpoint was trained with this encoder")
     p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
     p.set_defaults(func=cmd_predict)

@@ -7,8 +7,9 @@ loading any model, so the CLI, the job queue and the app's forms can all reject 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 class ConfigError(ValueError):
@@ -44,10 +45,9 @@ class TrainConfig:
         _check_int("epochs", self.epochs, 1, 1000)
         _check_int("batch_size", self.batch_size, 1, 4096)
         _check_int("seed", self.seed, 0, 2**31 - 1)
-        if not (0 < float(self.lr) <= 1):
-            raise ConfigError(f"lr must be in (0, 1], got {self.lr}")
-        if float(self.weight_decay) < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check_float("lr", self.lr, 0, 1, lo_open=True)
+        # decoupled decay shrinks weights by lr * weight_decay per step: above 1 it would flip them
+        _check_float("weight_decay", self.weight_decay, 0, 1)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)
         if self.images_per_concept is not None:
@@ -78,3 +78,34 @@ class TrainConfig:
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not (lo <= value <= hi):
         raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def _check_float(name: str, value: Any, lo: float, hi: float, lo_open: bool = False,
+                 hi_open: bool = False) -> None:
+    """A finite real number in the range ("(" / ")" when an end is open). NaN fails every comparison
+    and would slip through a plain `value < lo` test, so finiteness is checked first; bools and
+    strings are refused rather than coerced (True is not a learning rate)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ConfigError(f"{name} must be a finite number in {interval}, got {value!r}")
+
+
+def number_arg(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
+    """An argparse `type=` for a command-line number: an int or a finite float in [lo, hi], with the
+    same checks (and message) as the config fields."""
+    def parse(text: str):
+        import argparse
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        try:
+            (_check_int if kind is int else _check_float)("the value", value, lo, hi)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace("the value ", "", 1)) from None
+        return value
+    parse.__name__ = kind.__name__       # argparse names the type in its own messages
+    return parse

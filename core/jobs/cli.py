@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, TrainConfig
+from core.config import ConfigError, TrainConfig, number_arg
 from core.jobs import kinds, sweeps
 from core.jobs.store import STATUSES, Job, JobStore, JobStoreError, read_log_tail
 
@@ -45,10 +45,11 @@ def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--slurm", action="store_true", help="submit to Slurm instead of the local queue")
     group.add_argument("--partition")
     group.add_argument("--account")
-    group.add_argument("--gpus", type=int, default=1, help="GPUs per node (default 1)")
-    group.add_argument("--cpus", type=int, default=8, help="CPUs per task (default 8)")
-    group.add_argument("--mem-gb", type=int, default=32)
-    group.add_argument("--time", type=int, default=240, metavar="MINUTES", help="time limit (default 240)")
+    group.add_argument("--gpus", type=number_arg(int, 0, 64), default=1, help="GPUs per node (default 1)")
+    group.add_argument("--cpus", type=number_arg(int, 1, 4096), default=8, help="CPUs per task (default 8)")
+    group.add_argument("--mem-gb", type=number_arg(int, 1, 1 << 20), default=32)
+    group.add_argument("--time", type=number_arg(int, 1, 525600), default=240, metavar="MINUTES",
+                       help="time limit (default 240)")
     group.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
                        help="extra sbatch option, e.g. constraint=a100 (repeatable)")
     group.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
@@ -104,7 +105,7 @@ def register(subparsers) -> None:
     lst = jsub.add_parser("list", help="list jobs, newest first")
     lst.add_argument("--status", choices=STATUSES)
     lst.add_argument("--kind")
-    lst.add_argument("--limit", type=int, default=30)
+    lst.add_argument("--limit", type=number_arg(int, 1, 10**9), default=30)
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=_cmd_list)
 
@@ -119,13 +120,13 @@ def register(subparsers) -> None:
 
     logs = jsub.add_parser("logs", help="a job's log")
     logs.add_argument("job_id", type=int)
-    logs.add_argument("--tail", type=int, default=40, help="last N lines (default 40)")
+    logs.add_argument("--tail", type=number_arg(int, 1, 10**9), default=40, help="last N lines (default 40)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
     logs.set_defaults(func=_cmd_logs)
 
     worker = jsub.add_parser("worker", help="run a worker in the foreground (same as python -m core.jobs.worker)")
-    worker.add_argument("--concurrency", type=int)
-    worker.add_argument("--idle-exit", type=float, metavar="SECONDS")
+    worker.add_argument("--concurrency", type=number_arg(int, 1, 256))
+    worker.add_argument("--idle-exit", type=number_arg(float, 0, 1e9), metavar="SECONDS")
     worker.set_defaults(func=_cmd_worker)
 
     sweep = subparsers.add_parser("sweep", help="grids of runs: submit, and aggregate across seeds")

@@ -64,10 +64,11 @@ class SlurmConfig:
     def validate(self) -> "SlurmConfig":
         if self.cluster not in CLUSTERS:
             raise ConfigError(f"cluster must be one of {', '.join(CLUSTERS)}, got {self.cluster!r}")
-        for name, lo in (("gpus_per_node", 0), ("cpus_per_task", 1), ("mem_gb", 1), ("timeout_min", 1)):
+        for name, lo, hi in (("gpus_per_node", 0, 64), ("cpus_per_task", 1, 4096), ("mem_gb", 1, 1 << 20),
+                             ("timeout_min", 1, 525600)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
         if not isinstance(self.additional, dict):
             raise ConfigError("additional Slurm parameters must be a mapping of sbatch option -> value")
         return self

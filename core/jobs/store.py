@@ -243,7 +243,7 @@ class JobStore:
         """Insert a job as given (no validation: core.jobs.submit validates first). Returns its id."""
         if status not in ("queued", "running"):
             raise ValueError(f"a new job starts queued or running, not {status!r}")
-        body = json.dumps(spec, sort_keys=True)
+        body = json.dumps(spec, sort_keys=True, allow_nan=False)   # NaN is not JSON: never stored
         now = time.time()
         with self._write() as c:
             row = c.execute(
@@ -263,8 +263,8 @@ class JobStore:
             if existing:
                 return existing
             return [int(c.execute("INSERT INTO jobs (kind, spec, created, parent_id) VALUES (?, ?, ?, ?)"
-                                  " RETURNING id", (kind, json.dumps(spec, sort_keys=True), now, parent_id)
-                                  ).fetchone()[0]) for kind, spec in items]
+                                  " RETURNING id", (kind, json.dumps(spec, sort_keys=True, allow_nan=False),
+                                                    now, parent_id)).fetchone()[0]) for kind, spec in items]
 
     def get(self, job_id: int) -> Job:
         rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
