@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from core.config import ConfigError, TrainConfig, number_arg
 
 EXIT_USAGE = 2           # bad arguments / config, as argparse uses
 EXIT_INTERRUPTED = 130   # Ctrl-C (a cancelled training run can be resumed)
+EXIT_PIPE_CLOSED = 141   # stdout's reader went away (`taxolens jobs list | head`), as for SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -278,14 +280,17 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from core.images import load_image, read_image_bytes
+    from core.images import load_image, notes_of, read_image_bytes
 
     data = read_image_bytes(args.image)    # read once, through the cap: decoded and hashed below
     image = load_image(data, name=Path(args.image).name)
     info = _trained_run(args.run, args.encoder, args.lm)
     from core.predict import Predictor
     prediction = Predictor.load(info.path).predict(image, top_k=args.top_k)
-    result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()),
+    notes = list(notes_of(image))          # CMYK / 16-bit / alpha / animation, as the app shows them
+    for note in notes:
+        print(f"taxolens predict: note: {note}", file=sys.stderr)
+    result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()), "image_notes": notes,
               "prediction": prediction.to_dict()}
     digest = hashlib.sha256(data).hexdigest()[:12]
     name = paths.safe_name(f"{info.run_id}__{Path(args.image).stem}_{digest}")
@@ -425,7 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:           # --help (0) or a usage error (2, already printed)
         return int(exc.code or 0)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()               # now, so a closed pipe is handled below, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader has what it wanted; say nothing, and point stdout at /dev/null so the
+        # interpreter's own flush at exit cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except KeyboardInterrupt:
         print("taxolens: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -25,7 +25,7 @@ from typing import Any
 
 from core.config import ConfigError, TrainConfig, number_arg
 from core.jobs import kinds, sweeps
-from core.jobs.store import STATUSES, Job, JobStore, JobStoreError, read_log_tail
+from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
 
 _TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 
@@ -164,6 +164,20 @@ def _describe(job: Job) -> str:
     return describe(job)
 
 
+GONE = "worker gone"
+
+
+def _status(job: Job) -> str:
+    """The status to show: a running job whose worker died says so (a new worker requeues it)."""
+    return GONE if worker_gone(job) else job.status
+
+
+def _gone_note(job: Job) -> str:
+    beat = f", last heartbeat {_when(job.heartbeat)}" if job.heartbeat else ""
+    return (f"its worker (pid {job.worker_pid} on {job.worker_host}{beat}) is gone; starting a worker "
+            f"(`taxolens jobs worker`) requeues it")
+
+
 def _sync_slurm(store: JobStore) -> None:
     if store.list(status="running", backend="slurm", limit=1):
         from core.jobs import slurm
@@ -255,12 +269,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if not jobs:
             print("no jobs")
             return 0
-        print(f"{'id':>5}  {'status':<10} {'progress':>8}  {'time':>8}  {'kind':<9} description / message")
+        print(f"{'id':>5}  {'status':<11} {'progress':>8}  {'time':>8}  {'kind':<9} description / message")
         for j in jobs:
-            note = j.message if j.status == "running" else (j.error or "").split("\n")[0][:60]
+            status = _status(j)
+            note = (_gone_note(j) if status == GONE else j.message if j.status == "running"
+                    else (j.error or "").split("\n")[0][:60])
             backend = " [slurm]" if j.backend == "slurm" else ""
             parent = f" (sweep {j.parent_id})" if j.parent_id else ""
-            print(f"{j.id:>5}  {j.status:<10} {100 * j.progress:>7.0f}%  {_duration(j):>8}  {j.kind:<9} "
+            print(f"{j.id:>5}  {status:<11} {100 * j.progress:>7.0f}%  {_duration(j):>8}  {j.kind:<9} "
                   f"{_describe(j)}{parent}{backend}" + (f" — {note}" if note else ""))
         return 0
     return _run(handle, args)
@@ -275,7 +291,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(json.dumps(dataclasses.asdict(job), indent=2))
             return 0
         print(f"job {job.id}: {_describe(job)}")
-        for label, value in (("status", job.status), ("progress", f"{100 * job.progress:.0f}% {job.message}"),
+        status = f"running, but {_gone_note(job)}" if _status(job) == GONE else job.status
+        for label, value in (("status", status), ("progress", f"{100 * job.progress:.0f}% {job.message}"),
                              ("created", _when(job.created)), ("started", _when(job.started)),
                              ("finished", _when(job.finished)), ("elapsed", _duration(job)),
                              ("attempts", job.attempts), ("backend", job.backend),
@@ -300,14 +317,15 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
         code = 0
         for job_id in args.job_ids:
             try:
-                status = cancel(job_id, store=store)
+                before = store.get(job_id).status
+                status = before if before in FINISHED else cancel(job_id, store=store)
             except KeyError as exc:
                 print(f"error: {exc.args[0]}", file=sys.stderr)
                 code = 2
                 continue
             if status == "running":
                 print(f"job {job_id}: cancellation requested; it stops within seconds")
-            elif status == "cancelled":
+            elif status == "cancelled" and before != "cancelled":
                 print(f"job {job_id}: cancelled")
             else:
                 print(f"job {job_id}: already {status}, nothing to cancel")

@@ -212,6 +212,16 @@ def pid_alive(pid: int | None) -> bool:
 HOST = socket.gethostname()
 
 
+def worker_gone(job: Job, stale_after_s: float = STALE_AFTER_S) -> bool:
+    """A running local job whose worker died: its pid is gone (same host) or its heartbeat is stale.
+    It stays "running" in the store until a worker starts and requeues it, so listings say so."""
+    if job.status != "running" or job.backend != "local":
+        return False
+    if job.worker_host == HOST and not pid_alive(job.worker_pid):
+        return True
+    return job.heartbeat is None or time.time() - job.heartbeat > stale_after_s
+
+
 def ensure_dir(path: Path) -> Path:
     """Create a directory and prove it writable (paths.ensure_writable), as a JobStoreError."""
     try:
@@ -499,12 +509,9 @@ class JobStore:
     def requeue_orphans(self, stale_after_s: float = STALE_AFTER_S) -> list[int]:
         """Requeue running local jobs whose worker is gone (pid dead on this host, or heartbeat stale).
         A job whose cancel was requested is marked cancelled instead."""
-        now = time.time()
         orphans = []
         for job in self.list(status="running", backend="local"):
-            same_host_dead = job.worker_host == HOST and not pid_alive(job.worker_pid)
-            stale = job.heartbeat is None or now - job.heartbeat > stale_after_s
-            if not (same_host_dead or stale):
+            if not worker_gone(job, stale_after_s):
                 continue
             if job.cancel_requested:
                 self.finish(job.id, "cancelled", error="cancelled (its worker had died)")
