@@ -19,6 +19,7 @@ import contextvars
 import importlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +35,14 @@ class JobSpecError(ConfigError):
 
 class JobCancelled(Exception):
     """Raised inside a job when its cancellation was requested."""
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Our JobCancelled, or core.train.Cancelled (train's should_stop contract)."""
+    if isinstance(exc, JobCancelled):
+        return True
+    train = sys.modules.get("core.train")
+    return train is not None and isinstance(exc, getattr(train, "Cancelled", ()))
 
 
 ProgressFn = Callable[[float, str], None]
