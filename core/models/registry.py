@@ -101,7 +101,7 @@ def _encoder_weights(family: str, name: str, source: str | None) -> None:
     """Find an encoder's weights like its builder does, without building it."""
     if family == "efficientnet":
         from core import assets
-        assets.efficientnet_weights(name)
+        assets.efficientnet_weights(name, record=False)   # a check writes nothing
     elif family == "open_clip" and not Path(source).expanduser().is_file():
         encoders.open_clip_weights(name, source)
     elif family == "timm" and not source:

@@ -60,6 +60,18 @@ def test_models_without_weights_are_refused_before_a_run_folder_exists(argv, fra
     assert runs.list_runs() == []
 
 
+def test_checking_weights_writes_nothing_not_even_a_verification_stamp(tmp_path, monkeypatch, capsys):
+    """On a data dir where the bundled weights were never verified, the check hashes them without
+    recording it (downloads/verified.json is a cache of real use, not something a refusal leaves)."""
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    real_load = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda name="concepts": tiny_dataset() if name == "tiny" else real_load(name))
+    refused(["train", "--dataset", "tiny", "--lm", "nobody/nomodel"], capsys, tmp_path, "nobody/nomodel")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_train_that_fails_before_its_first_checkpoint_leaves_no_run(data_dir, monkeypatch, capsys):
     from core.models import checkpoint
 
