@@ -57,7 +57,7 @@ PAGES = [
     (st.Page("app_pages/3_Train.py", title="Train", icon=":material/model_training:", url_path="train"),
      "Queue training runs and sweeps; follow their progress."),
     (st.Page("app_pages/4_Results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
-     "Compare runs: seen vs unseen F1, ablation curves, shuffles, baselines."),
+     "Compare runs: per-category macro-F1 on seen vs unseen pairs against chance, ablation curves, shuffles, baselines, what the LM alone knows."),
     (st.Page("app_pages/5_Geometry.py", title="Geometry", icon=":material/scatter_plot:", url_path="geometry"),
      "UMAP/PCA of embeddings and visual coherence per category."),
 ]

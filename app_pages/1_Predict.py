@@ -89,6 +89,9 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                 st.caption(f"Dataset label: **{truth}**")
             st.markdown(f"**Best guess:** {best['label']}  \nP(yes) {best['p_yes']:.2f}")
             st.caption(f"Predicted in {seconds:.2f} s.")
+            note = _learning_note(run)
+            if note:
+                st.warning(note[0].upper() + note[1:] + ".", icon=":material/warning:")
         with middle:
             st.markdown(f"**Hypernym chain of _{best['label']}_**")
             st.caption("Leaf at the bottom, root at the top; ◆ = a dataset category; colour = P(yes) "
@@ -163,6 +166,20 @@ def gallery_tab(run) -> None:
     truth = ds.concepts[concept].label + ("" if in_vocab else " (not in this checkpoint's training concepts)")
     show_prediction(run, f"{ds.concepts[concept].label} ({item.style})", image, item.id, truth=truth,
                     slot="gallery")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _learning_note_cached(run_dir: str, stamp: float) -> str | None:  # noqa: ARG001
+    from core import runs
+    return runs.learning_note(run_dir)
+
+
+def _learning_note(run) -> str | None:
+    """Why this checkpoint's answers should not be trusted (None when its test evaluation shows it
+    learned): shown beside every prediction."""
+    from core import runs
+    metrics = runs.eval_dir(run.path, "test") / "metrics.json"
+    return _learning_note_cached(str(run.path), metrics.stat().st_mtime if metrics.exists() else 0.0)
 
 
 def _predictor_vocabulary(run) -> set[str]:

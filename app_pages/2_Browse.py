@@ -162,13 +162,16 @@ def main() -> None:
         answers = _answers(str(csv_path), csv_path.stat().st_mtime)
         summary = image_summary(answers)
         split_map = _split_of(str(run.path), run.checkpoint.get("updated") or run.created or "")
-        m = runs.load_metrics(run.path, split) or {}
-        h = m.get("hypernym", {})
+        from core import metrics, results
+        head = metrics.headline(results.load_eval(run.path, split) or {})
+        coin = lambda key: f"A fair coin on the same questions: {_fmt(head[key])}"
         a, b, c, d = st.columns(4)
-        a.metric("Accuracy", _fmt(m.get("accuracy")))
-        b.metric("Leaf F1", _fmt(m.get("leaf", {}).get("f1")))
-        c.metric("Seen hypernym F1", _fmt(h.get("seen", {}).get("f1")))
-        d.metric("Unseen hypernym F1", _fmt(h.get("unseen", {}).get("f1")))
+        a.metric("Leaf accuracy", _fmt(head["leaf_accuracy"]))
+        b.metric("Leaf macro-F1 per concept", _fmt(head["leaf_concept_f1"]), help=coin("leaf_chance_f1"))
+        c.metric("Seen hypernym macro-F1", _fmt(head["seen_category_f1"]),
+                 help="Per-category yes/no macro-F1, averaged over categories. " + coin("seen_chance_f1"))
+        d.metric("Unseen hypernym macro-F1", _fmt(head["unseen_category_f1"]),
+                 help="Per-category yes/no macro-F1 on pairs removed from training. " + coin("unseen_chance_f1"))
     items = filters(ds, split, split_map, summary)
     grid(ds, items, summary, answers, split)
 

@@ -1,87 +1,160 @@
-"""Results page: compare evaluated runs and baselines — seen vs unseen hypernym F1, F1 against the
-ablation ratio (mean ± 95% bootstrap CI over seeds), label shuffles against the original labels,
-per-category F1 — with the majority, LM-only and random-init-LM baselines on the same axes.
-Everything shown can be downloaded as CSV.
+"""Results page: compare evaluated runs and baselines on the paper's headline — per-category yes/no
+macro-F1 on seen vs unseen hypernym pairs, mean ± 95 % t-CI over seeds, beside a fair coin's level —
+against the ablation ratio, under label shuffles, per category, and beside what the LM alone knows
+(the `probe-lm` numbers per category). Numbers come from core.results; everything can be downloaded
+as CSV.
 """
 import streamlit as st
 
+from core import results
 from ui import common, figures
-from ui import results_data as rd
 
-METRIC_LABELS = {"seen_f1": "seen F1", "unseen_f1": "unseen F1", "hypernym_f1": "hypernym F1",
-                 "leaf_f1": "leaf F1", "accuracy": "accuracy"}
+HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean of the yes-class and "
+                    "no-class F1, then the mean over categories. Bars: mean over seeds with its 95 % "
+                    "t-based CI (none with one seed); black ticks: a fair coin's expected score on the "
+                    "same questions.")
 
 
 @st.cache_data(show_spinner="Reading results…", ttl=10)
 def _collect(data_dir: str) -> list[dict]:  # noqa: ARG001 - keys the cache
-    return rd.collect()
+    return results.collect()
 
 
-def condition_order(condition: str) -> tuple:
-    r = rd.ratio_of(condition)
-    return (0, r, "") if r is not None else (1, 0, condition)
+def _bar_rows(table, metrics: dict[str, str], chance: dict[str, str], conditions=None) -> list[dict]:
+    """Aggregated rows for grouped bars: one bar per (condition · model, metric), with the chance
+    level of the same questions attached."""
+    sel = table[(table["kind"] == "train") & table["metric"].isin(list(metrics))]
+    if conditions is not None:
+        sel = sel[sel["condition"].isin(conditions)]
+    level = {(r["condition"], r["model"], r["metric"]): r["mean"] for r in table.to_dict("records")}
+    rows = sorted(sel.to_dict("records"), key=lambda r: (results.condition_order(r["condition"]), r["model"]))
+    for r in rows:
+        r["bar"] = f"{r['condition']} · {r['model']}"
+        r["which"] = metrics[r["metric"]]
+        r["chance"] = level.get((r["condition"], r["model"], chance.get(r["metric"])))
+        r["ci_low"], r["ci_high"] = results.finite_or_none(r["ci_low"]), results.finite_or_none(r["ci_high"])
+    return rows
 
 
 def seen_unseen(table) -> None:
-    st.subheader("Seen vs unseen hypernym F1")
-    sel = table[table["metric"].isin(["seen_f1", "unseen_f1"]) & (table["kind"] == "train")]
-    if sel.empty:
+    st.subheader("Seen vs unseen hypernym pairs: per-category macro-F1")
+    rows = _bar_rows(table, {"seen_category_f1": "seen", "unseen_category_f1": "unseen"},
+                     {"seen_category_f1": "seen_chance_f1", "unseen_category_f1": "unseen_chance_f1"})
+    if not rows:
         st.info("No evaluated training runs in this setting yet.")
         return
-    rows = sorted(sel.to_dict("records"), key=lambda r: (condition_order(r["condition"]), r["model"]))
-    for r in rows:
-        r["bar"] = f"{r['condition']} · {r['model']}"
-        r["which"] = METRIC_LABELS[r["metric"]]
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
-                                         y_title="F1 (mean over seeds, 95% CI)", y_range=(0, 1.1),
-                                         colors={"seen F1": "#1f77b4", "unseen F1": "#ff7f0e"}),
+                                         y_title="per-category macro-F1 (mean over seeds, 95% CI)",
+                                         y_range=(0, 1.1), chance="chance",
+                                         colors={"seen": "#1f77b4", "unseen": "#ff7f0e"}),
                     width="stretch", key="seen_unseen")
-    st.caption("Unseen = (concept, category) pairs whose hypernym questions were removed from training; "
-               "undefined (no bar) where nothing was removed.")
+    st.caption(HEADLINE_CAPTION + " Unseen = (concept, category) pairs whose hypernym questions the "
+               "condition removed from training; no bar where nothing was removed (or nothing kept).")
 
 
 def ratio_curve(table) -> None:
-    st.subheader("F1 against the ablation ratio")
-    rows = rd.ratio_curve_rows(table)
+    st.subheader("Against the ablation ratio r (the paper's random ablation)")
+    rows = results.ratio_curve_rows(table)
     if not rows:
         st.info("No runs under `none` / `random:r` conditions in this setting yet.")
         return
-    levels = rd.baseline_levels(table)
-    st.plotly_chart(figures.ratio_curves(rows, baselines={f"{k} (hypernym F1)": v for k, v in levels.items()}),
+    levels = results.baseline_levels(table)
+    st.plotly_chart(figures.ratio_curves(rows, baselines={f"{k} (hypernym)": v for k, v in levels.items()},
+                                         chance=results.chance_curve_rows(table)),
                     width="stretch", key="ratio_curve")
-    st.caption("Lines: mean over seeds; bands: 95% bootstrap CI; dashed: baselines' hypernym F1.")
+    st.caption("Lines: mean over seeds; bands: 95 % t-based CI; dotted: a fair coin on the unseen "
+               "questions; dashed: baselines. At r = 1 every hypernym question is removed from training.")
+
+
+SHUFFLES = ["none", "cross", "within", "cross+random:0.5", "within+random:0.5"]
 
 
 def shuffles(table) -> None:
-    st.subheader("Label shuffles vs original labels")
-    wanted = ["none", "cross", "within"]
-    sel = table[table["condition"].isin(wanted) & table["metric"].isin(["hypernym_f1", "leaf_f1"])]
-    base = table[(table["kind"] == "baseline") & (table["metric"] == "hypernym_f1")]
-    if sel[sel["kind"] == "train"].empty:
-        st.info("No runs under `none`, `cross` or `within` in this setting yet.")
+    st.subheader("Label shuffles vs the original labels")
+    present = [c for c in SHUFFLES if c in set(table["condition"])]
+    rows = _bar_rows(table, {"seen_category_f1": "seen", "unseen_category_f1": "unseen",
+                             "leaf_concept_f1": "leaf per concept"},
+                     {"seen_category_f1": "seen_chance_f1", "unseen_category_f1": "unseen_chance_f1",
+                      "leaf_concept_f1": "leaf_chance_f1"}, conditions=present)
+    if not [r for r in rows if r["condition"] != "none"]:
+        st.info("No runs under `cross`, `within` or their combinations with an ablation in this setting yet.")
         return
-    rows = [dict(r, bar=f"{r['model']} · {r['condition'] if r['kind'] == 'train' else 'baseline'}",
-                 which=METRIC_LABELS[r["metric"]])
-            for r in sel[sel["kind"] == "train"].to_dict("records") + base.to_dict("records")]
-    rows.sort(key=lambda r: (r["model"], wanted.index(r["condition"]) if r["condition"] in wanted else 9))
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
-                                         y_title="F1 (mean over seeds, 95% CI)", y_range=(0, 1.1)),
+                                         y_title="macro-F1 (mean over seeds, 95% CI)", y_range=(0, 1.1),
+                                         chance="chance"),
                     width="stretch", key="shuffles")
+    st.caption("Under a shuffle the questions follow the shuffled labels; with `+random:0.5` the "
+               "unseen pairs are those the ablation removed under the shuffled labels.")
 
 
 def categories(rows) -> None:
-    st.subheader("Per-category hypernym F1")
+    st.subheader("Per-category hypernym macro-F1")
     block = st.segmented_control("Questions", ["unseen", "seen", "all"], default="all", required=True,
                                  key="results_category_block")
-    table = rd.per_category(rows, block)
+    table = results.per_category(rows, block)
     if table.empty:
         st.info(f"No {block} hypernym questions in these runs.")
         return
     labels = _category_labels(rows)
     shown = table.rename(index=lambda k: labels.get(k, k)).sort_index()
-    st.plotly_chart(figures.heatmap(shown), width="stretch", key="per_category")
-    st.download_button("Per-category F1 (CSV)", table.to_csv().encode(), "taxolens_per_category_f1.csv",
+    st.plotly_chart(figures.heatmap(shown, z_title="macro-F1"), width="stretch", key="per_category")
+    st.download_button("Per-category macro-F1 (CSV)", table.to_csv().encode(), "taxolens_per_category_f1.csv",
                        "text/csv", key="dl_per_category")
+
+
+def lm_knowledge(rows, everything, key) -> None:
+    st.subheader("What the LM alone knows, per category, beside the VLM")
+    setting = dict(key) if key is not None else {}
+    probes = results.probes_for(everything, setting.get("lm"), setting.get("dataset"))
+    if not probes:
+        st.info(f"No LM probe of {setting.get('lm', 'this LM')} on {setting.get('dataset', 'this dataset')} yet: "
+                f"`taxolens probe-lm --lm {setting.get('lm', '<id>')} --dataset {setting.get('dataset', '<name>')}` "
+                "(or the `probe` job the paper sweep queues).")
+        return
+    train = [r for r in rows if r["kind"] == "train"]
+    if not train:
+        st.info("No training runs in this setting to compare with.")
+        return
+    probe = probes[0]
+    m = probe["metrics"]
+    cols = st.columns(4)
+    for col, (label, value) in zip(cols, (("chat macro-F1", m.get("chat_macro_f1")),
+                                          ("plain macro-F1", m.get("plain_macro_f1")),
+                                          ("pairwise true > wrong", m.get("pairwise")),
+                                          ("sentence true > wrong", m.get("sentence")))):
+        col.metric(label, "–" if value is None else f"{value:.3f}")
+    if m.get("notes"):
+        st.caption(" · ".join(m["notes"]))
+    c1, c2, c3 = st.columns(3)
+    condition = c1.selectbox("VLM runs under condition", sorted({r["condition"] for r in train},
+                                                                key=results.condition_order),
+                             key="results_probe_condition")
+    block = c2.segmented_control("VLM questions", ["unseen", "seen", "all"], default="unseen", required=True,
+                                 key="results_probe_block")
+    columns = [c for c in ("chat_macro_f1", "plain_macro_f1", "pairwise", "sentence", "chat_accuracy",
+                           "plain_accuracy") if m.get(c) is not None]
+    probe_col = c3.selectbox("Probe number", columns, key="results_probe_column")
+    chosen = [r for r in train if r["condition"] == condition]
+    table = results.probe_vs_vlm(chosen, m, block)
+    if table.empty or table["vlm_macro_f1"].isna().all():
+        st.info(f"The runs under {condition} have no {block} hypernym questions.")
+        return
+    labels = _category_labels(rows)
+    stats = results.correlations(table[probe_col].tolist(), table["vlm_macro_f1"].tolist())
+    title = (f"Spearman ρ = {stats['spearman']:.2f} (p = {stats['spearman_p']:.2g}), Pearson r = "
+             f"{stats['pearson']:.2f} (p = {stats['pearson_p']:.2g}), n = {stats['n']} categories"
+             if stats["spearman"] is not None else f"correlation undefined (n = {stats['n']} categories)")
+    points = [{"x": float(row[probe_col]), "y": float(row["vlm_macro_f1"]), "label": labels.get(cat, cat)}
+              for cat, row in table.iterrows() if row[probe_col] == row[probe_col]
+              and row["vlm_macro_f1"] == row["vlm_macro_f1"]]
+    st.plotly_chart(figures.scatter_with_labels(points, f"LM probe: {probe_col}",
+                                                f"VLM {block} macro-F1 ({condition}, {len(chosen)} run(s))",
+                                                title=title, y_range=(-0.05, 1.05), x_range=(-0.05, 1.05),
+                                                annotate=False),
+                    width="stretch", key="probe_scatter")
+    st.dataframe(table.rename(index=lambda k: labels.get(k, k)), width="stretch")
+    st.download_button("Probe vs VLM per category (CSV)", table.to_csv().encode(), "taxolens_probe_vs_vlm.csv",
+                       "text/csv", key="dl_probe_vs_vlm")
 
 
 def _category_labels(rows) -> dict[str, str]:
@@ -97,32 +170,38 @@ def _category_labels(rows) -> dict[str, str]:
 def main() -> None:
     st.title(":material/bar_chart: Results")
     everything = _collect(common.data_key())
-    rows = [r for r in everything if rd.readable(r["metrics"])]
-    stale = [r["name"] for r in everything if not rd.readable(r["metrics"])]
+    scored = [r for r in everything if r["kind"] != "probe"]
+    rows = [r for r in scored if results.readable(r["metrics"])]
+    stale = [r["name"] for r in scored if not results.readable(r["metrics"])]
+    redone = [r["name"] for r in rows if r["metrics"].get("recomputed")]
     if stale:
-        st.warning(f"{len(stale)} evaluation(s) were written by an older TaxoLens and are left out: "
-                   f"{', '.join(stale[:5])}{' …' if len(stale) > 5 else ''}. Evaluate those runs again "
-                   "(CLI: `taxolens evaluate <run>`) to include them.", icon=":material/history:")
+        st.warning(f"{len(stale)} evaluation(s) were written by an older TaxoLens without their questions "
+                   f"table and are left out: {', '.join(stale[:5])}{' …' if len(stale) > 5 else ''}. Evaluate "
+                   "those runs again (CLI: `taxolens evaluate <run>`) to include them.", icon=":material/history:")
     if not rows:
         st.info("No evaluated runs yet. Queue training runs or the `paper` sweep on the Train page; "
                 "each training job evaluates its run on the test split when it finishes.")
         return
-    options = rd.settings(rows)
+    options = results.settings(rows)
     if not options:
         st.info("Only baselines are evaluated so far; train a run to compare against them.")
-        options = []
     key = st.selectbox("Setting (runs are only compared with runs trained the same way)", options,
-                       format_func=rd.describe_setting, key="results_setting") if options else None
-    chosen = rd.in_setting(rows, key) if key is not None else rows
-    table = rd.aggregated(chosen)
+                       format_func=results.describe_setting, key="results_setting") if options else None
+    chosen = results.in_setting(rows, key) if key is not None else rows
+    table = results.aggregated(chosen)
     n_train = sum(r["kind"] == "train" for r in chosen)
-    st.caption(f"{n_train} training run(s) and {len(chosen) - n_train} baseline(s) in this setting.")
+    st.caption(f"{n_train} training run(s) and {len(chosen) - n_train} baseline(s) in this setting."
+               + (f" {len(redone)} older evaluation(s) were summarized again from their questions table."
+                  if redone else ""))
     seen_unseen(table)
     ratio_curve(table)
     shuffles(table)
     categories(chosen)
+    lm_knowledge(chosen, everything, key)
     st.subheader("Tables")
-    per_run = rd.per_run_table(chosen)
+    st.caption("Yes-class F1 (`*_f1` without `category`) is kept for comparison; it rewards answering "
+               "yes and is never the headline.")
+    per_run = results.per_run_table(chosen)
     st.dataframe(per_run, hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
     c1.download_button("Per-run metrics (CSV)", per_run.to_csv(index=False).encode(), "taxolens_runs.csv",

@@ -3,7 +3,7 @@
 UMAP or PCA maps of the encoder's image embeddings and of a checkpoint's projector outputs, each
 coloured by category under the original, cross-shuffled and within-shuffled labelings side by side;
 select points (lasso / box) to see their images. Below: visual coherence per category per labeling,
-and coherence against a condition's per-category F1.
+and coherence against a condition's per-category yes/no macro-F1.
 
 Features and coherence come from a `coherence` job (the worker computes the encoder features once
 into the feature cache); the maps are then computed here from cached features and cached on disk.
@@ -11,8 +11,8 @@ into the feature cache); the maps are then computed here from cached features an
 import numpy as np
 import streamlit as st
 
+from core import results
 from ui import common, figures
-from ui import results_data as rd
 
 LABELINGS = ("original", "cross", "within")
 CONDITION_OF = {"original": "none", "cross": "cross", "within": "within"}
@@ -133,18 +133,21 @@ def coherence_section(table) -> None:
 
 
 def coherence_vs_f1(ds, table, encoder: str) -> None:
-    st.subheader("Coherence vs per-category F1")
-    rows = [r for r in rd.collect() if r["kind"] == "train" and r.get("encoder") == encoder
-            and r.get("dataset") == ds.name and rd.readable(r["metrics"])]
-    conditions = sorted({r["condition"] for r in rows})
+    st.subheader("Coherence vs per-category macro-F1")
+    from core.conditions import parse_condition
+
+    rows = [r for r in results.collect() if r["kind"] == "train" and r.get("encoder") == encoder
+            and r.get("dataset") == ds.name and results.readable(r["metrics"])]
+    conditions = sorted({r["condition"] for r in rows}, key=results.condition_order)
     if not conditions:
         st.info(f"No evaluated runs with encoder {encoder} on {ds.name} yet.")
         return
     condition = st.selectbox("Runs under condition", conditions, key="geometry_condition")
-    labeling = {"cross": "cross", "within": "within"}.get(condition, "original")
+    # coherence under the labels the runs were trained with (cross+random:0.5 -> cross)
+    labeling = {"cross": "cross", "within": "within"}.get(parse_condition(condition).shuffle_kind, "original")
     chosen = [r for r in rows if r["condition"] == condition]
     block = "unseen" if any(r["metrics"]["hypernym"]["unseen"]["n"] for r in chosen) else "all"
-    per_cat = rd.per_category(chosen, block)
+    per_cat = results.per_category(chosen, block)
     if per_cat.empty:
         st.info("These runs have no per-category scores.")
         return
@@ -152,7 +155,7 @@ def coherence_vs_f1(ds, table, encoder: str) -> None:
     points = [{"x": float(table.loc[c, labeling]), "y": float(f1[c]), "label": ds.categories[c].label if c in ds.categories else c}
               for c in f1.index if c in table.index and np.isfinite(table.loc[c, labeling])]
     st.plotly_chart(figures.scatter_with_labels(points, f"coherence ({labeling} labels)",
-                                                f"{block} hypernym F1 (mean over {len(chosen)} run(s))",
+                                                f"{block} hypernym macro-F1 (mean over {len(chosen)} run(s))",
                                                 y_range=(-0.05, 1.05)),
                     width="stretch", key="coherence_vs_f1")
 

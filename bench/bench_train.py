@@ -1,6 +1,9 @@
 """Training speed: examples/s of the real training step (VLM.loss + backward + AdamW on the
-projector), and its achieved FLOP/s (counted by torch's FlopCounterMode over one step) as a
-fraction of the fp32 matmul peak measured in the same process."""
+projector) on batches of whole images, with each image's prompt prefix run once and shared by its
+questions (what core.train does) against the same batches with the image repeated for every
+question (the straightforward path), and each path's FLOPs per example (torch's FlopCounterMode
+over one step) and achieved FLOP/s as a fraction of the fp32 matmul peak measured in the same
+process. Both paths see the same batches, one right after the other."""
 from __future__ import annotations
 
 import torch
@@ -12,30 +15,41 @@ from core import features, train
 
 def run(vlm, data, device, batch_size: int = 16, steps: int = 3) -> dict:
     questions = data.training_questions()
-    items = data.images("train")
-    needed = {q.image_id for q in questions[:batch_size * (steps + 1)]}
-    items = [im for im in items if im.id in needed]
+    batches = train.epoch_batches(questions, batch_size, seed=0, epoch=0)[:steps + 1]
+    needed = {questions[i].image_id for b in batches for i in b}
+    items = [im for im in data.images("train") if im.id in needed]
     feats, row_of = features.image_features(vlm, items)
     opt = torch.optim.AdamW(vlm.projector.parameters(), lr=1e-4)
-    batches = [questions[i * batch_size:(i + 1) * batch_size] for i in range(steps + 1)]
 
-    def step(batch):
-        loss = vlm.loss(feats[[row_of[q.image_id] for q in batch]].to(device),
-                        [q.text for q in batch], [q.answer for q in batch])
+    def step(batch, shared: bool):
+        rows = [row_of[questions[i].image_id] for i in batch]
+        texts, answers = [questions[i].text for i in batch], [questions[i].answer for i in batch]
+        if shared:
+            distinct = sorted(set(rows))
+            owner = torch.tensor([distinct.index(r) for r in rows])
+            loss = vlm.loss(feats[distinct].to(device), texts, answers, owner=owner)
+        else:
+            loss = vlm.loss(feats[rows].to(device), texts, answers)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     vlm.projector.train()
-    counter = FlopCounterMode(display=False)
-    with counter:                                       # also the warm-up step
-        step(batches[0])
-    flops_per_step = counter.get_total_flops()
-    seconds = [timed(lambda b=b: step(b), device)[1] for b in batches[1:]]
-    vlm.projector.eval()
-    per_step = sorted(seconds)[len(seconds) // 2]       # median
+    out = {"batch_size": batch_size, "steps": steps,
+           "images_per_batch": sum(len({questions[i].image_id for i in b}) for b in batches) / len(batches)}
     peak = matmul_peak(device)
-    return {"batch_size": batch_size, "steps": steps, "seconds_per_step": per_step,
-            "examples_per_s": batch_size / per_step, "flops_per_step": flops_per_step,
-            "achieved_flops": flops_per_step / per_step, "matmul_peak_flops": peak,
-            "fraction_of_peak": flops_per_step / per_step / peak}
+    for name, shared in (("shared_prefix", True), ("repeated_image", False)):
+        counter = FlopCounterMode(display=False)
+        with counter:                                   # also the warm-up step
+            step(batches[0], shared)
+        flops = counter.get_total_flops()
+        seconds = [timed(lambda b=b: step(b, shared), device)[1] for b in batches[1:]]
+        per_step = sorted(seconds)[len(seconds) // 2]   # median
+        out[name] = {"seconds_per_step": per_step, "examples_per_s": batch_size / per_step,
+                     "flops_per_example": flops / batch_size, "achieved_flops": flops / per_step,
+                     "fraction_of_peak": flops / per_step / peak}
+    vlm.projector.eval()
+    out["matmul_peak_flops"] = peak
+    out["speedup"] = out["shared_prefix"]["examples_per_s"] / out["repeated_image"]["examples_per_s"]
+    out["flops_ratio"] = out["repeated_image"]["flops_per_example"] / out["shared_prefix"]["flops_per_example"]
+    return out

@@ -39,11 +39,14 @@ def main(argv=None) -> int:
         f"  straightforward    {ev['naive_q_per_s']:8.2f} questions/s  ({ev['naive_seconds']:.1f} s)",
         f"  ratio              {ev['speedup']:8.1f}x   (same answers: {ev['same_answers']:.0%}, "
         f"max |dP(yes)| {ev['max_abs_diff_p_yes']:.1e})",
-        f"training, batch {tr['batch_size']}, median of {tr['steps']} steps:",
-        f"  examples/s         {tr['examples_per_s']:8.2f}  ({tr['seconds_per_step']:.2f} s/step)",
-        f"  achieved           {tr['achieved_flops'] / 1e9:8.1f} GFLOP/s ({tr['flops_per_step'] / 1e9:.1f} GFLOP/step)",
+        f"training, batch {tr['batch_size']} (whole images, {tr['images_per_batch']:.1f} per batch), "
+        f"median of {tr['steps']} steps:",
+        *[f"  {label:<18} {t['examples_per_s']:8.2f} examples/s ({t['seconds_per_step']:.2f} s/step, "
+          f"{t['flops_per_example'] / 1e9:.2f} GFLOP/example, {t['achieved_flops'] / 1e9:.1f} GFLOP/s = "
+          f"{t['fraction_of_peak']:.0%} of peak)"
+          for label, t in (("shared prefix", tr["shared_prefix"]), ("repeated image", tr["repeated_image"]))],
+        f"  ratio              {tr['speedup']:8.2f}x examples/s, {tr['flops_ratio']:.2f}x fewer FLOPs per example",
         f"  matmul peak        {tr['matmul_peak_flops'] / 1e9:8.1f} GFLOP/s (torch.mm, fp32)",
-        f"  fraction of peak   {tr['fraction_of_peak']:8.1%}",
     ])
     print(text)
     if args.json:

@@ -2,10 +2,12 @@
 
     train       train a projector (then evaluate it on the test split)
     evaluate    score a trained run on a split
-    baseline    majority / LM-only baselines for a config
+    baseline    the majority baseline for a config
+    probe-lm    what the LM alone knows about the dataset's (concept, category) pairs
     predict     one image -> leaf guesses, hypernym chain, category scores
     coherence   visual coherence table (original / cross / within labelings)
     runs        list training runs
+    results     `results report`: docs/results.md from every run, baseline and probe on disk
     jobs, sweep the job queue (registered by core.jobs.cli when present)
 
 Every command checks ALL its arguments before it creates a file or directory: a bad argument is
@@ -103,13 +105,18 @@ _TRAIN_OPTIONS = {
     "lm": (str, "language model id (default: smollm2-135m)"),
     "lm_init": (str, "pretrained | random (random-init LM control)"),
     "projector": (str, "linear | gelu-mlp"),
-    "image_tokens": (int, "image tokens given to the LM"),
+    "image_tokens": (int, "image tokens given to the LM (1 = the global-pooled feature)"),
+    "prompt": (str, "plain | chat (the LM's chat template)"),
     "condition": (str, "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within"),
     "seed": (int, "seed for subset, split, condition, negatives and initialisation"),
-    "epochs": (int, "training epochs"),
-    "batch_size": (int, "questions per step"),
-    "lr": (float, "AdamW learning rate"),
+    "epochs": (int, "at most this many epochs (early stopping may end sooner)"),
+    "max_steps": (int, "at most this many optimizer updates"),
+    "batch_size": (int, "questions per update (whole images, so a batch may run a few over)"),
+    "lr": (float, "AdamW peak learning rate"),
     "weight_decay": (float, "AdamW weight decay"),
+    "warmup": (float, "share of updates with linear warmup before the cosine decay"),
+    "grad_clip": (float, "max gradient norm (0: no clipping)"),
+    "patience": (int, "stop after this many epochs without validation improvement (0: never)"),
     "max_concepts": (int, "use a seeded subset of this many concepts"),
     "images_per_concept": (int, "use at most this many images per concept (>= 3)"),
     "device": (str, "auto | cpu | cuda"),
@@ -167,6 +174,8 @@ def cmd_train(args) -> int:
     from core import preflight, runs
 
     cfg = preflight.check_config(_config_from(args))
+    if args.ship and args.no_eval:
+        raise ConfigError("--ship needs the test evaluation (drop --no-eval)")
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
@@ -200,7 +209,23 @@ def cmd_train(args) -> int:
               "epochs": info.epoch_metrics, "test": _headline(test)}
     if test is not None:
         result["metrics_json"] = str(runs.eval_dir(run_dir, "test") / "metrics.json")
+        note = runs.learning_note(run_dir)
+        if note:
+            result["warning"] = note
+    if args.ship:
+        from core.models import checkpoint
+        result["shipped_to"] = str(checkpoint.export_shipped(run_dir))
     _emit(result)
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from core.models import checkpoint
+
+    info = _trained_run(args.run, None, None, weights=False)    # copies files: loads no model
+    dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None, unfinished=args.unfinished)
+    _emit({"run_id": info.run_id, "shipped_to": str(dest),
+           "size_bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())})
     return 0
 
 
@@ -226,11 +251,11 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
                           f"pass the same options (or --config {cfg_path}) to resume, or a new --run-dir")
 
 
-def _trained_run(ref: str | None, encoder: str | None, lm: str | None):
+def _trained_run(ref: str | None, encoder: str | None, lm: str | None, weights: bool = True):
     """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, (when
     --encoder / --lm are given) was trained with them, and its models' weights are here."""
     from core import preflight
-    return preflight.trained_run(ref, encoder, lm)
+    return preflight.trained_run(ref, encoder, lm, weights=weights)
 
 
 def cmd_evaluate(args) -> int:
@@ -256,7 +281,7 @@ def cmd_baseline(args) -> int:
     from core import preflight, runs
 
     cfg = _config_from(args)
-    preflight.check_baseline(args.kind, cfg)    # config, data and (lm_only) weights, before any write
+    preflight.check_baseline(args.kind, cfg)    # config and data, before any write
     from core.evaluate import baseline
     root = paths.ensure_writable(runs.baselines_dir())
     while True:
@@ -276,6 +301,45 @@ def cmd_baseline(args) -> int:
     finally:
         bar.close()
     _emit({"baseline": args.kind, "out_dir": str(out_dir), "headline": _headline(metrics)})
+    return 0
+
+
+def cmd_probe_lm(args) -> int:
+    from core import preflight, probe
+
+    # ids, dataset, device and the LM's weights, before any write: what `jobs submit probe` checks
+    preflight.check_probe(args.lm, args.dataset, args.lm_init, args.seed, args.device)
+    bar = ProgressBar(f"probe {args.lm}")
+    try:
+        folder, metrics = probe.run(args.lm, args.dataset, args.lm_init, args.seed, device=args.device,
+                                    progress=bar)
+    finally:
+        bar.close()
+    per_category = metrics["per_category"]
+    print(f"{'category':<24} {'yes':>4} {'no':>4} {'chat F1':>8} {'plain F1':>8} {'pairwise':>8} {'sentence':>8}",
+          file=sys.stderr)
+    cell = lambda v: "-" if v is None else f"{v:.3f}"
+    for name, e in per_category.items():
+        print(f"{name:<24} {e['n_yes']:>4} {e['n_no']:>4} {cell(e['chat_macro_f1']):>8} "
+              f"{cell(e['plain_macro_f1']):>8} {cell(e['pairwise']):>8} {cell(e['sentence']):>8}", file=sys.stderr)
+    _emit({**{k: v for k, v in metrics.items() if k != "per_category"},
+           "out_dir": str(folder), "metrics_json": str(folder / "metrics.json"),
+           "probe_csv": str(folder / "probe.csv")})
+    return 0
+
+
+def cmd_results_report(args) -> int:
+    from core import results, runs
+
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name such as docs/results.md")
+    rows = results.collect()
+    text = results.report_markdown(rows, commit=runs.git_commit())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_text(out, text)
+    counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("train", "baseline", "probe")}
+    _emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}})
     return 0
 
 
@@ -337,9 +401,10 @@ def cmd_runs(args) -> int:
         print(f"no runs under {paths.runs_dir()}")
         return 0
     for r in rows:
-        f1 = lambda key: "-" if not r["test"] or r["test"][key] is None else f"{r['test'][key]:.3f}"
+        f1 = lambda key: "-" if not r["test"] or r["test"].get(key) is None else f"{r['test'][key]:.3f}"
         print(f"{r['run_id']:<44} {r['status']:<9} ep {r['epoch']:<3} {r['condition']:<22} "
-              f"{r['lm_init']:<10} seen F1 {f1('seen_f1'):>5}  unseen F1 {f1('unseen_f1'):>5}")
+              f"{r['lm_init']:<10} leaf {f1('leaf_concept_f1'):>5}  seen {f1('seen_category_f1'):>5}  "
+              f"unseen {f1('unseen_category_f1'):>5}  (per-category macro-F1)")
     return 0
 
 
@@ -358,7 +423,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory to create or resume (default: a new one "
                                      "under the runs directory)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
+    p.add_argument("--ship", action="store_true",
+                   help="then write the run as the shipped default checkpoint (assets/default-checkpoint)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ship", help="write a trained, evaluated run as the shipped default checkpoint",
+                       description="Export a finished run with a test evaluation to assets/default-checkpoint "
+                                   "(the best epoch's projector in fp16, checkpoint.json, config, test "
+                                   "evaluation), which a fresh clone installs and Predict uses at once.")
+    p.add_argument("run", metavar="RUN", help="run id or run directory")
+    p.add_argument("--dest", help="folder to write (default: assets/default-checkpoint)")
+    p.add_argument("--unfinished", action="store_true",
+                   help="also a run stopped by hand (its best epoch so far; checkpoint.json says where it stopped)")
+    p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("evaluate", help="score a trained run on a split",
                        description="Score a trained run; writes eval/<split>/questions.csv and "
@@ -369,12 +446,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="fail unless the run was trained with this LM")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("baseline", help="majority / LM-only baselines for a config",
-                       description="Baselines on the test questions of a config: majority answer "
-                                   "per question kind, or the LM reading the question with no image.")
-    p.add_argument("kind", choices=("majority", "lm_only"))
+    p = sub.add_parser("baseline", help="the majority baseline for a config",
+                       description="The majority answer per question kind (from the TRAIN questions) "
+                                   "on the test questions of a config. What the LM alone knows: probe-lm.")
+    p.add_argument("kind", choices=("majority",))
     _add_train_options(p)
     p.set_defaults(func=cmd_baseline)
+
+    defaults = TrainConfig()
+    p = sub.add_parser("probe-lm", help="what the LM alone knows about the dataset's categories",
+                       description="Ask the LM (no image) about every (concept, category) pair of the "
+                                   "dataset: yes/no through its chat template and in the plain "
+                                   "'Question: ...\nAnswer:' format, P(yes) for a true vs a wrong "
+                                   "category, and sentence log-probabilities; per category. Writes "
+                                   "<runs>/probes/<lm>_<dataset>/{probe.csv,metrics.json}.")
+    p.add_argument("--lm", default=defaults.lm, help=f"LM id (default {defaults.lm})")
+    p.add_argument("--dataset", default=defaults.dataset, help=f"dataset name (default {defaults.dataset})")
+    p.add_argument("--lm-init", choices=("pretrained", "random"), default="pretrained",
+                   help="random: the same architecture with random weights (a control)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the 'no' categories (and random weights)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=cmd_probe_lm)
 
     p = sub.add_parser("predict", help="one image -> leaf guesses, hypernym chain, category scores",
                        description="Run a trained checkpoint on one image file.")
@@ -386,7 +478,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
     p.set_defaults(func=cmd_predict)
 
-    defaults = TrainConfig()
     p = sub.add_parser("coherence", help="visual coherence of categories under original / cross / "
                                          "within labelings",
                        description="Mean pairwise cosine of pooled image embeddings per category; "
@@ -402,6 +493,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list training runs", description="List training runs, newest first.")
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("results", help="results across runs (`results report` writes docs/results.md)",
+                       description="Results across every evaluated run, baseline and LM probe on disk.")
+    rsub = p.add_subparsers(dest="results_command", metavar="COMMAND", required=True)
+    r = rsub.add_parser("report", help="regenerate the results report (markdown)",
+                        description="Per setting and condition: seen / unseen per-category macro-F1 "
+                                    "with 95%% t-CIs over seeds, chance, leaf numbers, baselines, LM "
+                                    "probes, and per run its device, training time and git commit.")
+    r.add_argument("--out", default=str(paths.ROOT / "docs" / "results.md"),
+                   help="markdown file to write (default: docs/results.md)")
+    r.set_defaults(func=cmd_results_report)
 
     try:
         from core.jobs import cli as jobs_cli

@@ -23,13 +23,22 @@ class TrainConfig:
     lm: str = "smollm2-135m"
     lm_init: str = "pretrained"          # "pretrained" | "random" (random-init control, frozen)
     projector: str = "gelu-mlp"          # "linear" | "gelu-mlp"
-    image_tokens: int = 4                # encoder grid pooled to this many LM tokens
+    image_tokens: int = 1                # encoder grid pooled to this many LM tokens (1 = global pool)
+    prompt: str = "plain"                # "plain" | "chat" (core/models/vlm.py)
     condition: str = "none"              # see core.conditions.parse_condition
     seed: int = 0
-    epochs: int = 3
-    batch_size: int = 32
+    # The paper's align-stage recipe: AdamW, lr 1e-3, no weight decay, 3 % linear warmup then cosine
+    # decay, gradient clipping at 1.0, batch 16. Training stops early when the validation accuracy
+    # on the questions the condition keeps has not improved for `patience` epochs; the best epoch's
+    # projector is the one evaluated.
+    epochs: int = 6                      # at most this many epochs
+    max_steps: int | None = None         # and at most this many optimizer updates (None: no cap)
+    batch_size: int = 16                 # questions per update (whole images: a batch closes at >= this)
     lr: float = 1e-3
-    weight_decay: float = 0.01
+    weight_decay: float = 0.0
+    warmup: float = 0.03                 # share of the planned updates with linear warmup
+    grad_clip: float = 1.0               # max gradient norm (0: no clipping)
+    patience: int = 3                    # epochs without improvement before stopping (0: never)
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
     images_per_concept: int | None = None
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
@@ -41,13 +50,19 @@ class TrainConfig:
             raise ConfigError(f"lm_init must be 'pretrained' or 'random', got {self.lm_init!r}")
         if self.projector not in ("linear", "gelu-mlp"):
             raise ConfigError(f"projector must be 'linear' or 'gelu-mlp', got {self.projector!r}")
+        if self.prompt not in ("plain", "chat"):
+            raise ConfigError(f"prompt must be 'plain' or 'chat', got {self.prompt!r}")
         _check_int("image_tokens", self.image_tokens, 1, 256)
         _check_int("epochs", self.epochs, 1, 1000)
+        if self.max_steps is not None:
+            _check_int("max_steps", self.max_steps, 1, 10**9)
         _check_int("batch_size", self.batch_size, 1, 4096)
         _check_int("seed", self.seed, 0, 2**31 - 1)
-        _check_float("lr", self.lr, 0, 1, lo_open=True)
-        # decoupled decay shrinks weights by lr * weight_decay per step: above 1 it would flip them
-        _check_float("weight_decay", self.weight_decay, 0, 1)
+        _check_int("patience", self.patience, 0, 1000)
+        _check_number("lr", self.lr, 0, 1, low_open=True)
+        _check_number("weight_decay", self.weight_decay, 0, 10)
+        _check_number("warmup", self.warmup, 0, 0.5)
+        _check_number("grad_clip", self.grad_clip, 0, 1e6)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)
         if self.images_per_concept is not None:
@@ -75,22 +90,17 @@ class TrainConfig:
         return cls(**d)
 
 
+def _check_number(name: str, value: Any, lo: float, hi: float, low_open: bool = False) -> None:
+    """A finite real number in [lo, hi] ((lo, hi] when low_open); NaN, inf and bools are refused."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (lo < value if low_open else lo <= value) and value <= hi
+    if not ok:
+        raise ConfigError(f"{name} must be a number in {'(' if low_open else '['}{lo:g}, {hi:g}], got {value!r}")
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not (lo <= value <= hi):
         raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-
-
-def _check_float(name: str, value: Any, lo: float, hi: float, lo_open: bool = False,
-                 hi_open: bool = False) -> None:
-    """A finite real number in the range ("(" / ")" when an end is open). NaN fails every comparison
-    and would slip through a plain `value < lo` test, so finiteness is checked first; bools and
-    strings are refused rather than coerced (True is not a learning rate)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise ConfigError(f"{name} must be a finite number in {interval}, got {value!r}")
 
 
 def number_arg(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
@@ -103,7 +113,7 @@ def number_arg(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
         try:
-            (_check_int if kind is int else _check_float)("the value", value, lo, hi)
+            (_check_int if kind is int else _check_number)("the value", value, lo, hi)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc).replace("the value ", "", 1)) from None
         return value

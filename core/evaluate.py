@@ -2,28 +2,28 @@
 
     evaluate(run_dir, split="test") -> metrics       the trained projector, yes/no by P(" Yes") vs P(" No")
     baseline("majority", cfg) -> metrics             the majority answer per question kind (from TRAIN)
-    baseline("lm_only", cfg) -> metrics              the LM alone, asked about the concept's NAME:
-                                                     "Is a dog a kind of animal?" (hypernym questions)
 
-All write the same two files to <dir>/eval/<split>/: questions.csv (one row per question) and
+Both write the same two files to <dir>/eval/<split>/: questions.csv (one row per question) and
 metrics.json (core.metrics.summarize plus what was evaluated). The random-init LM control is not a
 baseline here: it is an ordinary training run with cfg.lm_init = "random", evaluated like any other.
+What the LM alone knows is measured by core.probe (`taxolens probe-lm`), on the dataset's own
+(concept, category) pairs rather than on a run's test questions.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 from collections import Counter
 from pathlib import Path
 
-from core import features, metrics, rundata, runs, scoring
+from core import conditions, features, metrics, rundata, runs, scoring
 from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
-from core.taxonomy import with_article
 
-BASELINES = ("majority", "lm_only")
+BASELINES = ("majority",)
 
 
 def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
@@ -31,7 +31,8 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
     runs.eval_dir(run_dir, split)                       # checks the split name before any work
     report = progress or (lambda f, m: None)
     info, vlm = checkpoint.load_trained(run_dir)
-    data = rundata.prepare(info.config)
+    cfg = trained_config(info)
+    data = rundata.prepare(cfg)
     _check_same_dataset(info, data)
     items = data.images(split)
     report(0.0, f"encoding {len(items)} {split} images")
@@ -40,7 +41,7 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
     rows = scoring.score(vlm, feats, row_of, qs, data.deprivation, split=split,
                          progress=lambda f, m: report(0.02 + 0.96 * f, m))
     about = {"run_id": info.run_id, "kind": "run", "split": split, "epoch": info.epoch,
-             "status": info.status, "config": info.config.to_dict()}
+             "status": info.status, "config": cfg.to_dict()}
     result = _write(runs.eval_dir(info.path, split), rows, about)
     report(1.0, "done")
     return result
@@ -55,10 +56,7 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     report = progress or (lambda f, m: None)
     data = rundata.prepare(cfg)
     test_q = data.questions["test"]
-    if kind == "majority":
-        rows = _majority_rows(data, test_q)
-    else:
-        rows = _lm_only_rows(cfg, data, test_q, report)
+    rows = _majority_rows(data, test_q)
     if out_dir is None:   # one folder per (kind, config): rerunning the same baseline replaces it
         digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
         out_dir = runs.baselines_dir() / \
@@ -70,6 +68,14 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     return result
 
 
+def trained_config(info: runs.RunInfo) -> TrainConfig:
+    """The run's config with the condition it was really trained under: a run from before
+    random:<r> became the paper's concept ablation is evaluated as the pairs:<r> it used."""
+    recorded = info.checkpoint.get("condition") or {}
+    spec = conditions.legacy_spec(info.config.condition, recorded.get("report"))
+    return dataclasses.replace(info.config, condition=spec) if spec != info.config.condition else info.config
+
+
 # ---------------------------------------------------------------- baselines
 
 def _majority_rows(data: rundata.RunData, test_q: list) -> list[dict]:
@@ -79,27 +85,6 @@ def _majority_rows(data: rundata.RunData, test_q: list) -> list[dict]:
     majority = {kind: c[True] > c[False] for kind, c in counts.items()}
     return [scoring.row(q, data.deprivation, "test", p_yes=float(majority[q.kind]), mass=None)
             for q in test_q]
-
-
-def lm_only_text(concept_label: str, category_label: str) -> str:
-    """'Is a dog a kind of animal?': the hypernym question about a concept's name, no image."""
-    return f"Is {with_article(concept_label)} a kind of {category_label}?"
-
-
-def _lm_only_rows(cfg: TrainConfig, data: rundata.RunData, test_q: list, report) -> list[dict]:
-    """The test hypernym questions, asked about the (labelled) concept's name instead of an image.
-    Each distinct text is scored once; all images of a concept share its answer."""
-    ds, labeling = data.dataset, data.deprivation.labeling
-    hyper = [q for q in test_q if q.kind == "hypernym"]
-    texts = [lm_only_text(ds.concepts[labeling[q.concept]].label, ds.categories[q.target].label)
-             for q in hyper]
-    unique = sorted(set(texts))
-    report(0.0, f"loading {cfg.lm}")
-    vlm = checkpoint.build_vlm(cfg, checkpoint.resolve_device(cfg.device))
-    scores = scoring.score_texts(vlm, unique, progress=lambda f, m: report(0.05 + 0.93 * f, m))
-    by_text = dict(zip(unique, scores))
-    return [scoring.row(q, data.deprivation, "test", p_yes=by_text[t][0], mass=by_text[t][1], text=t)
-            for q, t in zip(hyper, texts)]
 
 
 # ---------------------------------------------------------------- output

@@ -6,6 +6,11 @@ answering "yes" more often, every group also reports accuracy, the yes rate, and
 yes- and no-class F1 (`macro_f1_yes_no`), which does not. A metric over an empty set, or an
 F1 with no positive targets and no positive predictions, is undefined and returned as None rather
 than a made-up 0 or 1 (e.g. unseen F1 at ablation rate 0, where nothing is unseen).
+
+The headline is the paper's: per-category yes/no macro-F1 (the macro F1 inside each category's
+questions, then the mean over categories: `category_macro_f1`) for all / seen / unseen hypernym
+questions, beside the same average for a fair coin on the same questions (`..._chance`), and for
+leaf questions the macro F1 per target concept and its mean (`concept_macro_f1`).
 """
 from __future__ import annotations
 
@@ -56,6 +61,22 @@ def mean_defined(values: Iterable[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def chance_f1s(yes_share: float) -> tuple[float, float]:
+    """Expected (yes-class, no-class) F1 of a fair coin on questions whose yes share is π:
+    precision π and recall 1/2 give π / (π + 0.5); likewise (1 − π) / (1.5 − π) for "no"."""
+    p = float(yes_share)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a yes share must be in [0, 1], got {yes_share}")
+    return p / (p + 0.5), (1.0 - p) / (1.5 - p)
+
+
+def chance_macro_f1(targets: Sequence[bool]) -> float | None:
+    """The yes/no macro-F1 a fair coin expects on these questions (0.5 when balanced)."""
+    if not targets:
+        return None
+    return sum(chance_f1s(sum(map(bool, targets)) / len(targets))) / 2
+
+
 def group_scores(targets: Sequence[bool], preds: Sequence[bool]) -> dict:
     """n, accuracy, F1, and confusion counts of one group of questions."""
     return {"n": len(targets), "accuracy": accuracy(targets, preds), "f1": f1(targets, preds),
@@ -69,33 +90,53 @@ def summarize(rows: Sequence[Mapping]) -> dict:
 
     Each row needs: kind ("leaf" | "hypernym"), target (concept / category asked about),
     answer (bool, the label), pred (bool), seen (bool, hypernym rows), mass (float or None).
-    Returns overall accuracy, leaf scores, hypernym scores (pooled F1, per-category F1 and their
-    macro mean, and the same split into seen and unseen (concept, category) pairs), the
-    undecided rate, and confusion counts.
+    Returns overall accuracy, leaf scores (pooled, and per target concept with their macro mean),
+    hypernym scores (pooled F1, per-category scores with their yes-class and yes/no macro means and
+    a fair coin's level, and the same split into seen and unseen (concept, category) pairs, with
+    the unseen share of hypernym questions), the undecided rate, and confusion counts.
     """
     for i, r in enumerate(rows):
         if r["kind"] not in ("leaf", "hypernym"):
             raise ValueError(f"row {i}: kind must be 'leaf' or 'hypernym', got {r['kind']!r}")
 
     def scores(sel: Sequence[Mapping]) -> dict:
-        return group_scores([bool(r["answer"]) for r in sel], [bool(r["pred"]) for r in sel])
+        targets = [bool(r["answer"]) for r in sel]
+        out = group_scores(targets, [bool(r["pred"]) for r in sel])
+        out["chance_macro_f1_yes_no"] = chance_macro_f1(targets)
+        return out
 
-    leaf = [r for r in rows if r["kind"] == "leaf"]
-    hyper = [r for r in rows if r["kind"] == "hypernym"]
+    def by_target(sel: Sequence[Mapping]) -> dict[str, dict]:
+        groups: dict[str, list[Mapping]] = defaultdict(list)
+        for r in sel:
+            groups[r["target"]].append(r)
+        return {name: scores(groups[name]) for name in sorted(groups)}
 
     def hypernym_block(sel: Sequence[Mapping]) -> dict:
-        by_cat: dict[str, list[Mapping]] = defaultdict(list)
-        for r in sel:
-            by_cat[r["target"]].append(r)
-        per_category = {cat: scores(by_cat[cat]) for cat in sorted(by_cat)}
+        per_category = by_target(sel)
         block = scores(sel)
         block["macro_f1"] = mean_defined(s["f1"] for s in per_category.values())
+        block["category_macro_f1"] = mean_defined(s["macro_f1_yes_no"] for s in per_category.values())
+        block["category_macro_f1_chance"] = mean_defined(
+            s["chance_macro_f1_yes_no"] for s in per_category.values() if s["macro_f1_yes_no"] is not None)
+        block["n_categories"] = len(per_category)
         block["per_category"] = per_category
         return block
+
+    leaf_rows = [r for r in rows if r["kind"] == "leaf"]
+    hyper = [r for r in rows if r["kind"] == "hypernym"]
 
     hypernym = hypernym_block(hyper)
     hypernym["seen"] = hypernym_block([r for r in hyper if r["seen"]])
     hypernym["unseen"] = hypernym_block([r for r in hyper if not r["seen"]])
+    hypernym["unseen_share"] = hypernym["unseen"]["n"] / len(hyper) if hyper else None
+
+    leaf = scores(leaf_rows)
+    per_concept = by_target(leaf_rows)
+    leaf["concept_f1"] = mean_defined(s["f1"] for s in per_concept.values())
+    leaf["concept_macro_f1"] = mean_defined(s["macro_f1_yes_no"] for s in per_concept.values())
+    leaf["concept_macro_f1_chance"] = mean_defined(
+        s["chance_macro_f1_yes_no"] for s in per_concept.values() if s["macro_f1_yes_no"] is not None)
+    leaf["per_concept"] = per_concept
 
     masses = [r["mass"] for r in rows if r.get("mass") is not None]
     undecided = sum(1 for m in masses if m < UNDECIDED_MASS)
@@ -103,7 +144,7 @@ def summarize(rows: Sequence[Mapping]) -> dict:
     return {
         "n_questions": len(rows),
         "accuracy": overall["accuracy"],
-        "leaf": scores(leaf),
+        "leaf": leaf,
         "hypernym": hypernym,
         "undecided_rate": undecided / len(masses) if masses else None,
         "mean_candidate_mass": sum(masses) / len(masses) if masses else None,
@@ -111,12 +152,72 @@ def summarize(rows: Sequence[Mapping]) -> dict:
     }
 
 
+# The headline numbers, in the order tables show them (name -> path in a summarize() dict).
+HEADLINE = {
+    "seen_category_f1": ("hypernym", "seen", "category_macro_f1"),
+    "unseen_category_f1": ("hypernym", "unseen", "category_macro_f1"),
+    "hypernym_category_f1": ("hypernym", "category_macro_f1"),
+    "seen_chance_f1": ("hypernym", "seen", "category_macro_f1_chance"),
+    "unseen_chance_f1": ("hypernym", "unseen", "category_macro_f1_chance"),
+    "hypernym_chance_f1": ("hypernym", "category_macro_f1_chance"),
+    "leaf_concept_f1": ("leaf", "concept_macro_f1"),
+    "leaf_chance_f1": ("leaf", "concept_macro_f1_chance"),
+    "leaf_accuracy": ("leaf", "accuracy"),
+    "unseen_share": ("hypernym", "unseen_share"),
+}
+# What each headline number is, for tables and reports.
+HEADLINE_LABELS = {
+    "seen_category_f1": "seen hypernym per-category macro-F1",
+    "unseen_category_f1": "unseen hypernym per-category macro-F1",
+    "hypernym_category_f1": "hypernym per-category macro-F1",
+    "seen_chance_f1": "chance (seen)", "unseen_chance_f1": "chance (unseen)",
+    "hypernym_chance_f1": "chance (hypernym)",
+    "leaf_concept_f1": "leaf per-concept macro-F1", "leaf_chance_f1": "chance (leaf)",
+    "leaf_accuracy": "leaf accuracy", "unseen_share": "unseen share of hypernym questions",
+}
+
+
+def lookup(metrics: Mapping, path: Sequence[str]):
+    """metrics[path[0]][path[1]]...; None where any step is missing (older metrics files)."""
+    value = metrics
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
 def headline(metrics: Mapping) -> dict[str, float | None]:
-    """The few numbers shown in tables and per-epoch logs."""
-    h = metrics["hypernym"]
-    return {"accuracy": metrics["accuracy"], "leaf_f1": metrics["leaf"]["f1"],
-            "hypernym_f1": h["f1"], "seen_f1": h["seen"]["f1"], "unseen_f1": h["unseen"]["f1"],
-            "seen_accuracy": h["seen"]["accuracy"], "unseen_accuracy": h["unseen"]["accuracy"],
-            "seen_macro_f1_yes_no": h["seen"]["macro_f1_yes_no"],
-            "unseen_macro_f1_yes_no": h["unseen"]["macro_f1_yes_no"],
-            "undecided_rate": metrics["undecided_rate"]}
+    """The few numbers shown in tables and per-epoch logs: the paper's per-category yes/no
+    macro-F1 (seen / unseen / all) with its chance level, leaf per-concept macro-F1, leaf accuracy
+    and the unseen share first; then the older keys (yes-class F1 and accuracies), kept for tables.
+    A number a metrics file predates is None."""
+    out = {name: lookup(metrics, path) for name, path in HEADLINE.items()}
+    h = metrics.get("hypernym", {})
+    out.update({
+        "accuracy": metrics.get("accuracy"), "leaf_f1": lookup(metrics, ("leaf", "f1")),
+        "hypernym_f1": h.get("f1"), "seen_f1": lookup(h, ("seen", "f1")),
+        "unseen_f1": lookup(h, ("unseen", "f1")),
+        "seen_accuracy": lookup(h, ("seen", "accuracy")), "unseen_accuracy": lookup(h, ("unseen", "accuracy")),
+        "seen_macro_f1_yes_no": lookup(h, ("seen", "macro_f1_yes_no")),
+        "unseen_macro_f1_yes_no": lookup(h, ("unseen", "macro_f1_yes_no")),
+        "undecided_rate": metrics.get("undecided_rate")})
+    return out
+
+
+def is_current(metrics) -> bool:
+    """Whether a metrics dict has every headline number's field (a file written before the
+    headline existed lacks them; its questions.csv can be summarized again)."""
+    if not isinstance(metrics, Mapping):
+        return False
+    return all(_has(metrics, path) for path in HEADLINE.values()) and \
+        all(_has(metrics, ("hypernym", block, "per_category")) for block in ("seen", "unseen"))
+
+
+def _has(metrics: Mapping, path: Sequence[str]) -> bool:
+    value = metrics
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return False
+        value = value[key]
+    return True

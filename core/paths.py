@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"  # curated tables, tracked in git
+SHIPPED_CHECKPOINT = ASSETS / "default-checkpoint"   # the small trained default run that ships in the repo
 
 
 def data_dir() -> Path:

@@ -6,7 +6,8 @@ input for the same reason: the direct command at once, the job before it is queu
     check_build(cfg, here=True)           the run's data (subset, split, condition, questions) and
                                             the encoder / LM weights
     check_train(cfg, here=True)           both
-    check_baseline(kind, cfg, here=True)  + the weights an LM-only baseline loads
+    check_baseline(kind, cfg, here=True)  config and data of a baseline
+    check_probe(lm, dataset, lm_init, seed, device, here=True)   ids, dataset, device, LM weights
     check_coherence(..., here=True)       subset + both shuffles, encoder weights -> the dataset
     trained_run(ref, encoder, lm, here=True)  a run with a trained checkpoint, its models' weights
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from core.config import ConfigError, TrainConfig
 
-BASELINES = ("majority", "lm_only")     # = core.evaluate.BASELINES, without importing torch
+BASELINES = ("majority",)     # = core.evaluate.BASELINES, without importing torch
 
 
 def check_device(device: str, here: bool = True) -> None:
@@ -60,16 +61,26 @@ def check_train(cfg: TrainConfig, here: bool = True):
 
 
 def check_baseline(kind: str, cfg: TrainConfig, here: bool = True):
-    """A baseline's config and data (and for lm_only the models it builds); returns its RunData."""
+    """A baseline's config and data (the majority baseline loads no model); returns its RunData."""
     from core import rundata
 
     if kind not in BASELINES:
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
     check_config(cfg, here)
-    data = rundata.prepare(cfg)
-    if kind == "lm_only":                 # builds the whole VLM, encoder included
-        check_weights(cfg.encoder, cfg.lm, here)
-    return data
+    return rundata.prepare(cfg)
+
+
+def check_probe(lm: str, dataset: str, lm_init: str = "pretrained", seed: int = 0, device: str = "auto",
+                here: bool = True):
+    """An LM probe (core.probe): ids, dataset, the device and the LM's weights; returns the dataset."""
+    from core import probe
+
+    ds = probe.check(lm, dataset, lm_init, seed)
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    check_device(device, here)
+    check_weights(None, lm, here)
+    return ds
 
 
 def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | None = None,
@@ -92,9 +103,11 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
     return ds
 
 
-def trained_run(ref: str | None, encoder: str | None = None, lm: str | None = None, here: bool = True):
+def trained_run(ref: str | None, encoder: str | None = None, lm: str | None = None, here: bool = True,
+                weights: bool = True):
     """The run to evaluate or predict with: it exists, has a trained checkpoint, was trained with
-    `encoder` / `lm` when they are given, and its models' weights are here. Returns its RunInfo."""
+    `encoder` / `lm` when they are given, and (weights=True: it will be loaded) its models' weights
+    are here. Returns its RunInfo."""
     from core import runs
 
     if ref is None:
@@ -113,5 +126,6 @@ def trained_run(ref: str | None, encoder: str | None = None, lm: str | None = No
         if lm is not None:
             registry.check_lm_id(lm)
         runs.check_compatible(info.path, encoder or info.config.encoder, lm or info.config.lm)
-    check_weights(info.config.encoder, info.config.lm, here)
+    if weights:
+        check_weights(info.config.encoder, info.config.lm, here)
     return info

@@ -34,6 +34,7 @@ from core.config import ConfigError, TrainConfig
 CHECKPOINT_DIR = "checkpoint"
 PROJECTOR_FILE = "projector.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
+BEST_FILE = "best.safetensors"               # the projector of the best epoch (what evaluation loads)
 CHECKPOINT_JSON = "checkpoint.json"
 BASELINES_DIR = "baselines"
 SPLITS = ("train", "val", "test")
@@ -238,7 +239,9 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
     run_dir = resolve_run_dir(run_id_or_path)
     try:
         cfg = TrainConfig.from_dict(read_json(run_dir / "config.json"))
-    except TypeError as exc:
+    except RunError:
+        raise
+    except (TypeError, ConfigError) as exc:   # e.g. a run written by a newer TaxoLens, with more options
         raise RunError(f"{run_dir / 'config.json'} is not a training config ({exc})") from None
     ck_path = checkpoint_json(run_dir)
     ck = read_json(ck_path) if ck_path.is_file() else {}
@@ -286,6 +289,31 @@ def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
         if run.finished and all(cfg[k] == v for k, v in defaults.items() if k not in ignore):
             return run.path
     return None
+
+
+LEARNED_LEAF_ACCURACY = 0.8   # below this on its own test split, a checkpoint has not learned
+YES_RATE_LIMIT = 0.8          # a model saying yes to more than this share of questions is biased, not grounded
+
+
+def learning_note(run_dir: str | Path) -> str | None:
+    """Why a run's answers should not be trusted, or None when its own test evaluation shows it
+    learned: leaf accuracy >= 0.8 and "yes" to at most 80 % of the questions."""
+    m = load_metrics(run_dir, "test")
+    if m is None or "leaf" not in m:
+        return ("this checkpoint has not been evaluated on its test split, so nothing shows it has "
+                "learned; evaluate it (Train page or `taxolens evaluate`) before reading its answers")
+    leaf, overall = m["leaf"].get("accuracy"), m.get("confusion", {})
+    n = sum(overall.values()) if overall else 0
+    yes_rate = (overall.get("tp", 0) + overall.get("fp", 0)) / n if n else None
+    problems = []
+    if leaf is None or leaf < LEARNED_LEAF_ACCURACY:
+        problems.append(f"its test leaf accuracy is {leaf:.2f} (< {LEARNED_LEAF_ACCURACY})" if leaf is not None
+                        else "it has no leaf test questions")
+    if yes_rate is not None and yes_rate > YES_RATE_LIMIT:
+        problems.append(f"it answers yes to {yes_rate:.0%} of its test questions")
+    if not problems:
+        return None
+    return "this checkpoint has not learned: " + " and ".join(problems) + "; its answers are close to noise"
 
 
 def check_compatible(run_dir: str | Path, encoder: str, lm: str) -> None:

@@ -19,7 +19,7 @@ IMAGES_PER_CALL = 64          # images whose questions go to one VLM.score call 
 
 
 def row(q, deprivation, split: str, p_yes: float, mass: float | None, text: str | None = None) -> dict:
-    """One questions.csv row; `text` overrides the question's text (LM-only asks about the name)."""
+    """One questions.csv row; `text` overrides the question's text."""
     return {"image_id": q.image_id, "concept": q.concept, "labelled_concept": deprivation.labeling[q.concept],
             "kind": q.kind, "target": q.target, "text": q.text if text is None else text,
             "answer": bool(q.answer), "p_yes": float(p_yes), "pred": bool(p_yes > 0.5),
@@ -53,8 +53,3 @@ def score(vlm, feats: torch.Tensor, row_of: dict[str, int], questions: Sequence,
 def score_image(vlm, feats: torch.Tensor, texts: Sequence[str]) -> list[tuple[float, float]]:
     """(p_yes, mass) of many questions about one image (feats: (1, N, D)), prefix shared."""
     return vlm.score(feats, [list(texts)])[0].pairs()
-
-
-def score_texts(vlm, texts: Sequence[str], progress: Progress | None = None) -> list[tuple[float, float]]:
-    """(p_yes, mass) of text-only questions (no image tokens): the LM-only baseline."""
-    return vlm.score_text(list(texts), progress=progress).pairs()

@@ -117,12 +117,14 @@ def _node(n):
 def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | None = None,
                  hi: str | None = None, title: str | None = None, y_title: str | None = None,
                  colors: Mapping[str, str] | None = None, y_range: tuple[float, float] | None = None,
-                 values: bool = True) -> go.Figure:
+                 values: bool = True, chance: str | None = None) -> go.Figure:
     """Bars of `y` per `x`, one colour per `group`; with `lo`/`hi` columns, asymmetric error bars
     (a confidence interval around the mean). `values` writes each bar's value on it, so a zero is
-    still visible as "0.00"."""
+    still visible as "0.00". With a `chance` column, a black tick on each bar marks the level a
+    fair coin reaches on the same questions."""
     rows = list(rows)
     fig = go.Figure()
+    shown_chance = False
     for g in dict.fromkeys(r[group] for r in rows):
         sel = [r for r in rows if r[group] == g]
         error = None
@@ -130,12 +132,20 @@ def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | 
             error = {"type": "data", "symmetric": False, "visible": True,
                      "array": [max(0.0, (r[hi] if r[hi] is not None else r[y]) - r[y]) for r in sel],
                      "arrayminus": [max(0.0, r[y] - (r[lo] if r[lo] is not None else r[y])) for r in sel]}
-        fig.add_trace(go.Bar(name=str(g), x=[r[x] for r in sel], y=[r[y] for r in sel],
+        fig.add_trace(go.Bar(name=str(g), x=[r[x] for r in sel], y=[r[y] for r in sel], offsetgroup=str(g),
                              marker_color=(colors or {}).get(g), error_y=error,
                              text=[f"{r[y]:.2f}" for r in sel] if values else None,
                              textposition="outside" if values else None, cliponaxis=False,
                              hovertemplate=f"{g}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(barmode="group", title=title, showlegend=True,
+        marks = [r for r in sel if chance and r.get(chance) is not None]
+        if marks:
+            fig.add_trace(go.Scatter(
+                x=[r[x] for r in marks], y=[r[chance] for r in marks], mode="markers", offsetgroup=str(g),
+                name="chance (fair coin)", legendgroup="chance", showlegend=not shown_chance,
+                marker={"symbol": "line-ew-open", "size": 26, "line": {"width": 3, "color": "#111"}},
+                hovertemplate=f"chance ({g})<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
+            shown_chance = True
+    fig.update_layout(barmode="group", scattermode="group", title=title, showlegend=True,
                       yaxis={"title": y_title or y, **({"range": list(y_range)} if y_range else {})},
                       margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10}, legend_title=group)
     return fig
@@ -153,9 +163,11 @@ def heatmap(table, title: str | None = None, z_title: str = "F1") -> go.Figure:
 
 
 def ratio_curves(rows: Iterable[Mapping], baselines: Mapping[str, float] | None = None,
-                 title: str | None = None) -> go.Figure:
+                 title: str | None = None, chance: Iterable[Mapping] | None = None,
+                 y_title: str = "per-category macro-F1") -> go.Figure:
     """F1 against ablation ratio: one line per (series), mean with a shaded CI band; baselines as
-    horizontal dashed lines. Each row: series, ratio, mean, lo, hi, n."""
+    horizontal dashed lines; `chance` rows (ratio, mean) as a dotted grey line. Each row: series,
+    ratio, mean, lo, hi, n."""
     rows = sorted(rows, key=lambda r: (r["series"], r["ratio"]))
     fig = go.Figure()
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -169,17 +181,24 @@ def ratio_curves(rows: Iterable[Mapping], baselines: Mapping[str, float] | None 
                                  fillcolor=color, opacity=0.15, hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=xs, y=[r["mean"] for r in sel], mode="lines+markers", name=series,
                                  line={"color": color},
-                                 customdata=[[r["lo"], r["hi"], r["n"]] for r in sel],
+                                 customdata=[[r["lo"] if r.get("lo") is not None else float("nan"),
+                                              r["hi"] if r.get("hi") is not None else float("nan"), r["n"]]
+                                             for r in sel],
                                  hovertemplate=f"{series}<br>r=%{{x}}: %{{y:.3f}} "
                                                "[%{customdata[0]:.3f}, %{customdata[1]:.3f}], "
                                                "n=%{customdata[2]}<extra></extra>"))
+    chance = sorted(chance or [], key=lambda r: r["ratio"])
+    if chance:
+        fig.add_trace(go.Scatter(x=[r["ratio"] for r in chance], y=[r["mean"] for r in chance],
+                                 mode="lines", name="chance (fair coin)", line={"color": "#777", "dash": "dot"},
+                                 hovertemplate="chance<br>r=%{x}: %{y:.3f}<extra></extra>"))
     for j, (name, value) in enumerate((baselines or {}).items()):
         if value is None:
             continue
         fig.add_hline(y=value, line_dash="dash", line_color=palette[(j + 3) % len(palette)],
                       annotation_text=name, annotation_position="top left")
     fig.update_layout(title=title, xaxis={"title": "ablation ratio r", "range": [-0.03, 1.03]},
-                      yaxis={"title": "F1", "range": [0, 1.05]},
+                      yaxis={"title": y_title, "range": [0, 1.05]},
                       margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
     return fig
 
@@ -216,8 +235,10 @@ def embedding_map(xy, colour_by: Sequence[str], hover: Sequence[Sequence], color
 
 
 def scatter_with_labels(points: Sequence[Mapping], x_title: str, y_title: str, title: str | None = None,
-                        y_range: tuple[float, float] | None = None) -> go.Figure:
-    """Labelled points (x, y, label); a least-squares line when there are at least 3."""
+                        y_range: tuple[float, float] | None = None, annotate: bool = True,
+                        x_range: tuple[float, float] | None = None) -> go.Figure:
+    """Labelled points (x, y, label); a least-squares line when there are at least 3, and (with
+    `annotate`) Pearson's r in the title. Pass annotate=False to give your own statistics."""
     import numpy as np
 
     fig = go.Figure(go.Scatter(
@@ -234,10 +255,12 @@ def scatter_with_labels(points: Sequence[Mapping], x_title: str, y_title: str, t
             grid = np.linspace(xs.min(), xs.max(), 2)
             fig.add_trace(go.Scatter(x=grid, y=slope * grid + intercept, mode="lines", showlegend=False,
                                      line={"dash": "dot", "color": "#888"}, hoverinfo="skip"))
-            r = f"Pearson r = {np.corrcoef(xs, ys)[0, 1]:.2f}" if np.ptp(ys) > 0 else \
-                "Pearson r undefined (every F1 is the same)"
-            title = (title + " · " if title else "") + f"{r} (n = {len(points)})"
-    fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"title": y_title, **({"range": list(y_range)} if y_range else {})},
+            if annotate:
+                r = f"Pearson r = {np.corrcoef(xs, ys)[0, 1]:.2f}" if np.ptp(ys) > 0 else \
+                    "Pearson r undefined (every F1 is the same)"
+                title = (title + " · " if title else "") + f"{r} (n = {len(points)})"
+    fig.update_layout(title=title, xaxis={"title": x_title, **({"range": list(x_range)} if x_range else {})},
+                      yaxis={"title": y_title, **({"range": list(y_range)} if y_range else {})},
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=420)
     return fig
 

@@ -51,6 +51,13 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
             if was_ready is False and rerun_app_when_ready:
                 common.refresh_runs()
                 st.rerun(scope="app")       # the checkpoint just arrived: rebuild the page around it
+            job = state.job
+            if job is not None and job.kind != "train" and job.status in ("queued", "running"):
+                label = "waiting for the worker" if job.status == "queued" else job.message or "running"
+                st.progress(min(1.0, max(0.0, job.progress)),
+                            text=f"First run, job #{job.id}: image features and category coherence for "
+                                 f"Browse and Geometry — {label} ({job.progress:.0%})")
+                _worker_note(store)
             return
         job = state.job
         trained = any(r.epoch >= 1 for r in common.runs_list())
@@ -69,6 +76,8 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
                 st.markdown("**No trained checkpoint yet.** Predicting needs a trained projector; "
                             "TaxoLens trains one on this machine as its first job: the default config "
                             f"on a GPU, a starter on a CPU ({_starter()}).")
+                if state.shipped_note:
+                    st.caption(f"The checkpoint that ships with TaxoLens is not used: {state.shipped_note}.")
             if job is None:
                 if st.button("Train the first-run model now", type="primary", key="first_run_submit"):
                     firstrun.submit_default_job(store)

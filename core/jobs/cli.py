@@ -2,7 +2,8 @@
 
     jobs submit train --condition random:0.5 --seed 1 [--epochs 2 ...] [--spec file.json] [--slurm ...]
     jobs submit evaluate --run <run id or dir> [--split test]
-    jobs submit baseline --baseline lm_only [training options]
+    jobs submit baseline --baseline majority [training options]
+    jobs submit probe [--lm smollm2-135m --dataset concepts --lm-init pretrained --seed 0]
     jobs submit coherence [--dataset concepts --encoder ... --seed 0]
     jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
     jobs worker [--concurrency N]
@@ -72,14 +73,15 @@ def _slurm_config(args: argparse.Namespace):
 def register(subparsers) -> None:
     """Add the `jobs` and `sweep` command groups to an argparse subparsers object."""
     jobs = subparsers.add_parser("jobs", help="queue, inspect and cancel background jobs",
-                                 description="Background jobs: train, evaluate, baseline, coherence.")
+                                 description="Background jobs: train, evaluate, baseline, probe, coherence.")
     jsub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
 
     submit = jsub.add_parser("submit", help="queue a job")
     ksub = submit.add_subparsers(dest="kind", required=True, metavar="KIND")
     for name, help_text in (("train", "train a projector, then evaluate it on the test split"),
                             ("evaluate", "evaluate an existing run on a split"),
-                            ("baseline", "majority or LM-only baseline"),
+                            ("baseline", "majority baseline"),
+                            ("probe", "what the LM alone knows about the dataset's categories (probe-lm)"),
                             ("coherence", "visual coherence table of the dataset's categories")):
         p = ksub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--spec", type=Path, help="job spec JSON file (flags given as well override it)")
@@ -95,6 +97,11 @@ def register(subparsers) -> None:
         if name == "evaluate":
             p.add_argument("--run", default=argparse.SUPPRESS, help="run id or run directory")
             p.add_argument("--split", choices=("train", "val", "test"), default=argparse.SUPPRESS)
+        if name == "probe":
+            for flag, typ in (("lm", str), ("dataset", str), ("seed", int)):
+                p.add_argument(f"--{flag}", type=typ, default=argparse.SUPPRESS)
+            p.add_argument("--lm-init", choices=("pretrained", "random"), default=argparse.SUPPRESS)
+            p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=argparse.SUPPRESS)
         if name == "coherence":
             for flag, typ in (("dataset", str), ("encoder", str), ("seed", int), ("max-concepts", int),
                               ("images-per-concept", int)):
@@ -140,7 +147,7 @@ def register(subparsers) -> None:
     _add_slurm_options(ssubmit)
     ssubmit.set_defaults(func=_cmd_sweep_submit)
 
-    sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% CI over seeds)")
+    sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% t-CI over seeds)")
     sshow.add_argument("sweep_id", type=int)
     sshow.add_argument("--csv", type=Path, help="also write the aggregate table to this CSV")
     sshow.set_defaults(func=_cmd_sweep_show)
@@ -231,6 +238,10 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
             spec[key] = given[key]
     if args.kind == "coherence":
         for key in ("dataset", "encoder", "seed", "max_concepts", "images_per_concept"):
+            if key in given:
+                spec[key] = given[key]
+    if args.kind == "probe":
+        for key in ("lm", "dataset", "lm_init", "seed", "device"):
             if key in given:
                 spec[key] = given[key]
     return spec
@@ -422,17 +433,25 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
         total = len(sweep.spec["jobs"])
         print(f"sweep {sweep.id} {sweep.spec['name']}: {total} jobs; " +
               (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if rows else f"not expanded yet ({sweep.status})"))
-        table = sweeps.aggregate(rows)
+        from core import results
+        table = results.aggregate(rows)
         if table.empty:
             print("no finished results yet")
             return 0
         import pandas as pd
-        with pd.option_context("display.max_rows", 500, "display.width", 200):
-            wide = table.dropna(axis=1, how="all")
-            print(wide.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        with pd.option_context("display.max_rows", 500, "display.width", 250, "display.max_colwidth", 30):
+            main = results.wide(table[table["kind"] != "probe"])
+            if not main.empty:
+                print("per-category yes/no macro-F1 (seen / unseen hypernym pairs), a fair coin's level, leaf "
+                      "accuracy and per-concept macro-F1: mean [95% t-CI] over n seeds")
+                print(main.to_string(index=False))
+            probes = results.wide(table[table["kind"] == "probe"], metrics=results.PROBE_METRICS)
+            if not probes.empty:
+                print("\nLM probes (the LM alone on the dataset's (concept, category) pairs)")
+                print(probes.to_string(index=False))
         if args.csv:
             args.csv.parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(args.csv, index=False)
-            print(f"wrote {args.csv}")
+            print(f"wrote {args.csv} (every metric, mean and 95% t-CI over seeds)")
         return 0
     return _run(handle, args)

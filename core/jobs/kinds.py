@@ -9,7 +9,8 @@ output directory also says how to discard it when an attempt fails or is cancell
 anything worth keeping (`discard_output`).
 
 Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
-baseline (majority / lm_only), coherence (visual coherence table), sweep (expands into child jobs).
+baseline (majority), probe (what the LM alone knows: core.probe), coherence (visual coherence
+table), sweep (expands into child jobs).
 Extra kinds can be registered by modules named in TAXOLENS_JOB_PLUGINS (comma-separated; the
 test suite uses this for quick test-only kinds).
 """
@@ -263,7 +264,7 @@ register(JobKind("evaluate", _evaluate_validate, _evaluate_execute,
 
 # -- baseline ------------------------------------------------------------------------------------
 
-BASELINES = ("majority", "lm_only")
+BASELINES = ("majority",)
 
 
 def _baseline_validate(spec: dict) -> dict:
@@ -317,6 +318,43 @@ register(JobKind("baseline", _baseline_validate, _baseline_execute,
                  describe=lambda s: f"baseline {s['baseline']} {s['config']['condition']} "
                                     f"seed {s['config']['seed']}",
                  make_output_dir=_baseline_output_dir, discard_output=_baseline_discard))
+
+
+# -- probe ---------------------------------------------------------------------------------------
+
+def _probe_validate(spec: dict) -> dict:
+    from core import preflight
+    _keys(spec, set(), {"lm", "dataset", "lm_init", "seed", "device"}, "probe")
+    defaults = TrainConfig()
+    normalized = {"lm": spec.get("lm", defaults.lm), "dataset": spec.get("dataset", defaults.dataset),
+                  "lm_init": spec.get("lm_init", "pretrained"), "seed": spec.get("seed", 0),
+                  "device": spec.get("device", "auto")}
+    try:   # what `taxolens probe-lm` checks: ids, dataset, device, the LM's weights
+        preflight.check_probe(**normalized, here=runs_here())
+    except ConfigError as exc:
+        raise JobSpecError(f"invalid probe job: {exc}") from exc
+    return normalized
+
+
+def _probe_execute(spec: dict, ctx: JobContext) -> dict:
+    from core import probe
+
+    def progress(fraction: float, message: str) -> None:
+        ctx.check_cancel()            # called once per batch of LM calls: cancels within seconds
+        ctx.progress(fraction, message)
+
+    folder, metrics = probe.run(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"],
+                                device=spec["device"], progress=progress)
+    summary = {k: v for k, v in metrics.items() if k != "per_category"}
+    # The run registry knows train/eval/baseline/coherence; a probe is the LM-only baseline's successor.
+    return {"run_dir": str(folder), "metrics": {"probe": summary},
+            "register": [{"run_id": f"probes/{folder.name}", "run_dir": str(folder), "kind": "baseline",
+                          "config": {"baseline": "probe", **spec}, "metrics": summary}]}
+
+
+register(JobKind("probe", _probe_validate, _probe_execute,
+                 describe=lambda s: f"probe {s['lm']}{' random-init' if s['lm_init'] == 'random' else ''} "
+                                    f"on {s['dataset']}"))
 
 
 # -- coherence -----------------------------------------------------------------------------------

@@ -5,37 +5,41 @@ A sweep spec (JSON) is either a preset, {"preset": "paper", "scale": "cpu"}, or 
     {"name": "ablation-r", "base": {"epochs": 2, "max_concepts": 30},     # TrainConfig fields
      "grids": [{"conditions": ["random", "cross"], "ratios": [0.5, 0.9], "seeds": [0, 1, 2],
                 "encoders": [...], "lms": [...], "lm_inits": ["pretrained"]},
-               {"kind": "baseline", "baselines": ["lm_only"], "seeds": [0, 1, 2]}]}
+               {"kind": "baseline", "baselines": ["majority"], "seeds": [0, 1, 2]},
+               {"kind": "probe", "lms": ["smollm2-135m", "gemma3-270m"]}]}
 
 (a single grid may also sit at the top level instead of under "grids"). A bare "random" in
-`conditions` is crossed with `ratios`; "random:0.5", "systematic:2", "cross", ... are used as is.
+`conditions` is crossed with `ratios`; "random:0.5", "systematic:2", "cross+random:0.5", ... are
+used as is. A probe grid (core.probe, the LM alone on the whole dataset) takes lms, lm_inits and
+seeds, and no conditions.
 Each grid is the product encoders × LMs × lm_inits × conditions × seeds; jobs are ordered seed by
 seed so the first complete picture (every condition at seed 0) arrives first. `--scale` supplies
 default TrainConfig fields (subset size, epochs) under the spec's own `base`.
 
-aggregate() turns finished results into mean and bootstrap 95% CI across seeds per (condition,
-metric).
+sweep_results() reads a sweep's finished child jobs; core.results.aggregate turns them into the mean
+and 95 % t-based CI across seeds per (condition, metric).
 """
 from __future__ import annotations
 
 import itertools
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from core.config import TrainConfig
 
 GRID_KEYS = {"kind", "conditions", "ratios", "seeds", "encoders", "lms", "lm_inits", "baselines", "config"}
 SPEC_KEYS = {"name", "base", "grids", "preset", "scale"}
-GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "baseline"]
 
 # Default TrainConfig fields per scale.
 # `cpu`: 80 concepts (of 385) is the smallest subset where the within-category shuffle moves most
 # concepts (65 of 80; at 40 only 12 move, most category sets being singletons) and 19 categories
 # have >= 3 concepts; 3 epochs, since the training loss is still falling after 2. Measured on the
 # 2-core reference machine: a train step (batch 32) costs 5.6 s and scoring 59 ms per question
-# (1 thread), so the `paper` preset's 27 train jobs (on average 27 steps/epoch, 390 val and 390 test
-# questions each) plus 6 baselines come to about 4.3 hours with one worker: an afternoon or a night.
+# (1 thread), so a 27-train-job grid (on average 27 steps/epoch, 390 val and 390 test questions
+# each) came to about 4.3 hours with one worker; the `paper` preset now has 48 train jobs (the
+# paper's r grid for both LM inits, systematic 10 / 20, both shuffles alone and with r = 0.5), so
+# about 8 hours at that cost per step — a night.
 # (The heaviest of them, random:0 with 37 steps/epoch, took 69 min end to end through the worker on
 # that machine while other work kept its load average at 7-14; unshared it is about 13 min.)
 # `full`: the whole dataset with the default 3 epochs, for a GPU (Slurm). `smoke`: short jobs that
@@ -60,20 +64,24 @@ def preset(name: str, scale: str = DEFAULT_SCALE) -> dict:
     if name != "paper":
         raise _spec_error(f"unknown sweep preset {name!r} (known: {', '.join(PRESETS)})")
     seeds = [0, 1, 2]
-    return {
-        "name": f"paper-{scale}",
-        "scale": scale,
-        "grids": [
-            # Main result: pretrained LM under every deprivation condition.
-            {"conditions": ["random", "systematic:4", "cross", "within"], "ratios": [0, 0.5, 0.9, 1.0],
-             "seeds": seeds},
-            # Control: the same architecture with a random-init (frozen) LM cannot bring taxonomic
-            # knowledge, so unseen pairs should fall to chance; r = 0.5 has both seen and unseen pairs.
-            {"conditions": ["random:0.5", "random:1"], "lm_inits": ["random"], "seeds": seeds},
-            # Text-only LM answering "Is a squirrel a mammal?"-style questions, and the majority floor.
-            {"kind": "baseline", "baselines": ["lm_only", "majority"], "conditions": ["none"], "seeds": seeds},
-        ],
-    }
+    ratios = [0, 0.25, 0.5, 0.75, 1.0]
+    # Smoke removes fewer categories: it checks the pipeline, it does not reproduce the paper.
+    systematic = [5, 10] if scale == "smoke" else [10, 20]
+    grids = [
+        # Main result: the pretrained LM under the paper's ablation at every r (r = 1: leaf questions
+        # only), whole categories removed, the two shuffles alone and with r = 0.5 (unseen pairs
+        # scored under the shuffled labels).
+        {"conditions": ["random", *[f"systematic:{n}" for n in systematic], "cross", "within",
+                        "cross+random:0.5", "within+random:0.5"], "ratios": ratios, "seeds": seeds},
+        # Control: the same architecture with a random-init (frozen) LM brings no taxonomic
+        # knowledge, so whatever it does on unseen pairs comes from the images and the training.
+        {"conditions": ["random"], "ratios": ratios, "lm_inits": ["random"], "seeds": seeds},
+        # The majority floor on the same test questions.
+        {"kind": "baseline", "baselines": ["majority"], "conditions": ["none"], "seeds": seeds},
+    ]
+    if scale != "smoke":   # the probe reads the whole dataset: minutes, not the seconds smoke is for
+        grids.append({"kind": "probe", "seeds": [0]})       # what the LM alone knows, per category
+    return {"name": f"paper-{scale}", "scale": scale, "grids": grids}
 
 
 def _as_list(value: Any, key: str) -> list:
@@ -129,15 +137,15 @@ def expand(spec: dict) -> list[dict]:
             raise _spec_error(f"sweep grid {g_index}: unknown field(s) {', '.join(bad)} "
                               f"(allowed: {', '.join(sorted(GRID_KEYS))})")
         kind = grid.get("kind", "train")
-        if kind not in ("train", "baseline"):
-            raise _spec_error(f"sweep grid {g_index}: kind must be 'train' or 'baseline', got {kind!r}")
+        if kind not in ("train", "baseline", "probe"):
+            raise _spec_error(f"sweep grid {g_index}: kind must be 'train', 'baseline' or 'probe', got {kind!r}")
         overrides = {**SCALES[scale], **base, **grid.get("config", {})}
         seeds = _as_list(grid.get("seeds", [overrides.get("seed", defaults.seed)]), "seeds")
         axes = [
             _as_list(grid.get("encoders", [overrides.get("encoder", defaults.encoder)]), "encoders"),
             _as_list(grid.get("lms", [overrides.get("lm", defaults.lm)]), "lms"),
             _as_list(grid.get("lm_inits", [overrides.get("lm_init", defaults.lm_init)]), "lm_inits"),
-            _conditions(grid),
+            _conditions(grid) if kind != "probe" else [None],
             _as_list(grid.get("baselines", [None]) if kind == "baseline" else [None], "baselines"),
         ]
         for seed in seeds:
@@ -146,8 +154,11 @@ def expand(spec: dict) -> list[dict]:
                           "condition": condition, "seed": seed}
                 if kind == "train":
                     job = {"kind": "train", "spec": {"config": config, "eval_splits": ["test"]}}
-                else:
+                elif kind == "baseline":
                     job = {"kind": "baseline", "spec": {"baseline": baseline, "config": config}}
+                else:       # the probe reads the whole dataset with the LM alone: no condition, no subset
+                    job = {"kind": "probe", "spec": {"lm": lm, "dataset": config.get("dataset", defaults.dataset),
+                                                     "lm_init": lm_init, "seed": seed}}
                 jobs.append((seed if isinstance(seed, int) else 0, len(jobs), job))
     jobs.sort(key=lambda t: (t[0], t[1]))
     seen, out = set(), []
@@ -194,89 +205,31 @@ def normalize(spec: dict) -> dict:
         try:
             validated.append({"kind": job["kind"], "spec": kinds.validate(job["kind"], job["spec"])})
         except kinds.JobSpecError as exc:
+            cfg = job["spec"].get("config", job["spec"])
             raise kinds.JobSpecError(f"sweep job {i + 1}/{len(jobs)} ({job['kind']} "
-                                     f"{job['spec']['config']['condition']} seed "
-                                     f"{job['spec']['config']['seed']}): {exc}") from exc
+                                     f"{cfg.get('condition', cfg.get('lm'))} seed {cfg.get('seed')}): {exc}") from exc
     name = grid.get("name") or f"sweep-{grid.get('scale', DEFAULT_SCALE)}"
     return {"name": str(name), "source": spec, "jobs": validated}
 
 
 # -- results -------------------------------------------------------------------------------------
 
-def headline_metrics(metrics: Mapping) -> dict[str, float]:
-    """The numbers compared across conditions: core.metrics.headline plus macro F1s for a
-    summarize()-style dict; numeric leaves (dotted names) for anything else."""
-    if "hypernym" in metrics and "leaf" in metrics:
-        from core.metrics import headline
-        out = dict(headline(metrics))
-        h = metrics["hypernym"]
-        out.update(hypernym_macro_f1=h.get("macro_f1"), seen_macro_f1=h.get("seen", {}).get("macro_f1"),
-                   unseen_macro_f1=h.get("unseen", {}).get("macro_f1"))
-        return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    flat: dict[str, float] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[prefix] = float(value)
-    walk("", metrics)
-    return flat
-
-
 def sweep_results(store, sweep_id: int) -> list[dict]:
-    """One row per child job of a sweep: its grouping fields, seed, status and (when finished)
-    its test metrics."""
+    """One row per child job of a sweep: its grouping fields, seed, status and (when finished) its
+    test metrics (a probe's: its summary). core.results.aggregate turns them into means and CIs."""
     rows = []
     for job in sorted(store.list(parent_id=sweep_id), key=lambda j: j.id):
         cfg = job.spec.get("config", {})
-        metrics = (job.result or {}).get("metrics", {}).get("test") if job.status == "succeeded" else None
+        done = job.status == "succeeded"
+        if job.kind == "probe":
+            metrics = (job.result or {}).get("metrics", {}).get("probe") if done else None
+            rows.append({"job_id": job.id, "status": job.status, "kind": "probe", "condition": None,
+                         "lm_init": job.spec.get("lm_init"), "encoder": None, "lm": job.spec.get("lm"),
+                         "baseline": None, "seed": job.spec.get("seed"), "metrics": metrics})
+            continue
+        metrics = (job.result or {}).get("metrics", {}).get("test") if done else None
         rows.append({"job_id": job.id, "status": job.status, "kind": job.kind,
                      "condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"),
                      "encoder": cfg.get("encoder"), "lm": cfg.get("lm"),
                      "baseline": job.spec.get("baseline"), "seed": cfg.get("seed"), "metrics": metrics})
     return rows
-
-
-def bootstrap_ci(values: Iterable[float], n_boot: int = 10000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap of the mean, resampling the values (seeds)."""
-    import numpy as np
-
-    v = np.asarray(list(values), dtype=float)
-    if v.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    if v.size == 1:
-        return float(v[0]), float(v[0]), float(v[0])
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    return float(v.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def aggregate(results: Iterable[Mapping]):
-    """DataFrame with one row per (group, metric): mean and bootstrap 95% CI across seeds.
-
-    results: rows as from sweep_results() (kind, condition, lm_init, encoder, lm, baseline, seed,
-    metrics); rows without metrics (unfinished or failed jobs) are skipped. A metric undefined for
-    some seed (None, e.g. unseen F1 at r = 0) is averaged over the seeds where it is defined.
-    """
-    import pandas as pd
-
-    groups: dict[tuple, dict[str, list[float]]] = {}
-    for row in results:
-        if not row.get("metrics"):
-            continue
-        key = tuple(row.get(c) for c in GROUP_COLUMNS)
-        per_metric = groups.setdefault(key, {})
-        for metric, value in headline_metrics(row["metrics"]).items():
-            per_metric.setdefault(metric, []).append(value)
-    records = []
-    for key, per_metric in groups.items():
-        for metric, values in sorted(per_metric.items()):
-            mean, low, high = bootstrap_ci(values)
-            records.append({**dict(zip(GROUP_COLUMNS, key)), "metric": metric, "mean": mean,
-                            "ci_low": low, "ci_high": high, "n_seeds": len(values)})
-    columns = GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_seeds"]
-    return pd.DataFrame.from_records(records, columns=columns)

@@ -7,13 +7,18 @@ parts are the ones the projector was trained with.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import torch
 
-from core import runs
+from core import paths, runs
 from core.config import ConfigError, TrainConfig
 from core.models import registry
+
+# 2: the image after a start text (never at position 0), prompt formats, best-epoch projector.
+# Older checkpoints were trained with another prompt, so their projectors mean nothing here.
+CHECKPOINT_FORMAT = 2
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -61,10 +66,14 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
     ck = info.checkpoint
     if not ck:
         raise runs.RunError(f"run {info.run_id} has no checkpoint yet (no epoch finished)")
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise runs.RunError(f"run {info.run_id} was trained by an older TaxoLens (checkpoint format "
+                            f"{ck.get('format')}, now {CHECKPOINT_FORMAT}) with another prompt; train it again")
     dev = device if isinstance(device, torch.device) else resolve_device(device or info.config.device)
     vlm = build_vlm(info.config, dev)
-    load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / runs.PROJECTOR_FILE,
-                                           ck.get("files", {}).get(runs.PROJECTOR_FILE)), info.path)
+    files = ck.get("files", {})
+    name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE   # the best epoch when kept
+    load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)), info.path)
     check_frozen_checksum(vlm, ck.get("frozen_checksum"), info.path)
     vlm.eval()
     return info, vlm
@@ -75,3 +84,120 @@ def load_projector(vlm, state: dict, where: Path) -> None:
         vlm.load_projector_state(state)
     except ValueError as exc:
         raise runs.RunError(f"checkpoint in {where}: {exc}") from None
+
+
+# ---------------------------------------------------------------- the shipped default checkpoint
+# A small trained default run lives in the repo (paths.SHIPPED_CHECKPOINT: config.json,
+# checkpoint/checkpoint.json + the best epoch's projector in fp16, its test evaluation), so Predict
+# works on a fresh clone without training. It is installed into the runs folder like any run when
+# it fits this machine's dataset; the frozen-weight checksum is checked when it is loaded.
+
+SHIPPED_FILES = ("config.json", "checkpoint/checkpoint.json", f"checkpoint/{runs.BEST_FILE}",
+                 "eval/test/metrics.json", "eval/test/questions.csv")
+
+
+def shipped_fit(source: Path | None = None) -> tuple[bool, str]:
+    """(fits, why) for the shipped checkpoint against the installed dataset: present, of this
+    checkpoint format, and trained on a dataset with the same tables. Cheap: no model is loaded."""
+    from core import datasets, rundata
+
+    source = Path(source or paths.SHIPPED_CHECKPOINT)
+    ck_path = source / "checkpoint" / "checkpoint.json"
+    if not ck_path.is_file():
+        return False, f"no shipped checkpoint in {source}"
+    ck = runs.read_json(ck_path)
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        return False, f"the shipped checkpoint has format {ck.get('format')}, this TaxoLens reads {CHECKPOINT_FORMAT}"
+    name = ck.get("dataset", {}).get("name", "concepts")
+    try:
+        ds = datasets.load_dataset(name)
+    except datasets.DatasetError as exc:
+        return False, f"the shipped checkpoint was trained on dataset '{name}', which is not here ({exc})"
+    if rundata.dataset_sha256(ds) != ck.get("dataset", {}).get("table_sha256"):
+        return False, (f"the installed dataset '{name}' differs from the one the shipped checkpoint was "
+                       f"trained on (its tables changed)")
+    return True, f"shipped checkpoint {ck.get('run_id', source.name)} fits dataset '{name}'"
+
+
+def install_shipped(source: Path | None = None) -> Path | None:
+    """Copy the shipped checkpoint into the runs folder (once; atomically) when it fits; returns
+    its run folder, or None when it does not fit (shipped_fit says why)."""
+    import shutil
+    import tempfile
+
+    source = Path(source or paths.SHIPPED_CHECKPOINT)
+    fits, _ = shipped_fit(source)
+    if not fits:
+        return None
+    run_id = runs.read_json(source / "checkpoint" / "checkpoint.json")["run_id"]
+    dest = paths.runs_dir() / run_id
+    if (dest / "checkpoint" / "checkpoint.json").is_file():
+        return dest
+    paths.ensure_writable(paths.runs_dir())
+    tmp = Path(tempfile.mkdtemp(dir=paths.runs_dir(), prefix=f".{run_id}."))
+    try:
+        for rel in SHIPPED_FILES:
+            if (source / rel).is_file():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / rel, tmp / rel)
+        os.replace(tmp, dest)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (dest / "checkpoint" / "checkpoint.json").is_file():   # another process may have won the race
+            raise
+    return dest
+
+
+def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bool = False) -> Path:
+    """Write a finished, test-evaluated run as the shipped checkpoint: the best epoch's projector
+    in fp16 (no optimizer state), its checkpoint.json (files re-hashed), config and test evaluation.
+    `unfinished` also takes a run stopped by hand (cancelled) after at least one epoch: its best
+    epoch so far ships, and checkpoint.json says where it stopped. Replaces `dest` atomically."""
+    import shutil
+    import tempfile
+
+    info = runs.load_run(run_dir)
+    ck = dict(info.checkpoint)
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise runs.RunError(f"run {info.run_id} is not of checkpoint format {CHECKPOINT_FORMAT}")
+    if info.status != "finished":
+        if not (unfinished and info.epoch >= 1 and ck.get("best")):
+            raise runs.RunError(f"run {info.run_id} is not finished (status {info.status}, {info.epoch} epochs)")
+        ck["stopped"] = (f"stopped by hand after epoch {info.epoch} of {ck.get('epochs')} "
+                         f"({ck.get('metrics', [{}])[-1].get('updates')} of {ck.get('total_steps')} planned updates); "
+                         f"the best epoch so far ({ck['best']['epoch']}) ships")
+        ck["status"] = "finished"
+    test = runs.eval_dir(info.path, "test")
+    if not (test / "metrics.json").is_file():
+        raise runs.RunError(f"run {info.run_id} has no test evaluation; run `taxolens evaluate {info.run_id}` first")
+    files = ck.get("files", {})
+    name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE
+    state = runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name))
+    dest = Path(dest or paths.SHIPPED_CHECKPOINT)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        half = {k: v.to(torch.float16) for k, v in state.items()}
+        meta = {"encoder": info.config.encoder, "lm": info.config.lm, "projector": info.config.projector,
+                "image_tokens": str(info.config.image_tokens), "prompt": info.config.prompt}
+        ck["files"] = {runs.BEST_FILE: runs.save_tensors(tmp / "checkpoint" / runs.BEST_FILE, half, meta)}
+        ck.pop("optimizer_groups", None)
+        ck["run_id"] = info.run_id
+        ck["shipped"] = {"from": str(info.path), "dtype": "float16", "exported": runs.now_iso(),
+                         "git_commit": runs.git_commit()}
+        runs.write_json(tmp / "checkpoint" / "checkpoint.json", ck)
+        runs.write_json(tmp / "config.json", info.config.to_dict())
+        for rel in ("metrics.json", "questions.csv"):
+            if (test / rel).is_file():
+                (tmp / "eval" / "test").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(test / rel, tmp / "eval" / "test" / rel)
+        old = dest.with_name(f".{dest.name}.old")
+        if dest.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

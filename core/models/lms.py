@@ -29,14 +29,16 @@ YES_WORDS = ("Yes", "yes")      # the first is the training target
 NO_WORDS = ("No", "no")
 
 
-def answer_token(tokenizer, word: str) -> int:
-    """The token that starts " {word}" right after "Answer:" (how the prompt ends)."""
-    context = tokenizer.encode(ANSWER_CONTEXT, add_special_tokens=False)
-    full = tokenizer.encode(f"{ANSWER_CONTEXT} {word}", add_special_tokens=False)
-    if len(full) <= len(context) or full[:len(context)] != context:
-        raise ConfigError(f"this tokenizer merges 'Answer:' with ' {word}', so the answer cannot be "
-                          f"scored as one next token")
-    return full[len(context)]
+def answer_token(tokenizer, word: str, context: str = ANSWER_CONTEXT, space: bool = True) -> int:
+    """The token that starts `word` (after a space when `space`) right after `context`: how the
+    prompt ends. Read from the tokenizer in context, never hard-coded."""
+    ctx = tokenizer.encode(context, add_special_tokens=False)
+    answer = f" {word}" if space else word
+    full = tokenizer.encode(f"{context}{answer}", add_special_tokens=False)
+    if len(full) <= len(ctx) or full[:len(ctx)] != ctx:
+        raise ConfigError(f"this tokenizer merges {context[-12:]!r} with {answer!r}, so the answer cannot "
+                          f"be scored as one next token")
+    return full[len(ctx)]
 
 
 def leading_special_ids(tokenizer) -> list[int]:

@@ -195,5 +195,5 @@ def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
     encoder = create_encoder(cfg.encoder, device)
     lm = create_lm(cfg.lm, cfg.lm_init, device, seed=cfg.seed)
     projector = Projector(cfg.projector, encoder.dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed)
-    return VLM(encoder, lm, projector.to(device), cfg.image_tokens)
+    return VLM(encoder, lm, projector.to(device), cfg.image_tokens, cfg.prompt)
 

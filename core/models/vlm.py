@@ -1,52 +1,42 @@
 """The VLM: frozen encoder + trained projector + frozen LM, the prompt, and yes/no scoring.
 
-The prompt (defined here and nowhere else)::
+The prompt (defined here and nowhere else) comes in two formats (TrainConfig.prompt, recorded in
+every checkpoint)::
 
-    [LM start tokens] <k image tokens> "Question:" | " {text}\\nAnswer:"  ->  " Yes" / " No"
-    `------------ prefix: once per image ---------'  `-- suffix: per question --'
+    plain  [LM start tokens] "Image:" <k image tokens> "\nQuestion:" | " {question}\nAnswer:" -> " Yes" / " No"
+    chat   <chat template up to the user's text> <k image tokens> "\n" | "{question}<end of user turn,
+           start of assistant turn>" -> "Yes" / "No"
+           `-------------------- prefix: once per image ------------' `--- suffix: per question ---'
 
-- LM start tokens: whatever the tokenizer puts before text (Gemma <bos>; SmolLM2 none).
+- Image tokens never sit at position 0. The first position of a causal LM is its attention sink
+  (every later token attends to it heavily, whatever it holds), and SmolLM2 puts no BOS before text,
+  so today's image-first prompt had the image *be* the sink. Prismatic (and the paper) insert the
+  image after the BOS token; TaxoLens puts it after the LM's start tokens plus a fixed start text
+  ("Image:"), which also works for LMs without a BOS. Measured on the 60-concept starter subset:
+  image first, 28 updates: leaf accuracy 0.52; image after "Image:", k = 1, 500 updates with warmup
+  and cosine decay: leaf 0.83, hypernym 0.86.
 - Image tokens: the encoder grid pooled to k = TrainConfig.image_tokens tokens, then projected.
-- No chat template. Measured zero-shot on SmolLM2-135M-Instruct (16 "Is a X a kind of Y?" questions,
-  text only): every format tried was at chance (0.50-0.56 accuracy), but the formats differ in how
-  much probability lands on the answer tokens: "Question: {q} Answer:" 0.10, "Question: {q}\\nAnswer:"
-  0.31, the chat template (answers without a leading space) 0.40, a leading <|endoftext|> 0.18. The
-  newline form keeps the " Yes"/" No" answer tokens and the plain-text shape the projector is trained
-  on; the chat template's small mass gain is not worth its 30 extra tokens per question.
-- Text-only path (LM-only baseline): the same prompt with no image tokens:
-  "Question: Is a dog a kind of animal?\\nAnswer:".
-- Pieces are tokenized separately ("Question:" and " {text}\\nAnswer:"), in training and in scoring
-  alike, so both see exactly the same token ids.
+  k = 1 is the global average pool, the feature EfficientNet was trained to classify from.
+- chat: the LM's own chat template with the image and the question as the user's turn (SmolLM2's
+  template adds its default system prompt); answers are "Yes"/"No" without a leading space, as an
+  assistant turn starts. Text-only prompts (no image) use the same template with the question alone.
+- Pieces are tokenized separately (head, between, each suffix), in training and in scoring alike,
+  so both see exactly the same token ids.
 
-Training (`loss`): cross-entropy of the answer token " Yes" / " No" only. The LM head runs only at
-the answer position: suffixes are left-padded *after* the prefix, so every row's answer position is
-the last one and `logits_to_keep=1` gives exactly those logits (pads are masked; position ids skip
-them). Gradients reach the projector only: every LM and encoder weight is frozen.
+Training (`loss`): cross-entropy of the answer token (" Yes" / " No", or "Yes"/"No" for chat) only.
+Each distinct image's prefix runs through the LM once with gradients on, its KV cache is gathered
+for all of that image's questions and only the suffixes run (the same shared-prefix path as
+scoring, so a training batch made of whole images costs fewer FLOPs per question). The LM head runs
+only at the answer position: suffixes are left-padded *after* the prefix, so every row's answer
+position is the last one (pads are masked; position ids skip them). Gradients reach the projector
+only: every LM and encoder weight is frozen.
 
 Scoring (`score`): log-probabilities of the answer candidates at the answer position;
-log P(yes) = logsumexp over {" Yes", " yes"}, log P(no) over {" No", " no"}. `p_yes` is normalised
-over the two; `mass` is the total probability of the candidate tokens (evaluation counts
-mass < 0.5 as an illegal / undecided answer). Each image's prefix runs through the LM once; its KV
-cache is then gathered for all of that image's questions, and only the suffixes run.
+log P(yes) = logsumexp over {" Yes", " yes"}, log P(no) over {" No", " no"} (no leading space for
+chat). `p_yes` is normalised over the two; `mass` is the total probability of the candidate tokens
+(evaluation counts mass < 0.5 as an illegal / undecided answer).
 
 Device: CUDA runs under bf16 autocast; CPU runs fp32.
-
-The number of image tokens k (TrainConfig.image_tokens) defaults to 4: a 2x2 grid of image regions.
-Measured with SmolLM2-135M + EfficientNet-Lite2 (9x9 grid), gelu-mlp, on this project's 2-core CPU
-while other jobs ran (load average 7-10), so as CPU-milliseconds of process time per item (wall
-time was about 1.8x that):
-
-    k    prompt tokens   training, batch 32   scoring 16 images x 8 q      1 image x 128 q
-                         (cpu-ms/example)     shared / batched (cpu-ms/q)  shared / batched
-    4    17              350-400              120-130 / 110-120            110-126 / 109-124
-    16   29              680                  138 / 157                    112 / 156
-
-A training step costs in proportion to the prompt length, which at k <= 4 is mostly the question:
-k = 1 (14 tokens) would save at most ~15 % and lose all spatial layout, k = 16 costs 1.7x per step.
-So k = 4. The shared prefix is kept as the scoring path: at k = 4 it ties with batching whole
-sequences on CPU (the prefix is only 6 of 17 tokens and the KV gather costs about what it saves),
-at k = 16 it is up to 30 % faster, and the Predictor asks ~450 questions of one image. On an H100
-(bf16) this scoring runs 134 questions/s and training 281 examples/s (docs/results-cpu.md).
 """
 from __future__ import annotations
 
@@ -58,25 +48,70 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import ConfigError
 from core.models.encoders import ImageEncoder, pool_tokens
-from core.models.lms import LanguageModel
+from core.models.lms import NO_WORDS, YES_WORDS, LanguageModel, answer_token
 from core.models.projector import Projector
 
-QUESTION_PREFIX = "Question:"
-ANSWERS = {True: " Yes", False: " No"}   # what training teaches; scoring also counts " yes" / " no"
+PROMPT_FORMATS = ("plain", "chat")
+START_TEXT = "Image:"                    # plain: what precedes the image tokens (after the LM's start tokens)
 SCORE_BATCH = 128                        # questions per LM forward when scoring
+_IMAGE_MARK, _QUESTION_MARK = "\x00IMAGE\x00", "\x00QUESTION\x00"   # split points in a rendered chat template
 
 Progress = Callable[[float, str], None]
 
 
-def suffix_text(text: str) -> str:
-    """The per-question part of the prompt."""
-    return f" {text}\nAnswer:"
+@dataclass(frozen=True)
+class Prompt:
+    """Token ids of the fixed prompt pieces of one format, and the answer tokens in its context."""
+    format: str
+    head: tuple[int, ...]          # before the image tokens
+    between: tuple[int, ...]       # after the image tokens, before every question
+    text_head: tuple[int, ...]     # text-only prompts (no image): before the question
+    before_question: str           # per-question suffix = before_question + question + after_question
+    after_question: str
+    yes_ids: tuple[int, ...]       # answer candidates; the first is the training target
+    no_ids: tuple[int, ...]
+
+    def suffix(self, question: str) -> str:
+        return f"{self.before_question}{question}{self.after_question}"
 
 
-def prompt_text(text: str, image_tokens: int = 0) -> str:
-    """The whole prompt as readable text, image tokens shown as <image> (for logs and the app)."""
-    return "<image>" * image_tokens + QUESTION_PREFIX + suffix_text(text)
+def build_prompt(lm: LanguageModel, fmt: str = "plain") -> Prompt:
+    """The prompt pieces of `fmt` for this LM's tokenizer (ConfigError when it cannot be built)."""
+    tok = lm.tokenizer
+    if fmt == "plain":
+        start = list(lm.start_ids)
+        return Prompt("plain", tuple(start + lm.tokens(START_TEXT)), tuple(lm.tokens("\nQuestion:")),
+                      tuple(start + lm.tokens("Question:")), " ", "\nAnswer:",
+                      tuple(lm.yes_ids), tuple(lm.no_ids))
+    if fmt != "chat":
+        raise ConfigError(f"prompt format must be one of {', '.join(PROMPT_FORMATS)}, got {fmt!r}")
+    if not getattr(tok, "chat_template", None):
+        raise ConfigError(f"LM {lm.id} has no chat template; use the plain prompt format")
+
+    def render(content: str) -> str:
+        return tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                       add_generation_prompt=True)
+
+    head, rest = render(f"{_IMAGE_MARK}\n{_QUESTION_MARK}").split(_IMAGE_MARK)
+    between, after = rest.split(_QUESTION_MARK)
+    text_head, text_after = render(_QUESTION_MARK).split(_QUESTION_MARK)
+    if text_after != after:
+        raise ConfigError(f"LM {lm.id}: its chat template ends a user turn differently with and without an image")
+
+    def with_start(ids: list[int]) -> tuple[int, ...]:
+        # A template that does not spell out the BOS gets the tokenizer's start tokens, as text would.
+        start = list(lm.start_ids)
+        return tuple(ids if not start or ids[:len(start)] == start else start + ids)
+
+    context = after.rstrip(" ")   # answers follow the assistant header without a space
+    yes = tuple(dict.fromkeys(answer_token(tok, w, context, space=False) for w in YES_WORDS))
+    no = tuple(dict.fromkeys(answer_token(tok, w, context, space=False) for w in NO_WORDS))
+    if set(yes) & set(no):
+        raise ConfigError(f"LM {lm.id}: 'Yes' and 'No' start with the same token after its chat template")
+    return Prompt("chat", with_start(lm.tokens(head)), tuple(lm.tokens(between)),
+                  with_start(lm.tokens(text_head)), "", after, yes, no)
 
 
 def autocast(device: torch.device):
@@ -100,14 +135,15 @@ class VLM(nn.Module):
     """encoder -> pool to k tokens -> projector -> LM. Only `projector` has trainable weights.
     The encoder and LM are submodules (so checksums and .to() see them) that refuse train mode."""
 
-    def __init__(self, encoder: ImageEncoder, lm: LanguageModel, projector: Projector, n_tokens: int):
+    def __init__(self, encoder: ImageEncoder, lm: LanguageModel, projector: Projector, n_tokens: int,
+                 prompt: str = "plain"):
         super().__init__()
         if projector.in_dim != encoder.dim or projector.out_dim != lm.hidden_size:
             raise ValueError(f"projector {projector.in_dim}->{projector.out_dim} does not join encoder "
                              f"dim {encoder.dim} to LM hidden size {lm.hidden_size}")
         self.encoder, self.lm, self.projector = encoder, lm, projector
         self.n_tokens = int(n_tokens)
-        self._question_ids = lm.tokens(QUESTION_PREFIX)
+        self.prompt = build_prompt(lm, prompt)
         # Sliding-window attention (Gemma3: 512) counts padded slots too, so padded prompts must
         # fit in the window for padded and unpadded rows to see the same tokens.
         self._window = getattr(lm.model.config, "sliding_window", None) or None
@@ -123,24 +159,26 @@ class VLM(nn.Module):
         feats = features.to(self.device, torch.float32)
         return self.projector(pool_tokens(feats, self.n_tokens))
 
-    def prefix_embeds(self, features: torch.Tensor | None, batch: int = 1) -> torch.Tensor:
-        """(B, P, H): start tokens, image tokens (none when features is None), "Question:"."""
-        image = self.prefix(features) if features is not None else None
-        if image is not None:
-            batch = image.shape[0]
-        question = self._embed_ids(self._question_ids, batch)
-        parts = [self._embed_ids(self.lm.start_ids, batch)] if self.lm.start_ids else []
-        if image is not None:
-            parts.append(image.to(question.dtype))   # autocast makes the projector's output bf16
-        return torch.cat(parts + [question], dim=1)
+    def prefix_embeds(self, features: torch.Tensor | None, batch: int = 1,
+                      with_question: bool = True) -> torch.Tensor:
+        """(B, P, H): the prompt up to where questions differ. With features: head, image tokens
+        and (with_question) the text before each question; without: the text-only head."""
+        if features is None:
+            return self._embed_ids(self.prompt.text_head, batch)
+        image = self.prefix(features)
+        head = self._embed_ids(self.prompt.head, image.shape[0])
+        parts = [head, image.to(head.dtype)]   # autocast makes the projector's output bf16
+        if with_question and self.prompt.between:
+            parts.append(self._embed_ids(self.prompt.between, image.shape[0]))
+        return torch.cat(parts, dim=1)
 
-    def _embed_ids(self, ids: list[int], batch: int) -> torch.Tensor:
-        emb = self.lm.embed(torch.tensor(ids, device=self.device))
+    def _embed_ids(self, ids: Sequence[int], batch: int) -> torch.Tensor:
+        emb = self.lm.embed(torch.tensor(list(ids), device=self.device, dtype=torch.long))
         return emb.unsqueeze(0).expand(batch, -1, -1)
 
     def suffix_ids(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded suffix token ids (Q, L) and their mask (1 = real token)."""
-        rows = [self.lm.tokens(suffix_text(t)) for t in texts]
+        rows = [self.lm.tokens(self.prompt.suffix(t)) for t in texts]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.lm.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -184,22 +222,35 @@ class VLM(nn.Module):
 
     def _candidates(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logp = logits.float().log_softmax(-1)
-        yes = torch.logsumexp(logp[:, self.lm.yes_ids], dim=-1)
-        no = torch.logsumexp(logp[:, self.lm.no_ids], dim=-1)
+        yes = torch.logsumexp(logp[:, list(self.prompt.yes_ids)], dim=-1)
+        no = torch.logsumexp(logp[:, list(self.prompt.no_ids)], dim=-1)
         return torch.sigmoid(yes - no), yes.exp() + no.exp()
 
     # ------------------------------------------------------------ training
 
-    def loss(self, features: torch.Tensor, texts: Sequence[str], answers) -> torch.Tensor:
-        """Mean cross-entropy of the answer token (" Yes" / " No") for a batch of (image, question)
-        pairs: features (B, N, D), texts and answers of length B."""
+    def loss(self, features: torch.Tensor, texts: Sequence[str], answers,
+             owner: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+        """Mean cross-entropy of the answer token over a batch of questions. features (G, N, D)
+        holds G distinct images and owner[q] the image of question q (default: one image per
+        question, owner = 0..Q-1). Each image's prefix runs once; its KV cache (gradients flowing
+        through it) is shared by that image's questions."""
         answers = [bool(a) for a in (answers.tolist() if torch.is_tensor(answers) else answers)]
-        if not (len(texts) == len(answers) == features.shape[0]):
-            raise ValueError(f"loss needs one text and answer per image, got {features.shape[0]} images, "
-                             f"{len(texts)} texts, {len(answers)} answers")
-        target = torch.tensor([self.lm.yes_id if a else self.lm.no_id for a in answers], device=self.device)
+        if owner is None:
+            if not (len(texts) == len(answers) == features.shape[0]):
+                raise ValueError(f"loss needs one text and answer per image, got {features.shape[0]} images, "
+                                 f"{len(texts)} texts, {len(answers)} answers")
+            owner = torch.arange(len(texts))
+        owner = torch.as_tensor(owner, dtype=torch.long)
+        if not (len(texts) == len(answers) == len(owner)) or len(owner) == 0 or \
+                int(owner.min()) < 0 or int(owner.max()) >= features.shape[0]:
+            raise ValueError(f"loss needs one text, answer and owner image per question, got "
+                             f"{len(texts)} texts, {len(answers)} answers, {len(owner)} owners for "
+                             f"{features.shape[0]} images")
+        yes, no = self.prompt.yes_ids[0], self.prompt.no_ids[0]
+        target = torch.tensor([yes if a else no for a in answers], device=self.device)
         with autocast(self.device):
-            logits = self._answer_logits_full(self.prefix_embeds(features), *self.suffix_ids(texts))
+            logits = self._answer_logits_shared(self.prefix_embeds(features), owner.to(self.device),
+                                                *self.suffix_ids(texts))
         return F.cross_entropy(logits.float(), target)
 
     # ------------------------------------------------------------ scoring
@@ -231,14 +282,10 @@ class VLM(nn.Module):
             at += len(texts)
         return out
 
-    def p_yes(self, features: torch.Tensor, texts_per_image: Sequence[Sequence[str]]) -> list[torch.Tensor]:
-        """P(yes) of every image's questions (one tensor per image)."""
-        return [s.p_yes for s in self.score(features, texts_per_image)]
-
     @torch.no_grad()
     def score_text(self, texts: Sequence[str], batch_size: int = SCORE_BATCH,
                    progress: Progress | None = None) -> AnswerScores:
-        """The LM alone, no image tokens: "Question: {text}\\nAnswer:" (the LM-only baseline)."""
+        """The LM alone, no image tokens: the prompt's text-only form (the LM-only baseline)."""
         p_all, m_all = torch.empty(len(texts)), torch.empty(len(texts))
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start:start + batch_size])
@@ -251,9 +298,6 @@ class VLM(nn.Module):
                 done = start + len(chunk)
                 progress(done / len(texts), f"scored {done}/{len(texts)} questions")
         return AnswerScores(p_all, m_all)
-
-    def p_yes_text(self, texts: Sequence[str]) -> torch.Tensor:
-        return self.score_text(texts).p_yes
 
     def _score_chunk(self, prefix: torch.Tensor, owner: torch.Tensor, texts: list[str],
                      share_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -70,6 +70,18 @@ def test_grouped_bars_error_bars_span_the_interval():
     assert unseen.error_y.array == (0.0,) and unseen.error_y.arrayminus == (0.0,)
 
 
+def test_grouped_bars_mark_the_chance_level_on_each_bar():
+    rows = [{"c": "none", "m": 0.6, "g": "seen", "ch": 0.5}, {"c": "r", "m": 0.7, "g": "seen", "ch": 0.45},
+            {"c": "r", "m": 0.4, "g": "unseen", "ch": None}]
+    fig = figures.grouped_bars(rows, x="c", y="m", group="g", chance="ch")
+    bars = [t for t in fig.data if t.type == "bar"]
+    ticks = [t for t in fig.data if t.type == "scatter"]
+    assert [b.offsetgroup for b in bars] == ["seen", "unseen"]
+    assert len(ticks) == 1 and list(ticks[0].y) == [0.5, 0.45] and ticks[0].offsetgroup == "seen"
+    assert fig.layout.scattermode == "group"
+    assert len(figures.grouped_bars(rows, x="c", y="m", group="g").data) == 2     # no chance column
+
+
 def test_ratio_curves_one_line_and_band_per_series_plus_baselines():
     rows = [{"series": "pretrained", "ratio": r, "mean": 0.8 - r / 2, "lo": 0.7 - r / 2, "hi": 0.9 - r / 2, "n": 3}
             for r in (1.0, 0.0, 0.5)]
@@ -78,6 +90,9 @@ def test_ratio_curves_one_line_and_band_per_series_plus_baselines():
     assert list(line.x) == [0.0, 0.5, 1.0]                # sorted by ratio
     assert list(band.y) == pytest.approx([0.9, 0.65, 0.4, 0.2, 0.45, 0.7])
     assert [s.y0 for s in fig.layout.shapes] == [0.3]
+    with_chance = figures.ratio_curves(rows, chance=[{"ratio": 1.0, "mean": 0.5}, {"ratio": 0.5, "mean": 0.48}])
+    coin = with_chance.data[-1]
+    assert coin.name == "chance (fair coin)" and list(coin.x) == [0.5, 1.0] and list(coin.y) == [0.48, 0.5]
 
 
 def test_scatter_with_labels_reports_the_correlation():

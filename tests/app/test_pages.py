@@ -105,7 +105,7 @@ def test_browse_shows_grid_filters_and_run_scores(data_dir):
     assert at.multiselect(key="browse_categories") is not None
     assert at.radio(key="browse_correct").value == "any"
     labels = {m.label for m in at.metric}
-    assert {"Accuracy", "Seen hypernym F1", "Unseen hypernym F1"} <= labels
+    assert {"Leaf accuracy", "Leaf macro-F1 per concept", "Seen hypernym macro-F1", "Unseen hypernym macro-F1"} <= labels
     n_images = len(at.get("image"))
     at.radio(key="browse_correct").set_value("some wrong").run()
     assert not at.exception
@@ -166,17 +166,41 @@ def test_results_compares_runs_and_offers_csv(data_dir):
     assert "4 training run(s)" in texts(at)
 
 
-def test_results_leave_out_evaluations_of_an_older_format(data_dir):
+def test_results_summarize_older_evaluations_again_or_leave_them_out(data_dir):
     from core import runs
     fake_run(small_cfg(seed=0))
-    stale = fake_run(small_cfg(seed=1))
-    path = runs.eval_dir(stale, "test") / "metrics.json"
-    metrics = runs.read_json(path)
-    del metrics["hypernym"]["unseen"]["macro_f1_yes_no"]
-    runs.write_json(path, metrics)
+    redone = fake_run(small_cfg(seed=1))
+    stale = fake_run(small_cfg(seed=2))
+    for run in (redone, stale):
+        path = runs.eval_dir(run, "test") / "metrics.json"
+        metrics = runs.read_json(path)
+        del metrics["hypernym"]["unseen"]["category_macro_f1"]
+        runs.write_json(path, metrics)
+    (runs.eval_dir(stale, "test") / "questions.csv").unlink()       # nothing to summarize again
     at = run_page("app_pages/4_Results.py")
     assert any("written by an older TaxoLens" in w.value and stale.name in w.value for w in at.warning)
-    assert "1 training run(s)" in texts(at)
+    assert "2 training run(s)" in texts(at)
+    assert "1 older evaluation(s) were summarized again" in texts(at)
+
+
+def test_results_show_the_lm_probe_beside_the_vlm(data_dir):
+    from core import metrics, paths, runs
+    run = fake_run(small_cfg(condition="random:0.5"))
+    cats = list(runs.read_json(runs.eval_dir(run, "test") / "metrics.json")["hypernym"]["per_category"])
+    per_category = {k: {"chat_macro_f1": i / len(cats), "plain_macro_f1": 0.4, "pairwise": 0.5, "sentence": 0.6,
+                        "chat_accuracy": 0.5, "plain_accuracy": 0.5} for i, k in enumerate(cats)}
+    runs.write_json(paths.runs_dir() / "probes" / "smollm2-135m_concepts" / "metrics.json",
+                    {"kind": "probe", "lm": "smollm2-135m", "lm_init": "pretrained", "dataset": "concepts",
+                     "chat_macro_f1": 0.61, "plain_macro_f1": 0.4, "pairwise": 0.5, "sentence": 0.6,
+                     "chat_accuracy": 0.5, "plain_accuracy": 0.5, "notes": [], "per_category": per_category})
+    at = run_page("app_pages/4_Results.py")
+    assert at.selectbox(key="results_probe_condition").value == "random:0.5"
+    assert any(m.value == "0.610" for m in at.metric)
+    import json
+    figs = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+    (scatter,) = [f for f in figs if f.get("xaxis", {}).get("title", {}).get("text") == "LM probe: chat_macro_f1"]
+    title = scatter["title"]["text"]
+    assert "Spearman" in title or "correlation undefined" in title
 
 
 def test_results_without_runs_says_what_to_do(data_dir):

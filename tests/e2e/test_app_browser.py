@@ -142,7 +142,7 @@ def test_geometry_computes_coherence_and_maps(page, app_url, shots):
 
 def test_browse_and_results_show_the_evaluated_run(page, app_url, shots):
     open_page(page, app_url, "browse", "Browse")
-    assert page.get_by_text("Unseen hypernym F1").count() >= 1
+    assert page.get_by_text("Unseen hypernym macro-F1").count() >= 1
     page.get_by_role("button", name="Questions", exact=True).first.click()
     page.get_by_role("dialog").wait_for()
     snap(page, shots / "browse_questions.png")

@@ -15,7 +15,7 @@ from core.config import TrainConfig
 from tiny_concepts import tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("train", "evaluate", "baseline", "predict", "coherence", "runs")
+COMMANDS = ("train", "evaluate", "baseline", "probe-lm", "predict", "coherence", "runs", "results")
 
 
 @pytest.fixture
@@ -64,6 +64,11 @@ def test_every_command_has_help(command, capsys):
     (["train", "--device", "tpu"], "device"),
     (["train", "--images-per-concept", "2"], "images_per_concept"),
     (["baseline", "median"], "invalid choice"),
+    (["baseline", "lm_only"], "invalid choice"),
+    (["probe-lm", "--lm-init", "warm"], "invalid choice"),
+    (["probe-lm", "--device", "tpu"], "invalid choice"),
+    (["probe-lm", "--seed", "-1"], "seed"),
+    (["results"], "required"),
     (["baseline", "majority", "--condition", "random:2"], "[0, 1]"),
     (["evaluate", "no-such-run"], "no run 'no-such-run'"),
     (["evaluate", "x", "--split", "dev"], "invalid choice"),
@@ -118,7 +123,8 @@ def test_train_into_other_runs_directory(data_dir, capsys):
     (["train", "--dataset", "tiny", "--condition", "systematic:mammal+reptile"], "unknown category 'reptile'"),
     (["train", "--dataset", "tiny", "--encoder", "no-such-encoder"], "no-such-encoder"),
     (["train", "--dataset", "tiny", "--lm", "no-such-lm"], "no-such-lm"),
-    (["baseline", "lm_only", "--dataset", "tiny", "--lm", "gpt-17"], "gpt-17"),
+    (["probe-lm", "--dataset", "tiny", "--lm", "gpt-17"], "gpt-17"),
+    (["probe-lm", "--dataset", "nope"], "dataset 'nope' not found"),
     (["coherence", "--dataset", "tiny", "--encoder", "no-such-encoder"], "no-such-encoder"),
     (["train", "--dataset", "nope"], "dataset 'nope' not found"),
     (["coherence", "--dataset", "nope"], "dataset 'nope' not found"),
@@ -142,6 +148,15 @@ def test_checkpoint_for_another_model(data_dir, capsys):
     line = fails_cleanly(["predict", str(img), "--run", "trained", "--lm", other_lm], capsys, data_dir,
                          "cannot be used with")
     assert other_lm in line
+
+
+def test_results_report_writes_markdown_even_without_runs(data_dir, tmp_path_factory, capsys):
+    out = tmp_path_factory.mktemp("report") / "results.md"
+    assert cli.main(["results", "report", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["train_results"] == 0
+    text = out.read_text()
+    assert text.startswith("# TaxoLens results") and "No evaluated training runs yet" in text
+    fails_cleanly(["results", "report", "--out", str(data_dir)], capsys, data_dir, "is a directory")
 
 
 def test_runs_lists_nothing_in_an_empty_data_dir(data_dir, capsys):

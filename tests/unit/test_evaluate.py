@@ -47,6 +47,19 @@ def test_evaluate_writes_questions_and_metrics():
     assert runs.load_metrics(run_dir, "test") == m
 
 
+def test_a_run_from_before_the_paper_ablation_is_evaluated_as_pairs():
+    """config.json says random:0.5, but its checkpoint recorded the former (pair) ablation."""
+    run_dir = train.train(_cfg(condition="pairs:0.5"))
+    config = runs.read_json(run_dir / "config.json")
+    runs.write_json(run_dir / "config.json", {**config, "condition": "random:0.5"})
+    m = evaluate.evaluate(run_dir, "test")
+    assert m["config"]["condition"] == "pairs:0.5"
+    pairs = rundata.prepare(_cfg(condition="pairs:0.5"))
+    rows = _rows(runs.eval_dir(run_dir, "test") / "questions.csv")
+    unseen = {(r["concept"], r["target"]) for r in rows if r["seen"] == "False"}
+    assert unseen == {(q.concept, q.target) for q in pairs.questions["test"] if pairs.deprivation.is_unseen(q)}
+
+
 def test_evaluate_under_a_shuffle_uses_the_labelled_concept():
     run_dir = train.train(_cfg(condition="cross"))
     evaluate.evaluate(run_dir, "val")
@@ -82,19 +95,8 @@ def test_majority_baseline_by_hand(tmp_path):
     assert m["undecided_rate"] is None and m["kind"] == "majority"
 
 
-def test_lm_only_baseline_asks_about_names():
-    cfg = _cfg(condition="random:0.5")
-    m = evaluate.baseline("lm_only", cfg)
-    (out,) = runs.baselines_dir().glob("lm_only_tiny_random0.5_s0_*")
-    assert runs.read_json(out / "config.json")["baseline"] == "lm_only"
-    rows = _rows(out / "eval" / "test" / "questions.csv")
-    assert rows and all(r["kind"] == "hypernym" for r in rows)
-    assert "Is a dog a kind of mammal?" in {r["text"] for r in rows if r["concept"] == "dog"}
-    assert m["undecided_rate"] == 1.0                      # fake text mass 0.3 < 0.5
-    assert m["hypernym"]["unseen"]["n"] > 0
-    assert evaluate.lm_only_text("apple", "fruit") == "Is an apple a kind of fruit?"
-
-
 def test_unknown_baseline():
-    with pytest.raises(ConfigError, match="baseline must be one of majority, lm_only"):
+    with pytest.raises(ConfigError, match="baseline must be one of majority, got 'oracle'"):
         evaluate.baseline("oracle", _cfg())
+    with pytest.raises(ConfigError, match="got 'lm_only'"):      # replaced by core.probe (probe-lm)
+        evaluate.baseline("lm_only", _cfg())

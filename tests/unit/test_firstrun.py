@@ -49,11 +49,30 @@ def test_a_failed_first_run_is_reported_not_retried(store):
     assert firstrun.state(store).job.id == retry != job_id
 
 
-def test_existing_default_checkpoint_means_nothing_to_do(store, monkeypatch, tmp_path):
+def test_existing_default_checkpoint_means_no_training_only_the_prepare_job(store, monkeypatch, tmp_path):
     monkeypatch.setattr(runs, "default_checkpoint", lambda config=None: tmp_path / "runs" / "r1")
     state = firstrun.ensure_default_checkpoint_job(store)
     assert state.ready and state.describe() == "default checkpoint ready: r1"
-    assert store.list() == []
+    assert store.submitted == [("coherence", {"dataset": "concepts", "encoder": TrainConfig().encoder, "seed": 0})]
+    firstrun.ensure_default_checkpoint_job(store)
+    assert len(store.list()) == 1                       # queued once
+
+
+def test_a_shipped_checkpoint_that_fits_is_installed_instead_of_training(store, monkeypatch, tmp_path):
+    from core.models import checkpoint
+    installed = tmp_path / "runs" / "shipped"
+    monkeypatch.setattr(checkpoint, "install_shipped", lambda source=None: installed)
+    state = firstrun.ensure_default_checkpoint_job(store)
+    assert [kind for kind, _ in store.submitted] == ["coherence"]
+    assert state.job.kind == "coherence"
+
+
+def test_a_shipped_checkpoint_that_does_not_fit_says_why(store, monkeypatch):
+    from core.models import checkpoint
+    monkeypatch.setattr(checkpoint, "shipped_fit", lambda source=None: (False, "its dataset tables differ"))
+    state = firstrun.ensure_default_checkpoint_job(store)
+    assert [kind for kind, _ in store.submitted] == ["train"]
+    assert state.shipped_note == "its dataset tables differ"
 
 
 def test_a_default_job_queued_by_hand_is_adopted(store):
@@ -80,7 +99,7 @@ def test_first_run_trains_a_starter_checkpoint_on_cpu(monkeypatch):
     import torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = firstrun.default_config()
-    assert (cfg.max_concepts, cfg.epochs) == (60, 1)
+    assert (cfg.max_concepts, cfg.max_steps) == (60, 500)
     assert cfg.encoder == TrainConfig().encoder and cfg.lm == TrainConfig().lm
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert firstrun.default_config() == TrainConfig()

@@ -90,6 +90,84 @@ def test_summarize_by_hand():
     assert head["unseen_f1"] == pytest.approx(2 / 3)
 
 
+def test_per_category_macro_f1_and_chance_by_hand():
+    rows = [
+        _row("leaf", "dog", True, True),
+        _row("leaf", "cat", False, True),
+        _row("hypernym", "animal", True, True),
+        _row("hypernym", "animal", False, False),
+        _row("hypernym", "animal", True, False, seen=False),
+        _row("hypernym", "vehicle", False, True),
+        _row("hypernym", "vehicle", True, True, seen=False),
+    ]
+    m = metrics.summarize(rows)
+    h = m["hypernym"]
+    # animal: answers T F T, preds T F F -> yes F1 2/3 (TP1 FN1), no F1 2/3 (TN1 FP1) -> 2/3
+    # vehicle: answers F T, preds T T -> yes F1 2/3, no F1 0 -> 1/3
+    assert h["per_category"]["animal"]["macro_f1_yes_no"] == pytest.approx(2 / 3)
+    assert h["per_category"]["vehicle"]["macro_f1_yes_no"] == pytest.approx(1 / 3)
+    assert h["category_macro_f1"] == pytest.approx(1 / 2)
+    # a coin: animal pi = 2/3 -> yes (2/3)/(7/6) = 4/7, no (1/3)/(5/6) = 2/5 -> 17/35; vehicle pi = 1/2 -> 1/2
+    assert h["per_category"]["animal"]["chance_macro_f1_yes_no"] == pytest.approx(17 / 35)
+    assert h["category_macro_f1_chance"] == pytest.approx((17 / 35 + 1 / 2) / 2)
+    assert h["n_categories"] == 2
+    # seen: animal T/T F/F -> 1; vehicle F/T -> yes 0, no 0 -> 0. Chance: 1/2 and (0 + 2/3)/2 = 1/3
+    assert h["seen"]["category_macro_f1"] == pytest.approx(1 / 2)
+    assert h["seen"]["category_macro_f1_chance"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    # unseen: animal T/F -> 0; vehicle T/T -> yes 1, no undefined -> 1. Chance (pi = 1): 1/3 each
+    assert h["unseen"]["category_macro_f1"] == pytest.approx(1 / 2)
+    assert h["unseen"]["category_macro_f1_chance"] == pytest.approx(1 / 3)
+    assert h["unseen_share"] == pytest.approx(2 / 5)
+    # leaf per target concept: dog T/T -> 1 (yes-class only); cat F/T -> 0
+    leaf = m["leaf"]
+    assert leaf["per_concept"]["dog"]["macro_f1_yes_no"] == 1.0
+    assert leaf["per_concept"]["cat"]["macro_f1_yes_no"] == 0.0
+    assert leaf["concept_macro_f1"] == pytest.approx(1 / 2)
+    assert leaf["concept_f1"] == pytest.approx(1 / 2)            # yes-class: dog 1, cat 0
+    assert leaf["concept_macro_f1_chance"] == pytest.approx(1 / 3)   # pi = 1 and pi = 0: 1/3 each
+    head = metrics.headline(m)
+    assert list(head)[:len(metrics.HEADLINE)] == list(metrics.HEADLINE)     # the new numbers first
+    assert head["seen_category_f1"] == pytest.approx(1 / 2) and head["unseen_share"] == pytest.approx(2 / 5)
+    assert head["leaf_concept_f1"] == pytest.approx(1 / 2) and head["leaf_accuracy"] == pytest.approx(1 / 2)
+    for old in ("accuracy", "leaf_f1", "hypernym_f1", "seen_f1", "unseen_f1", "seen_accuracy",
+                "unseen_accuracy", "seen_macro_f1_yes_no", "unseen_macro_f1_yes_no", "undecided_rate"):
+        assert old in head
+    assert metrics.is_current(m)
+
+
+def test_always_yes_is_at_chance_not_two_thirds():
+    rows = [_row("hypernym", k, a, True) for k in ("animal", "vehicle") for a in (True, False)]
+    h = metrics.summarize(rows)["hypernym"]
+    assert h["f1"] == pytest.approx(2 / 3)                  # the yes-class F1 flatters it
+    assert h["category_macro_f1"] == pytest.approx(1 / 3)   # the headline does not
+    assert h["category_macro_f1_chance"] == pytest.approx(1 / 2)
+
+
+def test_chance_f1s_by_hand_and_against_a_simulated_coin():
+    import random
+    assert metrics.chance_f1s(0.5) == pytest.approx((0.5, 0.5))
+    assert metrics.chance_f1s(0.2) == pytest.approx((2 / 7, 8 / 13))
+    assert metrics.chance_macro_f1([True, False, False, False, False]) == pytest.approx((2 / 7 + 8 / 13) / 2)
+    assert metrics.chance_macro_f1([]) is None
+    with pytest.raises(ValueError):
+        metrics.chance_f1s(1.5)
+    rng = random.Random(0)
+    targets = [rng.random() < 0.2 for _ in range(20000)]
+    coin = [rng.random() < 0.5 for _ in targets]
+    assert metrics.macro_f1_yes_no(targets, coin) == pytest.approx(metrics.chance_macro_f1(targets), abs=0.01)
+
+
+def test_headline_of_an_older_metrics_file_has_none_for_new_numbers():
+    rows = [_row("hypernym", "animal", True, True), _row("leaf", "dog", True, True)]
+    m = metrics.summarize(rows)
+    del m["hypernym"]["seen"]["category_macro_f1"]
+    del m["leaf"]["concept_macro_f1"]
+    head = metrics.headline(m)
+    assert head["seen_category_f1"] is None and head["leaf_concept_f1"] is None
+    assert head["seen_f1"] == 1.0
+    assert not metrics.is_current(m) and not metrics.is_current(None)
+
+
 def test_summarize_nothing_unseen_and_no_mass():
     rows = [_row("hypernym", "animal", True, True, mass=None)]
     m = metrics.summarize(rows)

@@ -21,7 +21,7 @@ from core.models import ModelUnavailableError, encoders, lms
 from core.models.encoders import ImageEncoder, pool_tokens
 from core.models.lms import LanguageModel
 from core.models.projector import Projector
-from core.models.vlm import QUESTION_PREFIX, VLM, suffix_text
+from core.models.vlm import START_TEXT, VLM, build_prompt
 
 CORPUS = ["Question: Is there a dog in the image?\nAnswer: Yes", "Question: Is there a cat?\nAnswer: No",
           "Answer: yes", "Answer: no", "Is a dog a kind of animal? Answer: Yes", "an apple, a fruit, a tool"]
@@ -85,10 +85,16 @@ class FakeEncoder(ImageEncoder):
         return self.conv(x).flatten(2).transpose(1, 2)
 
 
-def tiny_vlm(arch: str = "llama", kind: str = "gelu-mlp", k: int = 4) -> VLM:
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def tiny_vlm(arch: str = "llama", kind: str = "gelu-mlp", k: int = 4, prompt: str = "plain") -> VLM:
     lm = tiny_lm(arch)
+    if prompt == "chat":
+        lm.tokenizer.chat_template = CHATML
     enc = FakeEncoder()
-    return VLM(enc, lm, Projector(kind, enc.dim, lm.hidden_size, lm.token_norm()), k)
+    return VLM(enc, lm, Projector(kind, enc.dim, lm.hidden_size, lm.token_norm()), k, prompt)
 
 
 QUESTIONS = [["Is there a dog in the image?", "Is there an animal?", "Is there a cat in the image?"],
@@ -97,21 +103,25 @@ QUESTIONS = [["Is there a dog in the image?", "Is there an animal?", "Is there a
 
 
 def naive_answer_logits(vlm: VLM, feats: torch.Tensor, text: str | None) -> torch.Tensor:
-    """Reference: one unpadded sequence, the full LM forward, the last position's logits."""
-    lm = vlm.lm
-    parts = []
-    if lm.start_ids:
-        parts.append(lm.embed(torch.tensor(lm.start_ids)))
-    if feats is not None:
-        parts.append(vlm.prefix(feats.unsqueeze(0))[0])
-    parts.append(lm.embed(torch.tensor(lm.tokens(QUESTION_PREFIX))))
-    parts.append(lm.embed(torch.tensor(lm.tokens(suffix_text(text)))))
+    """Reference: one unpadded sequence written out piece by piece from the prompt's definition,
+    the full LM forward, the last position's logits."""
+    lm, prompt = vlm.lm, vlm.prompt
+
+    def embed(ids):
+        return lm.embed(torch.tensor(list(ids), dtype=torch.long))
+
+    if feats is None:
+        parts = [embed(prompt.text_head)]
+    else:
+        parts = [embed(prompt.head), vlm.prefix(feats.unsqueeze(0))[0], embed(prompt.between)]
+    parts.append(embed(lm.tokens(prompt.suffix(text))))
     return lm.model(inputs_embeds=torch.cat(parts).unsqueeze(0)).logits[0, -1]
 
 
 def naive_scores(vlm: VLM, feats: torch.Tensor | None, text: str) -> tuple[float, float]:
     logp = naive_answer_logits(vlm, feats, text).log_softmax(-1)
-    yes, no = torch.logsumexp(logp[vlm.lm.yes_ids], 0), torch.logsumexp(logp[vlm.lm.no_ids], 0)
+    yes = torch.logsumexp(logp[list(vlm.prompt.yes_ids)], 0)
+    no = torch.logsumexp(logp[list(vlm.prompt.no_ids)], 0)
     return float(torch.sigmoid(yes - no)), float(yes.exp() + no.exp())
 
 
@@ -194,13 +204,13 @@ def test_padded_full_sequence_path_equals_shared_prefix_path():
         assert torch.allclose(a.p_yes, b.p_yes, atol=1e-5) and torch.allclose(a.mass, b.mass, atol=1e-5)
 
 
-def test_scores_are_probabilities_and_p_yes_matches_score():
+def test_scores_are_probabilities_whatever_the_batching():
     vlm = tiny_vlm()
     feats = torch.randn(3, 16, 8)
-    for s, p in zip(vlm.score(feats, QUESTIONS), vlm.p_yes(feats, QUESTIONS)):
-        assert s.p_yes.dtype == torch.float32 and torch.equal(s.p_yes, p)
+    for s, p in zip(vlm.score(feats, QUESTIONS), [s.p_yes for s in vlm.score(feats, QUESTIONS, batch_size=2)]):
+        assert s.p_yes.dtype == torch.float32 and torch.allclose(s.p_yes, p, atol=1e-5)
         assert ((s.p_yes >= 0) & (s.p_yes <= 1)).all() and ((s.mass > 0) & (s.mass <= 1)).all()
-    assert [len(p) for p in vlm.p_yes(feats, QUESTIONS)] == [3, 1, 2]
+    assert [len(s.p_yes) for s in vlm.score(feats, QUESTIONS)] == [3, 1, 2]
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
@@ -212,7 +222,48 @@ def test_text_only_scoring_has_no_image_tokens(arch):
         ref = [naive_scores(vlm, None, t) for t in texts]
     assert torch.allclose(scores.p_yes, torch.tensor([p for p, _ in ref]), atol=1e-4)
     assert torch.allclose(scores.mass, torch.tensor([m for _, m in ref]), atol=1e-4)
-    assert vlm.prefix_embeds(None).shape[1] == len(vlm.lm.start_ids) + len(vlm.lm.tokens(QUESTION_PREFIX))
+    assert vlm.prefix_embeds(None).shape[1] == len(vlm.lm.start_ids) + len(vlm.lm.tokens("Question:"))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_image_tokens_never_come_first(arch):
+    """Position 0 is the LM's attention sink: the image goes after the start tokens + "Image:"."""
+    vlm = tiny_vlm(arch)
+    head = list(vlm.prompt.head)
+    assert head == vlm.lm.start_ids + vlm.lm.tokens(START_TEXT) and len(head) >= 1
+    embeds = vlm.prefix_embeds(torch.randn(2, 16, 8))
+    assert embeds.shape[1] == len(head) + 4 + len(vlm.prompt.between)
+    assert torch.allclose(embeds[0, :len(head)], vlm.lm.embed(torch.tensor(head)))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_chat_prompt_scoring_equals_naive_full_sequences(arch):
+    vlm = tiny_vlm(arch, prompt="chat")
+    p = vlm.prompt
+    text = vlm.lm.tokenizer.decode(list(p.head) + list(p.between))
+    assert "<|im_start|>user" in text and text.endswith("\n")
+    assert p.suffix("Is there a dog?").endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert not vlm.lm.tokenizer.decode([p.yes_ids[0]]).startswith(" ")     # "Yes", no leading space
+    assert set(p.yes_ids).isdisjoint(p.no_ids)
+    if arch == "gemma3":                       # the template does not write <bos>: the start tokens are added
+        assert p.head[0] == 1 and p.text_head[0] == 1
+    feats = torch.randn(3, 16, 8)
+    scores = vlm.score(feats, QUESTIONS, batch_size=3)
+    with torch.no_grad():
+        for i, texts in enumerate(QUESTIONS):
+            ref = [naive_scores(vlm, feats[i], t) for t in texts]
+            assert torch.allclose(scores[i].p_yes, torch.tensor([q for q, _ in ref]), atol=1e-4)
+        text_scores = vlm.score_text(["Is a dog a kind of animal?"])
+        assert abs(float(text_scores.p_yes[0]) - naive_scores(vlm, None, "Is a dog a kind of animal?")[0]) < 1e-4
+
+
+def test_chat_prompt_without_a_template_is_a_config_error():
+    lm = tiny_lm()
+    lm.tokenizer.chat_template = None
+    with pytest.raises(ConfigError, match="no chat template"):
+        build_prompt(lm, "chat")
+    with pytest.raises(ConfigError, match="prompt format"):
+        build_prompt(lm, "fancy")
 
 
 def test_image_changes_the_scores():
@@ -231,12 +282,33 @@ def test_loss_is_cross_entropy_of_the_answer_token_only(arch):
     texts = ["Is there a dog in the image?", "Is there a fruit?", "Is a dog a kind of animal?"]
     answers = [True, False, True]
     loss = vlm.loss(feats, texts, answers)
-    target = torch.tensor([vlm.lm.yes_id if a else vlm.lm.no_id for a in answers])
+    target = torch.tensor([vlm.prompt.yes_ids[0] if a else vlm.prompt.no_ids[0] for a in answers])
     logits = torch.stack([naive_answer_logits(vlm, feats[i], t) for i, t in enumerate(texts)])
     assert torch.allclose(loss, F.cross_entropy(logits, target), atol=1e-5)
     flipped = vlm.loss(feats, texts, [not a for a in answers])
     assert not torch.allclose(loss, flipped)
     assert torch.allclose(vlm.loss(feats, texts, torch.tensor(answers)), loss)
+
+
+@pytest.mark.parametrize("prompt", ["plain", "chat"])
+def test_shared_prefix_loss_equals_one_image_per_question(prompt):
+    """A batch of whole images (owner[q] = image of question q) gives the same loss and the same
+    projector gradient as repeating each image once per question."""
+    vlm = tiny_vlm(prompt=prompt)
+    feats = torch.randn(2, 16, 8)
+    texts = ["Is there a dog in the image?", "Is there a fruit?", "Is there a cat?", "Is a dog a kind of animal?"]
+    answers, owner = [True, False, True, False], torch.tensor([0, 0, 1, 0])
+    shared = vlm.loss(feats, texts, answers, owner=owner)
+    shared.backward()
+    g_shared = [p.grad.clone() for p in vlm.projector.parameters()]
+    vlm.projector.zero_grad()
+    repeated = vlm.loss(feats[owner], texts, answers)
+    repeated.backward()
+    assert torch.allclose(shared, repeated, atol=1e-5)
+    for a, b in zip(g_shared, (p.grad for p in vlm.projector.parameters())):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="owner"):
+        vlm.loss(feats, texts, answers, owner=torch.tensor([0, 0, 2, 0]))
 
 
 def test_loss_rejects_mismatched_batches():

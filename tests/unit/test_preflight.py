@@ -52,10 +52,11 @@ def refused(argv, capsys, root, fragment) -> str:
     (["train", "--lm", "nobody/nomodel"], "LM nobody/nomodel is not available offline"),
     (["train", "--encoder", "open_clip:ViT-B-32"], "open_clip weights for ViT-B-32:openai are not available"),
     (["train", "--encoder", "timm:resnet18"], "timm weights for resnet18 are not available"),
-    (["baseline", "lm_only", "--lm", "nobody/nomodel"], "LM nobody/nomodel is not available offline"),
+    (["probe-lm", "--lm", "nobody/nomodel"], "LM nobody/nomodel is not available offline"),
 ])
 def test_models_without_weights_are_refused_before_a_run_folder_exists(argv, fragment, data_dir, capsys):
-    """Reported: these exited 2 with a good message but left runs/<id>/config.json, listed as "new"."""
+    """Reported: these (and `baseline lm_only`, which probe-lm replaced) exited 2 with a good message
+    but left runs/<id>/config.json, listed as "new"."""
     refused(argv + ["--dataset", "tiny"], capsys, data_dir, fragment)
     assert runs.list_runs() == []
 
@@ -192,9 +193,12 @@ CASES = [
     (["train", "--dataset", "tiny", "--max-concepts", "3", "--condition", "systematic:5"],
      ["jobs", "submit", "train", "--dataset", "tiny", "--max-concepts", "3", "--condition", "systematic:5"],
      "more categories than dataset 'tiny' has (4)"),
-    (["baseline", "lm_only", "--dataset", "tiny", "--lm", "nobody/nomodel"],
-     ["jobs", "submit", "baseline", "--baseline", "lm_only", "--dataset", "tiny", "--lm", "nobody/nomodel"],
+    (["probe-lm", "--dataset", "tiny", "--lm", "nobody/nomodel"],
+     ["jobs", "submit", "probe", "--dataset", "tiny", "--lm", "nobody/nomodel"],
      "LM nobody/nomodel is not available offline"),
+    (["baseline", "majority", "--dataset", "tiny", "--max-concepts", "3", "--condition", "systematic:5"],
+     ["jobs", "submit", "baseline", "--baseline", "majority", "--dataset", "tiny", "--max-concepts", "3",
+      "--condition", "systematic:5"], "more categories than dataset 'tiny' has (4)"),
     (["coherence", "--dataset", "tiny", "--encoder", "timm:resnet18"],
      ["jobs", "submit", "coherence", "--dataset", "tiny", "--encoder", "timm:resnet18"],
      "timm weights for resnet18 are not available"),

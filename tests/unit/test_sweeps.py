@@ -16,16 +16,35 @@ def _conditions(jobs, kind="train", lm_init="pretrained"):
                    if j["kind"] == kind and j["spec"]["config"]["lm_init"] == lm_init)
 
 
-def test_paper_preset_has_every_condition_control_and_baseline_for_three_seeds():
+def test_paper_preset_is_the_papers_grid_for_three_seeds():
     jobs = sweeps.expand(sweeps.preset("paper", "cpu"))
-    assert _conditions(jobs) == {c: 3 for c in ["random:0", "random:0.5", "random:0.9", "random:1",
-                                                "systematic:4", "cross", "within"]}
-    assert _conditions(jobs, lm_init="random") == {"random:0.5": 3, "random:1": 3}
+    ratios = ["random:0", "random:0.25", "random:0.5", "random:0.75", "random:1"]
+    assert _conditions(jobs) == {c: 3 for c in ratios + ["systematic:10", "systematic:20", "cross", "within",
+                                                        "cross+random:0.5", "within+random:0.5"]}
+    assert _conditions(jobs, lm_init="random") == {c: 3 for c in ratios}     # the control at every r
     baselines = Counter((j["spec"]["baseline"], j["spec"]["config"]["seed"]) for j in jobs
                         if j["kind"] == "baseline")
-    assert baselines == {(b, s): 1 for b in ("lm_only", "majority") for s in (0, 1, 2)}
-    assert len(jobs) == 21 + 6 + 6
-    assert all(j["spec"]["config"]["max_concepts"] == sweeps.SCALES["cpu"]["max_concepts"] for j in jobs)
+    assert baselines == {("majority", s): 1 for s in (0, 1, 2)}
+    probes = [j["spec"] for j in jobs if j["kind"] == "probe"]
+    assert probes == [{"lm": "smollm2-135m", "dataset": "concepts", "lm_init": "pretrained", "seed": 0}]
+    assert len(jobs) == 33 + 15 + 3 + 1
+    assert all(j["spec"]["config"]["max_concepts"] == sweeps.SCALES["cpu"]["max_concepts"]
+               for j in jobs if j["kind"] != "probe")
+
+
+def test_smoke_preset_removes_fewer_categories_and_skips_the_probe():
+    jobs = sweeps.expand(sweeps.preset("paper", "smoke"))
+    assert {"systematic:5", "systematic:10"} <= set(_conditions(jobs))
+    assert not [j for j in jobs if j["kind"] == "probe"]
+
+
+def test_probe_grids_cross_lms_and_inits():
+    jobs = sweeps.expand({"kind": "probe", "lms": ["smollm2-135m", "gemma3-270m"],
+                          "lm_inits": ["pretrained", "random"], "seeds": [0]})
+    assert sorted((j["spec"]["lm"], j["spec"]["lm_init"]) for j in jobs) == [
+        ("gemma3-270m", "pretrained"), ("gemma3-270m", "random"),
+        ("smollm2-135m", "pretrained"), ("smollm2-135m", "random")]
+    assert {j["kind"] for j in jobs} == {"probe"}
 
 
 def test_jobs_come_seed_by_seed():
@@ -55,7 +74,7 @@ def test_duplicate_runs_are_submitted_once():
     ({"conditions": ["random"]}, "needs 'ratios'"),
     ({"conditions": []}, "non-empty list"),
     ({"colours": ["red"]}, "unknown field"),
-    ({"grids": [{"kind": "predict"}]}, "kind must be 'train' or 'baseline'"),
+    ({"grids": [{"kind": "predict"}]}, "kind must be 'train', 'baseline' or 'probe'"),
     ({"grids": [{"seeds": [0], "typo": 1}]}, "unknown field"),
     ({"scale": "huge"}, "unknown scale"),
     ({"conditions": ["none"], "grids": [{}]}, "not both"),
@@ -78,45 +97,25 @@ def test_resolve_presets_files_and_missing(tmp_path):
         sweeps.resolve(f)
 
 
-def test_bootstrap_ci_brackets_the_mean_and_is_reproducible():
-    mean, low, high = sweeps.bootstrap_ci([0.2, 0.4, 0.9])
-    assert mean == pytest.approx(0.5)
-    assert 0.2 <= low < mean < high <= 0.9
-    assert sweeps.bootstrap_ci([0.2, 0.4, 0.9]) == (mean, low, high)
-    assert sweeps.bootstrap_ci([0.3]) == (0.3, 0.3, 0.3)
-    assert sweeps.bootstrap_ci([0.6, 0.6]) == (0.6, 0.6, 0.6)
+def test_sweep_results_read_train_and_probe_children(tmp_path):
+    from core import results
+    from core.jobs.store import JobStore
 
-
-def _metrics(unseen_correct: bool) -> dict:
-    rows = [
-        {"kind": "leaf", "target": "dog", "answer": True, "pred": True, "seen": True, "mass": 0.9},
-        {"kind": "hypernym", "target": "mammal", "answer": True, "pred": True, "seen": True, "mass": 0.9},
-        {"kind": "hypernym", "target": "fish", "answer": True, "pred": unseen_correct, "seen": False,
-         "mass": 0.9},
-    ]
-    return summarize(rows)
-
-
-def test_aggregate_means_and_cis_per_condition_and_metric():
-    rows = [{"kind": "train", "condition": "random:0.5", "lm_init": "pretrained", "encoder": "e", "lm": "l",
-             "baseline": None, "seed": s, "metrics": _metrics(unseen_correct=s != 2)} for s in range(3)]
-    rows.append({"kind": "train", "condition": "cross", "lm_init": "pretrained", "encoder": "e", "lm": "l",
-                 "baseline": None, "seed": 0, "metrics": None})  # unfinished: skipped
-    table = sweeps.aggregate(rows)
-    unseen = table[(table.condition == "random:0.5") & (table.metric == "unseen_f1")].iloc[0]
-    assert unseen["mean"] == pytest.approx(2 / 3) and unseen["n_seeds"] == 3
-    assert unseen["ci_low"] <= unseen["mean"] <= unseen["ci_high"]
-    assert unseen["ci_low"] == pytest.approx(0.0) and unseen["ci_high"] == pytest.approx(1.0)
-    seen = table[(table.condition == "random:0.5") & (table.metric == "seen_f1")].iloc[0]
-    assert (seen["mean"], seen["ci_low"], seen["ci_high"]) == (1.0, 1.0, 1.0)
-    assert set(table.condition) == {"random:0.5"}
-    assert list(table.columns) == sweeps.GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_seeds"]
-
-
-def test_undefined_metrics_average_over_seeds_where_defined():
-    rows = [{"kind": "baseline", "condition": "none", "baseline": "majority", "seed": s,
-             "metrics": {"accuracy": 0.5 + 0.1 * s, "unseen_f1": None if s else 0.3}} for s in range(2)]
-    table = sweeps.aggregate(rows).set_index("metric")
-    assert table.loc["accuracy", "mean"] == pytest.approx(0.55) and table.loc["accuracy", "n_seeds"] == 2
-    assert table.loc["unseen_f1", "n_seeds"] == 1
-    assert sweeps.aggregate([]).empty
+    store = JobStore(tmp_path / "jobs.db")
+    sweep = store.submit("sweep", {"name": "s", "jobs": []})
+    train, probe, failed = store.submit_many(
+        [("train", {"config": {"condition": "random:0.5", "seed": 0, "lm_init": "pretrained"}}),
+         ("probe", {"lm": "smollm2-135m", "dataset": "concepts", "lm_init": "pretrained", "seed": 0}),
+         ("train", {"config": {"condition": "random:0.5", "seed": 1, "lm_init": "pretrained"}})], parent_id=sweep)
+    summary = {"kind": "probe", "chat_macro_f1": 0.6, "pairwise": 0.7}
+    test = summarize([{"kind": "hypernym", "target": "animal", "answer": True, "pred": True, "seen": True,
+                       "mass": 0.9}])
+    store.finish(train, "succeeded", result={"metrics": {"test": test}})
+    store.finish(probe, "succeeded", result={"metrics": {"probe": summary}})
+    store.finish(failed, "failed", error="boom")
+    rows = sweeps.sweep_results(store, sweep)
+    assert [(r["kind"], r["status"], r["metrics"] is not None) for r in rows] == [
+        ("train", "succeeded", True), ("probe", "succeeded", True), ("train", "failed", False)]
+    table = results.aggregate(rows)
+    assert table[(table.kind == "probe") & (table.metric == "chat_macro_f1")]["mean"].tolist() == [0.6]
+    assert set(table[table.kind == "train"]["metric"]) >= {"seen_category_f1", "seen_chance_f1"}

@@ -144,7 +144,7 @@ def test_full_ablation_trains_on_leaf_questions_only():
 
 def test_tampered_checkpoint_is_detected():
     run_dir = train.train(_cfg(epochs=1))
-    path = runs.checkpoint_dir(run_dir) / runs.PROJECTOR_FILE
+    path = runs.checkpoint_dir(run_dir) / runs.BEST_FILE       # the projector evaluation loads
     runs.save_tensors(path, {k: v + 1 for k, v in runs.load_tensors(path).items()})
     with pytest.raises(runs.RunError, match="does not match"):
         checkpoint.load_trained(run_dir, "cpu")
@@ -163,3 +163,68 @@ def test_cuda_request_without_gpu_is_a_config_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         checkpoint.resolve_device("cuda")
+
+
+# ---------------------------------------------------------------- recipe
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_zero():
+    cfg = _cfg(lr=1e-3, warmup=0.1)
+    lrs = [train.lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)      # 10 warmup updates
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:10]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[55] == pytest.approx(0.5e-3, rel=0.05) and lrs[-1] < 1e-5
+    assert train.lr_at(0, 100, _cfg(lr=1e-3, warmup=0)) == pytest.approx(1e-3)
+
+
+def test_epoch_batches_keep_images_together_and_replay_exactly():
+    data = rundata.prepare(_cfg())
+    qs = data.training_questions()
+    batches = train.epoch_batches(qs, 8, seed=0, epoch=1)
+    assert len(batches) == -(-len(qs) // 8) and all(len(b) == 8 for b in batches[:-1])
+    assert sorted(i for b in batches for i in b) == list(range(len(qs)))
+    flat = [qs[i].image_id for b in batches for i in b]
+    runs_of_image = sum(1 for a, b in zip(flat, flat[1:]) if a != b) + 1
+    assert runs_of_image == len({q.image_id for q in qs})          # each image's questions contiguous
+    assert batches == train.epoch_batches(qs, 8, seed=0, epoch=1)
+    assert batches != train.epoch_batches(qs, 8, seed=0, epoch=2)
+
+
+def test_early_stopping_keeps_the_best_epoch(monkeypatch):
+    """Validation gets worse after epoch 2: training stops after `patience` more epochs and the
+    checkpoint evaluation loads is epoch 2's projector."""
+    scores = iter([0.6, 0.8, 0.7, 0.75, 0.9, 0.9])
+    monkeypatch.setattr(train, "selection_score", lambda val: next(scores))
+    saved = {}
+    real_save = runs.save_tensors
+
+    def spy(path, tensors, metadata=None):
+        if path.name == runs.BEST_FILE:
+            saved[len(saved)] = {k: v.clone() for k, v in tensors.items()}
+        return real_save(path, tensors, metadata)
+
+    monkeypatch.setattr(runs, "save_tensors", spy)
+    run_dir = train.train(_cfg(epochs=6, patience=2))
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["status"] == "finished" and ck["epoch"] == 4 and ck["best"] == {"epoch": 2, "score": 0.8}
+    assert ck["stopped"].startswith("early") and len(saved) == 2            # best after epochs 1 and 2
+    assert all(m["val_leaf_accuracy"] is not None for m in ck["metrics"])
+    _, loaded = checkpoint.load_trained(run_dir, "cpu")
+    for k, v in loaded.projector_state().items():
+        assert torch.equal(v, saved[1][k])
+
+
+def test_max_steps_caps_the_updates():
+    run_dir = train.train(_cfg(epochs=5, max_steps=7, patience=0))
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["total_steps"] == 7 and ck["metrics"][-1]["updates"] == 7 and ck["status"] == "finished"
+
+
+def test_old_checkpoint_format_is_refused():
+    run_dir = train.train(_cfg(epochs=1))
+    path = runs.checkpoint_json(run_dir)
+    ck = json.loads(path.read_text())
+    ck["format"] = 1
+    path.write_text(json.dumps(ck))
+    with pytest.raises(runs.RunError, match="older TaxoLens"):
+        checkpoint.load_trained(run_dir, "cpu")

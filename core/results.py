@@ -1,0 +1,587 @@
+"""Results across runs: what is on disk, grouped into comparable settings, and the statistics over
+seeds — the one place the Results page, `taxolens sweep show` and `taxolens results report` get
+their numbers from.
+
+    collect() -> rows                 every evaluated run (test split), baseline and LM probe on disk
+    aggregate(rows) -> DataFrame      mean and 95 % t-based CI over seeds per (group, metric)
+    t_ci(values) -> (mean, lo, hi)    the CI itself (lo/hi None below two seeds)
+    report_markdown(rows, probes)     docs/results.md
+
+Runs are read from disk rather than from the job registry so runs trained from the CLI count too.
+A metrics.json written before the current headline existed is summarized again from its
+questions.csv (nothing is rewritten); a run trained under the former meaning of random:<r> is listed
+as the pairs:<r> it used. Pure pandas/scipy, no Streamlit.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from core import metrics as metrics_mod
+
+GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "baseline"]
+AGGREGATE_COLUMNS = GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_seeds"]
+# Fields that do not make two runs incomparable: what is varied across a grid, and where it ran.
+VARIED_FIELDS = ("condition", "lm_init", "seed", "device")
+# Baselines do not train, so only the data decide whether they are comparable.
+BASELINE_FIELDS = ("dataset", "max_concepts", "images_per_concept")
+# The columns tables lead with (core.metrics.HEADLINE order), then the yes-class numbers.
+MAIN_METRICS = ("seen_category_f1", "unseen_category_f1", "seen_chance_f1", "unseen_chance_f1",
+                "leaf_accuracy", "leaf_concept_f1", "unseen_share")
+PROBE_METRICS = ("chat_accuracy", "chat_macro_f1", "plain_accuracy", "plain_macro_f1", "pairwise",
+                 "sentence")
+
+
+# ---------------------------------------------------------------- statistics
+
+def t_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
+    """(mean, low, high): mean ± t_{(1+level)/2, n-1} · s / √n over the values (seeds), as the
+    paper reports. With one value the interval is undefined (None, None)."""
+    from scipy import stats
+
+    v = [float(x) for x in values]
+    if not v:
+        raise ValueError("t_ci needs at least one value")
+    mean = sum(v) / len(v)
+    if len(v) < 2:
+        return mean, None, None
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+    half = float(stats.t.ppf((1 + level) / 2, len(v) - 1)) * sd / math.sqrt(len(v))
+    return mean, mean - half, mean + half
+
+
+def correlations(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float | None]:
+    """Spearman and Pearson correlation (with p-values) of paired values; None where undefined
+    (fewer than 3 pairs, or a constant side)."""
+    from scipy import stats
+
+    pairs = [(float(x), float(y)) for x, y in zip(xs, ys)
+             if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    out: dict[str, float | None] = {"n": len(pairs), "spearman": None, "spearman_p": None,
+                                    "pearson": None, "pearson_p": None}
+    if len(pairs) < 3 or len({x for x, _ in pairs}) < 2 or len({y for _, y in pairs}) < 2:
+        return out
+    a, b = zip(*pairs)
+    rho, p_rho = stats.spearmanr(a, b)
+    r, p_r = stats.pearsonr(a, b)
+    out.update(spearman=float(rho), spearman_p=float(p_rho), pearson=float(r), pearson_p=float(p_r))
+    return out
+
+
+def headline_metrics(metrics: Mapping) -> dict[str, float]:
+    """The numbers compared across conditions, as floats: core.metrics.headline plus the yes-class
+    macro means for a summarize() dict; a probe's summary numbers for an LM probe; numeric leaves
+    (dotted names) for anything else. Undefined numbers are left out."""
+    if metrics.get("kind") == "probe":
+        out: dict[str, Any] = {k: metrics.get(k) for k in PROBE_METRICS}
+    elif "hypernym" in metrics and "leaf" in metrics:
+        out = dict(metrics_mod.headline(metrics))
+        h = metrics["hypernym"]
+        out.update(hypernym_macro_f1=h.get("macro_f1"), seen_macro_f1=h.get("seen", {}).get("macro_f1"),
+                   unseen_macro_f1=h.get("unseen", {}).get("macro_f1"))
+    else:
+        out = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, Mapping):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            else:
+                out[prefix] = value
+        walk("", metrics)
+    return {k: float(v) for k, v in out.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def aggregate(results: Iterable[Mapping]):
+    """DataFrame with one row per (group, metric): mean and 95 % t-based CI across seeds.
+
+    results: rows with kind, condition, lm_init, encoder, lm, baseline, seed, metrics (as collect()
+    or core.jobs.sweeps.sweep_results give them); rows without metrics (unfinished or failed jobs)
+    are skipped. A metric undefined for some seed (e.g. unseen F1 at r = 0) is averaged over the
+    seeds where it is defined, and n_seeds says how many those were.
+    """
+    import pandas as pd
+
+    groups: dict[tuple, dict[str, list[float]]] = {}
+    for row in results:
+        if not row.get("metrics"):
+            continue
+        key = tuple(row.get(c) for c in GROUP_COLUMNS)
+        per_metric = groups.setdefault(key, {})
+        for metric, value in headline_metrics(row["metrics"]).items():
+            per_metric.setdefault(metric, []).append(value)
+    records = []
+    for key, per_metric in groups.items():
+        for metric, values in sorted(per_metric.items()):
+            mean, low, high = t_ci(values)
+            records.append({**dict(zip(GROUP_COLUMNS, key)), "metric": metric, "mean": mean,
+                            "ci_low": low, "ci_high": high, "n_seeds": len(values)})
+    return pd.DataFrame.from_records(records, columns=AGGREGATE_COLUMNS)
+
+
+def wide(table, metrics: Sequence[str] = MAIN_METRICS, digits: int = 3):
+    """One row per group, one column per metric: "mean [lo, hi]" (or "mean" for one seed), plus
+    the number of seeds. For printing (sweep show) and the report."""
+    import pandas as pd
+
+    if table.empty:
+        return pd.DataFrame()
+    records: dict[tuple, dict] = {}
+    for rec in table.to_dict("records"):
+        if rec["metric"] not in metrics:
+            continue
+        key = tuple(rec[c] for c in GROUP_COLUMNS)
+        row = records.setdefault(key, {**{c: rec[c] for c in GROUP_COLUMNS}, "n": 0})
+        row[rec["metric"]] = format_ci(rec["mean"], rec["ci_low"], rec["ci_high"], digits)
+        row["n"] = max(row["n"], int(rec["n_seeds"]))
+    frame = pd.DataFrame.from_records(list(records.values()))
+    present = [m for m in metrics if m in frame.columns]
+    keep = [c for c in GROUP_COLUMNS if frame[c].notna().any()]
+    return frame[keep + ["n"] + present]
+
+
+def format_ci(mean, low, high, digits: int = 3) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if low is None or high is None or (isinstance(low, float) and math.isnan(low)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+# ---------------------------------------------------------------- reading runs from disk
+
+def _bool(text: str) -> bool:
+    return str(text).strip().lower() in ("true", "1", "yes")
+
+
+def read_question_rows(path: Path) -> list[dict]:
+    """A questions.csv as summarize() rows (answer / pred / seen as bools, mass as float or None)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["answer"], r["pred"], r["seen"] = _bool(r["answer"]), _bool(r["pred"]), _bool(r.get("seen", "True"))
+        r["mass"] = float(r["mass"]) if r.get("mass") not in (None, "", "None") else None
+    return rows
+
+
+def load_eval(folder: Path, split: str = "test") -> dict | None:
+    """An evaluation's metrics: metrics.json, or — when it predates the current headline — the
+    same recomputed from its questions.csv (marked `recomputed`). None if neither is usable."""
+    from core import runs
+
+    out = runs.eval_dir(folder, split)
+    try:
+        stored = runs.read_json(out / "metrics.json") if (out / "metrics.json").is_file() else None
+    except runs.RunError:
+        stored = None
+    if stored is not None and metrics_mod.is_current(stored):
+        return stored
+    table = out / "questions.csv"
+    if not table.is_file():
+        return stored
+    try:
+        fresh = metrics_mod.summarize(read_question_rows(table))
+    except (OSError, KeyError, ValueError):
+        return stored
+    about = {k: v for k, v in (stored or {}).items()
+             if k in ("run_id", "kind", "split", "epoch", "status", "config")}
+    return {**fresh, **about, "recomputed": True}
+
+
+def readable(metrics) -> bool:
+    """Whether an evaluation has every number the comparison needs."""
+    return isinstance(metrics, Mapping) and metrics_mod.is_current(metrics)
+
+
+def _train_facts(info) -> dict:
+    """Provenance of a run for tables: device, training seconds, epochs, git commit, when."""
+    ck = info.checkpoint or {}
+    epochs = [e for e in ck.get("metrics", []) if isinstance(e, Mapping)]
+    seconds = [e.get("train_seconds") for e in epochs if isinstance(e.get("train_seconds"), (int, float))]
+    return {"device": ck.get("device"), "train_seconds": sum(seconds) if seconds else None,
+            "epochs_done": info.epoch, "status": info.status, "git_commit": info.git_commit,
+            "created": info.created, "finished": ck.get("finished")}
+
+
+def collect() -> list[dict]:
+    """One row per evaluated run (test split), per baseline and per LM probe on disk:
+    {kind: train|baseline|probe, name, baseline, <config fields>, metrics, ...provenance}."""
+    from core import conditions, runs
+
+    rows = []
+    for info in runs.list_runs():
+        if "test" not in info.evaluated:
+            continue
+        metrics = load_eval(info.path, "test")
+        if not metrics:
+            continue
+        config = info.config.to_dict()
+        recorded = (info.checkpoint.get("condition") or {}).get("report")
+        config["condition"] = conditions.legacy_spec(config["condition"], recorded)
+        rows.append({"kind": "train", "name": info.run_id, "baseline": None, **config,
+                     "metrics": metrics, **_train_facts(info)})
+    root = runs.baselines_dir()
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            try:
+                config = runs.read_json(folder / "config.json")
+            except (runs.RunError, OSError):
+                continue
+            if not isinstance(config, dict) or "baseline" not in config:
+                continue
+            metrics = load_eval(folder, "test")
+            if metrics:
+                rows.append({"kind": "baseline", "name": f"baselines/{folder.name}", **config,
+                             "metrics": metrics})
+    rows += collect_probes()
+    return rows
+
+
+def collect_probes() -> list[dict]:
+    """One row per LM probe on disk (runs/probes/<lm>_<dataset>/metrics.json)."""
+    from core import paths, runs
+
+    root = paths.runs_dir() / "probes"
+    rows = []
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            try:
+                m = runs.read_json(folder / "metrics.json")
+            except (runs.RunError, OSError):
+                continue
+            if isinstance(m, dict) and m.get("kind") == "probe":
+                rows.append({"kind": "probe", "name": f"probes/{folder.name}", "baseline": None,
+                             "lm": m.get("lm"), "lm_init": m.get("lm_init"), "dataset": m.get("dataset"),
+                             "condition": None, "seed": m.get("seed"), "metrics": m})
+    return rows
+
+
+# ---------------------------------------------------------------- settings
+
+def setting_key(row: Mapping) -> tuple:
+    """Everything about a training run but what a grid varies (condition, LM init, seed, device)."""
+    return tuple(sorted((k, _hashable(v)) for k, v in row.get("config_fields", _config_of(row)).items()
+                        if k not in VARIED_FIELDS))
+
+
+def _config_of(row: Mapping) -> dict:
+    from core.config import TrainConfig
+    names = TrainConfig.__dataclass_fields__
+    return {k: row.get(k) for k in names}
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def describe_setting(key: tuple) -> str:
+    """'concepts (80 concepts) · efficientnet-lite2 + smollm2-135m · gelu-mlp, 4 tokens · 3 epochs'
+    plus any other field that differs from the defaults."""
+    from core.config import TrainConfig
+
+    d = dict(key)
+    defaults = TrainConfig().to_dict()
+    subset = ("all concepts" if d.get("max_concepts") is None else f"{d['max_concepts']} concepts") + \
+        ("" if d.get("images_per_concept") is None else f" × {d['images_per_concept']} images")
+    shown = {"dataset", "max_concepts", "images_per_concept", "encoder", "lm", "projector", "image_tokens",
+             "epochs"}
+    extra = [f"{k}={v}" for k, v in sorted(d.items()) if k not in shown and v != defaults.get(k)]
+    return (f"{d.get('dataset')} ({subset}) · {d.get('encoder')} + {d.get('lm')} · {d.get('projector')}, "
+            f"{d.get('image_tokens')} tokens · {d.get('epochs')} epochs" + (" · " + ", ".join(extra) if extra else ""))
+
+
+def settings(rows: list[dict]) -> list[tuple]:
+    """Training settings present, the one with most runs first."""
+    counts: dict[tuple, int] = {}
+    for r in rows:
+        if r["kind"] == "train":
+            counts[setting_key(r)] = counts.get(setting_key(r), 0) + 1
+    return sorted(counts, key=lambda k: (-counts[k], describe_setting(k)))
+
+
+def in_setting(rows: list[dict], key: tuple) -> list[dict]:
+    """Training runs of this setting plus the baselines on the same data (not the probes)."""
+    wanted = dict(key)
+    out = []
+    for r in rows:
+        if r["kind"] == "train" and setting_key(r) == key:
+            out.append(r)
+        elif r["kind"] == "baseline" and all(r.get(f) == wanted.get(f) for f in BASELINE_FIELDS):
+            out.append(r)
+    return out
+
+
+def probes_for(rows: list[dict], lm: str | None, dataset: str | None) -> list[dict]:
+    """The probes of this LM on this dataset (any init), pretrained first."""
+    found = [r for r in rows if r["kind"] == "probe" and r.get("lm") == lm and r.get("dataset") == dataset]
+    return sorted(found, key=lambda r: (r.get("lm_init") != "pretrained", r["name"]))
+
+
+def series_name(row: Mapping) -> str:
+    if row["kind"] == "baseline":
+        return {"majority": "majority"}.get(row["baseline"], str(row["baseline"]))
+    if row["kind"] == "probe":
+        return f"LM probe ({row.get('lm')})"
+    return "random-init LM" if row.get("lm_init") == "random" else "pretrained LM"
+
+
+def per_run_table(rows: list[dict]):
+    """One row per run / baseline with provenance and its headline metrics (table and CSV)."""
+    import pandas as pd
+
+    records = []
+    for r in rows:
+        if r["kind"] == "probe":
+            continue
+        facts = {k: r.get(k) for k in ("device", "train_seconds", "git_commit")} if r["kind"] == "train" else {}
+        records.append({"name": r["name"], "model": series_name(r), "condition": r["condition"],
+                        "seed": r["seed"], **facts, **headline_metrics(r["metrics"])})
+    return pd.DataFrame.from_records(records)
+
+
+def aggregated(rows: list[dict]):
+    """aggregate() of these rows with a `model` column (pretrained / random-init LM / baseline)."""
+    table = aggregate([{**r, "lm_init": r.get("lm_init") if r["kind"] == "train" else None}
+                       for r in rows if r["kind"] != "probe"])
+    if table.empty:
+        return table.assign(model=[])
+    table["model"] = [series_name({"kind": k, "baseline": b, "lm_init": i})
+                      for k, b, i in zip(table["kind"], table["baseline"], table["lm_init"])]
+    return table
+
+
+_RATIO = re.compile(r"random:([0-9.]+)")
+
+
+def ratio_of(condition: str | None) -> float | None:
+    """Ablation ratio of a condition: none = 0, random:r = r; anything else (pairs, systematic,
+    shuffles, combinations) has none on the paper's ablation axis."""
+    if condition == "none":
+        return 0.0
+    m = _RATIO.fullmatch(condition or "")
+    return float(m.group(1)) if m else None
+
+
+def condition_order(condition: str | None) -> tuple:
+    """Sort key: none/random by r, then pairs, systematic, shuffles, combinations."""
+    c = condition or ""
+    r = ratio_of(c)
+    if r is not None:
+        return (0, r, "")
+    rank = 1 if c.startswith("pairs") else 2 if c.startswith("systematic") else 3 if c in ("cross", "within") else 4
+    return (rank, 0.0, c)
+
+
+METRIC_LABELS = {"seen_category_f1": "seen", "unseen_category_f1": "unseen",
+                 "hypernym_category_f1": "all hypernym", "leaf_concept_f1": "leaf per-concept",
+                 "leaf_accuracy": "leaf accuracy"}
+
+
+def ratio_curve_rows(table, metrics: tuple[str, ...] = ("unseen_category_f1", "seen_category_f1")) -> list[dict]:
+    """Rows for figures.ratio_curves: trained models under none / random:r, one series per
+    (model, metric)."""
+    out = []
+    for rec in table.to_dict("records"):
+        r = ratio_of(rec["condition"])
+        if rec["kind"] != "train" or r is None or rec["metric"] not in metrics:
+            continue
+        out.append({"series": f"{rec['model']} · {METRIC_LABELS.get(rec['metric'], rec['metric'])}",
+                    "ratio": r, "mean": rec["mean"], "lo": finite_or_none(rec["ci_low"]), "hi": finite_or_none(rec["ci_high"]),
+                    "n": rec["n_seeds"]})
+    return out
+
+
+def chance_curve_rows(table, metric: str = "unseen_chance_f1") -> list[dict]:
+    """The fair coin's level on the same questions, per ratio (mean over models and seeds)."""
+    by_ratio: dict[float, list[float]] = {}
+    for rec in table.to_dict("records"):
+        r = ratio_of(rec["condition"])
+        if rec["kind"] == "train" and r is not None and rec["metric"] == metric:
+            by_ratio.setdefault(r, []).append(rec["mean"])
+    return [{"ratio": r, "mean": sum(v) / len(v)} for r, v in sorted(by_ratio.items())]
+
+
+def finite_or_none(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def baseline_levels(table, metric: str = "hypernym_category_f1") -> dict[str, float]:
+    """Baseline model → its mean `metric` (pooled over the baseline's conditions)."""
+    sel = table[(table["kind"] == "baseline") & (table["metric"] == metric)]
+    return {model: float(group["mean"].mean()) for model, group in sel.groupby("model")}
+
+
+def per_category(rows: list[dict], block: str = "unseen", score: str = "macro_f1_yes_no"):
+    """Mean per-category `score` (default the yes/no macro-F1) per (category, model · condition)
+    over seeds; block: all | seen | unseen."""
+    import pandas as pd
+
+    records = []
+    for r in rows:
+        if r["kind"] == "probe":
+            continue
+        h = r["metrics"]["hypernym"]
+        cats = (h if block == "all" else h.get(block, {})).get("per_category", {})
+        for category, scores in cats.items():
+            if scores.get(score) is not None:
+                records.append({"category": category, "column": f"{series_name(r)} · {r['condition']}",
+                                "value": scores[score]})
+    if not records:
+        return pd.DataFrame()
+    frame = pd.DataFrame.from_records(records)
+    return frame.pivot_table(index="category", columns="column", values="value", aggfunc="mean")
+
+
+def probe_vs_vlm(rows: list[dict], probe: Mapping, block: str = "unseen"):
+    """Per category: the VLM's yes/no macro-F1 (mean over the given training runs and seeds, in
+    `block`) beside the probe's per-category numbers. Categories where either side is missing are
+    left out of nothing: the missing side is NaN."""
+    import pandas as pd
+
+    vlm = per_category([r for r in rows if r["kind"] == "train"], block)
+    probe_cats = pd.DataFrame.from_dict(probe.get("per_category", {}), orient="index")
+    if probe_cats.empty and vlm.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame(index=sorted(set(vlm.index) | set(probe_cats.index)))
+    out["vlm_macro_f1"] = vlm.mean(axis=1) if not vlm.empty else float("nan")
+    for col in ("chat_macro_f1", "chat_accuracy", "plain_macro_f1", "plain_accuracy", "pairwise", "sentence"):
+        if col in probe_cats.columns:
+            out[col] = probe_cats[col]
+    return out
+
+
+# ---------------------------------------------------------------- the report
+
+def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetime | None = None) -> str:
+    """docs/results.md from whatever is on disk: per setting and condition the seen / unseen
+    per-category macro-F1 with 95 % t-CIs over seeds, chance, leaf numbers, baselines, LM probes,
+    and per run its device, training time and git commit."""
+    now = now or dt.datetime.now()
+    lines = [
+        "# TaxoLens results", "",
+        f"Generated by `taxolens results report` on {now:%Y-%m-%d %H:%M} (code at git {(commit or 'unknown')[:10]}) "
+        "from every evaluated run, baseline and LM probe under the data directory; nothing here is typed by hand.",
+        "",
+        "**Metric.** Per-category yes/no macro-F1: within one category the mean of the yes-class and the "
+        "no-class F1, then the mean over categories, for the hypernym questions about *seen* and *unseen* "
+        "(concept, category) pairs. *Chance* is a fair coin's expected value of the same average on the same "
+        "questions (per category yes-F1 = π/(π+0.5), no-F1 = (1−π)/(1.5−π), π the category's yes share). "
+        "Leaf: accuracy and the yes/no macro-F1 per target concept, averaged over concepts. Brackets: 95 % "
+        "t-based confidence interval over seeds (mean ± t·s/√n; none with one seed). *Unseen share*: the share "
+        "of test hypernym questions whose pair the condition removed from training.", ""]
+    train = [r for r in rows if r["kind"] == "train"]
+    if not train:
+        lines += ["No evaluated training runs yet: train some (`taxolens sweep submit paper`) and run "
+                  "`taxolens results report` again.", ""]
+    for key in settings(rows):
+        chosen = in_setting(rows, key)
+        runs_here = [r for r in chosen if r["kind"] == "train"]
+        lines += [f"## {describe_setting(key)}", ""]
+        devices = sorted({str(r.get("device")) for r in runs_here if r.get("device")})
+        lines += [f"{len(runs_here)} run(s); device(s): {', '.join(devices) or 'not recorded'}.", ""]
+        table = aggregated(chosen)
+        lines += _setting_table(table)
+        lines += ["", "Per run:", "", "| run | condition | LM | seed | seen | unseen | leaf acc | leaf F1/concept "
+                  "| epochs | device | train time | git |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sorted(runs_here, key=lambda r: (condition_order(r["condition"]), str(r.get("lm_init")), r["seed"])):
+            h = metrics_mod.headline(r["metrics"])
+            lines.append(f"| `{r['name']}` | {r['condition']} | {series_name(r)} | {r['seed']} | "
+                         f"{_f(h['seen_category_f1'])} | {_f(h['unseen_category_f1'])} | {_f(h['leaf_accuracy'])} | "
+                         f"{_f(h['leaf_concept_f1'])} | {r.get('epochs_done', '–')} | {r.get('device') or '–'} | "
+                         f"{_duration(r.get('train_seconds'))} | {(r.get('git_commit') or '–')[:10]} |")
+        lines.append("")
+        probes = probes_for(rows, dict(key).get("lm"), dict(key).get("dataset"))
+        if probes and runs_here:
+            lines += _probe_correlation(runs_here, probes[0])
+    lines += _probe_section([r for r in rows if r["kind"] == "probe"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _f(v, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _duration(seconds) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "–"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _setting_table(table) -> list[str]:
+    if table.empty:
+        return ["No evaluated runs in this setting.", ""]
+    cell = {}
+    for rec in table.to_dict("records"):
+        cell[(rec["kind"], rec["condition"], rec["model"], rec["metric"])] = rec
+    groups = sorted({(k, c, m) for k, c, m, _ in cell}, key=lambda g: (g[0] != "train", condition_order(g[1]), g[2]))
+    out = ["| condition | model | seeds | unseen share | seen macro-F1 | unseen macro-F1 | chance seen / unseen "
+           "| leaf accuracy | leaf F1 per concept |", "|---|---|---|---|---|---|---|---|---|"]
+    for kind, cond, model in groups:
+        def get(metric, ci=True):
+            rec = cell.get((kind, cond, model, metric))
+            if rec is None:
+                return "–"
+            return format_ci(rec["mean"], finite_or_none(rec["ci_low"]), finite_or_none(rec["ci_high"])) if ci else _f(rec["mean"])
+        n = max((int(rec["n_seeds"]) for (k, c, m, _), rec in cell.items() if (k, c, m) == (kind, cond, model)),
+                default=0)
+        out.append(f"| {cond} | {model} | {n} | {get('unseen_share', False)} | {get('seen_category_f1')} | "
+                   f"{get('unseen_category_f1')} | {get('seen_chance_f1', False)} / {get('unseen_chance_f1', False)} | "
+                   f"{get('leaf_accuracy')} | {get('leaf_concept_f1')} |")
+    return out
+
+
+def _probe_correlation(runs_here: list[dict], probe: Mapping) -> list[str]:
+    """Does the VLM generalize better on the categories its LM knows? Spearman/Pearson per condition."""
+    out = [f"LM knowledge (probe `{probe['name']}`, chat-template macro-F1 per category) against the "
+           "VLM's unseen per-category macro-F1:", "",
+           "| condition | model | categories | Spearman ρ | Pearson r |", "|---|---|---|---|---|"]
+    any_row = False
+    by_group: dict[tuple, list[dict]] = {}
+    for r in runs_here:
+        by_group.setdefault((r["condition"], series_name(r)), []).append(r)
+    for (cond, model), group in sorted(by_group.items(), key=lambda kv: (condition_order(kv[0][0]), kv[0][1])):
+        table = probe_vs_vlm(group, probe["metrics"], "unseen")
+        if table.empty or "chat_macro_f1" not in table.columns:
+            continue
+        c = correlations(table["chat_macro_f1"].tolist(), table["vlm_macro_f1"].tolist())
+        if c["n"] == 0:
+            continue
+        any_row = True
+        out.append(f"| {cond} | {model} | {c['n']} | {_corr(c['spearman'], c['spearman_p'])} | "
+                   f"{_corr(c['pearson'], c['pearson_p'])} |")
+    return out + [""] if any_row else []
+
+
+def _corr(v, p) -> str:
+    return "–" if v is None else f"{v:.2f} (p = {p:.2g})"
+
+
+def _probe_section(probes: list[dict]) -> list[str]:
+    out = ["## LM knowledge probes (`taxolens probe-lm`)", ""]
+    if not probes:
+        return out + ["No probes yet: `taxolens probe-lm --lm <id>`.", ""]
+    out += ["The LM alone on the dataset's own (concept, category) pairs — every concept with each of its "
+            "categories (yes) and as many categories it is not in (no). *chat*: \"Is a dog a kind of animal?\" "
+            "through the LM's chat template, the next token read over Yes / No / yes / no, answered yes when Yes "
+            "outranks No; *plain*: \"Question: …\\nAnswer:\" with \" Yes\" / \" No\" (the former LM-only "
+            "baseline); macro-F1 is the yes/no macro-F1 per category, then averaged; *says yes*: the share "
+            "answered yes. *pairwise*: share of (concept, true category, wrong category) with P(yes | true) > "
+            "P(yes | wrong), in the chat / plain format; *sentence*: share where log p(\"a dog is an animal\") > "
+            "log p(\"a dog is a vehicle\").", "",
+            "| LM | init | dataset | pairs | chat acc | chat macro-F1 | chat says yes | plain acc | plain macro-F1 "
+            "| plain says yes | pairwise chat / plain | sentence | chance macro-F1 | template | time | device |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(probes, key=lambda r: r["name"]):
+        m = r["metrics"]
+        out.append(f"| {m.get('lm')} | {m.get('lm_init')} | {m.get('dataset')} | {m.get('n_pairs')} | "
+                   f"{_f(m.get('chat_accuracy'))} | {_f(m.get('chat_macro_f1'))} | {_f(m.get('chat_yes_rate'))} | "
+                   f"{_f(m.get('plain_accuracy'))} | {_f(m.get('plain_macro_f1'))} | {_f(m.get('plain_yes_rate'))} | "
+                   f"{_f(m.get('chat_pairwise'))} / {_f(m.get('plain_pairwise'))} | {_f(m.get('sentence'))} | "
+                   f"{_f(m.get('chance_macro_f1'))} | {m.get('chat_template') or 'none'} | "
+                   f"{_duration(m.get('seconds'))} | {m.get('device') or '–'} |")
+    return out + [""]

@@ -1,0 +1,222 @@
+"""core.results on runs written to disk by app_data.fake_run: comparable settings, seed means with
+95 % t-CIs, curves, older evaluations summarized again, probes beside the VLM, and the report."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+from app_data import fake_run
+from core import metrics, results, runs
+from core.config import TrainConfig
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{"max_concepts": 6, "images_per_concept": 3, "epochs": 1, **kw})
+
+
+def fake_baseline(kind: str, config: TrainConfig) -> None:
+    """A baseline evaluation whose hypernym per-category macro-F1 is 0.4 (animal: TP 1, FP 2, FN 1,
+    TN 1 -> yes F1 0.4, no F1 0.4), through core.metrics."""
+    folder = runs.baselines_dir() / f"{kind}_{config.max_concepts}_{config.condition}_s{config.seed}"
+    runs.write_json(folder / "config.json", {"baseline": kind, **config.to_dict()})
+    pairs = [(True, True), (True, False), (False, True), (False, True), (False, False)]
+    rows = [{"kind": "hypernym", "target": "animal", "answer": a, "pred": p, "seen": True, "mass": 0.9}
+            for a, p in pairs] + [{"kind": "leaf", "target": "dog", "answer": True, "pred": True,
+                                   "seen": True, "mass": 0.9}]
+    runs.write_json(runs.eval_dir(folder, "test") / "metrics.json", metrics.summarize(rows))
+
+
+def fake_probe(lm: str, dataset: str, per_category: dict[str, float]) -> None:
+    from core import paths
+    folder = paths.runs_dir() / "probes" / f"{lm}_{dataset}"
+    cats = {k: {"chat_macro_f1": v, "plain_macro_f1": 0.3, "pairwise": v, "sentence": 0.5} for k, v in per_category.items()}
+    runs.write_json(folder / "metrics.json", {"kind": "probe", "lm": lm, "lm_init": "pretrained", "dataset": dataset,
+                                              "seed": 0, "n_pairs": 10, "chat_macro_f1": 0.6, "chat_accuracy": 0.6,
+                                              "plain_macro_f1": 0.3, "plain_accuracy": 0.5, "pairwise": 0.7,
+                                              "sentence": 0.8, "chance_macro_f1": 0.45,
+                                              "chat_template": "chat template", "per_category": cats})
+
+
+def test_t_ci_by_hand():
+    mean, lo, hi = results.t_ci([0.2, 0.4, 0.9])
+    # mean 0.5, sd = sqrt((0.09 + 0.01 + 0.16) / 2) = sqrt(0.13); t_{0.975, 2} = 4.302653
+    half = 4.302653 * math.sqrt(0.13) / math.sqrt(3)
+    assert mean == pytest.approx(0.5) and lo == pytest.approx(0.5 - half, abs=1e-5)
+    assert hi == pytest.approx(0.5 + half, abs=1e-5)
+    assert results.t_ci([0.3]) == (0.3, None, None)
+    assert results.t_ci([0.6, 0.6]) == (pytest.approx(0.6), pytest.approx(0.6), pytest.approx(0.6))
+    with pytest.raises(ValueError):
+        results.t_ci([])
+
+
+def _metrics(unseen_correct: bool) -> dict:
+    rows = [
+        {"kind": "leaf", "target": "dog", "answer": True, "pred": True, "seen": True, "mass": 0.9},
+        {"kind": "hypernym", "target": "mammal", "answer": True, "pred": True, "seen": True, "mass": 0.9},
+        {"kind": "hypernym", "target": "mammal", "answer": False, "pred": False, "seen": True, "mass": 0.9},
+        {"kind": "hypernym", "target": "fish", "answer": True, "pred": unseen_correct, "seen": False, "mass": 0.9},
+        {"kind": "hypernym", "target": "fish", "answer": False, "pred": not unseen_correct, "seen": False,
+         "mass": 0.9},
+    ]
+    return metrics.summarize(rows)
+
+
+def test_aggregate_means_and_t_cis_per_condition_and_metric():
+    rows = [{"kind": "train", "condition": "random:0.5", "lm_init": "pretrained", "encoder": "e", "lm": "l",
+             "baseline": None, "seed": s, "metrics": _metrics(unseen_correct=s != 2)} for s in range(3)]
+    rows.append({"kind": "train", "condition": "cross", "lm_init": "pretrained", "encoder": "e", "lm": "l",
+                 "baseline": None, "seed": 0, "metrics": None})  # unfinished: skipped
+    table = results.aggregate(rows)
+    unseen = table[(table.condition == "random:0.5") & (table.metric == "unseen_category_f1")].iloc[0]
+    # per seed 1, 1, 0 -> mean 2/3, sd = sqrt(1/3), t_{0.975,2} = 4.3027
+    half = 4.302653 * math.sqrt(1 / 3) / math.sqrt(3)
+    assert unseen["mean"] == pytest.approx(2 / 3) and unseen["n_seeds"] == 3
+    assert unseen["ci_low"] == pytest.approx(2 / 3 - half, abs=1e-5)
+    assert unseen["ci_high"] == pytest.approx(2 / 3 + half, abs=1e-5)
+    seen = table[(table.condition == "random:0.5") & (table.metric == "seen_category_f1")].iloc[0]
+    assert (seen["mean"], seen["ci_low"], seen["ci_high"]) == (1.0, 1.0, 1.0)
+    chance = table[(table.condition == "random:0.5") & (table.metric == "unseen_chance_f1")].iloc[0]
+    assert chance["mean"] == pytest.approx(0.5)
+    assert set(table.condition) == {"random:0.5"}
+    assert list(table.columns) == results.AGGREGATE_COLUMNS
+    wide = results.wide(table)
+    assert list(wide.columns[:3]) == ["kind", "condition", "lm_init"] and wide.iloc[0]["n"] == 3
+    assert wide.iloc[0]["unseen_category_f1"].startswith("0.667 [")
+
+
+def test_undefined_metrics_average_over_seeds_where_defined():
+    rows = [{"kind": "baseline", "condition": "none", "baseline": "majority", "seed": s,
+             "metrics": {"accuracy": 0.5 + 0.1 * s, "unseen_f1": None if s else 0.3}} for s in range(2)]
+    table = results.aggregate(rows).set_index("metric")
+    assert table.loc["accuracy", "mean"] == pytest.approx(0.55) and table.loc["accuracy", "n_seeds"] == 2
+    assert table.loc["unseen_f1", "n_seeds"] == 1 and math.isnan(table.loc["unseen_f1", "ci_low"])
+    assert results.aggregate([]).empty
+
+
+def test_correlations():
+    c = results.correlations([0.1, 0.2, 0.3, 0.4], [0.2, 0.1, 0.5, 0.9])
+    assert c["n"] == 4 and c["spearman"] == pytest.approx(0.8) and 0 < c["pearson"] < 1
+    assert results.correlations([0.1, 0.2], [0.3, 0.4])["spearman"] is None          # too few
+    assert results.correlations([0.1, 0.1, 0.1], [0.3, 0.4, 0.5])["pearson"] is None  # constant
+
+
+def test_collect_reads_evaluated_runs_baselines_and_probes(data_dir):
+    run = fake_run(cfg(seed=0))
+    fake_run(cfg(seed=1), evaluated=False)
+    fake_baseline("majority", cfg())
+    fake_probe("smollm2-135m", "concepts", {"animal": 0.5})
+    rows = results.collect()
+    assert sorted(r["kind"] for r in rows) == ["baseline", "probe", "train"]
+    train = next(r for r in rows if r["kind"] == "train")
+    assert train["name"] == run.name and "device" in train and "git_commit" in train
+
+
+def test_settings_group_runs_and_attach_matching_baselines(data_dir):
+    for seed in (0, 1, 2):
+        fake_run(cfg(seed=seed, condition="random:0.5"))
+    fake_run(cfg(seed=0, epochs=2))                                  # another setting
+    fake_baseline("majority", cfg())
+    fake_baseline("majority", cfg(max_concepts=7))                   # other data: not comparable
+    rows = results.collect()
+    first, second = results.settings(rows)
+    assert dict(first)["epochs"] == 1                                # most runs first
+    chosen = results.in_setting(rows, first)
+    assert sum(r["kind"] == "train" for r in chosen) == 3
+    assert [r["baseline"] for r in chosen if r["kind"] == "baseline"] == ["majority"]
+    assert "6 concepts × 3 images" in results.describe_setting(first)
+    assert "lr=0.5" in results.describe_setting(results.setting_key({**cfg().to_dict(), "lr": 0.5}))
+
+
+def test_aggregated_names_models(data_dir):
+    for seed in (0, 1):
+        fake_run(cfg(seed=seed, condition="random:0.5"))
+        fake_run(cfg(seed=seed, condition="random:0.5", lm_init="random"))
+    fake_baseline("majority", cfg())
+    table = results.aggregated(results.collect())
+    assert set(table["model"]) == {"pretrained LM", "random-init LM", "majority"}
+    row = table[(table["model"] == "pretrained LM") & (table["metric"] == "leaf_concept_f1")].iloc[0]
+    assert row["n_seeds"] == 2 and row["ci_low"] <= row["mean"] <= row["ci_high"]
+    assert results.baseline_levels(table) == {"majority": pytest.approx(0.4)}
+
+
+def test_ratio_curve_rows_place_none_at_zero_and_skip_shuffles(data_dir):
+    fake_run(cfg(condition="none"))
+    fake_run(cfg(condition="random:0.5"))
+    fake_run(cfg(condition="cross"))
+    fake_run(cfg(condition="cross+random:0.5"))
+    table = results.aggregated(results.collect())
+    curve = results.ratio_curve_rows(table, metrics=("seen_category_f1",))
+    assert sorted(r["ratio"] for r in curve) == [0.0, 0.5]
+    assert {r["series"] for r in curve} == {"pretrained LM · seen"}
+    assert [r["ratio"] for r in results.chance_curve_rows(table)] == [0.5]      # nothing unseen at r = 0
+    assert results.ratio_of("systematic:2") is None and results.ratio_of("random:1") == 1.0
+    assert results.ratio_of("cross+random:0.5") is None and results.ratio_of("pairs:0.5") is None
+
+
+def test_older_evaluations_are_summarized_again_from_their_questions(data_dir):
+    run_dir = fake_run(cfg(condition="random:0.5"))
+    path = runs.eval_dir(run_dir, "test") / "metrics.json"
+    current = runs.read_json(path)
+    old = copy.deepcopy(current)
+    del old["hypernym"]["seen"]["category_macro_f1"]
+    runs.write_json(path, old)
+    (row,) = results.collect()
+    assert results.readable(row["metrics"]) and row["metrics"]["recomputed"]
+    assert row["metrics"]["hypernym"]["seen"]["category_macro_f1"] == pytest.approx(
+        current["hypernym"]["seen"]["category_macro_f1"])
+    (runs.eval_dir(run_dir, "test") / "questions.csv").unlink()      # nothing to summarize again
+    (row,) = results.collect()
+    assert not results.readable(row["metrics"])
+
+
+def test_a_run_trained_under_the_former_random_is_listed_as_pairs(data_dir):
+    from core import conditions, datasets
+    run_dir = fake_run(cfg(condition="random:0.5"))
+    ds = datasets.load_dataset("concepts").subset(6, 3, 0)
+    old_report = conditions.parse_condition("pairs:0.5").apply(ds, 0).report
+    ck = runs.read_json(runs.checkpoint_json(run_dir))
+    runs.write_json(runs.checkpoint_json(run_dir), {**ck, "condition": {"spec": "random:0.5", "report": old_report}})
+    (row,) = results.collect()
+    assert row["condition"] == "pairs:0.5"
+
+
+def test_per_category_macro_f1_table(data_dir):
+    fake_run(cfg(condition="random:0.5"))
+    rows = results.collect()
+    unseen = results.per_category(rows, "unseen")
+    every = results.per_category(rows, "all")
+    assert list(every.columns) == ["pretrained LM · random:0.5"]
+    assert set(unseen.index) <= set(every.index)
+    assert all(0 <= v <= 1 for v in every.iloc[:, 0] if not math.isnan(v))
+
+
+def test_probe_beside_the_vlm_per_category(data_dir):
+    fake_run(cfg(condition="random:0.5"))
+    rows = results.collect()
+    every = results.per_category(rows, "all")
+    cats = list(every.index)
+    fake_probe("smollm2-135m", "concepts", {k: i / 10 for i, k in enumerate(cats)})
+    rows = results.collect()
+    (probe,) = results.probes_for(rows, "smollm2-135m", "concepts")
+    table = results.probe_vs_vlm([r for r in rows if r["kind"] == "train"], probe["metrics"], "all")
+    assert list(table.index) == sorted(cats)
+    assert table.loc[cats[1], "chat_macro_f1"] == pytest.approx(0.1)
+    assert table["vlm_macro_f1"].tolist() == pytest.approx(every.iloc[:, 0].reindex(sorted(cats)).tolist())
+    assert results.probes_for(rows, "gemma3-270m", "concepts") == []
+
+
+def test_report_lists_settings_runs_and_probes(data_dir):
+    for seed in (0, 1):
+        fake_run(cfg(seed=seed, condition="random:0.5"))
+    fake_baseline("majority", cfg())
+    fake_probe("smollm2-135m", "concepts", {"animal": 0.5})
+    text = results.report_markdown(results.collect(), commit="abcdef1234567")
+    assert text.startswith("# TaxoLens results") and "abcdef1234" in text
+    assert "| random:0.5 | pretrained LM | 2 |" in text
+    assert "| none | majority | 1 |" in text
+    assert "LM knowledge probes" in text and "| smollm2-135m | pretrained | concepts | 10 | 0.600 | 0.600 |" in text
+    assert "| 0.800 | 0.450 | chat template |" in text            # sentence, chance, template
+    empty = results.report_markdown([], commit=None)
+    assert "No evaluated training runs yet" in empty and "No probes yet" in empty

@@ -1,0 +1,103 @@
+"""The shipped default checkpoint (core.models.checkpoint export/install/fit) and runs.learning_note,
+with the tiny dataset and the fake VLM."""
+import json
+
+import pytest
+import torch
+
+import fake_vlm
+from core import evaluate, paths, rundata, runs, train
+from core.config import TrainConfig
+from core.models import checkpoint
+
+
+@pytest.fixture(autouse=True)
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
+    fake_vlm.install(monkeypatch)
+
+
+def _trained(epochs=2):
+    run_dir = train.train(TrainConfig(dataset="tiny", epochs=epochs, batch_size=8, lr=0.05, device="cpu"))
+    evaluate.evaluate(run_dir, "test")
+    return run_dir
+
+
+def test_export_writes_an_fp16_best_projector_and_install_loads_it(tmp_path):
+    run_dir = _trained()
+    dest = checkpoint.export_shipped(run_dir, tmp_path / "shipped")
+    names = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
+    assert names == sorted(checkpoint.SHIPPED_FILES)
+    ck = json.loads((dest / "checkpoint" / "checkpoint.json").read_text())
+    assert list(ck["files"]) == [runs.BEST_FILE] and "optimizer_groups" not in ck
+    assert ck["run_id"] == run_dir.name and ck["shipped"]["dtype"] == "float16"
+    state = runs.load_tensors(dest / "checkpoint" / runs.BEST_FILE, ck["files"][runs.BEST_FILE])
+    assert all(v.dtype == torch.float16 for v in state.values())
+
+    fits, why = checkpoint.shipped_fit(dest)
+    assert fits, why
+    import shutil
+    shutil.rmtree(paths.runs_dir())                      # a fresh machine: no runs at all
+    installed = checkpoint.install_shipped(dest)
+    assert installed == paths.runs_dir() / run_dir.name
+    assert checkpoint.install_shipped(dest) == installed                  # idempotent
+    info, vlm = checkpoint.load_trained(installed, "cpu")
+    assert info.finished and runs.load_metrics(installed, "test") is not None
+    probe = torch.randn(5, fake_vlm.DIM, generator=torch.Generator().manual_seed(3))
+    best = {k: v.float() for k, v in state.items()}
+    ref = fake_vlm.FakeVLM(info.config)
+    ref.load_projector_state(best)
+    with torch.no_grad():
+        assert torch.allclose(vlm.projector(probe), ref.projector(probe))
+
+
+def test_shipped_checkpoint_for_changed_tables_does_not_fit(tmp_path, monkeypatch):
+    dest = checkpoint.export_shipped(_trained(epochs=1), tmp_path / "shipped")
+    monkeypatch.setattr(rundata, "dataset_sha256", lambda ds: "0" * 64)
+    fits, why = checkpoint.shipped_fit(dest)
+    assert not fits and "differs" in why
+    assert checkpoint.install_shipped(dest) is None
+    assert not checkpoint.shipped_fit(tmp_path / "nothing")[0]
+
+
+def test_an_unfinished_run_ships_only_when_asked_and_says_where_it_stopped(tmp_path):
+    with pytest.raises(train.Cancelled) as stopped:
+        train.train(TrainConfig(dataset="tiny", epochs=3, batch_size=8, device="cpu"), should_stop=_stop_in_epoch(2))
+    run_dir = stopped.value.run_dir
+    evaluate.evaluate(run_dir, "test")
+    with pytest.raises(runs.RunError, match="not finished"):
+        checkpoint.export_shipped(run_dir, tmp_path / "shipped")
+    dest = checkpoint.export_shipped(run_dir, tmp_path / "shipped", unfinished=True)
+    ck = json.loads((dest / "checkpoint" / "checkpoint.json").read_text())
+    assert ck["status"] == "finished" and ck["stopped"].startswith("stopped by hand after epoch 1 of 3")
+
+
+def _stop_in_epoch(epoch: int):
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 23 * (epoch - 1) + 2      # 23 updates per epoch on the tiny dataset
+    return should_stop
+
+
+def test_export_refuses_a_run_without_a_test_evaluation(tmp_path):
+    run_dir = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, device="cpu"))
+    with pytest.raises(runs.RunError, match="no test evaluation"):
+        checkpoint.export_shipped(run_dir, tmp_path / "shipped")
+    assert not (tmp_path / "shipped").exists()
+
+
+def test_learning_note_flags_unlearned_and_yes_biased_checkpoints(tmp_path):
+    unevaluated = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, seed=1, device="cpu"))
+    assert "not been evaluated" in (runs.learning_note(unevaluated) or "")
+    run_dir = _trained(epochs=1)
+    path = runs.eval_dir(run_dir, "test") / "metrics.json"
+    m = json.loads(path.read_text())
+    m["leaf"]["accuracy"], m["confusion"] = 0.93, {"tp": 40, "fp": 5, "fn": 10, "tn": 45}
+    path.write_text(json.dumps(m))
+    assert runs.learning_note(run_dir) is None
+    m["leaf"]["accuracy"], m["confusion"] = 0.51, {"tp": 50, "fp": 43, "fn": 0, "tn": 7}
+    path.write_text(json.dumps(m))
+    note = runs.learning_note(run_dir)
+    assert "0.51" in note and "93%" in note
