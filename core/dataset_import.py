@@ -24,7 +24,7 @@ import csv
 import re
 from pathlib import Path
 
-from core import taxonomy
+from core import files, taxonomy
 from core.datasets import (Category, Concept, Dataset, ImportValidationError, Progress,
                            build_lock, check_name, dataset_dir, normalize_image, publish, save_png,
                            staging)
@@ -46,13 +46,11 @@ def _label(name: str) -> str:
 def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
     """concept → {"categories": [...], "synset": str | None}; problems appended, never raised."""
     delimiter = "\t" if csv_path.suffix.lower() == ".tsv" else ","
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        problems.append(f"{csv_path}: the CSV file does not exist")
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{csv_path}: cannot be read as UTF-8 text ({exc})")
+    try:   # regular files only, through a cap: a FIFO or /dev/zero must not hang the import
+        text = files.read_text(csv_path, files.MAX_TABLE_BYTES, encoding="utf-8-sig")
+    except files.FileReadError as exc:
+        problems.append(f"{csv_path}: the CSV file does not exist" if exc.kind == "missing"
+                        else f"{csv_path}: cannot be read as UTF-8 text ({exc.reason})")
         return {}
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
@@ -126,12 +124,12 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
         if folder not in table:
             problems.append(f"folder {root / folder} has no row in {csv_path.name}")
 
-    files = {c: sorted(p for p in folders[c].iterdir() if not p.name.startswith("."))
-             for c in table if c in folders}
-    total = sum(len(v) for v in files.values())
+    listing = {c: sorted(p for p in folders[c].iterdir() if not p.name.startswith("."))
+               for c in table if c in folders}
+    total = sum(len(v) for v in listing.values())
     with build_lock(name), staging(name) as stage:
         rows, owner, done = [], {}, 0
-        for concept, paths in tqdm(files.items(), desc="importing concepts", unit="concept"):
+        for concept, paths in tqdm(listing.items(), desc="importing concepts", unit="concept"):
             if not paths:
                 problems.append(f"folder {folders[concept]} holds no images")
             saved_as: dict[str, Path] = {}

@@ -304,20 +304,33 @@ def save_png(image: Image.Image, path: Path) -> str:
 
 @contextmanager
 def build_lock(name: str):
-    """One writer per dataset name at a time (two `make dataset` runs would race otherwise)."""
+    """One writer per dataset name at a time (two `make dataset` runs would race otherwise). The
+    lock file is removed again on the way out, so a refused import leaves nothing behind."""
     import fcntl
 
-    lock_path = paths.ensure_writable(paths.datasets_dir()) / f".{name}.lock"
-    with open(lock_path, "w") as handle:
+    lock_path = paths.ensure_writable(paths.datasets_dir()) / f".{check_name(name)}.lock"
+    while True:
+        handle = open(lock_path, "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise DatasetError(f"dataset '{name}' is being written by another process; wait for it "
                                f"to finish") from None
+        # The previous holder unlinks the file before it unlocks; if it did so after we opened it,
+        # we hold a lock on a file nobody else can see: open the path again.
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if os.fstat(handle.fileno()).st_ino == os.stat(lock_path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)          # while still locked: see the loop above
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 # --- the two ways in ---------------------------------------------------------------------------

@@ -57,9 +57,10 @@ def _file_key(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def is_verified(path: Path, sha256: str) -> bool:
+def is_verified(path: Path, sha256: str, record: bool = True) -> bool:
     """True when `path` exists and its content has this sha256. Uses the stamp when the file's
-    size and mtime are unchanged since it was last verified; otherwise hashes it (and stamps it)."""
+    size and mtime are unchanged since it was last verified; otherwise hashes it (and stamps it,
+    unless record=False: a check that must write nothing, such as validating a refused command)."""
     path = Path(path)
     if not path.is_file():
         return False
@@ -68,7 +69,8 @@ def is_verified(path: Path, sha256: str) -> bool:
         return True
     if sha256_file(path) != sha256:
         return False
-    _stamp(path, sha256)
+    if record:
+        _stamp(path, sha256)
     return True
 
 

@@ -156,9 +156,10 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
 
 def cache_dir(ds, encoder_id: str, seed: int) -> Path:
     """runs/coherence/<dataset>__<encoder>__seed<seed>__<content hash>: a subset of a dataset keeps
-    the dataset's name, so the contents are part of the key."""
-    return paths.runs_dir() / "coherence" / \
-        f"{ds.name}__{encoder_id}__seed{seed}__{dataset_fingerprint(ds)[:8]}"
+    the dataset's name, so the contents are part of the key. An encoder id may hold a checkpoint
+    path, so the name goes through paths.safe_name (slug + hash unless already plain)."""
+    name = f"{ds.name}__{encoder_id}__seed{int(seed)}__{dataset_fingerprint(ds)[:8]}"
+    return paths.runs_dir() / "coherence" / paths.safe_name(name)
 
 
 def dataset_fingerprint(ds) -> str:

@@ -1,6 +1,7 @@
 """Safe image loading: any user-supplied file → an 8-bit RGB PIL image, or one clear ImageError.
 
-Uploads are untrusted, so the checks run in order of cost: byte size before reading it all, pixel
+Uploads are untrusted, so the checks run in order of cost: bytes read through a cap (regular files
+only: a device or a FIFO reports size 0 and never ends), pixel
 count from the header before decoding (decompression bombs), then a full decode (truncated or
 corrupt data). Odd but valid images are normalised rather than rejected: EXIF rotation applied,
 CMYK converted, 16-bit and float greyscale scaled to 8 bits, transparency composited on white,
@@ -17,6 +18,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core import files
 
 MAX_BYTES = 20 * 1024 * 1024        # matches server.maxUploadSize in .streamlit/config.toml
 MAX_PIXELS = 40_000_000             # ~6300×6300; far more than an encoder ever looks at
@@ -81,6 +84,12 @@ def load_image(src: ImageSource, max_bytes: int = MAX_BYTES, max_pixels: int = M
     return rgb
 
 
+def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_BYTES, name: str | None = None) -> bytes:
+    """The bytes of an image file as load_image reads them (regular file, at most max_bytes), for
+    callers that also hash them; ImageError otherwise."""
+    return _read_bytes(Path(path), max_bytes, name or _name_of(path))
+
+
 def notes_of(image: Image.Image) -> tuple[str, ...]:
     """What load_image changed about this image (empty for a plain RGB file)."""
     return tuple(image.info.get(NOTES_KEY, ()))
@@ -101,16 +110,12 @@ def _read_bytes(src: ImageSource, max_bytes: int, label: str) -> bytes:
         return bytes(src)
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
-        try:
-            if path.stat().st_size > max_bytes:
-                raise ImageError(too_big)
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise ImageError(f"{label}: no such file ({path}).") from None
-        except IsADirectoryError:
-            raise ImageError(f"{label}: is a folder, not an image file.") from None
-        except OSError as exc:
-            raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc}).") from None
+        try:   # regular files only, read through the cap (st_size is 0 for /dev/zero and FIFOs)
+            return files.read_bytes(path, max_bytes)
+        except files.FileReadError as exc:
+            raise ImageError({"missing": f"{label}: no such file ({path}).",
+                              "folder": f"{label}: is a folder, not an image file.",
+                              "too_big": too_big}.get(exc.kind, f"{label}: {exc.reason}.")) from None
     if hasattr(src, "read"):
         if hasattr(src, "seek"):
             src.seek(0)

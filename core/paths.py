@@ -3,10 +3,16 @@
 Everything lives under one git-ignored folder, `data/` beside the code unless TAXOLENS_DATA points
 elsewhere (tests point it at a temp dir for isolated job stores). Functions, not constants, so a
 changed environment variable takes effect without re-importing.
+
+Every file or folder name made from a user-supplied string (an encoder id, a dataset name, a run id,
+a condition, an uploaded file's name) goes through `slug`, `safe_name` or `child` below, so no such
+string can point a path outside its folder (`..`, an absolute path, a separator).
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -74,3 +80,47 @@ def ensure_writable(path: Path) -> Path:
         raise PermissionError(f"TaxoLens data directory {path} is not writable ({exc.strerror}). "
                               f"Set TAXOLENS_DATA to a writable folder.") from exc
     return path
+
+
+# ---------------------------------------------------------------- names from user strings
+
+class UnsafeNameError(ValueError):
+    """A string used as a file or folder name would leave its folder (separator, '.', '..')."""
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+MAX_NAME = 120   # well under the 255 bytes of common file systems, leaving room for suffixes
+
+
+def is_plain_name(name: object) -> bool:
+    """True for a single path component: no separator, NUL or control character, not '.' or '..',
+    not hidden, not empty, at most MAX_NAME characters."""
+    return (isinstance(name, str) and 0 < len(name) <= MAX_NAME and name not in (".", "..")
+            and not name.startswith(".") and not any(c in name for c in "/\\\0")
+            and name.isprintable())
+
+
+def slug(text: str) -> str:
+    """A readable, lossy name part: lowercase letters, digits and . + -, other runs become '-',
+    no leading dot ("systematic:mammal+fish" -> "systematic-mammal+fish")."""
+    return re.sub(r"[^a-z0-9.+-]+", "-", str(text).lower()).strip("-.")[:MAX_NAME] or "x"
+
+
+def safe_name(text: str) -> str:
+    """A file name that stands for `text` one to one: `text` itself when it is already a plain name
+    of safe characters, else a readable slug of it plus a hash of the original (so two ids never
+    share a name, and none can leave its folder)."""
+    text = str(text)
+    if is_plain_name(text) and not _UNSAFE.search(text):
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    readable = _UNSAFE.sub("-", text).strip("-.")[:MAX_NAME - 13]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def child(root: Path, name: str, what: str = "name") -> Path:
+    """root / name for a name looked up as given (a run id, a dataset name); UnsafeNameError unless
+    it is a single plain path component."""
+    if not is_plain_name(name):
+        raise UnsafeNameError(f"{what} {name!r} is not a plain name (no '/', '\\', '..' or leading '.')")
+    return Path(root) / name

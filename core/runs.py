@@ -22,14 +22,13 @@ import hashlib
 import json
 import os
 import subprocess
-import re
 import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import paths
+from core import files, paths
 from core.config import ConfigError, TrainConfig
 
 CHECKPOINT_DIR = "checkpoint"
@@ -70,13 +69,19 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write_bytes(Path(path), text.encode())
 
 
+MAX_JSON_BYTES = 64 << 20        # run JSON files are kilobytes; anything bigger is not ours
+MAX_TENSOR_BYTES = 4 << 30       # a projector is megabytes; the cap only stops runaway reads
+
+
 def read_json(path: Path) -> Any:
     path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"missing file {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    try:   # regular files only, through a cap: a run folder may come from anywhere
+        return json.loads(files.read_text(path, MAX_JSON_BYTES))
+    except files.FileReadError as exc:
+        if exc.kind == "missing":
+            raise RunError(f"missing file {path}") from None
+        raise RunError(f"{path} is not valid JSON ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
         raise RunError(f"{path} is not valid JSON ({exc})") from None
 
 
@@ -95,9 +100,11 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict:
 
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"missing checkpoint file {path}") from None
+        data = files.read_bytes(path, MAX_TENSOR_BYTES)
+    except files.FileReadError as exc:
+        if exc.kind == "missing":
+            raise RunError(f"missing checkpoint file {path}") from None
+        raise RunError(f"checkpoint file {exc}") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise RunError(f"{path} does not match its checkpoint.json (interrupted write or edited file)")
     try:
@@ -138,7 +145,7 @@ def now_iso() -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-") or "x"
+    return paths.slug(text)
 
 
 def condition_slug(spec: str) -> str:
@@ -167,6 +174,26 @@ def create_run_dir(cfg: TrainConfig) -> Path:
         write_json(run_dir / "config.json", cfg.to_dict())
         return run_dir
     raise RunError(f"could not find a free run id under {root}")
+
+
+def discard_unstarted(run_dir: Path) -> bool:
+    """Remove a run folder that never saved a checkpoint (what a failed or cancelled start leaves:
+    config.json, a log, maybe unreferenced tensors), so it does not list as a "new" run forever.
+    Only those files go; a folder holding anything else is kept. Returns whether it is gone."""
+    run_dir = Path(run_dir)
+    if checkpoint_json(run_dir).exists():
+        return False
+    ckdir = checkpoint_dir(run_dir)
+    for path in (run_dir / "config.json", run_dir / "log", ckdir / PROJECTOR_FILE, ckdir / TRAIN_STATE_FILE):
+        path.unlink(missing_ok=True)
+    for folder in (ckdir, run_dir):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:                    # not empty: something we did not write
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- reading runs
@@ -199,7 +226,9 @@ class RunInfo:
 def resolve_run_dir(run_id_or_path: str | Path) -> Path:
     """A run id (under runs_dir) or a path to a run directory → the directory, checked."""
     p = Path(run_id_or_path)
-    candidates = [p] if (p.is_absolute() or p.exists()) else [paths.runs_dir() / str(run_id_or_path)]
+    # Only a plain name is looked up under the runs directory: "../x" is a path, never an id.
+    as_id = not p.exists() and paths.is_plain_name(str(run_id_or_path))
+    candidates = [paths.child(paths.runs_dir(), str(run_id_or_path), "run id")] if as_id else [p]
     for c in candidates:
         if (c / "config.json").is_file():
             return c.resolve()

@@ -100,7 +100,12 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
 
 
 def job_rows(jobs: list) -> list[dict]:
-    return [{"id": j.id, "job": jobs_api.describe(j), "status": j.status,
+    from core.jobs.store import worker_gone
+
+    def status(j) -> str:                     # a running job whose worker died says so
+        return "worker gone" if worker_gone(j) else j.status
+
+    return [{"id": j.id, "job": jobs_api.describe(j), "status": status(j),
              "progress": float(j.progress), "message": (j.error or j.message or "")[:160],
              "queued at": _ago(j.created), "finished at": _ago(j.finished)} for j in jobs]
 

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, TrainConfig
+from core.config import ConfigError, TrainConfig, number_arg
 from core.jobs import kinds, sweeps
-from core.jobs.store import STATUSES, Job, JobStore, JobStoreError, read_log_tail
+from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
 
 _TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 
@@ -46,10 +46,11 @@ def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--slurm", action="store_true", help="submit to Slurm instead of the local queue")
     group.add_argument("--partition")
     group.add_argument("--account")
-    group.add_argument("--gpus", type=int, default=1, help="GPUs per node (default 1)")
-    group.add_argument("--cpus", type=int, default=8, help="CPUs per task (default 8)")
-    group.add_argument("--mem-gb", type=int, default=32)
-    group.add_argument("--time", type=int, default=240, metavar="MINUTES", help="time limit (default 240)")
+    group.add_argument("--gpus", type=number_arg(int, 0, 64), default=1, help="GPUs per node (default 1)")
+    group.add_argument("--cpus", type=number_arg(int, 1, 4096), default=8, help="CPUs per task (default 8)")
+    group.add_argument("--mem-gb", type=number_arg(int, 1, 1 << 20), default=32)
+    group.add_argument("--time", type=number_arg(int, 1, 525600), default=240, metavar="MINUTES",
+                       help="time limit (default 240)")
     group.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
                        help="extra sbatch option, e.g. constraint=a100 (repeatable)")
     group.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
@@ -111,7 +112,7 @@ def register(subparsers) -> None:
     lst = jsub.add_parser("list", help="list jobs, newest first")
     lst.add_argument("--status", choices=STATUSES)
     lst.add_argument("--kind")
-    lst.add_argument("--limit", type=int, default=30)
+    lst.add_argument("--limit", type=number_arg(int, 1, 10**9), default=30)
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=_cmd_list)
 
@@ -126,13 +127,13 @@ def register(subparsers) -> None:
 
     logs = jsub.add_parser("logs", help="a job's log")
     logs.add_argument("job_id", type=int)
-    logs.add_argument("--tail", type=int, default=40, help="last N lines (default 40)")
+    logs.add_argument("--tail", type=number_arg(int, 1, 10**9), default=40, help="last N lines (default 40)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
     logs.set_defaults(func=_cmd_logs)
 
     worker = jsub.add_parser("worker", help="run a worker in the foreground (same as python -m core.jobs.worker)")
-    worker.add_argument("--concurrency", type=int)
-    worker.add_argument("--idle-exit", type=float, metavar="SECONDS")
+    worker.add_argument("--concurrency", type=number_arg(int, 1, 256))
+    worker.add_argument("--idle-exit", type=number_arg(float, 0, 1e9), metavar="SECONDS")
     worker.set_defaults(func=_cmd_worker)
 
     sweep = subparsers.add_parser("sweep", help="grids of runs: submit, and aggregate across seeds")
@@ -170,6 +171,20 @@ def _describe(job: Job) -> str:
     return describe(job)
 
 
+GONE = "worker gone"
+
+
+def _status(job: Job) -> str:
+    """The status to show: a running job whose worker died says so (a new worker requeues it)."""
+    return GONE if worker_gone(job) else job.status
+
+
+def _gone_note(job: Job) -> str:
+    beat = f", last heartbeat {_when(job.heartbeat)}" if job.heartbeat else ""
+    return (f"its worker (pid {job.worker_pid} on {job.worker_host}{beat}) is gone; starting a worker "
+            f"(`taxolens jobs worker`) requeues it")
+
+
 def _sync_slurm(store: JobStore) -> None:
     if store.list(status="running", backend="slurm", limit=1):
         from core.jobs import slurm
@@ -203,10 +218,13 @@ def _worker_hint(store: JobStore, start: bool) -> None:
 def _spec_from_args(args: argparse.Namespace) -> dict:
     spec: dict[str, Any] = {}
     if args.spec is not None:
-        try:
-            spec = json.loads(Path(args.spec).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read job spec {args.spec}: {exc}") from exc
+        from core import files
+        try:   # regular files only, through a cap (a FIFO or /dev/zero would hang or eat memory)
+            spec = json.loads(files.read_text(args.spec, files.MAX_JSON_BYTES))
+        except files.FileReadError as exc:
+            raise ConfigError(f"cannot read job spec {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"cannot read job spec {args.spec}: {exc}") from None
         if not isinstance(spec, dict):
             raise ConfigError(f"job spec {args.spec} must hold a JSON object")
     given = vars(args)
@@ -232,13 +250,14 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
 def _cmd_submit(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
         spec = _spec_from_args(args)
-        store = JobStore()
+        # validated before the store is opened: a refused job leaves no trace, not even the database
         if args.slurm:
             from core.jobs import slurm
-            job_id = slurm.submit(args.kind, spec, _slurm_config(args), store=store)
+            job_id = slurm.submit(args.kind, spec, _slurm_config(args))
         else:
             from core.jobs import submit
-            job_id = submit(args.kind, spec, store=store)
+            job_id = submit(args.kind, spec)
+        store = JobStore()
         job = store.get(job_id)
         if args.json:
             print(json.dumps(dataclasses.asdict(job), indent=2))
@@ -261,12 +280,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if not jobs:
             print("no jobs")
             return 0
-        print(f"{'id':>5}  {'status':<10} {'progress':>8}  {'time':>8}  {'kind':<9} description / message")
+        print(f"{'id':>5}  {'status':<11} {'progress':>8}  {'time':>8}  {'kind':<9} description / message")
         for j in jobs:
-            note = j.message if j.status == "running" else (j.error or "").split("\n")[0][:60]
+            status = _status(j)
+            note = (_gone_note(j) if status == GONE else j.message if j.status == "running"
+                    else (j.error or "").split("\n")[0][:60])
             backend = " [slurm]" if j.backend == "slurm" else ""
             parent = f" (sweep {j.parent_id})" if j.parent_id else ""
-            print(f"{j.id:>5}  {j.status:<10} {100 * j.progress:>7.0f}%  {_duration(j):>8}  {j.kind:<9} "
+            print(f"{j.id:>5}  {status:<11} {100 * j.progress:>7.0f}%  {_duration(j):>8}  {j.kind:<9} "
                   f"{_describe(j)}{parent}{backend}" + (f" — {note}" if note else ""))
         return 0
     return _run(handle, args)
@@ -281,7 +302,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(json.dumps(dataclasses.asdict(job), indent=2))
             return 0
         print(f"job {job.id}: {_describe(job)}")
-        for label, value in (("status", job.status), ("progress", f"{100 * job.progress:.0f}% {job.message}"),
+        status = f"running, but {_gone_note(job)}" if _status(job) == GONE else job.status
+        for label, value in (("status", status), ("progress", f"{100 * job.progress:.0f}% {job.message}"),
                              ("created", _when(job.created)), ("started", _when(job.started)),
                              ("finished", _when(job.finished)), ("elapsed", _duration(job)),
                              ("attempts", job.attempts), ("backend", job.backend),
@@ -306,14 +328,15 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
         code = 0
         for job_id in args.job_ids:
             try:
-                status = cancel(job_id, store=store)
+                before = store.get(job_id).status
+                status = before if before in FINISHED else cancel(job_id, store=store)
             except KeyError as exc:
                 print(f"error: {exc.args[0]}", file=sys.stderr)
                 code = 2
                 continue
             if status == "running":
                 print(f"job {job_id}: cancellation requested; it stops within seconds")
-            elif status == "cancelled":
+            elif status == "cancelled" and before != "cancelled":
                 print(f"job {job_id}: cancelled")
             else:
                 print(f"job {job_id}: already {status}, nothing to cancel")
@@ -380,15 +403,15 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
             for i, job in enumerate(jobs, 1):
                 print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}")
             return 0
-        store = JobStore()
         if args.slurm:
             from core.jobs import slurm
-            sweep_id = slurm.submit("sweep", spec, _slurm_config(args), store=store)
-            n = len(store.list(parent_id=sweep_id))
+            sweep_id = slurm.submit("sweep", spec, _slurm_config(args))
+            n = len(JobStore().list(parent_id=sweep_id))
             print(f"sweep {sweep_id} submitted to Slurm as {n} jobs; `sweep show {sweep_id}` for progress")
             return 0
         from core.jobs import submit
-        sweep_id = submit("sweep", spec, store=store)
+        sweep_id = submit("sweep", spec)     # validated before the store is opened
+        store = JobStore()
         n = len(store.get(sweep_id).spec["jobs"])
         print(f"sweep {sweep_id} queued ({n} jobs once a worker expands it); `sweep show {sweep_id}` for progress")
         _worker_hint(store, args.start_worker)

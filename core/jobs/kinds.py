@@ -3,6 +3,10 @@
 A kind is a `validate(spec) -> spec` (raise JobSpecError with the reason; returns the normalized spec
 that is stored) and an `execute(spec, ctx) -> result` (runs in the worker's child process, or on a
 Slurm node). Results are JSON: paths, metrics, and `register`, the run-registry rows the caller adds.
+The built-in kinds validate with core.preflight, the very checks of the direct commands, so a job
+is refused at submit for whatever `taxolens <command>` would refuse at once. A kind that creates an
+output directory also says how to discard it when an attempt fails or is cancelled before it made
+anything worth keeping (`discard_output`).
 
 Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
 baseline (majority), probe (what the LM alone knows: core.probe), coherence (visual coherence
@@ -12,8 +16,11 @@ test suite uses this for quick test-only kinds).
 """
 from __future__ import annotations
 
+import contextvars
 import importlib
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +36,14 @@ class JobSpecError(ConfigError):
 
 class JobCancelled(Exception):
     """Raised inside a job when its cancellation was requested."""
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Our JobCancelled, or core.train.Cancelled (train's should_stop contract)."""
+    if isinstance(exc, JobCancelled):
+        return True
+    train = sys.modules.get("core.train")
+    return train is not None and isinstance(exc, getattr(train, "Cancelled", ()))
 
 
 ProgressFn = Callable[[float, str], None]
@@ -56,6 +71,8 @@ class JobKind:
     describe: Callable[[dict], str]
     # Creates the job's output directory on first start; None = the kind needs none.
     make_output_dir: Callable[[dict], Path] | None = None
+    # Removes that directory after a failed or cancelled attempt unless it holds something to keep.
+    discard_output: Callable[[Path], None] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -85,11 +102,22 @@ def names() -> list[str]:
     return sorted(_KINDS)
 
 
-def validate(kind: str, spec: Any) -> dict:
-    """The normalized spec, or JobSpecError with the reason."""
+# Whether the job being validated will run on this machine (the local worker) or elsewhere (Slurm):
+# checks of this machine (its GPU, model weights in its caches) only apply to the former.
+_RUNS_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("taxolens_job_runs_here", default=True)
+
+
+def runs_here() -> bool:
+    return _RUNS_HERE.get()
+
+
+def validate(kind: str, spec: Any, here: bool | None = None) -> dict:
+    """The normalized spec, or JobSpecError with the reason. `here=False`: the job runs on another
+    machine (Slurm); None keeps the caller's setting (a sweep's children inherit the sweep's)."""
     if not isinstance(spec, dict):
         raise JobSpecError(f"a {kind} job spec must be a JSON object, got {type(spec).__name__}")
     job_kind = get(kind)
+    token = _RUNS_HERE.set(runs_here() if here is None else bool(here))
     try:
         return job_kind.validate(spec)
     except JobSpecError:
@@ -98,6 +126,20 @@ def validate(kind: str, spec: Any) -> dict:
         raise JobSpecError(f"invalid {kind} job: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise JobSpecError(f"invalid {kind} job: {exc}") from exc
+    finally:
+        _RUNS_HERE.reset(token)
+
+
+def discard_output(kind: JobKind, output_dir: str | Path | None) -> None:
+    """After a failed or cancelled attempt (local worker or Slurm node): drop its output folder
+    unless it holds something to keep (a checkpoint to resume from, finished metrics). Never masks
+    the attempt's own outcome."""
+    if output_dir is None or kind.discard_output is None:
+        return
+    try:
+        kind.discard_output(Path(output_dir))
+    except OSError as exc:
+        print(f"(could not remove {output_dir}: {exc})", flush=True)
 
 
 def sub_progress(progress: ProgressFn, start: float, end: float) -> ProgressFn:
@@ -120,11 +162,12 @@ def _keys(spec: dict, required: set[str], optional: set[str], kind: str) -> None
 
 
 def _config(spec: dict, kind: str) -> TrainConfig:
+    """The spec's TrainConfig, built (types and ranges are checked by core.preflight after)."""
     raw = spec.get("config", {})
     if not isinstance(raw, dict):
         raise JobSpecError(f"{kind} job: config must be an object of training options")
     try:
-        return TrainConfig.from_dict(raw).validate(deep=True)
+        return TrainConfig.from_dict(raw)
     except ConfigError as exc:
         raise JobSpecError(f"invalid {kind} job: {exc}") from exc
     except TypeError as exc:  # wrong value types reaching the dataclass
@@ -143,9 +186,12 @@ def _splits(value: Any) -> list[str]:
 # -- train ---------------------------------------------------------------------------------------
 
 def _train_validate(spec: dict) -> dict:
+    from core import preflight
     _keys(spec, {"config"}, {"eval_splits"}, "train")
     splits = _splits(spec.get("eval_splits", ["test"]))
-    return {"config": _config(spec, "train").to_dict(), "eval_splits": splits}
+    cfg = _config(spec, "train")
+    preflight.check_train(cfg, here=runs_here())     # what `taxolens train` checks
+    return {"config": cfg.to_dict(), "eval_splits": splits}
 
 
 def _train_output_dir(spec: dict) -> Path:
@@ -174,26 +220,28 @@ def _train_execute(spec: dict, ctx: JobContext) -> dict:
                           "config": cfg.to_dict(), "metrics": metrics}]}
 
 
+def _train_discard(output_dir: Path) -> None:
+    from core import runs
+    runs.discard_unstarted(output_dir)    # keeps any run with a checkpoint: it can resume
+
+
 register(JobKind("train", _train_validate, _train_execute,
                  describe=lambda s: f"train {s['config']['condition']} seed {s['config']['seed']}"
                                     f"{' random-LM' if s['config'].get('lm_init') == 'random' else ''}",
-                 make_output_dir=_train_output_dir))
+                 make_output_dir=_train_output_dir, discard_output=_train_discard))
 
 
 # -- evaluate ------------------------------------------------------------------------------------
 
 def _evaluate_validate(spec: dict) -> dict:
-    from core import runs
+    from core import preflight
     _keys(spec, {"run"}, {"split"}, "evaluate")
-    try:
-        run = runs.load_run(spec["run"])
-    except runs.RunError as exc:
-        raise JobSpecError(f"invalid evaluate job: {exc}") from exc
+    if not isinstance(spec["run"], str) or not spec["run"]:
+        raise JobSpecError(f"invalid evaluate job: run must be a run id or directory, got {spec['run']!r}")
     split = _splits(spec.get("split", "test"))
     if len(split) != 1:
         raise JobSpecError("an evaluate job scores one split")
-    if run.epoch < 1:
-        raise JobSpecError(f"run {run.run_id} has no trained epoch to evaluate yet")
+    run = preflight.trained_run(spec["run"], here=runs_here())    # what `taxolens evaluate` checks
     return {"run": str(run.path), "split": split[0]}
 
 
@@ -220,10 +268,13 @@ BASELINES = ("majority",)
 
 
 def _baseline_validate(spec: dict) -> dict:
+    from core import preflight
     _keys(spec, {"baseline"}, {"config"}, "baseline")
     if spec["baseline"] not in BASELINES:
         raise JobSpecError(f"baseline must be one of {', '.join(BASELINES)}, got {spec['baseline']!r}")
-    return {"baseline": spec["baseline"], "config": _config(spec, "baseline").to_dict()}
+    cfg = _config(spec, "baseline")
+    preflight.check_baseline(spec["baseline"], cfg, here=runs_here())   # what `taxolens baseline` checks
+    return {"baseline": spec["baseline"], "config": cfg.to_dict()}
 
 
 def _baseline_output_dir(spec: dict) -> Path:
@@ -256,25 +307,30 @@ def _baseline_execute(spec: dict, ctx: JobContext) -> dict:
                           "metrics": metrics}]}
 
 
+def _baseline_discard(output_dir: Path) -> None:
+    from core import runs
+    # A baseline cannot resume: unless its metrics were written, the folder holds only its config.
+    if not (runs.eval_dir(output_dir, "test") / "metrics.json").is_file():
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
 register(JobKind("baseline", _baseline_validate, _baseline_execute,
                  describe=lambda s: f"baseline {s['baseline']} {s['config']['condition']} "
                                     f"seed {s['config']['seed']}",
-                 make_output_dir=_baseline_output_dir))
+                 make_output_dir=_baseline_output_dir, discard_output=_baseline_discard))
 
 
 # -- probe ---------------------------------------------------------------------------------------
 
 def _probe_validate(spec: dict) -> dict:
-    from core import probe
+    from core import preflight
     _keys(spec, set(), {"lm", "dataset", "lm_init", "seed", "device"}, "probe")
     defaults = TrainConfig()
     normalized = {"lm": spec.get("lm", defaults.lm), "dataset": spec.get("dataset", defaults.dataset),
                   "lm_init": spec.get("lm_init", "pretrained"), "seed": spec.get("seed", 0),
                   "device": spec.get("device", "auto")}
-    if normalized["device"] not in ("auto", "cpu", "cuda"):
-        raise JobSpecError(f"invalid probe job: device must be auto, cpu or cuda, got {normalized['device']!r}")
-    try:
-        probe.check(normalized["lm"], normalized["dataset"], normalized["lm_init"], normalized["seed"])
+    try:   # what `taxolens probe-lm` checks: ids, dataset, device, the LM's weights
+        preflight.check_probe(**normalized, here=runs_here())
     except ConfigError as exc:
         raise JobSpecError(f"invalid probe job: {exc}") from exc
     return normalized
@@ -304,18 +360,15 @@ register(JobKind("probe", _probe_validate, _probe_execute,
 # -- coherence -----------------------------------------------------------------------------------
 
 def _coherence_validate(spec: dict) -> dict:
+    from core import preflight
     _keys(spec, set(), {"dataset", "encoder", "seed", "max_concepts", "images_per_concept"}, "coherence")
     defaults = TrainConfig()
-    # The same range and id checks as training, on the fields coherence uses.
-    cfg = TrainConfig(dataset=spec.get("dataset", defaults.dataset), encoder=spec.get("encoder", defaults.encoder),
-                      seed=spec.get("seed", 0), max_concepts=spec.get("max_concepts"),
-                      images_per_concept=spec.get("images_per_concept"))
-    try:
-        cfg.validate(deep=True)
-    except ConfigError as exc:
-        raise JobSpecError(f"invalid coherence job: {exc}") from exc
-    return {"dataset": cfg.dataset, "encoder": cfg.encoder, "seed": cfg.seed,
-            "max_concepts": cfg.max_concepts, "images_per_concept": cfg.images_per_concept}
+    out = {"dataset": spec.get("dataset", defaults.dataset), "encoder": spec.get("encoder", defaults.encoder),
+           "seed": spec.get("seed", 0), "max_concepts": spec.get("max_concepts"),
+           "images_per_concept": spec.get("images_per_concept")}
+    # what `taxolens coherence` checks: ranges, ids, the subset, both shuffles on it, encoder weights
+    preflight.check_coherence(**out, here=runs_here())
+    return out
 
 
 def _coherence_execute(spec: dict, ctx: JobContext) -> dict:

@@ -24,14 +24,6 @@ PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every messag
 CANCEL_POLL_EVERY_S = 1.0
 
 
-def is_cancellation(exc: BaseException) -> bool:
-    """Our JobCancelled, or core.train.Cancelled (train's should_stop contract)."""
-    if isinstance(exc, kinds.JobCancelled):
-        return True
-    train = sys.modules.get("core.train")
-    return train is not None and isinstance(exc, getattr(train, "Cancelled", ()))
-
-
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL us when the worker dies (kill -9 included), so no orphan keeps running
     a job that is about to be requeued. Elsewhere the cancel poll's parent check covers it."""
@@ -83,8 +75,8 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
 
     kind = kinds.get(job.kind)
     print(f"== job {job_id} ({job.kind}) attempt {attempt}, pid {os.getpid()}", flush=True)
+    output_dir = None
     try:
-        output_dir = None
         if kind.make_output_dir is not None:
             output_dir = job.run_dir or store.set_run_dir(job_id, kind.make_output_dir(job.spec))
             print(f"output directory: {output_dir}", flush=True)
@@ -96,7 +88,8 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
         for row in result.get("register", []):
             store.register_run(job_id=job_id, **row)
     except BaseException as exc:  # noqa: BLE001 — every outcome must be recorded
-        if is_cancellation(exc):
+        kinds.discard_output(kind, output_dir)
+        if kinds.is_cancellation(exc):
             print(f"cancelled: {exc}", flush=True)
             store.finish(job_id, "cancelled", error="cancelled by request", attempt=attempt)
             return EXIT_CANCELLED

@@ -5,7 +5,11 @@
     sync()                                   # later: pull finished results into the store + run registry
 
 The compute node runs the job kind's own executor (core.jobs.kinds), so a GPU node writes the same
-run directory, checkpoints and metrics as the CPU worker. Requirements: the repository and the
+run directory, checkpoints and metrics as the CPU worker. Cancelling writes a marker file next to
+the outcome file, which the job polls at each progress report and stops at, like a local job; the
+scancel / SIGINT that also goes out cannot be relied on alone (submitit's local controller ignores
+SIGINT when it inherited SIGINT ignored, as in a background job of a non-interactive shell, and the
+job then ran to its end). Requirements: the repository and the
 data directory (TAXOLENS_DATA) on a filesystem the nodes share, and the same Python environment.
 The node never opens the SQLite store (SQLite must not be shared over NFS); it writes its outcome to
 a JSON file next to submitit's logs and sync() reads it on the submitting machine. The output
@@ -64,10 +68,11 @@ class SlurmConfig:
     def validate(self) -> "SlurmConfig":
         if self.cluster not in CLUSTERS:
             raise ConfigError(f"cluster must be one of {', '.join(CLUSTERS)}, got {self.cluster!r}")
-        for name, lo in (("gpus_per_node", 0), ("cpus_per_task", 1), ("mem_gb", 1), ("timeout_min", 1)):
+        for name, lo, hi in (("gpus_per_node", 0, 64), ("cpus_per_task", 1, 4096), ("mem_gb", 1, 1 << 20),
+                             ("timeout_min", 1, 525600)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
         if not isinstance(self.additional, dict):
             raise ConfigError("additional Slurm parameters must be a mapping of sbatch option -> value")
         return self
@@ -94,6 +99,15 @@ def make_executor(cfg: SlurmConfig):
     return executor
 
 
+CANCEL_POLL_EVERY_S = 1.0   # at most one stat of the shared file system per second and job
+RESIGNAL_AFTER_S = 10.0     # sync() repeats a cancel's signal no more often than this
+
+
+def _cancel_marker(outcome_path: str | Path) -> Path:
+    """Where a cancel request for the job with this outcome file is left (job-<id>.outcome.cancel)."""
+    return Path(outcome_path).with_suffix(".cancel")
+
+
 class RemoteJob:
     """The callable submitit pickles and runs on the node: one job kind's executor on one spec.
     It records its outcome in `outcome_path` (JSON) and is checkpointable (requeued on preemption
@@ -106,18 +120,33 @@ class RemoteJob:
 
     def __call__(self) -> dict:
         os.environ["TAXOLENS_DATA"] = self.data_dir
+        marker = _cancel_marker(self.outcome_path)
+        polled = {"at": -CANCEL_POLL_EVERY_S, "stop": False}
+
+        def should_stop() -> bool:
+            now = time.monotonic()
+            if not polled["stop"] and now - polled["at"] >= CANCEL_POLL_EVERY_S:
+                polled["at"], polled["stop"] = now, marker.exists()
+            return polled["stop"]
 
         def progress(fraction: float, message: str = "") -> None:
             print(f"[{time.strftime('%H:%M:%S')}] {100 * fraction:5.1f}% {message}", flush=True)
+            if should_stop():   # steps without a should_stop of their own stop at their next report
+                raise kinds.JobCancelled(f"job {self.job_id} cancelled")
 
-        ctx = kinds.JobContext(job_id=self.job_id, progress=progress, should_stop=lambda: False,
+        ctx = kinds.JobContext(job_id=self.job_id, progress=progress, should_stop=should_stop,
                                output_dir=Path(self.output_dir) if self.output_dir else None)
+        kind = kinds.get(self.kind)
         try:
-            result = kinds.get(self.kind).execute(self.spec, ctx)
-        except KeyboardInterrupt:  # how submitit's local executor cancels
-            _write_json(Path(self.outcome_path), {"status": "cancelled"})
-            raise
+            result = kind.execute(self.spec, ctx)
         except BaseException as exc:
+            kinds.discard_output(kind, self.output_dir)
+            if isinstance(exc, KeyboardInterrupt) or kinds.is_cancellation(exc):
+                # KeyboardInterrupt: how submitit's local executor cancels; JobCancelled: our marker
+                _write_json(Path(self.outcome_path), {"status": "cancelled"})
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                return {"cancelled": True}
             _write_json(Path(self.outcome_path), {"status": "failed", "error": f"{type(exc).__name__}: {exc}"
                                                   f"\n\n{traceback.format_exc()[-4000:]}"})
             raise
@@ -162,9 +191,9 @@ def submit(kind: str, spec: dict, cfg: SlurmConfig, store: JobStore | None = Non
     """Validate a job spec like a local submission and send it to Slurm; returns the store's job id.
     A sweep is expanded here and each child becomes its own Slurm job (one array)."""
     cfg.validate()
-    store = store or JobStore()
-    normalized = kinds.validate(kind, spec)
+    normalized = kinds.validate(kind, spec, here=False)   # before the store or a folder is created
     executor = executor or make_executor(cfg)
+    store = store or JobStore()
     if kind != "sweep":
         return _submit_validated(store, executor, cfg, [(kind, normalized)], parent_id=None)[0]
     sweep_id = store.submit("sweep", normalized, backend="slurm", status="running")
@@ -220,10 +249,20 @@ def sync(store: JobStore | None = None) -> list[int]:
 
 
 def cancel_external(job: Job) -> None:
-    """scancel (or terminate the local process of) a job submitted through submitit."""
+    """Ask a job submitted through submitit to stop: the cancel marker it polls (its own, reliable
+    way out), then scancel, or SIGINT to the local controller. sync() calls this on every pass
+    while the job runs; the signal is repeated at most every RESIGNAL_AFTER_S, because a second
+    SIGINT landing during submitit's own cleanup cuts that cleanup short."""
     if not job.external_id:
         return
     ext = json.loads(job.external_id)
+    marker = _cancel_marker(ext["outcome"])
+    try:
+        if time.time() - marker.stat().st_mtime < RESIGNAL_AFTER_S:
+            return
+    except FileNotFoundError:
+        pass
+    _write_json(marker, {"cancel_requested": time.time()})   # (re)written: its mtime spaces signals
     if ext["cluster"] == "slurm":
         import submitit
         submitit.SlurmJob(folder=ext["folder"], job_id=ext["job_id"]).cancel(check=False)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paths
+from core.config import number_arg
 from core.jobs.store import Job, JobStore, JobStoreError, ensure_dir, pid_alive, read_log_tail
 
 HEARTBEAT_EVERY_S = 5.0
@@ -196,7 +197,16 @@ class Worker:
                                       error=f"job process exited with code {code} without a result"
                                             f"\n\n{tail}")
                 job = self.store.get(job_id)
+                if job.status in ("cancelled", "failed"):   # killed before it could clean up itself
+                    self._discard(job)
             self._say(f"job {job_id} {job.status} (exit code {code})")
+
+    def _discard(self, job: Job) -> None:
+        from core.jobs import kinds
+        try:
+            kinds.discard_output(kinds.get(job.kind), job.run_dir)
+        except kinds.JobSpecError:          # a kind no longer registered: nothing to ask
+            pass
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -237,15 +247,13 @@ def ensure_worker(concurrency: int | None = None, store: JobStore | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.jobs.worker", description=__doc__.split("\n")[0])
-    parser.add_argument("--concurrency", type=int, default=None,
+    parser.add_argument("--concurrency", type=number_arg(int, 1, 256), default=None,
                         help=f"jobs run at once (default {default_concurrency()} on this machine)")
-    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--idle-exit", type=number_arg(float, 0, 1e9), default=None, metavar="SECONDS",
                         help="exit after this long with nothing to do (default: run until stopped)")
-    parser.add_argument("--cancel-grace", type=float, default=5.0, metavar="SECONDS",
+    parser.add_argument("--cancel-grace", type=number_arg(float, 0, 1e6), default=5.0, metavar="SECONDS",
                         help="how long a cancelled job may take to stop by itself before SIGTERM")
     args = parser.parse_args(argv)
-    if args.concurrency is not None and args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
     try:
         Worker(concurrency=args.concurrency, idle_exit_s=args.idle_exit, cancel_grace_s=args.cancel_grace).run()
     except JobStoreError as exc:

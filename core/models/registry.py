@@ -9,7 +9,9 @@ LM ids:       smollm2-135m (default), gemma3-270m (optional asset), a hub repo i
 
 `check_encoder_id` / `check_lm_id` validate an id's form (and that named files exist) without
 loading any model and raise ConfigError with one line listing the valid forms. Weights that are
-neither on disk nor downloadable from here raise ModelUnavailableError (a ConfigError) at creation.
+neither on disk nor downloadable from here raise ModelUnavailableError (a ConfigError) at creation,
+and already from `check_weights`, which finds them the same way without loading anything (so a
+command or a job submission can refuse before it creates a run folder).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Callable
 import torch
 
 from core.config import ConfigError, TrainConfig
-from core.models import encoders, lms
+from core.models import ModelUnavailableError, encoders, lms
 from core.models.encoders import EFFICIENTNET_SIZES, ImageEncoder
 from core.models.lms import LanguageModel
 from core.models.projector import Projector
@@ -93,6 +95,39 @@ def _timm(encoder_id: str, name: str, source: str | None) -> ImageEncoder:
 
 ENCODER_BUILDERS: dict[str, Callable[[str, str, str | None], ImageEncoder]] = {
     "efficientnet": _efficientnet, "open_clip": _open_clip, "timm": _timm}
+
+
+def _encoder_weights(family: str, name: str, source: str | None) -> None:
+    """Find an encoder's weights like its builder does, without building it."""
+    if family == "efficientnet":
+        from core import assets
+        assets.efficientnet_weights(name, record=False)   # a check writes nothing
+    elif family == "open_clip" and not Path(source).expanduser().is_file():
+        encoders.open_clip_weights(name, source)
+    elif family == "timm" and not source:
+        encoders.timm_weights(name)
+
+
+def _lm_weights(kind: str, value: str) -> None:
+    if kind == "named":
+        from core import assets
+        assets.check_lm(value)
+    elif kind == "hub":
+        lms.hub_lm_source(value)
+    # "gguf" and "folder": _parse_lm already checked the file / folder exists
+
+
+def check_weights(encoder_id: str | None = None, lm_id: str | None = None) -> None:
+    """ModelUnavailableError unless these models' weights are on disk or downloadable from here.
+    Loads nothing; a random-init LM needs its source too (architecture config and tokenizer)."""
+    from core import assets
+    try:
+        if encoder_id is not None:
+            _encoder_weights(*_parse_encoder(encoder_id))
+        if lm_id is not None:
+            _lm_weights(*_parse_lm(lm_id))
+    except assets.AssetError as exc:   # a bundled model that is not installed or fetched
+        raise ModelUnavailableError(str(exc)) from None
 
 
 def create_encoder(encoder_id: str, device: str | torch.device = "cpu") -> ImageEncoder:

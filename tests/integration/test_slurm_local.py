@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -53,19 +54,29 @@ def test_local_executor_round_trip_success_and_failure(env):
     assert set(pids) == {ok, bad} and os.getpid() not in pids.values()  # ran in other processes
 
 
-def test_cancel_reaches_the_running_process(env):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_cancel_reaches_the_running_process(env, sigint):
+    """Cancelling stops the job at its next step. With SIGINT ignored, as a background job of a
+    non-interactive shell inherits it (how `make test` once failed here: "jobs [1] not finished
+    after 60s"), submitit's controller never sees the SIGINT, so the job must stop on its own.
+    The job would take 200 s to finish by itself; the deadlines are events on a loaded machine."""
     store = JobStore()
-    job_id = slurm.submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.5, "steps": 200},
-                          slurm.SlurmConfig(**LOCAL), store=store)
-    deadline = time.monotonic() + 30
-    while not (env / "m").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN if sigint == "ignored" else signal.SIG_DFL)
+    try:   # the controller process started by submit inherits this disposition
+        job_id = slurm.submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.5, "steps": 400},
+                              slurm.SlurmConfig(**LOCAL), store=store)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
+        deadline = time.monotonic() + 120
+        while not (env / "m").exists() and time.monotonic() < deadline:   # the job has started
+            time.sleep(0.2)
+        assert (env / "m").exists(), "the job never started"
         assert cancel(job_id, store=store) == "running"
-        sync_until_done(store, [job_id])
+        sync_until_done(store, [job_id], timeout=120)
         assert store.get(job_id).status == "cancelled"
         controller = int(json.loads(store.get(job_id).external_id)["job_id"])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while pid_alive(controller) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not pid_alive(controller)  # the local "cluster job" really ended

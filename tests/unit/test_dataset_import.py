@@ -31,8 +31,9 @@ def make_collection(tmp_path, rows="concept,categories,synset\n"
 
 
 def _nothing_written(data_dir):
+    """Not even the lock file: a refused import used to leave datasets/.<name>.lock (issue 12)."""
     folder = data_dir / "datasets"
-    leftovers = [p.name for p in folder.iterdir() if not p.name.endswith(".lock")] if folder.exists() else []
+    leftovers = [p.name for p in folder.iterdir()] if folder.exists() else []
     return leftovers == []
 
 

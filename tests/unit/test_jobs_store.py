@@ -222,3 +222,115 @@ def test_log_tail_collapses_carriage_returns(tmp_path):
 def test_invalid_specs_are_rejected_with_the_reason(store, kind, spec, message):
     with pytest.raises(kinds.JobSpecError, match=message):
         kinds.validate(kind, spec)
+
+
+# -- a damaged store is refused when it opens, never read as fewer jobs or replaced (issue 12) --------
+
+def _store_with_jobs(tmp_path, n: int = 40, running: int = 5):
+    db = tmp_path / "jobs.db"
+    s = JobStore(db)
+    for i in range(n):
+        s.submit("train", {"config": {"seed": i}, "note": "x" * 200})
+    for _ in range(running):
+        s.claim(1)
+    s._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")    # everything in the main file
+    s.close()
+    return db
+
+
+def _page_of(db, name: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _patch_page(db, page: int, old: bytes, new: bytes) -> None:
+    data = bytearray(db.read_bytes())
+    start, end = (page - 1) * 4096, page * 4096
+    chunk = bytes(data[start:end])
+    assert old in chunk
+    data[start:end] = chunk.replace(old, new)
+    db.write_bytes(bytes(data))
+
+
+def test_an_empty_database_file_is_refused_and_kept(tmp_path):
+    db = tmp_path / "jobs.db"
+    db.write_bytes(b"")
+    with pytest.raises(JobStoreError, match=r"damaged \(the file is empty \(0 bytes\).*mv '") as info:
+        JobStore(db)
+    assert "\n" not in str(info.value)
+    assert db.read_bytes() == b""                       # not turned into an empty store
+
+
+def test_an_index_that_lost_its_running_rows_is_refused(tmp_path):
+    """Reported: with the index damaged, `jobs list --status running` said "no jobs"."""
+    db = _store_with_jobs(tmp_path)
+    _patch_page(db, _page_of(db, "jobs_by_status"), b"running", b"runninh")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'running'").fetchone()[0] == 0  # the symptom
+    assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"                             # quick_check misses it
+    conn.close()
+    with pytest.raises(JobStoreError, match=r"damaged \(integrity check: .*jobs_by_status"):
+        JobStore(db)
+
+
+def test_a_damaged_jobs_table_page_is_refused(tmp_path):
+    db = _store_with_jobs(tmp_path)
+    conn = sqlite3.connect(db)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    data = bytearray(db.read_bytes())
+    leaf = next(p for p in range(pages, 1, -1) if data[(p - 1) * 4096] == 0x0D)   # a table leaf page
+    start = (leaf - 1) * 4096
+    data[start + 3:start + 5] = (500).to_bytes(2, "big")                         # its cell count: garbage
+    db.write_bytes(bytes(data))
+    with pytest.raises(JobStoreError, match="damaged") as info:
+        JobStore(db)
+    assert "mv '" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_garbage_wal_is_refused_not_ignored(tmp_path):
+    db = _store_with_jobs(tmp_path)
+    wal = tmp_path / "jobs.db-wal"
+    garbage = bytes(range(256)) * 32
+    wal.write_bytes(garbage)
+    with pytest.raises(JobStoreError, match=r"jobs.db-wal is not an SQLite write-ahead log.*mv '.*-wal'"):
+        JobStore(db)
+    assert wal.read_bytes() == garbage                  # left for the user to look at
+
+
+def test_a_real_wal_and_a_checkpointed_empty_one_are_fine(tmp_path):
+    from core.jobs.store import wal_header_ok
+
+    db = tmp_path / "jobs.db"
+    s = JobStore(db)
+    s.submit("train", {})
+    assert wal_header_ok((tmp_path / "jobs.db-wal").read_bytes()[:32])
+    other = JobStore(db)                                # opens beside a live writer's log
+    assert [j.id for j in other.list()] == [1]
+    s._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert (tmp_path / "jobs.db-wal").stat().st_size == 0
+    JobStore(db).close()
+    other.close()
+    s.close()
+
+
+def test_a_new_store_appears_complete_or_not_at_all(tmp_path):
+    """Built aside and linked into place: no other process can see a 0-byte store (now refused)."""
+    db = tmp_path / "fresh.db"
+    s = JobStore(db)
+    assert db.stat().st_size > 0 and s.schema_version() == SCHEMA_VERSION
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("fresh.db")) == []
+    s.close()
+
+
+def test_the_cli_says_how_to_recover_in_one_line(tmp_path, monkeypatch, capsys):
+    from core import cli
+
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    paths.db_path().write_bytes(b"")
+    assert cli.main(["jobs", "list", "--status", "running"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "move it aside" in err

@@ -51,8 +51,8 @@ def test_missing_and_broken_runs_are_clear_errors(data_dir):
     assert runs.list_runs() == []            # unreadable runs are skipped, not fatal
     assert issubclass(runs.RunError, ConfigError)
     newer = runs.create_run_dir(TrainConfig(seed=3))   # written by a TaxoLens with more options
-    runs.write_json(newer / "config.json", {**TrainConfig().to_dict(), "warmup": 0.03})
-    with pytest.raises(runs.RunError, match="unknown training option.*warmup"):
+    runs.write_json(newer / "config.json", {**TrainConfig().to_dict(), "ema_decay": 0.99})
+    with pytest.raises(runs.RunError, match="unknown training option.*ema_decay"):
         runs.load_run(newer)
     assert runs.list_runs() == []
 

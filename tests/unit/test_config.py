@@ -1,0 +1,87 @@
+"""Numeric options are finite and in range, checked the same at the CLI and at submit (issue 12,
+case 4): NaN fails every comparison, so `value < 0` let `--weight-decay nan` through to a traceback
+and an empty run folder, and the queue stored NaN for a job that failed later."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from core import cli, datasets
+from core.config import ConfigError, TrainConfig, number_arg
+from core.jobs import JobStore, kinds, slurm
+from tiny_concepts import tiny_dataset
+
+NOT_FINITE = [math.nan, math.inf, -math.inf]
+
+
+FLOAT_FIELDS = {"lr": 2.0, "weight_decay": 20.0, "warmup": 0.9, "grad_clip": 1e7}   # field: too big
+
+
+@pytest.mark.parametrize("field", FLOAT_FIELDS)
+@pytest.mark.parametrize("value", NOT_FINITE + [True, "0.1", None, -0.5, "too big"])
+def test_float_fields_must_be_finite_numbers_in_range(field, value):
+    value = FLOAT_FIELDS[field] if value == "too big" else value
+    with pytest.raises(ConfigError, match=f"{field} must be a number in"):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_float_fields_accept_their_range():
+    TrainConfig(lr=1, weight_decay=0).validate()
+    TrainConfig(lr=1e-6, weight_decay=1.0).validate()
+    with pytest.raises(ConfigError, match=r"lr must be a number in \(0, 1\]"):
+        TrainConfig(lr=0.0).validate()                       # the open end stays open
+
+
+@pytest.fixture
+def tiny(data_dir, monkeypatch):
+    real_load = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda name="concepts": tiny_dataset() if name == "tiny" else real_load(name))
+    return data_dir
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--weight-decay", "nan"], ["train", "--weight-decay", "inf"], ["train", "--lr", "nan"],
+    ["baseline", "majority", "--weight-decay=-inf"],
+    ["jobs", "submit", "train", "--weight-decay", "nan"], ["jobs", "submit", "train", "--lr", "inf"],
+    ["jobs", "submit", "baseline", "--baseline", "majority", "--weight-decay", "nan"],
+    ["jobs", "list", "--limit", "0"], ["jobs", "logs", "1", "--tail", "-3"],
+    ["jobs", "worker", "--idle-exit", "nan"], ["jobs", "worker", "--concurrency", "0"],
+    ["jobs", "submit", "train", "--slurm", "--cluster", "local", "--gpus", "100000"],
+    ["predict", "x.png", "--top-k", "0"],
+])
+@pytest.mark.timeout(120)   # a regression of `jobs worker --idle-exit nan` would run a worker forever
+def test_not_finite_or_out_of_range_numbers_are_refused_with_nothing_written(argv, tiny, capsys):
+    before = tree(tiny)
+    rc = cli.main(argv + (["--dataset", "tiny"] if argv[0] in ("train", "baseline") or
+                          argv[:3] == ["jobs", "submit", "train"] else []))
+    out, err = capsys.readouterr()
+    assert rc == 2, (rc, err)
+    assert len(err.strip().splitlines()) == 1 and "must be " in err and (" in [" in err or " in (" in err), err
+    assert tree(tiny) == before                    # no run folder, no job store
+
+
+def test_a_sweep_with_nan_in_its_base_is_refused(tiny):
+    with pytest.raises(kinds.JobSpecError, match="weight_decay must be a number in"):
+        kinds.validate("sweep", {"base": {"dataset": "tiny", "weight_decay": math.nan}, "conditions": ["none"]})
+
+
+def test_the_store_never_holds_nan(tiny):
+    store = JobStore()
+    with pytest.raises(ValueError, match="JSON"):
+        store.submit("train", {"config": {"lr": math.nan}})
+    assert store.list() == []
+
+
+def test_worker_and_slurm_numbers():
+    from core.jobs import worker
+    with pytest.raises(SystemExit):
+        worker.main(["--cancel-grace", "inf"])
+    with pytest.raises(ConfigError, match=r"gpus_per_node must be an integer in \[0, 64\]"):
+        slurm.SlurmConfig(gpus_per_node=10**6).validate()
+    assert number_arg(float, 0, 10)("2.5") == 2.5 and number_arg(int, 1, 3)("3") == 3

@@ -1,0 +1,108 @@
+"""The small things of issue 12, case 7: a job whose worker died says "worker gone" (not "running");
+cancelling a cancelled job says "already cancelled"; `taxolens jobs list | head` ends quietly; the
+CLI's predict keeps the image notes the app shows; the app listens on 127.0.0.1 only."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core import cli, paths
+from core.jobs import JobStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def store(data_dir):
+    s = JobStore()
+    yield s
+    s.close()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_job_whose_worker_died_says_worker_gone(store, capsys):
+    orphan, alive = store.submit("train", {"config": {}}), store.submit("train", {"config": {}})
+    store.claim(_dead_pid())
+    store.claim(os.getpid())                              # this process: alive, fresh heartbeat
+    assert cli.main(["jobs", "list"]) == 0
+    lines = {int(line.split()[0]): line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "worker gone" in lines[orphan] and "requeues it" in lines[orphan]
+    assert "worker gone" not in lines[alive] and " running " in lines[alive]
+    assert cli.main(["jobs", "show", str(orphan)]) == 0
+    assert "status    running, but its worker (pid" in capsys.readouterr().out
+
+    store._conn.execute("UPDATE jobs SET heartbeat = heartbeat - 3600 WHERE id = ?", (alive,))
+    assert cli.main(["jobs", "list", "--status", "running"]) == 0   # stale heartbeat: gone too
+    assert capsys.readouterr().out.count("worker gone") == 2
+
+
+def test_the_app_job_table_says_worker_gone(store):
+    pytest.importorskip("streamlit")
+    from ui.jobs import job_rows
+
+    store.submit("train", {"config": {}})
+    store.claim(_dead_pid())
+    assert job_rows(store.list())[0]["status"] == "worker gone"
+
+
+def test_cancelling_a_cancelled_job_says_already(store, capsys):
+    job_id = store.submit("train", {"config": {}})
+    assert cli.main(["jobs", "cancel", str(job_id)]) == 0
+    assert capsys.readouterr().out.strip() == f"job {job_id}: cancelled"
+    assert cli.main(["jobs", "cancel", str(job_id)]) == 0
+    assert capsys.readouterr().out.strip() == f"job {job_id}: already cancelled, nothing to cancel"
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(store):
+    """Reported: `taxolens jobs list | head` printed a BrokenPipeError traceback."""
+    with store._conn:
+        store._conn.executemany("INSERT INTO jobs (kind, spec, created) VALUES ('train', '{}', ?)",
+                                [(time.time(),)] * 3000)   # far more output than a pipe buffers
+    env = dict(os.environ, TAXOLENS_DATA=str(paths.data_dir()), PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "core", "jobs", "list", "--limit", "3000"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().split()[:2] == [b"id", b"status"]
+    proc.stdout.close()                                   # what `head -1` does after its line
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=300)
+    assert err == "", err
+    assert code == 141                                    # 128 + SIGPIPE, as for `yes | head`
+
+
+def test_predict_prints_the_image_notes(data_dir, monkeypatch, capsys):
+    """Reported: the CLI's predict dropped the CMYK / 16-bit / animation notes the app shows."""
+    from core import predict
+
+    class Stub:
+        def predict(self, image, top_k=5):
+            return type("P", (), {"to_dict": lambda self: {"best": "dog", "notes": []}})()
+
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, path, device=None: Stub()))
+    run = data_dir / "runs" / "r1"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({}))
+    (run / "checkpoint" / "checkpoint.json").write_text(json.dumps({"status": "finished", "epoch": 1}))
+    image = data_dir / "cmyk.jpg"
+    Image.new("CMYK", (16, 16), (0, 128, 0, 0)).save(image)
+    assert cli.main(["predict", str(image), "--run", "r1"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["image_notes"] == ["CMYK image converted to RGB"]
+    assert "note: CMYK image converted to RGB" in err
+
+
+def test_streamlit_run_directly_listens_on_localhost_only():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
