@@ -6,7 +6,7 @@ as CSV.
 """
 import streamlit as st
 
-from core import results
+from core import results, runs
 from ui import common, figures
 
 HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean of the yes-class and "
@@ -190,6 +190,13 @@ def main() -> None:
     chosen = results.in_setting(rows, key) if key is not None else rows
     table = results.aggregated(chosen)
     n_train = sum(r["kind"] == "train" for r in chosen)
+    unlearned = [r["name"] for r in chosen if r["kind"] == "train" and runs.learning_note_of(r["metrics"])]
+    if unlearned:
+        st.warning(f"{len(unlearned)} of the {n_train} training run(s) here have not learned enough (test leaf "
+                   f"accuracy below {runs.LEARNED_LEAF_ACCURACY} or \"yes\" to more than "
+                   f"{runs.YES_RATE_LIMIT:.0%} of questions): while leaf questions are near chance, their seen / "
+                   f"unseen hypernym numbers say little. {', '.join(unlearned[:5])}{' …' if len(unlearned) > 5 else ''}",
+                   icon=":material/warning:")
     st.caption(f"{n_train} training run(s) and {len(chosen) - n_train} baseline(s) in this setting."
                + (f" {len(redone)} older evaluation(s) were summarized again from their questions table."
                   if redone else ""))

@@ -298,7 +298,11 @@ YES_RATE_LIMIT = 0.8          # a model saying yes to more than this share of qu
 def learning_note(run_dir: str | Path) -> str | None:
     """Why a run's answers should not be trusted, or None when its own test evaluation shows it
     learned: leaf accuracy >= 0.8 and "yes" to at most 80 % of the questions."""
-    m = load_metrics(run_dir, "test")
+    return learning_note_of(load_metrics(run_dir, "test"))
+
+
+def learning_note_of(m: dict | None) -> str | None:
+    """learning_note for a test evaluation's metrics dict (None: not evaluated)."""
     if m is None or "leaf" not in m:
         return ("this checkpoint has not been evaluated on its test split, so nothing shows it has "
                 "learned; evaluate it (Train page or `taxolens evaluate`) before reading its answers")
@@ -313,7 +317,7 @@ def learning_note(run_dir: str | Path) -> str | None:
         problems.append(f"it answers yes to {yes_rate:.0%} of its test questions")
     if not problems:
         return None
-    return "this checkpoint has not learned: " + " and ".join(problems) + "; its answers are close to noise"
+    return "this checkpoint has not learned enough: " + " and ".join(problems) + "; treat its answers as unreliable"
 
 
 def check_compatible(run_dir: str | Path, encoder: str, lm: str) -> None:
