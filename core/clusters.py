@@ -397,7 +397,7 @@ def question_count(run_dir: str | Path, split: str = "test") -> tuple[int, int, 
 
 def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = SOURCES,
             progress: Progress | None = None, device=None, n_perm: int = N_PERMUTATIONS,
-            write: bool = True) -> dict:
+            write: bool = True, vlm=None) -> dict:
     """Trees and tree-agreement scores of one checkpoint (see the module doc). Answer profiles are
     read from the run folder when cached, else scored (the slow part) and cached. With `write`, the
     result goes to <run>/clusters/<split>/ (clusters.json + Newick files)."""
@@ -405,7 +405,6 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
 
     from core import rundata
     from core.features import image_features
-    from core.models import checkpoint
     from core.questions import question_text
 
     report = progress or (lambda f, m: None)
@@ -413,7 +412,7 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
     if bad or not sources:
         raise ValueError(f"sources must be drawn from {', '.join(SOURCES)}, got {list(sources)!r}")
     report(0.0, "loading the checkpoint")
-    info, vlm = checkpoint.load_trained(run_dir, device)
+    info, vlm = _trained(run_dir, device, vlm)
     data = rundata.prepare(info.config)
     ds = data.dataset
     images = images_of_split(data, split)
@@ -525,3 +524,31 @@ def score_table(result: dict) -> list[dict]:
                              "fm_mean": s.get("fm_mean"), "null_cophenetic": null.get("cophenetic_mean"),
                              "null_fm": null.get("fm_mean"), "p_cophenetic": null.get("cophenetic_p")})
     return rows
+
+
+def _trained(run_dir, device, vlm):
+    """(RunInfo, VLM): the checkpoint's, loaded here unless the caller has it loaded already (the
+    app's cached Predictor)."""
+    from core import runs
+    from core.models import checkpoint
+    if vlm is not None:
+        return runs.load_run(run_dir), vlm
+    return checkpoint.load_trained(run_dir, device)
+
+
+def learning_note(info) -> str | None:
+    """A warning when a checkpoint's best epoch answered its validation questions barely above
+    chance (they are balanced yes/no, so chance is 0.5): its trees and tokens show an untrained
+    projector, not what the model learned."""
+    metrics = list(getattr(info, "epoch_metrics", None) or [])
+    if not metrics:
+        return None
+    best_epoch = (getattr(info, "checkpoint", None) or {}).get("best", {}).get("epoch")
+    best = next((m for m in metrics if m.get("epoch") == best_epoch), metrics[-1])
+    leaf, hyper = best.get("val_leaf_accuracy"), best.get("val_hypernym_accuracy")
+    if leaf is None or hyper is None:
+        return None
+    if max(leaf, hyper) < 0.6:
+        return (f"This checkpoint has not learned to read images (validation accuracy at its best epoch: leaf "
+                f"{leaf:.2f}, hypernym {hyper:.2f}; chance is 0.50): what follows shows an untrained projector.")
+    return None

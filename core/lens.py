@@ -262,7 +262,7 @@ def _derangement(names: Sequence[str]) -> dict[str, str]:
 
 
 def summarize(run_dir: str | Path, top: int = TOP, progress: Progress | None = None, device=None,
-              write: bool = True) -> dict:
+              write: bool = True, vlm=None) -> dict:
     """For every image of the run's dataset (its subset): does it write its concept's name or a
     hypernym among its image tokens' nearest tokens / its next tokens? Shares per category (an image
     counts for the categories of its concept) and overall, against its TRUE concept and, for runs
@@ -270,11 +270,10 @@ def summarize(run_dir: str | Path, top: int = TOP, progress: Progress | None = N
     Cached as <run>/lens/summary.json."""
     from core import rundata, runs
     from core.features import image_features
-    from core.models import checkpoint
 
     report = progress or (lambda f, m: None)
     report(0.0, "loading the checkpoint")
-    info, vlm = checkpoint.load_trained(run_dir, device)
+    info, vlm = _trained(run_dir, device, vlm)
     data = rundata.prepare(info.config)
     ds = data.dataset
     images = sorted(ds.images, key=lambda im: (im.concept, im.style, im.id))
@@ -342,3 +341,13 @@ def _examples(lens: Lens, ds, images, near: Sequence[set[int]], per_concept: int
     for im, ids in zip(images, near):
         by_concept.setdefault(im.concept, Counter()).update(ids)
     return {c: [shown(lens.decode(i)) for i, _ in cnt.most_common(5)] for c, cnt in sorted(by_concept.items())}
+
+
+def _trained(run_dir, device, vlm):
+    """(RunInfo, VLM): the checkpoint's, loaded here unless the caller has it loaded already (the
+    app's cached Predictor)."""
+    from core import runs
+    from core.models import checkpoint
+    if vlm is not None:
+        return runs.load_run(run_dir), vlm
+    return checkpoint.load_trained(run_dir, device)

@@ -193,6 +193,10 @@ def hyponyms(name: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=65536)
-def subtree_size(name: str) -> int:
-    """How many synsets lie below a synset (hyponyms, transitively, no instances)."""
-    return len(set(synset(name).closure(lambda s: s.hyponyms())))
+def usage(name: str) -> int:
+    """How often the synset's lemmas occur in WordNet's sense-tagged corpus (SemCor counts; 0
+    when WordNet has no counts)."""
+    try:
+        return int(sum(lemma.count() for lemma in synset(name).lemmas()))
+    except Exception:          # no cntlist.rev in this WordNet copy
+        return 0
