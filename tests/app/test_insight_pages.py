@@ -115,3 +115,86 @@ def test_predict_shows_the_logit_lens(data_dir, monkeypatch):
     assert len(at.get("plotly_chart")) == 2 + 3               # nearest, next, next without the image
     lifted = next(df.value for df in at.dataframe if "log ratio" in df.value.columns)
     assert list(lifted["token"]) == ["␣dog"]
+
+
+# --- Geometry: trees against WordNet, the logit lens per category ----------------------------------
+
+def _fake_clusters_result(run_dir, split="test", sources=("encoder", "projector", "answers")):
+    """A real core.clusters result over the test data set's concepts, from made-up vectors."""
+    from core import clusters, datasets
+    ds = datasets.load_dataset("concepts")
+    concepts = [im.concept for im in ds.images]
+    rng = np.random.default_rng(0)
+    vectors = {s: rng.standard_normal((len(concepts), 6)) for s in sources}
+    labelings = {"original": {c: c for c in ds.concepts}}
+    labelings.update({k: v for k, v in clusters.labelings_of(ds, 0).items() if k != "original"})
+    return {"format": 1, "run_id": "fake", "condition": "none", "seed": 0, "split": split,
+            "n_images": len(concepts), "sources": list(sources), "notes": [],
+            "levels": {level: clusters.level_result(ds, concepts, vectors, labelings, level, n_perm=20)
+                       for level in clusters.LEVELS}}
+
+
+def _fake_lens_result():
+    from core import datasets, lens
+    ds = datasets.load_dataset("concepts")
+    rows = []
+    for i, im in enumerate(ds.images):
+        row = {"image_id": im.id, "concept": im.concept, "labelled_as": im.concept}
+        for view in ("nearest", "next"):
+            for who in ("true", "chance"):
+                row[f"{view}_{who}_name"] = who == "true" and i % 2 == 0
+                row[f"{view}_{who}_hypernym"] = i % 3 == 0
+        rows.append(row)
+    return {"format": 1, "run_id": "fake", "shuffled": False, "top": 10, "n_images": len(rows), "token_norm": 2.0,
+            "image_token_norm": 30.0, "categories": lens.category_shares(ds, rows), "images": rows,
+            "examples": {im.concept: ["␣dog", "␣cat"] for im in ds.images}}
+
+
+def test_geometry_draws_trees_beside_wordnet_with_scores(data_dir, monkeypatch):
+    from core import clusters, lens
+    fake_run(small_cfg())
+    result = _fake_clusters_result(None)
+    monkeypatch.setattr(clusters, "load_cached", lambda run_dir, split="test": result)
+    monkeypatch.setattr(lens, "load_cached", lambda run_dir: _fake_lens_result())
+    at = run_page("app_pages/5_Geometry.py")
+    assert any(s.value == "Category clustering as trees, against WordNet" for s in at.subheader)
+    scores = next(df.value for df in at.dataframe if "cophenetic r" in df.value.columns)
+    assert set(scores["labeling"]) == {"original", "cross", "within"}
+    assert "membership only (random vectors)" in set(scores["view"])
+    charts = at.get("plotly_chart")
+    titles = [c.proto.spec for c in charts]
+    assert any('"WordNet"' in t for t in titles) and any("encoder features, original labels" in t for t in titles)
+    assert "equals *original* by construction" in texts(at)
+    at.radio(key="trees_level").set_value("concept").run()
+    at.selectbox(key="trees_source").set_value("answers").run()
+    at.selectbox(key="trees_labeling").set_value("cross").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("answer profiles, cross labels" in c.proto.spec for c in at.get("plotly_chart"))
+    assert {b.label for b in at.get("download_button")} >= {"Scores (CSV)", "These two trees (Newick)",
+                                                           "Everything (JSON)"}
+    # the logit lens per category, below
+    assert any(s.value == "Where the images land in the LM" for s in at.subheader)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Chance (either)"] == "33%" and metrics["Name"] == "50%"
+    assert "15.0× as long as a typical text token" in texts(at)
+
+
+def test_geometry_offers_to_compute_trees_and_lens(data_dir, monkeypatch):
+    from core import clusters, lens
+    fake_run(small_cfg())
+    calls = []
+    monkeypatch.setattr(clusters, "load_cached", lambda run_dir, split="test": None)
+    monkeypatch.setattr(lens, "load_cached", lambda run_dir: None)
+    monkeypatch.setattr(clusters, "compute", lambda run_dir, **kw: calls.append(kw["sources"]))
+    from core import predict
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: _InsightPredictor()))
+    _InsightPredictor.vlm = None
+    at = run_page("app_pages/5_Geometry.py")
+    box = at.checkbox(key="trees_answers")
+    assert "category questions" in box.label and box.value is True        # a small run: cheap enough
+    assert at.button(key="lens_go").label.startswith("Compute (")
+    assert "taxolens clusters" in texts(at) and "taxolens lens" in texts(at)
+    box.uncheck().run()
+    at.button(key="trees_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert calls == [("encoder", "projector")]
