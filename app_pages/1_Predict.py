@@ -1,5 +1,8 @@
 """Predict page: upload images (or pick dataset images) and see what a trained checkpoint thinks —
 top leaf guesses, the hypernym chain from leaf to root with P(yes) per node, and category scores.
+Below each image, beyond the training vocabulary: any yes/no question about it, an open-vocabulary
+chain (WordNet walked down from the root, streamed as it is scored), and where its image tokens land
+in the LM (nearest tokens, logit lens).
 
 Each file is loaded through core.images.load_image on its own, so a broken file gets its own
 message while the others are still predicted. Predictions run here (inference only, no training)
@@ -74,7 +77,8 @@ def _stamp(run) -> float:
     return ck.stat().st_mtime if ck.exists() else 0.0
 
 
-def show_prediction(run, name: str, image, digest: str, truth: str | None = None, slot: str = "") -> None:
+def show_prediction(run, name: str, image, digest: str, truth: str | None = None, slot: str = "",
+                    concept: str | None = None) -> None:
     """One image's results. `slot` tells apart charts of the same image shown twice on a page."""
     with st.spinner(f"Predicting {name}…"):
         pred, seconds = _predict(str(run.path), _stamp(run), digest, image)
@@ -110,6 +114,7 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
             st.markdown("**Category scores**")
             st.plotly_chart(figures.category_bars(pred["categories"]), width="stretch",
                             key=f"cats_{slot}_{digest}", config={"displayModeBar": False})
+        beyond_vocabulary(run, image, digest, best["concept"], concept=concept, slot=slot)
 
 
 def upload_tab(run) -> None:
@@ -165,7 +170,194 @@ def gallery_tab(run) -> None:
     in_vocab = concept in trained_on
     truth = ds.concepts[concept].label + ("" if in_vocab else " (not in this checkpoint's training concepts)")
     show_prediction(run, f"{ds.concepts[concept].label} ({item.style})", image, item.id, truth=truth,
-                    slot="gallery")
+                    slot="gallery", concept=concept)
+
+
+# --- beyond the training vocabulary ------------------------------------------------------------
+
+INSIGHT_TABS = ["Ask a question", "Open-vocabulary chain", "Where the image lands in the LM"]
+OPEN_STARTS = {"entity.n.01": "the root (entity)", "physical_entity.n.01": "physical entity",
+               "organism.n.01": "organism", "artifact.n.01": "artifact", "food.n.02": "food"}
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _ask(run_dir: str, stamp: float, digest: str, question: str, _image) -> dict:  # noqa: ARG001
+    return _predictor(run_dir, stamp).ask(_image, [question])[0].to_dict()
+
+
+@st.cache_data(show_spinner="Looking at where the image tokens land in the LM…", max_entries=256)
+def _lens(run_dir: str, stamp: float, digest: str, _image) -> dict:  # noqa: ARG001
+    return _predictor(run_dir, stamp).lens(_image)
+
+
+def beyond_vocabulary(run, image, digest: str, best: str, concept: str | None = None, slot: str = "") -> None:
+    """Tabs under one prediction: ask anything, walk WordNet, the logit lens (only the open tab runs)."""
+    ask, walk, lens = st.tabs(INSIGHT_TABS, key=f"insight_{slot}_{digest}", on_change="rerun")
+    if ask.open:
+        with ask, common.guard("Asking"):
+            ask_panel(run, image, digest, slot)
+    if walk.open:
+        with walk, common.guard("The open-vocabulary chain"):
+            open_panel(run, image, digest, slot)
+    if lens.open:
+        with lens, common.guard("The logit lens"):
+            lens_panel(run, image, digest, best, concept, slot)
+
+
+def ask_panel(run, image, digest: str, slot: str) -> None:
+    from core.predict import as_question
+
+    history = st.session_state.setdefault(f"asked_{slot}_{digest}", [])
+    with st.form(key=f"ask_form_{slot}_{digest}", clear_on_submit=True, border=False):
+        c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
+        text = c1.text_input("Any yes/no question about this image", key=f"ask_text_{slot}_{digest}",
+                             placeholder="Is there a marsupial in the image?   (or just: marsupial)")
+        submitted = c2.form_submit_button("Ask", width="stretch")
+    if submitted and text.strip():
+        try:
+            question = as_question(text)
+        except ValueError as exc:
+            st.warning(str(exc))
+        else:
+            if question in history:
+                history.remove(question)
+            history.insert(0, question)
+    if not history:
+        st.caption("Ask about anything, in or out of the training vocabulary: *Is there a marsupial in the "
+                   "image?*, *Is there something to eat?*; a bare noun is asked the way training asks. Answers "
+                   "are P(yes) against P(no) at the answer position; the candidate mass is how much of the "
+                   "LM's next-token probability the four answer tokens hold (below 0.5 it is not really "
+                   "answering yes or no).")
+        return
+    table = st.empty()
+    answers = []
+    for question in history:                      # streams: each answer appears as it is scored
+        answers.append(_ask(str(run.path), _stamp(run), digest, question, image))
+        table.dataframe(_answer_rows(answers), hide_index=True, width="stretch", column_config={
+            "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0, format="%.3f"),
+            "candidate mass": st.column_config.NumberColumn(format="%.2f")})
+    if any(a["mass"] < 0.5 for a in answers):
+        st.caption(":material/warning: Undecided: a candidate mass below 0.5 means the LM would rather "
+                   "say something other than yes or no.")
+
+
+def _answer_rows(answers: list[dict]) -> list[dict]:
+    return [{"question": a["question"], "P(yes)": a["p_yes"], "answer": "yes" if a["p_yes"] > 0.5 else "no",
+             "candidate mass": a["mass"], "": "undecided" if a["mass"] < 0.5 else ""} for a in answers]
+
+
+def open_panel(run, image, digest: str, slot: str) -> None:
+    stamp = _stamp(run)
+    c1, c2, c3, c4 = st.columns([1.6, 1.2, 1, 1])
+    start = c1.selectbox("Start at", list(OPEN_STARTS), format_func=OPEN_STARTS.get,
+                         key=f"open_start_{slot}_{digest}")
+    threshold = c2.slider("Confident at P(yes) ≥", 0.5, 0.95, 0.5, 0.05, key=f"open_threshold_{slot}_{digest}")
+    beam = int(c3.number_input("Beam", 1, 5, 2, key=f"open_beam_{slot}_{digest}",
+                               help="confident nodes expanded per level"))
+    budget = int(c4.number_input("Questions", 20, 2000, 300, step=20, key=f"open_budget_{slot}_{digest}",
+                                 help="the walk stops after asking this many"))
+    params = (str(run.path), stamp, start, threshold, beam, budget)
+    done = st.session_state.setdefault(f"open_{slot}_{digest}", {})
+    clicked = st.button(f"Walk WordNet from {OPEN_STARTS[start]}", key=f"open_go_{slot}_{digest}",
+                        icon=":material/account_tree:")
+    st.caption("Each step asks about every hyponym of the nodes the image is confident about (P(yes) at or "
+               "above the threshold *and* above what a blank white image gets for the same question: an LM "
+               "says yes to some words whatever it sees). The beam keeps the nodes the image lifts most. "
+               "Results appear as they are scored.")
+    if clicked:
+        predictor = _predictor(str(run.path), stamp)
+        area = st.empty()
+        walk = None
+        for step, walk in enumerate(predictor.open_chain_steps(image, threshold=threshold, beam=beam,
+                                                               budget=budget, start=start)):
+            with area.container():
+                render_walk(walk.to_dict(), key=f"open_fig_{slot}_{digest}_{step}")
+        done[params] = walk.to_dict()
+        return
+    if params in done:
+        render_walk(done[params], key=f"open_fig_{slot}_{digest}_done")
+
+
+def render_walk(walk: dict, key: str) -> None:
+    nodes = walk["nodes"]
+    asked = [n for n in nodes.values() if n["p_yes"] is not None]
+    status = walk["stopped"] if walk["done"] else "walking…"
+    st.progress(min(1.0, walk["questions"] / walk["budget"]),
+                text=f"{walk['questions']} of at most {walk['budget']} questions asked · {status}")
+    if walk["chains"]:
+        deepest = walk["chains"][0]
+        st.markdown("**Open-vocabulary chain:** " + " → ".join(f"{n['label']} ({n['p_yes']:.2f})" for n in deepest))
+        st.plotly_chart(figures.chain_figure(walk["chains"]), width="stretch", key=key,
+                        config={"displayModeBar": False})
+    for note in walk.get("notes", []):
+        st.info(note)
+    confident = sorted((n for n in asked if n["confident"]), key=lambda n: (-n["depth"], -n["p_yes"]))
+    if asked:
+        with st.expander(f"{len(asked)} WordNet nodes asked about, {len(confident)} confident"):
+            rows = sorted(asked, key=lambda n: (not n["confident"], n["depth"], -n["p_yes"]))
+            st.dataframe([{"node": n["label"], "synset": n["synset"], "depth": n["depth"],
+                           "parent": nodes[n["parent"]]["label"] if n["parent"] in nodes else "",
+                           "P(yes)": n["p_yes"], "blank image": n["p_blank"], "confident": n["confident"],
+                           "category": n["category"] or ""} for n in rows],
+                         hide_index=True, width="stretch", column_config={
+                             "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0,
+                                                                       format="%.3f"),
+                             "blank image": st.column_config.NumberColumn(format="%.3f")})
+
+
+def lens_panel(run, image, digest: str, best: str, concept: str | None, slot: str) -> None:
+    from core.lens import WordTargets
+
+    view = _lens(str(run.path), _stamp(run), digest, image)
+    predictor = _predictor(str(run.path), _stamp(run))
+    highlight: dict[int, str] = {}
+    words_of = []
+    for name, ds in ((best, predictor.dataset), (concept, _full_dataset(run))):
+        if name and ds is not None and name in ds.concepts:
+            names, hypers = WordTargets(predictor.vlm.lm, ds)(name)
+            for i in hypers:
+                highlight.setdefault(i, "hypernym")
+            for i in names:
+                highlight[i] = "name"
+            words_of.append(ds.concepts[name].label)
+    tokens = view["image_tokens"]
+    ratio = sum(t["norm_ratio"] for t in tokens) / len(tokens)
+    st.caption(f"Image tokens are {ratio:.1f}× as long as a typical text token (median input-embedding norm "
+               f"{view['token_norm']:.2f}). Green = the first token of "
+               f"{' / '.join(dict.fromkeys(words_of)) or 'the concept'}'s name, blue = of a hypernym.")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Nearest tokens of the image token" + ("s" if len(tokens) > 1 else "") + "** (cosine, "
+                    "input embeddings)")
+        for t in tokens:
+            st.plotly_chart(figures.token_bars(t["nearest"], value="score", x_title="cosine",
+                                               title=f"image token {t['index'] + 1}" if len(tokens) > 1 else None,
+                                               highlight=highlight),
+                            width="stretch", key=f"lens_near_{slot}_{digest}_{t['index']}",
+                            config={"displayModeBar": False})
+    with right:
+        st.markdown("**Logit lens:** the next token after the image")
+        st.plotly_chart(figures.token_bars(view["next"], highlight=highlight), width="stretch",
+                        key=f"lens_next_{slot}_{digest}", config={"displayModeBar": False})
+        st.markdown("…after the start text alone (no image)")
+        st.plotly_chart(figures.token_bars(view["baseline_next"], highlight=highlight), width="stretch",
+                        key=f"lens_base_{slot}_{digest}", config={"displayModeBar": False})
+        if view["lifted"]:
+            st.markdown("**Made likelier by the image** (log ratio to the start text alone)")
+            st.dataframe([{"token": t["shown"], "P after image": t["score"], "P without": t["baseline"],
+                           "log ratio": t["log_ratio"], "": highlight.get(t["id"], "")} for t in view["lifted"]],
+                         hide_index=True, width="stretch", column_config={
+                             "P after image": st.column_config.NumberColumn(format="%.4f"),
+                             "P without": st.column_config.NumberColumn(format="%.5f"),
+                             "log ratio": st.column_config.NumberColumn(format="%.2f")})
+
+
+def _full_dataset(run):
+    from core.datasets import DatasetError
+    try:
+        return common.dataset(run.config.dataset)
+    except DatasetError:
+        return None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -3,11 +3,17 @@
 UMAP or PCA maps of the encoder's image embeddings and of a checkpoint's projector outputs, each
 coloured by category under the original, cross-shuffled and within-shuffled labelings side by side;
 select points (lasso / box) to see their images. Below: visual coherence per category per labeling,
-and coherence against a condition's per-category yes/no macro-F1.
+and coherence against a condition's per-category yes/no macro-F1. For a checkpoint: its category and concept
+trees (encoder features, projector outputs, answer profiles) beside WordNet's, with tree-agreement
+scores per labeling; and where its image tokens land in the LM, per category (core.clusters,
+core.lens; computed here on request and cached in the run folder, or by `taxolens clusters` /
+`taxolens lens`).
 
 Features and coherence come from a `coherence` job (the worker computes the encoder features once
 into the feature cache); the maps are then computed here from cached features and cached on disk.
 """
+import json
+
 import numpy as np
 import streamlit as st
 
@@ -191,6 +197,270 @@ def queue_coherence(ds, encoder: str, seed: int) -> None:
         st.rerun()
 
 
+# --- a checkpoint's trees against WordNet, and its image tokens in the LM -------------------------
+
+SOURCE_NAMES = {"encoder": "encoder features", "projector": "projector outputs", "answers": "answer profiles",
+                "membership": "membership only (random vectors)"}
+LEVEL_NAMES = {"category": "categories", "concept": "concepts"}
+
+
+def _stamp_of(run) -> float:
+    from core import runs
+    ck = runs.checkpoint_json(run.path)
+    return ck.stat().st_mtime if ck.exists() else 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _clusters_result(run_dir: str, stamp: float, split: str):  # noqa: ARG001 - stamp keys the cache
+    from core import clusters
+    return clusters.load_cached(run_dir, split)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _question_count(run_dir: str, stamp: float, split: str) -> tuple[int, int, int]:  # noqa: ARG001
+    from core import clusters
+    return clusters.question_count(run_dir, split)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _lens_result(run_dir: str, stamp: float):  # noqa: ARG001
+    from core import lens
+    return lens.load_cached(run_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _image_count(run_dir: str, stamp: float) -> int:  # noqa: ARG001
+    from core import rundata, runs
+    return len(rundata.load_subset(runs.load_run(run_dir).config)[0].images)
+
+
+def _vlm(run):
+    from core.predict import Predictor
+    with st.spinner("Loading the checkpoint…"):
+        return Predictor.load(run.path).vlm
+
+
+def choose_run(trained, key: str):
+    return st.selectbox("Checkpoint", trained, key=key,
+                        format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
+
+
+def trees_section(ds, run, trained) -> None:
+    import torch
+
+    from core import clusters
+
+    st.subheader("Category clustering as trees, against WordNet")
+    st.caption("Hierarchical clustering (average linkage, cosine distance of centred means) of the categories "
+               "(or concepts) from three views of the same images: the encoder's features, the projector's "
+               "image tokens and the trained model's answer profiles (P(yes) of every category question). "
+               "Beside each, WordNet's tree of the same leaves. Agreement: the cophenetic correlation of the "
+               "model tree with WordNet path distances, and the Fowlkes–Mallows index of both trees cut into "
+               "the same number of clusters (mean over all cuts); *null* = the same tree with its leaves "
+               "shuffled. Categories overlap (every mammal is an animal), so *membership only* scores random "
+               "vectors grouped the same way: what overlap alone explains.")
+    note = clusters.learning_note(run)
+    if note:
+        st.warning(note, icon=":material/school:")
+    split = st.radio("Images", ["test", "all"], horizontal=True, key="trees_split",
+                     format_func=lambda s: {"test": "test split (held out)", "all": "all images of the run"}[s])
+    stamp = _stamp_of(run)
+    result = _clusters_result(str(run.path), stamp, split)
+    if result is None or "answers" not in result["sources"]:
+        n_images, n_categories, n_questions = _question_count(str(run.path), stamp, split)
+        cheap = n_questions <= 3000 or torch.cuda.is_available()
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        answers = c1.checkbox(f"With answer profiles: {n_images} images × {n_categories} category questions = "
+                              f"{n_questions:,} LM questions", value=cheap, key="trees_answers",
+                              help="about 0.1–0.25 s per question on a 2-core CPU, much less on a GPU; "
+                                   "encoder and projector trees take seconds")
+        if c2.button("Compute the trees" if result is None else "Add answer profiles", key="trees_go",
+                     type="primary"):
+            bar = st.progress(0.0, text="starting")
+            sources = clusters.SOURCES if answers else ("encoder", "projector")
+            clusters.compute(run.path, split=split, sources=sources, vlm=_vlm(run),
+                             progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m))
+            _clusters_result.clear()
+            st.rerun()
+        st.caption(f"Or in a shell (writes JSON + Newick into the run folder): "
+                   f"`taxolens clusters {run.path} --split {split}`")
+        if result is None:
+            return
+    show_trees(result, trained, split)
+
+
+def show_trees(result: dict, trained, split: str) -> None:
+    import pandas as pd
+
+    from core import clusters
+
+    for note in result.get("notes", []):
+        st.info(note)
+    c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
+    level = c1.radio("Leaves", list(clusters.LEVELS), horizontal=True, key="trees_level",
+                     format_func=LEVEL_NAMES.get)
+    entry = result["levels"][level]
+    if not entry["labelings"]:
+        st.info(f"Too few {LEVEL_NAMES[level]} with a WordNet synset to draw trees.")
+        return
+    rows = [r for r in clusters.score_table(result) if r["level"] == level]
+    for r in rows:
+        r["view"] = SOURCE_NAMES.get(r["source"], r["source"])
+    chart_rows = [r for r in rows if r["cophenetic"] is not None]
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(figures.grouped_bars(chart_rows, x="view", y="cophenetic", group="labeling",
+                                             colors=figures.LABELING_COLORS, y_range=(-0.3, 1.0),
+                                             y_title="cophenetic r with WordNet",
+                                             title="Cophenetic correlation"),
+                        width="stretch", key=f"trees_coph_{level}")
+    with right:
+        st.plotly_chart(figures.grouped_bars([r for r in rows if r["fm_mean"] is not None], x="view", y="fm_mean",
+                                             group="labeling", colors=figures.LABELING_COLORS, y_range=(0, 1.0),
+                                             y_title="mean Fowlkes–Mallows", title="Fowlkes–Mallows at matched cuts"),
+                        width="stretch", key=f"trees_fm_{level}")
+    table = pd.DataFrame([{"labeling": r["labeling"], "view": r["view"], "leaves": r["leaves"],
+                           "cophenetic r": r["cophenetic"], "null r (mean)": r["null_cophenetic"],
+                           "p": r["p_cophenetic"], "Spearman": r["cophenetic_spearman"],
+                           "FM mean": r["fm_mean"], "null FM": r["null_fm"]} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("cophenetic r", "null r (mean)", "p", "Spearman", "FM mean", "null FM")})
+    if level == "category" and "within" in entry["labelings"]:
+        st.caption("Within-shuffles swap concepts only inside groups with the same category set, so every "
+                   "category keeps exactly its images: category-level *within* equals *original* by "
+                   "construction. Look at concept leaves for what a within-shuffle changes.")
+
+    labelings = list(entry["labelings"])
+    sources = [s for s in result["sources"]]
+    labeling = c2.selectbox("Tree under labels", labelings, key="trees_labeling")
+    source = c3.selectbox("Tree from", sources, key="trees_source", format_func=SOURCE_NAMES.get)
+    wordnet = entry["wordnet"]
+    tree = entry["labelings"][labeling]["trees"][source]
+    n = len(wordnet["leaves"])
+    k = min(8, max(2, n - 1))
+    colors = figures.leaf_colors_from_cut(wordnet["leaves"], clusters.cuts(np.asarray(wordnet["linkage"]))[k]) \
+        if n > 2 else {}
+    score = entry["labelings"][labeling]["scores"][source]
+    a, b = st.columns(2)
+    with a:
+        coph = "–" if score["cophenetic"] is None else f"{score['cophenetic']:.2f}"
+        st.plotly_chart(figures.dendrogram(tree, title=f"{SOURCE_NAMES[source]}, {labeling} labels (r = {coph})",
+                                           leaf_colors=colors, x_title="cosine distance"),
+                        width="stretch", key=f"trees_model_{level}_{labeling}_{source}")
+    with b:
+        st.plotly_chart(figures.dendrogram(wordnet, title="WordNet", leaf_colors=colors,
+                                           x_title="path distance (edges)", internal_prefix="≈ "),
+                        width="stretch", key=f"trees_wordnet_{level}")
+    st.caption(f"Leaf colours: WordNet's tree cut into {k} groups, the same on both sides: a model tree that "
+               "follows WordNet keeps each colour together. Hover a merge for its members (and, on WordNet's "
+               "side, their lowest common hypernym).")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Scores (CSV)", table.to_csv(index=False).encode(), f"taxolens_trees_{result['run_id']}_{level}.csv",
+                       "text/csv", key="trees_dl_csv")
+    d2.download_button("These two trees (Newick)", f"{tree['newick']}\n{wordnet['newick']}\n".encode(),
+                       f"taxolens_trees_{result['run_id']}_{level}_{labeling}_{source}.nwk", "text/plain",
+                       key="trees_dl_nwk")
+    d3.download_button("Everything (JSON)", json.dumps(result).encode(), f"taxolens_clusters_{result['run_id']}.json",
+                       "application/json", key="trees_dl_json")
+    compare_runs(trained, split, level)
+
+
+def compare_runs(trained, split: str, level: str) -> None:
+    rows = []
+    for r in trained:
+        res = _clusters_result(str(r.path), _stamp_of(r), split)
+        if res is None:
+            continue
+        from core import clusters
+        for row in clusters.score_table(res):
+            if row["level"] == level and row["source"] != "membership":
+                rows.append({"checkpoint": r.run_id, "trained on": r.config.condition, "labeling": row["labeling"],
+                             "view": SOURCE_NAMES[row["source"]], "cophenetic r": row["cophenetic"],
+                             "FM mean": row["fm_mean"]})
+    if len({r["checkpoint"] for r in rows}) < 2:
+        return
+    st.markdown(f"**Checkpoints side by side** ({LEVEL_NAMES[level]}, {split} images; those with trees computed)")
+    import pandas as pd
+    wide = pd.DataFrame(rows).pivot_table(index=["checkpoint", "trained on", "view"], columns="labeling",
+                                          values="cophenetic r").reset_index()
+    st.dataframe(wide, hide_index=True, width="stretch")
+
+
+def lens_section(ds, run) -> None:
+    from core import clusters
+
+    st.subheader("Where the images land in the LM")
+    st.caption("Does the projector write the word? For every image of the run: the LM input tokens nearest "
+               "(cosine) to its image token(s), and the LM's top next tokens after the start text and the "
+               "image (a logit lens). An image hits when these include the first token of its concept's "
+               "name or of one of its hypernyms (WordNet ancestors below the most general levels, and its "
+               "dataset categories); *chance* asks the same of another concept's words.")
+    note = clusters.learning_note(run)
+    stamp = _stamp_of(run)
+    result = _lens_result(str(run.path), stamp)
+    if result is None:
+        n = _image_count(str(run.path), stamp)
+        if st.button(f"Compute ({n} images, one short LM pass each)", key="lens_go", type="primary"):
+            from core import lens
+            bar = st.progress(0.0, text="starting")
+            lens.summarize(run.path, vlm=_vlm(run), progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m))
+            _lens_result.clear()
+            st.rerun()
+        st.caption(f"Or in a shell: `taxolens lens {run.path}`")
+        return
+    if note:
+        st.warning(note, icon=":material/school:")
+    c1, c2 = st.columns([1.4, 2])
+    view = c1.radio("Tokens", ["nearest", "next"], horizontal=True, key="lens_view",
+                    format_func={"nearest": "nearest to the image tokens", "next": "next after the image"}.get)
+    who = "true"
+    if result["shuffled"]:
+        who = c2.radio("Words of", ["true", "labelled"], horizontal=True, key="lens_who",
+                       format_func={"true": "the image's true concept",
+                                    "labelled": "the concept it was labelled as in training"}.get)
+    overall = result["categories"][0]
+    m = st.columns(5)
+    m[0].metric("Images", overall["n"])
+    m[1].metric("Name", f"{overall[f'{view}_{who}_name']:.0%}")
+    m[2].metric("Hypernym", f"{overall[f'{view}_{who}_hypernym']:.0%}")
+    m[3].metric("Either", f"{overall[f'{view}_{who}_any']:.0%}")
+    m[4].metric("Chance (either)", f"{overall[f'{view}_chance_any']:.0%}")
+    st.caption(f"Image tokens are on average {result['image_token_norm'] / result['token_norm']:.1f}× as long as a "
+               "typical text token (cosine ignores length, the LM does not).")
+    rows = []
+    for entry in result["categories"][1:]:
+        for kind, col in (("name", f"{view}_{who}_name"), ("hypernym", f"{view}_{who}_hypernym"),
+                          ("chance (either)", f"{view}_chance_any")):
+            rows.append({"category": entry["label"], "hit": kind, "share": entry[col]})
+    order = sorted(result["categories"][1:], key=lambda e: -e[f"{view}_{who}_any"])
+    rank = {e["label"]: i for i, e in enumerate(order)}
+    rows.sort(key=lambda r: rank[r["category"]])
+    st.plotly_chart(figures.grouped_bars(rows, x="category", y="share", group="hit", y_range=(0, 1),
+                                         y_title="share of the category's images",
+                                         colors={"name": "#2ca02c", "hypernym": "#1f77b4",
+                                                 "chance (either)": "#bbbbbb"}, values=False),
+                    width="stretch", key=f"lens_bars_{view}_{who}")
+    with st.expander("The most frequent nearest tokens per concept"):
+        st.dataframe([{"concept": ds.concepts[c].label if c in ds.concepts else c, "nearest tokens": ", ".join(t)}
+                      for c, t in result["examples"].items()], hide_index=True, width="stretch")
+
+
+def checkpoint_sections(ds, dataset: str, encoder: str, run=None) -> None:
+    """Trees and the logit lens of one checkpoint (the projector map's, or one chosen here)."""
+    trained = [r for r in common.runs_list() if r.epoch >= 1 and r.config.encoder == encoder
+               and r.config.dataset == dataset]
+    if not trained:
+        return
+    if run is None:
+        st.subheader("A checkpoint's view")
+        run = choose_run(trained, "geometry_insight_run")
+    with common.guard("The category trees"):
+        trees_section(ds, run, trained)
+    with common.guard("The logit lens per category"):
+        lens_section(ds, run)
+
+
 def main() -> None:
     from core import geometry
     from core.datasets import DatasetError, list_datasets
@@ -214,6 +484,7 @@ def main() -> None:
                         key="geometry_colour") == "broadest category"
     if not _coherence_cached(ds, encoder, seed):
         queue_coherence(ds, encoder, seed)
+        checkpoint_sections(ds, dataset, encoder)
         return
     fingerprint = geometry.dataset_fingerprint(ds)
     key = (common.data_key(), dataset, fingerprint)
@@ -226,6 +497,7 @@ def main() -> None:
     st.subheader("Projector outputs")
     trained = [r for r in common.runs_list() if r.epoch >= 1 and r.config.encoder == encoder
                and r.config.dataset == dataset]
+    run = None
     if not trained:
         st.info(f"No trained checkpoint with encoder {encoder} on {dataset} yet.")
     else:
@@ -239,6 +511,8 @@ def main() -> None:
 
     coherence_section(table)
     coherence_vs_f1(ds, table, encoder)
+    if run is not None:
+        checkpoint_sections(ds, dataset, encoder, run)
 
 
 with common.guard("The Geometry page"):

@@ -4,8 +4,10 @@
     evaluate    score a trained run on a split
     baseline    the majority baseline for a config
     probe-lm    what the LM alone knows about the dataset's (concept, category) pairs
-    predict     one image -> leaf guesses, hypernym chain, category scores
+    predict     one image -> leaf guesses, hypernym chain, category scores (+ --ask, --open, --lens)
     coherence   visual coherence table (original / cross / within labelings)
+    clusters    a checkpoint's category / concept trees against WordNet (JSON + Newick)
+    lens        a checkpoint's image tokens in the LM: "writes the word" shares per category
     runs        list training runs
     results     `results report`: docs/results.md from every run, baseline and probe on disk
     jobs, sweep the job queue (registered by core.jobs.cli when present)
@@ -348,19 +350,106 @@ def cmd_predict(args) -> int:
 
     data = read_image_bytes(args.image)    # read once, through the cap: decoded and hashed below
     image = load_image(data, name=Path(args.image).name)
+    asked = _check_insight_args(args)
     info = _trained_run(args.run, args.encoder, args.lm)
     from core.predict import Predictor
-    prediction = Predictor.load(info.path).predict(image, top_k=args.top_k)
+    predictor = Predictor.load(info.path)
+    prediction = predictor.predict(image, top_k=args.top_k)
     notes = list(notes_of(image))          # CMYK / 16-bit / alpha / animation, as the app shows them
     for note in notes:
         print(f"taxolens predict: note: {note}", file=sys.stderr)
     result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()), "image_notes": notes,
               "prediction": prediction.to_dict()}
+    if asked:
+        result["asked"] = [a.to_dict() for a in predictor.ask(image, asked)]
+    if args.open:
+        bar = ProgressBar("open chain")
+        try:
+            walk = None
+            for walk in predictor.open_chain_steps(image, threshold=args.open_threshold, beam=args.open_beam,
+                                                   budget=args.open_budget, start=args.open_from):
+                best = walk.chains[0][0].label if walk.chains else "-"
+                bar(walk.questions / walk.budget, f"{walk.questions} questions, deepest: {best}")
+        finally:
+            bar.close()
+        result["open_chain"] = walk.to_dict()
+    if args.lens:
+        result["lens"] = predictor.lens(image)
     digest = hashlib.sha256(data).hexdigest()[:12]
     name = paths.safe_name(f"{info.run_id}__{Path(args.image).stem}_{digest}")
     out = paths.runs_dir() / "predictions" / f"{name}.json"
     result["output"] = str(out)
     _emit(result, out)
+    return 0
+
+
+def _check_insight_args(args) -> list[str]:
+    """--ask / --open* checked before anything loads; returns the questions as they will be asked."""
+    from core.predict import as_question
+
+    asked = []
+    for text in args.ask or []:
+        try:
+            asked.append(as_question(text))
+        except ValueError as exc:
+            raise ConfigError(f"--ask: {exc}") from None
+    if not 0.0 <= args.open_threshold <= 1.0:
+        raise ConfigError(f"--open-threshold must be in [0, 1], got {args.open_threshold}")
+    for flag, value in (("--open-beam", args.open_beam), ("--open-budget", args.open_budget)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    if args.open:
+        from core import taxonomy
+        taxonomy.canonical_name(args.open_from)          # TaxonomyError: one line, exit 2
+    return asked
+
+
+def cmd_clusters(args) -> int:
+    from core import clusters, runs
+
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    bad = [s for s in sources if s not in clusters.SOURCES]
+    if bad or not sources:
+        raise ConfigError(f"--sources must be drawn from {', '.join(clusters.SOURCES)}, got {args.sources!r}")
+    if args.permutations < 0:
+        raise ConfigError(f"--permutations must be >= 0, got {args.permutations}")
+    info = _trained_run(args.run, None, None)
+    device = None if args.device == "auto" else args.device
+    bar = ProgressBar("clusters")
+    try:
+        result = clusters.compute(info.path, split=args.split, sources=sources, progress=bar, device=device,
+                                  n_perm=args.permutations)
+    finally:
+        bar.close()
+    folder = clusters.out_dir(info.path, args.split)
+    for row in clusters.score_table(result):
+        c = "-" if row["cophenetic"] is None else f"{row['cophenetic']:+.3f}"
+        f = "-" if row["fm_mean"] is None else f"{row['fm_mean']:.3f}"
+        n = "-" if row["null_cophenetic"] is None else f"{row['null_cophenetic']:+.3f}"
+        print(f"{row['level']:<9} {row['labeling']:<9} {row['source']:<11} cophenetic {c:>7} (null {n:>7})  "
+              f"FM {f}", file=sys.stderr)
+    _emit({"run_id": info.run_id, "split": args.split, "n_images": result["n_images"], "notes": result["notes"],
+           "scores": clusters.score_table(result), "json": str(folder / "clusters.json"),
+           "newick": sorted(str(p) for p in folder.glob("*.nwk"))})
+    return 0
+
+
+def cmd_lens(args) -> int:
+    from core import lens
+
+    if args.top < 1:
+        raise ConfigError(f"--top must be >= 1, got {args.top}")
+    info = _trained_run(args.run, None, None)
+    device = None if args.device == "auto" else args.device
+    bar = ProgressBar("lens")
+    try:
+        result = lens.summarize(info.path, top=args.top, progress=bar, device=device)
+    finally:
+        bar.close()
+    overall = result["categories"][0] if result["categories"] else {}
+    _emit({"run_id": info.run_id, "n_images": result["n_images"], "top": result["top"],
+           "image_token_norm": result["image_token_norm"], "token_norm": result["token_norm"],
+           "all": overall, "json": str(lens.out_path(info.path))})
     return 0
 
 
@@ -476,6 +565,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leaf guesses to list (default 5)")
     p.add_argument("--encoder", help="fail unless the checkpoint was trained with this encoder")
     p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
+    p.add_argument("--ask", action="append", metavar="QUESTION",
+                   help="any yes/no question about the image (repeatable); a bare noun ('marsupial') is "
+                        "asked as 'Is there a marsupial in the image?'")
+    p.add_argument("--open", action="store_true",
+                   help="also walk WordNet down from the root, scoring the hyponyms of each confident node "
+                        "(an open-vocabulary chain, for concepts outside the training vocabulary)")
+    p.add_argument("--open-threshold", type=float, default=0.5, help="P(yes) a node needs (default 0.5)")
+    p.add_argument("--open-beam", type=int, default=2, help="nodes expanded per level (default 2)")
+    p.add_argument("--open-budget", type=int, default=300, help="at most this many questions (default 300)")
+    p.add_argument("--open-from", default="entity.n.01", metavar="SYNSET",
+                   help="start the walk here instead of the root (e.g. organism.n.01)")
+    p.add_argument("--lens", action="store_true",
+                   help="also the nearest LM tokens of each image token and the logit lens")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("coherence", help="visual coherence of categories under original / cross / "
@@ -489,6 +591,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-per-concept", type=int, default=None)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_coherence)
+
+    p = sub.add_parser("clusters", help="a checkpoint's category / concept trees against WordNet",
+                       description="Hierarchical clustering of categories and concepts from encoder "
+                                   "features, projector outputs and answer profiles, under the original, "
+                                   "cross and within labelings, scored against WordNet (cophenetic "
+                                   "correlation, Fowlkes-Mallows at matched cuts). Writes "
+                                   "RUN/clusters/SPLIT/clusters.json and one Newick file per tree.")
+    p.add_argument("run", metavar="RUN", help="run id (under the runs directory) or run directory")
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
+                   help="images to use (default test; answer profiles cost one LM pass per image and "
+                        "category question)")
+    p.add_argument("--sources", default="encoder,projector,answers",
+                   help="comma-separated: encoder, projector, answers (default: all three)")
+    p.add_argument("--permutations", type=int, default=200, help="leaf permutations of the null (default 200)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser("lens", help="where a checkpoint's image tokens land in the LM, per category",
+                       description="For every image of the run's dataset: the nearest LM input tokens of "
+                                   "its image tokens and the next tokens after it; the share of images per "
+                                   "category that 'write' their concept's name or a hypernym. Writes "
+                                   "RUN/lens/summary.json.")
+    p.add_argument("run", metavar="RUN", help="run id (under the runs directory) or run directory")
+    p.add_argument("--top", type=int, default=10, help="nearest / next tokens per image (default 10)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=cmd_lens)
 
     p = sub.add_parser("runs", help="list training runs", description="List training runs, newest first.")
     p.add_argument("--json", action="store_true", help="print JSON rows")

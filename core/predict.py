@@ -8,6 +8,26 @@ Every score is P(yes) of one yes/no question sharing the image's prefix: "Is the
 image?" for every concept of the run's training vocabulary, the same about every dataset category,
 and about every WordNet node on the hypernym chain(s) of the best leaf (leaf → root). The image is
 encoded on the fly, not through the dataset's feature cache.
+
+Beyond the training vocabulary:
+
+    p.ask(image, ["Is there a marsupial in the image?", "wombat"])   # any yes/no question (a bare
+                                                                     # noun is asked as one)
+    p.open_chain(image)            # walk WordNet down from the root, scoring the hyponyms of each
+                                   # confident node: a chain for a concept outside the vocabulary
+    p.open_chain_steps(image)      # the same, yielding the partial walk after each scored node
+    p.lens(image)                  # where the image tokens land in the LM (core.lens)
+
+The open chain is a beam search over WordNet's noun hierarchy: starting at `start` (the root,
+entity.n.01, which is not asked), the direct hyponyms (no instances) of each node in the beam are
+asked about ("Is there a marsupial in the image?"), at most `max_children` per node (the most used
+words first, by WordNet's SemCor counts). A child is confident when P(yes) >= `threshold` and (with
+`contrast`, the default) the image gets more P(yes) than a blank white image does for the same
+question: an LM says yes to "Is there an abstraction in the image?" whatever it sees, and only what
+the image adds is evidence. The `beam` confident children the image lifts most form the next level,
+until none is confident or `budget` questions have been asked (blank-image answers are remembered
+per question, so they cost once per checkpoint). Its chains run from the deepest confident nodes up
+to the first level below the root, best first.
 """
 from __future__ import annotations
 
@@ -15,6 +35,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import torch
 from PIL import Image
@@ -49,6 +70,71 @@ class Prediction:
         return dataclasses.asdict(self)
 
 
+@dataclass
+class Answer:
+    question: str                      # what was asked (a bare noun made into a question)
+    p_yes: float
+    mass: float                        # P(yes) + P(no) over the answer tokens; < 0.5 = undecided
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class OpenNode:
+    synset: str
+    label: str
+    p_yes: float | None                # None for the start node (not asked)
+    mass: float | None
+    p_blank: float | None              # P(yes) of the same question about a blank white image
+    parent: str | None
+    depth: int                         # levels below the start node
+    confident: bool
+    is_category: bool = False
+    category: str | None = None
+
+    @property
+    def lift(self) -> float:
+        """How much more the image says yes than a blank image does (P(yes) when not contrasted)."""
+        if self.p_yes is None:
+            return 0.0
+        return self.p_yes - self.p_blank if self.p_blank is not None else self.p_yes
+
+
+@dataclass
+class OpenChain:
+    """A (partial, while streaming) walk down WordNet for one image."""
+    start: str
+    threshold: float
+    beam: int
+    budget: int
+    contrast: bool                     # confident also needs more P(yes) than a blank image gets
+    nodes: dict[str, OpenNode]         # every node scored so far (+ the start node)
+    chains: list[list[ChainNode]]      # deepest confident nodes -> first level, best first
+    questions: int                     # asked so far
+    done: bool = False
+    stopped: str = ""                  # why the walk ended
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def snapshot(self) -> "OpenChain":
+        """A copy that later steps of the walk do not change (nodes themselves never change)."""
+        return dataclasses.replace(self, nodes=dict(self.nodes), chains=list(self.chains), notes=list(self.notes))
+
+
+def as_question(text: str) -> str:
+    """A yes/no question as typed ("Is there a marsupial in the image?"), or a bare noun phrase
+    ("marsupial") asked the way training asks ("Is there a marsupial in the image?")."""
+    text = " ".join(str(text).split())
+    if not text:
+        raise ValueError("the question is empty")
+    if text.endswith("?"):
+        return text[0].upper() + text[1:]
+    return question_text(text.rstrip(".!"))
+
+
 class Predictor:
     def __init__(self, info: runs.RunInfo, vlm, dataset, device: torch.device):
         self.info, self.vlm, self.dataset, self.device = info, vlm, dataset, device
@@ -56,6 +142,10 @@ class Predictor:
         self.categories = sorted({k for c in dataset.concepts.values() for k in c.categories})
         self.category_of_synset = {dataset.categories[k].synset: k for k in self.categories
                                    if dataset.categories[k].synset}
+        self._features: dict[str, torch.Tensor] = {}     # last few images' features (features())
+        self._lens = None
+        self._blank: dict[str, float] = {}              # question -> P(yes) for a blank image
+        self._blank_feats: torch.Tensor | None = None
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
@@ -115,3 +205,135 @@ class Predictor:
 
     def _p_yes(self, feats: torch.Tensor, texts: list[str]) -> list[float]:
         return [p for p, _ in scoring.score_image(self.vlm, feats, texts)]
+
+    # ------------------------------------------------------------ beyond the vocabulary
+
+    def features(self, image: str | Path | Image.Image | torch.Tensor) -> torch.Tensor:
+        """(1, N, D) encoder features of an image (a path, a PIL image or features already),
+        remembered for the last few images so asking, walking and the lens encode it once."""
+        if isinstance(image, torch.Tensor):
+            return image if image.dim() == 3 else image.unsqueeze(0)
+        if not isinstance(image, Image.Image):
+            image = load_image(image)
+        image = image.convert("RGB")
+        import hashlib
+        key = hashlib.sha1(f"{image.size}".encode() + image.tobytes()).hexdigest()
+        memo = self._features
+        if key not in memo:
+            if len(memo) >= 8:
+                memo.pop(next(iter(memo)))
+            memo[key] = self.encode(image)
+        return memo[key]
+
+    def ask(self, image, questions: Sequence[str]) -> list[Answer]:
+        """P(yes) and the candidate mass of any yes/no questions about the image (one LM pass over
+        the image's prefix, shared by all of them)."""
+        texts = [as_question(q) for q in questions]
+        if not texts:
+            return []
+        pairs = scoring.score_image(self.vlm, self.features(image), texts)
+        return [Answer(t, float(p), float(m)) for t, (p, m) in zip(texts, pairs)]
+
+    def open_chain(self, image, **kwargs) -> OpenChain:
+        """The finished walk down WordNet (see the module doc and open_chain_steps)."""
+        last = None
+        for last in self.open_chain_steps(image, **kwargs):
+            pass
+        return last
+
+    def open_chain_steps(self, image, threshold: float = 0.5, beam: int = 2, budget: int = 300,
+                         max_children: int = 64, start: str = "entity.n.01", max_depth: int = 25,
+                         contrast: bool = True) -> Iterator[OpenChain]:
+        """Walk WordNet down from `start`, yielding the walk so far after each scored node (the
+        last one has done=True). See the module doc."""
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        for name, value in (("beam", beam), ("budget", budget), ("max_children", max_children)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        feats = self.features(image)
+        start = taxonomy.canonical_name(start)
+        nodes = {start: OpenNode(start, taxonomy.display_name(start), None, None, None, None, 0, True,
+                                 start in self.category_of_synset, self.category_of_synset.get(start))}
+        walk = OpenChain(start, threshold, beam, budget, contrast, nodes, [], 0)
+        frontier, depth, undecided = [start], 0, 0
+        while frontier and not walk.stopped:
+            level: list[str] = []
+            for parent in frontier:
+                children = [c for c in taxonomy.hyponyms(parent) if c not in nodes]
+                if len(children) > max_children:       # the most used words first (SemCor counts)
+                    children = sorted(children, key=lambda c: (-taxonomy.usage(c), c))[:max_children]
+                children = children[:budget - walk.questions]
+                if not children:
+                    continue
+                labels = [taxonomy.display_name(c) for c in children]
+                answers = self.ask(feats, labels)
+                blank = self._blank_answers([a.question for a in answers]) if contrast else [None] * len(answers)
+                walk.questions += len(children)
+                for child, label, ans, base in zip(children, labels, answers, blank):
+                    confident = ans.p_yes >= threshold and (base is None or ans.p_yes > base)
+                    undecided += ans.mass < 0.5
+                    nodes[child] = OpenNode(child, label, ans.p_yes, ans.mass, base, parent, depth + 1, confident,
+                                            child in self.category_of_synset, self.category_of_synset.get(child))
+                    if confident:
+                        level.append(child)
+                walk.chains = _open_chains(nodes, start, beam)
+                if walk.questions >= budget:
+                    walk.stopped = f"the budget of {budget} questions is spent"
+                yield walk.snapshot()
+                if walk.stopped:
+                    break
+            depth += 1
+            frontier = sorted(level, key=lambda c: (-nodes[c].lift, -nodes[c].p_yes, c))[:beam]
+            if not walk.stopped and not frontier:
+                walk.stopped = "no hyponym in the beam is confident"
+            elif not walk.stopped and depth >= max_depth:
+                walk.stopped = f"the depth limit of {max_depth} levels is reached"
+        walk.stopped = walk.stopped or "no hyponyms left to ask about"
+        walk.done = True
+        asked = walk.questions
+        if asked and undecided / asked > 0.5:
+            walk.notes.append(f"{undecided} of {asked} answers were undecided (P(yes) + P(no) < 0.5): the LM "
+                              f"mostly does not answer yes/no about this image")
+        walk.chains = _open_chains(nodes, start, beam)
+        if not walk.chains:
+            walk.notes.append(f"no hyponym of {taxonomy.display_name(start)} reached P(yes) ≥ {threshold:.2f}"
+                              + (" with more P(yes) than for a blank image" if contrast else ""))
+        yield walk.snapshot()
+
+    @torch.no_grad()
+    def _blank_answers(self, questions: list[str]) -> list[float]:
+        """P(yes) of questions about a blank white image (remembered per question): the answer the
+        model gives whatever the picture, which an image must beat for its node to be confident."""
+        memo = self._blank
+        todo = [q for q in dict.fromkeys(questions) if q not in memo]
+        if todo:
+            if self._blank_feats is None:
+                self._blank_feats = self.encode(Image.new("RGB", (224, 224), "white"))
+            for q, (p, _) in zip(todo, scoring.score_image(self.vlm, self._blank_feats, todo)):
+                memo[q] = float(p)
+        return [memo[q] for q in questions]
+
+    def lens(self, image, top: int = 10) -> dict:
+        """Nearest tokens per image token and the logit lens of one image (core.lens.Lens.image)."""
+        from core.lens import Lens
+        if self._lens is None:
+            self._lens = Lens(self.vlm)
+        return self._lens.image(self.features(image), top=top)
+
+
+def _open_chains(nodes: dict[str, OpenNode], start: str, beam: int) -> list[list[ChainNode]]:
+    """Paths from the deepest confident nodes (those without a confident child yet) up to the first
+    level below the start node, best first: deeper, then higher P(yes); at most beam + 1."""
+    confident = [n for n in nodes.values() if n.confident and n.synset != start]
+    has_confident_child = {n.parent for n in confident}
+    ends = sorted((n for n in confident if n.synset not in has_confident_child),
+                  key=lambda n: (-n.depth, -n.p_yes, n.synset))[:beam + 1]
+    chains = []
+    for end in ends:
+        chain, node = [], end
+        while node is not None and node.synset != start:
+            chain.append(ChainNode(node.synset, node.label, float(node.p_yes), node.is_category, node.category))
+            node = nodes.get(node.parent)
+        chains.append(chain)
+    return chains

@@ -146,3 +146,57 @@ def with_article(noun: str) -> str:
     """'apple' → 'an apple', 'item of clothing' → 'an item of clothing', 'unicorn' → 'a unicorn'."""
     noun = display_name(noun) if _SYNSET_NAME.match(noun.strip()) else noun.strip()
     return f"{article(noun)} {noun}"
+
+
+# --- distances and walking down (core.clusters, the open-vocabulary chain in core.predict) -------
+
+@functools.lru_cache(maxsize=65536)
+def path_distance(a: str, b: str) -> int:
+    """Edges on the shortest hypernym/hyponym path between two noun synsets (0 for the same one);
+    WordNet's noun hierarchy has one root, so every pair is connected."""
+    ca, cb = canonical_name(a), canonical_name(b)
+    if ca == cb:
+        return 0
+    if cb < ca:
+        return path_distance(cb, ca)
+    d = synset(ca).shortest_path_distance(synset(cb))
+    if d is None:
+        raise TaxonomyError(f"no WordNet path between {ca} and {cb}")
+    return int(d)
+
+
+def lowest_common_hypernym(names) -> str:
+    """The deepest synset that is (or is an ancestor of) every name in `names`; ties broken by
+    name. One name is its own answer."""
+    names = [canonical_name(n) for n in names]
+    if not names:
+        raise TaxonomyError("no synsets to find a common hypernym of")
+    common = None
+    for name in names:
+        mine = ancestors(name) | {name}
+        common = mine if common is None else common & mine
+    if not common:
+        raise TaxonomyError(f"no common hypernym of {', '.join(names)}")
+    return min(common, key=lambda s: (-depth(s), s))
+
+
+@functools.lru_cache(maxsize=65536)
+def depth(name: str) -> int:
+    """Edges from the root on the longest hypernym chain (WordNet's max_depth)."""
+    return int(synset(name).max_depth())
+
+
+@functools.lru_cache(maxsize=16384)
+def hyponyms(name: str) -> tuple[str, ...]:
+    """Direct hyponyms of a synset (no instances such as named people or places), sorted by name."""
+    return tuple(sorted(s.name() for s in synset(name).hyponyms()))
+
+
+@functools.lru_cache(maxsize=65536)
+def usage(name: str) -> int:
+    """How often the synset's lemmas occur in WordNet's sense-tagged corpus (SemCor counts; 0
+    when WordNet has no counts)."""
+    try:
+        return int(sum(lemma.count() for lemma in synset(name).lemmas()))
+    except Exception:          # no cntlist.rev in this WordNet copy
+        return 0

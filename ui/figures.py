@@ -271,3 +271,92 @@ def legend_html(colors: Mapping[str, str]) -> str:
     items = "".join(f'<span style="margin-right:14px;white-space:nowrap"><span style="color:{c};'
                     f'font-size:1.2em">&#9679;</span> {escape(name)}</span>' for name, c in colors.items())
     return f'<div style="font-size:0.85em;line-height:1.8">{items}</div>'
+
+
+# --- trees and tokens (Geometry: category trees vs WordNet; Predict / Geometry: the logit lens) -------
+
+def dendrogram_layout(linkage, n_leaves: int) -> tuple[list[int], dict[int, tuple[float, float]]]:
+    """Leaf order (bottom to top) and (height, y) of every node id of a scipy linkage, leaves at
+    y = 0, 1, 2, ... in that order, each merge halfway between its children."""
+    import numpy as np
+    from scipy.cluster.hierarchy import dendrogram
+
+    z = np.asarray(linkage, dtype=float)
+    if n_leaves == 1 or z.size == 0:
+        return [0], {0: (0.0, 0.0)}
+    order = dendrogram(z, no_plot=True)["leaves"]
+    pos = {leaf: (0.0, float(i)) for i, leaf in enumerate(order)}
+    for row, (a, b, height, _) in enumerate(z):
+        pos[n_leaves + row] = (float(height), (pos[int(a)][1] + pos[int(b)][1]) / 2)
+    return order, pos
+
+
+def dendrogram(tree: Mapping, title: str | None = None, leaf_colors: Mapping[str, str] | None = None,
+               x_title: str = "distance", internal_prefix: str = "") -> go.Figure:
+    """A tree (core.clusters.tree_dict: linkage, leaves, labels, internal names) drawn sideways:
+    leaves on the left, labelled and coloured by `leaf_colors` (leaf name -> colour), merges to the
+    right at their height. Hovering a merge shows its members (and its WordNet name when known)."""
+    labels, leaves = list(tree["labels"]), list(tree["leaves"])
+    n = len(leaves)
+    order, pos = dendrogram_layout(tree["linkage"], n)
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    xs, ys = [], []
+    for row, (a, b, height, _) in enumerate(tree["linkage"]):
+        a, b = int(a), int(b)
+        members[n + row] = members[a] + members[b]
+        (ha, ya), (hb, yb) = pos[a], pos[b]
+        xs += [ha, height, height, hb, None]
+        ys += [ya, ya, yb, yb, None]
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#888", "width": 1.5},
+                               hoverinfo="skip", showlegend=False))
+    internal = tree.get("internal") or {}
+    inner = [n + r for r in range(len(tree["linkage"]))]
+    if inner:
+        def describe(node: int) -> str:
+            names = sorted(labels[i] for i in members[node])
+            shown = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
+            name = internal.get(str(node))
+            return (f"<b>{internal_prefix}{name}</b><br>" if name else "") + shown
+        fig.add_trace(go.Scatter(x=[pos[i][0] for i in inner], y=[pos[i][1] for i in inner], mode="markers",
+                                 marker={"size": 5, "color": "#555"}, showlegend=False,
+                                 text=[describe(i) for i in inner], hovertemplate="%{text}<extra></extra>"))
+    colors = [(leaf_colors or {}).get(leaves[i], "#333") for i in order]
+    fig.add_trace(go.Scatter(x=[0.0] * n, y=[pos[i][1] for i in order], mode="markers+text",
+                             text=[labels[i] for i in order], textposition="middle left",
+                             textfont={"color": colors, "size": 11}, cliponaxis=False,
+                             marker={"size": 7, "color": colors}, showlegend=False,
+                             hovertemplate="%{text}<extra></extra>"))
+    longest = max((len(x) for x in labels), default=4)
+    top = max((h for h, _ in pos.values()), default=1.0) or 1.0
+    fig.update_layout(title=title, height=max(240, 17 * n + 80),
+                      margin={"l": 20 + 7 * longest, "r": 10, "t": 40 if title else 10, "b": 40},
+                      xaxis={"title": x_title, "range": [-0.01 * top, top * 1.03], "zeroline": False},
+                      yaxis={"visible": False, "range": [-1, n]}, plot_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def leaf_colors_from_cut(leaves: Sequence[str], clusters: Sequence[int]) -> dict[str, str]:
+    """A colour per leaf from a flat cut of the reference tree (the same colour = the same group)."""
+    import plotly.express as px
+    palette = px.colors.qualitative.Dark24
+    return {leaf: palette[int(c) % len(palette)] for leaf, c in zip(leaves, clusters)}
+
+
+def token_bars(rows: Sequence[Mapping], title: str | None = None, value: str = "score",
+               x_title: str = "probability", highlight: Mapping[int, str] | None = None,
+               x_range: tuple[float, float] | None = None) -> go.Figure:
+    """Horizontal bars of tokens (rows with id, shown, and `value`), first on top. Tokens in
+    `highlight` (id -> why: "name", "hypernym") are coloured and their reason is printed."""
+    rows = list(rows)[::-1]
+    colour = {"name": "#2ca02c", "hypernym": "#1f77b4"}
+    why = [(highlight or {}).get(r["id"], "") for r in rows]
+    fig = go.Figure(go.Bar(
+        x=[r[value] for r in rows], y=[f"{r['shown']} " for r in rows], orientation="h",
+        marker={"color": [colour.get(w, "#aaa") for w in why]},
+        text=[f"{r[value]:.3f}" + (f"  ({w})" if w else "") for r, w in zip(rows, why)], textposition="outside",
+        cliponaxis=False, hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+    fig.update_layout(title=title, height=max(200, 22 * len(rows) + 60),
+                      margin={"l": 10, "r": 70, "t": 40 if title else 10, "b": 30},
+                      xaxis={"title": x_title, **({"range": list(x_range)} if x_range else {})},
+                      yaxis={"type": "category"})
+    return fig

@@ -1,0 +1,98 @@
+"""Predictor.ask and the open-vocabulary chain, with a tiny VLM and a scripted answerer: a model that
+says yes to exactly the kangaroo's WordNet chain must walk down to kangaroo, streaming as it goes,
+within its question budget; the blank-image contrast stops a yes-to-everything LM."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from core import taxonomy
+from core.datasets import Category, Concept, Dataset
+from core.predict import Answer, Predictor, as_question
+from test_models import tiny_vlm
+
+
+def predictor() -> Predictor:
+    ds = Dataset("t", Path("."), {"dog": Concept("dog", "dog", "dog.n.01", ("animal", "mammal"))},
+                 {"animal": Category("animal", "animal", "animal.n.01"),
+                  "mammal": Category("mammal", "mammal", "mammal.n.01")}, [])
+    return Predictor(SimpleNamespace(run_id="tiny"), tiny_vlm(k=1), ds, torch.device("cpu"))
+
+
+def scripted(p: Predictor, yes: set[str], blank: float = 0.3, default: float = 0.1):
+    """Answer P(yes)=0.9 for the labels in `yes`, `default` otherwise; a blank image gets `blank`."""
+    calls = []
+
+    def ask(image, questions):
+        calls.append(list(questions))
+        return [Answer(as_question(q), 0.9 if q in yes else default, 0.95) for q in questions]
+    p.ask = ask
+    p._blank_answers = lambda questions: [blank] * len(questions)
+    return calls
+
+
+def test_as_question():
+    assert as_question("marsupial") == "Is there a marsupial in the image?"
+    assert as_question("  is there   a dog here? ") == "Is there a dog here?"
+    assert as_question("apples") == "Are there apples in the image?"
+    with pytest.raises(ValueError, match="empty"):
+        as_question("   ")
+
+
+def test_ask_scores_any_question_with_the_real_prefix():
+    p = predictor()
+    image = Image.new("RGB", (20, 20), "red")
+    answers = p.ask(image, ["marsupial", "Is there a dog in the image?"])
+    assert [a.question for a in answers] == ["Is there a marsupial in the image?", "Is there a dog in the image?"]
+    assert all(0 <= a.p_yes <= 1 and 0 <= a.mass <= 1 for a in answers)
+    assert p.vlm.encoder.calls == 1
+    p.ask(image, ["wombat"])
+    assert p.vlm.encoder.calls == 1                     # the image's features are remembered
+
+
+def test_open_chain_walks_down_to_a_concept_outside_the_vocabulary(data_dir):
+    p = predictor()
+    chain = taxonomy.primary_chain("kangaroo.n.01")      # kangaroo ... entity
+    calls = scripted(p, {taxonomy.display_name(s) for s in chain})
+    steps = list(p.open_chain_steps(Image.new("RGB", (8, 8)), beam=1, budget=1000))
+    assert [s.questions for s in steps] == sorted(s.questions for s in steps)   # streamed, growing
+    walk = steps[-1]
+    assert walk.done and not any(s.done for s in steps[:-1])
+    assert walk.stopped == "no hyponym in the beam is confident"
+    assert [n.synset for n in walk.chains[0]] == chain[:-1]          # kangaroo -> ... -> physical entity
+    mammal = next(n for n in walk.chains[0] if n.synset == "mammal.n.01")
+    assert mammal.is_category and mammal.category == "mammal"
+    assert walk.questions == sum(len(c) for c in calls)
+    for node in walk.nodes.values():
+        if node.parent:
+            assert node.synset in taxonomy.hyponyms(node.parent)
+    # beam 1: only the chain's nodes were expanded, so every question is about a child of one of them
+    asked_parents = {n.parent for n in walk.nodes.values() if n.parent}
+    assert asked_parents <= set(chain)
+
+
+def test_open_chain_respects_its_budget_and_the_blank_image(data_dir):
+    p = predictor()
+    scripted(p, set(), default=0.9, blank=0.3)             # yes to everything
+    walk = p.open_chain(Image.new("RGB", (8, 8)), beam=2, budget=40)
+    assert walk.questions == 40 and walk.stopped == "the budget of 40 questions is spent"
+    p = predictor()
+    scripted(p, set(), default=0.9, blank=0.95)            # ... but no more than for a blank image
+    walk = p.open_chain(Image.new("RGB", (8, 8)), beam=2, budget=40)
+    assert walk.chains == [] and walk.questions == 3       # the three children of the root
+    assert "with more P(yes) than for a blank image" in walk.notes[0]
+    with pytest.raises(ValueError, match="threshold"):
+        p.open_chain(Image.new("RGB", (8, 8)), threshold=2)
+
+
+def test_open_chain_is_json_able(data_dir):
+    import json
+    p = predictor()
+    scripted(p, {"physical entity", "object"})
+    walk = p.open_chain(Image.new("RGB", (8, 8)), budget=60)
+    json.dumps(walk.to_dict())
+    assert walk.to_dict()["chains"][0][0]["label"] == "object"
