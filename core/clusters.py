@@ -42,7 +42,6 @@ and one Newick file per tree.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -351,16 +350,8 @@ def images_of_split(data, split: str) -> list:
 
 def load_cached(run_dir: str | Path, split: str = "test") -> dict | None:
     """The stored result of `compute`, or None (also when it is for another checkpoint version)."""
-    path = out_dir(run_dir, split) / "clusters.json"
-    if not path.is_file():
-        return None
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if result.get("format") != RESULT_FORMAT or result.get("checkpoint_stamp") != _stamp(run_dir):
-        return None
-    return result
+    from core import runs
+    return runs.read_cached_result(out_dir(run_dir, split) / "clusters.json", RESULT_FORMAT, run_dir)
 
 
 def cached_profiles(run_dir: str | Path, split: str) -> tuple[list[str], np.ndarray] | None:
@@ -378,11 +369,7 @@ def cached_profiles(run_dir: str | Path, split: str) -> tuple[list[str], np.ndar
 
 def _stamp(run_dir) -> str:
     from core import runs
-    ck = runs.checkpoint_json(Path(run_dir))
-    try:
-        return str(ck.stat().st_mtime_ns)
-    except OSError:
-        return "0"
+    return runs.checkpoint_stamp(run_dir)
 
 
 def question_count(run_dir: str | Path, split: str = "test") -> tuple[int, int, int]:

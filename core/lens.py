@@ -23,7 +23,6 @@ tokens alone would give.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -236,23 +235,12 @@ def out_path(run_dir: str | Path) -> Path:
 
 def _stamp(run_dir) -> str:
     from core import runs
-    try:
-        return str(runs.checkpoint_json(Path(run_dir)).stat().st_mtime_ns)
-    except OSError:
-        return "0"
+    return runs.checkpoint_stamp(run_dir)
 
 
 def load_cached(run_dir: str | Path) -> dict | None:
-    path = out_path(run_dir)
-    if not path.is_file():
-        return None
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if result.get("format") != RESULT_FORMAT or result.get("checkpoint_stamp") != _stamp(run_dir):
-        return None
-    return result
+    from core import runs
+    return runs.read_cached_result(out_path(run_dir), RESULT_FORMAT, run_dir)
 
 
 def _derangement(names: Sequence[str]) -> dict[str, str]:

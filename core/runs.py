@@ -291,6 +291,30 @@ def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     return None
 
 
+def checkpoint_stamp(run_dir: str | Path) -> str:
+    """The version of a run's checkpoint (checkpoint.json's mtime in ns; "0" without one): results
+    computed from a checkpoint are stored with it and recomputed when it changes (a resumed run)."""
+    try:
+        return str(checkpoint_json(Path(run_dir)).stat().st_mtime_ns)
+    except OSError:
+        return "0"
+
+
+def read_cached_result(path: Path, fmt: int, run_dir: str | Path) -> dict | None:
+    """A JSON result stored beside a run, or None when it is missing, unreadable, of another format
+    or computed from another version of the run's checkpoint."""
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(result, dict) or result.get("format") != fmt or \
+            result.get("checkpoint_stamp") != checkpoint_stamp(run_dir):
+        return None
+    return result
+
+
 LEARNED_LEAF_ACCURACY = 0.8   # below this on its own test split, a checkpoint has not learned
 YES_RATE_LIMIT = 0.8          # a model saying yes to more than this share of questions is biased, not grounded
 
