@@ -324,11 +324,12 @@ class Predictor:
 
 def _open_chains(nodes: dict[str, OpenNode], start: str, beam: int) -> list[list[ChainNode]]:
     """Paths from the deepest confident nodes (those without a confident child yet) up to the first
-    level below the start node, best first: deeper, then higher P(yes); at most beam + 1."""
+    level below the start node, best first: deeper, then as the beam ranks (the image's lift over a
+    blank image, then P(yes)); at most beam + 1."""
     confident = [n for n in nodes.values() if n.confident and n.synset != start]
     has_confident_child = {n.parent for n in confident}
     ends = sorted((n for n in confident if n.synset not in has_confident_child),
-                  key=lambda n: (-n.depth, -n.p_yes, n.synset))[:beam + 1]
+                  key=lambda n: (-n.depth, -n.lift, -n.p_yes, n.synset))[:beam + 1]
     chains = []
     for end in ends:
         chain, node = [], end
