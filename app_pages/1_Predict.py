@@ -242,8 +242,10 @@ def ask_panel(run, image, digest: str, slot: str) -> None:
 
 
 def _answer_rows(answers: list[dict]) -> list[dict]:
+    undecided = any(a["mass"] < 0.5 for a in answers)
     return [{"question": a["question"], "P(yes)": a["p_yes"], "answer": "yes" if a["p_yes"] > 0.5 else "no",
-             "candidate mass": a["mass"], "": "undecided" if a["mass"] < 0.5 else ""} for a in answers]
+             "candidate mass": a["mass"], **({"note": "undecided" if a["mass"] < 0.5 else ""} if undecided else {})}
+            for a in answers]
 
 
 def open_panel(run, image, digest: str, slot: str) -> None:
@@ -322,8 +324,11 @@ def lens_panel(run, image, digest: str, best: str, concept: str | None, slot: st
             words_of.append(ds.concepts[name].label)
     tokens = view["image_tokens"]
     ratio = sum(t["norm_ratio"] for t in tokens) / len(tokens)
+    best_cos = max(t["nearest"][0]["score"] for t in tokens)
+    far = (f" The closest word is at cosine {best_cos:.2f}: the image token sits far from every word, so it "
+           f"speaks to the LM through directions no single token has.") if best_cos < 0.3 else ""
     st.caption(f"Image tokens are {ratio:.1f}× as long as a typical text token (median input-embedding norm "
-               f"{view['token_norm']:.2f}). Green = the first token of "
+               f"{view['token_norm']:.2f}).{far} Green = the first token of "
                f"{' / '.join(dict.fromkeys(words_of)) or 'the concept'}'s name, blue = of a hypernym.")
     left, right = st.columns(2)
     with left:

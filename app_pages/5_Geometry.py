@@ -455,6 +455,9 @@ def checkpoint_sections(ds, dataset: str, encoder: str, run=None) -> None:
     if run is None:
         st.subheader("A checkpoint's view")
         run = choose_run(trained, "geometry_insight_run")
+    else:
+        st.caption(f"Below: checkpoint **{run.run_id}** ({run.config.condition}, seed {run.config.seed}), "
+                   "chosen above for the projector map.")
     with common.guard("The category trees"):
         trees_section(ds, run, trained)
     with common.guard("The logit lens per category"):

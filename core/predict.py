@@ -296,6 +296,12 @@ class Predictor:
             walk.notes.append(f"{undecided} of {asked} answers were undecided (P(yes) + P(no) < 0.5): the LM "
                               f"mostly does not answer yes/no about this image")
         walk.chains = _open_chains(nodes, start, beam)
+        abstract = "abstraction.n.06"
+        if walk.chains and start != abstract and any(n.synset == abstract for n in walk.chains[0]):
+            walk.notes.append("The best chain runs through abstraction: pictures show physical things, so the "
+                              "image gave no evidence the walk could follow (often a checkpoint that has not "
+                              "learned, or a yes-biased LM). Starting at physical entity, organism or artifact "
+                              "skips the abstract half of WordNet.")
         if not walk.chains:
             walk.notes.append(f"no hyponym of {taxonomy.display_name(start)} reached P(yes) ≥ {threshold:.2f}"
                               + (" with more P(yes) than for a blank image" if contrast else ""))
@@ -324,11 +330,12 @@ class Predictor:
 
 def _open_chains(nodes: dict[str, OpenNode], start: str, beam: int) -> list[list[ChainNode]]:
     """Paths from the deepest confident nodes (those without a confident child yet) up to the first
-    level below the start node, best first: deeper, then higher P(yes); at most beam + 1."""
+    level below the start node, best first: deeper, then as the beam ranks (the image's lift over a
+    blank image, then P(yes)); at most beam + 1."""
     confident = [n for n in nodes.values() if n.confident and n.synset != start]
     has_confident_child = {n.parent for n in confident}
     ends = sorted((n for n in confident if n.synset not in has_confident_child),
-                  key=lambda n: (-n.depth, -n.p_yes, n.synset))[:beam + 1]
+                  key=lambda n: (-n.depth, -n.lift, -n.p_yes, n.synset))[:beam + 1]
     chains = []
     for end in ends:
         chain, node = [], end

@@ -96,3 +96,11 @@ def test_open_chain_is_json_able(data_dir):
     walk = p.open_chain(Image.new("RGB", (8, 8)), budget=60)
     json.dumps(walk.to_dict())
     assert walk.to_dict()["chains"][0][0]["label"] == "object"
+
+
+def test_a_walk_into_abstraction_says_why_it_means_nothing(data_dir):
+    p = predictor()
+    scripted(p, {"abstraction", "attribute"})
+    walk = p.open_chain(Image.new("RGB", (8, 8)), budget=60)
+    assert [n.label for n in walk.chains[0]][-1] == "abstraction"
+    assert any("runs through abstraction" in note for note in walk.notes)
