@@ -261,6 +261,7 @@ def _derangement(names: Sequence[str]) -> dict[str, str]:
     return {n: names[(i + shift) % len(names)] for i, n in enumerate(names)}
 
 
+@torch.no_grad()
 def summarize(run_dir: str | Path, top: int = TOP, progress: Progress | None = None, device=None,
               write: bool = True, vlm=None) -> dict:
     """For every image of the run's dataset (its subset): does it write its concept's name or a
@@ -334,7 +335,7 @@ def category_shares(ds, rows: Sequence[dict]) -> list[dict]:
     return out
 
 
-def _examples(lens: Lens, ds, images, near: Sequence[set[int]], per_concept: int = 1) -> dict[str, list[str]]:
+def _examples(lens: Lens, ds, images, near: Sequence[set[int]]) -> dict[str, list[str]]:
     """concept -> the most frequent nearest tokens over its images (shown form), for tables."""
     from collections import Counter
     by_concept: dict[str, Counter] = {}
