@@ -426,8 +426,14 @@ def lens_section(ds, run) -> None:
     m[2].metric("Hypernym", f"{overall[f'{view}_{who}_hypernym']:.0%}")
     m[3].metric("Either", f"{overall[f'{view}_{who}_any']:.0%}")
     m[4].metric("Chance (either)", f"{overall[f'{view}_chance_any']:.0%}")
+    common_tokens = result.get("common") or []
+    shared = ", ".join(f"{t['shown']} ({t['share']:.0%})" for t in common_tokens[:3])
+    collapsed = bool(common_tokens) and common_tokens[0]["share"] >= 0.9
     st.caption(f"Image tokens are on average {result['image_token_norm'] / result['token_norm']:.1f}× as long as a "
-               "typical text token (cosine ignores length, the LM does not).")
+               "typical text token (cosine ignores length, the LM does not)."
+               + (f" Nearest tokens shared by the most images: {shared}." if shared else "")
+               + (" Nearly every image lands near the same words: the projector's outputs point one way, and "
+                  "what tells images apart is a small part of them." if collapsed else ""))
     rows = []
     for entry in result["categories"][1:]:
         for kind, col in (("name", f"{view}_{who}_name"), ("hypernym", f"{view}_{who}_hypernym"),

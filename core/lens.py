@@ -249,6 +249,7 @@ def _derangement(names: Sequence[str]) -> dict[str, str]:
     return {n: names[(i + shift) % len(names)] for i, n in enumerate(names)}
 
 
+@torch.no_grad()
 def summarize(run_dir: str | Path, top: int = TOP, progress: Progress | None = None, device=None,
               write: bool = True, vlm=None) -> dict:
     """For every image of the run's dataset (its subset): does it write its concept's name or a
@@ -290,7 +291,7 @@ def summarize(run_dir: str | Path, top: int = TOP, progress: Progress | None = N
               "image_token_norm": float(vlm.prefix(feats[:min(len(feats), 256)]).float().norm(dim=-1).mean()),
               "columns": [k for k in rows[0] if k not in ("image_id", "concept", "labelled_as")] if rows else [],
               "categories": category_shares(ds, rows), "images": rows,
-              "examples": _examples(lens, ds, images, near)}
+              "examples": _examples(lens, ds, images, near), "common": _common(lens, near)}
     if write:
         runs.write_json(out_path(run_dir), result)
     report(1.0, "done")
@@ -322,7 +323,16 @@ def category_shares(ds, rows: Sequence[dict]) -> list[dict]:
     return out
 
 
-def _examples(lens: Lens, ds, images, near: Sequence[set[int]], per_concept: int = 1) -> dict[str, list[str]]:
+def _common(lens: Lens, near: Sequence[set[int]], top: int = 5) -> list[dict]:
+    """The nearest tokens shared by the most images, with the share of images: when every image
+    lands near the same few words, the projector has collapsed onto one direction."""
+    from collections import Counter
+    counts = Counter(i for ids in near for i in ids)
+    return [{"id": int(i), "shown": shown(lens.decode(i)), "share": n / max(1, len(near))}
+            for i, n in counts.most_common(top)]
+
+
+def _examples(lens: Lens, ds, images, near: Sequence[set[int]]) -> dict[str, list[str]]:
     """concept -> the most frequent nearest tokens over its images (shown form), for tables."""
     from collections import Counter
     by_concept: dict[str, Counter] = {}

@@ -147,7 +147,8 @@ def _fake_lens_result():
         rows.append(row)
     return {"format": 1, "run_id": "fake", "shuffled": False, "top": 10, "n_images": len(rows), "token_norm": 2.0,
             "image_token_norm": 30.0, "categories": lens.category_shares(ds, rows), "images": rows,
-            "examples": {im.concept: ["␣dog", "␣cat"] for im in ds.images}}
+            "examples": {im.concept: ["␣dog", "␣cat"] for im in ds.images},
+            "common": [{"id": 1, "shown": "␣slit", "share": 1.0}, {"id": 2, "shown": "␣dog", "share": 0.5}]}
 
 
 def test_geometry_draws_trees_beside_wordnet_with_scores(data_dir, monkeypatch):
@@ -177,6 +178,7 @@ def test_geometry_draws_trees_beside_wordnet_with_scores(data_dir, monkeypatch):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Chance (either)"] == "33%" and metrics["Name"] == "50%"
     assert "15.0× as long as a typical text token" in texts(at)
+    assert "␣slit (100%), ␣dog (50%)" in texts(at) and "the same words" in texts(at)
 
 
 def test_geometry_offers_to_compute_trees_and_lens(data_dir, monkeypatch):

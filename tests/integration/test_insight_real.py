@@ -128,6 +128,7 @@ def test_lens_open_chain_and_cli_on_a_trained_checkpoint(tiny_run, capsys):
     assert summary["n_images"] == 12 and summary["categories"][0]["category"] == "all"
     assert all(0 <= v <= 1 for e in summary["categories"] for k, v in e.items() if k.startswith(("nearest", "next")))
     assert lens_mod.load_cached(tiny_run)["n_images"] == 12
+    assert summary["common"] and all(0 < t["share"] <= 1 for t in summary["common"])
 
     predictor = Predictor.load(tiny_run)
     image = datasets.load_dataset("concepts").images_of("kangaroo")[0].path
