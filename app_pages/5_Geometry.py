@@ -259,7 +259,7 @@ def trees_section(ds, run, trained) -> None:
                "the same number of clusters (mean over all cuts); *null* = the same tree with its leaves "
                "shuffled. Categories overlap (every mammal is an animal), so *membership only* scores random "
                "vectors grouped the same way: what overlap alone explains.")
-    note = clusters.learning_note(run)
+    note = _learning_note(run)
     if note:
         st.warning(note, icon=":material/school:")
     split = st.radio("Images", ["test", "all"], horizontal=True, key="trees_split",
@@ -396,7 +396,7 @@ def lens_section(ds, run) -> None:
                "image (a logit lens). An image hits when these include the first token of its concept's "
                "name or of one of its hypernyms (WordNet ancestors below the most general levels, and its "
                "dataset categories); *chance* asks the same of another concept's words.")
-    note = clusters.learning_note(run)
+    note = _learning_note(run)
     stamp = _stamp_of(run)
     result = _lens_result(str(run.path), stamp)
     if result is None:
@@ -523,6 +523,14 @@ def main() -> None:
     if run is not None:
         checkpoint_sections(ds, dataset, encoder, run)
 
+
+
+def _learning_note(run) -> str | None:
+    """The app's one "has it learned" rule (runs.learning_note, on the run's test evaluation):
+    trees and tokens of such a checkpoint show an untrained projector, not what a model learned."""
+    from core import runs
+    note = runs.learning_note(run.path)
+    return None if note is None else note[0].upper() + note[1:] + "; what follows may show an untrained projector."
 
 with common.guard("The Geometry page"):
     main()

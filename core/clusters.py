@@ -521,21 +521,3 @@ def _trained(run_dir, device, vlm):
     if vlm is not None:
         return runs.load_run(run_dir), vlm
     return checkpoint.load_trained(run_dir, device)
-
-
-def learning_note(info) -> str | None:
-    """A warning when a checkpoint's best epoch answered its validation questions barely above
-    chance (they are balanced yes/no, so chance is 0.5): its trees and tokens show an untrained
-    projector, not what the model learned."""
-    metrics = list(getattr(info, "epoch_metrics", None) or [])
-    if not metrics:
-        return None
-    best_epoch = (getattr(info, "checkpoint", None) or {}).get("best", {}).get("epoch")
-    best = next((m for m in metrics if m.get("epoch") == best_epoch), metrics[-1])
-    leaf, hyper = best.get("val_leaf_accuracy"), best.get("val_hypernym_accuracy")
-    if leaf is None or hyper is None:
-        return None
-    if max(leaf, hyper) < 0.6:
-        return (f"This checkpoint has not learned to read images (validation accuracy at its best epoch: leaf "
-                f"{leaf:.2f}, hypernym {hyper:.2f}; chance is 0.50): what follows shows an untrained projector.")
-    return None

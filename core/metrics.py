@@ -85,6 +85,14 @@ def group_scores(targets: Sequence[bool], preds: Sequence[bool]) -> dict:
             "confusion": confusion(targets, preds)}
 
 
+def macro_means(per_group: Mapping[str, Mapping]) -> tuple[float | None, float | None, float | None]:
+    """Means over groups (categories or concepts) of their yes-class F1, their yes/no macro-F1, and
+    the fair coin's macro-F1 over the groups where the macro-F1 is defined."""
+    groups = list(per_group.values())
+    return (mean_defined(g["f1"] for g in groups), mean_defined(g["macro_f1_yes_no"] for g in groups),
+            mean_defined(g["chance_macro_f1_yes_no"] for g in groups if g["macro_f1_yes_no"] is not None))
+
+
 def summarize(rows: Sequence[Mapping]) -> dict:
     """Metrics of a scored question table.
 
@@ -114,10 +122,7 @@ def summarize(rows: Sequence[Mapping]) -> dict:
     def hypernym_block(sel: Sequence[Mapping]) -> dict:
         per_category = by_target(sel)
         block = scores(sel)
-        block["macro_f1"] = mean_defined(s["f1"] for s in per_category.values())
-        block["category_macro_f1"] = mean_defined(s["macro_f1_yes_no"] for s in per_category.values())
-        block["category_macro_f1_chance"] = mean_defined(
-            s["chance_macro_f1_yes_no"] for s in per_category.values() if s["macro_f1_yes_no"] is not None)
+        block["macro_f1"], block["category_macro_f1"], block["category_macro_f1_chance"] = macro_means(per_category)
         block["n_categories"] = len(per_category)
         block["per_category"] = per_category
         return block
@@ -132,10 +137,7 @@ def summarize(rows: Sequence[Mapping]) -> dict:
 
     leaf = scores(leaf_rows)
     per_concept = by_target(leaf_rows)
-    leaf["concept_f1"] = mean_defined(s["f1"] for s in per_concept.values())
-    leaf["concept_macro_f1"] = mean_defined(s["macro_f1_yes_no"] for s in per_concept.values())
-    leaf["concept_macro_f1_chance"] = mean_defined(
-        s["chance_macro_f1_yes_no"] for s in per_concept.values() if s["macro_f1_yes_no"] is not None)
+    leaf["concept_f1"], leaf["concept_macro_f1"], leaf["concept_macro_f1_chance"] = macro_means(per_concept)
     leaf["per_concept"] = per_concept
 
     masses = [r["mass"] for r in rows if r.get("mass") is not None]
