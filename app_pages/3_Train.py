@@ -80,6 +80,14 @@ def train_form(ds) -> None:
         lr = c2.number_input("Learning rate", min_value=0.0, max_value=1.0, value=defaults.lr,
                              format="%.5f", step=1e-4)
         batch_size = c3.number_input("Batch size", 1, 4096, defaults.batch_size)
+        c1, c2, c3 = st.columns(3)
+        prompt = c1.selectbox("Prompt", ["plain", "chat"], index=["plain", "chat"].index(defaults.prompt),
+                              help="plain: 'Image: … Question: … Answer:'; chat: the LM's chat template")
+        hard_negatives = c2.number_input(
+            "Hard negatives", 0, 100, defaults.hard_negatives,
+            help="extra 'no' leaf questions per training image about concepts of its own category "
+                 "(0 = one random negative only, as in the paper); validation and test questions "
+                 "are the same either way")
         with st.expander("Subset, device"):
             c1, c2, c3 = st.columns(3)
             max_concepts = c1.number_input("Max concepts (0 = all)", 0, 10**6, 0,
@@ -92,7 +100,8 @@ def train_form(ds) -> None:
     try:
         seeds = parse_seeds(seeds_text)
         configs = [TrainConfig(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector,
-                               image_tokens=int(image_tokens), condition=condition, seed=seed,
+                               image_tokens=int(image_tokens), prompt=prompt,
+                               hard_negatives=int(hard_negatives), condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,
                                images_per_concept=int(images_per_concept) or None,

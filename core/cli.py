@@ -119,6 +119,7 @@ _TRAIN_OPTIONS = {
     "warmup": (float, "share of updates with linear warmup before the cosine decay"),
     "grad_clip": (float, "max gradient norm (0: no clipping)"),
     "patience": (int, "stop after this many epochs without validation improvement (0: never)"),
+    "hard_negatives": (int, "extra 'no' leaf questions per training image about sibling concepts"),
     "max_concepts": (int, "use a seeded subset of this many concepts"),
     "images_per_concept": (int, "use at most this many images per concept (>= 3)"),
     "device": (str, "auto | cpu | cuda"),
@@ -264,15 +265,25 @@ def cmd_evaluate(args) -> int:
     from core import runs
 
     info = _trained_run(args.run, args.encoder, args.lm)
-    from core.evaluate import evaluate   # imports torch: only once the arguments are known good
+    from core.evaluate import RANKING_FILE, evaluate, leaf_ranking   # torch: only once the arguments are good
     bar = ProgressBar(f"evaluate {args.split}")
     try:
         metrics = evaluate(info.path, split=args.split, progress=bar)
     finally:
         bar.close()
     out = runs.eval_dir(info.path, args.split)
-    _emit({"run_id": info.run_id, "split": args.split, "headline": _headline(metrics),
-           "metrics_json": str(out / "metrics.json"), "questions_csv": str(out / "questions.csv")})
+    result = {"run_id": info.run_id, "split": args.split, "headline": _headline(metrics),
+              "metrics_json": str(out / "metrics.json"), "questions_csv": str(out / "questions.csv")}
+    if args.leaf_ranking is not None:
+        bar = ProgressBar(f"rank every leaf ({args.split})")
+        try:
+            ranking = leaf_ranking(info.path, split=args.split, images=args.leaf_ranking or None, progress=bar)
+        finally:
+            bar.close()
+        result["leaf_ranking"] = {k: ranking[k] for k in ("images", "vocabulary", "top1", "top5",
+                                                          "median_rank", "chance_top5")}
+        result["ranking_json"] = str(out / RANKING_FILE)
+    _emit(result)
     return 0
 
 
@@ -531,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "metrics.json in the run directory.")
     p.add_argument("run", metavar="RUN", help="run id (under the runs directory) or run directory")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--leaf-ranking", type=number_arg(int, 0, 10**6), metavar="N", default=None,
+                   help="also ask every leaf question of N images of the split (0: all) and report the "
+                        "true leaf's rank, as Predict ranks them (writes ranking.json)")
     p.add_argument("--encoder", help="fail unless the run was trained with this encoder")
     p.add_argument("--lm", help="fail unless the run was trained with this LM")
     p.set_defaults(func=cmd_evaluate)

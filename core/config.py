@@ -39,6 +39,7 @@ class TrainConfig:
     warmup: float = 0.03                 # share of the planned updates with linear warmup
     grad_clip: float = 1.0               # max gradient norm (0: no clipping)
     patience: int = 3                    # epochs without improvement before stopping (0: never)
+    hard_negatives: int = 0              # extra "no" leaf questions per TRAIN image about its siblings
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
     images_per_concept: int | None = None
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
@@ -59,6 +60,7 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, 1, 4096)
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("patience", self.patience, 0, 1000)
+        _check_int("hard_negatives", self.hard_negatives, 0, 100)
         _check_number("lr", self.lr, 0, 1, low_open=True)
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)

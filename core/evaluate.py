@@ -1,6 +1,8 @@
 """Evaluation of a trained run, and the baselines it is compared with.
 
     evaluate(run_dir, split="test") -> metrics       the trained projector, yes/no by P(" Yes") vs P(" No")
+    leaf_ranking(run_dir, split="test", images=N)    every leaf asked of each image, as Predict does:
+                                                     the true leaf's rank (top-1 / top-5) -> ranking.json
     baseline("majority", cfg) -> metrics             the majority answer per question kind (from TRAIN)
 
 Both write the same two files to <dir>/eval/<split>/: questions.csv (one row per question) and
@@ -19,11 +21,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from core import conditions, features, metrics, rundata, runs, scoring
+from core import conditions, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
 
 BASELINES = ("majority",)
+RANKING_FILE = runs.RANKING_FILE
 
 
 def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
@@ -44,6 +47,52 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
              "status": info.status, "config": cfg.to_dict()}
     result = _write(runs.eval_dir(info.path, split), rows, about)
     report(1.0, "done")
+    return result
+
+
+def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = None,
+                 progress=None) -> dict:
+    """Ask every leaf question of the run's vocabulary about each `split` image and rank the image's
+    (labelled) concept among them by P(yes) -- what Predict shows a user. The yes/no metrics ask one
+    random negative per image; this asks all of them, so a model that only knows categories scores
+    well there and badly here. `images`: an evenly spaced sample of that many (None: all; each costs
+    one question per concept). Writes <run>/eval/<split>/ranking.json and returns it."""
+    runs.eval_dir(run_dir, split)
+    if images is not None and (isinstance(images, bool) or not isinstance(images, int) or images < 1):
+        raise ConfigError(f"images must be a positive integer, got {images!r}")
+    report = progress or (lambda f, m: None)
+    info, vlm = checkpoint.load_trained(run_dir)
+    cfg = trained_config(info)
+    data = rundata.prepare(cfg)
+    _check_same_dataset(info, data)
+    ds, labeling = data.dataset, data.deprivation.labeling
+    items = sorted(data.images(split), key=lambda im: im.id)
+    if images is not None and images < len(items):
+        items = [items[i * len(items) // images] for i in range(images)]
+    concepts = sorted(ds.concepts)
+    texts = [questions.question_text(ds.concepts[c].label) for c in concepts]
+    report(0.0, f"encoding {len(items)} {split} images")
+    feats, _ = features.image_features(vlm, items)
+    rows = []
+    for i, item in enumerate(items):
+        p_yes = vlm.score(feats[i:i + 1], [texts])[0].p_yes
+        order = sorted(range(len(concepts)), key=lambda j: -float(p_yes[j]))
+        shown = labeling[item.concept] if labeling is not None else item.concept
+        rank = order.index(concepts.index(shown)) + 1
+        rows.append({"image_id": item.id, "concept": item.concept, "labelled_concept": shown,
+                     "style": item.style, "rank": rank, "top5": [concepts[j] for j in order[:5]],
+                     "p_yes_true": round(float(p_yes[concepts.index(shown)]), 4),
+                     "mean_p_yes": round(float(p_yes.mean()), 4)})
+        report((i + 1) / len(items), f"ranked every leaf for {i + 1}/{len(items)} {split} images")
+    ranks = sorted(r["rank"] for r in rows)
+    result = {"run_id": info.run_id, "split": split, "images": len(rows), "of_images": len(data.images(split)),
+              "vocabulary": len(concepts), "chance_top1": 1 / len(concepts), "chance_top5": min(5, len(concepts)) / len(concepts),
+              "top1": sum(r <= 1 for r in ranks) / len(rows) if rows else None,
+              "top5": sum(r <= 5 for r in ranks) / len(rows) if rows else None,
+              "median_rank": ranks[len(ranks) // 2] if rows else None,
+              "mean_p_yes": sum(r["mean_p_yes"] for r in rows) / len(rows) if rows else None,
+              "rows": rows}
+    runs.write_json(runs.eval_dir(info.path, split) / RANKING_FILE, result)
     return result
 
 

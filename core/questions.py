@@ -96,19 +96,27 @@ def _looks_plural(word: str) -> bool:
 # --- questions ---------------------------------------------------------------------------------
 
 def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, seed: int,
-                    negatives: int = 1) -> list[Question]:
+                    negatives: int = 1, hard_negatives: int = 0) -> list[Question]:
     """Leaf and hypernym questions for `images` (ImageItems of `ds`).
 
     labeling: concept -> concept whose name and categories the image is given (None = identity).
     negatives: "no" leaf questions per image, and "no" hypernym questions per "yes" one (capped by
     how many other concepts / categories exist). Categories without any concept are never asked.
+    hard_negatives: further "no" leaf questions per image about its siblings (concepts in the shown
+    concept's most specific category; then any category it shares), drawn from their own seeded
+    generator so the other questions are the same with or without them.
     """
-    if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
-        raise ValueError(f"negatives must be a non-negative integer, got {negatives!r}")
+    for name, value in (("negatives", negatives), ("hard_negatives", hard_negatives)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     concepts = sorted(ds.concepts)
     used_categories = sorted({k for c in ds.concepts.values() for k in c.categories})
     leaf_text = {name: question_text(ds.concepts[name].label) for name in concepts}
     category_text = {name: question_text(ds.categories[name].label) for name in used_categories}
+    members: dict[str, list[str]] = {}
+    for name in concepts:
+        for cat in ds.concepts[name].categories:
+            members.setdefault(cat, []).append(name)
 
     questions: list[Question] = []
     for item in images:
@@ -119,7 +127,8 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
         shown_label = ds.concepts[shown].label
         questions.append(Question(item.id, item.concept, "leaf", shown, leaf_text[shown], True))
         others = [c for c in concepts if c != shown and ds.concepts[c].label != shown_label]
-        for other in rng.sample(others, min(negatives, len(others))):
+        drawn = rng.sample(others, min(negatives, len(others)))
+        for other in drawn:
             questions.append(Question(item.id, item.concept, "leaf", other, leaf_text[other], False))
 
         positives = list(dict.fromkeys(ds.concepts[shown].categories))
@@ -130,7 +139,26 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
                    if k not in positives and ds.categories[k].label not in positive_labels]
         for cat in rng.sample(outside, min(negatives * len(positives), len(outside))):
             questions.append(Question(item.id, item.concept, "hypernym", cat, category_text[cat], False))
+        if hard_negatives:
+            hard_rng = random.Random(f"{seed}:{item.id}:hard")
+            for other in _siblings(ds, shown, members, others, set(drawn), hard_negatives, hard_rng):
+                questions.append(Question(item.id, item.concept, "leaf", other, leaf_text[other], False))
     return questions
+
+
+def _siblings(ds, shown: str, members: Mapping[str, list[str]], others: list[str], asked: set,
+              k: int, rng: random.Random) -> list[str]:
+    """Up to k concepts (from `others`, not yet `asked`) that share the shown concept's most specific
+    category (fewest members), then any of its categories: the negatives that teach fine distinctions."""
+    allowed = set(others) - asked
+    cats = sorted(ds.concepts[shown].categories, key=lambda c: (len(members[c]), c))
+    chosen: list[str] = []
+    for tier in ([cats[0]] if cats else [], cats[1:]):
+        pool = sorted({c for cat in tier for c in members[cat]} & allowed - set(chosen))
+        chosen += rng.sample(pool, min(k - len(chosen), len(pool)))
+        if len(chosen) == k:
+            break
+    return chosen
 
 
 # --- splits ------------------------------------------------------------------------------------

@@ -39,8 +39,11 @@ def prepare(cfg: TrainConfig) -> RunData:
     ds, table_sha = load_subset(cfg)
     split = questions.split_images(ds, cfg.seed)
     dep = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
+    # Hard (sibling) negatives only shape training; val and test keep one random negative, so
+    # every run is measured on the same questions.
     qs = {name: questions.build_questions(ds, [im for im in ds.images if split[im.id] == name],
-                                          dep.labeling, cfg.seed)
+                                          dep.labeling, cfg.seed,
+                                          hard_negatives=cfg.hard_negatives if name == "train" else 0)
           for name in runs.SPLITS}
     data = RunData(ds, split, dep, qs, table_sha)
     if not data.training_questions():

@@ -8,6 +8,7 @@ Layout of one run, `paths.runs_dir()/<run_id>/`:
     checkpoint/checkpoint.json      provenance, per-epoch metrics, status, file hashes
     eval/<split>/questions.csv      one row per scored question
     eval/<split>/metrics.json       metrics of that table (core.metrics.summarize)
+    eval/<split>/ranking.json       every leaf asked of each image: the true leaf's rank (optional)
     log                             human-readable progress lines
 
 Standalone results that are not runs (baselines) live under `runs_dir()/baselines/<name>/` with the
@@ -35,6 +36,7 @@ CHECKPOINT_DIR = "checkpoint"
 PROJECTOR_FILE = "projector.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
 BEST_FILE = "best.safetensors"               # the projector of the best epoch (what evaluation loads)
+RANKING_FILE = "ranking.json"                 # core.evaluate.leaf_ranking
 CHECKPOINT_JSON = "checkpoint.json"
 BASELINES_DIR = "baselines"
 SPLITS = ("train", "val", "test")
@@ -317,16 +319,26 @@ def read_cached_result(path: Path, fmt: int, run_dir: str | Path) -> dict | None
 
 LEARNED_LEAF_ACCURACY = 0.8   # below this on its own test split, a checkpoint has not learned
 YES_RATE_LIMIT = 0.8          # a model saying yes to more than this share of questions is biased, not grounded
+LEARNED_TOP5 = 0.5            # every leaf asked: the right one in the top 5 for at least half the images
 
 
 def learning_note(run_dir: str | Path) -> str | None:
     """Why a run's answers should not be trusted, or None when its own test evaluation shows it
-    learned: leaf accuracy >= 0.8 and "yes" to at most 80 % of the questions."""
-    return learning_note_of(load_metrics(run_dir, "test"))
+    learned: leaf accuracy >= 0.8, "yes" to at most 80 % of the questions and, when every leaf was
+    ranked (ranking.json), the right leaf in the top 5 for at least half of the images."""
+    return learning_note_of(load_metrics(run_dir, "test"), load_ranking(run_dir, "test"))
 
 
-def learning_note_of(m: dict | None) -> str | None:
-    """learning_note for a test evaluation's metrics dict (None: not evaluated)."""
+def load_ranking(run_dir: str | Path, split: str = "test") -> dict | None:
+    """ranking.json of a run's split (core.evaluate.leaf_ranking); None if never ranked."""
+    p = Path(run_dir)
+    f = eval_dir(p if p.is_dir() else resolve_run_dir(run_dir), split) / RANKING_FILE
+    return read_json(f) if f.is_file() else None
+
+
+def learning_note_of(m: dict | None, ranking: dict | None = None) -> str | None:
+    """learning_note for a test evaluation's metrics dict (None: not evaluated) and, optionally,
+    its leaf ranking (core.evaluate.leaf_ranking)."""
     if m is None or "leaf" not in m:
         return ("this checkpoint has not been evaluated on its test split, so nothing shows it has "
                 "learned; evaluate it (Train page or `taxolens evaluate`) before reading its answers")
@@ -339,6 +351,10 @@ def learning_note_of(m: dict | None) -> str | None:
                         else "it has no leaf test questions")
     if yes_rate is not None and yes_rate > YES_RATE_LIMIT:
         problems.append(f"it answers yes to {yes_rate:.0%} of its test questions")
+    top5 = (ranking or {}).get("top5")
+    if top5 is not None and top5 < LEARNED_TOP5:
+        problems.append(f"asked about every leaf, it puts the right one in its top 5 for only {top5:.0%} "
+                        f"of {ranking.get('images')} test images")
     if not problems:
         return None
     return "this checkpoint has not learned enough: " + " and ".join(problems) + "; treat its answers as unreliable"

@@ -93,7 +93,7 @@ def load_projector(vlm, state: dict, where: Path) -> None:
 # it fits this machine's dataset; the frozen-weight checksum is checked when it is loaded.
 
 SHIPPED_FILES = ("config.json", "checkpoint/checkpoint.json", f"checkpoint/{runs.BEST_FILE}",
-                 "eval/test/metrics.json", "eval/test/questions.csv")
+                 "eval/test/metrics.json", "eval/test/questions.csv", f"eval/test/{runs.RANKING_FILE}")
 
 
 def shipped_fit(source: Path | None = None) -> tuple[bool, str]:
@@ -187,7 +187,7 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
                          "git_commit": runs.git_commit()}
         runs.write_json(tmp / "checkpoint" / "checkpoint.json", ck)
         runs.write_json(tmp / "config.json", info.config.to_dict())
-        for rel in ("metrics.json", "questions.csv"):
+        for rel in ("metrics.json", "questions.csv", runs.RANKING_FILE):
             if (test / rel).is_file():
                 (tmp / "eval" / "test").mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(test / rel, tmp / "eval" / "test" / rel)

@@ -269,6 +269,17 @@ def test_train_form_queues_one_job_per_seed(data_dir):
     assert {j.spec["config"]["condition"] for j in jobs} == {"random:0.5"}
 
 
+def test_train_form_passes_prompt_and_hard_negatives(data_dir):
+    from core.jobs.store import JobStore
+    at = run_page("app_pages/3_Train.py")
+    next(s for s in at.selectbox if s.label == "Prompt").set_value("chat")
+    next(n for n in at.number_input if n.label == "Hard negatives").set_value(3)
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = JobStore().list()
+    assert job.spec["config"]["prompt"] == "chat" and job.spec["config"]["hard_negatives"] == 3
+
+
 def test_train_form_refuses_models_without_weights(data_dir, monkeypatch):
     from ui import common
     rows = [{"model": "smollm2-135m", "kind": "language model", "version": "x", "license": "x",

@@ -100,3 +100,34 @@ def test_unknown_baseline():
         evaluate.baseline("oracle", _cfg())
     with pytest.raises(ConfigError, match="got 'lm_only'"):      # replaced by core.probe (probe-lm)
         evaluate.baseline("lm_only", _cfg())
+
+
+def test_leaf_ranking_ranks_every_leaf_like_predict():
+    run_dir = train.train(_cfg(epochs=3))
+    result = evaluate.leaf_ranking(run_dir, "test", images=6)
+    stored = runs.read_json(runs.eval_dir(run_dir, "test") / evaluate.RANKING_FILE)
+    assert stored == result and result["images"] == 6 == len(result["rows"])
+    assert result["vocabulary"] == 12 and result["of_images"] == len(rundata.prepare(_cfg()).images("test"))
+    for row in result["rows"]:
+        assert 1 <= row["rank"] <= 12 and len(row["top5"]) == 5
+        assert (row["rank"] <= 5) == (row["labelled_concept"] in row["top5"])
+        assert (row["rank"] == 1) == (row["top5"][0] == row["labelled_concept"])
+    assert result["top1"] == sum(r["rank"] == 1 for r in result["rows"]) / 6 <= result["top5"]
+    assert result["chance_top5"] == 5 / 12
+
+
+def test_leaf_ranking_under_a_shuffle_ranks_the_labelled_concept():
+    run_dir = train.train(_cfg(condition="cross"))
+    rows = evaluate.leaf_ranking(run_dir, "test")["rows"]
+    data = rundata.prepare(_cfg(condition="cross"))
+    assert len(rows) == len(data.images("test"))
+    assert all(r["labelled_concept"] == data.deprivation.labeling[r["concept"]] for r in rows)
+    assert any(r["labelled_concept"] != r["concept"] for r in rows)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2.5])
+def test_leaf_ranking_refuses_a_bad_image_count(bad):
+    run_dir = train.train(_cfg())
+    with pytest.raises(ConfigError, match="images"):
+        evaluate.leaf_ranking(run_dir, "test", images=bad)
+    assert not (runs.eval_dir(run_dir, "test") / evaluate.RANKING_FILE).exists()

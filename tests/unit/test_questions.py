@@ -117,6 +117,35 @@ def test_labeling_changes_targets_not_true_concept(ds):
 def test_bad_negatives(ds):
     with pytest.raises(ValueError):
         build_questions(ds, ds.images, None, seed=0, negatives=-1)
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="hard_negatives"):
+            build_questions(ds, ds.images, None, seed=0, hard_negatives=bad)
+
+
+def test_hard_negatives_are_siblings_added_after_the_same_questions(ds):
+    plain = by_image(build_questions(ds, ds.images, None, seed=3))
+    hard = by_image(build_questions(ds, ds.images, None, seed=3, hard_negatives=2))
+    for image_id, qs in hard.items():
+        extra = [q for q in qs if q not in plain[image_id]]
+        assert qs[:len(plain[image_id])] == plain[image_id]        # the other questions unchanged
+        concept = qs[0].concept
+        random_negative = {q.target for q in plain[image_id] if q.kind == "leaf" and not q.answer}
+        assert all(q.kind == "leaf" and not q.answer and q.target != concept for q in extra)
+        assert not {q.target for q in extra} & random_negative     # never the same question twice
+        assert len({q.target for q in extra}) == len(extra)
+        shares = [set(ds.concepts[q.target].categories) & set(ds.concepts[concept].categories) for q in extra]
+        assert all(shares)                                         # a sibling: some category in common
+        if concept in ("dog", "cat", "squirrel"):                  # 2 siblings in 'mammal' (most specific)
+            assert len(extra) + len(random_negative & {"dog", "cat", "squirrel"}) >= 2
+            assert {q.target for q in extra} <= {"dog", "cat", "squirrel", "crow", "parrot", "salmon"}
+        if concept == "violin":                                    # alone in its only category
+            assert extra == []
+
+
+def test_hard_negatives_prefer_the_most_specific_category(ds):
+    qs = build_questions(ds, ds.images_of("crow"), None, seed=0, negatives=0, hard_negatives=1)
+    # 'bird' (2 members) is more specific than 'animal' (6): crow's one hard negative is parrot
+    assert {q.target for q in qs if q.kind == "leaf" and not q.answer} == {"parrot"}
 
 
 # --- splits ------------------------------------------------------------------------------------

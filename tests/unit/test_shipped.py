@@ -101,3 +101,18 @@ def test_learning_note_flags_unlearned_and_yes_biased_checkpoints(tmp_path):
     path.write_text(json.dumps(m))
     note = runs.learning_note(run_dir)
     assert "0.51" in note and "93%" in note
+
+
+def test_learning_note_reads_the_leaf_ranking_when_there_is_one():
+    run_dir = _trained(epochs=1)
+    path = runs.eval_dir(run_dir, "test") / "metrics.json"
+    m = json.loads(path.read_text())
+    m["leaf"]["accuracy"], m["confusion"] = 0.93, {"tp": 40, "fp": 5, "fn": 10, "tn": 45}
+    path.write_text(json.dumps(m))
+    ranking = runs.eval_dir(run_dir, "test") / runs.RANKING_FILE
+    ranking.write_text(json.dumps({"top5": 0.25, "images": 20}))
+    note = runs.learning_note(run_dir)
+    assert note and "top 5 for only 25% of 20 test images" in note and "leaf accuracy" not in note
+    ranking.write_text(json.dumps({"top5": 0.75, "images": 20}))
+    assert runs.learning_note(run_dir) is None
+    assert runs.load_ranking(run_dir)["top5"] == 0.75

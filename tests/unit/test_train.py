@@ -142,6 +142,16 @@ def test_full_ablation_trains_on_leaf_questions_only():
     assert ck["condition"]["report"]["removed_pairs"] > 0
 
 
+def test_hard_negatives_add_training_questions_only():
+    plain, hard = rundata.prepare(_cfg()), rundata.prepare(_cfg(hard_negatives=2))
+    assert hard.questions["val"] == plain.questions["val"] and hard.questions["test"] == plain.questions["test"]
+    extra = [q for q in hard.questions["train"] if q not in plain.questions["train"]]
+    assert extra and all(q.kind == "leaf" and not q.answer for q in extra)
+    run_dir = train.train(_cfg(epochs=1, hard_negatives=2))
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["questions"]["train_kept"] == len(hard.questions["train"]) and ck["config"]["hard_negatives"] == 2
+
+
 def test_tampered_checkpoint_is_detected():
     run_dir = train.train(_cfg(epochs=1))
     path = runs.checkpoint_dir(run_dir) / runs.BEST_FILE       # the projector evaluation loads
