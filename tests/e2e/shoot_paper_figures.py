@@ -93,7 +93,7 @@ def main() -> int:
                     print("no figure", name)
                 if args.downloads:
                     for fmt in ("svg", "png"):
-                        button = page.locator(f".st-key-pf_{fmt}_{name} button")
+                        button = page.locator(f".st-key-pf_{fmt}_{name} button").first
                         if button.count() and button.is_enabled():
                             with page.expect_download(timeout=120_000) as d:
                                 button.click()
