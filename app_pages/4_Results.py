@@ -8,6 +8,7 @@ import streamlit as st
 
 from core import results, runs
 from ui import common, figures
+from ui import paper_figures
 
 HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean of the yes-class and "
                     "no-class F1, then the mean over categories. Bars: mean over seeds with its 95 % "
@@ -205,6 +206,7 @@ def main() -> None:
     shuffles(table)
     categories(chosen)
     lm_knowledge(chosen, everything, key)
+    paper_figures.show(chosen, everything, key)
     st.subheader("Tables")
     st.caption("Yes-class F1 (`*_f1` without `category`) is kept for comparison; it rewards answering "
                "yes and is never the headline.")

@@ -9,7 +9,8 @@
     clusters    a checkpoint's category / concept trees against WordNet (JSON + Newick)
     lens        a checkpoint's image tokens in the LM: "writes the word" shares per category
     runs        list training runs
-    results     `results report`: docs/results.md from every run, baseline and probe on disk
+    results     `results report`: docs/results.md from every run, baseline and probe on disk;
+                `results figures`: the paper's figures as CSV + SVG/PNG
     jobs, sweep the job queue (registered by core.jobs.cli when present)
 
 Every command checks ALL its arguments before it creates a file or directory: a bad argument is
@@ -356,6 +357,28 @@ def cmd_results_report(args) -> int:
     return 0
 
 
+def cmd_results_figures(args) -> int:
+    from core import paper_figures, results
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder")
+    rows = results.collect()
+    formats = [] if args.csv_only else ["svg", "png"]
+    manifest = paper_figures.write_all([r for r in rows if r["kind"] == "probe" or results.readable(r["metrics"])],
+                                       out, formats)
+    if not manifest["settings"]:
+        print(f"taxolens results figures: no evaluated training runs yet: {paper_figures.SWEEP_HINT}",
+              file=sys.stderr)
+    for entry in manifest["settings"]:
+        for name, note in entry["notes"].items():
+            print(f"{name}: {note}", file=sys.stderr)
+    if formats and manifest["export"] != "ok":
+        print(f"only CSV written: {manifest['export']}", file=sys.stderr)
+    _emit(manifest)
+    return 0
+
+
 def cmd_predict(args) -> int:
     from core.images import load_image, notes_of, read_image_bytes
 
@@ -646,6 +669,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=str(paths.ROOT / "docs" / "results.md"),
                    help="markdown file to write (default: docs/results.md)")
     r.set_defaults(func=cmd_results_report)
+    r = rsub.add_parser("figures", help="the paper's figures: data as CSV, figures as SVG / PNG",
+                        description="Per training setting: unseen macro-F1 against the share of hypernyms "
+                                    "seen (random and systematic ablation), per-category F1 against visual "
+                                    "coherence and against the LM probe (Spearman, Pearson, fitted line), F1 "
+                                    "by hypernym depth, leaf F1 per concept. Each as <name>.csv, and as "
+                                    "<name>.svg / <name>.png where kaleido and a Chromium are available.")
+    r.add_argument("--out", default=str(paths.ROOT / "artifacts" / "figures"),
+                   help="folder to write into (default: artifacts/figures; one sub-folder per setting "
+                        "when there are several)")
+    r.add_argument("--csv-only", action="store_true", help="write the data only, no SVG / PNG")
+    r.set_defaults(func=cmd_results_figures)
 
     try:
         from core.jobs import cli as jobs_cli

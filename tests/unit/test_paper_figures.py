@@ -1,0 +1,154 @@
+"""core.paper_figures on hand-made rows whose right answers are worked out by hand."""
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+from core import metrics, paper_figures as pf
+
+
+def q(kind, target, answer, pred, seen=True):
+    return {"kind": kind, "target": target, "answer": answer, "pred": pred, "seen": seen, "mass": 0.9}
+
+
+def run(condition, seed, rows, lm_init="pretrained", name=None):
+    return {"kind": "train", "condition": condition, "lm_init": lm_init, "seed": seed, "baseline": None,
+            "name": name or f"{condition}_s{seed}_{lm_init}", "metrics": metrics.summarize(rows)}
+
+
+def half_unseen(unseen_right: bool):
+    """4 hypernym questions, 2 seen (right) and 2 unseen about 'fish' (both right or both wrong):
+    unseen share 0.5, unseen per-category macro-F1 1 or 0; 2 leaf questions about 'dog', right."""
+    return [q("hypernym", "mammal", True, True), q("hypernym", "mammal", False, False),
+            q("hypernym", "fish", True, unseen_right, False), q("hypernym", "fish", False, not unseen_right, False),
+            q("leaf", "dog", True, True), q("leaf", "dog", False, False)]
+
+
+def test_ablation_of_places_random_and_systematic_on_the_axis_and_nothing_else():
+    assert pf.ablation_of("random:0.5") == ("random", 0.5)
+    assert pf.ablation_of("systematic:3") == ("systematic", 3.0)
+    assert pf.ablation_of("systematic:mammal+fish") == ("systematic", 2.0)
+    for other in ("none", "pairs:0.5", "cross", "cross+random:0.5", "nonsense"):
+        assert pf.ablation_of(other) is None
+    assert pf.labeling_of("cross+random:0.5") == "cross" and pf.labeling_of("within") == "within"
+    assert pf.labeling_of("random:0.5") == "original"
+
+
+def test_ablation_table_means_seen_share_unseen_f1_and_chance_over_seeds():
+    rows = [run("random:0.5", 0, half_unseen(True)), run("random:0.5", 1, half_unseen(True)),
+            run("random:0.5", 2, half_unseen(False)),
+            run("systematic:1", 0, half_unseen(True), lm_init="random"),
+            run("none", 0, half_unseen(True)), run("cross+random:0.5", 0, half_unseen(True)),
+            {"kind": "baseline", "condition": "random:0.5", "baseline": "majority", "metrics": {}}]
+    table = pf.ablation_table(rows)
+    assert list(table.columns) == pf.ABLATION_COLUMNS
+    assert set(table["condition"]) == {"random:0.5", "systematic:1"}      # none / shuffles are elsewhere
+    r = table[table["condition"] == "random:0.5"].iloc[0]
+    # per seed unseen F1 1, 1, 0 -> mean 2/3, t_{0.975,2} * sqrt(1/3) / sqrt(3)
+    half = 4.302653 * math.sqrt(1 / 3) / math.sqrt(3)
+    assert r["unseen_f1"] == pytest.approx(2 / 3) and r["n_seeds"] == 3
+    assert r["ci_low"] == pytest.approx(2 / 3 - half, abs=1e-5)
+    assert r["seen_share"] == pytest.approx(0.5) and r["chance"] == pytest.approx(0.5)   # balanced: coin 0.5
+    assert r["family"] == "random" and r["model"] == "pretrained LM" and r["nominal"] == 0.5
+    s = table[table["condition"] == "systematic:1"].iloc[0]
+    assert s["model"] == "random-init LM" and s["n_seeds"] == 1 and math.isnan(s["ci_low"])
+    fig = pf.ablation_figure(table)
+    names = [t.name for t in fig.data]
+    assert names == ["pretrained LM · random", "random-init LM · systematic", "chance (fair coin)"]
+    assert list(fig.data[0].x) == [50.0] and fig.data[1].line.dash == "dash"
+
+
+def test_versus_gives_the_exact_line_and_rank_correlation():
+    import pandas as pd
+
+    t = pd.DataFrame({"label": list("abcd"), "x": [0.1, 0.2, 0.3, 0.4], "f1": [0.3, 0.5, 0.7, float("nan")]},
+                     index=list("abcd"))
+    s = pf.versus(t, "x")                          # y = 2x + 0.1 on the 3 finite points
+    assert s["n"] == 3 and s["spearman"] == pytest.approx(1) and s["pearson"] == pytest.approx(1)
+    assert s["slope"] == pytest.approx(2) and s["intercept"] == pytest.approx(0.1)
+    flat = pf.versus(t.assign(x=0.5), "x")
+    assert flat["slope"] is None and flat["spearman"] is None
+    assert "undefined" in pf.stats_line(flat) and "Spearman ρ = 1.00" in pf.stats_line(s)
+    assert pf.versus(t, "missing")["n"] == 0
+
+
+def test_category_table_joins_f1_coherence_probe_and_depth():
+    a = [q("hypernym", "mammal", True, True), q("hypernym", "mammal", False, False),      # macro-F1 1
+         q("hypernym", "fish", True, False), q("hypernym", "fish", False, False)]         # yes F1 0, no F1 2/3
+    b = [q("hypernym", "mammal", True, True), q("hypernym", "mammal", False, True),       # 2/3 and 0 -> 1/3
+         q("hypernym", "fish", True, True), q("hypernym", "fish", False, False)]
+    rows = [run("none", 0, a), run("none", 1, b)]
+    probe = {"per_category": {"mammal": {"chat_macro_f1": 0.9}, "fish": {"chat_macro_f1": 0.2}}}
+    t = pf.category_table(rows, "all", labels={"fish": "fish!"}, coherence={"mammal": 0.3},
+                          probe=probe, depths={"mammal": 12, "fish": 9})
+    assert t.loc["mammal", "f1"] == pytest.approx((1 + 1 / 3) / 2)
+    assert t.loc["fish", "f1"] == pytest.approx((1 / 3 + 1) / 2) and t.loc["fish", "label"] == "fish!"
+    assert t.loc["mammal", "coherence"] == 0.3 and math.isnan(t.loc["fish", "coherence"])
+    assert t.loc["fish", "probe_chat_macro_f1"] == 0.2 and t.loc["mammal", "depth"] == 12
+    assert pf.category_table(rows, "unseen").empty
+    with pytest.raises(ValueError):
+        pf.category_table(rows, "some")
+
+
+def test_depth_table_averages_categories_per_run_then_seeds():
+    one = [q("hypernym", "mammal", True, True), q("hypernym", "mammal", False, False),    # 1
+           q("hypernym", "fish", True, False), q("hypernym", "fish", False, True),        # 0
+           q("hypernym", "dog_cat", True, True), q("hypernym", "dog_cat", False, False)]  # 1
+    two = [q("hypernym", "mammal", True, True), q("hypernym", "mammal", False, False),
+           q("hypernym", "fish", True, True), q("hypernym", "fish", False, False),
+           q("hypernym", "dog_cat", True, False), q("hypernym", "dog_cat", False, True)]
+    depths = {"mammal": 10, "fish": 10, "dog_cat": 12, "odd": None}
+    t = pf.depth_table([run("none", 0, one), run("none", 1, two)], depths, "all")
+    d10 = t[t["depth"] == 10].iloc[0]
+    assert d10["mean"] == pytest.approx((0.5 + 1.0) / 2) and d10["n_categories"] == 2 and d10["n_seeds"] == 2
+    d12 = t[t["depth"] == 12].iloc[0]
+    assert d12["mean"] == pytest.approx(0.5) and d12["categories"] == "dog_cat"
+    fig = pf.depth_figure(t)
+    assert list(fig.layout.xaxis.ticktext) == ["10<br>(2)", "12<br>(1)"]
+
+
+def test_leaf_table_per_concept_mean_ci_and_chance_sorted_best_first():
+    good = [q("leaf", "dog", True, True), q("leaf", "dog", False, False),
+            q("leaf", "cat", True, False), q("leaf", "cat", False, False)]   # cat: yes F1 0, no F1 2/3
+    rows = [run("none", 0, good), run("none", 1, good)]
+    t = pf.leaf_table(rows, labels={"dog": "Dog"})
+    assert list(t["concept"]) == ["dog", "cat"]
+    assert t.iloc[0]["mean"] == 1 and t.iloc[0]["label"] == "Dog" and t.iloc[0]["n_seeds"] == 2
+    assert t.iloc[1]["mean"] == pytest.approx(1 / 3) and t.iloc[1]["chance"] == pytest.approx(0.5)
+    assert pf.leaf_series(t) == ["pretrained LM · none"]
+    fig = pf.leaf_figure(t)
+    assert list(fig.data[0].y) == [1.0, pytest.approx(1 / 3)] and list(fig.layout.xaxis.ticktext) == ["Dog", "cat"]
+
+
+def test_crowded_scatter_names_only_the_outliers():
+    import pandas as pd
+
+    n = 30
+    t = pd.DataFrame({"label": [f"c{i}" for i in range(n)], "x": [i / n for i in range(n)],
+                      "f1": [i / n + (0.5 if i == 7 else 0) for i in range(n)]}, index=[f"c{i}" for i in range(n)])
+    fig = pf.versus_figure(t, "x", "x")
+    named = [s for s in fig.data[0].text if s]
+    assert len(named) == 10 and "c7" in named
+    small = pf.versus_figure(t.head(5), "x", "x")
+    assert [s for s in small.data[0].text] == ["c0", "c1", "c2", "c3", "c4"]
+
+
+def test_export_says_what_is_missing(monkeypatch):
+    import plotly.graph_objects as go
+
+    monkeypatch.setitem(sys.modules, "kaleido", None)          # import kaleido -> ImportError
+    assert "kaleido" in pf.export_problem()
+    with pytest.raises(pf.ExportUnavailable, match="kaleido"):
+        pf.to_image(go.Figure(), "svg")
+    with pytest.raises(ValueError):
+        pf.to_image(go.Figure(), "gif")
+
+
+def test_titled_keeps_the_subtitle():
+    import plotly.graph_objects as go
+
+    fig = go.Figure(layout={"title": {"text": "<sup>stats</sup>"}})
+    assert pf.titled(fig, "Name").layout.title.text == "Name<br><sup>stats</sup>"
+    assert fig.layout.title.text == "<sup>stats</sup>"          # the page's figure is untouched

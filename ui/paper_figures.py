@@ -1,0 +1,120 @@
+"""The Results page's "Paper's figures" section: a thin view over core.paper_figures — pickers for
+the model, condition and question block, then each figure with its caption, statistics and three
+downloads (its data as CSV, the figure as SVG and PNG, the images rendered only when clicked)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import paper_figures as pf
+from core import results
+from ui import common
+
+CAPTIONS = {
+    "ablation": ("Unseen hypernym per-category macro-F1 against the share of test hypernym questions whose "
+                 "(concept, category) pair stayed in training — measured on the evaluation, so random:r "
+                 "(circles, solid) and systematic:N (squares, dashed) ablation share one axis. Blue: "
+                 "pretrained LM; red: random-init LM control. Error bars: 95 % t-CI over seeds; grey "
+                 "crosses: a fair coin on the same questions."),
+    "coherence": ("One point per category: its visual coherence (mean pairwise cosine of pooled encoder "
+                  "features of its images, from the cached `taxolens coherence` table, under the labels the "
+                  "runs were trained with) against the VLM's per-category yes/no macro-F1; dashed: least "
+                  "squares."),
+    "probe": ("One point per category: what the LM alone answers about the dataset's (concept, category) "
+              "pairs (`taxolens probe-lm`, chat-template macro-F1) against the VLM's per-category macro-F1; "
+              "dashed: least squares."),
+    "depth": ("The chosen model under every condition: per-category macro-F1 averaged over the categories at each WordNet depth of the category "
+              "(edges from entity.n.01 on the longest chain), per run, then mean and 95 % t-CI over seeds."),
+    "leaf": ("Leaf questions (\"Is there a dog in the image?\"): the yes/no macro-F1 of the questions about "
+             "each concept, mean (and 95 % t-CI) over seeds, concepts sorted best to worst; dashed: the mean "
+             "over concepts (the headline's leaf number); dotted: a fair coin."),
+}
+TITLES = pf.TITLES
+
+
+@st.cache_data(show_spinner="Reading category depths from WordNet…", max_entries=8)
+def _depths(data_dir: str, dataset: str, fingerprint: tuple) -> dict:  # noqa: ARG001 - keys the cache
+    return pf.category_depths(common.dataset(dataset))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _export_problem() -> str | None:
+    return pf.export_problem()
+
+
+def downloads(name: str, entry: dict, problem: str | None) -> None:
+    """CSV of the figure's data, and SVG / PNG of the figure rendered on click."""
+    table = entry["table"]
+    stem = pf.file_stem(name)
+    cols = st.columns([1, 1, 1, 3])
+    cols[0].download_button("Data (CSV)", table.to_csv(index=name in ("coherence", "probe")).encode(),
+                            f"{stem}.csv", "text/csv", key=f"pf_csv_{name}", icon=":material/table:",
+                            on_click="ignore")
+    fig = entry["figure"]
+    if fig is None:
+        return
+    for col, fmt, mime in ((cols[1], "svg", "image/svg+xml"), (cols[2], "png", "image/png")):
+        col.download_button(f"Figure ({fmt.upper()})", (lambda f=fig, x=fmt: pf.to_image(pf.titled(f, TITLES[name]), x)),
+                            f"{stem}.{fmt}", mime, key=f"pf_{fmt}_{name}", icon=":material/image:",
+                            on_click="ignore", disabled=problem is not None,
+                            help=problem or f"rendered by kaleido when you click (a few seconds)")
+
+
+def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
+    st.header("The paper's figures", divider="gray")
+    train = [r for r in chosen if r["kind"] == "train"]
+    if not train:
+        st.info("No training runs in this setting: " + pf.SWEEP_HINT + ".")
+        return
+    setting = dict(key) if key is not None else {}
+    ds_name = setting.get("dataset") or "concepts"
+    from core.datasets import DatasetError
+    try:
+        ds = common.dataset(ds_name)
+    except DatasetError as exc:
+        ds = None
+        st.warning(f"Dataset {ds_name} cannot be loaded ({exc}); categories are shown by name, without depths.")
+    depths = _depths(common.data_key(), ds_name, tuple(sorted((k, c.synset) for k, c in ds.categories.items()))) \
+        if ds is not None else {}
+
+    models = sorted({pf.model_of(r) for r in train})
+    c1, c2, c3 = st.columns([1, 1, 1])
+    model = c1.selectbox("Model (per-category and depth figures)", models, key="pf_model") \
+        if len(models) > 1 else models[0]
+    mine = [r for r in train if pf.model_of(r) == model]
+    conditions = sorted({r["condition"] for r in mine}, key=results.condition_order)
+    has_unseen = {c: any(pf._per_category(r["metrics"], "unseen") for r in mine if r["condition"] == c)
+                  for c in conditions}
+    block_default = "unseen" if any(has_unseen.values()) else "all"
+    block = c3.segmented_control("Questions", list(pf.BLOCKS), default=block_default, required=True,
+                                 key="pf_block")
+    first = pf.default_condition(mine, block) or conditions[0]
+    condition = c2.selectbox("Condition (per-category figures)", conditions, index=conditions.index(first),
+                             key="pf_condition")
+    if block == "unseen" and not has_unseen[condition]:
+        st.caption(f"Nothing is unseen under {condition} (it removes no hypernym question): choose "
+                   "**all** or **seen**, or a condition that ablates.")
+
+    leaf_names = None
+    figs = pf.setting_figures(chosen, everything, key, condition=condition, block=block, model=model, ds=ds,
+                              depths=depths)
+    figs.pop("_choice", None)
+    leaf_table = figs["leaf"]["table"]
+    if not leaf_table.empty:
+        leaf_names = pf.leaf_series(leaf_table)
+    problem = _export_problem()
+    if problem:
+        st.caption(f":material/info: {problem}")
+    for name in pf.FIGURE_NAMES:
+        entry = figs[name]
+        st.subheader(TITLES[name])
+        if name == "leaf" and leaf_names and len(leaf_names) > 1:
+            series = st.selectbox("Runs", leaf_names, key="pf_leaf_series")
+            entry = {**entry, "figure": pf.leaf_figure(leaf_table, series)}
+        if entry["figure"] is None:
+            st.info(entry["note"])
+        else:
+            st.plotly_chart(entry["figure"], width="stretch", key=f"pf_fig_{name}")
+            st.caption(CAPTIONS[name] + (f" Coherence table: {entry['meta']['path']} ({entry['meta'].get('images')} "
+                                         f"images, seed {entry['meta'].get('seed')})." if entry.get("meta") else ""))
+        if entry["figure"] is not None or not entry["table"].empty:
+            downloads(name, entry, problem)
