@@ -136,7 +136,7 @@ def upload_tab(run) -> None:
 
 
 def gallery_tab(run) -> None:
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
 
     try:
         ds = common.dataset(run.config.dataset)
@@ -358,7 +358,7 @@ def lens_panel(run, image, digest: str, best: str, concept: str | None, slot: st
 
 
 def _full_dataset(run):
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
     try:
         return common.dataset(run.config.dataset)
     except DatasetError:

@@ -147,7 +147,7 @@ def grid(ds, items: list, summary, answers, split) -> None:
 
 def main() -> None:
     from core import runs
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
 
     st.title(":material/photo_library: Browse")
     run, split = choose_run()

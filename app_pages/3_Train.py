@@ -1,11 +1,12 @@
 """Train page: queue training runs (one job per seed) and the `paper` sweep, and follow every job live.
 
-Nothing trains in the app's process: the forms validate their configs (TrainConfig.validate(deep=True),
+Nothing trains in the app's process: the forms validate their configs (core.rundata.check,
 the same check the job queue runs) and submit jobs that the worker started by `make app` runs.
 Invalid choices are explained next to the form before anything is queued.
 """
 import streamlit as st
 
+from core import rundata
 from core.config import ConfigError, TrainConfig
 from ui import common, jobs
 
@@ -98,7 +99,7 @@ def train_form(ds) -> None:
                                images_per_concept=int(images_per_concept) or None,
                                device=device, dataset=ds.name if ds else defaults.dataset)
                    for seed in seeds]
-        configs[0].validate(deep=True)          # ids, dataset, condition: the same for every seed
+        rundata.check(configs[0])               # ids, dataset, condition: the same for every seed
         for cfg in configs[1:]:
             cfg.validate()
         missing = [r for r in common.model_rows() if r["model"] in (encoder, lm) and not r["weights present"]]
@@ -144,7 +145,7 @@ def _index(options: list, value) -> int:
 
 
 def main() -> None:
-    from core.datasets import DatasetError, list_datasets
+    from core.data.datasets import DatasetError, list_datasets
 
     st.title(":material/model_training: Train")
     names = list_datasets()

@@ -472,7 +472,7 @@ def checkpoint_sections(ds, dataset: str, encoder: str, run=None) -> None:
 
 def main() -> None:
     from core import geometry
-    from core.datasets import DatasetError, list_datasets
+    from core.data.datasets import DatasetError, list_datasets
 
     st.title(":material/scatter_plot: Geometry")
     names = list_datasets() or ["concepts"]

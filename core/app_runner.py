@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     paths.ensure_writable(paths.data_dir())
     if not args.no_first_run:
         from core import firstrun
-        from core.config import ConfigError
+        from core.base import ConfigError
         try:
             print(f"[taxolens] {firstrun.ensure_default_checkpoint_job().describe()}", flush=True)
         except ConfigError as exc:   # e.g. no dataset yet: the app itself explains what to do

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from core import paths
+from core.base import Progress
 from core.downloads import (AssetError, atomic_dir, fetch_verified, file_lock, is_verified, require_tool,
                             run_tool, scratch_dir, sha256_file, write_text_atomic)
 
@@ -44,7 +45,6 @@ GROUPS = ("lms", "encoders", "wordnet", "images")
 MARKER = "taxolens-asset.json"            # inside each finished output folder we own
 LEXNAMES_COUNT = 45                        # WordNet 3.0 has 45 lexicographer files
 _SYNTACTIC_CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

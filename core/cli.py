@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from core import paths
-from core.config import ConfigError, TrainConfig, number_arg
+from core.base import ConfigError
+from core.config import TrainConfig, number_arg
 
 EXIT_USAGE = 2           # bad arguments / config, as argparse uses
 EXIT_INTERRUPTED = 130   # Ctrl-C (a cancelled training run can be resumed)
@@ -646,7 +647,7 @@ def _user_error_types() -> tuple[type, ...]:
     """Exceptions whose message is for the user (exit 2), not a bug (traceback)."""
     types: list[type] = [ConfigError]
     for module, names in (("core.images", ("ImageError",)), ("core.taxonomy", ("TaxonomyError",)),
-                          ("core.datasets", ("DatasetError", "ImportValidationError")),
+                          ("core.data.datasets", ("DatasetError", "ImportValidationError")),
                           ("core.paths", ("UnsafeNameError",)), ("core.files", ("FileReadError",))):
         mod = sys.modules.get(module)
         types += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]

@@ -49,6 +49,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from core.base import Progress
+
 SOURCES = ("encoder", "projector", "answers")
 LEVELS = ("category", "concept")
 LABELINGS = ("original", "cross", "within")
@@ -58,8 +60,6 @@ MEMBERSHIP_SEEDS = 5
 MEMBERSHIP_DIM = 64
 FLAT_PROFILE_SD = 0.02                # answer profiles varying less than this say nothing
 RESULT_FORMAT = 1
-
-Progress = Callable[[float, str], None]
 
 
 # ------------------------------------------------------------------ trees from vectors / distances

@@ -32,7 +32,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from core.config import ConfigError
+from core.base import ConfigError
 
 KINDS = ("none", "random", "pairs", "systematic", "cross", "within")
 SHUFFLES = ("cross", "within")

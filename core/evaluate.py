@@ -21,7 +21,8 @@ from pathlib import Path
 
 from core import conditions, features, metrics, rundata, runs, scoring
 from core.models import checkpoint
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 
 BASELINES = ("majority",)
 
@@ -52,7 +53,7 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     out_dir/eval/test/ (default: runs_dir()/baselines/<kind>_<dataset>_<condition>_s<seed>_<config hash>)."""
     if kind not in BASELINES:
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
-    cfg.validate(deep=True)
+    rundata.check(cfg)
     report = progress or (lambda f, m: None)
     data = rundata.prepare(cfg)
     test_q = data.questions["test"]

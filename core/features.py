@@ -25,8 +25,8 @@ from safetensors.torch import load_file, save_file
 from core import paths
 from core.images import load_image
 from core.models.encoders import ImageEncoder, pool_tokens
+from core.base import Progress
 
-Progress = Callable[[float, str], None]
 ENCODE_BATCH = 32
 
 

@@ -21,9 +21,9 @@ from typing import Callable, Mapping
 import numpy as np
 
 from core import paths
+from core.base import Progress
 
 LABELINGS = ("original", "cross", "within")
-Progress = Callable[[float, str], None]
 
 
 def pool(features) -> np.ndarray:

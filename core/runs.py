@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from core import files, paths
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 
 CHECKPOINT_DIR = "checkpoint"
 PROJECTOR_FILE = "projector.safetensors"

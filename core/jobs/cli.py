@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, TrainConfig, number_arg
+from core.base import ConfigError
+from core.config import TrainConfig, number_arg
 from core.jobs import kinds, sweeps
 from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
 

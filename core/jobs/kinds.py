@@ -10,7 +10,8 @@ anything worth keeping (`discard_output`).
 
 Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
 baseline (majority), probe (what the LM alone knows: core.probe), coherence (visual coherence
-table), sweep (expands into child jobs).
+table); sweep (expands into child jobs) is registered by core.jobs.sweeps, which core/jobs/__init__.py
+imports, so every kind is known once any core.jobs module is.
 Extra kinds can be registered by modules named in TAXOLENS_JOB_PLUGINS (comma-separated; the
 test suite uses this for quick test-only kinds).
 """
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError, Progress
+from core.config import TrainConfig
 
 PLUGINS_ENV = "TAXOLENS_JOB_PLUGINS"
 
@@ -46,14 +48,11 @@ def is_cancellation(exc: BaseException) -> bool:
     return train is not None and isinstance(exc, getattr(train, "Cancelled", ()))
 
 
-ProgressFn = Callable[[float, str], None]
-
-
 @dataclass
 class JobContext:
     """What a running job gets besides its spec."""
     job_id: int | None
-    progress: ProgressFn                  # progress(fraction 0..1, message)
+    progress: Progress                  # progress(fraction 0..1, message)
     should_stop: Callable[[], bool]       # True once cancellation was requested
     output_dir: Path | None = None        # fixed at first start (so a retried job resumes in place)
     submit_children: Callable[[list[tuple[str, dict]]], list[int]] | None = None  # sweeps only
@@ -142,7 +141,7 @@ def discard_output(kind: JobKind, output_dir: str | Path | None) -> None:
         print(f"(could not remove {output_dir}: {exc})", flush=True)
 
 
-def sub_progress(progress: ProgressFn, start: float, end: float) -> ProgressFn:
+def sub_progress(progress: Progress, start: float, end: float) -> Progress:
     """Map a step's own 0..1 progress into [start, end] of the whole job."""
     def report(fraction: float, message: str = "") -> None:
         progress(start + (end - start) * min(1.0, max(0.0, float(fraction))), message)
@@ -372,7 +371,8 @@ def _coherence_validate(spec: dict) -> dict:
 
 
 def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
-    from core import datasets, geometry
+    from core import geometry
+    from core.data import datasets
 
     ds = datasets.load_dataset(spec["dataset"])
     if spec["max_concepts"] is not None or spec["images_per_concept"] is not None:
@@ -388,22 +388,3 @@ def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
 
 register(JobKind("coherence", _coherence_validate, _coherence_execute,
                  describe=lambda s: f"coherence {s['dataset']} {s['encoder']} seed {s['seed']}"))
-
-
-# -- sweep ---------------------------------------------------------------------------------------
-
-def _sweep_validate(spec: dict) -> dict:
-    from core.jobs import sweeps
-    return sweeps.normalize(spec)
-
-
-def _sweep_execute(spec: dict, ctx: JobContext) -> dict:
-    if ctx.submit_children is None:
-        raise JobSpecError("a sweep job needs a job store to add its child jobs to")
-    children = ctx.submit_children([(job["kind"], job["spec"]) for job in spec["jobs"]])
-    ctx.progress(1.0, f"expanded into {len(children)} jobs")
-    return {"children": children}
-
-
-register(JobKind("sweep", _sweep_validate, _sweep_execute,
-                 describe=lambda s: f"sweep {s['name']} ({len(s['jobs'])} jobs)"))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.config import ConfigError
+from core.base import ConfigError
 from core.jobs import kinds
 from core.jobs.store import Job, JobStore, ensure_dir, pid_alive, read_log_tail
 

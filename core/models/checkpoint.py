@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from core import paths, runs
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 from core.models import registry
 
 # 2: the image after a start text (never at position 0), prompt formats, best-epoch projector.
@@ -99,7 +100,8 @@ SHIPPED_FILES = ("config.json", "checkpoint/checkpoint.json", f"checkpoint/{runs
 def shipped_fit(source: Path | None = None) -> tuple[bool, str]:
     """(fits, why) for the shipped checkpoint against the installed dataset: present, of this
     checkpoint format, and trained on a dataset with the same tables. Cheap: no model is loaded."""
-    from core import datasets, rundata
+    from core import rundata
+    from core.data import datasets
 
     source = Path(source or paths.SHIPPED_CHECKPOINT)
     ck_path = source / "checkpoint" / "checkpoint.json"

@@ -21,7 +21,7 @@ COMMANDS = ("train", "evaluate", "baseline", "probe-lm", "predict", "coherence",
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """An isolated data dir whose dataset 'tiny' is the in-memory tiny dataset."""
-    from core import datasets
+    from core.data import datasets
 
     monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
     real_load = datasets.load_dataset

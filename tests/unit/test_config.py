@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from core import cli, datasets
+from core import cli
+from core.data import datasets
 from core.config import ConfigError, TrainConfig, number_arg
 from core.jobs import JobStore, kinds, slurm
 from tiny_concepts import tiny_dataset

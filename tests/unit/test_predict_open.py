@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from core import taxonomy
-from core.datasets import Category, Concept, Dataset
+from core.data.datasets import Category, Concept, Dataset
 from core.predict import Answer, Predictor, as_question
 from test_models import tiny_vlm
 

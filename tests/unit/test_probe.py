@@ -162,7 +162,8 @@ def test_gemma_style_template_has_one_bos(ds):
 
 
 def test_run_writes_csv_and_metrics(ds, data_dir, monkeypatch):
-    from core import datasets, runs
+    from core import runs
+    from core.data import datasets
     from core.models import registry
 
     monkeypatch.setattr(datasets, "load_dataset", lambda name="concepts": tiny_dataset(name=name))
@@ -186,7 +187,8 @@ def test_check_rejects_bad_input(data_dir):
 
 
 def test_cli_probe_lm_prints_a_summary_and_writes_files(ds, data_dir, monkeypatch, capsys):
-    from core import cli, datasets
+    from core import cli
+    from core.data import datasets
     from core.models import registry
 
     monkeypatch.setattr(datasets, "load_dataset", lambda name="concepts": tiny_dataset(name=name))
@@ -202,7 +204,7 @@ def test_cli_probe_lm_prints_a_summary_and_writes_files(ds, data_dir, monkeypatc
 
 
 def test_probe_job_kind_validates_and_runs(ds, data_dir, monkeypatch):
-    from core import datasets
+    from core.data import datasets
     from core.jobs import kinds
     from core.models import registry
 
