@@ -158,7 +158,7 @@ def main() -> None:
         return
     answers = summary = split_map = None
     if run is not None:
-        csv_path = runs.eval_dir(run.path, split) / "questions.csv"
+        csv_path = runs.eval_dir(run.path, split) / runs.QUESTIONS_CSV
         answers = _answers(str(csv_path), csv_path.stat().st_mtime)
         summary = image_summary(answers)
         split_map = _split_of(str(run.path), run.checkpoint.get("updated") or run.created or "")

@@ -33,10 +33,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-from core import paths
+from core import files, paths
 from core.base import Progress
 from core.downloads import (AssetError, atomic_dir, fetch_verified, file_lock, is_verified, require_tool,
-                            run_tool, scratch_dir, sha256_file, write_text_atomic)
+                            run_tool, scratch_dir, sha256_file)
 
 __all__ = ["AssetError", "KNOWN_LMS", "GROUPS", "Source", "sources", "lm_dir", "check_lm",
            "efficientnet_weights", "source_dir", "wordnet_dir", "image_source_ids", "fetch", "status", "main"]
@@ -112,7 +112,7 @@ def _marker_ok(marker: Path, sha256: str) -> bool:
 
 
 def _write_marker(marker: Path, sha256: str, **info) -> None:
-    write_text_atomic(marker, json.dumps({"sha256": sha256, **info}, indent=1) + "\n")
+    files.write_atomic(marker, json.dumps({"sha256": sha256, **info}, indent=1) + "\n")
 
 
 def _installed_file(src: Source, relative_glob: str, record: bool = True) -> Path:

@@ -185,7 +185,7 @@ def cmd_train(args) -> int:
     preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
     from core import train as train_mod
     from core.evaluate import evaluate
-    fresh = run_dir is None or not (run_dir / "config.json").is_file()   # not a resume
+    fresh = run_dir is None or not (run_dir / runs.CONFIG_JSON).is_file()   # not a resume
     if run_dir is None:
         run_dir = runs.create_run_dir(cfg)
     bar = ProgressBar("train")
@@ -211,7 +211,7 @@ def cmd_train(args) -> int:
     result = {"run_id": info.run_id, "run_dir": str(run_dir), "status": info.status,
               "epochs": info.epoch_metrics, "test": _headline(test)}
     if test is not None:
-        result["metrics_json"] = str(runs.eval_dir(run_dir, "test") / "metrics.json")
+        result["metrics_json"] = str(runs.eval_dir(run_dir, "test") / runs.METRICS_JSON)
         note = runs.learning_note(run_dir)
         if note:
             result["warning"] = note
@@ -236,7 +236,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     """--run-dir may be new, or a run of this same config (then training resumes)."""
     from core import runs
 
-    cfg_path = run_dir / "config.json"
+    cfg_path = run_dir / runs.CONFIG_JSON
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
     if not cfg_path.is_file():
@@ -273,12 +273,11 @@ def cmd_evaluate(args) -> int:
         bar.close()
     out = runs.eval_dir(info.path, args.split)
     _emit({"run_id": info.run_id, "split": args.split, "headline": _headline(metrics),
-           "metrics_json": str(out / "metrics.json"), "questions_csv": str(out / "questions.csv")})
+           "metrics_json": str(out / runs.METRICS_JSON), "questions_csv": str(out / runs.QUESTIONS_CSV)})
     return 0
 
 
 def cmd_baseline(args) -> int:
-    import secrets
     import shutil
 
     from core import preflight, runs
@@ -286,17 +285,9 @@ def cmd_baseline(args) -> int:
     cfg = _config_from(args)
     preflight.check_baseline(args.kind, cfg)    # config and data, before any write
     from core.evaluate import baseline
-    root = paths.ensure_writable(runs.baselines_dir())
-    while True:
-        out_dir = root / f"{args.kind}_{runs._slug(cfg.condition)}_s{cfg.seed}_{secrets.token_hex(2)}"
-        try:
-            out_dir.mkdir()
-            break
-        except FileExistsError:
-            continue
+    out_dir = runs.new_baseline_dir(args.kind, cfg)
     bar = ProgressBar(f"baseline {args.kind}")
     try:
-        runs.write_json(out_dir / "config.json", {"baseline": args.kind, **cfg.to_dict()})
         metrics = baseline(args.kind, cfg, out_dir=out_dir, progress=bar)
     except BaseException:                  # Ctrl-C or a failure: a baseline has nothing to resume
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -308,7 +299,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_probe_lm(args) -> int:
-    from core import preflight, probe
+    from core import preflight, probe, runs
 
     # ids, dataset, device and the LM's weights, before any write: what `jobs submit probe` checks
     preflight.check_probe(args.lm, args.dataset, args.lm_init, args.seed, args.device)
@@ -326,7 +317,7 @@ def cmd_probe_lm(args) -> int:
         print(f"{name:<24} {e['n_yes']:>4} {e['n_no']:>4} {cell(e['chat_macro_f1']):>8} "
               f"{cell(e['plain_macro_f1']):>8} {cell(e['pairwise']):>8} {cell(e['sentence']):>8}", file=sys.stderr)
     _emit({**{k: v for k, v in metrics.items() if k != "per_category"},
-           "out_dir": str(folder), "metrics_json": str(folder / "metrics.json"),
+           "out_dir": str(folder), "metrics_json": str(folder / runs.METRICS_JSON),
            "probe_csv": str(folder / "probe.csv")})
     return 0
 

@@ -464,16 +464,8 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    import os
-    import tempfile
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".profiles.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from core import files
+    files.write_atomic(path, write=lambda tmp: np.savez(tmp, **arrays))
 
 
 def write_result(result: dict, folder: Path) -> dict[str, str]:

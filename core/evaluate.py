@@ -60,9 +60,8 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     rows = _majority_rows(data, test_q)
     if out_dir is None:   # one folder per (kind, config): rerunning the same baseline replaces it
         digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
-        out_dir = runs.baselines_dir() / \
-            f"{kind}_{cfg.dataset}_{runs.condition_slug(cfg.condition)}_s{cfg.seed}_{digest}"
-        runs.write_json(Path(out_dir) / "config.json", {"baseline": kind, **cfg.to_dict()})
+        out_dir = runs.baseline_dir(kind, cfg, digest)
+        runs.write_json(Path(out_dir) / runs.CONFIG_JSON, {"baseline": kind, **cfg.to_dict()})
     about = {"kind": kind, "split": "test", "config": cfg.to_dict()}
     result = _write(runs.eval_dir(out_dir, "test"), rows, about)
     report(1.0, "done")
@@ -104,6 +103,6 @@ def _write(out: Path, rows: list[dict], about: dict) -> dict:
     writer = csv.DictWriter(buf, fieldnames=scoring.ROW_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    runs.write_text(out / "questions.csv", buf.getvalue())
-    runs.write_json(out / "metrics.json", result)
+    runs.write_text(out / runs.QUESTIONS_CSV, buf.getvalue())
+    runs.write_json(out / runs.METRICS_JSON, result)
     return result

@@ -416,4 +416,4 @@ def write(folder: Path, rows: Sequence[dict], result: dict) -> None:
     writer.writeheader()
     writer.writerows(rows)
     runs.write_text(Path(folder) / "probe.csv", buf.getvalue())
-    runs.write_json(Path(folder) / "metrics.json", result)
+    runs.write_json(Path(folder) / runs.METRICS_JSON, result)

@@ -27,7 +27,7 @@ def _ago(timestamp: float | None) -> str:
 
 
 def _starter() -> str:
-    from core.firstrun import STARTER_ON_CPU
+    from core.runs import STARTER_ON_CPU
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in STARTER_ON_CPU.items())
 
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import paths
+from core import files, paths
 from core.config import number_arg
 from core.jobs.store import Job, JobStore, JobStoreError, ensure_dir, pid_alive, read_log_tail
 
@@ -211,9 +211,7 @@ class Worker:
     # -- bookkeeping ------------------------------------------------------------------------------
 
     def _write_pid_file(self) -> None:
-        tmp = pid_file().with_suffix(f".{self.pid}.tmp")
-        tmp.write_text(f"{self.pid}\n")
-        os.replace(tmp, pid_file())
+        files.write_atomic(pid_file(), f"{self.pid}\n", fsync=False)
 
     def _say(self, message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

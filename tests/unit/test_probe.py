@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -220,7 +221,7 @@ def test_probe_job_kind_validates_and_runs(ds, data_dir, monkeypatch):
     ctx = kinds.JobContext(job_id=1, progress=lambda f, m: seen.append(f), should_stop=lambda: False)
     result = kinds.get("probe").execute({**spec, "device": "cpu"}, ctx)
     assert result["metrics"]["probe"]["kind"] == "probe" and "per_category" not in result["metrics"]["probe"]
-    assert result["register"][0]["run_id"] == "probes/smollm2-135m_tiny" and seen[-1] == 1.0
+    assert Path(result["run_dir"]).name == "smollm2-135m_tiny" and seen[-1] == 1.0
     stop = kinds.JobContext(job_id=2, progress=lambda f, m: None, should_stop=lambda: True)
     with pytest.raises(kinds.JobCancelled):
         kinds.get("probe").execute({**spec, "device": "cpu"}, stop)
