@@ -444,8 +444,9 @@ def _ready_path(src: Source) -> Path | None:
     return source_dir(src.id) if _marker_ok(folder / MARKER, src.sha256) else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.assets", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m core.assets") -> int:
+    """`python -m core.assets fetch|status` (= `taxolens assets …`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = sub.add_parser("fetch", help="fetch, verify and prepare assets (idempotent)")
     fetch_cmd.add_argument("--only", default=",".join(GROUPS), help=f"comma list of {','.join(GROUPS)}")

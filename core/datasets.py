@@ -1,4 +1,4 @@
-"""`python -m core.datasets build [--force] | summary [name] | list | import <root> <csv> --name NAME
+"""`python -m core.datasets` (= `taxolens data`) `build [--force] | summary [name] | list | import <root> <csv> --name NAME
 [--replace]`: the dataset command line (`make dataset` runs `build`). The datasets themselves are
 core.data's: the type and reading (core.data.datasets), the default set (core.data.build), a user's
 collection (core.data.things).
@@ -24,10 +24,10 @@ def _print_summary(ds: Dataset) -> None:
         print(f"  {k:<{width}}  {n}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets") -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m core.datasets", description="TaxoLens datasets")
+    parser = argparse.ArgumentParser(prog=prog, description="TaxoLens datasets")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build", help="build the default dataset from assets/ (no-op when up to date)")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
