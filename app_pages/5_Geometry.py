@@ -21,7 +21,6 @@ from core import results
 from ui import common, figures
 
 LABELINGS = ("original", "cross", "within")
-CONDITION_OF = {"original": "none", "cross": "cross", "within": "within"}
 
 
 def _coherence_cached(ds, encoder: str, seed: int) -> bool:
