@@ -41,7 +41,7 @@ def _worker_note(store) -> None:
 def first_run_panel(rerun_app_when_ready: bool = True) -> None:
     """Where the default checkpoint stands; reruns the whole page once it becomes ready."""
     with common.guard("The first-run status"):
-        from core import firstrun
+        from ui import firstrun
 
         store = common.store()
         state = firstrun.state(store)

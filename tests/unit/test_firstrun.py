@@ -1,9 +1,10 @@
-"""core.firstrun: the default training job is queued exactly once, and only when it is needed."""
+"""ui.firstrun: the default training job is queued exactly once, and only when it is needed."""
 from __future__ import annotations
 
 import pytest
 
-from core import firstrun, jobs, runs
+from core import jobs, runs
+from ui import firstrun
 from core.config import TrainConfig
 from core.jobs.store import JobStore
 

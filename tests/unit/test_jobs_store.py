@@ -344,3 +344,17 @@ def test_the_cli_says_how_to_recover_in_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["jobs", "list", "--status", "running"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and "move it aside" in err
+
+
+def test_the_worker_syncs_slurm_jobs_when_some_run_there(store, monkeypatch):
+    from core.jobs import slurm, worker
+    calls = []
+    monkeypatch.setattr(slurm, "sync", lambda s: calls.append(s) or [])
+    w = worker.Worker(concurrency=1, store=store)
+    w._sync_slurm()                      # nothing running on Slurm: nothing to ask
+    assert calls == []
+    monkeypatch.setattr(store, "list", lambda **kw: [object()] if kw.get("backend") == "slurm" else [])
+    w._sync_slurm()
+    assert calls == [store]
+    monkeypatch.setattr(slurm, "sync", lambda s: 1 / 0)
+    w._sync_slurm()                      # a Slurm problem is logged, not raised

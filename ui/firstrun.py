@@ -1,6 +1,6 @@
 """First run: make Predict work unaided, and give the other pages content within minutes.
 
-`ensure_default_checkpoint_job()` (called by `make app` through core.app_runner):
+`ensure_default_checkpoint_job()` (called by `make app` through ui.app_runner):
 - installs the trained default checkpoint that ships in the repo (assets/default-checkpoint) into
   the runs folder when it fits the installed dataset, and then queues one job that computes what the
   other pages need: the dataset's encoder features and the coherence table (Geometry, Browse);
