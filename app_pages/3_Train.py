@@ -7,36 +7,10 @@ Invalid choices are explained next to the form before anything is queued.
 import streamlit as st
 
 from core import rundata
+from core.conditions import OFFERED as CONDITIONS
+from core.config import parse_seeds
 from core.config import ConfigError, TrainConfig
 from ui import common, jobs
-
-CONDITIONS = {
-    "none": "all hypernym questions kept",
-    "random": "drop a fraction r of each category's (concept, category) pairs",
-    "systematic": "drop whole categories",
-    "cross": "shuffle concept labels across categories",
-    "within": "shuffle concept labels within each category",
-}
-
-
-def parse_seeds(text: str) -> list[int]:
-    """"0, 1, 2" or "0-4" → [0, 1, 2] / [0, 1, 2, 3, 4]; ConfigError with the reason otherwise."""
-    seeds: list[int] = []
-    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        try:
-            if "-" in part[1:]:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo or hi - lo > 99:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ConfigError(f"seeds: {part!r} is not a seed or a range like 0-4") from None
-    if not seeds:
-        raise ConfigError("seeds: give at least one seed, e.g. 0 or 0, 1, 2")
-    return list(dict.fromkeys(seeds))
-
 
 def condition_picker(ds) -> str:
     """The condition spec ("random:0.5", "systematic:mammal+fish", ...). Outside the form so that

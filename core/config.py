@@ -82,6 +82,25 @@ class TrainConfig:
         return cls(**d)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """"0, 1, 2" or "0-4" → [0, 1, 2] / [0, 1, 2, 3, 4]; ConfigError with the reason otherwise."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        try:
+            if "-" in part[1:]:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo or hi - lo > 99:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ConfigError(f"seeds: {part!r} is not a seed or a range like 0-4") from None
+    if not seeds:
+        raise ConfigError("seeds: give at least one seed, e.g. 0 or 0, 1, 2")
+    return list(dict.fromkeys(seeds))
+
+
 def _check_number(name: str, value: Any, lo: float, hi: float, low_open: bool = False) -> None:
     """A finite real number in [lo, hi] ((lo, hi] when low_open); NaN, inf and bools are refused."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \

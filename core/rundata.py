@@ -3,6 +3,7 @@
     check(cfg) -> cfg             ranges, model ids, the dataset on disk, the condition against it
     prepare(cfg) -> RunData       what training, evaluation, baselines and Browse all see
     load_subset(cfg)              just the dataset (and its table hash): a checkpoint's vocabulary
+    image_split(cfg)              image id -> train | val | test, without questions (Browse)
 
 A pure function of the config and the dataset tables, so evaluation rebuilds exactly what training
 used; no model is involved.
@@ -74,6 +75,13 @@ def load_subset(cfg: TrainConfig) -> tuple["datasets.Dataset", str]:
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
                        seed=cfg.seed)
     return ds, table_sha
+
+
+def image_split(cfg: TrainConfig) -> dict[str, str]:
+    """Which split each image of the run's (sub)set is in: prepare(cfg).split, without building
+    the deprivation or any question."""
+    ds, _ = load_subset(cfg)
+    return questions.split_images(ds, cfg.seed)
 
 
 def dataset_sha256(ds) -> str:

@@ -324,6 +324,19 @@ def preferred_checkpoint() -> tuple[Path | None, str | None]:
     return (starter, "starter") if starter is not None else (None, None)
 
 
+def read_answers(run_dir: str | Path, split: str = "test"):
+    """A run's scored questions on a split (eval/<split>/questions.csv) as a pandas DataFrame, with
+    answer / pred / seen as booleans and `correct` = answer == pred."""
+    import pandas as pd
+
+    table = pd.read_csv(eval_dir(Path(run_dir), split) / QUESTIONS_CSV)
+    for column in ("answer", "pred", "seen"):
+        if column in table and table[column].dtype != bool:
+            table[column] = table[column].astype(str).str.lower().isin(("true", "1", "yes"))
+    table["correct"] = table["answer"] == table["pred"]
+    return table
+
+
 def checkpoint_stamp(run_dir: str | Path) -> str:
     """The version of a run's checkpoint (checkpoint.json's mtime in ns; "0" without one): results
     computed from a checkpoint are stored with it and recomputed when it changes (a resumed run)."""
