@@ -34,7 +34,7 @@ browser:
 	  else echo "Chromium is missing: run 'sudo apt-get install chromium' (needed by tests/e2e)"; exit 2; fi; }
 
 app: dataset
-	$(PY) -m core.app_runner --host $(HOST) --port $(PORT)
+	$(PY) -m ui.app_runner --host $(HOST) --port $(PORT)
 
 worker: dataset
 	$(PY) -m core.jobs.worker

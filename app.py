@@ -1,4 +1,4 @@
-"""TaxoLens app: the entry point (`make app` runs it through core.app_runner, beside a job worker).
+"""TaxoLens app: the entry point (`make app` runs it through ui.app_runner, beside a job worker).
 
 It declares the pages with st.navigation (the Home page is `home()` below; the others live in
 app_pages/) and runs the chosen one. Shared helpers are in ui/. The folder is deliberately not

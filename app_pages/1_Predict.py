@@ -43,15 +43,13 @@ def choose_checkpoint():
     """Selectbox of trained runs, defaulting to the newest default-config checkpoint."""
     from core import runs
 
-    from core import firstrun
-
     trained = [r for r in common.runs_list() if r.epoch >= 1]
     if not trained:
         return None
-    default = runs.default_checkpoint()
-    # without a full default checkpoint, the first run's one (the starter on a CPU), else the newest
-    starter = None if default is not None else runs.default_checkpoint(firstrun.default_config())
-    preferred = default or starter
+    # the newest default-config checkpoint, else the first run's one (the starter on a CPU), else the newest
+    preferred, why = runs.preferred_checkpoint()
+    default = preferred if why == "default" else None
+    starter = preferred if why == "starter" else None
     index = next((i for i, r in enumerate(trained) if preferred is not None and r.path == preferred), 0)
 
     def label(r) -> str:
@@ -69,12 +67,10 @@ def choose_checkpoint():
     return run
 
 
-def _stamp(run) -> float:
+def _stamp(run) -> str:
     """Checkpoint version: a resumed run writes checkpoint.json again, which must reload it."""
     from core import runs
-
-    ck = runs.checkpoint_json(run.path)
-    return ck.stat().st_mtime if ck.exists() else 0.0
+    return runs.checkpoint_stamp(run.path)
 
 
 def show_prediction(run, name: str, image, digest: str, truth: str | None = None, slot: str = "",
@@ -136,7 +132,7 @@ def upload_tab(run) -> None:
 
 
 def gallery_tab(run) -> None:
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
 
     try:
         ds = common.dataset(run.config.dataset)
@@ -358,7 +354,7 @@ def lens_panel(run, image, digest: str, best: str, concept: str | None, slot: st
 
 
 def _full_dataset(run):
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
     try:
         return common.dataset(run.config.dataset)
     except DatasetError:
@@ -375,7 +371,7 @@ def _learning_note(run) -> str | None:
     """Why this checkpoint's answers should not be trusted (None when its test evaluation shows it
     learned): shown beside every prediction."""
     from core import runs
-    metrics = runs.eval_dir(run.path, "test") / "metrics.json"
+    metrics = runs.eval_dir(run.path, "test") / runs.METRICS_JSON
     return _learning_note_cached(str(run.path), metrics.stat().st_mtime if metrics.exists() else 0.0)
 
 

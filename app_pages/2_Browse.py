@@ -14,19 +14,15 @@ COLUMNS = 6
 
 
 @st.cache_data(show_spinner="Reading the run's answers…", max_entries=8)
-def _answers(csv_path: str, stamp: float) -> pd.DataFrame:  # noqa: ARG001 - stamp keys the cache
-    table = pd.read_csv(csv_path)
-    for column in ("answer", "pred", "seen"):
-        if column in table and table[column].dtype != bool:
-            table[column] = table[column].astype(str).str.lower().isin(("true", "1", "yes"))
-    table["correct"] = table["answer"] == table["pred"]
-    return table
+def _answers(run_dir: str, split: str, stamp: float) -> pd.DataFrame:  # noqa: ARG001 - stamp keys the cache
+    from core import runs
+    return runs.read_answers(run_dir, split)
 
 
 @st.cache_resource(show_spinner="Rebuilding the run's data split…", max_entries=4)
 def _split_of(run_dir: str, stamp: str):  # noqa: ARG001 - stamp keys the cache
     from core import rundata, runs
-    return rundata.prepare(runs.load_run(run_dir).config).split
+    return rundata.image_split(runs.load_run(run_dir).config)
 
 
 def choose_run():
@@ -147,7 +143,7 @@ def grid(ds, items: list, summary, answers, split) -> None:
 
 def main() -> None:
     from core import runs
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
 
     st.title(":material/photo_library: Browse")
     run, split = choose_run()
@@ -158,8 +154,8 @@ def main() -> None:
         return
     answers = summary = split_map = None
     if run is not None:
-        csv_path = runs.eval_dir(run.path, split) / "questions.csv"
-        answers = _answers(str(csv_path), csv_path.stat().st_mtime)
+        csv_path = runs.eval_dir(run.path, split) / runs.QUESTIONS_CSV
+        answers = _answers(str(run.path), split, csv_path.stat().st_mtime)
         summary = image_summary(answers)
         split_map = _split_of(str(run.path), run.checkpoint.get("updated") or run.created or "")
         from core import metrics, results

@@ -1,41 +1,16 @@
 """Train page: queue training runs (one job per seed) and the `paper` sweep, and follow every job live.
 
-Nothing trains in the app's process: the forms validate their configs (TrainConfig.validate(deep=True),
+Nothing trains in the app's process: the forms validate their configs (core.rundata.check,
 the same check the job queue runs) and submit jobs that the worker started by `make app` runs.
 Invalid choices are explained next to the form before anything is queued.
 """
 import streamlit as st
 
+from core import rundata
+from core.conditions import OFFERED as CONDITIONS
+from core.config import parse_seeds
 from core.config import ConfigError, TrainConfig
 from ui import common, jobs
-
-CONDITIONS = {
-    "none": "all hypernym questions kept",
-    "random": "drop a fraction r of each category's (concept, category) pairs",
-    "systematic": "drop whole categories",
-    "cross": "shuffle concept labels across categories",
-    "within": "shuffle concept labels within each category",
-}
-
-
-def parse_seeds(text: str) -> list[int]:
-    """"0, 1, 2" or "0-4" → [0, 1, 2] / [0, 1, 2, 3, 4]; ConfigError with the reason otherwise."""
-    seeds: list[int] = []
-    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        try:
-            if "-" in part[1:]:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo or hi - lo > 99:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ConfigError(f"seeds: {part!r} is not a seed or a range like 0-4") from None
-    if not seeds:
-        raise ConfigError("seeds: give at least one seed, e.g. 0 or 0, 1, 2")
-    return list(dict.fromkeys(seeds))
-
 
 def condition_picker(ds) -> str:
     """The condition spec ("random:0.5", "systematic:mammal+fish", ...). Outside the form so that
@@ -107,7 +82,7 @@ def train_form(ds) -> None:
                                images_per_concept=int(images_per_concept) or None,
                                device=device, dataset=ds.name if ds else defaults.dataset)
                    for seed in seeds]
-        configs[0].validate(deep=True)          # ids, dataset, condition: the same for every seed
+        rundata.check(configs[0])               # ids, dataset, condition: the same for every seed
         for cfg in configs[1:]:
             cfg.validate()
         missing = [r for r in common.model_rows() if r["model"] in (encoder, lm) and not r["weights present"]]
@@ -153,7 +128,7 @@ def _index(options: list, value) -> int:
 
 
 def main() -> None:
-    from core.datasets import DatasetError, list_datasets
+    from core.data.datasets import DatasetError, list_datasets
 
     st.title(":material/model_training: Train")
     names = list_datasets()

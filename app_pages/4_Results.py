@@ -160,7 +160,7 @@ def lm_knowledge(rows, everything, key) -> None:
 
 def _category_labels(rows) -> dict[str, str]:
     """Category name → label from the runs' dataset ({} if it cannot be loaded)."""
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
     try:
         ds = common.dataset(rows[0].get("dataset", "concepts")) if rows else None
     except DatasetError:

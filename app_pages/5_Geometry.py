@@ -21,7 +21,6 @@ from core import results
 from ui import common, figures
 
 LABELINGS = ("original", "cross", "within")
-CONDITION_OF = {"original": "none", "cross": "cross", "within": "within"}
 
 
 def _coherence_cached(ds, encoder: str, seed: int) -> bool:
@@ -204,10 +203,9 @@ SOURCE_NAMES = {"encoder": "encoder features", "projector": "projector outputs",
 LEVEL_NAMES = {"category": "categories", "concept": "concepts"}
 
 
-def _stamp_of(run) -> float:
+def _stamp_of(run) -> str:
     from core import runs
-    ck = runs.checkpoint_json(run.path)
-    return ck.stat().st_mtime if ck.exists() else 0.0
+    return runs.checkpoint_stamp(run.path)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -472,7 +470,7 @@ def checkpoint_sections(ds, dataset: str, encoder: str, run=None) -> None:
 
 def main() -> None:
     from core import geometry
-    from core.datasets import DatasetError, list_datasets
+    from core.data.datasets import DatasetError, list_datasets
 
     st.title(":material/scatter_plot: Geometry")
     names = list_datasets() or ["concepts"]
@@ -512,10 +510,7 @@ def main() -> None:
     else:
         run = st.selectbox("Checkpoint", trained, key="geometry_run",
                            format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
-        from core import runs
-        ck = runs.checkpoint_json(run.path)
-        stamp = ck.stat().st_mtime if ck.exists() else 0.0
-        map_row(ds, _projector_map(*key, str(run.path), stamp, method, seed), labelings, broadest,
+        map_row(ds, _projector_map(*key, str(run.path), _stamp_of(run), method, seed), labelings, broadest,
                 "projector_map")
 
     coherence_section(table)

@@ -70,10 +70,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     def cfg_for(r: float, lm_init: str = "pretrained") -> TrainConfig:
-        return TrainConfig(dataset=args.dataset, condition=f"random:{r:g}", lm_init=lm_init, seed=args.seed,
+        return rundata.check(TrainConfig(dataset=args.dataset, condition=f"random:{r:g}", lm_init=lm_init, seed=args.seed,
                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            max_concepts=args.max_concepts, images_per_concept=args.images_per_concept,
-                           device=args.device).validate(deep=True)
+                           device=args.device))
 
     ratios = [float(r) for r in args.ratios.split(",")]
     plan = [cfg_for(r) for r in ratios]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from core import runs, train
+from core import rundata, runs, train
 from core.config import TrainConfig
 from core.evaluate import evaluate
 
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="markdown report to write")
     args = ap.parse_args(argv)
 
-    plan = [TrainConfig(dataset=args.dataset, image_tokens=int(k), prompt=p, lm=lm, seed=int(s), epochs=args.epochs,
-                        max_steps=args.max_steps, max_concepts=args.max_concepts, device=args.device).validate(deep=True)
+    plan = [rundata.check(TrainConfig(dataset=args.dataset, image_tokens=int(k), prompt=p, lm=lm, seed=int(s), epochs=args.epochs,
+                        max_steps=args.max_steps, max_concepts=args.max_concepts, device=args.device))
             for lm in args.lms.split(",") for p in args.prompts.split(",") for k in args.k.split(",")
             for s in args.seeds.split(",")]
     log = lambda msg: print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)

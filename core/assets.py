@@ -33,9 +33,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-from core import paths
+from core import files, paths
+from core.base import Progress
 from core.downloads import (AssetError, atomic_dir, fetch_verified, file_lock, is_verified, require_tool,
-                            run_tool, scratch_dir, sha256_file, write_text_atomic)
+                            run_tool, scratch_dir, sha256_file)
 
 __all__ = ["AssetError", "KNOWN_LMS", "GROUPS", "Source", "sources", "lm_dir", "check_lm",
            "efficientnet_weights", "source_dir", "wordnet_dir", "image_source_ids", "fetch", "status", "main"]
@@ -44,7 +45,6 @@ GROUPS = ("lms", "encoders", "wordnet", "images")
 MARKER = "taxolens-asset.json"            # inside each finished output folder we own
 LEXNAMES_COUNT = 45                        # WordNet 3.0 has 45 lexicographer files
 _SYNTACTIC_CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _marker_ok(marker: Path, sha256: str) -> bool:
 
 
 def _write_marker(marker: Path, sha256: str, **info) -> None:
-    write_text_atomic(marker, json.dumps({"sha256": sha256, **info}, indent=1) + "\n")
+    files.write_atomic(marker, json.dumps({"sha256": sha256, **info}, indent=1) + "\n")
 
 
 def _installed_file(src: Source, relative_glob: str, record: bool = True) -> Path:
@@ -444,8 +444,9 @@ def _ready_path(src: Source) -> Path | None:
     return source_dir(src.id) if _marker_ok(folder / MARKER, src.sha256) else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.assets", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m core.assets") -> int:
+    """`python -m core.assets fetch|status` (= `taxolens assets …`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = sub.add_parser("fetch", help="fetch, verify and prepare assets (idempotent)")
     fetch_cmd.add_argument("--only", default=",".join(GROUPS), help=f"comma list of {','.join(GROUPS)}")

@@ -49,6 +49,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from core.base import Progress
+
 SOURCES = ("encoder", "projector", "answers")
 LEVELS = ("category", "concept")
 LABELINGS = ("original", "cross", "within")
@@ -58,8 +60,6 @@ MEMBERSHIP_SEEDS = 5
 MEMBERSHIP_DIM = 64
 FLAT_PROFILE_SD = 0.02                # answer profiles varying less than this say nothing
 RESULT_FORMAT = 1
-
-Progress = Callable[[float, str], None]
 
 
 # ------------------------------------------------------------------ trees from vectors / distances
@@ -464,16 +464,8 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    import os
-    import tempfile
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".profiles.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from core import files
+    files.write_atomic(path, write=lambda tmp: np.savez(tmp, **arrays))
 
 
 def write_result(result: dict, folder: Path) -> dict[str, str]:

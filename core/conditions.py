@@ -32,10 +32,18 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from core.config import ConfigError
+from core.base import ConfigError
 
 KINDS = ("none", "random", "pairs", "systematic", "cross", "within")
 SHUFFLES = ("cross", "within")
+# The kinds the app's Train form offers (pairs: the former random, kept for older runs), with a line each.
+OFFERED = {
+    "none": "all hypernym questions kept",
+    "random": "drop a fraction r of each category's (concept, category) pairs",
+    "systematic": "drop whole categories",
+    "cross": "shuffle concept labels across categories",
+    "within": "shuffle concept labels within each category",
+}
 ABLATIONS = ("random", "pairs", "systematic")
 FORMS = ("none, random:<r>, pairs:<r>, systematic:<N>, systematic:<cat>+<cat>, cross, within, "
          "or cross+/within+ followed by an ablation (e.g. cross+random:0.5)")

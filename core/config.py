@@ -1,8 +1,9 @@
 """Configs as plain dataclasses, with validation that fails early with one clear line.
 
 `TrainConfig` is what a training run is reproducible from (with the dataset contents); it is stored
-verbatim in every checkpoint's JSON and in every job spec. `validate()` checks ranges and ids without
-loading any model, so the CLI, the job queue and the app's forms can all reject bad input up front.
+verbatim in every checkpoint's JSON and in every job spec. `validate()` checks ranges without reading
+anything; `core.rundata.check(cfg)` adds the ids, the dataset and the condition (this module imports
+nothing of core but core.base, so every other module can import it).
 """
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-
-class ConfigError(ValueError):
-    """A user-facing configuration problem; the message is shown as-is (CLI: exit code 2)."""
+from core.base import ConfigError  # noqa: F401  (core.config.ConfigError is the same class)
 
 
 @dataclass
@@ -44,9 +43,9 @@ class TrainConfig:
     images_per_concept: int | None = None
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
 
-    def validate(self, deep: bool = False) -> "TrainConfig":
-        """Range checks always; with deep=True also ids (encoder, LM, dataset, condition) against
-        the registry and the dataset on disk. Returns self so calls can chain."""
+    def validate(self) -> "TrainConfig":
+        """Range and choice checks, without reading anything (ids, the dataset and the condition
+        are checked by core.rundata.check). Returns self so calls can chain."""
         if self.lm_init not in ("pretrained", "random"):
             raise ConfigError(f"lm_init must be 'pretrained' or 'random', got {self.lm_init!r}")
         if self.projector not in ("linear", "gelu-mlp"):
@@ -71,13 +70,6 @@ class TrainConfig:
             _check_int("images_per_concept", self.images_per_concept, 3, 10**6)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if deep:
-            from core import conditions, datasets  # lazy: keeps config import-light
-            from core.models import registry
-            registry.check_encoder_id(self.encoder)
-            registry.check_lm_id(self.lm)
-            ds = datasets.load_dataset(self.dataset)
-            conditions.parse_condition(self.condition).check(ds)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +82,25 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"0, 1, 2" or "0-4" → [0, 1, 2] / [0, 1, 2, 3, 4]; ConfigError with the reason otherwise."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        try:
+            if "-" in part[1:]:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo or hi - lo > 99:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ConfigError(f"seeds: {part!r} is not a seed or a range like 0-4") from None
+    if not seeds:
+        raise ConfigError("seeds: give at least one seed, e.g. 0 or 0, 1, 2")
+    return list(dict.fromkeys(seeds))
 
 
 def _check_number(name: str, value: Any, lo: float, hi: float, low_open: bool = False) -> None:

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 from tqdm import tqdm
 
 from core import paths
+from core.files import default_mode, write_atomic  # noqa: F401  (default_mode: assets and tests use it from here)
 
 _HASH_BLOCK = 1 << 20
 _SHOW_HASH_PROGRESS = 64 << 20  # hashing smaller files is too quick to be worth a progress bar
@@ -78,7 +79,7 @@ def _stamp(path: Path, sha256: str) -> None:
     stamps = _read_stamps()
     stamps[str(path.resolve())] = {"sha256": sha256, **_file_key(path)}
     try:
-        write_text_atomic(_stamp_path(), json.dumps(stamps, indent=1, sort_keys=True))
+        write_atomic(_stamp_path(), json.dumps(stamps, indent=1, sort_keys=True))
     except OSError:
         pass  # a read-only data dir still works; files are just re-hashed next time
 
@@ -127,25 +128,6 @@ def run_tool(cmd: list[str], what: str, cwd: Path | None = None) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _umask() -> int:
-    # /proc avoids os.umask's set-and-restore, which races with other threads creating files.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def default_mode(directory: bool = False) -> int:
-    """The mode a plain open()/mkdir() would give under the current umask (mkstemp/mkdtemp use
-    0600/0700, which would hide shared data from other users of the data dir)."""
-    return (0o777 if directory else 0o666) & ~_umask()
-
-
 def publish_modes(root: Path) -> None:
     """Give `root` and everything under it the usual umask-based permissions (keeping exec bits)."""
     root = Path(root)
@@ -157,20 +139,6 @@ def publish_modes(root: Path) -> None:
             path.chmod(default_mode(directory=True))
         else:
             path.chmod(default_mode() | (path.stat().st_mode & 0o111 & default_mode(directory=True)))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager

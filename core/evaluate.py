@@ -23,7 +23,8 @@ from pathlib import Path
 
 from core import conditions, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 
 BASELINES = ("majority",)
 RANKING_FILE = runs.RANKING_FILE
@@ -101,16 +102,15 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     out_dir/eval/test/ (default: runs_dir()/baselines/<kind>_<dataset>_<condition>_s<seed>_<config hash>)."""
     if kind not in BASELINES:
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
-    cfg.validate(deep=True)
+    rundata.check(cfg)
     report = progress or (lambda f, m: None)
     data = rundata.prepare(cfg)
     test_q = data.questions["test"]
     rows = _majority_rows(data, test_q)
     if out_dir is None:   # one folder per (kind, config): rerunning the same baseline replaces it
         digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
-        out_dir = runs.baselines_dir() / \
-            f"{kind}_{cfg.dataset}_{runs.condition_slug(cfg.condition)}_s{cfg.seed}_{digest}"
-        runs.write_json(Path(out_dir) / "config.json", {"baseline": kind, **cfg.to_dict()})
+        out_dir = runs.baseline_dir(kind, cfg, digest)
+        runs.write_json(Path(out_dir) / runs.CONFIG_JSON, {"baseline": kind, **cfg.to_dict()})
     about = {"kind": kind, "split": "test", "config": cfg.to_dict()}
     result = _write(runs.eval_dir(out_dir, "test"), rows, about)
     report(1.0, "done")
@@ -152,6 +152,6 @@ def _write(out: Path, rows: list[dict], about: dict) -> dict:
     writer = csv.DictWriter(buf, fieldnames=scoring.ROW_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    runs.write_text(out / "questions.csv", buf.getvalue())
-    runs.write_json(out / "metrics.json", result)
+    runs.write_text(out / runs.QUESTIONS_CSV, buf.getvalue())
+    runs.write_json(out / runs.METRICS_JSON, result)
     return result

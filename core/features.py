@@ -14,19 +14,17 @@ grids back 3 s (8-12 s while other jobs ran), most of it reading and converting 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from core import paths
+from core import files, paths
 from core.images import load_image
 from core.models.encoders import ImageEncoder, pool_tokens
+from core.base import Progress
 
-Progress = Callable[[float, str], None]
 ENCODE_BATCH = 32
 
 
@@ -87,17 +85,8 @@ class FeatureCache:
             report(0.95 * done / len(todo), f"encoding images with {enc.id}: {done}/{len(todo)}")
 
     def _store(self, sha: str, grid: torch.Tensor) -> None:
-        path = self.path_of(sha)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
-        os.close(fd)
-        try:
-            save_file({"grid": grid}, tmp, metadata={"encoder": self.encoder.id,
-                                                     "transform": self.encoder.transform_id})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        files.write_atomic(self.path_of(sha), write=lambda tmp: save_file(
+            {"grid": grid}, tmp, metadata={"encoder": self.encoder.id, "transform": self.encoder.transform_id}))
 
 
 def image_features(vlm, items: list, progress: Progress | None = None) -> tuple[torch.Tensor, dict]:

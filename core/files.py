@@ -1,4 +1,5 @@
-"""Reading files a user points at: regular files only, and never more than a cap.
+"""Reading files a user points at: regular files only, and never more than a cap; and the one
+atomic file writer every module uses (write_atomic: a temp file beside the target, then os.replace).
 
 A path may name a device (/dev/zero never ends), a FIFO (opening one blocks until a writer comes) or
 a symlink to either, and st_size is 0 for all of them, so a size check alone does not help. Here the
@@ -11,7 +12,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 MB = 1 << 20
 # Caps for the small text files a user hands the CLI (configs, job and sweep specs, import tables).
@@ -86,3 +89,47 @@ def read_text(path: str | os.PathLike, max_bytes: int, encoding: str = "utf-8") 
 
 def _size(n: int) -> str:
     return f"{n / MB:.0f} MB" if n >= MB else f"{n} bytes"
+
+
+# ---------------------------------------------------------------- writing atomically
+
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give under the current umask (mkstemp/mkdtemp use
+    0600/0700, which would hide shared data from other users of the data dir)."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def write_atomic(path: Path, data: bytes | str | None = None, *,
+                 write: Callable[[str], None] | None = None, fsync: bool = True) -> None:
+    """Write `path` so that a reader sees the old file or the new one, never half of either: the
+    content goes to a temp file in the same folder (created with its parents), which then replaces
+    `path` with the usual umask-based mode. Either `data` (bytes, or str as UTF-8; flushed to disk
+    first when fsync) or `write(tmp_path)`, for writers that want a file name (safetensors, numpy;
+    that temp name ends with the target's suffix). The temp file is removed on any failure."""
+    path = Path(path)
+    if (data is None) == (write is None):
+        raise TypeError("write_atomic takes either data or write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".tmp" + (path.suffix if write is not None else "")     # numpy.savez appends .npz otherwise
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        if write is None:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+        else:
+            os.close(fd)
+            write(tmp)
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

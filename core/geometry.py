@@ -13,17 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
 
-from core import paths
+from core import files, paths
+from core.base import Progress
 
 LABELINGS = ("original", "cross", "within")
-Progress = Callable[[float, str], None]
 
 
 def pool(features) -> np.ndarray:
@@ -189,20 +187,9 @@ def _load_cached(out_dir: Path, fingerprint: str):
 
 def _save(out_dir: Path, table, meta: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "coherence.csv", table.to_csv())
-    _atomic_write(out_dir / "meta.json", json.dumps(meta, indent=2))  # last: marks the cache complete
+    files.write_atomic(out_dir / "coherence.csv", table.to_csv())
+    files.write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2))  # last: marks the cache complete
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def finite_or_none(value: float) -> float | None:

@@ -29,12 +29,12 @@ from typing import Callable, Sequence
 
 import torch
 
+from core.base import Progress
+
 TOP = 10                  # nearest / next tokens kept per image token / image
 MIN_HYPERNYM_DEPTH = 4    # ancestors above this depth (entity, object, whole, ...) do not count
 LENS_BATCH = 64
 RESULT_FORMAT = 1
-
-Progress = Callable[[float, str], None]
 
 
 def shown(text: str) -> str:

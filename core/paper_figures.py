@@ -638,7 +638,7 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
 
 
 def _load_dataset(name: str | None):
-    from core import datasets
+    from core.data import datasets
 
     try:
         return datasets.load_dataset(name or datasets.DEFAULT_NAME)

@@ -65,7 +65,7 @@ def jobs_dir() -> Path:
 
 
 def db_path() -> Path:
-    """SQLite job store and run registry."""
+    """SQLite job store."""
     return data_dir() / "taxolens.db"
 
 

@@ -151,9 +151,8 @@ class Predictor:
     def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
         """Load once and reuse: cached per (run, checkpoint version, device) in this process."""
         info = runs.load_run(run_dir)
-        ck = runs.checkpoint_json(info.path)
         dev = checkpoint.resolve_device(device or info.config.device)
-        key = (str(info.path), os.stat(ck).st_mtime_ns if ck.is_file() else 0, str(dev))
+        key = (str(info.path), runs.checkpoint_stamp(info.path), str(dev))
         if key not in _CACHE:
             info, vlm = checkpoint.load_trained(info.path, dev)
             dataset, _ = rundata.load_subset(info.config)   # the run's own (sub)set: its vocabulary

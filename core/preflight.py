@@ -17,7 +17,8 @@ left to that machine.
 """
 from __future__ import annotations
 
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 
 BASELINES = ("majority",)     # = core.evaluate.BASELINES, without importing torch
 
@@ -31,10 +32,11 @@ def check_device(device: str, here: bool = True) -> None:
 
 def check_config(cfg: TrainConfig, here: bool = True) -> TrainConfig:
     """Everything about a training config that can be checked without building its data."""
+    from core import rundata
     from core.conditions import parse_condition
 
     parse_condition(cfg.condition)        # syntax and r range first: clearer than a dataset error
-    cfg.validate(deep=True)
+    rundata.check(cfg)
     check_device(cfg.device, here)
     return cfg
 
@@ -87,7 +89,7 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
                     images_per_concept: int | None = None, device: str = "auto", here: bool = True):
     """The (subset of the) dataset whose coherence table these arguments ask for, checked: ranges,
     ids, the cross and within shuffles on that subset, the encoder's weights."""
-    from core import datasets
+    from core.data import datasets
     from core.conditions import parse_condition
 
     cfg = TrainConfig(dataset=dataset, encoder=encoder, seed=seed, max_concepts=max_concepts,

@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from core import metrics, paths, runs
-from core.config import ConfigError
+from core.base import ConfigError, Progress
 from core.taxonomy import with_article
 
-Progress = Callable[[float, str], None]
 CHAT_WORDS = ("Yes", "No", "yes", "no")       # the paper's options, no leading space
 PLAIN_WORDS = ("Yes", "No")                   # read with a leading space, after "Answer:"
 BATCH = 32
@@ -376,7 +375,7 @@ def out_dir(lm_id: str, dataset: str, lm_init: str = "pretrained", seed: int = 0
 def check(lm_id: str, dataset: str, lm_init: str = "pretrained", seed: int = 0):
     """Everything about a probe that can be checked without loading the LM (ConfigError otherwise);
     returns the dataset."""
-    from core import datasets
+    from core.data import datasets
     from core.models import registry
 
     registry.check_lm_id(lm_id)
@@ -417,4 +416,4 @@ def write(folder: Path, rows: Sequence[dict], result: dict) -> None:
     writer.writeheader()
     writer.writerows(rows)
     runs.write_text(Path(folder) / "probe.csv", buf.getvalue())
-    runs.write_json(Path(folder) / "metrics.json", result)
+    runs.write_json(Path(folder) / runs.METRICS_JSON, result)

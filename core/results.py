@@ -176,12 +176,12 @@ def load_eval(folder: Path, split: str = "test") -> dict | None:
 
     out = runs.eval_dir(folder, split)
     try:
-        stored = runs.read_json(out / "metrics.json") if (out / "metrics.json").is_file() else None
+        stored = runs.read_json(out / runs.METRICS_JSON) if (out / runs.METRICS_JSON).is_file() else None
     except runs.RunError:
         stored = None
     if stored is not None and metrics_mod.is_current(stored):
         return stored
-    table = out / "questions.csv"
+    table = out / runs.QUESTIONS_CSV
     if not table.is_file():
         return stored
     try:
@@ -229,7 +229,7 @@ def collect() -> list[dict]:
     if root.is_dir():
         for folder in sorted(root.iterdir()):
             try:
-                config = runs.read_json(folder / "config.json")
+                config = runs.read_json(folder / runs.CONFIG_JSON)
             except (runs.RunError, OSError):
                 continue
             if not isinstance(config, dict) or "baseline" not in config:
@@ -251,7 +251,7 @@ def collect_probes() -> list[dict]:
     if root.is_dir():
         for folder in sorted(root.iterdir()):
             try:
-                m = runs.read_json(folder / "metrics.json")
+                m = runs.read_json(folder / runs.METRICS_JSON)
             except (runs.RunError, OSError):
                 continue
             if isinstance(m, dict) and m.get("kind") == "probe":

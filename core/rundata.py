@@ -1,7 +1,9 @@
 """Run data: config -> dataset (subset) -> split -> deprivation -> questions, in one place.
 
+    check(cfg) -> cfg             ranges, model ids, the dataset on disk, the condition against it
     prepare(cfg) -> RunData       what training, evaluation, baselines and Browse all see
     load_subset(cfg)              just the dataset (and its table hash): a checkpoint's vocabulary
+    image_split(cfg)              image id -> train | val | test, without questions (Browse)
 
 A pure function of the config and the dataset tables, so evaluation rebuilds exactly what training
 used; no model is involved.
@@ -12,8 +14,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import conditions, datasets, questions, runs
-from core.config import ConfigError, TrainConfig
+from core import conditions, questions, runs
+from core.data import datasets
+from core.base import ConfigError
+from core.config import TrainConfig
 
 
 @dataclass
@@ -31,6 +35,19 @@ class RunData:
     def training_questions(self) -> list:
         """TRAIN questions the condition keeps (removed (concept, category) pairs dropped)."""
         return [q for q in self.questions["train"] if self.deprivation.keeps(q)]
+
+
+def check(cfg: TrainConfig) -> TrainConfig:
+    """cfg.validate() and what needs more than the config: the encoder and LM ids against the model
+    registry (no model loads), the dataset on disk and the condition against it. Returns cfg."""
+    from core.models import registry  # lazy: the registry imports torch
+
+    cfg.validate()
+    registry.check_encoder_id(cfg.encoder)
+    registry.check_lm_id(cfg.lm)
+    ds = datasets.load_dataset(cfg.dataset)
+    conditions.parse_condition(cfg.condition).check(ds)
+    return cfg
 
 
 def prepare(cfg: TrainConfig) -> RunData:
@@ -61,6 +78,13 @@ def load_subset(cfg: TrainConfig) -> tuple["datasets.Dataset", str]:
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
                        seed=cfg.seed)
     return ds, table_sha
+
+
+def image_split(cfg: TrainConfig) -> dict[str, str]:
+    """Which split each image of the run's (sub)set is in: prepare(cfg).split, without building
+    the deprivation or any question."""
+    ds, _ = load_subset(cfg)
+    return questions.split_images(ds, cfg.seed)
 
 
 def dataset_sha256(ds) -> str:

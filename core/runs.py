@@ -21,17 +21,19 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import subprocess
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core import files, paths
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 
+CONFIG_JSON = "config.json"                   # a run's TrainConfig (a baseline's: + "baseline")
+METRICS_JSON = "metrics.json"                 # eval/<split>/: core.metrics.summarize + what was evaluated
+QUESTIONS_CSV = "questions.csv"               # eval/<split>/: scored questions (core.scoring.ROW_FIELDS)
 CHECKPOINT_DIR = "checkpoint"
 PROJECTOR_FILE = "projector.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
@@ -48,27 +50,13 @@ class RunError(ConfigError):
 
 # ---------------------------------------------------------------- atomic file writing
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, obj: Any) -> None:
     """Pretty JSON, written atomically. NaN/inf are refused (they are not JSON)."""
-    _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+    files.write_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode())
+    files.write_atomic(path, text.encode())
 
 
 MAX_JSON_BYTES = 64 << 20        # run JSON files are kilobytes; anything bigger is not ours
@@ -92,7 +80,7 @@ def save_tensors(path: Path, tensors: dict, metadata: dict[str, str] | None = No
     from safetensors.torch import save  # lazy: listing runs needs no torch
 
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
-    _atomic_write_bytes(Path(path), data)
+    files.write_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -155,6 +143,26 @@ def condition_slug(spec: str) -> str:
     return _slug(spec.replace("random:", "random", 1))
 
 
+def baseline_dir(kind: str, cfg: TrainConfig, tag: str) -> Path:
+    """The one naming scheme of baseline folders: baselines/<kind>_<dataset>_<condition>_s<seed>_<tag>."""
+    return baselines_dir() / f"{_slug(kind)}_{_slug(cfg.dataset)}_{condition_slug(cfg.condition)}_s{cfg.seed}_{tag}"
+
+
+def new_baseline_dir(kind: str, cfg: TrainConfig) -> Path:
+    """A new, uniquely tagged baseline folder (created, with its config.json): runs of the same
+    baseline in a sweep repeat (kind, dataset, condition, seed). PermissionError when the runs folder
+    is not writable."""
+    paths.ensure_writable(baselines_dir())
+    while True:
+        folder = baseline_dir(kind, cfg, secrets.token_hex(2))
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        write_json(folder / CONFIG_JSON, {"baseline": kind, **cfg.to_dict()})
+        return folder
+
+
 def new_run_id(cfg: TrainConfig, when: dt.datetime | None = None) -> str:
     """Readable and unique: <yyyymmdd-hhmm>_<condition>_s<seed>_<4 hex>, e.g.
     20261126-2231_random0.5_s0_ab12 (random-init LM runs get an `_rndlm` tag)."""
@@ -173,7 +181,7 @@ def create_run_dir(cfg: TrainConfig) -> Path:
             run_dir.mkdir()
         except FileExistsError:
             continue
-        write_json(run_dir / "config.json", cfg.to_dict())
+        write_json(run_dir / CONFIG_JSON, cfg.to_dict())
         return run_dir
     raise RunError(f"could not find a free run id under {root}")
 
@@ -186,7 +194,7 @@ def discard_unstarted(run_dir: Path) -> bool:
     if checkpoint_json(run_dir).exists():
         return False
     ckdir = checkpoint_dir(run_dir)
-    for path in (run_dir / "config.json", run_dir / "log", ckdir / PROJECTOR_FILE, ckdir / TRAIN_STATE_FILE):
+    for path in (run_dir / CONFIG_JSON, run_dir / "log", ckdir / PROJECTOR_FILE, ckdir / TRAIN_STATE_FILE):
         path.unlink(missing_ok=True)
     for folder in (ckdir, run_dir):
         try:
@@ -232,7 +240,7 @@ def resolve_run_dir(run_id_or_path: str | Path) -> Path:
     as_id = not p.exists() and paths.is_plain_name(str(run_id_or_path))
     candidates = [paths.child(paths.runs_dir(), str(run_id_or_path), "run id")] if as_id else [p]
     for c in candidates:
-        if (c / "config.json").is_file():
+        if (c / CONFIG_JSON).is_file():
             return c.resolve()
     raise RunError(f"no run {str(run_id_or_path)!r} (looked for config.json in {candidates[0]})")
 
@@ -240,16 +248,16 @@ def resolve_run_dir(run_id_or_path: str | Path) -> Path:
 def load_run(run_id_or_path: str | Path) -> RunInfo:
     run_dir = resolve_run_dir(run_id_or_path)
     try:
-        cfg = TrainConfig.from_dict(read_json(run_dir / "config.json"))
+        cfg = TrainConfig.from_dict(read_json(run_dir / CONFIG_JSON))
     except RunError:
         raise
     except (TypeError, ConfigError) as exc:   # e.g. a run written by a newer TaxoLens, with more options
         raise RunError(f"{run_dir / 'config.json'} is not a training config ({exc})") from None
     ck_path = checkpoint_json(run_dir)
     ck = read_json(ck_path) if ck_path.is_file() else {}
-    evaluated = [s for s in SPLITS if (eval_dir(run_dir, s) / "metrics.json").is_file()]
+    evaluated = [s for s in SPLITS if (eval_dir(run_dir, s) / METRICS_JSON).is_file()]
     created = ck.get("created") or dt.datetime.fromtimestamp(
-        (run_dir / "config.json").stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+        (run_dir / CONFIG_JSON).stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
     return RunInfo(run_id=run_dir.name, path=run_dir, config=cfg, status=ck.get("status", "new"),
                    epoch=int(ck.get("epoch", 0)), created=created, updated=ck.get("updated"),
                    git_commit=ck.get("git_commit"), epoch_metrics=list(ck.get("metrics", [])),
@@ -264,7 +272,7 @@ def list_runs() -> list[RunInfo]:
         return []
     runs = []
     for d in root.iterdir():
-        if d.name == BASELINES_DIR or not (d / "config.json").is_file():
+        if d.name == BASELINES_DIR or not (d / CONFIG_JSON).is_file():
             continue
         try:
             runs.append(load_run(d))
@@ -277,7 +285,7 @@ def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
     """metrics.json of an evaluation (run dir, run id, or baseline dir); None if not evaluated yet."""
     p = Path(run_dir)
     base = p if p.is_dir() else resolve_run_dir(run_dir)
-    f = eval_dir(base, split) / "metrics.json"
+    f = eval_dir(base, split) / METRICS_JSON
     return read_json(f) if f.is_file() else None
 
 
@@ -291,6 +299,44 @@ def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
         if run.finished and all(cfg[k] == v for k, v in defaults.items() if k not in ignore):
             return run.path
     return None
+
+
+# Only when the shipped checkpoint does not fit: the full default config needs thousands of updates
+# through the 135M-parameter LM (hours on a 2-core CPU), so without a GPU the first run trains a
+# starter checkpoint on 60 concepts instead (500 updates: leaf accuracy ~0.8 in ~15 minutes); the
+# full default can be trained from the Train page, or on a GPU / Slurm.
+STARTER_ON_CPU = {"max_concepts": 60, "epochs": 8, "max_steps": 500}
+
+
+def first_run_config() -> TrainConfig:
+    """What the first run trains: the default config on a GPU, the starter config on a CPU."""
+    import torch  # lazy: the app's home page imports this module and need not load torch for it
+
+    return TrainConfig() if torch.cuda.is_available() else TrainConfig(**STARTER_ON_CPU)
+
+
+def preferred_checkpoint() -> tuple[Path | None, str | None]:
+    """The checkpoint the app offers first, and why: the newest finished default-config run
+    ("default"), else the newest finished run of the first run's config ("starter": on a CPU the
+    smaller starter), else (None, None)."""
+    default = default_checkpoint()
+    if default is not None:
+        return default, "default"
+    starter = default_checkpoint(first_run_config())
+    return (starter, "starter") if starter is not None else (None, None)
+
+
+def read_answers(run_dir: str | Path, split: str = "test"):
+    """A run's scored questions on a split (eval/<split>/questions.csv) as a pandas DataFrame, with
+    answer / pred / seen as booleans and `correct` = answer == pred."""
+    import pandas as pd
+
+    table = pd.read_csv(eval_dir(Path(run_dir), split) / QUESTIONS_CSV)
+    for column in ("answer", "pred", "seen"):
+        if column in table and table[column].dtype != bool:
+            table[column] = table[column].astype(str).str.lower().isin(("true", "1", "yes"))
+    table["correct"] = table["answer"] == table["pred"]
+    return table
 
 
 def checkpoint_stamp(run_dir: str | Path) -> str:

@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 
 import torch
 
-Progress = Callable[[float, str], None]
+from core.base import Progress
+
 ROW_FIELDS = ("image_id", "concept", "labelled_concept", "kind", "target", "text", "answer", "p_yes",
               "pred", "mass", "seen", "split")
 IMAGES_PER_CALL = 64          # images whose questions go to one VLM.score call (it sub-batches)

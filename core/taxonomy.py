@@ -90,11 +90,6 @@ def _chains(canonical: str) -> tuple[tuple[str, ...], ...]:
     return tuple(sorted(chains, key=lambda chain: (len(chain), chain)))
 
 
-def primary_chain(name: str) -> list[str]:
-    """The first of the sorted hypernym chains: the shortest path to the root (ties lexicographic)."""
-    return hypernym_chains(name)[0]
-
-
 def ancestors(name: str) -> set[str]:
     """All proper ancestors (over every chain) of a synset, by canonical name."""
     leaf = canonical_name(name)
@@ -105,12 +100,6 @@ def is_ancestor(ancestor: str, name: str) -> bool:
     """True when `ancestor` lies on any hypernym chain of `name` above it (a synset is not its
     own ancestor)."""
     return canonical_name(ancestor) in ancestors(name)
-
-
-def hyponym_closure(name: str) -> list[str]:
-    """Every synset below `name` (hyponyms and instance hyponyms, transitively), sorted by name."""
-    below = synset(name).closure(lambda s: s.hyponyms() + s.instance_hyponyms())
-    return sorted({s.name() for s in below})
 
 
 def lemma_names(name: str) -> list[str]:

@@ -29,9 +29,8 @@ from tqdm.auto import tqdm
 
 from core import features, metrics, rundata, runs, scoring
 from core.models import checkpoint
-from core.config import ConfigError, TrainConfig
-
-Progress = Callable[[float, str], None]
+from core.base import ConfigError, Progress
+from core.config import TrainConfig
 
 
 class Cancelled(Exception):
@@ -108,7 +107,7 @@ def selection_score(val: dict) -> float | None:
 def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | None = None,
           should_stop: Callable[[], bool] | None = None) -> Path:
     """Train (or resume) a run; returns its directory. See the module docstring."""
-    cfg.validate(deep=True)
+    rundata.check(cfg)
     run_dir = _open_run_dir(cfg, run_dir)
     ck_path = runs.checkpoint_json(run_dir)
     ck = runs.read_json(ck_path) if ck_path.is_file() else None
@@ -290,7 +289,7 @@ def _open_run_dir(cfg: TrainConfig, run_dir: Path | None) -> Path:
     if run_dir is None:
         return runs.create_run_dir(cfg)
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
+    cfg_path = run_dir / runs.CONFIG_JSON
     if cfg_path.is_file():
         old = TrainConfig.from_dict(runs.read_json(cfg_path)).to_dict()
         diff = [f"{k}: {old[k]!r} -> {v!r}" for k, v in cfg.to_dict().items()

@@ -27,7 +27,7 @@ def user_message(exc: BaseException, what: str) -> str:
     image, taxonomy and job store errors) already say what is wrong; anything else is named with
     its type and points to the log."""
     from core.config import ConfigError
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
     from core.images import ImageError
     from core.jobs.store import JobStoreError
     from core.taxonomy import TaxonomyError
@@ -70,7 +70,7 @@ def store():
 
 @st.cache_resource(show_spinner="Loading the dataset…", ttl=600)
 def _dataset(data_dir: str, name: str, stamp: float):  # noqa: ARG001 - keys the cache
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
     return load_dataset(name)
 
 

@@ -27,7 +27,7 @@ def _ago(timestamp: float | None) -> str:
 
 
 def _starter() -> str:
-    from core.firstrun import STARTER_ON_CPU
+    from core.runs import STARTER_ON_CPU
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in STARTER_ON_CPU.items())
 
 
@@ -41,7 +41,7 @@ def _worker_note(store) -> None:
 def first_run_panel(rerun_app_when_ready: bool = True) -> None:
     """Where the default checkpoint stands; reruns the whole page once it becomes ready."""
     with common.guard("The first-run status"):
-        from core import firstrun
+        from ui import firstrun
 
         store = common.store()
         state = firstrun.state(store)

@@ -67,7 +67,7 @@ def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
         return
     setting = dict(key) if key is not None else {}
     ds_name = setting.get("dataset") or "concepts"
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
     try:
         ds = common.dataset(ds_name)
     except DatasetError as exc:

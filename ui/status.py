@@ -8,7 +8,7 @@ from ui import common
 
 
 def dataset_summary() -> None:
-    from core.datasets import DatasetError
+    from core.data.datasets import DatasetError
 
     try:
         ds = common.dataset()

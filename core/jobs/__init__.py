@@ -1,5 +1,5 @@
 """The job system: a persistent queue (SQLite) of train / evaluate / baseline / coherence / sweep jobs,
-run by a separate worker process (or on Slurm via submitit), plus the registry of finished runs.
+run by a separate worker process (or on Slurm via submitit). What jobs produce is read from disk (core.runs).
 
     from core import jobs
     job_id = jobs.submit("train", {"config": cfg.to_dict()})   # validated; JobSpecError if not runnable
@@ -10,7 +10,8 @@ run by a separate worker process (or on Slurm via submitit), plus the registry o
 from __future__ import annotations
 
 from core.jobs.kinds import JobCancelled, JobContext, JobSpecError
-from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, RunRecord, read_log_tail
+from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail
+from core.jobs import sweeps  # noqa: E402,F401  registers the sweep kind (sweeps imports kinds, not the reverse)
 
 
 def ensure_worker(concurrency: int | None = None, store: JobStore | None = None) -> int:
@@ -48,4 +49,4 @@ def describe(job: Job) -> str:
 
 
 __all__ = ["FINISHED", "STATUSES", "Job", "JobCancelled", "JobContext", "JobSpecError", "JobStore",
-           "JobStoreError", "RunRecord", "cancel", "describe", "ensure_worker", "read_log_tail", "submit"]
+           "JobStoreError", "cancel", "describe", "ensure_worker", "read_log_tail", "submit"]

@@ -2,7 +2,8 @@
 
 A kind is a `validate(spec) -> spec` (raise JobSpecError with the reason; returns the normalized spec
 that is stored) and an `execute(spec, ctx) -> result` (runs in the worker's child process, or on a
-Slurm node). Results are JSON: paths, metrics, and `register`, the run-registry rows the caller adds.
+Slurm node). Results are JSON: paths and metrics (the files themselves are on disk, where core.runs
+and core.results find them).
 The built-in kinds validate with core.preflight, the very checks of the direct commands, so a job
 is refused at submit for whatever `taxolens <command>` would refuse at once. A kind that creates an
 output directory also says how to discard it when an attempt fails or is cancelled before it made
@@ -10,7 +11,8 @@ anything worth keeping (`discard_output`).
 
 Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
 baseline (majority), probe (what the LM alone knows: core.probe), coherence (visual coherence
-table), sweep (expands into child jobs).
+table); sweep (expands into child jobs) is registered by core.jobs.sweeps, which core/jobs/__init__.py
+imports, so every kind is known once any core.jobs module is.
 Extra kinds can be registered by modules named in TAXOLENS_JOB_PLUGINS (comma-separated; the
 test suite uses this for quick test-only kinds).
 """
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError, Progress
+from core.config import TrainConfig
 
 PLUGINS_ENV = "TAXOLENS_JOB_PLUGINS"
 
@@ -46,14 +49,11 @@ def is_cancellation(exc: BaseException) -> bool:
     return train is not None and isinstance(exc, getattr(train, "Cancelled", ()))
 
 
-ProgressFn = Callable[[float, str], None]
-
-
 @dataclass
 class JobContext:
     """What a running job gets besides its spec."""
     job_id: int | None
-    progress: ProgressFn                  # progress(fraction 0..1, message)
+    progress: Progress                  # progress(fraction 0..1, message)
     should_stop: Callable[[], bool]       # True once cancellation was requested
     output_dir: Path | None = None        # fixed at first start (so a retried job resumes in place)
     submit_children: Callable[[list[tuple[str, dict]]], list[int]] | None = None  # sweeps only
@@ -142,7 +142,7 @@ def discard_output(kind: JobKind, output_dir: str | Path | None) -> None:
         print(f"(could not remove {output_dir}: {exc})", flush=True)
 
 
-def sub_progress(progress: ProgressFn, start: float, end: float) -> ProgressFn:
+def sub_progress(progress: Progress, start: float, end: float) -> Progress:
     """Map a step's own 0..1 progress into [start, end] of the whole job."""
     def report(fraction: float, message: str = "") -> None:
         progress(start + (end - start) * min(1.0, max(0.0, float(fraction))), message)
@@ -215,9 +215,7 @@ def _train_execute(spec: dict, ctx: JobContext) -> dict:
         metrics[split] = evaluate(run_dir, split=split,
                                   progress=sub_progress(ctx.progress, train_share + i * step,
                                                         train_share + (i + 1) * step))
-    return {"run_dir": str(run_dir), "metrics": metrics,
-            "register": [{"run_id": run_dir.name, "run_dir": str(run_dir), "kind": "train",
-                          "config": cfg.to_dict(), "metrics": metrics}]}
+    return {"run_dir": str(run_dir), "metrics": metrics}
 
 
 def _train_discard(output_dir: Path) -> None:
@@ -252,10 +250,7 @@ def _evaluate_execute(spec: dict, ctx: JobContext) -> dict:
     run = runs.load_run(spec["run"])
     metrics = evaluate(run.path, split=spec["split"], progress=ctx.progress)
     out = runs.eval_dir(run.path, spec["split"])
-    return {"run_dir": str(run.path), "eval_dir": str(out), "metrics": {spec["split"]: metrics},
-            "register": [{"run_id": f"{run.run_id}/eval/{spec['split']}", "run_dir": str(run.path),
-                          "kind": "eval", "config": {**run.config.to_dict(), "split": spec["split"]},
-                          "metrics": metrics}]}
+    return {"run_dir": str(run.path), "eval_dir": str(out), "metrics": {spec["split"]: metrics}}
 
 
 register(JobKind("evaluate", _evaluate_validate, _evaluate_execute,
@@ -278,21 +273,12 @@ def _baseline_validate(spec: dict) -> dict:
 
 
 def _baseline_output_dir(spec: dict) -> Path:
-    import secrets
-
     from core import runs
-    from core.jobs.store import ensure_dir
-    cfg = TrainConfig.from_dict(spec["config"])
-    root = ensure_dir(runs.baselines_dir())
-    while True:  # like evaluate.baseline's default name, plus a suffix: sweeps repeat (kind, condition, seed)
-        d = root / (f"{spec['baseline']}_{runs._slug(cfg.dataset)}_{runs._slug(cfg.condition)}_s{cfg.seed}"
-                    f"_{secrets.token_hex(2)}")
-        try:
-            d.mkdir()
-        except FileExistsError:
-            continue
-        runs.write_json(d / "config.json", {"baseline": spec["baseline"], **cfg.to_dict()})
-        return d
+    from core.jobs.store import JobStoreError
+    try:
+        return runs.new_baseline_dir(spec["baseline"], TrainConfig.from_dict(spec["config"]))
+    except PermissionError as exc:
+        raise JobStoreError(str(exc)) from exc
 
 
 def _baseline_execute(spec: dict, ctx: JobContext) -> dict:
@@ -300,17 +286,13 @@ def _baseline_execute(spec: dict, ctx: JobContext) -> dict:
 
     cfg = TrainConfig.from_dict(spec["config"])
     metrics = baseline(spec["baseline"], cfg, out_dir=ctx.output_dir, progress=ctx.progress)
-    name = Path(ctx.output_dir).name if ctx.output_dir else f"{spec['baseline']}_{cfg.condition}_s{cfg.seed}"
-    return {"run_dir": str(ctx.output_dir) if ctx.output_dir else None, "metrics": {"test": metrics},
-            "register": [{"run_id": f"baselines/{name}", "run_dir": str(ctx.output_dir), "kind": "baseline",
-                          "config": {**cfg.to_dict(), "baseline": spec["baseline"]},
-                          "metrics": metrics}]}
+    return {"run_dir": str(ctx.output_dir) if ctx.output_dir else None, "metrics": {"test": metrics}}
 
 
 def _baseline_discard(output_dir: Path) -> None:
     from core import runs
     # A baseline cannot resume: unless its metrics were written, the folder holds only its config.
-    if not (runs.eval_dir(output_dir, "test") / "metrics.json").is_file():
+    if not (runs.eval_dir(output_dir, "test") / runs.METRICS_JSON).is_file():
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
@@ -346,10 +328,7 @@ def _probe_execute(spec: dict, ctx: JobContext) -> dict:
     folder, metrics = probe.run(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"],
                                 device=spec["device"], progress=progress)
     summary = {k: v for k, v in metrics.items() if k != "per_category"}
-    # The run registry knows train/eval/baseline/coherence; a probe is the LM-only baseline's successor.
-    return {"run_dir": str(folder), "metrics": {"probe": summary},
-            "register": [{"run_id": f"probes/{folder.name}", "run_dir": str(folder), "kind": "baseline",
-                          "config": {"baseline": "probe", **spec}, "metrics": summary}]}
+    return {"run_dir": str(folder), "metrics": {"probe": summary}}
 
 
 register(JobKind("probe", _probe_validate, _probe_execute,
@@ -372,7 +351,8 @@ def _coherence_validate(spec: dict) -> dict:
 
 
 def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
-    from core import datasets, geometry
+    from core import geometry
+    from core.data import datasets
 
     ds = datasets.load_dataset(spec["dataset"])
     if spec["max_concepts"] is not None or spec["images_per_concept"] is not None:
@@ -381,29 +361,8 @@ def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
     table = geometry.coherence_table(ds, spec["encoder"], spec["seed"], progress=ctx.progress)
     out = geometry.cache_dir(ds, spec["encoder"], spec["seed"])
     overall = {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}
-    return {"run_dir": str(out), "metrics": {"coherence": overall},
-            "register": [{"run_id": f"coherence/{out.name}", "run_dir": str(out), "kind": "coherence",
-                          "config": spec, "metrics": overall}]}
+    return {"run_dir": str(out), "metrics": {"coherence": overall}}
 
 
 register(JobKind("coherence", _coherence_validate, _coherence_execute,
                  describe=lambda s: f"coherence {s['dataset']} {s['encoder']} seed {s['seed']}"))
-
-
-# -- sweep ---------------------------------------------------------------------------------------
-
-def _sweep_validate(spec: dict) -> dict:
-    from core.jobs import sweeps
-    return sweeps.normalize(spec)
-
-
-def _sweep_execute(spec: dict, ctx: JobContext) -> dict:
-    if ctx.submit_children is None:
-        raise JobSpecError("a sweep job needs a job store to add its child jobs to")
-    children = ctx.submit_children([(job["kind"], job["spec"]) for job in spec["jobs"]])
-    ctx.progress(1.0, f"expanded into {len(children)} jobs")
-    return {"children": children}
-
-
-register(JobKind("sweep", _sweep_validate, _sweep_execute,
-                 describe=lambda s: f"sweep {s['name']} ({len(s['jobs'])} jobs)"))

@@ -85,8 +85,6 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
             output_dir=None if output_dir is None else Path(output_dir),
             submit_children=lambda items: store.submit_many(items, parent_id=job_id))
         result = kind.execute(job.spec, ctx)
-        for row in result.get("register", []):
-            store.register_run(job_id=job_id, **row)
     except BaseException as exc:  # noqa: BLE001 — every outcome must be recorded
         kinds.discard_output(kind, output_dir)
         if kinds.is_cancellation(exc):

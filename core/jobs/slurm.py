@@ -2,7 +2,7 @@
 
     cfg = SlurmConfig(partition="gpu", gpus_per_node=1, timeout_min=240, account="lab")
     job_id = submit("train", spec, cfg)      # validated like a local job; recorded in the job store
-    sync()                                   # later: pull finished results into the store + run registry
+    sync()                                   # later: pull finished results into the store
 
 The compute node runs the job kind's own executor (core.jobs.kinds), so a GPU node writes the same
 run directory, checkpoints and metrics as the CPU worker. Cancelling writes a marker file next to
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import paths
-from core.config import ConfigError
+from core import files, paths
+from core.base import ConfigError
 from core.jobs import kinds
 from core.jobs.store import Job, JobStore, ensure_dir, pid_alive, read_log_tail
 
@@ -159,10 +159,7 @@ class RemoteJob:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    files.write_atomic(path, json.dumps(obj))
 
 
 def _outcome_path(cfg: SlurmConfig, job_id: int) -> Path:
@@ -213,7 +210,7 @@ def _ended_without_outcome(ext: dict) -> str | None:
 
 
 def sync(store: JobStore | None = None) -> list[int]:
-    """Bring Slurm jobs' outcomes into the store (and their results into the run registry), and
+    """Bring Slurm jobs' outcomes into the store, and
     pass on cancellations (scancel). Returns the ids of jobs that finished since the last sync."""
     store = store or JobStore()
     finished = []
@@ -227,8 +224,6 @@ def sync(store: JobStore | None = None) -> list[int]:
         if outcome_file.is_file():
             outcome = json.loads(outcome_file.read_text())
             if outcome["status"] == "succeeded":
-                for row in outcome["result"].get("register", []):
-                    store.register_run(job_id=job.id, **row)
                 store.finish(job.id, "succeeded", result=outcome["result"])
             elif outcome["status"] == "cancelled" or job.cancel_requested:
                 store.finish(job.id, "cancelled", error="cancelled by request")

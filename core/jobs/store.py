@@ -1,9 +1,9 @@
-"""The persistent job queue and run registry: one SQLite file (WAL mode) at paths.db_path().
+"""The persistent job queue: one SQLite file (WAL mode) at paths.db_path().
 
 Jobs go queued → running → succeeded | failed | cancelled. Workers take jobs with an atomic claim
-(one UPDATE … RETURNING inside BEGIN IMMEDIATE), so two workers never run the same job. The run
-registry lists what finished jobs produced (train / eval / baseline / coherence results) so the app
-can list and compare them. The schema is versioned with PRAGMA user_version and grows only by
+(one UPDATE … RETURNING inside BEGIN IMMEDIATE), so two workers never run the same job. What jobs
+produce is found on disk (core.runs.list_runs, core.results.collect): the store keeps no run index
+(schema 1 had one, written but never read; migration 2 drops it). The schema is versioned with PRAGMA user_version and grows only by
 appending to MIGRATIONS, so a database from an older TaxoLens is upgraded in place on open.
 
 Every SQLite failure (unwritable folder, full disk, locked database) surfaces as JobStoreError with
@@ -35,7 +35,6 @@ from core import paths
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
-RUN_KINDS = ("train", "eval", "baseline", "coherence")
 
 # Append only: entry i brings the schema from version i to i + 1.
 MIGRATIONS: list[list[str]] = [
@@ -85,6 +84,8 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (host, pid)
         )""",
     ],
+    # 1 -> 2: the run registry is gone; run folders on disk (core.runs.list_runs) are the one index.
+    ["DROP INDEX IF EXISTS runs_by_kind", "DROP TABLE IF EXISTS runs"],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -103,7 +104,7 @@ def _damaged(path: Path, problem: str, culprit: Path | None = None) -> JobStoreE
     """The one-line refusal for a damaged store: what is wrong and how to get going again."""
     culprit = culprit or path
     lost = ("the transactions in it are lost" if culprit != path else
-            "its job history and run registry are lost; run folders under runs/ are kept")
+            "its job history is lost; run folders under runs/ are kept")
     return JobStoreError(f"job store {path} is damaged ({problem}); stop the app and any worker, then "
                          f"move it aside (mv '{culprit}' '{culprit}.damaged') and TaxoLens starts "
                          f"{'without it' if culprit != path else 'a new, empty store'} ({lost})")
@@ -162,24 +163,6 @@ class Job:
         d["spec"] = json.loads(d["spec"])
         d["result"] = json.loads(d["result"]) if d["result"] else None
         d["cancel_requested"] = bool(d["cancel_requested"])
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    run_dir: str
-    kind: str
-    config: dict
-    metrics: dict | None
-    job_id: int | None
-    created: float
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "RunRecord":
-        d = dict(row)
-        d["config"] = json.loads(d["config"])
-        d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
         return cls(**d)
 
 
@@ -541,35 +524,6 @@ class JobStore:
         now = time.time()
         rows = self._query("SELECT * FROM workers WHERE host = ?", (HOST,))
         return [dict(r) for r in rows if pid_alive(r["pid"]) and now - r["heartbeat"] <= stale_after_s]
-
-    # -- run registry ---------------------------------------------------------------------------
-
-    def register_run(self, run_id: str, run_dir: Path | str, kind: str, config: dict,
-                     metrics: dict | None = None, job_id: int | None = None) -> None:
-        """Add or update a finished result (idempotent: a retried job re-registers the same run_id)."""
-        if kind not in RUN_KINDS:
-            raise ValueError(f"run kind must be one of {RUN_KINDS}, not {kind!r}")
-        with self._write() as c:
-            c.execute("INSERT INTO runs (run_id, run_dir, kind, config, metrics, job_id, created)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET"
-                      " run_dir = excluded.run_dir, kind = excluded.kind, config = excluded.config,"
-                      " metrics = excluded.metrics, job_id = excluded.job_id",
-                      (run_id, str(run_dir), kind, json.dumps(config, sort_keys=True),
-                       json.dumps(metrics) if metrics is not None else None, job_id, time.time()))
-
-    def get_run(self, run_id: str) -> RunRecord:
-        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
-        if not rows:
-            raise KeyError(f"no registered run {run_id!r}")
-        return RunRecord.from_row(rows[0])
-
-    def list_runs(self, kind: str | None = None) -> list[RunRecord]:
-        """Newest first."""
-        if kind is None:
-            rows = self._query("SELECT * FROM runs ORDER BY created DESC")
-        else:
-            rows = self._query("SELECT * FROM runs WHERE kind = ? ORDER BY created DESC", (kind,))
-        return [RunRecord.from_row(r) for r in rows]
 
 
 def read_log_tail(path: Path | str | None, lines: int = 40, max_bytes: int = 65536) -> str:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import TrainConfig
+from core.jobs import kinds
+from core.jobs.kinds import JobContext, JobKind, JobSpecError, register
 
 GRID_KEYS = {"kind", "conditions", "ratios", "seeds", "encoders", "lms", "lm_inits", "baselines", "config"}
 SPEC_KEYS = {"name", "base", "grids", "preset", "scale"}
@@ -49,7 +51,6 @@ PRESETS = ("paper",)
 
 
 def _spec_error(message: str) -> Exception:
-    from core.jobs.kinds import JobSpecError  # lazy: kinds imports this module lazily too
     return JobSpecError(message)
 
 
@@ -190,8 +191,6 @@ def resolve(spec: dict | str | Path, scale: str | None = None) -> dict:
 def normalize(spec: dict) -> dict:
     """What a sweep job stores: its name, the source spec and every child job, each validated
     (so a bad combination is rejected at submit, not hours later)."""
-    from core.jobs import kinds
-
     grid = resolve(spec)
     jobs = expand(grid)
     validated = []
@@ -227,3 +226,17 @@ def sweep_results(store, sweep_id: int) -> list[dict]:
                      "encoder": cfg.get("encoder"), "lm": cfg.get("lm"),
                      "baseline": job.spec.get("baseline"), "seed": cfg.get("seed"), "metrics": metrics})
     return rows
+
+
+# -- the sweep job kind --------------------------------------------------------------------------
+
+def _sweep_execute(spec: dict, ctx: JobContext) -> dict:
+    if ctx.submit_children is None:
+        raise JobSpecError("a sweep job needs a job store to add its child jobs to")
+    children = ctx.submit_children([(job["kind"], job["spec"]) for job in spec["jobs"]])
+    ctx.progress(1.0, f"expanded into {len(children)} jobs")
+    return {"children": children}
+
+
+register(JobKind("sweep", normalize, _sweep_execute,
+                 describe=lambda s: f"sweep {s['name']} ({len(s['jobs'])} jobs)"))

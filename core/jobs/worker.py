@@ -23,12 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import paths
+from core import files, paths
 from core.config import number_arg
 from core.jobs.store import Job, JobStore, JobStoreError, ensure_dir, pid_alive, read_log_tail
 
 HEARTBEAT_EVERY_S = 5.0
 ORPHAN_SCAN_EVERY_S = 30.0
+SLURM_SYNC_EVERY_S = 15.0     # pull Slurm outcomes into the store, so the app shows them without the CLI
 
 
 def default_concurrency() -> int:
@@ -63,7 +64,7 @@ class Worker:
         self.pid = os.getpid()
         self.slots: dict[int, _Slot] = {}
         self._stop = False
-        self._last_beat = self._last_scan = 0.0
+        self._last_beat = self._last_scan = self._last_sync = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -105,6 +106,9 @@ class Worker:
                 for job_id in self.store.requeue_orphans():
                     self._say(f"requeued job {job_id} left running by a dead worker")
             self._last_scan = now
+        if now - self._last_sync >= SLURM_SYNC_EVERY_S:
+            self._sync_slurm()
+            self._last_sync = now
         self._reap()
         self._enforce_cancels()
         while len(self.slots) < self.concurrency and not self._stop:
@@ -118,6 +122,20 @@ class Worker:
             self._say(f"idle for {self.idle_exit_s:.0f}s, exiting")
             return None
         return idle_since
+
+    def _sync_slurm(self) -> None:
+        """Slurm jobs' outcomes and cancellations (core.jobs.slurm.sync), when any is running there;
+        a Slurm problem is logged, never fatal to the local queue."""
+        if not self.store.list(status="running", backend="slurm", limit=1):
+            return
+        from core.jobs import slurm
+        try:
+            for job_id in slurm.sync(self.store):
+                self._say(f"Slurm job {job_id} finished")
+        except JobStoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - submitit missing, sacct failing, ...
+            self._say(f"could not sync Slurm jobs: {exc}")
 
     def _shutdown(self) -> None:
         for slot in self.slots.values():
@@ -211,9 +229,7 @@ class Worker:
     # -- bookkeeping ------------------------------------------------------------------------------
 
     def _write_pid_file(self) -> None:
-        tmp = pid_file().with_suffix(f".{self.pid}.tmp")
-        tmp.write_text(f"{self.pid}\n")
-        os.replace(tmp, pid_file())
+        files.write_atomic(pid_file(), f"{self.pid}\n", fsync=False)
 
     def _say(self, message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

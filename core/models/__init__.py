@@ -12,7 +12,7 @@ import os
 import socket
 from urllib.parse import urlparse
 
-from core.config import ConfigError
+from core.base import ConfigError
 
 
 class ModelUnavailableError(ConfigError):

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from core import paths, runs
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 from core.models import registry
 
 # 2: the image after a start text (never at position 0), prompt formats, best-epoch projector.
@@ -92,14 +93,15 @@ def load_projector(vlm, state: dict, where: Path) -> None:
 # works on a fresh clone without training. It is installed into the runs folder like any run when
 # it fits this machine's dataset; the frozen-weight checksum is checked when it is loaded.
 
-SHIPPED_FILES = ("config.json", "checkpoint/checkpoint.json", f"checkpoint/{runs.BEST_FILE}",
+SHIPPED_FILES = (runs.CONFIG_JSON, "checkpoint/checkpoint.json", f"checkpoint/{runs.BEST_FILE}",
                  "eval/test/metrics.json", "eval/test/questions.csv", f"eval/test/{runs.RANKING_FILE}")
 
 
 def shipped_fit(source: Path | None = None) -> tuple[bool, str]:
     """(fits, why) for the shipped checkpoint against the installed dataset: present, of this
     checkpoint format, and trained on a dataset with the same tables. Cheap: no model is loaded."""
-    from core import datasets, rundata
+    from core import rundata
+    from core.data import datasets
 
     source = Path(source or paths.SHIPPED_CHECKPOINT)
     ck_path = source / "checkpoint" / "checkpoint.json"
@@ -168,7 +170,7 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
                          f"the best epoch so far ({ck['best']['epoch']}) ships")
         ck["status"] = "finished"
     test = runs.eval_dir(info.path, "test")
-    if not (test / "metrics.json").is_file():
+    if not (test / runs.METRICS_JSON).is_file():
         raise runs.RunError(f"run {info.run_id} has no test evaluation; run `taxolens evaluate {info.run_id}` first")
     files = ck.get("files", {})
     name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE
@@ -186,8 +188,8 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
         ck["shipped"] = {"from": str(info.path), "dtype": "float16", "exported": runs.now_iso(),
                          "git_commit": runs.git_commit()}
         runs.write_json(tmp / "checkpoint" / "checkpoint.json", ck)
-        runs.write_json(tmp / "config.json", info.config.to_dict())
-        for rel in ("metrics.json", "questions.csv", runs.RANKING_FILE):
+        runs.write_json(tmp / runs.CONFIG_JSON, info.config.to_dict())
+        for rel in (runs.METRICS_JSON, runs.QUESTIONS_CSV, runs.RANKING_FILE):
             if (test / rel).is_file():
                 (tmp / "eval" / "test").mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(test / rel, tmp / "eval" / "test" / rel)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.config import ConfigError
+from core.base import ConfigError
 from core.models import ModelUnavailableError, hub_offline
 
 ANSWER_CONTEXT = "Answer:"

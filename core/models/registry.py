@@ -21,7 +21,8 @@ from typing import Callable
 
 import torch
 
-from core.config import ConfigError, TrainConfig
+from core.base import ConfigError
+from core.config import TrainConfig
 from core.models import ModelUnavailableError, encoders, lms
 from core.models.encoders import EFFICIENTNET_SIZES, ImageEncoder
 from core.models.lms import LanguageModel

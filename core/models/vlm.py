@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.config import ConfigError
+from core.base import ConfigError, Progress
 from core.models.encoders import ImageEncoder, pool_tokens
 from core.models.lms import NO_WORDS, YES_WORDS, LanguageModel, answer_token
 from core.models.projector import Projector
@@ -57,8 +57,6 @@ PROMPT_FORMATS = ("plain", "chat")
 START_TEXT = "Image:"                    # plain: what precedes the image tokens (after the LM's start tokens)
 SCORE_BATCH = 128                        # questions per LM forward when scoring
 _IMAGE_MARK, _QUESTION_MARK = "\x00IMAGE\x00", "\x00QUESTION\x00"   # split points in a rendered chat template
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def pick_concepts(ds, groups: int = 4, per_group: int = 3) -> list[str]:
 
 def build_data_dir(root: Path, groups: int = 4, per_group: int = 3, images_per_concept: int = 3,
                    seed: int = 0, source: Path = REAL_DATA) -> Path:
-    from core import datasets
+    from core.data import datasets
 
     root.mkdir(parents=True, exist_ok=True)
     with _data_env(source):
@@ -78,7 +78,8 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
     """A run directory under the current TAXOLENS_DATA with config, checkpoint.json and (optionally)
     a test evaluation whose answers follow a fixed rule: leaf questions right, hypernym questions
     wrong for every third image. No weights: only for pages that read runs, never load them."""
-    from core import conditions, datasets, metrics, questions, runs
+    from core import conditions, metrics, questions, runs
+    from core.data import datasets
 
     run_dir = runs.create_run_dir(cfg)
     runs.write_json(runs.checkpoint_json(run_dir), {

@@ -121,7 +121,8 @@ def test_predict_shows_the_logit_lens(data_dir, monkeypatch):
 
 def _fake_clusters_result(run_dir, split="test", sources=("encoder", "projector", "answers")):
     """A real core.clusters result over the test data set's concepts, from made-up vectors."""
-    from core import clusters, datasets
+    from core import clusters
+    from core.data import datasets
     ds = datasets.load_dataset("concepts")
     concepts = [im.concept for im in ds.images]
     rng = np.random.default_rng(0)
@@ -135,7 +136,8 @@ def _fake_clusters_result(run_dir, split="test", sources=("encoder", "projector"
 
 
 def _fake_lens_result():
-    from core import datasets, lens
+    from core import lens
+    from core.data import datasets
     ds = datasets.load_dataset("concepts")
     rows = []
     for i, im in enumerate(ds.images):

@@ -10,7 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_data import fake_run
-from core import paths
+from core import paths, runs
 from core.config import TrainConfig
 
 APP = str(paths.ROOT / "app.py")
@@ -91,8 +91,7 @@ def test_predict_reports_each_bad_upload_by_name(data_dir):
 
 
 def test_predict_preselects_the_first_run_checkpoint_over_newer_runs(data_dir):
-    from core import firstrun
-    first = fake_run(firstrun.default_config())
+    first = fake_run(runs.first_run_config())
     fake_run(small_cfg(seed=3), evaluated=False)
     at = run_page("app_pages/1_Predict.py")
     assert at.selectbox(key="predict_run").value.path == first

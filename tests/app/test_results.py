@@ -172,7 +172,8 @@ def test_older_evaluations_are_summarized_again_from_their_questions(data_dir):
 
 
 def test_a_run_trained_under_the_former_random_is_listed_as_pairs(data_dir):
-    from core import conditions, datasets
+    from core import conditions
+    from core.data import datasets
     run_dir = fake_run(cfg(condition="random:0.5"))
     ds = datasets.load_dataset("concepts").subset(6, 3, 0)
     old_report = conditions.parse_condition("pairs:0.5").apply(ds, 0).report

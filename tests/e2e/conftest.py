@@ -1,5 +1,5 @@
 """Fixtures for the browser tests: a data directory with a tiny trained checkpoint, the app started
-by core.app_runner on a free port (Streamlit + job worker), and Debian's Chromium driven by
+by ui.app_runner on a free port (Streamlit + job worker), and Debian's Chromium driven by
 Playwright. Screenshots go to artifacts/e2e/ (git-ignored)."""
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def app_url(e2e_data):
     port = _free_port()
     log = open(e2e_data / "app_runner.log", "w")
     env = dict(os.environ, TAXOLENS_DATA=str(e2e_data), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "core.app_runner", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "ui.app_runner", "--host", "127.0.0.1", "--port", str(port),
                              "--no-first-run"], cwd=paths.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S

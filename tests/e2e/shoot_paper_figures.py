@@ -55,7 +55,7 @@ def main() -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(out / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "core.app_runner", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "ui.app_runner", "--host", "127.0.0.1", "--port", str(port),
                              "--no-first-run"], cwd=ROOT, env=dict(os.environ, TAXOLENS_DATA=str(data)),
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core import datasets
+from core.data import datasets
 from core.models import registry
 from core.images import load_image
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import clusters, datasets, lens as lens_mod, train
+from core import clusters, lens as lens_mod, train
+from core.data import datasets
 from core.config import TrainConfig
 
 ANIMALS, FRUITS, VEHICLES = ["dog", "cat", "horse", "cow"], ["apple", "banana", "lemon", "pear"], \

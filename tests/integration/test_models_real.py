@@ -4,7 +4,8 @@ and the loss trains the projector only. Gemma3-270m (optional asset) checked whe
 import pytest
 import torch
 
-from core import assets, datasets
+from core import assets
+from core.data import datasets
 from core.models import registry
 from core.config import TrainConfig
 from core.images import load_image

@@ -8,7 +8,8 @@ import copy
 import pytest
 import torch
 
-from core import datasets, probe
+from core import probe
+from core.data import datasets
 from core.models import registry
 
 CONCEPTS = ("dog", "cat", "car", "bus", "apple", "guitar")

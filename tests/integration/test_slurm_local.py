@@ -129,6 +129,6 @@ def test_real_majority_baseline_round_trip(tmp_path, monkeypatch):
     assert job.status == "succeeded", job.error
     on_disk = json.loads((out_dir / "eval" / "test" / "metrics.json").read_text())
     assert job.result["metrics"]["test"]["n_questions"] == on_disk["n_questions"] > 0
-    record = store.list_runs(kind="baseline")[0]
-    assert record.run_dir == str(out_dir) and record.config["baseline"] == "majority"
-    assert record.metrics["accuracy"] == on_disk["accuracy"]
+    assert job.result["run_dir"] == str(out_dir)
+    assert json.loads((out_dir / "config.json").read_text())["baseline"] == "majority"
+    assert job.result["metrics"]["test"]["accuracy"] == on_disk["accuracy"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from core import paths
+from core import paths, runs
 from core.jobs import JobStore, cancel, submit
 from core.jobs.store import pid_alive
 
@@ -220,7 +220,7 @@ def test_kill_9_during_real_training_resumes_from_the_epoch_checkpoint(real_data
     print(f"killed in epoch {at_kill['epoch'] + 1} (step {at_kill['step']} saved), resumed at epoch "
           f"{resumed_at + 1}; epochs redone: {epochs_redone}")
     assert job.result["metrics"]["test"]["n_questions"] > 0
-    assert store.get_run(Path(run_dir).name).kind == "train"
+    assert runs.load_run(run_dir).finished
 
 
 @pytest.mark.integration

@@ -113,7 +113,8 @@ class FakeCache:
 
 
 def install(monkeypatch, images_per_concept: int = 5):
-    from core import datasets, features
+    from core import features
+    from core.data import datasets
     from core.models import registry
     from tiny_concepts import tiny_dataset
 

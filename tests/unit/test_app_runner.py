@@ -1,4 +1,4 @@
-"""core.app_runner: Streamlit and the job worker start together and stop together — on Ctrl-C, on
+"""ui.app_runner: Streamlit and the job worker start together and stop together — on Ctrl-C, on
 SIGTERM, when Streamlit exits, and when the launcher itself is killed. The real commands are
 replaced by small sleeper processes that record their pid."""
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core import app_runner, paths
+from core import paths
+from ui import app_runner
 from core.jobs.store import pid_alive
 
 SLEEPER = ("import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
@@ -40,7 +41,7 @@ def _launcher(tmp_path: Path, app_seconds: float, extra_args=()) -> subprocess.P
     """main() in a subprocess with both commands replaced by sleepers."""
     script = textwrap.dedent(f"""
         import sys
-        from core import app_runner as a
+        from ui import app_runner as a
         a.streamlit_command = lambda host, port: [sys.executable, "-c", {SLEEPER!r}, {str(tmp_path / 'app.pid')!r}, "{app_seconds}"]
         a.worker_command = lambda: [sys.executable, "-c", {SLEEPER!r}, {str(tmp_path / 'worker.pid')!r}, "60"]
         sys.exit(a.main(["--no-first-run", *{list(extra_args)!r}]))

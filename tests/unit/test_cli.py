@@ -21,7 +21,7 @@ COMMANDS = ("train", "evaluate", "baseline", "probe-lm", "predict", "coherence",
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """An isolated data dir whose dataset 'tiny' is the in-memory tiny dataset."""
-    from core import datasets
+    from core.data import datasets
 
     monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
     real_load = datasets.load_dataset
@@ -175,3 +175,19 @@ def test_module_entry_point_exit_code(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "[0, 1]" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_flags_come_from_every_trainconfig_field():
+    import dataclasses
+
+    from core.cli import common
+    from core.config import TrainConfig
+    assert set(common.TRAIN_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+    args = cli.build_parser().parse_args(["train", "--max-steps", "3", "--lm-init", "random"])
+    assert common.train_overrides(args) == {"max_steps": 3, "lm_init": "random"}
+
+
+def test_data_and_assets_are_subcommands(data_dir, capsys):
+    assert cli.main(["data", "list"]) == 0
+    assert cli.main(["data", "summary", "nosuch"]) == 2
+    assert "not found" in capsys.readouterr().err

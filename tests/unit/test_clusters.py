@@ -10,7 +10,7 @@ import pytest
 from scipy.cluster.hierarchy import cophenet
 
 from core import clusters as cl
-from core.datasets import Category, Concept, Dataset
+from core.data.datasets import Category, Concept, Dataset
 
 SYNSETS = {"dog": "dog.n.01", "cat": "house_cat.n.01", "cow": "cow.n.01", "horse": "horse.n.01",
            "car": "car.n.01", "bus": "bus.n.01", "truck": "truck.n.01",

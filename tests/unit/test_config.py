@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from core import cli, datasets
+from core import cli
+from core.data import datasets
 from core.config import ConfigError, TrainConfig, number_arg
 from core.jobs import JobStore, kinds, slurm
 from tiny_concepts import tiny_dataset
@@ -85,3 +86,11 @@ def test_worker_and_slurm_numbers():
     with pytest.raises(ConfigError, match=r"gpus_per_node must be an integer in \[0, 64\]"):
         slurm.SlurmConfig(gpus_per_node=10**6).validate()
     assert number_arg(float, 0, 10)("2.5") == 2.5 and number_arg(int, 1, 3)("3") == 3
+
+
+def test_parse_seeds():
+    from core.config import parse_seeds
+    assert parse_seeds("0, 1, 2") == [0, 1, 2] and parse_seeds("0-3; 1") == [0, 1, 2, 3]
+    for bad in ("", "x", "4-2"):
+        with pytest.raises(ConfigError, match="seeds"):
+            parse_seeds(bad)

@@ -7,8 +7,10 @@ import hashlib
 import pytest
 from PIL import Image
 
-from core import datasets, paths
-from core.datasets import DatasetError, ImportValidationError
+from core import paths
+from core import datasets as datasets_cli
+from core.data import datasets, things
+from core.data.datasets import DatasetError, ImportValidationError
 
 
 def _png(path, colour, size=(40, 30), mode="RGB"):
@@ -40,7 +42,7 @@ def _nothing_written(data_dir):
 def test_import_a_small_collection(tmp_path, data_dir):
     root, csv_path = make_collection(tmp_path)
     progress = []
-    ds = datasets.import_things(root, csv_path, "mine", progress=lambda f, m: progress.append(f))
+    ds = things.import_things(root, csv_path, "mine", progress=lambda f, m: progress.append(f))
     assert sorted(ds.concepts) == ["aardvark", "apple", "bat2"]
     assert ds.concepts["apple"].categories == ("food", "fruit")
     assert ds.concepts["apple"].synset == "apple.n.01" and ds.concepts["bat2"].synset is None
@@ -62,7 +64,7 @@ def test_tsv_and_transparent_images(tmp_path, data_dir):
     _png(root / "apple" / "cutout.png", (0, 200, 0, 0), mode="RGBA")      # fully transparent
     tsv = tmp_path / "categories.tsv"
     tsv.write_text("concept\tcategories\naardvark\tanimal\nbat2\tanimal\napple\tfruit\n")
-    ds = datasets.import_things(root, tsv, "mine")
+    ds = things.import_things(root, tsv, "mine")
     cutout = next(im for im in ds.images if im.path.name == "cutout.png")
     with Image.open(cutout.path) as picture:
         assert picture.getpixel((112, 112)) == (255, 255, 255)
@@ -84,7 +86,7 @@ def test_every_problem_is_reported_at_once_and_nothing_is_written(tmp_path, data
     (root / ".DS_Store").write_text("finder junk")                           # hidden: ignored
 
     with pytest.raises(ImportValidationError) as err:
-        datasets.import_things(root, csv_path, "mine")
+        things.import_things(root, csv_path, "mine")
     problems = err.value.problems
     expected = ["duplicate concept 'aardvark'", "'bat2' has no categories",
                 "unknown WordNet synset 'applesauce.n.99'", "missing folder", "notes.txt",
@@ -116,36 +118,36 @@ def test_each_problem_kind_alone(tmp_path, data_dir, damage, expected):
     root, csv_path = make_collection(tmp_path)
     damage(root, csv_path)
     with pytest.raises(ImportValidationError) as err:
-        datasets.import_things(root, csv_path, "mine")
+        things.import_things(root, csv_path, "mine")
     assert any(expected in p for p in err.value.problems), err.value.problems
     assert _nothing_written(data_dir)
 
 
 def test_existing_name_is_kept_unless_replace(tmp_path, data_dir):
     root, csv_path = make_collection(tmp_path)
-    first = datasets.import_things(root, csv_path, "mine")
+    first = things.import_things(root, csv_path, "mine")
     (root / "apple" / "apple_00.jpg").unlink()
     with pytest.raises(ImportValidationError, match="already exists"):
-        datasets.import_things(root, csv_path, "mine")
+        things.import_things(root, csv_path, "mine")
     assert len(datasets.load_dataset("mine").images) == len(first.images)
-    again = datasets.import_things(root, csv_path, "mine", replace=True)
+    again = things.import_things(root, csv_path, "mine", replace=True)
     assert len(again.images) == len(first.images) - 1
 
 
 def test_bad_name_and_missing_root(tmp_path, data_dir):
     root, csv_path = make_collection(tmp_path)
     with pytest.raises(DatasetError, match="bad dataset name"):
-        datasets.import_things(root, csv_path, "My Set")
+        things.import_things(root, csv_path, "My Set")
     with pytest.raises(ImportValidationError, match="image folder does not exist"):
-        datasets.import_things(tmp_path / "nowhere", csv_path, "mine")
+        things.import_things(tmp_path / "nowhere", csv_path, "mine")
     assert _nothing_written(data_dir)
 
 
 def test_cli_import_reports_problems_with_exit_code_2(tmp_path, data_dir, capsys):
     root, csv_path = make_collection(tmp_path)
     (root / "extra").mkdir()
-    assert datasets.main(["import", str(root), str(csv_path), "--name", "mine"]) == 2
+    assert datasets_cli.main(["import", str(root), str(csv_path), "--name", "mine"]) == 2
     assert "extra has no row" in capsys.readouterr().err
     (root / "extra").rmdir()
-    assert datasets.main(["import", str(root), str(csv_path), "--name", "mine"]) == 0
+    assert datasets_cli.main(["import", str(root), str(csv_path), "--name", "mine"]) == 0
     assert "3 concepts, 7 images" in capsys.readouterr().out

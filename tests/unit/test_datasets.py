@@ -11,20 +11,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core import dataset_build, datasets, paths, taxonomy
-from core.datasets import Category, Concept, Dataset, DatasetError, ImageItem
+from core import paths, taxonomy
+from core.data import build, datasets
+from core.data.datasets import Category, Concept, Dataset, DatasetError, ImageItem
 
 EMOJI_GROUPS_ALLOWED = {"Animals & Nature", "Food & Drink", "Travel & Places", "Activities", "Objects"}
 
 
 @pytest.fixture(scope="module")
 def tables():
-    return dataset_build.read_tables()
+    return build.read_tables()
 
 
 @pytest.fixture(scope="module")
 def members(tables):
-    return dataset_build.derive_categories(tables)
+    return build.derive_categories(tables)
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +77,9 @@ def test_table_sizes(tables, members):
 
 def test_concepts_are_objects_not_faces_people_flags_or_symbols(tables):
     # Unicode's own grouping: smileys, people and body, flags and symbols are all outside these.
-    sources = dataset_build.Sources()
+    sources = build.Sources()
     for concept in tables.concepts:
-        entry = sources.emoji[dataset_build.emoji_key(concept["emoji"])]
+        entry = sources.emoji[build.emoji_key(concept["emoji"])]
         assert entry["category"] in EMOJI_GROUPS_ALLOWED, (concept["name"], entry["category"])
 
 
@@ -104,7 +105,7 @@ def test_read_tables_reports_every_problem_at_once(tmp_path):
         "Bad Name,x,mammal.n.01,xyz\n",
         "concept,category,action,reason\ndog,fish,maybe,\n")
     with pytest.raises(DatasetError) as err:
-        dataset_build.read_tables(folder)
+        build.read_tables(folder)
     message = str(err.value)
     for expected in ("unknown WordNet synset 'no_such_thing.n.01'", "duplicate name 'dog'",
                      "name must be lowercase", "has the synset of a category", "not a codepoint",
@@ -118,7 +119,7 @@ def test_an_override_that_changes_nothing_is_an_error(tmp_path):
         "name,label,synset,emoji\ndog,dog,dog.n.01,1f415\n",
         "concept,category,action,reason\ndog,mammal,add,a dog is already a mammal in WordNet anyway\n")
     with pytest.raises(DatasetError, match="changes no concept"):
-        dataset_build.derive_categories(dataset_build.read_tables(folder))
+        build.derive_categories(build.read_tables(folder))
 
 
 def test_a_synset_override_reaches_every_concept_below_it(tmp_path):
@@ -126,22 +127,22 @@ def test_a_synset_override_reaches_every_concept_below_it(tmp_path):
         tmp_path, "name,label,synset\nmammal,mammal,mammal.n.01\ncarnivore,carnivore,carnivore.n.01\n",
         "name,label,synset,emoji\ndog,dog,dog.n.01,1f415\ncat,cat,cat.n.01,1f408\ncow,cow,cow.n.01,1f404\n",
         "concept,category,action,reason\ncanine.n.02,carnivore,remove,test row: canines lose their carnivore category\n")
-    got = dataset_build.derive_categories(dataset_build.read_tables(folder))
+    got = build.derive_categories(build.read_tables(folder))
     assert got == {"dog": ("mammal",), "cat": ("mammal", "carnivore"), "cow": ("mammal",)}
 
 
 # --- image sources and normalisation -----------------------------------------------------------
 
 def test_every_style_draws_the_dog():
-    sources = dataset_build.Sources()
-    for style in dataset_build.STYLES:
+    sources = build.Sources()
+    for style in build.STYLES:
         image = sources.render(style, "1f415")
         assert image is not None and image.mode == "RGBA", style
         assert image.getchannel("A").getextrema()[1] == 255, style      # something is drawn
 
 
 def test_emoji_key_ignores_the_variation_selector():
-    assert dataset_build.emoji_key("2708-FE0F") == dataset_build.emoji_key("2708") == "2708"
+    assert build.emoji_key("2708-FE0F") == build.emoji_key("2708") == "2708"
 
 
 def test_iconify_aliases_resolve_with_flips(tmp_path):
@@ -150,7 +151,7 @@ def test_iconify_aliases_resolve_with_flips(tmp_path):
         "icons": {"left-hand": {"body": '<path d="M0 0h5v10H0z"/>'}},
         "aliases": {"right-hand": {"parent": "left-hand", "hFlip": True}}}))
     (tmp_path / "chars.json").write_text(json.dumps({"1f91a": "right-hand"}))
-    icons = dataset_build.IconSet(tmp_path)
+    icons = build.IconSet(tmp_path)
     assert icons.name_for("1f91a", None) == "right-hand"
     assert 'scale(-1 1)' in icons.svg("right-hand")
     image = icons.render("1f91a", None, size=20)
@@ -181,8 +182,8 @@ def test_built_dataset_sizes(built):
 def test_every_concept_has_four_images_in_distinct_styles(built):
     for concept in built.concepts:
         styles = [im.style for im in built.images_of(concept)]
-        assert len(styles) >= dataset_build.MIN_STYLES and len(set(styles)) == len(styles), concept
-        assert set(styles) <= set(dataset_build.STYLES)
+        assert len(styles) >= build.MIN_STYLES and len(set(styles)) == len(styles), concept
+        assert set(styles) <= set(build.STYLES)
 
 
 def test_image_ids_are_content_hashes_and_never_shared(built):
@@ -198,23 +199,23 @@ def test_image_ids_are_content_hashes_and_never_shared(built):
 
 
 def test_built_dataset_matches_the_tables(built, members):
-    assert built.info["table_sha256"] == dataset_build.build_sha256(
-        dataset_build.tables_sha256(), dataset_build.package_versions()), "stale: run `make dataset`"
+    assert built.info["table_sha256"] == build.build_sha256(
+        build.tables_sha256(), build.package_versions()), "stale: run `make dataset`"
     for name, concept in built.concepts.items():
         assert concept.categories == members[name]
 
 
 def test_rebuild_is_a_quick_no_op_when_up_to_date(built, monkeypatch):
-    monkeypatch.setattr(dataset_build, "read_tables", lambda *a: pytest.fail("tables re-read"))
+    monkeypatch.setattr(build, "read_tables", lambda *a: pytest.fail("tables re-read"))
     calls = []
-    again = datasets.build_default_dataset(progress=lambda f, m: calls.append((f, m)))
+    again = build.build_default_dataset(progress=lambda f, m: calls.append((f, m)))
     assert again.info["created"] == built.info["created"] and calls == [(1.0, "dataset is up to date")]
 
 
 def test_summary(built):
     s = built.summary()
     assert s["concepts"] == len(built.concepts) and s["images"] == len(built.images)
-    assert s["styles"] == sorted(dataset_build.STYLES)
+    assert s["styles"] == sorted(build.STYLES)
     assert s["images_per_concept"]["min"] >= 4
     assert s["concepts_per_category"]["mammal"] == len(built.concepts_in("mammal"))
 

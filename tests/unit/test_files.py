@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core import cli, datasets, files
-from core.datasets import ImportValidationError
+from core import cli, files
+from core.data import datasets, things
+from core.data.datasets import ImportValidationError
 from core.images import ImageError, load_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,8 +111,8 @@ def test_import_refuses_a_link_to_dev_zero_and_a_fifo_among_the_images(data_dir,
     (root / "dog" / "z.png").unlink()
     os.mkfifo(root / "dog" / "z.png")
     with pytest.raises(ImportValidationError, match="dog/z.png: is a named pipe"):
-        datasets.import_things(root, table, "t")
+        things.import_things(root, table, "t")
     os.mkfifo(tmp_path / "table.csv")
     with pytest.raises(ImportValidationError, match="table.csv: cannot be read .*named pipe"):
-        datasets.import_things(root, tmp_path / "table.csv", "t")
+        things.import_things(root, tmp_path / "table.csv", "t")
     assert datasets.list_datasets() == []

@@ -1,9 +1,10 @@
-"""core.firstrun: the default training job is queued exactly once, and only when it is needed."""
+"""ui.firstrun: the default training job is queued exactly once, and only when it is needed."""
 from __future__ import annotations
 
 import pytest
 
-from core import firstrun, jobs, runs
+from core import jobs, runs
+from ui import firstrun
 from core.config import TrainConfig
 from core.jobs.store import JobStore
 
@@ -30,7 +31,7 @@ def store(tmp_path, monkeypatch):
 def test_fresh_data_dir_queues_the_default_job_once(store):
     state = firstrun.ensure_default_checkpoint_job(store)
     assert not state.ready and state.job is not None and state.job.status == "queued"
-    assert store.submitted == [("train", {"config": firstrun.default_config().to_dict()})]
+    assert store.submitted == [("train", {"config": runs.first_run_config().to_dict()})]
     assert "queued" in state.describe()
     again = firstrun.ensure_default_checkpoint_job(store)
     assert again.job.id == state.job.id
@@ -98,15 +99,15 @@ def test_marker_of_a_deleted_job_store_does_not_block_a_new_first_run(store, tmp
 def test_first_run_trains_a_starter_checkpoint_on_cpu(monkeypatch):
     import torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    cfg = firstrun.default_config()
+    cfg = runs.first_run_config()
     assert (cfg.max_concepts, cfg.max_steps) == (60, 500)
     assert cfg.encoder == TrainConfig().encoder and cfg.lm == TrainConfig().lm
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert firstrun.default_config() == TrainConfig()
+    assert runs.first_run_config() == TrainConfig()
 
 
 def test_starter_checkpoint_counts_as_ready(store, monkeypatch, tmp_path):
     starter = tmp_path / "runs" / "starter"
     monkeypatch.setattr(runs, "default_checkpoint",
-                        lambda config=None: starter if config == firstrun.default_config() else None)
+                        lambda config=None: starter if config == runs.first_run_config() else None)
     assert firstrun.state(store).checkpoint == starter

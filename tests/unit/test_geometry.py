@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core import geometry
-from core.datasets import Category, Concept, Dataset, ImageItem
+from core.data.datasets import Category, Concept, Dataset, ImageItem
 from tiny_concepts import tiny_dataset
 
 

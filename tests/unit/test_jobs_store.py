@@ -171,15 +171,25 @@ def test_run_dir_is_fixed_at_first_set(store):
     assert store.set_run_dir(job_id, "/runs/b") == "/runs/a"
 
 
-def test_run_registry_upserts_and_lists_by_kind(store):
-    store.register_run("r1", "/runs/r1", "train", {"seed": 0}, {"accuracy": 0.5}, job_id=1)
-    store.register_run("b1", "/runs/baselines/b1", "baseline", {"seed": 0}, {"accuracy": 0.4})
-    store.register_run("r1", "/runs/r1", "train", {"seed": 0}, {"accuracy": 0.7}, job_id=2)
-    assert store.get_run("r1").metrics == {"accuracy": 0.7} and store.get_run("r1").job_id == 2
-    assert [r.run_id for r in store.list_runs(kind="train")] == ["r1"]
-    assert {r.run_id for r in store.list_runs()} == {"r1", "b1"}
-    with pytest.raises(ValueError, match="run kind"):
-        store.register_run("x", "/x", "bogus", {})
+def test_a_store_with_the_old_run_registry_is_migrated_without_it(tmp_path):
+    """Schema 1 had a `runs` table (written by the runner, read by nothing); migration 2 drops it
+    and keeps the jobs."""
+    import sqlite3
+
+    from core.jobs.store import MIGRATIONS
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO runs (run_id, run_dir, kind, config, created) VALUES ('r1', '/r', 'train', '{}', 0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    old = JobStore(db)
+    job_id = old.submit("train", {})
+    assert old.schema_version() == SCHEMA_VERSION and old.get(job_id).status == "queued"
+    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert "runs" not in tables and "runs_by_kind" not in tables and "jobs" in tables
 
 
 def test_workers_register_and_expire(store):
@@ -334,3 +344,17 @@ def test_the_cli_says_how_to_recover_in_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["jobs", "list", "--status", "running"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and "move it aside" in err
+
+
+def test_the_worker_syncs_slurm_jobs_when_some_run_there(store, monkeypatch):
+    from core.jobs import slurm, worker
+    calls = []
+    monkeypatch.setattr(slurm, "sync", lambda s: calls.append(s) or [])
+    w = worker.Worker(concurrency=1, store=store)
+    w._sync_slurm()                      # nothing running on Slurm: nothing to ask
+    assert calls == []
+    monkeypatch.setattr(store, "list", lambda **kw: [object()] if kw.get("backend") == "slurm" else [])
+    w._sync_slurm()
+    assert calls == [store]
+    monkeypatch.setattr(slurm, "sync", lambda s: 1 / 0)
+    w._sync_slurm()                      # a Slurm problem is logged, not raised

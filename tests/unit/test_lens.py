@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from core import lens as lens_mod
-from core.datasets import Category, Concept, Dataset
+from core.data.datasets import Category, Concept, Dataset
 from test_models import tiny_lm, tiny_vlm
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from core import rundata
 from core.models import registry
 from core.config import ConfigError, TrainConfig
 from core.models import ModelUnavailableError, encoders, lms
@@ -442,7 +443,7 @@ def test_lm_folder_without_config_is_rejected(tmp_path):
 
 def test_config_validate_deep_uses_the_registry(monkeypatch):
     with pytest.raises(ConfigError, match="unknown encoder 'nope'"):
-        TrainConfig(encoder="nope").validate(deep=True)
+        rundata.check(TrainConfig(encoder="nope"))
 
 
 def test_hub_weights_give_a_clear_error_offline(monkeypatch):

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import cli, datasets, geometry, paths, runs
+from core import cli, geometry, paths, runs
+from core.data import datasets, things
 from core.config import TrainConfig
 from core.jobs import kinds
 from tiny_concepts import tiny_dataset
@@ -91,7 +92,7 @@ def test_dataset_names_never_become_paths(data_dir, tmp_path, name):
     with pytest.raises(datasets.DatasetError):
         datasets.dataset_dir(name)
     with pytest.raises(datasets.DatasetError):
-        datasets.import_things(tmp_path, tmp_path / "t.csv", name)
+        things.import_things(tmp_path, tmp_path / "t.csv", name)
     assert not (data_dir / "datasets").exists() or list((data_dir / "datasets").iterdir()) == []
 
 

@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from core import cli, datasets, paths, runs
+from core import cli, paths, runs
+from core.data import datasets
 from core.config import TrainConfig
 from core.jobs import JobStore, kinds, runner
 from core.models import ModelUnavailableError

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,7 +163,8 @@ def test_gemma_style_template_has_one_bos(ds):
 
 
 def test_run_writes_csv_and_metrics(ds, data_dir, monkeypatch):
-    from core import datasets, runs
+    from core import runs
+    from core.data import datasets
     from core.models import registry
 
     monkeypatch.setattr(datasets, "load_dataset", lambda name="concepts": tiny_dataset(name=name))
@@ -186,7 +188,8 @@ def test_check_rejects_bad_input(data_dir):
 
 
 def test_cli_probe_lm_prints_a_summary_and_writes_files(ds, data_dir, monkeypatch, capsys):
-    from core import cli, datasets
+    from core import cli
+    from core.data import datasets
     from core.models import registry
 
     monkeypatch.setattr(datasets, "load_dataset", lambda name="concepts": tiny_dataset(name=name))
@@ -202,7 +205,7 @@ def test_cli_probe_lm_prints_a_summary_and_writes_files(ds, data_dir, monkeypatc
 
 
 def test_probe_job_kind_validates_and_runs(ds, data_dir, monkeypatch):
-    from core import datasets
+    from core.data import datasets
     from core.jobs import kinds
     from core.models import registry
 
@@ -218,7 +221,7 @@ def test_probe_job_kind_validates_and_runs(ds, data_dir, monkeypatch):
     ctx = kinds.JobContext(job_id=1, progress=lambda f, m: seen.append(f), should_stop=lambda: False)
     result = kinds.get("probe").execute({**spec, "device": "cpu"}, ctx)
     assert result["metrics"]["probe"]["kind"] == "probe" and "per_category" not in result["metrics"]["probe"]
-    assert result["register"][0]["run_id"] == "probes/smollm2-135m_tiny" and seen[-1] == 1.0
+    assert Path(result["run_dir"]).name == "smollm2-135m_tiny" and seen[-1] == 1.0
     stop = kinds.JobContext(job_id=2, progress=lambda f, m: None, should_stop=lambda: True)
     with pytest.raises(kinds.JobCancelled):
         kinds.get("probe").execute({**spec, "device": "cpu"}, stop)

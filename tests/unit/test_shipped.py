@@ -25,6 +25,7 @@ def _trained(epochs=2):
 
 def test_export_writes_an_fp16_best_projector_and_install_loads_it(tmp_path):
     run_dir = _trained()
+    evaluate.leaf_ranking(run_dir, "test")               # ships with it when there is one
     dest = checkpoint.export_shipped(run_dir, tmp_path / "shipped")
     names = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
     assert names == sorted(checkpoint.SHIPPED_FILES)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.datasets import Category, Concept, Dataset, ImageItem
+from core.data.datasets import Category, Concept, Dataset, ImageItem
 
 CATEGORIES = {
     "animal": "animal", "mammal": "mammal", "bird": "bird", "fish": "fish", "fruit": "fruit",

@@ -25,9 +25,9 @@ import re
 from pathlib import Path
 
 from core import files, taxonomy
-from core.datasets import (Category, Concept, Dataset, ImportValidationError, Progress,
-                           build_lock, check_name, dataset_dir, normalize_image, publish, save_png,
-                           staging)
+from core.base import Progress
+from core.data.datasets import (Category, Concept, Dataset, ImportValidationError, build_lock, check_name,
+                                dataset_dir, normalize_image, publish, save_png, staging)
 from core.images import ImageError, load_image
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -104,6 +104,8 @@ def _folders(root: Path, problems: list[str]) -> dict[str, Path]:
 
 def import_things(root, csv_path, name: str, progress: Progress | None = None,
                   replace: bool = False) -> Dataset:
+    """Import `<root>/<concept>/<image>` plus a CSV `concept,categories[,synset]` as dataset
+    `name`. Validates everything first; ImportValidationError lists every problem."""
     from tqdm import tqdm
 
     root, csv_path = Path(root).expanduser(), Path(csv_path).expanduser()

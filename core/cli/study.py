@@ -1,23 +1,6 @@
-"""`taxolens <command>` / `python -m core <command>`: the command line over core/.
-
-    train       train a projector (then evaluate it on the test split)
-    evaluate    score a trained run on a split
-    baseline    the majority baseline for a config
-    probe-lm    what the LM alone knows about the dataset's (concept, category) pairs
-    predict     one image -> leaf guesses, hypernym chain, category scores (+ --ask, --open, --lens)
-    coherence   visual coherence table (original / cross / within labelings)
-    clusters    a checkpoint's category / concept trees against WordNet (JSON + Newick)
-    lens        a checkpoint's image tokens in the LM: "writes the word" shares per category
-    runs        list training runs
-    results     `results report`: docs/results.md from every run, baseline and probe on disk;
-                `results figures`: the paper's figures as CSV + SVG/PNG
-    jobs, sweep the job queue (registered by core.jobs.cli when present)
-
-Every command checks ALL its arguments before it creates a file or directory: a bad argument is
-one line on stderr and exit code 2, and nothing is written. Long work shows a tqdm bar on stderr;
-the result is printed as JSON on stdout and written under the runs directory.
-"""
-from __future__ import annotations
+"""The study commands of `taxolens`: train, ship, evaluate (--leaf-ranking), baseline, probe-lm,
+predict, coherence, clusters, lens, runs, results report and results figures (register(sub) adds
+them to the parser)."""
 
 import argparse
 import hashlib
@@ -29,147 +12,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from core import paths
-from core.config import ConfigError, TrainConfig, number_arg
+from core.base import ConfigError
+from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options,
+                             config_from, emit, headline, one_line)
+from core.config import TrainConfig, number_arg
 
-EXIT_USAGE = 2           # bad arguments / config, as argparse uses
-EXIT_INTERRUPTED = 130   # Ctrl-C (a cancelled training run can be resumed)
-EXIT_PIPE_CLOSED = 141   # stdout's reader went away (`taxolens jobs list | head`), as for SIGPIPE
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is ONE line on stderr (the full usage is one --help away)."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-# --- progress ----------------------------------------------------------------------------------
-
-class ProgressBar:
-    """progress(fraction, message) callback drawn as a tqdm bar on stderr."""
-
-    STEPS = 1000
-
-    def __init__(self, desc: str):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.STEPS, desc=desc, file=sys.stderr, dynamic_ncols=True,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-
-    def __call__(self, fraction: float, message: str = "") -> None:
-        target = min(self.STEPS, max(0, round(float(fraction) * self.STEPS)))
-        if target > self.bar.n:
-            self.bar.update(target - self.bar.n)
-        if message:
-            self.bar.set_postfix_str(message[:70], refresh=True)
-
-    def sub(self, start: float, end: float) -> Callable[[float, str], None]:
-        """A callback whose 0..1 fills [start, end] of this bar."""
-        return lambda f, m="": self(start + (end - start) * float(f), m)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-class StopFlag:
-    """First Ctrl-C asks training to stop at the next step (it saves and can resume); a second
-    one interrupts at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def __enter__(self):
-        def handler(signum, frame):
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-            print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
-        self._previous = signal.signal(signal.SIGINT, handler)
-        return self
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
-
-
-# --- shared option groups ----------------------------------------------------------------------
-
-# TrainConfig field -> (argparse type, help); every field is an option, None = "not given".
-_TRAIN_OPTIONS = {
-    "dataset": (str, "dataset name under data/datasets (default: concepts)"),
-    "encoder": (str, "image encoder id (default: efficientnet-lite2)"),
-    "lm": (str, "language model id (default: smollm2-135m)"),
-    "lm_init": (str, "pretrained | random (random-init LM control)"),
-    "projector": (str, "linear | gelu-mlp"),
-    "image_tokens": (int, "image tokens given to the LM (1 = the global-pooled feature)"),
-    "prompt": (str, "plain | chat (the LM's chat template)"),
-    "condition": (str, "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within"),
-    "seed": (int, "seed for subset, split, condition, negatives and initialisation"),
-    "epochs": (int, "at most this many epochs (early stopping may end sooner)"),
-    "max_steps": (int, "at most this many optimizer updates"),
-    "batch_size": (int, "questions per update (whole images, so a batch may run a few over)"),
-    "lr": (float, "AdamW peak learning rate"),
-    "weight_decay": (float, "AdamW weight decay"),
-    "warmup": (float, "share of updates with linear warmup before the cosine decay"),
-    "grad_clip": (float, "max gradient norm (0: no clipping)"),
-    "patience": (int, "stop after this many epochs without validation improvement (0: never)"),
-    "hard_negatives": (int, "extra 'no' leaf questions per training image about sibling concepts"),
-    "max_concepts": (int, "use a seeded subset of this many concepts"),
-    "images_per_concept": (int, "use at most this many images per concept (>= 3)"),
-    "device": (str, "auto | cpu | cuda"),
-}
-
-
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training config (defaults: core.config.TrainConfig)")
-    g.add_argument("--config", type=Path, metavar="JSON",
-                   help="start from this config.json (options below override it)")
-    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
-        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
-                       metavar=name.upper(), help=help_text)
-
-
-def _config_from(args) -> TrainConfig:
-    base: dict = {}
-    if getattr(args, "config", None) is not None:
-        from core import files
-        try:
-            base = json.loads(files.read_text(args.config, files.MAX_JSON_BYTES))
-        except files.FileReadError as exc:
-            if exc.kind == "missing":
-                raise ConfigError(f"config file {args.config} does not exist") from None
-            raise ConfigError(f"config file {args.config} is not readable JSON ({exc.reason})") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config file {args.config} is not readable JSON ({exc})") from None
-        if not isinstance(base, dict):
-            raise ConfigError(f"config file {args.config} must hold a JSON object")
-    overrides = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k, None) is not None}
-    try:
-        return TrainConfig.from_dict({**base, **overrides})
-    except TypeError as exc:
-        raise ConfigError(f"bad training config ({exc})") from None
-
-
-def _emit(result: dict, out: Path | None = None) -> None:
-    """Print the result as JSON; also write it atomically to `out` when given."""
-    from core import runs
-
-    text = json.dumps(result, indent=2, default=str)
-    if out is not None:
-        runs.write_text(out, text + "\n")
-    print(text)
-
-
-def _headline(metrics: dict | None) -> dict | None:
-    from core.metrics import headline
-    return headline(metrics) if metrics else None
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -177,7 +24,7 @@ def _headline(metrics: dict | None) -> dict | None:
 def cmd_train(args) -> int:
     from core import preflight, runs
 
-    cfg = preflight.check_config(_config_from(args))
+    cfg = preflight.check_config(config_from(args))
     if args.ship and args.no_eval:
         raise ConfigError("--ship needs the test evaluation (drop --no-eval)")
     run_dir = Path(args.run_dir) if args.run_dir else None
@@ -186,7 +33,7 @@ def cmd_train(args) -> int:
     preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
     from core import train as train_mod
     from core.evaluate import evaluate
-    fresh = run_dir is None or not (run_dir / "config.json").is_file()   # not a resume
+    fresh = run_dir is None or not (run_dir / runs.CONFIG_JSON).is_file()   # not a resume
     if run_dir is None:
         run_dir = runs.create_run_dir(cfg)
     bar = ProgressBar("train")
@@ -210,16 +57,16 @@ def cmd_train(args) -> int:
         bar.close()
     info = runs.load_run(run_dir)
     result = {"run_id": info.run_id, "run_dir": str(run_dir), "status": info.status,
-              "epochs": info.epoch_metrics, "test": _headline(test)}
+              "epochs": info.epoch_metrics, "test": headline(test)}
     if test is not None:
-        result["metrics_json"] = str(runs.eval_dir(run_dir, "test") / "metrics.json")
+        result["metrics_json"] = str(runs.eval_dir(run_dir, "test") / runs.METRICS_JSON)
         note = runs.learning_note(run_dir)
         if note:
             result["warning"] = note
     if args.ship:
         from core.models import checkpoint
         result["shipped_to"] = str(checkpoint.export_shipped(run_dir))
-    _emit(result)
+    emit(result)
     return 0
 
 
@@ -228,7 +75,7 @@ def cmd_ship(args) -> int:
 
     info = _trained_run(args.run, None, None, weights=False)    # copies files: loads no model
     dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None, unfinished=args.unfinished)
-    _emit({"run_id": info.run_id, "shipped_to": str(dest),
+    emit({"run_id": info.run_id, "shipped_to": str(dest),
            "size_bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())})
     return 0
 
@@ -237,7 +84,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     """--run-dir may be new, or a run of this same config (then training resumes)."""
     from core import runs
 
-    cfg_path = run_dir / "config.json"
+    cfg_path = run_dir / runs.CONFIG_JSON
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
     if not cfg_path.is_file():
@@ -266,15 +113,15 @@ def cmd_evaluate(args) -> int:
     from core import runs
 
     info = _trained_run(args.run, args.encoder, args.lm)
-    from core.evaluate import RANKING_FILE, evaluate, leaf_ranking   # torch: only once the arguments are good
+    from core.evaluate import evaluate, leaf_ranking   # torch: only once the arguments are known good
     bar = ProgressBar(f"evaluate {args.split}")
     try:
         metrics = evaluate(info.path, split=args.split, progress=bar)
     finally:
         bar.close()
     out = runs.eval_dir(info.path, args.split)
-    result = {"run_id": info.run_id, "split": args.split, "headline": _headline(metrics),
-              "metrics_json": str(out / "metrics.json"), "questions_csv": str(out / "questions.csv")}
+    result = {"run_id": info.run_id, "split": args.split, "headline": headline(metrics),
+              "metrics_json": str(out / runs.METRICS_JSON), "questions_csv": str(out / runs.QUESTIONS_CSV)}
     if args.leaf_ranking is not None:
         bar = ProgressBar(f"rank every leaf ({args.split})")
         try:
@@ -283,43 +130,34 @@ def cmd_evaluate(args) -> int:
             bar.close()
         result["leaf_ranking"] = {k: ranking[k] for k in ("images", "vocabulary", "top1", "top5",
                                                           "median_rank", "chance_top5")}
-        result["ranking_json"] = str(out / RANKING_FILE)
-    _emit(result)
+        result["ranking_json"] = str(out / runs.RANKING_FILE)
+    emit(result)
     return 0
 
 
 def cmd_baseline(args) -> int:
-    import secrets
     import shutil
 
     from core import preflight, runs
 
-    cfg = _config_from(args)
+    cfg = config_from(args)
     preflight.check_baseline(args.kind, cfg)    # config and data, before any write
     from core.evaluate import baseline
-    root = paths.ensure_writable(runs.baselines_dir())
-    while True:
-        out_dir = root / f"{args.kind}_{runs._slug(cfg.condition)}_s{cfg.seed}_{secrets.token_hex(2)}"
-        try:
-            out_dir.mkdir()
-            break
-        except FileExistsError:
-            continue
+    out_dir = runs.new_baseline_dir(args.kind, cfg)
     bar = ProgressBar(f"baseline {args.kind}")
     try:
-        runs.write_json(out_dir / "config.json", {"baseline": args.kind, **cfg.to_dict()})
         metrics = baseline(args.kind, cfg, out_dir=out_dir, progress=bar)
     except BaseException:                  # Ctrl-C or a failure: a baseline has nothing to resume
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
     finally:
         bar.close()
-    _emit({"baseline": args.kind, "out_dir": str(out_dir), "headline": _headline(metrics)})
+    emit({"baseline": args.kind, "out_dir": str(out_dir), "headline": headline(metrics)})
     return 0
 
 
 def cmd_probe_lm(args) -> int:
-    from core import preflight, probe
+    from core import preflight, probe, runs
 
     # ids, dataset, device and the LM's weights, before any write: what `jobs submit probe` checks
     preflight.check_probe(args.lm, args.dataset, args.lm_init, args.seed, args.device)
@@ -336,8 +174,8 @@ def cmd_probe_lm(args) -> int:
     for name, e in per_category.items():
         print(f"{name:<24} {e['n_yes']:>4} {e['n_no']:>4} {cell(e['chat_macro_f1']):>8} "
               f"{cell(e['plain_macro_f1']):>8} {cell(e['pairwise']):>8} {cell(e['sentence']):>8}", file=sys.stderr)
-    _emit({**{k: v for k, v in metrics.items() if k != "per_category"},
-           "out_dir": str(folder), "metrics_json": str(folder / "metrics.json"),
+    emit({**{k: v for k, v in metrics.items() if k != "per_category"},
+           "out_dir": str(folder), "metrics_json": str(folder / runs.METRICS_JSON),
            "probe_csv": str(folder / "probe.csv")})
     return 0
 
@@ -353,7 +191,7 @@ def cmd_results_report(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.write_text(out, text)
     counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("train", "baseline", "probe")}
-    _emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}})
+    emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}})
     return 0
 
 
@@ -375,7 +213,7 @@ def cmd_results_figures(args) -> int:
             print(f"{name}: {note}", file=sys.stderr)
     if formats and manifest["export"] != "ok":
         print(f"only CSV written: {manifest['export']}", file=sys.stderr)
-    _emit(manifest)
+    emit(manifest)
     return 0
 
 
@@ -413,7 +251,7 @@ def cmd_predict(args) -> int:
     name = paths.safe_name(f"{info.run_id}__{Path(args.image).stem}_{digest}")
     out = paths.runs_dir() / "predictions" / f"{name}.json"
     result["output"] = str(out)
-    _emit(result, out)
+    emit(result, out)
     return 0
 
 
@@ -462,7 +300,7 @@ def cmd_clusters(args) -> int:
         n = "-" if row["null_cophenetic"] is None else f"{row['null_cophenetic']:+.3f}"
         print(f"{row['level']:<9} {row['labeling']:<9} {row['source']:<11} cophenetic {c:>7} (null {n:>7})  "
               f"FM {f}", file=sys.stderr)
-    _emit({"run_id": info.run_id, "split": args.split, "n_images": result["n_images"], "notes": result["notes"],
+    emit({"run_id": info.run_id, "split": args.split, "n_images": result["n_images"], "notes": result["notes"],
            "scores": clusters.score_table(result), "json": str(folder / "clusters.json"),
            "newick": sorted(str(p) for p in folder.glob("*.nwk"))})
     return 0
@@ -481,7 +319,7 @@ def cmd_lens(args) -> int:
     finally:
         bar.close()
     overall = result["categories"][0] if result["categories"] else {}
-    _emit({"run_id": info.run_id, "n_images": result["n_images"], "top": result["top"],
+    emit({"run_id": info.run_id, "n_images": result["n_images"], "top": result["top"],
            "image_token_norm": result["image_token_norm"], "token_norm": result["token_norm"],
            "all": overall, "json": str(lens.out_path(info.path))})
     return 0
@@ -501,7 +339,7 @@ def cmd_coherence(args) -> int:
         bar.close()
     out = geometry.cache_dir(ds, args.encoder, args.seed)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=sys.stderr)
-    _emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed,
+    emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed,
            "csv": str(out / "coherence.csv"),
            "all": {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}})
     return 0
@@ -516,7 +354,7 @@ def cmd_runs(args) -> int:
         rows.append({"run_id": info.run_id, "status": info.status, "epoch": info.epoch,
                      "condition": info.config.condition, "seed": info.config.seed,
                      "encoder": info.config.encoder, "lm": info.config.lm,
-                     "lm_init": info.config.lm_init, "test": _headline(test)})
+                     "lm_init": info.config.lm_init, "test": headline(test)})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -531,18 +369,15 @@ def cmd_runs(args) -> int:
     return 0
 
 
-# --- parser ------------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="taxolens", description="Train, evaluate and explore cross-modal taxonomic "
-                                                  "generalization. `taxolens COMMAND --help` for each.",
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+# --- parsers -----------------------------------------------------------------------------------
 
+def register(sub) -> None:
+    """Add the study commands to the `taxolens` subparsers."""
     p = sub.add_parser("train", help="train a projector, then evaluate it on the test split",
                        description="Train the projector for a config (resumes an existing --run-dir "
                                    "of the same config), then evaluate it on the test split.")
-    _add_train_options(p)
+    add_train_options(p)
     p.add_argument("--run-dir", help="run directory to create or resume (default: a new one "
                                      "under the runs directory)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
@@ -576,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The majority answer per question kind (from the TRAIN questions) "
                                    "on the test questions of a config. What the LM alone knows: probe-lm.")
     p.add_argument("kind", choices=("majority",))
-    _add_train_options(p)
+    add_train_options(p)
     p.set_defaults(func=cmd_baseline)
 
     defaults = TrainConfig()
@@ -680,51 +515,3 @@ def build_parser() -> argparse.ArgumentParser:
                         "when there are several)")
     r.add_argument("--csv-only", action="store_true", help="write the data only, no SVG / PNG")
     r.set_defaults(func=cmd_results_figures)
-
-    try:
-        from core.jobs import cli as jobs_cli
-    except ImportError:
-        jobs_cli = None                    # the job queue is optional for the other commands
-    if jobs_cli is not None:
-        jobs_cli.register(sub)
-    return parser
-
-
-def _user_error_types() -> tuple[type, ...]:
-    """Exceptions whose message is for the user (exit 2), not a bug (traceback)."""
-    types: list[type] = [ConfigError]
-    for module, names in (("core.images", ("ImageError",)), ("core.taxonomy", ("TaxonomyError",)),
-                          ("core.datasets", ("DatasetError", "ImportValidationError")),
-                          ("core.paths", ("UnsafeNameError",)), ("core.files", ("FileReadError",))):
-        mod = sys.modules.get(module)
-        types += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
-    return tuple(types)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:           # --help (0) or a usage error (2, already printed)
-        return int(exc.code or 0)
-    try:
-        code = int(args.func(args) or 0)
-        sys.stdout.flush()               # now, so a closed pipe is handled below, not at exit
-        return code
-    except BrokenPipeError:
-        # The reader has what it wanted; say nothing, and point stdout at /dev/null so the
-        # interpreter's own flush at exit cannot raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_PIPE_CLOSED
-    except KeyboardInterrupt:
-        print("taxolens: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        if isinstance(exc, _user_error_types()):
-            print(f"taxolens {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,11 @@
 """First run: make Predict work unaided, and give the other pages content within minutes.
 
-`ensure_default_checkpoint_job()` (called by `make app` through core.app_runner):
+`ensure_default_checkpoint_job()` (called by `make app` through ui.app_runner):
 - installs the trained default checkpoint that ships in the repo (assets/default-checkpoint) into
   the runs folder when it fits the installed dataset, and then queues one job that computes what the
   other pages need: the dataset's encoder features and the coherence table (Geometry, Browse);
 - otherwise (another dataset build, a changed table) says why and queues one training job with
-  `default_config()`.
+  `runs.first_run_config()`.
 Either job is queued once: its id is remembered in jobs_dir()/first-run.json, so a restart shows that
 job's progress instead of queueing another, and a failed or cancelled first run is reported, not
 silently retried (the app offers a button that calls `submit_default_job()` again).
@@ -13,12 +13,10 @@ silently retried (the app offers a button that calls `submit_default_job()` agai
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import paths, runs
+from core import files, paths, runs
 from core.config import TrainConfig
 
 MARKER_NAME = "first-run.json"
@@ -55,26 +53,9 @@ def marker_path() -> Path:
     return paths.jobs_dir() / MARKER_NAME
 
 
-# Only when the shipped checkpoint does not fit: the full default config needs thousands of updates
-# through the 135M-parameter LM (hours on a 2-core CPU), so without a GPU the first run trains a
-# starter checkpoint on 60 concepts instead (500 updates: leaf accuracy ~0.8 in ~15 minutes); the
-# full default can be trained from the Train page, or on a GPU / Slurm.
-STARTER_ON_CPU = {"max_concepts": 60, "epochs": 8, "max_steps": 500}
-
-
-def default_config() -> TrainConfig:
-    """What the first run trains: the default config on a GPU, the starter config on a CPU."""
-    import torch  # lazy: the app's home page imports this module and need not load torch for it
-
-    return TrainConfig() if torch.cuda.is_available() else TrainConfig(**STARTER_ON_CPU)
-
-
 def _write_marker(job_id: int) -> None:
-    folder = paths.ensure_writable(paths.jobs_dir())
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{MARKER_NAME}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"job_id": job_id}, f)
-    os.replace(tmp, marker_path())
+    paths.ensure_writable(paths.jobs_dir())
+    files.write_atomic(marker_path(), json.dumps({"job_id": job_id}), fsync=False)
 
 
 def _marked_job_id() -> int | None:
@@ -90,7 +71,7 @@ def _is_default_train(job) -> bool:
     ignore = {"seed", "device"}
     config = job.spec.get("config", {})
     return any(all(config.get(k) == v for k, v in wanted.to_dict().items() if k not in ignore)
-               for wanted in (TrainConfig(), default_config()))
+               for wanted in (TrainConfig(), runs.first_run_config()))
 
 
 def state(store=None) -> FirstRunState:
@@ -98,7 +79,7 @@ def state(store=None) -> FirstRunState:
     from core.jobs import JobStore
     from core.models import checkpoint as checkpoints
 
-    checkpoint = runs.default_checkpoint() or runs.default_checkpoint(default_config())
+    checkpoint, _ = runs.preferred_checkpoint()
     shipped_note = checkpoints.shipped_fit()[1]
     store = store or JobStore()
     job = None
@@ -120,7 +101,7 @@ def submit_default_job(store=None) -> int:
     from core import jobs
 
     store = store or jobs.JobStore()
-    job_id = jobs.submit("train", {"config": default_config().to_dict()}, store=store)
+    job_id = jobs.submit("train", {"config": runs.first_run_config().to_dict()}, store=store)
     _write_marker(job_id)
     return job_id
 

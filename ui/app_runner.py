@@ -1,13 +1,13 @@
 """`make app`: the Streamlit app and a job worker started and stopped together.
 
-    python -m core.app_runner --host 127.0.0.1 --port 8501
+    python -m ui.app_runner --host 127.0.0.1 --port 8501
 
 The app never trains in its own process; it submits jobs that the worker runs. So this launcher starts
 `python -m core.jobs.worker` beside `streamlit run app.py`, restarts the worker if it dies, and stops
 both on Ctrl-C, SIGTERM, or when either Streamlit exits. Children run in their own process groups
 (Ctrl-C reaches only this launcher, which then stops them in order) and are told by the kernel to
 exit if the launcher itself is killed. On a fresh data directory it also queues the default training
-job once (core.firstrun), so the Predict page becomes usable without any setup by hand.
+job once (ui.firstrun), so the Predict page becomes usable without any setup by hand.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def _raise_stop(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.app_runner", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ui.app_runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--no-worker", action="store_true",
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
     paths.ensure_writable(paths.data_dir())
     if not args.no_first_run:
-        from core import firstrun
-        from core.config import ConfigError
+        from ui import firstrun
+        from core.base import ConfigError
         try:
             print(f"[taxolens] {firstrun.ensure_default_checkpoint_job().describe()}", flush=True)
         except ConfigError as exc:   # e.g. no dataset yet: the app itself explains what to do

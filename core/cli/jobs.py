@@ -1,4 +1,4 @@
-"""`jobs` and `sweep` commands for the TaxoLens CLI (core/cli.py calls register(subparsers)).
+"""`jobs` and `sweep` commands of `taxolens` (core/cli/__init__.py calls register(subparsers)).
 
     jobs submit train --condition random:0.5 --seed 1 [--epochs 2 ...] [--spec file.json] [--slurm ...]
     jobs submit evaluate --run <run id or dir> [--split test]
@@ -10,8 +10,9 @@
     sweep submit <spec.json | paper> [--scale cpu|full|smoke] [--dry-run] [--slurm ...]
     sweep show <sweep job id> [--csv out.csv]
 
-Every handler returns the process exit code: 0 ok, 1 runtime failure (store unreadable, job
-failed), 2 bad input (the message says what to fix).
+Every handler returns the process exit code: 0 ok, 1 a job that failed; bad input (ConfigError, an
+unknown job id) and an unreadable store are raised to core.cli.main, the one error policy (one line,
+exit 2 / exit 1).
 """
 from __future__ import annotations
 
@@ -24,22 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, TrainConfig, number_arg
+from core.base import ConfigError
+from core.cli.common import add_train_options, train_overrides
+from core.config import number_arg
 from core.jobs import kinds, sweeps
 from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
-
-_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
-
-
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field; only flags given on the command line are applied."""
-    group = parser.add_argument_group("training options (TrainConfig)")
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", type=_TYPES[str(f.type)],
-                           default=argparse.SUPPRESS, metavar=f.name.upper(),
-                           help=f"default {getattr(defaults, f.name)!r}")
-
 
 def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Slurm (via submitit; default is the local worker)")
@@ -88,7 +78,7 @@ def register(subparsers) -> None:
         p.add_argument("--start-worker", action="store_true", help="start a background worker if none runs")
         p.add_argument("--json", action="store_true", help="print the submitted job as JSON")
         if name in ("train", "baseline"):
-            _add_train_options(p)
+            add_train_options(p, config_file=False)
         if name == "train":
             p.add_argument("--eval-splits", nargs="*", choices=("train", "val", "test"), default=argparse.SUPPRESS,
                            help="splits evaluated after training (default test)")
@@ -192,17 +182,11 @@ def _sync_slurm(store: JobStore) -> None:
 
 
 def _run(handler, args: argparse.Namespace) -> int:
+    """Run a handler; an unknown job id (KeyError from the store) is bad input like any ConfigError."""
     try:
         return handler(args)
-    except ConfigError as exc:  # includes JobSpecError
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyError as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    except JobStoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise ConfigError(str(exc.args[0] if exc.args else exc)) from None
 
 
 def _worker_hint(store: JobStore, start: bool) -> None:
@@ -228,7 +212,7 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
         if not isinstance(spec, dict):
             raise ConfigError(f"job spec {args.spec} must hold a JSON object")
     given = vars(args)
-    config = {k[4:]: v for k, v in given.items() if k.startswith("cfg_")}
+    config = train_overrides(args)
     if config:
         spec["config"] = {**spec.get("config", {}), **config}
     elif args.kind in ("train", "baseline"):

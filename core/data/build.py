@@ -26,9 +26,9 @@ from pathlib import Path
 from PIL import Image
 
 from core import paths, taxonomy
-from core.datasets import (DEFAULT_NAME, IMAGE_SIZE, Category, Concept, Dataset, DatasetError,
-                           Progress, build_lock, load_dataset, normalize_image, publish, save_png,
-                           staging)
+from core.base import Progress
+from core.data.datasets import (DEFAULT_NAME, IMAGE_SIZE, Category, Concept, Dataset, DatasetError,
+                                build_lock, load_dataset, normalize_image, publish, save_png, staging)
 
 BUILDER_VERSION = 1          # bump when the rendering changes, so `make dataset` rebuilds
 MIN_STYLES = 4
@@ -352,7 +352,9 @@ def is_up_to_date(build_hash: str) -> bool:
     return ds.info.get("table_sha256") == build_hash and all(im.path.is_file() for im in ds.images)
 
 
-def build(progress: Progress | None = None, force: bool = False) -> Dataset:
+def build_default_dataset(progress: Progress | None = None, force: bool = False) -> Dataset:
+    """Build data/datasets/concepts from the curated tables in assets/ and the emoji image
+    packages (a quick no-op when it exists and the tables are unchanged, unless force)."""
     from tqdm import tqdm
 
     build_hash = build_sha256(tables_sha256(), package_versions())

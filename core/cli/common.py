@@ -1,0 +1,169 @@
+"""What every command group of the CLI shares: the one-line usage-error parser, exit codes, the
+tqdm progress bar, the Ctrl-C stop flag, the training-config options (derived once from TrainConfig's
+fields) and JSON output."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from core.base import ConfigError, Progress
+from core.config import TrainConfig
+
+EXIT_USAGE = 2           # bad arguments / config, as argparse uses
+EXIT_INTERRUPTED = 130   # Ctrl-C (a cancelled training run can be resumed)
+EXIT_PIPE_CLOSED = 141   # stdout's reader went away (`taxolens jobs list | head`), as for SIGPIPE
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is ONE line on stderr (the full usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+class ProgressBar:
+    """progress(fraction, message) callback drawn as a tqdm bar on stderr."""
+
+    STEPS = 1000
+
+    def __init__(self, desc: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.STEPS, desc=desc, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        target = min(self.STEPS, max(0, round(float(fraction) * self.STEPS)))
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+        if message:
+            self.bar.set_postfix_str(message[:70], refresh=True)
+
+    def sub(self, start: float, end: float) -> Progress:
+        """A callback whose 0..1 fills [start, end] of this bar."""
+        return lambda f, m="": self(start + (end - start) * float(f), m)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class StopFlag:
+    """First Ctrl-C asks training to stop at the next step (it saves and can resume); a second
+    one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+        self._previous = signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+
+# --- shared option groups ----------------------------------------------------------------------
+
+# Help for each TrainConfig field; the flags themselves (name, type) come from the dataclass, so a
+# new field without help here fails at once (KeyError) instead of silently missing from the CLI.
+TRAIN_HELP = {
+    "dataset": "dataset name under data/datasets",
+    "encoder": "image encoder id",
+    "lm": "language model id",
+    "lm_init": "pretrained | random (random-init LM control)",
+    "projector": "linear | gelu-mlp",
+    "image_tokens": "image tokens given to the LM (1 = the global-pooled feature)",
+    "prompt": "plain | chat (the LM's chat template)",
+    "condition": "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within",
+    "seed": "seed for subset, split, condition, negatives and initialisation",
+    "epochs": "at most this many epochs (early stopping may end sooner)",
+    "max_steps": "at most this many optimizer updates",
+    "batch_size": "questions per update (whole images, so a batch may run a few over)",
+    "lr": "AdamW peak learning rate",
+    "weight_decay": "AdamW weight decay",
+    "warmup": "share of updates with linear warmup before the cosine decay",
+    "grad_clip": "max gradient norm (0: no clipping)",
+    "patience": "stop after this many epochs without validation improvement (0: never)",
+    "hard_negatives": "extra 'no' leaf questions per training image about sibling concepts",
+    "max_concepts": "use a seeded subset of this many concepts",
+    "images_per_concept": "use at most this many images per concept (>= 3)",
+    "device": "auto | cpu | cuda",
+}
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
+TRAIN_DEST = "cfg_"          # args.cfg_<field>: present only when the flag was given
+
+
+def add_train_options(p: argparse.ArgumentParser, config_file: bool = True) -> None:
+    """One --flag per TrainConfig field (plus --config JSON when config_file); only flags given on
+    the command line are set, as args.cfg_<field> (train_overrides collects them)."""
+    g = p.add_argument_group("training config (defaults: core.config.TrainConfig)")
+    if config_file:
+        g.add_argument("--config", type=Path, metavar="JSON",
+                       help="start from this config.json (options below override it)")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        g.add_argument("--" + f.name.replace("_", "-"), dest=TRAIN_DEST + f.name, type=_FIELD_TYPES[str(f.type)],
+                       default=argparse.SUPPRESS, metavar=f.name.upper(),
+                       help=f"{TRAIN_HELP[f.name]} (default: {getattr(defaults, f.name)})")
+
+
+def train_overrides(args) -> dict:
+    """The TrainConfig fields given as flags."""
+    return {k[len(TRAIN_DEST):]: v for k, v in vars(args).items() if k.startswith(TRAIN_DEST)}
+
+
+def config_from(args) -> TrainConfig:
+    base: dict = {}
+    if getattr(args, "config", None) is not None:
+        from core import files
+        try:
+            base = json.loads(files.read_text(args.config, files.MAX_JSON_BYTES))
+        except files.FileReadError as exc:
+            if exc.kind == "missing":
+                raise ConfigError(f"config file {args.config} does not exist") from None
+            raise ConfigError(f"config file {args.config} is not readable JSON ({exc.reason})") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {args.config} is not readable JSON ({exc})") from None
+        if not isinstance(base, dict):
+            raise ConfigError(f"config file {args.config} must hold a JSON object")
+    overrides = train_overrides(args)
+    try:
+        return TrainConfig.from_dict({**base, **overrides})
+    except TypeError as exc:
+        raise ConfigError(f"bad training config ({exc})") from None
+
+
+def emit(result: dict, out: Path | None = None) -> None:
+    """Print the result as JSON; also write it atomically to `out` when given."""
+    from core import runs
+
+    text = json.dumps(result, indent=2, default=str)
+    if out is not None:
+        runs.write_text(out, text + "\n")
+    print(text)
+
+
+def headline(metrics: dict | None) -> dict | None:
+    from core.metrics import headline
+    return headline(metrics) if metrics else None
+
