@@ -17,20 +17,14 @@ import json
 import numpy as np
 import streamlit as st
 
-from core import results
+from core import geometry, results
 from ui import common, figures
 
-LABELINGS = ("original", "cross", "within")
-
-
-def _coherence_cached(ds, encoder: str, seed: int) -> bool:
-    from core import geometry
-    return (geometry.cache_dir(ds, encoder, seed) / "meta.json").is_file()
+LABELINGS = geometry.LABELINGS
 
 
 @st.cache_data(show_spinner="Reading the coherence table…", max_entries=16)
 def _coherence(data_dir: str, dataset: str, fingerprint: str, encoder: str, seed: int):  # noqa: ARG001
-    from core import geometry
     return geometry.coherence_table(common.dataset(dataset), encoder, seed)
 
 
@@ -38,7 +32,6 @@ def _coherence(data_dir: str, dataset: str, fingerprint: str, encoder: str, seed
                persist="disk", max_entries=32)
 def _image_map(data_dir: str, dataset: str, fingerprint: str, encoder: str, method: str,  # noqa: ARG001
                seed: int) -> np.ndarray:
-    from core import geometry
     features = geometry.pooled_features(common.dataset(dataset), encoder)
     return geometry.embed_2d(features, method=method, seed=seed)
 
@@ -47,50 +40,16 @@ def _image_map(data_dir: str, dataset: str, fingerprint: str, encoder: str, meth
                persist="disk", max_entries=32)
 def _projector_map(data_dir: str, dataset: str, fingerprint: str, run_dir: str, stamp: float,  # noqa: ARG001
                    method: str, seed: int) -> np.ndarray:
-    from core import geometry
-    return geometry.embed_2d(_projector_outputs(dataset, run_dir), method=method, seed=seed)
-
-
-def _projector_outputs(dataset: str, run_dir: str) -> np.ndarray:
-    """(N, H): the projector's image tokens for every dataset image, mean-pooled over tokens."""
-    import torch
-
-    from core.features import FeatureCache
-    from core.predict import Predictor
-
-    predictor = Predictor.load(run_dir)
-    vlm = predictor.vlm
-    grid = FeatureCache(vlm.encoder).get(list(common.dataset(dataset).images))
-    out = []
-    with torch.no_grad():
-        for start in range(0, grid.shape[0], 256):
-            tokens = vlm.prefix(grid[start:start + 256].to(predictor.device))
-            out.append(tokens.float().mean(dim=1).cpu().numpy())
-    return np.concatenate(out)
+    return geometry.embed_2d(geometry.projector_outputs(common.dataset(dataset), run_dir), method=method, seed=seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _labelings(data_dir: str, dataset: str, fingerprint: str, seed: int) -> dict[str, dict[str, str]]:  # noqa: ARG001
-    from core.conditions import parse_condition
-    ds = common.dataset(dataset)
-    out = {"original": {c: c for c in ds.concepts}}
-    for name in ("cross", "within"):
-        out[name] = parse_condition(name).apply(ds, seed).labeling
-    return out
-
-
-def colour_groups(ds, labeling: dict[str, str], broadest: bool) -> list[str]:
-    """Per image: the category label it is shown under (its labelled concept's broadest or most
-    specific category)."""
-    out = []
-    for item in ds.images:
-        cats = ds.concepts[labeling[item.concept]].categories
-        out.append(ds.categories[cats[0] if broadest else cats[-1]].label if cats else "(none)")
-    return out
+    return geometry.labelings(common.dataset(dataset), seed)
 
 
 def map_row(ds, xy, labelings, broadest: bool, key: str) -> None:
-    groups = {name: colour_groups(ds, labelings[name], broadest) for name in LABELINGS}
+    groups = {name: geometry.shown_categories(ds, labelings[name], broadest) for name in LABELINGS}
     colors = figures.category_colors(g for gs in groups.values() for g in gs)
     cols = st.columns(3)
     selected: list[int] = []
@@ -469,7 +428,6 @@ def checkpoint_sections(ds, dataset: str, encoder: str, run=None) -> None:
 
 
 def main() -> None:
-    from core import geometry
     from core.data.datasets import DatasetError, list_datasets
 
     st.title(":material/scatter_plot: Geometry")
@@ -489,7 +447,7 @@ def main() -> None:
                       format_func=str.upper)
     broadest = c5.radio("Colour by", ["broadest category", "most specific category"], horizontal=True,
                         key="geometry_colour") == "broadest category"
-    if not _coherence_cached(ds, encoder, seed):
+    if not geometry.is_cached(ds, encoder, seed):
         queue_coherence(ds, encoder, seed)
         checkpoint_sections(ds, dataset, encoder)
         return

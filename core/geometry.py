@@ -1,5 +1,11 @@
 """Visual coherence of categories, and 2-D maps of image embeddings.
 
+    coherence_table(ds, encoder, seed) / is_cached(ds, encoder, seed)   per category, per labeling
+    labelings(ds, seed)                     original / cross / within: concept -> concept it is shown as
+    shown_categories(ds, labeling, broadest) per image: the category label it is shown under
+    pooled_features(ds, encoder)            (N, D) encoder embeddings;  projector_outputs(ds, run_dir)
+    embed_2d(X, "umap" | "pca", seed)       (N, 2) maps
+
 Coherence of a category = mean pairwise cosine similarity between the (pooled) encoder embeddings
 of all images whose concept belongs to it, excluding each image paired with itself. Computed under
 the original labels and under the cross / within counterfactual labelings: the paper's explanation
@@ -116,6 +122,48 @@ def pooled_features(ds, encoder_id: str, device: str | None = None,
     encoder = registry.create_encoder(encoder_id, device=device)
     # pool=1 at load time: the full grids of a whole dataset would not fit comfortably in memory
     return pool(FeatureCache(encoder).get(list(ds.images), progress=progress, pool=1))
+
+
+def projector_outputs(ds, run_dir: str | Path) -> np.ndarray:
+    """(N, H): a trained run's image tokens for every image of `ds`, mean-pooled over tokens -- where
+    the projector puts each picture in the LM's embedding space."""
+    import torch
+    from core.features import FeatureCache
+    from core.models import checkpoint
+
+    _, vlm = checkpoint.load_trained(run_dir)
+    grid = FeatureCache(vlm.encoder).get(list(ds.images))
+    out = []
+    with torch.no_grad():
+        for start in range(0, grid.shape[0], 256):
+            tokens = vlm.prefix(grid[start:start + 256])
+            out.append(tokens.float().mean(dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def labelings(ds, seed: int) -> dict[str, dict[str, str]]:
+    """LABELINGS -> concept -> the concept its images are shown as (original: itself)."""
+    from core.conditions import parse_condition
+
+    out = {"original": {c: c for c in ds.concepts}}
+    for name in LABELINGS[1:]:
+        out[name] = parse_condition(name).apply(ds, seed).labeling
+    return out
+
+
+def shown_categories(ds, labeling: Mapping[str, str], broadest: bool) -> list[str]:
+    """Per image of `ds`: the label of the category it is shown under (its labelled concept's
+    broadest or most specific category; "(none)" for a concept without one)."""
+    out = []
+    for item in ds.images:
+        cats = ds.concepts[labeling[item.concept]].categories
+        out.append(ds.categories[cats[0] if broadest else cats[-1]].label if cats else "(none)")
+    return out
+
+
+def is_cached(ds, encoder_id: str, seed: int) -> bool:
+    """Whether coherence_table(ds, encoder_id, seed) has been computed (its cache is on disk)."""
+    return (cache_dir(ds, encoder_id, seed) / "meta.json").is_file()
 
 
 def embed_2d(X, method: str = "umap", seed: int = 0) -> np.ndarray:

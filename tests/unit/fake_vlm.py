@@ -69,6 +69,9 @@ class FakeVLM(nn.Module):
         img = self.projector(features.float().mean(1))
         return (img * self._text(texts)).sum(-1)
 
+    def prefix(self, features):                  # (B, N, D) -> (B, 1, H): the image token
+        return self.projector(features.float().mean(1)).unsqueeze(1)
+
     def loss(self, features, texts, answers, owner=None):
         self.loss_calls += 1
         if owner is not None:

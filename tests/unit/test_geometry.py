@@ -87,6 +87,7 @@ def test_coherence_table_is_cached(tmp_path, monkeypatch):
 
     again = geometry.coherence_table(ds, "enc", seed=0)
     assert calls == ["enc"]                                           # second call read the cache
+    assert geometry.is_cached(ds, "enc", 0) and not geometry.is_cached(ds, "enc", 1)
     np.testing.assert_allclose(again.to_numpy(), table.to_numpy())
 
     changed = tiny_dataset(images_per_concept=2)                      # same name, other contents
@@ -131,3 +132,38 @@ def test_embed_2d_umap_arguments(monkeypatch):
                      "random_state": 7, "init": "random"}]
     with pytest.raises(ValueError, match="at least 4"):
         geometry.embed_2d(x[:3], method="umap")
+
+
+def test_labelings_and_the_categories_images_are_shown_under():
+    ds = tiny_dataset(images_per_concept=2)
+    lab = geometry.labelings(ds, seed=0)
+    assert list(lab) == list(geometry.LABELINGS) and lab["original"] == {c: c for c in ds.concepts}
+    for name in ("cross", "within"):
+        assert sorted(lab[name]) == sorted(lab[name].values()) == sorted(ds.concepts)   # a permutation
+    assert any(lab["cross"][c] != c for c in ds.concepts)
+    assert all(ds.concepts[c].categories == ds.concepts[lab["within"][c]].categories for c in ds.concepts)
+    broad = geometry.shown_categories(ds, lab["original"], broadest=True)
+    narrow = geometry.shown_categories(ds, lab["original"], broadest=False)
+    dog = [i for i, im in enumerate(ds.images) if im.concept == "dog"]
+    assert {broad[i] for i in dog} == {"animal"} and {narrow[i] for i in dog} == {"mammal"}
+    swapped = geometry.shown_categories(ds, lab["original"] | {"dog": "car"}, broadest=True)
+    assert {swapped[i] for i in dog} == {"vehicle"}
+
+
+def test_projector_outputs_are_the_trained_image_tokens(tmp_path, monkeypatch):
+    import fake_vlm
+    from core import train
+    from core.config import TrainConfig
+    from core.models import checkpoint
+
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+    run_dir = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, device="cpu"))
+    ds = tiny_dataset()
+    out = geometry.projector_outputs(ds, run_dir)
+    _, vlm = checkpoint.load_trained(run_dir)
+    grid = fake_vlm.FakeCache(vlm.encoder).get(list(ds.images))
+    with torch.no_grad():
+        expected = vlm.prefix(grid).float().mean(dim=1).numpy()
+    assert out.shape == (len(ds.images), fake_vlm.HIDDEN)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
