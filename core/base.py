@@ -1,9 +1,12 @@
-"""What every layer of core shares, importing nothing of core: the user-facing error class and the
-progress-callback type. A leaf, so that any module can raise ConfigError or take a progress
-callback without importing the module that first needed it."""
+"""What every layer of core shares, importing nothing of core: the user-facing error class, the
+progress-callback type, and die_with_parent for child processes. A leaf, so that any module can
+raise ConfigError or take a progress callback without importing the module that first needed it."""
 from __future__ import annotations
 
+import signal
 from typing import Callable
+
+PR_SET_PDEATHSIG = 1        # prctl option (linux/prctl.h)
 
 
 class ConfigError(ValueError):
@@ -12,3 +15,14 @@ class ConfigError(ValueError):
 
 Progress = Callable[[float, str], None]
 """progress(fraction 0..1, message): how long-running functions report where they are."""
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """In a child process: ask Linux to send `sig` when the parent dies (kill -9 included), so no
+    orphan keeps running. A no-op where prctl is missing (macOS, Windows); callers that must not
+    orphan a child there also poll their parent."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):
+        pass

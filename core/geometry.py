@@ -114,12 +114,10 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
 def pooled_features(ds, encoder_id: str, device: str | None = None,
                     progress: Progress | None = None) -> np.ndarray:
     """(N, D) pooled embeddings of ds.images through the on-disk feature cache."""
-    import torch
-    from core.models import registry
     from core.features import FeatureCache
+    from core.models import checkpoint, registry
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    encoder = registry.create_encoder(encoder_id, device=device)
+    encoder = registry.create_encoder(encoder_id, device=device or checkpoint.resolve_device("auto"))
     # pool=1 at load time: the full grids of a whole dataset would not fit comfortably in memory
     return pool(FeatureCache(encoder).get(list(ds.images), progress=progress, pool=1))
 

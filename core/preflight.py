@@ -24,10 +24,10 @@ BASELINES = ("majority",)     # = core.evaluate.BASELINES, without importing tor
 
 
 def check_device(device: str, here: bool = True) -> None:
+    """ConfigError when this machine cannot give `device` (here=False: a Slurm node decides)."""
     if device == "cuda" and here:
-        import torch
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
+        from core.models.checkpoint import resolve_device
+        resolve_device(device)
 
 
 def check_config(cfg: TrainConfig, here: bool = True) -> TrainConfig:

@@ -12,7 +12,6 @@ job once (ui.firstrun), so the Predict page becomes usable without any setup by 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import subprocess
@@ -21,21 +20,18 @@ import time
 from pathlib import Path
 
 from core import paths
+from core.base import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 15.0          # the worker checkpoints or requeues its job within this
 WORKER_RESTARTS = 5          # more crashes than this in a row means something is broken: give up
 HEALTHY_AFTER_S = 60.0       # a worker that lived this long before exiting starts the count afresh
-PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
     """preexec_fn: own process group, and SIGTERM when the launcher dies (Linux; no-op elsewhere)."""
     os.setpgrp()
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    die_with_parent(signal.SIGTERM)
 
 
 def _start(cmd: list[str], name: str) -> subprocess.Popen:

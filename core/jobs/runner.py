@@ -16,23 +16,13 @@ import time
 import traceback
 from pathlib import Path
 
+from core.base import die_with_parent
 from core.jobs import kinds
 from core.jobs.store import JobStore, JobStoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
 PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every message
 CANCEL_POLL_EVERY_S = 1.0
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL us when the worker dies (kill -9 included), so no orphan keeps running
-    a job that is about to be requeued. Elsewhere the cancel poll's parent check covers it."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
@@ -108,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2:
         print("usage: python -m core.jobs.runner <job_id> <attempt>", file=sys.stderr)
         return 2
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)   # no orphan runs a job that is about to be requeued
     return run(int(argv[0]), int(argv[1]))
 
 
