@@ -30,7 +30,12 @@ def test_shipped_checkpoint_fits_loads_and_is_above_chance():
     note = runs.learning_note(paths.SHIPPED_CHECKPOINT)
     c = m["confusion"]
     yes_rate = (c["tp"] + c["fp"]) / sum(c.values())
-    learned = h["leaf_accuracy"] >= runs.LEARNED_LEAF_ACCURACY and yes_rate <= runs.YES_RATE_LIMIT
+    ranking = runs.load_ranking(paths.SHIPPED_CHECKPOINT)         # every leaf asked, as Predict does
+    assert ranking is not None and ranking["images"] >= 20 and ranking["vocabulary"] == len(
+        rundata.load_subset(info.config)[0].concepts)
+    print({k: ranking[k] for k in ("images", "top1", "top5", "median_rank", "chance_top5")})
+    learned = h["leaf_accuracy"] >= runs.LEARNED_LEAF_ACCURACY and yes_rate <= runs.YES_RATE_LIMIT \
+        and ranking["top5"] >= runs.LEARNED_TOP5
     assert (note is None) == learned, note
 
 
