@@ -49,6 +49,13 @@ HELDOUT = {
 }
 
 
+def _rel(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(paths.ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _f(v, nd=3) -> str:
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{nd}f}"
 
@@ -261,7 +268,7 @@ def write_report(out: Path, run_dir: Path, args, info, a: dict | None, b: list |
     if b is not None:
         L.append("## (b) Held-out pictures: closed and open chains (core.predict)\n")
         L.append(f"Emoji outside the run's {len(predictor_vocab)} concepts, rendered in style `{args.style}` from "
-                 f"the dataset's own emoji packages into `{args.work}/heldout/`. Closed: the best of the run's "
+                 f"the dataset's own emoji packages into `{_rel(args.work)}/heldout/`. Closed: the best of the run's "
                  f"leaves and its WordNet chain (P(yes) of each node). Open: walks down WordNet (threshold "
                  f"{args.open_threshold}, beam {args.open_beam}, budget {args.open_budget} questions), first with "
                  f"`taxolens predict --open`'s defaults (from entity, contrast with a blank image), then the most "
@@ -285,11 +292,12 @@ def write_report(out: Path, run_dir: Path, args, info, a: dict | None, b: list |
                         L.append(f"- Open chain {i + 1} ({how}): " + " → ".join(f"{lab} {p:.2f}" for _, lab, p in ch))
                 else:
                     L.append(f"- Open chain ({how}): none confident.")
-                verdict = ("right all the way down" if w["correct_depth"] == w["best_depth"] and w["best_depth"]
+                verdict = ("—" if not w["best_depth"] else "right all the way down"
+                           if w["correct_depth"] == w["best_depth"]
                            else f"right for its top {w['correct_depth']} of {w['best_depth']} levels"
                            + (f" (down to {taxonomy.display_name(w['correct_deepest'])})" if w["correct_deepest"] else ""))
                 L.append(f"  - {w['questions']} questions, {w['seconds']:.0f} s, stopped because {w['stopped']}; "
-                         f"best chain {verdict}." + (f" Notes: {' '.join(w['notes'])}" if w["notes"] else ""))
+                         + (f"best chain {verdict}." if w["best_depth"] else "no chain.") + (f" Notes: {' '.join(w['notes'])}" if w["notes"] else ""))
                 if w["true_chain_asked"]:
                     L.append("  - True-chain nodes it asked (P(yes) / blank image): "
                              + ", ".join(f"{taxonomy.display_name(x['synset'])} {x['p_yes']:.2f}/"
