@@ -9,8 +9,9 @@ Three parts, each with the existing core functions, sized to run on one CPU core
     labelings -- cophenetic correlation with WordNet path distance and mean Fowlkes-Mallows at
     matched cuts, with the leaf-permutation null and the membership baseline. Answer profiles (one
     P(yes) per image and category question) are the slow part, so they are scored for a fixed random
-    sample of the split's images (`--cluster-images`, seeded) and cached under the work folder;
-    `--cluster-images 0` takes every image.
+    sample of the split's images (`--cluster-images`, seeded; default 128, about 4 minutes on one
+    busy CPU core) and cached under the work folder; `--cluster-images 0` takes all 385 test images
+    (about 12 minutes; what docs/insight-report.md was made with).
 (b) held-out pictures (core.predict): emoji of things outside the run's vocabulary, rendered from the
     same npm emoji packages the dataset is built from (core.dataset_build.Sources) into
     <work>/heldout/, each asked for the closed-vocabulary prediction (best leaf and its WordNet
@@ -51,7 +52,7 @@ HELDOUT = {
 
 def _rel(path) -> str:
     try:
-        return str(Path(path).resolve().relative_to(paths.ROOT.resolve()))
+        return str(Path(path).absolute().relative_to(paths.ROOT.absolute()))
     except ValueError:
         return str(path)
 
@@ -90,8 +91,10 @@ def tree_scores(predictor, run_dir: Path, work: Path, n_images: int, n_perm: int
         if str(z["stamp"]) == stamp and [str(i) for i in z["image_ids"]] == ids \
                 and list(map(str, z["categories"])) == categories:
             profiles = np.asarray(z["p_yes"], dtype=np.float64)
+            profile_seconds = float(z["seconds"]) if "seconds" in z.files else None
     cached = profiles is not None
     if profiles is None:
+        t0 = time.perf_counter()
         texts = [question_text(ds.categories[k].label) for k in categories]
         rows = []
         for s in range(0, len(images), 32):
@@ -99,15 +102,16 @@ def tree_scores(predictor, run_dir: Path, work: Path, n_images: int, n_perm: int
             rows += [a.p_yes.numpy() for a in vlm.score(f, [texts] * len(f))]
             print(f"  answer profiles {min(len(images), s + 32)}/{len(images)}", file=sys.stderr, flush=True)
         profiles = np.stack(rows).astype(np.float64)
+        profile_seconds = time.perf_counter() - t0
         work.mkdir(parents=True, exist_ok=True)
         np.savez(cache, image_ids=np.array(ids), p_yes=profiles, categories=np.array(categories),
-                 stamp=np.array(stamp))
+                 stamp=np.array(stamp), seconds=np.array(profile_seconds))
     vectors["answers"] = profiles
     labelings = clusters.labelings_of(ds, info.config.seed)
     shown = {name: [lab.get(c, c) for c in concepts_of] for name, lab in labelings.items()}
     result = {"run_id": info.run_id, "condition": info.config.condition, "split": "test",
               "n_split_images": n_split, "n_images": len(images), "n_concepts": len(set(concepts_of)),
-              "profiles_cached": cached, "profile_sd": float(profiles.std(axis=0).mean()),
+              "profiles_cached": cached, "profile_seconds": profile_seconds, "profile_sd": float(profiles.std(axis=0).mean()),
               "labelings": list(labelings), "levels": {}}
     # Leaves = the concepts (or their categories) the sampled images are SHOWN as under each labeling,
     # images grouped by that shown label: on the full split this is exactly what clusters.compute
@@ -234,10 +238,12 @@ def write_report(out: Path, run_dir: Path, args, info, a: dict | None, b: list |
 
     if a is not None:
         L.append("## (a) Tree agreement with WordNet (core.clusters)\n")
-        L.append(f"Test split: {a['n_images']} of {a['n_split_images']} images (a seeded random sample, seed "
-                 f"{args.seed}; {a['n_concepts']} concepts, one image each), {args.permutations} leaf permutations "
-                 f"for the null. Answer profiles "
-                 + ("read from the cache" if a["profiles_cached"] else "scored in this run")
+        sample = ("all of them" if a["n_images"] == a["n_split_images"]
+                  else f"a seeded random sample, seed {args.seed}")
+        L.append(f"Test split: {a['n_images']} of {a['n_split_images']} images ({sample}; {a['n_concepts']} "
+                 f"concepts, one image each), {args.permutations} leaf permutations for the null. Answer profiles "
+                 + (f"read from the cache (scoring them took {_f(a['profile_seconds'], 0)} s when it was made)"
+                    if a["profiles_cached"] else f"scored in this run ({a['profile_seconds']:.0f} s)")
                  + f"; their mean per-question sd over images is {a['profile_sd']:.3f}. "
                  "`coph` = Pearson correlation of the model tree's cophenetic distances with WordNet path "
                  "distances; `FM` = mean Fowlkes–Mallows over matched cuts; `null` = the same with the model "
