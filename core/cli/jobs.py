@@ -189,6 +189,26 @@ def _run(handler, args: argparse.Namespace) -> int:
         raise ConfigError(str(exc.args[0] if exc.args else exc)) from None
 
 
+def _reading_store() -> JobStore:
+    """The job store for a command that only reads or changes existing jobs: when no job was ever
+    submitted there is no database, and such a command must not create one (nothing written)."""
+    from core import paths
+    if not paths.db_path().exists():
+        raise _NoStore()
+    return JobStore()
+
+
+class _NoStore(Exception):
+    """No job store on disk yet: no job exists."""
+
+
+def _store_or_no_job(job_id: int) -> JobStore:
+    try:
+        return _reading_store()
+    except _NoStore:
+        raise KeyError(f"no job with id {job_id}") from None
+
+
 def _worker_hint(store: JobStore, start: bool) -> None:
     from core.jobs.worker import ensure_worker
     if start:
@@ -255,7 +275,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
-        store = JobStore()
+        try:
+            store = _reading_store()
+        except _NoStore:
+            print("[]" if args.json else "no jobs")
+            return 0
         _sync_slurm(store)
         jobs = store.list(status=args.status, kind=args.kind, limit=args.limit)
         if args.json:
@@ -279,7 +303,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
-        store = JobStore()
+        store = _store_or_no_job(args.job_id)
         _sync_slurm(store)
         job = store.get(args.job_id)
         if args.json:
@@ -308,7 +332,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_cancel(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
         from core.jobs import cancel
-        store = JobStore()
+        store = _store_or_no_job(args.job_ids[0])
         code = 0
         for job_id in args.job_ids:
             try:
@@ -338,7 +362,7 @@ def _log_path(job: Job) -> str | None:
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
-        store = JobStore()
+        store = _store_or_no_job(args.job_id)
         job = store.get(args.job_id)
         path = _log_path(job)
         if not path:
@@ -405,7 +429,7 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
 
 def _cmd_sweep_show(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
-        store = JobStore()
+        store = _store_or_no_job(args.sweep_id)
         _sync_slurm(store)
         sweep = store.get(args.sweep_id)
         if sweep.kind != "sweep":

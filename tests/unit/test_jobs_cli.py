@@ -106,3 +106,18 @@ def test_predict_prints_the_image_notes(data_dir, monkeypatch, capsys):
 def test_streamlit_run_directly_listens_on_localhost_only():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("argv, out, code", [
+    (["jobs", "show", "999"], "no job with id 999", 2),
+    (["jobs", "logs", "999"], "no job with id 999", 2),
+    (["jobs", "cancel", "7"], "no job with id 7", 2),
+    (["sweep", "show", "3"], "no job with id 3", 2),
+    (["jobs", "list"], "no jobs", 0),
+])
+def test_reading_commands_create_no_job_store(argv, out, code, data_dir, capsys):
+    assert not paths.db_path().exists()
+    assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    assert out in captured.out + captured.err
+    assert not paths.db_path().exists()
