@@ -78,7 +78,7 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
     """A run directory under the current TAXOLENS_DATA with config, checkpoint.json and (optionally)
     a test evaluation whose answers follow a fixed rule: leaf questions right, hypernym questions
     wrong for every third image. No weights: only for pages that read runs, never load them."""
-    from core import conditions, metrics, questions, runs
+    from core import conditions, questions, runs
     from core.data import datasets
 
     run_dir = runs.create_run_dir(cfg)
@@ -101,6 +101,13 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
                      "labelled_concept": deprivation.labeling[q.concept], "kind": q.kind, "target": q.target,
                      "text": q.text, "answer": q.answer, "p_yes": 0.9 if pred else 0.1, "pred": pred,
                      "mass": 0.95, "seen": not deprivation.is_unseen(q), "split": "test"})
+    return write_test_eval(run_dir, rows, cfg)
+
+
+def write_test_eval(run_dir: Path, rows: list[dict], cfg) -> Path:
+    """A run's eval/test/questions.csv and metrics.json from scored rows, as core.evaluate writes them."""
+    from core import metrics, runs
+
     out = runs.eval_dir(run_dir, "test")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

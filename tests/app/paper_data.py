@@ -3,11 +3,9 @@ conditions, LM inits and seeds whose answers get worse the less hypernym evidenc
 the figures have a shape to look at. Like app_data.fake_run, no weights: only for reading."""
 from __future__ import annotations
 
-import csv
-import io
 import random
 
-from app_data import fake_run
+from app_data import fake_run, write_test_eval
 from core.config import TrainConfig
 
 GRID = ("none", "random:0.25", "random:0.5", "random:1", "systematic:1", "systematic:2", "cross")
@@ -21,7 +19,7 @@ def fake_graded_run(config: TrainConfig, unseen_error: float, seen_error: float 
     """fake_run, then its answers redrawn: each unseen hypernym question wrong with probability
     `unseen_error`, seen ones with `seen_error`, leaf ones with `leaf_error` (seeded by the run's
     seed), and metrics.json summarized again from them."""
-    from core import metrics, runs
+    from core import runs
 
     run_dir = fake_run(config)
     out = runs.eval_dir(run_dir, "test")
@@ -32,14 +30,7 @@ def fake_graded_run(config: TrainConfig, unseen_error: float, seen_error: float 
         p = leaf_error if r["kind"] == "leaf" else seen_error if r["seen"] else unseen_error
         r["pred"] = (not r["answer"]) if rng.random() < p else r["answer"]
         r["p_yes"] = 0.9 if r["pred"] else 0.1
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    runs.write_text(out / "questions.csv", buf.getvalue())
-    runs.write_json(out / "metrics.json", {**metrics.summarize(rows), "run_id": run_dir.name, "split": "test",
-                                           "config": config.to_dict()})
-    return run_dir
+    return write_test_eval(run_dir, rows, config)
 
 
 def fake_grid(conditions=GRID, seeds=(0, 1, 2), lm_inits=("pretrained", "random")) -> list:
