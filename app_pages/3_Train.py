@@ -46,8 +46,9 @@ def train_form(ds) -> None:
         lm_init = c3.selectbox("LM weights", ["pretrained", "random"],
                                help="random = the random-init control: same architecture, no knowledge")
         c1, c2, c3 = st.columns(3)
-        projector = c1.selectbox("Projector", ["gelu-mlp", "linear"],
-                                 index=["gelu-mlp", "linear"].index(defaults.projector))
+        projector = c1.selectbox("Projector", ["gelu-mlp", "gelu-mlp-norm", "linear"],
+                                 index=["gelu-mlp", "gelu-mlp-norm", "linear"].index(defaults.projector),
+                                 help="gelu-mlp-norm keeps every image token at the norm of the LM's words")
         image_tokens = c2.number_input("Image tokens", 1, 256, defaults.image_tokens)
         seeds_text = c3.text_input("Seeds", "0", help="one job per seed: 0, 1, 2 or 0-4")
         c1, c2, c3 = st.columns(3)

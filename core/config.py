@@ -21,7 +21,7 @@ class TrainConfig:
     encoder: str = "efficientnet-lite2"
     lm: str = "smollm2-135m"
     lm_init: str = "pretrained"          # "pretrained" | "random" (random-init control, frozen)
-    projector: str = "gelu-mlp"          # "linear" | "gelu-mlp"
+    projector: str = "gelu-mlp"          # "linear" | "gelu-mlp" | "gelu-mlp-norm" (core/models/projector.py)
     image_tokens: int = 1                # encoder grid pooled to this many LM tokens (1 = global pool)
     prompt: str = "plain"                # "plain" | "chat" (core/models/vlm.py)
     condition: str = "none"              # see core.conditions.parse_condition
@@ -48,8 +48,8 @@ class TrainConfig:
         are checked by core.rundata.check). Returns self so calls can chain."""
         if self.lm_init not in ("pretrained", "random"):
             raise ConfigError(f"lm_init must be 'pretrained' or 'random', got {self.lm_init!r}")
-        if self.projector not in ("linear", "gelu-mlp"):
-            raise ConfigError(f"projector must be 'linear' or 'gelu-mlp', got {self.projector!r}")
+        if self.projector not in ("linear", "gelu-mlp", "gelu-mlp-norm"):
+            raise ConfigError(f"projector must be 'linear', 'gelu-mlp' or 'gelu-mlp-norm', got {self.projector!r}")
         if self.prompt not in ("plain", "chat"):
             raise ConfigError(f"prompt must be 'plain' or 'chat', got {self.prompt!r}")
         _check_int("image_tokens", self.image_tokens, 1, 256)

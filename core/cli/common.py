@@ -91,7 +91,7 @@ TRAIN_HELP = {
     "encoder": "image encoder id",
     "lm": "language model id",
     "lm_init": "pretrained | random (random-init LM control)",
-    "projector": "linear | gelu-mlp",
+    "projector": "linear | gelu-mlp | gelu-mlp-norm (output tokens held at the LM's word norm)",
     "image_tokens": "image tokens given to the LM (1 = the global-pooled feature)",
     "prompt": "plain | chat (the LM's chat template)",
     "condition": "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within",

@@ -1,7 +1,13 @@
 """The projector: the only trained part. Maps pooled image tokens (encoder dim D) to LM embeddings (H).
 
-    linear     LayerNorm(D) -> Linear(D, H)
-    gelu-mlp   LayerNorm(D) -> Linear(D, H) -> GELU -> Linear(H, H)      (Prismatic / LLaVA-1.5 style)
+    linear         LayerNorm(D) -> Linear(D, H)
+    gelu-mlp       LayerNorm(D) -> Linear(D, H) -> GELU -> Linear(H, H)      (Prismatic / LLaVA-1.5 style)
+    gelu-mlp-norm  gelu-mlp, each output token rescaled to `target_norm` (the LM's median word norm)
+
+Why the -norm variant: trained without any norm constraint (the paper's recipe, weight decay 0), the
+default checkpoint's image tokens grew to ~57x the norm of word embeddings (docs/insight-report.md)
+and point in one shared direction, so the LM sees a loud constant rather than a word-like token.
+Fixing the norm leaves only the direction to learn.
 
 The LayerNorm in front (as in the InternVL and Qwen2-VL connectors) makes the input scale the same
 for every encoder, so the initial output scale can be set without seeing data: after the default
@@ -14,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-KINDS = ("linear", "gelu-mlp")
+KINDS = ("linear", "gelu-mlp", "gelu-mlp-norm")
 
 
 class Projector(nn.Module):
@@ -23,6 +29,7 @@ class Projector(nn.Module):
         if kind not in KINDS:
             raise ValueError(f"projector must be one of {', '.join(KINDS)}, got {kind!r}")
         self.kind, self.in_dim, self.out_dim = kind, in_dim, out_dim
+        self.target_norm = float(target_norm)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.norm = nn.LayerNorm(in_dim)
@@ -41,4 +48,7 @@ class Projector(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., H)."""
-        return self.net(self.norm(tokens))
+        out = self.net(self.norm(tokens))
+        if self.kind == "gelu-mlp-norm":
+            out = out * (self.target_norm / out.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+        return out

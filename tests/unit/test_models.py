@@ -333,7 +333,7 @@ def test_projector_steps_lower_the_loss():
 
 # ---------------------------------------------------------------- projector
 
-@pytest.mark.parametrize("kind", ["linear", "gelu-mlp"])
+@pytest.mark.parametrize("kind", ["linear", "gelu-mlp", "gelu-mlp-norm"])
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
 def test_initial_image_tokens_have_the_norm_of_token_embeddings(kind, scale):
     lm = tiny_lm()
@@ -342,6 +342,24 @@ def test_initial_image_tokens_have_the_norm_of_token_embeddings(kind, scale):
         out = proj(torch.randn(64, 8) * scale + scale)
     ratio = float(out.norm(dim=-1).mean()) / lm.token_norm()
     assert 0.6 < ratio < 1.6
+
+
+def test_norm_projector_keeps_every_token_at_the_word_norm_while_it_trains():
+    proj = Projector("gelu-mlp-norm", 8, 16, 2.5, seed=0)
+    opt = torch.optim.AdamW(proj.parameters(), lr=0.1)
+    x, target = torch.randn(32, 3, 8), torch.randn(32, 3, 16) * 50
+    first = None
+    for _ in range(20):                          # pulled toward huge targets, the norm cannot follow
+        loss = ((proj(x) - target) ** 2).mean()
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        norms = proj(x * 1000).norm(dim=-1)
+    assert torch.allclose(norms, torch.full_like(norms, 2.5), atol=1e-4)
+    assert float(loss.detach()) < first          # the direction still learns
+    assert list(proj.state_dict()) == list(Projector("gelu-mlp", 8, 16, 2.5).state_dict())
 
 
 def test_projector_is_seeded_and_kinds_are_checked():
