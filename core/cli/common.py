@@ -132,20 +132,27 @@ def train_overrides(args) -> dict:
     return {k[len(TRAIN_DEST):]: v for k, v in vars(args).items() if k.startswith(TRAIN_DEST)}
 
 
+def read_json_object(path, what: str) -> dict:
+    """A JSON object from a file the user named (`what`: "config file", "job spec"), read as a
+    regular file through a cap (a FIFO or /dev/zero would hang or eat memory); ConfigError else."""
+    from core import files
+    try:
+        value = json.loads(files.read_text(path, files.MAX_JSON_BYTES))
+    except files.FileReadError as exc:
+        if exc.kind == "missing":
+            raise ConfigError(f"{what} {path} does not exist") from None
+        raise ConfigError(f"{what} {path} is not readable JSON ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not readable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} {path} must hold a JSON object")
+    return value
+
+
 def config_from(args) -> TrainConfig:
     base: dict = {}
     if getattr(args, "config", None) is not None:
-        from core import files
-        try:
-            base = json.loads(files.read_text(args.config, files.MAX_JSON_BYTES))
-        except files.FileReadError as exc:
-            if exc.kind == "missing":
-                raise ConfigError(f"config file {args.config} does not exist") from None
-            raise ConfigError(f"config file {args.config} is not readable JSON ({exc.reason})") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config file {args.config} is not readable JSON ({exc})") from None
-        if not isinstance(base, dict):
-            raise ConfigError(f"config file {args.config} must hold a JSON object")
+        base = read_json_object(args.config, "config file")
     overrides = train_overrides(args)
     try:
         return TrainConfig.from_dict({**base, **overrides})

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.base import ConfigError
-from core.cli.common import add_train_options, train_overrides
+from core.cli.common import add_train_options, read_json_object, train_overrides
 from core.config import number_arg
 from core.jobs import kinds, sweeps
 from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
@@ -222,15 +222,7 @@ def _worker_hint(store: JobStore, start: bool) -> None:
 def _spec_from_args(args: argparse.Namespace) -> dict:
     spec: dict[str, Any] = {}
     if args.spec is not None:
-        from core import files
-        try:   # regular files only, through a cap (a FIFO or /dev/zero would hang or eat memory)
-            spec = json.loads(files.read_text(args.spec, files.MAX_JSON_BYTES))
-        except files.FileReadError as exc:
-            raise ConfigError(f"cannot read job spec {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"cannot read job spec {args.spec}: {exc}") from None
-        if not isinstance(spec, dict):
-            raise ConfigError(f"job spec {args.spec} must hold a JSON object")
+        spec = read_json_object(args.spec, "job spec")
     given = vars(args)
     config = train_overrides(args)
     if config:

@@ -121,3 +121,14 @@ def test_reading_commands_create_no_job_store(argv, out, code, data_dir, capsys)
     captured = capsys.readouterr()
     assert out in captured.out + captured.err
     assert not paths.db_path().exists()
+
+
+def test_a_bad_job_spec_file_is_one_clear_line_and_nothing_is_written(data_dir, tmp_path, capsys):
+    bad = tmp_path / "spec.json"
+    for content, fragment in (("[1, 2]", "must hold a JSON object"), ("{not json", "is not readable JSON")):
+        bad.write_text(content)
+        assert cli.main(["jobs", "submit", "train", "--spec", str(bad)]) == 2
+        assert f"job spec {bad} " in capsys.readouterr().err
+    assert cli.main(["jobs", "submit", "train", "--spec", str(tmp_path / "none.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not paths.db_path().exists()
