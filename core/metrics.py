@@ -179,12 +179,15 @@ HEADLINE_LABELS = {
 }
 
 
-def lookup(metrics: Mapping, path: Sequence[str]):
-    """metrics[path[0]][path[1]]...; None where any step is missing (older metrics files)."""
+_MISSING = object()
+
+
+def lookup(metrics: Mapping, path: Sequence[str], default=None):
+    """metrics[path[0]][path[1]]...; `default` where any step is missing (older metrics files)."""
     value = metrics
     for key in path:
         if not isinstance(value, Mapping) or key not in value:
-            return None
+            return default
         value = value[key]
     return value
 
@@ -217,9 +220,4 @@ def is_current(metrics) -> bool:
 
 
 def _has(metrics: Mapping, path: Sequence[str]) -> bool:
-    value = metrics
-    for key in path:
-        if not isinstance(value, Mapping) or key not in value:
-            return False
-        value = value[key]
-    return True
+    return lookup(metrics, path, _MISSING) is not _MISSING

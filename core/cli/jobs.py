@@ -189,24 +189,18 @@ def _run(handler, args: argparse.Namespace) -> int:
         raise ConfigError(str(exc.args[0] if exc.args else exc)) from None
 
 
-def _reading_store() -> JobStore:
-    """The job store for a command that only reads or changes existing jobs: when no job was ever
-    submitted there is no database, and such a command must not create one (nothing written)."""
+def _existing_store() -> JobStore | None:
+    """The job store, or None when no job was ever submitted: a command that only reads or changes
+    existing jobs must not create the database (nothing written)."""
     from core import paths
-    if not paths.db_path().exists():
-        raise _NoStore()
-    return JobStore()
-
-
-class _NoStore(Exception):
-    """No job store on disk yet: no job exists."""
+    return JobStore() if paths.db_path().exists() else None
 
 
 def _store_or_no_job(job_id: int) -> JobStore:
-    try:
-        return _reading_store()
-    except _NoStore:
-        raise KeyError(f"no job with id {job_id}") from None
+    store = _existing_store()
+    if store is None:
+        raise KeyError(f"no job with id {job_id}")
+    return store
 
 
 def _worker_hint(store: JobStore, start: bool) -> None:
@@ -267,9 +261,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
-        try:
-            store = _reading_store()
-        except _NoStore:
+        store = _existing_store()
+        if store is None:
             print("[]" if args.json else "no jobs")
             return 0
         _sync_slurm(store)

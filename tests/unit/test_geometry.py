@@ -167,3 +167,6 @@ def test_projector_outputs_are_the_trained_image_tokens(tmp_path, monkeypatch):
         expected = vlm.prefix(grid).float().mean(dim=1).numpy()
     assert out.shape == (len(ds.images), fake_vlm.HIDDEN)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():                                  # the TRAINED projector, not a fresh one
+        untrained = fake_vlm.FakeVLM(TrainConfig(dataset="tiny")).prefix(grid).float().mean(dim=1).numpy()
+    assert not np.allclose(out, untrained, atol=1e-4)
