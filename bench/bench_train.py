@@ -3,7 +3,10 @@ projector) on batches of whole images, with each image's prompt prefix run once 
 questions (what core.train does) against the same batches with the image repeated for every
 question (the straightforward path), and each path's FLOPs per example (torch's FlopCounterMode
 over one step) and achieved FLOP/s as a fraction of the fp32 matmul peak measured in the same
-process. Both paths see the same batches, one right after the other."""
+process. Both paths see the same batches, one right after the other. Then, where bf16 is native
+(CUDA, or a CPU with AMX / AVX512-BF16: core.models.checkpoint.resolve_precision), the shared-prefix
+path again with the frozen LM held in bf16 (TrainConfig.precision "auto" there), against the bf16
+matmul peak. That last step casts `vlm`'s LM, so it runs last."""
 from __future__ import annotations
 
 import torch
@@ -11,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import matmul_peak, timed
 from core import features, train
+from core.models import checkpoint
 
 
 def run(vlm, data, device, batch_size: int = 16, steps: int = 3) -> dict:
@@ -48,6 +52,18 @@ def run(vlm, data, device, batch_size: int = 16, steps: int = 3) -> dict:
         out[name] = {"seconds_per_step": per_step, "examples_per_s": batch_size / per_step,
                      "flops_per_example": flops / batch_size, "achieved_flops": flops / per_step,
                      "fraction_of_peak": flops / per_step / peak}
+    if checkpoint.resolve_precision("auto", device) == "bf16":
+        vlm.hold_lm_in_bf16()
+        bf16_peak = matmul_peak(device, dtype=torch.bfloat16)
+        step(batches[0], True)                          # warm-up in the new dtype
+        seconds = [timed(lambda b=b: step(b, True), device)[1] for b in batches[1:]]
+        per_step = sorted(seconds)[len(seconds) // 2]
+        flops = out["shared_prefix"]["flops_per_example"] * batch_size
+        out["shared_prefix_bf16"] = {"seconds_per_step": per_step, "examples_per_s": batch_size / per_step,
+                                     "flops_per_example": flops / batch_size, "achieved_flops": flops / per_step,
+                                     "fraction_of_peak": flops / per_step / bf16_peak}
+        out["bf16_matmul_peak_flops"] = bf16_peak
+        out["bf16_speedup"] = out["shared_prefix_bf16"]["examples_per_s"] / out["shared_prefix"]["examples_per_s"]
     vlm.projector.eval()
     out["matmul_peak_flops"] = peak
     out["speedup"] = out["shared_prefix"]["examples_per_s"] / out["repeated_image"]["examples_per_s"]

@@ -38,10 +38,11 @@ def timed(fn, device: torch.device):
     return out, time.perf_counter() - t0
 
 
-def matmul_peak(device: torch.device, n: int | None = None, repeats: int = 3) -> float:
-    """Achievable fp32 FLOP/s: the best of `repeats` timed torch.mm of two n×n matrices."""
+def matmul_peak(device: torch.device, n: int | None = None, repeats: int = 3,
+                dtype: torch.dtype = torch.float32) -> float:
+    """Achievable FLOP/s in `dtype`: the best of `repeats` timed torch.mm of two n×n matrices."""
     n = n or (8192 if device.type == "cuda" else 2048)
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     torch.mm(a, b)                                     # warm-up (allocations, kernel choice)
     best = min(timed(lambda: torch.mm(a, b), device)[1] for _ in range(repeats))
     return 2 * n ** 3 / best

@@ -48,6 +48,14 @@ def main(argv=None) -> int:
         f"  ratio              {tr['speedup']:8.2f}x examples/s, {tr['flops_ratio']:.2f}x fewer FLOPs per example",
         f"  matmul peak        {tr['matmul_peak_flops'] / 1e9:8.1f} GFLOP/s (torch.mm, fp32)",
     ])
+    if "shared_prefix_bf16" in tr:
+        t = tr["shared_prefix_bf16"]
+        text += "\n" + "\n".join([
+            f"  LM held in bf16    {t['examples_per_s']:8.2f} examples/s ({t['seconds_per_step']:.2f} s/step, "
+            f"{t['achieved_flops'] / 1e9:.1f} GFLOP/s = {t['fraction_of_peak']:.0%} of the bf16 peak)",
+            f"  bf16 / fp32        {tr['bf16_speedup']:8.2f}x examples/s (shared prefix both; "
+            f"TrainConfig.precision=auto trains in bf16 here)",
+            f"  bf16 matmul peak   {tr['bf16_matmul_peak_flops'] / 1e9:8.1f} GFLOP/s (torch.mm, bf16)"])
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

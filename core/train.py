@@ -122,6 +122,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
                             f"start a new run instead of resuming")
     device = checkpoint.resolve_device(cfg.device)
     vlm = checkpoint.build_vlm(cfg, device)
+    precision = checkpoint.resolve_precision(cfg.precision, device)
     params = [p for p in vlm.projector.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the projector has no trainable parameters")
@@ -151,6 +152,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
         "questions": {**{s: len(q) for s, q in data.questions.items()}, "train_kept": len(train_q)},
         "frozen_checksum": checkpoint.frozen_checksum(vlm), "metrics": [], "best": None,
         "stopped": None, "created": now, "updated": now, "finished": None, "device": str(device),
+        "precision": precision,
     }
     if ck:
         state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "partial_seconds", "metrics",
@@ -170,6 +172,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
     else:
         runs.append_log(run_dir, f"training {cfg.to_dict()} on {device}; questions "
                                  f"{state['questions']}; {total_steps} updates planned")
+    if precision == "bf16":
+        vlm.hold_lm_in_bf16()      # after the frozen checksum, which evaluation's fp32 LM must match
 
     meta = {"encoder": cfg.encoder, "lm": cfg.lm, "projector": cfg.projector,
             "image_tokens": str(cfg.image_tokens), "prompt": cfg.prompt}

@@ -108,6 +108,8 @@ TRAIN_HELP = {
     "max_concepts": "use a seeded subset of this many concepts",
     "images_per_concept": "use at most this many images per concept (>= 3)",
     "device": "auto | cpu | cuda",
+    "precision": "frozen LM weights while training: auto (bf16 on CUDA and on CPUs with AMX / "
+                 "AVX512-BF16, else fp32) | bf16 | fp32",
 }
 _FIELD_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 TRAIN_DEST = "cfg_"          # args.cfg_<field>: present only when the flag was given

@@ -36,7 +36,11 @@ log P(yes) = logsumexp over {" Yes", " yes"}, log P(no) over {" No", " no"} (no 
 chat). `p_yes` is normalised over the two; `mass` is the total probability of the candidate tokens
 (evaluation counts mass < 0.5 as an illegal / undecided answer).
 
-Device: CUDA runs under bf16 autocast; CPU runs fp32.
+Device and precision: CUDA runs under bf16 autocast; CPU runs fp32. Training may hold the frozen
+LM's weights in bf16 (`hold_lm_in_bf16`, TrainConfig.precision): the projector stays fp32 and its
+output tokens are cast to the LM's dtype. On CPUs with AMX a bf16 matmul is ~9x an fp32 one, so a
+training step of 128 questions runs 2.1x faster (23 -> 48 questions/s on 2 cores; bench/); P(yes)
+moves by 0.007 on average (at most 0.1), which is why evaluation stays fp32.
 """
 from __future__ import annotations
 
@@ -143,6 +147,14 @@ class VLM(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.projector.parameters()).device
+
+    def hold_lm_in_bf16(self) -> None:
+        """Cast the frozen LM to bf16 (for training; see the module docstring). On the CPU its
+        attention switches to the eager implementation: the fused CPU attention's bf16 backward
+        took 35 % of a training step on ~20-token sequences, the eager one's matmuls a few %."""
+        self.lm.model.to(torch.bfloat16)
+        if self.device.type == "cpu":
+            self.lm.model.set_attn_implementation("eager")
 
     # ------------------------------------------------------------ prompt pieces
 

@@ -58,6 +58,31 @@ def test_real_vlm_loss_trains_only_the_projector(vlm):
 
 
 @pytest.mark.integration
+def test_real_vlm_with_the_lm_held_in_bf16_gives_the_fp32_loss_and_gradient():
+    torch.manual_seed(0)
+    vlm = registry.create_vlm(TrainConfig(), "cpu")
+    feats = grids(vlm, two_images())
+    texts, answers, owner = QUESTIONS * 2, [True, True, False, False] * 2, [0] * 4 + [1] * 4
+
+    def loss_and_grad():
+        vlm.projector.zero_grad()
+        loss = vlm.loss(feats, texts, answers, owner=owner)
+        loss.backward()
+        return float(loss.detach()), torch.cat([p.grad.flatten() for p in vlm.projector.parameters()])
+
+    loss32, grad32 = loss_and_grad()
+    vlm.hold_lm_in_bf16()
+    assert all(p.dtype == torch.bfloat16 for p in vlm.lm.parameters())
+    assert all(p.dtype == torch.float32 for p in vlm.projector.parameters())   # trained in fp32
+    loss16, grad16 = loss_and_grad()
+    print("loss fp32", loss32, "bf16", loss16, "grad cosine", float(torch.cosine_similarity(grad32, grad16, 0)))
+    assert abs(loss16 - loss32) < 0.05 * max(1.0, loss32)
+    assert float(torch.cosine_similarity(grad32, grad16, 0)) > 0.95
+    p = vlm.score(feats[:1], [QUESTIONS])[0].p_yes
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+@pytest.mark.integration
 def test_gemma3_embeddings_are_scaled_and_scoring_works():
     try:
         folder = assets.lm_dir("gemma3-270m")

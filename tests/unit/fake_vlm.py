@@ -58,6 +58,7 @@ class FakeVLM(nn.Module):
         self.projector = nn.Sequential(nn.Linear(DIM, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
         self.n_tokens = cfg.image_tokens
         self.loss_calls = 0
+        self.lm_in_bf16 = False
         self.to(device)
         FakeVLM.instances.append(self)
 
@@ -78,6 +79,9 @@ class FakeVLM(nn.Module):
             features = features[torch.as_tensor(owner)]
         target = torch.tensor([float(a) for a in answers])
         return F.binary_cross_entropy_with_logits(self._logits(features, texts), target)
+
+    def hold_lm_in_bf16(self):                  # recorded only: the fake's "LM" is one embedding table
+        self.lm_in_bf16 = True
 
     @torch.no_grad()
     def score(self, features, texts_per_image, progress=None):

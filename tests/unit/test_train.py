@@ -175,6 +175,22 @@ def test_cuda_request_without_gpu_is_a_config_error():
         checkpoint.resolve_device("cuda")
 
 
+@pytest.mark.parametrize("asked, native, want", [("bf16", False, "bf16"), ("fp32", True, "fp32"),
+                                                 ("auto", True, "bf16"), ("auto", False, "fp32")])
+def test_precision_is_resolved_applied_and_recorded(asked, native, want, monkeypatch):
+    monkeypatch.setattr(checkpoint, "cpu_has_native_bf16", lambda: native)
+    run_dir = train.train(_cfg(epochs=1, precision=asked))
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["precision"] == want and ck["config"]["precision"] == asked
+    assert fake_vlm.FakeVLM.instances[-1].lm_in_bf16 == (want == "bf16")
+
+
+def test_precision_auto_is_bf16_on_cuda_and_unknown_names_are_refused():
+    assert checkpoint.resolve_precision("auto", torch.device("cuda")) == "bf16"
+    with pytest.raises(ConfigError, match="precision must be auto, bf16, fp32"):
+        _cfg(precision="fp16").validate()
+
+
 # ---------------------------------------------------------------- recipe
 
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_zero():
