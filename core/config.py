@@ -42,6 +42,7 @@ class TrainConfig:
     grad_clip: float = 1.0               # max gradient norm (0: no clipping)
     patience: int = 3                    # epochs without improvement before stopping (0: never)
     hard_negatives: int = 0              # extra "no" leaf questions per TRAIN image about its siblings
+    dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
     images_per_concept: int | None = None
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
@@ -71,6 +72,7 @@ class TrainConfig:
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)
         _check_number("grad_clip", self.grad_clip, 0, 1e6)
+        _check_number("dropout", self.dropout, 0, 0.9)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)
         if self.images_per_concept is not None:

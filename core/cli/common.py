@@ -105,6 +105,7 @@ TRAIN_HELP = {
     "grad_clip": "max gradient norm (0: no clipping)",
     "patience": "stop after this many epochs without validation improvement (0: never)",
     "hard_negatives": "extra 'no' leaf questions per training image about sibling concepts",
+    "dropout": "dropout on the projector's input features while training (0: none)",
     "max_concepts": "use a seeded subset of this many concepts",
     "images_per_concept": "use at most this many images per concept (>= 3)",
     "device": "auto | cpu | cuda",

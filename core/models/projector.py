@@ -1,5 +1,6 @@
 """The projector: the only trained part. Maps pooled image tokens (encoder dim D) to LM embeddings (H).
 
+    [Dropout(p), training only, TrainConfig.dropout] after the LayerNorm, then
     linear         LayerNorm(D) -> Linear(D, H)
     gelu-mlp       LayerNorm(D) -> Linear(D, H) -> GELU -> Linear(H, H)      (Prismatic / LLaVA-1.5 style)
     gelu-mlp-norm  gelu-mlp, each output token rescaled to `target_norm` (the LM's median word norm)
@@ -27,7 +28,8 @@ KINDS = ("linear", "gelu-mlp", "gelu-mlp-norm")
 
 
 class Projector(nn.Module):
-    def __init__(self, kind: str, in_dim: int, out_dim: int, target_norm: float, seed: int = 0):
+    def __init__(self, kind: str, in_dim: int, out_dim: int, target_norm: float, seed: int = 0,
+                 dropout: float = 0.0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"projector must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -36,6 +38,7 @@ class Projector(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.norm = nn.LayerNorm(in_dim)
+            self.drop = nn.Dropout(dropout)     # no weights: checkpoints are the same with or without
             if kind == "linear":
                 self.net = nn.Sequential(nn.Linear(in_dim, out_dim))
             else:
@@ -46,12 +49,14 @@ class Projector(nn.Module):
     def _scale_output(self, target_norm: float, probe: torch.Tensor) -> None:
         last = self.net[-1]
         last.bias.zero_()
+        mode, _ = self.training, self.eval()
         norm = self.forward(probe).norm(dim=-1).mean()
+        self.train(mode)
         last.weight.mul_(target_norm / float(norm))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., H)."""
-        out = self.net(self.norm(tokens))
+        out = self.net(self.drop(self.norm(tokens)))
         if self.kind == "gelu-mlp-norm":
             out = out * (self.target_norm / out.norm(dim=-1, keepdim=True).clamp_min(1e-6))
         return out

@@ -195,6 +195,7 @@ def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
     device = torch.device(device)
     encoder = create_encoder(cfg.encoder, device)
     lm = create_lm(cfg.lm, cfg.lm_init, device, seed=cfg.seed)
-    projector = Projector(cfg.projector, encoder.dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed)
+    projector = Projector(cfg.projector, encoder.dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed,
+                          dropout=cfg.dropout)
     return VLM(encoder, lm, projector.to(device), cfg.image_tokens, cfg.prompt)
 

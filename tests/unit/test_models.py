@@ -512,3 +512,15 @@ def test_create_vlm_wires_parts_from_the_config(monkeypatch):
     assert vlm.prefix(torch.randn(2, 16, 8)).shape == (2, 9, vlm.lm.hidden_size)
     again = registry.create_vlm(TrainConfig(projector="linear", image_tokens=9, seed=5), "cpu")
     assert torch.equal(vlm.projector.net[0].weight, again.projector.net[0].weight)
+
+
+def test_projector_dropout_acts_only_while_training_and_adds_no_weights():
+    plain, dropped = Projector("gelu-mlp", 8, 16, 1.0, seed=1), Projector("gelu-mlp", 8, 16, 1.0, seed=1, dropout=0.5)
+    assert list(plain.state_dict()) == list(dropped.state_dict())
+    assert all(torch.equal(plain.state_dict()[k], v) for k, v in dropped.state_dict().items())
+    x = torch.randn(64, 8)
+    plain.eval(), dropped.eval()
+    assert torch.equal(plain(x), dropped(x))                  # evaluation never drops
+    dropped.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(dropped(x), plain(x))           # training does
