@@ -43,6 +43,7 @@ class TrainConfig:
     patience: int = 3                    # epochs without improvement before stopping (0: never)
     hard_negatives: int = 0              # extra "no" leaf questions per TRAIN image about its siblings
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
+    grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
     images_per_concept: int | None = None
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
@@ -73,6 +74,7 @@ class TrainConfig:
         _check_number("warmup", self.warmup, 0, 0.5)
         _check_number("grad_clip", self.grad_clip, 0, 1e6)
         _check_number("dropout", self.dropout, 0, 0.9)
+        _check_int("grid_crop", self.grid_crop, 0, 64)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)
         if self.images_per_concept is not None:

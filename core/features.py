@@ -89,8 +89,9 @@ class FeatureCache:
             {"grid": grid}, tmp, metadata={"encoder": self.encoder.id, "transform": self.encoder.transform_id}))
 
 
-def image_features(vlm, items: list, progress: Progress | None = None) -> tuple[torch.Tensor, dict]:
-    """Cached encoder features of `items`, pooled to the VLM's image tokens (CPU, (N, k, D)), and
-    image id -> row."""
-    feats = FeatureCache(vlm.encoder).get(items, progress=progress, pool=vlm.n_tokens)
+def image_features(vlm, items: list, progress: Progress | None = None,
+                   whole_grid: bool = False) -> tuple[torch.Tensor, dict]:
+    """Cached encoder features of `items`, pooled to the VLM's image tokens (CPU, (N, k, D)) or, with
+    `whole_grid`, the encoder's whole grid (the VLM pools it), and image id -> row."""
+    feats = FeatureCache(vlm.encoder).get(items, progress=progress, pool=None if whole_grid else vlm.n_tokens)
     return feats, {im.id: i for i, im in enumerate(items)}

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from core import features, metrics, rundata, runs, scoring
 from core.models import checkpoint
+from core.models.encoders import crop_grid
 from core.base import ConfigError, Progress
 from core.config import TrainConfig
 
@@ -136,7 +137,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
     report = progress or (lambda f, m: None)
 
     report(0.0, "encoding images")
-    train_feats, train_row = features.image_features(vlm, data.images("train"))
+    train_feats, train_row = features.image_features(vlm, data.images("train"), whole_grid=bool(cfg.grid_crop))
+    side = math.isqrt(train_feats.shape[1])
+    if cfg.grid_crop and (side * side != train_feats.shape[1] or cfg.grid_crop > side):
+        raise ConfigError(f"grid_crop {cfg.grid_crop} does not fit encoder {cfg.encoder}'s "
+                          f"{train_feats.shape[1]}-token grid (at most {side})")
     val_feats, val_row = features.image_features(vlm, data.images("val"))
 
     now = runs.now_iso()
@@ -218,7 +223,10 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
                 rows = [train_row[train_q[i].image_id] for i in batch]
                 distinct = sorted(set(rows))
                 slot = {r: j for j, r in enumerate(distinct)}
-                feats = train_feats[distinct].to(device)
+                feats = train_feats[distinct]
+                if cfg.grid_crop:
+                    feats = crop_grid(feats, cfg.grid_crop)
+                feats = feats.to(device)
                 owner = torch.tensor([slot[r] for r in rows])
                 for group in opt.param_groups:
                     group["lr"] = lr_at(done, total_steps, cfg)

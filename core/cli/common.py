@@ -106,6 +106,8 @@ TRAIN_HELP = {
     "patience": "stop after this many epochs without validation improvement (0: never)",
     "hard_negatives": "extra 'no' leaf questions per training image about sibling concepts",
     "dropout": "dropout on the projector's input features while training (0: none)",
+    "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "
+                 "re-encoding (0: the whole grid)",
     "max_concepts": "use a seeded subset of this many concepts",
     "images_per_concept": "use at most this many images per concept (>= 3)",
     "device": "auto | cpu | cuda",

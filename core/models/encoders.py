@@ -65,6 +65,23 @@ def pool_tokens(grid: torch.Tensor, k: int) -> torch.Tensor:
     return F.adaptive_avg_pool1d(grid.transpose(1, 2), k).transpose(1, 2)
 
 
+def crop_grid(grid: torch.Tensor, side: int) -> torch.Tensor:
+    """(B, S*S, D) square token grid -> (B, side*side, D): one random side x side window per image
+    (torch's global RNG, so a resumed run draws the same windows). The cached encoder grid cropped
+    like an image would be, without running the encoder again: training-time augmentation."""
+    b, n, d = grid.shape
+    s = math.isqrt(n)
+    if s * s != n or not 1 <= side <= s:
+        raise ValueError(f"cannot crop a {side}x{side} window from a {n}-token grid "
+                         f"(needs a square grid of side >= {side})")
+    if side == s:
+        return grid
+    top, left = torch.randint(0, s - side + 1, (2, b)).tolist()
+    square = grid.view(b, s, s, d)
+    return torch.stack([square[i, t:t + side, l:l + side] for i, (t, l) in enumerate(zip(top, left))]
+                       ).reshape(b, side * side, d)
+
+
 def file_fingerprint(path: Path) -> str:
     """sha256 (first 16 hex) of a checkpoint file: the cache must not mix two files at one path."""
     h = hashlib.sha256()

@@ -524,3 +524,21 @@ def test_projector_dropout_acts_only_while_training_and_adds_no_weights():
     dropped.train()
     torch.manual_seed(0)
     assert not torch.allclose(dropped(x), plain(x))           # training does
+
+
+def test_crop_grid_takes_one_random_square_window_per_image():
+    from core.models.encoders import crop_grid
+    grid = torch.arange(2 * 81, dtype=torch.float32).view(2, 81, 1).expand(2, 81, 3)
+    torch.manual_seed(0)
+    out = crop_grid(grid, 7)
+    assert out.shape == (2, 49, 3)
+    for b in range(2):
+        idx = out[b, :, 0].long() - 81 * b
+        rows, cols = idx // 9, idx % 9
+        assert rows.max() - rows.min() == 6 and cols.max() - cols.min() == 6     # a 7x7 block
+        assert len(set(zip(rows.tolist(), cols.tolist()))) == 49
+    torch.manual_seed(0)
+    assert torch.equal(crop_grid(grid, 7), out)                                 # seeded: resumable
+    assert crop_grid(grid, 9) is grid
+    with pytest.raises(ValueError, match="cannot crop a 10x10 window from a 81-token grid"):
+        crop_grid(grid, 10)
