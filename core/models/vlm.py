@@ -264,16 +264,23 @@ class VLM(nn.Module):
         if len(texts_per_image) != features.shape[0]:
             raise ValueError(f"{features.shape[0]} images but {len(texts_per_image)} question lists")
         pairs = [(i, t) for i, texts in enumerate(texts_per_image) for t in texts]
+        # Each image's questions shortest first, so a batch holds suffixes of similar length: left
+        # padding to a batch's longest suffix is wasted work (13 % of the tokens when one image is
+        # asked every leaf of the default dataset in name order). Images stay together, so a batch
+        # still runs few distinct prefixes.
+        length = {t: len(self.lm.tokens(self.prompt.suffix(t))) for t in {t for _, t in pairs}}
+        order = sorted(range(len(pairs)), key=lambda j: (pairs[j][0], length[pairs[j][1]]))
         p_all, m_all = torch.empty(len(pairs)), torch.empty(len(pairs))
         for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
+            where = order[start:start + batch_size]
+            chunk = [pairs[j] for j in where]
             images = sorted({i for i, _ in chunk})
             row = {img: r for r, img in enumerate(images)}
             owner = torch.tensor([row[i] for i, _ in chunk], device=self.device)
             with autocast(self.device):
                 prefix = self.prefix_embeds(features[images])
                 p, m = self._score_chunk(prefix, owner, [t for _, t in chunk], share_prefix)
-            p_all[start:start + len(chunk)], m_all[start:start + len(chunk)] = p, m
+            p_all[where], m_all[where] = p, m
             if progress is not None:
                 done = start + len(chunk)
                 progress(done / len(pairs), f"scored {done}/{len(pairs)} questions")

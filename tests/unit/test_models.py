@@ -211,6 +211,17 @@ def test_scores_are_probabilities_whatever_the_batching():
     assert [len(s.p_yes) for s in vlm.score(feats, QUESTIONS)] == [3, 1, 2]
 
 
+def test_scores_come_back_in_the_order_asked_whatever_the_question_lengths():
+    vlm = tiny_vlm()
+    feats = torch.randn(2, 16, 8)
+    texts = ["Is there a dog in the image?", "Is there a very long named thing in the image?",
+             "Is there an ox in the image?", "Is there a small red garden tool in the image?"]
+    one_by_one = [[float(vlm.score(feats[i:i + 1], [[t]])[0].p_yes[0]) for t in texts] for i in range(2)]
+    together = vlm.score(feats, [texts, texts[::-1]], batch_size=3)
+    assert torch.allclose(together[0].p_yes, torch.tensor(one_by_one[0]), atol=1e-5)
+    assert torch.allclose(together[1].p_yes, torch.tensor(one_by_one[1][::-1]), atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
 def test_image_tokens_never_come_first(arch):
     """Position 0 is the LM's attention sink: the image goes after the start tokens + "Image:"."""
