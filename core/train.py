@@ -14,6 +14,11 @@ accuracy on the VAL questions the condition keeps) is kept apart; training stops
 `patience` epochs without improvement. `train(cfg, run_dir=same)` resumes from the last save,
 also from the middle of an epoch when the run was cancelled there.
 
+TrainConfig.precision may hold the frozen LM in bf16 while training (auto: on CUDA and on CPUs with
+AMX / AVX512-BF16); the checkpoint records which ("precision"), and evaluation scores in fp32.
+TrainConfig.dropout and grid_crop regularise the projector (input dropout; a random window of the
+cached encoder grid per image and step).
+
 The data comes from core.rundata.prepare and the model from core.models.checkpoint, which
 evaluation and prediction use too, so all three see exactly the same data and model.
 """
