@@ -1,0 +1,63 @@
+"""`python -m bench.runs_table [RUN ...]`: one markdown row per training run, for comparing recipes.
+
+Per run: concepts, image tokens, the precision it trained in, seed, the options that differ from the
+defaults, training minutes, validation leaf accuracy per epoch (the learning curve), and from its
+evaluations the test leaf accuracy, per-concept leaf F1, seen per-category macro-F1 and, where
+`taxolens evaluate RUN --split S --leaf-ranking N` was run, the every-leaf ranking (top-5 / median
+rank). With no RUN, every run under the runs directory.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import runs
+from core.config import TrainConfig
+
+SHOWN = {"max_concepts", "image_tokens", "precision", "seed", "dataset", "device", "condition"}
+
+
+def row(info: runs.RunInfo) -> str:
+    ck, cfg = info.checkpoint, info.config
+    epochs = ck.get("metrics") or []
+    defaults = TrainConfig().to_dict()
+    other = ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k not in SHOWN and v != defaults[k])
+    minutes = sum(m.get("train_seconds") or 0 for m in epochs) / 60
+    curve = " ".join(f"{m['val_leaf_accuracy']:.2f}" for m in epochs if m.get("val_leaf_accuracy") is not None)
+    cells = [info.run_id, str(cfg.max_concepts or ck.get("dataset", {}).get("summary", {}).get("concepts", "all")),
+             str(cfg.image_tokens), ck.get("precision", "fp32"), str(cfg.seed), other or "–", f"{minutes:.1f}", curve]
+    test = runs.read_json(runs.eval_dir(info.path, "test") / runs.METRICS_JSON) \
+        if (runs.eval_dir(info.path, "test") / runs.METRICS_JSON).is_file() else None
+    if test:
+        cells += [f"{test['leaf']['accuracy']:.3f}", f"{test['leaf']['concept_macro_f1']:.3f}",
+                  f"{test['hypernym']['seen']['category_macro_f1']:.3f}"]
+    else:
+        cells += ["–"] * 3
+    ranked = []
+    for split in runs.SPLITS:
+        path = runs.eval_dir(info.path, split) / runs.RANKING_FILE
+        if path.is_file():
+            r = runs.read_json(path)
+            ranked.append(f"{split} {r['images']}: {r['top5']:.2f} / {r['median_rank']} of {r['vocabulary']}")
+    return "| " + " | ".join(cells + ["; ".join(ranked) or "–"]) + " |"
+
+
+HEADER = ("| run | concepts | k | precision | seed | other options | train min | val leaf acc per epoch | "
+          "test leaf acc | test leaf F1 (per concept) | test seen category macro-F1 | ranking top-5 / median rank |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="*", metavar="RUN", help="run ids or directories (default: all)")
+    args = ap.parse_args(argv)
+    found = [runs.load_run(r) for r in args.runs] if args.runs else \
+        [i for i in runs.list_runs() if i.checkpoint]
+    print(HEADER)
+    for info in found:
+        print(row(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
