@@ -499,7 +499,7 @@ def register(sub) -> None:
     rsub = p.add_subparsers(dest="results_command", metavar="COMMAND", required=True)
     r = rsub.add_parser("report", help="regenerate the results report (markdown)",
                         description="Per setting and condition: seen / unseen per-category macro-F1 "
-                                    "with 95%% t-CIs over seeds, chance, leaf numbers, baselines, LM "
+                                    "with 95 % t-CIs over seeds, chance, leaf numbers, baselines, LM "
                                     "probes, and per run its device, training time and git commit.")
     r.add_argument("--out", default=str(paths.ROOT / "docs" / "results.md"),
                    help="markdown file to write (default: docs/results.md)")
