@@ -292,7 +292,7 @@ def describe_setting(key: tuple) -> str:
              "epochs"}
     extra = [f"{k}={v}" for k, v in sorted(d.items()) if k not in shown and v != defaults.get(k)]
     return (f"{d.get('dataset')} ({subset}) · {d.get('encoder')} + {d.get('lm')} · {d.get('projector')}, "
-            f"{d.get('image_tokens')} tokens · {d.get('epochs')} epochs" + (" · " + ", ".join(extra) if extra else ""))
+            f"{d.get('image_tokens')} token{'' if d.get('image_tokens') == 1 else 's'} · {d.get('epochs')} epochs" + (" · " + ", ".join(extra) if extra else ""))
 
 
 def settings(rows: list[dict]) -> list[tuple]:
