@@ -17,6 +17,15 @@ from core import features, train
 from core.models import checkpoint
 
 
+def timed_path(step, batches, flops: float, batch_size: int, peak: float, device) -> dict:
+    """Median seconds of `step` over `batches`, and what follows from it and the FLOPs of a step."""
+    seconds = sorted(timed(lambda b=b: step(b), device)[1] for b in batches)
+    per_step = seconds[len(seconds) // 2]
+    return {"seconds_per_step": per_step, "examples_per_s": batch_size / per_step,
+            "flops_per_example": flops / batch_size, "achieved_flops": flops / per_step,
+            "fraction_of_peak": flops / per_step / peak}
+
+
 def run(vlm, data, device, batch_size: int = 16, steps: int = 3) -> dict:
     questions = data.training_questions()
     batches = train.epoch_batches(questions, batch_size, seed=0, epoch=0)[:steps + 1]
@@ -47,21 +56,14 @@ def run(vlm, data, device, batch_size: int = 16, steps: int = 3) -> dict:
         with counter:                                   # also the warm-up step
             step(batches[0], shared)
         flops = counter.get_total_flops()
-        seconds = [timed(lambda b=b: step(b, shared), device)[1] for b in batches[1:]]
-        per_step = sorted(seconds)[len(seconds) // 2]   # median
-        out[name] = {"seconds_per_step": per_step, "examples_per_s": batch_size / per_step,
-                     "flops_per_example": flops / batch_size, "achieved_flops": flops / per_step,
-                     "fraction_of_peak": flops / per_step / peak}
+        out[name] = timed_path(lambda b: step(b, shared), batches[1:], flops, batch_size, peak, device)
     if checkpoint.resolve_precision("auto", device) == "bf16":
         vlm.hold_lm_in_bf16()
         bf16_peak = matmul_peak(device, dtype=torch.bfloat16)
         step(batches[0], True)                          # warm-up in the new dtype
-        seconds = [timed(lambda b=b: step(b, True), device)[1] for b in batches[1:]]
-        per_step = sorted(seconds)[len(seconds) // 2]
         flops = out["shared_prefix"]["flops_per_example"] * batch_size
-        out["shared_prefix_bf16"] = {"seconds_per_step": per_step, "examples_per_s": batch_size / per_step,
-                                     "flops_per_example": flops / batch_size, "achieved_flops": flops / per_step,
-                                     "fraction_of_peak": flops / per_step / bf16_peak}
+        out["shared_prefix_bf16"] = timed_path(lambda b: step(b, True), batches[1:], flops, batch_size,
+                                               bf16_peak, device)
         out["bf16_matmul_peak_flops"] = bf16_peak
         out["bf16_speedup"] = out["shared_prefix_bf16"]["examples_per_s"] / out["shared_prefix"]["examples_per_s"]
     vlm.projector.eval()

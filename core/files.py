@@ -24,7 +24,7 @@ MAX_TABLE_BYTES = 64 * MB
 
 class FileReadError(ValueError):
     """A user-supplied file that cannot be read safely. `kind` is one of missing, folder, special,
-    too_big, unreadable; `reason` says it in words (without the path)."""
+    too_big, unreadable, invalid_json; `reason` says it in words (without the path)."""
 
     def __init__(self, path: Path, kind: str, reason: str):
         super().__init__(f"{path}: {reason}")
@@ -85,6 +85,16 @@ def read_text(path: str | os.PathLike, max_bytes: int, encoding: str = "utf-8") 
     except UnicodeDecodeError as exc:
         raise FileReadError(Path(path), "unreadable", f"is not {encoding} text ({exc.reason} at byte "
                                                       f"{exc.start})") from None
+
+
+def read_json(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES):
+    """read_text parsed as JSON; invalid JSON is a FileReadError too (kind "invalid_json")."""
+    import json
+
+    try:
+        return json.loads(read_text(path, max_bytes))
+    except json.JSONDecodeError as exc:
+        raise FileReadError(Path(path), "invalid_json", str(exc)) from None
 
 
 def _size(n: int) -> str:

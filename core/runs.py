@@ -66,13 +66,11 @@ MAX_TENSOR_BYTES = 4 << 30       # a projector is megabytes; the cap only stops 
 def read_json(path: Path) -> Any:
     path = Path(path)
     try:   # regular files only, through a cap: a run folder may come from anywhere
-        return json.loads(files.read_text(path, MAX_JSON_BYTES))
+        return files.read_json(path, MAX_JSON_BYTES)
     except files.FileReadError as exc:
         if exc.kind == "missing":
             raise RunError(f"missing file {path}") from None
         raise RunError(f"{path} is not valid JSON ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path} is not valid JSON ({exc})") from None
 
 
 def save_tensors(path: Path, tensors: dict, metadata: dict[str, str] | None = None) -> str:

@@ -143,10 +143,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
 
     report(0.0, "encoding images")
     train_feats, train_row = features.image_features(vlm, data.images("train"), whole_grid=bool(cfg.grid_crop))
-    side = math.isqrt(train_feats.shape[1])
-    if cfg.grid_crop and (side * side != train_feats.shape[1] or cfg.grid_crop > side):
-        raise ConfigError(f"grid_crop {cfg.grid_crop} does not fit encoder {cfg.encoder}'s "
-                          f"{train_feats.shape[1]}-token grid (at most {side})")
+    if cfg.grid_crop:
+        try:    # crop_grid's own check, before the first step rather than at it
+            crop_grid(train_feats[:1], cfg.grid_crop)
+        except ValueError as exc:
+            raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
     val_feats, val_row = features.image_features(vlm, data.images("val"))
 
     now = runs.now_iso()

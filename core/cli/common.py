@@ -142,13 +142,11 @@ def read_json_object(path, what: str) -> dict:
     regular file through a cap (a FIFO or /dev/zero would hang or eat memory); ConfigError else."""
     from core import files
     try:
-        value = json.loads(files.read_text(path, files.MAX_JSON_BYTES))
+        value = files.read_json(path)
     except files.FileReadError as exc:
         if exc.kind == "missing":
             raise ConfigError(f"{what} {path} does not exist") from None
         raise ConfigError(f"{what} {path} is not readable JSON ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not readable JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ConfigError(f"{what} {path} must hold a JSON object")
     return value

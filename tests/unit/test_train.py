@@ -259,5 +259,5 @@ def test_old_checkpoint_format_is_refused():
 def test_grid_crop_trains_on_windows_and_refuses_a_window_larger_than_the_grid():
     run_dir = train.train(_cfg(epochs=1, grid_crop=1))            # the fake encoder's grid is 2 x 2
     assert json.loads(runs.checkpoint_json(run_dir).read_text())["status"] == "finished"
-    with pytest.raises(ConfigError, match="grid_crop 3 does not fit encoder efficientnet-lite2's 4-token grid"):
+    with pytest.raises(ConfigError, match="grid_crop does not fit encoder efficientnet-lite2: cannot crop a 3x3 window from a 4-token grid"):
         train.train(_cfg(epochs=1, grid_crop=3))
