@@ -64,6 +64,10 @@ def train_form(ds) -> None:
             help="extra 'no' leaf questions per training image about concepts of its own category "
                  "(0 = one random negative only, as in the paper); validation and test questions "
                  "are the same either way")
+        fresh_negatives = c3.checkbox(
+            "Fresh negatives each epoch", defaults.fresh_negatives,
+            help="ask a new random draw of 'no' leaf questions every epoch (the same number of "
+                 "questions), so the projector cannot memorise one wrong concept per image")
         with st.expander("Augmentation, subset, device"):
             c1, c2, c3 = st.columns(3)
             dropout = c1.number_input("Input dropout", 0.0, 0.9, defaults.dropout, step=0.1,
@@ -87,7 +91,8 @@ def train_form(ds) -> None:
         seeds = parse_seeds(seeds_text)
         configs = [TrainConfig(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector,
                                image_tokens=int(image_tokens), prompt=prompt,
-                               hard_negatives=int(hard_negatives), dropout=float(dropout),
+                               hard_negatives=int(hard_negatives),
+                               fresh_negatives=bool(fresh_negatives), dropout=float(dropout),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,

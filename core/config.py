@@ -42,6 +42,7 @@ class TrainConfig:
     grad_clip: float = 1.0               # max gradient norm (0: no clipping)
     patience: int = 3                    # epochs without improvement before stopping (0: never)
     hard_negatives: int = 0              # extra "no" leaf questions per TRAIN image about its siblings
+    fresh_negatives: bool = False        # redraw the random "no" leaf questions every epoch
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
@@ -73,6 +74,8 @@ class TrainConfig:
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)
         _check_number("grad_clip", self.grad_clip, 0, 1e6)
+        if not isinstance(self.fresh_negatives, bool):
+            raise ConfigError(f"fresh_negatives must be true or false, got {self.fresh_negatives!r}")
         _check_number("dropout", self.dropout, 0, 0.9)
         _check_int("grid_crop", self.grid_crop, 0, 64)
         if self.max_concepts is not None:

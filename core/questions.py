@@ -96,7 +96,7 @@ def _looks_plural(word: str) -> bool:
 # --- questions ---------------------------------------------------------------------------------
 
 def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, seed: int,
-                    negatives: int = 1, hard_negatives: int = 0) -> list[Question]:
+                    negatives: int = 1, hard_negatives: int = 0, draw: int = 0) -> list[Question]:
     """Leaf and hypernym questions for `images` (ImageItems of `ds`).
 
     labeling: concept -> concept whose name and categories the image is given (None = identity).
@@ -105,6 +105,9 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
     hard_negatives: further "no" leaf questions per image about its siblings (concepts in the shown
     concept's most specific category; then any category it shares), drawn from their own seeded
     generator so the other questions are the same with or without them.
+    draw: which draw of the random "no" leaf questions (0: the usual one). Draw d > 0 takes them
+    from a generator seeded by (seed, image id, d), so training can ask new ones every epoch while
+    every other question, and the count of each kind, stays the same.
     """
     for name, value in (("negatives", negatives), ("hard_negatives", hard_negatives)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -128,6 +131,8 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
         questions.append(Question(item.id, item.concept, "leaf", shown, leaf_text[shown], True))
         others = [c for c in concepts if c != shown and ds.concepts[c].label != shown_label]
         drawn = rng.sample(others, min(negatives, len(others)))
+        if draw:    # after the usual draw, so the hypernym negatives below do not change with it
+            drawn = random.Random(f"{seed}:{item.id}:draw{draw}").sample(others, len(drawn))
         for other in drawn:
             questions.append(Question(item.id, item.concept, "leaf", other, leaf_text[other], False))
 

@@ -28,13 +28,19 @@ class RunData:
     deprivation: "conditions.Deprivation"
     questions: dict[str, list]                     # split -> ALL its questions (nothing removed)
     table_sha256: str
+    config: TrainConfig | None = None
 
     def images(self, split: str) -> list:
         return [im for im in self.dataset.images if self.split[im.id] == split]
 
-    def training_questions(self) -> list:
-        """TRAIN questions the condition keeps (removed (concept, category) pairs dropped)."""
-        return [q for q in self.questions["train"] if self.deprivation.keeps(q)]
+    def training_questions(self, epoch: int = 0) -> list:
+        """TRAIN questions the condition keeps (removed (concept, category) pairs dropped). With
+        `fresh_negatives`, epoch e > 0 asks a new random draw of "no" leaf questions; the number of
+        questions of each kind is the same every epoch."""
+        asked = self.questions["train"]
+        if epoch and self.config is not None and self.config.fresh_negatives:
+            asked = _questions(self.dataset, self.images("train"), self.deprivation, self.config, "train", draw=epoch)
+        return [q for q in asked if self.deprivation.keeps(q)]
 
 
 def check(cfg: TrainConfig) -> TrainConfig:
@@ -58,15 +64,18 @@ def prepare(cfg: TrainConfig) -> RunData:
     dep = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
     # Hard (sibling) negatives only shape training; val and test keep one random negative, so
     # every run is measured on the same questions.
-    qs = {name: questions.build_questions(ds, [im for im in ds.images if split[im.id] == name],
-                                          dep.labeling, cfg.seed,
-                                          hard_negatives=cfg.hard_negatives if name == "train" else 0)
+    qs = {name: _questions(ds, [im for im in ds.images if split[im.id] == name], dep, cfg, name)
           for name in runs.SPLITS}
-    data = RunData(ds, split, dep, qs, table_sha)
+    data = RunData(ds, split, dep, qs, table_sha, cfg)
     if not data.training_questions():
         raise ConfigError(f"no training questions left for dataset '{cfg.dataset}' under condition "
                           f"'{cfg.condition}'")
     return data
+
+
+def _questions(ds, images: list, dep, cfg: TrainConfig, split: str, draw: int = 0) -> list:
+    return questions.build_questions(ds, images, dep.labeling, cfg.seed, draw=draw,
+                                     hard_negatives=cfg.hard_negatives if split == "train" else 0)
 
 
 def load_subset(cfg: TrainConfig) -> tuple["datasets.Dataset", str]:

@@ -215,6 +215,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
             if done >= total_steps:
                 break
             t0, seconds_before = time.perf_counter(), state["partial_seconds"]   # > 0 when resuming mid-epoch
+            if cfg.fresh_negatives:
+                train_q = data.training_questions(epoch)
             batches = epoch_batches(train_q, cfg.batch_size, cfg.seed, epoch)
             vlm.projector.train()
             for step in range(state["step"], steps_per_epoch):

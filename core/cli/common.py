@@ -105,6 +105,7 @@ TRAIN_HELP = {
     "grad_clip": "max gradient norm (0: no clipping)",
     "patience": "stop after this many epochs without validation improvement (0: never)",
     "hard_negatives": "extra 'no' leaf questions per training image about sibling concepts",
+    "fresh_negatives": "ask a new random draw of 'no' leaf questions every epoch (same count)",
     "dropout": "dropout on the projector's input features while training (0: none)",
     "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "
                  "re-encoding (0: the whole grid)",
@@ -127,6 +128,11 @@ def add_train_options(p: argparse.ArgumentParser, config_file: bool = True) -> N
                        help="start from this config.json (options below override it)")
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
+        if str(f.type) == "bool":
+            g.add_argument("--" + f.name.replace("_", "-"), dest=TRAIN_DEST + f.name,
+                           action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=f"{TRAIN_HELP[f.name]} (default: {getattr(defaults, f.name)})")
+            continue
         g.add_argument("--" + f.name.replace("_", "-"), dest=TRAIN_DEST + f.name, type=_FIELD_TYPES[str(f.type)],
                        default=argparse.SUPPRESS, metavar=f.name.upper(),
                        help=f"{TRAIN_HELP[f.name]} (default: {getattr(defaults, f.name)})")

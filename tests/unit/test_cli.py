@@ -185,6 +185,10 @@ def test_train_flags_come_from_every_trainconfig_field():
     assert set(common.TRAIN_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
     args = cli.build_parser().parse_args(["train", "--max-steps", "3", "--lm-init", "random"])
     assert common.train_overrides(args) == {"max_steps": 3, "lm_init": "random"}
+    on = cli.build_parser().parse_args(["train", "--fresh-negatives"])           # a bool field: a switch
+    off = cli.build_parser().parse_args(["train", "--no-fresh-negatives"])
+    assert common.train_overrides(on) == {"fresh_negatives": True}
+    assert common.train_overrides(off) == {"fresh_negatives": False}
 
 
 def test_data_and_assets_are_subcommands(data_dir, capsys):

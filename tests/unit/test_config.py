@@ -34,6 +34,12 @@ def test_float_fields_accept_their_range():
         TrainConfig(lr=0.0).validate()                       # the open end stays open
 
 
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_fresh_negatives_must_be_a_bool(value):
+    with pytest.raises(ConfigError, match="fresh_negatives must be true or false"):
+        TrainConfig(fresh_negatives=value).validate()
+
+
 @pytest.fixture
 def tiny(data_dir, monkeypatch):
     real_load = datasets.load_dataset

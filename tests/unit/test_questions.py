@@ -191,3 +191,18 @@ def test_split_bad_fractions(fractions):
 def test_split_without_val():
     splits = split_images(tiny_dataset(images_per_concept=5), seed=0, fractions=(0.8, 0.0, 0.2))
     assert Counter(splits.values()) == {"train": 48, "test": 12}
+
+
+def test_a_new_draw_changes_only_the_random_leaf_negatives(ds):
+    first = by_image(build_questions(ds, ds.images, None, seed=3))
+    again = by_image(build_questions(ds, ds.images, None, seed=3, draw=2))
+    assert again == by_image(build_questions(ds, ds.images, None, seed=3, draw=2))    # deterministic
+    changed = 0
+    for image_id, qs in first.items():
+        fixed = [q for q in qs if q.kind == "hypernym" or q.answer]
+        assert [q for q in again[image_id] if q.kind == "hypernym" or q.answer] == fixed
+        old = [q for q in qs if q.kind == "leaf" and not q.answer]
+        new = [q for q in again[image_id] if q.kind == "leaf" and not q.answer]
+        assert len(new) == len(old) and all(q.target != q.concept for q in new)
+        changed += old != new
+    assert changed > len(first) // 3          # a new draw, not the same negatives again

@@ -261,3 +261,23 @@ def test_grid_crop_trains_on_windows_and_refuses_a_window_larger_than_the_grid()
     assert json.loads(runs.checkpoint_json(run_dir).read_text())["status"] == "finished"
     with pytest.raises(ConfigError, match="grid_crop does not fit encoder efficientnet-lite2: cannot crop a 3x3 window from a 4-token grid"):
         train.train(_cfg(epochs=1, grid_crop=3))
+
+
+def test_fresh_negatives_ask_new_leaf_negatives_every_epoch(monkeypatch):
+    plain, fresh = rundata.prepare(_cfg()), rundata.prepare(_cfg(fresh_negatives=True))
+    assert fresh.training_questions(0) == plain.training_questions()
+    assert fresh.training_questions(1) != fresh.training_questions(0)
+    assert len(fresh.training_questions(1)) == len(fresh.training_questions(0))
+    assert plain.training_questions(1) == plain.training_questions(0)    # off: the same every epoch
+    seen = {}
+    real = train.epoch_batches
+
+    def spy(questions, batch_size, seed, epoch):
+        seen[epoch] = sorted((q.image_id, q.target) for q in questions if q.kind == "leaf" and not q.answer)
+        return real(questions, batch_size, seed, epoch)
+
+    monkeypatch.setattr(train, "epoch_batches", spy)
+    run_dir = train.train(_cfg(epochs=2, fresh_negatives=True))
+    assert seen[0] != seen[1] and len(seen[0]) == len(seen[1])
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["config"]["fresh_negatives"] is True and ck["status"] == "finished"
