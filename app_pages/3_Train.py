@@ -121,7 +121,8 @@ def sweep_form() -> None:
     with st.form("sweep_form"):
         st.markdown("The **paper** preset: the paper's random ablation at r ∈ {0, .25, .5, .75, 1}, "
                     "systematic 10 and 20 categories, cross and within shuffles alone and with r = .5, "
-                    "each × 3 seeds; the random-init LM at every r; the majority baseline; and the LM "
+                    "each × 3 seeds; the random-init LM at every r; the majority and image-probe baselines (the "
+                    "image side alone: a linear probe on the encoder's features); and the LM "
                     "probe (what the LM alone knows about the dataset's categories).")
         scale = st.selectbox("Scale", list(sweeps.SCALES), index=list(sweeps.SCALES).index(sweeps.DEFAULT_SCALE),
                              format_func=lambda s: f"{s}: " + ", ".join(f"{k}={v}" for k, v in sweeps.SCALES[s].items()),

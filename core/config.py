@@ -16,6 +16,9 @@ from core.base import ConfigError  # noqa: F401  (core.config.ConfigError is the
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+# What a run is compared with (core.evaluate.baseline): the majority answer per question kind, and
+# a linear probe on the encoder's features with no LM (core.image_probe).
+BASELINES = ("majority", "image-probe")
 
 
 @dataclass

@@ -4,6 +4,8 @@
     leaf_ranking(run_dir, split="test", images=N)    every leaf asked of each image, as Predict does:
                                                      the true leaf's rank (top-1 / top-5) -> ranking.json
     baseline("majority", cfg) -> metrics             the majority answer per question kind (from TRAIN)
+    baseline("image-probe", cfg) -> metrics          a linear probe on the encoder's features, no LM
+                                                     (core.image_probe): the image side's ceiling
 
 Both write the same two files to <dir>/eval/<split>/: questions.csv (one row per question) and
 metrics.json (core.metrics.summarize plus what was evaluated). The random-init LM control is not a
@@ -24,9 +26,8 @@ from pathlib import Path
 from core import conditions, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint
 from core.base import ConfigError
-from core.config import TrainConfig
+from core.config import BASELINES, TrainConfig
 
-BASELINES = ("majority",)
 RANKING_FILE = runs.RANKING_FILE
 
 
@@ -105,13 +106,20 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     rundata.check(cfg)
     report = progress or (lambda f, m: None)
     data = rundata.prepare(cfg)
-    test_q = data.questions["test"]
-    rows = _majority_rows(data, test_q)
+    about = {"kind": kind, "split": "test", "config": cfg.to_dict()}
+    if kind == "image-probe":
+        from core import image_probe
+        from core.models import registry
+        report(0.0, "loading the image encoder")
+        probe = image_probe.fit(data, registry.create_encoder(cfg.encoder), cfg.seed, progress=report)
+        rows = probe.rows(data, "test")
+        about.update(thresholds=probe.thresholds, ranking=probe.ranking(data, "test"))
+    else:
+        rows = _majority_rows(data, data.questions["test"])
     if out_dir is None:   # one folder per (kind, config): rerunning the same baseline replaces it
         digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
         out_dir = runs.baseline_dir(kind, cfg, digest)
         runs.write_json(Path(out_dir) / runs.CONFIG_JSON, {"baseline": kind, **cfg.to_dict()})
-    about = {"kind": kind, "split": "test", "config": cfg.to_dict()}
     result = _write(runs.eval_dir(out_dir, "test"), rows, about)
     report(1.0, "done")
     return result

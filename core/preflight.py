@@ -18,9 +18,8 @@ left to that machine.
 from __future__ import annotations
 
 from core.base import ConfigError
-from core.config import TrainConfig
+from core.config import BASELINES, TrainConfig
 
-BASELINES = ("majority",)     # = core.evaluate.BASELINES, without importing torch
 
 
 def check_device(device: str, here: bool = True) -> None:
@@ -63,13 +62,17 @@ def check_train(cfg: TrainConfig, here: bool = True):
 
 
 def check_baseline(kind: str, cfg: TrainConfig, here: bool = True):
-    """A baseline's config and data (the majority baseline loads no model); returns its RunData."""
+    """A baseline's config and data, and the encoder's weights for the image probe (the majority
+    baseline loads no model); returns its RunData."""
     from core import rundata
 
     if kind not in BASELINES:
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
     check_config(cfg, here)
-    return rundata.prepare(cfg)
+    data = rundata.prepare(cfg)
+    if kind == "image-probe":
+        check_weights(cfg.encoder, None, here)
+    return data
 
 
 def check_probe(lm: str, dataset: str, lm_init: str = "pretrained", seed: int = 0, device: str = "auto",

@@ -324,7 +324,7 @@ def probes_for(rows: list[dict], lm: str | None, dataset: str | None) -> list[di
 
 def series_name(row: Mapping) -> str:
     if row["kind"] == "baseline":
-        return {"majority": "majority"}.get(row["baseline"], str(row["baseline"]))
+        return {"majority": "majority", "image-probe": "image probe (no LM)"}.get(row["baseline"], str(row["baseline"]))
     if row["kind"] == "probe":
         return f"LM probe ({row.get('lm')})"
     return "random-init LM" if row.get("lm_init") == "random" else "pretrained LM"

@@ -15,7 +15,7 @@ from core import paths
 from core.base import ConfigError
 from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options,
                              config_from, emit, headline, one_line)
-from core.config import TrainConfig, number_arg
+from core.config import BASELINES, TrainConfig, number_arg
 
 
 
@@ -407,10 +407,13 @@ def register(sub) -> None:
     p.add_argument("--lm", help="fail unless the run was trained with this LM")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("baseline", help="the majority baseline for a config",
-                       description="The majority answer per question kind (from the TRAIN questions) "
-                                   "on the test questions of a config. What the LM alone knows: probe-lm.")
-    p.add_argument("kind", choices=("majority",))
+    p = sub.add_parser("baseline", help="the majority or image-probe baseline for a config",
+                       description="majority: the majority answer per question kind (from the TRAIN "
+                                   "questions) on the test questions of a config. image-probe: a linear "
+                                   "probe on the encoder's features (no LM), trained on the TRAIN images, "
+                                   "thresholds chosen on VAL: how well the image side alone answers the "
+                                   "leaf questions. What the LM alone knows: probe-lm.")
+    p.add_argument("kind", choices=BASELINES)
     add_train_options(p)
     p.set_defaults(func=cmd_baseline)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.base import ConfigError, Progress
-from core.config import TrainConfig
+from core.config import BASELINES, TrainConfig
 
 PLUGINS_ENV = "TAXOLENS_JOB_PLUGINS"
 
@@ -259,7 +259,6 @@ register(JobKind("evaluate", _evaluate_validate, _evaluate_execute,
 
 # -- baseline ------------------------------------------------------------------------------------
 
-BASELINES = ("majority",)
 
 
 def _baseline_validate(spec: dict) -> dict:

@@ -71,8 +71,9 @@ def preset(name: str, scale: str = DEFAULT_SCALE) -> dict:
         # Control: the same architecture with a random-init (frozen) LM brings no taxonomic
         # knowledge, so whatever it does on unseen pairs comes from the images and the training.
         {"conditions": ["random"], "ratios": ratios, "lm_inits": ["random"], "seeds": seeds},
-        # The majority floor on the same test questions.
-        {"kind": "baseline", "baselines": ["majority"], "conditions": ["none"], "seeds": seeds},
+        # The majority floor on the same test questions, and the image side's ceiling on them: a
+        # linear probe on the encoder's features, no LM.
+        {"kind": "baseline", "baselines": ["majority", "image-probe"], "conditions": ["none"], "seeds": seeds},
     ]
     if scale != "smoke":   # the probe reads the whole dataset: minutes, not the seconds smoke is for
         grids.append({"kind": "probe", "seeds": [0]})       # what the LM alone knows, per category

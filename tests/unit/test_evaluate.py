@@ -96,7 +96,7 @@ def test_majority_baseline_by_hand(tmp_path):
 
 
 def test_unknown_baseline():
-    with pytest.raises(ConfigError, match="baseline must be one of majority, got 'oracle'"):
+    with pytest.raises(ConfigError, match="baseline must be one of majority, image-probe, got 'oracle'"):
         evaluate.baseline("oracle", _cfg())
     with pytest.raises(ConfigError, match="got 'lm_only'"):      # replaced by core.probe (probe-lm)
         evaluate.baseline("lm_only", _cfg())

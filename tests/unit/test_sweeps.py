@@ -24,10 +24,10 @@ def test_paper_preset_is_the_papers_grid_for_three_seeds():
     assert _conditions(jobs, lm_init="random") == {c: 3 for c in ratios}     # the control at every r
     baselines = Counter((j["spec"]["baseline"], j["spec"]["config"]["seed"]) for j in jobs
                         if j["kind"] == "baseline")
-    assert baselines == {("majority", s): 1 for s in (0, 1, 2)}
+    assert baselines == {(kind, s): 1 for kind in ("majority", "image-probe") for s in (0, 1, 2)}
     probes = [j["spec"] for j in jobs if j["kind"] == "probe"]
     assert probes == [{"lm": "smollm2-135m", "dataset": "concepts", "lm_init": "pretrained", "seed": 0}]
-    assert len(jobs) == 33 + 15 + 3 + 1
+    assert len(jobs) == 33 + 15 + 6 + 1
     assert all(j["spec"]["config"]["max_concepts"] == sweeps.SCALES["cpu"]["max_concepts"]
                for j in jobs if j["kind"] != "probe")
 

@@ -1,0 +1,68 @@
+"""core.image_probe on the tiny dataset with concept-dependent fake features: the probe learns the
+leaves, answers hypernyms only through memberships training asserted, and picks thresholds on VAL."""
+import pytest
+
+import fake_vlm
+from core import evaluate, image_probe, rundata
+from core.config import TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+
+
+def _cfg(**kw):
+    return TrainConfig(**{"dataset": "tiny", "seed": 0, "device": "cpu", **kw})
+
+
+def test_best_threshold_maximises_accuracy():
+    assert image_probe.best_threshold([]) == 0.5
+    t = image_probe.best_threshold([(0.1, False), (0.2, False), (0.7, True), (0.9, True)])
+    assert 0.2 < t < 0.7
+    t = image_probe.best_threshold([(0.3, True), (0.3, True), (0.1, False)])      # ties stay together
+    assert 0.1 < t < 0.3
+    assert image_probe.best_threshold([(0.5, True), (0.6, True)]) < 0.5               # all yes
+    assert image_probe.best_threshold([(0.5, False), (0.6, False)]) > 0.6             # all no
+
+
+def test_probe_learns_leaves_from_the_encoder_alone():
+    data = rundata.prepare(_cfg())
+    probe = image_probe.fit(data, encoder=None)
+    ranking = probe.ranking(data, "test")
+    assert ranking["top1"] >= 0.9 and ranking["vocabulary"] == len(data.dataset.concepts)
+    rows = probe.rows(data, "test")
+    leaf = [r for r in rows if r["kind"] == "leaf"]
+    right = [(r["p_yes"] > 0.5) == (r["answer"] in (True, "True")) for r in leaf]
+    assert leaf and sum(right) >= 0.85 * len(leaf)          # chance: 0.5
+    # hypernyms through memberships training showed: "Is there a mammal?" gets the probability
+    # of every concept training asked "Is there a mammal?" about, and answered yes
+    shown_as_mammal = {q.concept for q in data.training_questions()
+                       if q.kind == "hypernym" and q.target == "mammal" and q.answer}
+    assert probe.members["mammal"] == shown_as_mammal == {"dog", "cat", "squirrel"}
+    items = data.images("test")
+    probs = probe.probabilities(items)
+    row = {im.id: i for i, im in enumerate(items)}
+    qs, scores = probe.question_scores(data, "test")
+    checked = 0
+    for q, s in zip(qs, scores):
+        if q.kind == "hypernym" and q.target == "mammal":
+            want = sum(float(probs[row[q.image_id], probe.concepts.index(c)]) for c in shown_as_mammal)
+            assert s == pytest.approx(want, abs=1e-6)
+            checked += 1
+    assert checked
+
+def test_under_full_ablation_the_probe_knows_no_category():
+    data = rundata.prepare(_cfg(condition="random:1"))
+    probe = image_probe.fit(data, encoder=None)
+    assert probe.members == {}                                   # training asked no hypernym question
+    qs, scores = probe.question_scores(data, "test")
+    assert all(s == 0.0 for q, s in zip(qs, scores) if q.kind == "hypernym")
+
+
+def test_image_probe_baseline_writes_metrics_with_its_ranking(tmp_path):
+    m = evaluate.baseline("image-probe", _cfg(), out_dir=tmp_path / "probe")
+    assert m["kind"] == "image-probe" and m["leaf"]["accuracy"] >= 0.85
+    assert m["ranking"]["top1"] >= 0.9 and set(m["thresholds"]) == {"leaf", "hypernym"}
+    assert (tmp_path / "probe" / "eval" / "test" / "questions.csv").is_file()
