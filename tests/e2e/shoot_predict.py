@@ -1,0 +1,101 @@
+"""Predict on held-out images of the real data dir, in the browser, to look at (not a test: run it by hand).
+
+    python tests/e2e/shoot_predict.py [--images 5] [--out artifacts/predict]
+
+Picks N test-split images of the default checkpoint's own split (one per category, in name order,
+so none was trained on), starts the app the way `make app` does, uploads them to Predict in headless
+Chromium (Playwright) and saves one full-page screenshot, plus predictions.txt: each image's true
+concept and the page's best guess, and the upload -> last chain time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+
+
+def held_out_images(n: int) -> list:
+    """n test-split images of the default checkpoint's split, from n different first categories."""
+    from core import paths, rundata, runs
+    from core.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(runs.read_json(paths.SHIPPED_CHECKPOINT / runs.CONFIG_JSON))
+    data = rundata.prepare(cfg)
+    chosen, seen = [], set()
+    for im in sorted(data.images("test"), key=lambda im: im.id):
+        first = (data.dataset.concepts[im.concept].categories or ["-"])[0]
+        if first not in seen:
+            chosen.append(im)
+            seen.add(first)
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=5)
+    ap.add_argument("--out", default=str(ROOT / "artifacts" / "predict"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(os.environ.get("TAXOLENS_DATA", ROOT / "data"))
+    images = held_out_images(args.images)
+    upload = Path(tempfile.mkdtemp(prefix="taxolens-predict-"))
+    files = []
+    for im in images:      # named by concept, so the page's captions say what each image is
+        files.append(upload / f"{im.concept}{im.path.suffix}")
+        shutil.copyfile(im.path, files[-1])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(out / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "ui.app_runner", "--host", "127.0.0.1", "--port", str(port),
+                             "--no-first-run"], cwd=ROOT, env=dict(os.environ, TAXOLENS_DATA=str(data)),
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.5)
+        from playwright.sync_api import sync_playwright
+        from test_app_browser import open_page, snap, wait_until_idle
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            open_page(page, url, "predict", "Predict")
+            start = time.monotonic()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
+            page.get_by_text("Best guess:").nth(len(files) - 1).wait_for(timeout=900_000)
+            wait_until_idle(page)
+            seconds = time.monotonic() - start
+            guesses = page.locator("[data-testid=\"stMarkdownContainer\"]", has_text="Best guess:").all_inner_texts()
+            snap(page, out / f"predict_{len(files)}.png")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    lines = [f"{im.concept} ({im.id}): {g.replace(chr(10), ' ')}" for im, g in zip(images, guesses)]
+    lines.append(f"{len(files)} uploads -> last chain: {seconds:.1f} s")
+    (out / "predictions.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
