@@ -68,7 +68,12 @@ def train_form(ds) -> None:
             "Fresh negatives each epoch", defaults.fresh_negatives,
             help="ask a new random draw of 'no' leaf questions every epoch (the same number of "
                  "questions), so the projector cannot memorise one wrong concept per image")
-        with st.expander("Augmentation, subset, device"):
+        with st.expander("Augmentation, ranking loss, subset, device"):
+            c1, c2, c3 = st.columns(3)
+            rank_negatives = c1.number_input(
+                "Ranking negatives", 0, 100, defaults.rank_negatives,
+                help="per training image in a batch, a listwise loss that ranks its own leaf question "
+                     "above N random ones (added to the yes/no loss; 0 = off, as in the paper)")
             c1, c2, c3 = st.columns(3)
             dropout = c1.number_input("Input dropout", 0.0, 0.9, defaults.dropout, step=0.1,
                                       help="dropout on the projector's input features while training")
@@ -92,7 +97,8 @@ def train_form(ds) -> None:
         configs = [TrainConfig(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector,
                                image_tokens=int(image_tokens), prompt=prompt,
                                hard_negatives=int(hard_negatives),
-                               fresh_negatives=bool(fresh_negatives), dropout=float(dropout),
+                               fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
+                               dropout=float(dropout),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,

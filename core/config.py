@@ -46,6 +46,7 @@ class TrainConfig:
     patience: int = 3                    # epochs without improvement before stopping (0: never)
     hard_negatives: int = 0              # extra "no" leaf questions per TRAIN image about its siblings
     fresh_negatives: bool = False        # redraw the random "no" leaf questions every epoch
+    rank_negatives: int = 0              # per TRAIN image in a batch: its leaf ranked against N random ones
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
@@ -73,6 +74,7 @@ class TrainConfig:
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("patience", self.patience, 0, 1000)
         _check_int("hard_negatives", self.hard_negatives, 0, 100)
+        _check_int("rank_negatives", self.rank_negatives, 0, 100)
         _check_number("lr", self.lr, 0, 1, low_open=True)
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)

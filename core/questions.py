@@ -151,6 +151,16 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
     return questions
 
 
+def ranked_leaf_texts(ds, item, labeling: Mapping[str, str] | None, k: int, rng: random.Random) -> list[str]:
+    """The leaf question about the concept `item` is shown as, then k about other concepts drawn by
+    `rng` (never one with the same label): what a listwise ranking loss puts in one softmax."""
+    shown = labeling[item.concept] if labeling is not None else item.concept
+    label = ds.concepts[shown].label
+    others = [c for c in sorted(ds.concepts) if c != shown and ds.concepts[c].label != label]
+    drawn = rng.sample(others, min(k, len(others)))
+    return [question_text(ds.concepts[c].label) for c in [shown, *drawn]]
+
+
 def _siblings(ds, shown: str, members: Mapping[str, list[str]], others: list[str], asked: set,
               k: int, rng: random.Random) -> list[str]:
     """Up to k concepts (from `others`, not yet `asked`) that share the shown concept's most specific

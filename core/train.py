@@ -17,7 +17,10 @@ also from the middle of an epoch when the run was cancelled there.
 TrainConfig.precision may hold the frozen LM in bf16 while training (auto: on CUDA and on CPUs with
 AMX / AVX512-BF16); the checkpoint records which ("precision"), and evaluation scores in fp32.
 TrainConfig.dropout and grid_crop regularise the projector (input dropout; a random window of the
-cached encoder grid per image and step).
+cached encoder grid per image and step). fresh_negatives asks a new draw of the random "no" leaf
+questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
+question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
+draws the same).
 
 The data comes from core.rundata.prepare and the model from core.models.checkpoint, which
 evaluation and prediction use too, so all three see exactly the same data and model.
@@ -25,6 +28,7 @@ evaluation and prediction use too, so all three see exactly the same data and mo
 from __future__ import annotations
 
 import math
+import random
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,7 +36,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from core import features, metrics, rundata, runs, scoring
+from core import features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint
 from core.models.encoders import crop_grid
 from core.base import ConfigError, Progress
@@ -149,6 +153,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
         except ValueError as exc:
             raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
     val_feats, val_row = features.image_features(vlm, data.images("val"))
+    train_item = {im.id: im for im in data.images("train")}
 
     now = runs.now_iso()
     state = {
@@ -238,8 +243,14 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
                 owner = torch.tensor([slot[r] for r in rows])
                 for group in opt.param_groups:
                     group["lr"] = lr_at(done, total_steps, cfg)
+                ranked = [(slot[train_row[image_id]],
+                           questions.ranked_leaf_texts(data.dataset, train_item[image_id], data.deprivation.labeling,
+                                                       cfg.rank_negatives,
+                                                       random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")))
+                          for image_id in dict.fromkeys(train_q[i].image_id for i in batch)] \
+                    if cfg.rank_negatives else []
                 loss = vlm.loss(feats, [train_q[i].text for i in batch], [train_q[i].answer for i in batch],
-                                owner=owner)                    # bf16 autocast inside on CUDA
+                                owner=owner, ranked=ranked)     # bf16 autocast inside on CUDA
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:

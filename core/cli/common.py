@@ -105,6 +105,8 @@ TRAIN_HELP = {
     "grad_clip": "max gradient norm (0: no clipping)",
     "patience": "stop after this many epochs without validation improvement (0: never)",
     "hard_negatives": "extra 'no' leaf questions per training image about sibling concepts",
+    "rank_negatives": "per training image in a batch, a listwise loss ranking its own leaf question "
+                      "above N random ones (added to the yes/no loss; 0: off)",
     "fresh_negatives": "ask a new random draw of 'no' leaf questions every epoch (same count)",
     "dropout": "dropout on the projector's input features while training (0: none)",
     "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "

@@ -230,11 +230,18 @@ class VLM(nn.Module):
     # ------------------------------------------------------------ training
 
     def loss(self, features: torch.Tensor, texts: Sequence[str], answers,
-             owner: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+             owner: torch.Tensor | Sequence[int] | None = None,
+             ranked: Sequence[tuple[int, Sequence[str]]] = ()) -> torch.Tensor:
         """Mean cross-entropy of the answer token over a batch of questions. features (G, N, D)
         holds G distinct images and owner[q] the image of question q (default: one image per
         question, owner = 0..Q-1). Each image's prefix runs once; its KV cache (gradients flowing
-        through it) is shared by that image's questions."""
+        through it) is shared by that image's questions.
+
+        ranked: (image row, [true question, other questions...]) groups. Each adds a
+        listwise term: the cross-entropy of a softmax over the group's yes-minus-no logits with the
+        true question as the target, so the image's own leaf must out-score the others. The yes/no
+        term alone never compares two questions about one image; this one does, without changing
+        the share of yes and no answers the yes/no term sees."""
         answers = [bool(a) for a in (answers.tolist() if torch.is_tensor(answers) else answers)]
         if owner is None:
             if not (len(texts) == len(answers) == features.shape[0]):
@@ -249,10 +256,19 @@ class VLM(nn.Module):
                              f"{features.shape[0]} images")
         yes, no = self.prompt.yes_ids[0], self.prompt.no_ids[0]
         target = torch.tensor([yes if a else no for a in answers], device=self.device)
+        if any(len(group) < 2 or not 0 <= int(row) < features.shape[0] for row, group in ranked):
+            raise ValueError("each ranked group needs an image row and at least two questions")
+        all_texts = list(texts) + [t for _, group in ranked for t in group]
+        all_owner = torch.cat([owner, torch.tensor([row for row, group in ranked for _ in group], dtype=torch.long)])
         with autocast(self.device):
-            logits = self._answer_logits_shared(self.prefix_embeds(features), owner.to(self.device),
-                                                *self.suffix_ids(texts))
-        return F.cross_entropy(logits.float(), target)
+            logits = self._answer_logits_shared(self.prefix_embeds(features), all_owner.to(self.device),
+                                                *self.suffix_ids(all_texts)).float()
+        loss = F.cross_entropy(logits[:len(texts)], target)
+        if ranked:
+            margins = (logits[len(texts):, yes] - logits[len(texts):, no]).split([len(g) for _, g in ranked])
+            padded = torch.nn.utils.rnn.pad_sequence(list(margins), batch_first=True, padding_value=float("-inf"))
+            loss = loss + F.cross_entropy(padded, torch.zeros(len(ranked), dtype=torch.long, device=self.device))
+        return loss
 
     # ------------------------------------------------------------ scoring
 

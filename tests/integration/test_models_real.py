@@ -58,6 +58,25 @@ def test_real_vlm_loss_trains_only_the_projector(vlm):
 
 
 @pytest.mark.integration
+def test_real_vlm_ranked_groups_add_a_listwise_term(vlm):
+    feats = grids(vlm, two_images())
+    plain = vlm.loss(feats, QUESTIONS[:2], [True, False], owner=[0, 1])
+    groups = [(0, QUESTIONS), (1, QUESTIONS[2:])]                  # groups of different sizes
+    both = vlm.loss(feats, QUESTIONS[:2], [True, False], owner=[0, 1], ranked=groups)
+    yes, no = vlm.prompt.yes_ids[0], vlm.prompt.no_ids[0]
+    by_hand = 0.0
+    for row, texts in groups:              # margins scored one image at a time, full sequences
+        with torch.no_grad():
+            logits = vlm._answer_logits_shared(vlm.prefix_embeds(feats[row:row + 1]),
+                                               torch.zeros(len(texts), dtype=torch.long), *vlm.suffix_ids(texts))
+        margin = logits[:, yes] - logits[:, no]
+        by_hand += float(-torch.log_softmax(margin, 0)[0])
+    assert float(both.detach()) == pytest.approx(float(plain.detach()) + by_hand / len(groups), rel=1e-4)
+    with pytest.raises(ValueError, match="at least two questions"):
+        vlm.loss(feats, QUESTIONS[:2], [True, False], owner=[0, 1], ranked=[(0, QUESTIONS[:1])])
+
+
+@pytest.mark.integration
 def test_real_vlm_with_the_lm_held_in_bf16_gives_the_fp32_loss_and_gradient():
     torch.manual_seed(0)
     vlm = registry.create_vlm(TrainConfig(), "cpu")

@@ -58,6 +58,7 @@ class FakeVLM(nn.Module):
         self.projector = nn.Sequential(nn.Linear(DIM, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
         self.n_tokens = cfg.image_tokens
         self.loss_calls = 0
+        self.ranked_seen: list = []               # the ranked groups of each loss call
         self.lm_in_bf16 = False
         self.to(device)
         FakeVLM.instances.append(self)
@@ -73,12 +74,19 @@ class FakeVLM(nn.Module):
     def prefix(self, features):                  # (B, N, D) -> (B, 1, H): the image token
         return self.projector(features.float().mean(1)).unsqueeze(1)
 
-    def loss(self, features, texts, answers, owner=None):
+    def loss(self, features, texts, answers, owner=None, ranked=()):
         self.loss_calls += 1
+        self.ranked_seen.append([(int(row), list(group)) for row, group in ranked])
+        images = features
         if owner is not None:
             features = features[torch.as_tensor(owner)]
         target = torch.tensor([float(a) for a in answers])
-        return F.binary_cross_entropy_with_logits(self._logits(features, texts), target)
+        loss = F.binary_cross_entropy_with_logits(self._logits(features, texts), target)
+        if ranked:                                # the real VLM's listwise term, on the fake's margins
+            margins = [self._logits(images[[row] * len(group)], group) for row, group in ranked]
+            padded = nn.utils.rnn.pad_sequence(margins, batch_first=True, padding_value=float("-inf"))
+            loss = loss + F.cross_entropy(padded, torch.zeros(len(ranked), dtype=torch.long))
+        return loss
 
     def hold_lm_in_bf16(self):                  # recorded only: the fake's "LM" is one embedding table
         self.lm_in_bf16 = True

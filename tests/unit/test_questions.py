@@ -206,3 +206,16 @@ def test_a_new_draw_changes_only_the_random_leaf_negatives(ds):
         assert len(new) == len(old) and all(q.target != q.concept for q in new)
         changed += old != new
     assert changed > len(first) // 3          # a new draw, not the same negatives again
+
+
+def test_ranked_leaf_texts_put_the_shown_concept_first(ds):
+    import random
+
+    from core.questions import ranked_leaf_texts
+    item = ds.images_of("dog")[0]
+    texts = ranked_leaf_texts(ds, item, None, 4, random.Random(0))
+    assert texts[0] == question_text(ds.concepts["dog"].label) and len(set(texts)) == 5
+    shuffled = ranked_leaf_texts(ds, item, {c: ("cat" if c == "dog" else c) for c in ds.concepts}, 50,
+                                 random.Random(0))
+    assert shuffled[0] == question_text(ds.concepts["cat"].label)        # the label it is shown as
+    assert len(shuffled) == len(ds.concepts) and len(set(shuffled)) == len(shuffled)   # all others, once

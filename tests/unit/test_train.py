@@ -281,3 +281,18 @@ def test_fresh_negatives_ask_new_leaf_negatives_every_epoch(monkeypatch):
     assert seen[0] != seen[1] and len(seen[0]) == len(seen[1])
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
     assert ck["config"]["fresh_negatives"] is True and ck["status"] == "finished"
+
+
+def test_rank_negatives_rank_each_batch_image_against_random_leaves():
+    run_dir = train.train(_cfg(epochs=2, rank_negatives=3))
+    vlm = fake_vlm.FakeVLM.instances[-1]
+    data = rundata.prepare(_cfg())
+    own = {q.text for q in data.questions["train"] if q.kind == "leaf" and q.answer}
+    groups = [g for call in vlm.ranked_seen for g in call]
+    assert len(vlm.ranked_seen) == vlm.loss_calls and all(vlm.ranked_seen)   # every update ranks
+    assert all(len(texts) == 4 and len(set(texts)) == 4 for _, texts in groups)
+    assert {texts[0] for _, texts in groups} <= own                          # an image's own leaf first
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["config"]["rank_negatives"] == 3 and ck["status"] == "finished"
+    again = train.train(_cfg(epochs=2, rank_negatives=3, seed=0), run_dir=runs.create_run_dir(_cfg(epochs=2, rank_negatives=3)))
+    assert fake_vlm.FakeVLM.instances[-1].ranked_seen == vlm.ranked_seen     # seeded: the same draws
