@@ -152,17 +152,6 @@ def _left_padded(seqs: list[Sequence[int]], pad_id: int, device):
     return ids.to(device), mask.to(device), positions.to(device)
 
 
-def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
-    """Length of the token prefix all sequences share, leaving each at least one token of its own."""
-    if not seqs:
-        return 0
-    first, n = seqs[0], min(len(s) for s in seqs) - 1
-    for i in range(max(n, 0)):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return max(n, 0)
-
-
 def next_token_logprobs(lm, seqs: Sequence[Sequence[int]], token_ids: Sequence[int],
                         batch_size: int = BATCH, progress: Progress | None = None, share_prefix: bool = True):
     """(N, len(token_ids)) log-probabilities of each candidate as the next token after each
@@ -173,6 +162,7 @@ def next_token_logprobs(lm, seqs: Sequence[Sequence[int]], token_ids: Sequence[i
 
     out = torch.empty(len(seqs), len(token_ids))
     wanted = torch.tensor(list(token_ids), dtype=torch.long)
+    from core.models.lms import common_prefix_length
     shared = common_prefix_length(seqs) if share_prefix else 0
     shared = shared if shared >= MIN_SHARED else 0
     prefix = torch.tensor([list(seqs[0][:shared])], dtype=torch.long, device=lm.device) if shared else None

@@ -17,6 +17,7 @@ tokenizer in context (after "Answer:"), never hard-coded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -39,6 +40,18 @@ def answer_token(tokenizer, word: str, context: str = ANSWER_CONTEXT, space: boo
         raise ConfigError(f"this tokenizer merges {context[-12:]!r} with {answer!r}, so the answer cannot "
                           f"be scored as one next token")
     return full[len(ctx)]
+
+
+def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix all sequences share, leaving each at least one token of its own
+    (where the next-token or answer logits are read): what a shared-prefix pass can run once."""
+    if not seqs:
+        return 0
+    first, n = seqs[0], min(len(s) for s in seqs) - 1
+    for i in range(max(n, 0)):
+        if any(s[i] != first[i] for s in seqs):
+            return i
+    return max(n, 0)
 
 
 def leading_special_ids(tokenizer) -> list[int]:

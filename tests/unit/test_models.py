@@ -20,7 +20,7 @@ from core.models import registry
 from core.config import ConfigError, TrainConfig
 from core.models import ModelUnavailableError, encoders, lms
 from core.models.encoders import ImageEncoder, pool_tokens
-from core.models.lms import LanguageModel
+from core.models.lms import LanguageModel, common_prefix_length
 from core.models.projector import Projector
 from core.models.vlm import START_TEXT, VLM, build_prompt
 
@@ -198,6 +198,28 @@ def test_padded_full_sequence_path_equals_shared_prefix_path():
     feats = torch.randn(3, 16, 8)
     shared = vlm.score(feats, QUESTIONS)
     full = vlm.score(feats, QUESTIONS, share_prefix=False, batch_size=2)
+    for a, b in zip(shared, full):
+        assert torch.allclose(a.p_yes, b.p_yes, atol=1e-5) and torch.allclose(a.mass, b.mass, atol=1e-5)
+
+
+def test_a_batchs_common_question_start_runs_once_with_the_prefix(monkeypatch):
+    vlm = tiny_vlm()
+    feats = torch.randn(2, 16, 8)
+    asked = [["Is there a dog in the image?", "Is there a cat in the image?"], ["Is there a tool in the image?"]]
+    widths = []
+    real = vlm._answer_logits_shared
+
+    def spy(prefix, owner, ids, mask):
+        widths.append((prefix.shape[1], ids.shape[1]))
+        return real(prefix, owner, ids, mask)
+
+    monkeypatch.setattr(vlm, "_answer_logits_shared", spy)
+    shared = vlm.score(feats, asked)
+    rows = [vlm.lm.tokens(vlm.prompt.suffix(t)) for t in asked[0] + asked[1]]
+    start = common_prefix_length(rows)
+    assert start >= 1                                     # " Is there a" (as this tokenizer splits it)
+    assert widths == [(vlm.prefix_embeds(feats[:1]).shape[1] + start, max(len(r) for r in rows) - start)]
+    full = vlm.score(feats, asked, share_prefix=False)
     for a, b in zip(shared, full):
         assert torch.allclose(a.p_yes, b.p_yes, atol=1e-5) and torch.allclose(a.mass, b.mass, atol=1e-5)
 

@@ -12,7 +12,7 @@ import torch
 
 from core import probe
 from core.config import ConfigError
-from core.models.lms import LanguageModel
+from core.models.lms import LanguageModel, common_prefix_length
 from test_models import tiny_causal_lm, tiny_tokenizer
 from tiny_concepts import CONCEPTS, tiny_dataset
 
@@ -65,14 +65,14 @@ def test_batched_next_token_logprobs_equal_one_sequence_at_a_time():
     lm = lm_with(None)
     base = lm.tokens("Question: Is there a dog in the image? Answer: Yes and")   # >= 8 shared tokens
     seqs = [base + lm.tokens(t) for t in (" no", " a kind of animal", " yes", " Is a dog a kind")]
-    assert probe.common_prefix_length(seqs) == len(base) >= probe.MIN_SHARED    # the shared-cache path
+    assert common_prefix_length(seqs) == len(base) >= probe.MIN_SHARED    # the shared-cache path
     token_ids = [lm.yes_id, lm.no_id, 5]
     for batch in (seqs, seqs + [lm.tokens("Answer: no")]):                     # ... and nothing shared
         for share in (True, False):
             got = probe.next_token_logprobs(lm, batch, token_ids, batch_size=3, share_prefix=share)
             for i, s in enumerate(batch):
                 assert torch.allclose(got[i], reference_next(lm, s, token_ids), atol=1e-4), (share, i)
-    assert probe.common_prefix_length([[1, 2], [1, 2]]) == 1      # each keeps one token of its own
+    assert common_prefix_length([[1, 2], [1, 2]]) == 1      # each keeps one token of its own
 
 
 def test_sequence_logprobs_sum_the_continuation_tokens():
