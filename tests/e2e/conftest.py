@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +14,7 @@ from core import paths
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 from app_data import build_data_dir  # noqa: E402 - shared with tests/app
+from app_server import AppDidNotStart, running_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -51,40 +47,14 @@ def e2e_data(tmp_path_factory):
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_url(e2e_data):
     """The app as `make app` runs it (without the first-run job: the fixture has a checkpoint)."""
-    port = _free_port()
-    log = open(e2e_data / "app_runner.log", "w")
-    env = dict(os.environ, TAXOLENS_DATA=str(e2e_data), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "ui.app_runner", "--host", "127.0.0.1", "--port", str(port),
-                             "--no-first-run"], cwd=paths.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the app did not start: {(e2e_data / 'app_runner.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield url
-    proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        with running_app(e2e_data, e2e_data / "app_runner.log", START_TIMEOUT_S) as url:
+            yield url
+    except AppDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

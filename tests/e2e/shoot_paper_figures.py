@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "app")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "app"), str(ROOT / "tests" / "e2e")]
 
 FIGURES = ("ablation", "coherence", "probe", "depth", "leaf")
 
@@ -51,64 +48,47 @@ def main() -> int:
     out = Path(args.out) / ("real" if args.real else "fake")
     out.mkdir(parents=True, exist_ok=True)
     data = Path(os.environ.get("TAXOLENS_DATA", ROOT / "data")) if args.real else fake_data()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(out / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "ui.app_runner", "--host", "127.0.0.1", "--port", str(port),
-                             "--no-first-run"], cwd=ROOT, env=dict(os.environ, TAXOLENS_DATA=str(data)),
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-        from playwright.sync_api import sync_playwright
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                        args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.goto(f"{url}/results")
-            page.get_by_role("heading", name="The paper's figures").wait_for(timeout=180_000)
-            page.locator(".st-key-pf_csv_leaf").wait_for(timeout=180_000)
-            quiet = None
-            while quiet is None or time.monotonic() - quiet < 2:
-                busy = page.locator('[data-testid="stStatusWidget"]').count()
-                quiet = None if busy else (quiet or time.monotonic())
-                time.sleep(0.2)
-            keys = page.evaluate("() => [...document.querySelectorAll('[class*=st-key-pf]')].map(e => e.className)")
-            print("keyed elements:", keys)
-            for name in FIGURES:
-                box = page.locator(f".st-key-pf_fig_{name}")
-                if box.count():
-                    box.scroll_into_view_if_needed()
-                    time.sleep(1.5)
-                    box.screenshot(path=str(out / f"{name}.png"))
-                    print("shot", name)
-                else:
-                    print("no figure", name)
-                if args.downloads:
-                    for fmt in ("svg", "png"):
-                        button = page.locator(f".st-key-pf_{fmt}_{name} button").first
-                        if button.count() and button.is_enabled():
-                            with page.expect_download(timeout=120_000) as d:
-                                button.click()
-                            d.value.save_as(str(out / f"download_{name}.{fmt}"))
-                            print("downloaded", name, fmt)
-            heading = page.get_by_role("heading", name="The paper's figures")
-            heading.scroll_into_view_if_needed()
-            height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-            page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 16000)})
-            time.sleep(3)
-            page.screenshot(path=str(out / "page.png"), full_page=True)
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    from playwright.sync_api import sync_playwright
+
+    from app_server import running_app
+    with running_app(data, out / "app.log", timeout_s=90) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.goto(f"{url}/results")
+        page.get_by_role("heading", name="The paper's figures").wait_for(timeout=180_000)
+        page.locator(".st-key-pf_csv_leaf").wait_for(timeout=180_000)
+        quiet = None
+        while quiet is None or time.monotonic() - quiet < 2:
+            busy = page.locator('[data-testid="stStatusWidget"]').count()
+            quiet = None if busy else (quiet or time.monotonic())
+            time.sleep(0.2)
+        keys = page.evaluate("() => [...document.querySelectorAll('[class*=st-key-pf]')].map(e => e.className)")
+        print("keyed elements:", keys)
+        for name in FIGURES:
+            box = page.locator(f".st-key-pf_fig_{name}")
+            if box.count():
+                box.scroll_into_view_if_needed()
+                time.sleep(1.5)
+                box.screenshot(path=str(out / f"{name}.png"))
+                print("shot", name)
+            else:
+                print("no figure", name)
+            if args.downloads:
+                for fmt in ("svg", "png"):
+                    button = page.locator(f".st-key-pf_{fmt}_{name} button").first
+                    if button.count() and button.is_enabled():
+                        with page.expect_download(timeout=120_000) as d:
+                            button.click()
+                        d.value.save_as(str(out / f"download_{name}.{fmt}"))
+                        print("downloaded", name, fmt)
+        heading = page.get_by_role("heading", name="The paper's figures")
+        heading.scroll_into_view_if_needed()
+        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 16000)})
+        time.sleep(3)
+        page.screenshot(path=str(out / "page.png"), full_page=True)
+        browser.close()
     print(out)
     return 0
 

@@ -12,12 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,39 +53,22 @@ def main() -> int:
     for im in images:      # named by concept, so the page's captions say what each image is
         files.append(upload / f"{im.concept}{im.path.suffix}")
         shutil.copyfile(im.path, files[-1])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(out / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "ui.app_runner", "--host", "127.0.0.1", "--port", str(port),
-                             "--no-first-run"], cwd=ROOT, env=dict(os.environ, TAXOLENS_DATA=str(data)),
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-        from playwright.sync_api import sync_playwright
-        from test_app_browser import open_page, snap, wait_until_idle
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            open_page(page, url, "predict", "Predict")
-            start = time.monotonic()
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
-            page.get_by_text("Best guess:").nth(len(files) - 1).wait_for(timeout=900_000)
-            wait_until_idle(page)
-            seconds = time.monotonic() - start
-            guesses = page.locator("[data-testid=\"stMarkdownContainer\"]", has_text="Best guess:").all_inner_texts()
-            snap(page, out / f"predict_{len(files)}.png")
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    from playwright.sync_api import sync_playwright
+
+    from app_server import running_app
+    from test_app_browser import open_page, snap, wait_until_idle
+    with running_app(data, out / "app.log", timeout_s=180) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        open_page(page, url, "predict", "Predict")
+        start = time.monotonic()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
+        page.get_by_text("Best guess:").nth(len(files) - 1).wait_for(timeout=900_000)
+        wait_until_idle(page)
+        seconds = time.monotonic() - start
+        guesses = page.locator("[data-testid=\"stMarkdownContainer\"]", has_text="Best guess:").all_inner_texts()
+        snap(page, out / f"predict_{len(files)}.png")
+        browser.close()
     lines = [f"{im.concept} ({im.id}): {g.replace(chr(10), ' ')}" for im, g in zip(images, guesses)]
     lines.append(f"{len(files)} uploads -> last chain: {seconds:.1f} s")
     (out / "predictions.txt").write_text("\n".join(lines) + "\n")
