@@ -65,15 +65,40 @@ def cmd_train(args) -> int:
             result["warning"] = note
     if args.ship:
         from core.models import checkpoint
+        _rank_for_shipping(run_dir)
         result["shipped_to"] = str(checkpoint.export_shipped(run_dir))
     emit(result)
     return 0
 
 
+SHIP_RANKING_IMAGES = 40     # test images asked every leaf before shipping: the app's learned note reads it
+
+
+def _rank_for_shipping(run_dir: Path) -> None:
+    """The every-leaf ranking a shipped checkpoint carries (what Predict's "has not learned" note and
+    the shipped-checkpoint test read), computed on SHIP_RANKING_IMAGES test images (or all, when
+    there are fewer) unless the run already has one on that many."""
+    from core import rundata, runs
+    from core.evaluate import leaf_ranking
+
+    path = runs.eval_dir(run_dir, "test") / runs.RANKING_FILE
+    n_test = sum(s == "test" for s in rundata.image_split(runs.load_run(run_dir).config).values())
+    if path.is_file() and (runs.read_json(path).get("images") or 0) >= min(SHIP_RANKING_IMAGES, n_test):
+        return
+    bar = ProgressBar(f"leaf ranking, {SHIP_RANKING_IMAGES} test images")
+    try:
+        leaf_ranking(run_dir, "test", images=SHIP_RANKING_IMAGES, progress=bar)
+    finally:
+        bar.close()
+
+
 def cmd_ship(args) -> int:
+    from core import runs
     from core.models import checkpoint
 
-    info = _trained_run(args.run, None, None, weights=False)    # copies files: loads no model
+    info = _trained_run(args.run, None, None, weights=False)
+    if (runs.eval_dir(info.path, "test") / runs.METRICS_JSON).is_file():   # else export says what is missing
+        _rank_for_shipping(info.path)       # loads the model only when the ranking is missing
     dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None, unfinished=args.unfinished)
     emit({"run_id": info.run_id, "shipped_to": str(dest),
            "size_bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())})
@@ -382,7 +407,8 @@ def register(sub) -> None:
                                      "under the runs directory)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
     p.add_argument("--ship", action="store_true",
-                   help="then write the run as the shipped default checkpoint (assets/default-checkpoint)")
+                   help="then rank every leaf on 40 test images and write the run as the shipped "
+                        "default checkpoint (assets/default-checkpoint)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ship", help="write a trained, evaluated run as the shipped default checkpoint",

@@ -117,3 +117,18 @@ def test_learning_note_reads_the_leaf_ranking_when_there_is_one():
     ranking.write_text(json.dumps({"top5": 0.75, "images": 20}))
     assert runs.learning_note(run_dir) is None
     assert runs.load_ranking(run_dir)["top5"] == 0.75
+
+
+def test_ship_command_ranks_every_leaf_first_when_the_run_has_no_ranking(tmp_path, capsys):
+    from core import cli
+    run_dir = _trained(epochs=1)
+    ranking = runs.eval_dir(run_dir, "test") / runs.RANKING_FILE
+    assert not ranking.is_file()
+    assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 0
+    n_test = len(rundata.prepare(runs.load_run(run_dir).config).images("test"))
+    written = json.loads(ranking.read_text())
+    assert written["images"] == min(n_test, 40)
+    assert json.loads((tmp_path / "shipped" / "eval" / "test" / runs.RANKING_FILE).read_text()) == written
+    stamp = ranking.stat().st_mtime_ns                    # already ranked on enough images: kept as is
+    assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "again")]) == 0
+    assert ranking.stat().st_mtime_ns == stamp
