@@ -16,12 +16,6 @@ from core.base import ConfigError  # noqa: F401  (core.config.ConfigError is the
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
-# Predict asks an image about every leaf and ranks them, which the paper's yes/no recipe (the
-# defaults below) does not train for. The checkpoint that ships for Predict adds two options that do
-# (README "Fresh negatives", "Ranking negatives"; on 100 concepts the every-leaf top-5 rose from
-# 0.45 to 0.70); `taxolens train --ship` trains with them. The study's runs keep the paper's recipe.
-PREDICT_RECIPE: dict[str, Any] = {"fresh_negatives": True, "rank_negatives": 7}
-
 # What a run is compared with (core.evaluate.baseline): the majority answer per question kind, and
 # a linear probe on the encoder's features with no LM (core.image_probe).
 BASELINES = ("majority", "image-probe")

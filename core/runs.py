@@ -29,7 +29,7 @@ from typing import Any
 
 from core import files, paths
 from core.base import ConfigError
-from core.config import PREDICT_RECIPE, TrainConfig
+from core.config import TrainConfig
 
 CONFIG_JSON = "config.json"                   # a run's TrainConfig (a baseline's: + "baseline")
 METRICS_JSON = "metrics.json"                 # eval/<split>/: core.metrics.summarize + what was evaluated
@@ -288,15 +288,13 @@ def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
 
 
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
-    """Newest finished run trained with the default config or the Predict recipe (the default
-    config plus PREDICT_RECIPE, what the shipped checkpoint uses), or with `config` when given (any
-    seed, any device)."""
-    wanted = [config] if config is not None else [TrainConfig(), TrainConfig(**PREDICT_RECIPE)]
+    """Newest finished run trained with the default config, or with `config` when given (any seed,
+    any device)."""
+    defaults = (config or TrainConfig()).to_dict()
     ignore = {"seed", "device"}
     for run in list_runs():
         cfg = run.config.to_dict()
-        if run.finished and any(all(cfg[k] == v for k, v in w.to_dict().items() if k not in ignore)
-                                for w in wanted):
+        if run.finished and all(cfg[k] == v for k, v in defaults.items() if k not in ignore):
             return run.path
     return None
 
@@ -309,11 +307,10 @@ STARTER_ON_CPU = {"max_concepts": 60, "epochs": 8, "max_steps": 500}
 
 
 def first_run_config() -> TrainConfig:
-    """What the first run trains: the shipped checkpoint's recipe (the default config plus
-    PREDICT_RECIPE) on a GPU, the starter config on a CPU."""
+    """What the first run trains: the default config on a GPU, the starter config on a CPU."""
     import torch  # lazy: the app's home page imports this module and need not load torch for it
 
-    return TrainConfig(**PREDICT_RECIPE) if torch.cuda.is_available() else TrainConfig(**STARTER_ON_CPU)
+    return TrainConfig() if torch.cuda.is_available() else TrainConfig(**STARTER_ON_CPU)
 
 
 def preferred_checkpoint() -> tuple[Path | None, str | None]:

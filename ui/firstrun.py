@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import files, paths, runs
-from core.config import PREDICT_RECIPE, TrainConfig
+from core.config import TrainConfig
 
 MARKER_NAME = "first-run.json"
 
@@ -71,7 +71,7 @@ def _is_default_train(job) -> bool:
     ignore = {"seed", "device"}
     config = job.spec.get("config", {})
     return any(all(config.get(k) == v for k, v in wanted.to_dict().items() if k not in ignore)
-               for wanted in (TrainConfig(), TrainConfig(**PREDICT_RECIPE), runs.first_run_config()))
+               for wanted in (TrainConfig(), runs.first_run_config()))
 
 
 def state(store=None) -> FirstRunState:

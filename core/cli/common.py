@@ -160,11 +160,10 @@ def read_json_object(path, what: str) -> dict:
     return value
 
 
-def config_from(args, base: dict | None = None) -> TrainConfig:
-    """The defaults, then `base`, then a --config file, then the flags given."""
-    base = dict(base or {})
+def config_from(args) -> TrainConfig:
+    base: dict = {}
     if getattr(args, "config", None) is not None:
-        base.update(read_json_object(args.config, "config file"))
+        base = read_json_object(args.config, "config file")
     overrides = train_overrides(args)
     try:
         return TrainConfig.from_dict({**base, **overrides})

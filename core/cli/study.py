@@ -15,7 +15,7 @@ from core import paths
 from core.base import ConfigError
 from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options,
                              config_from, emit, headline, one_line)
-from core.config import BASELINES, PREDICT_RECIPE, TrainConfig, number_arg
+from core.config import BASELINES, TrainConfig, number_arg
 
 
 
@@ -24,7 +24,7 @@ from core.config import BASELINES, PREDICT_RECIPE, TrainConfig, number_arg
 def cmd_train(args) -> int:
     from core import preflight, runs
 
-    cfg = preflight.check_config(config_from(args, base=PREDICT_RECIPE if args.ship else None))
+    cfg = preflight.check_config(config_from(args))
     if args.ship and args.no_eval:
         raise ConfigError("--ship needs the test evaluation (drop --no-eval)")
     run_dir = Path(args.run_dir) if args.run_dir else None
@@ -407,10 +407,8 @@ def register(sub) -> None:
                                      "under the runs directory)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
     p.add_argument("--ship", action="store_true",
-                   help="train with the Predict recipe (the defaults plus "
-                        + ", ".join(f"{k}={v}" for k, v in PREDICT_RECIPE.items())
-                        + "; options given still win), then rank every leaf on 40 test images and "
-                          "write the run as the shipped default checkpoint (assets/default-checkpoint)")
+                   help="then rank every leaf on 40 test images and write the run as the shipped "
+                        "default checkpoint (assets/default-checkpoint)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ship", help="write a trained, evaluated run as the shipped default checkpoint",

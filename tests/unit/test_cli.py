@@ -181,12 +181,10 @@ def test_train_flags_come_from_every_trainconfig_field():
     import dataclasses
 
     from core.cli import common
-    from core.config import PREDICT_RECIPE, TrainConfig
+    from core.config import TrainConfig
     assert set(common.TRAIN_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
     args = cli.build_parser().parse_args(["train", "--max-steps", "3", "--lm-init", "random"])
     assert common.train_overrides(args) == {"max_steps": 3, "lm_init": "random"}
-    shipped = cli.build_parser().parse_args(["train", "--ship", "--epochs", "2"])   # the Predict recipe, flags win
-    assert common.config_from(shipped, base=PREDICT_RECIPE) == TrainConfig(**{**PREDICT_RECIPE, "epochs": 2})
     on = cli.build_parser().parse_args(["train", "--fresh-negatives"])           # a bool field: a switch
     off = cli.build_parser().parse_args(["train", "--no-fresh-negatives"])
     assert common.train_overrides(on) == {"fresh_negatives": True}

@@ -5,7 +5,7 @@ import pytest
 
 from core import jobs, runs
 from ui import firstrun
-from core.config import PREDICT_RECIPE, TrainConfig
+from core.config import TrainConfig
 from core.jobs.store import JobStore
 
 
@@ -103,7 +103,7 @@ def test_first_run_trains_a_starter_checkpoint_on_cpu(monkeypatch):
     assert (cfg.max_concepts, cfg.max_steps) == (60, 500)
     assert cfg.encoder == TrainConfig().encoder and cfg.lm == TrainConfig().lm
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert runs.first_run_config() == TrainConfig(**PREDICT_RECIPE)       # on a GPU: what ships
+    assert runs.first_run_config() == TrainConfig()
 
 
 def test_starter_checkpoint_counts_as_ready(store, monkeypatch, tmp_path):
