@@ -229,17 +229,17 @@ def test_sweep_job_expands_into_its_children_once(real_data_env):
     store = JobStore()
     sweep_id = submit("sweep", {"preset": "paper", "scale": "smoke"}, store=store)
     expected = sweeps.expand(sweeps.preset("paper", "smoke"))
-    assert len(store.get(sweep_id).spec["jobs"]) == len(expected) == 51
+    assert len(store.get(sweep_id).spec["jobs"]) == len(expected) == 54         # 3 of them the image-probe baseline
     job = store.claim(worker_pid=os.getpid())
     assert job.id == sweep_id
     assert runner.run(sweep_id, job.attempts, store=store) == runner.EXIT_OK
     children = sorted(store.list(parent_id=sweep_id), key=lambda j: j.id)
     assert store.get(sweep_id).result == {"children": [c.id for c in children]}
     assert [(c.kind, c.spec) for c in children] == [(j["kind"], j["spec"]) for j in store.get(sweep_id).spec["jobs"]]
-    assert Counter(c.kind for c in children) == {"train": 48, "baseline": 3}
+    assert Counter(c.kind for c in children) == {"train": 48, "baseline": 6}
     assert {c.status for c in children} == {"queued"}
     # A retried expansion (worker died after inserting) adds no duplicates.
     assert store.submit_many([("train", {})], parent_id=sweep_id) == [c.id for c in children]
     from core import results
     rows = sweeps.sweep_results(store, sweep_id)
-    assert len(rows) == 51 and results.aggregate(rows).empty   # nothing finished yet
+    assert len(rows) == 54 and results.aggregate(rows).empty   # nothing finished yet
