@@ -19,7 +19,7 @@ top-5 0.797, against every-leaf top-5 0.075-0.10 for the trained VLMs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,6 +38,7 @@ class ImageProbe:
     members: dict[str, set[str]]            # category -> concepts TRAIN asserted to be in it
     encoder: object
     thresholds: dict[str, float]            # question kind -> probability above which it says yes
+    _by_split: dict = field(default_factory=dict)
 
     @torch.no_grad()
     def probabilities(self, items: list) -> torch.Tensor:
@@ -45,11 +46,18 @@ class ImageProbe:
         x = features.FeatureCache(self.encoder).get(items, pool=1)[:, 0].float()
         return self.weight((x - self.mean) / self.std).softmax(-1)
 
+    def split_probabilities(self, data, split: str) -> tuple[list, torch.Tensor]:
+        """The split's images and their probabilities, read from the feature cache once per split."""
+        if split not in self._by_split:
+            items = data.images(split)
+            probs = self.probabilities(items) if items else torch.zeros(0, len(self.concepts))
+            self._by_split[split] = (items, probs)
+        return self._by_split[split]
+
     def question_scores(self, data, split: str) -> tuple[list, list[float]]:
         """The split's questions and the probe's probability for what each asks."""
-        items = data.images(split)
+        items, probs = self.split_probabilities(data, split)
         row = {im.id: i for i, im in enumerate(items)}
-        probs = self.probabilities(items) if items else torch.zeros(0, len(self.concepts))
         column = {c: j for j, c in enumerate(self.concepts)}
         qs = data.questions[split]
         scores = []
@@ -75,10 +83,9 @@ class ImageProbe:
 
     def ranking(self, data, split: str) -> dict:
         """Where each image's shown concept ranks among all the probe's concepts."""
-        items = data.images(split)
+        items, probs = self.split_probabilities(data, split)
         if not items:
             return {"images": 0, "top1": None, "top5": None, "median_rank": None}
-        probs = self.probabilities(items)
         column = {c: j for j, c in enumerate(self.concepts)}
         shown = [_shown(data, im) for im in items]
         truth = torch.tensor([column[c] for c in shown])

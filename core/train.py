@@ -243,12 +243,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | No
                 owner = torch.tensor([slot[r] for r in rows])
                 for group in opt.param_groups:
                     group["lr"] = lr_at(done, total_steps, cfg)
-                ranked = [(slot[train_row[image_id]],
-                           questions.ranked_leaf_texts(data.dataset, train_item[image_id], data.deprivation.labeling,
-                                                       cfg.rank_negatives,
-                                                       random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")))
-                          for image_id in dict.fromkeys(train_q[i].image_id for i in batch)] \
-                    if cfg.rank_negatives else []
+                ranked = []
+                for image_id in dict.fromkeys(train_q[i].image_id for i in batch) if cfg.rank_negatives else ():
+                    draw = random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")   # resumes draw the same
+                    ranked.append((slot[train_row[image_id]], questions.ranked_leaf_texts(
+                        data.dataset, train_item[image_id], data.deprivation.labeling, cfg.rank_negatives, draw)))
                 loss = vlm.loss(feats, [train_q[i].text for i in batch], [train_q[i].answer for i in batch],
                                 owner=owner, ranked=ranked)     # bf16 autocast inside on CUDA
                 opt.zero_grad(set_to_none=True)
