@@ -79,7 +79,7 @@ def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = 
     for i, item in enumerate(items):
         p_yes = vlm.score(feats[i:i + 1], [texts])[0].p_yes
         order = sorted(range(len(concepts)), key=lambda j: -float(p_yes[j]))
-        shown = labeling[item.concept] if labeling is not None else item.concept
+        shown = questions.shown_concept(item.concept, labeling)
         rank = order.index(concepts.index(shown)) + 1
         rows.append({"image_id": item.id, "concept": item.concept, "labelled_concept": shown,
                      "style": item.style, "rank": rank, "top5": [concepts[j] for j in order[:5]],

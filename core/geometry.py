@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from core import files, paths
+from core import files, paths, questions
 from core.base import Progress
 
 LABELINGS = ("original", "cross", "within")
@@ -56,7 +56,7 @@ def coherence(ds, features, labeling: Mapping[str, str] | None = None) -> dict[s
 
     members: dict[str, list[int]] = {}
     for i, item in enumerate(ds.images):
-        shown = labeling[item.concept] if labeling is not None else item.concept
+        shown = questions.shown_concept(item.concept, labeling)
         for cat in dict.fromkeys(ds.concepts[shown].categories):
             members.setdefault(cat, []).append(i)
 

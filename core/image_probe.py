@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core import features, scoring
+from core import features, questions, scoring
 
 STEPS = 300          # full-batch AdamW updates (test top-1 on the default dataset: flat from ~200)
 LR = 1e-3
@@ -153,5 +153,4 @@ def best_threshold(pairs: list[tuple[float, bool]]) -> float:
 
 def _shown(data, item) -> str:
     """The concept an image (or a question about it) is shown as under the run's labeling."""
-    labeling = data.deprivation.labeling
-    return labeling[item.concept] if labeling is not None else item.concept
+    return questions.shown_concept(item.concept, data.deprivation.labeling)

@@ -95,6 +95,11 @@ def _looks_plural(word: str) -> bool:
 
 # --- questions ---------------------------------------------------------------------------------
 
+def shown_concept(concept: str, labeling: Mapping[str, str] | None) -> str:
+    """The concept an image of `concept` is shown (named and categorised) as under a labeling."""
+    return labeling[concept] if labeling is not None else concept
+
+
 def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, seed: int,
                     negatives: int = 1, hard_negatives: int = 0, draw: int = 0) -> list[Question]:
     """Leaf and hypernym questions for `images` (ImageItems of `ds`).
@@ -123,7 +128,7 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
 
     questions: list[Question] = []
     for item in images:
-        shown = labeling[item.concept] if labeling is not None else item.concept
+        shown = shown_concept(item.concept, labeling)
         if shown not in ds.concepts:
             raise KeyError(f"labeling maps {item.concept!r} to unknown concept {shown!r}")
         rng = random.Random(f"{seed}:{item.id}")
@@ -154,7 +159,7 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
 def ranked_leaf_texts(ds, item, labeling: Mapping[str, str] | None, k: int, rng: random.Random) -> list[str]:
     """The leaf question about the concept `item` is shown as, then k about other concepts drawn by
     `rng` (never one with the same label): what a listwise ranking loss puts in one softmax."""
-    shown = labeling[item.concept] if labeling is not None else item.concept
+    shown = shown_concept(item.concept, labeling)
     label = ds.concepts[shown].label
     others = [c for c in sorted(ds.concepts) if c != shown and ds.concepts[c].label != label]
     drawn = rng.sample(others, min(k, len(others)))

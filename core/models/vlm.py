@@ -300,7 +300,7 @@ class VLM(nn.Module):
             owner = torch.tensor([row[i] for i, _ in chunk], device=self.device)
             with autocast(self.device):
                 prefix = self.prefix_embeds(features[images])
-                p, m = self._score_chunk(prefix, owner, [t for _, t in chunk], share_prefix)
+                p, m = self._score_chunk(prefix, owner, [tokens[t] for _, t in chunk], share_prefix)
             p_all[where], m_all[where] = p, m
             if progress is not None:
                 done = start + len(chunk)
@@ -311,14 +311,15 @@ class VLM(nn.Module):
             at += len(texts)
         return out
 
-    def _score_chunk(self, prefix: torch.Tensor, owner: torch.Tensor, texts: list[str],
+    def _score_chunk(self, prefix: torch.Tensor, owner: torch.Tensor, rows: list[list[int]],
                      share_prefix: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """P(yes) and candidate mass of one batch: rows are the questions' suffix token ids (score()
+        tokenized each distinct question once)."""
         if share_prefix:
             # The tokens every suffix of the chunk starts with (" Is there a") join the shared
             # prefix: they run once per image instead of once per question. Each suffix keeps at
             # least its last token, where the answer is read. Suffixes are tokenized on their own
             # either way, so the sequences, and the answers, are the ones full scoring sees.
-            rows = [self.lm.tokens(self.prompt.suffix(t)) for t in texts]
             common = common_prefix_length(rows)
             if common:
                 start = self._embed_ids(rows[0][:common], prefix.shape[0]).to(prefix.dtype)
@@ -326,7 +327,7 @@ class VLM(nn.Module):
             ids, mask = self._pad([r[common:] for r in rows])
             logits = self._answer_logits_shared(prefix, owner, ids, mask)
         else:
-            ids, mask = self.suffix_ids(texts)
+            ids, mask = self._pad(rows)
             logits = self._answer_logits_full(prefix[owner], ids, mask)
         p, m = self._candidates(logits)
         return p.cpu(), m.cpu()
