@@ -35,8 +35,10 @@ class TrainConfig:
     # The paper's align-stage recipe: AdamW, lr 1e-3, no weight decay, 3 % linear warmup then cosine
     # decay, gradient clipping at 1.0, batch 16. Training stops early when the validation accuracy
     # on the questions the condition keeps has not improved for `patience` epochs; the best epoch's
-    # projector is the one evaluated.
-    epochs: int = 6                      # at most this many epochs
+    # projector is the one evaluated. Two choices differ, by measurement (README, "Training"): the
+    # default set has 3 training images per concept where the paper's has ~10, so 10 epochs instead
+    # of 5, and each epoch draws new random "no" leaves (a fixed one per image is memorised).
+    epochs: int = 10                     # at most this many epochs
     max_steps: int | None = None         # and at most this many optimizer updates (None: no cap)
     batch_size: int = 16                 # questions per update (whole images: a batch closes at >= this)
     lr: float = 1e-3
@@ -45,7 +47,7 @@ class TrainConfig:
     grad_clip: float = 1.0               # max gradient norm (0: no clipping)
     patience: int = 3                    # epochs without improvement before stopping (0: never)
     hard_negatives: int = 0              # extra "no" leaf questions per TRAIN image about its siblings
-    fresh_negatives: bool = False        # redraw the random "no" leaf questions every epoch
+    fresh_negatives: bool = True         # redraw the random "no" leaf questions every epoch
     rank_negatives: int = 0              # per TRAIN image in a batch: its leaf ranked against N random ones
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)

@@ -17,12 +17,12 @@ def fakes(tmp_path, monkeypatch):
 
 def test_row_shows_options_curve_and_test_numbers(capsys):
     run_dir = train.train(TrainConfig(dataset="tiny", epochs=2, batch_size=8, lr=0.05, device="cpu",
-                                      fresh_negatives=True))
+                                      fresh_negatives=False))
     before = runs_table.row(runs.load_run(run_dir)).split(" | ")
     assert before[-4:-1] == ["–", "–", "–"]                   # no test evaluation yet
     m = evaluate.evaluate(run_dir, "test")
     cells = runs_table.row(runs.load_run(run_dir)).strip("| ").split(" | ")
-    assert cells[0] == run_dir.name and cells[5] == "epochs=2, batch_size=8, lr=0.05, fresh_negatives=True"
+    assert cells[0] == run_dir.name and cells[5] == "epochs=2, batch_size=8, lr=0.05, fresh_negatives=False"
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
     assert cells[7] == " ".join(f"{e['val_leaf_accuracy']:.2f}" for e in ck["metrics"])
     assert cells[8:11] == [f"{m['leaf']['accuracy']:.3f}", f"{m['leaf']['concept_macro_f1']:.3f}",

@@ -264,7 +264,7 @@ def test_grid_crop_trains_on_windows_and_refuses_a_window_larger_than_the_grid()
 
 
 def test_fresh_negatives_ask_new_leaf_negatives_every_epoch(monkeypatch):
-    plain, fresh = rundata.prepare(_cfg()), rundata.prepare(_cfg(fresh_negatives=True))
+    plain, fresh = rundata.prepare(_cfg(fresh_negatives=False)), rundata.prepare(_cfg(fresh_negatives=True))
     assert fresh.training_questions(0) == plain.training_questions()
     assert fresh.training_questions(1) != fresh.training_questions(0)
     assert len(fresh.training_questions(1)) == len(fresh.training_questions(0))
