@@ -1,7 +1,9 @@
 """`python -m bench.run_all` (`make bench`): evaluation and training speed on this machine.
 
-Default: 8 test images of the default dataset (about 40 questions) and 3 training steps of 16,
-which takes a couple of minutes on 2 CPU cores. --images / --train-steps / --batch-size for more.
+Default: 8 test images of the default dataset (about 40 questions), 3 training steps of 16, and
+Predict (upload -> chain) on 4 test images with the shipped checkpoint, cold and warm, with the bf16
+alternative beside it on a CPU; a few minutes on 2 CPU cores. --images / --train-steps /
+--batch-size / --predict-images for more (--predict-images 0 skips Predict).
 --json PATH also writes the numbers (and the printed text) as JSON.
 """
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from bench import bench_eval, bench_train
+from bench import bench_eval, bench_predict, bench_train
 from bench.common import setup
+from core import paths
 
 
 def main(argv=None) -> int:
@@ -23,6 +26,9 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=8, help="test images whose questions are scored")
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--predict-images", type=int, default=4, help="test images through Predict (0: skip)")
+    ap.add_argument("--predict-run", type=Path, default=paths.SHIPPED_CHECKPOINT,
+                    help="the trained run Predict uses (default: the shipped checkpoint)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -56,10 +62,15 @@ def main(argv=None) -> int:
             f"  bf16 / fp32        {tr['bf16_speedup']:8.2f}x examples/s (shared prefix both; "
             f"TrainConfig.precision=auto trains in bf16 here)",
             f"  bf16 matmul peak   {tr['bf16_matmul_peak_flops'] / 1e9:8.1f} GFLOP/s (torch.mm, bf16)"])
+    pr = None
+    if args.predict_images:
+        del vlm                                   # Predict loads its own copy of the models
+        pr = bench_predict.run(args.predict_run, args.predict_images, str(device))
+        text += "\n" + "\n".join(bench_predict.lines(pr))
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"eval": ev, "train": tr, "device": str(device), "where": where,
+        args.json.write_text(json.dumps({"eval": ev, "train": tr, "predict": pr, "device": str(device), "where": where,
                                          "text": text}, indent=2))
     return 0
 
