@@ -3,9 +3,11 @@
     python tests/e2e/shoot_predict.py [--images 5] [--out artifacts/predict]
 
 Picks N test-split images of the default checkpoint's own split (one per category, in name order,
-so none was trained on), starts the app the way `make app` does, uploads them to Predict in headless
-Chromium (Playwright) and saves one full-page screenshot, plus predictions.txt: each image's true
-concept and the page's best guess, and the upload -> last chain time.
+so none was trained on), starts the app the way `make app` does, selects the shipped checkpoint's run
+on Predict (the page offers the newest default-config run first, which may be another seed with
+another split), uploads the images in headless Chromium (Playwright) and saves one full-page
+screenshot, plus predictions.txt: each image's true concept and the page's best guess, and the
+upload -> last chain time.
 """
 from __future__ import annotations
 
@@ -39,6 +41,31 @@ def held_out_images(n: int) -> list:
     return chosen
 
 
+def shipped_run_id() -> str:
+    from core import paths, runs
+
+    return runs.read_json(paths.SHIPPED_CHECKPOINT / "checkpoint" / "checkpoint.json")["run_id"]
+
+
+def choose_checkpoint(page, run_id: str) -> None:
+    """Pick the run in Predict's checkpoint selectbox, unless it is already the one shown."""
+    from test_app_browser import wait_until_idle
+
+    box = page.get_by_test_id("stSelectbox").first
+
+    def shown() -> bool:          # the chosen option is the combobox input's value, not its text
+        return box.locator("input").first.input_value().startswith(f"{run_id} ")
+
+    if shown():
+        return
+    box.click()
+    page.keyboard.type(run_id)          # the list is virtualised: filter it rather than scroll it
+    page.get_by_role("option").filter(has_text=run_id).first.click()
+    wait_until_idle(page)
+    if not shown():
+        raise RuntimeError(f"could not select checkpoint {run_id} on Predict")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=5)
@@ -61,6 +88,7 @@ def main() -> int:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         open_page(page, url, "predict", "Predict")
+        choose_checkpoint(page, shipped_run_id())
         start = time.monotonic()
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
         page.get_by_text("Best guess:").nth(len(files) - 1).wait_for(timeout=900_000)
@@ -69,7 +97,8 @@ def main() -> int:
         guesses = page.locator("[data-testid=\"stMarkdownContainer\"]", has_text="Best guess:").all_inner_texts()
         snap(page, out / f"predict_{len(files)}.png")
         browser.close()
-    lines = [f"{im.concept} ({im.id}): {g.replace(chr(10), ' ')}" for im, g in zip(images, guesses)]
+    lines = [f"checkpoint {shipped_run_id()}"]
+    lines += [f"{im.concept} ({im.id}): {g.replace(chr(10), ' ')}" for im, g in zip(images, guesses)]
     lines.append(f"{len(files)} uploads -> last chain: {seconds:.1f} s")
     (out / "predictions.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
