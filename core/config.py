@@ -106,6 +106,18 @@ class TrainConfig:
             raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
         return cls(**d)
 
+    @classmethod
+    def from_stored(cls, d: dict[str, Any]) -> "TrainConfig":
+        """The config a run's config.json records. A run written before a field existed trained the
+        way that field's BEFORE_FIELD value says, not as today's default would (a missing key in a
+        job or sweep spec, by contrast, means today's default: from_dict)."""
+        return cls.from_dict({**BEFORE_FIELD, **d}) if isinstance(d, dict) else cls.from_dict(d)
+
+
+# What a stored run that lacks a field did, for fields whose default is not that behaviour: runs
+# before `fresh_negatives` asked fixed negatives; runs before `precision` trained in fp32.
+BEFORE_FIELD: dict[str, Any] = {"fresh_negatives": False, "precision": "fp32"}
+
 
 def parse_seeds(text: str) -> list[int]:
     """"0, 1, 2" or "0-4" → [0, 1, 2] / [0, 1, 2, 3, 4]; ConfigError with the reason otherwise."""

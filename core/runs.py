@@ -246,7 +246,7 @@ def resolve_run_dir(run_id_or_path: str | Path) -> Path:
 def load_run(run_id_or_path: str | Path) -> RunInfo:
     run_dir = resolve_run_dir(run_id_or_path)
     try:
-        cfg = TrainConfig.from_dict(read_json(run_dir / CONFIG_JSON))
+        cfg = TrainConfig.from_stored(read_json(run_dir / CONFIG_JSON))
     except RunError:
         raise
     except (TypeError, ConfigError) as exc:   # e.g. a run written by a newer TaxoLens, with more options

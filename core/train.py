@@ -321,7 +321,7 @@ def _open_run_dir(cfg: TrainConfig, run_dir: Path | None) -> Path:
     run_dir = Path(run_dir)
     cfg_path = run_dir / runs.CONFIG_JSON
     if cfg_path.is_file():
-        old = TrainConfig.from_dict(runs.read_json(cfg_path)).to_dict()
+        old = TrainConfig.from_stored(runs.read_json(cfg_path)).to_dict()
         diff = [f"{k}: {old[k]!r} -> {v!r}" for k, v in cfg.to_dict().items()
                 if k != "device" and old.get(k) != v]
         if diff:

@@ -117,7 +117,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
             raise ConfigError(f"--run-dir {run_dir} is not empty and holds no run (no config.json)")
         return
     try:
-        old = TrainConfig.from_dict(runs.read_json(cfg_path)).to_dict()
+        old = TrainConfig.from_stored(runs.read_json(cfg_path)).to_dict()
     except TypeError as exc:
         raise ConfigError(f"{cfg_path} is not a training config ({exc})") from None
     diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.to_dict().items()

@@ -28,7 +28,7 @@ def held_out_images(n: int) -> list:
     from core import paths, rundata, runs
     from core.config import TrainConfig
 
-    cfg = TrainConfig.from_dict(runs.read_json(paths.SHIPPED_CHECKPOINT / runs.CONFIG_JSON))
+    cfg = TrainConfig.from_stored(runs.read_json(paths.SHIPPED_CHECKPOINT / runs.CONFIG_JSON))
     data = rundata.prepare(cfg)
     chosen, seen = [], set()
     for im in sorted(data.images("test"), key=lambda im: im.id):

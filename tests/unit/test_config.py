@@ -9,7 +9,7 @@ import pytest
 
 from core import cli
 from core.data import datasets
-from core.config import ConfigError, TrainConfig, number_arg
+from core.config import BEFORE_FIELD, ConfigError, TrainConfig, number_arg
 from core.jobs import JobStore, kinds, slurm
 from tiny_concepts import tiny_dataset
 
@@ -100,3 +100,25 @@ def test_parse_seeds():
     for bad in ("", "x", "4-2"):
         with pytest.raises(ConfigError, match="seeds"):
             parse_seeds(bad)
+
+
+def test_a_stored_config_without_a_later_field_keeps_what_that_run_did():
+    old = TrainConfig().to_dict()
+    for field in BEFORE_FIELD:
+        del old[field]
+    stored = TrainConfig.from_stored(old)
+    assert stored.fresh_negatives is False and stored.precision == "fp32"      # fixed negatives, fp32
+    assert TrainConfig.from_dict(old) == TrainConfig()                          # a spec: today's defaults
+    recorded = TrainConfig(fresh_negatives=True, precision="bf16").to_dict()
+    assert TrainConfig.from_stored(recorded) == TrainConfig.from_dict(recorded)  # recorded values win
+
+
+def test_an_old_run_dir_loads_with_its_own_negatives(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    from core import runs
+
+    run_dir = runs.create_run_dir(TrainConfig(dataset="tiny"))
+    cfg = runs.read_json(run_dir / runs.CONFIG_JSON)
+    del cfg["fresh_negatives"]
+    runs.write_json(run_dir / runs.CONFIG_JSON, cfg)
+    assert runs.load_run(run_dir).config.fresh_negatives is False
