@@ -13,7 +13,7 @@ Three parts, each with the existing core functions, sized to run on one CPU core
     busy CPU core) and cached under the work folder; `--cluster-images 0` takes all 385 test images
     (about 12 minutes; what docs/insight-report.md was made with).
 (b) held-out pictures (core.predict): emoji of things outside the run's vocabulary, rendered from the
-    same npm emoji packages the dataset is built from (core.dataset_build.Sources) into
+    same npm emoji packages the dataset is built from (core.data.build.Sources) into
     <work>/heldout/, each asked for the closed-vocabulary prediction (best leaf and its WordNet
     chain) and the open-vocabulary chain (walk down WordNet from the root). Each chain is checked
     against the picture's true synset: the deepest node that is the synset or one of its hypernyms.
@@ -137,8 +137,8 @@ def tree_scores(predictor, run_dir: Path, work: Path, n_images: int, n_perm: int
 def render_heldout(names: list[str], style: str, folder: Path, vocabulary) -> list[dict]:
     """Render each held-out emoji into folder/<name>-<style>.png (deterministic); refuse a name that
     is in the run's vocabulary (by concept name, label or synset)."""
-    from core.dataset_build import Sources, emoji_key
-    from core.datasets import normalize_image
+    from core.data.build import Sources, emoji_key
+    from core.data.datasets import normalize_image
 
     sources = Sources()
     by_short = {e["short_name"]: e for e in sources.emoji.values()}
