@@ -12,7 +12,6 @@ fp32 on the CPU unless those answers stay within MAX_ABS_DIFF of fp32.
 """
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 
@@ -52,7 +51,7 @@ def run(run_dir, images: int = 4, device: str = "cpu", compare_bf16: bool = True
         t = time.perf_counter()
         warm_preds.append(predictor.predict(im.path, top_k=len(predictor.concepts)))
         warm.append(time.perf_counter() - t)
-    out = {"run_id": info.run_id, "device": str(predictor.device), "images": len(items),
+    out = {"run_id": info.checkpoint.get("run_id", info.run_id), "device": str(predictor.device), "images": len(items),
            "leaves": len(predictor.concepts), "categories": len(predictor.categories),
            "questions_per_image": len(predictor.concepts) + len(predictor.categories)
            + len({n.synset for chain in first.chains for n in chain}),

@@ -111,7 +111,7 @@ class TrainConfig:
         """The config a run's config.json records. A run written before a field existed trained the
         way that field's BEFORE_FIELD value says, not as today's default would (a missing key in a
         job or sweep spec, by contrast, means today's default: from_dict)."""
-        return cls.from_dict({**BEFORE_FIELD, **d}) if isinstance(d, dict) else cls.from_dict(d)
+        return cls.from_dict({**BEFORE_FIELD, **d})
 
 
 # What a stored run that lacks a field did, for fields whose default is not that behaviour: runs
