@@ -31,11 +31,12 @@ from core.config import BASELINES, TrainConfig
 RANKING_FILE = runs.RANKING_FILE
 
 
-def evaluate(run_dir: str | Path, split: str = "test", progress=None) -> dict:
-    """Score every `split` question of a trained run; writes and returns its metrics."""
+def evaluate(run_dir: str | Path, split: str = "test", progress=None, frozen_from=None) -> dict:
+    """Score every `split` question of a trained run; writes and returns its metrics. frozen_from:
+    a loaded fp32 VLM of the same encoder and LM to share (checkpoint.load_trained)."""
     runs.eval_dir(run_dir, split)                       # checks the split name before any work
     report = progress or (lambda f, m: None)
-    info, vlm = checkpoint.load_trained(run_dir)
+    info, vlm = checkpoint.load_trained(run_dir, frozen_from=frozen_from)
     cfg = trained_config(info)
     data = rundata.prepare(cfg)
     _check_same_dataset(info, data)
@@ -117,12 +118,17 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     else:
         rows = _majority_rows(data, data.questions["test"])
     if out_dir is None:   # one folder per (kind, config): rerunning the same baseline replaces it
-        digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
-        out_dir = runs.baseline_dir(kind, cfg, digest)
+        out_dir = default_baseline_dir(kind, cfg)
         runs.write_json(Path(out_dir) / runs.CONFIG_JSON, {"baseline": kind, **cfg.to_dict()})
     result = _write(runs.eval_dir(out_dir, "test"), rows, about)
     report(1.0, "done")
     return result
+
+
+def default_baseline_dir(kind: str, cfg: TrainConfig) -> Path:
+    """Where baseline(kind, cfg) writes when given no folder: one per (kind, config)."""
+    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
+    return runs.baseline_dir(kind, cfg, digest)
 
 
 def trained_config(info: runs.RunInfo) -> TrainConfig:

@@ -1,6 +1,7 @@
 """Training the projector on yes/no questions, with checkpoints that resume where they stopped.
 
     train(cfg) -> run_dir
+    train_many([cfg, ...]) -> [run_dir, ...]      (runs sharing the frozen LM step together)
 
 One run: load the dataset (optionally a seeded subset), split its images within each concept,
 apply the deprivation condition, and train the projector (the only trainable part; encoder and LM
@@ -22,12 +23,21 @@ questions every epoch; rank_negatives adds a listwise term per image in a batch 
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
 draws the same).
 
+train_many trains several runs in one process: those with the same share_key (one encoder and LM)
+make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
+that one run's batch of 16 short questions leaves idle (`taxolens sweep run`, core.jobs.sweep_run).
+A run keeps its own data, optimizer, schedule, validation, early stopping and checkpoint, so it is
+recorded, and resumes, exactly as a run trained alone; train(cfg) is train_many([cfg]). Losses are
+summed on the device and read at the end of an epoch (and every 20 steps for the progress line),
+so a step does not wait for the GPU.
+
 The data comes from core.rundata.prepare and the model from core.models.checkpoint, which
 evaluation and prediction use too, so all three see exactly the same data and model.
 """
 from __future__ import annotations
 
 import math
+import sys
 import random
 import time
 from pathlib import Path
@@ -117,197 +127,358 @@ def selection_score(val: dict) -> float | None:
 def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | None = None,
           should_stop: Callable[[], bool] | None = None) -> Path:
     """Train (or resume) a run; returns its directory. See the module docstring."""
-    rundata.check(cfg)
-    run_dir = _open_run_dir(cfg, run_dir)
-    ck_path = runs.checkpoint_json(run_dir)
-    ck = runs.read_json(ck_path) if ck_path.is_file() else None
-    if ck and ck.get("status") == "finished":
-        return run_dir
-    if ck and ck.get("format") != checkpoint.CHECKPOINT_FORMAT:
-        raise runs.RunError(f"{run_dir} holds a checkpoint of an older TaxoLens format; start a new run")
+    return train_many([cfg], [run_dir], progress=progress, should_stop=should_stop)[0]
 
-    data = rundata.prepare(cfg)
-    if ck and ck.get("dataset", {}).get("table_sha256") != data.table_sha256:
-        raise runs.RunError(f"dataset '{cfg.dataset}' changed since run {run_dir.name} started; "
-                            f"start a new run instead of resuming")
-    device = checkpoint.resolve_device(cfg.device)
-    vlm = checkpoint.build_vlm(cfg, device)
-    precision = checkpoint.resolve_precision(cfg.precision, device)
-    params = [p for p in vlm.projector.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("the projector has no trainable parameters")
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    train_q, val_q = data.training_questions(), data.questions["val"]
-    steps_per_epoch = math.ceil(len(train_q) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
+def share_key(cfg: TrainConfig) -> tuple:
+    """Runs with the same key can train together in one LM pass (train_many): one encoder, one
+    frozen LM (a random-init LM is seeded by the run's seed), one prompt, one number of image tokens."""
+    return (cfg.encoder, cfg.lm, cfg.lm_init, cfg.seed if cfg.lm_init == "random" else None,
+            cfg.prompt, cfg.image_tokens, cfg.device, cfg.precision)
+
+
+def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = None,
+               progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+               together: int | None = None) -> list[Path]:
+    """Train (or resume) several runs in one process; returns their directories, in order.
+
+    Runs that share_key() share one copy of the encoder and LM, and every update of the group is
+    one LM pass over all their batches (vlm.joint_loss): each run still draws its own batches,
+    keeps its own optimizer, schedule, validation, early stopping and checkpoint, and resumes on its
+    own (with train() or train_many()), so it is recorded exactly as if trained alone. Groups run
+    one after the other, in chunks of at most `together` runs (None: a whole group at once; each
+    run's batch adds its activations to the shared pass). Each run's train_seconds is its share (by
+    questions) of the shared steps."""
+    if together is not None and (isinstance(together, bool) or not isinstance(together, int) or together < 1):
+        raise ConfigError(f"together must be a positive number of runs, got {together!r}")
+    run_dirs = list(run_dirs) if run_dirs is not None else [None] * len(cfgs)
+    if len(run_dirs) != len(cfgs):
+        raise ValueError(f"{len(cfgs)} configs but {len(run_dirs)} run directories")
+    for cfg in cfgs:
+        rundata.check(cfg)
+    by_key: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        by_key.setdefault(share_key(cfg), []).append(i)
+    size = together or len(cfgs)
+    groups = [members[k:k + size] for members in by_key.values() for k in range(0, len(members), size)]
+    out: list[Path | None] = [None] * len(cfgs)
     report = progress or (lambda f, m: None)
+    for g, members in enumerate(groups):
+        lo, hi = g / len(groups), (g + 1) / len(groups)
+        dirs = _train_group([cfgs[i] for i in members], [run_dirs[i] for i in members],
+                            lambda f, m: report(lo + (hi - lo) * f, m), should_stop, quiet=progress is not None)
+        for i, d in zip(members, dirs):
+            out[i] = d
+    return out
 
-    report(0.0, "encoding images")
-    train_feats, train_row = features.image_features(vlm, data.images("train"), whole_grid=bool(cfg.grid_crop))
-    if cfg.grid_crop:
-        try:    # crop_grid's own check, before the first step rather than at it
-            crop_grid(train_feats[:1], cfg.grid_crop)
-        except ValueError as exc:
-            raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
-    val_feats, val_row = features.image_features(vlm, data.images("val"))
-    train_item = {im.id: im for im in data.images("train")}
 
-    now = runs.now_iso()
-    state = {
-        "format": checkpoint.CHECKPOINT_FORMAT, "status": "partial", "epoch": 0, "step": 0,
-        "partial_loss": [0.0, 0], "partial_seconds": 0.0, "epochs": cfg.epochs,
-        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-        "encoder": cfg.encoder, "lm": cfg.lm, "lm_init": cfg.lm_init, "prompt": cfg.prompt,
-        "dataset": {"name": cfg.dataset, "table_sha256": data.table_sha256,
-                    "summary": _jsonable(data.dataset.summary())},
-        "condition": {"spec": cfg.condition, "report": _jsonable(data.deprivation.report)},
-        "seed": cfg.seed, "config": cfg.to_dict(), "git_commit": runs.git_commit(),
-        "questions": {**{s: len(q) for s, q in data.questions.items()}, "train_kept": len(train_q)},
-        "frozen_checksum": checkpoint.frozen_checksum(vlm), "metrics": [], "best": None,
-        "stopped": None, "created": now, "updated": now, "finished": None, "device": str(device),
-        "precision": precision,
-    }
-    if ck:
-        state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "partial_seconds", "metrics",
-                                         "created", "git_commit", "best") if k in ck})
-        state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
-                                                      "git_commit": runs.git_commit()}]
-        ckdir = runs.checkpoint_dir(run_dir)
-        checkpoint.load_projector(vlm, runs.load_tensors(ckdir / runs.PROJECTOR_FILE,
-                                                         ck["files"][runs.PROJECTOR_FILE]), run_dir)
-        extra = runs.load_tensors(ckdir / runs.TRAIN_STATE_FILE, ck["files"][runs.TRAIN_STATE_FILE])
-        _restore_optimizer(opt, extra, ck["optimizer_groups"])   # load_state_dict moves moments to the params' device
-        torch.set_rng_state(extra["rng.torch"])
-        if device.type == "cuda" and "rng.cuda" in extra:
-            torch.cuda.set_rng_state(extra["rng.cuda"])
-        checkpoint.check_frozen_checksum(vlm, ck.get("frozen_checksum"), run_dir)
-        runs.append_log(run_dir, f"resuming at epoch {state['epoch'] + 1}, step {state['step']}")
-    else:
-        runs.append_log(run_dir, f"training {cfg.to_dict()} on {device}; questions "
-                                 f"{state['questions']}; {total_steps} updates planned")
-    if precision == "bf16":
-        vlm.hold_lm_in_bf16()      # after the frozen checksum, which evaluation's fp32 LM must match
+class _Run:
+    """One run's training state inside a (possibly shared) training loop: its data, projector and
+    optimizer, the step it is at, its validation, early stopping and checkpoint files."""
 
-    meta = {"encoder": cfg.encoder, "lm": cfg.lm, "projector": cfg.projector,
-            "image_tokens": str(cfg.image_tokens), "prompt": cfg.prompt}
+    def __init__(self, cfg: TrainConfig, run_dir: Path | None, vlm, device, precision: str, features_of):
+        self.cfg, self.vlm, self.device, self.dir = cfg, vlm, device, run_dir   # run_dir: _open_run_dir's
+        ck_path = runs.checkpoint_json(self.dir)
+        ck = self.ck = runs.read_json(ck_path) if ck_path.is_file() else None
+        self.finished = False
+        if ck and ck.get("format") != checkpoint.CHECKPOINT_FORMAT:
+            raise runs.RunError(f"{self.dir} holds a checkpoint of an older TaxoLens format; start a new run")
+        data = self.data = rundata.prepare(cfg)
+        if ck and ck.get("dataset", {}).get("table_sha256") != data.table_sha256:
+            raise runs.RunError(f"dataset '{cfg.dataset}' changed since run {self.dir.name} started; "
+                                f"start a new run instead of resuming")
+        self.params = [p for p in vlm.projector.parameters() if p.requires_grad]
+        if not self.params:
+            raise ConfigError("the projector has no trainable parameters")
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def save(status: str, best_now: bool = False) -> None:
+        self.train_q, self.val_q = data.training_questions(), data.questions["val"]
+        self.steps_per_epoch = math.ceil(len(self.train_q) / cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+
+        # Features stay on the training device for the whole run (no copy per step).
+        self.train_feats, self.train_row = features_of(vlm, data.images("train"), bool(cfg.grid_crop))
+        self.train_feats = self.train_feats.to(device)
+        if cfg.grid_crop:
+            try:    # crop_grid's own check, before the first step rather than at it
+                crop_grid(self.train_feats[:1], cfg.grid_crop)
+            except ValueError as exc:
+                raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
+        self.val_feats, self.val_row = features_of(vlm, data.images("val"), False)
+        self.train_item = {im.id: im for im in data.images("train")}
+
+        now = runs.now_iso()
+        self.state = state = {
+            "format": checkpoint.CHECKPOINT_FORMAT, "status": "partial", "epoch": 0, "step": 0,
+            "partial_loss": [0.0, 0], "partial_seconds": 0.0, "epochs": cfg.epochs,
+            "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+            "encoder": cfg.encoder, "lm": cfg.lm, "lm_init": cfg.lm_init, "prompt": cfg.prompt,
+            "dataset": {"name": cfg.dataset, "table_sha256": data.table_sha256,
+                        "summary": _jsonable(data.dataset.summary())},
+            "condition": {"spec": cfg.condition, "report": _jsonable(data.deprivation.report)},
+            "seed": cfg.seed, "config": cfg.to_dict(), "git_commit": runs.git_commit(),
+            "questions": {**{s: len(q) for s, q in data.questions.items()}, "train_kept": len(self.train_q)},
+            "frozen_checksum": checkpoint.frozen_checksum(vlm), "metrics": [], "best": None,
+            "stopped": None, "created": now, "updated": now, "finished": None, "device": str(device),
+            "precision": precision,
+        }
+        if ck:
+            state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "partial_seconds", "metrics",
+                                             "created", "git_commit", "best") if k in ck})
+            state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
+                                                          "git_commit": runs.git_commit()}]
+            ckdir = runs.checkpoint_dir(self.dir)
+            checkpoint.load_projector(vlm, runs.load_tensors(ckdir / runs.PROJECTOR_FILE,
+                                                             ck["files"][runs.PROJECTOR_FILE]), self.dir)
+            extra = runs.load_tensors(ckdir / runs.TRAIN_STATE_FILE, ck["files"][runs.TRAIN_STATE_FILE])
+            _restore_optimizer(self.opt, extra, ck["optimizer_groups"])   # moves moments to the params' device
+            # The RNG state of the process (what grid crops and dropout draw from): with several
+            # runs in one process the last one resumed sets it, so only a lone run replays it exactly.
+            torch.set_rng_state(extra["rng.torch"])
+            if device.type == "cuda" and "rng.cuda" in extra:
+                torch.cuda.set_rng_state(extra["rng.cuda"])
+            checkpoint.check_frozen_checksum(vlm, ck.get("frozen_checksum"), self.dir)
+            runs.append_log(self.dir, f"resuming at epoch {state['epoch'] + 1}, step {state['step']}")
+        else:
+            runs.append_log(self.dir, f"training {cfg.to_dict()} on {device}; questions "
+                                      f"{state['questions']}; {self.total_steps} updates planned")
+        self.meta = {"encoder": cfg.encoder, "lm": cfg.lm, "projector": cfg.projector,
+                     "image_tokens": str(cfg.image_tokens), "prompt": cfg.prompt}
+        self.done = state["epoch"] * self.steps_per_epoch + state["step"]
+        self.in_epoch = False
+        self.loss_sum = torch.zeros((), device=device)    # read at saves only: no host sync per step
+        self.last_loss: torch.Tensor | None = None
+
+    # -- steps
+
+    def has_step(self) -> bool:
+        """Whether the run takes another update in its current epoch (starting one when due)."""
+        if self.finished:
+            return False
+        if not self.in_epoch:
+            if self.state["epoch"] >= self.cfg.epochs or self.done >= self.total_steps:
+                self.finished = True       # nothing left to train (the last save already said so)
+                return False
+            epoch = self.state["epoch"]
+            if self.cfg.fresh_negatives:
+                self.train_q = self.data.training_questions(epoch)
+            self.batches = epoch_batches(self.train_q, self.cfg.batch_size, self.cfg.seed, epoch)
+            self.seconds_before = self.state["partial_seconds"]    # > 0 when resuming mid-epoch
+            self.vlm.projector.train()
+            self.in_epoch = True
+        return self.state["step"] < self.steps_per_epoch and self.done < self.total_steps
+
+    def batch(self):
+        """The inputs of the next update (a vlm.LossBatch), with the learning rate set for it."""
+        from core.models.vlm import LossBatch
+        cfg, epoch, step = self.cfg, self.state["epoch"], self.state["step"]
+        batch = self.batches[step]
+        self.batch_size = len(batch)
+        q = self.train_q
+        rows = [self.train_row[q[i].image_id] for i in batch]
+        distinct = sorted(set(rows))
+        slot = {r: j for j, r in enumerate(distinct)}
+        feats = self.train_feats[distinct]
+        if cfg.grid_crop:
+            feats = crop_grid(feats, cfg.grid_crop)
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(self.done, self.total_steps, cfg)
+        ranked = []
+        for image_id in dict.fromkeys(q[i].image_id for i in batch) if cfg.rank_negatives else ():
+            draw = random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")   # resumes draw the same
+            ranked.append((slot[self.train_row[image_id]], questions.ranked_leaf_texts(
+                self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling,
+                cfg.rank_negatives, draw)))
+        return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
+                         torch.tensor([slot[r] for r in rows]), ranked)
+
+    def step(self, loss: torch.Tensor, seconds: float) -> None:
+        """Clip, update, and count one step whose backward has run; `seconds` is this run's share."""
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.opt.step()
+        self.loss_sum += loss.detach().float() * self.batch_size
+        self.last_loss = loss.detach()
+        self.state["partial_loss"][1] += self.batch_size
+        self.state["step"] += 1
+        self.state["partial_seconds"] += seconds
+        self.done += 1
+
+    def _flush_loss(self) -> None:
+        self.state["partial_loss"][0] += float(self.loss_sum)
+        self.loss_sum.zero_()
+
+    # -- epochs, saves
+
+    def end_epoch(self) -> str:
+        """Validate, keep the best, decide on stopping, save; returns the epoch's log line."""
+        cfg, state, vlm = self.cfg, self.state, self.vlm
+        epoch = state["epoch"]
+        self._flush_loss()
+        train_seconds = state["partial_seconds"]
+        t_val = time.perf_counter()
+        vlm.projector.eval()
+        val = metrics.summarize(scoring.score(vlm, self.val_feats, self.val_row, self.val_q, self.data.deprivation,
+                                              split="val")) if self.val_q else None
+        loss_sum, n = state["partial_loss"]
+        score = selection_score(val) if val else None
+        best = state["best"]
+        if score is None or best is None or best["score"] is None or score > best["score"]:
+            # nothing to select on (no val questions): the latest epoch counts as the best
+            best = state["best"] = {"epoch": epoch + 1, "score": score}
+        entry = {"epoch": epoch + 1, "train_loss": _finite(loss_sum / max(n, 1)),
+                 "updates": self.done, "lr": _finite(lr_at(max(self.done - 1, 0), self.total_steps, cfg)),
+                 "val": _jsonable(metrics.headline(val)) if val else None,
+                 "val_leaf_accuracy": _finite(val["leaf"]["accuracy"]) if val and val["leaf"]["n"] else None,
+                 "val_hypernym_accuracy": _finite(val["hypernym"]["accuracy"]) if val and val["hypernym"]["n"] else None,
+                 "val_selection": _finite(score) if score is not None else None,
+                 "train_seconds": round(train_seconds, 2),
+                 "val_seconds": round(time.perf_counter() - t_val, 2),
+                 "examples_per_s": round(n / max(train_seconds, 1e-9), 3)}
+        state["metrics"].append(entry)
+        state.update(epoch=epoch + 1, step=0, partial_loss=[0.0, 0], partial_seconds=0.0)
+        self.in_epoch = False
+        stale = epoch + 1 - best["epoch"]
+        if self.done >= self.total_steps or epoch + 1 == cfg.epochs:
+            state["stopped"] = "planned updates done"
+        elif cfg.patience and stale >= cfg.patience:
+            state["stopped"] = f"early: no validation improvement for {stale} epochs"
+        self.save("finished" if state["stopped"] else "partial", best_now=best["epoch"] == epoch + 1)
+        line = (f"epoch {epoch + 1}: loss {entry['train_loss']:.4f}, val leaf acc "
+                f"{_fmt(entry['val_leaf_accuracy'])}, hypernym acc {_fmt(entry['val_hypernym_accuracy'])}, "
+                f"best epoch {best['epoch']}")
+        runs.append_log(self.dir, f"{line}; {entry}")
+        if state["stopped"]:
+            runs.append_log(self.dir, f"stopped: {state['stopped']}")
+            self.finished = True
+        return line
+
+    def cancel(self) -> None:
+        self._flush_loss()
+        self.save("cancelled")
+        runs.append_log(self.dir, f"cancelled at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
+
+    def save(self, status: str, best_now: bool = False) -> None:
+        state = self.state
         state["status"], state["updated"] = status, runs.now_iso()
         if status == "finished":
             state["finished"] = state["updated"]
-        ckdir = runs.checkpoint_dir(run_dir)
-        opt_tensors, groups = _optimizer_tensors(opt)
+        ckdir = runs.checkpoint_dir(self.dir)
+        opt_tensors, groups = _optimizer_tensors(self.opt)
         opt_tensors["rng.torch"] = torch.get_rng_state()
-        if device.type == "cuda":
+        if self.device.type == "cuda":
             opt_tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        files = dict(ck.get("files", {}) if ck else {}, **state.get("files", {}))
-        files[runs.PROJECTOR_FILE] = runs.save_tensors(ckdir / runs.PROJECTOR_FILE, vlm.projector_state(), meta)
+        files = dict(self.ck.get("files", {}) if self.ck else {}, **state.get("files", {}))
+        files[runs.PROJECTOR_FILE] = runs.save_tensors(ckdir / runs.PROJECTOR_FILE, self.vlm.projector_state(), self.meta)
         files[runs.TRAIN_STATE_FILE] = runs.save_tensors(ckdir / runs.TRAIN_STATE_FILE, opt_tensors)
         if best_now:
-            files[runs.BEST_FILE] = runs.save_tensors(ckdir / runs.BEST_FILE, vlm.projector_state(), meta)
+            files[runs.BEST_FILE] = runs.save_tensors(ckdir / runs.BEST_FILE, self.vlm.projector_state(), self.meta)
         state["files"] = files
         state["optimizer_groups"] = groups
-        runs.write_json(runs.checkpoint_json(run_dir), state)   # last: it names the files above
+        runs.write_json(runs.checkpoint_json(self.dir), state)   # last: it names the files above
 
-    done = state["epoch"] * steps_per_epoch + state["step"]
-    bar = tqdm(total=total_steps, initial=done, desc="train", unit="step", disable=progress is not None,
-               leave=False)
+
+def _feature_memo():
+    """features.image_features, remembered within one train_many call: the runs of a sweep use the
+    same images, and reading (and hashing) every cached grid again per run costs seconds each."""
+    memo: dict = {}
+
+    def features_of(vlm, items, whole_grid: bool):
+        key_base = (vlm.encoder.id, getattr(vlm.encoder, "transform_id", None), whole_grid, vlm.n_tokens)
+        missing = [im for im in items if (key_base, im.id) not in memo]
+        if missing:
+            feats, row = features.image_features(vlm, missing, whole_grid=whole_grid)
+            for im in missing:
+                memo[key_base, im.id] = feats[row[im.id]]
+        if not items:
+            return features.image_features(vlm, items, whole_grid=whole_grid)
+        return torch.stack([memo[key_base, im.id] for im in items]), {im.id: i for i, im in enumerate(items)}
+
+    return features_of
+
+
+def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
+                 should_stop: Callable[[], bool] | None, quiet: bool) -> list[Path]:
+    """train_many for runs of one share_key: one encoder and LM, one LM pass per update."""
+    from core.models import registry
+
+    dirs = [_open_run_dir(cfg, d) for cfg, d in zip(cfgs, run_dirs)]
+    todo = [i for i, d in enumerate(dirs) if not _finished(d)]
+    if not todo:      # every run already finished: nothing to load
+        return dirs
+    device = checkpoint.resolve_device(cfgs[0].device)
+    precision = checkpoint.resolve_precision(cfgs[0].precision, device)
+    report(0.0, "encoding images")
+    features_of = _feature_memo()
+    first = checkpoint.build_vlm(cfgs[todo[0]], device)
+    group: list[_Run] = []
+    for i in todo:
+        vlm = first if not group else registry.vlm_sharing_frozen(cfgs[i], first)
+        vlm.eval()
+        group.append(_Run(cfgs[i], dirs[i], vlm, device, precision, features_of))
+    if precision == "bf16":
+        first.hold_lm_in_bf16()    # after the frozen checksums, which evaluation's fp32 LM must match
+    total = sum(r.total_steps for r in group) or 1
+    start_done = sum(r.done for r in group)
+    bar = tqdm(total=total, initial=start_done, desc="train" if len(group) == 1 else f"train {len(group)} runs",
+               unit="step", disable=quiet, leave=False)
+    lone = len(group) == 1
+
+    def where(r: _Run) -> str:
+        who = "" if lone else f"{r.dir.name}: "
+        return f"{who}epoch {r.state['epoch'] + 1}/{r.cfg.epochs} step {r.state['step']}/{r.steps_per_epoch}"
+
     try:
-        for epoch in range(state["epoch"], cfg.epochs):
-            if done >= total_steps:
+        while True:
+            stepping = []
+            for r in group:
+                while not r.finished and not r.has_step():
+                    who = "" if lone else f"{r.dir.name}: "
+                    report(_fraction(group, total), f"{who}epoch {r.state['epoch'] + 1}: validating")
+                    line = who + r.end_epoch()
+                    report(_fraction(group, total), line)
+                    if not quiet:
+                        tqdm.write(line, file=sys.stderr)   # stdout is for the commands' JSON
+                if not r.finished:
+                    stepping.append(r)
+            if not stepping:
                 break
-            t0, seconds_before = time.perf_counter(), state["partial_seconds"]   # > 0 when resuming mid-epoch
-            if cfg.fresh_negatives:
-                train_q = data.training_questions(epoch)
-            batches = epoch_batches(train_q, cfg.batch_size, cfg.seed, epoch)
-            vlm.projector.train()
-            for step in range(state["step"], steps_per_epoch):
-                if done >= total_steps:
-                    break
-                if should_stop is not None and should_stop():
-                    state["step"] = step
-                    save("cancelled")
-                    runs.append_log(run_dir, f"cancelled at epoch {epoch + 1}, step {step}")
-                    raise Cancelled(run_dir, epoch, step)
-                batch = batches[step]
-                rows = [train_row[train_q[i].image_id] for i in batch]
-                distinct = sorted(set(rows))
-                slot = {r: j for j, r in enumerate(distinct)}
-                feats = train_feats[distinct]
-                if cfg.grid_crop:
-                    feats = crop_grid(feats, cfg.grid_crop)
-                feats = feats.to(device)
-                owner = torch.tensor([slot[r] for r in rows])
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(done, total_steps, cfg)
-                ranked = []
-                for image_id in dict.fromkeys(train_q[i].image_id for i in batch) if cfg.rank_negatives else ():
-                    draw = random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")   # resumes draw the same
-                    ranked.append((slot[train_row[image_id]], questions.ranked_leaf_texts(
-                        data.dataset, train_item[image_id], data.deprivation.labeling, cfg.rank_negatives, draw)))
-                loss = vlm.loss(feats, [train_q[i].text for i in batch], [train_q[i].answer for i in batch],
-                                owner=owner, ranked=ranked)     # bf16 autocast inside on CUDA
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-                loss_value = float(loss.detach())
-                state["partial_loss"][0] += loss_value * len(batch)
-                state["partial_loss"][1] += len(batch)
-                state["step"] = step + 1
-                state["partial_seconds"] = seconds_before + time.perf_counter() - t0
-                done += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch + 1)
-                report(0.97 * done / total_steps,
-                       f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps_per_epoch} loss {loss_value:.4f}")
-            train_seconds = state["partial_seconds"]
-            t_val = time.perf_counter()
-            vlm.projector.eval()
-            report(0.97 * done / total_steps, f"epoch {epoch + 1}: validating")
-            val = metrics.summarize(scoring.score(vlm, val_feats, val_row, val_q, data.deprivation,
-                                                  split="val")) if val_q else None
-            loss_sum, n = state["partial_loss"]
-            score = selection_score(val) if val else None
-            best = state["best"]
-            if score is None or best is None or best["score"] is None or score > best["score"]:
-                # nothing to select on (no val questions): the latest epoch counts as the best
-                best = state["best"] = {"epoch": epoch + 1, "score": score}
-            entry = {"epoch": epoch + 1, "train_loss": _finite(loss_sum / max(n, 1)),
-                     "updates": done, "lr": _finite(lr_at(max(done - 1, 0), total_steps, cfg)),
-                     "val": _jsonable(metrics.headline(val)) if val else None,
-                     "val_leaf_accuracy": _finite(val["leaf"]["accuracy"]) if val and val["leaf"]["n"] else None,
-                     "val_hypernym_accuracy": _finite(val["hypernym"]["accuracy"]) if val and val["hypernym"]["n"] else None,
-                     "val_selection": _finite(score) if score is not None else None,
-                     "train_seconds": round(train_seconds, 2),
-                     "val_seconds": round(time.perf_counter() - t_val, 2),
-                     "examples_per_s": round(n / max(train_seconds, 1e-9), 3)}
-            state["metrics"].append(entry)
-            state.update(epoch=epoch + 1, step=0, partial_loss=[0.0, 0], partial_seconds=0.0)
-            stale = epoch + 1 - best["epoch"]
-            if done >= total_steps or epoch + 1 == cfg.epochs:
-                state["stopped"] = "planned updates done"
-            elif cfg.patience and stale >= cfg.patience:
-                state["stopped"] = f"early: no validation improvement for {stale} epochs"
-            save("finished" if state["stopped"] else "partial", best_now=best["epoch"] == epoch + 1)
-            line = (f"epoch {epoch + 1}: loss {entry['train_loss']:.4f}, val leaf acc "
-                    f"{_fmt(entry['val_leaf_accuracy'])}, hypernym acc {_fmt(entry['val_hypernym_accuracy'])}, "
-                    f"best epoch {best['epoch']}")
-            runs.append_log(run_dir, f"{line}; {entry}")
-            report(0.97 * done / total_steps, line)
-            if progress is None:
-                tqdm.write(line)
-            if state["stopped"]:
-                runs.append_log(run_dir, f"stopped: {state['stopped']}")
-                break
+            if should_stop is not None and should_stop():
+                for r in stepping:
+                    r.cancel()
+                raise Cancelled(stepping[0].dir, stepping[0].state["epoch"], stepping[0].state["step"])
+            t0 = time.perf_counter()
+            batches = [r.batch() for r in stepping]
+            losses = type(first).joint_loss([r.vlm for r in stepping], batches)
+            for r in stepping:
+                r.opt.zero_grad(set_to_none=True)
+            torch.stack(losses).sum().backward()
+            # Each run's share of the step's time, by its questions (ranked ones included).
+            sizes = [len(b.texts) + sum(len(g) for _, g in b.ranked) for b in batches]
+            seconds = time.perf_counter() - t0
+            for r, loss, size in zip(stepping, losses, sizes):
+                r.step(loss, seconds * size / sum(sizes))
+            bar.update(len(stepping))
+            if lone or bar.n % 20 < len(stepping):    # reading a loss syncs with the GPU: not every step
+                r0 = stepping[0]
+                value = float(r0.last_loss)
+                bar.set_postfix(loss=f"{value:.4f}", epoch=r0.state["epoch"] + 1)
+                report(_fraction(group, total), f"{where(r0)} loss {value:.4f}")
     finally:
         bar.close()
     report(1.0, "done")
-    return run_dir
+    return dirs
+
+
+def _finished(run_dir: Path) -> bool:
+    ck_path = runs.checkpoint_json(run_dir)
+    return ck_path.is_file() and runs.read_json(ck_path).get("status") == "finished"
+
+
+def _fraction(group: list[_Run], total: int) -> float:
+    return 0.97 * sum(r.done for r in group) / total
 
 
 def _fmt(x: float | None) -> str:

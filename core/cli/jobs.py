@@ -9,6 +9,7 @@
     jobs worker [--concurrency N]
     sweep submit <spec.json | paper> [--scale cpu|full|smoke] [--dry-run] [--slurm ...]
     sweep show <sweep job id> [--csv out.csv]
+    sweep run <spec.json | paper> [--scale cpu|full|smoke] [--together N] [--report docs/results.md]
 
 Every handler returns the process exit code: 0 ok, 1 a job that failed; bad input (ConfigError, an
 unknown job id) and an unreadable store are raised to core.cli.main, the one error policy (one line,
@@ -136,6 +137,24 @@ def register(subparsers) -> None:
     ssubmit.add_argument("--start-worker", action="store_true", help="start a background worker if none runs")
     _add_slurm_options(ssubmit)
     ssubmit.set_defaults(func=_cmd_sweep_submit)
+
+    srun = ssub.add_parser("run", help="run a whole sweep here, in this process (runs sharing the LM train "
+                                       "together), then regenerate the results report",
+                           description="Train every run of the sweep with the runs that share the frozen LM "
+                                       "stepping together (one LM pass per update), evaluate them, run the "
+                                       "baselines and LM probes, and write the results report. Run it again "
+                                       "to resume: finished work is skipped.")
+    srun.add_argument("spec", help=f"a JSON spec file or a preset ({', '.join(sweeps.PRESETS)})")
+    srun.add_argument("--scale", choices=sorted(sweeps.SCALES),
+                      help=f"subset size and epochs (default {sweeps.DEFAULT_SCALE})")
+    srun.add_argument("--together", type=number_arg(int, 1, 10_000), metavar="N",
+                      help="at most N runs per shared LM pass (default: every run of a group; lower it "
+                           "when memory runs short)")
+    srun.add_argument("--report", type=Path, default=None,
+                      help="results report to write (default: docs/results.md); --no-report to skip")
+    srun.add_argument("--no-report", action="store_true", help="do not write the results report")
+    srun.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
+    srun.set_defaults(func=_cmd_sweep_run)
 
     sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% t-CI over seeds)")
     sshow.add_argument("sweep_id", type=int)
@@ -410,6 +429,24 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
         _worker_hint(store, args.start_worker)
         return 0
     return _run(handle, args)
+
+
+def _cmd_sweep_run(args: argparse.Namespace) -> int:
+    from core import paths, results, runs
+    from core.cli.common import emit
+    from core.jobs import sweep_run
+
+    if args.dry_run:
+        return _cmd_sweep_submit(args)
+    out = args.report or paths.ROOT / "docs" / "results.md"
+    if not args.no_report and out.is_dir():
+        raise ConfigError(f"--report {out} is a directory; give a file name such as docs/results.md")
+    done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)
+    if not args.no_report:
+        runs.write_text(out, results.report_markdown(results.collect(), commit=runs.git_commit()))
+        done["report"] = str(out)
+    emit({k: v for k, v in done.items() if k != "runs"} | {"runs": len(done["runs"])})
+    return 0
 
 
 def _cmd_sweep_show(args: argparse.Namespace) -> int:

@@ -77,8 +77,10 @@ def check_frozen_checksum(vlm, recorded: dict | None, where: Path) -> None:
                             f"{where} was trained with (changed model files or random init)")
 
 
-def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
-    """(RunInfo, VLM with the trained projector loaded, in eval mode) of a run with a checkpoint."""
+def load_trained(run_dir: str | Path, device: str | torch.device | None = None, frozen_from=None):
+    """(RunInfo, VLM with the trained projector loaded, in eval mode) of a run with a checkpoint.
+    frozen_from: a VLM whose encoder and LM (fp32) the run's model shares instead of loading its own
+    (a sweep evaluating many runs of one LM); the frozen checksum still checks they are the run's."""
     info = runs.load_run(run_dir)
     ck = info.checkpoint
     if not ck:
@@ -87,7 +89,10 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
         raise runs.RunError(f"run {info.run_id} was trained by an older TaxoLens (checkpoint format "
                             f"{ck.get('format')}, now {CHECKPOINT_FORMAT}) with another prompt; train it again")
     dev = device if isinstance(device, torch.device) else resolve_device(device or info.config.device)
-    vlm = build_vlm(info.config, dev)
+    if frozen_from is None:
+        vlm = build_vlm(info.config, dev)
+    else:
+        vlm = registry.vlm_sharing_frozen(info.config, frozen_from)
     files = ck.get("files", {})
     name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE   # the best epoch when kept
     load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)), info.path)

@@ -199,3 +199,14 @@ def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
                           dropout=cfg.dropout)
     return VLM(encoder, lm, projector.to(device), cfg.image_tokens, cfg.prompt)
 
+
+
+def vlm_sharing_frozen(cfg: TrainConfig, other: VLM) -> VLM:
+    """A VLM of `cfg` whose encoder and LM are `other`'s own objects, with a fresh projector seeded
+    by cfg.seed (the one create_vlm would build): many runs trained in one process (core.train.
+    train_many) hold one copy of the frozen models. The caller checks that cfg names the same
+    encoder, LM and LM init (and seed, for a random-init LM) as `other` was built from."""
+    cfg.validate()
+    projector = Projector(cfg.projector, other.encoder.dim, other.lm.hidden_size, other.lm.token_norm(),
+                          seed=cfg.seed, dropout=cfg.dropout)
+    return VLM(other.encoder, other.lm, projector.to(other.device), cfg.image_tokens, cfg.prompt)

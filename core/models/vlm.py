@@ -29,7 +29,8 @@ for all of that image's questions and only the suffixes run (the same shared-pre
 scoring, so a training batch made of whole images costs fewer FLOPs per question). The LM head runs
 only at the answer position: suffixes are left-padded *after* the prefix, so every row's answer
 position is the last one (pads are masked; position ids skip them). Gradients reach the projector
-only: every LM and encoder weight is frozen.
+only: every LM and encoder weight is frozen. `VLM.joint_loss` computes the losses of several VLMs that
+share one LM (a sweep's runs, each with its own projector) in one LM pass over all their batches.
 
 Scoring (`score`): log-probabilities of the answer candidates at the answer position;
 log P(yes) = logsumexp over {" Yes", " yes"}, log P(no) over {" No", " no"} (no leading space for
@@ -126,6 +127,16 @@ class AnswerScores:
 
     def pairs(self) -> list[tuple[float, float]]:
         return list(zip(self.p_yes.tolist(), self.mass.tolist()))
+
+
+@dataclass
+class LossBatch:
+    """One run's training batch (the arguments of VLM.loss)."""
+    features: torch.Tensor
+    texts: Sequence[str]
+    answers: Sequence[bool] | torch.Tensor
+    owner: torch.Tensor | Sequence[int] | None = None
+    ranked: Sequence[tuple[int, Sequence[str]]] = ()
 
 
 class VLM(nn.Module):
@@ -245,33 +256,70 @@ class VLM(nn.Module):
         true question as the target, so the image's own leaf must out-score the others. The yes/no
         term alone never compares two questions about one image; this one does, without changing
         the share of yes and no answers the yes/no term sees."""
+        return VLM.joint_loss([self], [LossBatch(features, texts, answers, owner, ranked)])[0]
+
+
+    def _check_batch(self, b: "LossBatch") -> tuple[list[int], list[bool]]:
+        """The batch's owner rows and answers, after checking they fit its images (ValueError)."""
+        features, texts, answers, owner = b.features, b.texts, b.answers, b.owner
         answers = [bool(a) for a in (answers.tolist() if torch.is_tensor(answers) else answers)]
         if owner is None:
             if not (len(texts) == len(answers) == features.shape[0]):
                 raise ValueError(f"loss needs one text and answer per image, got {features.shape[0]} images, "
                                  f"{len(texts)} texts, {len(answers)} answers")
-            owner = torch.arange(len(texts))
-        owner = torch.as_tensor(owner, dtype=torch.long)
+            owner = range(len(texts))
+        owner = torch.as_tensor(owner, dtype=torch.long).tolist()
         if not (len(texts) == len(answers) == len(owner)) or len(owner) == 0 or \
-                int(owner.min()) < 0 or int(owner.max()) >= features.shape[0]:
+                min(owner) < 0 or max(owner) >= features.shape[0]:
             raise ValueError(f"loss needs one text, answer and owner image per question, got "
                              f"{len(texts)} texts, {len(answers)} answers, {len(owner)} owners for "
                              f"{features.shape[0]} images")
-        yes, no = self.prompt.yes_ids[0], self.prompt.no_ids[0]
-        target = torch.tensor([yes if a else no for a in answers], device=self.device)
-        if any(len(group) < 2 or not 0 <= int(row) < features.shape[0] for row, group in ranked):
+        if any(len(group) < 2 or not 0 <= int(row) < features.shape[0] for row, group in b.ranked):
             raise ValueError("each ranked group needs an image row and at least two questions")
-        all_texts = list(texts) + [t for _, group in ranked for t in group]
-        all_owner = torch.cat([owner, torch.tensor([row for row, group in ranked for _ in group], dtype=torch.long)])
-        with autocast(self.device):
-            logits = self._answer_logits_shared(self.prefix_embeds(features), all_owner.to(self.device),
-                                                *self.suffix_ids(all_texts)).float()
-        loss = F.cross_entropy(logits[:len(texts)], target)
-        if ranked:
-            margins = (logits[len(texts):, yes] - logits[len(texts):, no]).split([len(g) for _, g in ranked])
-            padded = torch.nn.utils.rnn.pad_sequence(list(margins), batch_first=True, padding_value=float("-inf"))
-            loss = loss + F.cross_entropy(padded, torch.zeros(len(ranked), dtype=torch.long, device=self.device))
-        return loss
+        return owner, answers
+
+    # ------------------------------------------------------------ several runs, one LM pass
+
+    @staticmethod
+    def joint_loss(vlms: Sequence["VLM"], batches: Sequence[LossBatch]) -> list[torch.Tensor]:
+        """VLM.loss of each (vlm, batch) pair, computed in one pass of the shared frozen LM: every run's
+        image prefixes (through its own projector) and question suffixes are stacked into one batch.
+        The runs share the LM, the prompt and the number of image tokens (core.train groups them so);
+        their projectors are disjoint, so the gradient of sum(losses) reaches each projector exactly as
+        its own loss would. This is how a sweep trains many runs at once (core.train.train_many): one
+        large batch instead of many small ones, which is what keeps a GPU busy."""
+        if len(vlms) != len(batches) or not vlms:
+            raise ValueError(f"joint_loss needs one batch per VLM, got {len(vlms)} VLMs and {len(batches)} batches")
+        first = vlms[0]
+        for v in vlms[1:]:
+            if v.lm is not first.lm or v.prompt != first.prompt or v.n_tokens != first.n_tokens:
+                raise ValueError("joint_loss needs VLMs that share one LM, prompt and number of image tokens")
+        prefixes, owners, texts, spans = [], [], [], []
+        images = 0
+        yes, no = first.prompt.yes_ids[0], first.prompt.no_ids[0]
+        with autocast(first.device):
+            for vlm, b in zip(vlms, batches):
+                owner, answers = vlm._check_batch(b)
+                group_rows = [int(row) for row, group in b.ranked for _ in group]
+                prefixes.append(vlm.prefix_embeds(b.features))
+                owners += [images + int(o) for o in owner] + [images + r for r in group_rows]
+                start = len(texts)
+                texts += list(b.texts) + [t for _, group in b.ranked for t in group]
+                spans.append((start, len(b.texts), [len(g) for _, g in b.ranked], answers))
+                images += b.features.shape[0]
+            logits = first._answer_logits_shared(torch.cat(prefixes), torch.tensor(owners, device=first.device),
+                                                 *first.suffix_ids(texts)).float()
+        losses = []
+        for start, n, sizes, answers in spans:
+            target = torch.tensor([yes if a else no for a in answers], device=first.device)
+            loss = F.cross_entropy(logits[start:start + n], target)
+            if sizes:
+                rows = logits[start + n:start + n + sum(sizes)]
+                margins = (rows[:, yes] - rows[:, no]).split(sizes)
+                padded = torch.nn.utils.rnn.pad_sequence(list(margins), batch_first=True, padding_value=float("-inf"))
+                loss = loss + F.cross_entropy(padded, torch.zeros(len(sizes), dtype=torch.long, device=first.device))
+            losses.append(loss)
+        return losses
 
     # ------------------------------------------------------------ scoring
 
@@ -345,3 +393,5 @@ class VLM(nn.Module):
             raise ValueError(f"projector weights do not fit this {self.projector.kind} projector "
                              f"({self.projector.in_dim}->{self.projector.out_dim}): mismatched {', '.join(bad)}")
         self.projector.load_state_dict({k: v.to(self.device) for k, v in state.items()})
+
+

@@ -77,6 +77,37 @@ def test_real_vlm_ranked_groups_add_a_listwise_term(vlm):
 
 
 @pytest.mark.integration
+def test_runs_sharing_one_lm_get_their_own_losses_and_gradients_from_one_joint_pass(vlm):
+    """VLM.joint_loss (how train_many steps a sweep's runs together) against each run's own loss."""
+    from core.models.vlm import VLM, LossBatch
+    other = registry.vlm_sharing_frozen(TrainConfig(seed=1), vlm)
+    assert other.lm is vlm.lm and other.encoder is vlm.encoder and other.projector is not vlm.projector
+    feats = grids(vlm, two_images())
+    batches = [LossBatch(feats, QUESTIONS[:3], [True, True, False], [0, 0, 1], [(1, QUESTIONS[1:])]),
+               LossBatch(feats[1:], QUESTIONS, [False, True, False, True], [0, 0, 0, 0])]
+
+    def grads(model):
+        return torch.cat([p.grad.flatten() for p in model.projector.parameters()])
+
+    alone = []
+    for model, b in zip((vlm, other), batches):
+        model.projector.zero_grad()
+        loss = model.loss(b.features, b.texts, b.answers, owner=b.owner, ranked=b.ranked)
+        loss.backward()
+        alone.append((float(loss.detach()), grads(model)))
+    vlm.projector.zero_grad()
+    other.projector.zero_grad()
+    joint = VLM.joint_loss([vlm, other], batches)
+    torch.stack(joint).sum().backward()
+    for (loss, grad), j, model in zip(alone, joint, (vlm, other)):
+        assert float(j.detach()) == pytest.approx(loss, rel=1e-4)
+        # the same up to float rounding (the joint batch pads to another width)
+        assert float((grads(model) - grad).abs().max()) < 1e-3 * float(grad.abs().max())
+    with pytest.raises(ValueError, match="share one LM"):
+        VLM.joint_loss([vlm, registry.create_vlm(TrainConfig(lm_init="random"), "cpu")], batches)
+
+
+@pytest.mark.integration
 def test_real_vlm_with_the_lm_held_in_bf16_gives_the_fp32_loss_and_gradient():
     torch.manual_seed(0)
     vlm = registry.create_vlm(TrainConfig(), "cpu")

@@ -45,6 +45,7 @@ class FakeEncoder(nn.Module):
 
 class FakeVLM(nn.Module):
     instances: list["FakeVLM"] = []
+    joint_calls: list[int] = []                 # how many runs each training step stepped together
 
     def __init__(self, cfg, device="cpu", lm_seed_offset=0):
         super().__init__()
@@ -87,6 +88,11 @@ class FakeVLM(nn.Module):
             padded = nn.utils.rnn.pad_sequence(margins, batch_first=True, padding_value=float("-inf"))
             loss = loss + F.cross_entropy(padded, torch.zeros(len(ranked), dtype=torch.long))
         return loss
+
+    @staticmethod
+    def joint_loss(vlms, batches):              # the real one runs one LM pass; the fake has no LM to share
+        FakeVLM.joint_calls.append(len(vlms))
+        return [v.loss(b.features, b.texts, b.answers, owner=b.owner, ranked=b.ranked) for v, b in zip(vlms, batches)]
 
     def hold_lm_in_bf16(self):                  # recorded only: the fake's "LM" is one embedding table
         self.lm_in_bf16 = True
@@ -134,6 +140,8 @@ def install(monkeypatch, images_per_concept: int = 5):
     from tiny_concepts import tiny_dataset
 
     FakeVLM.instances = []
+    FakeVLM.joint_calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda name="tiny": tiny_dataset(images_per_concept, name))
     monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": FakeVLM(cfg, device))
+    monkeypatch.setattr(registry, "vlm_sharing_frozen", lambda cfg, other: FakeVLM(cfg))
     monkeypatch.setattr(features, "FeatureCache", FakeCache)

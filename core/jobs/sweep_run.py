@@ -1,0 +1,124 @@
+"""A whole sweep in one process, on a machine you hold (a GPU for a few minutes, or this CPU):
+
+    taxolens sweep run paper --scale full          # then docs/results.md is regenerated
+
+The grid is expanded and checked exactly as `sweep submit` does (core.jobs.sweeps), but runs here,
+without the job queue:
+  1. every training run through core.train.train_many: runs that share the frozen LM (all the
+     pretrained-LM runs of the paper grid; the random-init LM runs, whose LM is seeded, per seed)
+     step together, one LM pass over all their batches per update -- one large batch instead of
+     dozens of small ones, which is what keeps a GPU busy;
+  2. each run's evaluation on its splits, sharing one fp32 copy of the frozen models per group;
+  3. the baselines and the LM probes of the grid.
+
+Resuming: the sweep's manifest (runs/sweeps/<name>.json) names each training run's directory, so
+running the same sweep again resumes unfinished runs where they stopped and skips whatever is done
+(finished runs, written evaluations, baselines, probes). Every run is an ordinary run on disk: the
+app, `taxolens runs` and `results report` see it like any other.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from core import paths, runs
+from core.base import Progress
+from core.config import TrainConfig
+from core.jobs import sweeps
+
+SWEEPS_DIR = "sweeps"
+
+
+def manifest_path(name: str) -> Path:
+    return paths.runs_dir() / SWEEPS_DIR / f"{paths.safe_name(name)}.json"
+
+
+def plan(spec, scale: str | None = None) -> dict:
+    """The checked jobs of a sweep (sweeps.normalize: every job validated) and its name."""
+    return sweeps.normalize(sweeps.resolve(spec, scale))
+
+
+def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
+    """Each training run's directory: the one the manifest names (a rerun resumes it), else new."""
+    path = manifest_path(name)
+    manifest = runs.read_json(path) if path.is_file() else {"name": name, "runs": {}}
+    out = []
+    for cfg in cfgs:
+        key = json.dumps(cfg.to_dict(), sort_keys=True)
+        known = manifest["runs"].get(key)
+        if known is None or not Path(known).is_dir():
+            known = manifest["runs"][key] = str(runs.create_run_dir(cfg))
+        out.append(Path(known))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_json(path, manifest)
+    return out
+
+
+def run_sweep(spec, scale: str | None = None, together: int | None = None,
+              progress: Progress | None = None) -> dict:
+    """Train, evaluate, and run the baselines and probes of a sweep; returns what was done and how
+    long each stage took (seconds)."""
+    from core import probe as lm_probe
+    from core import train
+    from core.evaluate import baseline, default_baseline_dir, evaluate
+    from core.models import checkpoint
+
+    report = progress or (lambda f, m: None)
+    started = time.perf_counter()
+    planned = plan(spec, scale)
+    jobs = planned["jobs"]
+    train_jobs = [j["spec"] for j in jobs if j["kind"] == "train"]
+    cfgs = [TrainConfig.from_dict(j["config"]) for j in train_jobs]
+    dirs = run_dirs(planned["name"], cfgs)
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    if cfgs:
+        train.train_many(cfgs, dirs, together=together, should_stop=None,
+                         progress=(lambda f, m: report(0.8 * f, m)) if progress else None)
+    seconds["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    todo = [(cfg, d, split) for cfg, d, job in zip(cfgs, dirs, train_jobs) for split in job["eval_splits"]
+            if not (runs.eval_dir(d, split) / runs.METRICS_JSON).is_file()
+            or _older(runs.eval_dir(d, split) / runs.METRICS_JSON, runs.checkpoint_json(d))]
+    shared: dict[tuple, object] = {}     # one fp32 copy of the frozen models per share key
+    for i, (cfg, d, split) in enumerate(tqdm(todo, desc="evaluate", unit="run", disable=progress is not None)):
+        key = train.share_key(cfg)
+        if key not in shared:
+            shared.clear()               # groups come in order: free the last one's models first
+            shared[key] = checkpoint.build_vlm(cfg, checkpoint.resolve_device(cfg.device))
+        evaluate(d, split, frozen_from=shared[key])
+        report(0.8 + 0.1 * (i + 1) / len(todo), f"evaluated {d.name} on {split}")
+    shared.clear()
+    seconds["evaluate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    baselines = [j["spec"] for j in jobs if j["kind"] == "baseline"]
+    for b in tqdm(baselines, desc="baselines", unit="baseline", disable=progress is not None):
+        cfg = TrainConfig.from_dict(b["config"])
+        if not (runs.eval_dir(default_baseline_dir(b["baseline"], cfg), "test") / runs.METRICS_JSON).is_file():
+            baseline(b["baseline"], cfg)
+    seconds["baselines"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    probes = [j["spec"] for j in jobs if j["kind"] == "probe"]
+    for p in probes:
+        folder = lm_probe.out_dir(p["lm"], p["dataset"], p["lm_init"], p["seed"])
+        if not (folder / runs.METRICS_JSON).is_file():
+            report(0.95, f"probing {p['lm']}")
+            lm_probe.run(p["lm"], p["dataset"], p["lm_init"], p["seed"], device=p["device"])
+    seconds["probes"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - started
+    report(1.0, "done")
+    return {"name": planned["name"], "runs": [str(d) for d in dirs], "evaluations": len(todo),
+            "baselines": len(baselines), "probes": len(probes), "manifest": str(manifest_path(planned["name"])),
+            "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def _older(a: Path, b: Path) -> bool:
+    """a was written before b (an evaluation of an earlier checkpoint of a resumed run)."""
+    return b.is_file() and a.stat().st_mtime < b.stat().st_mtime

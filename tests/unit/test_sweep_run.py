@@ -1,0 +1,61 @@
+"""core.jobs.sweep_run (`taxolens sweep run`): a whole sweep in one process, resumable, on the tiny
+dataset with the fake VLM."""
+import json
+
+import pytest
+
+import fake_vlm
+from core import runs
+from core.cli import main
+from core.jobs import sweep_run
+
+SPEC = {"name": "tiny-grid", "base": {"dataset": "tiny", "epochs": 2, "batch_size": 8, "lr": 0.05, "device": "cpu"},
+        "grids": [{"conditions": ["random", "cross"], "ratios": [0, 0.5], "seeds": [0, 1]},
+                  {"conditions": ["random"], "ratios": [0.5], "lm_inits": ["random"], "seeds": [0]},
+                  {"kind": "baseline", "baselines": ["majority"], "conditions": ["none"], "seeds": [0]}]}
+
+
+@pytest.fixture(autouse=True)
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+
+
+def test_a_sweep_trains_together_evaluates_and_resumes_without_redoing_work():
+    done = sweep_run.run_sweep(SPEC)
+    assert len(done["runs"]) == 3 * 2 + 1 and done["evaluations"] == 7 and done["baselines"] == 1
+    # the six pretrained-LM runs step together; the random-init LM run trains in its own group
+    assert max(fake_vlm.FakeVLM.joint_calls) == 6 and 1 in fake_vlm.FakeVLM.joint_calls
+    for d in map(runs.Path, done["runs"]):
+        assert runs.read_json(runs.checkpoint_json(d))["status"] == "finished"
+        assert (runs.eval_dir(d, "test") / runs.METRICS_JSON).is_file()
+    manifest = json.loads(runs.Path(done["manifest"]).read_text())
+    assert sorted(manifest["runs"].values()) == sorted(done["runs"])
+    assert set(done["seconds"]) == {"train", "evaluate", "baselines", "probes", "total"}
+
+    built = len(fake_vlm.FakeVLM.instances)
+    again = sweep_run.run_sweep(SPEC)
+    assert again["runs"] == done["runs"] and again["evaluations"] == 0
+    assert len(fake_vlm.FakeVLM.instances) == built          # nothing trained or evaluated again
+
+
+def test_an_interrupted_run_of_the_sweep_is_resumed_in_its_own_directory():
+    planned = sweep_run.plan(SPEC)
+    from core.config import TrainConfig
+    cfgs = [TrainConfig.from_dict(j["spec"]["config"]) for j in planned["jobs"] if j["kind"] == "train"]
+    first = sweep_run.run_dirs(planned["name"], cfgs)
+    assert sweep_run.run_dirs(planned["name"], cfgs) == first        # the manifest names them
+    done = sweep_run.run_sweep(SPEC)
+    assert done["runs"] == [str(d) for d in first]
+
+
+def test_sweep_run_command_writes_the_report(tmp_path, capsys):
+    spec = tmp_path / "grid.json"
+    spec.write_text(json.dumps({**SPEC, "grids": SPEC["grids"][:1]}))
+    report = tmp_path / "results.md"
+    assert main(["sweep", "run", str(spec), "--report", str(report)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"] == 6 and out["report"] == str(report)
+    assert "random:0.5" in report.read_text()
+    assert main(["sweep", "run", str(spec), "--dry-run"]) == 0
+    assert "6 jobs (not submitted)" in capsys.readouterr().out
