@@ -1,9 +1,10 @@
 """`python -m bench.run_all` (`make bench`): evaluation and training speed on this machine.
 
 Default: 8 test images of the default dataset (about 40 questions), 3 training steps of 16, and
-Predict (upload -> chain) on 4 test images with the shipped checkpoint, cold and warm, with the bf16
-alternative beside it on a CPU; a few minutes on 2 CPU cores. --images / --train-steps /
---batch-size / --predict-images for more (--predict-images 0 skips Predict).
+8 runs' training steps taken together in one LM pass against one run at a time (train_many, `sweep
+run`), and Predict (upload -> chain) on 4 test images with the shipped checkpoint, cold and warm,
+with the bf16 alternative beside it on a CPU; a few minutes on 2 CPU cores. --images / --train-steps
+/ --batch-size / --sweep-runs / --predict-images for more (0 skips the sweep or Predict part).
 --json PATH also writes the numbers (and the printed text) as JSON.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bench import bench_eval, bench_predict, bench_train
+from bench import bench_eval, bench_predict, bench_sweep, bench_train
 from bench.common import setup
 from core import paths
 
@@ -26,6 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=8, help="test images whose questions are scored")
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--sweep-runs", type=int, default=8,
+                    help="runs trained together against one at a time (train_many; 0: skip)")
     ap.add_argument("--predict-images", type=int, default=4, help="test images through Predict (0: skip)")
     ap.add_argument("--predict-run", type=Path, default=paths.SHIPPED_CHECKPOINT,
                     help="the trained run Predict uses (default: the shipped checkpoint)")
@@ -62,6 +65,11 @@ def main(argv=None) -> int:
             f"  bf16 / fp32        {tr['bf16_speedup']:8.2f}x examples/s (shared prefix both; "
             f"TrainConfig.precision=auto trains in bf16 here)",
             f"  bf16 matmul peak   {tr['bf16_matmul_peak_flops'] / 1e9:8.1f} GFLOP/s (torch.mm, bf16)"])
+    sw = None
+    if args.sweep_runs:
+        sw = bench_sweep.run(vlm, data, device, runs=args.sweep_runs, batch_size=args.batch_size,
+                             steps=args.train_steps)
+        text += "\n" + "\n".join(bench_sweep.lines(sw))
     pr = None
     if args.predict_images:
         del vlm                                   # Predict loads its own copy of the models
@@ -70,7 +78,7 @@ def main(argv=None) -> int:
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"eval": ev, "train": tr, "predict": pr, "device": str(device), "where": where,
+        args.json.write_text(json.dumps({"eval": ev, "train": tr, "sweep": sw, "predict": pr, "device": str(device), "where": where,
                                          "text": text}, indent=2))
     return 0
 
