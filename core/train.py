@@ -294,8 +294,8 @@ class _Run:
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
                          torch.tensor([slot[r] for r in rows]), ranked)
 
-    def step(self, loss: torch.Tensor, seconds: float) -> None:
-        """Clip, update, and count one step whose backward has run; `seconds` is this run's share."""
+    def step(self, loss: torch.Tensor) -> None:
+        """Clip, update, and count one step whose backward has run (the caller adds its seconds)."""
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.opt.step()
@@ -303,7 +303,6 @@ class _Run:
         self.last_loss = loss.detach()
         self.state["partial_loss"][1] += self.batch_size
         self.state["step"] += 1
-        self.state["partial_seconds"] += seconds
         self.done += 1
 
     def _flush_loss(self) -> None:
@@ -430,6 +429,7 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
         who = "" if lone else f"{r.dir.name}: "
         return f"{who}epoch {r.state['epoch'] + 1}/{r.cfg.epochs} step {r.state['step']}/{r.steps_per_epoch}"
 
+    loss_text = ""
     try:
         while True:
             stepping = []
@@ -455,17 +455,20 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
             for r in stepping:
                 r.opt.zero_grad(set_to_none=True)
             torch.stack(losses).sum().backward()
-            # Each run's share of the step's time, by its questions (ranked ones included).
+            for r, loss in zip(stepping, losses):
+                r.step(loss)
+            # Each run's share of the update's time, by its questions (ranked ones included).
             sizes = [len(b.texts) + sum(len(g) for _, g in b.ranked) for b in batches]
             seconds = time.perf_counter() - t0
-            for r, loss, size in zip(stepping, losses, sizes):
-                r.step(loss, seconds * size / sum(sizes))
+            for r, size in zip(stepping, sizes):
+                r.state["partial_seconds"] += seconds * size / sum(sizes)
             bar.update(len(stepping))
-            if lone or bar.n % 20 < len(stepping):    # reading a loss syncs with the GPU: not every step
-                r0 = stepping[0]
+            r0 = stepping[0]
+            if bar.n % 20 < len(stepping):      # reading a loss waits for the GPU: every 20th step
                 value = float(r0.last_loss)
                 bar.set_postfix(loss=f"{value:.4f}", epoch=r0.state["epoch"] + 1)
-                report(_fraction(group, total), f"{where(r0)} loss {value:.4f}")
+                loss_text = f" loss {value:.4f}"
+            report(_fraction(group, total), f"{where(r0)}{loss_text}")
     finally:
         bar.close()
     report(1.0, "done")
