@@ -40,13 +40,13 @@ def _predict(run_dir: str, stamp: float, digest: str, _image) -> tuple[dict, flo
 
 
 def choose_checkpoint():
-    """Selectbox of trained runs, defaulting to the newest default-config checkpoint."""
+    """Selectbox of trained runs, defaulting to the default-config checkpoint best on validation."""
     from core import runs
 
     trained = [r for r in common.runs_list() if r.epoch >= 1]
     if not trained:
         return None
-    # the newest default-config checkpoint, else the first run's one (the starter on a CPU), else the newest
+    # the default-config checkpoint best on validation, else the first run's one (the starter on a CPU), else the newest
     preferred, why = runs.preferred_checkpoint()
     default = preferred if why == "default" else None
     starter = preferred if why == "starter" else None

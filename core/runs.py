@@ -288,15 +288,22 @@ def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
 
 
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
-    """Newest finished run trained with the default config, or with `config` when given (any seed,
-    any device)."""
+    """The finished run trained with the default config, or with `config` when given (any seed, any
+    device), that scored best on its validation questions (the score early stopping keeps its best
+    epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
+    not the one to show first."""
     defaults = (config or TrainConfig()).to_dict()
     ignore = {"seed", "device"}
-    for run in list_runs():
-        cfg = run.config.to_dict()
-        if run.finished and all(cfg[k] == v for k, v in defaults.items() if k not in ignore):
-            return run.path
-    return None
+    matching = [run for run in list_runs() if run.finished and
+                all(run.config.to_dict()[k] == v for k, v in defaults.items() if k not in ignore)]
+    if not matching:
+        return None
+
+    def validation(run: RunInfo) -> float:
+        score = ((run.checkpoint or {}).get("best") or {}).get("score")
+        return score if isinstance(score, (int, float)) else float("-inf")
+
+    return max(matching, key=validation).path     # max keeps the first (newest) of equals
 
 
 # Only when the shipped checkpoint does not fit: the full default config needs thousands of updates
@@ -314,8 +321,8 @@ def first_run_config() -> TrainConfig:
 
 
 def preferred_checkpoint() -> tuple[Path | None, str | None]:
-    """The checkpoint the app offers first, and why: the newest finished default-config run
-    ("default"), else the newest finished run of the first run's config ("starter": on a CPU the
+    """The checkpoint the app offers first, and why: the finished default-config run best on validation
+    ("default"), else the best finished run of the first run's config ("starter": on a CPU the
     smaller starter), else (None, None)."""
     default = default_checkpoint()
     if default is not None:

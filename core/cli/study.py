@@ -461,7 +461,7 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="one image -> leaf guesses, hypernym chain, category scores",
                        description="Run a trained checkpoint on one image file.")
     p.add_argument("image", metavar="IMAGE", help="image file (PNG, JPEG, WEBP, GIF, BMP, TIFF)")
-    p.add_argument("--run", help="run id or directory (default: newest finished default-config run)")
+    p.add_argument("--run", help="run id or directory (default: the finished default-config run best on validation)")
     p.add_argument("--top-k", type=number_arg(int, 1, 100000), default=5,
                    help="leaf guesses to list (default 5)")
     p.add_argument("--encoder", help="fail unless the checkpoint was trained with this encoder")

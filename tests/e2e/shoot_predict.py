@@ -4,8 +4,8 @@
 
 Picks N test-split images of the default checkpoint's own split (one per category, in name order,
 so none was trained on), starts the app the way `make app` does, selects the shipped checkpoint's run
-on Predict (the page offers the newest default-config run first, which may be another seed with
-another split), uploads the images in headless Chromium (Playwright) and saves one full-page
+on Predict (the page offers the default-config run best on validation first, which may be another
+seed with another split), uploads the images in headless Chromium (Playwright) and saves one full-page
 screenshot, plus predictions.txt: each image's true concept and the page's best guess, and the
 upload -> last chain time.
 """

@@ -77,6 +77,23 @@ def test_default_checkpoint_ignores_seed_but_not_other_options(data_dir):
     assert runs.default_checkpoint() == old
 
 
+def test_default_checkpoint_is_the_best_on_validation_then_the_newest(data_dir):
+    def finish(seed, created, score):
+        d = runs.create_run_dir(TrainConfig(seed=seed))
+        _finish(d, created=created)
+        ck = runs.read_json(runs.checkpoint_json(d))
+        runs.write_json(runs.checkpoint_json(d), {**ck, "best": {"epoch": 3, "score": score}})
+        return d
+
+    unscored = runs.create_run_dir(TrainConfig(seed=9))
+    _finish(unscored, created="2026-05-01T00:00:00+00:00")         # newest, but no validation score
+    best = finish(0, "2026-01-01T00:00:00+00:00", 0.84)
+    finish(1, "2026-02-01T00:00:00+00:00", 0.81)
+    assert runs.default_checkpoint() == best
+    tie = finish(2, "2026-03-01T00:00:00+00:00", 0.84)
+    assert runs.default_checkpoint() == tie
+
+
 def test_check_compatible(data_dir):
     d = runs.create_run_dir(TrainConfig())
     runs.check_compatible(d, "efficientnet-lite2", "smollm2-135m")
