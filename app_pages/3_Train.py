@@ -74,6 +74,10 @@ def train_form(ds) -> None:
                 "Ranking negatives", 0, 100, defaults.rank_negatives,
                 help="per training image in a batch, a listwise loss that ranks its own leaf question "
                      "above N random ones (added to the yes/no loss; 0 = off, as in the paper)")
+            rank_siblings = c2.number_input(
+                "Ranking: share of siblings", 0.0, 1.0, defaults.rank_siblings, step=0.25,
+                help="share of the ranking negatives drawn from concepts that share a category with the "
+                     "image's, as far as the run's own kept hypernym questions tell (0 = all random)")
             c1, c2, c3 = st.columns(3)
             dropout = c1.number_input("Input dropout", 0.0, 0.9, defaults.dropout, step=0.1,
                                       help="dropout on the projector's input features while training")
@@ -98,6 +102,7 @@ def train_form(ds) -> None:
                                image_tokens=int(image_tokens), prompt=prompt,
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
+                               rank_siblings=float(rank_siblings),
                                dropout=float(dropout),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),

@@ -49,6 +49,7 @@ class TrainConfig:
     hard_negatives: int = 0              # extra "no" leaf questions per TRAIN image about its siblings
     fresh_negatives: bool = True         # redraw the random "no" leaf questions every epoch
     rank_negatives: int = 0              # per TRAIN image in a batch: its leaf ranked against N random ones
+    rank_siblings: float = 0.0           # share of those N drawn from its known category-mates (questions.py)
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
@@ -77,6 +78,9 @@ class TrainConfig:
         _check_int("patience", self.patience, 0, 1000)
         _check_int("hard_negatives", self.hard_negatives, 0, 100)
         _check_int("rank_negatives", self.rank_negatives, 0, 100)
+        _check_number("rank_siblings", self.rank_siblings, 0, 1)
+        if self.rank_siblings and not self.rank_negatives:
+            raise ConfigError("rank_siblings needs rank_negatives > 0 (it says which of them are siblings)")
         _check_number("lr", self.lr, 0, 1, low_open=True)
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)

@@ -156,14 +156,44 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
     return questions
 
 
-def ranked_leaf_texts(ds, item, labeling: Mapping[str, str] | None, k: int, rng: random.Random) -> list[str]:
+def ranked_leaf_texts(ds, item, labeling: Mapping[str, str] | None, k: int, rng: random.Random,
+                      known: Mapping[str, frozenset] | None = None, sibling_share: float = 0.0) -> list[str]:
     """The leaf question about the concept `item` is shown as, then k about other concepts drawn by
-    `rng` (never one with the same label): what a listwise ranking loss puts in one softmax."""
+    `rng` (never one with the same label): what a listwise ranking loss puts in one softmax.
+    sibling_share: that share of the k (rounded) are drawn from the shown concept's siblings by
+    `known` (known_categories: concepts sharing its most specific known category first, then any
+    known category), the rest at random."""
     shown = shown_concept(item.concept, labeling)
     label = ds.concepts[shown].label
     others = [c for c in sorted(ds.concepts) if c != shown and ds.concepts[c].label != label]
-    drawn = rng.sample(others, min(k, len(others)))
+    drawn: list[str] = []
+    n_siblings = round(sibling_share * min(k, len(others))) if known is not None else 0
+    if n_siblings:
+        mine = known.get(shown, frozenset())
+        size = {}
+        for c in others:
+            for cat in known.get(c, frozenset()) & mine:
+                size[cat] = size.get(cat, 0) + 1
+        for cat in sorted(size, key=lambda x: (size[x], x)):       # most specific shared category first
+            pool = [c for c in others if cat in known.get(c, frozenset()) and c not in drawn]
+            drawn += rng.sample(pool, min(n_siblings - len(drawn), len(pool)))
+            if len(drawn) == n_siblings:
+                break
+    rest = [c for c in others if c not in drawn]
+    drawn += rng.sample(rest, min(k - len(drawn), len(rest)))
     return [question_text(ds.concepts[c].label) for c in [shown, *drawn]]
+
+
+def known_categories(ds, deprivation) -> dict[str, frozenset]:
+    """Shown concept -> the categories a run is told it belongs to: its categories minus those whose
+    hypernym questions the condition removes (for the true concept the shown one labels). Sibling
+    ranking negatives come from these, so they tell a run no more taxonomy than its own training
+    questions do (a withheld pair never makes two concepts siblings)."""
+    labeling = deprivation.labeling or {}
+    true_of = {labeling.get(c, c): c for c in ds.concepts}
+    return {shown: frozenset(k for k in ds.concepts[shown].categories
+                             if (true_of.get(shown, shown), k) not in deprivation.removed)
+            for shown in ds.concepts}
 
 
 def _siblings(ds, shown: str, members: Mapping[str, list[str]], others: list[str], asked: set,

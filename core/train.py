@@ -21,7 +21,7 @@ TrainConfig.dropout and grid_crop regularise the projector (input dropout; a ran
 cached encoder grid per image and step). fresh_negatives asks a new draw of the random "no" leaf
 questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
-draws the same).
+draws the same; rank_siblings draws that share of them from the concept's known category-mates).
 
 train_many trains several runs in one process: those with the same share_key (one encoder and LM)
 make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
@@ -208,6 +208,7 @@ class _Run:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
         self.val_feats, self.val_row = features_of(vlm, data.images("val"), False)
         self.train_item = {im.id: im for im in data.images("train")}
+        self.known = questions.known_categories(data.dataset, data.deprivation) if cfg.rank_siblings else None
 
         now = runs.now_iso()
         self.state = state = {
@@ -290,7 +291,7 @@ class _Run:
             draw = random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")   # resumes draw the same
             ranked.append((slot[self.train_row[image_id]], questions.ranked_leaf_texts(
                 self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling,
-                cfg.rank_negatives, draw)))
+                cfg.rank_negatives, draw, self.known, cfg.rank_siblings)))
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
                          torch.tensor([slot[r] for r in rows]), ranked)
 

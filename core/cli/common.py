@@ -107,6 +107,8 @@ TRAIN_HELP = {
     "hard_negatives": "extra 'no' leaf questions per training image about sibling concepts",
     "rank_negatives": "per training image in a batch, a listwise loss ranking its own leaf question "
                       "above N random ones (added to the yes/no loss; 0: off)",
+    "rank_siblings": "share of the ranking negatives drawn from concepts that share a category with "
+                     "the image's, as far as the run's kept hypernym questions tell (0: all random)",
     "fresh_negatives": "ask a new random draw of 'no' leaf questions every epoch (same count)",
     "dropout": "dropout on the projector's input features while training (0: none)",
     "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "

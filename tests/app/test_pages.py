@@ -274,6 +274,7 @@ def test_train_form_passes_prompt_and_hard_negatives(data_dir):
     next(s for s in at.selectbox if s.label == "Prompt").set_value("chat")
     next(n for n in at.number_input if n.label == "Hard negatives").set_value(3)
     next(n for n in at.number_input if n.label == "Ranking negatives").set_value(7)
+    next(n for n in at.number_input if n.label == "Ranking: share of siblings").set_value(0.5)
     fresh = next(c for c in at.checkbox if c.label == "Fresh negatives each epoch")
     fresh.set_value(not fresh.value)
     next(b for b in at.button if b.label == "Queue training").click().run()
@@ -281,7 +282,7 @@ def test_train_form_passes_prompt_and_hard_negatives(data_dir):
     (job,) = JobStore().list()
     assert job.spec["config"]["prompt"] == "chat" and job.spec["config"]["hard_negatives"] == 3
     assert job.spec["config"]["fresh_negatives"] is (not TrainConfig().fresh_negatives)
-    assert job.spec["config"]["rank_negatives"] == 7
+    assert job.spec["config"]["rank_negatives"] == 7 and job.spec["config"]["rank_siblings"] == 0.5
 
 
 def test_train_form_passes_dropout_grid_crop_and_precision(data_dir):

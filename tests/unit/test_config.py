@@ -40,6 +40,14 @@ def test_fresh_negatives_must_be_a_bool(value):
         TrainConfig(fresh_negatives=value).validate()
 
 
+def test_rank_siblings_is_a_share_of_ranking_negatives():
+    TrainConfig(rank_negatives=4, rank_siblings=0.5).validate()
+    with pytest.raises(ConfigError, match=r"rank_siblings must be a number in \[0, 1\]"):
+        TrainConfig(rank_negatives=4, rank_siblings=1.5).validate()
+    with pytest.raises(ConfigError, match="rank_siblings needs rank_negatives > 0"):
+        TrainConfig(rank_siblings=0.5).validate()
+
+
 @pytest.fixture
 def tiny(data_dir, monkeypatch):
     real_load = datasets.load_dataset

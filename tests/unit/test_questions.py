@@ -219,3 +219,34 @@ def test_ranked_leaf_texts_put_the_shown_concept_first(ds):
                                  random.Random(0))
     assert shuffled[0] == question_text(ds.concepts["cat"].label)        # the label it is shown as
     assert len(shuffled) == len(ds.concepts) and len(set(shuffled)) == len(shuffled)   # all others, once
+
+
+def test_sibling_ranking_negatives_come_from_known_categories_only(ds):
+    import random
+
+    from core.conditions import Deprivation
+    from core.questions import known_categories, ranked_leaf_texts
+    text = {c: question_text(ds.concepts[c].label) for c in ds.concepts}
+    everything = known_categories(ds, Deprivation({c: c for c in ds.concepts}, frozenset()))
+    assert everything["dog"] == {"animal", "mammal"} and everything["apple"] == {"fruit"}
+    item = ds.images_of("dog")[0]
+    for seed in range(5):
+        texts = ranked_leaf_texts(ds, item, None, 2, random.Random(seed), everything, sibling_share=1.0)
+        assert set(texts[1:]) == {text["cat"], text["squirrel"]}       # the most specific category first
+        four = ranked_leaf_texts(ds, item, None, 4, random.Random(seed), everything, sibling_share=1.0)
+        assert set(four[1:3]) == {text["cat"], text["squirrel"]}        # then its wider one
+        assert set(four[3:]) <= {text["crow"], text["parrot"], text["salmon"]}
+        half = ranked_leaf_texts(ds, item, None, 4, random.Random(seed), everything, sibling_share=0.5)
+        assert len(set(half)) == 5 and set(half[1:3]) <= {text[c] for c in ("cat", "squirrel")}
+    # a removed (concept, category) pair makes no siblings: the cat is not known to be a mammal or an
+    # animal, so the dog's siblings are the squirrel, then the other animals, never the cat
+    hidden = Deprivation({c: c for c in ds.concepts}, frozenset({("cat", "mammal"), ("cat", "animal")}))
+    known = known_categories(ds, hidden)
+    assert known["cat"] == frozenset() and known["dog"] == {"animal", "mammal"}
+    for seed in range(5):
+        texts = ranked_leaf_texts(ds, item, None, 4, random.Random(seed), known, sibling_share=1.0)
+        assert text["cat"] not in texts[1:] and texts[1] == text["squirrel"]
+    # under a shuffle the shown concept's categories count, through the true concept it labels
+    swap = {**{c: c for c in ds.concepts}, "dog": "apple", "apple": "dog"}
+    known = known_categories(ds, Deprivation(swap, frozenset({("dog", "fruit")})))
+    assert known["apple"] == frozenset() and known["dog"] == {"animal", "mammal"}

@@ -299,6 +299,25 @@ def test_rank_negatives_rank_each_batch_image_against_random_leaves():
     assert fake_vlm.FakeVLM.instances[-1].ranked_seen == vlm.ranked_seen     # seeded: the same draws
 
 
+def test_rank_siblings_draw_ranking_negatives_from_known_category_mates():
+    from core import questions
+    train.train(_cfg(epochs=1, rank_negatives=2, rank_siblings=1.0))
+    vlm = fake_vlm.FakeVLM.instances[-1]
+    data = rundata.prepare(_cfg())
+    known = questions.known_categories(data.dataset, data.deprivation)
+    concept_of = {questions.question_text(c.label): name for name, c in data.dataset.concepts.items()}
+    groups = [texts for call in vlm.ranked_seen for _, texts in call]
+    assert groups and all(len(t) == 3 for t in groups)
+    with_siblings = 0
+    for texts in groups:
+        mine = known[concept_of[texts[0]]]
+        mates = {c for c, cats in known.items() if cats & mine} - {concept_of[texts[0]]}
+        # as many negatives are known siblings as there are (two at most), never a hidden one
+        assert len({concept_of[t] for t in texts[1:]} & mates) == min(2, len(mates))
+        with_siblings += bool(mates)
+    assert with_siblings
+
+
 # ---------------------------------------------------------------- train_many: runs trained together
 
 def _checkpoint(run_dir):
