@@ -359,6 +359,11 @@ def test_a_random_init_lm_is_its_own_group():
     fake_vlm.FakeVLM.joint_calls = []
     train.train_many([_cfg(epochs=1), _cfg(epochs=1, lm_init="random")])
     assert set(fake_vlm.FakeVLM.joint_calls) == {1}                   # two groups, one after the other
+    fake_vlm.FakeVLM.joint_calls = []
+    train.train_many([_cfg(epochs=1, seed=s) for s in range(3)], together=2)
+    assert max(fake_vlm.FakeVLM.joint_calls) == 2                     # at most 2 runs per pass
+    with pytest.raises(ConfigError, match="together must be a positive number"):
+        train.train_many([_cfg()], together=0)
 
 
 def test_cancelled_together_then_each_resumed_alone_matches_uninterrupted_runs():
