@@ -39,14 +39,18 @@ def test_a_sweep_trains_together_evaluates_and_resumes_without_redoing_work():
     assert len(fake_vlm.FakeVLM.instances) == built          # nothing trained or evaluated again
 
 
-def test_an_interrupted_run_of_the_sweep_is_resumed_in_its_own_directory():
-    planned = sweep_run.plan(SPEC)
+def test_the_manifest_names_each_runs_directory_until_it_is_gone():
+    import shutil
+
     from core.config import TrainConfig
+    planned = sweep_run.plan(SPEC)
     cfgs = [TrainConfig.from_dict(j["spec"]["config"]) for j in planned["jobs"] if j["kind"] == "train"]
     first = sweep_run.run_dirs(planned["name"], cfgs)
-    assert sweep_run.run_dirs(planned["name"], cfgs) == first        # the manifest names them
-    done = sweep_run.run_sweep(SPEC)
-    assert done["runs"] == [str(d) for d in first]
+    assert len(set(first)) == len(cfgs)
+    assert sweep_run.run_dirs(planned["name"], cfgs) == first         # a rerun resumes the same runs
+    shutil.rmtree(first[0])
+    again = sweep_run.run_dirs(planned["name"], cfgs)
+    assert again[1:] == first[1:] and again[0] != first[0] and again[0].is_dir()
 
 
 def test_sweep_run_command_writes_the_report(tmp_path, capsys):
