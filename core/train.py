@@ -190,7 +190,9 @@ class _Run:
         self.params = [p for p in vlm.projector.parameters() if p.requires_grad]
         if not self.params:
             raise ConfigError("the projector has no trainable parameters")
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # Fused on CUDA: one kernel per update instead of several per tensor (a sweep steps dozens).
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=device.type == "cuda")
 
         self.train_q, self.val_q = data.training_questions(), data.questions["val"]
         self.steps_per_epoch = math.ceil(len(self.train_q) / cfg.batch_size)
