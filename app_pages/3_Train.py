@@ -139,17 +139,28 @@ def sweep_form() -> None:
                              format_func=lambda s: f"{s}: " + ", ".join(f"{k}={v}" for k, v in sweeps.SCALES[s].items()),
                              help="smoke = seconds per job, a pipeline check; cpu = sized for this "
                                   "machine overnight; full = the whole dataset (GPU)")
+        one_job = st.checkbox("As one job: runs that share the LM train together", False,
+                              help="one job trains every run of the sweep, each update one LM pass over all "
+                                   "their batches (one copy of the models; far faster on a GPU); each run is "
+                                   "still recorded, validated and resumable on its own")
         submitted = st.form_submit_button("Queue the paper sweep")
     n_jobs = len(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": scale})))
     st.caption(f"{n_jobs} jobs at scale {scale}.")
     if submitted:
         from core import jobs as jobs_api
+        source = {"preset": "paper", "scale": scale}
         try:
-            job_id = jobs_api.submit("sweep", {"preset": "paper", "scale": scale}, store=common.store())
+            if one_job:
+                job_id = jobs_api.submit("sweep-run", {"source": source, "together": None}, store=common.store())
+            else:
+                job_id = jobs_api.submit("sweep", source, store=common.store())
         except ConfigError as exc:
             st.error(f"Not queued: {exc}", icon=":material/block:")
             return
-        st.success(f"Queued sweep job #{job_id}; it adds its {n_jobs} jobs to the queue when it runs.")
+        if one_job:
+            st.success(f"Queued sweep job #{job_id}: its {n_jobs} runs and jobs in one job.")
+        else:
+            st.success(f"Queued sweep job #{job_id}; it adds its {n_jobs} jobs to the queue when it runs.")
 
 
 def _index(options: list, value) -> int:

@@ -7,7 +7,7 @@
     jobs submit coherence [--dataset concepts --encoder ... --seed 0]
     jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
     jobs worker [--concurrency N]
-    sweep submit <spec.json | paper> [--scale cpu|full|smoke] [--dry-run] [--slurm ...]
+    sweep submit <spec.json | paper> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
     sweep show <sweep job id> [--csv out.csv]
     sweep run <spec.json | paper> [--scale cpu|full|smoke] [--together N] [--report docs/results.md]
 
@@ -135,6 +135,11 @@ def register(subparsers) -> None:
                          help=f"subset size and epochs (default {sweeps.DEFAULT_SCALE}; 'full' is for a GPU)")
     ssubmit.add_argument("--dry-run", action="store_true", help="list the jobs without submitting")
     ssubmit.add_argument("--start-worker", action="store_true", help="start a background worker if none runs")
+    ssubmit.add_argument("--one-job", action="store_true",
+                         help="queue the whole sweep as one job that trains the runs sharing the LM together "
+                              "(what `sweep run` does here), instead of one job per run")
+    ssubmit.add_argument("--together", type=number_arg(int, 1, 10_000), metavar="N",
+                         help="with --one-job: at most N runs per shared LM pass (default: all of a group)")
     _add_slurm_options(ssubmit)
     ssubmit.set_defaults(func=_cmd_sweep_submit)
 
@@ -415,6 +420,10 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
             for i, job in enumerate(jobs, 1):
                 print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}")
             return 0
+        if args.together is not None and not args.one_job:
+            raise ConfigError("--together applies to --one-job sweeps (and `sweep run`)")
+        if args.one_job:
+            return _submit_one_job_sweep(args, spec)
         if args.slurm:
             from core.jobs import slurm
             sweep_id = slurm.submit("sweep", spec, _slurm_config(args))
@@ -429,6 +438,20 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
         _worker_hint(store, args.start_worker)
         return 0
     return _run(handle, args)
+
+
+def _submit_one_job_sweep(args: argparse.Namespace, spec: dict) -> int:
+    job_spec = {"source": spec, "together": args.together}
+    if args.slurm:
+        from core.jobs import slurm
+        job_id = slurm.submit("sweep-run", job_spec, _slurm_config(args))
+        print(f"sweep submitted to Slurm as one job ({job_id}); `sweep show {job_id}` for results")
+        return 0
+    from core.jobs import submit
+    job_id = submit("sweep-run", job_spec)      # validated (every run of the grid) before it is queued
+    print(f"sweep queued as one job ({job_id}); `jobs logs {job_id}` for progress, `sweep show {job_id}` for results")
+    _worker_hint(JobStore(), args.start_worker)
+    return 0
 
 
 def _cmd_sweep_run(args: argparse.Namespace) -> int:
@@ -454,13 +477,18 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
         store = _store_or_no_job(args.sweep_id)
         _sync_slurm(store)
         sweep = store.get(args.sweep_id)
-        if sweep.kind != "sweep":
+        if sweep.kind not in ("sweep", "sweep-run"):
             raise ConfigError(f"job {sweep.id} is a {sweep.kind} job, not a sweep")
-        rows = sweeps.sweep_results(store, sweep.id)
+        if sweep.kind == "sweep-run":        # one job: its runs are on disk, named by the manifest
+            from core.jobs import sweep_run
+            rows = sweep_run.results_rows(sweep.spec["name"])
+            total = sweep.spec["jobs"]
+        else:
+            rows = sweeps.sweep_results(store, sweep.id)
+            total = len(sweep.spec["jobs"])
         counts: dict[str, int] = {}
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        total = len(sweep.spec["jobs"])
         print(f"sweep {sweep.id} {sweep.spec['name']}: {total} jobs; " +
               (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if rows else f"not expanded yet ({sweep.status})"))
         from core import results

@@ -11,8 +11,9 @@ anything worth keeping (`discard_output`).
 
 Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
 baseline (majority), probe (what the LM alone knows: core.probe), coherence (visual coherence
-table); sweep (expands into child jobs) is registered by core.jobs.sweeps, which core/jobs/__init__.py
-imports, so every kind is known once any core.jobs module is.
+table); sweep (expands into child jobs) is registered by core.jobs.sweeps and sweep-run (a whole sweep
+as one job, its runs trained together) by core.jobs.sweep_run, both imported by core/jobs/__init__.py,
+so every kind is known once any core.jobs module is.
 Extra kinds can be registered by modules named in TAXOLENS_JOB_PLUGINS (comma-separated; the
 test suite uses this for quick test-only kinds).
 """

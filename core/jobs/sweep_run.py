@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from core import paths, runs
 from core.base import Progress
 from core.config import TrainConfig
-from core.jobs import sweeps
+from core.jobs import kinds, sweeps
 
 SWEEPS_DIR = "sweeps"
 
@@ -58,9 +58,10 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
 
 
 def run_sweep(spec, scale: str | None = None, together: int | None = None,
-              progress: Progress | None = None) -> dict:
+              progress: Progress | None = None, should_stop=None) -> dict:
     """Train, evaluate, and run the baselines and probes of a sweep; returns what was done and how
-    long each stage took (seconds)."""
+    long each stage took (seconds). should_stop: checked before every update (core.train.Cancelled,
+    every run saved where it stood) and between evaluations."""
     from core import probe as lm_probe
     from core import train
     from core.evaluate import baseline, default_baseline_dir, evaluate
@@ -77,7 +78,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
 
     t = time.perf_counter()
     if cfgs:
-        train.train_many(cfgs, dirs, together=together, should_stop=None,
+        train.train_many(cfgs, dirs, together=together, should_stop=should_stop,
                          progress=(lambda f, m: report(0.8 * f, m)) if progress else None)
     seconds["train"] = time.perf_counter() - t
 
@@ -87,6 +88,8 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
             or _older(runs.eval_dir(d, split) / runs.METRICS_JSON, runs.checkpoint_json(d))]
     shared: dict[tuple, object] = {}     # one fp32 copy of the frozen models per share key
     for i, (cfg, d, split) in enumerate(tqdm(todo, desc="evaluate", unit="run", disable=progress is not None)):
+        if should_stop is not None and should_stop():
+            raise kinds.JobCancelled("sweep cancelled during its evaluations; run it again to go on")
         key = train.share_key(cfg)
         if key not in shared:
             shared.clear()               # groups come in order: free the last one's models first
@@ -122,3 +125,49 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
 def _older(a: Path, b: Path) -> bool:
     """a was written before b (an evaluation of an earlier checkpoint of a resumed run)."""
     return b.is_file() and a.stat().st_mtime < b.stat().st_mtime
+
+
+def results_rows(name: str) -> list[dict]:
+    """sweeps.sweep_results' rows for a sweep run in one process: its runs (from the manifest) with
+    their test metrics, for core.results.aggregate (baselines and probes are in `results report`)."""
+    from core.results import load_eval
+    path = manifest_path(name)
+    manifest = runs.read_json(path) if path.is_file() else {"runs": {}}
+    rows = []
+    for key, run_dir in manifest["runs"].items():
+        cfg = json.loads(key)
+        d = Path(run_dir)
+        ck = runs.checkpoint_json(d)
+        status = runs.read_json(ck).get("status", "partial") if ck.is_file() else "queued"
+        metrics = load_eval(d, "test") if d.is_dir() else None
+        rows.append({"job_id": None, "status": "succeeded" if metrics else status, "kind": "train",
+                     "condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"),
+                     "encoder": cfg.get("encoder"), "lm": cfg.get("lm"), "baseline": None,
+                     "seed": cfg.get("seed"), "metrics": metrics})
+    return rows
+
+
+# -- the job kind: a whole sweep as one job (the local worker, or one Slurm job) -------------------
+
+def _validate(spec: dict) -> dict:
+    if not isinstance(spec, dict) or "source" not in spec:
+        raise kinds.JobSpecError("a sweep-run job needs {'source': <sweep spec>, 'together': N or null}")
+    extra = sorted(set(spec) - {"source", "together"})
+    if extra:
+        raise kinds.JobSpecError(f"sweep-run job spec has unknown field(s) {', '.join(extra)}")
+    together = spec.get("together")
+    if together is not None and (isinstance(together, bool) or not isinstance(together, int) or together < 1):
+        raise kinds.JobSpecError(f"together must be a positive number of runs, got {together!r}")
+    source = sweeps.resolve(spec["source"])
+    planned = sweeps.normalize(source)        # every job checked now, not hours later
+    return {"source": source, "together": together, "name": planned["name"], "jobs": len(planned["jobs"])}
+
+
+def _execute(spec: dict, ctx: kinds.JobContext) -> dict:
+    done = run_sweep(spec["source"], together=spec["together"], progress=ctx.progress,
+                     should_stop=ctx.should_stop)
+    return {**{k: v for k, v in done.items() if k != "runs"}, "runs": len(done["runs"])}
+
+
+kinds.register(kinds.JobKind("sweep-run", _validate, _execute,
+                             describe=lambda s: f"sweep {s['name']} in one job ({s['jobs']} runs and jobs)"))

@@ -331,3 +331,24 @@ def test_guard_shows_one_line_per_error_and_keeps_the_page_going():
     assert errors[1].startswith("The other demo failed unexpectedly (RuntimeError: boom)")
     assert "Traceback" not in "".join(errors)
     assert at.markdown[-1].value == "the rest of the page still runs"
+
+
+def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkeypatch):
+    from core.jobs import sweeps
+    from core.jobs.store import JobStore
+    at = run_page("app_pages/3_Train.py")
+    bad = next(b for b in at.button if b.label == "Queue the paper sweep").click().run()
+    assert "more categories than dataset" in bad.error[0].value       # the fixture set has 5 categories
+    # a grid this fixture can hold, under the paper preset's name
+    monkeypatch.setattr(sweeps, "preset", lambda name, scale="cpu": {
+        "name": f"paper-{scale}", "scale": scale, "grids": [{"conditions": ["random"], "ratios": [0.5], "seeds": [0, 1]}]})
+    next(s for s in at.selectbox if s.label == "Scale").set_value("smoke")
+    next(b for b in at.button if b.label == "Queue the paper sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    next(c for c in at.checkbox if c.label.startswith("As one job")).set_value(True)
+    next(b for b in at.button if b.label == "Queue the paper sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    sweep, one = sorted(JobStore().list(), key=lambda j: j.id)
+    assert sweep.kind == "sweep" and sweep.spec["source"] == {"preset": "paper", "scale": "smoke"}
+    assert one.kind == "sweep-run" and one.spec["source"]["name"] == "paper-smoke"
+    assert one.spec["jobs"] == len(sweep.spec["jobs"])

@@ -63,3 +63,27 @@ def test_sweep_run_command_writes_the_report(tmp_path, capsys):
     assert "random:0.5" in report.read_text()
     assert main(["sweep", "run", str(spec), "--dry-run"]) == 0
     assert "6 jobs (not submitted)" in capsys.readouterr().out
+
+
+def test_a_sweep_as_one_job_is_checked_at_submit_runs_and_shows_its_results(tmp_path, capsys):
+    from core.jobs import JobStore, kinds
+    spec = tmp_path / "grid.json"
+    spec.write_text(json.dumps({**SPEC, "grids": SPEC["grids"][:1]}))
+    with pytest.raises(kinds.JobSpecError, match="random ablation ratio"):
+        kinds.validate("sweep-run", {"source": {**SPEC, "grids": [{"conditions": ["random:7"]}]}})
+    assert main(["sweep", "submit", str(spec), "--together", "2"]) == 2          # only with --one-job
+    assert main(["sweep", "submit", str(spec), "--one-job", "--together", "2"]) == 0
+    (job,) = JobStore().list()
+    assert job.kind == "sweep-run" and job.spec["together"] == 2 and job.spec["jobs"] == 6
+    stops = iter([False] * 3 + [True] * 1000)            # cancelled after three updates ...
+    ctx = kinds.JobContext(job.id, lambda f, m: None, lambda: next(stops))
+    with pytest.raises(BaseException) as exc:
+        kinds.get("sweep-run").execute(job.spec, ctx)
+    assert kinds.is_cancellation(exc.value)
+    ctx = kinds.JobContext(job.id, lambda f, m: None, lambda: False)
+    result = kinds.get("sweep-run").execute(job.spec, ctx)        # ... and resumed by running it again
+    assert result["runs"] == 6 and result["evaluations"] == 6
+    capsys.readouterr()
+    assert main(["sweep", "show", str(job.id)]) == 0
+    out = capsys.readouterr().out
+    assert "6 jobs; 6 succeeded" in out and "random:0.5" in out
