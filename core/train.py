@@ -268,7 +268,6 @@ class _Run:
             if self.cfg.fresh_negatives:
                 self.train_q = self.data.training_questions(epoch)
             self.batches = epoch_batches(self.train_q, self.cfg.batch_size, self.cfg.seed, epoch)
-            self.seconds_before = self.state["partial_seconds"]    # > 0 when resuming mid-epoch
             self.vlm.projector.train()
             self.in_epoch = True
         return self.state["step"] < self.steps_per_epoch and self.done < self.total_steps
