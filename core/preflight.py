@@ -52,6 +52,9 @@ def check_build(cfg: TrainConfig, here: bool = True):
 
     data = rundata.prepare(cfg)           # the subset can make a condition impossible
     check_weights(cfg.encoder, cfg.lm, here)
+    if cfg.prompt == "chat" and here:
+        from core.models import registry
+        registry.check_chat_template(cfg.lm)
     return data
 
 

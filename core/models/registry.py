@@ -15,6 +15,7 @@ command or a job submission can refuse before it creates a run folder).
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Callable
@@ -129,6 +130,23 @@ def check_weights(encoder_id: str | None = None, lm_id: str | None = None) -> No
             _lm_weights(*_parse_lm(lm_id))
     except assets.AssetError as exc:   # a bundled model that is not installed or fetched
         raise ModelUnavailableError(str(exc)) from None
+
+
+def check_chat_template(lm_id: str) -> None:
+    """ConfigError when a local LM folder (a bundled LM or a transformers folder) has no chat
+    template, so `--prompt chat` is refused before anything loads. A GGUF file or a hub id is only
+    known once its tokenizer loads (VLM's build_prompt says so then)."""
+    kind, value = _parse_lm(lm_id)
+    if kind not in ("named", "folder"):
+        return
+    folder = Path(LM_SOURCES[kind](value)[0])
+    config = folder / "tokenizer_config.json"
+    try:
+        in_config = config.is_file() and "chat_template" in json.loads(config.read_text())
+    except (OSError, ValueError):
+        return                            # unreadable here: the tokenizer's own load will say why
+    if not (in_config or (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file()):
+        raise ConfigError(f"LM {lm_id} has no chat template (a base model); use the plain prompt format")
 
 
 def create_encoder(encoder_id: str, device: str | torch.device = "cpu") -> ImageEncoder:

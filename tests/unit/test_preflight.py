@@ -239,3 +239,20 @@ def test_a_valid_job_is_still_queued(data_dir, capsys):
     assert cli.main(["jobs", "submit", "coherence", "--dataset", "tiny", "--seed", "2", "--json"]) == 0
     job, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)   # then a "no worker" hint
     assert job["status"] == "queued" and job["spec"]["seed"] == 2
+
+
+def test_the_chat_prompt_needs_an_lm_with_a_chat_template(tmp_path):
+    from core.config import ConfigError
+    from core.models import registry
+    folder = tmp_path / "base-lm"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>"}))
+    with pytest.raises(ConfigError, match="has no chat template .*plain prompt"):
+        registry.check_chat_template(str(folder))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    registry.check_chat_template(str(folder))                     # in tokenizer_config.json
+    (folder / "tokenizer_config.json").write_text("{}")
+    (folder / "chat_template.jinja").write_text("{{ messages }}")
+    registry.check_chat_template(str(folder))                     # or beside it, as SmolLM2 ships it
+    registry.check_chat_template("org/some-model")                # a hub id: known only once it loads
