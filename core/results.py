@@ -223,6 +223,10 @@ def collect() -> list[dict]:
         config = info.config.to_dict()
         recorded = (info.checkpoint.get("condition") or {}).get("report")
         config["condition"] = conditions.legacy_spec(config["condition"], recorded)
+        if config.get("precision") == "auto" and info.checkpoint.get("precision") in ("bf16", "fp32"):
+            # what "auto" resolved to where it trained: a run of bf16 and one of auto-that-was-bf16
+            # trained alike and belong in one setting
+            config["precision"] = info.checkpoint["precision"]
         rows.append({"kind": "train", "name": info.run_id, "baseline": None, **config,
                      "metrics": metrics, **_train_facts(info)})
     root = runs.baselines_dir()

@@ -129,6 +129,17 @@ def test_settings_group_runs_and_attach_matching_baselines(data_dir):
     assert "lr=0.5" in results.describe_setting(results.setting_key({**cfg().to_dict(), "lr": 0.5}))
 
 
+def test_precision_auto_counts_as_what_it_resolved_to(data_dir):
+    auto = fake_run(cfg(seed=0, precision="auto"))
+    ck = runs.read_json(runs.checkpoint_json(auto))
+    runs.write_json(runs.checkpoint_json(auto), {**ck, "precision": "bf16"})
+    fake_run(cfg(seed=1, precision="bf16"))
+    fake_run(cfg(seed=2, precision="fp32"))
+    rows = results.collect()
+    assert sorted(r["precision"] for r in rows) == ["bf16", "bf16", "fp32"]
+    assert len(results.settings(rows)) == 2                  # auto-that-was-bf16 joins bf16
+
+
 def test_aggregated_names_models(data_dir):
     for seed in (0, 1):
         fake_run(cfg(seed=seed, condition="random:0.5"))
