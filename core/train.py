@@ -27,9 +27,12 @@ train_many trains several runs in one process: those with the same share_key (on
 make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
 that one run's batch of 16 short questions leaves idle (`taxolens sweep run`, core.jobs.sweep_run).
 A run keeps its own data, optimizer, schedule, validation, early stopping and checkpoint, so it is
-recorded, and resumes, exactly as a run trained alone; train(cfg) is train_many([cfg]). Losses are
-summed on the device and read at the end of an epoch (and every 20 steps for the progress line),
-so a step does not wait for the GPU.
+recorded and resumable on its own, and trains as it would alone -- exactly so without dropout and
+grid crops, whose random draws come from the process's one generator and so depend on the other
+runs of the group. train(cfg) is train_many([cfg]). Losses are summed on the device and read at
+the end of an epoch and every 20th step (for the progress line), not at every step; the pooled
+features (small) stay on the device, a whole grid (grid_crop) stays on the host and is copied per
+step. Not yet measured on a GPU: the per-step host-to-device copies of question ids and indices.
 
 The data comes from core.rundata.prepare and the model from core.models.checkpoint, which
 evaluation and prediction use too, so all three see exactly the same data and model.
@@ -200,9 +203,11 @@ class _Run:
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
 
-        # Features stay on the training device for the whole run (no copy per step).
+        # Pooled features (1,155 x 1,280 floats for the default set) stay on the training device for
+        # the whole run; a whole grid (grid_crop: 81 times that, per run of a group) stays on the host.
         self.train_feats, self.train_row = features_of(vlm, data.images("train"), bool(cfg.grid_crop))
-        self.train_feats = self.train_feats.to(device)
+        if not cfg.grid_crop:
+            self.train_feats = self.train_feats.to(device)
         if cfg.grid_crop:
             try:    # crop_grid's own check, before the first step rather than at it
                 crop_grid(self.train_feats[:1], cfg.grid_crop)
@@ -284,7 +289,7 @@ class _Run:
         slot = {r: j for j, r in enumerate(distinct)}
         feats = self.train_feats[distinct]
         if cfg.grid_crop:
-            feats = crop_grid(feats, cfg.grid_crop)
+            feats = crop_grid(feats, cfg.grid_crop).to(self.device)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.done, self.total_steps, cfg)
         ranked = []
@@ -431,16 +436,31 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
         who = "" if lone else f"{r.dir.name}: "
         return f"{who}epoch {r.state['epoch'] + 1}/{r.cfg.epochs} step {r.state['step']}/{r.steps_per_epoch}"
 
+    def tell(message: str) -> None:
+        # A job's progress callback raises when the job is cancelled: save every run where it stands
+        # first (as should_stop does), so the job resumes from there, not from its last epoch.
+        try:
+            report(_fraction(group, total), message)
+        except BaseException:
+            for r in group:
+                if r.in_epoch and not r.finished:
+                    r.cancel()
+            raise
+
     loss_text = ""
     try:
         while True:
+            t0 = time.perf_counter()          # an update's time: everything but validation
+            validating = 0.0
             stepping = []
             for r in group:
                 while not r.finished and not r.has_step():
                     who = "" if lone else f"{r.dir.name}: "
-                    report(_fraction(group, total), f"{who}epoch {r.state['epoch'] + 1}: validating")
+                    tell(f"{who}epoch {r.state['epoch'] + 1}: validating")
+                    t_val = time.perf_counter()
                     line = who + r.end_epoch()
-                    report(_fraction(group, total), line)
+                    validating += time.perf_counter() - t_val
+                    tell(line)
                     if not quiet:
                         tqdm.write(line, file=sys.stderr)   # stdout is for the commands' JSON
                 if not r.finished:
@@ -451,7 +471,6 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
                 for r in stepping:
                     r.cancel()
                 raise Cancelled(stepping[0].dir, stepping[0].state["epoch"], stepping[0].state["step"])
-            t0 = time.perf_counter()
             batches = [r.batch() for r in stepping]
             losses = type(first).joint_loss([r.vlm for r in stepping], batches)
             for r in stepping:
@@ -459,18 +478,18 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
             torch.stack(losses).sum().backward()
             for r, loss in zip(stepping, losses):
                 r.step(loss)
-            # Each run's share of the update's time, by its questions (ranked ones included).
-            sizes = [len(b.texts) + sum(len(g) for _, g in b.ranked) for b in batches]
-            seconds = time.perf_counter() - t0
-            for r, size in zip(stepping, sizes):
-                r.state["partial_seconds"] += seconds * size / sum(sizes)
             bar.update(len(stepping))
             r0 = stepping[0]
             if bar.n % 20 < len(stepping):      # reading a loss waits for the GPU: every 20th step
                 value = float(r0.last_loss)
                 bar.set_postfix(loss=f"{value:.4f}", epoch=r0.state["epoch"] + 1)
                 loss_text = f" loss {value:.4f}"
-            report(_fraction(group, total), f"{where(r0)}{loss_text}")
+            # Each run's share of the update's time, by its questions (ranked ones included).
+            sizes = [len(b.texts) + sum(len(g) for _, g in b.ranked) for b in batches]
+            seconds = time.perf_counter() - t0 - validating
+            for r, size in zip(stepping, sizes):
+                r.state["partial_seconds"] += seconds * size / sum(sizes)
+            tell(f"{where(r0)}{loss_text}")
     finally:
         bar.close()
     report(1.0, "done")

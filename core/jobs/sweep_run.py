@@ -77,15 +77,19 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    if cfgs:
-        train.train_many(cfgs, dirs, together=together, should_stop=should_stop,
-                         progress=(lambda f, m: report(0.8 * f, m)) if progress else None)
+    try:
+        if cfgs:
+            train.train_many(cfgs, dirs, together=together, should_stop=should_stop,
+                             progress=(lambda f, m: report(0.8 * f, m)) if progress else None)
+    finally:   # runs that never saved a checkpoint leave no folder behind (a rerun makes them anew)
+        _forget_unstarted(planned["name"], dirs)
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
     todo = [(cfg, d, split) for cfg, d, job in zip(cfgs, dirs, train_jobs) for split in job["eval_splits"]
             if not (runs.eval_dir(d, split) / runs.METRICS_JSON).is_file()
             or _older(runs.eval_dir(d, split) / runs.METRICS_JSON, runs.checkpoint_json(d))]
+    todo.sort(key=lambda t: repr(train.share_key(t[0])))     # each group's frozen models load once
     shared: dict[tuple, object] = {}     # one fp32 copy of the frozen models per share key
     for i, (cfg, d, split) in enumerate(tqdm(todo, desc="evaluate", unit="run", disable=progress is not None)):
         if should_stop is not None and should_stop():
@@ -120,6 +124,15 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     return {"name": planned["name"], "runs": [str(d) for d in dirs], "evaluations": len(todo),
             "baselines": len(baselines), "probes": len(probes), "manifest": str(manifest_path(planned["name"])),
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def _forget_unstarted(name: str, dirs: list[Path]) -> None:
+    gone = {str(d) for d in dirs if runs.discard_unstarted(d)}
+    if gone:
+        path = manifest_path(name)
+        manifest = runs.read_json(path)
+        manifest["runs"] = {k: v for k, v in manifest["runs"].items() if v not in gone}
+        runs.write_json(path, manifest)
 
 
 def _older(a: Path, b: Path) -> bool:

@@ -155,6 +155,7 @@ class VLM(nn.Module):
         # Sliding-window attention (Gemma3: 512) counts padded slots too, so padded prompts must
         # fit in the window for padded and unpadded rows to see the same tokens.
         self._window = getattr(lm.model.config, "sliding_window", None) or None
+        self._id_tensors: dict = {}
 
     @property
     def device(self) -> torch.device:
@@ -186,7 +187,11 @@ class VLM(nn.Module):
         return torch.cat(parts, dim=1)
 
     def _embed_ids(self, ids: Sequence[int], batch: int) -> torch.Tensor:
-        emb = self.lm.embed(torch.tensor(list(ids), device=self.device, dtype=torch.long))
+        key = (tuple(ids), self.device)
+        cached = self._id_tensors.get(key)
+        if cached is None:      # the prompt's fixed pieces: copied to the device once, not every step
+            cached = self._id_tensors[key] = torch.tensor(list(ids), device=self.device, dtype=torch.long)
+        emb = self.lm.embed(cached)
         return emb.unsqueeze(0).expand(batch, -1, -1)
 
     def suffix_ids(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

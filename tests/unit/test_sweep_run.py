@@ -80,6 +80,11 @@ def test_a_sweep_as_one_job_is_checked_at_submit_runs_and_shows_its_results(tmp_
     with pytest.raises(BaseException) as exc:
         kinds.get("sweep-run").execute(job.spec, ctx)
     assert kinds.is_cancellation(exc.value)
+    from core import paths
+    started = [d for d in paths.runs_dir().iterdir() if (d / "config.json").is_file()]
+    assert started and all(runs.checkpoint_json(d).is_file() for d in started)   # no empty run folders
+    manifest = json.loads(sweep_run.manifest_path(job.spec["name"]).read_text())
+    assert sorted(manifest["runs"].values()) == sorted(map(str, started))
     ctx = kinds.JobContext(job.id, lambda f, m: None, lambda: False)
     result = kinds.get("sweep-run").execute(job.spec, ctx)        # ... and resumed by running it again
     assert result["runs"] == 6 and result["evaluations"] == 6

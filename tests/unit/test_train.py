@@ -387,6 +387,27 @@ def test_cancelled_together_then_each_resumed_alone_matches_uninterrupted_runs()
             pytest.approx([m["train_loss"] for m in _checkpoint(s)["metrics"]], abs=1e-6)
 
 
+def test_a_progress_callback_that_cancels_saves_every_run_where_it_stood():
+    from core.jobs.kinds import JobCancelled
+    straight = [train.train(c) for c in CONFIGS[:2]]
+    dirs = [runs.create_run_dir(c) for c in CONFIGS[:2]]
+    calls = {"n": 0}
+
+    def progress(fraction, message):          # what the job runner's callback does on cancel
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        train.train_many(CONFIGS[:2], dirs, progress=progress)
+    for d in dirs:
+        ck = _checkpoint(d)
+        assert ck["status"] == "cancelled" and ck["step"] > 0          # not back to the epoch's start
+    for cfg, d, s in zip(CONFIGS[:2], dirs, straight):
+        train.train(cfg, run_dir=d)
+        assert torch.allclose(_outputs(d), _outputs(s), atol=1e-6)
+
+
 def test_finished_runs_return_without_building_a_model_and_bad_configs_fail_first(tmp_path):
     dirs = train.train_many([_cfg(epochs=1), _cfg(epochs=1, seed=1)])
     n = len(fake_vlm.FakeVLM.instances)
