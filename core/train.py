@@ -432,9 +432,11 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
                unit="step", disable=quiet, leave=False)
     lone = len(group) == 1
 
+    def who(r: _Run) -> str:              # progress lines name the run when several train together
+        return "" if lone else f"{r.dir.name}: "
+
     def where(r: _Run) -> str:
-        who = "" if lone else f"{r.dir.name}: "
-        return f"{who}epoch {r.state['epoch'] + 1}/{r.cfg.epochs} step {r.state['step']}/{r.steps_per_epoch}"
+        return f"{who(r)}epoch {r.state['epoch'] + 1}/{r.cfg.epochs} step {r.state['step']}/{r.steps_per_epoch}"
 
     def tell(message: str) -> None:
         # A job's progress callback raises when the job is cancelled: save every run where it stands
@@ -455,10 +457,9 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
             stepping = []
             for r in group:
                 while not r.finished and not r.has_step():
-                    who = "" if lone else f"{r.dir.name}: "
-                    tell(f"{who}epoch {r.state['epoch'] + 1}: validating")
+                    tell(f"{who(r)}epoch {r.state['epoch'] + 1}: validating")
                     t_val = time.perf_counter()
-                    line = who + r.end_epoch()
+                    line = who(r) + r.end_epoch()
                     validating += time.perf_counter() - t_val
                     tell(line)
                     if not quiet:
