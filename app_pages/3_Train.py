@@ -126,15 +126,26 @@ def train_form(ds) -> None:
                + f" ({condition}, seeds {', '.join(map(str, seeds))}).", icon=":material/schedule:")
 
 
+PRESET_TEXT = {
+    "paper": "The **paper** preset: the paper's random ablation at r ∈ {0, .25, .5, .75, 1}, "
+             "systematic 10 and 20 categories, cross and within shuffles alone and with r = .5, "
+             "each × 3 seeds; the random-init LM at every r; the majority and image-probe baselines (the "
+             "image side alone: a linear probe on the encoder's features); and the LM "
+             "probe (what the LM alone knows about the dataset's categories).",
+    "lms": "The **lms** preset: which LM and prompt format to use. Each bundled LM with each prompt "
+           "format it has (the plain format; the chat template where the LM has one), trained with all "
+           "hypernym evidence (r = 0: leaf accuracy, seen macro-F1) and with none (r = 1: unseen "
+           "macro-F1), × 3 seeds; and each LM's probe. Runs it shares with the paper preset train once "
+           "when both run as one job.",
+}
+
+
 def sweep_form() -> None:
     from core.jobs import sweeps
 
+    name = st.selectbox("Preset", list(sweeps.PRESETS), key="sweep_preset")
+    st.markdown(PRESET_TEXT[name])
     with st.form("sweep_form"):
-        st.markdown("The **paper** preset: the paper's random ablation at r ∈ {0, .25, .5, .75, 1}, "
-                    "systematic 10 and 20 categories, cross and within shuffles alone and with r = .5, "
-                    "each × 3 seeds; the random-init LM at every r; the majority and image-probe baselines (the "
-                    "image side alone: a linear probe on the encoder's features); and the LM "
-                    "probe (what the LM alone knows about the dataset's categories).")
         scale = st.selectbox("Scale", list(sweeps.SCALES), index=list(sweeps.SCALES).index(sweeps.DEFAULT_SCALE),
                              format_func=lambda s: f"{s}: " + ", ".join(f"{k}={v}" for k, v in sweeps.SCALES[s].items()),
                              help="smoke = seconds per job, a pipeline check; cpu = sized for this "
@@ -143,12 +154,12 @@ def sweep_form() -> None:
                               help="one job trains every run of the sweep, each update one LM pass over all "
                                    "their batches (one copy of the models; far faster on a GPU); each run is "
                                    "still recorded, validated and resumable on its own")
-        submitted = st.form_submit_button("Queue the paper sweep")
-    n_jobs = len(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": scale})))
-    st.caption(f"{n_jobs} jobs at scale {scale}.")
+        submitted = st.form_submit_button("Queue the sweep")
+    source = {"preset": name, "scale": scale}
+    n_jobs = len(sweeps.expand(sweeps.resolve(source)))
+    st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale}.")
     if submitted:
         from core import jobs as jobs_api
-        source = {"preset": "paper", "scale": scale}
         try:
             if one_job:
                 job_id = jobs_api.submit("sweep-run", {"source": source, "together": None}, store=common.store())

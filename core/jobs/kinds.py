@@ -224,9 +224,17 @@ def _train_discard(output_dir: Path) -> None:
     runs.discard_unstarted(output_dir)    # keeps any run with a checkpoint: it can resume
 
 
-register(JobKind("train", _train_validate, _train_execute,
-                 describe=lambda s: f"train {s['config']['condition']} seed {s['config']['seed']}"
-                                    f"{' random-LM' if s['config'].get('lm_init') == 'random' else ''}",
+def _train_describe(spec: dict) -> str:
+    """"train random:0.5 seed 1", plus the LM and prompt format where they are not the defaults
+    (a sweep crossing LMs or formats lists otherwise identical lines)."""
+    cfg, default = spec["config"], TrainConfig()
+    extra = "".join([" random-LM" if cfg.get("lm_init") == "random" else "",
+                     f" {cfg['lm']}" if cfg.get("lm", default.lm) != default.lm else "",
+                     f" {cfg['prompt']} prompt" if cfg.get("prompt", default.prompt) != default.prompt else ""])
+    return f"train {cfg['condition']} seed {cfg['seed']}{extra}"
+
+
+register(JobKind("train", _train_validate, _train_execute, describe=_train_describe,
                  make_output_dir=_train_output_dir, discard_output=_train_discard))
 
 

@@ -13,7 +13,8 @@ without the job queue:
 
 Resuming: the sweep's manifest (runs/sweeps/<name>.json) names each training run's directory, so
 running the same sweep again resumes unfinished runs where they stopped and skips whatever is done
-(finished runs, written evaluations, baselines, probes). Every run is an ordinary run on disk: the
+(finished runs, written evaluations, baselines, probes); a run another sweep's manifest already
+names (same config) is that run, not a second one. Every run is an ordinary run on disk: the
 app, `taxolens runs` and `results report` see it like any other.
 """
 from __future__ import annotations
@@ -42,15 +43,23 @@ def plan(spec, scale: str | None = None) -> dict:
 
 
 def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
-    """Each training run's directory: the one the manifest names (a rerun resumes it), else new."""
+    """Each training run's directory: the one the manifest names (a rerun resumes it), else a
+    finished run another sweep's manifest names for the same config (the `paper` and `lms` presets
+    share runs, which train once; an unfinished one may be training in that sweep now), else new."""
     path = manifest_path(name)
     manifest = runs.read_json(path) if path.is_file() else {"name": name, "runs": {}}
+    elsewhere: dict[str, str] = {}
+    for other in sorted(path.parent.glob("*.json")) if path.parent.is_dir() else ():
+        if other != path:
+            elsewhere.update(runs.read_json(other).get("runs", {}))
     out = []
     for cfg in cfgs:
         key = json.dumps(cfg.to_dict(), sort_keys=True)
         known = manifest["runs"].get(key)
         if known is None or not Path(known).is_dir():
-            known = manifest["runs"][key] = str(runs.create_run_dir(cfg))
+            shared = elsewhere.get(key)
+            known = shared if shared and _finished(Path(shared)) else str(runs.create_run_dir(cfg))
+            manifest["runs"][key] = known
         out.append(Path(known))
     path.parent.mkdir(parents=True, exist_ok=True)
     runs.write_json(path, manifest)
@@ -133,6 +142,11 @@ def _forget_unstarted(name: str, dirs: list[Path]) -> None:
         manifest = runs.read_json(path)
         manifest["runs"] = {k: v for k, v in manifest["runs"].items() if v not in gone}
         runs.write_json(path, manifest)
+
+
+def _finished(run_dir: Path) -> bool:
+    ck = runs.checkpoint_json(run_dir)
+    return ck.is_file() and runs.read_json(ck).get("status") == "finished"
 
 
 def _older(a: Path, b: Path) -> bool:

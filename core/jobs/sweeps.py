@@ -1,6 +1,8 @@
 """Sweeps: a grid of runs expanded into individual job specs, the `paper` preset, and aggregation.
 
-A sweep spec (JSON) is either a preset, {"preset": "paper", "scale": "cpu"}, or grids:
+A sweep spec (JSON) is either a preset, {"preset": "paper", "scale": "cpu"}, or grids. The presets:
+`paper` (the study's grid) and `lms` (which LM and prompt format: each bundled LM with each prompt
+format it has, with all hypernym evidence and with none, and each LM's knowledge probe).
 
     {"name": "ablation-r", "base": {"epochs": 2, "max_concepts": 30},     # TrainConfig fields
      "grids": [{"conditions": ["random", "cross"], "ratios": [0.5, 0.9], "seeds": [0, 1, 2],
@@ -26,6 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.base import ConfigError
 from core.config import TrainConfig
 from core.jobs import kinds
 from core.jobs.kinds import JobContext, JobKind, JobSpecError, register
@@ -47,7 +50,9 @@ SCALES: dict[str, dict[str, Any]] = {
     "full": {"max_concepts": None, "images_per_concept": None},
 }
 DEFAULT_SCALE = "cpu"
-PRESETS = ("paper",)
+PRESETS = ("paper", "lms")
+# The LMs the `lms` preset compares: the two bundled ones, each with every prompt format it has.
+PRESET_LMS = ("smollm2-135m", "gemma3-270m")
 
 
 def _spec_error(message: str) -> Exception:
@@ -56,8 +61,10 @@ def _spec_error(message: str) -> Exception:
 
 def preset(name: str, scale: str = DEFAULT_SCALE) -> dict:
     """The grid spec of a named preset at a scale."""
-    if name != "paper":
+    if name not in PRESETS:
         raise _spec_error(f"unknown sweep preset {name!r} (known: {', '.join(PRESETS)})")
+    if name == "lms":
+        return _lms_preset(scale)
     seeds = [0, 1, 2]
     ratios = [0, 0.25, 0.5, 0.75, 1.0]
     # Smoke removes fewer categories: it checks the pipeline, it does not reproduce the paper.
@@ -78,6 +85,34 @@ def preset(name: str, scale: str = DEFAULT_SCALE) -> dict:
     if scale != "smoke":   # the probe reads the whole dataset: minutes, not the seconds smoke is for
         grids.append({"kind": "probe", "seeds": [0]})       # what the LM alone knows, per category
     return {"name": f"paper-{scale}", "scale": scale, "grids": grids}
+
+
+def lm_formats(lms=PRESET_LMS) -> list[tuple[str, str]]:
+    """(LM, prompt format) pairs the `lms` preset trains: every LM with the plain format, and with
+    its chat template where it has one (the bundled Gemma-3-270m is a base model: plain only)."""
+    from core.models import registry    # lazy: the registry imports torch
+
+    out = []
+    for lm in lms:
+        out.append((lm, "plain"))
+        try:
+            registry.check_chat_template(lm)
+        except ConfigError:
+            continue
+        out.append((lm, "chat"))
+    return out
+
+
+def _lms_preset(scale: str) -> dict:
+    """Which LM and prompt format to default to (issue: the one that generalizes best to unseen
+    hypernyms while grounding leaves): each pair with all hypernym evidence (r = 0: leaf accuracy,
+    seen macro-F1) and with none (r = 1: unseen macro-F1), 3 seeds, and each LM's probe. Named as
+    in the paper preset (random:0, not none), so the runs the two share are one run."""
+    grids: list[dict] = [{"conditions": ["random:0", "random:1"], "lms": [lm], "config": {"prompt": fmt},
+                          "seeds": [0, 1, 2]} for lm, fmt in lm_formats()]
+    if scale != "smoke":
+        grids.append({"kind": "probe", "lms": list(PRESET_LMS), "seeds": [0]})
+    return {"name": f"lms-{scale}", "scale": scale, "grids": grids}
 
 
 def _as_list(value: Any, key: str) -> list:

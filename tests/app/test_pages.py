@@ -337,16 +337,22 @@ def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkey
     from core.jobs import sweeps
     from core.jobs.store import JobStore
     at = run_page("app_pages/3_Train.py")
-    bad = next(b for b in at.button if b.label == "Queue the paper sweep").click().run()
+    preset = next(s for s in at.selectbox if s.label == "Preset")
+    assert preset.options == list(sweeps.PRESETS) and preset.value == "paper"
+    preset.set_value("lms").run()
+    assert any("The **lms** preset" in m.value for m in at.markdown)
+    assert any(" jobs in the lms preset at scale cpu." in c.value for c in at.caption)
+    next(s for s in at.selectbox if s.label == "Preset").set_value("paper").run()
+    bad = next(b for b in at.button if b.label == "Queue the sweep").click().run()
     assert "more categories than dataset" in bad.error[0].value       # the fixture set has 5 categories
     # a grid this fixture can hold, under the paper preset's name
     monkeypatch.setattr(sweeps, "preset", lambda name, scale="cpu": {
         "name": f"paper-{scale}", "scale": scale, "grids": [{"conditions": ["random"], "ratios": [0.5], "seeds": [0, 1]}]})
     next(s for s in at.selectbox if s.label == "Scale").set_value("smoke")
-    next(b for b in at.button if b.label == "Queue the paper sweep").click().run()
+    next(b for b in at.button if b.label == "Queue the sweep").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     next(c for c in at.checkbox if c.label.startswith("As one job")).set_value(True)
-    next(b for b in at.button if b.label == "Queue the paper sweep").click().run()
+    next(b for b in at.button if b.label == "Queue the sweep").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     sweep, one = sorted(JobStore().list(), key=lambda j: j.id)
     assert sweep.kind == "sweep" and sweep.spec["source"] == {"preset": "paper", "scale": "smoke"}

@@ -53,6 +53,18 @@ def test_the_manifest_names_each_runs_directory_until_it_is_gone():
     assert again[1:] == first[1:] and again[0] != first[0] and again[0].is_dir()
 
 
+def test_a_run_another_sweep_finished_is_reused_not_trained_again():
+    done = sweep_run.run_sweep(SPEC)
+    other = {**SPEC, "name": "overlapping", "grids": [{"conditions": ["cross", "within"], "seeds": [0]}]}
+    built = len(fake_vlm.FakeVLM.instances)
+    again = sweep_run.run_sweep(other)
+    cross = [d for d in done["runs"] if "_cross_s0_" in d]
+    assert len(cross) == 1 and cross[0] in again["runs"]      # the finished cross run, not a new one
+    within = [d for d in again["runs"] if d not in done["runs"]]
+    assert len(within) == 1 and "_within_s0_" in within[0]
+    assert len(fake_vlm.FakeVLM.instances) > built             # only the within run was trained
+
+
 def test_sweep_run_command_writes_the_report(tmp_path, capsys):
     spec = tmp_path / "grid.json"
     spec.write_text(json.dumps({**SPEC, "grids": SPEC["grids"][:1]}))

@@ -1,4 +1,4 @@
-"""Sweep expansion (grids, the `paper` preset, scales) and aggregation across seeds."""
+"""Sweep expansion (grids, the `paper` and `lms` presets, scales) and aggregation across seeds."""
 from __future__ import annotations
 
 import json
@@ -36,6 +36,37 @@ def test_smoke_preset_removes_fewer_categories_and_skips_the_probe():
     jobs = sweeps.expand(sweeps.preset("paper", "smoke"))
     assert {"systematic:5", "systematic:10"} <= set(_conditions(jobs))
     assert not [j for j in jobs if j["kind"] == "probe"]
+
+
+def test_lms_preset_trains_each_lm_with_each_prompt_format_it_has(monkeypatch):
+    from core.base import ConfigError
+    from core.models import registry
+
+    def template(lm_id):
+        if lm_id == "gemma3-270m":
+            raise ConfigError("no chat template (a base model)")
+    monkeypatch.setattr(registry, "check_chat_template", template)
+    assert sweeps.lm_formats() == [("smollm2-135m", "plain"), ("smollm2-135m", "chat"), ("gemma3-270m", "plain")]
+    spec = sweeps.preset("lms", "full")
+    jobs = sweeps.expand(spec)
+    trained = Counter((j["spec"]["config"]["lm"], j["spec"]["config"]["prompt"], j["spec"]["config"]["condition"])
+                      for j in jobs if j["kind"] == "train")
+    assert trained == {(lm, fmt, cond): 3 for lm, fmt in sweeps.lm_formats() for cond in ("random:0", "random:1")}
+    assert sorted(j["spec"]["lm"] for j in jobs if j["kind"] == "probe") == ["gemma3-270m", "smollm2-135m"]
+    assert spec["name"] == "lms-full" and sweeps.resolve("lms", "smoke")["name"] == "lms-smoke"
+    assert not [j for j in sweeps.expand(sweeps.preset("lms", "smoke")) if j["kind"] == "probe"]
+    # its SmolLM2-plain runs have exactly the paper preset's configs, so a sweep run trains them once
+    from core.config import TrainConfig
+    configs = lambda jobs: {json.dumps(TrainConfig.from_dict(j["spec"]["config"]).to_dict(), sort_keys=True)
+                            for j in jobs if j["kind"] == "train"}
+    shared = configs(jobs) & configs(sweeps.expand(sweeps.preset("paper", "full")))
+    assert len(shared) == 6 and all('"prompt": "plain"' in c and '"lm": "smollm2-135m"' in c for c in shared)
+    # and a dry run's lines tell them apart
+    from core.jobs import kinds
+    lines = [kinds.get("train").describe(j["spec"]) for j in jobs if j["kind"] == "train"][:6]
+    assert lines == ["train random:0 seed 0", "train random:1 seed 0", "train random:0 seed 0 chat prompt",
+                     "train random:1 seed 0 chat prompt", "train random:0 seed 0 gemma3-270m",
+                     "train random:1 seed 0 gemma3-270m"]
 
 
 def test_probe_grids_cross_lms_and_inits():
