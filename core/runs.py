@@ -231,6 +231,12 @@ class RunInfo:
         return d
 
 
+def is_finished(run_dir: str | Path) -> bool:
+    """The run's checkpoint says it finished (cheaper than load_run: one small JSON read)."""
+    ck_path = checkpoint_json(Path(run_dir))
+    return ck_path.is_file() and read_json(ck_path).get("status") == "finished"
+
+
 def resolve_run_dir(run_id_or_path: str | Path) -> Path:
     """A run id (under runs_dir) or a path to a run directory → the directory, checked."""
     p = Path(run_id_or_path)

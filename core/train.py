@@ -411,7 +411,7 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
     from core.models import registry
 
     dirs = [_open_run_dir(cfg, d) for cfg, d in zip(cfgs, run_dirs)]
-    todo = [i for i, d in enumerate(dirs) if not _finished(d)]
+    todo = [i for i, d in enumerate(dirs) if not runs.is_finished(d)]
     if not todo:      # every run already finished: nothing to load
         return dirs
     device = checkpoint.resolve_device(cfgs[0].device)
@@ -495,11 +495,6 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
         bar.close()
     report(1.0, "done")
     return dirs
-
-
-def _finished(run_dir: Path) -> bool:
-    ck_path = runs.checkpoint_json(run_dir)
-    return ck_path.is_file() and runs.read_json(ck_path).get("status") == "finished"
 
 
 def _fraction(group: list[_Run], total: int) -> float:

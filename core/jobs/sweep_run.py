@@ -58,7 +58,7 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
         known = manifest["runs"].get(key)
         if known is None or not Path(known).is_dir():
             shared = elsewhere.get(key)
-            known = shared if shared and _finished(Path(shared)) else str(runs.create_run_dir(cfg))
+            known = shared if shared and runs.is_finished(shared) else str(runs.create_run_dir(cfg))
             manifest["runs"][key] = known
         out.append(Path(known))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,11 +142,6 @@ def _forget_unstarted(name: str, dirs: list[Path]) -> None:
         manifest = runs.read_json(path)
         manifest["runs"] = {k: v for k, v in manifest["runs"].items() if v not in gone}
         runs.write_json(path, manifest)
-
-
-def _finished(run_dir: Path) -> bool:
-    ck = runs.checkpoint_json(run_dir)
-    return ck.is_file() and runs.read_json(ck).get("status") == "finished"
 
 
 def _older(a: Path, b: Path) -> bool:
