@@ -481,7 +481,7 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
             raise ConfigError(f"job {sweep.id} is a {sweep.kind} job, not a sweep")
         if sweep.kind == "sweep-run":        # one job: its runs are on disk, named by the manifest
             from core.jobs import sweep_run
-            rows = sweep_run.results_rows(sweep.spec["name"])
+            rows = sweep_run.results_rows(sweep.spec["source"])
             total = sweep.spec["jobs"]
         else:
             rows = sweeps.sweep_results(store, sweep.id)

@@ -149,23 +149,42 @@ def _older(a: Path, b: Path) -> bool:
     return b.is_file() and a.stat().st_mtime < b.stat().st_mtime
 
 
-def results_rows(name: str) -> list[dict]:
-    """sweeps.sweep_results' rows for a sweep run in one process: its runs (from the manifest) with
-    their test metrics, for core.results.aggregate (baselines and probes are in `results report`)."""
+def results_rows(source) -> list[dict]:
+    """sweeps.sweep_results' rows for a sweep run in one process (`sweep show`): every job of the
+    sweep, read from disk -- its runs (named by the manifest) with their test metrics, its baselines'
+    test metrics and its probes' summaries -- for core.results.aggregate."""
+    from core import probe as lm_probe
+    from core.evaluate import default_baseline_dir
     from core.results import load_eval
-    path = manifest_path(name)
+    grid = sweeps.resolve(source)             # expanded, not validated again: this only reads
+    path = manifest_path(sweeps.sweep_name(grid))
     manifest = runs.read_json(path) if path.is_file() else {"runs": {}}
     rows = []
-    for key, run_dir in manifest["runs"].items():
-        cfg = json.loads(key)
-        d = Path(run_dir)
-        ck = runs.checkpoint_json(d)
-        status = runs.read_json(ck).get("status", "partial") if ck.is_file() else "queued"
-        metrics = load_eval(d, "test") if d.is_dir() else None
-        rows.append({"job_id": None, "status": "succeeded" if metrics else status, "kind": "train",
-                     "condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"),
-                     "encoder": cfg.get("encoder"), "lm": cfg.get("lm"), "baseline": None,
-                     "seed": cfg.get("seed"), "metrics": metrics})
+    for job in sweeps.expand(grid):
+        spec = job["spec"]
+        row = {"job_id": None, "kind": job["kind"], "baseline": None, "seed": None}
+        if job["kind"] == "probe":
+            folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
+            metrics = runs.read_json(folder / runs.METRICS_JSON) if (folder / runs.METRICS_JSON).is_file() else None
+            rows.append({**row, "condition": None, "lm_init": spec["lm_init"], "encoder": None, "lm": spec["lm"],
+                         "seed": spec["seed"], "status": "succeeded" if metrics else "queued",
+                         "metrics": {k: v for k, v in metrics.items() if k != "per_category"} if metrics else None})
+            continue
+        cfg = TrainConfig.from_dict(spec["config"])
+        if job["kind"] == "baseline":
+            d = default_baseline_dir(spec["baseline"], cfg)
+            metrics = load_eval(d, "test") if d.is_dir() else None
+            status = "succeeded" if metrics else "queued"
+        else:
+            known = manifest["runs"].get(json.dumps(cfg.to_dict(), sort_keys=True))
+            d = Path(known) if known else None
+            ck = runs.checkpoint_json(d) if d else None
+            status = runs.read_json(ck).get("status", "partial") if ck and ck.is_file() else "queued"
+            metrics = load_eval(d, "test") if d and d.is_dir() else None
+            status = "succeeded" if metrics else status
+        rows.append({**row, "condition": cfg.condition, "lm_init": cfg.lm_init, "encoder": cfg.encoder,
+                     "lm": cfg.lm, "baseline": spec.get("baseline"), "seed": cfg.seed, "status": status,
+                     "metrics": metrics})
     return rows
 
 

@@ -237,8 +237,12 @@ def normalize(spec: dict) -> dict:
             cfg = job["spec"].get("config", job["spec"])
             raise kinds.JobSpecError(f"sweep job {i + 1}/{len(jobs)} ({job['kind']} "
                                      f"{cfg.get('condition', cfg.get('lm'))} seed {cfg.get('seed')}): {exc}") from exc
-    name = grid.get("name") or f"sweep-{grid.get('scale', DEFAULT_SCALE)}"
-    return {"name": str(name), "source": spec, "jobs": validated}
+    return {"name": sweep_name(grid), "source": spec, "jobs": validated}
+
+
+def sweep_name(grid: dict) -> str:
+    """A resolved grid spec's name: its own, else sweep-<scale>."""
+    return str(grid.get("name") or f"sweep-{grid.get('scale', DEFAULT_SCALE)}")
 
 
 # -- results -------------------------------------------------------------------------------------

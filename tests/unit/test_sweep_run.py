@@ -39,6 +39,17 @@ def test_a_sweep_trains_together_evaluates_and_resumes_without_redoing_work():
     assert len(fake_vlm.FakeVLM.instances) == built          # nothing trained or evaluated again
 
 
+def test_results_rows_cover_every_job_of_the_sweep_runs_and_baselines():
+    before = sweep_run.results_rows(SPEC)
+    assert len(before) == 7 + 1 and {r["status"] for r in before} == {"queued"}
+    sweep_run.run_sweep(SPEC)
+    rows = sweep_run.results_rows(SPEC)
+    assert [r["kind"] for r in rows].count("baseline") == 1 and len(rows) == 8
+    assert {r["status"] for r in rows} == {"succeeded"} and all(r["metrics"] for r in rows)
+    (majority,) = [r for r in rows if r["kind"] == "baseline"]
+    assert majority["baseline"] == "majority" and majority["condition"] == "none"
+
+
 def test_the_manifest_names_each_runs_directory_until_it_is_gone():
     import shutil
 
