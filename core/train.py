@@ -67,6 +67,9 @@ class Cancelled(Exception):
 
 # ---------------------------------------------------------------- checkpoint state
 
+DEVICE_OPTIONS = ("fused", "foreach", "capturable")    # AdamW options chosen by device, not by run
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
     sd = opt.state_dict()
     tensors = {}
@@ -83,7 +86,11 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups: list) 
         if name.startswith("opt."):
             _, idx, key = name.split(".", 2)
             state.setdefault(int(idx), {})[key] = val
-    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in groups]
+    # How the update runs (fused kernels, foreach) follows the device it runs on now, not the one
+    # the checkpoint was saved on: a run started on a GPU (fused) resumes on the CPU as a CPU run.
+    here = [{k: g[k] for k in DEVICE_OPTIONS if k in g} for g in opt.param_groups]
+    groups = [{**{k: (tuple(v) if k == "betas" else v) for k, v in g.items()}, **now}
+              for g, now in zip(groups, here)]
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 

@@ -419,3 +419,18 @@ def test_finished_runs_return_without_building_a_model_and_bad_configs_fail_firs
     assert sorted(paths.runs_dir().iterdir()) == before            # checked before any run dir is made
     with pytest.raises(ValueError, match="2 configs but 1 run"):
         train.train_many([_cfg(), _cfg(seed=1)], [None])
+
+
+def test_a_resumed_optimizer_keeps_its_state_but_runs_the_way_this_device_does():
+    # saved by a run that used fused AdamW (as on a GPU), restored into this machine's plain one
+    saved_params = [torch.nn.Parameter(torch.ones(3))]
+    saved = torch.optim.AdamW(saved_params, lr=0.01, fused=True)
+    saved_params[0].grad = torch.full((3,), 0.5)
+    saved.step()
+    tensors, groups = train._optimizer_tensors(saved)
+    assert groups[0]["fused"] is True
+    params = [torch.nn.Parameter(torch.ones(3))]
+    here = torch.optim.AdamW(params, lr=0.5)
+    train._restore_optimizer(here, tensors, groups)
+    assert here.param_groups[0]["fused"] is None and here.param_groups[0]["lr"] == 0.01
+    assert torch.equal(here.state[params[0]]["exp_avg"], saved.state[saved_params[0]]["exp_avg"])
