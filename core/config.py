@@ -19,6 +19,14 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # What a run is compared with (core.evaluate.baseline): the majority answer per question kind, and
 # a linear probe on the encoder's features with no LM (core.image_probe).
 BASELINES = ("majority", "image-probe")
+# What a baseline's answers depend on: the run data its test questions and TRAIN answers come from
+# (subset, split, condition, seed; hard negatives add TRAIN "no"s, which the majority counts) and,
+# for the image probe, the encoder. Not the LM, projector or recipe: configs that differ only there
+# share one baseline (one folder, one row in the results).
+BASELINE_FIELDS = {"majority": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
+                                "hard_negatives"),
+                   "image-probe": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
+                                   "hard_negatives", "encoder")}
 
 
 @dataclass
@@ -171,3 +179,9 @@ def number_arg(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
         return value
     parse.__name__ = kind.__name__       # argparse names the type in its own messages
     return parse
+
+
+def baseline_identity(kind: str, config: dict) -> dict:
+    """The fields of a (stored) config that baseline `kind` depends on, defaults filled in."""
+    defaults = TrainConfig().to_dict()
+    return {"baseline": kind, **{f: config.get(f, defaults[f]) for f in BASELINE_FIELDS[kind]}}

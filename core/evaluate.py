@@ -26,7 +26,7 @@ from pathlib import Path
 from core import conditions, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint
 from core.base import ConfigError
-from core.config import BASELINES, TrainConfig
+from core.config import BASELINES, TrainConfig, baseline_identity
 
 RANKING_FILE = runs.RANKING_FILE
 
@@ -101,7 +101,8 @@ def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = 
 
 def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, progress=None) -> dict:
     """A baseline's test metrics for the data and condition of `cfg`; written to
-    out_dir/eval/test/ (default: runs_dir()/baselines/<kind>_<dataset>_<condition>_s<seed>_<config hash>)."""
+    out_dir/eval/test/ (default: runs_dir()/baselines/<kind>_<dataset>_<condition>_s<seed>_<hash>, the
+    hash of what the baseline depends on)."""
     if kind not in BASELINES:
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
     rundata.check(cfg)
@@ -117,7 +118,7 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
         about.update(thresholds=probe.thresholds, ranking=probe.ranking(data, "test"))
     else:
         rows = _majority_rows(data, data.questions["test"])
-    if out_dir is None:   # one folder per (kind, config): rerunning the same baseline replaces it
+    if out_dir is None:   # one folder per baseline identity: rerunning the same baseline replaces it
         out_dir = default_baseline_dir(kind, cfg)
         runs.write_json(Path(out_dir) / runs.CONFIG_JSON, {"baseline": kind, **cfg.to_dict()})
     result = _write(runs.eval_dir(out_dir, "test"), rows, about)
@@ -126,8 +127,10 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
 
 
 def default_baseline_dir(kind: str, cfg: TrainConfig) -> Path:
-    """Where baseline(kind, cfg) writes when given no folder: one per (kind, config)."""
-    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
+    """Where baseline(kind, cfg) writes when given no folder: one per what the baseline depends on
+    (config.baseline_identity), so runs that differ only in the LM or recipe share it."""
+    identity = baseline_identity(kind, cfg.to_dict())
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:6]
     return runs.baseline_dir(kind, cfg, digest)
 
 

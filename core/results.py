@@ -229,21 +229,38 @@ def collect() -> list[dict]:
             config["precision"] = info.checkpoint["precision"]
         rows.append({"kind": "train", "name": info.run_id, "baseline": None, **config,
                      "metrics": metrics, **_train_facts(info)})
+    rows += collect_baselines()
+    rows += collect_probes()
+    return rows
+
+
+def collect_baselines() -> list[dict]:
+    """One row per baseline on disk (runs/baselines/*/eval/test). Folders holding the same baseline
+    (config.baseline_identity: e.g. written for runs that differ only in the LM, or before folders
+    were named by it) count once, the newest: they are one measurement, not several seeds."""
+    from core import runs
+    from core.config import BASELINES, baseline_identity
+
     root = runs.baselines_dir()
+    newest: dict[str, tuple[float, dict]] = {}
     if root.is_dir():
         for folder in sorted(root.iterdir()):
             try:
                 config = runs.read_json(folder / runs.CONFIG_JSON)
             except (runs.RunError, OSError):
                 continue
-            if not isinstance(config, dict) or "baseline" not in config:
+            if not isinstance(config, dict) or config.get("baseline") not in BASELINES:
                 continue
             metrics = load_eval(folder, "test")
-            if metrics:
-                rows.append({"kind": "baseline", "name": f"baselines/{folder.name}", **config,
-                             "metrics": metrics})
-    rows += collect_probes()
-    return rows
+            if not metrics:
+                continue
+            key = repr(sorted(baseline_identity(config["baseline"], config).items()))
+            written = (runs.eval_dir(folder, "test") / runs.METRICS_JSON).stat().st_mtime \
+                if (runs.eval_dir(folder, "test") / runs.METRICS_JSON).is_file() else 0.0
+            if key not in newest or written >= newest[key][0]:
+                newest[key] = (written, {"kind": "baseline", "name": f"baselines/{folder.name}", **config,
+                                         "metrics": metrics})
+    return [row for _, row in sorted(newest.values(), key=lambda t: t[1]["name"])]
 
 
 def collect_probes() -> list[dict]:

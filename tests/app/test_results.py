@@ -16,10 +16,10 @@ def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{"max_concepts": 6, "images_per_concept": 3, "epochs": 1, **kw})
 
 
-def fake_baseline(kind: str, config: TrainConfig) -> None:
+def fake_baseline(kind: str, config: TrainConfig, tag: str = "") -> None:
     """A baseline evaluation whose hypernym per-category macro-F1 is 0.4 (animal: TP 1, FP 2, FN 1,
     TN 1 -> yes F1 0.4, no F1 0.4), through core.metrics."""
-    folder = runs.baselines_dir() / f"{kind}_{config.max_concepts}_{config.condition}_s{config.seed}"
+    folder = runs.baselines_dir() / f"{kind}_{config.max_concepts}_{config.condition}_s{config.seed}{tag}"
     runs.write_json(folder / "config.json", {"baseline": kind, **config.to_dict()})
     pairs = [(True, True), (True, False), (False, True), (False, True), (False, False)]
     rows = [{"kind": "hypernym", "target": "animal", "answer": a, "pred": p, "seen": True, "mass": 0.9}
@@ -111,6 +111,25 @@ def test_collect_reads_evaluated_runs_baselines_and_probes(data_dir):
     assert sorted(r["kind"] for r in rows) == ["baseline", "probe", "train"]
     train = next(r for r in rows if r["kind"] == "train")
     assert train["name"] == run.name and "device" in train and "git_commit" in train
+
+
+def test_one_baseline_written_twice_is_one_row_not_two_seeds(data_dir):
+    fake_baseline("image-probe", cfg(), tag="_a")
+    fake_baseline("image-probe", cfg(lm="other-lm", epochs=9, weight_decay=0.1), tag="_b")  # same probe
+    fake_baseline("image-probe", cfg(seed=1))                             # another seed
+    fake_baseline("image-probe", cfg(encoder="other-encoder"), tag="_c")  # another image side
+    fake_baseline("majority", cfg(encoder="other-encoder"))               # majority: no encoder
+    rows = [r for r in results.collect() if r["kind"] == "baseline"]
+    assert sorted(r["name"].split("/")[1] for r in rows) == [
+        "image-probe_6_none_s0_b", "image-probe_6_none_s0_c", "image-probe_6_none_s1", "majority_6_none_s0"]
+
+
+def test_default_baseline_folder_depends_only_on_what_the_baseline_depends_on():
+    from core.evaluate import default_baseline_dir
+    same = default_baseline_dir("image-probe", cfg()), default_baseline_dir("image-probe", cfg(lm="x", epochs=3))
+    assert same[0] == same[1]
+    assert default_baseline_dir("image-probe", cfg(encoder="e")) != same[0]
+    assert default_baseline_dir("majority", cfg(encoder="e")) == default_baseline_dir("majority", cfg())
 
 
 def test_settings_group_runs_and_attach_matching_baselines(data_dir):
