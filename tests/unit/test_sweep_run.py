@@ -50,6 +50,17 @@ def test_results_rows_cover_every_job_of_the_sweep_runs_and_baselines():
     assert majority["baseline"] == "majority" and majority["condition"] == "none"
 
 
+def test_results_rows_read_a_sweeps_probes_from_disk():
+    from core import probe
+    spec = {"name": "probes", "grids": [{"kind": "probe", "lms": ["smollm2-135m", "gemma3-270m"], "seeds": [0]}]}
+    runs.write_json(probe.out_dir("smollm2-135m", "concepts") / runs.METRICS_JSON,
+                    {"kind": "probe", "lm": "smollm2-135m", "pairwise": 0.7, "per_category": {"animal": {}}})
+    rows = {r["lm"]: r for r in sweep_run.results_rows(spec)}
+    assert rows["smollm2-135m"]["status"] == "succeeded" and rows["gemma3-270m"]["status"] == "queued"
+    assert rows["smollm2-135m"]["metrics"] == {"kind": "probe", "lm": "smollm2-135m", "pairwise": 0.7}
+    assert rows["gemma3-270m"]["metrics"] is None and {r["kind"] for r in rows.values()} == {"probe"}
+
+
 def test_the_manifest_names_each_runs_directory_until_it_is_gone():
     import shutil
 
