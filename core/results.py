@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from core import metrics as metrics_mod
 
-GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "baseline"]
+GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "prompt", "baseline"]
 AGGREGATE_COLUMNS = GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_seeds"]
 # Fields that do not make two runs incomparable: what is varied across a grid, and where it ran.
 VARIED_FIELDS = ("condition", "lm_init", "seed", "device")
@@ -100,7 +100,7 @@ def headline_metrics(metrics: Mapping) -> dict[str, float]:
 def aggregate(results: Iterable[Mapping]):
     """DataFrame with one row per (group, metric): mean and 95 % t-based CI across seeds.
 
-    results: rows with kind, condition, lm_init, encoder, lm, baseline, seed, metrics (as collect()
+    results: rows with kind, condition, lm_init, encoder, lm, prompt, baseline, seed, metrics (as collect()
     or core.jobs.sweeps.sweep_results give them); rows without metrics (unfinished or failed jobs)
     are skipped. A metric undefined for some seed (e.g. unseen F1 at r = 0) is averaged over the
     seeds where it is defined, and n_seeds says how many those were.
@@ -367,7 +367,9 @@ def per_run_table(rows: list[dict]):
 
 def aggregated(rows: list[dict]):
     """aggregate() of these rows with a `model` column (pretrained / random-init LM / baseline)."""
-    table = aggregate([{**r, "lm_init": r.get("lm_init") if r["kind"] == "train" else None}
+    # a baseline reads neither the LM's init nor its prompt: its seeds form one group whatever
+    # config they were written under
+    table = aggregate([{**r, **{k: r.get(k) if r["kind"] == "train" else None for k in ("lm_init", "prompt")}}
                        for r in rows if r["kind"] != "probe"])
     if table.empty:
         return table.assign(model=[])

@@ -167,6 +167,7 @@ def results_rows(source) -> list[dict]:
             folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
             metrics = runs.read_json(folder / runs.METRICS_JSON) if (folder / runs.METRICS_JSON).is_file() else None
             rows.append({**row, "condition": None, "lm_init": spec["lm_init"], "encoder": None, "lm": spec["lm"],
+                         "prompt": None,
                          "seed": spec["seed"], "status": "succeeded" if metrics else "queued",
                          "metrics": {k: v for k, v in metrics.items() if k != "per_category"} if metrics else None})
             continue
@@ -183,8 +184,8 @@ def results_rows(source) -> list[dict]:
             metrics = load_eval(d, "test") if d and d.is_dir() else None
             status = "succeeded" if metrics else status
         rows.append({**row, "condition": cfg.condition, "lm_init": cfg.lm_init, "encoder": cfg.encoder,
-                     "lm": cfg.lm, "baseline": spec.get("baseline"), "seed": cfg.seed, "status": status,
-                     "metrics": metrics})
+                     "lm": cfg.lm, "prompt": cfg.prompt if job["kind"] == "train" else None,
+                     "baseline": spec.get("baseline"), "seed": cfg.seed, "status": status, "metrics": metrics})
     return rows
 
 

@@ -258,12 +258,13 @@ def sweep_results(store, sweep_id: int) -> list[dict]:
             metrics = (job.result or {}).get("metrics", {}).get("probe") if done else None
             rows.append({"job_id": job.id, "status": job.status, "kind": "probe", "condition": None,
                          "lm_init": job.spec.get("lm_init"), "encoder": None, "lm": job.spec.get("lm"),
-                         "baseline": None, "seed": job.spec.get("seed"), "metrics": metrics})
+                         "prompt": None, "baseline": None, "seed": job.spec.get("seed"), "metrics": metrics})
             continue
         metrics = (job.result or {}).get("metrics", {}).get("test") if done else None
         rows.append({"job_id": job.id, "status": job.status, "kind": job.kind,
                      "condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"),
                      "encoder": cfg.get("encoder"), "lm": cfg.get("lm"),
+                     "prompt": cfg.get("prompt") if job.kind == "train" else None,
                      "baseline": job.spec.get("baseline"), "seed": cfg.get("seed"), "metrics": metrics})
     return rows
 

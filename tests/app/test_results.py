@@ -86,6 +86,20 @@ def test_aggregate_means_and_t_cis_per_condition_and_metric():
     assert wide.iloc[0]["unseen_category_f1"].startswith("0.667 [")
 
 
+def test_prompt_formats_are_separate_groups_but_baselines_ignore_them():
+    def row(kind, prompt, seed, baseline=None):
+        return {"kind": kind, "condition": "random:0.5", "lm_init": "pretrained", "encoder": "e", "lm": "l",
+                "prompt": prompt, "baseline": baseline, "seed": seed, "name": f"{kind}{prompt}{seed}",
+                "metrics": _metrics(unseen_correct=True)}
+    rows = [row("train", p, s) for p in ("plain", "chat") for s in (0, 1)]
+    table = results.aggregate(rows)
+    leaf = table[table.metric == "seen_category_f1"]
+    assert sorted(leaf.prompt) == ["chat", "plain"] and set(leaf.n_seeds) == {2}
+    # the report's aggregation: two seeds of one baseline written under different prompts are one group
+    base = results.aggregated([row("baseline", "plain", 0, "majority"), row("baseline", "chat", 1, "majority")])
+    assert set(base[base.metric == "seen_category_f1"].n_seeds) == {2}
+
+
 def test_undefined_metrics_average_over_seeds_where_defined():
     rows = [{"kind": "baseline", "condition": "none", "baseline": "majority", "seed": s,
              "metrics": {"accuracy": 0.5 + 0.1 * s, "unseen_f1": None if s else 0.3}} for s in range(2)]
