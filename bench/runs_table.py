@@ -14,7 +14,12 @@ import sys
 from core import runs
 from core.config import TrainConfig
 
-SHOWN = {"max_concepts", "image_tokens", "precision", "seed", "dataset", "device", "condition"}
+SHOWN = {"max_concepts", "image_tokens", "precision", "seed", "dataset", "device"}   # own columns
+
+
+def _f(value) -> str:
+    """A metric cell: 3 decimals, or – where it is undefined (no seen hypernym pair at r = 1)."""
+    return "–" if value is None else f"{value:.3f}"
 
 
 def row(info: runs.RunInfo) -> str:
@@ -29,8 +34,8 @@ def row(info: runs.RunInfo) -> str:
     test = runs.read_json(runs.eval_dir(info.path, "test") / runs.METRICS_JSON) \
         if (runs.eval_dir(info.path, "test") / runs.METRICS_JSON).is_file() else None
     if test:
-        cells += [f"{test['leaf']['accuracy']:.3f}", f"{test['leaf']['concept_macro_f1']:.3f}",
-                  f"{test['hypernym']['seen']['category_macro_f1']:.3f}"]
+        cells += [_f(test["leaf"]["accuracy"]), _f(test["leaf"]["concept_macro_f1"]),
+                  _f(test["hypernym"]["seen"]["category_macro_f1"])]
     else:
         cells += ["–"] * 3
     ranked = []

@@ -31,3 +31,11 @@ def test_row_shows_options_curve_and_test_numbers(capsys):
     assert runs_table.main([str(run_dir)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == runs_table.HEADER.splitlines()[0] and out[2].startswith(f"| {run_dir.name} |")
+
+
+def test_a_run_with_every_hypernym_removed_names_its_condition_and_has_no_seen_number():
+    run_dir = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu",
+                                      condition="random:1"))
+    evaluate.evaluate(run_dir, "test")
+    cells = runs_table.row(runs.load_run(run_dir)).strip("| ").split(" | ")
+    assert "condition=random:1" in cells[5] and cells[10] == "–"
