@@ -135,8 +135,8 @@ PRESET_TEXT = {
     "lms": "The **lms** preset: which LM and prompt format to use. Each bundled LM with each prompt "
            "format it has (the plain format; the chat template where the LM has one), trained with all "
            "hypernym evidence (r = 0: leaf accuracy, seen macro-F1) and with none (r = 1: unseen "
-           "macro-F1), × 3 seeds; and each LM's probe. Runs it shares with the paper preset train once "
-           "when both run as one job.",
+           "macro-F1), × 3 seeds; and each LM's probe. Its SmolLM2-plain runs are the paper preset's: "
+           "once finished in one sweep run as one job, the other reuses them.",
 }
 
 

@@ -20,13 +20,13 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # a linear probe on the encoder's features with no LM (core.image_probe).
 BASELINES = ("majority", "image-probe")
 # What a baseline's answers depend on: the run data its test questions and TRAIN answers come from
-# (subset, split, condition, seed; hard negatives add TRAIN "no"s, which the majority counts) and,
-# for the image probe, the encoder. Not the LM, projector or recipe: configs that differ only there
-# share one baseline (one folder, one row in the results).
-BASELINE_FIELDS = {"majority": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
-                                "hard_negatives"),
-                   "image-probe": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
-                                   "hard_negatives", "encoder")}
+# (subset, split, condition, seed; hard negatives add TRAIN "no"s, which the majority counts; the
+# image probe fits TRAIN images, not questions) and, for the image probe, the encoder. Not the LM,
+# projector or recipe: configs that differ only there share one baseline (one folder, one row).
+BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
+                                    "hard_negatives"),
+                       "image-probe": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
+                                       "encoder")}
 
 
 @dataclass
@@ -184,4 +184,4 @@ def number_arg(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
 def baseline_identity(kind: str, config: dict) -> dict:
     """The fields of a (stored) config that baseline `kind` depends on, defaults filled in."""
     defaults = TrainConfig().to_dict()
-    return {"baseline": kind, **{f: config.get(f, defaults[f]) for f in BASELINE_FIELDS[kind]}}
+    return {"baseline": kind, **{f: config.get(f, defaults[f]) for f in BASELINE_DEPENDS_ON[kind]}}

@@ -134,6 +134,22 @@ def default_baseline_dir(kind: str, cfg: TrainConfig) -> Path:
     return runs.baseline_dir(kind, cfg, digest)
 
 
+def find_baseline_dir(kind: str, cfg: TrainConfig) -> Path | None:
+    """The evaluated folder of baseline(kind, cfg) on disk: the default one, else any folder of the
+    same baseline identity (one written under another config, or before folders were named by
+    it), the newest; None when it has not been run."""
+    def done(folder: Path) -> bool:
+        return (runs.eval_dir(folder, "test") / runs.METRICS_JSON).is_file()
+
+    default = default_baseline_dir(kind, cfg)
+    if done(default):
+        return default
+    wanted = baseline_identity(kind, cfg.to_dict())
+    same = [d for d, config in runs.baseline_folders()
+            if config["baseline"] == kind and baseline_identity(kind, config) == wanted and done(d)]
+    return max(same, key=lambda d: (runs.eval_dir(d, "test") / runs.METRICS_JSON).stat().st_mtime, default=None)
+
+
 def trained_config(info: runs.RunInfo) -> TrainConfig:
     """The run's config with the condition it was really trained under: a run from before
     random:<r> became the paper's concept ablation is evaluated as the pairs:<r> it used."""

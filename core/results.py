@@ -28,7 +28,7 @@ AGGREGATE_COLUMNS = GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_s
 # Fields that do not make two runs incomparable: what is varied across a grid, and where it ran.
 VARIED_FIELDS = ("condition", "lm_init", "seed", "device")
 # Baselines do not train, so only the data decide whether they are comparable.
-BASELINE_FIELDS = ("dataset", "max_concepts", "images_per_concept")
+SAME_DATA_FIELDS = ("dataset", "max_concepts", "images_per_concept")   # a baseline beside a setting
 # The columns tables lead with (core.metrics.HEADLINE order), then the yes-class numbers.
 MAIN_METRICS = ("seen_category_f1", "unseen_category_f1", "seen_chance_f1", "unseen_chance_f1",
                 "leaf_accuracy", "leaf_concept_f1", "unseen_share")
@@ -210,7 +210,9 @@ def _train_facts(info) -> dict:
 
 def collect() -> list[dict]:
     """One row per evaluated run (test split), per baseline and per LM probe on disk:
-    {kind: train|baseline|probe, name, baseline, <config fields>, metrics, ...provenance}."""
+    {kind: train|baseline|probe, name, baseline, <config fields>, metrics, ...provenance}. A config
+    trained twice (two sweeps that ran at once, a rerun) is one row, the newest: the same seed
+    again is not another seed."""
     from core import conditions, runs
 
     rows = []
@@ -229,6 +231,10 @@ def collect() -> list[dict]:
             config["precision"] = info.checkpoint["precision"]
         rows.append({"kind": "train", "name": info.run_id, "baseline": None, **config,
                      "metrics": metrics, **_train_facts(info)})
+    newest: dict[str, dict] = {}
+    for row in rows:      # list_runs gives the newest first: it stays, older runs of its config go
+        newest.setdefault(repr(sorted((k, _hashable(row[k])) for k in _config_of(row))), row)
+    rows = list(newest.values())
     rows += collect_baselines()
     rows += collect_probes()
     return rows
@@ -239,28 +245,23 @@ def collect_baselines() -> list[dict]:
     (config.baseline_identity: e.g. written for runs that differ only in the LM, or before folders
     were named by it) count once, the newest: they are one measurement, not several seeds."""
     from core import runs
-    from core.config import BASELINES, baseline_identity
+    from core.config import baseline_identity
 
-    root = runs.baselines_dir()
     newest: dict[str, tuple[float, dict]] = {}
-    if root.is_dir():
-        for folder in sorted(root.iterdir()):
-            try:
-                config = runs.read_json(folder / runs.CONFIG_JSON)
-            except (runs.RunError, OSError):
-                continue
-            if not isinstance(config, dict) or config.get("baseline") not in BASELINES:
-                continue
-            metrics = load_eval(folder, "test")
-            if not metrics:
-                continue
-            key = repr(sorted(baseline_identity(config["baseline"], config).items()))
-            written = (runs.eval_dir(folder, "test") / runs.METRICS_JSON).stat().st_mtime \
-                if (runs.eval_dir(folder, "test") / runs.METRICS_JSON).is_file() else 0.0
-            if key not in newest or written >= newest[key][0]:
-                newest[key] = (written, {"kind": "baseline", "name": f"baselines/{folder.name}", **config,
-                                         "metrics": metrics})
+    for folder, config in runs.baseline_folders():
+        metrics = load_eval(folder, "test")
+        if not metrics:
+            continue
+        key = repr(sorted(baseline_identity(config["baseline"], config).items()))
+        written = _mtime(runs.eval_dir(folder, "test") / runs.METRICS_JSON)
+        if key not in newest or written >= newest[key][0]:
+            newest[key] = (written, {"kind": "baseline", "name": f"baselines/{folder.name}", **config,
+                                     "metrics": metrics})
     return [row for _, row in sorted(newest.values(), key=lambda t: t[1]["name"])]
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.is_file() else 0.0
 
 
 def collect_probes() -> list[dict]:
@@ -332,7 +333,7 @@ def in_setting(rows: list[dict], key: tuple) -> list[dict]:
     for r in rows:
         if r["kind"] == "train" and setting_key(r) == key:
             out.append(r)
-        elif r["kind"] == "baseline" and all(r.get(f) == wanted.get(f) for f in BASELINE_FIELDS):
+        elif r["kind"] == "baseline" and all(r.get(f) == wanted.get(f) for f in SAME_DATA_FIELDS):
             out.append(r)
     return out
 

@@ -141,6 +141,23 @@ def condition_slug(spec: str) -> str:
     return _slug(spec.replace("random:", "random", 1))
 
 
+def baseline_folders() -> list[tuple[Path, dict]]:
+    """(folder, its config.json) of every baseline folder on disk with a readable config naming a
+    known baseline, whether or not it has been evaluated yet."""
+    from core.config import BASELINES
+
+    root = baselines_dir()
+    found = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        try:
+            config = read_json(folder / CONFIG_JSON)
+        except (RunError, OSError):
+            continue
+        if isinstance(config, dict) and config.get("baseline") in BASELINES:
+            found.append((folder, config))
+    return found
+
+
 def baseline_dir(kind: str, cfg: TrainConfig, tag: str) -> Path:
     """The one naming scheme of baseline folders: baselines/<kind>_<dataset>_<condition>_s<seed>_<tag>."""
     return baselines_dir() / f"{_slug(kind)}_{_slug(cfg.dataset)}_{condition_slug(cfg.condition)}_s{cfg.seed}_{tag}"

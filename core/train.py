@@ -89,6 +89,8 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups: list) 
     # How the update runs (fused kernels, foreach) follows the device it runs on now, not the one
     # the checkpoint was saved on: a run started on a GPU (fused) resumes on the CPU as a CPU run.
     here = [{k: g[k] for k in DEVICE_OPTIONS if k in g} for g in opt.param_groups]
+    if len(groups) != len(here):
+        raise ValueError(f"the checkpoint's optimizer has {len(groups)} parameter groups, this one {len(here)}")
     groups = [{**{k: (tuple(v) if k == "betas" else v) for k, v in g.items()}, **now}
               for g, now in zip(groups, here)]
     opt.load_state_dict({"state": state, "param_groups": groups})

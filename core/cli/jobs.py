@@ -7,9 +7,9 @@
     jobs submit coherence [--dataset concepts --encoder ... --seed 0]
     jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
     jobs worker [--concurrency N]
-    sweep submit <spec.json | paper> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
+    sweep submit <spec.json | paper | lms> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
     sweep show <sweep job id> [--csv out.csv]
-    sweep run <spec.json | paper> [--scale cpu|full|smoke] [--together N] [--report docs/results.md]
+    sweep run <spec.json | paper | lms> [--scale cpu|full|smoke] [--together N] [--report docs/results.md]
 
 Every handler returns the process exit code: 0 ok, 1 a job that failed; bad input (ConfigError, an
 unknown job id) and an unreadable store are raised to core.cli.main, the one error policy (one line,

@@ -13,8 +13,9 @@ without the job queue:
 
 Resuming: the sweep's manifest (runs/sweeps/<name>.json) names each training run's directory, so
 running the same sweep again resumes unfinished runs where they stopped and skips whatever is done
-(finished runs, written evaluations, baselines, probes); a run another sweep's manifest already
-names (same config) is that run, not a second one. Every run is an ordinary run on disk: the
+(finished runs, written evaluations, baselines, probes); a finished run another sweep's manifest
+names for the same config is reused, not trained again (sweeps that run at the same time can still
+train one config twice; core.results counts it once). Every run is an ordinary run on disk: the
 app, `taxolens runs` and `results report` see it like any other.
 """
 from __future__ import annotations
@@ -42,23 +43,53 @@ def plan(spec, scale: str | None = None) -> dict:
     return sweeps.normalize(sweeps.resolve(spec, scale))
 
 
+def manifest_key(cfg: TrainConfig) -> str:
+    """How a manifest names a run: its whole config."""
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    """A manifest's {config key: run directory}; {} for one that is missing or unreadable."""
+    try:
+        manifest = runs.read_json(path)
+    except (runs.RunError, OSError):
+        return {}
+    found = manifest.get("runs") if isinstance(manifest, dict) else None
+    return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
+
+
+def _finished_elsewhere(path: Path) -> dict[str, str]:
+    """{config key: a finished run directory} over the other sweeps' manifests beside `path`."""
+    found: dict[str, str] = {}
+    for other in sorted(path.parent.glob("*.json")) if path.parent.is_dir() else ():
+        if other == path:
+            continue
+        for key, run_dir in _read_manifest(other).items():
+            if key not in found:
+                try:
+                    if runs.is_finished(run_dir):
+                        found[key] = run_dir
+                except (runs.RunError, OSError):
+                    continue            # unreadable checkpoint: not a run to reuse
+    return found
+
+
 def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
     """Each training run's directory: the one the manifest names (a rerun resumes it), else a
     finished run another sweep's manifest names for the same config (the `paper` and `lms` presets
-    share runs, which train once; an unfinished one may be training in that sweep now), else new."""
+    share runs: run one after the other, a shared run trains once; an unfinished one is left alone,
+    it may be training in its own sweep right now), else new."""
     path = manifest_path(name)
+    # this sweep's own manifest is read strictly (a damaged one stops the run, RunError, rather than
+    # being replaced and its runs forgotten); other sweeps' are only hints
     manifest = runs.read_json(path) if path.is_file() else {"name": name, "runs": {}}
-    elsewhere: dict[str, str] = {}
-    for other in sorted(path.parent.glob("*.json")) if path.parent.is_dir() else ():
-        if other != path:
-            elsewhere.update(runs.read_json(other).get("runs", {}))
+    elsewhere = _finished_elsewhere(path)
     out = []
     for cfg in cfgs:
-        key = json.dumps(cfg.to_dict(), sort_keys=True)
+        key = manifest_key(cfg)
         known = manifest["runs"].get(key)
         if known is None or not Path(known).is_dir():
-            shared = elsewhere.get(key)
-            known = shared if shared and runs.is_finished(shared) else str(runs.create_run_dir(cfg))
+            known = elsewhere.get(key) or str(runs.create_run_dir(cfg))
             manifest["runs"][key] = known
         out.append(Path(known))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +104,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     every run saved where it stood) and between evaluations."""
     from core import probe as lm_probe
     from core import train
-    from core.evaluate import baseline, default_baseline_dir, evaluate
+    from core.evaluate import baseline, evaluate, find_baseline_dir
     from core.models import checkpoint
 
     report = progress or (lambda f, m: None)
@@ -116,7 +147,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     baselines = [j["spec"] for j in jobs if j["kind"] == "baseline"]
     for b in tqdm(baselines, desc="baselines", unit="baseline", disable=progress is not None):
         cfg = TrainConfig.from_dict(b["config"])
-        if not (runs.eval_dir(default_baseline_dir(b["baseline"], cfg), "test") / runs.METRICS_JSON).is_file():
+        if find_baseline_dir(b["baseline"], cfg) is None:
             baseline(b["baseline"], cfg)
     seconds["baselines"] = time.perf_counter() - t
 
@@ -154,7 +185,7 @@ def results_rows(source) -> list[dict]:
     sweep, read from disk -- its runs (named by the manifest) with their test metrics, its baselines'
     test metrics and its probes' summaries -- for core.results.aggregate."""
     from core import probe as lm_probe
-    from core.evaluate import default_baseline_dir
+    from core.evaluate import find_baseline_dir
     from core.results import load_eval
     grid = sweeps.resolve(source)             # expanded, not validated again: this only reads
     path = manifest_path(sweeps.sweep_name(grid))
@@ -165,19 +196,22 @@ def results_rows(source) -> list[dict]:
         row = {"job_id": None, "kind": job["kind"], "baseline": None, "seed": None}
         if job["kind"] == "probe":
             folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
-            metrics = runs.read_json(folder / runs.METRICS_JSON) if (folder / runs.METRICS_JSON).is_file() else None
+            try:
+                metrics = runs.read_json(folder / runs.METRICS_JSON) if (folder / runs.METRICS_JSON).is_file() else None
+            except (runs.RunError, OSError):
+                metrics = None
+            metrics = metrics if isinstance(metrics, dict) else None
             rows.append({**row, "condition": None, "lm_init": spec["lm_init"], "encoder": None, "lm": spec["lm"],
-                         "prompt": None,
-                         "seed": spec["seed"], "status": "succeeded" if metrics else "queued",
+                         "prompt": None, "seed": spec["seed"], "status": "succeeded" if metrics else "queued",
                          "metrics": {k: v for k, v in metrics.items() if k != "per_category"} if metrics else None})
             continue
         cfg = TrainConfig.from_dict(spec["config"])
         if job["kind"] == "baseline":
-            d = default_baseline_dir(spec["baseline"], cfg)
-            metrics = load_eval(d, "test") if d.is_dir() else None
+            d = find_baseline_dir(spec["baseline"], cfg)
+            metrics = load_eval(d, "test") if d else None
             status = "succeeded" if metrics else "queued"
         else:
-            known = manifest["runs"].get(json.dumps(cfg.to_dict(), sort_keys=True))
+            known = manifest["runs"].get(manifest_key(cfg))
             d = Path(known) if known else None
             ck = runs.checkpoint_json(d) if d else None
             status = runs.read_json(ck).get("status", "partial") if ck and ck.is_file() else "queued"

@@ -28,7 +28,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.base import ConfigError
 from core.config import TrainConfig
 from core.jobs import kinds
 from core.jobs.kinds import JobContext, JobKind, JobSpecError, register
@@ -51,8 +50,11 @@ SCALES: dict[str, dict[str, Any]] = {
 }
 DEFAULT_SCALE = "cpu"
 PRESETS = ("paper", "lms")
-# The LMs the `lms` preset compares: the two bundled ones, each with every prompt format it has.
-PRESET_LMS = ("smollm2-135m", "gemma3-270m")
+# What the `lms` preset compares: each bundled LM (core.models.registry.LMS) with each prompt format
+# it has. Fixed, so a preset names the same grid on every machine; the bundled Gemma-3-270m is the
+# base model, whose GGUF carries no chat template (registry.check_chat_template refuses `chat`).
+# Another LM or format: a grid spec with "lms" and "config": {"prompt": ...}.
+LM_FORMATS = (("smollm2-135m", "plain"), ("smollm2-135m", "chat"), ("gemma3-270m", "plain"))
 
 
 def _spec_error(message: str) -> Exception:
@@ -87,31 +89,15 @@ def preset(name: str, scale: str = DEFAULT_SCALE) -> dict:
     return {"name": f"paper-{scale}", "scale": scale, "grids": grids}
 
 
-def lm_formats(lms=PRESET_LMS) -> list[tuple[str, str]]:
-    """(LM, prompt format) pairs the `lms` preset trains: every LM with the plain format, and with
-    its chat template where it has one (the bundled Gemma-3-270m is a base model: plain only)."""
-    from core.models import registry    # lazy: the registry imports torch
-
-    out = []
-    for lm in lms:
-        out.append((lm, "plain"))
-        try:
-            registry.check_chat_template(lm)
-        except ConfigError:
-            continue
-        out.append((lm, "chat"))
-    return out
-
-
 def _lms_preset(scale: str) -> dict:
     """Which LM and prompt format to default to (issue: the one that generalizes best to unseen
     hypernyms while grounding leaves): each pair with all hypernym evidence (r = 0: leaf accuracy,
     seen macro-F1) and with none (r = 1: unseen macro-F1), 3 seeds, and each LM's probe. Named as
     in the paper preset (random:0, not none), so the runs the two share are one run."""
     grids: list[dict] = [{"conditions": ["random:0", "random:1"], "lms": [lm], "config": {"prompt": fmt},
-                          "seeds": [0, 1, 2]} for lm, fmt in lm_formats()]
+                          "seeds": [0, 1, 2]} for lm, fmt in LM_FORMATS]
     if scale != "smoke":
-        grids.append({"kind": "probe", "lms": list(PRESET_LMS), "seeds": [0]})
+        grids.append({"kind": "probe", "lms": list(dict.fromkeys(lm for lm, _ in LM_FORMATS)), "seeds": [0]})
     return {"name": f"lms-{scale}", "scale": scale, "grids": grids}
 
 

@@ -93,8 +93,8 @@ def test_prompt_formats_are_separate_groups_but_baselines_ignore_them():
                 "metrics": _metrics(unseen_correct=True)}
     rows = [row("train", p, s) for p in ("plain", "chat") for s in (0, 1)]
     table = results.aggregate(rows)
-    leaf = table[table.metric == "seen_category_f1"]
-    assert sorted(leaf.prompt) == ["chat", "plain"] and set(leaf.n_seeds) == {2}
+    seen = table[table.metric == "seen_category_f1"]
+    assert sorted(seen.prompt) == ["chat", "plain"] and set(seen.n_seeds) == {2}
     # the report's aggregation: two seeds of one baseline written under different prompts are one group
     base = results.aggregated([row("baseline", "plain", 0, "majority"), row("baseline", "chat", 1, "majority")])
     assert set(base[base.metric == "seen_category_f1"].n_seeds) == {2}
@@ -127,15 +127,36 @@ def test_collect_reads_evaluated_runs_baselines_and_probes(data_dir):
     assert train["name"] == run.name and "device" in train and "git_commit" in train
 
 
+def test_one_config_trained_twice_is_one_row_the_newest(data_dir):
+    older, newer = fake_run(cfg(seed=0)), fake_run(cfg(seed=0))
+    ck = runs.checkpoint_json(older)                  # created a day earlier
+    runs.write_json(ck, {**runs.read_json(ck), "created": "2026-01-01T00:00:00+00:00"})
+    fake_run(cfg(seed=1))
+    names = sorted(r["name"] for r in results.collect() if r["kind"] == "train")
+    assert len(names) == 2 and newer.name in names and older.name not in names
+
+
 def test_one_baseline_written_twice_is_one_row_not_two_seeds(data_dir):
-    fake_baseline("image-probe", cfg(), tag="_a")
-    fake_baseline("image-probe", cfg(lm="other-lm", epochs=9, weight_decay=0.1), tag="_b")  # same probe
+    fake_baseline("image-probe", cfg(lm="other-lm", epochs=9, weight_decay=0.1), tag="_b")  # same probe,
+    fake_baseline("image-probe", cfg(), tag="_a")                                          # written first
+    import os
+    later = runs.eval_dir(runs.baselines_dir() / "image-probe_6_none_s0_b", "test") / "metrics.json"
+    os.utime(later, (later.stat().st_mtime + 60, later.stat().st_mtime + 60))            # ... but newer
     fake_baseline("image-probe", cfg(seed=1))                             # another seed
     fake_baseline("image-probe", cfg(encoder="other-encoder"), tag="_c")  # another image side
     fake_baseline("majority", cfg(encoder="other-encoder"))               # majority: no encoder
     rows = [r for r in results.collect() if r["kind"] == "baseline"]
     assert sorted(r["name"].split("/")[1] for r in rows) == [
         "image-probe_6_none_s0_b", "image-probe_6_none_s0_c", "image-probe_6_none_s1", "majority_6_none_s0"]
+
+
+def test_a_baseline_written_under_another_config_is_found(data_dir):
+    from core.evaluate import find_baseline_dir
+    assert find_baseline_dir("image-probe", cfg()) is None
+    fake_baseline("image-probe", cfg(lm="other-lm", epochs=9), tag="_old")     # a folder of another name
+    assert find_baseline_dir("image-probe", cfg()).name == "image-probe_6_none_s0_old"
+    assert find_baseline_dir("image-probe", cfg(seed=1)) is None
+    assert find_baseline_dir("majority", cfg()) is None
 
 
 def test_default_baseline_folder_depends_only_on_what_the_baseline_depends_on():

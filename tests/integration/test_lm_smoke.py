@@ -28,3 +28,25 @@ def test_bundled_lm_prefers_animal_over_vehicle():
     vehicle = continuation_logprob(model, tokenizer, "A dog is a kind of", " vehicle")
     print(f"log p(' animal') = {animal:.2f}, log p(' vehicle') = {vehicle:.2f}")
     assert animal > vehicle + 2.0
+
+
+@pytest.mark.integration
+def test_the_lms_presets_prompt_formats_are_the_ones_the_bundled_lms_have():
+    """sweeps.LM_FORMATS is a fixed table (a preset names one grid everywhere); here it is checked
+    against the bundled LMs themselves: chat exactly where the LM has a chat template."""
+    from core.base import ConfigError
+    from core.jobs import sweeps
+    from core.models import registry
+
+    for lm in registry.LMS:
+        try:
+            assets.lm_dir(lm)
+        except assets.AssetError:
+            continue                              # an optional LM not fetched here
+        try:
+            registry.check_chat_template(lm)
+            has_chat = True
+        except ConfigError:
+            has_chat = False
+        assert ((lm, "chat") in sweeps.LM_FORMATS) == has_chat, lm
+        assert (lm, "plain") in sweeps.LM_FORMATS

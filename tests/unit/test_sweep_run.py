@@ -78,13 +78,26 @@ def test_the_manifest_names_each_runs_directory_until_it_is_gone():
 def test_a_run_another_sweep_finished_is_reused_not_trained_again():
     done = sweep_run.run_sweep(SPEC)
     other = {**SPEC, "name": "overlapping", "grids": [{"conditions": ["cross", "within"], "seeds": [0]}]}
-    built = len(fake_vlm.FakeVLM.instances)
-    again = sweep_run.run_sweep(other)
     cross = [d for d in done["runs"] if "_cross_s0_" in d]
+    saved = runs.checkpoint_json(runs.Path(cross[0])).stat().st_mtime_ns
+    again = sweep_run.run_sweep(other)
     assert len(cross) == 1 and cross[0] in again["runs"]      # the finished cross run, not a new one
+    assert runs.checkpoint_json(runs.Path(cross[0])).stat().st_mtime_ns == saved     # not trained again
     within = [d for d in again["runs"] if d not in done["runs"]]
     assert len(within) == 1 and "_within_s0_" in within[0]
-    assert len(fake_vlm.FakeVLM.instances) > built             # only the within run was trained
+
+
+def test_an_unfinished_run_of_another_sweep_or_a_damaged_manifest_is_not_reused():
+    from core.config import TrainConfig
+    cfg = TrainConfig.from_dict(sweep_run.plan({**SPEC, "grids": [{"conditions": ["cross"], "seeds": [0]}]})
+                                ["jobs"][0]["spec"]["config"])
+    folder = sweep_run.manifest_path("x").parent
+    unfinished = runs.create_run_dir(cfg)                    # named by another sweep, never finished
+    runs.write_json(folder / "other.json", {"name": "other", "runs": {sweep_run.manifest_key(cfg): str(unfinished)}})
+    (folder / "garbled.json").write_text("{not json")
+    runs.write_json(folder / "odd.json", [1, 2])
+    (mine,) = sweep_run.run_dirs("mine", [cfg])
+    assert mine != unfinished and mine.is_dir()
 
 
 def test_sweep_run_command_writes_the_report(tmp_path, capsys):
