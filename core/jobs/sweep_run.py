@@ -193,33 +193,28 @@ def results_rows(source) -> list[dict]:
     rows = []
     for job in sweeps.expand(grid):
         spec = job["spec"]
-        row = {"job_id": None, "kind": job["kind"], "baseline": None, "seed": None}
+        if "config" in spec:      # defaults filled in, as a queued job's validated spec has them
+            spec = {**spec, "config": TrainConfig.from_dict(spec["config"]).to_dict()}
         if job["kind"] == "probe":
             folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
             try:
                 metrics = runs.read_json(folder / runs.METRICS_JSON) if (folder / runs.METRICS_JSON).is_file() else None
             except (runs.RunError, OSError):
                 metrics = None
-            metrics = metrics if isinstance(metrics, dict) else None
-            rows.append({**row, "condition": None, "lm_init": spec["lm_init"], "encoder": None, "lm": spec["lm"],
-                         "prompt": None, "seed": spec["seed"], "status": "succeeded" if metrics else "queued",
-                         "metrics": {k: v for k, v in metrics.items() if k != "per_category"} if metrics else None})
-            continue
-        cfg = TrainConfig.from_dict(spec["config"])
-        if job["kind"] == "baseline":
-            d = find_baseline_dir(spec["baseline"], cfg)
+            metrics = {k: v for k, v in metrics.items() if k != "per_category"} if isinstance(metrics, dict) else None
+            status = "succeeded" if metrics else "queued"
+        elif job["kind"] == "baseline":
+            d = find_baseline_dir(spec["baseline"], TrainConfig.from_dict(spec["config"]))
             metrics = load_eval(d, "test") if d else None
             status = "succeeded" if metrics else "queued"
         else:
-            known = manifest["runs"].get(manifest_key(cfg))
+            known = manifest["runs"].get(manifest_key(TrainConfig.from_dict(spec["config"])))
             d = Path(known) if known else None
             ck = runs.checkpoint_json(d) if d else None
             status = runs.read_json(ck).get("status", "partial") if ck and ck.is_file() else "queued"
             metrics = load_eval(d, "test") if d and d.is_dir() else None
             status = "succeeded" if metrics else status
-        rows.append({**row, "condition": cfg.condition, "lm_init": cfg.lm_init, "encoder": cfg.encoder,
-                     "lm": cfg.lm, "prompt": cfg.prompt if job["kind"] == "train" else None,
-                     "baseline": spec.get("baseline"), "seed": cfg.seed, "status": status, "metrics": metrics})
+        rows.append(sweeps.result_row(job["kind"], spec, status, metrics))
     return rows
 
 

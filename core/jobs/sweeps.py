@@ -233,25 +233,31 @@ def sweep_name(grid: dict) -> str:
 
 # -- results -------------------------------------------------------------------------------------
 
+def result_row(kind: str, spec: dict, status: str, metrics: dict | None, job_id: int | None = None) -> dict:
+    """One row of a sweep's results (sweep_results, sweep_run.results_rows) from a job's kind and
+    spec: its grouping fields, seed, status and metrics, for core.results.aggregate. A baseline
+    reads no prompt and a probe no condition or encoder, so those stay empty."""
+    if kind == "probe":
+        fields = {"condition": None, "lm_init": spec.get("lm_init"), "encoder": None, "lm": spec.get("lm"),
+                  "prompt": None, "seed": spec.get("seed")}
+    else:
+        cfg = spec.get("config", {})
+        fields = {"condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"), "encoder": cfg.get("encoder"),
+                  "lm": cfg.get("lm"), "prompt": cfg.get("prompt") if kind == "train" else None,
+                  "seed": cfg.get("seed")}
+    return {"job_id": job_id, "status": status, "kind": kind, **fields, "baseline": spec.get("baseline"),
+            "metrics": metrics}
+
+
 def sweep_results(store, sweep_id: int) -> list[dict]:
     """One row per child job of a sweep: its grouping fields, seed, status and (when finished) its
     test metrics (a probe's: its summary). core.results.aggregate turns them into means and CIs."""
     rows = []
     for job in sorted(store.list(parent_id=sweep_id), key=lambda j: j.id):
-        cfg = job.spec.get("config", {})
         done = job.status == "succeeded"
-        if job.kind == "probe":
-            metrics = (job.result or {}).get("metrics", {}).get("probe") if done else None
-            rows.append({"job_id": job.id, "status": job.status, "kind": "probe", "condition": None,
-                         "lm_init": job.spec.get("lm_init"), "encoder": None, "lm": job.spec.get("lm"),
-                         "prompt": None, "baseline": None, "seed": job.spec.get("seed"), "metrics": metrics})
-            continue
-        metrics = (job.result or {}).get("metrics", {}).get("test") if done else None
-        rows.append({"job_id": job.id, "status": job.status, "kind": job.kind,
-                     "condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"),
-                     "encoder": cfg.get("encoder"), "lm": cfg.get("lm"),
-                     "prompt": cfg.get("prompt") if job.kind == "train" else None,
-                     "baseline": job.spec.get("baseline"), "seed": cfg.get("seed"), "metrics": metrics})
+        which = "probe" if job.kind == "probe" else "test"
+        metrics = (job.result or {}).get("metrics", {}).get(which) if done else None
+        rows.append(result_row(job.kind, job.spec, job.status, metrics, job.id))
     return rows
 
 

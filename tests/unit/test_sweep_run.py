@@ -47,7 +47,8 @@ def test_results_rows_cover_every_job_of_the_sweep_runs_and_baselines():
     assert [r["kind"] for r in rows].count("baseline") == 1 and len(rows) == 8
     assert {r["status"] for r in rows} == {"succeeded"} and all(r["metrics"] for r in rows)
     (majority,) = [r for r in rows if r["kind"] == "baseline"]
-    assert majority["baseline"] == "majority" and majority["condition"] == "none"
+    assert majority["baseline"] == "majority" and majority["condition"] == "none" and majority["prompt"] is None
+    assert {r["prompt"] for r in rows if r["kind"] == "train"} == {"plain"}      # the default, filled in
 
 
 def test_results_rows_read_a_sweeps_probes_from_disk():
