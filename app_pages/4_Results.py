@@ -17,8 +17,9 @@ HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean 
 
 
 @st.cache_data(show_spinner="Reading results…", ttl=10)
-def _collect(data_dir: str) -> list[dict]:  # noqa: ARG001 - keys the cache
-    return results.collect()
+def _collect(data_dir: str) -> tuple[list[dict], list[str]]:  # noqa: ARG001 - keys the cache
+    left_out: list[str] = []
+    return results.collect(left_out), left_out
 
 
 def _bar_rows(table, metrics: dict[str, str], chance: dict[str, str], conditions=None) -> list[dict]:
@@ -170,7 +171,12 @@ def _category_labels(rows) -> dict[str, str]:
 
 def main() -> None:
     st.title(":material/bar_chart: Results")
-    everything = _collect(common.data_key())
+    everything, other_version = _collect(common.data_key())
+    if other_version:
+        st.info(f"{len(other_version)} run(s) and baseline(s) were measured on another version of their dataset "
+                f"than the one installed (other images and splits) and are left out: "
+                f"{', '.join(other_version[:5])}{' …' if len(other_version) > 5 else ''}.",
+                icon=":material/history:")
     scored = [r for r in everything if r["kind"] != "probe"]
     rows = [r for r in scored if results.readable(r["metrics"])]
     stale = [r["name"] for r in scored if not results.readable(r["metrics"])]

@@ -108,7 +108,8 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     rundata.check(cfg)
     report = progress or (lambda f, m: None)
     data = rundata.prepare(cfg)
-    about = {"kind": kind, "split": "test", "config": cfg.to_dict()}
+    # the dataset version it measured: a rebuilt dataset makes it stale (rundata.DatasetVersions)
+    about = {"kind": kind, "split": "test", "config": cfg.to_dict(), "dataset_sha256": data.table_sha256}
     if kind == "image-probe":
         from core import image_probe
         from core.models import registry
@@ -135,11 +136,20 @@ def default_baseline_dir(kind: str, cfg: TrainConfig) -> Path:
 
 
 def find_baseline_dir(kind: str, cfg: TrainConfig) -> Path | None:
-    """The evaluated folder of baseline(kind, cfg) on disk: the default one, else any folder of the
-    same baseline identity (one written under another config, or before folders were named by
-    it), the newest; None when it has not been run."""
+    """The evaluated folder of baseline(kind, cfg) on disk, measured on the installed version of
+    the dataset: the default one, else any folder of the same baseline identity (one written under
+    another config, or before folders were named by it), the newest; None when it has not been run."""
+    versions = rundata.DatasetVersions()
+
     def done(folder: Path) -> bool:
-        return (runs.eval_dir(folder, "test") / runs.METRICS_JSON).is_file()
+        path = runs.eval_dir(folder, "test") / runs.METRICS_JSON
+        if not path.is_file():
+            return False
+        try:
+            recorded = runs.read_json(path).get("dataset_sha256")
+        except (runs.RunError, OSError, AttributeError):
+            return False
+        return versions.current(cfg.dataset, recorded)
 
     default = default_baseline_dir(kind, cfg)
     if done(default):

@@ -208,16 +208,25 @@ def _train_facts(info) -> dict:
             "created": info.created, "finished": ck.get("finished")}
 
 
-def collect() -> list[dict]:
+def collect(left_out: list[str] | None = None) -> list[dict]:
     """One row per evaluated run (test split), per baseline and per LM probe on disk:
     {kind: train|baseline|probe, name, baseline, <config fields>, metrics, ...provenance}. A config
     trained twice (two sweeps that ran at once, a rerun) is one row, the newest: the same seed
-    again is not another seed."""
+    again is not another seed. Runs and baselines measured on another version of their dataset
+    than the installed one are not rows (other images, other splits); their names are appended to
+    `left_out` when given. LM probes read only the concept-category pairs and stay."""
     from core import conditions, runs
+    from core.rundata import DatasetVersions
 
+    versions = DatasetVersions()
     rows = []
     for info in runs.list_runs():
         if "test" not in info.evaluated:
+            continue
+        recorded = info.checkpoint.get("dataset") or {}
+        if not versions.current(recorded.get("name") or info.config.dataset, recorded.get("table_sha256")):
+            if left_out is not None:
+                left_out.append(info.run_id)
             continue
         metrics = load_eval(info.path, "test")
         if not metrics:
@@ -235,22 +244,29 @@ def collect() -> list[dict]:
     for row in rows:      # list_runs gives the newest first: it stays, older runs of its config go
         newest.setdefault(repr(sorted((k, _hashable(row[k])) for k in _config_of(row))), row)
     rows = list(newest.values())
-    rows += collect_baselines()
+    rows += collect_baselines(left_out, versions)
     rows += collect_probes()
     return rows
 
 
-def collect_baselines() -> list[dict]:
-    """One row per baseline on disk (runs/baselines/*/eval/test). Folders holding the same baseline
-    (config.baseline_identity: e.g. written for runs that differ only in the LM, or before folders
-    were named by it) count once, the newest: they are one measurement, not several seeds."""
+def collect_baselines(left_out: list[str] | None = None, versions=None) -> list[dict]:
+    """One row per baseline on disk (runs/baselines/*/eval/test) measured on the installed version
+    of its dataset (collect). Folders holding the same baseline (config.baseline_identity: e.g.
+    written for runs that differ only in the LM, or before folders were named by it) count once,
+    the newest: they are one measurement, not several seeds."""
     from core import runs
     from core.config import baseline_identity
+    from core.rundata import DatasetVersions
 
+    versions = versions or DatasetVersions()
     newest: dict[str, tuple[float, dict]] = {}
     for folder, config in runs.baseline_folders():
         metrics = load_eval(folder, "test")
         if not metrics:
+            continue
+        if not versions.current(config.get("dataset"), metrics.get("dataset_sha256")):
+            if left_out is not None:
+                left_out.append(f"baselines/{folder.name}")
             continue
         key = repr(sorted(baseline_identity(config["baseline"], config).items()))
         written = _mtime(runs.eval_dir(folder, "test") / runs.METRICS_JSON)
@@ -481,10 +497,11 @@ def probe_vs_vlm(rows: list[dict], probe: Mapping, block: str = "unseen"):
 
 # ---------------------------------------------------------------- the report
 
-def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetime | None = None) -> str:
+def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetime | None = None,
+                    left_out: Sequence[str] = ()) -> str:
     """docs/results.md from whatever is on disk: per setting and condition the seen / unseen
     per-category macro-F1 with 95 % t-CIs over seeds, chance, leaf numbers, baselines, LM probes,
-    and per run its device, training time and git commit."""
+    and per run its device, training time and git commit; `left_out` (collect's) is named in a note."""
     now = now or dt.datetime.now()
     lines = [
         "# TaxoLens results", "",
@@ -498,6 +515,10 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
         "Leaf: accuracy and the yes/no macro-F1 per target concept, averaged over concepts. Brackets: 95 % "
         "t-based confidence interval over seeds (mean ± t·s/√n; none with one seed). *Unseen share*: the share "
         "of test hypernym questions whose pair the condition removed from training.", ""]
+    if left_out:
+        lines += [f"Left out: {len(left_out)} run(s) and baseline(s) measured on another version of their "
+                  f"dataset than the one installed (other images and splits): "
+                  f"{', '.join(f'`{n}`' for n in left_out)}.", ""]
     train = [r for r in rows if r["kind"] == "train"]
     if not train:
         lines += ["No evaluated training runs yet: train some (`taxolens sweep submit paper`) and run "

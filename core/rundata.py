@@ -4,6 +4,7 @@
     prepare(cfg) -> RunData       what training, evaluation, baselines and Browse all see
     load_subset(cfg)              just the dataset (and its table hash): a checkpoint's vocabulary
     image_split(cfg)              image id -> train | val | test, without questions (Browse)
+    DatasetVersions().current(name, sha)   whether a run or baseline used the installed dataset
 
 A pure function of the config and the dataset tables, so evaluation rebuilds exactly what training
 used; no model is involved.
@@ -94,6 +95,40 @@ def image_split(cfg: TrainConfig) -> dict[str, str]:
     the deprivation or any question."""
     ds, _ = load_subset(cfg)
     return questions.split_images(ds, cfg.seed)
+
+
+class DatasetVersions:
+    """Which version of each dataset is installed, by dataset_sha256, read once per name. A run or
+    baseline computed on another version (the default set gained six art styles on 2026-12-02) used
+    other images and splits: it must not be averaged with, or reused for, runs on this one."""
+
+    def __init__(self):
+        self._sha: dict[str, str | None] = {}
+
+    def installed(self, name: str) -> str | None:
+        """The installed dataset's hash; None when no dataset of that name is installed."""
+        if name not in self._sha:
+            try:
+                self._sha[name] = dataset_sha256(datasets.load_dataset(name))
+            except datasets.DatasetError:
+                self._sha[name] = None
+        return self._sha[name]
+
+    def current(self, name: str | None, recorded: str | None) -> bool:
+        """Whether something that records dataset `name` at hash `recorded` belongs with the
+        installed data: the hashes agree, or nothing of that name is installed to compare with.
+        Nothing recorded (a baseline written before baselines recorded it) is not current."""
+        installed = self.installed(name or datasets.DEFAULT_NAME)
+        return installed is None or recorded == installed
+
+    def run_is_current(self, run_dir: str | Path) -> bool:
+        """current() for a run directory, from its checkpoint.json; False when that is unreadable."""
+        try:
+            ck = runs.read_json(runs.checkpoint_json(Path(run_dir)))
+        except (runs.RunError, OSError):
+            return False
+        recorded = ck.get("dataset") or {}
+        return self.current(recorded.get("name"), recorded.get("table_sha256"))
 
 
 def dataset_sha256(ds) -> str:

@@ -466,7 +466,9 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--report {out} is a directory; give a file name such as docs/results.md")
     done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)
     if not args.no_report:
-        runs.write_text(out, results.report_markdown(results.collect(), commit=runs.git_commit()))
+        left_out: list[str] = []
+        rows = results.collect(left_out)
+        runs.write_text(out, results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out))
         done["report"] = str(out)
     emit({k: v for k, v in done.items() if k != "runs"} | {"runs": len(done["runs"])})
     return 0

@@ -211,12 +211,13 @@ def cmd_results_report(args) -> int:
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name such as docs/results.md")
-    rows = results.collect()
-    text = results.report_markdown(rows, commit=runs.git_commit())
+    left_out: list[str] = []
+    rows = results.collect(left_out)
+    text = results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.write_text(out, text)
     counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("train", "baseline", "probe")}
-    emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}})
+    emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}, "left_out": len(left_out)})
     return 0
 
 

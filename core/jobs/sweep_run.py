@@ -30,6 +30,7 @@ from core import paths, runs
 from core.base import Progress
 from core.config import TrainConfig
 from core.jobs import kinds, sweeps
+from core.rundata import DatasetVersions
 
 SWEEPS_DIR = "sweeps"
 
@@ -58,8 +59,9 @@ def _read_manifest(path: Path) -> dict[str, str]:
     return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
 
 
-def _finished_elsewhere(path: Path) -> dict[str, str]:
-    """{config key: a finished run directory} over the other sweeps' manifests beside `path`."""
+def _finished_elsewhere(path: Path, versions: DatasetVersions) -> dict[str, str]:
+    """{config key: a finished run directory, trained on the installed dataset} over the other
+    sweeps' manifests beside `path`."""
     found: dict[str, str] = {}
     for other in sorted(path.parent.glob("*.json")) if path.parent.is_dir() else ():
         if other == path:
@@ -67,7 +69,7 @@ def _finished_elsewhere(path: Path) -> dict[str, str]:
         for key, run_dir in _read_manifest(other).items():
             if key not in found:
                 try:
-                    if runs.is_finished(run_dir):
+                    if runs.is_finished(run_dir) and versions.run_is_current(run_dir):
                         found[key] = run_dir
                 except (runs.RunError, OSError):
                     continue            # unreadable checkpoint: not a run to reuse
@@ -78,17 +80,21 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
     """Each training run's directory: the one the manifest names (a rerun resumes it), else a
     finished run another sweep's manifest names for the same config (the `paper` and `lms` presets
     share runs: run one after the other, a shared run trains once; an unfinished one is left alone,
-    it may be training in its own sweep right now), else new."""
+    it may be training in its own sweep right now), else new. A run trained on another version of
+    its dataset than the installed one is never reused: the config trains again, in a new folder."""
     path = manifest_path(name)
+    versions = DatasetVersions()
     # this sweep's own manifest is read strictly (a damaged one stops the run, RunError, rather than
     # being replaced and its runs forgotten); other sweeps' are only hints
     manifest = runs.read_json(path) if path.is_file() else {"name": name, "runs": {}}
-    elsewhere = _finished_elsewhere(path)
+    elsewhere = _finished_elsewhere(path, versions)
     out = []
     for cfg in cfgs:
         key = manifest_key(cfg)
         known = manifest["runs"].get(key)
-        if known is None or not Path(known).is_dir():
+        stale = known is not None and runs.checkpoint_json(Path(known)).is_file() \
+            and not versions.run_is_current(known)
+        if known is None or not Path(known).is_dir() or stale:
             known = elsewhere.get(key) or str(runs.create_run_dir(cfg))
             manifest["runs"][key] = known
         out.append(Path(known))

@@ -182,6 +182,18 @@ def test_results_summarize_older_evaluations_again_or_leave_them_out(data_dir):
     assert "1 older evaluation(s) were summarized again" in texts(at)
 
 
+def test_results_leave_out_and_name_runs_of_another_dataset_version(data_dir):
+    from core import runs
+    fake_run(small_cfg(seed=0))
+    older = fake_run(small_cfg(seed=1))
+    ck = runs.read_json(runs.checkpoint_json(older))
+    ck["dataset"]["table_sha256"] = "0" * 64                        # trained before the dataset was rebuilt
+    runs.write_json(runs.checkpoint_json(older), ck)
+    at = run_page("app_pages/4_Results.py")
+    assert any("another version of their dataset" in i.value and older.name in i.value for i in at.info)
+    assert "1 training run(s)" in texts(at)
+
+
 def test_results_show_the_lm_probe_beside_the_vlm(data_dir):
     from core import metrics, paths, runs
     run = fake_run(small_cfg(condition="random:0.5"))

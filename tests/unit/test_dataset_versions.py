@@ -1,0 +1,87 @@
+"""A rebuilt dataset (new images, so other splits) makes what was measured on the old one stale:
+results leave it out and say so, sweeps train again instead of reusing it, baselines are not found.
+On the tiny dataset with the fake VLM; the dataset's version is what rundata.dataset_sha256 says."""
+import pytest
+
+import fake_vlm
+from core import evaluate, results, rundata, runs
+from core.config import TrainConfig
+from core.jobs import sweep_run
+
+SPEC = {"name": "versions", "base": {"dataset": "tiny", "epochs": 1, "batch_size": 8, "lr": 0.05, "device": "cpu"},
+        "grids": [{"conditions": ["random"], "ratios": [0], "seeds": [0]},
+                  {"kind": "baseline", "baselines": ["majority"], "conditions": ["none"], "seeds": [0]}]}
+
+
+@pytest.fixture(autouse=True)
+def fakes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+
+
+@pytest.fixture
+def version(monkeypatch):
+    """The installed dataset's version; set ["now"] to simulate a rebuild."""
+    state = {"now": "v1"}
+    monkeypatch.setattr(rundata, "dataset_sha256", lambda ds: state["now"])
+    return state
+
+
+def test_a_run_and_baseline_of_an_earlier_dataset_are_left_out_and_named(version):
+    done = sweep_run.run_sweep(SPEC)
+    left: list[str] = []
+    assert {r["kind"] for r in results.collect(left)} == {"train", "baseline"} and left == []
+
+    version["now"] = "v2"
+    left = []
+    assert results.collect(left) == []
+    (run_dir,) = done["runs"]
+    assert left[0] == runs.Path(run_dir).name and left[1].startswith("baselines/majority_tiny_")
+    report = results.report_markdown([], left_out=left)
+    assert "Left out: 2 run(s) and baseline(s)" in report and f"`{left[0]}`" in report
+
+
+def test_a_sweep_trains_again_after_a_rebuild_rather_than_reuse_a_run_of_the_old_dataset(version):
+    (old,) = sweep_run.run_sweep(SPEC)["runs"]
+    saved = runs.checkpoint_json(runs.Path(old)).stat().st_mtime_ns
+    other = {**SPEC, "name": "another"}
+    assert sweep_run.run_sweep(other)["runs"] == [old]            # same dataset: reused
+
+    version["now"] = "v2"
+    (new,) = sweep_run.run_sweep(SPEC)["runs"]                    # its own manifest's run, now stale
+    assert new != old and runs.read_json(runs.checkpoint_json(runs.Path(new)))["status"] == "finished"
+    assert runs.checkpoint_json(runs.Path(old)).stat().st_mtime_ns == saved      # the old run is kept
+    third = {**SPEC, "name": "third"}
+    version["now"] = "v3"
+    (newest,) = sweep_run.run_sweep(third)["runs"]                # another sweep's stale run: not reused
+    assert newest not in (old, new)
+
+
+def test_a_baseline_is_found_only_on_the_dataset_version_it_measured(version):
+    cfg = TrainConfig(dataset="tiny", device="cpu")
+    evaluate.baseline("majority", cfg)
+    folder = evaluate.find_baseline_dir("majority", cfg)
+    metrics_path = runs.eval_dir(folder, "test") / runs.METRICS_JSON
+    assert runs.read_json(metrics_path)["dataset_sha256"] == "v1"
+
+    version["now"] = "v2"
+    assert evaluate.find_baseline_dir("majority", cfg) is None
+    evaluate.baseline("majority", cfg)                            # measured again: found again
+    assert evaluate.find_baseline_dir("majority", cfg) == folder
+
+    written = runs.read_json(metrics_path)                        # written before baselines recorded it
+    del written["dataset_sha256"]
+    runs.write_json(metrics_path, written)
+    assert evaluate.find_baseline_dir("majority", cfg) is None
+
+
+def test_nothing_installed_under_the_name_means_nothing_to_compare_with(monkeypatch):
+    from core.data import datasets
+
+    def missing(name="tiny"):
+        raise datasets.DatasetError(f"no dataset {name}")
+
+    monkeypatch.setattr(datasets, "load_dataset", missing)
+    versions = rundata.DatasetVersions()
+    assert versions.installed("gone") is None and versions.current("gone", "anything")
+    assert not versions.run_is_current("/nonexistent/run")
