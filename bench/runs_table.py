@@ -1,6 +1,7 @@
 """`python -m bench.runs_table [RUN ...]`: one markdown row per training run, for comparing recipes.
 
-Per run: concepts, image tokens, the precision it trained in, seed, the options that differ from the
+Per run: concepts, images (and in how many art styles: the default set had five styles until
+2026-12-02, eleven since), image tokens, the precision it trained in, seed, the options that differ from the
 defaults, training minutes, validation leaf accuracy per epoch (the learning curve), and from its
 evaluations the test leaf accuracy, per-concept leaf F1, seen per-category macro-F1 and, where
 `taxolens evaluate RUN --split S --leaf-ranking N` was run, the every-leaf ranking (top-5 / median
@@ -29,7 +30,9 @@ def row(info: runs.RunInfo) -> str:
     other = ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k not in SHOWN and v != defaults[k])
     minutes = sum(m.get("train_seconds") or 0 for m in epochs) / 60
     curve = " ".join(f"{m['val_leaf_accuracy']:.2f}" for m in epochs if m.get("val_leaf_accuracy") is not None)
-    cells = [info.run_id, str(cfg.max_concepts or ck.get("dataset", {}).get("summary", {}).get("concepts", "all")),
+    summary = ck.get("dataset", {}).get("summary", {})
+    images = f"{summary['images']} ({len(summary.get('styles', []))} styles)" if "images" in summary else "–"
+    cells = [info.run_id, str(cfg.max_concepts or summary.get("concepts", "all")), images,
              str(cfg.image_tokens), ck.get("precision", "fp32"), str(cfg.seed), other or "–", f"{minutes:.1f}", curve]
     test = runs.read_json(runs.eval_dir(info.path, "test") / runs.METRICS_JSON) \
         if (runs.eval_dir(info.path, "test") / runs.METRICS_JSON).is_file() else None
@@ -47,9 +50,9 @@ def row(info: runs.RunInfo) -> str:
     return "| " + " | ".join(cells + ["; ".join(ranked) or "–"]) + " |"
 
 
-HEADER = ("| run | concepts | k | precision | seed | other options | train min | val leaf acc per epoch | "
+HEADER = ("| run | concepts | images | k | precision | seed | other options | train min | val leaf acc per epoch | "
           "test leaf acc | test leaf F1 (per concept) | test seen category macro-F1 | ranking top-5 / median rank |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv=None) -> int:

@@ -22,10 +22,12 @@ def test_row_shows_options_curve_and_test_numbers(capsys):
     assert before[-4:-1] == ["–", "–", "–"]                   # no test evaluation yet
     m = evaluate.evaluate(run_dir, "test")
     cells = runs_table.row(runs.load_run(run_dir)).strip("| ").split(" | ")
-    assert cells[0] == run_dir.name and cells[5] == "epochs=2, batch_size=8, lr=0.05, fresh_negatives=False"
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
-    assert cells[7] == " ".join(f"{e['val_leaf_accuracy']:.2f}" for e in ck["metrics"])
-    assert cells[8:11] == [f"{m['leaf']['accuracy']:.3f}", f"{m['leaf']['concept_macro_f1']:.3f}",
+    summary = ck["dataset"]["summary"]
+    assert cells[0] == run_dir.name and cells[6] == "epochs=2, batch_size=8, lr=0.05, fresh_negatives=False"
+    assert cells[2] == f"{summary['images']} ({len(summary['styles'])} styles)"
+    assert cells[8] == " ".join(f"{e['val_leaf_accuracy']:.2f}" for e in ck["metrics"])
+    assert cells[9:12] == [f"{m['leaf']['accuracy']:.3f}", f"{m['leaf']['concept_macro_f1']:.3f}",
                            f"{m['hypernym']['seen']['category_macro_f1']:.3f}"]
     capsys.readouterr()                                         # training's epoch lines
     assert runs_table.main([str(run_dir)]) == 0
@@ -38,4 +40,4 @@ def test_a_run_with_every_hypernym_removed_names_its_condition_and_has_no_seen_n
                                       condition="random:1"))
     evaluate.evaluate(run_dir, "test")
     cells = runs_table.row(runs.load_run(run_dir)).strip("| ").split(" | ")
-    assert "condition=random:1" in cells[5] and cells[10] == "–"
+    assert "condition=random:1" in cells[6] and cells[11] == "–"
