@@ -44,9 +44,10 @@ class TrainConfig:
     # decay, gradient clipping at 1.0, batch 16. Training stops early when the validation accuracy
     # on the questions the condition keeps has not improved for `patience` epochs; the best epoch's
     # projector is the one evaluated. Two choices differ, by measurement (README, "Training"): the
-    # default set has 3 training images per concept where the paper's has ~10, so 10 epochs instead
-    # of 5, and each epoch draws new random "no" leaves (a fixed one per image is memorised).
-    epochs: int = 10                     # at most this many epochs
+    # default set has ~5 training images per concept where the paper's has ~10, so 8 epochs instead
+    # of 5 (about 4,900 updates at full size), and each epoch draws new random "no" leaves (a fixed
+    # one per image is memorised).
+    epochs: int = 8                      # at most this many epochs
     max_steps: int | None = None         # and at most this many optimizer updates (None: no cap)
     batch_size: int = 16                 # questions per update (whole images: a batch closes at >= this)
     lr: float = 1e-3

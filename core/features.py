@@ -5,11 +5,11 @@
 Key: (encoder id, its weights, its transform_id) -> one folder, features_dir()/<encoder.cache_key>/;
 inside, one safetensors file per image named by the sha256 of the image file's bytes
 (<sha[:2]>/<sha>.safetensors). The full token grid is stored in fp16 (EfficientNet-Lite2: 81 x 1280,
-200 KB an image; 385 MB for the default dataset's 1923 images), so the number of LM image tokens can
+200 KB an image; 655 MB for the default dataset's 3277 images), so the number of LM image tokens can
 change without re-encoding: pooling happens at load time (`pool=k`, or later in VLM.prefix). One file
 per image keeps adding images and concurrent writers trivial (temp file + os.replace). Measured on
-this 2-core machine: encoding ~180 ms an image (idle) to 0.5-1 s (busy); reading all 1923 cached
-grids back 3 s (8-12 s while other jobs ran), most of it reading and converting 390 MB of fp16.
+this 2-core machine: encoding ~180 ms an image (idle) to 0.5-1 s (busy); reading the 1923 grids of
+the five-style set back 3 s (8-12 s while other jobs ran), most of it reading and converting 390 MB of fp16.
 """
 from __future__ import annotations
 

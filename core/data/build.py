@@ -1,4 +1,4 @@
-"""Build the default dataset: curated tables in assets/ + emoji art in five styles → data/datasets/concepts.
+"""Build the default dataset: curated tables in assets/ + emoji art in eleven styles → data/datasets/concepts.
 
 The tables are the source of truth:
     assets/categories.csv   name, label, synset            THINGS-like hypernym categories
@@ -11,7 +11,11 @@ dropped; so is a concept drawn in fewer than MIN_STYLES styles.
 
 Styles, each a distinct artwork of the same emoji (found by its codepoints, `emoji` column):
 noto (iconify SVG, else the 64 px PNG: the same art), twemoji (64 px PNG), fluent-3d (256 px WebP),
-fluent-flat and openmoji (iconify SVGs). Every picture is normalised to RGB 224x224 on white.
+and as iconify SVGs fluent-flat, openmoji, and the older or rarer sets emojione, emojione-v1,
+noto-v1, fxemoji (Firefox OS), streamline and fluent-high-contrast (black line art). The older sets
+draw only some concepts, so a concept has 5 to 11 pictures (mean 8.5). Why eleven and not the first
+five: with five, 3 training images per concept, the VLM overfits them (README, "Data"). Every
+picture is normalised to RGB 224x224 on white.
 """
 from __future__ import annotations
 
@@ -32,7 +36,10 @@ from core.data.datasets import (DEFAULT_NAME, IMAGE_SIZE, Category, Concept, Dat
 
 BUILDER_VERSION = 1          # bump when the rendering changes, so `make dataset` rebuilds
 MIN_STYLES = 4
-STYLES = ("noto", "twemoji", "fluent-3d", "fluent-flat", "openmoji")
+# Drawn by an iconify package alone: style → its PACKAGES key (the same name).
+ICONIFY_STYLES = ("fluent-flat", "openmoji", "emojione", "emojione-v1", "noto-v1", "fxemoji",
+                  "streamline", "fluent-high-contrast")
+STYLES = ("noto", "twemoji", "fluent-3d") + ICONIFY_STYLES
 TABLES = ("categories.csv", "concepts.csv", "overrides.csv")
 
 # npm package → folder prefix under data/sources/ (scoped names lose their '@' and '/').
@@ -43,6 +50,12 @@ PACKAGES = {
     "fluent-flat": "iconify-json-fluent-emoji-flat",
     "openmoji": "iconify-json-openmoji",
     "noto-svg": "iconify-json-noto",
+    "emojione": "iconify-json-emojione",
+    "emojione-v1": "iconify-json-emojione-v1",
+    "noto-v1": "iconify-json-noto-v1",
+    "fxemoji": "iconify-json-fxemoji",
+    "streamline": "iconify-json-streamline-emojis",
+    "fluent-high-contrast": "iconify-json-fluent-emoji-high-contrast",
 }
 _CONCEPT_NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
 
@@ -185,7 +198,7 @@ class Sources:
         self.emoji = {emoji_key(e["unified"]): e for e in emoji}
         twitter = json.loads((self.dirs["twitter"] / "emoji.json").read_text())
         self.twitter = {emoji_key(e["unified"]): e for e in twitter}
-        self.iconify = {k: IconSet(self.dirs[k]) for k in ("noto-svg", "fluent-flat", "openmoji")}
+        self.iconify = {k: IconSet(self.dirs[k]) for k in ("noto-svg",) + ICONIFY_STYLES}
         self.fluent_3d = {emoji_key(p.stem): p for p in (self.dirs["fluent-3d"] / "assets").glob("*.webp")}
 
     def render(self, style: str, codepoints: str) -> Image.Image | None:
@@ -203,10 +216,8 @@ class Sources:
         if style == "fluent-3d":
             path = self.fluent_3d.get(key)
             return _open_rgba(path) if path else None
-        if style == "fluent-flat":
-            return self.iconify["fluent-flat"].render(key, entry)
-        if style == "openmoji":
-            return self.iconify["openmoji"].render(key, entry)
+        if style in ICONIFY_STYLES:
+            return self.iconify[style].render(key, entry)
         raise ValueError(f"unknown style {style!r}")
 
     @staticmethod

@@ -206,7 +206,10 @@ def test_pinned_table_is_consistent():
     # Folder names keep the layout other code (and older data dirs) rely on.
     folders = {assets._source_folder(table[i]).name for i in assets.image_source_ids()}
     assert "lobehub-fluent-emoji-3d-1.1.0" in folders and "iconify-json-noto-1.2.9" in folders
-    assert len(folders) == 6
+    # one pinned npm package per folder the dataset builder reads, and no other
+    from core.data import build
+    prefixes = {f.rsplit("-", 1)[0] for f in folders}
+    assert prefixes == set(build.PACKAGES.values()) and len(folders) == len(build.PACKAGES) == 12
     assert all(src.license and src.credit for src in table.values())
 
 
