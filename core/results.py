@@ -32,6 +32,7 @@ SAME_DATA_FIELDS = ("dataset", "max_concepts", "images_per_concept")   # a basel
 # The columns tables lead with (core.metrics.HEADLINE order), then the yes-class numbers.
 MAIN_METRICS = ("seen_category_f1", "unseen_category_f1", "seen_chance_f1", "unseen_chance_f1",
                 "leaf_accuracy", "leaf_concept_f1", "unseen_share")
+LEFT_OUT_NAMED = 10      # the report names this many runs of another dataset version, then counts
 PROBE_METRICS = ("chat_accuracy", "chat_macro_f1", "plain_accuracy", "plain_macro_f1", "pairwise",
                  "sentence")
 
@@ -189,7 +190,7 @@ def load_eval(folder: Path, split: str = "test") -> dict | None:
     except (OSError, KeyError, ValueError):
         return stored
     about = {k: v for k, v in (stored or {}).items()
-             if k in ("run_id", "kind", "split", "epoch", "status", "config")}
+             if k in ("run_id", "kind", "split", "epoch", "status", "config", "dataset_sha256")}
     return {**fresh, **about, "recomputed": True}
 
 
@@ -223,8 +224,7 @@ def collect(left_out: list[str] | None = None) -> list[dict]:
     for info in runs.list_runs():
         if "test" not in info.evaluated:
             continue
-        recorded = info.checkpoint.get("dataset") or {}
-        if not versions.current(recorded.get("name") or info.config.dataset, recorded.get("table_sha256")):
+        if not versions.checkpoint_is_current(info.checkpoint, info.config.dataset):
             if left_out is not None:
                 left_out.append(info.run_id)
             continue
@@ -516,9 +516,10 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
         "t-based confidence interval over seeds (mean ± t·s/√n; none with one seed). *Unseen share*: the share "
         "of test hypernym questions whose pair the condition removed from training.", ""]
     if left_out:
+        named = ", ".join(f"`{n}`" for n in left_out[:LEFT_OUT_NAMED])
+        more = f" and {len(left_out) - LEFT_OUT_NAMED} more" if len(left_out) > LEFT_OUT_NAMED else ""
         lines += [f"Left out: {len(left_out)} run(s) and baseline(s) measured on another version of their "
-                  f"dataset than the one installed (other images and splits): "
-                  f"{', '.join(f'`{n}`' for n in left_out)}.", ""]
+                  f"dataset than the one installed (other images and splits): {named}{more}.", ""]
     train = [r for r in rows if r["kind"] == "train"]
     if not train:
         lines += ["No evaluated training runs yet: train some (`taxolens sweep submit paper`) and run "

@@ -121,14 +121,19 @@ class DatasetVersions:
         installed = self.installed(name or datasets.DEFAULT_NAME)
         return installed is None or recorded == installed
 
+    def checkpoint_is_current(self, ck: dict, name: str | None = None) -> bool:
+        """current() for a run's checkpoint.json contents (its dataset's name, else `name`)."""
+        recorded = ck.get("dataset") or {}
+        return self.current(recorded.get("name") or name, recorded.get("table_sha256"))
+
     def run_is_current(self, run_dir: str | Path) -> bool:
-        """current() for a run directory, from its checkpoint.json; False when that is unreadable."""
+        """current() for a run directory, from its checkpoint.json; False when that is unreadable
+        (callers that must not skip a damaged run read the checkpoint themselves)."""
         try:
             ck = runs.read_json(runs.checkpoint_json(Path(run_dir)))
         except (runs.RunError, OSError):
             return False
-        recorded = ck.get("dataset") or {}
-        return self.current(recorded.get("name"), recorded.get("table_sha256"))
+        return isinstance(ck, dict) and self.checkpoint_is_current(ck)
 
 
 def dataset_sha256(ds) -> str:

@@ -314,11 +314,16 @@ def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     """The finished run trained with the default config, or with `config` when given (any seed, any
     device), that scored best on its validation questions (the score early stopping keeps its best
     epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
-    not the one to show first."""
+    not the one to show first. Only runs trained on the installed version of their dataset count:
+    scores on another version's validation images do not compare, nor do its splits."""
+    from core.rundata import DatasetVersions
+
     defaults = (config or TrainConfig()).to_dict()
     ignore = {"seed", "device"}
+    versions = DatasetVersions()
     matching = [run for run in list_runs() if run.finished and
-                all(run.config.to_dict()[k] == v for k, v in defaults.items() if k not in ignore)]
+                all(run.config.to_dict()[k] == v for k, v in defaults.items() if k not in ignore)
+                and versions.checkpoint_is_current(run.checkpoint or {}, run.config.dataset)]
     if not matching:
         return None
 

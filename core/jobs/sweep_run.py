@@ -92,8 +92,11 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
     for cfg in cfgs:
         key = manifest_key(cfg)
         known = manifest["runs"].get(key)
-        stale = known is not None and runs.checkpoint_json(Path(known)).is_file() \
-            and not versions.run_is_current(known)
+        ck_path = runs.checkpoint_json(Path(known)) if known is not None else None
+        # read strictly, as the manifest is: a damaged checkpoint stops the run (RunError) rather
+        # than being replaced by a new folder
+        stale = ck_path is not None and ck_path.is_file() \
+            and not versions.checkpoint_is_current(runs.read_json(ck_path), cfg.dataset)
         if known is None or not Path(known).is_dir() or stale:
             known = elsewhere.get(key) or str(runs.create_run_dir(cfg))
             manifest["runs"][key] = known
@@ -189,13 +192,15 @@ def _older(a: Path, b: Path) -> bool:
 def results_rows(source) -> list[dict]:
     """sweeps.sweep_results' rows for a sweep run in one process (`sweep show`): every job of the
     sweep, read from disk -- its runs (named by the manifest) with their test metrics, its baselines'
-    test metrics and its probes' summaries -- for core.results.aggregate."""
+    test metrics and its probes' summaries -- for core.results.aggregate. A run trained on another
+    version of its dataset is shown queued, as `sweep run` would train it again."""
     from core import probe as lm_probe
     from core.evaluate import find_baseline_dir
     from core.results import load_eval
     grid = sweeps.resolve(source)             # expanded, not validated again: this only reads
     path = manifest_path(sweeps.sweep_name(grid))
     manifest = runs.read_json(path) if path.is_file() else {"runs": {}}
+    versions = DatasetVersions()
     rows = []
     for job in sweeps.expand(grid):
         spec = job["spec"]
@@ -218,6 +223,8 @@ def results_rows(source) -> list[dict]:
             d = Path(known) if known else None
             ck = runs.checkpoint_json(d) if d else None
             status = runs.read_json(ck).get("status", "partial") if ck and ck.is_file() else "queued"
+            if ck and ck.is_file() and not versions.run_is_current(d):
+                d, status = None, "queued"      # trained on another dataset version: runs again
             metrics = load_eval(d, "test") if d and d.is_dir() else None
             status = "succeeded" if metrics else status
         rows.append(sweeps.result_row(job["kind"], spec, status, metrics))

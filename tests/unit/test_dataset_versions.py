@@ -85,3 +85,36 @@ def test_nothing_installed_under_the_name_means_nothing_to_compare_with(monkeypa
     versions = rundata.DatasetVersions()
     assert versions.installed("gone") is None and versions.current("gone", "anything")
     assert not versions.run_is_current("/nonexistent/run")
+
+
+def test_sweep_show_lists_a_run_of_the_old_dataset_as_queued_and_a_damaged_one_stops_the_sweep(version):
+    (old,) = sweep_run.run_sweep(SPEC)["runs"]
+    assert {r["status"] for r in sweep_run.results_rows(SPEC) if r["kind"] == "train"} == {"succeeded"}
+    version["now"] = "v2"
+    (row,) = [r for r in sweep_run.results_rows(SPEC) if r["kind"] == "train"]
+    assert row["status"] == "queued" and row["metrics"] is None
+    runs.checkpoint_json(runs.Path(old)).write_text("{not json")
+    with pytest.raises(runs.RunError):
+        sweep_run.run_sweep(SPEC)
+
+
+def test_the_default_checkpoint_is_never_a_run_of_the_old_dataset(version):
+    cfg = TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu")
+    from core import train
+    run_dir = train.train(cfg)
+    assert runs.default_checkpoint(cfg) == run_dir
+    version["now"] = "v2"
+    assert runs.default_checkpoint(cfg) is None
+
+
+def test_a_baseline_summarized_again_keeps_the_dataset_version_it_measured(version):
+    cfg = TrainConfig(dataset="tiny", device="cpu")
+    evaluate.baseline("majority", cfg)
+    folder = evaluate.find_baseline_dir("majority", cfg)
+    path = runs.eval_dir(folder, "test") / runs.METRICS_JSON
+    stored = runs.read_json(path)
+    del stored["leaf"]                                   # an older headline: summarized again
+    runs.write_json(path, stored)
+    again = results.load_eval(folder, "test")
+    assert again["recomputed"] and again["dataset_sha256"] == "v1"
+    assert [r["kind"] for r in results.collect()] == ["baseline"]
