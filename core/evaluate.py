@@ -108,7 +108,7 @@ def baseline(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, pro
     rundata.check(cfg)
     report = progress or (lambda f, m: None)
     data = rundata.prepare(cfg)
-    # the dataset version it measured: a rebuilt dataset makes it stale (rundata.DatasetVersions)
+    # the dataset version it measured: a rebuilt dataset makes it stale (runs.DatasetVersions)
     about = {"kind": kind, "split": "test", "config": cfg.to_dict(), "dataset_sha256": data.table_sha256}
     if kind == "image-probe":
         from core import image_probe
@@ -139,7 +139,7 @@ def find_baseline_dir(kind: str, cfg: TrainConfig) -> Path | None:
     """The evaluated folder of baseline(kind, cfg) on disk, measured on the installed version of
     the dataset: the default one, else any folder of the same baseline identity (one written under
     another config, or before folders were named by it), the newest; None when it has not been run."""
-    versions = rundata.DatasetVersions()
+    versions = runs.DatasetVersions()
 
     def done(folder: Path) -> bool:
         path = runs.eval_dir(folder, "test") / runs.METRICS_JSON

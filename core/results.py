@@ -217,9 +217,8 @@ def collect(left_out: list[str] | None = None) -> list[dict]:
     than the installed one are not rows (other images, other splits); their names are appended to
     `left_out` when given. LM probes read only the concept-category pairs and stay."""
     from core import conditions, runs
-    from core.rundata import DatasetVersions
 
-    versions = DatasetVersions()
+    versions = runs.DatasetVersions()
     rows = []
     for info in runs.list_runs():
         if "test" not in info.evaluated:
@@ -256,9 +255,8 @@ def collect_baselines(left_out: list[str] | None = None, versions=None) -> list[
     the newest: they are one measurement, not several seeds."""
     from core import runs
     from core.config import baseline_identity
-    from core.rundata import DatasetVersions
 
-    versions = versions or DatasetVersions()
+    versions = versions or runs.DatasetVersions()
     newest: dict[str, tuple[float, dict]] = {}
     for folder, config in runs.baseline_folders():
         metrics = load_eval(folder, "test")

@@ -4,16 +4,13 @@
     prepare(cfg) -> RunData       what training, evaluation, baselines and Browse all see
     load_subset(cfg)              just the dataset (and its table hash): a checkpoint's vocabulary
     image_split(cfg)              image id -> train | val | test, without questions (Browse)
-    DatasetVersions().current(name, sha)   whether a run or baseline used the installed dataset
 
 A pure function of the config and the dataset tables, so evaluation rebuilds exactly what training
 used; no model is involved.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from core import conditions, questions, runs
 from core.data import datasets
@@ -83,7 +80,7 @@ def load_subset(cfg: TrainConfig) -> tuple["datasets.Dataset", str]:
     """The dataset a run uses (its seeded subset when the config asks for one) and the hash of
     the full dataset's tables. Enough for a vocabulary: no split, no questions."""
     ds = datasets.load_dataset(cfg.dataset)
-    table_sha = dataset_sha256(ds)
+    table_sha = datasets.version_sha256(ds)
     if cfg.max_concepts is not None or cfg.images_per_concept is not None:
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
                        seed=cfg.seed)
@@ -95,53 +92,3 @@ def image_split(cfg: TrainConfig) -> dict[str, str]:
     the deprivation or any question."""
     ds, _ = load_subset(cfg)
     return questions.split_images(ds, cfg.seed)
-
-
-class DatasetVersions:
-    """Which version of each dataset is installed, by dataset_sha256, read once per name. A run or
-    baseline computed on another version (the default set gained six art styles on 2026-12-02) used
-    other images and splits: it must not be averaged with, or reused for, runs on this one."""
-
-    def __init__(self):
-        self._sha: dict[str, str | None] = {}
-
-    def installed(self, name: str) -> str | None:
-        """The installed dataset's hash; None when no dataset of that name is installed."""
-        if name not in self._sha:
-            try:
-                self._sha[name] = dataset_sha256(datasets.load_dataset(name))
-            except datasets.DatasetError:
-                self._sha[name] = None
-        return self._sha[name]
-
-    def current(self, name: str | None, recorded: str | None) -> bool:
-        """Whether something that records dataset `name` at hash `recorded` belongs with the
-        installed data: the hashes agree, or nothing of that name is installed to compare with.
-        Nothing recorded (a baseline written before baselines recorded it) is not current."""
-        installed = self.installed(name or datasets.DEFAULT_NAME)
-        return installed is None or recorded == installed
-
-    def checkpoint_is_current(self, ck: dict, name: str | None = None) -> bool:
-        """current() for a run's checkpoint.json contents (its dataset's name, else `name`)."""
-        recorded = ck.get("dataset") or {}
-        return self.current(recorded.get("name") or name, recorded.get("table_sha256"))
-
-    def run_is_current(self, run_dir: str | Path) -> bool:
-        """current() for a run directory, from its checkpoint.json; False when that is unreadable
-        (callers that must not skip a damaged run read the checkpoint themselves)."""
-        try:
-            ck = runs.read_json(runs.checkpoint_json(Path(run_dir)))
-        except (runs.RunError, OSError):
-            return False
-        return isinstance(ck, dict) and self.checkpoint_is_current(ck)
-
-
-def dataset_sha256(ds) -> str:
-    """Hash of the dataset's tables (not the pixels: image ids are already content hashes; not
-    dataset.json, whose build timestamp changes on an identical rebuild)."""
-    h = hashlib.sha256()
-    for name in ("concepts.csv", "categories.csv", "images.csv"):
-        p = Path(ds.root) / name
-        if p.is_file():
-            h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()

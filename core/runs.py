@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from core import files, paths
+from core.data import datasets
 from core.base import ConfigError
 from core.config import TrainConfig
 
@@ -310,14 +311,51 @@ def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
     return read_json(f) if f.is_file() else None
 
 
+class DatasetVersions:
+    """Which version of each dataset is installed, by datasets.version_sha256, read once per name. A run or
+    baseline computed on another version (the default set gained six art styles on 2026-12-02) used
+    other images and splits: it must not be averaged with, or reused for, runs on this one."""
+
+    def __init__(self):
+        self._sha: dict[str, str | None] = {}
+
+    def installed(self, name: str) -> str | None:
+        """The installed dataset's hash; None when no dataset of that name is installed."""
+        if name not in self._sha:
+            try:
+                self._sha[name] = datasets.version_sha256(datasets.load_dataset(name))
+            except datasets.DatasetError:
+                self._sha[name] = None
+        return self._sha[name]
+
+    def current(self, name: str | None, recorded: str | None) -> bool:
+        """Whether something that records dataset `name` at hash `recorded` belongs with the
+        installed data: the hashes agree, or nothing of that name is installed to compare with.
+        Nothing recorded (a baseline written before baselines recorded it) is not current."""
+        installed = self.installed(name or datasets.DEFAULT_NAME)
+        return installed is None or recorded == installed
+
+    def checkpoint_is_current(self, ck: dict, name: str | None = None) -> bool:
+        """current() for a run's checkpoint.json contents (its dataset's name, else `name`)."""
+        recorded = ck.get("dataset") or {}
+        return self.current(recorded.get("name") or name, recorded.get("table_sha256"))
+
+    def run_is_current(self, run_dir: str | Path) -> bool:
+        """current() for a run directory, from its checkpoint.json; False when that is unreadable
+        (callers that must not skip a damaged run read the checkpoint themselves)."""
+        try:
+            ck = read_json(checkpoint_json(Path(run_dir)))
+        except (RunError, OSError):
+            return False
+        return isinstance(ck, dict) and self.checkpoint_is_current(ck)
+
+
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     """The finished run trained with the default config, or with `config` when given (any seed, any
     device), that scored best on its validation questions (the score early stopping keeps its best
     epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
     not the one to show first. Only runs trained on the installed version of their dataset count:
     scores on another version's validation images do not compare, nor do its splits."""
-    from core.rundata import DatasetVersions
-
     defaults = (config or TrainConfig()).to_dict()
     ignore = {"seed", "device"}
     versions = DatasetVersions()

@@ -165,6 +165,18 @@ def _covering_choice(ds: Dataset, k: int, rng: random.Random) -> set[str]:
 
 # --- reading -----------------------------------------------------------------------------------
 
+def version_sha256(ds: Dataset) -> str:
+    """Which version of the dataset this is (what checkpoints record as `table_sha256` and
+    runs.DatasetVersions compares): hash of its tables (not the pixels: image ids are already content hashes; not
+    dataset.json, whose build timestamp changes on an identical rebuild)."""
+    h = hashlib.sha256()
+    for name in ("concepts.csv", "categories.csv", "images.csv"):
+        p = Path(ds.root) / name
+        if p.is_file():
+            h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def dataset_dir(name: str) -> Path:
     check_name(name)
     return paths.datasets_dir() / name

@@ -30,7 +30,6 @@ from core import paths, runs
 from core.base import Progress
 from core.config import TrainConfig
 from core.jobs import kinds, sweeps
-from core.rundata import DatasetVersions
 
 SWEEPS_DIR = "sweeps"
 
@@ -59,7 +58,7 @@ def _read_manifest(path: Path) -> dict[str, str]:
     return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
 
 
-def _finished_elsewhere(path: Path, versions: DatasetVersions) -> dict[str, str]:
+def _finished_elsewhere(path: Path, versions: runs.DatasetVersions) -> dict[str, str]:
     """{config key: a finished run directory, trained on the installed dataset} over the other
     sweeps' manifests beside `path`."""
     found: dict[str, str] = {}
@@ -83,7 +82,7 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
     it may be training in its own sweep right now), else new. A run trained on another version of
     its dataset than the installed one is never reused: the config trains again, in a new folder."""
     path = manifest_path(name)
-    versions = DatasetVersions()
+    versions = runs.DatasetVersions()
     # this sweep's own manifest is read strictly (a damaged one stops the run, RunError, rather than
     # being replaced and its runs forgotten); other sweeps' are only hints
     manifest = runs.read_json(path) if path.is_file() else {"name": name, "runs": {}}
@@ -200,7 +199,7 @@ def results_rows(source) -> list[dict]:
     grid = sweeps.resolve(source)             # expanded, not validated again: this only reads
     path = manifest_path(sweeps.sweep_name(grid))
     manifest = runs.read_json(path) if path.is_file() else {"runs": {}}
-    versions = DatasetVersions()
+    versions = runs.DatasetVersions()
     rows = []
     for job in sweeps.expand(grid):
         spec = job["spec"]

@@ -121,7 +121,6 @@ SHIPPED_FILES = (runs.CONFIG_JSON, "checkpoint/checkpoint.json", f"checkpoint/{r
 def shipped_fit(source: Path | None = None) -> tuple[bool, str]:
     """(fits, why) for the shipped checkpoint against the installed dataset: present, of this
     checkpoint format, and trained on a dataset with the same tables. Cheap: no model is loaded."""
-    from core import rundata
     from core.data import datasets
 
     source = Path(source or paths.SHIPPED_CHECKPOINT)
@@ -136,7 +135,7 @@ def shipped_fit(source: Path | None = None) -> tuple[bool, str]:
         ds = datasets.load_dataset(name)
     except datasets.DatasetError as exc:
         return False, f"the shipped checkpoint was trained on dataset '{name}', which is not here ({exc})"
-    if rundata.dataset_sha256(ds) != ck.get("dataset", {}).get("table_sha256"):
+    if datasets.version_sha256(ds) != ck.get("dataset", {}).get("table_sha256"):
         return False, (f"the installed dataset '{name}' differs from the one the shipped checkpoint was "
                        f"trained on (its tables changed)")
     return True, f"shipped checkpoint {ck.get('run_id', source.name)} fits dataset '{name}'"

@@ -78,14 +78,14 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
     """A run directory under the current TAXOLENS_DATA with config, checkpoint.json and (optionally)
     a test evaluation whose answers follow a fixed rule: leaf questions right, hypernym questions
     wrong for every third image. No weights: only for pages that read runs, never load them."""
-    from core import conditions, questions, rundata, runs
+    from core import conditions, questions, runs
     from core.data import datasets
 
     run_dir = runs.create_run_dir(cfg)
     installed = datasets.load_dataset(cfg.dataset)      # its version, as a trained run records it
     runs.write_json(runs.checkpoint_json(run_dir), {
         "status": status, "epoch": epoch, "created": runs.now_iso(), "updated": runs.now_iso(),
-        "dataset": {"name": cfg.dataset, "table_sha256": rundata.dataset_sha256(installed)},
+        "dataset": {"name": cfg.dataset, "table_sha256": datasets.version_sha256(installed)},
         "metrics": [{"epoch": e + 1, "loss": 0.5} for e in range(epoch)]})
     if not evaluated:
         return run_dir

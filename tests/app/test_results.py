@@ -8,7 +8,7 @@ import math
 import pytest
 
 from app_data import fake_run
-from core import metrics, results, rundata, runs
+from core import metrics, results, runs
 from core.config import TrainConfig
 from core.data import datasets
 
@@ -26,7 +26,7 @@ def fake_baseline(kind: str, config: TrainConfig, tag: str = "") -> None:
     rows = [{"kind": "hypernym", "target": "animal", "answer": a, "pred": p, "seen": True, "mass": 0.9}
             for a, p in pairs] + [{"kind": "leaf", "target": "dog", "answer": True, "pred": True,
                                    "seen": True, "mass": 0.9}]
-    installed = rundata.dataset_sha256(datasets.load_dataset(config.dataset))
+    installed = datasets.version_sha256(datasets.load_dataset(config.dataset))
     runs.write_json(runs.eval_dir(folder, "test") / "metrics.json",
                     {**metrics.summarize(rows), "dataset_sha256": installed})
 

@@ -1,11 +1,12 @@
 """A rebuilt dataset (new images, so other splits) makes what was measured on the old one stale:
 results leave it out and say so, sweeps train again instead of reusing it, baselines are not found.
-On the tiny dataset with the fake VLM; the dataset's version is what rundata.dataset_sha256 says."""
+On the tiny dataset with the fake VLM; the dataset's version is what datasets.version_sha256 says."""
 import pytest
 
 import fake_vlm
-from core import evaluate, results, rundata, runs
+from core import evaluate, results, runs
 from core.config import TrainConfig
+from core.data import datasets
 from core.jobs import sweep_run
 
 SPEC = {"name": "versions", "base": {"dataset": "tiny", "epochs": 1, "batch_size": 8, "lr": 0.05, "device": "cpu"},
@@ -23,7 +24,7 @@ def fakes(tmp_path, monkeypatch):
 def version(monkeypatch):
     """The installed dataset's version; set ["now"] to simulate a rebuild."""
     state = {"now": "v1"}
-    monkeypatch.setattr(rundata, "dataset_sha256", lambda ds: state["now"])
+    monkeypatch.setattr(datasets, "version_sha256", lambda ds: state["now"])
     return state
 
 
@@ -76,13 +77,11 @@ def test_a_baseline_is_found_only_on_the_dataset_version_it_measured(version):
 
 
 def test_nothing_installed_under_the_name_means_nothing_to_compare_with(monkeypatch):
-    from core.data import datasets
-
     def missing(name="tiny"):
         raise datasets.DatasetError(f"no dataset {name}")
 
     monkeypatch.setattr(datasets, "load_dataset", missing)
-    versions = rundata.DatasetVersions()
+    versions = runs.DatasetVersions()
     assert versions.installed("gone") is None and versions.current("gone", "anything")
     assert not versions.run_is_current("/nonexistent/run")
 

@@ -8,6 +8,7 @@ import torch
 import fake_vlm
 from core import evaluate, paths, rundata, runs, train
 from core.config import TrainConfig
+from core.data import datasets
 from core.models import checkpoint
 
 
@@ -54,7 +55,7 @@ def test_export_writes_an_fp16_best_projector_and_install_loads_it(tmp_path):
 
 def test_shipped_checkpoint_for_changed_tables_does_not_fit(tmp_path, monkeypatch):
     dest = checkpoint.export_shipped(_trained(epochs=1), tmp_path / "shipped")
-    monkeypatch.setattr(rundata, "dataset_sha256", lambda ds: "0" * 64)
+    monkeypatch.setattr(datasets, "version_sha256", lambda ds: "0" * 64)
     fits, why = checkpoint.shipped_fit(dest)
     assert not fits and "differs" in why
     assert checkpoint.install_shipped(dest) is None
