@@ -340,15 +340,6 @@ class DatasetVersions:
         recorded = ck.get("dataset") or {}
         return self.current(recorded.get("name") or name, recorded.get("table_sha256"))
 
-    def run_is_current(self, run_dir: str | Path) -> bool:
-        """current() for a run directory, from its checkpoint.json; False when that is unreadable
-        (callers that must not skip a damaged run read the checkpoint themselves)."""
-        try:
-            ck = read_json(checkpoint_json(Path(run_dir)))
-        except (RunError, OSError):
-            return False
-        return isinstance(ck, dict) and self.checkpoint_is_current(ck)
-
 
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     """The finished run trained with the default config, or with `config` when given (any seed, any

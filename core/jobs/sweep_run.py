@@ -67,10 +67,12 @@ def _finished_elsewhere(path: Path, versions: runs.DatasetVersions) -> dict[str,
             continue
         for key, run_dir in _read_manifest(other).items():
             if key not in found:
-                try:
-                    if runs.is_finished(run_dir) and versions.run_is_current(run_dir):
+                ck_path = runs.checkpoint_json(Path(run_dir))
+                try:                    # one read: finished, and on the installed dataset
+                    ck = runs.read_json(ck_path) if ck_path.is_file() else {}
+                    if ck.get("status") == "finished" and versions.checkpoint_is_current(ck):
                         found[key] = run_dir
-                except (runs.RunError, OSError):
+                except (runs.RunError, OSError, AttributeError):
                     continue            # unreadable checkpoint: not a run to reuse
     return found
 
@@ -220,9 +222,10 @@ def results_rows(source) -> list[dict]:
         else:
             known = manifest["runs"].get(manifest_key(TrainConfig.from_dict(spec["config"])))
             d = Path(known) if known else None
-            ck = runs.checkpoint_json(d) if d else None
-            status = runs.read_json(ck).get("status", "partial") if ck and ck.is_file() else "queued"
-            if ck and ck.is_file() and not versions.run_is_current(d):
+            ck_path = runs.checkpoint_json(d) if d else None
+            ck = runs.read_json(ck_path) if ck_path and ck_path.is_file() else None
+            status = ck.get("status", "partial") if ck else "queued"
+            if ck and not versions.checkpoint_is_current(ck, spec["config"]["dataset"]):
                 d, status = None, "queued"      # trained on another dataset version: runs again
             metrics = load_eval(d, "test") if d and d.is_dir() else None
             status = "succeeded" if metrics else status

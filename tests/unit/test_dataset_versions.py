@@ -83,7 +83,7 @@ def test_nothing_installed_under_the_name_means_nothing_to_compare_with(monkeypa
     monkeypatch.setattr(datasets, "load_dataset", missing)
     versions = runs.DatasetVersions()
     assert versions.installed("gone") is None and versions.current("gone", "anything")
-    assert not versions.run_is_current("/nonexistent/run")
+    assert versions.checkpoint_is_current({"dataset": {"name": "gone", "table_sha256": "old"}})
 
 
 def test_sweep_show_lists_a_run_of_the_old_dataset_as_queued_and_a_damaged_one_stops_the_sweep(version):

@@ -4,6 +4,7 @@ import json
 import pytest
 
 import fake_vlm
+from tiny_concepts import tiny_dataset
 from bench import runs_table
 from core import evaluate, runs, train
 from core.config import TrainConfig
@@ -23,9 +24,8 @@ def test_row_shows_options_curve_and_test_numbers(capsys):
     m = evaluate.evaluate(run_dir, "test")
     cells = runs_table.row(runs.load_run(run_dir)).strip("| ").split(" | ")
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
-    summary = ck["dataset"]["summary"]
     assert cells[0] == run_dir.name and cells[6] == "epochs=2, batch_size=8, lr=0.05, fresh_negatives=False"
-    assert cells[2] == f"{summary['images']} ({len(summary['styles'])} styles)"
+    assert cells[2] == f"{len(tiny_dataset().images)} (5 styles)"           # the tiny set: style0..style4
     assert cells[8] == " ".join(f"{e['val_leaf_accuracy']:.2f}" for e in ck["metrics"])
     assert cells[9:12] == [f"{m['leaf']['accuracy']:.3f}", f"{m['leaf']['concept_macro_f1']:.3f}",
                            f"{m['hypernym']['seen']['category_macro_f1']:.3f}"]
