@@ -100,8 +100,12 @@ def coherence_vs_f1(ds, table, encoder: str) -> None:
     st.subheader("Coherence vs per-category macro-F1")
     from core.conditions import parse_condition
 
-    rows = [r for r in results.collect() if r["kind"] == "train" and r.get("encoder") == encoder
+    other_version: list[str] = []
+    rows = [r for r in results.collect(other_version) if r["kind"] == "train" and r.get("encoder") == encoder
             and r.get("dataset") == ds.name and results.readable(r["metrics"])]
+    if other_version:
+        st.caption(f"Not shown: {len(other_version)} run(s) and baseline(s) measured on another version of "
+                   f"their dataset ({results.left_out_names(other_version)}).")
     conditions = sorted({r["condition"] for r in rows}, key=results.condition_order)
     if not conditions:
         st.info(f"No evaluated runs with encoder {encoder} on {ds.name} yet.")

@@ -495,6 +495,13 @@ def probe_vs_vlm(rows: list[dict], probe: Mapping, block: str = "unseen"):
 
 # ---------------------------------------------------------------- the report
 
+def left_out_names(left_out: Sequence[str], quote: str = "") -> str:
+    """collect's left-out items as one phrase: the first LEFT_OUT_NAMED by name, then a count."""
+    named = ", ".join(f"{quote}{n}{quote}" for n in left_out[:LEFT_OUT_NAMED])
+    more = f" and {len(left_out) - LEFT_OUT_NAMED} more" if len(left_out) > LEFT_OUT_NAMED else ""
+    return named + more
+
+
 def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetime | None = None,
                     left_out: Sequence[str] = ()) -> str:
     """docs/results.md from whatever is on disk: per setting and condition the seen / unseen
@@ -514,10 +521,8 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
         "t-based confidence interval over seeds (mean ± t·s/√n; none with one seed). *Unseen share*: the share "
         "of test hypernym questions whose pair the condition removed from training.", ""]
     if left_out:
-        named = ", ".join(f"`{n}`" for n in left_out[:LEFT_OUT_NAMED])
-        more = f" and {len(left_out) - LEFT_OUT_NAMED} more" if len(left_out) > LEFT_OUT_NAMED else ""
         lines += [f"Left out: {len(left_out)} run(s) and baseline(s) measured on another version of their "
-                  f"dataset than the one installed (other images and splits): {named}{more}.", ""]
+                  f"dataset than the one installed (other images and splits): {left_out_names(left_out, '`')}.", ""]
     train = [r for r in rows if r["kind"] == "train"]
     if not train:
         lines += ["No evaluated training runs yet: train some (`taxolens sweep submit paper`) and run "

@@ -227,7 +227,8 @@ def cmd_results_figures(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder")
-    rows = results.collect()
+    left_out: list[str] = []
+    rows = results.collect(left_out)
     formats = [] if args.csv_only else ["svg", "png"]
     manifest = paper_figures.write_all([r for r in rows if r["kind"] == "probe" or results.readable(r["metrics"])],
                                        out, formats)
@@ -239,7 +240,10 @@ def cmd_results_figures(args) -> int:
             print(f"{name}: {note}", file=sys.stderr)
     if formats and manifest["export"] != "ok":
         print(f"only CSV written: {manifest['export']}", file=sys.stderr)
-    emit(manifest)
+    if left_out:
+        print(f"left out {len(left_out)} run(s) and baseline(s) measured on another version of their "
+              f"dataset ({results.left_out_names(left_out)})", file=sys.stderr)
+    emit({**manifest, "left_out": len(left_out)})
     return 0
 
 

@@ -117,3 +117,28 @@ def test_a_baseline_summarized_again_keeps_the_dataset_version_it_measured(versi
     again = results.load_eval(folder, "test")
     assert again["recomputed"] and again["dataset_sha256"] == "v1"
     assert [r["kind"] for r in results.collect()] == ["baseline"]
+
+
+def test_the_figures_command_counts_and_names_what_it_left_out(version, tmp_path, capsys, monkeypatch):
+    import json
+
+    from core import cli, paper_figures
+
+    monkeypatch.setattr(paper_figures, "export_problem", lambda: "no export in this test")
+    (run_dir,) = sweep_run.run_sweep(SPEC)["runs"]
+    capsys.readouterr()
+    assert cli.main(["results", "figures", "--out", str(tmp_path / "now"), "--csv-only"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["left_out"] == 0 and "left out" not in captured.err
+
+    version["now"] = "v2"
+    assert cli.main(["results", "figures", "--out", str(tmp_path / "later"), "--csv-only"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["left_out"] == 2
+    assert "left out 2 run(s) and baseline(s)" in captured.err and runs.Path(run_dir).name in captured.err
+
+
+def test_left_out_names_names_the_first_ten_and_counts_the_rest():
+    names = [f"r{i}" for i in range(13)]
+    assert results.left_out_names(names[:2], "`") == "`r0`, `r1`"
+    assert results.left_out_names(names).endswith("r9 and 3 more") and "r10" not in results.left_out_names(names)
