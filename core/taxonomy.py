@@ -41,6 +41,14 @@ def _reader(nltk_root: str):
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
+    class _EnglishOnly(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # On start nltk maps another WordNet version onto this one for the multilingual (OMW)
+            # functions, which TaxoLens never calls -- and for 3.0 it maps 3.0 onto itself (it
+            # compares "3.0" with the corpus name), reading index.sense twice: 6 of the 10 s
+            # WordNet took to load on 2 cores.
+            return None
+
     corpus = Path(nltk_root) / "corpora" / "wordnet"
     missing = [f for f in _REQUIRED_FILES if not (corpus / f).is_file()]
     if missing:
@@ -52,7 +60,7 @@ def _reader(nltk_root: str):
     with warnings.catch_warnings():
         # No Open Multilingual Wordnet: fine, TaxoLens is English-only.
         warnings.filterwarnings("ignore", message="The multilingual functions are not available")
-        reader = WordNetCorpusReader(str(corpus), None)
+        reader = _EnglishOnly(str(corpus), None)
     version = reader.get_version()
     if version != "3.0":
         raise TaxonomyError(f"expected WordNet 3.0 in {corpus}, found version {version}: "
