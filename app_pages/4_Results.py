@@ -175,7 +175,7 @@ def main() -> None:
     if other_version:
         st.info(f"{len(other_version)} run(s) and baseline(s) were measured on another version of their dataset "
                 f"than the one installed (other images and splits) and are left out: "
-                f"{', '.join(other_version[:5])}{' …' if len(other_version) > 5 else ''}.",
+                f"{results.left_out_names(other_version)}.",
                 icon=":material/history:")
     scored = [r for r in everything if r["kind"] != "probe"]
     rows = [r for r in scored if results.readable(r["metrics"])]
@@ -183,7 +183,7 @@ def main() -> None:
     redone = [r["name"] for r in rows if r["metrics"].get("recomputed")]
     if stale:
         st.warning(f"{len(stale)} evaluation(s) were written by an older TaxoLens without their questions "
-                   f"table and are left out: {', '.join(stale[:5])}{' …' if len(stale) > 5 else ''}. Evaluate "
+                   f"table and are left out: {results.left_out_names(stale)}. Evaluate "
                    "those runs again (CLI: `taxolens evaluate <run>`) to include them.", icon=":material/history:")
     if not rows:
         st.info("No evaluated runs yet. Queue training runs or the `paper` sweep on the Train page; "
@@ -202,7 +202,7 @@ def main() -> None:
         st.warning(f"{len(unlearned)} of the {n_train} training run(s) here have not learned enough (test leaf "
                    f"accuracy below {runs.LEARNED_LEAF_ACCURACY} or \"yes\" to more than "
                    f"{runs.YES_RATE_LIMIT:.0%} of questions): while leaf questions are near chance, their seen / "
-                   f"unseen hypernym numbers say little. {', '.join(unlearned[:5])}{' …' if len(unlearned) > 5 else ''}",
+                   f"unseen hypernym numbers say little: {results.left_out_names(unlearned)}.",
                    icon=":material/warning:")
     st.caption(f"{n_train} training run(s) and {len(chosen) - n_train} baseline(s) in this setting."
                + (f" {len(redone)} older evaluation(s) were summarized again from their questions table."

@@ -58,21 +58,17 @@ def main(argv=None) -> int:
 
     import torch
 
-    from core import features, questions, rundata
-    from core.evaluate import trained_config
+    from core import evaluate, features, questions, rundata
     from core.models import checkpoint
 
     info, vlm = checkpoint.load_trained(args.run)
-    data = rundata.prepare(trained_config(info))
+    data = rundata.prepare(evaluate.trained_config(info))
     ds = data.dataset
     concepts = sorted(ds.concepts)
     texts = [questions.question_text(ds.concepts[c].label) for c in concepts]
 
-    def sample(split: str, n: int) -> list:       # evenly spaced, as evaluate.leaf_ranking samples
-        items = sorted(data.images(split), key=lambda im: im.id)
-        return [items[i * len(items) // n] for i in range(n)] if n < len(items) else items
-
-    test, val = sample("test", args.images), sample("val", args.val_images) if args.val_images else []
+    test = evaluate.spaced_sample(data.images("test"), args.images)
+    val = evaluate.spaced_sample(data.images("val"), args.val_images) if args.val_images else []
     ft, _ = features.image_features(vlm, test)
     fv = features.image_features(vlm, val)[0] if val else ft[:0]
     pool = fv if len(val) else ft

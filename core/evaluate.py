@@ -53,6 +53,13 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None, frozen_fro
     return result
 
 
+def spaced_sample(items: list, n: int | None) -> list:
+    """`n` of the images, evenly spaced in id order (all of them when n is None or not smaller):
+    the same sample on every run and machine, spread over concepts and styles."""
+    items = sorted(items, key=lambda im: im.id)
+    return items if n is None or n >= len(items) else [items[i * len(items) // n] for i in range(n)]
+
+
 def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = None,
                  progress=None) -> dict:
     """Ask every leaf question of the run's vocabulary about each `split` image and rank the image's
@@ -69,9 +76,7 @@ def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = 
     data = rundata.prepare(cfg)
     _check_same_dataset(info, data)
     ds, labeling = data.dataset, data.deprivation.labeling
-    items = sorted(data.images(split), key=lambda im: im.id)
-    if images is not None and images < len(items):
-        items = [items[i * len(items) // images] for i in range(images)]
+    items = spaced_sample(data.images(split), images)
     concepts = sorted(ds.concepts)
     texts = [questions.question_text(ds.concepts[c].label) for c in concepts]
     report(0.0, f"encoding {len(items)} {split} images")

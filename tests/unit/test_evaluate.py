@@ -131,3 +131,11 @@ def test_leaf_ranking_refuses_a_bad_image_count(bad):
     with pytest.raises(ConfigError, match="images"):
         evaluate.leaf_ranking(run_dir, "test", images=bad)
     assert not (runs.eval_dir(run_dir, "test") / evaluate.RANKING_FILE).exists()
+
+
+def test_spaced_sample_is_evenly_spaced_in_id_order_and_all_when_not_smaller():
+    from types import SimpleNamespace
+    items = [SimpleNamespace(id=f"im{i:02d}") for i in reversed(range(10))]
+    assert [im.id for im in evaluate.spaced_sample(items, 4)] == ["im00", "im02", "im05", "im07"]
+    assert [im.id for im in evaluate.spaced_sample(items, None)] == [f"im{i:02d}" for i in range(10)]
+    assert len(evaluate.spaced_sample(items, 10)) == len(evaluate.spaced_sample(items, 50)) == 10
