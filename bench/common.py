@@ -24,6 +24,13 @@ def setup(images: int, device: str = "auto", seed: int = 0):
     return cfg, data, vlm, items, questions, dev
 
 
+def trained_run(run):
+    """(run info, its loaded VLM, the RunData it was trained on) of a trained run directory."""
+    from core.evaluate import trained_config
+    info, vlm = checkpoint.load_trained(run)
+    return info, vlm, rundata.prepare(trained_config(info))
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()

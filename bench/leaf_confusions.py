@@ -59,11 +59,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7, help="seed of the wrong leaves' draw")
     args = ap.parse_args(argv)
 
-    from core import evaluate, features, image_probe, questions, rundata
-    from core.models import checkpoint
+    from bench.common import trained_run
+    from core import evaluate, features, image_probe, questions
 
-    info, vlm = checkpoint.load_trained(args.run)
-    data = rundata.prepare(evaluate.trained_config(info))
+    info, vlm, data = trained_run(args.run)
     ds = data.dataset
     concepts = sorted(ds.concepts)
     categories = {c: frozenset(ds.concepts[c].categories) for c in concepts}

@@ -58,11 +58,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from core import evaluate, features, questions, rundata
-    from core.models import checkpoint
+    from bench.common import trained_run
+    from core import evaluate, features, questions
 
-    info, vlm = checkpoint.load_trained(args.run)
-    data = rundata.prepare(evaluate.trained_config(info))
+    info, vlm, data = trained_run(args.run)
     ds = data.dataset
     concepts = sorted(ds.concepts)
     texts = [questions.question_text(ds.concepts[c].label) for c in concepts]
