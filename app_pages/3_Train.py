@@ -34,6 +34,15 @@ def condition_picker(ds) -> str:
     return kind
 
 
+FRESH = "none (a fresh projector)"
+
+
+def trained_runs() -> list[str]:
+    """Runs with a checkpoint, newest first: what a second training stage can start from."""
+    from core import runs
+    return [r.run_id for r in runs.list_runs() if r.checkpoint]
+
+
 def train_form(ds) -> None:
     defaults = TrainConfig()
     encoders = common.model_ids("image encoder") or [defaults.encoder]
@@ -93,6 +102,11 @@ def train_form(ds) -> None:
                                            help="a seeded subset for quick runs; keeps every category when it can")
             images_per_concept = c2.number_input("Images per concept (0 = all)", 0, 10**6, 0)
             device = c3.selectbox("Device", ["auto", "cpu", "cuda"])
+            init_from = st.selectbox(
+                "Start from run", [FRESH] + trained_runs(),
+                help="a second training stage: start the projector from this run's best checkpoint "
+                     "(same models, data, condition and seed) instead of a fresh one, e.g. to add "
+                     "ranking negatives once categories are grounded")
         submitted = st.form_submit_button("Queue training", type="primary")
     if not submitted:
         return
@@ -108,11 +122,12 @@ def train_form(ds) -> None:
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,
                                images_per_concept=int(images_per_concept) or None,
-                               device=device, dataset=ds.name if ds else defaults.dataset)
+                               device=device, dataset=ds.name if ds else defaults.dataset,
+                               init_from=None if init_from == FRESH else init_from)
                    for seed in seeds]
         rundata.check(configs[0])               # ids, dataset, condition: the same for every seed
         for cfg in configs[1:]:
-            cfg.validate()
+            rundata.check(cfg) if cfg.init_from else cfg.validate()   # the first stage's seed must match
         missing = [r for r in common.model_rows() if r["model"] in (encoder, lm) and not r["weights present"]]
         if missing:
             raise ConfigError(f"the weights of {missing[0]['model']} are not on this machine "

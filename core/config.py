@@ -68,6 +68,11 @@ class TrainConfig:
     # bf16 matmul (AMX); "auto" picks it there and fp32 elsewhere. Evaluation always scores in fp32
     # on the CPU (bf16 autocast on CUDA), so runs trained either way are compared on equal terms.
     precision: str = "auto"              # "auto" | "bf16" | "fp32"
+    # Start the projector from another run's best checkpoint instead of a fresh initialisation: a
+    # second training stage with another recipe (e.g. ranking negatives once categories are
+    # grounded). That run must share this one's models, data and condition (core.train checks), so
+    # its TRAIN images are this run's and it saw no hypernym question this run's condition withholds.
+    init_from: str | None = None         # a run id or run directory
 
     def validate(self) -> "TrainConfig":
         """Range and choice checks, without reading anything (ids, the dataset and the condition
@@ -106,6 +111,8 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
+            raise ConfigError(f"init_from must be a run id or run directory, got {self.init_from!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,6 +51,8 @@ def check(cfg: TrainConfig) -> TrainConfig:
     registry.check_lm_id(cfg.lm)
     ds = datasets.load_dataset(cfg.dataset)
     conditions.parse_condition(cfg.condition).check(ds)
+    if cfg.init_from:
+        runs.init_source(cfg)
     return cfg
 
 

@@ -286,6 +286,31 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
                    evaluated=evaluated, checkpoint=ck)
 
 
+# What a run that starts from another run's projector (TrainConfig.init_from) must share with it:
+# the models the projector fits, and the data: the same subset, split and condition, so the first
+# stage's TRAIN images are this run's (none of its test images were trained on) and it saw no
+# hypernym question this run's condition withholds.
+INIT_MUST_MATCH = ("dataset", "encoder", "lm", "lm_init", "projector", "image_tokens", "prompt", "condition",
+                   "seed", "max_concepts", "images_per_concept")
+
+
+def init_source(cfg: TrainConfig) -> RunInfo:
+    """The run cfg.init_from names, with a checkpoint and the models, data and condition of `cfg`
+    (ConfigError saying what differs otherwise)."""
+    try:
+        src = load_run(cfg.init_from)
+    except RunError as exc:
+        raise ConfigError(f"init_from: {exc}") from None
+    if not src.checkpoint:
+        raise ConfigError(f"init_from: run {src.run_id} has no checkpoint yet (no epoch finished)")
+    differ = [f"{k} ({getattr(src.config, k)!r} there, {getattr(cfg, k)!r} here)" for k in INIT_MUST_MATCH
+              if getattr(src.config, k) != getattr(cfg, k)]
+    if differ:
+        raise ConfigError(f"init_from: run {src.run_id} differs in {', '.join(differ)}; a projector continues "
+                          f"only on the same models, data and condition")
+    return src
+
+
 def list_runs() -> list[RunInfo]:
     """Every readable run, newest first. Unreadable directories are skipped (they may be being
     written right now), baselines are not runs."""

@@ -243,7 +243,7 @@ class _Run:
         }
         if ck:
             state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "partial_seconds", "metrics",
-                                             "created", "git_commit", "best") if k in ck})
+                                             "created", "git_commit", "best", "init_from") if k in ck})
             state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
                                                           "git_commit": runs.git_commit()}]
             ckdir = runs.checkpoint_dir(self.dir)
@@ -259,8 +259,11 @@ class _Run:
             checkpoint.check_frozen_checksum(vlm, ck.get("frozen_checksum"), self.dir)
             runs.append_log(self.dir, f"resuming at epoch {state['epoch'] + 1}, step {state['step']}")
         else:
+            if cfg.init_from:
+                state["init_from"] = init_projector(cfg, vlm, data.table_sha256)
             runs.append_log(self.dir, f"training {cfg.to_dict()} on {device}; questions "
-                                      f"{state['questions']}; {self.total_steps} updates planned")
+                                      f"{state['questions']}; {self.total_steps} updates planned"
+                            + (f"; projector from run {state['init_from']['run_id']}" if cfg.init_from else ""))
         self.meta = {"encoder": cfg.encoder, "lm": cfg.lm, "projector": cfg.projector,
                      "image_tokens": str(cfg.image_tokens), "prompt": cfg.prompt}
         self.done = state["epoch"] * self.steps_per_epoch + state["step"]
@@ -393,6 +396,25 @@ class _Run:
         state["files"] = files
         state["optimizer_groups"] = groups
         runs.write_json(runs.checkpoint_json(self.dir), state)   # last: it names the files above
+
+
+def init_projector(cfg: TrainConfig, vlm, table_sha256: str) -> dict:
+    """Load the best projector of run cfg.init_from into `vlm`; returns what checkpoint.json records."""
+    src = runs.init_source(cfg)
+    ck = src.checkpoint
+    if ck.get("format") != checkpoint.CHECKPOINT_FORMAT:
+        raise ConfigError(f"init_from: run {src.run_id} was trained by an older TaxoLens (checkpoint format "
+                          f"{ck.get('format')}, now {checkpoint.CHECKPOINT_FORMAT})")
+    if ck.get("dataset", {}).get("table_sha256") != table_sha256:
+        raise ConfigError(f"init_from: dataset '{cfg.dataset}' changed since run {src.run_id} was trained")
+    files = ck.get("files", {})
+    name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE
+    state = runs.load_tensors(runs.checkpoint_dir(src.path) / name, files.get(name))
+    checkpoint.load_projector(vlm, {k: v.float() for k, v in state.items()}, src.path)   # fp16 when shipped
+    checkpoint.check_frozen_checksum(vlm, ck.get("frozen_checksum"), src.path)
+    best = ck.get("best") or {}
+    return {"run_id": src.run_id, "path": str(src.path), "file": name, "sha256": files.get(name),
+            "epoch": best.get("epoch", ck.get("epoch")), "git_commit": ck.get("git_commit")}
 
 
 def _feature_memo():

@@ -118,8 +118,10 @@ TRAIN_HELP = {
     "device": "auto | cpu | cuda",
     "precision": "frozen LM weights while training: auto (bf16 on CUDA and on CPUs with AMX / "
                  "AVX512-BF16, else fp32) | bf16 | fp32",
+    "init_from": "start the projector from this run's best checkpoint (a run id or directory with the "
+                 "same models, data and condition): a second training stage with another recipe",
 }
-_FIELD_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}
 TRAIN_DEST = "cfg_"          # args.cfg_<field>: present only when the flag was given
 
 

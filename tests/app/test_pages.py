@@ -310,6 +310,24 @@ def test_train_form_passes_dropout_grid_crop_and_precision(data_dir):
     assert (cfg["dropout"], cfg["grid_crop"], cfg["precision"]) == (0.3, 7, "fp32")
 
 
+def test_train_form_starts_a_second_stage_from_a_trained_run(data_dir):
+    from core.jobs.store import JobStore
+    first = fake_run(TrainConfig(seed=0), evaluated=False)
+    at = run_page("app_pages/3_Train.py")
+    start = next(s for s in at.selectbox if s.label == "Start from run")
+    assert first.name in start.options
+    start.set_value(first.name)
+    next(t for t in at.text_input if t.label == "Seeds").set_value("0, 1")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert at.error and "differs in seed (0 there, 1 here)" in at.error[0].value    # seed 1 has no first stage
+    assert not JobStore().list()
+    next(t for t in at.text_input if t.label == "Seeds").set_value("0")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = JobStore().list()
+    assert job.spec["config"]["init_from"] == first.name
+
+
 def test_train_form_refuses_models_without_weights(data_dir, monkeypatch):
     from ui import common
     rows = [{"model": "smollm2-135m", "kind": "language model", "version": "x", "license": "x",

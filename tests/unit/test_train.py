@@ -434,3 +434,59 @@ def test_a_resumed_optimizer_keeps_its_state_but_runs_the_way_this_device_does()
     train._restore_optimizer(here, tensors, groups)
     assert here.param_groups[0]["fused"] is None and here.param_groups[0]["lr"] == 0.01
     assert torch.equal(here.state[params[0]]["exp_avg"], saved.state[saved_params[0]]["exp_avg"])
+
+
+# ---------------------------------------------------------------- init_from: a second training stage
+
+def test_init_from_starts_from_the_other_runs_best_projector_and_records_it():
+    first = train.train(_cfg(epochs=2))
+    _, stage1 = checkpoint.load_trained(first, "cpu")
+    second = train.train(_cfg(epochs=1, lr=1e-12, init_from=str(first)))    # lr ~0: weights stay put
+    ck = _checkpoint(second)
+    src = _checkpoint(first)
+    assert ck["init_from"]["run_id"] == first.name and ck["init_from"]["file"] == runs.BEST_FILE
+    assert ck["init_from"]["sha256"] == src["files"][runs.BEST_FILE]
+    assert ck["init_from"]["epoch"] == src["best"]["epoch"] and ck["config"]["init_from"] == str(first)
+    _, stage2 = checkpoint.load_trained(second, "cpu")
+    fresh = train.train(_cfg(epochs=1, lr=1e-12))
+    _, scratch = checkpoint.load_trained(fresh, "cpu")
+    with torch.no_grad():
+        assert torch.allclose(stage2.projector(_probe()), stage1.projector(_probe()), atol=1e-5)
+        assert not torch.allclose(scratch.projector(_probe()), stage1.projector(_probe()), atol=1e-3)
+    assert "projector from run " + first.name in (second / "log").read_text()
+
+
+def test_init_from_a_resumed_run_keeps_its_own_checkpoint():
+    first = train.train(_cfg(epochs=1))
+    cfg = _cfg(epochs=2, init_from=str(first))
+    run_dir = runs.create_run_dir(cfg)
+    with pytest.raises(train.Cancelled):
+        train.train(cfg, run_dir=run_dir, should_stop=lambda: True)   # stops at once, saves
+    before = _checkpoint(run_dir)["init_from"]
+    train.train(cfg, run_dir=run_dir)                              # resumes: no second init
+    after = _checkpoint(run_dir)
+    assert after["init_from"] == before and after["status"] == "finished" and after["resumed"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(seed=1), r"differs in seed \(0 there, 1 here\)"),
+    (dict(condition="random:0.5"), "differs in condition"),
+    (dict(prompt="chat"), "differs in prompt"),
+])
+def test_init_from_refuses_a_run_with_other_models_data_or_condition(change, message):
+    first = train.train(_cfg(epochs=1))
+    cfg = _cfg(epochs=1, init_from=str(first), **change)
+    with pytest.raises(ConfigError, match=message):
+        rundata.check(cfg)
+    with pytest.raises(ConfigError, match=message):
+        train.train(cfg)
+
+
+def test_init_from_names_a_missing_or_untrained_run():
+    with pytest.raises(ConfigError, match="init_from: no run 'nope'"):
+        rundata.check(_cfg(init_from="nope"))
+    with pytest.raises(ConfigError, match="init_from must be a run id"):
+        _cfg(init_from=" ").validate()
+    empty = runs.create_run_dir(_cfg())
+    with pytest.raises(ConfigError, match="has no checkpoint yet"):
+        rundata.check(_cfg(init_from=str(empty)))
