@@ -29,6 +29,14 @@ BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_conce
                                        "encoder")}
 
 
+# The leaf stage (`taxolens train --leaf-stage`; how the shipped checkpoint is trained): a second run
+# from a trained run's best projector that ranks each TRAIN image's leaf against its known
+# category-mates, at a lower learning rate. The yes/no loss never asks one image about two leaves,
+# and the first stage leaves the model saying yes to its category-mates; ranking them from the start
+# did worse, once categories are grounded it helps (README, "Sibling ranking negatives").
+LEAF_STAGE = {"epochs": 2, "lr": 3e-4, "patience": 0, "rank_negatives": 4, "rank_siblings": 1.0}
+
+
 @dataclass
 class TrainConfig:
     dataset: str = "concepts"
@@ -114,6 +122,11 @@ class TrainConfig:
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
             raise ConfigError(f"init_from must be a run id or run directory, got {self.init_from!r}")
         return self
+
+    def leaf_stage(self, first_run: str) -> "TrainConfig":
+        """The second stage `taxolens train --leaf-stage` trains after this config's run: LEAF_STAGE's
+        recipe, starting from that run's best projector."""
+        return dataclasses.replace(self, init_from=str(first_run), **LEAF_STAGE)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -413,7 +413,8 @@ def init_projector(cfg: TrainConfig, vlm, table_sha256: str) -> dict:
     checkpoint.load_projector(vlm, {k: v.float() for k, v in state.items()}, src.path)   # fp16 when shipped
     checkpoint.check_frozen_checksum(vlm, ck.get("frozen_checksum"), src.path)
     best = ck.get("best") or {}
-    return {"run_id": src.run_id, "path": str(src.path), "file": name, "sha256": files.get(name),
+    # a shipped checkpoint's folder is not named by its run: the id it carries says which run it was
+    return {"run_id": ck.get("run_id") or src.run_id, "path": str(src.path), "file": name, "sha256": files.get(name),
             "epoch": best.get("epoch", ck.get("epoch")), "git_commit": ck.get("git_commit")}
 
 

@@ -22,7 +22,7 @@ from core.config import BASELINES, TrainConfig, number_arg
 # --- commands ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from core import preflight, runs
+    from core import preflight
 
     cfg = preflight.check_config(config_from(args))
     if args.ship and args.no_eval:
@@ -31,15 +31,39 @@ def cmd_train(args) -> int:
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
     preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
+    result = _train_and_evaluate(cfg, run_dir, args.no_eval, "train")
+    if result is None:
+        return EXIT_INTERRUPTED
+    if args.leaf_stage:
+        first = Path(result["run_dir"])   # named by run id where it can be: the record then travels
+        in_runs = first.resolve().parent == paths.runs_dir().resolve()
+        second = preflight.check_config(cfg.leaf_stage(first.name if in_runs else str(first)))
+        stage = _train_and_evaluate(second, None, args.no_eval, "leaf stage")
+        if stage is None:
+            return EXIT_INTERRUPTED
+        result = stage | {"first_stage": result}
+    if args.ship:
+        from core.models import checkpoint
+        _rank_for_shipping(Path(result["run_dir"]))
+        result["shipped_to"] = str(checkpoint.export_shipped(result["run_dir"]))
+    emit(result)
+    return 0
+
+
+def _train_and_evaluate(cfg: TrainConfig, run_dir: Path | None, no_eval: bool, label: str) -> dict | None:
+    """Train one run (a new one, or resume `run_dir`) and evaluate it on the test split; its summary,
+    or None when stopped by hand (saved, and the line to resume it printed)."""
+    from core import runs
     from core import train as train_mod
     from core.evaluate import evaluate
+
     fresh = run_dir is None or not (run_dir / runs.CONFIG_JSON).is_file()   # not a resume
     if run_dir is None:
         run_dir = runs.create_run_dir(cfg)
-    bar = ProgressBar("train")
+    bar = ProgressBar(label)
     try:
         with StopFlag() as stop:
-            share = 1.0 if args.no_eval else 0.85
+            share = 1.0 if no_eval else 0.85
             try:
                 run_dir = Path(train_mod.train(cfg, run_dir=run_dir, progress=bar.sub(0, share),
                                                should_stop=stop))
@@ -47,12 +71,12 @@ def cmd_train(args) -> int:
                 bar.close()
                 print(f"taxolens: {exc}; resume with: taxolens train --run-dir {exc.run_dir} "
                       f"--config {Path(exc.run_dir) / 'config.json'}", file=sys.stderr)
-                return EXIT_INTERRUPTED
+                return None
             except BaseException:
                 if fresh:                  # nothing saved yet: no half-made run left to list as "new"
                     runs.discard_unstarted(run_dir)
                 raise
-        test = None if args.no_eval else evaluate(run_dir, split="test", progress=bar.sub(share, 1.0))
+        test = None if no_eval else evaluate(run_dir, split="test", progress=bar.sub(share, 1.0))
     finally:
         bar.close()
     info = runs.load_run(run_dir)
@@ -63,12 +87,7 @@ def cmd_train(args) -> int:
         note = runs.learning_note(run_dir)
         if note:
             result["warning"] = note
-    if args.ship:
-        from core.models import checkpoint
-        _rank_for_shipping(run_dir)
-        result["shipped_to"] = str(checkpoint.export_shipped(run_dir))
-    emit(result)
-    return 0
+    return result
 
 
 SHIP_RANKING_IMAGES = 40     # test images asked every leaf before shipping: the app's learned note reads it
@@ -411,6 +430,10 @@ def register(sub) -> None:
     p.add_argument("--run-dir", help="run directory to create or resume (default: a new one "
                                      "under the runs directory)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
+    p.add_argument("--leaf-stage", action="store_true",
+                   help="then train a second run from this one's best checkpoint that ranks each image's "
+                        "leaf against its category-mates (core.config.LEAF_STAGE: how the shipped "
+                        "checkpoint is trained), and evaluate and --ship that one")
     p.add_argument("--ship", action="store_true",
                    help="then rank every leaf on 40 test images and write the run as the shipped "
                         "default checkpoint (assets/default-checkpoint)")

@@ -1,6 +1,7 @@
 """The shipped default checkpoint (core.models.checkpoint export/install/fit) and runs.learning_note,
 with the tiny dataset and the fake VLM."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,3 +134,22 @@ def test_ship_command_ranks_every_leaf_first_when_the_run_has_no_ranking(tmp_pat
     stamp = ranking.stat().st_mtime_ns                    # already ranked on enough images: kept as is
     assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "again")]) == 0
     assert ranking.stat().st_mtime_ns == stamp
+
+
+def test_train_leaf_stage_trains_a_second_run_from_the_first_and_ships_that_one(tmp_path, monkeypatch, capsys):
+    from core import cli, preflight
+    from core.config import LEAF_STAGE
+    monkeypatch.setattr(preflight, "check_weights", lambda *a, **k: None)     # the fake VLM needs none
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", tmp_path / "shipped")
+    argv = ["train", "--dataset", "tiny", "--epochs", "1", "--batch-size", "8", "--lr", "0.05",
+            "--device", "cpu", "--leaf-stage", "--ship"]
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    first, second = out["first_stage"]["run_dir"], out["run_dir"]
+    assert first != second and out["shipped_to"] == str(tmp_path / "shipped")
+    cfg = runs.load_run(second).config
+    assert cfg == TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu").leaf_stage(out["first_stage"]["run_id"])
+    assert cfg.rank_negatives == LEAF_STAGE["rank_negatives"] and runs.load_run(cfg.init_from).path == Path(first)
+    assert runs.load_run(second).epoch == LEAF_STAGE["epochs"] and out["test"] and out["first_stage"]["test"]
+    shipped = json.loads((tmp_path / "shipped" / "checkpoint" / "checkpoint.json").read_text())
+    assert shipped["run_id"] == out["run_id"] and shipped["init_from"]["run_id"] == out["first_stage"]["run_id"]
