@@ -368,15 +368,22 @@ class DatasetVersions:
 
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     """The finished run trained with the default config, or with `config` when given (any seed, any
-    device), that scored best on its validation questions (the score early stopping keeps its best
-    epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
-    not the one to show first. Only runs trained on the installed version of their dataset count:
-    scores on another version's validation images do not compare, nor do its splits."""
-    defaults = (config or TrainConfig()).to_dict()
+    device), or with its leaf stage (`taxolens train --leaf-stage`: how the shipped checkpoint is
+    trained), that scored best on its validation questions (the score early stopping keeps its best
+    epoch by; both stages are scored on the same questions), the newest among equals; seeds differ
+    by as much as recipes do, so the newest run is not the one to show first. Only runs trained on
+    the installed version of their dataset count: scores on another version's validation images do
+    not compare, nor do its splits."""
+    base = config or TrainConfig()
     ignore = {"seed", "device"}
+
+    def trained_so(run: RunInfo) -> bool:
+        have = run.config.to_dict()
+        recipes = [base] + ([base.leaf_stage(run.config.init_from)] if run.config.init_from else [])
+        return any(all(have[k] == v for k, v in r.to_dict().items() if k not in ignore) for r in recipes)
+
     versions = DatasetVersions()
-    matching = [run for run in list_runs() if run.finished and
-                all(run.config.to_dict()[k] == v for k, v in defaults.items() if k not in ignore)
+    matching = [run for run in list_runs() if run.finished and trained_so(run)
                 and versions.checkpoint_is_current(run.checkpoint or {}, run.config.dataset)]
     if not matching:
         return None

@@ -153,3 +153,14 @@ def test_train_leaf_stage_trains_a_second_run_from_the_first_and_ships_that_one(
     assert runs.load_run(second).epoch == LEAF_STAGE["epochs"] and out["test"] and out["first_stage"]["test"]
     shipped = json.loads((tmp_path / "shipped" / "checkpoint" / "checkpoint.json").read_text())
     assert shipped["run_id"] == out["run_id"] and shipped["init_from"]["run_id"] == out["first_stage"]["run_id"]
+
+
+def test_a_leaf_stage_run_is_offered_as_a_default_checkpoint_and_another_second_stage_is_not():
+    import dataclasses
+    import shutil
+    cfg = TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu")
+    first = train.train(cfg)
+    train.train(dataclasses.replace(cfg, init_from=first.name, lr=0.01))     # a second stage, not the leaf stage
+    stage = train.train(cfg.leaf_stage(first.name))
+    shutil.rmtree(first)                # as on a fresh clone: the shipped leaf stage without its first stage
+    assert runs.default_checkpoint(cfg) == stage
