@@ -61,12 +61,13 @@ def spaced_sample(items: list, n: int | None) -> list:
 
 
 def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = None,
-                 progress=None) -> dict:
+                 progress=None, write: bool = True) -> dict:
     """Ask every leaf question of the run's vocabulary about each `split` image and rank the image's
     (labelled) concept among them by P(yes) -- what Predict shows a user. The yes/no metrics ask one
     random negative per image; this asks all of them, so a model that only knows categories scores
     well there and badly here. `images`: an evenly spaced sample of that many (None: all; each costs
-    one question per concept). Writes <run>/eval/<split>/ranking.json and returns it."""
+    one question per concept). Writes <run>/eval/<split>/ranking.json (unless `write` is False: a
+    side measurement that must not replace the run's recorded ranking) and returns it."""
     runs.eval_dir(run_dir, split)
     if images is not None and (isinstance(images, bool) or not isinstance(images, int) or images < 1):
         raise ConfigError(f"images must be a positive integer, got {images!r}")
@@ -100,7 +101,8 @@ def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = 
               "median_rank": ranks[len(ranks) // 2] if rows else None,
               "mean_p_yes": sum(r["mean_p_yes"] for r in rows) / len(rows) if rows else None,
               "rows": rows}
-    runs.write_json(runs.eval_dir(info.path, split) / RANKING_FILE, result)
+    if write:
+        runs.write_json(runs.eval_dir(info.path, split) / RANKING_FILE, result)
     return result
 
 

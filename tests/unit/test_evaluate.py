@@ -125,6 +125,14 @@ def test_leaf_ranking_under_a_shuffle_ranks_the_labelled_concept():
     assert any(r["labelled_concept"] != r["concept"] for r in rows)
 
 
+def test_leaf_ranking_without_write_leaves_the_recorded_ranking_alone():
+    run_dir = train.train(_cfg(epochs=3))
+    recorded = evaluate.leaf_ranking(run_dir, "test", images=2)
+    side = evaluate.leaf_ranking(run_dir, "test", images=6, write=False)
+    assert side["images"] == 6
+    assert runs.read_json(runs.eval_dir(run_dir, "test") / evaluate.RANKING_FILE) == recorded
+
+
 @pytest.mark.parametrize("bad", [0, -1, True, 2.5])
 def test_leaf_ranking_refuses_a_bad_image_count(bad):
     run_dir = train.train(_cfg())
