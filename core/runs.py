@@ -370,10 +370,12 @@ def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     """The finished run trained with the default config, or with `config` when given (any seed, any
     device), or with its leaf stage (`taxolens train --leaf-stage`: how the shipped checkpoint is
     trained), that scored best on its validation questions (the score early stopping keeps its best
-    epoch by; both stages are scored on the same questions), the newest among equals; seeds differ
-    by as much as recipes do, so the newest run is not the one to show first. Only runs trained on
-    the installed version of their dataset count: scores on another version's validation images do
-    not compare, nor do its splits."""
+    epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
+    not the one to show first. A first stage whose leaf stage is there is not offered: the leaf
+    stage is the recipe's finished product, and their validation scores do not rank them (the score
+    is mostly hypernym questions, which the leaf stage trades a little of for leaf ranking). Only
+    runs trained on the installed version of their dataset count: scores on another version's
+    validation images do not compare, nor do its splits."""
     base = config or TrainConfig()
     ignore = {"seed", "device"}
 
@@ -387,6 +389,8 @@ def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
                 and versions.checkpoint_is_current(run.checkpoint or {}, run.config.dataset)]
     if not matching:
         return None
+    superseded = {Path(run.config.init_from).name for run in matching if run.config.init_from}
+    matching = [run for run in matching if run.run_id not in superseded]
 
     def validation(run: RunInfo) -> float:
         score = ((run.checkpoint or {}).get("best") or {}).get("score")

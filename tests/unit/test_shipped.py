@@ -162,5 +162,10 @@ def test_a_leaf_stage_run_is_offered_as_a_default_checkpoint_and_another_second_
     first = train.train(cfg)
     train.train(dataclasses.replace(cfg, init_from=first.name, lr=0.01))     # a second stage, not the leaf stage
     stage = train.train(cfg.leaf_stage(first.name))
+    ck_file = runs.checkpoint_dir(first) / "checkpoint.json"
+    ck = json.loads(ck_file.read_text())
+    ck["best"]["score"] = 2.0                          # the first stage scoring best on validation
+    ck_file.write_text(json.dumps(ck))
+    assert runs.default_checkpoint(cfg) == stage       # the leaf stage is still offered over its own first stage
     shutil.rmtree(first)                # as on a fresh clone: the shipped leaf stage without its first stage
     assert runs.default_checkpoint(cfg) == stage
