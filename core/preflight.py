@@ -29,13 +29,14 @@ def check_device(device: str, here: bool = True) -> None:
         resolve_device(device)
 
 
-def check_config(cfg: TrainConfig, here: bool = True) -> TrainConfig:
-    """Everything about a training config that can be checked without building its data."""
+def check_config(cfg: TrainConfig, here: bool = True, started: bool = False) -> TrainConfig:
+    """Everything about a training config that can be checked without building its data (`started`:
+    resuming a run that has a checkpoint, see rundata.check)."""
     from core import rundata
     from core.conditions import parse_condition
 
     parse_condition(cfg.condition)        # syntax and r range first: clearer than a dataset error
-    rundata.check(cfg)
+    rundata.check(cfg, started)
     check_device(cfg.device, here)
     return cfg
 

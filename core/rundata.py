@@ -41,9 +41,11 @@ class RunData:
         return [q for q in asked if self.deprivation.keeps(q)]
 
 
-def check(cfg: TrainConfig) -> TrainConfig:
+def check(cfg: TrainConfig, started: bool = False) -> TrainConfig:
     """cfg.validate() and what needs more than the config: the encoder and LM ids against the model
-    registry (no model loads), the dataset on disk and the condition against it. Returns cfg."""
+    registry (no model loads), the dataset on disk and the condition against it, and the run
+    cfg.init_from names -- unless the run has `started`: its own checkpoint then holds the projector,
+    and the source may be gone (a shipped leaf stage travels without its first stage). Returns cfg."""
     from core.models import registry  # lazy: the registry imports torch
 
     cfg.validate()
@@ -51,7 +53,7 @@ def check(cfg: TrainConfig) -> TrainConfig:
     registry.check_lm_id(cfg.lm)
     ds = datasets.load_dataset(cfg.dataset)
     conditions.parse_condition(cfg.condition).check(ds)
-    if cfg.init_from:
+    if cfg.init_from and not started:
         runs.init_source(cfg)
     return cfg
 

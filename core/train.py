@@ -166,8 +166,8 @@ def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = Non
     run_dirs = list(run_dirs) if run_dirs is not None else [None] * len(cfgs)
     if len(run_dirs) != len(cfgs):
         raise ValueError(f"{len(cfgs)} configs but {len(run_dirs)} run directories")
-    for cfg in cfgs:
-        rundata.check(cfg)
+    for cfg, run_dir in zip(cfgs, run_dirs):
+        rundata.check(cfg, started=run_dir is not None and runs.checkpoint_json(Path(run_dir)).is_file())
     by_key: dict[tuple, list[int]] = {}
     for i, cfg in enumerate(cfgs):
         by_key.setdefault(share_key(cfg), []).append(i)

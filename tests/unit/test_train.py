@@ -1,12 +1,13 @@
 """core.train with the tiny dataset and a tiny fake VLM: checkpoints, round trip, resume, validation, and
 several runs trained together (train_many; the real joint LM pass is checked in tests/integration/test_models_real.py)."""
 import json
+import shutil
 
 import pytest
 import torch
 
 import fake_vlm
-from core import paths, rundata, runs, train
+from core import paths, preflight, rundata, runs, train
 from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
 
@@ -463,6 +464,10 @@ def test_init_from_a_resumed_run_keeps_its_own_checkpoint():
     with pytest.raises(train.Cancelled):
         train.train(cfg, run_dir=run_dir, should_stop=lambda: True)   # stops at once, saves
     before = _checkpoint(run_dir)["init_from"]
+    shutil.rmtree(first)            # a started run needs no source: its checkpoint holds the projector
+    with pytest.raises(ConfigError, match="init_from"):
+        preflight.check_config(cfg)                                # a new run from it cannot start
+    assert preflight.check_config(cfg, started=True) == cfg
     train.train(cfg, run_dir=run_dir)                              # resumes: no second init
     after = _checkpoint(run_dir)
     assert after["init_from"] == before and after["status"] == "finished" and after["resumed"]
