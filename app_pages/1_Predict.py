@@ -23,12 +23,19 @@ TOP_K = 5
 @st.cache_resource(show_spinner="Loading the checkpoint (encoder, language model, projector)…",
                    max_entries=2)
 def _predictor(run_dir: str, stamp: float):  # noqa: ARG001 - stamp keys the cache to the checkpoint
-    from core import taxonomy
     from core.predict import Predictor
 
-    predictor = Predictor.load(run_dir)
-    taxonomy.synset("entity.n.01")   # WordNet loads on first use (seconds): here, not in a prediction
-    return predictor
+    return Predictor.load(run_dir)
+
+
+@st.cache_resource(show_spinner="Loading WordNet (once per server)…")
+def _wordnet() -> bool:
+    """Only the open walk reads WordNet itself: a prediction's chains are remembered from the dataset
+    build (core.taxonomy.CHAINS_FILE), so Predict does not wait seconds for WordNet to load."""
+    from core import taxonomy
+
+    taxonomy.wn()
+    return True
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -264,6 +271,7 @@ def open_panel(run, image, digest: str, slot: str) -> None:
                "Results appear as they are scored.")
     if clicked:
         predictor = _predictor(str(run.path), stamp)
+        _wordnet()
         area = st.empty()
         walk = None
         for step, walk in enumerate(predictor.open_chain_steps(image, threshold=threshold, beam=beam,

@@ -7,6 +7,7 @@ first, then by the synset names leaf→root) and the same on every run.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import warnings
 from pathlib import Path
@@ -86,10 +87,56 @@ def canonical_name(name: str) -> str:
     return synset(name).name()
 
 
-def hypernym_chains(name: str) -> list[list[str]]:
+def hypernym_chains(name: str, remembered: bool = True) -> list[list[str]]:
     """Every hypernym path from `name` (leaf, first) to the root ('entity.n.01', last), following
-    hypernyms and instance hypernyms; sorted shortest first, then lexicographically by names."""
-    return [list(chain) for chain in _chains(canonical_name(name))]
+    hypernyms and instance hypernyms; sorted shortest first, then lexicographically by names.
+    `remembered`: read from (and add to) CHAINS_FILE first, so a process asked about a synset
+    before gets its chains without loading WordNet (seconds: Predict needs only its leaf's)."""
+    if not remembered:
+        return [list(chain) for chain in _chains(canonical_name(name))]
+    return remember_chains([name])[name]
+
+
+CHAINS_FILE = "taxolens-chains.json"   # beside the WordNet files: as valid as they are
+
+
+def chains_path() -> Path:
+    return wordnet_dir() / CHAINS_FILE
+
+
+def remember_chains(names) -> dict[str, list[list[str]]]:
+    """{name: hypernym_chains(name)} for each name, through CHAINS_FILE: the names it lacks are
+    chained from WordNet and written back in one atomic write (a read-only data dir just skips
+    it). Keyed by the name as given ('Dog.n.01' and 'dog.n.01' are two entries of one chain)."""
+    path = chains_path()
+    known = _known_chains(str(path))
+    todo = [n for n in dict.fromkeys(names) if n not in known]
+    if todo:
+        known.update({n: [list(chain) for chain in _chains(canonical_name(n))] for n in todo})
+        try:
+            from core import files
+            on_disk = _read_chains(path)
+            files.write_atomic(path, json.dumps({**on_disk, **known}, sort_keys=True).encode())
+        except OSError:
+            pass
+    return {n: [list(chain) for chain in known[n]] for n in names}
+
+
+@functools.lru_cache(maxsize=4)
+def _known_chains(path: str) -> dict[str, list[list[str]]]:
+    return _read_chains(Path(path))
+
+
+def _read_chains(path: Path) -> dict:
+    """CHAINS_FILE's entries; {} when it is missing or not what this module writes."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    ok = isinstance(data, dict) and all(
+        isinstance(chains, list) and all(isinstance(c, list) and c and all(isinstance(s, str) for s in c)
+                                         for c in chains) for chains in data.values())
+    return data if ok else {}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -32,7 +32,8 @@ from PIL import Image
 from core import paths, taxonomy
 from core.base import Progress
 from core.data.datasets import (DEFAULT_NAME, IMAGE_SIZE, Category, Concept, Dataset, DatasetError,
-                                build_lock, load_dataset, normalize_image, publish, save_png, staging)
+                                build_lock, load_dataset, normalize_image, publish, remember_chains, save_png,
+                                staging)
 
 BUILDER_VERSION = 1          # bump when the rendering changes, so `make dataset` rebuilds
 MIN_STYLES = 4
@@ -371,9 +372,11 @@ def build_default_dataset(progress: Progress | None = None, force: bool = False)
     build_hash = build_sha256(tables_sha256(), package_versions())
     with build_lock(DEFAULT_NAME):
         if not force and is_up_to_date(build_hash):
+            ds = load_dataset(DEFAULT_NAME)
+            remember_chains(ds.concepts.values())       # a data dir built before chains were remembered
             if progress:
                 progress(1.0, "dataset is up to date")
-            return load_dataset(DEFAULT_NAME)
+            return ds
         tables = read_tables()
         sources = Sources()
         members = derive_categories(tables)

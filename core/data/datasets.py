@@ -270,6 +270,7 @@ def publish(stage: Path, name: str, source: str, concepts: Iterable[Concept],
             **(extra or {}),
             "counts": {"concepts": len(concepts), "categories": len(categories), "images": len(images)}}
     (stage / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+    remember_chains(concepts)
 
     final = dataset_dir(name)
     old = final.with_name(f".old-{name}-{uuid.uuid4().hex[:8]}")
@@ -278,6 +279,14 @@ def publish(stage: Path, name: str, source: str, concepts: Iterable[Concept],
     os.replace(stage, final)
     shutil.rmtree(old, ignore_errors=True)
     return load_dataset(name)
+
+
+def remember_chains(concepts: Iterable[Concept]) -> None:
+    """Chain the concepts' synsets once, into core.taxonomy.CHAINS_FILE: Predict then draws a
+    leaf's hypernym chain without loading WordNet (a no-op when they are all there)."""
+    from core import taxonomy
+
+    taxonomy.remember_chains([c.synset for c in concepts if c.synset])
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:

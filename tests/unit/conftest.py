@@ -1,7 +1,7 @@
 """Fixtures shared by the unit tests."""
 import pytest
 
-from core import paths
+from core import paths, taxonomy
 
 
 @pytest.fixture
@@ -12,4 +12,5 @@ def data_dir(tmp_path, monkeypatch):
     root.mkdir()
     monkeypatch.setenv("TAXOLENS_DATA", str(root))
     monkeypatch.setattr(paths, "nltk_dir", lambda: wordnet)
+    monkeypatch.setattr(taxonomy, "chains_path", lambda: root / taxonomy.CHAINS_FILE)  # not the real one
     return root

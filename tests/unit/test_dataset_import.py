@@ -3,11 +3,12 @@ with nothing written."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from PIL import Image
 
-from core import paths
+from core import paths, taxonomy
 from core import datasets as datasets_cli
 from core.data import datasets, things
 from core.data.datasets import DatasetError, ImportValidationError
@@ -57,6 +58,8 @@ def test_import_a_small_collection(tmp_path, data_dir):
     assert progress[-1] == 1.0
     assert datasets.load_dataset("mine").summary()["images"] == 7
     assert datasets.list_datasets() == ["mine"]
+    remembered = json.loads(taxonomy.chains_path().read_text())   # Predict's chains, without WordNet
+    assert set(remembered) == {"aardvark.n.01", "apple.n.01"} and remembered["apple.n.01"][0][-1] == "entity.n.01"
 
 
 def test_tsv_and_transparent_images(tmp_path, data_dir):

@@ -97,7 +97,8 @@ _CHAIN_NAMES = ["dog.n.01", "cat.n.01", "squirrel.n.01", "apple.n.01", "car.n.01
 _CHAIN_DUMP = f"""
 import json
 from core import taxonomy
-print(json.dumps({{"hash": hash("taxolens"), "chains": {{n: taxonomy.hypernym_chains(n) for n in {_CHAIN_NAMES!r}}}}}))
+print(json.dumps({{"hash": hash("taxolens"), "chains": {{n: taxonomy.hypernym_chains(n, remembered=False)
+                                                        for n in {_CHAIN_NAMES!r}}}}}))
 """
 
 
@@ -110,6 +111,53 @@ def test_chains_do_not_depend_on_hash_seed():
     assert proc.returncode == 0, proc.stderr
     other = json.loads(proc.stdout)
     assert other["hash"] != hash("taxolens")                       # the two really hash differently
-    here = {n: taxonomy.hypernym_chains(n) for n in _CHAIN_NAMES}
+    here = {n: taxonomy.hypernym_chains(n, remembered=False) for n in _CHAIN_NAMES}
     assert other["chains"] == json.loads(json.dumps(here))         # (JSON turns tuples into lists)
     assert any(len(chains) > 1 for chains in here.values())       # the order question actually arises
+
+
+@pytest.fixture
+def chains_file(tmp_path, monkeypatch):
+    """CHAINS_FILE in a folder of its own (the WordNet files themselves stay the real ones)."""
+    monkeypatch.setattr(taxonomy, "chains_path", lambda: tmp_path / taxonomy.CHAINS_FILE)
+    taxonomy._known_chains.cache_clear()
+    yield tmp_path / taxonomy.CHAINS_FILE
+    taxonomy._known_chains.cache_clear()
+
+
+def _without_wordnet(monkeypatch):
+    """From here on, any WordNet lookup fails (as a process that never loaded it, and cannot)."""
+    taxonomy._known_chains.cache_clear()
+    monkeypatch.setattr(taxonomy, "_chains", lambda name: pytest.fail(f"WordNet was read for {name}"))
+    monkeypatch.setattr(taxonomy, "wn", lambda: pytest.fail("WordNet was loaded"))
+
+
+def test_remembered_chains_come_back_without_loading_wordnet(chains_file, monkeypatch):
+    chains = taxonomy.remember_chains(["dog.n.01", "cat.n.01"])
+    assert chains["dog.n.01"] == taxonomy.hypernym_chains("dog.n.01", remembered=False)
+    assert set(json.loads(chains_file.read_text())) == {"dog.n.01", "cat.n.01"}
+    _without_wordnet(monkeypatch)
+    got = taxonomy.hypernym_chains("dog.n.01")
+    assert got == chains["dog.n.01"]
+    got[0].clear()                                              # callers may mutate what they get
+    assert taxonomy.hypernym_chains("dog.n.01") == chains["dog.n.01"]
+
+
+def test_a_new_synset_is_added_to_the_remembered_ones(chains_file):
+    taxonomy.remember_chains(["dog.n.01"])
+    taxonomy._known_chains.cache_clear()
+    taxonomy.hypernym_chains("paris.n.01")
+    assert set(json.loads(chains_file.read_text())) == {"dog.n.01", "paris.n.01"}
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"dog.n.01": "entity.n.01"}', "[1, 2]", '{"dog.n.01": [[]]}'])
+def test_a_damaged_chains_file_is_ignored_and_written_again(chains_file, content):
+    chains_file.write_text(content)
+    assert taxonomy.hypernym_chains("dog.n.01")[0][-1] == "entity.n.01"
+    assert json.loads(chains_file.read_text())["dog.n.01"][0][0] == "dog.n.01"
+
+
+def test_an_unknown_synset_is_not_remembered(chains_file):
+    with pytest.raises(taxonomy.TaxonomyError, match="unknown WordNet synset"):
+        taxonomy.remember_chains(["dog.n.01", "zzzqqq.n.01"])
+    assert not chains_file.exists()
