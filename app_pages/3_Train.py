@@ -87,6 +87,10 @@ def train_form(ds) -> None:
                 "Ranking: share of siblings", 0.0, 1.0, defaults.rank_siblings, step=0.25,
                 help="share of the ranking negatives drawn from concepts that share a category with the "
                      "image's, as far as the run's own kept hypernym questions tell (0 = all random)")
+            concept_mixup = c3.number_input(
+                "Concept mixup", 0.0, 1.0, defaults.concept_mixup, step=0.25,
+                help="share of a batch's training images whose encoder features are mixed with those of "
+                     "another training image of the same concept, in a random proportion (0 = none)")
             c1, c2, c3 = st.columns(3)
             dropout = c1.number_input("Input dropout", 0.0, 0.9, defaults.dropout, step=0.1,
                                       help="dropout on the projector's input features while training")
@@ -117,7 +121,7 @@ def train_form(ds) -> None:
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
                                rank_siblings=float(rank_siblings),
-                               dropout=float(dropout),
+                               dropout=float(dropout), concept_mixup=float(concept_mixup),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,

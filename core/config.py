@@ -69,6 +69,7 @@ class TrainConfig:
     rank_siblings: float = 0.0           # share of those N drawn from its known category-mates (questions.py)
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
+    concept_mixup: float = 0.0           # share of a batch's images mixed with another image of their concept
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
     images_per_concept: int | None = None
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
@@ -111,6 +112,7 @@ class TrainConfig:
             raise ConfigError(f"fresh_negatives must be true or false, got {self.fresh_negatives!r}")
         _check_number("dropout", self.dropout, 0, 0.9)
         _check_int("grid_crop", self.grid_crop, 0, 64)
+        _check_number("concept_mixup", self.concept_mixup, 0, 1)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)
         if self.images_per_concept is not None:

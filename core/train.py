@@ -17,8 +17,10 @@ also from the middle of an epoch when the run was cancelled there.
 
 TrainConfig.precision may hold the frozen LM in bf16 while training (auto: on CUDA and on CPUs with
 AMX / AVX512-BF16); the checkpoint records which ("precision"), and evaluation scores in fp32.
-TrainConfig.dropout and grid_crop regularise the projector (input dropout; a random window of the
-cached encoder grid per image and step). fresh_negatives asks a new draw of the random "no" leaf
+TrainConfig.dropout, grid_crop and concept_mixup regularise the projector (input dropout; a random
+window of the cached encoder grid per image and step; an image's features mixed with those of another
+training image of its concept, lam * own + (1 - lam) * other with lam ~ U(0, 1), drawn from (seed,
+epoch, step) so a resumed run draws the same: a picture "between" two renderings of the concept). fresh_negatives asks a new draw of the random "no" leaf
 questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
 draws the same; rank_siblings draws that share of them from the concept's known category-mates).
@@ -184,6 +186,15 @@ def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = Non
     return out
 
 
+def _concept_mates(train_row: dict[str, int], items: dict, labeling: dict[str, str]) -> dict[int, list[int]]:
+    """Feature row -> the rows of the other TRAIN images shown as the same concept (concept_mixup)."""
+    shown = {row: questions.shown_concept(items[image_id].concept, labeling) for image_id, row in train_row.items()}
+    rows_of: dict[str, list[int]] = {}
+    for row, concept in shown.items():
+        rows_of.setdefault(concept, []).append(row)
+    return {row: [r for r in rows_of[concept] if r != row] for row, concept in shown.items()}
+
+
 class _Run:
     """One run's training state inside a (possibly shared) training loop: its data, projector and
     optimizer, the step it is at, its validation, early stopping and checkpoint files."""
@@ -224,6 +235,7 @@ class _Run:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
         self.val_feats, self.val_row = features_of(vlm, data.images("val"), False)
         self.train_item = {im.id: im for im in data.images("train")}
+        self.mates = _concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
         self.known = questions.known_categories(data.dataset, data.deprivation) if cfg.rank_siblings else None
 
         now = runs.now_iso()
@@ -300,6 +312,8 @@ class _Run:
         distinct = sorted(set(rows))
         slot = {r: j for j, r in enumerate(distinct)}
         feats = self.train_feats[distinct]
+        if cfg.concept_mixup:
+            feats = self._mix_concepts(feats, distinct, epoch, step)
         if cfg.grid_crop:
             feats = crop_grid(feats, cfg.grid_crop).to(self.device)
         for group in self.opt.param_groups:
@@ -312,6 +326,18 @@ class _Run:
                 cfg.rank_negatives, draw, self.known, cfg.rank_siblings)))
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
                          torch.tensor([slot[r] for r in rows]), ranked)
+
+    def _mix_concepts(self, feats: torch.Tensor, rows: list[int], epoch: int, step: int) -> torch.Tensor:
+        """concept_mixup: each image (train_feats row) of the batch, with that probability, becomes
+        lam * itself + (1 - lam) * another training image of the concept it is shown as."""
+        draw = random.Random(f"{self.cfg.seed}:mix:{epoch}:{step}")
+        mixed = feats.clone()
+        for j, row in enumerate(rows):
+            mates = self.mates[row]
+            if mates and draw.random() < self.cfg.concept_mixup:
+                lam = draw.random()
+                mixed[j] = lam * feats[j] + (1 - lam) * self.train_feats[draw.choice(mates)].to(feats.device, feats.dtype)
+        return mixed
 
     def step(self, loss: torch.Tensor) -> None:
         """Clip, update, and count one step whose backward has run (the caller adds its seconds)."""

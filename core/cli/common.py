@@ -113,6 +113,8 @@ TRAIN_HELP = {
     "dropout": "dropout on the projector's input features while training (0: none)",
     "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "
                  "re-encoding (0: the whole grid)",
+    "concept_mixup": "share of a batch's training images whose encoder features are mixed with those of "
+                     "another training image of the same concept, in a random proportion (0: none)",
     "max_concepts": "use a seeded subset of this many concepts",
     "images_per_concept": "use at most this many images per concept (>= 3)",
     "device": "auto | cpu | cuda",

@@ -495,3 +495,76 @@ def test_init_from_names_a_missing_or_untrained_run():
     empty = runs.create_run_dir(_cfg())
     with pytest.raises(ConfigError, match="has no checkpoint yet"):
         rundata.check(_cfg(init_from=str(empty)))
+
+
+# ---------------------------------------------------------------- concept mixup
+
+def _batch_features(monkeypatch) -> list[torch.Tensor]:
+    """Every image's features as the training loss receives them, one tensor per batch image."""
+    seen = []
+    real = fake_vlm.FakeVLM.joint_loss
+
+    def spy(vlms, batches):
+        seen.extend(f.clone() for f in batches[0].features)
+        return real(vlms, batches)
+
+    monkeypatch.setattr(fake_vlm.FakeVLM, "joint_loss", staticmethod(spy))
+    return seen
+
+
+def test_concept_mixup_puts_each_image_between_two_images_of_its_concept(monkeypatch):
+    from core import features
+    seen = _batch_features(monkeypatch)
+    cfg = _cfg(epochs=2, concept_mixup=1.0)
+    run_dir = train.train(cfg)
+    items = rundata.prepare(cfg).images("train")
+    cache, row_of = features.image_features(fake_vlm.FakeVLM.instances[-1], items)
+    own = {}
+    for im in items:
+        own.setdefault(im.concept, []).append(cache[row_of[im.id]])
+    assert all(len(fs) >= 2 for fs in own.values())           # every image has a mate to mix with
+
+    def between_two_of_one_concept(f):
+        for fs in own.values():
+            for a in fs:
+                for b in fs:
+                    d = (a - b).flatten()
+                    if d.norm() > 0:
+                        lam = float((f - b).flatten() @ d / (d @ d))
+                        if 0 <= lam <= 1 and torch.allclose(f, lam * a + (1 - lam) * b, atol=1e-5):
+                            return True
+        return False
+
+    cached = [g for fs in own.values() for g in fs]
+    assert seen and not any(torch.equal(f, g) for f in seen for g in cached)   # all mixed at share 1
+    assert all(between_two_of_one_concept(f) for f in seen)
+    assert _checkpoint(run_dir)["config"]["concept_mixup"] == 1.0
+
+
+def test_concept_mixup_draws_the_same_mixes_when_resumed(monkeypatch):
+    cfg = _cfg(epochs=2, concept_mixup=0.5)
+    straight = train.train(cfg)
+    run_dir = runs.create_run_dir(cfg)
+    calls = {"n": 0}
+
+    def stop_at_step_3():
+        calls["n"] += 1
+        return calls["n"] == 4
+
+    with pytest.raises(train.Cancelled):
+        train.train(cfg, run_dir=run_dir, should_stop=stop_at_step_3)
+    train.train(cfg, run_dir=run_dir)
+    torch.testing.assert_close(_outputs(run_dir), _outputs(straight))
+    assert not torch.allclose(_outputs(straight), _outputs(train.train(_cfg(epochs=2))))   # mixing changed it
+
+
+def test_concept_mixup_off_trains_on_the_cached_features_and_the_share_is_checked(monkeypatch):
+    from core import features
+    seen = _batch_features(monkeypatch)
+    train.train(_cfg(epochs=1))
+    items = rundata.prepare(_cfg()).images("train")
+    cache, _ = features.image_features(fake_vlm.FakeVLM.instances[-1], items)
+    assert seen and all(any(torch.equal(f, g) for g in cache) for f in seen)
+    for bad in (1.5, -0.1, True):
+        with pytest.raises(ConfigError, match="concept_mixup"):
+            _cfg(concept_mixup=bad).validate()
