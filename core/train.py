@@ -20,8 +20,8 @@ AMX / AVX512-BF16); the checkpoint records which ("precision"), and evaluation s
 TrainConfig.dropout, grid_crop and concept_mixup regularise the projector (input dropout; a random
 window of the cached encoder grid per image and step; an image's features mixed with those of another
 training image of its concept, lam * own + (1 - lam) * other with lam ~ U(0, 1), drawn from (seed,
-epoch, step) so a resumed run draws the same: a picture "between" two renderings of the concept). fresh_negatives asks a new draw of the random "no" leaf
-questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
+epoch, step) so a resumed run draws the same: a picture "between" two renderings of the concept).
+fresh_negatives asks a new draw of the random "no" leaf questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
 draws the same; rank_siblings draws that share of them from the concept's known category-mates).
 
