@@ -119,6 +119,12 @@ def checkpoint_json(run_dir: Path) -> Path:
     return checkpoint_dir(run_dir) / CHECKPOINT_JSON
 
 
+def has_started(run_dir: str | Path | None) -> bool:
+    """A run directory whose training has saved a checkpoint: resuming it needs nothing else (not
+    the run its projector started from)."""
+    return run_dir is not None and checkpoint_json(Path(run_dir)).is_file()
+
+
 def eval_dir(run_dir: Path, split: str) -> Path:
     if split not in SPLITS:
         raise RunError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")

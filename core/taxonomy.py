@@ -12,7 +12,7 @@ import re
 import warnings
 from pathlib import Path
 
-from core import paths
+from core import files, paths
 
 _SYNSET_NAME = re.compile(r"^[^.\s]([^\s]*[^.\s])?\.[nvasr]\.\d+$")
 _REQUIRED_FILES = ("data.noun", "index.noun", "lexnames")
@@ -114,7 +114,6 @@ def remember_chains(names) -> dict[str, list[list[str]]]:
     if todo:
         known.update({n: [list(chain) for chain in _chains(canonical_name(n))] for n in todo})
         try:
-            from core import files
             on_disk = _read_chains(path)
             files.write_atomic(path, json.dumps({**on_disk, **known}, sort_keys=True).encode())
         except OSError:

@@ -169,7 +169,7 @@ def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = Non
     if len(run_dirs) != len(cfgs):
         raise ValueError(f"{len(cfgs)} configs but {len(run_dirs)} run directories")
     for cfg, run_dir in zip(cfgs, run_dirs):
-        rundata.check(cfg, started=run_dir is not None and runs.checkpoint_json(Path(run_dir)).is_file())
+        rundata.check(cfg, started=runs.has_started(run_dir))
     by_key: dict[tuple, list[int]] = {}
     for i, cfg in enumerate(cfgs):
         by_key.setdefault(share_key(cfg), []).append(i)
@@ -235,7 +235,8 @@ class _Run:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
         self.val_feats, self.val_row = features_of(vlm, data.images("val"), False)
         self.train_item = {im.id: im for im in data.images("train")}
-        self.mates = _concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
+        self.mates = (_concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
+                      if cfg.concept_mixup else None)
         self.known = questions.known_categories(data.dataset, data.deprivation) if cfg.rank_siblings else None
 
         now = runs.now_iso()

@@ -22,15 +22,12 @@ from core.config import BASELINES, TrainConfig, number_arg
 # --- commands ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from core import preflight
-
-    from core import runs
+    from core import preflight, runs
 
     if args.ship and args.no_eval:
         raise ConfigError("--ship needs the test evaluation (drop --no-eval)")
     run_dir = Path(args.run_dir) if args.run_dir else None
-    started = run_dir is not None and runs.checkpoint_json(run_dir).is_file()
-    cfg = preflight.check_config(config_from(args), started=started)
+    cfg = preflight.check_config(config_from(args), started=runs.has_started(run_dir))
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
     preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
