@@ -87,17 +87,21 @@ def train_form(ds) -> None:
                 "Ranking: share of siblings", 0.0, 1.0, defaults.rank_siblings, step=0.25,
                 help="share of the ranking negatives drawn from concepts that share a category with the "
                      "image's, as far as the run's own kept hypernym questions tell (0 = all random)")
-            concept_mixup = c3.number_input(
-                "Concept mixup", 0.0, 1.0, defaults.concept_mixup, step=0.25,
-                help="share of a batch's training images whose encoder features are mixed with those of "
-                     "another training image of the same concept, in a random proportion (0 = none)")
-            c1, c2, c3 = st.columns(3)
+            name_loss = c3.number_input(
+                "Naming loss weight", 0.0, 10.0, defaults.name_loss, step=0.25,
+                help="weight of a loss that trains the LM to continue 'Is there' with the name of each "
+                     "training image's concept (added to the yes/no loss; 0 = off, as in the paper)")
+            c1, c2, c3, c4 = st.columns(4)
             dropout = c1.number_input("Input dropout", 0.0, 0.9, defaults.dropout, step=0.1,
                                       help="dropout on the projector's input features while training")
             grid_crop = c2.number_input("Grid crop (0 = whole image)", 0, 64, defaults.grid_crop,
                                         help="train on a random N x N window of each image's encoder "
                                              "grid (9 x 9 for EfficientNet-Lite2): a crop without re-encoding")
-            precision = c3.selectbox("LM precision in training", list(PRECISIONS),
+            concept_mixup = c3.number_input(
+                "Concept mixup", 0.0, 1.0, defaults.concept_mixup, step=0.25,
+                help="share of a batch's training images whose encoder features are mixed with those of "
+                     "another training image of the same concept, in a random proportion (0 = none)")
+            precision = c4.selectbox("LM precision in training", list(PRECISIONS),
                                      index=list(PRECISIONS).index(defaults.precision),
                                      help="auto: bf16 on a GPU and on CPUs with AMX / AVX512-BF16 "
                                           "(about 2x faster), fp32 elsewhere; evaluation is fp32 either way")
@@ -120,7 +124,7 @@ def train_form(ds) -> None:
                                image_tokens=int(image_tokens), prompt=prompt,
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
-                               rank_siblings=float(rank_siblings),
+                               rank_siblings=float(rank_siblings), name_loss=float(name_loss),
                                dropout=float(dropout), concept_mixup=float(concept_mixup),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),

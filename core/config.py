@@ -70,6 +70,10 @@ class TrainConfig:
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     concept_mixup: float = 0.0           # share of a batch's images mixed with another image of their concept
+    # Weight of a naming term: each TRAIN image in a batch also trains the LM to continue "Is there"
+    # with the name of the concept it is shown as (a softmax over the whole vocabulary, where a
+    # yes/no question compares two words). Leaf evidence only: no category name is ever a target.
+    name_loss: float = 0.0
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
     images_per_concept: int | None = None
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
@@ -113,6 +117,7 @@ class TrainConfig:
         _check_number("dropout", self.dropout, 0, 0.9)
         _check_int("grid_crop", self.grid_crop, 0, 64)
         _check_number("concept_mixup", self.concept_mixup, 0, 1)
+        _check_number("name_loss", self.name_loss, 0, 10)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)
         if self.images_per_concept is not None:

@@ -156,6 +156,13 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
     return questions
 
 
+def naming_text(ds, item, labeling: Mapping[str, str] | None) -> str:
+    """'Is there a dog': the yes leaf question of `item` (the concept it is shown as) up to its
+    name, what the naming term (TrainConfig.name_loss) trains the LM to say about the image."""
+    question = question_text(ds.concepts[shown_concept(item.concept, labeling)].label)
+    return question.removesuffix(" in the image?")
+
+
 def ranked_leaf_texts(ds, item, labeling: Mapping[str, str] | None, k: int, rng: random.Random,
                       known: Mapping[str, frozenset] | None = None, sibling_share: float = 0.0) -> list[str]:
     """The leaf question about the concept `item` is shown as, then k about other concepts drawn by

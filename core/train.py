@@ -23,7 +23,8 @@ training image of its concept, lam * own + (1 - lam) * other with lam ~ U(0, 1),
 epoch, step) so a resumed run draws the same: a picture "between" two renderings of the concept).
 fresh_negatives asks a new draw of the random "no" leaf questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
-draws the same; rank_siblings draws that share of them from the concept's known category-mates).
+draws the same; rank_siblings draws that share of them from the concept's known category-mates);
+name_loss adds, per image, the LM's loss of naming its (shown) concept after "Is there" (vlm.py).
 
 train_many trains several runs in one process: those with the same share_key (one encoder and LM)
 make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
@@ -325,8 +326,11 @@ class _Run:
             ranked.append((slot[self.train_row[image_id]], questions.ranked_leaf_texts(
                 self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling,
                 cfg.rank_negatives, draw, self.known, cfg.rank_siblings)))
+        named = [(slot[self.train_row[image_id]], questions.naming_text(
+                     self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling))
+                 for image_id in dict.fromkeys(q[i].image_id for i in batch)] if cfg.name_loss else []
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
-                         torch.tensor([slot[r] for r in rows]), ranked)
+                         torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss)
 
     def _mix_concepts(self, feats: torch.Tensor, rows: list[int], epoch: int, step: int) -> torch.Tensor:
         """concept_mixup: each image (train_feats row) of the batch, with that probability, becomes
@@ -545,7 +549,7 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
                 bar.set_postfix(loss=f"{value:.4f}", epoch=r0.state["epoch"] + 1)
                 loss_text = f" loss {value:.4f}"
             # Each run's share of the update's time, by its questions (ranked ones included).
-            sizes = [len(b.texts) + sum(len(g) for _, g in b.ranked) for b in batches]
+            sizes = [len(b.texts) + sum(len(g) for _, g in b.ranked) + len(b.named) for b in batches]
             seconds = time.perf_counter() - t0 - validating
             for r, size in zip(stepping, sizes):
                 r.state["partial_seconds"] += seconds * size / sum(sizes)

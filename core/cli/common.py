@@ -115,6 +115,8 @@ TRAIN_HELP = {
                  "re-encoding (0: the whole grid)",
     "concept_mixup": "share of a batch's training images whose encoder features are mixed with those of "
                      "another training image of the same concept, in a random proportion (0: none)",
+    "name_loss": "weight of a loss that trains the LM to name each training image's concept after "
+                 "'Is there' (added to the yes/no loss; 0: off)",
     "max_concepts": "use a seeded subset of this many concepts",
     "images_per_concept": "use at most this many images per concept (>= 3)",
     "device": "auto | cpu | cuda",

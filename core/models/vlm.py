@@ -61,6 +61,7 @@ from core.models.projector import Projector
 PROMPT_FORMATS = ("plain", "chat")
 START_TEXT = "Image:"                    # plain: what precedes the image tokens (after the LM's start tokens)
 SCORE_BATCH = 128                        # questions per LM forward when scoring
+NAMING_FRAMES = ("Is there", "Are there")   # what a naming target starts with (questions.question_text)
 QUESTION_START = 3                       # suffix tokens scoring groups by (" Is there a"), see score()
 _IMAGE_MARK, _QUESTION_MARK = "\x00IMAGE\x00", "\x00QUESTION\x00"   # split points in a rendered chat template
 
@@ -137,6 +138,8 @@ class LossBatch:
     answers: Sequence[bool] | torch.Tensor
     owner: torch.Tensor | Sequence[int] | None = None
     ranked: Sequence[tuple[int, Sequence[str]]] = ()
+    named: Sequence[tuple[int, str]] = ()    # (image row, "Is there a dog"): the naming term
+    name_weight: float = 0.0
 
 
 class VLM(nn.Module):
@@ -250,7 +253,8 @@ class VLM(nn.Module):
 
     def loss(self, features: torch.Tensor, texts: Sequence[str], answers,
              owner: torch.Tensor | Sequence[int] | None = None,
-             ranked: Sequence[tuple[int, Sequence[str]]] = ()) -> torch.Tensor:
+             ranked: Sequence[tuple[int, Sequence[str]]] = (), named: Sequence[tuple[int, str]] = (),
+             name_weight: float = 0.0) -> torch.Tensor:
         """Mean cross-entropy of the answer token over a batch of questions. features (G, N, D)
         holds G distinct images and owner[q] the image of question q (default: one image per
         question, owner = 0..Q-1). Each image's prefix runs once; its KV cache (gradients flowing
@@ -260,8 +264,11 @@ class VLM(nn.Module):
         listwise term: the cross-entropy of a softmax over the group's yes-minus-no logits with the
         true question as the target, so the image's own leaf must out-score the others. The yes/no
         term alone never compares two questions about one image; this one does, without changing
-        the share of yes and no answers the yes/no term sees."""
-        return VLM.joint_loss([self], [LossBatch(features, texts, answers, owner, ranked)])[0]
+        the share of yes and no answers the yes/no term sees.
+
+        named: (image row, "Is there a dog") pairs, the image's concept. They add name_weight times
+        the mean of _naming_nll: the LM continuing "Is there" with the image's concept name."""
+        return VLM.joint_loss([self], [LossBatch(features, texts, answers, owner, ranked, named, name_weight)])[0]
 
 
     def _check_batch(self, b: "LossBatch") -> tuple[list[int], list[bool]]:
@@ -299,7 +306,7 @@ class VLM(nn.Module):
         for v in vlms[1:]:
             if v.lm is not first.lm or v.prompt != first.prompt or v.n_tokens != first.n_tokens:
                 raise ValueError("joint_loss needs VLMs that share one LM, prompt and number of image tokens")
-        prefixes, owners, texts, spans = [], [], [], []
+        prefixes, owners, texts, spans, named = [], [], [], [], []
         images = 0
         yes, no = first.prompt.yes_ids[0], first.prompt.no_ids[0]
         with autocast(first.device):
@@ -311,9 +318,16 @@ class VLM(nn.Module):
                 start = len(texts)
                 texts += list(b.texts) + [t for _, group in b.ranked for t in group]
                 spans.append((start, len(b.texts), [len(g) for _, g in b.ranked], answers))
+                if b.named and b.name_weight:
+                    if not all(0 <= int(row) < b.features.shape[0] for row, _ in b.named):
+                        raise ValueError("each named image row must be one of the batch's images")
+                    named += [(len(spans) - 1, images + int(row), text) for row, text in b.named]
                 images += b.features.shape[0]
-            logits = first._answer_logits_shared(torch.cat(prefixes), torch.tensor(owners, device=first.device),
+            prefix = torch.cat(prefixes)
+            logits = first._answer_logits_shared(prefix, torch.tensor(owners, device=first.device),
                                                  *first.suffix_ids(texts)).float()
+            naming = (first._naming_nll(prefix[torch.tensor([r for _, r, _ in named], device=first.device)],
+                                        [t for _, _, t in named]) if named else None)
         losses = []
         for start, n, sizes, answers in spans:
             target = torch.tensor([yes if a else no for a in answers], device=first.device)
@@ -324,7 +338,40 @@ class VLM(nn.Module):
                 padded = torch.nn.utils.rnn.pad_sequence(list(margins), batch_first=True, padding_value=float("-inf"))
                 loss = loss + F.cross_entropy(padded, torch.zeros(len(sizes), dtype=torch.long, device=first.device))
             losses.append(loss)
+        for k, b in enumerate(batches):
+            mine = [j for j, (owner_batch, _, _) in enumerate(named) if owner_batch == k]
+            if mine:
+                losses[k] = losses[k] + b.name_weight * naming[mine].mean()
         return losses
+
+    def _naming_nll(self, prefix: torch.Tensor, questions: Sequence[str]) -> torch.Tensor:
+        """Per image (R,): the summed negative log-likelihood of the words after "Is there" or "Are
+        there" ("a dog" of "Is there a dog"), read from [prefix][text] in one LM pass: the LM asked
+        to say what the image shows, a softmax over its whole vocabulary."""
+        rows, starts = [], []
+        for q in questions:
+            frame = " ".join(q.split(" ")[:2])
+            start = self.lm.tokens(self.prompt.before_question + frame)
+            row = self.lm.tokens(self.prompt.before_question + q)
+            if frame not in NAMING_FRAMES or row[:len(start)] != start or len(row) <= len(start):
+                raise ValueError(f"naming targets must be questions that start with "
+                                 f"{' or '.join(map(repr, NAMING_FRAMES))}, got {q!r}")
+            rows.append(row)
+            starts.append(len(start))
+        ids, mask = self._pad(rows)
+        width = ids.shape[1]
+        self._check_window(prefix.shape[1] + width)
+        embeds = torch.cat([prefix, self.lm.embed(ids).to(prefix.dtype)], dim=1)
+        attention = torch.cat([torch.ones(prefix.shape[:2], dtype=mask.dtype, device=mask.device), mask], dim=1)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        out = self.lm.model(inputs_embeds=embeds, attention_mask=attention, position_ids=positions,
+                            use_cache=False, logits_to_keep=width)
+        # logits[:, c] (suffix column c) predicts column c + 1; rows are left-padded to `width`.
+        logp = out.logits[:, :-1].float().log_softmax(-1)
+        nll = -logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        first_target = torch.tensor([width - len(r) + n for r, n in zip(rows, starts)], device=ids.device)
+        column = torch.arange(1, width, device=ids.device)
+        return (nll * (column >= first_target[:, None])).sum(-1)
 
     # ------------------------------------------------------------ scoring
 

@@ -297,9 +297,10 @@ def test_train_form_passes_prompt_and_hard_negatives(data_dir):
     assert job.spec["config"]["rank_negatives"] == 7 and job.spec["config"]["rank_siblings"] == 0.5
 
 
-def test_train_form_passes_dropout_grid_crop_concept_mixup_and_precision(data_dir):
+def test_train_form_passes_dropout_grid_crop_concept_mixup_name_loss_and_precision(data_dir):
     from core.jobs.store import JobStore
     at = run_page("app_pages/3_Train.py")
+    next(n for n in at.number_input if n.label == "Naming loss weight").set_value(0.25)
     next(n for n in at.number_input if n.label == "Input dropout").set_value(0.3)
     next(n for n in at.number_input if n.label == "Grid crop (0 = whole image)").set_value(7)
     next(n for n in at.number_input if n.label == "Concept mixup").set_value(0.5)
@@ -308,7 +309,8 @@ def test_train_form_passes_dropout_grid_crop_concept_mixup_and_precision(data_di
     assert not at.exception and not at.error, [e.value for e in at.error]
     (job,) = JobStore().list()
     cfg = job.spec["config"]
-    assert (cfg["dropout"], cfg["grid_crop"], cfg["concept_mixup"], cfg["precision"]) == (0.3, 7, 0.5, "fp32")
+    assert (cfg["dropout"], cfg["grid_crop"], cfg["concept_mixup"], cfg["name_loss"], cfg["precision"]) == \
+        (0.3, 7, 0.5, 0.25, "fp32")
 
 
 def test_train_form_starts_a_second_stage_from_a_trained_run(data_dir):

@@ -60,6 +60,7 @@ class FakeVLM(nn.Module):
         self.n_tokens = cfg.image_tokens
         self.loss_calls = 0
         self.ranked_seen: list = []               # the ranked groups of each loss call
+        self.named_seen: list = []                # (named pairs, owner, texts, answers, weight) of each call
         self.lm_in_bf16 = False
         self.to(device)
         FakeVLM.instances.append(self)
@@ -75,9 +76,12 @@ class FakeVLM(nn.Module):
     def prefix(self, features):                  # (B, N, D) -> (B, 1, H): the image token
         return self.projector(features.float().mean(1)).unsqueeze(1)
 
-    def loss(self, features, texts, answers, owner=None, ranked=()):
+    def loss(self, features, texts, answers, owner=None, ranked=(), named=(), name_weight=0.0):
         self.loss_calls += 1
         self.ranked_seen.append([(int(row), list(group)) for row, group in ranked])
+        self.named_seen.append(([(int(row), text) for row, text in named],
+                                None if owner is None else torch.as_tensor(owner).tolist(),
+                                list(texts), [bool(a) for a in answers], name_weight))
         images = features
         if owner is not None:
             features = features[torch.as_tensor(owner)]
@@ -92,7 +96,8 @@ class FakeVLM(nn.Module):
     @staticmethod
     def joint_loss(vlms, batches):              # the real one runs one LM pass; the fake has no LM to share
         FakeVLM.joint_calls.append(len(vlms))
-        return [v.loss(b.features, b.texts, b.answers, owner=b.owner, ranked=b.ranked) for v, b in zip(vlms, batches)]
+        return [v.loss(b.features, b.texts, b.answers, owner=b.owner, ranked=b.ranked, named=b.named,
+                       name_weight=b.name_weight) for v, b in zip(vlms, batches)]
 
     def hold_lm_in_bf16(self):                  # recorded only: the fake's "LM" is one embedding table
         self.lm_in_bf16 = True

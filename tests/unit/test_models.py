@@ -328,6 +328,51 @@ def test_shared_prefix_loss_equals_one_image_per_question(prompt):
         vlm.loss(feats, texts, answers, owner=torch.tensor([0, 0, 2, 0]))
 
 
+def naive_naming_nll(vlm: VLM, feats: torch.Tensor, question: str) -> torch.Tensor:
+    """Reference: one unpadded [prompt up to the question][question] sequence, the full LM forward,
+    the summed -log P of each question token after "Is there"."""
+    lm, prompt = vlm.lm, vlm.prompt
+
+    def embed(ids):
+        return lm.embed(torch.tensor(list(ids), dtype=torch.long))
+
+    ids = lm.tokens(prompt.before_question + question)
+    start = len(lm.tokens(prompt.before_question + " ".join(question.split(" ")[:2])))
+    parts = [embed(prompt.head), vlm.prefix(feats.unsqueeze(0))[0], embed(prompt.between), embed(ids)]
+    logp = lm.model(inputs_embeds=torch.cat(parts).unsqueeze(0)).logits[0].log_softmax(-1)
+    first = len(parts[0]) + len(parts[1]) + len(parts[2])       # where the question's tokens begin
+    return -sum(logp[first + j - 1, ids[j]] for j in range(start, len(ids)))
+
+
+@pytest.mark.parametrize("arch,prompt", [("llama", "plain"), ("gemma3", "plain"), ("llama", "chat")])
+def test_naming_term_is_the_words_after_is_there(arch, prompt):
+    """named pairs add name_weight x the mean over images of -log P(words after "Is there" | image),
+    with rows of different lengths padded in one pass, and the gradient reaches the projector."""
+    vlm = tiny_vlm(arch, prompt=prompt)
+    feats = torch.randn(2, 16, 8)
+    texts, answers = ["Is there a cat?", "Is there a fruit?"], [True, False]
+    named = [(0, "Is there a dog"), (1, "Are there apples")]
+    plain = vlm.loss(feats, texts, answers)
+    with_names = vlm.loss(feats, texts, answers, named=named, name_weight=0.5)
+    expected = torch.stack([naive_naming_nll(vlm, feats[r], q) for r, q in named]).mean()
+    assert expected > 0
+    assert torch.allclose(with_names - plain, 0.5 * expected, atol=1e-4)
+    assert torch.allclose(vlm.loss(feats, texts, answers, named=named, name_weight=0.0), plain)
+    vlm.projector.zero_grad()
+    (with_names - plain).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vlm.projector.parameters())
+
+
+def test_naming_term_rejects_other_questions_and_rows():
+    vlm = tiny_vlm()
+    feats = torch.randn(2, 16, 8)
+    with pytest.raises(ValueError, match="start with 'Is there' or 'Are there'"):
+        vlm.loss(feats, ["Is there a cat?"], [True], owner=[0], named=[(0, "Is a dog a kind of animal?")],
+                 name_weight=1.0)
+    with pytest.raises(ValueError, match="named image row"):
+        vlm.loss(feats, ["Is there a cat?"], [True], owner=[0], named=[(2, "Is there a dog?")], name_weight=1.0)
+
+
 def test_loss_rejects_mismatched_batches():
     vlm = tiny_vlm()
     with pytest.raises(ValueError, match="one text and answer per image"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fake_vlm
-from core import paths, preflight, rundata, runs, train
+from core import paths, preflight, questions, rundata, runs, train
 from core.models import checkpoint
 from core.config import ConfigError, TrainConfig
 
@@ -317,6 +317,39 @@ def test_rank_siblings_draw_ranking_negatives_from_known_category_mates():
         assert len({concept_of[t] for t in texts[1:]} & mates) == min(2, len(mates))
         with_siblings += bool(mates)
     assert with_siblings
+
+
+@pytest.mark.parametrize("condition", ["none", "cross"])
+def test_name_loss_names_every_batch_image_as_the_concept_it_is_shown_as(condition):
+    """Each update's named pairs: every image of the batch once, with its own yes leaf question up to
+    the name ("Is there a dog"), under a shuffled labeling the concept the image is shown as."""
+    data = rundata.prepare(_cfg(condition=condition))
+    own = {q.text for q in data.questions["train"] if q.kind == "leaf" and q.answer}
+    train.train(_cfg(epochs=2, condition=condition, name_loss=0.5))
+    calls = fake_vlm.FakeVLM.instances[-1].named_seen
+    assert calls
+    checked = 0
+    for named, owner, texts, answers, weight in calls:
+        assert weight == 0.5 and sorted(row for row, _ in named) == sorted(set(owner))
+        for row, text in named:
+            assert text + " in the image?" in own
+            # a batch is cut at 8 questions, so an image's yes leaf question may lie in the next one
+            yes_leaf = [t for t, a, o in zip(texts, answers, owner) if o == row and a and t in own]
+            assert yes_leaf in ([], [text + " in the image?"])
+            checked += bool(yes_leaf)
+    assert checked > len(calls)
+    if condition == "cross":     # most images are shown as another concept, so naming the true one fails above
+        shown = [questions.naming_text(data.dataset, im, data.deprivation.labeling) for im in data.images("train")]
+        true = [questions.naming_text(data.dataset, im, None) for im in data.images("train")]
+        assert sum(a != b for a, b in zip(shown, true)) > len(true) / 2
+    train.train(_cfg(epochs=1, condition=condition))
+    assert all(not named for named, *_ in fake_vlm.FakeVLM.instances[-1].named_seen)
+
+
+def test_name_loss_is_checked():
+    for bad in (-0.1, 11, "x"):
+        with pytest.raises(ConfigError, match="name_loss"):
+            _cfg(name_loss=bad).validate()
 
 
 # ---------------------------------------------------------------- train_many: runs trained together
