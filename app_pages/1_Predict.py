@@ -39,10 +39,10 @@ def _wordnet() -> bool:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _predict(run_dir: str, stamp: float, digest: str, _image) -> tuple[dict, float]:  # noqa: ARG001
+def _predict(run_dir: str, stamp: float, digest: str, _image, full: bool = False) -> tuple[dict, float]:  # noqa: ARG001
     predictor = _predictor(run_dir, stamp)          # loading is timed apart: it happens once
     start = time.perf_counter()
-    prediction = predictor.predict(_image, top_k=TOP_K)
+    prediction = predictor.predict(_image, top_k=TOP_K, full=full)
     return prediction.to_dict(), time.perf_counter() - start
 
 
@@ -83,8 +83,9 @@ def _stamp(run) -> str:
 def show_prediction(run, name: str, image, digest: str, truth: str | None = None, slot: str = "",
                     concept: str | None = None) -> None:
     """One image's results. `slot` tells apart charts of the same image shown twice on a page."""
+    full_key = f"full_{slot}_{digest}"
     with st.spinner(f"Predicting {name}…"):
-        pred, seconds = _predict(str(run.path), _stamp(run), digest, image)
+        pred, seconds = _predict(str(run.path), _stamp(run), digest, image, st.session_state.get(full_key, False))
     best = pred["leaves"][0]
     with st.container(border=True):
         left, middle, right = st.columns([1, 2.4, 1.6])
@@ -96,6 +97,12 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                 st.caption(f"Dataset label: **{truth}**")
             st.markdown(f"**Best guess:** {best['label']}  \nP(yes) {best['p_yes']:.2f}")
             st.caption(f"Predicted in {seconds:.2f} s.")
+            if pred.get("shortlist") or st.session_state.get(full_key):
+                st.toggle("Score every leaf in fp32", key=full_key,
+                          help=f"By default a bf16 copy of the LM ranks every leaf and only its top "
+                               f"{pred.get('shortlist') or 'few'} are scored in fp32 and shown: the same top "
+                               f"leaves as scoring all of them in fp32 on every test image measured, in "
+                               f"less time (README, \"Results so far\": the leaf shortlist)")
             note = _learning_note(run)
             if note:
                 st.warning(note[0].upper() + note[1:] + ".", icon=":material/warning:")

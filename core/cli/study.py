@@ -275,7 +275,7 @@ def cmd_predict(args) -> int:
     info = _trained_run(args.run, args.encoder, args.lm)
     from core.predict import Predictor
     predictor = Predictor.load(info.path)
-    prediction = predictor.predict(image, top_k=args.top_k)
+    prediction = predictor.predict(image, top_k=args.top_k, full=args.full)
     notes = list(notes_of(image))          # CMYK / 16-bit / alpha / animation, as the app shows them
     for note in notes:
         print(f"taxolens predict: note: {note}", file=sys.stderr)
@@ -492,6 +492,9 @@ def register(sub) -> None:
     p.add_argument("--run", help="run id or directory (default: the finished default-config run best on validation)")
     p.add_argument("--top-k", type=number_arg(int, 1, 100000), default=5,
                    help="leaf guesses to list (default 5)")
+    p.add_argument("--full", action="store_true",
+                   help="score every leaf in fp32 (default on CPUs with native bf16: a bf16 pass "
+                        "shortlists the leaves that are then scored in fp32)")
     p.add_argument("--encoder", help="fail unless the checkpoint was trained with this encoder")
     p.add_argument("--lm", help="fail unless the checkpoint was trained with this LM")
     p.add_argument("--ask", action="append", metavar="QUESTION",

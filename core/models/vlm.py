@@ -46,6 +46,7 @@ moves by 0.007 on average (at most 0.1), which is why evaluation stays fp32.
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -171,6 +172,17 @@ class VLM(nn.Module):
         self.lm.model.to(torch.bfloat16)
         if self.device.type == "cpu":
             self.lm.model.set_attn_implementation("eager")
+
+    def bf16_twin(self) -> "VLM":
+        """This VLM with a bf16 copy of the frozen LM, sharing the encoder and the projector: a quick
+        first pass for scoring where bf16 matmuls are native (core.predict's leaf shortlist). On the
+        CPU its attention is the eager implementation: 385 leaf questions scored in 3.2 s against
+        3.7 s with the fused one (2 cores with AMX)."""
+        model = copy.deepcopy(self.lm.model).to(torch.bfloat16)
+        if self.device.type == "cpu":
+            model.set_attn_implementation("eager")
+        lm = LanguageModel(self.lm.id, model, self.lm.tokenizer, self.lm.init)
+        return VLM(self.encoder, lm, self.projector, self.n_tokens, self.prompt.format)
 
     # ------------------------------------------------------------ prompt pieces
 

@@ -239,16 +239,18 @@ class _FakePredictor:
     """Stands in for core.predict.Predictor (no models): a fixed prediction for any image."""
     concepts = ["dog"]
 
-    def __init__(self):
-        self.seen = []
+    def __init__(self, shortlist: int = 0):
+        self.seen, self.full, self.shortlist = [], [], shortlist
 
-    def predict(self, image, top_k=5):
+    def predict(self, image, top_k=5, full=False):
         from core.predict import ChainNode, Prediction
         self.seen.append(image.size)
+        self.full.append(full)
         chain = [ChainNode("dog.n.01", "dog", 0.9, False), ChainNode("canine.n.02", "canine", 0.7, False),
                  ChainNode("animal.n.01", "animal", 0.8, True, "animal")]
         return Prediction("fake", "dog", [{"concept": "dog", "label": "dog", "p_yes": 0.9}], [chain],
-                          [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}])
+                          [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}],
+                          shortlist=0 if full else self.shortlist)
 
 
 def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
@@ -265,6 +267,29 @@ def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
     assert any("Best guess:** dog" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) == 2                  # chain + category scores
     assert fake.seen == [(32, 32)]
+
+
+def test_predict_offers_every_leaf_in_fp32_when_it_shortlisted(data_dir, monkeypatch):
+    from core import predict
+    fake = _FakePredictor(shortlist=40)
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: fake))
+    fake_run(small_cfg(seed=7))
+    at = run_page("app_pages/1_Predict.py")
+    at.get("file_uploader")[0].set_value([("good.png", png_bytes("blue"), "image/png")])
+    at.run()
+    (toggle,) = [t for t in at.toggle if t.label == "Score every leaf in fp32"]
+    assert fake.full == [False] and not toggle.value
+    toggle.set_value(True).run()
+    assert not at.exception and fake.full == [False, True]
+    assert [t.value for t in at.toggle if t.label == "Score every leaf in fp32"] == [True]   # stays to switch back
+    import streamlit as st
+    st.cache_resource.clear()                              # the page caches its predictor per checkpoint
+    none = _FakePredictor(shortlist=0)
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: none))
+    at = run_page("app_pages/1_Predict.py")
+    at.get("file_uploader")[0].set_value([("other.png", png_bytes("red"), "image/png")])
+    at.run()
+    assert none.full == [False] and not [t for t in at.toggle if t.label == "Score every leaf in fp32"]
 
 
 def test_train_form_queues_one_job_per_seed(data_dir):

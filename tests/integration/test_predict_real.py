@@ -37,3 +37,15 @@ def test_predict_on_an_outside_image_returns_a_chain(tmp_path):
     own = {k for k in vocab[pred.best].categories if taxonomy.is_ancestor(cats[k].synset, best_synset)}
     assert own and own <= flagged <= set(cats)                   # its categories are marked on the chain
     json.dumps(pred.to_dict())                                    # JSON-able as promised
+
+    # The leaf shortlist with the real bf16 copy of the LM: the leaves it keeps get full scoring's fp32 P(yes).
+    full = predictor.predict(image, top_k=len(vocab), full=True)
+    saved, predictor.shortlist = predictor.shortlist, 2
+    try:
+        short = predictor.predict(image, top_k=1)
+    finally:
+        predictor.shortlist = saved
+    exact = {leaf["concept"]: leaf["p_yes"] for leaf in full.leaves}
+    assert full.shortlist == 0 and short.shortlist == 2 and len(short.leaves) == 1
+    assert short.leaves[0]["p_yes"] == pytest.approx(exact[short.best], abs=1e-5)
+    assert [c["p_yes"] for c in short.categories] == pytest.approx([c["p_yes"] for c in full.categories], abs=1e-5)

@@ -86,8 +86,11 @@ def test_predict_prints_the_image_notes(data_dir, monkeypatch, capsys):
     """Reported: the CLI's predict dropped the CMYK / 16-bit / animation notes the app shows."""
     from core import predict
 
+    calls = []
+
     class Stub:
-        def predict(self, image, top_k=5):
+        def predict(self, image, top_k=5, full=False):
+            calls.append(full)
             return type("P", (), {"to_dict": lambda self: {"best": "dog", "notes": []}})()
 
     monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, path, device=None: Stub()))
@@ -101,6 +104,8 @@ def test_predict_prints_the_image_notes(data_dir, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["image_notes"] == ["CMYK image converted to RGB"]
     assert "note: CMYK image converted to RGB" in err
+    assert cli.main(["predict", str(image), "--run", "r1", "--full"]) == 0       # every leaf in fp32
+    assert calls == [False, True]
 
 
 def test_streamlit_run_directly_listens_on_localhost_only():
