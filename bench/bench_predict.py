@@ -16,7 +16,6 @@ from __future__ import annotations
 import statistics
 import time
 
-import torch
 
 from core import rundata, runs
 from core.predict import Predictor
