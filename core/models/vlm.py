@@ -231,13 +231,18 @@ class VLM(nn.Module):
 
     def _answer_logits_full(self, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits at the answer position of [prefix][left-padded suffix] sequences: (Q, V)."""
+        return self._suffix_logits(prefix, ids, mask, keep=1)[:, -1]
+
+    def _suffix_logits(self, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> torch.Tensor:
+        """Logits at the last `keep` positions of [prefix][left-padded suffix] sequences, one full LM
+        pass (pads masked, position ids skipping them): (Q, keep, V)."""
         self._check_window(prefix.shape[1] + ids.shape[1])
         embeds = torch.cat([prefix, self.lm.embed(ids).to(prefix.dtype)], dim=1)
         attention = torch.cat([torch.ones(prefix.shape[:2], dtype=mask.dtype, device=mask.device), mask], dim=1)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         out = self.lm.model(inputs_embeds=embeds, attention_mask=attention, position_ids=positions,
-                            use_cache=False, logits_to_keep=1)
-        return out.logits[:, -1]
+                            use_cache=False, logits_to_keep=keep)
+        return out.logits
 
     def _answer_logits_shared(self, prefix: torch.Tensor, owner: torch.Tensor, ids: torch.Tensor,
                               mask: torch.Tensor) -> torch.Tensor:
@@ -329,19 +334,21 @@ class VLM(nn.Module):
                 owners += [images + int(o) for o in owner] + [images + r for r in group_rows]
                 start = len(texts)
                 texts += list(b.texts) + [t for _, group in b.ranked for t in group]
-                spans.append((start, len(b.texts), [len(g) for _, g in b.ranked], answers))
+                named_from = len(named)
                 if b.named and b.name_weight:
                     if not all(0 <= int(row) < b.features.shape[0] for row, _ in b.named):
                         raise ValueError("each named image row must be one of the batch's images")
-                    named += [(len(spans) - 1, images + int(row), text) for row, text in b.named]
+                    named += [(images + int(row), text) for row, text in b.named]
+                spans.append((start, len(b.texts), [len(g) for _, g in b.ranked], answers,
+                              slice(named_from, len(named)), b.name_weight))
                 images += b.features.shape[0]
             prefix = torch.cat(prefixes)
             logits = first._answer_logits_shared(prefix, torch.tensor(owners, device=first.device),
                                                  *first.suffix_ids(texts)).float()
-            naming = (first._naming_nll(prefix[torch.tensor([r for _, r, _ in named], device=first.device)],
-                                        [t for _, _, t in named]) if named else None)
+            naming = (first._naming_nll(prefix[torch.tensor([r for r, _ in named], device=first.device)],
+                                        [t for _, t in named]) if named else None)
         losses = []
-        for start, n, sizes, answers in spans:
+        for start, n, sizes, answers, names, name_weight in spans:
             target = torch.tensor([yes if a else no for a in answers], device=first.device)
             loss = F.cross_entropy(logits[start:start + n], target)
             if sizes:
@@ -349,11 +356,9 @@ class VLM(nn.Module):
                 margins = (rows[:, yes] - rows[:, no]).split(sizes)
                 padded = torch.nn.utils.rnn.pad_sequence(list(margins), batch_first=True, padding_value=float("-inf"))
                 loss = loss + F.cross_entropy(padded, torch.zeros(len(sizes), dtype=torch.long, device=first.device))
+            if names.stop > names.start:
+                loss = loss + name_weight * naming[names].mean()
             losses.append(loss)
-        for k, b in enumerate(batches):
-            mine = [j for j, (owner_batch, _, _) in enumerate(named) if owner_batch == k]
-            if mine:
-                losses[k] = losses[k] + b.name_weight * naming[mine].mean()
         return losses
 
     def _naming_nll(self, prefix: torch.Tensor, questions: Sequence[str]) -> torch.Tensor:
@@ -372,14 +377,8 @@ class VLM(nn.Module):
             starts.append(len(start))
         ids, mask = self._pad(rows)
         width = ids.shape[1]
-        self._check_window(prefix.shape[1] + width)
-        embeds = torch.cat([prefix, self.lm.embed(ids).to(prefix.dtype)], dim=1)
-        attention = torch.cat([torch.ones(prefix.shape[:2], dtype=mask.dtype, device=mask.device), mask], dim=1)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        out = self.lm.model(inputs_embeds=embeds, attention_mask=attention, position_ids=positions,
-                            use_cache=False, logits_to_keep=width)
         # logits[:, c] (suffix column c) predicts column c + 1; rows are left-padded to `width`.
-        logp = out.logits[:, :-1].float().log_softmax(-1)
+        logp = self._suffix_logits(prefix, ids, mask, keep=width)[:, :-1].float().log_softmax(-1)
         nll = -logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         first_target = torch.tensor([width - len(r) + n for r, n in zip(rows, starts)], device=ids.device)
         column = torch.arange(1, width, device=ids.device)
