@@ -101,15 +101,19 @@ def train_form(ds) -> None:
                 "Concept mixup", 0.0, 1.0, defaults.concept_mixup, step=0.25,
                 help="share of a batch's training images whose encoder features are mixed with those of "
                      "another training image of the same concept, in a random proportion (0 = none)")
-            precision = c4.selectbox("LM precision in training", list(PRECISIONS),
+            augment_views = c4.number_input(
+                "Augmented views", 0, 16, defaults.augment_views,
+                help="augmented renderings of each training image (crop, rotation, flip, colour), encoded "
+                     "once and cached; each epoch shows an image as itself or one of them (0 = none)")
+            c1, c2, c3, c4 = st.columns(4)
+            precision = c1.selectbox("LM precision in training", list(PRECISIONS),
                                      index=list(PRECISIONS).index(defaults.precision),
                                      help="auto: bf16 on a GPU and on CPUs with AMX / AVX512-BF16 "
                                           "(about 2x faster), fp32 elsewhere; evaluation is fp32 either way")
-            c1, c2, c3 = st.columns(3)
-            max_concepts = c1.number_input("Max concepts (0 = all)", 0, 10**6, 0,
+            max_concepts = c2.number_input("Max concepts (0 = all)", 0, 10**6, 0,
                                            help="a seeded subset for quick runs; keeps every category when it can")
-            images_per_concept = c2.number_input("Images per concept (0 = all)", 0, 10**6, 0)
-            device = c3.selectbox("Device", ["auto", "cpu", "cuda"])
+            images_per_concept = c3.number_input("Images per concept (0 = all)", 0, 10**6, 0)
+            device = c4.selectbox("Device", ["auto", "cpu", "cuda"])
             init_from = st.selectbox(
                 "Start from run", [FRESH] + trained_runs(),
                 help="a second training stage: start the projector from this run's best checkpoint "
@@ -125,7 +129,7 @@ def train_form(ds) -> None:
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
                                rank_siblings=float(rank_siblings), name_loss=float(name_loss),
-                               dropout=float(dropout), concept_mixup=float(concept_mixup),
+                               dropout=float(dropout), concept_mixup=float(concept_mixup), augment_views=int(augment_views),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,

@@ -16,6 +16,7 @@ from core.base import ConfigError  # noqa: F401  (core.config.ConfigError is the
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+MAX_AUGMENT_VIEWS = 16                 # core.augment.MAX_VIEWS (config stays free of image imports)
 # What a run is compared with (core.evaluate.baseline): the majority answer per question kind, and
 # a linear probe on the encoder's features with no LM (core.image_probe).
 BASELINES = ("majority", "image-probe")
@@ -70,6 +71,9 @@ class TrainConfig:
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     concept_mixup: float = 0.0           # share of a batch's images mixed with another image of their concept
+    # Augmented renderings per TRAIN image (core.augment: crop, rotation, flip, colour), encoded once
+    # and cached; each epoch shows every image as itself or one of them, in turn (0: the images only).
+    augment_views: int = 0
     # Weight of a naming term: each TRAIN image in a batch also trains the LM to continue "Is there"
     # with the name of the concept it is shown as (a softmax over the whole vocabulary, where a
     # yes/no question compares two words). Leaf evidence only: no category name is ever a target.
@@ -117,6 +121,9 @@ class TrainConfig:
         _check_number("dropout", self.dropout, 0, 0.9)
         _check_int("grid_crop", self.grid_crop, 0, 64)
         _check_number("concept_mixup", self.concept_mixup, 0, 1)
+        _check_int("augment_views", self.augment_views, 0, MAX_AUGMENT_VIEWS)
+        if self.augment_views and self.grid_crop:
+            raise ConfigError("augment_views and grid_crop cannot be combined (views are cached pooled)")
         _check_number("name_loss", self.name_loss, 0, 10)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)

@@ -17,10 +17,12 @@ also from the middle of an epoch when the run was cancelled there.
 
 TrainConfig.precision may hold the frozen LM in bf16 while training (auto: on CUDA and on CPUs with
 AMX / AVX512-BF16); the checkpoint records which ("precision"), and evaluation scores in fp32.
-TrainConfig.dropout, grid_crop and concept_mixup regularise the projector (input dropout; a random
-window of the cached encoder grid per image and step; an image's features mixed with those of another
-training image of its concept, lam * own + (1 - lam) * other with lam ~ U(0, 1), drawn from (seed,
-epoch, step) so a resumed run draws the same: a picture "between" two renderings of the concept).
+TrainConfig.dropout, grid_crop, concept_mixup and augment_views regularise the projector (input
+dropout; a random window of the cached encoder grid per image and step; an image's features mixed
+with those of another training image of its concept, lam * own + (1 - lam) * other with lam ~ U(0, 1),
+drawn from (seed, epoch, step) so a resumed run draws the same: a picture "between" two renderings of
+the concept; V augmented renderings per image from core.augment, each epoch showing an image as itself
+or one of them in turn).
 fresh_negatives asks a new draw of the random "no" leaf questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
 draws the same; rank_siblings draws that share of them from the concept's known category-mates);
@@ -52,7 +54,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from core import features, metrics, questions, rundata, runs, scoring
+from core import augment, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint
 from core.models.encoders import crop_grid
 from core.base import ConfigError, Progress
@@ -234,6 +236,9 @@ class _Run:
                 crop_grid(self.train_feats[:1], cfg.grid_crop)
             except ValueError as exc:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
+        self.views, self.view_offset = None, None
+        if cfg.augment_views:
+            self._load_views(data.images("train"), features_of)
         self.val_feats, self.val_row = features_of(vlm, data.images("val"), False)
         self.train_item = {im.id: im for im in data.images("train")}
         self.mates = (_concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
@@ -314,6 +319,10 @@ class _Run:
         distinct = sorted(set(rows))
         slot = {r: j for j, r in enumerate(distinct)}
         feats = self.train_feats[distinct]
+        if self.views is not None:     # each image as itself or one of its views: epoch + its offset
+            rows_t = torch.tensor(distinct)
+            which = ((epoch + self.view_offset[rows_t]) % self.views.shape[1]).to(self.views.device)
+            feats = self.views[rows_t.to(self.views.device), which]
         if cfg.concept_mixup:
             feats = self._mix_concepts(feats, distinct, epoch, step)
         if cfg.grid_crop:
@@ -331,6 +340,20 @@ class _Run:
                  for image_id in dict.fromkeys(q[i].image_id for i in batch)] if cfg.name_loss else []
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
                          torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss)
+
+    def _load_views(self, items: list, features_of) -> None:
+        """augment_views: the features of every TRAIN image's views beside its own, (N, 1 + V, k, D)
+        on the training device, and per image the view its first epoch shows (seeded by the run's
+        seed and the image, so a resumed run shows the same)."""
+        n = self.cfg.augment_views
+        say = getattr(features_of, "report", None) or (lambda fraction, message: None)
+        per_image = augment.view_items(items, n, progress=lambda f, m: say(0.0, m))
+        flat = [v for row in per_image for v in row]
+        feats, _ = features_of(self.vlm, flat, False)
+        feats = feats.view(len(items), n, *feats.shape[1:]).to(self.train_feats.device)
+        self.views = torch.cat([self.train_feats[:, None], feats], dim=1)
+        self.view_offset = torch.tensor([random.Random(f"{self.cfg.seed}:{im.id}:view").randrange(n + 1)
+                                         for im in items])
 
     def _mix_concepts(self, feats: torch.Tensor, rows: list[int], epoch: int, step: int) -> torch.Tensor:
         """concept_mixup: each image (train_feats row) of the batch, with that probability, becomes
@@ -449,22 +472,26 @@ def init_projector(cfg: TrainConfig, vlm, table_sha256: str) -> dict:
             "epoch": best.get("epoch", ck.get("epoch")), "git_commit": ck.get("git_commit")}
 
 
-def _feature_memo():
+def _feature_memo(report: Progress | None = None):
     """features.image_features, remembered within one train_many call: the runs of a sweep use the
-    same images, and reading (and hashing) every cached grid again per run costs seconds each."""
+    same images, and reading (and hashing) every cached grid again per run costs seconds each.
+    Encoding (images seen for the first time, augmented views) is reported as messages at 0."""
     memo: dict = {}
+    say = report or (lambda fraction, message: None)
 
     def features_of(vlm, items, whole_grid: bool):
         key_base = (vlm.encoder.id, getattr(vlm.encoder, "transform_id", None), whole_grid, vlm.n_tokens)
         missing = [im for im in items if (key_base, im.id) not in memo]
         if missing:
-            feats, row = features.image_features(vlm, missing, whole_grid=whole_grid)
+            feats, row = features.image_features(vlm, missing, whole_grid=whole_grid,
+                                                 progress=lambda f, m: say(0.0, m))
             for im in missing:
                 memo[key_base, im.id] = feats[row[im.id]]
         if not items:
             return features.image_features(vlm, items, whole_grid=whole_grid)
         return torch.stack([memo[key_base, im.id] for im in items]), {im.id: i for i, im in enumerate(items)}
 
+    features_of.report = say
     return features_of
 
 
@@ -480,7 +507,7 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
     device = checkpoint.resolve_device(cfgs[0].device)
     precision = checkpoint.resolve_precision(cfgs[0].precision, device)
     report(0.0, "encoding images")
-    features_of = _feature_memo()
+    features_of = _feature_memo(report)
     first = checkpoint.build_vlm(cfgs[todo[0]], device)
     group: list[_Run] = []
     for i in todo:

@@ -338,6 +338,21 @@ def test_train_form_passes_dropout_grid_crop_concept_mixup_name_loss_and_precisi
         (0.3, 7, 0.5, 0.25, "fp32")
 
 
+def test_train_form_passes_augmented_views_and_refuses_them_with_a_grid_crop(data_dir):
+    from core.jobs.store import JobStore
+    at = run_page("app_pages/3_Train.py")
+    next(n for n in at.number_input if n.label == "Augmented views").set_value(3)
+    next(n for n in at.number_input if n.label == "Grid crop (0 = whole image)").set_value(7)
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert any("augment_views and grid_crop cannot be combined" in e.value for e in at.error)
+    assert not JobStore().list()
+    next(n for n in at.number_input if n.label == "Grid crop (0 = whole image)").set_value(0)
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = JobStore().list()
+    assert job.spec["config"]["augment_views"] == 3
+
+
 def test_train_form_starts_a_second_stage_from_a_trained_run(data_dir):
     from core.jobs.store import JobStore
     first = fake_run(TrainConfig(seed=0), evaluated=False)

@@ -8,6 +8,7 @@ answer logit is <projected image, frozen bag-of-words text vector>.
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
@@ -138,8 +139,16 @@ class FakeCache:
         return torch.stack(rows)
 
 
+def fake_view_items(items, n, root=None, progress=None):
+    """core.augment.view_items without image files (the tiny dataset has none): FakeCache gives each
+    view features of its own from its id."""
+    from core import augment
+    return [[augment.ViewItem(f"{im.id}~{v}", im.id, v, Path(f"/nonexistent/views/{im.id}/{v}.png"), im.concept)
+             for v in range(1, n + 1)] for im in items]
+
+
 def install(monkeypatch, images_per_concept: int = 5):
-    from core import features
+    from core import augment, features
     from core.data import datasets
     from core.models import registry
     from tiny_concepts import tiny_dataset
@@ -150,3 +159,4 @@ def install(monkeypatch, images_per_concept: int = 5):
     monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": FakeVLM(cfg, device))
     monkeypatch.setattr(registry, "vlm_sharing_frozen", lambda cfg, other: FakeVLM(cfg))
     monkeypatch.setattr(features, "FeatureCache", FakeCache)
+    monkeypatch.setattr(augment, "view_items", fake_view_items)

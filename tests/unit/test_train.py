@@ -601,3 +601,61 @@ def test_concept_mixup_off_trains_on_the_cached_features_and_the_share_is_checke
     for bad in (1.5, -0.1, True):
         with pytest.raises(ConfigError, match="concept_mixup"):
             _cfg(concept_mixup=bad).validate()
+
+
+# ---------------------------------------------------------------- augmented views
+
+def _train_and_view_features(cfg):
+    from core import augment, features
+    items = rundata.prepare(cfg).images("train")
+    vlm = fake_vlm.FakeVLM.instances[-1]
+    own, _ = features.image_features(vlm, items)
+    views = augment.view_items(items, cfg.augment_views)
+    extra, _ = features.image_features(vlm, [v for row in views for v in row])
+    per_image = [[own[i]] + [extra[i * cfg.augment_views + j] for j in range(cfg.augment_views)]
+                 for i in range(len(items))]
+    return per_image
+
+
+def test_augment_views_show_every_image_as_itself_and_each_view_in_turn(monkeypatch):
+    seen = _batch_features(monkeypatch)
+    cfg = _cfg(epochs=3, augment_views=2, fresh_negatives=False)
+    run_dir = train.train(cfg)
+    per_image = _train_and_view_features(cfg)
+    assert all(not torch.equal(a, b) for fs in per_image for a, b in ((fs[0], fs[1]), (fs[0], fs[2]), (fs[1], fs[2])))
+
+    def which(f):
+        return [(i, v) for i, fs in enumerate(per_image) for v, g in enumerate(fs) if torch.equal(f, g)]
+
+    shown = [which(f) for f in seen]
+    assert all(len(w) == 1 for w in shown)                 # every batch image is one image's own or a view
+    by_image: dict = {}
+    for ((i, v),) in shown:
+        by_image.setdefault(i, set()).add(v)
+    assert by_image and all(vs == {0, 1, 2} for vs in by_image.values())   # 3 epochs: each shown as all 3
+    assert _checkpoint(run_dir)["config"]["augment_views"] == 2
+
+
+def test_augment_views_replay_exactly_when_resumed():
+    cfg = _cfg(epochs=2, augment_views=2)
+    straight = train.train(cfg)
+    run_dir = runs.create_run_dir(cfg)
+    calls = {"n": 0}
+
+    def stop_at_step_3():
+        calls["n"] += 1
+        return calls["n"] == 4
+
+    with pytest.raises(train.Cancelled):
+        train.train(cfg, run_dir=run_dir, should_stop=stop_at_step_3)
+    train.train(cfg, run_dir=run_dir)
+    torch.testing.assert_close(_outputs(run_dir), _outputs(straight))
+    assert not torch.allclose(_outputs(straight), _outputs(train.train(_cfg(epochs=2))))   # the views changed it
+
+
+def test_augment_views_are_checked():
+    for bad in (-1, 17, 1.5, True):
+        with pytest.raises(ConfigError, match="augment_views"):
+            _cfg(augment_views=bad).validate()
+    with pytest.raises(ConfigError, match="augment_views and grid_crop cannot be combined"):
+        _cfg(augment_views=2, grid_crop=1).validate()
