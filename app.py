@@ -62,4 +62,5 @@ PAGES = [
      "UMAP/PCA of embeddings and visual coherence per category."),
 ]
 
+common.preload_predictor()     # background, once per server: the first upload need not wait for loading
 st.navigation([page for page, _ in PAGES]).run()

@@ -20,12 +20,7 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
 TOP_K = 5
 
 
-@st.cache_resource(show_spinner="Loading the checkpoint (encoder, language model, projector)…",
-                   max_entries=2)
-def _predictor(run_dir: str, stamp: float):  # noqa: ARG001 - stamp keys the cache to the checkpoint
-    from core.predict import Predictor
-
-    return Predictor.load(run_dir)
+_predictor = common.predictor      # (run_dir, stamp), cached; `make app` starts loading it on the first page
 
 
 @st.cache_resource(show_spinner="Loading WordNet (once per server)…")
@@ -50,14 +45,14 @@ def choose_checkpoint():
     """Selectbox of trained runs, defaulting to the default-config checkpoint best on validation."""
     from core import runs
 
-    trained = [r for r in common.runs_list() if r.epoch >= 1]
+    trained = common.trained_runs()
     if not trained:
         return None
     # the default-config checkpoint best on validation, else the first run's one (the starter on a CPU), else the newest
     preferred, why = runs.preferred_checkpoint()
     default = preferred if why == "default" else None
     starter = preferred if why == "starter" else None
-    index = next((i for i, r in enumerate(trained) if preferred is not None and r.path == preferred), 0)
+    index = trained.index(common.preselected_run(trained))
 
     def label(r) -> str:
         tag = " · default" if default is not None and r.path == default else \

@@ -25,6 +25,7 @@ from core.base import die_with_parent
 ROOT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 15.0          # the worker checkpoints or requeues its job within this
 WORKER_RESTARTS = 5          # more crashes than this in a row means something is broken: give up
+PRELOAD_ENV = "TAXOLENS_PRELOAD"   # set for the app: it preloads Predict's checkpoint (ui.common.preload_predictor)
 HEALTHY_AFTER_S = 60.0       # a worker that lived this long before exiting starts the count afresh
 
 
@@ -34,9 +35,10 @@ def _die_with_parent() -> None:
     die_with_parent(signal.SIGTERM)
 
 
-def _start(cmd: list[str], name: str) -> subprocess.Popen:
+def _start(cmd: list[str], name: str, env: dict | None = None) -> subprocess.Popen:
     print(f"[taxolens] starting {name}: {' '.join(cmd)}", flush=True)
-    return subprocess.Popen(cmd, cwd=ROOT, preexec_fn=_die_with_parent)
+    return subprocess.Popen(cmd, cwd=ROOT, preexec_fn=_die_with_parent,
+                            env={**os.environ, **env} if env else None)
 
 
 def _stop(proc: subprocess.Popen | None, name: str) -> None:
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     app = worker = None
     crashes, worker_started, exit_code = 0, 0.0, 0
     try:
-        app = _start(streamlit_command(args.host, args.port), "Streamlit")
+        # The app preloads Predict's checkpoint on its first page view (ui.common.preload_predictor).
+        app = _start(streamlit_command(args.host, args.port), "Streamlit", env={PRELOAD_ENV: "1"})
         if start_worker:
             worker, worker_started = _start(worker_command(), "job worker"), time.monotonic()
         print(f"[taxolens] open http://{args.host}:{args.port} (Ctrl-C stops the app and the worker)",

@@ -100,3 +100,21 @@ def test_commands_run_streamlit_on_app_py_and_the_job_worker():
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("app.py")
     assert ["--server.port", "8765"] == cmd[cmd.index("--server.port"):cmd.index("--server.port") + 2]
     assert app_runner.worker_command()[1:] == ["-m", "core.jobs.worker"]
+
+
+def test_only_the_app_is_told_to_preload_predicts_checkpoint(tmp_path):
+    tell = ("import os, sys, time; open(sys.argv[1], 'w').write(os.environ.get('TAXOLENS_PRELOAD', '-')); "
+            "time.sleep(float(sys.argv[2]))")
+    script = textwrap.dedent(f"""
+        import sys
+        from ui import app_runner as a
+        a.streamlit_command = lambda host, port: [sys.executable, "-c", {tell!r}, {str(tmp_path / 'app.env')!r}, "1"]
+        a.worker_command = lambda: [sys.executable, "-c", {tell!r}, {str(tmp_path / 'worker.env')!r}, "60"]
+        sys.exit(a.main(["--no-first-run"]))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != app_runner.PRELOAD_ENV}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=paths.ROOT, timeout=60,
+                          env={**env, "TAXOLENS_DATA": str(tmp_path / "data")}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "app.env").read_text() == "1"
+    assert (tmp_path / "worker.env").read_text() == "-"
