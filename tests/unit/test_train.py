@@ -574,8 +574,9 @@ def test_concept_mixup_puts_each_image_between_two_images_of_its_concept(monkeyp
     assert _checkpoint(run_dir)["config"]["concept_mixup"] == 1.0
 
 
-def test_concept_mixup_draws_the_same_mixes_when_resumed(monkeypatch):
-    cfg = _cfg(epochs=2, concept_mixup=0.5)
+def _straight_and_resumed_match(cfg):
+    """Train cfg straight through, and again cancelled after step 3 then resumed: the same projector.
+    Returns the straight run."""
     straight = train.train(cfg)
     run_dir = runs.create_run_dir(cfg)
     calls = {"n": 0}
@@ -588,6 +589,11 @@ def test_concept_mixup_draws_the_same_mixes_when_resumed(monkeypatch):
         train.train(cfg, run_dir=run_dir, should_stop=stop_at_step_3)
     train.train(cfg, run_dir=run_dir)
     torch.testing.assert_close(_outputs(run_dir), _outputs(straight))
+    return straight
+
+
+def test_concept_mixup_draws_the_same_mixes_when_resumed(monkeypatch):
+    straight = _straight_and_resumed_match(_cfg(epochs=2, concept_mixup=0.5))
     assert not torch.allclose(_outputs(straight), _outputs(train.train(_cfg(epochs=2))))   # mixing changed it
 
 
@@ -637,19 +643,7 @@ def test_augment_views_show_every_image_as_itself_and_each_view_in_turn(monkeypa
 
 
 def test_augment_views_replay_exactly_when_resumed():
-    cfg = _cfg(epochs=2, augment_views=2)
-    straight = train.train(cfg)
-    run_dir = runs.create_run_dir(cfg)
-    calls = {"n": 0}
-
-    def stop_at_step_3():
-        calls["n"] += 1
-        return calls["n"] == 4
-
-    with pytest.raises(train.Cancelled):
-        train.train(cfg, run_dir=run_dir, should_stop=stop_at_step_3)
-    train.train(cfg, run_dir=run_dir)
-    torch.testing.assert_close(_outputs(run_dir), _outputs(straight))
+    straight = _straight_and_resumed_match(_cfg(epochs=2, augment_views=2))
     assert not torch.allclose(_outputs(straight), _outputs(train.train(_cfg(epochs=2))))   # the views changed it
 
 
