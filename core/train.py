@@ -318,8 +318,9 @@ class _Run:
         rows = [self.train_row[q[i].image_id] for i in batch]
         distinct = sorted(set(rows))
         slot = {r: j for j, r in enumerate(distinct)}
-        feats = self.train_feats[distinct]
-        if self.views is not None:     # each image as itself or one of its views: epoch + its offset
+        if self.views is None:
+            feats = self.train_feats[distinct]
+        else:                          # each image as itself or one of its views: epoch + its offset
             rows_t = torch.tensor(distinct)
             which = ((epoch + self.view_offset[rows_t]) % self.views.shape[1]).to(self.views.device)
             feats = self.views[rows_t.to(self.views.device), which]
