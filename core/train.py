@@ -202,7 +202,8 @@ class _Run:
     """One run's training state inside a (possibly shared) training loop: its data, projector and
     optimizer, the step it is at, its validation, early stopping and checkpoint files."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path | None, vlm, device, precision: str, features_of):
+    def __init__(self, cfg: TrainConfig, run_dir: Path | None, vlm, device, precision: str, features_of,
+                 report: Progress | None = None):
         self.cfg, self.vlm, self.device, self.dir = cfg, vlm, device, run_dir   # run_dir: _open_run_dir's
         ck_path = runs.checkpoint_json(self.dir)
         ck = self.ck = runs.read_json(ck_path) if ck_path.is_file() else None
@@ -238,7 +239,7 @@ class _Run:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
         self.views, self.view_offset = None, None
         if cfg.augment_views:
-            self._load_views(data.images("train"), features_of)
+            self._load_views(data.images("train"), features_of, report)
         self.val_feats, self.val_row = features_of(vlm, data.images("val"), False)
         self.train_item = {im.id: im for im in data.images("train")}
         self.mates = (_concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
@@ -342,13 +343,12 @@ class _Run:
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
                          torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss)
 
-    def _load_views(self, items: list, features_of) -> None:
+    def _load_views(self, items: list, features_of, report: Progress | None) -> None:
         """augment_views: the features of every TRAIN image's views beside its own, (N, 1 + V, k, D)
         on the training device, and per image the view its first epoch shows (seeded by the run's
         seed and the image, so a resumed run shows the same)."""
         n = self.cfg.augment_views
-        say = getattr(features_of, "report", None) or (lambda fraction, message: None)
-        per_image = augment.view_items(items, n, progress=lambda f, m: say(0.0, m))
+        per_image = augment.view_items(items, n, progress=report and (lambda f, m: report(0.0, m)))
         flat = [v for row in per_image for v in row]
         feats, _ = features_of(self.vlm, flat, False)
         feats = feats.view(len(items), n, *feats.shape[1:]).to(self.train_feats.device)
@@ -492,7 +492,6 @@ def _feature_memo(report: Progress | None = None):
             return features.image_features(vlm, items, whole_grid=whole_grid)
         return torch.stack([memo[key_base, im.id] for im in items]), {im.id: i for i, im in enumerate(items)}
 
-    features_of.report = say
     return features_of
 
 
@@ -514,7 +513,7 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
     for i in todo:
         vlm = first if not group else registry.vlm_sharing_frozen(cfgs[i], first)
         vlm.eval()
-        group.append(_Run(cfgs[i], dirs[i], vlm, device, precision, features_of))
+        group.append(_Run(cfgs[i], dirs[i], vlm, device, precision, features_of, report))
     if precision == "bf16":
         first.hold_lm_in_bf16()    # after the frozen checksums, which evaluation's fp32 LM must match
     total = sum(r.total_steps for r in group) or 1
