@@ -58,18 +58,29 @@ def _file_key(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+# (path, sha256, size, mtime_ns) this process has hashed and found right: checks that may write
+# no stamp (record=False: validating every job of a sweep plan) would otherwise hash the same model
+# files once per job.
+_verified_here: set[tuple] = set()
+
+
 def is_verified(path: Path, sha256: str, record: bool = True) -> bool:
     """True when `path` exists and its content has this sha256. Uses the stamp when the file's
     size and mtime are unchanged since it was last verified; otherwise hashes it (and stamps it,
-    unless record=False: a check that must write nothing, such as validating a refused command)."""
+    unless record=False: a check that must write nothing, such as validating a refused command).
+    A file this process already hashed, unchanged since, is not hashed again either way."""
     path = Path(path)
     if not path.is_file():
         return False
-    stamp = _read_stamps().get(str(path.resolve()))
-    if stamp == {"sha256": sha256, **_file_key(path)}:
+    key = {"sha256": sha256, **_file_key(path)}
+    resolved = str(path.resolve())
+    if _read_stamps().get(resolved) == key:
         return True
-    if sha256_file(path) != sha256:
-        return False
+    here = (resolved, sha256, key["size"], key["mtime_ns"])
+    if here not in _verified_here:
+        if sha256_file(path) != sha256:
+            return False
+        _verified_here.add(here)
     if record:
         _stamp(path, sha256)
     return True

@@ -4,6 +4,7 @@ and the pinned table itself."""
 import hashlib
 import io
 import json
+import os
 import sys
 import tarfile
 
@@ -86,6 +87,23 @@ def test_stamp_skips_rehash_until_the_file_changes(data_dir, monkeypatch):
     f.write_bytes(b"y" * 999)                        # changed size → hashed again → mismatch
     assert not downloads.is_verified(f, sha(b"x" * 1000))
     assert not downloads.is_verified(data_dir / "absent.bin", sha(b""))
+
+
+def test_a_check_that_writes_nothing_hashes_an_unchanged_file_once_per_process(data_dir, monkeypatch):
+    f = data_dir / "weights.bin"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"w" * 100)
+    hashed, real_hash = [], downloads.sha256_file
+    monkeypatch.setattr(downloads, "sha256_file", lambda path: hashed.append(path) or real_hash(path))
+    for _ in range(3):                               # e.g. every job of a sweep plan validated
+        assert downloads.is_verified(f, sha(b"w" * 100), record=False)
+    assert len(hashed) == 1 and not (paths.downloads_dir() / "verified.json").exists()
+    assert not downloads.is_verified(f, sha(b"other"), record=False)      # another hash: checked
+    f.write_bytes(b"v" * 100)                        # same size, new content and mtime
+    mtime = f.stat().st_mtime_ns + 10**9
+    os.utime(f, ns=(mtime, mtime))
+    assert not downloads.is_verified(f, sha(b"w" * 100), record=False)
+    assert len(hashed) == 3
 
 
 def test_missing_npm_says_how_to_install_it(data_dir, monkeypatch):
