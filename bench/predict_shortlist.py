@@ -7,6 +7,10 @@ full scoring's top 5 lie inside the bf16 top M. For evenly spaced test images (o
 asks every leaf both ways and prints, for several M, the share of images where that holds (the
 chain follows the best leaf, so it holds for the chain too), the worst bf16 rank of a full-scoring
 top-5 leaf, the largest |dP(yes)| of the bf16 pass, and the time of each pass.
+
+`--ranking-question short` ("Is there a dog?") or `bare` ("Is there a dog") asks the bf16 pass a
+shorter question than the one scored and shown ("Is there a dog in the image?"): fewer tokens per
+leaf, so a cheaper pass, but not the question the projector was trained on.
 """
 from __future__ import annotations
 
@@ -18,10 +22,23 @@ from core import paths, rundata, runs
 from core.predict import SHORTLIST, Predictor
 from core.questions import question_text
 
-SIZES = tuple(sorted({5, 10, SHORTLIST, 40, 100}))
+SIZES = tuple(sorted({5, 10, SHORTLIST, 40, 60, 100}))
+TAIL = " in the image?"
+RANKING_QUESTIONS = ("full", "short", "bare")
 
 
-def run(run_dir, images: int = 50) -> dict:
+def ranking_question(question: str, kind: str = "full") -> str:
+    """The question the bf16 pass asks in place of `question` (question_text's form)."""
+    if kind == "full":
+        return question
+    if kind not in RANKING_QUESTIONS:
+        raise ValueError(f"unknown ranking question {kind!r}; choose from {', '.join(RANKING_QUESTIONS)}")
+    if not question.endswith(TAIL):
+        raise ValueError(f"{question!r} does not end in {TAIL!r}")
+    return question[:-len(TAIL)] + ("?" if kind == "short" else "")
+
+
+def run(run_dir, images: int = 50, ranking: str = "full") -> dict:
     info = runs.load_run(run_dir)
     data = rundata.prepare(info.config)
     by_concept: dict = {}
@@ -31,13 +48,14 @@ def run(run_dir, images: int = 50) -> dict:
     items = [pool[round(i * len(pool) / images)] for i in range(min(images, len(pool)))]
     p = Predictor.load(run_dir, "cpu")
     texts = [question_text(p.dataset.concepts[c].label) for c in p.concepts]
-    p.quick_p_yes(p.features(items[0].path), texts[:2])                 # builds the bf16 copy, untimed
+    asked = [ranking_question(t, ranking) for t in texts]
+    p.quick_p_yes(p.features(items[0].path), asked[:2])                 # builds the bf16 copy, untimed
     worst, diffs, t_quick, t_exact = [], [], [], []
     inside = {m: 0 for m in SIZES}
     for n, im in enumerate(items):
         feats = p.features(im.path)
         t = time.perf_counter()
-        quick = p.quick_p_yes(feats, texts)
+        quick = p.quick_p_yes(feats, asked)
         t_quick.append(time.perf_counter() - t)
         t = time.perf_counter()
         exact = p._p_yes(feats, texts)
@@ -50,7 +68,9 @@ def run(run_dir, images: int = 50) -> dict:
             inside[m] += worst[-1] <= m
         diffs.append(max(abs(a - b) for a, b in zip(quick, exact)))
         print(f"  image {n + 1}/{len(items)}: worst bf16 rank of the fp32 top 5 = {worst[-1]}", flush=True)
-    return {"run_id": info.run_id, "images": len(items), "leaves": len(texts),
+    return {"run_id": info.run_id, "images": len(items), "leaves": len(texts), "ranking_question": ranking,
+            "suffix_tokens": {"scored": statistics.mean(len(p.vlm.lm.tokens(p.vlm.prompt.suffix(t))) for t in texts),
+                              "ranked": statistics.mean(len(p.vlm.lm.tokens(p.vlm.prompt.suffix(t))) for t in asked)},
             "share_inside": {m: inside[m] / len(items) for m in SIZES}, "worst_rank": worst,
             "max_abs_diff_p_yes": max(diffs), "median_abs_diff_max": statistics.median(diffs),
             "quick_seconds": statistics.median(t_quick), "fp32_seconds": statistics.median(t_exact)}
@@ -59,6 +79,8 @@ def run(run_dir, images: int = 50) -> dict:
 def lines(r: dict) -> list[str]:
     out = [f"bf16 shortlist vs full fp32 scoring, run {r['run_id']}: {r['images']} test images "
            f"(one per concept), {r['leaves']} leaves each",
+           f"  bf16 pass asks the {r['ranking_question']} question: {r['suffix_tokens']['ranked']:.1f} suffix "
+           f"tokens per leaf against {r['suffix_tokens']['scored']:.1f} scored",
            f"  every leaf, bf16 copy {r['quick_seconds']:6.2f} s per image; fp32 {r['fp32_seconds']:6.2f} s "
            f"({r['fp32_seconds'] / r['quick_seconds']:.2f}x)",
            f"  bf16 vs fp32 P(yes): largest |dP| {r['max_abs_diff_p_yes']:.3f}, median of per-image "
@@ -76,8 +98,11 @@ def main(argv=None) -> int:
     ap.add_argument("run", nargs="?", default=str(paths.SHIPPED_CHECKPOINT),
                     help="a trained run directory (default: the shipped checkpoint)")
     ap.add_argument("--images", type=int, default=50, help="test images, one per concept, evenly spaced")
+    ap.add_argument("--ranking-question", choices=RANKING_QUESTIONS, default="full",
+                    help="what the bf16 pass asks: the scored question, or it ending at '?' after "
+                         "the name (short) or at the name (bare)")
     args = ap.parse_args(argv)
-    print("\n".join(lines(run(args.run, args.images))))
+    print("\n".join(lines(run(args.run, args.images, args.ranking_question))))
     return 0
 
 
