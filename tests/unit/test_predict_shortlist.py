@@ -1,24 +1,83 @@
-"""bench.predict_shortlist's shorter ranking questions: what the bf16 pass asks in place of the scored one."""
+"""Predictor's leaf shortlist: a bf16 copy of the LM ranks every leaf, and only its top `shortlist`
+are scored (in fp32) and ranked. With the real bf16 pass on tiny models, and with a scripted quick
+pass that shows which leaves the fp32 pass is asked about."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
+import torch
+from PIL import Image
 
-from bench import predict_shortlist as ps
+from core.data.datasets import Category, Concept, Dataset
+from core.predict import Predictor
 from core.questions import question_text
+from test_models import tiny_vlm
+
+NAMES = ["dog", "cat", "horse", "cow", "sheep", "goat", "pig", "wolf"]
 
 
-@pytest.mark.parametrize("label, short, bare", [
-    ("dog", "Is there a dog?", "Is there a dog"),
-    ("scissors", "Is there a pair of scissors?", "Is there a pair of scissors"),
-    ("grapes", "Are there grapes?", "Are there grapes"),
-])
-def test_shorter_questions_end_where_the_name_does(label, short, bare):
-    q = question_text(label)
-    assert ps.ranking_question(q) == q
-    assert ps.ranking_question(q, "short") == short
-    assert ps.ranking_question(q, "bare") == bare
+def predictor(shortlist: int) -> Predictor:
+    concepts = {n: Concept(n, n, f"{n}.n.01", ("animal",)) for n in NAMES}
+    ds = Dataset("t", Path("."), concepts, {"animal": Category("animal", "animal", "animal.n.01")}, [])
+    p = Predictor(SimpleNamespace(run_id="tiny"), tiny_vlm(k=1), ds, torch.device("cpu"))
+    p.shortlist = shortlist
+    return p
 
 
-def test_unknown_kinds_and_other_question_forms_are_refused():
-    with pytest.raises(ValueError, match="unknown ranking question"):
-        ps.ranking_question(question_text("dog"), "tiny")
-    with pytest.raises(ValueError, match="does not end in"):
-        ps.ranking_question("Is this a dog?", "short")
+def asked(p: Predictor) -> list[list[str]]:
+    """Record the texts of every fp32 scoring call."""
+    calls, exact = [], p._p_yes
+
+    def record(feats, texts):
+        calls.append(list(texts))
+        return exact(feats, texts)
+    p._p_yes = record
+    return calls
+
+
+def test_bf16_twin_shares_the_trained_parts_and_scores_close_to_fp32():
+    vlm = tiny_vlm(k=1)
+    twin = vlm.bf16_twin()
+    assert twin.projector is vlm.projector and twin.encoder is vlm.encoder
+    assert {p.dtype for p in twin.lm.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in vlm.lm.model.parameters()} == {torch.float32}      # the original untouched
+    feats = torch.randn(1, 16, 8)
+    texts = [question_text(n) for n in NAMES]
+    exact = vlm.score(feats, [texts])[0].p_yes
+    quick = twin.score(feats, [texts])[0].p_yes
+    assert not torch.equal(exact, quick) and (exact - quick).abs().max() < 0.05
+
+
+def test_the_shortlist_ranks_only_the_leaves_the_quick_pass_puts_first_in_fp32(data_dir):
+    image = Image.new("RGB", (20, 20), "red")
+    full = predictor(0).predict(image, top_k=len(NAMES))
+    exact = {leaf["concept"]: leaf["p_yes"] for leaf in full.leaves}
+    assert full.shortlist == 0
+
+    p = predictor(3)
+    order = sorted(NAMES, key=lambda n: exact[n])                # the quick pass ranks worst first
+    p.quick_p_yes = lambda feats, texts: [float(order.index(n)) for n in p.concepts]
+    calls = asked(p)
+    pred = p.predict(image, top_k=2)
+    assert pred.shortlist == 3
+    assert sorted(calls[0]) == sorted(question_text(n) for n in order[-3:])    # fp32 asks 3 leaves only
+    assert [leaf["concept"] for leaf in pred.leaves] == sorted(order[-3:], key=lambda n: -exact[n])[:2]
+    assert all(leaf["p_yes"] == pytest.approx(exact[leaf["concept"]], abs=1e-6) for leaf in pred.leaves)
+    assert [c["p_yes"] for c in pred.categories] == pytest.approx([c["p_yes"] for c in full.categories], abs=1e-6)
+
+    calls.clear()
+    everything = p.predict(image, top_k=2, full=True)           # full scoring stays one call away
+    assert everything.shortlist == 0 and sorted(calls[0]) == sorted(question_text(n) for n in NAMES)
+    assert [leaf["concept"] for leaf in everything.leaves] == [leaf["concept"] for leaf in full.leaves[:2]]
+
+
+def test_the_real_quick_pass_keeps_the_fp32_top_leaves_here(data_dir):
+    image = Image.new("RGB", (20, 20), "blue")
+    full = predictor(0).predict(image, top_k=3)
+    p = predictor(6)
+    pred = p.predict(image, top_k=3)
+    assert pred.shortlist == 6 and p._quick_vlm is not None
+    assert [leaf["concept"] for leaf in pred.leaves] == [leaf["concept"] for leaf in full.leaves]
+    assert predictor(6).predict(image, top_k=8).shortlist == 0    # asking for every leaf scores every leaf
