@@ -38,6 +38,11 @@ def ranking_question(question: str, kind: str = "full") -> str:
     return question[:-len(TAIL)] + ("?" if kind == "short" else "")
 
 
+def _mean_suffix_tokens(p: Predictor, texts: list[str]) -> float:
+    """Tokens per question after the shared image prefix (what each leaf costs the LM)."""
+    return statistics.mean(len(p.vlm.lm.tokens(p.vlm.prompt.suffix(t))) for t in texts)
+
+
 def run(run_dir, images: int = 50, ranking: str = "full") -> dict:
     info = runs.load_run(run_dir)
     data = rundata.prepare(info.config)
@@ -69,8 +74,7 @@ def run(run_dir, images: int = 50, ranking: str = "full") -> dict:
         diffs.append(max(abs(a - b) for a, b in zip(quick, exact)))
         print(f"  image {n + 1}/{len(items)}: worst bf16 rank of the fp32 top 5 = {worst[-1]}", flush=True)
     return {"run_id": info.run_id, "images": len(items), "leaves": len(texts), "ranking_question": ranking,
-            "suffix_tokens": {"scored": statistics.mean(len(p.vlm.lm.tokens(p.vlm.prompt.suffix(t))) for t in texts),
-                              "ranked": statistics.mean(len(p.vlm.lm.tokens(p.vlm.prompt.suffix(t))) for t in asked)},
+            "suffix_tokens": {"scored": _mean_suffix_tokens(p, texts), "ranked": _mean_suffix_tokens(p, asked)},
             "share_inside": {m: inside[m] / len(items) for m in SIZES}, "worst_rank": worst,
             "max_abs_diff_p_yes": max(diffs), "median_abs_diff_max": statistics.median(diffs),
             "quick_seconds": statistics.median(t_quick), "fp32_seconds": statistics.median(t_exact)}
