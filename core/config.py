@@ -45,7 +45,9 @@ class TrainConfig:
     lm: str = "smollm2-135m"
     lm_init: str = "pretrained"          # "pretrained" | "random" (random-init control, frozen)
     projector: str = "gelu-mlp"          # "linear" | "gelu-mlp" | "gelu-mlp-norm" (core/models/projector.py)
-    image_tokens: int = 1                # encoder grid pooled to this many LM tokens (1 = global pool)
+    image_tokens: int = 1                # encoder grid pooled to this many tokens (1 = global pool)
+    projector_hidden: int | None = None  # the GELU MLP's inner width (None: the LM's hidden size)
+    projector_tokens: int = 1            # LM tokens the projector makes from each pooled token
     prompt: str = "plain"                # "plain" | "chat" (core/models/vlm.py)
     condition: str = "none"              # see core.conditions.parse_condition
     seed: int = 0
@@ -101,6 +103,14 @@ class TrainConfig:
         if self.prompt not in ("plain", "chat"):
             raise ConfigError(f"prompt must be 'plain' or 'chat', got {self.prompt!r}")
         _check_int("image_tokens", self.image_tokens, 1, 256)
+        if self.projector_hidden is not None:
+            _check_int("projector_hidden", self.projector_hidden, 1, 65536)
+            if self.projector == "linear":
+                raise ConfigError("projector_hidden needs a gelu-mlp projector (a linear one has no hidden layer)")
+        _check_int("projector_tokens", self.projector_tokens, 1, 64)
+        if self.image_tokens * self.projector_tokens > 256:
+            raise ConfigError(f"image_tokens x projector_tokens gives {self.image_tokens * self.projector_tokens} "
+                              "image tokens per image; at most 256")
         _check_int("epochs", self.epochs, 1, 1000)
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, 1, 10**9)

@@ -92,7 +92,10 @@ TRAIN_HELP = {
     "lm": "language model id",
     "lm_init": "pretrained | random (random-init LM control)",
     "projector": "linear | gelu-mlp | gelu-mlp-norm (output tokens held at the LM's word norm)",
-    "image_tokens": "image tokens given to the LM (1 = the global-pooled feature)",
+    "image_tokens": "encoder grid pooled to this many tokens (1 = the global-pooled feature)",
+    "projector_hidden": "the gelu-mlp projector's inner width (default: the LM's hidden size)",
+    "projector_tokens": "LM tokens the projector makes from each pooled token (the LM sees "
+                        "image_tokens x projector_tokens)",
     "prompt": "plain | chat (the LM's chat template)",
     "condition": "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within",
     "seed": "seed for subset, split, condition, negatives and initialisation",

@@ -5,6 +5,10 @@
     gelu-mlp       LayerNorm(D) -> Linear(D, H) -> GELU -> Linear(H, H)      (Prismatic / LLaVA-1.5 style)
     gelu-mlp-norm  gelu-mlp, each output token rescaled to `target_norm` (the LM's median word norm)
 
+Two sizes are options (TrainConfig): `hidden`, the GELU MLP's inner width (default H), and `tokens`
+= m, the LM tokens made from each pooled image token: the last Linear has m*H outputs, read as m
+tokens (ClipCap's prefix from one global feature), so k pooled tokens reach the LM as k*m.
+
 Why the -norm variant exists: trained without any norm constraint (the paper's recipe, weight decay
 0), the default checkpoint's image tokens grew to ~57x the norm of word embeddings
 (docs/insight-report.md), all in one shared direction. Holding them at the word norm was the obvious
@@ -29,20 +33,24 @@ KINDS = ("linear", "gelu-mlp", "gelu-mlp-norm")
 
 class Projector(nn.Module):
     def __init__(self, kind: str, in_dim: int, out_dim: int, target_norm: float, seed: int = 0,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, hidden: int | None = None, tokens: int = 1):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"projector must be one of {', '.join(KINDS)}, got {kind!r}")
+        if tokens < 1 or (hidden is not None and hidden < 1):
+            raise ValueError(f"projector hidden width and tokens must be positive, got {hidden} and {tokens}")
         self.kind, self.in_dim, self.out_dim = kind, in_dim, out_dim
+        self.hidden, self.tokens = int(hidden or out_dim), int(tokens)
         self.target_norm = float(target_norm)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.norm = nn.LayerNorm(in_dim)
             self.drop = nn.Dropout(dropout)     # no weights: checkpoints are the same with or without
+            width = out_dim * self.tokens
             if kind == "linear":
-                self.net = nn.Sequential(nn.Linear(in_dim, out_dim))
+                self.net = nn.Sequential(nn.Linear(in_dim, width))
             else:
-                self.net = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+                self.net = nn.Sequential(nn.Linear(in_dim, self.hidden), nn.GELU(), nn.Linear(self.hidden, width))
             self._scale_output(target_norm, torch.randn(512, in_dim))
 
     @torch.no_grad()
@@ -55,8 +63,10 @@ class Projector(nn.Module):
         last.weight.mul_(target_norm / float(norm))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(..., D) -> (..., H)."""
+        """(..., N, D) -> (..., N*m, H)."""
         out = self.net(self.drop(self.norm(tokens)))
+        if self.tokens > 1:
+            out = out.reshape(*out.shape[:-2], out.shape[-2] * self.tokens, self.out_dim)
         if self.kind == "gelu-mlp-norm":
             out = out * (self.target_norm / out.norm(dim=-1, keepdim=True).clamp_min(1e-6))
         return out

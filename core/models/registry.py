@@ -214,7 +214,7 @@ def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
     encoder = create_encoder(cfg.encoder, device)
     lm = create_lm(cfg.lm, cfg.lm_init, device, seed=cfg.seed)
     projector = Projector(cfg.projector, encoder.dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed,
-                          dropout=cfg.dropout)
+                          dropout=cfg.dropout, hidden=cfg.projector_hidden, tokens=cfg.projector_tokens)
     return VLM(encoder, lm, projector.to(device), cfg.image_tokens, cfg.prompt)
 
 
@@ -226,5 +226,6 @@ def vlm_sharing_frozen(cfg: TrainConfig, other: VLM) -> VLM:
     encoder, LM and LM init (and seed, for a random-init LM) as `other` was built from."""
     cfg.validate()
     projector = Projector(cfg.projector, other.encoder.dim, other.lm.hidden_size, other.lm.token_norm(),
-                          seed=cfg.seed, dropout=cfg.dropout)
+                          seed=cfg.seed, dropout=cfg.dropout, hidden=cfg.projector_hidden,
+                          tokens=cfg.projector_tokens)
     return VLM(other.encoder, other.lm, projector.to(other.device), cfg.image_tokens, cfg.prompt)

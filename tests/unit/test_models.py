@@ -620,3 +620,48 @@ def test_crop_grid_takes_one_random_square_window_per_image():
     assert crop_grid(grid, 9) is grid
     with pytest.raises(ValueError, match="cannot crop a 10x10 window from a 81-token grid"):
         crop_grid(grid, 10)
+
+
+# ---------------------------------------------------------------- projector sizes
+
+def test_projector_tokens_turn_each_pooled_token_into_m_word_sized_lm_tokens():
+    lm, enc = tiny_lm(), FakeEncoder()
+    proj = Projector("gelu-mlp", enc.dim, lm.hidden_size, lm.token_norm(), seed=1, tokens=3)
+    x = torch.randn(5, 2, enc.dim)
+    with torch.no_grad():
+        out, flat = proj(x), proj.net(proj.norm(x))
+    assert out.shape == (5, 6, lm.hidden_size)
+    # token j of pooled token i is the j-th slice of the last Linear's outputs for that token
+    assert torch.equal(out[:, 4], flat[:, 1, lm.hidden_size:2 * lm.hidden_size])
+    assert 0.6 < float(out.norm(dim=-1).mean()) / lm.token_norm() < 1.6
+    vlm = VLM(enc, lm, proj, 2)
+    feats = torch.randn(3, 16, 8)
+    shared = vlm.score(feats, QUESTIONS)
+    full = vlm.score(feats, QUESTIONS, share_prefix=False, batch_size=2)
+    for a, b in zip(shared, full):
+        assert torch.allclose(a.p_yes, b.p_yes, atol=1e-5)
+    with torch.no_grad():
+        ref = [naive_scores(vlm, feats[0], t)[0] for t in QUESTIONS[0]]
+    assert torch.allclose(shared[0].p_yes, torch.tensor(ref), atol=1e-4)
+
+
+def test_projector_hidden_width_is_an_option_and_sizes_are_checked():
+    assert Projector("gelu-mlp", 8, 16, 1.0).net[0].out_features == 16          # default: the LM's width
+    wide = Projector("gelu-mlp-norm", 8, 16, 1.0, hidden=64)
+    assert (wide.net[0].out_features, wide.net[2].in_features, wide.net[2].out_features) == (64, 64, 16)
+    assert Projector("linear", 8, 16, 1.0, tokens=2).net[0].out_features == 32
+    with pytest.raises(ValueError, match="must be positive"):
+        Projector("gelu-mlp", 8, 16, 1.0, tokens=0)
+    for bad, message in [(dict(projector="linear", projector_hidden=64), "needs a gelu-mlp projector"),
+                         (dict(projector_tokens=0), "projector_tokens"),
+                         (dict(image_tokens=81, projector_tokens=4), "324 image tokens per image")]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(**bad).validate()
+
+
+def test_create_vlm_passes_the_projector_sizes(monkeypatch):
+    monkeypatch.setattr(registry, "create_encoder", lambda eid, device="cpu": FakeEncoder())
+    monkeypatch.setattr(registry, "create_lm", lambda lid, init="pretrained", device="cpu", seed=0: tiny_lm())
+    vlm = registry.create_vlm(TrainConfig(projector_hidden=40, projector_tokens=2, image_tokens=4), "cpu")
+    assert vlm.projector.net[0].out_features == 40
+    assert vlm.prefix(torch.randn(2, 16, 8)).shape == (2, 8, vlm.lm.hidden_size)
