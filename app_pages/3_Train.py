@@ -77,7 +77,15 @@ def train_form(ds) -> None:
             "Fresh negatives each epoch", defaults.fresh_negatives,
             help="ask a new random draw of 'no' leaf questions every epoch (the same number of "
                  "questions), so the projector cannot memorise one wrong concept per image")
-        with st.expander("Augmentation, ranking loss, subset, device"):
+        with st.expander("Projector size, augmentation, ranking loss, subset, device"):
+            c1, c2 = st.columns(2)
+            projector_hidden = c1.number_input(
+                "Projector hidden width (0 = the LM's)", 0, 65536, 0, step=64,
+                help="inner width of the gelu-mlp projector; by default the LM's hidden size")
+            projector_tokens = c2.number_input(
+                "LM tokens per image token", 1, 64, defaults.projector_tokens,
+                help="the projector makes this many LM tokens from each pooled image token, so the LM "
+                     "sees image tokens x this many (1 = one token each, as in the paper)")
             c1, c2, c3 = st.columns(3)
             rank_negatives = c1.number_input(
                 "Ranking negatives", 0, 100, defaults.rank_negatives,
@@ -126,6 +134,8 @@ def train_form(ds) -> None:
         seeds = parse_seeds(seeds_text)
         configs = [TrainConfig(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector,
                                image_tokens=int(image_tokens), prompt=prompt,
+                               projector_hidden=int(projector_hidden) or None,
+                               projector_tokens=int(projector_tokens),
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
                                rank_siblings=float(rank_siblings), name_loss=float(name_loss),
