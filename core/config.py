@@ -48,6 +48,9 @@ class TrainConfig:
     image_tokens: int = 1                # encoder grid pooled to this many tokens (1 = global pool)
     projector_hidden: int | None = None  # the GELU MLP's inner width (None: the LM's hidden size)
     projector_tokens: int = 1            # LM tokens the projector makes from each pooled token
+    # "probe": the projector's first layer starts as a softmax regression from TRAIN images to their
+    # concepts (core/models/projector.py, init_as_probe); "random": the default initialisation.
+    projector_init: str = "random"
     prompt: str = "plain"                # "plain" | "chat" (core/models/vlm.py)
     condition: str = "none"              # see core.conditions.parse_condition
     seed: int = 0
@@ -108,6 +111,12 @@ class TrainConfig:
             if self.projector == "linear":
                 raise ConfigError("projector_hidden needs a gelu-mlp projector (a linear one has no hidden layer)")
         _check_int("projector_tokens", self.projector_tokens, 1, 64)
+        if self.projector_init not in ("random", "probe"):
+            raise ConfigError(f"projector_init must be 'random' or 'probe', got {self.projector_init!r}")
+        if self.projector_init == "probe" and self.projector == "linear":
+            raise ConfigError("projector_init 'probe' needs a gelu-mlp projector (it fills the hidden layer)")
+        if self.projector_init == "probe" and self.init_from:
+            raise ConfigError("projector_init 'probe' and init_from both set the starting projector; choose one")
         if self.image_tokens * self.projector_tokens > 256:
             raise ConfigError(f"image_tokens x projector_tokens gives {self.image_tokens * self.projector_tokens} "
                               "image tokens per image; at most 256")

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from core import augment, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint
-from core.models.encoders import crop_grid
+from core.models.encoders import crop_grid, pool_tokens
 from core.base import ConfigError, Progress
 from core.config import TrainConfig
 
@@ -281,6 +281,9 @@ class _Run:
         else:
             if cfg.init_from:
                 state["init_from"] = init_projector(cfg, vlm, data.table_sha256)
+            if cfg.projector_init == "probe":
+                state["projector_init"] = probe_init_projector(cfg, vlm, data, self.train_feats, self.train_row)
+                runs.append_log(self.dir, f"projector's first layer fitted as a concept probe: {state['projector_init']}")
             runs.append_log(self.dir, f"training {cfg.to_dict()} on {device}; questions "
                                       f"{state['questions']}; {self.total_steps} updates planned"
                             + (f"; projector from run {state['init_from']['run_id']}" if cfg.init_from else ""))
@@ -471,6 +474,22 @@ def init_projector(cfg: TrainConfig, vlm, table_sha256: str) -> dict:
     # a shipped checkpoint's folder is not named by its run: the id it carries says which run it was
     return {"run_id": ck.get("run_id") or src.run_id, "path": str(src.path), "file": name, "sha256": files.get(name),
             "epoch": best.get("epoch", ck.get("epoch")), "git_commit": ck.get("git_commit")}
+
+
+def probe_init_projector(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_of: dict[str, int]) -> dict:
+    """projector_init = "probe": fit the projector's first layer to the concept each TRAIN image is
+    shown as (its pooled tokens, as the projector will see them); returns what checkpoint.json records."""
+    items = data.images("train")
+    shown = [questions.shown_concept(im.concept, data.deprivation.labeling) for im in items]
+    column = {c: j for j, c in enumerate(sorted(set(shown)))}
+    x = pool_tokens(feats[torch.tensor([row_of[im.id] for im in items], device=feats.device)].float(),
+                    vlm.n_tokens)
+    y = torch.tensor([column[c] for c in shown]).repeat_interleave(x.shape[1])
+    try:
+        acc = vlm.projector.init_as_probe(x.reshape(-1, x.shape[-1]), y, len(column), seed=cfg.seed)
+    except ValueError as exc:
+        raise ConfigError(f"projector_init 'probe': {exc}") from None
+    return {"kind": "probe", "classes": len(column), "images": len(items), "train_accuracy": round(acc, 4)}
 
 
 def _feature_memo(report: Progress | None = None):

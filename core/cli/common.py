@@ -96,6 +96,8 @@ TRAIN_HELP = {
     "projector_hidden": "the gelu-mlp projector's inner width (default: the LM's hidden size)",
     "projector_tokens": "LM tokens the projector makes from each pooled token (the LM sees "
                         "image_tokens x projector_tokens)",
+    "projector_init": "random | probe (the first layer starts as a softmax regression from training "
+                      "images to their concepts)",
     "prompt": "plain | chat (the LM's chat template)",
     "condition": "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within",
     "seed": "seed for subset, split, condition, negatives and initialisation",

@@ -17,6 +17,11 @@ accuracy 0.70 vs 0.76, every leaf ranked on 40 validation images top-5 0.075 vs 
 26 vs 16 of 100), test per-concept leaf F1 0.67 vs 0.76. The large norm is how the projector makes
 itself heard, not (at this scale) what stops it grounding. Kept as an option for that comparison.
 
+`init_as_probe` (TrainConfig.projector_init = "probe") starts the GELU MLP's first layer as a
+concept classifier: a softmax regression from the projector's normalised input to the concept each
+TRAIN image is shown as (leaf labels only; no hypernym is ever a class) fills the first C hidden
+units, so the hidden layer starts from what a linear probe on the same features generalises with.
+
 The LayerNorm in front (as in the InternVL and Qwen2-VL connectors) makes the input scale the same
 for every encoder, so the initial output scale can be set without seeing data: after the default
 init, the last Linear is rescaled so that the image tokens start with the median norm of the LM's
@@ -61,6 +66,35 @@ class Projector(nn.Module):
         norm = self.forward(probe).norm(dim=-1).mean()
         self.train(mode)
         last.weight.mul_(target_norm / float(norm))
+
+    def init_as_probe(self, tokens: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int = 0,
+                      steps: int = 300, lr: float = 1e-3) -> float:
+        """Fit a softmax regression from tokens (N, D) to labels (N,) in [0, n_classes) on this
+        projector's normalised input, copy it into the first n_classes hidden units and rescale
+        the output to the word norm on these tokens; returns the regression's training accuracy."""
+        if self.kind == "linear":
+            raise ValueError("a probe-initialised projector needs a hidden layer (gelu-mlp or gelu-mlp-norm)")
+        if n_classes > self.hidden:
+            raise ValueError(f"{n_classes} concepts do not fit the projector's {self.hidden} hidden units; "
+                             f"raise projector_hidden to at least {n_classes}")
+        first = self.net[0]
+        with torch.no_grad():
+            z = self.norm(tokens.to(first.weight.device, torch.float32))
+        labels = labels.to(z.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            probe = nn.Linear(self.in_dim, n_classes).to(z.device)
+        opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(probe(z), labels).backward()
+            opt.step()
+        with torch.no_grad():
+            first.weight[:n_classes] = probe.weight
+            first.bias[:n_classes] = probe.bias
+            # the word norm on the images it will see (the fitted rows make them unlike random input)
+            self._scale_output(self.target_norm, tokens[:1024].to(z.device, torch.float32))
+            return float((probe(z).argmax(-1) == labels).float().mean())
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(..., N, D) -> (..., N*m, H)."""

@@ -58,6 +58,9 @@ class FakeVLM(nn.Module):
         self.words.weight.requires_grad_(False)
         torch.manual_seed(cfg.seed)
         self.projector = nn.Sequential(nn.Linear(DIM, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
+        if cfg.projector_init == "probe":    # a real Projector: the probe initialisation is its method
+            from core.models.projector import Projector
+            self.projector = Projector(cfg.projector, DIM, HIDDEN, 1.0, seed=cfg.seed, hidden=cfg.projector_hidden)
         self.n_tokens = cfg.image_tokens
         self.loss_calls = 0
         self.ranked_seen: list = []               # the ranked groups of each loss call

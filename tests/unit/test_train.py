@@ -470,6 +470,36 @@ def test_a_resumed_optimizer_keeps_its_state_but_runs_the_way_this_device_does()
     assert torch.equal(here.state[params[0]]["exp_avg"], saved.state[saved_params[0]]["exp_avg"])
 
 
+# ---------------------------------------------------------------- projector_init: probe
+
+def test_probe_init_fits_the_first_layer_to_the_training_images_concepts_and_records_it():
+    run_dir = train.train(_cfg(epochs=1, lr=1e-12, projector_init="probe", projector_hidden=16))
+    ck = _checkpoint(run_dir)
+    data = rundata.prepare(_cfg())
+    items = data.images("train")
+    assert ck["projector_init"]["classes"] == len(data.dataset.concepts) == 12
+    assert ck["projector_init"]["images"] == len(items)
+    _, vlm = checkpoint.load_trained(run_dir, "cpu")
+    concepts = sorted(data.dataset.concepts)
+    feats = torch.stack([fake_vlm.FakeCache(vlm.encoder).get([im])[0] for im in items]).mean(1)
+    with torch.no_grad():         # the first 12 hidden units are the probe's logits: they name each image
+        logits = vlm.projector.net[0](vlm.projector.norm(feats))[:, :12]
+    named = [concepts[j] for j in logits.argmax(-1).tolist()]
+    right = sum(n == im.concept for n, im in zip(named, items)) / len(items)
+    # what the run recorded; far above chance (1/12) on the fake's 6-dimensional features
+    assert right == pytest.approx(ck["projector_init"]["train_accuracy"], abs=1e-3) and right >= 0.5
+    assert "fitted as a concept probe" in (run_dir / "log").read_text()
+
+
+def test_probe_init_needs_a_hidden_unit_per_concept_and_no_init_from():
+    with pytest.raises(ConfigError, match="12 concepts do not fit the projector's 8 hidden units"):
+        train.train(_cfg(epochs=1, projector_init="probe"))
+    with pytest.raises(ConfigError, match="choose one"):
+        _cfg(projector_init="probe", init_from="x").validate()
+    with pytest.raises(ConfigError, match="needs a gelu-mlp projector"):
+        _cfg(projector_init="probe", projector="linear").validate()
+
+
 # ---------------------------------------------------------------- init_from: a second training stage
 
 def test_init_from_starts_from_the_other_runs_best_projector_and_records_it():
