@@ -78,7 +78,7 @@ def train_form(ds) -> None:
             help="ask a new random draw of 'no' leaf questions every epoch (the same number of "
                  "questions), so the projector cannot memorise one wrong concept per image")
         with st.expander("Projector size, augmentation, ranking loss, subset, device"):
-            c1, c2 = st.columns(2)
+            c1, c2, c3 = st.columns(3)
             projector_hidden = c1.number_input(
                 "Projector hidden width (0 = the LM's)", 0, 65536, 0, step=64,
                 help="inner width of the gelu-mlp projector; by default the LM's hidden size")
@@ -86,6 +86,10 @@ def train_form(ds) -> None:
                 "LM tokens per image token", 1, 64, defaults.projector_tokens,
                 help="the projector makes this many LM tokens from each pooled image token, so the LM "
                      "sees image tokens x this many (1 = one token each, as in the paper)")
+            projector_init = c3.selectbox(
+                "Projector start", ["random", "probe"],
+                help="probe: the first layer starts as a concept classifier fitted to the training images "
+                     "(leaf labels only); random: the default initialisation, as in the paper")
             c1, c2, c3 = st.columns(3)
             rank_negatives = c1.number_input(
                 "Ranking negatives", 0, 100, defaults.rank_negatives,
@@ -135,7 +139,7 @@ def train_form(ds) -> None:
         configs = [TrainConfig(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector,
                                image_tokens=int(image_tokens), prompt=prompt,
                                projector_hidden=int(projector_hidden) or None,
-                               projector_tokens=int(projector_tokens),
+                               projector_tokens=int(projector_tokens), projector_init=projector_init,
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
                                rank_siblings=float(rank_siblings), name_loss=float(name_loss),

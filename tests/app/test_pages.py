@@ -338,20 +338,22 @@ def test_train_form_passes_dropout_grid_crop_concept_mixup_name_loss_and_precisi
         (0.3, 7, 0.5, 0.25, "fp32")
 
 
-def test_train_form_passes_the_projector_sizes_and_refuses_a_hidden_width_for_linear(data_dir):
+def test_train_form_passes_the_projector_options_and_refuses_a_hidden_width_for_linear(data_dir):
     from core.jobs.store import JobStore
     at = run_page("app_pages/3_Train.py")
     next(n for n in at.number_input if n.label == "Projector hidden width (0 = the LM's)").set_value(1152)
     next(n for n in at.number_input if n.label == "LM tokens per image token").set_value(4)
+    next(s for s in at.selectbox if s.label == "Projector start").set_value("probe")
     next(s for s in at.selectbox if s.label == "Projector").set_value("linear")
     next(b for b in at.button if b.label == "Queue training").click().run()
-    assert any("projector_hidden needs a gelu-mlp projector" in e.value for e in at.error)
+    assert any("needs a gelu-mlp projector" in e.value for e in at.error)
     assert not JobStore().list()
     next(s for s in at.selectbox if s.label == "Projector").set_value("gelu-mlp")
     next(b for b in at.button if b.label == "Queue training").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     (job,) = JobStore().list()
-    assert (job.spec["config"]["projector_hidden"], job.spec["config"]["projector_tokens"]) == (1152, 4)
+    cfg = job.spec["config"]
+    assert (cfg["projector_hidden"], cfg["projector_tokens"], cfg["projector_init"]) == (1152, 4, "probe")
 
 
 def test_train_form_passes_augmented_views_and_refuses_them_with_a_grid_crop(data_dir):
