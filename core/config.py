@@ -159,7 +159,8 @@ class TrainConfig:
     def leaf_stage(self, first_run: str) -> "TrainConfig":
         """The second stage `taxolens train --leaf-stage` trains after this config's run: LEAF_STAGE's
         recipe, starting from that run's best projector."""
-        return dataclasses.replace(self, init_from=str(first_run), **LEAF_STAGE)
+        # It starts from the first stage's projector, so not from a probe fit again.
+        return dataclasses.replace(self, init_from=str(first_run), projector_init="random", **LEAF_STAGE)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -296,8 +296,8 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
 # the models the projector fits, and the data: the same subset, split and condition, so the first
 # stage's TRAIN images are this run's (none of its test images were trained on) and it saw no
 # hypernym question this run's condition withholds.
-INIT_MUST_MATCH = ("dataset", "encoder", "lm", "lm_init", "projector", "image_tokens", "prompt", "condition",
-                   "seed", "max_concepts", "images_per_concept")
+INIT_MUST_MATCH = ("dataset", "encoder", "lm", "lm_init", "projector", "image_tokens", "projector_hidden",
+                   "projector_tokens", "prompt", "condition", "seed", "max_concepts", "images_per_concept")
 
 
 def init_source(cfg: TrainConfig) -> RunInfo:

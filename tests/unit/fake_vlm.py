@@ -58,7 +58,8 @@ class FakeVLM(nn.Module):
         self.words.weight.requires_grad_(False)
         torch.manual_seed(cfg.seed)
         self.projector = nn.Sequential(nn.Linear(DIM, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
-        if cfg.projector_init == "probe":    # a real Projector: the probe initialisation is its method
+        # A real Projector for the probe initialisation (its method) and for the runs after one.
+        if cfg.projector_init == "probe" or cfg.projector_hidden is not None:
             from core.models.projector import Projector
             self.projector = Projector(cfg.projector, DIM, HIDDEN, 1.0, seed=cfg.seed, hidden=cfg.projector_hidden)
         self.n_tokens = cfg.image_tokens

@@ -500,6 +500,14 @@ def test_probe_init_needs_a_hidden_unit_per_concept_and_no_init_from():
         _cfg(projector_init="probe", projector="linear").validate()
 
 
+def test_a_probe_started_first_stage_has_a_leaf_stage_that_starts_from_its_projector():
+    first = train.train(_cfg(epochs=1, projector_init="probe", projector_hidden=16))
+    stage = _cfg(epochs=1, projector_init="probe", projector_hidden=16).leaf_stage(first.name)
+    assert stage.projector_init == "random" and stage.init_from == first.name
+    ck = _checkpoint(train.train(stage))
+    assert ck["init_from"]["run_id"] == first.name and "projector_init" not in ck
+
+
 # ---------------------------------------------------------------- init_from: a second training stage
 
 def test_init_from_starts_from_the_other_runs_best_projector_and_records_it():
@@ -540,6 +548,8 @@ def test_init_from_a_resumed_run_keeps_its_own_checkpoint():
     (dict(seed=1), r"differs in seed \(0 there, 1 here\)"),
     (dict(condition="random:0.5"), "differs in condition"),
     (dict(prompt="chat"), "differs in prompt"),
+    (dict(projector_tokens=2), r"differs in projector_tokens \(1 there, 2 here\)"),
+    (dict(projector_hidden=32), "differs in projector_hidden"),
 ])
 def test_init_from_refuses_a_run_with_other_models_data_or_condition(change, message):
     first = train.train(_cfg(epochs=1))
