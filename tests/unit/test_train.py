@@ -548,7 +548,7 @@ def test_init_from_a_resumed_run_keeps_its_own_checkpoint():
     (dict(seed=1), r"differs in seed \(0 there, 1 here\)"),
     (dict(condition="random:0.5"), "differs in condition"),
     (dict(prompt="chat"), "differs in prompt"),
-    (dict(projector_tokens=2), r"differs in projector_tokens \(1 there, 2 here\)"),
+    (dict(projector_tokens=3), r"differs in projector_tokens \(\d there, 3 here\)"),
     (dict(projector_hidden=32), "differs in projector_hidden"),
 ])
 def test_init_from_refuses_a_run_with_other_models_data_or_condition(change, message):
