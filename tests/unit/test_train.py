@@ -1,5 +1,6 @@
 """core.train with the tiny dataset and a tiny fake VLM: checkpoints, round trip, resume, validation, and
 several runs trained together (train_many; the real joint LM pass is checked in tests/integration/test_models_real.py)."""
+import dataclasses
 import json
 import shutil
 
@@ -504,8 +505,13 @@ def test_a_probe_started_first_stage_has_a_leaf_stage_that_starts_from_its_proje
     first = train.train(_cfg(epochs=1, projector_init="probe", projector_hidden=16))
     stage = _cfg(epochs=1, projector_init="probe", projector_hidden=16).leaf_stage(first.name)
     assert stage.projector_init == "random" and stage.init_from == first.name
-    ck = _checkpoint(train.train(stage))
+    second = train.train(dataclasses.replace(stage, lr=1e-12))        # lr ~0: weights stay put
+    ck = _checkpoint(second)
     assert ck["init_from"]["run_id"] == first.name and "projector_init" not in ck
+    _, stage1 = checkpoint.load_trained(first, "cpu")
+    _, stage2 = checkpoint.load_trained(second, "cpu")
+    with torch.no_grad():
+        assert torch.allclose(stage2.projector(_probe()), stage1.projector(_probe()), atol=1e-5)
 
 
 # ---------------------------------------------------------------- init_from: a second training stage
