@@ -83,6 +83,14 @@ def save_tensors(path: Path, tensors: dict, metadata: dict[str, str] | None = No
     return hashlib.sha256(data).hexdigest()
 
 
+def tensor_metadata(cfg: TrainConfig) -> dict[str, str]:
+    """What a projector file says of the model it belongs to, for anyone who opens the file alone
+    (loading reads config.json): the parts, the prompt and the projector's shape."""
+    return {"encoder": cfg.encoder, "lm": cfg.lm, "projector": cfg.projector, "prompt": cfg.prompt,
+            "image_tokens": str(cfg.image_tokens), "projector_tokens": str(cfg.projector_tokens),
+            "projector_hidden": str(cfg.projector_hidden) if cfg.projector_hidden else "the LM's hidden size"}
+
+
 def load_tensors(path: Path, sha256: str | None = None) -> dict:
     """Tensors of a safetensors file (CPU); with sha256, checks the file is the one recorded."""
     from safetensors.torch import load

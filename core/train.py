@@ -287,8 +287,7 @@ class _Run:
             runs.append_log(self.dir, f"training {cfg.to_dict()} on {device}; questions "
                                       f"{state['questions']}; {self.total_steps} updates planned"
                             + (f"; projector from run {state['init_from']['run_id']}" if cfg.init_from else ""))
-        self.meta = {"encoder": cfg.encoder, "lm": cfg.lm, "projector": cfg.projector,
-                     "image_tokens": str(cfg.image_tokens), "prompt": cfg.prompt}
+        self.meta = runs.tensor_metadata(cfg)
         self.done = state["epoch"] * self.steps_per_epoch + state["step"]
         self.in_epoch = False
         self.loss_sum = torch.zeros((), device=device)    # read at saves only: no host sync per step

@@ -200,9 +200,8 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
         half = {k: v.to(torch.float16) for k, v in state.items()}
-        meta = {"encoder": info.config.encoder, "lm": info.config.lm, "projector": info.config.projector,
-                "image_tokens": str(info.config.image_tokens), "prompt": info.config.prompt}
-        ck["files"] = {runs.BEST_FILE: runs.save_tensors(tmp / "checkpoint" / runs.BEST_FILE, half, meta)}
+        ck["files"] = {runs.BEST_FILE: runs.save_tensors(tmp / "checkpoint" / runs.BEST_FILE, half,
+                                                         runs.tensor_metadata(info.config))}
         ck.pop("optimizer_groups", None)
         ck["run_id"] = info.run_id
         ck["shipped"] = {"from": str(info.path), "dtype": "float16", "exported": runs.now_iso(),

@@ -54,6 +54,27 @@ def test_export_writes_an_fp16_best_projector_and_install_loads_it(tmp_path):
         assert torch.allclose(vlm.projector(probe), ref.projector(probe))
 
 
+def _file_metadata(path):
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return f.metadata()
+
+
+def test_projector_files_describe_the_projector_shape_in_their_metadata(tmp_path):
+    """Someone who opens the .safetensors alone (run or shipped) reads the projector's shape there."""
+    run_dir = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu",
+                                      projector_hidden=8, projector_tokens=2))
+    evaluate.evaluate(run_dir, "test")
+    dest = checkpoint.export_shipped(run_dir, tmp_path / "shipped")
+    for path in (runs.checkpoint_dir(run_dir) / runs.BEST_FILE, dest / "checkpoint" / runs.BEST_FILE):
+        meta = _file_metadata(path)
+        assert meta["projector_tokens"] == "2" and meta["projector_hidden"] == "8", path
+        assert meta["image_tokens"] == "1" and meta["prompt"] == "plain"
+    default = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu"))
+    assert _file_metadata(runs.checkpoint_dir(default) / runs.PROJECTOR_FILE)["projector_hidden"] == \
+        "the LM's hidden size"
+
+
 def test_shipped_checkpoint_for_changed_tables_does_not_fit(tmp_path, monkeypatch):
     dest = checkpoint.export_shipped(_trained(epochs=1), tmp_path / "shipped")
     monkeypatch.setattr(datasets, "version_sha256", lambda ds: "0" * 64)
