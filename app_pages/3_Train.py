@@ -80,8 +80,8 @@ def train_form(ds) -> None:
         with st.expander("Projector size, augmentation, ranking loss, subset, device"):
             c1, c2, c3 = st.columns(3)
             projector_hidden = c1.number_input(
-                "Projector hidden width (0 = the LM's)", 0, 65536, 0, step=64,
-                help="inner width of the gelu-mlp projector; by default the LM's hidden size")
+                "Projector hidden width (0 = the LM's)", 0, 65536, defaults.projector_hidden or 0, step=64,
+                help="inner width of the gelu-mlp projector (a linear one has none); 0 = the LM's hidden size")
             projector_tokens = c2.number_input(
                 "LM tokens per image token", 1, 64, defaults.projector_tokens,
                 help="the projector makes this many LM tokens from each pooled image token, so the LM "

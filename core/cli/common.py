@@ -93,7 +93,7 @@ TRAIN_HELP = {
     "lm_init": "pretrained | random (random-init LM control)",
     "projector": "linear | gelu-mlp | gelu-mlp-norm (output tokens held at the LM's word norm)",
     "image_tokens": "encoder grid pooled to this many tokens (1 = the global-pooled feature)",
-    "projector_hidden": "the gelu-mlp projector's inner width (default: the LM's hidden size)",
+    "projector_hidden": "the gelu-mlp projector's inner width (0: the LM's hidden size; a linear projector has none)",
     "projector_tokens": "LM tokens the projector makes from each pooled token (the LM sees "
                         "image_tokens x projector_tokens)",
     "projector_init": "random | probe (the first layer starts as a softmax regression from training "

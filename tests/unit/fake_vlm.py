@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import PROJECTOR_HIDDEN
+
 DIM, HIDDEN, VOCAB = 6, 8, 64
 
 
@@ -58,8 +60,9 @@ class FakeVLM(nn.Module):
         self.words.weight.requires_grad_(False)
         torch.manual_seed(cfg.seed)
         self.projector = nn.Sequential(nn.Linear(DIM, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
-        # A real Projector for the probe initialisation (its method) and for the runs after one.
-        if cfg.projector_init == "probe" or cfg.projector_hidden is not None:
+        # A real Projector for the probe initialisation (its method), the runs after one, and a
+        # width other than the default (the default config keeps this small stand-in).
+        if cfg.projector_init == "probe" or cfg.projector_hidden not in (None, PROJECTOR_HIDDEN):
             from core.models.projector import Projector
             self.projector = Projector(cfg.projector, DIM, HIDDEN, 1.0, seed=cfg.seed, hidden=cfg.projector_hidden)
         self.n_tokens = cfg.image_tokens

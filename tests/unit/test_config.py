@@ -116,6 +116,7 @@ def test_a_stored_config_without_a_later_field_keeps_what_that_run_did():
         del old[field]
     stored = TrainConfig.from_stored(old)
     assert stored.fresh_negatives is False and stored.precision == "fp32"      # fixed negatives, fp32
+    assert stored.projector_tokens == 1 and stored.projector_hidden is None      # one token, the LM's width
     assert TrainConfig.from_dict(old) == TrainConfig()                          # a spec: today's defaults
     recorded = TrainConfig(fresh_negatives=True, precision="bf16").to_dict()
     assert TrainConfig.from_stored(recorded) == TrainConfig.from_dict(recorded)  # recorded values win
@@ -130,3 +131,11 @@ def test_an_old_run_dir_loads_with_its_own_negatives(tmp_path, monkeypatch):
     del cfg["fresh_negatives"]
     runs.write_json(run_dir / runs.CONFIG_JSON, cfg)
     assert runs.load_run(run_dir).config.fresh_negatives is False
+
+
+def test_a_linear_projector_drops_the_default_hidden_width_and_0_means_the_lms():
+    assert TrainConfig(projector="linear").validate().projector_hidden is None
+    assert TrainConfig(projector_hidden=0).projector_hidden is None
+    assert TrainConfig().projector_hidden == 384                    # the gelu-mlp default stays
+    with pytest.raises(ConfigError, match="needs a gelu-mlp projector"):
+        TrainConfig(projector="linear", projector_hidden=200).validate()   # asked for explicitly

@@ -585,10 +585,10 @@ def test_efficientnet_preprocessing_pads_to_square_on_white():
 def test_create_vlm_wires_parts_from_the_config(monkeypatch):
     monkeypatch.setattr(registry, "create_encoder", lambda eid, device="cpu": FakeEncoder())
     monkeypatch.setattr(registry, "create_lm", lambda lid, init="pretrained", device="cpu", seed=0: tiny_lm())
-    vlm = registry.create_vlm(TrainConfig(projector="linear", image_tokens=9, seed=5), "cpu")
+    vlm = registry.create_vlm(TrainConfig(projector="linear", image_tokens=9, projector_tokens=1, seed=5), "cpu")
     assert vlm.n_tokens == 9 and vlm.projector.kind == "linear"
     assert vlm.prefix(torch.randn(2, 16, 8)).shape == (2, 9, vlm.lm.hidden_size)
-    again = registry.create_vlm(TrainConfig(projector="linear", image_tokens=9, seed=5), "cpu")
+    again = registry.create_vlm(TrainConfig(projector="linear", image_tokens=9, projector_tokens=1, seed=5), "cpu")
     assert torch.equal(vlm.projector.net[0].weight, again.projector.net[0].weight)
 
 

@@ -70,8 +70,9 @@ def test_projector_files_describe_the_projector_shape_in_their_metadata(tmp_path
         meta = _file_metadata(path)
         assert meta["projector_tokens"] == "2" and meta["projector_hidden"] == "8", path
         assert meta["image_tokens"] == "1" and meta["prompt"] == "plain"
-    default = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu"))
-    assert _file_metadata(runs.checkpoint_dir(default) / runs.PROJECTOR_FILE)["projector_hidden"] == \
+    lm_wide = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu",
+                                      projector_hidden=0))
+    assert _file_metadata(runs.checkpoint_dir(lm_wide) / runs.PROJECTOR_FILE)["projector_hidden"] == \
         "the LM's hidden size"
 
 

@@ -494,7 +494,7 @@ def test_probe_init_fits_the_first_layer_to_the_training_images_concepts_and_rec
 
 def test_probe_init_needs_a_hidden_unit_per_concept_and_no_init_from():
     with pytest.raises(ConfigError, match="12 concepts do not fit the projector's 8 hidden units"):
-        train.train(_cfg(epochs=1, projector_init="probe"))
+        train.train(_cfg(epochs=1, projector_init="probe", projector_hidden=8))
     with pytest.raises(ConfigError, match="choose one"):
         _cfg(projector_init="probe", init_from="x").validate()
     with pytest.raises(ConfigError, match="needs a gelu-mlp projector"):
