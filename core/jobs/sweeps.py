@@ -35,7 +35,7 @@ from core.jobs.kinds import JobContext, JobKind, JobSpecError, register
 GRID_KEYS = {"kind", "conditions", "ratios", "seeds", "encoders", "lms", "lm_inits", "baselines", "config"}
 SPEC_KEYS = {"name", "base", "grids", "preset", "scale"}
 
-# Default TrainConfig fields per scale; both real scales train with the default recipe (at most 8
+# Default TrainConfig fields per scale; both real scales train with the default recipe (at most 6
 # epochs with early stopping, core/config.py). `cpu`: 80 concepts (of 385) is the smallest subset
 # where the within-category shuffle moves most concepts (65 of 80; at 40 only 12 move, most
 # category sets being singletons) and 19 categories have >= 3 concepts; on a loaded 2-core machine
