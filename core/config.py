@@ -51,7 +51,8 @@ class TrainConfig:
     image_tokens: int = 1                # encoder grid pooled to this many tokens (1 = global pool)
     # Four LM tokens from each pooled token (ClipCap's prefix from one global feature) through a
     # 384-wide GELU MLP: on the full set (seed 0) test leaf accuracy 0.857 against one token's 0.836
-    # (README, "Training"), and 384 keeps the fp16 projector (1.38 M parameters, 2.8 MB) inside the 3 MB a shipped one may take.
+    # (README, "Training"); 384 keeps the projector (1.38 M parameters, 2.8 MB in fp16) inside the
+    # 3 MB a shipped checkpoint may take.
     projector_hidden: int | None = PROJECTOR_HIDDEN  # the GELU MLP's inner width (None: the LM's hidden size)
     projector_tokens: int = 4            # LM tokens the projector makes from each pooled token
     # "probe": the projector's first layer starts as a softmax regression from TRAIN images to their
