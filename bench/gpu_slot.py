@@ -134,6 +134,8 @@ def _evaluate(clock: Clock, name: str, dirs: list, ranking: bool, summary: dict)
     from core.evaluate import evaluate, leaf_ranking
     from core.models import checkpoint
     done, shared = [], {}
+    if not dirs:
+        return
 
     def work():
         for d in dirs:
