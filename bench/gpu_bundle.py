@@ -58,7 +58,7 @@ def encoder_prefixes(encoder: nn.Module) -> list[torch.Tensor]:
 # ---------------------------------------------------------------------------------------- here
 
 def pack(out: Path) -> dict:
-    from core import assets, features, paths
+    from core import assets, features, paths, runs
     from core.data import datasets
     from core.models import registry
 
@@ -95,6 +95,7 @@ def pack(out: Path) -> dict:
                     "transform_id": encoder.transform_id, "weights_id": encoder.weights_id,
                     "cache_key": encoder.cache_key},
         "made_with": {"torch": torch.__version__, "data": str(paths.data_dir())},
+        "git_commit": runs.git_commit(),       # the GPU machine's copy of the tree has no .git
     }
     (b / BUNDLE_JSON).write_text(json.dumps(bundle))
     sizes = {p.name: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in (a, b)}
@@ -175,7 +176,7 @@ class CachedOnlyEncoder(nn.Module):
 def activate(parts: list[Path]) -> None:
     """Install the stand-ins in this process: images are found by their recorded sha256, and the
     encoder is built from the bundle, without its weights."""
-    from core import features
+    from core import features, runs
     from core.models import encoders, registry
 
     bundle = json.loads(_find(parts, BUNDLE_JSON).read_text())
@@ -200,7 +201,13 @@ def activate(parts: list[Path]) -> None:
             return sha_of[key]
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
+    stand_key = Stand().cache_key
+    if stand_key != bundle["encoder"]["cache_key"]:
+        raise SystemExit(f"the stand-in encoder's feature cache key {stand_key} is not the bundle's "
+                         f"{bundle['encoder']['cache_key']}: the cached features would not be found")
     features.file_sha256 = file_sha256
+    if bundle.get("git_commit"):
+        runs.git_commit = lambda: bundle["git_commit"]
     registry.ENCODER_BUILDERS["efficientnet"] = lambda encoder_id, name, source: Stand()
     real_check = registry._encoder_weights
     registry._encoder_weights = lambda family, name, source: None if family == "efficientnet" \

