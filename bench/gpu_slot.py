@@ -261,6 +261,8 @@ def _pack(runs_root: Path, out: Path) -> dict:
     config, log, evaluations and checkpoint.json, and while MAX_BYTES allows, the best projector in
     fp16 (finished runs, and runs the deadline stopped after a best epoch: they stay "cancelled")."""
     import hashlib
+
+    import torch
     from core import runs
 
     def rank(d: Path):
@@ -288,7 +290,7 @@ def _pack(runs_root: Path, out: Path) -> dict:
             if weights:
                 state = runs.load_tensors(runs.checkpoint_dir(d) / runs.BEST_FILE, ck["files"][runs.BEST_FILE])
                 cfg = json.loads((d / runs.CONFIG_JSON).read_text())
-                data = _safetensors_bytes({k: v.to(torch_float16()) for k, v in state.items()}, cfg)
+                data = _safetensors_bytes({k: v.to(torch.float16) for k, v in state.items()}, cfg)
                 ck["files"] = {runs.BEST_FILE: hashlib.sha256(data).hexdigest()}
                 ck["transport"] = {"best": "float16 for the trip back from the GPU machine (as shipped checkpoints "
                                            "are); its metrics were computed there, from the fp32 projector under "
@@ -309,11 +311,6 @@ def _pack(runs_root: Path, out: Path) -> dict:
         (out / name).write_bytes(data[i:i + PART_BYTES])
         names.append(name)
     return {"runs_with_weights": packed, "runs_without": light, "parts": names, "bytes": len(data)}
-
-
-def torch_float16():
-    import torch
-    return torch.float16
 
 
 def _safetensors_bytes(tensors: dict, cfg: dict) -> bytes:
