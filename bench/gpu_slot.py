@@ -168,7 +168,7 @@ def _evaluate(clock: Clock, name: str, dirs: list, ranking: bool, summary: dict)
                        "hypernym_accuracy": m["hypernym"]["accuracy"],
                        "category_macro_f1": m["hypernym"].get("category_macro_f1")}
                 if ranking and clock.left() > 30:
-                    r = leaf_ranking(d, "test", images=40)
+                    r = leaf_ranking(d, "test", images=40, frozen_from=shared[key])
                     row.update({k: r[k] for k in ("top1", "top5", "median_rank") if k in r})
             except Exception as exc:         # one run's failure does not end the slot
                 summary["errors"].append(f"{name}, {Path(d).name}: {exc!r}")

@@ -61,18 +61,19 @@ def spaced_sample(items: list, n: int | None) -> list:
 
 
 def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = None,
-                 progress=None, write: bool = True) -> dict:
+                 progress=None, write: bool = True, frozen_from=None) -> dict:
     """Ask every leaf question of the run's vocabulary about each `split` image and rank the image's
     (labelled) concept among them by P(yes) -- what Predict shows a user. The yes/no metrics ask one
     random negative per image; this asks all of them, so a model that only knows categories scores
     well there and badly here. `images`: an evenly spaced sample of that many (None: all; each costs
     one question per concept). Writes <run>/eval/<split>/ranking.json (unless `write` is False: a
-    side measurement that must not replace the run's recorded ranking) and returns it."""
+    side measurement that must not replace the run's recorded ranking) and returns it. frozen_from:
+    as for evaluate()."""
     runs.eval_dir(run_dir, split)
     if images is not None and (isinstance(images, bool) or not isinstance(images, int) or images < 1):
         raise ConfigError(f"images must be a positive integer, got {images!r}")
     report = progress or (lambda f, m: None)
-    info, vlm = checkpoint.load_trained(run_dir)
+    info, vlm = checkpoint.load_trained(run_dir, frozen_from=frozen_from)
     cfg = trained_config(info)
     data = rundata.prepare(cfg)
     _check_same_dataset(info, data)

@@ -129,6 +129,10 @@ def test_a_deadline_keeps_the_runs_that_finished_and_everything_comes_back_to_th
     assert runs.read_json(runs.checkpoint_json(stopped))["status"] == "cancelled"
     gpu_slot._evaluate(gpu_slot.Clock(60), "evaluate", finished, False, summary)
     assert [e["run"] for e in summary["evaluations"]] == [finished[0].name] and not summary["errors"]
+    # the every-leaf ranking shares the evaluation's frozen models and ranks as a run loaded alone
+    shared = checkpoint.build_vlm(TrainConfig.from_stored(json.loads((finished[0] / "config.json").read_text())), "cpu")
+    alone = evaluate.leaf_ranking(finished[0], "test", write=False)
+    assert evaluate.leaf_ranking(finished[0], "test", write=False, frozen_from=shared)["rows"] == alone["rows"]
 
     _, vlm = checkpoint.load_trained(finished[0], "cpu")
     before = {k: v.clone() for k, v in vlm.projector_state().items()}
@@ -140,7 +144,6 @@ def test_a_deadline_keeps_the_runs_that_finished_and_everything_comes_back_to_th
     packed = gpu_slot._pack(paths.runs_dir(), out)
     assert sorted(packed["runs_with_weights"] + packed["runs_without"]) == sorted(d.name for d in (finished[0], stopped))
     assert finished[0].name in packed["runs_with_weights"]
-    assert all(p.stat().st_size <= gpu_slot.PART_BYTES for p in out.iterdir())
 
     shutil.rmtree(paths.runs_dir())                          # here: none of the runs yet
     back = gpu_slot.unpack(out)
