@@ -1,0 +1,222 @@
+"""`python -m bench.leaf_ceiling [--concepts 100] [--epochs 6] [--arms features,oracle,...]`: what caps
+held-out leaf accuracy, the LM's reading of image tokens or the image side?
+
+Every arm trains a fresh projector (the default config's: seed, recipe, 4 LM tokens from a 384-wide
+GELU MLP) on the same batches of the same TRAIN questions of a seeded concept subset, with the frozen
+LM held as training holds it, and answers the VAL questions after every epoch. Only what reaches the
+LM, or where, differs:
+
+    features         today's VLM: the encoder's pooled feature, image tokens before the question
+    after-question   the same feature, image tokens after the question ("Question: Is there a dog
+                     in the image?\\nImage: <tokens>\\nAnswer:"), so they are read in the question's
+                     context (plain prompt only)
+    oracle           a one-hot of the concept the image is shown as instead of its feature: perfect
+                     recognition, so VAL is answered from the same inputs TRAIN showed; what is left
+                     is how well the frozen LM can be taught to answer from a concept's tokens
+    posterior        a linear probe's concept posterior instead of the feature (core.image_probe's
+                     recipe: standardised features, 300 full-batch AdamW steps); TRAIN images get
+                     out-of-fold posteriors (5 folds), so training sees inputs as uncertain as VAL's
+
+Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every question is kept: the
+default condition removes none). One line of JSON per arm and epoch, then a table.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+ARMS = ("features", "after-question", "oracle", "posterior")
+FOLDS = 5
+PROBE_STEPS, PROBE_LR = 300, 1e-3
+
+
+# ---------------------------------------------------------------- what reaches the projector
+
+def onehot(names: list[str], shown: list[str]) -> torch.Tensor:
+    """(N, 1, C): a one-hot over `names` of each image's shown concept (the oracle's input)."""
+    column = {c: j for j, c in enumerate(names)}
+    x = torch.zeros(len(shown), 1, len(names))
+    x[torch.arange(len(shown)), 0, torch.tensor([column[c] for c in shown])] = 1.0
+    return x
+
+
+def fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int = 0):
+    """A softmax regression on standardised features (core.image_probe's recipe); returns x -> posterior."""
+    mean, std = x.mean(0), x.std(0, unbiased=False) + 1e-6
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(x.shape[1], classes)
+    opt = torch.optim.AdamW(head.parameters(), lr=PROBE_LR, weight_decay=0.0)
+    for _ in range(PROBE_STEPS):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(head((x - mean) / std), y).backward()
+        opt.step()
+
+    @torch.no_grad()
+    def posterior(z: torch.Tensor) -> torch.Tensor:
+        return head((z - mean) / std).softmax(-1)
+    return posterior
+
+
+def out_of_fold(x: torch.Tensor, y: torch.Tensor, classes: int, folds: int = FOLDS, seed: int = 0) -> torch.Tensor:
+    """(N, C) posteriors of x, each row from a probe fitted without it (row i is in fold i % folds)."""
+    fold = torch.arange(len(x)) % folds
+    out = torch.zeros(len(x), classes)
+    for k in range(folds):
+        held = fold == k
+        if held.any():
+            out[held] = fit_probe(x[~held], y[~held], classes, seed)(x[held])
+    return out
+
+
+# ---------------------------------------------------------------- where the image tokens go
+
+def features_logits(vlm, projector, feats: torch.Tensor, owner: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """Answer logits (Q, V) of today's VLM with `projector` in place (image, then the question)."""
+    vlm.projector = projector
+    return vlm._answer_logits_shared(vlm.prefix_embeds(feats), owner, *vlm.suffix_ids(texts)).float()
+
+
+def after_question_logits(vlm, projector, feats: torch.Tensor, owner: torch.Tensor,
+                          texts: list[str]) -> torch.Tensor:
+    """Answer logits (Q, V) of [start]Question: <question>\\nImage:<image tokens>\\nAnswer: (plain)."""
+    if vlm.prompt.format != "plain":
+        raise ValueError("the after-question arm is written for the plain prompt")
+    lm = vlm.lm
+    image = projector(feats.to(vlm.device, torch.float32))[owner]          # (Q, k*m, H)
+    rows = [list(lm.start_ids) + lm.tokens(f"Question: {t}") + lm.tokens("\nImage:") for t in texts]
+    ids, mask = vlm._pad(rows)
+    dtype = lm.embed(ids[:1, :1]).dtype
+    tail = lm.embed(torch.tensor(lm.tokens("\nAnswer:"), device=ids.device)).to(dtype)
+    embeds = torch.cat([lm.embed(ids).to(dtype), image.to(dtype), tail.expand(len(rows), -1, -1)], dim=1)
+    attention = torch.cat([mask, torch.ones(len(rows), embeds.shape[1] - ids.shape[1], dtype=mask.dtype,
+                                            device=mask.device)], dim=1)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    return lm.model(inputs_embeds=embeds, attention_mask=attention, position_ids=positions,
+                    use_cache=False, logits_to_keep=1).logits[:, -1].float()
+
+
+# ---------------------------------------------------------------- the comparison
+
+def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print) -> list[dict]:
+    from core import rundata
+    from core.config import TrainConfig
+    from core.features import image_features
+    from core.models.projector import Projector
+    from core.models.registry import create_vlm
+    from core.questions import shown_concept
+    from core.train import epoch_batches, lr_at
+
+    unknown = set(arms) - set(ARMS)
+    if unknown or not arms:
+        raise ValueError(f"arms must be among {', '.join(ARMS)}, got {', '.join(arms) or 'none'}")
+    cfg = TrainConfig(max_concepts=concepts, seed=seed, epochs=epochs)
+    data = rundata.prepare(cfg)
+    vlm = create_vlm(cfg)
+    vlm.hold_lm_in_bf16()                   # as training holds it on CPUs with native bf16 / CUDA
+    items = {s: data.images(s) for s in ("train", "val")}
+    feats, row = {}, {}
+    for s, its in items.items():
+        feats[s], row[s] = image_features(vlm, its)
+    names = sorted(data.dataset.concepts)
+    shown = {s: [shown_concept(im.concept, data.deprivation.labeling) for im in its] for s, its in items.items()}
+    inputs = {a: feats for a in ("features", "after-question")}
+    if "oracle" in arms:
+        inputs["oracle"] = {s: onehot(names, shown[s]) for s in items}
+    if "posterior" in arms:
+        y = torch.tensor([names.index(c) for c in shown["train"]])
+        x = feats["train"][:, 0].float()
+        inputs["posterior"] = {"train": out_of_fold(x, y, len(names), seed=seed)[:, None],
+                               "val": fit_probe(x, y, len(names), seed)(feats["val"][:, 0].float())[:, None]}
+    forward = {"features": features_logits, "after-question": after_question_logits,
+               "oracle": features_logits, "posterior": features_logits}
+    projector = {a: Projector(cfg.projector, inputs[a]["train"].shape[-1], vlm.lm.hidden_size,
+                              vlm.lm.token_norm(), seed=seed, hidden=cfg.projector_hidden,
+                              tokens=cfg.projector_tokens) for a in arms}
+    opt = {a: torch.optim.AdamW(projector[a].parameters(), lr=cfg.lr, weight_decay=0.0) for a in arms}
+    yes, no = vlm.prompt.yes_ids, vlm.prompt.no_ids
+    total = math.ceil(len(data.training_questions()) / cfg.batch_size) * epochs
+    seconds, done, out = {a: 0.0 for a in arms}, 0, []
+
+    @torch.no_grad()
+    def validate(arm: str) -> dict:
+        projector[arm].eval()
+        by_image: dict[str, list] = {}
+        for q in data.questions["val"]:
+            by_image.setdefault(q.image_id, []).append(q)
+        right = {"leaf": [0, 0], "hypernym": [0, 0]}
+        ids = sorted(by_image)
+        for k in range(0, len(ids), 8):
+            chunk = ids[k:k + 8]
+            qs = [q for i in chunk for q in by_image[i]]
+            slot = {i: j for j, i in enumerate(chunk)}
+            logp = forward[arm](vlm, projector[arm], inputs[arm]["val"][[row["val"][i] for i in chunk]],
+                                torch.tensor([slot[q.image_id] for q in qs]), [q.text for q in qs]).log_softmax(-1)
+            said = (torch.logsumexp(logp[:, list(yes)], -1) > torch.logsumexp(logp[:, list(no)], -1)).tolist()
+            for q, s in zip(qs, said):
+                right[q.kind][0] += int(s == q.answer)
+                right[q.kind][1] += 1
+        projector[arm].train()
+        return {f"val_{kind}_accuracy": round(r / n, 4) if n else None for kind, (r, n) in right.items()}
+
+    log(json.dumps({"concepts": concepts, "seed": seed, "epochs": epochs, "train_images": len(items["train"]),
+                    "val_images": len(items["val"]), "updates": total}))
+    for epoch in range(epochs):
+        qs = data.training_questions(epoch)
+        for batch in epoch_batches(qs, cfg.batch_size, cfg.seed, epoch):
+            if done >= total:
+                break
+            images = list(dict.fromkeys(qs[i].image_id for i in batch))
+            slot = {x: j for j, x in enumerate(images)}
+            owner = torch.tensor([slot[qs[i].image_id] for i in batch])
+            target = torch.tensor([yes[0] if qs[i].answer else no[0] for i in batch])
+            for arm in arms:
+                t0 = time.perf_counter()
+                for group in opt[arm].param_groups:
+                    group["lr"] = lr_at(done, total, cfg)
+                x = inputs[arm]["train"][[row["train"][i] for i in images]]
+                loss = F.cross_entropy(forward[arm](vlm, projector[arm], x, owner, [qs[i].text for i in batch]), target)
+                opt[arm].zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(projector[arm].parameters(), cfg.grad_clip)
+                opt[arm].step()
+                seconds[arm] += time.perf_counter() - t0
+            done += 1
+        for arm in arms:
+            out.append({"arm": arm, "epoch": epoch + 1, "train_seconds": round(seconds[arm], 1), **validate(arm)})
+            log(json.dumps(out[-1]))
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    epochs = sorted({r["epoch"] for r in rows})
+    at = {(r["arm"], r["epoch"]): r for r in rows}
+    lines = ["| arm | val leaf accuracy by epoch | last epoch: leaf / hypernym | train s |", "|---|---|---|---|"]
+    for a in arms:
+        last = at[a, epochs[-1]]
+        curve = " ".join(f"{at[a, e]['val_leaf_accuracy']:.3f}" for e in epochs)
+        lines.append(f"| {a} | {curve} | {last['val_leaf_accuracy']:.3f} / {last['val_hypernym_accuracy']:.3f} "
+                     f"| {last['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--concepts", type=int, default=100, help="seeded concept subset (default 100)")
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, among {', '.join(ARMS)}")
+    args = ap.parse_args(argv)
+    rows = run(args.concepts, args.epochs, tuple(a for a in args.arms.split(",") if a), args.seed,
+               log=lambda s: print(s, flush=True))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""bench.leaf_ceiling's pieces with tiny models: the after-question sequence against one unpadded
+sequence written out by hand, the oracle's one-hot inputs, and out-of-fold probe posteriors (each row from a probe fitted without it)."""
+from __future__ import annotations
+
+import torch
+
+from bench import leaf_ceiling
+from tests.unit.test_models import tiny_vlm
+
+
+def test_after_question_logits_match_an_unpadded_sequence():
+    vlm = tiny_vlm(k=1)
+    lm = vlm.lm
+    feats = torch.randn(2, 1, vlm.encoder.dim)
+    texts = ["Is there a dog in the image?", "Is there a cat?", "Is there an animal?"]
+    owner = torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        got = leaf_ceiling.after_question_logits(vlm, vlm.projector, feats, owner, texts)
+        for q, (text, o) in enumerate(zip(texts, owner.tolist())):
+            ids = list(lm.start_ids) + lm.tokens(f"Question: {text}") + lm.tokens("\nImage:")
+            seq = torch.cat([lm.embed(torch.tensor(ids)), vlm.projector(feats[o]),
+                             lm.embed(torch.tensor(lm.tokens("\nAnswer:")))])
+            want = lm.model(inputs_embeds=seq[None]).logits[0, -1]
+            assert torch.allclose(got[q], want, atol=1e-4), text
+
+
+def test_onehot_marks_each_images_shown_concept():
+    x = leaf_ceiling.onehot(["cat", "dog", "fox"], ["dog", "fox", "dog"])
+    assert x.shape == (3, 1, 3)
+    assert x[:, 0].argmax(-1).tolist() == [1, 2, 1] and x.sum().item() == 3
+
+
+def test_out_of_fold_posteriors_never_see_their_own_row(monkeypatch):
+    x = torch.arange(23, dtype=torch.float32)[:, None].repeat(1, 3)     # row i holds the value i
+    y = torch.zeros(23, dtype=torch.long)
+    predicted = []
+
+    def fake_fit(fx, fy, classes, seed=0):
+        seen = set(fx[:, 0].long().tolist())
+        def posterior(z):
+            rows = z[:, 0].long().tolist()
+            assert not seen & set(rows), "a row predicted by a probe fitted on it"
+            predicted.extend(rows)
+            return torch.full((len(z), classes), 1.0 / classes)
+        return posterior
+
+    monkeypatch.setattr(leaf_ceiling, "fit_probe", fake_fit)
+    out = leaf_ceiling.out_of_fold(x, y, 2, folds=5)
+    assert sorted(predicted) == list(range(23)) and out.shape == (23, 2)
+
+
+def test_out_of_fold_posteriors_classify_separable_clusters():
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(20, 4) + 4, torch.randn(20, 4) - 4])
+    y = torch.tensor([0] * 20 + [1] * 20)
+    oof = leaf_ceiling.out_of_fold(x, y, 2)
+    assert (oof.argmax(-1) == y).all()
+    assert torch.allclose(oof.sum(-1), torch.ones(40))
