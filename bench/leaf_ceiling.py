@@ -2,8 +2,8 @@
 held-out leaf accuracy, the LM's reading of image tokens or the image side?
 
 Every arm trains a fresh projector (the default config's: seed, recipe, 4 LM tokens from a 384-wide
-GELU MLP) on the same batches of the same TRAIN questions of a seeded concept subset, with the frozen
-LM held as training holds it, and answers the VAL questions after every epoch. Only what reaches the
+GELU MLP; the same init wherever the input has the same width) on the same batches of the same
+TRAIN questions of a seeded concept subset, with the frozen LM held as training holds it, and answers the VAL questions after every epoch. Only what reaches the
 LM, or where, differs:
 
     features         today's VLM: the encoder's pooled feature, image tokens before the question
@@ -18,7 +18,9 @@ LM, or where, differs:
                      out-of-fold posteriors (5 folds), so training sees inputs as uncertain as VAL's
 
 Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every question is kept: the
-default condition removes none). One line of JSON per arm and epoch, then a table.
+default condition removes none). The first line of JSON also holds the image-probe baseline on the
+same data (core.image_probe: val thresholds, val and test accuracy) and the out-of-fold probe's top-1
+on TRAIN images; then one line per arm and epoch, then a table.
 """
 from __future__ import annotations
 
@@ -107,6 +109,7 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     from core import rundata
     from core.config import TrainConfig
     from core.features import image_features
+    from core.models.checkpoint import resolve_precision
     from core.models.projector import Projector
     from core.models.registry import create_vlm
     from core.questions import shown_concept
@@ -118,7 +121,9 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     cfg = TrainConfig(max_concepts=concepts, seed=seed, epochs=epochs)
     data = rundata.prepare(cfg)
     vlm = create_vlm(cfg)
-    vlm.hold_lm_in_bf16()                   # as training holds it on CPUs with native bf16 / CUDA
+    precision = resolve_precision(cfg.precision, vlm.device)
+    if precision == "bf16":                 # as training holds it (CUDA, CPUs with native bf16)
+        vlm.hold_lm_in_bf16()
     items = {s: data.images(s) for s in ("train", "val")}
     feats, row = {}, {}
     for s, its in items.items():
@@ -128,10 +133,11 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     inputs = {a: feats for a in ("features", "after-question")}
     if "oracle" in arms:
         inputs["oracle"] = {s: onehot(names, shown[s]) for s in items}
+    y = torch.tensor([names.index(c) for c in shown["train"]])
+    x = feats["train"][:, 0].float()
+    oof = out_of_fold(x, y, len(names), seed=seed)
     if "posterior" in arms:
-        y = torch.tensor([names.index(c) for c in shown["train"]])
-        x = feats["train"][:, 0].float()
-        inputs["posterior"] = {"train": out_of_fold(x, y, len(names), seed=seed)[:, None],
+        inputs["posterior"] = {"train": oof[:, None],
                                "val": fit_probe(x, y, len(names), seed)(feats["val"][:, 0].float())[:, None]}
     forward = {"features": features_logits, "after-question": after_question_logits,
                "oracle": features_logits, "posterior": features_logits}
@@ -164,8 +170,10 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
         projector[arm].train()
         return {f"val_{kind}_accuracy": round(r / n, 4) if n else None for kind, (r, n) in right.items()}
 
-    log(json.dumps({"concepts": concepts, "seed": seed, "epochs": epochs, "train_images": len(items["train"]),
-                    "val_images": len(items["val"]), "updates": total}))
+    log(json.dumps({"concepts": concepts, "seed": seed, "epochs": epochs, "precision": precision,
+                    "train_images": len(items["train"]), "val_images": len(items["val"]), "updates": total,
+                    "probe_out_of_fold_top1": round(float((oof.argmax(-1) == y).float().mean()), 4),
+                    **image_probe_accuracy(data, vlm.encoder, seed)}))
     for epoch in range(epochs):
         qs = data.training_questions(epoch)
         for batch in epoch_batches(qs, cfg.batch_size, cfg.seed, epoch):
@@ -190,6 +198,20 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
         for arm in arms:
             out.append({"arm": arm, "epoch": epoch + 1, "train_seconds": round(seconds[arm], 1), **validate(arm)})
             log(json.dumps(out[-1]))
+    return out
+
+
+def image_probe_accuracy(data, encoder, seed: int) -> dict:
+    """The image-probe baseline on the same data (core.image_probe: its thresholds are chosen on VAL):
+    its VAL and TEST leaf / hypernym accuracy and its thresholds, the bar the arms are read against."""
+    from core import image_probe
+    probe = image_probe.fit(data, encoder, seed=seed)
+    out = {"probe_thresholds": {k: round(v, 4) for k, v in probe.thresholds.items()}}
+    for split in ("val", "test"):
+        for kind in ("leaf", "hypernym"):
+            rows = [r for r in probe.rows(data, split) if r["kind"] == kind]
+            out[f"probe_{split}_{kind}_accuracy"] = (round(sum((r["p_yes"] > 0.5) == r["answer"] for r in rows)
+                                                          / len(rows), 4) if rows else None)
     return out
 
 

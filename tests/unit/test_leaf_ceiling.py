@@ -24,6 +24,17 @@ def test_after_question_logits_match_an_unpadded_sequence():
             assert torch.allclose(got[q], want, atol=1e-4), text
 
 
+def test_after_question_logits_with_the_lm_held_in_bf16():
+    vlm = tiny_vlm(k=1)
+    feats = torch.randn(2, 1, vlm.encoder.dim)
+    texts, owner = ["Is there a dog in the image?", "Is there a cat?"], torch.tensor([1, 0])
+    with torch.no_grad():
+        fp32 = leaf_ceiling.after_question_logits(vlm, vlm.projector, feats, owner, texts)
+        vlm.lm.model.to(torch.bfloat16)
+        bf16 = leaf_ceiling.after_question_logits(vlm, vlm.projector, feats, owner, texts)
+    assert bf16.dtype == torch.float32 and torch.allclose(bf16, fp32, atol=0.1)
+
+
 def test_onehot_marks_each_images_shown_concept():
     x = leaf_ceiling.onehot(["cat", "dog", "fox"], ["dog", "fox", "dog"])
     assert x.shape == (3, 1, 3)
@@ -41,15 +52,16 @@ def test_out_of_fold_posteriors_never_see_their_own_row(monkeypatch):
             rows = z[:, 0].long().tolist()
             assert not seen & set(rows), "a row predicted by a probe fitted on it"
             predicted.extend(rows)
-            return torch.full((len(z), classes), 1.0 / classes)
+            return torch.tensor(rows, dtype=torch.float32)[:, None].repeat(1, classes)   # a row's own index
         return posterior
 
     monkeypatch.setattr(leaf_ceiling, "fit_probe", fake_fit)
     out = leaf_ceiling.out_of_fold(x, y, 2, folds=5)
     assert sorted(predicted) == list(range(23)) and out.shape == (23, 2)
+    assert out[:, 0].tolist() == list(range(23))       # each posterior lands in its own row
 
 
-def test_out_of_fold_posteriors_classify_separable_clusters():
+def test_out_of_fold_probes_still_classify_separable_clusters():
     torch.manual_seed(0)
     x = torch.cat([torch.randn(20, 4) + 4, torch.randn(20, 4) - 4])
     y = torch.tensor([0] * 20 + [1] * 20)
