@@ -35,7 +35,6 @@ import torch.nn.functional as F
 
 ARMS = ("features", "after-question", "oracle", "posterior")
 FOLDS = 5
-PROBE_STEPS, PROBE_LR = 300, 1e-3
 
 
 # ---------------------------------------------------------------- what reaches the projector
@@ -49,15 +48,9 @@ def onehot(names: list[str], shown: list[str]) -> torch.Tensor:
 
 
 def fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int = 0):
-    """A softmax regression on standardised features (core.image_probe's recipe); returns x -> posterior."""
-    mean, std = x.mean(0), x.std(0, unbiased=False) + 1e-6
-    torch.manual_seed(seed)
-    head = torch.nn.Linear(x.shape[1], classes)
-    opt = torch.optim.AdamW(head.parameters(), lr=PROBE_LR, weight_decay=0.0)
-    for _ in range(PROBE_STEPS):
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(head((x - mean) / std), y).backward()
-        opt.step()
+    """core.image_probe's softmax regression fitted to (x, y); returns x -> posterior."""
+    from core.image_probe import fit_softmax
+    head, mean, std = fit_softmax(x, y, classes, seed)
 
     @torch.no_grad()
     def posterior(z: torch.Tensor) -> torch.Tensor:

@@ -105,17 +105,8 @@ def fit(data, encoder, seed: int = 0, progress=None) -> ImageProbe:
     report(0.05, f"features of {len(items)} training images")
     x = features.FeatureCache(encoder).get(items, pool=1)[:, 0].float()
     y = torch.tensor([column[_shown(data, im)] for im in items])
-    mean, std = x.mean(0), x.std(0, unbiased=False) + 1e-6
-    torch.manual_seed(seed)
-    weight = torch.nn.Linear(x.shape[1], len(concepts))
-    opt = torch.optim.AdamW(weight.parameters(), lr=LR, weight_decay=0.0)
-    z = (x - mean) / std
-    for step in range(STEPS):
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(weight(z), y).backward()
-        opt.step()
-        if step % 50 == 0:
-            report(0.1 + 0.7 * step / STEPS, f"fitting the probe: step {step}/{STEPS}")
+    weight, mean, std = fit_softmax(x, y, len(concepts), seed,
+                                    lambda step: report(0.1 + 0.7 * step / STEPS, f"fitting the probe: step {step}/{STEPS}"))
     members: dict[str, set[str]] = {}
     for q in data.training_questions():
         if q.kind == "hypernym" and q.answer:
@@ -127,6 +118,25 @@ def fit(data, encoder, seed: int = 0, progress=None) -> ImageProbe:
         pairs = [(s, q.answer) for q, s in zip(qs, scores) if q.kind == kind and data.deprivation.keeps(q)]
         probe.thresholds[kind] = best_threshold(pairs)
     return probe
+
+
+def fit_softmax(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int = 0,
+                on_step=None) -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:
+    """The probe's fit: a softmax regression from features x (N, D), standardised on x, to labels y in
+    [0, classes), STEPS full-batch AdamW updates. Returns (linear layer, mean, std); on_step(step)
+    is called every 50 steps."""
+    mean, std = x.mean(0), x.std(0, unbiased=False) + 1e-6
+    torch.manual_seed(seed)
+    weight = torch.nn.Linear(x.shape[1], classes)
+    opt = torch.optim.AdamW(weight.parameters(), lr=LR, weight_decay=0.0)
+    z = (x - mean) / std
+    for step in range(STEPS):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(weight(z), y).backward()
+        opt.step()
+        if on_step is not None and step % 50 == 0:
+            on_step(step)
+    return weight, mean, std
 
 
 def best_threshold(pairs: list[tuple[float, bool]]) -> float:
