@@ -99,7 +99,7 @@ def after_question_logits(vlm, projector, feats: torch.Tensor, owner: torch.Tens
 # ---------------------------------------------------------------- the comparison
 
 def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print) -> list[dict]:
-    from core import rundata
+    from core import image_probe, rundata
     from core.config import TrainConfig
     from core.features import image_features
     from core.models.checkpoint import resolve_precision
@@ -129,9 +129,9 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     y = torch.tensor([names.index(c) for c in shown["train"]])
     x = feats["train"][:, 0].float()
     oof = out_of_fold(x, y, len(names), seed=seed)
+    probe = image_probe.fit(data, vlm.encoder, seed=seed)      # on every TRAIN image: VAL's posteriors
     if "posterior" in arms:
-        inputs["posterior"] = {"train": oof[:, None],
-                               "val": fit_probe(x, y, len(names), seed)(feats["val"][:, 0].float())[:, None]}
+        inputs["posterior"] = {"train": oof[:, None], "val": probe.probabilities(items["val"])[:, None]}
     forward = {"features": features_logits, "after-question": after_question_logits,
                "oracle": features_logits, "posterior": features_logits}
     projector = {a: Projector(cfg.projector, inputs[a]["train"].shape[-1], vlm.lm.hidden_size,
@@ -166,7 +166,7 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     log(json.dumps({"concepts": concepts, "seed": seed, "epochs": epochs, "precision": precision,
                     "train_images": len(items["train"]), "val_images": len(items["val"]), "updates": total,
                     "probe_out_of_fold_top1": round(float((oof.argmax(-1) == y).float().mean()), 4),
-                    **image_probe_accuracy(data, vlm.encoder, seed)}))
+                    **image_probe_accuracy(probe, data)}))
     for epoch in range(epochs):
         qs = data.training_questions(epoch)
         for batch in epoch_batches(qs, cfg.batch_size, cfg.seed, epoch):
@@ -194,17 +194,16 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     return out
 
 
-def image_probe_accuracy(data, encoder, seed: int) -> dict:
-    """The image-probe baseline on the same data (core.image_probe: its thresholds are chosen on VAL):
+def image_probe_accuracy(probe, data) -> dict:
+    """A fitted image-probe baseline (core.image_probe: its thresholds are chosen on VAL) on `data`:
     its VAL and TEST leaf / hypernym accuracy and its thresholds, the bar the arms are read against."""
-    from core import image_probe
-    probe = image_probe.fit(data, encoder, seed=seed)
+    from core import metrics
     out = {"probe_thresholds": {k: round(v, 4) for k, v in probe.thresholds.items()}}
     for split in ("val", "test"):
+        summary = metrics.summarize(probe.rows(data, split))
         for kind in ("leaf", "hypernym"):
-            rows = [r for r in probe.rows(data, split) if r["kind"] == kind]
-            out[f"probe_{split}_{kind}_accuracy"] = (round(sum((r["p_yes"] > 0.5) == r["answer"] for r in rows)
-                                                          / len(rows), 4) if rows else None)
+            acc = summary[kind]["accuracy"] if summary[kind]["n"] else None
+            out[f"probe_{split}_{kind}_accuracy"] = round(acc, 4) if acc is not None else None
     return out
 
 
