@@ -101,7 +101,8 @@ def shown_concept(concept: str, labeling: Mapping[str, str] | None) -> str:
 
 
 def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, seed: int,
-                    negatives: int = 1, hard_negatives: int = 0, draw: int = 0) -> list[Question]:
+                    negatives: int = 1, hard_negatives: int = 0, draw: int = 0,
+                    known: Mapping[str, frozenset] | None = None) -> list[Question]:
     """Leaf and hypernym questions for `images` (ImageItems of `ds`).
 
     labeling: concept -> concept whose name and categories the image is given (None = identity).
@@ -110,6 +111,9 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
     hard_negatives: further "no" leaf questions per image about its siblings (concepts in the shown
     concept's most specific category; then any category it shares), drawn from their own seeded
     generator so the other questions are the same with or without them.
+    known: shown concept -> the categories the run is told it belongs to (known_categories); hard
+    negatives are siblings by these only, so they hand a run no taxonomy its condition withholds
+    (None: the dataset's own categories).
     draw: which draw of the random "no" leaf questions (0: the usual one). Draw d > 0 takes them
     from a generator seeded by (seed, image id, d), so training can ask new ones every epoch while
     every other question, and the count of each kind, stays the same.
@@ -121,9 +125,11 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
     used_categories = sorted({k for c in ds.concepts.values() for k in c.categories})
     leaf_text = {name: question_text(ds.concepts[name].label) for name in concepts}
     category_text = {name: question_text(ds.categories[name].label) for name in used_categories}
+    sibling_categories = known if known is not None else \
+        {name: frozenset(ds.concepts[name].categories) for name in concepts}
     members: dict[str, list[str]] = {}
     for name in concepts:
-        for cat in ds.concepts[name].categories:
+        for cat in sibling_categories.get(name, ()):
             members.setdefault(cat, []).append(name)
 
     questions: list[Question] = []
@@ -151,7 +157,8 @@ def build_questions(ds, images: Iterable, labeling: Mapping[str, str] | None, se
             questions.append(Question(item.id, item.concept, "hypernym", cat, category_text[cat], False))
         if hard_negatives:
             hard_rng = random.Random(f"{seed}:{item.id}:hard")
-            for other in _siblings(ds, shown, members, others, set(drawn), hard_negatives, hard_rng):
+            for other in _siblings(sibling_categories.get(shown, ()), members, others, set(drawn),
+                                   hard_negatives, hard_rng):
                 questions.append(Question(item.id, item.concept, "leaf", other, leaf_text[other], False))
     return questions
 
@@ -203,12 +210,12 @@ def known_categories(ds, deprivation) -> dict[str, frozenset]:
             for shown in ds.concepts}
 
 
-def _siblings(ds, shown: str, members: Mapping[str, list[str]], others: list[str], asked: set,
-              k: int, rng: random.Random) -> list[str]:
+def _siblings(categories: Iterable[str], members: Mapping[str, list[str]], others: list[str],
+              asked: set, k: int, rng: random.Random) -> list[str]:
     """Up to k concepts (from `others`, not yet `asked`) that share the shown concept's most specific
-    category (fewest members), then any of its categories: the negatives that teach fine distinctions."""
+    of `categories` (fewest members), then any of them: the negatives that teach fine distinctions."""
     allowed = set(others) - asked
-    cats = sorted(ds.concepts[shown].categories, key=lambda c: (len(members[c]), c))
+    cats = sorted(categories, key=lambda c: (len(members[c]), c))
     chosen: list[str] = []
     for tier in ([cats[0]] if cats else [], cats[1:]):
         pool = sorted({c for cat in tier for c in members[cat]} & allowed - set(chosen))

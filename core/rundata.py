@@ -76,8 +76,11 @@ def prepare(cfg: TrainConfig) -> RunData:
 
 
 def _questions(ds, images: list, dep, cfg: TrainConfig, split: str, draw: int = 0) -> list:
+    hard = cfg.hard_negatives if split == "train" else 0
+    # Siblings by the categories the run's kept hypernym questions tell it, not the taxonomy's.
+    known = questions.known_categories(ds, dep) if hard else None
     return questions.build_questions(ds, images, dep.labeling, cfg.seed, draw=draw,
-                                     hard_negatives=cfg.hard_negatives if split == "train" else 0)
+                                     hard_negatives=hard, known=known)
 
 
 def load_subset(cfg: TrainConfig) -> tuple["datasets.Dataset", str]:

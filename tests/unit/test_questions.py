@@ -148,6 +148,25 @@ def test_hard_negatives_prefer_the_most_specific_category(ds):
     assert {q.target for q in qs if q.kind == "leaf" and not q.answer} == {"parrot"}
 
 
+def test_hard_negatives_are_siblings_only_by_the_categories_a_run_is_told(ds):
+    from core.conditions import Deprivation
+    from core.questions import known_categories
+
+    def hard_targets(known):
+        plain = by_image(build_questions(ds, ds.images_of("dog"), None, seed=0, negatives=0))
+        hard = by_image(build_questions(ds, ds.images_of("dog"), None, seed=0, negatives=0,
+                                        hard_negatives=2, known=known))
+        return {q.target for image_id, qs in hard.items() for q in qs if q not in plain[image_id]}
+
+    everything = known_categories(ds, Deprivation({c: c for c in ds.concepts}, frozenset()))
+    assert hard_targets(everything) == hard_targets(None) == {"cat", "squirrel"}   # 'mammal' first
+    # with the cat's and the squirrel's mammal and animal questions withheld, nothing the run is told
+    # makes them the dog's siblings: its hard negatives are the other animals
+    hidden = Deprivation({c: c for c in ds.concepts},
+                         frozenset((c, k) for c in ("cat", "squirrel") for k in ("mammal", "animal")))
+    assert hard_targets(known_categories(ds, hidden)) <= {"crow", "parrot", "salmon"}
+
+
 # --- splits ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("per_concept", [3, 5, 10])

@@ -145,6 +145,15 @@ def test_full_ablation_trains_on_leaf_questions_only():
     assert ck["condition"]["report"]["removed_pairs"] > 0
 
 
+def test_hard_negatives_follow_the_condition():
+    # random:1 withholds every hypernym question, so the run is told of no siblings and hard
+    # negatives add nothing; under none they add questions
+    for condition, adds in (("none", True), ("random:1", False)):
+        plain = rundata.prepare(_cfg(condition=condition)).questions["train"]
+        hard = rundata.prepare(_cfg(condition=condition, hard_negatives=2)).questions["train"]
+        assert (len(hard) > len(plain)) is adds and all(q in hard for q in plain)
+
+
 def test_hard_negatives_add_training_questions_only():
     plain, hard = rundata.prepare(_cfg()), rundata.prepare(_cfg(hard_negatives=2))
     assert hard.questions["val"] == plain.questions["val"] and hard.questions["test"] == plain.questions["test"]
