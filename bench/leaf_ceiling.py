@@ -21,6 +21,12 @@ Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every questi
 default condition removes none). The first line of JSON also holds the image-probe baseline on the
 same data (core.image_probe: val thresholds, val and test accuracy) and the out-of-fold probe's top-1
 on TRAIN images; then one line per arm and epoch, then a table.
+
+`--rank N` then asks every leaf question of N evenly spaced VAL images (core.evaluate.spaced_sample,
+so `taxolens evaluate RUN --split val --leaf-ranking N` ranks the same images for a trained run)
+through each arm's last projector and the LM in fp32, as Predict asks them, and reports the shown
+concept's top-1 / top-5 / median rank among all leaves. Leaf accuracy asks one random wrong leaf per
+image; this asks the category-mates too.
 """
 from __future__ import annotations
 
@@ -98,7 +104,27 @@ def after_question_logits(vlm, projector, feats: torch.Tensor, owner: torch.Tens
 
 # ---------------------------------------------------------------- the comparison
 
-def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print) -> list[dict]:
+def rank_every_leaf(vlm, projector, forward, inputs: torch.Tensor, shown: list[str], names: list[str],
+                    texts: list[str]) -> dict:
+    """Each image's shown concept ranked among all `names` by the answer's log-odds of yes (inputs:
+    (N, 1, D), one row per image; texts: the leaf question of each name): top-1, top-5, median rank."""
+    yes, no = list(vlm.prompt.yes_ids), list(vlm.prompt.no_ids)
+    ranks = []
+    projector.eval()
+    with torch.no_grad():
+        for i, concept in enumerate(shown):
+            logp = forward(vlm, projector, inputs[i:i + 1], torch.zeros(len(texts), dtype=torch.long),
+                           texts).log_softmax(-1)
+            odds = torch.logsumexp(logp[:, yes], -1) - torch.logsumexp(logp[:, no], -1)
+            ranks.append(int((odds > odds[names.index(concept)]).sum()) + 1)
+    projector.train()
+    ranks.sort()
+    return {"rank_images": len(ranks), "rank_top1": round(sum(r <= 1 for r in ranks) / len(ranks), 4),
+            "rank_top5": round(sum(r <= 5 for r in ranks) / len(ranks), 4),
+            "rank_median": ranks[len(ranks) // 2]}
+
+
+def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print, rank: int = 0) -> list[dict]:
     from core import image_probe, rundata
     from core.config import TrainConfig
     from core.features import image_features
@@ -111,7 +137,7 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     unknown = set(arms) - set(ARMS)
     if unknown or not arms:
         raise ValueError(f"arms must be among {', '.join(ARMS)}, got {', '.join(arms) or 'none'}")
-    cfg = TrainConfig(max_concepts=concepts, seed=seed, epochs=epochs)
+    cfg = TrainConfig(max_concepts=concepts or None, seed=seed, epochs=epochs)   # 0: the whole dataset
     data = rundata.prepare(cfg)
     vlm = create_vlm(cfg)
     precision = resolve_precision(cfg.precision, vlm.device)
@@ -191,6 +217,18 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
         for arm in arms:
             out.append({"arm": arm, "epoch": epoch + 1, "train_seconds": round(seconds[arm], 1), **validate(arm)})
             log(json.dumps(out[-1]))
+    if rank:
+        from core.evaluate import spaced_sample
+        from core.questions import question_text
+        ranked = spaced_sample(items["val"], rank)
+        at = [items["val"].index(im) for im in ranked]
+        texts = [question_text(data.dataset.concepts[c].label) for c in names]
+        fp32 = create_vlm(cfg)          # ranked as Predict ranks: the frozen LM in fp32
+        for arm in arms:
+            x = inputs[arm]["val"][[row["val"][items["val"][j].id] for j in at]]
+            result = rank_every_leaf(fp32, projector[arm], forward[arm], x, [shown["val"][j] for j in at], names, texts)
+            next(r for r in reversed(out) if r["arm"] == arm).update(result)
+            log(json.dumps({"arm": arm, **result}))
     return out
 
 
@@ -211,24 +249,31 @@ def table(rows: list[dict]) -> str:
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     epochs = sorted({r["epoch"] for r in rows})
     at = {(r["arm"], r["epoch"]): r for r in rows}
-    lines = ["| arm | val leaf accuracy by epoch | last epoch: leaf / hypernym | train s |", "|---|---|---|---|"]
+    ranked = any("rank_top5" in r for r in rows)
+    lines = ["| arm | val leaf accuracy by epoch | last epoch: leaf / hypernym | train s |"
+             + (" every leaf: top-1 / top-5 / median rank |" if ranked else ""),
+             "|---|---|---|---|" + ("---|" if ranked else "")]
     for a in arms:
         last = at[a, epochs[-1]]
         curve = " ".join(f"{at[a, e]['val_leaf_accuracy']:.3f}" for e in epochs)
+        rank = (f" {last['rank_top1']:.3f} / {last['rank_top5']:.3f} / {last['rank_median']} of "
+                f"{last['rank_images']} |" if ranked else "")
         lines.append(f"| {a} | {curve} | {last['val_leaf_accuracy']:.3f} / {last['val_hypernym_accuracy']:.3f} "
-                     f"| {last['train_seconds']:.0f} |")
+                     f"| {last['train_seconds']:.0f} |" + rank)
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--concepts", type=int, default=100, help="seeded concept subset (default 100)")
+    ap.add_argument("--concepts", type=int, default=100, help="seeded concept subset (default 100; 0: every concept, a default run's data)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, among {', '.join(ARMS)}")
+    ap.add_argument("--rank", type=int, default=0,
+                    help="then rank every leaf for this many evenly spaced VAL images per arm (default 0)")
     args = ap.parse_args(argv)
     rows = run(args.concepts, args.epochs, tuple(a for a in args.arms.split(",") if a), args.seed,
-               log=lambda s: print(s, flush=True))
+               log=lambda s: print(s, flush=True), rank=args.rank)
     print(table(rows))
 
 

@@ -68,3 +68,37 @@ def test_out_of_fold_probes_still_classify_separable_clusters():
     oof = leaf_ceiling.out_of_fold(x, y, 2)
     assert (oof.argmax(-1) == y).all()
     assert torch.allclose(oof.sum(-1), torch.ones(40))
+
+
+def test_rank_every_leaf_counts_leaves_with_higher_log_odds_of_yes():
+    vlm = tiny_vlm(k=1)
+    names, texts = ["ant", "bee", "cat", "dog"], ["q-ant", "q-bee", "q-cat", "q-dog"]
+    odds = {0: [0.1, 2.0, 1.0, -1.0], 1: [3.0, 2.0, 1.0, 0.0]}    # per image, per leaf
+    yes, no = list(vlm.prompt.yes_ids), list(vlm.prompt.no_ids)
+
+    def forward(vlm_, projector, x, owner, asked):
+        assert asked == texts and owner.tolist() == [0] * 4 and len(x) == 1
+        logits = torch.full((4, max(yes + no) + 1), -1e4)
+        logits[:, yes] = torch.tensor(odds[int(x[0, 0, 0])])[:, None]     # every yes token alike
+        logits[:, no] = 0.0
+        return logits
+
+    x = torch.tensor([0.0, 1.0, 1.0])[:, None, None]
+    got = leaf_ceiling.rank_every_leaf(vlm, vlm.projector, forward, x, ["cat", "cat", "dog"], names, texts)
+    # image 0: cat's 1.0 is beaten by bee -> rank 2; image 1: cat rank 3, dog rank 4
+    assert got == {"rank_images": 3, "rank_top1": 0.0, "rank_top5": 1.0, "rank_median": 3}
+
+
+def test_rank_every_leaf_orders_leaves_as_predict_scores_them():
+    torch.manual_seed(0)
+    vlm = tiny_vlm(k=1)
+    texts = ["Is there a dog in the image?", "Is there a cat in the image?", "Is there an owl in the image?",
+             "Is there a bus in the image?"]
+    names = ["dog", "cat", "owl", "bus"]
+    feats = torch.randn(1, 1, vlm.encoder.dim)
+    with torch.no_grad():
+        p_yes = vlm.score(feats, [texts])[0].p_yes
+    want = [int((p_yes > p_yes[j]).sum()) + 1 for j in range(4)]
+    got = [leaf_ceiling.rank_every_leaf(vlm, vlm.projector, leaf_ceiling.features_logits, feats, [n], names,
+                                        texts)["rank_median"] for n in names]
+    assert got == want
