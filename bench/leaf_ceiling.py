@@ -107,7 +107,8 @@ def after_question_logits(vlm, projector, feats: torch.Tensor, owner: torch.Tens
 def rank_every_leaf(vlm, projector, forward, inputs: torch.Tensor, shown: list[str], names: list[str],
                     texts: list[str]) -> dict:
     """Each image's shown concept ranked among all `names` by the answer's log-odds of yes (inputs:
-    (N, 1, D), one row per image; texts: the leaf question of each name): top-1, top-5, median rank."""
+    (N, 1, D), one row per image; texts: the leaf question of each name): top-1, top-5, median rank,
+    and each image's rank in input order (to pair with a run's ranking.json rows of the same images)."""
     yes, no = list(vlm.prompt.yes_ids), list(vlm.prompt.no_ids)
     ranks = []
     projector.eval()
@@ -118,10 +119,10 @@ def rank_every_leaf(vlm, projector, forward, inputs: torch.Tensor, shown: list[s
             odds = torch.logsumexp(logp[:, yes], -1) - torch.logsumexp(logp[:, no], -1)
             ranks.append(int((odds > odds[names.index(concept)]).sum()) + 1)
     projector.train()
-    ranks.sort()
+    ordered = sorted(ranks)
     return {"rank_images": len(ranks), "rank_top1": round(sum(r <= 1 for r in ranks) / len(ranks), 4),
             "rank_top5": round(sum(r <= 5 for r in ranks) / len(ranks), 4),
-            "rank_median": ranks[len(ranks) // 2]}
+            "rank_median": ordered[len(ordered) // 2], "ranks": ranks}
 
 
 def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print, rank: int = 0) -> list[dict]:

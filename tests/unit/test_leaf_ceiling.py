@@ -86,7 +86,7 @@ def test_rank_every_leaf_counts_leaves_with_higher_log_odds_of_yes():
     x = torch.tensor([0.0, 1.0, 1.0])[:, None, None]
     got = leaf_ceiling.rank_every_leaf(vlm, vlm.projector, forward, x, ["cat", "cat", "dog"], names, texts)
     # image 0: cat's 1.0 is beaten by bee -> rank 2; image 1: cat rank 3, dog rank 4
-    assert got == {"rank_images": 3, "rank_top1": 0.0, "rank_top5": 1.0, "rank_median": 3}
+    assert got == {"rank_images": 3, "rank_top1": 0.0, "rank_top5": 1.0, "rank_median": 3, "ranks": [2, 3, 4]}
 
 
 def test_rank_every_leaf_orders_leaves_as_predict_scores_them():
