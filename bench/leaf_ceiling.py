@@ -222,12 +222,12 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
         from core.evaluate import spaced_sample
         from core.questions import question_text
         ranked = spaced_sample(items["val"], rank)
-        at = [items["val"].index(im) for im in ranked]
+        labelled = [shown_concept(im.concept, data.deprivation.labeling) for im in ranked]
         texts = [question_text(data.dataset.concepts[c].label) for c in names]
         fp32 = create_vlm(cfg)          # ranked as Predict ranks: the frozen LM in fp32
         for arm in arms:
-            x = inputs[arm]["val"][[row["val"][items["val"][j].id] for j in at]]
-            result = rank_every_leaf(fp32, projector[arm], forward[arm], x, [shown["val"][j] for j in at], names, texts)
+            x = inputs[arm]["val"][[row["val"][im.id] for im in ranked]]
+            result = rank_every_leaf(fp32, projector[arm], forward[arm], x, labelled, names, texts)
             next(r for r in reversed(out) if r["arm"] == arm).update(result)
             log(json.dumps({"arm": arm, **result}))
     return out
