@@ -9,7 +9,7 @@ import streamlit as st
 from core import rundata
 from core.conditions import OFFERED as CONDITIONS
 from core.config import parse_seeds
-from core.config import PRECISIONS, ConfigError, TrainConfig
+from core.config import PRECISIONS, PROJECTOR_INPUTS, ConfigError, TrainConfig
 from ui import common, jobs
 
 def condition_picker(ds) -> str:
@@ -90,6 +90,12 @@ def train_form(ds) -> None:
                 "Projector start", ["random", "probe"],
                 help="probe: the first layer starts as a concept classifier fitted to the training images "
                      "(leaf labels only); random: the default initialisation, as in the paper")
+            projector_input = st.selectbox(
+                "Projector input", list(PROJECTOR_INPUTS), index=list(PROJECTOR_INPUTS).index(defaults.projector_input),
+                help="features: the encoder's pooled feature, as in the paper; posterior: a linear concept "
+                     "probe's posterior of it (fitted on the training images' leaf labels, stored with the "
+                     "projector; training sees out-of-fold posteriors). Needs 1 image token, no grid crop, "
+                     "no augmented views and a random projector start")
             c1, c2, c3 = st.columns(3)
             rank_negatives = c1.number_input(
                 "Ranking negatives", 0, 100, defaults.rank_negatives,
@@ -140,6 +146,7 @@ def train_form(ds) -> None:
                                image_tokens=int(image_tokens), prompt=prompt,
                                projector_hidden=int(projector_hidden) or None,
                                projector_tokens=int(projector_tokens), projector_init=projector_init,
+                               projector_input=projector_input,
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
                                rank_siblings=float(rank_siblings), name_loss=float(name_loss),

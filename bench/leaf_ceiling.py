@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 
 ARMS = ("features", "after-question", "oracle", "posterior")
-FOLDS = 5
 
 
 # ---------------------------------------------------------------- what reaches the projector
@@ -51,28 +50,6 @@ def onehot(names: list[str], shown: list[str]) -> torch.Tensor:
     x = torch.zeros(len(shown), 1, len(names))
     x[torch.arange(len(shown)), 0, torch.tensor([column[c] for c in shown])] = 1.0
     return x
-
-
-def fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int = 0):
-    """core.image_probe's softmax regression fitted to (x, y); returns x -> posterior."""
-    from core.image_probe import fit_softmax
-    head, mean, std = fit_softmax(x, y, classes, seed)
-
-    @torch.no_grad()
-    def posterior(z: torch.Tensor) -> torch.Tensor:
-        return head((z - mean) / std).softmax(-1)
-    return posterior
-
-
-def out_of_fold(x: torch.Tensor, y: torch.Tensor, classes: int, folds: int = FOLDS, seed: int = 0) -> torch.Tensor:
-    """(N, C) posteriors of x, each row from a probe fitted without it (row i is in fold i % folds)."""
-    fold = torch.arange(len(x)) % folds
-    out = torch.zeros(len(x), classes)
-    for k in range(folds):
-        held = fold == k
-        if held.any():
-            out[held] = fit_probe(x[~held], y[~held], classes, seed)(x[held])
-    return out
 
 
 # ---------------------------------------------------------------- where the image tokens go
@@ -155,7 +132,7 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
         inputs["oracle"] = {s: onehot(names, shown[s]) for s in items}
     y = torch.tensor([names.index(c) for c in shown["train"]])
     x = feats["train"][:, 0].float()
-    oof = out_of_fold(x, y, len(names), seed=seed)
+    oof = image_probe.out_of_fold(x, y, len(names), seed=seed)
     probe = image_probe.fit(data, vlm.encoder, seed=seed)      # on every TRAIN image: VAL's posteriors
     if "posterior" in arms:
         inputs["posterior"] = {"train": oof[:, None], "val": probe.probabilities(items["val"])[:, None]}

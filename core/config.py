@@ -16,6 +16,7 @@ from core.base import ConfigError  # noqa: F401  (core.config.ConfigError is the
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+PROJECTOR_INPUTS = ("features", "posterior")
 MAX_AUGMENT_VIEWS = 16                 # core.augment.MAX_VIEWS (config stays free of image imports)
 # What a run is compared with (core.evaluate.baseline): the majority answer per question kind, and
 # a linear probe on the encoder's features with no LM (core.image_probe).
@@ -59,6 +60,11 @@ class TrainConfig:
     # "probe": the projector's first layer starts as a softmax regression from TRAIN images to their
     # concepts (core/models/projector.py, init_as_probe); "random": the default initialisation.
     projector_init: str = "random"
+    # What the projector reads: "features", the encoder's pooled feature; "posterior", a frozen linear
+    # probe's concept posterior of it (the probe is fitted on TRAIN images before training and stored
+    # with the projector; training sees out-of-fold posteriors; core/models/projector.py). Needs one
+    # image token, the whole grid and no augmented views (the probe reads the global pool).
+    projector_input: str = "features"
     prompt: str = "plain"                # "plain" | "chat" (core/models/vlm.py)
     condition: str = "none"              # see core.conditions.parse_condition
     seed: int = 0
@@ -126,6 +132,19 @@ class TrainConfig:
             raise ConfigError("projector_init 'probe' needs a gelu-mlp projector (it fills the hidden layer)")
         if self.projector_init == "probe" and self.init_from:
             raise ConfigError("projector_init 'probe' and init_from both set the starting projector; choose one")
+        if self.projector_input not in PROJECTOR_INPUTS:
+            raise ConfigError(f"projector_input must be {' or '.join(map(repr, PROJECTOR_INPUTS))}, "
+                              f"got {self.projector_input!r}")
+        if self.projector_input == "posterior":
+            clash = [f"{name} {value}" for name, value, ok in (
+                ("image_tokens", self.image_tokens, self.image_tokens == 1),
+                ("grid_crop", self.grid_crop, not self.grid_crop),
+                ("augment_views", self.augment_views, not self.augment_views),
+                ("projector_init", repr(self.projector_init), self.projector_init == "random")) if not ok]
+            if clash:
+                raise ConfigError(f"projector_input 'posterior' reads a probe of the global-pooled feature: it needs "
+                                  f"image_tokens 1, no grid_crop, no augment_views and projector_init 'random' "
+                                  f"(got {', '.join(clash)})")
         if self.image_tokens * self.projector_tokens > 256:
             raise ConfigError(f"image_tokens x projector_tokens gives {self.image_tokens * self.projector_tokens} "
                               "image tokens per image; at most 256")

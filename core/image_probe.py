@@ -28,6 +28,7 @@ from core import features, questions, scoring
 
 STEPS = 300          # full-batch AdamW updates (test top-1 on the default dataset: flat from ~200)
 LR = 1e-3
+FOLDS = 5            # out_of_fold's folds
 
 
 @dataclass
@@ -137,6 +138,21 @@ def fit_softmax(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int = 0,
         if on_step is not None and step % 50 == 0:
             on_step(step)
     return weight, mean, std
+
+
+def out_of_fold(x: torch.Tensor, y: torch.Tensor, classes: int, folds: int = FOLDS, seed: int = 0) -> torch.Tensor:
+    """(N, C) posteriors of features x (N, D), each row from a probe (fit_softmax) fitted without it:
+    row i is held out in fold i % folds. What a posterior-input projector trains on, so training
+    sees inputs as unsure as held-out images give (its own probe is near-certain on its TRAIN set)."""
+    fold = torch.arange(len(x)) % folds
+    out = torch.zeros(len(x), classes)
+    for k in range(folds):
+        held = fold == k
+        if held.any():
+            head, mean, std = fit_softmax(x[~held], y[~held], classes, seed)
+            with torch.no_grad():
+                out[held] = head((x[held] - mean) / std).softmax(-1)
+    return out
 
 
 def best_threshold(pairs: list[tuple[float, bool]]) -> float:

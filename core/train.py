@@ -55,7 +55,7 @@ import torch
 from tqdm.auto import tqdm
 
 from core import augment, features, metrics, questions, rundata, runs, scoring
-from core.models import checkpoint
+from core.models import checkpoint, registry
 from core.models.encoders import crop_grid, pool_tokens
 from core.base import ConfigError, Progress
 from core.config import TrainConfig
@@ -214,6 +214,9 @@ class _Run:
         if ck and ck.get("dataset", {}).get("table_sha256") != data.table_sha256:
             raise runs.RunError(f"dataset '{cfg.dataset}' changed since run {self.dir.name} started; "
                                 f"start a new run instead of resuming")
+        self.posteriors = cfg.projector_input == "posterior"
+        if self.posteriors:        # the projector's size depends on the run's concepts
+            registry.use_posterior_input(vlm, cfg, len(data.dataset.concepts))
         self.params = [p for p in vlm.projector.parameters() if p.requires_grad]
         if not self.params:
             raise ConfigError("the projector has no trainable parameters")
@@ -237,6 +240,9 @@ class _Run:
                 crop_grid(self.train_feats[:1], cfg.grid_crop)
             except ValueError as exc:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
+        if self.posteriors:
+            self.train_feats, self.posterior_fit = posterior_inputs(cfg, vlm, data, self.train_feats, self.train_row,
+                                                                    fit_probe=not ck and not cfg.init_from)
         self.views, self.view_offset = None, None
         if cfg.augment_views:
             self._load_views(data.images("train"), features_of, report)
@@ -263,7 +269,8 @@ class _Run:
         }
         if ck:
             state.update({k: ck[k] for k in ("epoch", "step", "partial_loss", "partial_seconds", "metrics",
-                                             "created", "git_commit", "best", "init_from") if k in ck})
+                                             "created", "git_commit", "best", "init_from", "projector_init",
+                                             "projector_input") if k in ck})
             state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
                                                           "git_commit": runs.git_commit()}]
             ckdir = runs.checkpoint_dir(self.dir)
@@ -281,6 +288,9 @@ class _Run:
         else:
             if cfg.init_from:
                 state["init_from"] = init_projector(cfg, vlm, data.table_sha256)
+            if self.posteriors:
+                state["projector_input"] = self.posterior_fit
+                runs.append_log(self.dir, f"projector reads concept posteriors: {self.posterior_fit}")
             if cfg.projector_init == "probe":
                 state["projector_init"] = probe_init_projector(cfg, vlm, data, self.train_feats, self.train_row)
                 runs.append_log(self.dir, f"projector's first layer fitted as a concept probe: {state['projector_init']}")
@@ -343,7 +353,7 @@ class _Run:
                      self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling))
                  for image_id in dict.fromkeys(q[i].image_id for i in batch)] if cfg.name_loss else []
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
-                         torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss)
+                         torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss, self.posteriors)
 
     def _load_views(self, items: list, features_of, report: Progress | None) -> None:
         """augment_views: the features of every TRAIN image's views beside its own, (N, 1 + V, k, D)
@@ -491,6 +501,31 @@ def probe_init_projector(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_o
     return {"kind": "probe", "classes": len(column), "images": len(items), "train_accuracy": round(acc, 4)}
 
 
+def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_of: dict[str, int],
+                     fit_probe: bool = True) -> tuple[torch.Tensor, dict]:
+    """projector_input = "posterior": what the projector trains on instead of the TRAIN features
+    (N, 1, D) -- each image's out-of-fold concept posterior (N, 1, C), on feats' device -- and what
+    checkpoint.json records. fit_probe: also fit the projector's own probe on every TRAIN image
+    (a resumed or init_from run loads it with the projector instead). Labels are the concepts the
+    images are shown as (leaf evidence only: no category is a class)."""
+    from core import image_probe
+
+    items = data.images("train")
+    column = {c: j for j, c in enumerate(sorted(data.dataset.concepts))}
+    order = torch.tensor([row_of[im.id] for im in items], device=feats.device)
+    x = feats[order][:, 0].float().cpu()
+    y = torch.tensor([column[questions.shown_concept(im.concept, data.deprivation.labeling)] for im in items])
+    if fit_probe:
+        head, mean, std = image_probe.fit_softmax(x, y, len(column), cfg.seed)
+        vlm.projector.posterior.set(head, mean, std)
+    oof = image_probe.out_of_fold(x, y, len(column), seed=cfg.seed)
+    inputs = torch.empty(len(items), 1, len(column), device=feats.device)
+    inputs[order] = oof[:, None].to(feats.device)
+    return inputs, {"kind": "posterior", "classes": len(column), "images": len(items),
+                    "folds": image_probe.FOLDS,
+                    "out_of_fold_top1": round(float((oof.argmax(-1) == y).float().mean()), 4)}
+
+
 def _feature_memo(report: Progress | None = None):
     """features.image_features, remembered within one train_many call: the runs of a sweep use the
     same images, and reading (and hashing) every cached grid again per run costs seconds each.
@@ -516,8 +551,6 @@ def _feature_memo(report: Progress | None = None):
 def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
                  should_stop: Callable[[], bool] | None, quiet: bool) -> list[Path]:
     """train_many for runs of one share_key: one encoder and LM, one LM pass per update."""
-    from core.models import registry
-
     dirs = [_open_run_dir(cfg, d) for cfg, d in zip(cfgs, run_dirs)]
     todo = [i for i, d in enumerate(dirs) if not runs.is_finished(d)]
     if not todo:      # every run already finished: nothing to load

@@ -98,6 +98,8 @@ TRAIN_HELP = {
                         "image_tokens x projector_tokens)",
     "projector_init": "random | probe (the first layer starts as a softmax regression from training "
                       "images to their concepts)",
+    "projector_input": "features | posterior (the projector reads a linear concept probe's posterior of the "
+                       "pooled feature, fitted on the training images and stored with the projector)",
     "prompt": "plain | chat (the LM's chat template)",
     "condition": "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within",
     "seed": "seed for subset, split, condition, negatives and initialisation",

@@ -20,6 +20,9 @@ from core.models import registry
 # 2: the image after a start text (never at position 0), prompt formats, best-epoch projector.
 # Older checkpoints were trained with another prompt, so their projectors mean nothing here.
 CHECKPOINT_FORMAT = 2
+POSTERIOR_WEIGHT = "posterior.weight"            # a posterior-input projector's probe (C, D)
+# Kept in fp32 when a checkpoint ships in fp16: a standard deviation near 0 would round to 0.
+FP32_WHEN_SHIPPED = ("posterior.mean", "posterior.std")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -95,10 +98,19 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None, 
         vlm = registry.vlm_sharing_frozen(info.config, frozen_from)
     files = ck.get("files", {})
     name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE   # the best epoch when kept
-    load_projector(vlm, runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)), info.path)
+    state = runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name))
+    fit_posterior_input(vlm, info.config, state)
+    load_projector(vlm, state, info.path)
     check_frozen_checksum(vlm, ck.get("frozen_checksum"), info.path)
     vlm.eval()
     return info, vlm
+
+
+def fit_posterior_input(vlm, cfg: TrainConfig, state: dict) -> None:
+    """A posterior-input config's projector sized by the concepts its stored probe has (a no-op for
+    the feature input)."""
+    if cfg.projector_input == "posterior" and POSTERIOR_WEIGHT in state:
+        registry.use_posterior_input(vlm, cfg, int(state[POSTERIOR_WEIGHT].shape[0]))
 
 
 def load_projector(vlm, state: dict, where: Path) -> None:
@@ -199,7 +211,7 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
-        half = {k: v.to(torch.float16) for k, v in state.items()}
+        half = {k: v if k in FP32_WHEN_SHIPPED else v.to(torch.float16) for k, v in state.items()}
         ck["files"] = {runs.BEST_FILE: runs.save_tensors(tmp / "checkpoint" / runs.BEST_FILE, half,
                                                          runs.tensor_metadata(info.config))}
         ck.pop("optimizer_groups", None)

@@ -22,6 +22,16 @@ concept classifier: a softmax regression from the projector's normalised input t
 TRAIN image is shown as (leaf labels only; no hypernym is ever a class) fills the first C hidden
 units, so the hidden layer starts from what a linear probe on the same features generalises with.
 
+`classes` = C > 0 (TrainConfig.projector_input = "posterior") puts a frozen linear concept probe in
+front: the pooled feature, standardised with the TRAIN images' mean and std, through a softmax
+regression to C concepts, and the projector proper maps that posterior (C wide) instead of the
+feature. The probe is fitted by core.train before training (core.image_probe's recipe) and lives in
+the projector's state as buffers, so checkpoints carry it and the optimizer never sees it; training
+feeds out-of-fold posteriors past it (`posteriors=True`) so it learns from inputs as unsure as
+held-out images give. Measured at full size (385 concepts, 6 epochs, seeds 0 and 1; README,
+"Training"): validation leaf accuracy 0.869 / 0.879 against the feature input's 0.863 / 0.847,
+every leaf ranked on 40 validation images top-5 0.50 / 0.50 against 0.325 / 0.20.
+
 The LayerNorm in front (as in the InternVL and Qwen2-VL connectors) makes the input scale the same
 for every encoder, so the initial output scale can be set without seeing data: after the default
 init, the last Linear is rescaled so that the image tokens start with the median norm of the LM's
@@ -36,34 +46,63 @@ from torch import nn
 KINDS = ("linear", "gelu-mlp", "gelu-mlp-norm")
 
 
+class ConceptPosterior(nn.Module):
+    """A frozen softmax regression from features (D) to C concepts, standardised first: buffers only
+    (a checkpoint carries them; an optimizer never sees them). Zero until `set` fills it."""
+
+    def __init__(self, in_dim: int, classes: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(classes, in_dim))
+        self.register_buffer("bias", torch.zeros(classes))
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+
+    @torch.no_grad()
+    def set(self, linear: nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> None:
+        if tuple(linear.weight.shape) != tuple(self.weight.shape):
+            raise ValueError(f"a probe of shape {tuple(linear.weight.shape)} does not fit the projector's "
+                             f"{tuple(self.weight.shape)} concept posterior")
+        for name, value in (("weight", linear.weight), ("bias", linear.bias), ("mean", mean), ("std", std)):
+            getattr(self, name).copy_(value.detach())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x.float() - self.mean) / self.std
+        return torch.nn.functional.linear(z, self.weight.float(), self.bias.float()).softmax(-1)
+
+
 class Projector(nn.Module):
     def __init__(self, kind: str, in_dim: int, out_dim: int, target_norm: float, seed: int = 0,
-                 dropout: float = 0.0, hidden: int | None = None, tokens: int = 1):
+                 dropout: float = 0.0, hidden: int | None = None, tokens: int = 1, classes: int = 0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"projector must be one of {', '.join(KINDS)}, got {kind!r}")
-        if tokens < 1 or (hidden is not None and hidden < 1):
-            raise ValueError(f"projector hidden width and tokens must be positive, got {hidden} and {tokens}")
+        if tokens < 1 or (hidden is not None and hidden < 1) or classes < 0:
+            raise ValueError(f"projector hidden width, tokens and classes must be positive, got "
+                             f"{hidden}, {tokens} and {classes}")
         self.kind, self.in_dim, self.out_dim = kind, in_dim, out_dim
         self.hidden, self.tokens = int(hidden or out_dim), int(tokens)
         self.target_norm = float(target_norm)
+        self.classes = int(classes)
+        width_in = self.classes or in_dim          # what the LayerNorm and first Linear read
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.norm = nn.LayerNorm(in_dim)
+            self.posterior = ConceptPosterior(in_dim, self.classes) if self.classes else None
+            self.norm = nn.LayerNorm(width_in)
             self.drop = nn.Dropout(dropout)     # no weights: checkpoints are the same with or without
             width = out_dim * self.tokens
             if kind == "linear":
-                self.net = nn.Sequential(nn.Linear(in_dim, width))
+                self.net = nn.Sequential(nn.Linear(width_in, width))
             else:
-                self.net = nn.Sequential(nn.Linear(in_dim, self.hidden), nn.GELU(), nn.Linear(self.hidden, width))
-            self._scale_output(target_norm, torch.randn(512, in_dim))
+                self.net = nn.Sequential(nn.Linear(width_in, self.hidden), nn.GELU(), nn.Linear(self.hidden, width))
+            # (for posteriors too a Gaussian sample: the LayerNorm sees the same scale either way)
+            self._scale_output(target_norm, torch.randn(512, width_in), posteriors=bool(self.classes))
 
     @torch.no_grad()
-    def _scale_output(self, target_norm: float, probe: torch.Tensor) -> None:
+    def _scale_output(self, target_norm: float, probe: torch.Tensor, posteriors: bool = False) -> None:
         last = self.net[-1]
         last.bias.zero_()
         mode, _ = self.training, self.eval()
-        norm = self.forward(probe).norm(dim=-1).mean()
+        norm = self.forward(probe, posteriors=posteriors).norm(dim=-1).mean()
         self.train(mode)
         last.weight.mul_(target_norm / float(norm))
 
@@ -72,6 +111,8 @@ class Projector(nn.Module):
         """Fit a softmax regression from tokens (N, D) to labels (N,) in [0, n_classes) on this
         projector's normalised input, copy it into the first n_classes hidden units and rescale
         the output to the word norm on these tokens; returns the regression's training accuracy."""
+        if self.classes:
+            raise ValueError("a projector reading concept posteriors cannot also start as a probe")
         if self.kind == "linear":
             raise ValueError("a probe-initialised projector needs a hidden layer (gelu-mlp or gelu-mlp-norm)")
         if n_classes > self.hidden:
@@ -96,8 +137,14 @@ class Projector(nn.Module):
             self._scale_output(self.target_norm, tokens[:1024].to(z.device, torch.float32))
             return float((probe(z).argmax(-1) == labels).float().mean())
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(..., N, D) -> (..., N*m, H)."""
+    def forward(self, tokens: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
+        """(..., N, D) -> (..., N*m, H). posteriors: the tokens are already concept posteriors
+        (..., N, C), as training's out-of-fold inputs are; only for a projector with `classes`."""
+        if posteriors:
+            if self.posterior is None:
+                raise ValueError("posterior inputs need a projector that reads concept posteriors (classes > 0)")
+        elif self.posterior is not None:
+            tokens = self.posterior(tokens)
         out = self.net(self.drop(self.norm(tokens)))
         if self.tokens > 1:
             out = out.reshape(*out.shape[:-2], out.shape[-2] * self.tokens, self.out_dim)

@@ -207,16 +207,23 @@ def create_lm(lm_id: str, init: str = "pretrained", device: str | torch.device =
 
 # ---------------------------------------------------------------- the VLM
 
+def create_projector(cfg: TrainConfig, encoder_dim: int, lm, classes: int = 0) -> Projector:
+    """A fresh projector of `cfg`, seeded by cfg.seed; `classes` > 0 gives it a concept-posterior
+    input of that many concepts (cfg.projector_input = "posterior")."""
+    return Projector(cfg.projector, encoder_dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed,
+                     dropout=cfg.dropout, hidden=cfg.projector_hidden, tokens=cfg.projector_tokens,
+                     classes=classes)
+
+
 def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
-    """Encoder + LM (+ random init when cfg.lm_init says so) + a fresh projector seeded by cfg.seed."""
+    """Encoder + LM (+ random init when cfg.lm_init says so) + a fresh projector seeded by cfg.seed.
+    A posterior-input config's projector needs the number of concepts, known only from the run's
+    data or checkpoint: training and loading then call use_posterior_input."""
     cfg.validate()
     device = torch.device(device)
     encoder = create_encoder(cfg.encoder, device)
     lm = create_lm(cfg.lm, cfg.lm_init, device, seed=cfg.seed)
-    projector = Projector(cfg.projector, encoder.dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed,
-                          dropout=cfg.dropout, hidden=cfg.projector_hidden, tokens=cfg.projector_tokens)
-    return VLM(encoder, lm, projector.to(device), cfg.image_tokens, cfg.prompt)
-
+    return VLM(encoder, lm, create_projector(cfg, encoder.dim, lm).to(device), cfg.image_tokens, cfg.prompt)
 
 
 def vlm_sharing_frozen(cfg: TrainConfig, other: VLM) -> VLM:
@@ -225,7 +232,14 @@ def vlm_sharing_frozen(cfg: TrainConfig, other: VLM) -> VLM:
     train_many) hold one copy of the frozen models. The caller checks that cfg names the same
     encoder, LM and LM init (and seed, for a random-init LM) as `other` was built from."""
     cfg.validate()
-    projector = Projector(cfg.projector, other.encoder.dim, other.lm.hidden_size, other.lm.token_norm(),
-                          seed=cfg.seed, dropout=cfg.dropout, hidden=cfg.projector_hidden,
-                          tokens=cfg.projector_tokens)
+    projector = create_projector(cfg, other.encoder.dim, other.lm)
     return VLM(other.encoder, other.lm, projector.to(other.device), cfg.image_tokens, cfg.prompt)
+
+
+def use_posterior_input(vlm: VLM, cfg: TrainConfig, classes: int) -> None:
+    """Give `vlm` the fresh projector of a posterior-input config for `classes` concepts (its probe
+    still zero: core.train fits it, a checkpoint loads it)."""
+    if cfg.projector_input != "posterior":
+        raise ValueError(f"use_posterior_input needs projector_input 'posterior', got {cfg.projector_input!r}")
+    device = vlm.device
+    vlm.projector = create_projector(cfg, vlm.encoder.dim, vlm.lm, classes).to(device)

@@ -141,6 +141,7 @@ class LossBatch:
     ranked: Sequence[tuple[int, Sequence[str]]] = ()
     named: Sequence[tuple[int, str]] = ()    # (image row, "Is there a dog"): the naming term
     name_weight: float = 0.0
+    posteriors: bool = False                 # features are concept posteriors (VLM.prefix)
 
 
 class VLM(nn.Module):
@@ -186,15 +187,17 @@ class VLM(nn.Module):
 
     # ------------------------------------------------------------ prompt pieces
 
-    def prefix(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, N, D) encoder grid (or already pooled to k) -> (B, k, H) image tokens."""
+    def prefix(self, features: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
+        """(B, N, D) encoder grid (or already pooled to k) -> (B, k, H) image tokens. posteriors:
+        `features` are already a posterior projector's concept posteriors (B, k, C)."""
         feats = features.to(self.device, torch.float32)
-        return self.projector(pool_tokens(feats, self.n_tokens))
+        return self.projector(feats if posteriors else pool_tokens(feats, self.n_tokens), posteriors=posteriors)
 
-    def prefix_embeds(self, features: torch.Tensor, with_question: bool = True) -> torch.Tensor:
+    def prefix_embeds(self, features: torch.Tensor, with_question: bool = True,
+                      posteriors: bool = False) -> torch.Tensor:
         """(B, P, H): the prompt up to where questions differ: start tokens and text, the image
         tokens and (with_question) the text before each question."""
-        image = self.prefix(features)
+        image = self.prefix(features, posteriors)
         head = self._embed_ids(self.prompt.head, image.shape[0])
         parts = [head, image.to(head.dtype)]   # autocast makes the projector's output bf16
         if with_question and self.prompt.between:
@@ -330,7 +333,7 @@ class VLM(nn.Module):
             for vlm, b in zip(vlms, batches):
                 owner, answers = vlm._check_batch(b)
                 group_rows = [int(row) for row, group in b.ranked for _ in group]
-                prefixes.append(vlm.prefix_embeds(b.features))
+                prefixes.append(vlm.prefix_embeds(b.features, posteriors=b.posteriors))
                 owners += [images + int(o) for o in owner] + [images + r for r in group_rows]
                 start = len(texts)
                 texts += list(b.texts) + [t for _, group in b.ranked for t in group]

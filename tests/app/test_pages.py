@@ -356,6 +356,21 @@ def test_train_form_passes_the_projector_options_and_refuses_a_hidden_width_for_
     assert (cfg["projector_hidden"], cfg["projector_tokens"], cfg["projector_init"]) == (1152, 4, "probe")
 
 
+def test_train_form_passes_the_posterior_input_and_refuses_it_with_several_image_tokens(data_dir):
+    from core.jobs.store import JobStore
+    at = run_page("app_pages/3_Train.py")
+    next(s for s in at.selectbox if s.label == "Projector input").set_value("posterior")
+    next(n for n in at.number_input if n.label == "Image tokens").set_value(4)
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert any("projector_input 'posterior'" in e.value for e in at.error)
+    assert not JobStore().list()
+    next(n for n in at.number_input if n.label == "Image tokens").set_value(1)
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = JobStore().list()
+    assert job.spec["config"]["projector_input"] == "posterior"
+
+
 def test_train_form_passes_augmented_views_and_refuses_them_with_a_grid_crop(data_dir):
     from core.jobs.store import JobStore
     at = run_page("app_pages/3_Train.py")

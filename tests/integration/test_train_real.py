@@ -32,3 +32,34 @@ def test_few_steps_lower_the_loss_and_evaluation_scores_every_category(tmp_path)
     with open(runs.eval_dir(run_dir, "test") / "questions.csv") as f:
         rows = list(csv.DictReader(f))
     assert all(0.0 <= float(r["p_yes"]) <= 1.0 and 0.0 < float(r["mass"]) <= 1.0 for r in rows)
+
+
+@pytest.mark.integration
+def test_a_posterior_input_run_trains_evaluates_ships_and_loads_with_its_probe(tmp_path):
+    import torch
+    from core import features, image_probe
+    from core.models import checkpoint
+
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, projector_input="posterior")
+    run_dir = train.train(cfg, run_dir=tmp_path / "run")
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["projector_input"]["classes"] == 4 and ck["projector_input"]["images"] > 0
+    m = evaluate(run_dir, "test")
+    assert m["n_questions"] > 0
+
+    shipped = checkpoint.export_shipped(run_dir, dest=tmp_path / "shipped")
+    state = runs.load_tensors(shipped / "checkpoint" / runs.BEST_FILE)
+    assert state["posterior.weight"].dtype == torch.float16 and state["posterior.std"].dtype == torch.float32
+    _, vlm = checkpoint.load_trained(shipped)
+    assert vlm.projector.classes == 4
+
+    # The stored probe is the one fitted on the TRAIN images: it names most of them right.
+    data = rundata.prepare(cfg)
+    items = data.images("train")
+    x = features.FeatureCache(vlm.encoder).get(items, pool=1)
+    names = sorted(data.dataset.concepts)
+    truth = torch.tensor([names.index(im.concept) for im in items])
+    assert (vlm.projector.posterior(x)[:, 0].argmax(-1) == truth).float().mean() > 0.9
+    # ... and the same fit as image_probe's on these images
+    head, _, _ = image_probe.fit_softmax(x[:, 0], truth, 4, cfg.seed)
+    assert torch.allclose(vlm.projector.posterior.bias.float(), head.bias, atol=1e-2)

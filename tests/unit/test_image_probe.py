@@ -66,3 +66,35 @@ def test_image_probe_baseline_writes_metrics_with_its_ranking(tmp_path):
     assert m["kind"] == "image-probe" and m["leaf"]["accuracy"] >= 0.85
     assert m["ranking"]["top1"] >= 0.9 and set(m["thresholds"]) == {"leaf", "hypernym"}
     assert (tmp_path / "probe" / "eval" / "test" / "questions.csv").is_file()
+
+
+def test_out_of_fold_posteriors_never_see_their_own_row(monkeypatch):
+    import torch
+    x = torch.arange(23, dtype=torch.float32)[:, None].repeat(1, 3)     # row i holds the value i
+    y = torch.zeros(23, dtype=torch.long)
+    predicted = []
+
+    def fake_fit(fx, fy, classes, seed=0):
+        seen = set(fx[:, 0].long().tolist())
+
+        def head(z):
+            rows = z[:, 0].long().tolist()
+            assert not seen & set(rows), "a row predicted by a probe fitted on it"
+            predicted.extend(rows)
+            return torch.stack([z[:, 0] / 10, torch.zeros(len(z))], -1)     # P(class 0) rises with the row
+        return head, torch.zeros(3), torch.ones(3)
+
+    monkeypatch.setattr(image_probe, "fit_softmax", fake_fit)
+    out = image_probe.out_of_fold(x, y, 2, folds=5)
+    assert sorted(predicted) == list(range(23)) and out.shape == (23, 2)
+    assert torch.allclose(out[:, 0], torch.sigmoid(torch.arange(23.0) / 10))    # each lands in its own row
+
+
+def test_out_of_fold_probes_still_classify_separable_clusters():
+    import torch
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(20, 4) + 4, torch.randn(20, 4) - 4])
+    y = torch.tensor([0] * 20 + [1] * 20)
+    oof = image_probe.out_of_fold(x, y, 2)
+    assert (oof.argmax(-1) == y).all()
+    assert torch.allclose(oof.sum(-1), torch.ones(40))

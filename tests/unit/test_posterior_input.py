@@ -1,0 +1,87 @@
+"""projector_input = "posterior": the projector's frozen concept probe in front of its MLP, the
+out-of-fold inputs training feeds past it, and the config's checks."""
+import pytest
+import torch
+
+from core.base import ConfigError
+from core.config import TrainConfig
+from core.models import checkpoint, registry
+from core.models.projector import Projector
+from core.models.vlm import LossBatch, VLM
+from tests.unit.test_models import tiny_vlm
+
+D, C = 8, 5
+
+
+def _fitted(seed: int = 0) -> Projector:
+    proj = Projector("gelu-mlp", D, 16, 2.0, seed=seed, hidden=12, tokens=2, classes=C)
+    torch.manual_seed(seed + 1)
+    proj.posterior.set(torch.nn.Linear(D, C), torch.randn(D), torch.rand(D) + 0.5)
+    return proj
+
+
+def test_the_probe_runs_in_front_unless_training_hands_posteriors_past_it():
+    proj = _fitted()
+    x = torch.randn(3, 1, D)
+    posterior = proj.posterior(x)
+    assert posterior.shape == (3, 1, C) and torch.allclose(posterior.sum(-1), torch.ones(3, 1))
+    assert torch.allclose(proj(x), proj(posterior, posteriors=True))
+    assert proj(x).shape == (3, 2, 16)
+    with pytest.raises(ValueError, match="posterior inputs need"):
+        Projector("gelu-mlp", D, 16, 2.0)(posterior, posteriors=True)
+
+
+def test_the_probe_is_state_but_never_trained():
+    proj = _fitted()
+    assert {"posterior.weight", "posterior.bias", "posterior.mean", "posterior.std"} <= set(proj.state_dict())
+    assert all(not n.startswith("posterior") for n, _ in proj.named_parameters())
+    assert proj.net[0].in_features == C and proj.norm.normalized_shape == (C,)
+    with pytest.raises(ValueError, match="does not fit"):
+        proj.posterior.set(torch.nn.Linear(D, C + 1), torch.zeros(D), torch.ones(D))
+    with pytest.raises(ValueError, match="cannot also start as a probe"):
+        proj.init_as_probe(torch.randn(10, D), torch.zeros(10, dtype=torch.long), C)
+
+
+def test_training_loss_on_posteriors_equals_the_loss_on_the_features_they_come_from():
+    vlm = tiny_vlm(k=1)
+    cfg = TrainConfig(projector_input="posterior", projector_hidden=None, projector_tokens=1)
+    registry.use_posterior_input(vlm, cfg, C)
+    torch.manual_seed(0)
+    vlm.projector.posterior.set(torch.nn.Linear(vlm.encoder.dim, C), torch.zeros(vlm.encoder.dim),
+                                torch.ones(vlm.encoder.dim))
+    feats = torch.randn(2, 1, vlm.encoder.dim)
+    texts, answers, owner = ["Is there a dog?", "Is there a cat?", "Is there a fox?"], [True, False, True], [0, 1, 1]
+    on_feats = VLM.joint_loss([vlm], [LossBatch(feats, texts, answers, owner)])[0]
+    post = vlm.projector.posterior(feats)
+    on_post = VLM.joint_loss([vlm], [LossBatch(post, texts, answers, owner, posteriors=True)])[0]
+    assert torch.allclose(on_feats, on_post, atol=1e-5)
+    on_post.backward()
+    assert vlm.projector.net[0].weight.grad is not None
+
+
+def test_a_checkpoint_sizes_the_projector_by_its_stored_probe():
+    vlm = tiny_vlm(k=1)
+    cfg = TrainConfig(projector_input="posterior", projector_hidden=None, projector_tokens=1)
+    registry.use_posterior_input(vlm, cfg, 7)
+    vlm.projector.posterior.bias.fill_(0.25)
+    state = vlm.projector_state()
+    fresh = tiny_vlm(k=1)
+    checkpoint.fit_posterior_input(fresh, cfg, state)
+    fresh.load_projector_state(state)
+    assert fresh.projector.classes == 7 and torch.equal(fresh.projector.posterior.bias, torch.full((7,), 0.25))
+    plain = tiny_vlm(k=1)
+    checkpoint.fit_posterior_input(plain, TrainConfig(), plain.projector_state())     # features: untouched
+    assert plain.projector.posterior is None
+
+
+@pytest.mark.parametrize("clash", [dict(image_tokens=4), dict(grid_crop=3), dict(augment_views=2),
+                                   dict(projector_init="probe")])
+def test_posterior_input_refuses_what_its_global_pool_probe_cannot_read(clash):
+    with pytest.raises(ConfigError, match="projector_input 'posterior'"):
+        TrainConfig(projector_input="posterior", **clash).validate()
+
+
+def test_projector_input_must_be_a_known_one():
+    with pytest.raises(ConfigError, match="projector_input must be"):
+        TrainConfig(projector_input="logits").validate()
+    TrainConfig(projector_input="posterior").validate()
