@@ -476,7 +476,7 @@ def init_projector(cfg: TrainConfig, vlm, table_sha256: str) -> dict:
         raise ConfigError(f"init_from: dataset '{cfg.dataset}' changed since run {src.run_id} was trained")
     files = ck.get("files", {})
     name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE
-    state = runs.load_tensors(runs.checkpoint_dir(src.path) / name, files.get(name))
+    state = checkpoint.unpacked_state(runs.load_tensors(runs.checkpoint_dir(src.path) / name, files.get(name)))
     checkpoint.load_projector(vlm, {k: v.float() for k, v in state.items()}, src.path)   # fp16 when shipped
     checkpoint.check_frozen_checksum(vlm, ck.get("frozen_checksum"), src.path)
     best = ck.get("best") or {}

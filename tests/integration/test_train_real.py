@@ -49,7 +49,8 @@ def test_a_posterior_input_run_trains_evaluates_ships_and_loads_with_its_probe(t
 
     shipped = checkpoint.export_shipped(run_dir, dest=tmp_path / "shipped")
     state = runs.load_tensors(shipped / "checkpoint" / runs.BEST_FILE)
-    assert state["posterior.weight"].dtype == torch.float16 and state["posterior.std"].dtype == torch.float32
+    assert state["posterior.weight.int8"].dtype == torch.int8 and state["posterior.std"].dtype == torch.float32
+    assert state["net.0.weight"].dtype == torch.float16
     _, vlm = checkpoint.load_trained(shipped)
     assert vlm.projector.classes == 4
 

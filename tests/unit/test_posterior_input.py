@@ -85,3 +85,18 @@ def test_projector_input_must_be_a_known_one():
     with pytest.raises(ConfigError, match="projector_input must be"):
         TrainConfig(projector_input="logits").validate()
     TrainConfig(projector_input="posterior").validate()
+
+
+def test_a_shipped_state_stores_the_probe_weight_as_int8_rows_within_half_a_step():
+    torch.manual_seed(0)
+    w = torch.randn(C, D) * torch.tensor([0.01, 0.1, 1.0, 10.0, 0.0])[:, None]     # rows of every scale, one zero
+    state = {"posterior.weight": w, "posterior.std": torch.full((D,), 1e-6), "net.0.weight": torch.randn(3, C)}
+    stored = checkpoint.shipped_state(state)
+    assert stored["posterior.weight.int8"].dtype == torch.int8 and "posterior.weight" not in stored
+    assert stored["posterior.std"].dtype == torch.float32 and bool((stored["posterior.std"] > 0).all())
+    assert stored["net.0.weight"].dtype == torch.float16
+    back = checkpoint.unpacked_state(stored)
+    assert set(back) == set(state)
+    step = w.abs().amax(-1, keepdim=True) / 127
+    assert bool(((back["posterior.weight"] - w).abs() <= step / 2 + 1e-7).all())
+    assert torch.equal(back["posterior.weight"][-1], torch.zeros(D))
