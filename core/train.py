@@ -27,6 +27,9 @@ fresh_negatives asks a new draw of the random "no" leaf questions every epoch; r
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
 draws the same; rank_siblings draws that share of them from the concept's known category-mates);
 name_loss adds, per image, the LM's loss of naming its (shown) concept after "Is there" (vlm.py).
+projector_input = "posterior" fits the projector's concept probe on every TRAIN image before the
+first update and trains on each image's out-of-fold posterior instead of its feature
+(posterior_inputs); validation, like evaluation and Predict, reads features through the probe.
 
 train_many trains several runs in one process: those with the same share_key (one encoder and LM)
 make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
