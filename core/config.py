@@ -38,6 +38,12 @@ BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_conce
 # did worse, once categories are grounded it helps (README, "Sibling ranking negatives").
 LEAF_STAGE = {"epochs": 2, "lr": 3e-4, "patience": 0, "rank_negatives": 4, "rank_siblings": 1.0}
 
+# What the shipped checkpoint changes of the default config (`taxolens train --projector-input
+# posterior --leaf-stage --ship`): the projector reads a linear probe's concept posterior instead of
+# the feature, which answers and ranks leaves better on held-out images (README, "The probe-posterior
+# input"). The study's default stays the paper's feature input; the app offers runs of either recipe.
+SHIPPED_RECIPE = {"projector_input": "posterior"}
+
 
 PROJECTOR_HIDDEN = 384                   # TrainConfig's default GELU MLP width (see projector_hidden)
 

@@ -30,7 +30,7 @@ from typing import Any
 from core import files, paths
 from core.data import datasets
 from core.base import ConfigError
-from core.config import TrainConfig
+from core.config import SHIPPED_RECIPE, TrainConfig
 
 CONFIG_JSON = "config.json"                   # a run's TrainConfig (a baseline's: + "baseline")
 METRICS_JSON = "metrics.json"                 # eval/<split>/: core.metrics.summarize + what was evaluated
@@ -381,8 +381,8 @@ class DatasetVersions:
 
 
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
-    """The finished run trained with the default config, or with `config` when given (any seed, any
-    device), or with its leaf stage (`taxolens train --leaf-stage`: how the shipped checkpoint is
+    """The finished run trained with the default config or the shipped recipe (config.SHIPPED_RECIPE),
+    or with `config` when given (any seed, any device), or with its leaf stage (`taxolens train --leaf-stage`: how the shipped checkpoint is
     trained), that scored best on its validation questions (the score early stopping keeps its best
     epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
     not the one to show first. A first stage whose leaf stage is there is not offered: the leaf
@@ -390,12 +390,12 @@ def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     is mostly hypernym questions, which the leaf stage trades a little of for leaf ranking). Only
     runs trained on the installed version of their dataset count: scores on another version's
     validation images do not compare, nor do its splits."""
-    base = config or TrainConfig()
+    bases = [config] if config else [TrainConfig(), TrainConfig(**SHIPPED_RECIPE)]
     ignore = {"seed", "device"}
 
     def trained_so(run: RunInfo) -> bool:
         have = run.config.to_dict()
-        recipes = [base] + ([base.leaf_stage(run.config.init_from)] if run.config.init_from else [])
+        recipes = bases + ([b.leaf_stage(run.config.init_from) for b in bases] if run.config.init_from else [])
         return any(all(have[k] == v for k, v in r.to_dict().items() if k not in ignore) for r in recipes)
 
     versions = DatasetVersions()

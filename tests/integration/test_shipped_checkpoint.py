@@ -10,7 +10,7 @@ bar; the test says so instead of passing silently."""
 import pytest
 
 from core import metrics, paths, rundata, runs
-from core.config import TrainConfig
+from core.config import SHIPPED_RECIPE, TrainConfig
 from core.models import checkpoint
 from core.predict import Predictor
 
@@ -23,8 +23,9 @@ def test_shipped_checkpoint_fits_loads_and_is_above_chance():
     fits, why = checkpoint.shipped_fit()
     assert fits, why
     info, vlm = checkpoint.load_trained(paths.SHIPPED_CHECKPOINT, "cpu")   # frozen-weight checksum checked here
-    default = TrainConfig(seed=info.config.seed)        # `taxolens train --ship`, or with --leaf-stage
-    recipes = [default] + ([default.leaf_stage(info.config.init_from)] if info.config.init_from else [])
+    # `taxolens train --ship` of the default config or the shipped recipe, or either with --leaf-stage
+    bases = [TrainConfig(seed=info.config.seed), TrainConfig(seed=info.config.seed, **SHIPPED_RECIPE)]
+    recipes = bases + ([b.leaf_stage(info.config.init_from) for b in bases] if info.config.init_from else [])
     assert info.finished and info.config in recipes, info.config
     m = runs.load_metrics(paths.SHIPPED_CHECKPOINT, "test")
     assert metrics.is_current(m)

@@ -100,3 +100,22 @@ def test_a_shipped_state_stores_the_probe_weight_as_int8_rows_within_half_a_step
     step = w.abs().amax(-1, keepdim=True) / 127
     assert bool(((back["posterior.weight"] - w).abs() <= step / 2 + 1e-7).all())
     assert torch.equal(back["posterior.weight"][-1], torch.zeros(D))
+
+
+def test_the_app_offers_a_run_of_the_shipped_recipe_but_not_of_another_option(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from core import runs
+    from core.config import SHIPPED_RECIPE
+
+    def run(name, cfg, score):
+        return SimpleNamespace(run_id=name, path=tmp_path / name, finished=True, config=cfg,
+                               checkpoint={"best": {"score": score}})
+
+    shipped = TrainConfig(seed=0, **SHIPPED_RECIPE)
+    listed = [run("first", shipped, 0.80), run("leaf", shipped.leaf_stage("first"), 0.81),
+              run("other", TrainConfig(seed=0, projector_init="probe"), 0.99)]
+    monkeypatch.setattr(runs, "list_runs", lambda: listed)
+    monkeypatch.setattr(runs.DatasetVersions, "checkpoint_is_current", lambda self, ck, name=None: True)
+    assert runs.default_checkpoint() == tmp_path / "leaf"          # its first stage is superseded
+    assert runs.default_checkpoint(TrainConfig()) is None          # asked for the features recipe only
