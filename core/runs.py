@@ -382,8 +382,8 @@ class DatasetVersions:
 
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
     """The finished run trained with the default config or the shipped recipe (config.SHIPPED_RECIPE),
-    or with `config` when given (any seed, any device), or with its leaf stage (`taxolens train --leaf-stage`: how the shipped checkpoint is
-    trained), that scored best on its validation questions (the score early stopping keeps its best
+    or with `config` when given (any seed, any device), or with its leaf stage (`taxolens train
+    --leaf-stage`: how the shipped checkpoint is trained), that scored best on its validation questions (the score early stopping keeps its best
     epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
     not the one to show first. A first stage whose leaf stage is there is not offered: the leaf
     stage is the recipe's finished product, and their validation scores do not rank them (the score
