@@ -244,7 +244,7 @@ class _Run:
             except ValueError as exc:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
         if self.posteriors:
-            self.train_feats, self.posterior_fit = posterior_inputs(cfg, vlm, data, self.train_feats, self.train_row,
+            self.train_feats, self.posterior_fit = posterior_inputs(cfg, vlm, data, self.train_feats,
                                                                     fit_probe=not ck and not cfg.init_from)
         self.views, self.view_offset = None, None
         if cfg.augment_views:
@@ -504,29 +504,27 @@ def probe_init_projector(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_o
     return {"kind": "probe", "classes": len(column), "images": len(items), "train_accuracy": round(acc, 4)}
 
 
-def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_of: dict[str, int],
+def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor,
                      fit_probe: bool = True) -> tuple[torch.Tensor, dict]:
     """projector_input = "posterior": what the projector trains on instead of the TRAIN features
-    (N, 1, D) -- each image's out-of-fold concept posterior (N, 1, C), on feats' device -- and what
-    checkpoint.json records. fit_probe: also fit the projector's own probe on every TRAIN image
-    (a resumed or init_from run loads it with the projector instead). Labels are the concepts the
-    images are shown as (leaf evidence only: no category is a class)."""
+    (N, 1, D), rows in data.images("train") order as features_of gives them -- each image's
+    out-of-fold concept posterior (N, 1, C), on feats' device -- and what checkpoint.json records.
+    fit_probe: also fit the projector's own probe on every TRAIN image (a resumed or init_from run
+    loads it with the projector instead). Labels are the concepts the images are shown as (leaf
+    evidence only: no category is a class)."""
     from core import image_probe
 
     items = data.images("train")
     column = {c: j for j, c in enumerate(sorted(data.dataset.concepts))}
-    order = torch.tensor([row_of[im.id] for im in items], device=feats.device)
-    x = feats[order][:, 0].float().cpu()
+    x = feats[:, 0].float().cpu()
     y = torch.tensor([column[questions.shown_concept(im.concept, data.deprivation.labeling)] for im in items])
     if fit_probe:
         head, mean, std = image_probe.fit_softmax(x, y, len(column), cfg.seed)
         vlm.projector.posterior.set(head, mean, std)
     oof = image_probe.out_of_fold(x, y, len(column), seed=cfg.seed)
-    inputs = torch.empty(len(items), 1, len(column), device=feats.device)
-    inputs[order] = oof[:, None].to(feats.device)
-    return inputs, {"kind": "posterior", "classes": len(column), "images": len(items),
-                    "folds": image_probe.FOLDS,
-                    "out_of_fold_top1": round(float((oof.argmax(-1) == y).float().mean()), 4)}
+    return oof[:, None].to(feats.device), {
+        "kind": "posterior", "classes": len(column), "images": len(items), "folds": image_probe.FOLDS,
+        "out_of_fold_top1": round(float((oof.argmax(-1) == y).float().mean()), 4)}
 
 
 def _feature_memo(report: Progress | None = None):
