@@ -1,12 +1,16 @@
-"""`python -m bench.predict_shortlist [RUN] [--images 50]`: does Predict's bf16 shortlist give the
-answers full fp32 scoring gives?
+"""`python -m bench.predict_shortlist [RUN] [--images 50] [--ranker probe|bf16]`: does Predict's leaf
+shortlist give the answers full fp32 scoring gives?
 
 Predict (core.predict) on a CPU with native bf16 ranks every leaf with a bf16 copy of the LM, then
 scores only the top SHORTLIST of them in fp32. Its top 5 and chain equal full scoring's exactly when
-full scoring's top 5 lie inside the bf16 top M. For evenly spaced test images (one per concept) this
-asks every leaf both ways and prints, for several M, the share of images where that holds (the
-chain follows the best leaf, so it holds for the chain too), the worst bf16 rank of a full-scoring
-top-5 leaf, the largest |dP(yes)| of the bf16 pass, and the time of each pass.
+full scoring's top 5 lie inside the ranker's top M. For evenly spaced test images (one per concept)
+this ranks every leaf both ways and prints, for several M, the share of images where that holds (the
+chain follows the best leaf, so it holds for the chain too), the worst ranker rank of a
+full-scoring top-5 leaf, the largest |dP(yes)| of the bf16 pass, and the time of each pass.
+
+`--ranker probe` ranks with the concept probe a posterior-input projector carries (its softmax over
+the run's concepts: one small matmul) instead of the bf16 pass: a shortlist Predict would get for
+free, measured here and not adopted (README, "Results so far": the leaf shortlist).
 
 `--ranking-question short` ("Is there a dog?") or `bare` ("Is there a dog") asks the bf16 pass a
 shorter question than the one scored and shown ("Is there a dog in the image?"): fewer tokens per
@@ -18,11 +22,15 @@ import argparse
 import statistics
 import time
 
+import torch
+
 from core import paths, rundata, runs
+from core.models.encoders import pool_tokens
 from core.predict import SHORTLIST, Predictor
 from core.questions import question_text
 
-SIZES = tuple(sorted({5, 10, SHORTLIST, 40, 60, 100}))
+SIZES = tuple(sorted({5, 10, 15, SHORTLIST, 30, 40, 60, 100, 200}))
+RANKERS = ("bf16", "probe")
 TAIL = " in the image?"
 RANKING_QUESTIONS = ("full", "short", "bare")
 
@@ -43,7 +51,28 @@ def _mean_suffix_tokens(p: Predictor, texts: list[str]) -> float:
     return statistics.mean(len(p.vlm.lm.tokens(p.vlm.prompt.suffix(t))) for t in texts)
 
 
-def run(run_dir, images: int = 50, ranking: str = "full") -> dict:
+@torch.no_grad()
+def probe_posterior(p: Predictor, feats: torch.Tensor) -> list[float]:
+    """P(concept) from the projector's concept probe on the image's pooled feature, one per leaf in
+    p.concepts order (the probe's columns are the run's concepts, sorted)."""
+    posterior = getattr(p.vlm.projector, "posterior", None)
+    if posterior is None or posterior.weight.shape[0] != len(p.concepts):
+        raise ValueError(f"run {p.info.run_id} has no concept probe over its {len(p.concepts)} concepts "
+                         f"(its projector reads features, not posteriors)")
+    return posterior(pool_tokens(feats.to(p.device, torch.float32), 1)[:, 0])[0].tolist()
+
+
+def shortlist_rank(exact: list[float], quick: list[float], names: list[str], truth: int, m: int | None) -> int:
+    """The true leaf's rank by fp32 P(yes) (`exact`) among the ranker's (`quick`) top m leaves (all
+    when m is None); len(names) + 1 when the shortlist leaves it out. Ties go by name, as in Predict."""
+    keep = sorted(range(len(names)), key=lambda i: (-quick[i], names[i]))[:m] if m else range(len(names))
+    if truth not in keep:
+        return len(names) + 1
+    return 1 + sum((-exact[i], names[i]) < (-exact[truth], names[truth]) for i in keep)
+
+
+def run(run_dir, images: int = 50, ranking: str = "full", ranker: str = "bf16") -> dict:
+    """ranker: "bf16" (Predict's shortlist) or "probe" (a posterior-input run's concept probe)."""
     info = runs.load_run(run_dir)
     data = rundata.prepare(info.config)
     by_concept: dict = {}
@@ -52,15 +81,23 @@ def run(run_dir, images: int = 50, ranking: str = "full") -> dict:
     pool = list(by_concept.values())
     items = [pool[round(i * len(pool) / images)] for i in range(min(images, len(pool)))]
     p = Predictor.load(run_dir, "cpu")
+    if ranker not in RANKERS:
+        raise ValueError(f"unknown ranker {ranker!r}; choose from {', '.join(RANKERS)}")
+    if ranker == "probe" and ranking != "full":
+        raise ValueError("--ranking-question is what a bf16 pass asks; the probe asks no question")
     texts = [question_text(p.dataset.concepts[c].label) for c in p.concepts]
     asked = [ranking_question(t, ranking) for t in texts]
-    p.quick_p_yes(p.features(items[0].path), asked[:2])                 # builds the bf16 copy, untimed
+
+    def rank_all(feats):
+        return probe_posterior(p, feats) if ranker == "probe" else p.quick_p_yes(feats, asked)
+    rank_all(p.features(items[0].path))                                 # builds the bf16 copy, untimed
     worst, diffs, t_quick, t_exact = [], [], [], []
     inside = {m: 0 for m in SIZES}
+    true_rank: dict = {m: [] for m in (*SIZES, None)}
     for n, im in enumerate(items):
         feats = p.features(im.path)
         t = time.perf_counter()
-        quick = p.quick_p_yes(feats, asked)
+        quick = rank_all(feats)
         t_quick.append(time.perf_counter() - t)
         t = time.perf_counter()
         exact = p._p_yes(feats, texts)
@@ -69,31 +106,48 @@ def run(run_dir, images: int = 50, ranking: str = "full") -> dict:
         rank_q = {i: r for r, i in enumerate(order_q)}
         top5 = sorted(range(len(texts)), key=lambda i: (-exact[i], p.concepts[i]))[:5]
         worst.append(max(rank_q[i] for i in top5) + 1)
+        truth = p.concepts.index(im.concept)
         for m in SIZES:
             inside[m] += worst[-1] <= m
-        diffs.append(max(abs(a - b) for a, b in zip(quick, exact)))
-        print(f"  image {n + 1}/{len(items)}: worst bf16 rank of the fp32 top 5 = {worst[-1]}", flush=True)
-    return {"run_id": info.run_id, "images": len(items), "leaves": len(texts), "ranking_question": ranking,
+            true_rank[m].append(shortlist_rank(exact, quick, p.concepts, truth, m))
+        true_rank[None].append(shortlist_rank(exact, quick, p.concepts, truth, None))
+        if ranker == "bf16":
+            diffs.append(max(abs(a - b) for a, b in zip(quick, exact)))
+        print(f"  image {n + 1}/{len(items)}: worst {ranker} rank of the fp32 top 5 = {worst[-1]}", flush=True)
+    return {"run_id": info.run_id, "images": len(items), "leaves": len(texts), "ranker": ranker,
+            "ranking_question": ranking,
             "suffix_tokens": {"scored": _mean_suffix_tokens(p, texts), "ranked": _mean_suffix_tokens(p, asked)},
             "share_inside": {m: inside[m] / len(items) for m in SIZES}, "worst_rank": worst,
-            "max_abs_diff_p_yes": max(diffs), "median_abs_diff_max": statistics.median(diffs),
+            "true_leaf": {m: {"top1": sum(r <= 1 for r in ranks) / len(items),
+                              "top5": sum(r <= 5 for r in ranks) / len(items)}
+                          for m, ranks in true_rank.items()},
+            "max_abs_diff_p_yes": max(diffs) if diffs else None,
+            "median_abs_diff_max": statistics.median(diffs) if diffs else None,
             "quick_seconds": statistics.median(t_quick), "fp32_seconds": statistics.median(t_exact)}
 
 
 def lines(r: dict) -> list[str]:
-    out = [f"bf16 shortlist vs full fp32 scoring, run {r['run_id']}: {r['images']} test images "
-           f"(one per concept), {r['leaves']} leaves each",
-           f"  bf16 pass asks the {r['ranking_question']} question: {r['suffix_tokens']['ranked']:.1f} suffix "
-           f"tokens per leaf against {r['suffix_tokens']['scored']:.1f} scored",
-           f"  every leaf, bf16 copy {r['quick_seconds']:6.2f} s per image; fp32 {r['fp32_seconds']:6.2f} s "
-           f"({r['fp32_seconds'] / r['quick_seconds']:.2f}x)",
-           f"  bf16 vs fp32 P(yes): largest |dP| {r['max_abs_diff_p_yes']:.3f}, median of per-image "
-           f"largest {r['median_abs_diff_max']:.3f}",
-           f"  worst bf16 rank of an fp32 top-5 leaf: max {max(r['worst_rank'])}, median "
-           f"{statistics.median(r['worst_rank'])}"]
+    ranker = r.get("ranker", "bf16")
+    what = "the concept probe" if ranker == "probe" else "bf16 copy"
+    out = [f"{ranker} shortlist vs full fp32 scoring, run {r['run_id']}: {r['images']} test images "
+           f"(one per concept), {r['leaves']} leaves each"]
+    if ranker == "bf16":
+        out.append(f"  bf16 pass asks the {r['ranking_question']} question: {r['suffix_tokens']['ranked']:.1f} "
+                   f"suffix tokens per leaf against {r['suffix_tokens']['scored']:.1f} scored")
+    out.append(f"  every leaf, {what} {r['quick_seconds']:8.4f} s per image; fp32 {r['fp32_seconds']:6.2f} s "
+               f"({r['fp32_seconds'] / r['quick_seconds']:.0f}x)")
+    if r["max_abs_diff_p_yes"] is not None:
+        out.append(f"  bf16 vs fp32 P(yes): largest |dP| {r['max_abs_diff_p_yes']:.3f}, median of per-image "
+                   f"largest {r['median_abs_diff_max']:.3f}")
+    out.append(f"  worst {ranker} rank of an fp32 top-5 leaf: max {max(r['worst_rank'])}, median "
+               f"{statistics.median(r['worst_rank'])}")
+    every = r["true_leaf"][None]
+    out.append(f"  the image's own leaf among every leaf by fp32 P(yes): top-1 {every['top1']:.1%}, top-5 {every['top5']:.1%}")
     for m, share in r["share_inside"].items():
-        mark = "  <- core.predict.SHORTLIST" if m == SHORTLIST else ""
-        out.append(f"  shortlist {m:4d}: same top 5 and chain as full scoring on {share:.1%} of images{mark}")
+        mark = "  <- core.predict.SHORTLIST" if m == SHORTLIST and ranker == "bf16" else ""
+        own = r["true_leaf"][m]
+        out.append(f"  shortlist {m:4d}: same top 5 and chain as full scoring on {share:.1%} of images; own leaf "
+                   f"top-1 {own['top1']:.1%}, top-5 {own['top5']:.1%}{mark}")
     return out
 
 
@@ -105,8 +159,11 @@ def main(argv=None) -> int:
     ap.add_argument("--ranking-question", choices=RANKING_QUESTIONS, default="full",
                     help="what the bf16 pass asks: the scored question, or it ending at '?' after "
                          "the name (short) or at the name (bare)")
+    ap.add_argument("--ranker", choices=RANKERS, default="bf16",
+                    help="what ranks every leaf: a bf16 copy of the LM (Predict's) or the concept probe "
+                         "of a posterior-input run's projector")
     args = ap.parse_args(argv)
-    print("\n".join(lines(run(args.run, args.images, args.ranking_question))))
+    print("\n".join(lines(run(args.run, args.images, args.ranking_question, args.ranker))))
     return 0
 
 
