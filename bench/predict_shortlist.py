@@ -27,7 +27,7 @@ import torch
 from core import paths, rundata, runs
 from core.models.encoders import pool_tokens
 from core.predict import SHORTLIST, Predictor
-from core.questions import question_text
+from core.questions import question_text, shown_concept
 
 SIZES = tuple(sorted({5, 10, 15, SHORTLIST, 30, 40, 60, 100, 200}))
 RANKERS = ("bf16", "probe")
@@ -73,6 +73,10 @@ def shortlist_rank(exact: list[float], quick: list[float], names: list[str], tru
 
 def run(run_dir, images: int = 50, ranking: str = "full", ranker: str = "bf16") -> dict:
     """ranker: "bf16" (Predict's shortlist) or "probe" (a posterior-input run's concept probe)."""
+    if ranker not in RANKERS:
+        raise ValueError(f"unknown ranker {ranker!r}; choose from {', '.join(RANKERS)}")
+    if ranker == "probe" and ranking != "full":
+        raise ValueError("--ranking-question is what a bf16 pass asks; the probe asks no question")
     info = runs.load_run(run_dir)
     data = rundata.prepare(info.config)
     by_concept: dict = {}
@@ -81,10 +85,6 @@ def run(run_dir, images: int = 50, ranking: str = "full", ranker: str = "bf16") 
     pool = list(by_concept.values())
     items = [pool[round(i * len(pool) / images)] for i in range(min(images, len(pool)))]
     p = Predictor.load(run_dir, "cpu")
-    if ranker not in RANKERS:
-        raise ValueError(f"unknown ranker {ranker!r}; choose from {', '.join(RANKERS)}")
-    if ranker == "probe" and ranking != "full":
-        raise ValueError("--ranking-question is what a bf16 pass asks; the probe asks no question")
     texts = [question_text(p.dataset.concepts[c].label) for c in p.concepts]
     asked = [ranking_question(t, ranking) for t in texts]
 
@@ -106,7 +106,7 @@ def run(run_dir, images: int = 50, ranking: str = "full", ranker: str = "bf16") 
         rank_q = {i: r for r, i in enumerate(order_q)}
         top5 = sorted(range(len(texts)), key=lambda i: (-exact[i], p.concepts[i]))[:5]
         worst.append(max(rank_q[i] for i in top5) + 1)
-        truth = p.concepts.index(im.concept)
+        truth = p.concepts.index(shown_concept(im.concept, data.deprivation.labeling))   # as evaluation ranks it
         for m in SIZES:
             inside[m] += worst[-1] <= m
             true_rank[m].append(shortlist_rank(exact, quick, p.concepts, truth, m))
@@ -134,8 +134,10 @@ def lines(r: dict) -> list[str]:
     if ranker == "bf16":
         out.append(f"  bf16 pass asks the {r['ranking_question']} question: {r['suffix_tokens']['ranked']:.1f} "
                    f"suffix tokens per leaf against {r['suffix_tokens']['scored']:.1f} scored")
+    ratio = r["fp32_seconds"] / r["quick_seconds"]
+    times = f"{ratio:.2f}x" if ratio < 100 else f"{ratio:.0f}x"
     out.append(f"  every leaf, {what} {r['quick_seconds']:8.4f} s per image; fp32 {r['fp32_seconds']:6.2f} s "
-               f"({r['fp32_seconds'] / r['quick_seconds']:.0f}x)")
+               f"({times})")
     if r["max_abs_diff_p_yes"] is not None:
         out.append(f"  bf16 vs fp32 P(yes): largest |dP| {r['max_abs_diff_p_yes']:.3f}, median of per-image "
                    f"largest {r['median_abs_diff_max']:.3f}")

@@ -60,3 +60,18 @@ def test_the_probe_ranker_reads_the_projectors_probe_in_the_predictors_concept_o
     p.vlm.projector = Projector("gelu-mlp", 8, 16, 2.0, hidden=12, tokens=2)
     with pytest.raises(ValueError, match="no concept probe"):
         ps.probe_posterior(p, grid)
+
+
+def test_the_report_names_the_ranker_and_what_each_shortlist_keeps():
+    r = {"run_id": "r", "images": 2, "leaves": 5, "ranker": "probe", "ranking_question": "full",
+         "suffix_tokens": {"scored": 11.0, "ranked": 11.0}, "share_inside": {5: 0.0, 20: 0.5},
+         "worst_rank": [30, 4], "true_leaf": {None: {"top1": 0.5, "top5": 0.5}, 5: {"top1": 1.0, "top5": 1.0},
+                                             20: {"top1": 0.5, "top5": 1.0}},
+         "max_abs_diff_p_yes": None, "median_abs_diff_max": None, "quick_seconds": 0.004, "fp32_seconds": 8.0}
+    text = "\n".join(ps.lines(r))
+    assert "probe shortlist vs full fp32 scoring" in text and "(2000x)" in text and "|dP|" not in text
+    assert "shortlist   20: same top 5 and chain as full scoring on 50.0% of images; own leaf top-1 50.0%, top-5 100.0%" in text
+    assert "SHORTLIST" not in text                    # the bf16 shortlist's size is not the probe's
+    bf16 = dict(r, ranker="bf16", max_abs_diff_p_yes=0.2, median_abs_diff_max=0.1, quick_seconds=4.0)
+    text = "\n".join(ps.lines(bf16))
+    assert "(2.00x)" in text and "largest |dP| 0.200" in text and "bf16 pass asks the full question" in text
