@@ -62,10 +62,11 @@ def probe_posterior(p: Predictor, feats: torch.Tensor) -> list[float]:
     return posterior(pool_tokens(feats.to(p.device, torch.float32), 1)[:, 0])[0].tolist()
 
 
-def shortlist_rank(exact: list[float], quick: list[float], names: list[str], truth: int, m: int | None) -> int:
-    """The true leaf's rank by fp32 P(yes) (`exact`) among the ranker's (`quick`) top m leaves (all
-    when m is None); len(names) + 1 when the shortlist leaves it out. Ties go by name, as in Predict."""
-    keep = sorted(range(len(names)), key=lambda i: (-quick[i], names[i]))[:m] if m else range(len(names))
+def shortlist_rank(exact: list[float], ranked: list[int], names: list[str], truth: int, m: int | None) -> int:
+    """The true leaf's rank by fp32 P(yes) (`exact`) among the first m leaves of the ranker's order
+    `ranked` (all when m is None); len(names) + 1 when the shortlist leaves it out. Ties go by name,
+    as in Predict."""
+    keep = ranked[:m] if m else ranked
     if truth not in keep:
         return len(names) + 1
     return 1 + sum((-exact[i], names[i]) < (-exact[truth], names[truth]) for i in keep)
@@ -90,7 +91,7 @@ def run(run_dir, images: int = 50, ranking: str = "full", ranker: str = "bf16") 
 
     def rank_all(feats):
         return probe_posterior(p, feats) if ranker == "probe" else p.quick_p_yes(feats, asked)
-    rank_all(p.features(items[0].path))                                 # builds the bf16 copy, untimed
+    rank_all(p.features(items[0].path))                 # untimed: the bf16 ranker builds its copy here
     worst, diffs, t_quick, t_exact = [], [], [], []
     inside = {m: 0 for m in SIZES}
     true_rank: dict = {m: [] for m in (*SIZES, None)}
@@ -109,8 +110,8 @@ def run(run_dir, images: int = 50, ranking: str = "full", ranker: str = "bf16") 
         truth = p.concepts.index(shown_concept(im.concept, data.deprivation.labeling))   # as evaluation ranks it
         for m in SIZES:
             inside[m] += worst[-1] <= m
-            true_rank[m].append(shortlist_rank(exact, quick, p.concepts, truth, m))
-        true_rank[None].append(shortlist_rank(exact, quick, p.concepts, truth, None))
+            true_rank[m].append(shortlist_rank(exact, order_q, p.concepts, truth, m))
+        true_rank[None].append(shortlist_rank(exact, order_q, p.concepts, truth, None))
         if ranker == "bf16":
             diffs.append(max(abs(a - b) for a, b in zip(quick, exact)))
         print(f"  image {n + 1}/{len(items)}: worst {ranker} rank of the fp32 top 5 = {worst[-1]}", flush=True)

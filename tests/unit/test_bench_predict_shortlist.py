@@ -29,13 +29,13 @@ NAMES = ["ant", "bee", "cat", "dog", "eel"]
 
 def test_the_true_leaf_is_ranked_by_fp32_among_the_rankers_shortlist_only():
     exact = [0.9, 0.2, 0.8, 0.7, 0.1]       # fp32 P(yes): ant, cat, dog, bee, eel
-    quick = [0.1, 0.5, 0.4, 0.3, 0.2]       # the ranker's order: bee, cat, dog, eel, ant
-    assert ps.shortlist_rank(exact, quick, NAMES, truth=2, m=None) == 2          # cat: behind ant
-    assert ps.shortlist_rank(exact, quick, NAMES, truth=2, m=3) == 1             # ant is not on the list
-    assert ps.shortlist_rank(exact, quick, NAMES, truth=0, m=3) == len(NAMES) + 1   # left out
-    assert ps.shortlist_rank(exact, quick, NAMES, truth=3, m=3) == 2
+    ranked = [1, 2, 3, 4, 0]                # the ranker's order: bee, cat, dog, eel, ant
+    assert ps.shortlist_rank(exact, ranked, NAMES, truth=2, m=None) == 2          # cat: behind ant
+    assert ps.shortlist_rank(exact, ranked, NAMES, truth=2, m=3) == 1             # ant is not on the list
+    assert ps.shortlist_rank(exact, ranked, NAMES, truth=0, m=3) == len(NAMES) + 1   # left out
+    assert ps.shortlist_rank(exact, ranked, NAMES, truth=3, m=3) == 2
     tied = [0.5] * 5
-    assert ps.shortlist_rank(tied, quick, NAMES, truth=3, m=None) == 4           # ties go by name
+    assert ps.shortlist_rank(tied, ranked, NAMES, truth=3, m=None) == 4           # ties go by name
 
 
 def test_the_probe_ranker_reads_the_projectors_probe_in_the_predictors_concept_order():
