@@ -94,6 +94,8 @@ class TrainConfig:
     fresh_negatives: bool = True         # redraw the random "no" leaf questions every epoch
     rank_negatives: int = 0              # per TRAIN image in a batch: its leaf ranked against N random ones
     rank_siblings: float = 0.0           # share of those N drawn from its known category-mates (questions.py)
+    rank_mined: int = 0                  # and M more: the leaves the current projector most says yes to...
+    mine_pool: int = 24                  # ...among this many random others, scored without gradient each step
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     concept_mixup: float = 0.0           # share of a batch's images mixed with another image of their concept
@@ -165,6 +167,11 @@ class TrainConfig:
         _check_number("rank_siblings", self.rank_siblings, 0, 1)
         if self.rank_siblings and not self.rank_negatives:
             raise ConfigError("rank_siblings needs rank_negatives > 0 (it says which of them are siblings)")
+        _check_int("rank_mined", self.rank_mined, 0, 100)
+        _check_int("mine_pool", self.mine_pool, 1, 1000)
+        if self.rank_mined > self.mine_pool:
+            raise ConfigError(f"rank_mined ({self.rank_mined}) keeps the top of mine_pool ({self.mine_pool}) "
+                              "candidates, so it cannot exceed it")
         _check_number("lr", self.lr, 0, 1, low_open=True)
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)

@@ -25,7 +25,8 @@ the concept; V augmented renderings per image from core.augment, each epoch show
 or one of them in turn).
 fresh_negatives asks a new draw of the random "no" leaf questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
-draws the same; rank_siblings draws that share of them from the concept's known category-mates);
+draws the same; rank_siblings draws that share of them from the concept's known category-mates;
+rank_mined adds the leaves the current projector most says yes to among mine_pool random others);
 name_loss adds, per image, the LM's loss of naming its (shown) concept after "Is there" (vlm.py).
 projector_input = "posterior" fits the projector's concept probe on every TRAIN image before the
 first update and trains on each image's out-of-fold posterior instead of its feature
@@ -347,16 +348,43 @@ class _Run:
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.done, self.total_steps, cfg)
         ranked = []
-        for image_id in dict.fromkeys(q[i].image_id for i in batch) if cfg.rank_negatives else ():
+        ranking = dict.fromkeys(q[i].image_id for i in batch) if cfg.rank_negatives or cfg.rank_mined else ()
+        for image_id in ranking:
             draw = random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")   # resumes draw the same
             ranked.append((slot[self.train_row[image_id]], questions.ranked_leaf_texts(
                 self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling,
                 cfg.rank_negatives, draw, self.known, cfg.rank_siblings)))
+        if cfg.rank_mined:
+            ranked = self._mine(ranked, list(ranking), feats, epoch, step)
         named = [(slot[self.train_row[image_id]], questions.naming_text(
                      self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling))
                  for image_id in dict.fromkeys(q[i].image_id for i in batch)] if cfg.name_loss else []
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
                          torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss, self.posteriors)
+
+    def _mine(self, ranked: list, image_ids: list, feats: torch.Tensor, epoch: int, step: int) -> list:
+        """rank_mined: each image's ranking group gains the rank_mined leaves that the projector, as
+        it is at this step, most says yes to among mine_pool random other leaves (scored without
+        gradient, like evaluation). Random and sibling negatives rarely meet the unrelated leaves a
+        model wrongly says yes to ("briefs" for a dog); these are the ones that push the true leaf
+        out of the top five. The pool is drawn from (seed, image, epoch, step) and the projector is
+        restored on resume, so a resumed run mines the same."""
+        cfg, ds = self.cfg, self.data.dataset
+        pools = []
+        for (_, group), image_id in zip(ranked, image_ids):
+            draw = random.Random(f"{cfg.seed}:{image_id}:mine:{epoch}:{step}")
+            pool = questions.ranked_leaf_texts(ds, self.train_item[image_id], self.data.deprivation.labeling,
+                                               cfg.mine_pool, draw)[1:]
+            pools.append([t for t in pool if t not in group])
+        training = self.vlm.projector.training
+        self.vlm.projector.eval()                  # no dropout: mine what the model answers
+        scores = self.vlm.score(feats[[row for row, _ in ranked]], pools, posteriors=self.posteriors)
+        self.vlm.projector.train(training)
+        mined = []
+        for (row, group), pool, answer in zip(ranked, pools, scores):
+            top = answer.p_yes.argsort(descending=True, stable=True)[:cfg.rank_mined].tolist()
+            mined.append((row, [*group, *(pool[i] for i in top)]))
+        return [(row, group) for row, group in mined if len(group) > 1]   # a dataset of one label has none
 
     def _load_views(self, items: list, features_of, report: Progress | None) -> None:
         """augment_views: the features of every TRAIN image's views beside its own, (N, 1 + V, k, D)

@@ -116,6 +116,10 @@ TRAIN_HELP = {
                       "above N random ones (added to the yes/no loss; 0: off)",
     "rank_siblings": "share of the ranking negatives drawn from concepts that share a category with "
                      "the image's, as far as the run's kept hypernym questions tell (0: all random)",
+    "rank_mined": "per training image in a batch, add to its ranking group the N leaves the current "
+                  "projector most says yes to among mine_pool random other leaves, scored without "
+                  "gradient at each step: mined hard negatives (0: off)",
+    "mine_pool": "random other leaves scored per image and step to mine rank_mined from",
     "fresh_negatives": "ask a new random draw of 'no' leaf questions every epoch (same count)",
     "dropout": "dropout on the projector's input features while training (0: none)",
     "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "

@@ -392,8 +392,9 @@ class VLM(nn.Module):
     @torch.no_grad()
     def score(self, features: torch.Tensor, texts_per_image: Sequence[Sequence[str]],
               batch_size: int = SCORE_BATCH, share_prefix: bool = True,
-              progress: Progress | None = None) -> list[AnswerScores]:
-        """Yes/no scores of every image's questions: features (B, N, D) and B lists of texts."""
+              progress: Progress | None = None, posteriors: bool = False) -> list[AnswerScores]:
+        """Yes/no scores of every image's questions: features (B, N, D) and B lists of texts.
+        posteriors: features are a posterior projector's concept posteriors (training's inputs)."""
         if len(texts_per_image) != features.shape[0]:
             raise ValueError(f"{features.shape[0]} images but {len(texts_per_image)} question lists")
         pairs = [(i, t) for i, texts in enumerate(texts_per_image) for t in texts]
@@ -413,7 +414,7 @@ class VLM(nn.Module):
             row = {img: r for r, img in enumerate(images)}
             owner = torch.tensor([row[i] for i, _ in chunk], device=self.device)
             with autocast(self.device):
-                prefix = self.prefix_embeds(features[images])
+                prefix = self.prefix_embeds(features[images], posteriors=posteriors)
                 p, m = self._score_chunk(prefix, owner, [tokens[t] for _, t in chunk], share_prefix)
             p_all[where], m_all[where] = p, m
             if progress is not None:

@@ -312,6 +312,8 @@ def test_train_form_passes_prompt_and_hard_negatives(data_dir):
     next(n for n in at.number_input if n.label == "Hard negatives").set_value(3)
     next(n for n in at.number_input if n.label == "Ranking negatives").set_value(7)
     next(n for n in at.number_input if n.label == "Ranking: share of siblings").set_value(0.5)
+    next(n for n in at.number_input if n.label == "Mined ranking negatives").set_value(2)
+    next(n for n in at.number_input if n.label == "Mining pool").set_value(9)
     fresh = next(c for c in at.checkbox if c.label == "Fresh negatives each epoch")
     fresh.set_value(not fresh.value)
     next(b for b in at.button if b.label == "Queue training").click().run()
@@ -320,6 +322,7 @@ def test_train_form_passes_prompt_and_hard_negatives(data_dir):
     assert job.spec["config"]["prompt"] == "chat" and job.spec["config"]["hard_negatives"] == 3
     assert job.spec["config"]["fresh_negatives"] is (not TrainConfig().fresh_negatives)
     assert job.spec["config"]["rank_negatives"] == 7 and job.spec["config"]["rank_siblings"] == 0.5
+    assert job.spec["config"]["rank_mined"] == 2 and job.spec["config"]["mine_pool"] == 9
 
 
 def test_train_form_passes_dropout_grid_crop_concept_mixup_name_loss_and_precision(data_dir):

@@ -68,6 +68,7 @@ class FakeVLM(nn.Module):
         self.n_tokens = cfg.image_tokens
         self.loss_calls = 0
         self.ranked_seen: list = []               # the ranked groups of each loss call
+        self.scored: list = []                    # per score call, each image's (questions, P(yes))
         self.named_seen: list = []                # (named pairs, owner, texts, answers, weight) of each call
         self.lm_in_bf16 = False
         self.to(device)
@@ -111,11 +112,12 @@ class FakeVLM(nn.Module):
         self.lm_in_bf16 = True
 
     @torch.no_grad()
-    def score(self, features, texts_per_image, progress=None):
+    def score(self, features, texts_per_image, progress=None, posteriors=False):
         out = []
         for f, texts in zip(features, texts_per_image):
             p = torch.sigmoid(self._logits(f.unsqueeze(0).expand(len(texts), -1, -1), texts))
             out.append(Scores(p, torch.full_like(p, 0.9)))
+        self.scored.append([(list(t), s.p_yes.tolist()) for t, s in zip(texts_per_image, out)])
         return out
 
     def projector_state(self):

@@ -40,6 +40,14 @@ def test_fresh_negatives_must_be_a_bool(value):
         TrainConfig(fresh_negatives=value).validate()
 
 
+def test_rank_mined_keeps_at_most_its_pool():
+    TrainConfig(rank_mined=4, mine_pool=24).validate()
+    with pytest.raises(ConfigError, match=r"rank_mined \(5\) keeps the top of mine_pool \(4\)"):
+        TrainConfig(rank_mined=5, mine_pool=4).validate()
+    with pytest.raises(ConfigError, match="mine_pool"):
+        TrainConfig(rank_mined=1, mine_pool=0).validate()
+
+
 def test_rank_siblings_is_a_share_of_ranking_negatives():
     TrainConfig(rank_negatives=4, rank_siblings=0.5).validate()
     with pytest.raises(ConfigError, match=r"rank_siblings must be a number in \[0, 1\]"):

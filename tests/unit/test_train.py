@@ -329,6 +329,28 @@ def test_rank_siblings_draw_ranking_negatives_from_known_category_mates():
     assert with_siblings
 
 
+def test_rank_mined_adds_the_leaves_the_current_projector_most_says_yes_to():
+    cfg = _cfg(epochs=1, rank_negatives=1, rank_mined=2, mine_pool=4)
+    train.train(cfg)
+    vlm = fake_vlm.FakeVLM.instances[-1]
+    assert vlm.loss_calls and len(vlm.scored) == vlm.loss_calls + 1           # one mining pass per update, then validation
+    for groups, mined in zip(vlm.ranked_seen, vlm.scored):
+        assert len(groups) == len(mined)
+        for (_, texts), (pool, p_yes) in zip(groups, mined):
+            assert len(texts) == 4 and len(set(texts)) == 4 and not set(pool) & set(texts[:2])
+            top = sorted(range(len(pool)), key=lambda i: -p_yes[i])[:2]
+            assert texts[2:] == [pool[i] for i in top]                          # the two it most says yes to
+    train.train(cfg, run_dir=runs.create_run_dir(cfg))
+    assert fake_vlm.FakeVLM.instances[-1].ranked_seen == vlm.ranked_seen       # seeded pools: the same mining
+
+
+def test_rank_mined_alone_ranks_against_mined_leaves_only():
+    train.train(_cfg(epochs=1, rank_mined=3, mine_pool=5))
+    vlm = fake_vlm.FakeVLM.instances[-1]
+    groups = [texts for call in vlm.ranked_seen for _, texts in call]
+    assert groups and all(len(t) == 4 for t in groups)
+
+
 @pytest.mark.parametrize("condition", ["none", "cross"])
 def test_name_loss_names_every_batch_image_as_the_concept_it_is_shown_as(condition):
     """Each update's named pairs: every image of the batch once, with its own yes leaf question up to
