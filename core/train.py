@@ -41,7 +41,8 @@ grid crops, whose random draws come from the process's one generator and so depe
 runs of the group. train(cfg) is train_many([cfg]). Losses are summed on the device and read at
 the end of an epoch and every 20th step (for the progress line), not at every step; the pooled
 features (small) stay on the device, a whole grid (grid_crop) stays on the host and is copied per
-step. Not yet measured on a GPU: the per-step host-to-device copies of question ids and indices.
+step. Not yet measured on a GPU: the per-step host-to-device copies of question ids and indices, and
+rank_mined's pool scoring, which runs its own LM pass per run and reads its answers on the host.
 
 The data comes from core.rundata.prepare and the model from core.models.checkpoint, which
 evaluation and prediction use too, so all three see exactly the same data and model.

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core import rundata, runs, train
+from core import questions, rundata, runs, train
 from core.config import TrainConfig
 from core.evaluate import evaluate
 
@@ -40,7 +40,8 @@ def test_a_posterior_input_run_trains_evaluates_ships_and_loads_with_its_probe(t
     from core import features, image_probe
     from core.models import checkpoint
 
-    cfg = TrainConfig(**{**TINY, "epochs": 1}, projector_input="posterior")
+    # rank_mined: mining scores the training images' out-of-fold posteriors through the real LM
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, projector_input="posterior", rank_mined=2, mine_pool=3)
     run_dir = train.train(cfg, run_dir=tmp_path / "run")
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
     assert ck["projector_input"]["classes"] == 4 and ck["projector_input"]["images"] > 0
@@ -64,3 +65,9 @@ def test_a_posterior_input_run_trains_evaluates_ships_and_loads_with_its_probe(t
     # ... and the same fit as image_probe's on these images
     head, _, _ = image_probe.fit_softmax(x[:, 0], truth, 4, cfg.seed)
     assert torch.allclose(vlm.projector.posterior.bias.float(), head.bias, atol=1e-2)
+    # Scoring posteriors (what training and its mining hand over) answers as scoring the features
+    texts = [[questions.question_text(data.dataset.concepts[c].label) for c in names]] * 2
+    direct = vlm.score(x[:2], texts)
+    through = vlm.score(vlm.projector.posterior(x[:2]), texts, posteriors=True)
+    for a, b in zip(direct, through):
+        assert torch.allclose(a.p_yes, b.p_yes, atol=1e-4)

@@ -44,8 +44,8 @@ def test_rank_mined_keeps_at_most_its_pool():
     TrainConfig(rank_mined=4, mine_pool=24).validate()
     with pytest.raises(ConfigError, match=r"rank_mined \(5\) keeps the top of mine_pool \(4\)"):
         TrainConfig(rank_mined=5, mine_pool=4).validate()
-    with pytest.raises(ConfigError, match="mine_pool"):
-        TrainConfig(rank_mined=1, mine_pool=0).validate()
+    with pytest.raises(ConfigError, match=r"mine_pool must be an integer in \[1, 1000\]"):
+        TrainConfig(rank_mined=0, mine_pool=0).validate()
 
 
 def test_rank_siblings_is_a_share_of_ranking_negatives():

@@ -337,7 +337,7 @@ def test_rank_mined_adds_the_leaves_the_current_projector_most_says_yes_to():
     for groups, mined in zip(vlm.ranked_seen, vlm.scored):
         assert len(groups) == len(mined)
         for (_, texts), (pool, p_yes) in zip(groups, mined):
-            assert len(texts) == 4 and len(set(texts)) == 4 and not set(pool) & set(texts[:2])
+            assert len(texts) == 4 and len(set(texts)) == 4 and len(pool) >= 2
             top = sorted(range(len(pool)), key=lambda i: -p_yes[i])[:2]
             assert texts[2:] == [pool[i] for i in top]                          # the two it most says yes to
     train.train(cfg, run_dir=runs.create_run_dir(cfg))
@@ -347,8 +347,28 @@ def test_rank_mined_adds_the_leaves_the_current_projector_most_says_yes_to():
 def test_rank_mined_alone_ranks_against_mined_leaves_only():
     train.train(_cfg(epochs=1, rank_mined=3, mine_pool=5))
     vlm = fake_vlm.FakeVLM.instances[-1]
-    groups = [texts for call in vlm.ranked_seen for _, texts in call]
-    assert groups and all(len(t) == 4 for t in groups)
+    assert vlm.loss_calls and len(vlm.scored) == vlm.loss_calls + 1
+    for groups, mined in zip(vlm.ranked_seen, vlm.scored):
+        for (_, texts), (pool, p_yes) in zip(groups, mined):
+            assert len(pool) == 5 and texts[1:] == [pool[i] for i in sorted(range(5), key=lambda i: -p_yes[i])[:3]]
+
+
+def test_rank_mined_resumed_from_the_middle_of_an_epoch_mines_the_same():
+    cfg = _cfg(epochs=2, rank_negatives=1, rank_mined=2, mine_pool=4)
+    train.train(cfg)
+    straight = fake_vlm.FakeVLM.instances[-1].ranked_seen
+    calls = {"n": 0}
+
+    def stop_at_step_3():
+        calls["n"] += 1
+        return calls["n"] == 4            # checked before each step: steps 0-2 ran
+
+    run_dir = runs.create_run_dir(cfg)
+    with pytest.raises(train.Cancelled):
+        train.train(cfg, run_dir=run_dir, should_stop=stop_at_step_3)
+    before = fake_vlm.FakeVLM.instances[-1].ranked_seen
+    train.train(cfg, run_dir=run_dir)
+    assert before + fake_vlm.FakeVLM.instances[-1].ranked_seen == straight
 
 
 @pytest.mark.parametrize("condition", ["none", "cross"])
