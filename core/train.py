@@ -348,18 +348,18 @@ class _Run:
             feats = crop_grid(feats, cfg.grid_crop).to(self.device)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.done, self.total_steps, cfg)
+        image_ids = list(dict.fromkeys(q[i].image_id for i in batch))
         ranked = []
-        ranking = dict.fromkeys(q[i].image_id for i in batch) if cfg.rank_negatives or cfg.rank_mined else ()
-        for image_id in ranking:
+        for image_id in image_ids if cfg.rank_negatives or cfg.rank_mined else ():
             draw = random.Random(f"{cfg.seed}:{image_id}:rank:{epoch}:{step}")   # resumes draw the same
             ranked.append((slot[self.train_row[image_id]], questions.ranked_leaf_texts(
                 self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling,
                 cfg.rank_negatives, draw, self.known, cfg.rank_siblings)))
         if cfg.rank_mined:
-            ranked = self._mine(ranked, list(ranking), feats, epoch, step)
+            ranked = self._mine(ranked, image_ids, feats, epoch, step)
         named = [(slot[self.train_row[image_id]], questions.naming_text(
                      self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling))
-                 for image_id in dict.fromkeys(q[i].image_id for i in batch)] if cfg.name_loss else []
+                 for image_id in image_ids] if cfg.name_loss else []
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
                          torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss, self.posteriors)
 
