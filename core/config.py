@@ -69,7 +69,8 @@ class TrainConfig:
     # What the projector reads: "features", the encoder's pooled feature; "posterior", a frozen linear
     # probe's concept posterior of it (the probe is fitted on TRAIN images before training and stored
     # with the projector; training sees out-of-fold posteriors; core/models/projector.py). Needs one
-    # image token, the whole grid and no augmented views (the probe reads the global pool).
+    # image token and the whole grid (the probe reads the global pool); augmented views join the
+    # probe's fit and training shows their out-of-fold posteriors (core/train.py, posterior_inputs).
     projector_input: str = "features"
     prompt: str = "plain"                # "plain" | "chat" (core/models/vlm.py)
     condition: str = "none"              # see core.conditions.parse_condition
@@ -147,11 +148,10 @@ class TrainConfig:
             clash = [f"{name} {value}" for name, value, ok in (
                 ("image_tokens", self.image_tokens, self.image_tokens == 1),
                 ("grid_crop", self.grid_crop, not self.grid_crop),
-                ("augment_views", self.augment_views, not self.augment_views),
                 ("projector_init", repr(self.projector_init), self.projector_init == "random")) if not ok]
             if clash:
                 raise ConfigError(f"projector_input 'posterior' reads a probe of the global-pooled feature: it needs "
-                                  f"image_tokens 1, no grid_crop, no augment_views and projector_init 'random' "
+                                  f"image_tokens 1, no grid_crop and projector_init 'random' "
                                   f"(got {', '.join(clash)})")
         if self.image_tokens * self.projector_tokens > 256:
             raise ConfigError(f"image_tokens x projector_tokens gives {self.image_tokens * self.projector_tokens} "

@@ -140,19 +140,31 @@ def fit_softmax(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int = 0,
     return weight, mean, std
 
 
-def out_of_fold(x: torch.Tensor, y: torch.Tensor, classes: int, folds: int = FOLDS, seed: int = 0) -> torch.Tensor:
+def out_of_fold(x: torch.Tensor, y: torch.Tensor, classes: int, folds: int = FOLDS, seed: int = 0,
+                views: torch.Tensor | None = None) -> torch.Tensor:
     """(N, C) posteriors of features x (N, D), each row from a probe (fit_softmax) fitted without it:
     row i is held out in fold i % folds. What a posterior-input projector trains on, so training
-    sees inputs as unsure as held-out images give (its own probe is near-certain on its TRAIN set)."""
+    sees inputs as unsure as held-out images give (its own probe is near-certain on its TRAIN set).
+    views (N, V, D): augmented renderings of each row's image. They join the fit beside their image
+    and are held out with it (a probe that saw one rendering of an image is not unsure of another);
+    the result is then (N, 1 + V, C), column 0 the image itself, column v its view v."""
     fold = torch.arange(len(x)) % folds
-    out = torch.zeros(len(x), classes)
+    n_views = 0 if views is None else views.shape[1]
+    if views is not None and (views.dim() != 3 or len(views) != len(x)):
+        raise ValueError(f"views must be (N, V, D) for {len(x)} rows, got shape {tuple(views.shape)}")
+    out = torch.zeros(len(x), 1 + n_views, classes)
     for k in range(folds):
         held = fold == k
         if held.any():
-            head, mean, std = fit_softmax(x[~held], y[~held], classes, seed)
+            fit_x, fit_y = x[~held], y[~held]
+            if n_views:
+                fit_x = torch.cat([fit_x, views[~held].flatten(0, 1)])
+                fit_y = torch.cat([fit_y, y[~held].repeat_interleave(n_views)])
+            head, mean, std = fit_softmax(fit_x, fit_y, classes, seed)
+            shown = x[held] if not n_views else torch.cat([x[held][:, None], views[held]], dim=1).flatten(0, 1)
             with torch.no_grad():
-                out[held] = head((x[held] - mean) / std).softmax(-1)
-    return out
+                out[held] = head((shown - mean) / std).softmax(-1).view(-1, 1 + n_views, classes)
+    return out if views is not None else out[:, 0]
 
 
 def best_threshold(pairs: list[tuple[float, bool]]) -> float:

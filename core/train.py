@@ -30,7 +30,9 @@ rank_mined adds the leaves the current projector most says yes to among mine_poo
 name_loss adds, per image, the LM's loss of naming its (shown) concept after "Is there" (vlm.py).
 projector_input = "posterior" fits the projector's concept probe on every TRAIN image before the
 first update and trains on each image's out-of-fold posterior instead of its feature
-(posterior_inputs); validation, like evaluation and Predict, reads features through the probe.
+(posterior_inputs); validation, like evaluation and Predict, reads features through the probe. With
+augment_views the probe is fitted on every view too, and the epochs show the views' out-of-fold
+posteriors in turn with the image's own.
 
 train_many trains several runs in one process: those with the same share_key (one encoder and LM)
 make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
@@ -245,12 +247,12 @@ class _Run:
                 crop_grid(self.train_feats[:1], cfg.grid_crop)
             except ValueError as exc:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
-        if self.posteriors:
-            self.train_feats, self.posterior_fit = posterior_inputs(cfg, vlm, data, self.train_feats,
-                                                                    fit_probe=not ck and not cfg.init_from)
         self.views, self.view_offset = None, None
         if cfg.augment_views:
             self._load_views(data.images("train"), features_of, report)
+        if self.posteriors:
+            self.train_feats, self.views, self.posterior_fit = posterior_inputs(
+                cfg, vlm, data, self.train_feats, self.views, fit_probe=not ck and not cfg.init_from)
         self.val_feats, self.val_row = features_of(vlm, data.images("val"), False)
         self.train_item = {im.id: im for im in data.images("train")}
         self.mates = (_concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
@@ -390,7 +392,8 @@ class _Run:
     def _load_views(self, items: list, features_of, report: Progress | None) -> None:
         """augment_views: the features of every TRAIN image's views beside its own, (N, 1 + V, k, D)
         on the training device, and per image the view its first epoch shows (seeded by the run's
-        seed and the image, so a resumed run shows the same)."""
+        seed and the image, so a resumed run shows the same). A posterior-input run then replaces
+        them by their out-of-fold posteriors (posterior_inputs)."""
         n = self.cfg.augment_views
         per_image = augment.view_items(items, n, progress=report and (lambda f, m: report(0.0, m)))
         flat = [v for row in per_image for v in row]
@@ -533,27 +536,40 @@ def probe_init_projector(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_o
     return {"kind": "probe", "classes": len(column), "images": len(items), "train_accuracy": round(acc, 4)}
 
 
-def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor,
-                     fit_probe: bool = True) -> tuple[torch.Tensor, dict]:
+def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: torch.Tensor | None = None,
+                     fit_probe: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """projector_input = "posterior": what the projector trains on instead of the TRAIN features
     (N, 1, D), rows in data.images("train") order as features_of gives them -- each image's
-    out-of-fold concept posterior (N, 1, C), on feats' device -- and what checkpoint.json records.
-    fit_probe: also fit the projector's own probe on every TRAIN image (a resumed or init_from run
-    loads it with the projector instead). Labels are the concepts the images are shown as (leaf
-    evidence only: no category is a class)."""
+    out-of-fold concept posterior (N, 1, C), on feats' device -- then the same for `views` (the
+    image and its augmented views, (N, 1 + V, 1, D), or None), and what checkpoint.json records.
+    fit_probe: also fit the projector's own probe on every TRAIN image and its views (a resumed or
+    init_from run loads it with the projector instead). Labels are the concepts the images are
+    shown as (leaf evidence only: no category is a class). Views widen what the probe learns a
+    concept's renderings look like, and give training the posteriors of renderings it did not fit."""
     from core import image_probe
 
     items = data.images("train")
     column = {c: j for j, c in enumerate(sorted(data.dataset.concepts))}
     x = feats[:, 0].float().cpu()
     y = torch.tensor([column[questions.shown_concept(im.concept, data.deprivation.labeling)] for im in items])
+    extra = None if views is None else views[:, 1:, 0].float().cpu()          # (N, V, D): the views alone
     if fit_probe:
-        head, mean, std = image_probe.fit_softmax(x, y, len(column), cfg.seed)
+        fit_x, fit_y = x, y
+        if extra is not None:
+            fit_x = torch.cat([x, extra.flatten(0, 1)])
+            fit_y = torch.cat([y, y.repeat_interleave(extra.shape[1])])
+        head, mean, std = image_probe.fit_softmax(fit_x, fit_y, len(column), cfg.seed)
         vlm.projector.posterior.set(head, mean, std)
-    oof = image_probe.out_of_fold(x, y, len(column), seed=cfg.seed)
-    return oof[:, None].to(feats.device), {
-        "kind": "posterior", "classes": len(column), "images": len(items), "folds": image_probe.FOLDS,
-        "out_of_fold_top1": round(float((oof.argmax(-1) == y).float().mean()), 4)}
+    oof = image_probe.out_of_fold(x, y, len(column), seed=cfg.seed, views=extra)
+    if extra is None:
+        oof = oof[:, None]                                                      # (N, 1, C)
+    fit = {"kind": "posterior", "classes": len(column), "images": len(items), "folds": image_probe.FOLDS,
+           "out_of_fold_top1": round(float((oof[:, 0].argmax(-1) == y).float().mean()), 4)}
+    if extra is not None:
+        fit["views"] = extra.shape[1]
+        fit["views_out_of_fold_top1"] = round(float((oof[:, 1:].argmax(-1) == y[:, None]).float().mean()), 4)
+    posteriors = oof[:, :1].to(feats.device)                                    # (N, 1, C)
+    return posteriors, (None if extra is None else oof[:, :, None].to(feats.device)), fit
 
 
 def _feature_memo(report: Progress | None = None):

@@ -127,7 +127,8 @@ TRAIN_HELP = {
     "concept_mixup": "share of a batch's training images whose encoder features are mixed with those of "
                      "another training image of the same concept, in a random proportion (0: none)",
     "augment_views": "augmented renderings per training image (crop, rotation, flip, colour; encoded once "
-                     "and cached), each epoch showing an image as itself or one of them in turn (0: none)",
+                     "and cached), each epoch showing an image as itself or one of them in turn (0: none); with "
+                     "projector_input posterior they also join the probe's fit",
     "name_loss": "weight of a loss that trains the LM to name each training image's concept after "
                  "'Is there' (added to the yes/no loss; 0: off)",
     "max_concepts": "use a seeded subset of this many concepts",

@@ -71,3 +71,26 @@ def test_a_posterior_input_run_trains_evaluates_ships_and_loads_with_its_probe(t
     through = vlm.score(vlm.projector.posterior(x[:2]), texts, posteriors=True)
     for a, b in zip(direct, through):
         assert torch.allclose(a.p_yes, b.p_yes, atol=1e-4)
+
+
+@pytest.mark.integration
+def test_a_posterior_input_run_with_augmented_views_fits_its_probe_on_them(tmp_path):
+    import torch
+    from core import augment, features, image_probe
+
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, projector_input="posterior", augment_views=1)
+    run_dir = train.train(cfg, run_dir=tmp_path / "run")
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["projector_input"]["views"] == 1 and 0 <= ck["projector_input"]["views_out_of_fold_top1"] <= 1
+    from core.models import checkpoint
+    _, vlm = checkpoint.load_trained(run_dir)
+    data = rundata.prepare(cfg)
+    items = data.images("train")
+    views = [row[0] for row in augment.view_items(items, 1)]
+    cache = features.FeatureCache(vlm.encoder)
+    x = torch.cat([cache.get(items, pool=1)[:, 0], cache.get(views, pool=1)[:, 0]])
+    names = sorted(data.dataset.concepts)
+    truth = torch.tensor([names.index(im.concept) for im in items] * 2)
+    head, _, _ = image_probe.fit_softmax(x, truth, 4, cfg.seed)      # every image, then every view
+    assert torch.allclose(vlm.projector.posterior.bias.float(), head.bias, atol=1e-3)
+    assert evaluate(run_dir, "test")["n_questions"] > 0

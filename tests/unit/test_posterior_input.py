@@ -74,7 +74,7 @@ def test_a_checkpoint_sizes_the_projector_by_its_stored_probe():
     assert plain.projector.posterior is None
 
 
-@pytest.mark.parametrize("clash", [dict(image_tokens=4), dict(grid_crop=3), dict(augment_views=2),
+@pytest.mark.parametrize("clash", [dict(image_tokens=4), dict(grid_crop=3),
                                    dict(projector_init="probe")])
 def test_posterior_input_refuses_what_its_global_pool_probe_cannot_read(clash):
     with pytest.raises(ConfigError, match="projector_input 'posterior'"):
@@ -119,3 +119,37 @@ def test_the_app_offers_a_run_of_the_shipped_recipe_but_not_of_another_option(mo
     monkeypatch.setattr(runs.DatasetVersions, "checkpoint_is_current", lambda self, ck, name=None: True)
     assert runs.default_checkpoint() == tmp_path / "leaf"          # its first stage is superseded
     assert runs.default_checkpoint(TrainConfig()) is None          # asked for the features recipe only
+
+
+def test_posterior_inputs_fit_the_probe_on_views_and_train_on_their_out_of_fold_posteriors(tmp_path, monkeypatch):
+    import fake_vlm
+    from core import image_probe, rundata, train
+
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+    cfg = TrainConfig(dataset="tiny", projector_input="posterior", augment_views=2, projector_hidden=None,
+                      projector_tokens=1, device="cpu")
+    data = rundata.prepare(cfg)
+    n, classes = len(data.images("train")), len(data.dataset.concepts)
+    vlm = tiny_vlm(k=1)
+    registry.use_posterior_input(vlm, cfg, classes)
+    torch.manual_seed(0)
+    feats = torch.randn(n, 1, vlm.encoder.dim)
+    views = torch.cat([feats[:, None], torch.randn(n, 2, 1, vlm.encoder.dim)], 1)     # (N, 1 + V, 1, D)
+    fits = []
+    real_fit = image_probe.fit_softmax
+    monkeypatch.setattr(image_probe, "fit_softmax", lambda x, y, c, seed=0, on_step=None: (
+        fits.append(len(x)), real_fit(x, y, c, seed, on_step))[1])
+    posteriors, view_posteriors, fit = train.posterior_inputs(cfg, vlm, data, feats, views)
+    assert fits[0] == 3 * n                            # the projector's own probe: every image and view
+    assert posteriors.shape == (n, 1, classes) and view_posteriors.shape == (n, 3, 1, classes)
+    assert torch.equal(view_posteriors[:, 0], posteriors)          # column 0: the image itself
+    assert not torch.allclose(view_posteriors[:, 1], posteriors)   # its views are answered on their own
+    x = feats[:, 0]
+    y = torch.tensor([sorted(data.dataset.concepts).index(im.concept) for im in data.images("train")])
+    expected = image_probe.out_of_fold(x, y, classes, seed=cfg.seed, views=views[:, 1:, 0])
+    assert torch.allclose(view_posteriors[:, :, 0], expected)
+    assert fit["views"] == 2 and 0 <= fit["views_out_of_fold_top1"] <= 1
+    plain, none, plain_fit = train.posterior_inputs(cfg, vlm, data, feats)           # without views: as before
+    assert none is None and "views" not in plain_fit
+    assert torch.allclose(plain[:, 0], image_probe.out_of_fold(x, y, classes, seed=cfg.seed))
