@@ -1,0 +1,142 @@
+"""`python -m bench.posterior_standin [--seed 0] [--views 2] [--epochs 30] [--arms ...]`: which
+probe-posterior input would the VLM answer leaf questions best from, asked of a minute-long stand-in
+instead of a 45-minute run?
+
+The image probe alone answers test leaf questions at about 0.94 (a threshold on P(shown concept),
+chosen on VAL), the VLM that reads the same probe's posterior at about 0.87: the gap is in learning to
+answer from out-of-fold posteriors, not in what the posterior holds. The stand-in keeps that part
+and drops the LM: the projector's own front (LayerNorm, Linear(C, 384), GELU, then a 64-wide
+output) read by a learned embedding per concept, P(yes) = sigmoid(<out(posterior), e_concept> + b),
+trained like the first stage on every TRAIN image's out-of-fold posterior (5 folds, batches of 16,
+lr 1e-3, no weight decay) with its own leaf "yes" question and one random other leaf as "no" per
+image and epoch; VAL and TEST images are read through the probe fitted on every TRAIN image, as
+evaluation reads them. It reports leaf accuracy (the true leaf and one random other leaf per image,
+at P = 0.5) and recall (yes to the true leaf). At full size (seed 0, 2026-12-05) it put today's
+input at 0.824 test, far below the probe's 0.942 as the VLM's first stage (0.877) is; views 0.861,
+max-pool 0.842, log-posterior 0.766. The views arm then gained on the real model too (0.897 and
+0.887 against 0.877 and 0.876 on seeds 0 and 1; README, "Augmented views for the probe-posterior
+input"): a screen for the direction, not a forecast of the size.
+
+Arms (each changes one thing against `posterior`, the shipped input):
+    posterior        the probe's posterior of the average-pooled feature
+    max-pool         the probe reads the max-pooled grid instead
+    log-posterior    the stand-in reads log P instead of P
+    views            the probe is also fitted on V augmented views of every TRAIN image (core.augment,
+                     each held out with its image), and the epochs show the views' out-of-fold
+                     posteriors in turn with the image's own (TrainConfig.augment_views with the
+                     posterior input)
+Features come from the feature cache (encoded there when missing; views are written and encoded once).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+
+ARMS = ("posterior", "max-pool", "log-posterior", "views")
+
+
+def _pool(grid: torch.Tensor, how: str) -> torch.Tensor:
+    return grid.amax(1) if how == "max" else grid.mean(1)
+
+
+def stand_in(inputs: list[torch.Tensor], y: torch.Tensor, held: dict, classes: int, epochs: int, seed: int,
+             transform=lambda p: p) -> dict:
+    """Train the stand-in on `inputs` (one (N, C) posterior per epoch in turn, rows = TRAIN images with
+    labels y) and answer held-out leaf questions: held[split] = (posteriors, labels)."""
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.LayerNorm(classes), torch.nn.Linear(classes, 384), torch.nn.GELU(),
+                              torch.nn.Linear(384, 64))
+    emb, bias = torch.nn.Embedding(classes, 64), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([*net.parameters(), *emb.parameters(), bias], lr=1e-3, weight_decay=0.0)
+    draw = torch.Generator().manual_seed(seed)
+
+    def logits(x, concepts):
+        return (net(transform(x)) * emb(concepts)).sum(-1) + bias
+
+    for epoch in range(epochs):
+        x = inputs[epoch % len(inputs)]
+        order = torch.randperm(len(x), generator=draw)
+        for start in range(0, len(x), 16):
+            rows = order[start:start + 16]
+            other = (y[rows] + torch.randint(1, classes, rows.shape, generator=draw)) % classes
+            out = torch.cat([logits(x[rows], y[rows]), logits(x[rows], other)])
+            target = torch.cat([torch.ones(len(rows)), torch.zeros(len(rows))])
+            opt.zero_grad(set_to_none=True)
+            F.binary_cross_entropy_with_logits(out, target).backward()
+            opt.step()
+    result, ask = {}, torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for split, (x, labels) in held.items():
+            other = (labels + torch.randint(1, classes, labels.shape, generator=ask)) % classes
+            yes, no = logits(x, labels) > 0, logits(x, other) > 0
+            result[split] = {"leaf_accuracy": round(float((yes.float().mean() + (~no).float().mean()) / 2), 4),
+                             "recall": round(float(yes.float().mean()), 4)}
+    return result
+
+
+def run(seed: int = 0, views: int = 2, epochs: int = 30, arms=ARMS, log=print) -> list[dict]:
+    from core import augment, image_probe, rundata
+    from core.config import TrainConfig
+    from core.features import FeatureCache
+    from core.models.registry import create_encoder
+    from core.questions import shown_concept
+
+    unknown = set(arms) - set(ARMS)
+    if unknown or not arms:
+        raise ValueError(f"arms must be among {', '.join(ARMS)}, got {', '.join(arms) or 'none'}")
+    cfg = TrainConfig(seed=seed, projector_input="posterior")
+    data = rundata.prepare(cfg)
+    cache = FeatureCache(create_encoder(cfg.encoder))
+    names = sorted(data.dataset.concepts)
+    column = {c: j for j, c in enumerate(names)}
+    grids, labels = {}, {}
+    for split in ("train", "val", "test"):
+        items = data.images(split)
+        grids[split] = cache.get(items)
+        labels[split] = torch.tensor([column[shown_concept(im.concept, data.deprivation.labeling)] for im in items])
+    view_grids = None
+    if "views" in arms:
+        rows = augment.view_items(data.images("train"), views)
+        view_grids = cache.get([v for row in rows for v in row]).view(len(rows), views, *grids["train"].shape[1:])
+    classes, y = len(names), labels["train"]
+    out = []
+    for arm in arms:
+        how = "max" if arm == "max-pool" else "avg"
+        x = {s: _pool(g, how) for s, g in grids.items()}
+        extra = _pool(view_grids.flatten(0, 1), how).view(len(y), views, -1) if arm == "views" else None
+        fit_x, fit_y = x["train"], y
+        if extra is not None:
+            fit_x, fit_y = torch.cat([fit_x, extra.flatten(0, 1)]), torch.cat([y, y.repeat_interleave(views)])
+        head, mean, std = image_probe.fit_softmax(fit_x, fit_y, classes, seed)
+        oof = image_probe.out_of_fold(x["train"], y, classes, seed=seed, views=extra)
+        train_inputs = [oof[:, 0], *oof[:, 1:].unbind(1)] if extra is not None else [oof]
+        with torch.no_grad():
+            held = {s: (head((x[s] - mean) / std).softmax(-1), labels[s]) for s in ("val", "test")}
+        transform = (lambda p: p.clamp_min(1e-30).log()) if arm == "log-posterior" else (lambda p: p)
+        result = {"arm": arm, "seed": seed, **({"views": views} if arm == "views" else {}),
+                  "probe_test_top1": round(float((held["test"][0].argmax(-1) == labels["test"]).float().mean()), 4),
+                  **stand_in(train_inputs, y, held, classes, epochs, seed, transform)}
+        log(json.dumps(result))
+        out.append(result)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--views", type=int, default=2, help="augmented views per TRAIN image for the views arm")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, among {', '.join(ARMS)}")
+    args = ap.parse_args(argv)
+    rows = run(args.seed, args.views, args.epochs, [a for a in args.arms.split(",") if a])
+    print("\n| arm | probe test top-1 | val leaf acc / recall | test leaf acc / recall |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['arm']} | {r['probe_test_top1']:.3f} | {r['val']['leaf_accuracy']:.3f} / {r['val']['recall']:.3f} "
+              f"| {r['test']['leaf_accuracy']:.3f} / {r['test']['recall']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
