@@ -17,14 +17,16 @@ max-pool 0.842, log-posterior 0.766. The views arm then gained on the real model
 0.887 against 0.877 and 0.876 on seeds 0 and 1; README, "Augmented views for the probe-posterior
 input"): a screen for the direction, not a forecast of the size.
 
-Arms (each changes one thing against `posterior`, the shipped input):
+Arms (each against `posterior`, the shipped input; `views` changes the probe evaluation reads as well
+as the training inputs, as TrainConfig.augment_views does):
     posterior        the probe's posterior of the average-pooled feature
     max-pool         the probe reads the max-pooled grid instead
     log-posterior    the stand-in reads log P instead of P
     views            the probe is also fitted on V augmented views of every TRAIN image (core.augment,
                      each held out with its image), and the epochs show the views' out-of-fold
                      posteriors in turn with the image's own (TrainConfig.augment_views with the
-                     posterior input)
+                     posterior input; the stand-in shows all images the same view in an epoch,
+                     training an offset per image)
 Features come from the feature cache (encoded there when missing; views are written and encoded once).
 """
 from __future__ import annotations

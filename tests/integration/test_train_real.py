@@ -92,5 +92,9 @@ def test_a_posterior_input_run_with_augmented_views_fits_its_probe_on_them(tmp_p
     names = sorted(data.dataset.concepts)
     truth = torch.tensor([names.index(im.concept) for im in items] * 2)
     head, _, _ = image_probe.fit_softmax(x, truth, 4, cfg.seed)      # every image, then every view
-    assert torch.allclose(vlm.projector.posterior.bias.float(), head.bias, atol=1e-3)
+    stored = vlm.projector.posterior
+    assert torch.allclose(stored.bias.float(), head.bias, atol=1e-4)
+    assert torch.allclose(stored.weight.float(), head.weight, atol=1e-4)
+    alone, _, _ = image_probe.fit_softmax(x[:len(items)], truth[:len(items)], 4, cfg.seed)
+    assert not torch.allclose(stored.weight.float(), alone.weight, atol=1e-4)      # not the images alone
     assert evaluate(run_dir, "test")["n_questions"] > 0

@@ -106,26 +106,27 @@ def test_out_of_fold_views_join_the_fit_and_are_held_out_with_their_image(monkey
     x = torch.stack([torch.arange(n, dtype=torch.float32), torch.zeros(n), torch.zeros(n)], -1)
     views = torch.stack([torch.stack([torch.arange(n, dtype=torch.float32), torch.full((n,), j + 1.0),
                                       torch.zeros(n)], -1) for j in range(v)], 1)   # (n, v, 3): image i, view j+1
-    y = torch.zeros(n, dtype=torch.long)
+    y = torch.arange(n) % 3
     fitted, predicted = [], []
 
     def fake_fit(fx, fy, classes, seed=0):
+        assert torch.equal(fy, y[fx[:, 0].long()]), "a view fitted with another image's label"
         seen = set(fx[:, 0].long().tolist())
         fitted.append((len(fx), len(fy), sorted(set(fx[:, 1].long().tolist()))))
 
         def head(z):
             assert not seen & set(z[:, 0].long().tolist()), "an image's rendering predicted by a probe fitted on it"
             predicted.extend(zip(z[:, 0].long().tolist(), z[:, 1].long().tolist()))
-            return torch.stack([z[:, 0] / 10 + z[:, 1], torch.zeros(len(z))], -1)
+            return torch.stack([z[:, 0] / 10 + z[:, 1], torch.zeros(len(z)), torch.full((len(z),), -1e9)], -1)
         return head, torch.zeros(3), torch.ones(3)
 
     monkeypatch.setattr(image_probe, "fit_softmax", fake_fit)
-    out = image_probe.out_of_fold(x, y, 2, folds=5, views=views)
-    assert out.shape == (n, 1 + v, 2)
+    out = image_probe.out_of_fold(x, y, 3, folds=5, views=views)
+    assert out.shape == (n, 1 + v, 3)
     held = [len(range(k, n, 5)) for k in range(5)]
     assert fitted == [((n - h) * (1 + v), (n - h) * (1 + v), [0, 1, 2]) for h in held]   # images and views fit
     assert sorted(predicted) == [(i, j) for i in range(n) for j in range(1 + v)]
     expected = torch.sigmoid(torch.arange(n, dtype=torch.float32)[:, None] / 10 + torch.arange(1.0 + v))
     assert torch.allclose(out[..., 0], expected)              # image i's view j lands in row i, column j
     with pytest.raises(ValueError, match="views must be"):
-        image_probe.out_of_fold(x, y, 2, views=views[:5])
+        image_probe.out_of_fold(x, y, 3, views=views[:5])
