@@ -109,10 +109,7 @@ def run(seed: int = 0, views: int = 2, epochs: int = 30, arms=ARMS, log=print) -
         how = "max" if arm == "max-pool" else "avg"
         x = {s: _pool(g, how) for s, g in grids.items()}
         extra = _pool(view_grids.flatten(0, 1), how).view(len(y), views, -1) if arm == "views" else None
-        fit_x, fit_y = x["train"], y
-        if extra is not None:
-            fit_x, fit_y = torch.cat([fit_x, extra.flatten(0, 1)]), torch.cat([y, y.repeat_interleave(views)])
-        head, mean, std = image_probe.fit_softmax(fit_x, fit_y, classes, seed)
+        head, mean, std = image_probe.fit_softmax(*image_probe.with_views(x["train"], y, extra), classes, seed)
         oof = image_probe.out_of_fold(x["train"], y, classes, seed=seed, views=extra)
         train_inputs = [oof[:, 0], *oof[:, 1:].unbind(1)] if extra is not None else [oof]
         with torch.no_grad():

@@ -140,6 +140,14 @@ def fit_softmax(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int = 0,
     return weight, mean, std
 
 
+def with_views(x: torch.Tensor, y: torch.Tensor, views: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A probe's fit set: the rows x (N, D) with labels y, then their augmented views (N, V, D), each
+    labelled as its image (image-major: image 0's views first). No views: x and y as they are."""
+    if views is None or not views.shape[1]:
+        return x, y
+    return torch.cat([x, views.flatten(0, 1)]), torch.cat([y, y.repeat_interleave(views.shape[1])])
+
+
 def out_of_fold(x: torch.Tensor, y: torch.Tensor, classes: int, folds: int = FOLDS, seed: int = 0,
                 views: torch.Tensor | None = None) -> torch.Tensor:
     """(N, C) posteriors of features x (N, D), each row from a probe (fit_softmax) fitted without it:
@@ -156,10 +164,7 @@ def out_of_fold(x: torch.Tensor, y: torch.Tensor, classes: int, folds: int = FOL
     for k in range(folds):
         held = fold == k
         if held.any():
-            fit_x, fit_y = x[~held], y[~held]
-            if n_views:
-                fit_x = torch.cat([fit_x, views[~held].flatten(0, 1)])
-                fit_y = torch.cat([fit_y, y[~held].repeat_interleave(n_views)])
+            fit_x, fit_y = with_views(x[~held], y[~held], views[~held] if n_views else None)
             head, mean, std = fit_softmax(fit_x, fit_y, classes, seed)
             shown = x[held] if not n_views else torch.cat([x[held][:, None], views[held]], dim=1).flatten(0, 1)
             with torch.no_grad():

@@ -554,11 +554,7 @@ def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: to
     y = torch.tensor([column[questions.shown_concept(im.concept, data.deprivation.labeling)] for im in items])
     extra = None if views is None else views[:, 1:, 0].float().cpu()          # (N, V, D): the views alone
     if fit_probe:
-        fit_x, fit_y = x, y
-        if extra is not None:
-            fit_x = torch.cat([x, extra.flatten(0, 1)])
-            fit_y = torch.cat([y, y.repeat_interleave(extra.shape[1])])
-        head, mean, std = image_probe.fit_softmax(fit_x, fit_y, len(column), cfg.seed)
+        head, mean, std = image_probe.fit_softmax(*image_probe.with_views(x, y, extra), len(column), cfg.seed)
         vlm.projector.posterior.set(head, mean, std)
     oof = image_probe.out_of_fold(x, y, len(column), seed=cfg.seed, views=extra)
     if extra is None:
