@@ -39,10 +39,13 @@ BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_conce
 LEAF_STAGE = {"epochs": 2, "lr": 3e-4, "patience": 0, "rank_negatives": 4, "rank_siblings": 1.0}
 
 # What the shipped checkpoint changes of the default config (`taxolens train --projector-input
-# posterior --leaf-stage --ship`): the projector reads a linear probe's concept posterior instead of
-# the feature, which answers and ranks leaves better on held-out images (README, "The probe-posterior
-# input"). The study's default stays the paper's feature input; the app offers runs of either recipe.
-SHIPPED_RECIPE = {"projector_input": "posterior"}
+# posterior --augment-views 2 --leaf-stage --ship`): the projector reads a linear probe's concept
+# posterior instead of the feature, which answers and ranks leaves better on held-out images (README,
+# "The probe-posterior input"), and that probe is fitted on, and the projector shown, two augmented
+# renderings of every training image besides the image, which lifts the true leaf's recall (README,
+# "Augmented views for the probe-posterior input"). The study's default stays the paper's feature
+# input; the app offers runs of either recipe.
+SHIPPED_RECIPE = {"projector_input": "posterior", "augment_views": 2}
 
 
 PROJECTOR_HIDDEN = 384                   # TrainConfig's default GELU MLP width (see projector_hidden)
