@@ -95,7 +95,8 @@ def train_form(ds) -> None:
                 help="features: the encoder's pooled feature, as in the paper; posterior: a linear concept "
                      "probe's posterior of it (fitted on the training images' leaf labels, stored with the "
                      "projector; training sees out-of-fold posteriors; augmented views join the probe's fit). "
-                     "Needs 1 image token, no grid crop and a random projector start")
+                     "Needs 1 image token, no grid crop and a random projector start. The shipped checkpoint: "
+                     "posterior with 2 augmented views, then the leaf stage")
             c1, c2, c3 = st.columns(3)
             rank_negatives = c1.number_input(
                 "Ranking negatives", 0, 100, defaults.rank_negatives,

@@ -17,8 +17,8 @@ max-pool 0.842, log-posterior 0.766. The views arm then gained on the real model
 0.887 against 0.877 and 0.876 on seeds 0 and 1; README, "Augmented views for the probe-posterior
 input"): a screen for the direction, not a forecast of the size.
 
-Arms (each against `posterior`, the shipped input; `views` changes the probe evaluation reads as well
-as the training inputs, as TrainConfig.augment_views does):
+Arms (each against `posterior`, `114f`'s input; the shipped `b1fd` reads it with views; `views`
+changes the probe evaluation reads as well as the training inputs, as TrainConfig.augment_views does):
     posterior        the probe's posterior of the average-pooled feature
     max-pool         the probe reads the max-pooled grid instead
     log-posterior    the stand-in reads log P instead of P

@@ -31,7 +31,8 @@ feeds out-of-fold posteriors past it (`posteriors=True`) so it learns from input
 held-out images give. Measured at full size (385 concepts, 6 epochs; README, "The probe-posterior
 input"): as a bench arm on seeds 0 and 1, validation leaf accuracy 0.869 / 0.879 against the feature
 input's 0.863 / 0.847; trained by core.train on seed 0, test leaf accuracy 0.877 against 0.857, and
-with the leaf stage every leaf ranked on 40 test images top-5 0.525 against 0.40 (the shipped recipe).
+with the leaf stage every leaf ranked on 40 test images top-5 0.525 against 0.40 (the shipped recipe
+until augmented views joined it).
 
 The LayerNorm in front (as in the InternVL and Qwen2-VL connectors) makes the input scale the same
 for every encoder, so the initial output scale can be set without seeing data: after the default
