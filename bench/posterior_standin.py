@@ -104,16 +104,25 @@ def run(seed: int = 0, views: int = 2, epochs: int = 30, arms=ARMS, log=print) -
         rows = augment.view_items(data.images("train"), views)
         view_grids = cache.get([v for row in rows for v in row]).view(len(rows), views, *grids["train"].shape[1:])
     classes, y = len(names), labels["train"]
-    out = []
-    for arm in arms:
-        how = "max" if arm == "max-pool" else "avg"
+
+    def probe_inputs(how: str, with_views: bool) -> tuple[list, dict]:
+        """The stand-in's TRAIN inputs (out-of-fold posteriors, one per epoch in turn) and its VAL /
+        TEST posteriors from the probe fitted on every TRAIN image (and its views)."""
         x = {s: _pool(g, how) for s, g in grids.items()}
-        extra = _pool(view_grids.flatten(0, 1), how).view(len(y), views, -1) if arm == "views" else None
+        extra = _pool(view_grids.flatten(0, 1), how).view(len(y), views, -1) if with_views else None
         head, mean, std = image_probe.fit_softmax(*image_probe.with_views(x["train"], y, extra), classes, seed)
         oof = image_probe.out_of_fold(x["train"], y, classes, seed=seed, views=extra)
-        train_inputs = [oof[:, 0], *oof[:, 1:].unbind(1)] if extra is not None else [oof]
         with torch.no_grad():
             held = {s: (head((x[s] - mean) / std).softmax(-1), labels[s]) for s in ("val", "test")}
+        return (list(oof.unbind(1)) if with_views else [oof]), held
+
+    fitted: dict = {}          # posterior and log-posterior read the same probe: fit it once
+    out = []
+    for arm in arms:
+        key = ("max" if arm == "max-pool" else "avg", arm == "views")
+        if key not in fitted:
+            fitted[key] = probe_inputs(*key)
+        train_inputs, held = fitted[key]
         transform = (lambda p: p.clamp_min(1e-30).log()) if arm == "log-posterior" else (lambda p: p)
         result = {"arm": arm, "seed": seed, **({"views": views} if arm == "views" else {}),
                   "probe_test_top1": round(float((held["test"][0].argmax(-1) == labels["test"]).float().mean()), 4),
