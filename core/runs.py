@@ -380,26 +380,28 @@ class DatasetVersions:
         return self.current(recorded.get("name") or name, recorded.get("table_sha256"))
 
 
+def follows_recipe(config: TrainConfig, bases: list[TrainConfig] | None = None) -> bool:
+    """Whether `config` is one of `bases` (default: the default config and the shipped recipe,
+    config.SHIPPED_RECIPE) or one's leaf stage (`taxolens train --leaf-stage`), whatever its seed and
+    device: what the app offers by default, and how the shipped checkpoint must have been trained."""
+    bases = bases or [TrainConfig(), TrainConfig(**SHIPPED_RECIPE)]
+    recipes = bases + ([b.leaf_stage(config.init_from) for b in bases] if config.init_from else [])
+    have = config.to_dict()
+    return any(all(have[k] == v for k, v in r.to_dict().items() if k not in ("seed", "device")) for r in recipes)
+
+
 def default_checkpoint(config: TrainConfig | None = None) -> Path | None:
-    """The finished run trained with the default config or the shipped recipe (config.SHIPPED_RECIPE),
-    or with `config` when given (any seed, any device), or with its leaf stage (`taxolens train
-    --leaf-stage`: how the shipped checkpoint is trained), that scored best on its validation questions (the score early stopping keeps its best
-    epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
+    """The finished run that follows_recipe (of `config` when given, else of the default config or the
+    shipped recipe) and scored best on its validation questions (the score early stopping keeps its
+    best epoch by), the newest among equals; seeds differ by as much as recipes do, so the newest run is
     not the one to show first. A first stage whose leaf stage is there is not offered: the leaf
     stage is the recipe's finished product, and their validation scores do not rank them (the score
     is mostly hypernym questions, which the leaf stage trades a little of for leaf ranking). Only
     runs trained on the installed version of their dataset count: scores on another version's
     validation images do not compare, nor do its splits."""
-    bases = [config] if config else [TrainConfig(), TrainConfig(**SHIPPED_RECIPE)]
-    ignore = {"seed", "device"}
-
-    def trained_so(run: RunInfo) -> bool:
-        have = run.config.to_dict()
-        recipes = bases + ([b.leaf_stage(run.config.init_from) for b in bases] if run.config.init_from else [])
-        return any(all(have[k] == v for k, v in r.to_dict().items() if k not in ignore) for r in recipes)
-
+    bases = [config] if config else None
     versions = DatasetVersions()
-    matching = [run for run in list_runs() if run.finished and trained_so(run)
+    matching = [run for run in list_runs() if run.finished and follows_recipe(run.config, bases)
                 and versions.checkpoint_is_current(run.checkpoint or {}, run.config.dataset)]
     if not matching:
         return None

@@ -131,3 +131,18 @@ def test_load_metrics(data_dir):
     assert runs.load_run(d).evaluated == ["test"]
     with pytest.raises(runs.RunError, match="split must be"):
         runs.load_metrics(d, "dev")
+
+
+
+def test_follows_recipe_matches_the_default_and_shipped_recipes_and_their_leaf_stages_only():
+    from core.config import SHIPPED_RECIPE
+
+    shipped = TrainConfig(seed=2, device="cpu", **SHIPPED_RECIPE)
+    assert runs.follows_recipe(TrainConfig(seed=1))
+    assert runs.follows_recipe(shipped)                                  # seed and device do not matter
+    assert runs.follows_recipe(shipped.leaf_stage("first"))
+    assert not runs.follows_recipe(TrainConfig(augment_views=2))        # half the shipped recipe
+    assert not runs.follows_recipe(TrainConfig(lr=3e-4))                # the leaf stage's lr, not its stage
+    only_features = [TrainConfig()]
+    assert not runs.follows_recipe(shipped, only_features)
+    assert runs.follows_recipe(TrainConfig().leaf_stage("first"), only_features)
