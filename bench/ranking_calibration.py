@@ -1,4 +1,4 @@
-"""`python -m bench.ranking_calibration RUN [--images 20] [--val-images 12]`: does calibrating each leaf
+"""`python -m bench.ranking_calibration RUN [--images 20] [--val-images 12] [--save NPZ]`: does calibrating each leaf
 question make the every-leaf ranking (what Predict shows) better?
 
 A yes/no model can say "yes" to some questions whatever the picture (a question prior). The usual
@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("run", help="a trained run directory (or assets/default-checkpoint)")
     ap.add_argument("--images", type=int, default=20, help="test images ranked")
     ap.add_argument("--val-images", type=int, default=12, help="validation images for the per-leaf mean")
+    ap.add_argument("--save", metavar="NPZ", help="also write the margins (test, val, null) and the truth here")
     args = ap.parse_args(argv)
 
     import torch
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
     null = torch.stack([pool.mean(0), torch.zeros_like(pool[0])])
     m_null, m_test, m_val = (_margins(vlm, f, texts) for f in (null, ft, fv))
     truth = np.array([concepts.index(questions.shown_concept(im.concept, data.deprivation.labeling)) for im in test])
+    if args.save:
+        np.savez(args.save, test=m_test, val=m_val, null=m_null, truth=truth, concepts=np.array(concepts))
     print(f"{info.run_id}: every leaf ({len(concepts)}) asked of {len(test)} test images")
     for name, scores in methods(m_test, m_val, m_null).items():
         print(f"  {name:<40} {summary(ranks(scores, truth))}")
