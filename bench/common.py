@@ -31,6 +31,19 @@ def trained_run(run):
     return info, vlm, rundata.prepare(trained_config(info))
 
 
+@torch.no_grad()
+def concept_posterior(vlm, feats: torch.Tensor) -> torch.Tensor | None:
+    """(B, C) P(concept) from a posterior-input projector's concept probe on each image's pooled
+    feature (its columns are the run's concepts, sorted: core.train.posterior_inputs), or None when
+    the projector reads features, not posteriors."""
+    from core.models.encoders import pool_tokens
+
+    probe = getattr(vlm.projector, "posterior", None)
+    if probe is None:
+        return None
+    return probe(pool_tokens(feats.to(probe.weight.device, torch.float32), 1)[:, 0])
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()

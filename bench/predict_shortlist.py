@@ -24,8 +24,8 @@ import time
 
 import torch
 
+from bench.common import concept_posterior
 from core import paths, rundata, runs
-from core.models.encoders import pool_tokens
 from core.predict import SHORTLIST, Predictor
 from core.questions import question_text, shown_concept
 
@@ -51,15 +51,14 @@ def _mean_suffix_tokens(p: Predictor, texts: list[str]) -> float:
     return statistics.mean(len(p.vlm.lm.tokens(p.vlm.prompt.suffix(t))) for t in texts)
 
 
-@torch.no_grad()
 def probe_posterior(p: Predictor, feats: torch.Tensor) -> list[float]:
     """P(concept) from the projector's concept probe on the image's pooled feature, one per leaf in
     p.concepts order (the probe's columns are the run's concepts, sorted)."""
-    posterior = getattr(p.vlm.projector, "posterior", None)
-    if posterior is None or posterior.weight.shape[0] != len(p.concepts):
+    posterior = concept_posterior(p.vlm, feats)
+    if posterior is None or posterior.shape[-1] != len(p.concepts):
         raise ValueError(f"run {p.info.run_id} has no concept probe over its {len(p.concepts)} concepts "
                          f"(its projector reads features, not posteriors)")
-    return posterior(pool_tokens(feats.to(p.device, torch.float32), 1)[:, 0])[0].tolist()
+    return posterior[0].tolist()
 
 
 def shortlist_rank(exact: list[float], ranked: list[int], names: list[str], truth: int, m: int | None) -> int:

@@ -91,12 +91,14 @@ def main(argv=None) -> int:
     ap.add_argument("run", help="a trained run directory (or assets/default-checkpoint)")
     ap.add_argument("--images", type=int, default=20, help="test images ranked")
     ap.add_argument("--val-images", type=int, default=12, help="validation images for the per-leaf mean")
-    ap.add_argument("--save", metavar="NPZ", help="also write the margins (test, val, null) and the truth here")
+    ap.add_argument("--save", metavar="NPZ", help="also write every answer here (log-odds margins of the leaves for the test, val and "
+                         "content-free images, of the categories for the test images), the probe's posterior "
+                         "(empty for a feature-input run), the truth and the leaf and category names")
     args = ap.parse_args(argv)
 
     import torch
 
-    from bench.common import trained_run
+    from bench.common import concept_posterior, trained_run
     from core import evaluate, features, questions
 
     info, vlm, data = trained_run(args.run)
@@ -115,20 +117,17 @@ def main(argv=None) -> int:
     m_cat = _margins(vlm, ft, [questions.question_text(ds.categories[c].label) for c in categories])
     membership = np.array([[c in ds.concepts[leaf].categories for c in categories] for leaf in concepts], float)
     truth = np.array([concepts.index(questions.shown_concept(im.concept, data.deprivation.labeling)) for im in test])
-    reader = getattr(vlm.projector, "posterior", None)
-    if reader is not None:             # its columns are the sorted concepts (core.train.posterior_inputs)
-        with torch.no_grad():          # one posterior per image token; their mean if there are several
-            posterior = reader(ft.to(vlm.device, torch.float32)).reshape(len(test), -1, len(concepts))
-        posterior = posterior.mean(1).double().cpu().numpy()
+    posterior = concept_posterior(vlm, ft)           # None for a feature-input run
+    posterior = None if posterior is None else posterior.double().cpu().numpy()
     if args.save:
         np.savez(args.save, test=m_test, val=m_val, null=m_null, category=m_cat, truth=truth,
                  concepts=np.array(concepts), categories=np.array(categories),
-                 posterior=posterior if reader is not None else np.zeros((0, len(concepts))))
+                 posterior=np.zeros((0, len(concepts))) if posterior is None else posterior)
     print(f"{info.run_id}: every leaf ({len(concepts)}) asked of {len(test)} test images")
     scored = {**methods(m_test, m_val, m_null), **with_categories(m_test, m_cat, membership)}
     for name, scores in scored.items():
         print(f"  {name:<48} {summary(ranks(scores, truth))}")
-    if reader is not None:
+    if posterior is not None:
         split = probe_split(posterior, ranks(m_test, truth), truth)
         print(f"  {'the probe the LM reads (its posterior)':<48} {summary(split['probe'])}")
         print("  true leaf in the top 5 of (images; median share of the posterior: the true leaf's, the largest):")

@@ -133,7 +133,6 @@ def test_load_metrics(data_dir):
         runs.load_metrics(d, "dev")
 
 
-
 def test_follows_recipe_matches_the_default_and_shipped_recipes_and_their_leaf_stages_only():
     from core.config import SHIPPED_RECIPE
 
