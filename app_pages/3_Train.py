@@ -110,7 +110,7 @@ def train_form(ds) -> None:
                 "Naming loss weight", 0.0, 10.0, defaults.name_loss, step=0.25,
                 help="weight of a loss that trains the LM to continue 'Is there' with the name of each "
                      "training image's concept (added to the yes/no loss; 0 = off, as in the paper)")
-            c1, c2, _ = st.columns(3)
+            c1, c2, c3 = st.columns(3)
             rank_mined = c1.number_input(
                 "Mined ranking negatives", 0, 100, defaults.rank_mined,
                 help="per training image in a batch, add to its ranking the N leaves the projector, as it "
@@ -119,6 +119,11 @@ def train_form(ds) -> None:
             mine_pool = c2.number_input(
                 "Mining pool", 1, 1000, defaults.mine_pool,
                 help="random other leaves scored per image and step to mine the negatives from")
+            rank_soft = c3.number_input(
+                "Ranking: posterior share", 0.0, 1.0, defaults.rank_soft, step=0.25,
+                help="share of each ranking target spread over the ranked leaves by the image's probe "
+                     "posterior, the rest on its own leaf (needs Projector input posterior; 0 = all on "
+                     "its own leaf)")
             c1, c2, c3, c4 = st.columns(4)
             dropout = c1.number_input("Input dropout", 0.0, 0.9, defaults.dropout, step=0.1,
                                       help="dropout on the projector's input features while training")
@@ -159,7 +164,7 @@ def train_form(ds) -> None:
                                projector_input=projector_input,
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
-                               rank_siblings=float(rank_siblings), rank_mined=int(rank_mined),
+                               rank_siblings=float(rank_siblings), rank_mined=int(rank_mined), rank_soft=float(rank_soft),
                                mine_pool=int(mine_pool), name_loss=float(name_loss),
                                dropout=float(dropout), concept_mixup=float(concept_mixup), augment_views=int(augment_views),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,

@@ -100,6 +100,7 @@ class TrainConfig:
     rank_siblings: float = 0.0           # share of those N drawn from its known category-mates (questions.py)
     rank_mined: int = 0                  # and M more: the leaves the current projector most says yes to...
     mine_pool: int = 24                  # ...among this many random others, scored without gradient each step
+    rank_soft: float = 0.0               # share of each ranking target spread by the image's probe posterior
     dropout: float = 0.0                 # dropout on the projector's (normalised) input while training
     grid_crop: int = 0                   # train on a random side x side window of the encoder grid (0: whole)
     concept_mixup: float = 0.0           # share of a batch's images mixed with another image of their concept
@@ -175,6 +176,12 @@ class TrainConfig:
         if self.rank_mined > self.mine_pool:
             raise ConfigError(f"rank_mined ({self.rank_mined}) keeps the top of mine_pool ({self.mine_pool}) "
                               "candidates, so it cannot exceed it")
+        _check_number("rank_soft", self.rank_soft, 0, 1)
+        if self.rank_soft and not (self.rank_negatives or self.rank_mined):
+            raise ConfigError("rank_soft needs ranking groups (rank_negatives or rank_mined > 0)")
+        if self.rank_soft and self.projector_input != "posterior":
+            raise ConfigError("rank_soft spreads ranking targets by the probe posterior, so it needs "
+                              "projector_input = posterior")
         _check_number("lr", self.lr, 0, 1, low_open=True)
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)

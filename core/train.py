@@ -26,7 +26,8 @@ or one of them in turn).
 fresh_negatives asks a new draw of the random "no" leaf questions every epoch; rank_negatives adds a listwise term per image in a batch (its own leaf
 question ranked against N random ones, drawn from (seed, image, epoch, step) so a resumed run
 draws the same; rank_siblings draws that share of them from the concept's known category-mates;
-rank_mined adds the leaves the current projector most says yes to among mine_pool random others);
+rank_mined adds the leaves the current projector most says yes to among mine_pool random others;
+rank_soft spreads that share of each group's target by the image's probe posterior over the group);
 name_loss adds, per image, the LM's loss of naming its (shown) concept after "Is there" (vlm.py).
 projector_input = "posterior" fits the projector's concept probe on every TRAIN image before the
 first update and trains on each image's out-of-fold posterior instead of its feature
@@ -258,6 +259,10 @@ class _Run:
         self.mates = (_concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
                       if cfg.concept_mixup else None)
         self.known = questions.known_categories(data.dataset, data.deprivation) if cfg.rank_siblings else None
+        # rank_soft: a leaf question's text -> the posterior columns (sorted concepts) it asks about
+        self.text_columns: dict[str, list[int]] = {}
+        for j, c in enumerate(sorted(data.dataset.concepts) if cfg.rank_soft else ()):
+            self.text_columns.setdefault(questions.question_text(data.dataset.concepts[c].label), []).append(j)
 
         now = runs.now_iso()
         self.state = state = {
@@ -363,7 +368,23 @@ class _Run:
                      self.data.dataset, self.train_item[image_id], self.data.deprivation.labeling))
                  for image_id in image_ids] if cfg.name_loss else []
         return LossBatch(feats, [q[i].text for i in batch], [q[i].answer for i in batch],
-                         torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss, self.posteriors)
+                         torch.tensor([slot[r] for r in rows]), ranked, named, cfg.name_loss, self.posteriors,
+                         self._rank_targets(ranked, feats) if cfg.rank_soft else ())
+
+    def _rank_targets(self, ranked: list, feats: torch.Tensor) -> list[torch.Tensor]:
+        """rank_soft: each ranking group's target, (1 - s) on the image's own leaf plus s spread over
+        the group by the posterior the projector reads for that image (out of fold for a training
+        image, so as unsure as a held-out one), renormalised over the group. A hard target asks the
+        own leaf to beat a sibling the image is genuinely hard to tell from; this one asks the
+        answers to keep the posterior's order among them."""
+        s, targets = self.cfg.rank_soft, []
+        for row, group in ranked:
+            p = feats[row, 0].float().cpu()
+            share = torch.stack([p[self.text_columns[t]].sum() for t in group])
+            target = s * share / share.sum().clamp_min(1e-12)
+            target[0] += 1 - s
+            targets.append(target)
+        return targets
 
     def _mine(self, ranked: list, image_ids: list, feats: torch.Tensor, epoch: int, step: int) -> list:
         """rank_mined: each image's ranking group gains the rank_mined leaves that the projector, as

@@ -120,6 +120,9 @@ TRAIN_HELP = {
                   "projector most says yes to among mine_pool random other leaves, scored without "
                   "gradient at each step: mined hard negatives (0: off)",
     "mine_pool": "random other leaves scored per image and step to mine rank_mined from",
+    "rank_soft": "share of each ranking group's target spread over the group by the image's probe "
+                 "posterior (out of fold), the rest on its own leaf (needs projector_input posterior; 0: "
+                 "all on its own leaf)",
     "fresh_negatives": "ask a new random draw of 'no' leaf questions every epoch (same count)",
     "dropout": "dropout on the projector's input features while training (0: none)",
     "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "

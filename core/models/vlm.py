@@ -142,6 +142,21 @@ class LossBatch:
     named: Sequence[tuple[int, str]] = ()    # (image row, "Is there a dog"): the naming term
     name_weight: float = 0.0
     posteriors: bool = False                 # features are concept posteriors (VLM.prefix)
+    rank_targets: Sequence[torch.Tensor] = ()   # per ranked group, a target distribution (default: its first)
+
+
+def listwise_loss(margins: Sequence[torch.Tensor], targets: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """The ranking term: per group, the cross-entropy of a softmax over its yes-minus-no margins
+    against a target distribution over the group's questions (default: all on the first, the image's
+    own leaf); the mean over groups."""
+    padded = torch.nn.utils.rnn.pad_sequence(list(margins), batch_first=True, padding_value=float("-inf"))
+    if not targets:
+        return F.cross_entropy(padded, torch.zeros(len(margins), dtype=torch.long, device=padded.device))
+    if len(targets) != len(margins) or any(len(t) != len(m) for t, m in zip(targets, margins)):
+        raise ValueError("rank_targets needs one target per question of every ranked group")
+    target = torch.nn.utils.rnn.pad_sequence([t.to(padded) for t in targets], batch_first=True)
+    logp = padded.log_softmax(-1)
+    return -torch.where(target > 0, target * logp, torch.zeros_like(logp)).sum(-1).mean()
 
 
 class VLM(nn.Module):
@@ -274,7 +289,7 @@ class VLM(nn.Module):
     def loss(self, features: torch.Tensor, texts: Sequence[str], answers,
              owner: torch.Tensor | Sequence[int] | None = None,
              ranked: Sequence[tuple[int, Sequence[str]]] = (), named: Sequence[tuple[int, str]] = (),
-             name_weight: float = 0.0) -> torch.Tensor:
+             name_weight: float = 0.0, rank_targets: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """Mean cross-entropy of the answer token over a batch of questions. features (G, N, D)
         holds G distinct images and owner[q] the image of question q (default: one image per
         question, owner = 0..Q-1). Each image's prefix runs once; its KV cache (gradients flowing
@@ -284,11 +299,13 @@ class VLM(nn.Module):
         listwise term: the cross-entropy of a softmax over the group's yes-minus-no logits with the
         true question as the target, so the image's own leaf must out-score the others. The yes/no
         term alone never compares two questions about one image; this one does, without changing
-        the share of yes and no answers the yes/no term sees.
+        the share of yes and no answers the yes/no term sees. rank_targets: per group, a target
+        distribution over its questions instead (listwise_loss).
 
         named: (image row, "Is there a dog") pairs, the image's concept. They add name_weight times
         the mean of _naming_nll: the LM continuing "Is there" with the image's concept name."""
-        return VLM.joint_loss([self], [LossBatch(features, texts, answers, owner, ranked, named, name_weight)])[0]
+        return VLM.joint_loss([self], [LossBatch(features, texts, answers, owner, ranked, named, name_weight,
+                                                 rank_targets=rank_targets)])[0]
 
 
     def _check_batch(self, b: "LossBatch") -> tuple[list[int], list[bool]]:
@@ -343,7 +360,7 @@ class VLM(nn.Module):
                         raise ValueError("each named image row must be one of the batch's images")
                     named += [(images + int(row), text) for row, text in b.named]
                 spans.append((start, len(b.texts), [len(g) for _, g in b.ranked], answers,
-                              slice(named_from, len(named)), b.name_weight))
+                              slice(named_from, len(named)), b.name_weight, b.rank_targets))
                 images += b.features.shape[0]
             prefix = torch.cat(prefixes)
             logits = first._answer_logits_shared(prefix, torch.tensor(owners, device=first.device),
@@ -351,14 +368,12 @@ class VLM(nn.Module):
             naming = (first._naming_nll(prefix[torch.tensor([r for r, _ in named], device=first.device)],
                                         [t for _, t in named]) if named else None)
         losses = []
-        for start, n, sizes, answers, names, name_weight in spans:
+        for start, n, sizes, answers, names, name_weight, rank_targets in spans:
             target = torch.tensor([yes if a else no for a in answers], device=first.device)
             loss = F.cross_entropy(logits[start:start + n], target)
             if sizes:
                 rows = logits[start + n:start + n + sum(sizes)]
-                margins = (rows[:, yes] - rows[:, no]).split(sizes)
-                padded = torch.nn.utils.rnn.pad_sequence(list(margins), batch_first=True, padding_value=float("-inf"))
-                loss = loss + F.cross_entropy(padded, torch.zeros(len(sizes), dtype=torch.long, device=first.device))
+                loss = loss + listwise_loss((rows[:, yes] - rows[:, no]).split(sizes), rank_targets)
             if names.stop > names.start:
                 loss = loss + name_weight * naming[names].mean()
             losses.append(loss)

@@ -305,7 +305,7 @@ def test_train_form_queues_one_job_per_seed(data_dir):
     assert {j.spec["config"]["condition"] for j in jobs} == {"random:0.5"}
 
 
-def test_train_form_passes_prompt_and_hard_negatives(data_dir):
+def test_train_form_passes_prompt_hard_negatives_and_ranking_options(data_dir):
     from core.jobs.store import JobStore
     at = run_page("app_pages/3_Train.py")
     next(s for s in at.selectbox if s.label == "Prompt").set_value("chat")
@@ -314,6 +314,8 @@ def test_train_form_passes_prompt_and_hard_negatives(data_dir):
     next(n for n in at.number_input if n.label == "Ranking: share of siblings").set_value(0.5)
     next(n for n in at.number_input if n.label == "Mined ranking negatives").set_value(2)
     next(n for n in at.number_input if n.label == "Mining pool").set_value(9)
+    next(s for s in at.selectbox if s.label == "Projector input").set_value("posterior")
+    next(n for n in at.number_input if n.label == "Ranking: posterior share").set_value(0.5)
     fresh = next(c for c in at.checkbox if c.label == "Fresh negatives each epoch")
     fresh.set_value(not fresh.value)
     next(b for b in at.button if b.label == "Queue training").click().run()
@@ -323,6 +325,7 @@ def test_train_form_passes_prompt_and_hard_negatives(data_dir):
     assert job.spec["config"]["fresh_negatives"] is (not TrainConfig().fresh_negatives)
     assert job.spec["config"]["rank_negatives"] == 7 and job.spec["config"]["rank_siblings"] == 0.5
     assert job.spec["config"]["rank_mined"] == 2 and job.spec["config"]["mine_pool"] == 9
+    assert job.spec["config"]["rank_soft"] == 0.5 and job.spec["config"]["projector_input"] == "posterior"
 
 
 def test_train_form_passes_dropout_grid_crop_concept_mixup_name_loss_and_precision(data_dir):

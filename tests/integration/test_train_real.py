@@ -40,8 +40,10 @@ def test_a_posterior_input_run_trains_evaluates_ships_and_loads_with_its_probe(t
     from core import features, image_probe
     from core.models import checkpoint
 
-    # rank_mined: mining scores the training images' out-of-fold posteriors through the real LM
-    cfg = TrainConfig(**{**TINY, "epochs": 1}, projector_input="posterior", rank_mined=2, mine_pool=3)
+    # rank_mined: mining scores the training images' out-of-fold posteriors through the real LM;
+    # rank_soft: the real joint loss with posterior-spread ranking targets over those groups
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, projector_input="posterior", rank_mined=2, mine_pool=3,
+                      rank_soft=0.5)
     run_dir = train.train(cfg, run_dir=tmp_path / "run")
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
     assert ck["projector_input"]["classes"] == 4 and ck["projector_input"]["images"] > 0

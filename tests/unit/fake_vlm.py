@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config import PROJECTOR_HIDDEN
+from core.models.vlm import listwise_loss
 
 DIM, HIDDEN, VOCAB = 6, 8, 64
 
@@ -68,6 +69,8 @@ class FakeVLM(nn.Module):
         self.n_tokens = cfg.image_tokens
         self.loss_calls = 0
         self.ranked_seen: list = []               # the ranked groups of each loss call
+        self.rank_targets_seen: list = []         # their target distributions (rank_soft), per call
+        self.ranked_inputs_seen: list = []        # and the input (first token) of each group's image
         self.scored: list = []                    # per score call, each image's (questions, P(yes))
         self.named_seen: list = []                # (named pairs, owner, texts, answers, weight) of each call
         self.lm_in_bf16 = False
@@ -85,9 +88,11 @@ class FakeVLM(nn.Module):
     def prefix(self, features):                  # (B, N, D) -> (B, 1, H): the image token
         return self.projector(features.float().mean(1)).unsqueeze(1)
 
-    def loss(self, features, texts, answers, owner=None, ranked=(), named=(), name_weight=0.0):
+    def loss(self, features, texts, answers, owner=None, ranked=(), named=(), name_weight=0.0, rank_targets=()):
         self.loss_calls += 1
         self.ranked_seen.append([(int(row), list(group)) for row, group in ranked])
+        self.rank_targets_seen.append([t.tolist() for t in rank_targets])
+        self.ranked_inputs_seen.append([features[int(row), 0].detach().clone() for row, _ in ranked])
         self.named_seen.append(([(int(row), text) for row, text in named],
                                 None if owner is None else torch.as_tensor(owner).tolist(),
                                 list(texts), [bool(a) for a in answers], name_weight))
@@ -98,15 +103,14 @@ class FakeVLM(nn.Module):
         loss = F.binary_cross_entropy_with_logits(self._logits(features, texts), target)
         if ranked:                                # the real VLM's listwise term, on the fake's margins
             margins = [self._logits(images[[row] * len(group)], group) for row, group in ranked]
-            padded = nn.utils.rnn.pad_sequence(margins, batch_first=True, padding_value=float("-inf"))
-            loss = loss + F.cross_entropy(padded, torch.zeros(len(ranked), dtype=torch.long))
+            loss = loss + listwise_loss(margins, rank_targets)
         return loss
 
     @staticmethod
     def joint_loss(vlms, batches):              # the real one runs one LM pass; the fake has no LM to share
         FakeVLM.joint_calls.append(len(vlms))
         return [v.loss(b.features, b.texts, b.answers, owner=b.owner, ranked=b.ranked, named=b.named,
-                       name_weight=b.name_weight) for v, b in zip(vlms, batches)]
+                       name_weight=b.name_weight, rank_targets=b.rank_targets) for v, b in zip(vlms, batches)]
 
     def hold_lm_in_bf16(self):                  # recorded only: the fake's "LM" is one embedding table
         self.lm_in_bf16 = True
@@ -128,6 +132,26 @@ class FakeVLM(nn.Module):
         if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
             raise ValueError("projector weights do not fit")
         self.projector.load_state_dict(state)
+
+
+class FakePosteriorProjector(nn.Module):
+    """The fake's projector for projector_input = "posterior": the real frozen concept probe in front,
+    then the fake's small MLP on the C-wide posterior (training hands posteriors past the probe)."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        from core.models.projector import ConceptPosterior
+        self.posterior = ConceptPosterior(DIM, classes)
+        self.net = nn.Sequential(nn.Linear(classes, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
+
+    def forward(self, x):                       # features (B, DIM) through the probe; posteriors (B, C) as they are
+        return self.net(self.posterior(x) if x.shape[-1] == DIM else x)
+
+
+def fake_use_posterior_input(vlm, cfg, classes):
+    if classes == DIM:                          # the fake tells features from posteriors by their width
+        raise ValueError(f"the fake's posterior input needs a class count other than {DIM}")
+    vlm.projector = FakePosteriorProjector(classes)
 
 
 class FakeCache:
@@ -167,5 +191,6 @@ def install(monkeypatch, images_per_concept: int = 5):
     monkeypatch.setattr(datasets, "load_dataset", lambda name="tiny": tiny_dataset(images_per_concept, name))
     monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": FakeVLM(cfg, device))
     monkeypatch.setattr(registry, "vlm_sharing_frozen", lambda cfg, other: FakeVLM(cfg))
+    monkeypatch.setattr(registry, "use_posterior_input", fake_use_posterior_input)
     monkeypatch.setattr(features, "FeatureCache", FakeCache)
     monkeypatch.setattr(augment, "view_items", fake_view_items)

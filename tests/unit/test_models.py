@@ -665,3 +665,17 @@ def test_create_vlm_passes_the_projector_sizes(monkeypatch):
     vlm = registry.create_vlm(TrainConfig(projector_hidden=40, projector_tokens=2, image_tokens=4), "cpu")
     assert vlm.projector.net[0].out_features == 40
     assert vlm.prefix(torch.randn(2, 16, 8)).shape == (2, 8, vlm.lm.hidden_size)
+
+
+def test_listwise_loss_defaults_to_the_first_question_and_follows_a_target_distribution():
+    from core.models.vlm import listwise_loss
+    margins = [torch.tensor([2.0, 0.5, -1.0]), torch.tensor([0.0, 1.0])]
+    padded = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, float("-inf")]])
+    hard = listwise_loss(margins)
+    assert torch.allclose(hard, torch.nn.functional.cross_entropy(padded, torch.zeros(2, dtype=torch.long)))
+    assert torch.allclose(listwise_loss(margins, [torch.tensor([1.0, 0, 0]), torch.tensor([1.0, 0])]), hard)
+    soft = [torch.tensor([0.5, 0.25, 0.25]), torch.tensor([0.6, 0.4])]
+    expected = -sum((t * m.log_softmax(0)).sum() for t, m in zip(soft, margins)) / 2
+    assert torch.isfinite(listwise_loss(margins, soft)) and torch.allclose(listwise_loss(margins, soft), expected)
+    with pytest.raises(ValueError, match="one target per question"):
+        listwise_loss(margins, [torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0])])

@@ -371,6 +371,37 @@ def test_rank_mined_resumed_from_the_middle_of_an_epoch_mines_the_same():
     assert before + fake_vlm.FakeVLM.instances[-1].ranked_seen == straight
 
 
+def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior():
+    cfg = _cfg(epochs=1, rank_negatives=2, rank_siblings=1.0, rank_soft=0.5, projector_input="posterior",
+               projector_hidden=None, projector_tokens=1)
+    train.train(cfg)
+    vlm = fake_vlm.FakeVLM.instances[-1]
+    data = rundata.prepare(cfg)
+    column = {questions.question_text(data.dataset.concepts[c].label): j
+              for j, c in enumerate(sorted(data.dataset.concepts))}
+    assert len(vlm.rank_targets_seen) == vlm.loss_calls and all(vlm.rank_targets_seen)
+    for groups, targets, inputs in zip(vlm.ranked_seen, vlm.rank_targets_seen, vlm.ranked_inputs_seen):
+        assert len(groups) == len(targets) == len(inputs)
+        for (_, texts), target, posterior in zip(groups, targets, inputs):
+            # the image's input is its (out-of-fold) posterior; half the target follows it over the group
+            share = posterior[[column[t] for t in texts]]
+            expected = 0.5 * share / share.sum() + torch.tensor([0.5] + [0.0] * (len(texts) - 1))
+            assert torch.allclose(torch.tensor(target), expected, atol=1e-6) and sum(target) == pytest.approx(1.0)
+    train.train(_cfg(epochs=1, rank_negatives=2, projector_input="posterior", projector_hidden=None, projector_tokens=1))
+    hard = fake_vlm.FakeVLM.instances[-1]
+    assert hard.rank_targets_seen == [[]] * hard.loss_calls          # off: all on the own leaf, as before
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(rank_soft=0.5, projector_input="posterior"), "needs ranking groups"),
+    (dict(rank_soft=0.5, rank_negatives=2), "needs projector_input = posterior"),
+    (dict(rank_soft=1.5, rank_negatives=2, projector_input="posterior"), "rank_soft"),
+])
+def test_rank_soft_refuses_a_config_it_cannot_act_on(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        _cfg(**bad).validate()
+
+
 @pytest.mark.parametrize("condition", ["none", "cross"])
 def test_name_loss_names_every_batch_image_as_the_concept_it_is_shown_as(condition):
     """Each update's named pairs: every image of the batch once, with its own yes leaf question up to
