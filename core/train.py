@@ -376,15 +376,30 @@ class _Run:
         the group by the posterior the projector reads for that image (out of fold for a training
         image, so as unsure as a held-out one), renormalised over the group. A hard target asks the
         own leaf to beat a sibling the image is genuinely hard to tell from; this one asks the
-        answers to keep the posterior's order among them."""
-        s, targets = self.cfg.rank_soft, []
-        for row, group in ranked:
-            p = feats[row, 0].float().cpu()
-            share = torch.stack([p[self.text_columns[t]].sum() for t in group])
-            target = s * share / share.sum().clamp_min(1e-12)
-            target[0] += 1 - s
-            targets.append(target)
-        return targets
+        answers to keep the posterior's order among them. Gathered on feats' device (no host sync);
+        a text asked twice in a group shares its columns' mass, and a group whose posterior mass
+        underflows to 0 keeps the hard target."""
+        s, device = self.cfg.rank_soft, feats.device
+        sizes = [len(group) for _, group in ranked]
+        at, image, column, weight = [], [], [], []
+        for g, (row, group) in enumerate(ranked):
+            copies = {t: group.count(t) for t in group}
+            for i, text in enumerate(group):
+                for j in self.text_columns[text]:
+                    at.append(g * max(sizes) + i)
+                    image.append(row)
+                    column.append(j)
+                    weight.append(1.0 / copies[text])
+        share = torch.zeros(len(ranked) * max(sizes), device=device)
+        picked = feats[torch.tensor(image, device=device), 0, torch.tensor(column, device=device)].float()
+        share.index_add_(0, torch.tensor(at, device=device), picked * torch.tensor(weight, device=device))
+        share = share.view(len(ranked), max(sizes))
+        total = share.sum(1, keepdim=True)
+        own = torch.zeros_like(share)
+        own[:, 0] = 1.0
+        spread = torch.where(total > 0, share / total.clamp_min(1e-30), own)
+        target = (1 - s) * own + s * spread
+        return [t[:n] for t, n in zip(target, sizes)]
 
     def _mine(self, ranked: list, image_ids: list, feats: torch.Tensor, epoch: int, step: int) -> list:
         """rank_mined: each image's ranking group gains the rank_mined leaves that the projector, as

@@ -148,10 +148,15 @@ class FakePosteriorProjector(nn.Module):
         return self.net(self.posterior(x) if x.shape[-1] == DIM else x)
 
 
-def fake_use_posterior_input(vlm, cfg, classes):
-    if classes == DIM:                          # the fake tells features from posteriors by their width
-        raise ValueError(f"the fake's posterior input needs a class count other than {DIM}")
-    vlm.projector = FakePosteriorProjector(classes)
+def fake_use_posterior_input(real):
+    """registry.use_posterior_input for FakeVLMs; a real VLM (tests build tiny ones) gets the real one."""
+    def use(vlm, cfg, classes):
+        if not isinstance(vlm, FakeVLM):
+            return real(vlm, cfg, classes)
+        if classes == DIM:                      # the fake tells features from posteriors by their width
+            raise ValueError(f"the fake's posterior input needs a class count other than {DIM}")
+        vlm.projector = FakePosteriorProjector(classes)
+    return use
 
 
 class FakeCache:
@@ -191,6 +196,6 @@ def install(monkeypatch, images_per_concept: int = 5):
     monkeypatch.setattr(datasets, "load_dataset", lambda name="tiny": tiny_dataset(images_per_concept, name))
     monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": FakeVLM(cfg, device))
     monkeypatch.setattr(registry, "vlm_sharing_frozen", lambda cfg, other: FakeVLM(cfg))
-    monkeypatch.setattr(registry, "use_posterior_input", fake_use_posterior_input)
+    monkeypatch.setattr(registry, "use_posterior_input", fake_use_posterior_input(registry.use_posterior_input))
     monkeypatch.setattr(features, "FeatureCache", FakeCache)
     monkeypatch.setattr(augment, "view_items", fake_view_items)

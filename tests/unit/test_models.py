@@ -679,3 +679,6 @@ def test_listwise_loss_defaults_to_the_first_question_and_follows_a_target_distr
     assert torch.isfinite(listwise_loss(margins, soft)) and torch.allclose(listwise_loss(margins, soft), expected)
     with pytest.raises(ValueError, match="one target per question"):
         listwise_loss(margins, [torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0])])
+    leaves = [m.clone().requires_grad_(True) for m in margins]
+    listwise_loss(leaves, soft).backward()                 # the -inf padding leaves every gradient finite
+    assert all(torch.isfinite(m.grad).all() and m.grad.abs().sum() > 0 for m in leaves)

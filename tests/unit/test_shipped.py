@@ -191,3 +191,19 @@ def test_a_leaf_stage_run_is_offered_as_a_default_checkpoint_and_another_second_
     assert runs.default_checkpoint(cfg) == stage       # the leaf stage is still offered over its own first stage
     shutil.rmtree(first)                # as on a fresh clone: the shipped leaf stage without its first stage
     assert runs.default_checkpoint(cfg) == stage
+
+
+def test_train_leaf_stage_gives_rank_soft_to_the_leaf_stage_alone(tmp_path, monkeypatch, capsys):
+    from core import cli, preflight
+    from core.config import LEAF_STAGE
+    monkeypatch.setattr(preflight, "check_weights", lambda *a, **k: None)     # the fake VLM needs none
+    argv = ["train", "--dataset", "tiny", "--epochs", "1", "--batch-size", "8", "--lr", "0.05", "--device", "cpu",
+            "--projector-input", "posterior", "--projector-tokens", "1", "--projector-hidden", "0",
+            "--rank-soft", "0.5", "--leaf-stage", "--no-eval"]
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    first, second = runs.load_run(out["first_stage"]["run_dir"]).config, runs.load_run(out["run_dir"]).config
+    assert first.rank_soft == 0.0 and first.rank_negatives == 0           # the first stage ranks nothing
+    assert second.rank_soft == 0.5 and second.rank_negatives == LEAF_STAGE["rank_negatives"]
+    assert cli.main(argv[:-2]) != 0                                        # without --leaf-stage: refused
+    assert "rank_soft needs ranking groups" in capsys.readouterr().err

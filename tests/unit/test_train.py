@@ -371,9 +371,10 @@ def test_rank_mined_resumed_from_the_middle_of_an_epoch_mines_the_same():
     assert before + fake_vlm.FakeVLM.instances[-1].ranked_seen == straight
 
 
-def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior():
+@pytest.mark.parametrize("condition", ["none", "cross"])
+def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior(condition):
     cfg = _cfg(epochs=1, rank_negatives=2, rank_siblings=1.0, rank_soft=0.5, projector_input="posterior",
-               projector_hidden=None, projector_tokens=1)
+               projector_hidden=None, projector_tokens=1, condition=condition)
     train.train(cfg)
     vlm = fake_vlm.FakeVLM.instances[-1]
     data = rundata.prepare(cfg)
@@ -387,6 +388,10 @@ def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior():
             share = posterior[[column[t] for t in texts]]
             expected = 0.5 * share / share.sum() + torch.tensor([0.5] + [0.0] * (len(texts) - 1))
             assert torch.allclose(torch.tensor(target), expected, atol=1e-6) and sum(target) == pytest.approx(1.0)
+    # the out-of-fold probe mostly knows the concept an image is shown as: the spread half of the
+    # targets leans to the own leaf (first), not to the negatives (under a cross shuffle too)
+    spread = torch.tensor([t for call in vlm.rank_targets_seen for t in call]) * 2 - torch.tensor([1.0, 0, 0])
+    assert spread[:, 0].mean() > 2 * spread[:, 1:].mean()
     train.train(_cfg(epochs=1, rank_negatives=2, projector_input="posterior", projector_hidden=None, projector_tokens=1))
     hard = fake_vlm.FakeVLM.instances[-1]
     assert hard.rank_targets_seen == [[]] * hard.loss_calls          # off: all on the own leaf, as before
