@@ -11,11 +11,14 @@ trained like the first stage on every TRAIN image's out-of-fold posterior (5 fol
 lr 1e-3, no weight decay) with its own leaf "yes" question and one random other leaf as "no" per
 image and epoch; VAL and TEST images are read through the probe fitted on every TRAIN image, as
 evaluation reads them. It reports leaf accuracy (the true leaf and one random other leaf per image,
-at P = 0.5) and recall (yes to the true leaf). At full size (seed 0, 2026-12-05) it put today's
-input at 0.824 test, far below the probe's 0.942 as the VLM's first stage (0.877) is; views 0.861,
-max-pool 0.842, log-posterior 0.766. The views arm then gained on the real model too (0.897 and
-0.887 against 0.877 and 0.876 on seeds 0 and 1; README, "Augmented views for the probe-posterior
-input"): a screen for the direction, not a forecast of the size.
+at P = 0.5), recall (yes to the true leaf) and the every-leaf ranking of the TEST images. At full
+size (seed 0, 2026-12-05) it put today's input at 0.824 test, far below the probe's 0.942 as the
+VLM's first stage (0.877) is; views 0.861, max-pool 0.842, log-posterior 0.766. The views arm then
+gained on the real model too (0.897 and 0.887 against 0.877 and 0.876 on seeds 0 and 1; README,
+"Augmented views for the probe-posterior input"): a screen for the direction, not a forecast of the
+size. The ranking arms show its limit: rank-soft beat rank-hard by about 0.10 of every-leaf top-1
+and 0.04 of top-5 on seeds 0 and 1, and the real leaf stage with TrainConfig.rank_soft did not rank
+better beyond noise (README, "Ranking targets spread by the posterior").
 
 Arms (each against `posterior`, `114f`'s input; the shipped `b1fd` reads it with views; `views`
 changes the probe evaluation reads as well as the training inputs, as TrainConfig.augment_views does):
@@ -27,6 +30,16 @@ changes the probe evaluation reads as well as the training inputs, as TrainConfi
                      posteriors in turn with the image's own (TrainConfig.augment_views with the
                      posterior input; the stand-in shows all images the same view in an epoch,
                      training an offset per image)
+    rank-hard        views, plus the leaf stage's listwise ranking term (TrainConfig.rank_negatives 4,
+                     rank_siblings 1.0: each image's own leaf against 4 known category-mates, or
+                     random leaves where it has fewer; the stand-in draws mates from any shared
+                     category, the real draw the most specific first)
+    rank-soft        rank-hard with TrainConfig.rank_soft 1.0: the ranking target spread over the
+                     group by the image's out-of-fold posterior instead of all on its own leaf
+
+Every arm also ranks every leaf for each TEST image by the stand-in's logit (as Predict ranks by
+P(yes)) and reports the true leaf's top-1 / top-5 beside the probe's own ranking of the same images:
+how much of the probe's order survives its reader.
 Features come from the feature cache (encoded there when missing; views are written and encoded once).
 """
 from __future__ import annotations
@@ -37,23 +50,47 @@ import json
 import torch
 import torch.nn.functional as F
 
-ARMS = ("posterior", "max-pool", "log-posterior", "views")
+from core.models.vlm import listwise_loss
+
+ARMS = ("posterior", "max-pool", "log-posterior", "views", "rank-hard", "rank-soft")
+RANK_NEGATIVES = 4           # the leaf stage's (core.config.LEAF_STAGE)
 
 
 def _pool(grid: torch.Tensor, how: str) -> torch.Tensor:
     return grid.amax(1) if how == "max" else grid.mean(1)
 
 
+def top_k(scores: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Share of rows whose label scores within the top 1 / top 5 (a tie goes to the label)."""
+    above = (scores > scores.gather(1, labels[:, None])).sum(1)
+    return {"top1": round(float((above < 1).float().mean()), 4), "top5": round(float((above < 5).float().mean()), 4)}
+
+
+def ranking_group(label: int, classes: int, mates: list[int], draw: torch.Generator) -> list[int]:
+    """An image's own leaf, then RANK_NEGATIVES others: its category-mates first (as many as it has),
+    the rest random, never the own leaf twice."""
+    if classes <= RANK_NEGATIVES:
+        raise ValueError(f"ranking groups need more than {RANK_NEGATIVES} concepts, got {classes}")
+    picked = [mates[int(j)] for j in torch.randperm(len(mates), generator=draw)[:RANK_NEGATIVES]]
+    while len(picked) < RANK_NEGATIVES:
+        other = (label + int(torch.randint(1, classes, (1,), generator=draw))) % classes
+        if other not in picked:
+            picked.append(other)
+    return [label, *picked]
+
+
 def stand_in(inputs: list[torch.Tensor], y: torch.Tensor, held: dict, classes: int, epochs: int, seed: int,
-             transform=lambda p: p) -> dict:
+             transform=lambda p: p, mates: list[list[int]] | None = None, rank_soft: float = 0.0) -> dict:
     """Train the stand-in on `inputs` (one (N, C) posterior per epoch in turn, rows = TRAIN images with
-    labels y) and answer held-out leaf questions: held[split] = (posteriors, labels)."""
+    labels y) and answer held-out leaf questions: held[split] = (posteriors, labels). mates (per
+    concept, its category-mates) adds the listwise ranking term, rank_soft its posterior targets."""
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.LayerNorm(classes), torch.nn.Linear(classes, 384), torch.nn.GELU(),
                               torch.nn.Linear(384, 64))
     emb, bias = torch.nn.Embedding(classes, 64), torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([*net.parameters(), *emb.parameters(), bias], lr=1e-3, weight_decay=0.0)
     draw = torch.Generator().manual_seed(seed)
+    rank_draw = torch.Generator().manual_seed(seed + 1)     # ranking groups: the other arms' draws stay as they are
 
     def logits(x, concepts):
         return (net(transform(x)) * emb(concepts)).sum(-1) + bias
@@ -66,8 +103,16 @@ def stand_in(inputs: list[torch.Tensor], y: torch.Tensor, held: dict, classes: i
             other = (y[rows] + torch.randint(1, classes, rows.shape, generator=draw)) % classes
             out = torch.cat([logits(x[rows], y[rows]), logits(x[rows], other)])
             target = torch.cat([torch.ones(len(rows)), torch.zeros(len(rows))])
+            loss = F.binary_cross_entropy_with_logits(out, target)
+            if mates is not None:
+                groups = torch.tensor([ranking_group(int(c), classes, mates[int(c)], rank_draw) for c in y[rows]])
+                margins = logits(x[rows].repeat_interleave(groups.shape[1], 0), groups.flatten()).view(groups.shape)
+                share = x[rows].gather(1, groups)
+                soft = rank_soft * share / share.sum(1, keepdim=True).clamp_min(1e-30)
+                soft[:, 0] += 1 - rank_soft
+                loss = loss + listwise_loss(list(margins), list(soft) if rank_soft else ())
             opt.zero_grad(set_to_none=True)
-            F.binary_cross_entropy_with_logits(out, target).backward()
+            loss.backward()
             opt.step()
     result, ask = {}, torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -76,6 +121,10 @@ def stand_in(inputs: list[torch.Tensor], y: torch.Tensor, held: dict, classes: i
             yes, no = logits(x, labels) > 0, logits(x, other) > 0
             result[split] = {"leaf_accuracy": round(float((yes.float().mean() + (~no).float().mean()) / 2), 4),
                              "recall": round(float(yes.float().mean()), 4)}
+        x, labels = held["test"]
+        every = torch.arange(classes)
+        scores = torch.stack([logits(row.expand(classes, -1), every) for row in x])
+        result["test"].update({f"every_leaf_{k}": v for k, v in top_k(scores, labels).items()})
     return result
 
 
@@ -84,6 +133,7 @@ def run(seed: int = 0, views: int = 2, epochs: int = 30, arms=ARMS, log=print) -
     from core.config import TrainConfig
     from core.features import FeatureCache
     from core.models.registry import create_encoder
+    from core import questions
     from core.questions import shown_concept
 
     unknown = set(arms) - set(ARMS)
@@ -100,10 +150,12 @@ def run(seed: int = 0, views: int = 2, epochs: int = 30, arms=ARMS, log=print) -
         grids[split] = cache.get(items)
         labels[split] = torch.tensor([column[shown_concept(im.concept, data.deprivation.labeling)] for im in items])
     view_grids = None
-    if "views" in arms:
+    if {"views", "rank-hard", "rank-soft"} & set(arms):
         rows = augment.view_items(data.images("train"), views)
         view_grids = cache.get([v for row in rows for v in row]).view(len(rows), views, *grids["train"].shape[1:])
     classes, y = len(names), labels["train"]
+    known = questions.known_categories(data.dataset, data.deprivation)
+    mates = [sorted(column[o] for o in names if o != c and known[o] & known[c]) for c in names]
 
     def probe_inputs(how: str, with_views: bool) -> tuple[list, dict]:
         """The stand-in's TRAIN inputs (out-of-fold posteriors, one per epoch in turn) and its VAL /
@@ -119,14 +171,16 @@ def run(seed: int = 0, views: int = 2, epochs: int = 30, arms=ARMS, log=print) -
     fitted: dict = {}          # posterior and log-posterior read the same probe: fit it once
     out = []
     for arm in arms:
-        key = ("max" if arm == "max-pool" else "avg", arm == "views")
+        key = ("max" if arm == "max-pool" else "avg", arm in ("views", "rank-hard", "rank-soft"))
         if key not in fitted:
             fitted[key] = probe_inputs(*key)
         train_inputs, held = fitted[key]
         transform = (lambda p: p.clamp_min(1e-30).log()) if arm == "log-posterior" else (lambda p: p)
-        result = {"arm": arm, "seed": seed, **({"views": views} if arm == "views" else {}),
-                  "probe_test_top1": round(float((held["test"][0].argmax(-1) == labels["test"]).float().mean()), 4),
-                  **stand_in(train_inputs, y, held, classes, epochs, seed, transform)}
+        ranking = {"mates": mates, "rank_soft": 1.0 if arm == "rank-soft" else 0.0} if arm.startswith("rank-") else {}
+        probe_rank = top_k(held["test"][0], labels["test"])
+        result = {"arm": arm, "seed": seed, **({"views": views} if key[1] else {}),
+                  "probe_test_top1": probe_rank["top1"], "probe_test_top5": probe_rank["top5"],
+                  **stand_in(train_inputs, y, held, classes, epochs, seed, transform, **ranking)}
         log(json.dumps(result))
         out.append(result)
     return out
@@ -140,10 +194,13 @@ def main(argv=None) -> None:
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, among {', '.join(ARMS)}")
     args = ap.parse_args(argv)
     rows = run(args.seed, args.views, args.epochs, [a for a in args.arms.split(",") if a])
-    print("\n| arm | probe test top-1 | val leaf acc / recall | test leaf acc / recall |\n|---|---|---|---|")
+    print("\n| arm | probe test top-1 / top-5 | val leaf acc / recall | test leaf acc / recall | test every-leaf "
+          "top-1 / top-5 |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['arm']} | {r['probe_test_top1']:.3f} | {r['val']['leaf_accuracy']:.3f} / {r['val']['recall']:.3f} "
-              f"| {r['test']['leaf_accuracy']:.3f} / {r['test']['recall']:.3f} |")
+        t = r["test"]
+        print(f"| {r['arm']} | {r['probe_test_top1']:.3f} / {r['probe_test_top5']:.3f} "
+              f"| {r['val']['leaf_accuracy']:.3f} / {r['val']['recall']:.3f} "
+              f"| {t['leaf_accuracy']:.3f} / {t['recall']:.3f} | {t['every_leaf_top1']:.3f} / {t['every_leaf_top5']:.3f} |")
 
 
 if __name__ == "__main__":
