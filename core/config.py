@@ -37,6 +37,9 @@ BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_conce
 # and the first stage leaves the model saying yes to its category-mates; ranking them from the start
 # did worse, once categories are grounded it helps (README, "Sibling ranking negatives").
 LEAF_STAGE = {"epochs": 2, "lr": 3e-4, "patience": 0, "rank_negatives": 4, "rank_siblings": 1.0}
+# Options that act on ranking groups: given with --leaf-stage to a first stage that has none, they go
+# to the leaf stage alone.
+LEAF_ONLY = ("rank_soft",)
 
 # What the shipped checkpoint changes of the default config (`taxolens train --projector-input
 # posterior --augment-views 2 --leaf-stage --ship`): the projector reads a linear probe's concept
@@ -214,11 +217,20 @@ class TrainConfig:
         if self.projector_hidden == 0 or (self.projector == "linear" and self.projector_hidden == PROJECTOR_HIDDEN):
             self.projector_hidden = None
 
-    def leaf_stage(self, first_run: str) -> "TrainConfig":
+    def leaf_stage(self, first_run: str, **leaf_only) -> "TrainConfig":
         """The second stage `taxolens train --leaf-stage` trains after this config's run: LEAF_STAGE's
-        recipe, starting from that run's best projector."""
+        recipe, starting from that run's best projector, plus `leaf_only` (split_leaf_only)."""
         # It starts from the first stage's projector, so not from a probe fit again.
-        return dataclasses.replace(self, init_from=str(first_run), projector_init="random", **LEAF_STAGE)
+        return dataclasses.replace(self, init_from=str(first_run), projector_init="random", **LEAF_STAGE,
+                                   **leaf_only)
+
+    def split_leaf_only(self) -> tuple["TrainConfig", dict[str, Any]]:
+        """For `--leaf-stage`: this config without the options that shape ranking groups when it has
+        none of its own (only the leaf stage ranks), and those options for leaf_stage()."""
+        if self.rank_negatives or self.rank_mined:
+            return self, {}
+        moved = {name: getattr(self, name) for name in LEAF_ONLY if getattr(self, name)}
+        return dataclasses.replace(self, **{name: 0.0 for name in moved}), moved
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -259,9 +259,9 @@ class _Run:
         self.mates = (_concept_mates(self.train_row, self.train_item, data.deprivation.labeling)
                       if cfg.concept_mixup else None)
         self.known = questions.known_categories(data.dataset, data.deprivation) if cfg.rank_siblings else None
-        # rank_soft: a leaf question's text -> the posterior columns (sorted concepts) it asks about
+        # rank_soft: a leaf question's text -> the posterior columns it asks about
         self.text_columns: dict[str, list[int]] = {}
-        for j, c in enumerate(sorted(data.dataset.concepts) if cfg.rank_soft else ()):
+        for c, j in (posterior_columns(data.dataset).items() if cfg.rank_soft else ()):
             self.text_columns.setdefault(questions.question_text(data.dataset.concepts[c].label), []).append(j)
 
         now = runs.now_iso()
@@ -572,6 +572,11 @@ def probe_init_projector(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_o
     return {"kind": "probe", "classes": len(column), "images": len(items), "train_accuracy": round(acc, 4)}
 
 
+def posterior_columns(ds) -> dict[str, int]:
+    """Concept -> its column in a posterior-input projector's probe (the dataset's concepts, sorted)."""
+    return {c: j for j, c in enumerate(sorted(ds.concepts))}
+
+
 def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: torch.Tensor | None = None,
                      fit_probe: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """projector_input = "posterior": what the projector trains on instead of the TRAIN features
@@ -585,7 +590,7 @@ def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: to
     from core import image_probe
 
     items = data.images("train")
-    column = {c: j for j, c in enumerate(sorted(data.dataset.concepts))}
+    column = posterior_columns(data.dataset)
     x = feats[:, 0].float().cpu()
     y = torch.tensor([column[questions.shown_concept(im.concept, data.deprivation.labeling)] for im in items])
     extra = None if views is None else views[:, 1:, 0].float().cpu()          # (N, V, D): the views alone

@@ -3,7 +3,6 @@ predict, coherence, clusters, lens, runs, results report and results figures (re
 them to the parser)."""
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,12 +27,9 @@ def cmd_train(args) -> int:
     if args.ship and args.no_eval:
         raise ConfigError("--ship needs the test evaluation (drop --no-eval)")
     run_dir = Path(args.run_dir) if args.run_dir else None
-    asked = config_from(args)
-    if args.leaf_stage and asked.rank_soft and not (asked.rank_negatives or asked.rank_mined):
-        # rank_soft shapes ranking groups, which only the leaf stage has: it goes there alone
-        asked, soft = dataclasses.replace(asked, rank_soft=0.0), asked.rank_soft
-    else:
-        soft = None
+    asked, leaf_only = config_from(args), {}
+    if args.leaf_stage:
+        asked, leaf_only = asked.split_leaf_only()
     cfg = preflight.check_config(asked, started=runs.has_started(run_dir))
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
@@ -44,8 +40,7 @@ def cmd_train(args) -> int:
     if args.leaf_stage:
         first = Path(result["run_dir"])   # named by run id where it can be: the record then travels
         in_runs = first.resolve().parent == paths.runs_dir().resolve()
-        second = cfg.leaf_stage(first.name if in_runs else str(first))
-        second = preflight.check_config(second if soft is None else dataclasses.replace(second, rank_soft=soft))
+        second = preflight.check_config(cfg.leaf_stage(first.name if in_runs else str(first), **leaf_only))
         stage = _train_and_evaluate(second, None, args.no_eval, "leaf stage")
         if stage is None:
             return EXIT_INTERRUPTED

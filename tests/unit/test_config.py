@@ -9,7 +9,7 @@ import pytest
 
 from core import cli
 from core.data import datasets
-from core.config import BEFORE_FIELD, ConfigError, TrainConfig, number_arg
+from core.config import BEFORE_FIELD, LEAF_STAGE, ConfigError, TrainConfig, number_arg
 from core.jobs import JobStore, kinds, slurm
 from tiny_concepts import tiny_dataset
 
@@ -54,6 +54,19 @@ def test_rank_siblings_is_a_share_of_ranking_negatives():
         TrainConfig(rank_negatives=4, rank_siblings=1.5).validate()
     with pytest.raises(ConfigError, match="rank_siblings needs rank_negatives > 0"):
         TrainConfig(rank_siblings=0.5).validate()
+
+
+def test_split_leaf_only_moves_rank_soft_to_the_leaf_stage_only_when_the_first_stage_cannot_rank():
+    asked = TrainConfig(projector_input="posterior", rank_soft=0.5)
+    first, leaf_only = asked.split_leaf_only()
+    assert first == TrainConfig(projector_input="posterior") and leaf_only == {"rank_soft": 0.5}
+    first.validate()
+    second = first.leaf_stage("run-1", **leaf_only)
+    second.validate()
+    assert second.rank_soft == 0.5 and second.rank_negatives == LEAF_STAGE["rank_negatives"]
+    ranking = TrainConfig(projector_input="posterior", rank_negatives=2, rank_soft=0.5)
+    assert ranking.split_leaf_only() == (ranking, {})          # it ranks itself: both stages keep it
+    assert TrainConfig().split_leaf_only() == (TrainConfig(), {})
 
 
 @pytest.fixture
