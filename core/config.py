@@ -42,13 +42,15 @@ LEAF_STAGE = {"epochs": 2, "lr": 3e-4, "patience": 0, "rank_negatives": 4, "rank
 LEAF_ONLY = ("rank_soft",)
 
 # What the shipped checkpoint changes of the default config (`taxolens train --projector-input
-# posterior --augment-views 2 --leaf-stage --ship`): the projector reads a linear probe's concept
-# posterior instead of the feature, which answers and ranks leaves better on held-out images (README,
-# "The probe-posterior input"), and that probe is fitted on, and the projector shown, two augmented
-# renderings of every training image besides the image, which lifts the true leaf's recall (README,
-# "Augmented views for the probe-posterior input"). The study's default stays the paper's feature
-# input; the app offers runs of either recipe.
-SHIPPED_RECIPE = {"projector_input": "posterior", "augment_views": 2}
+# posterior --augment-views 2 --rank-soft 1 --leaf-stage --ship`): the projector reads a linear probe's
+# concept posterior instead of the feature, which answers and ranks leaves better on held-out images
+# (README, "The probe-posterior input"); that probe is fitted on, and the projector shown, two
+# augmented renderings of every training image besides the image, which lifts the true leaf's recall
+# (README, "Augmented views for the probe-posterior input"); and the leaf stage's ranking targets
+# follow that posterior (rank_soft, a LEAF_ONLY option: the first stage trains without it), which
+# makes the true leaf the best guess more often (README, "Ranking targets spread by the posterior").
+# The study's default stays the paper's feature input; the app offers runs of either recipe.
+SHIPPED_RECIPE = {"projector_input": "posterior", "augment_views": 2, "rank_soft": 1.0}
 
 
 PROJECTOR_HIDDEN = 384                   # TrainConfig's default GELU MLP width (see projector_hidden)

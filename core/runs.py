@@ -385,7 +385,10 @@ def follows_recipe(config: TrainConfig, bases: list[TrainConfig] | None = None) 
     config.SHIPPED_RECIPE) or one's leaf stage (`taxolens train --leaf-stage`), whatever its seed and
     device: what the app offers by default, and how the shipped checkpoint must have been trained."""
     bases = bases or [TrainConfig(), TrainConfig(**SHIPPED_RECIPE)]
-    recipes = bases + ([b.leaf_stage(config.init_from) for b in bases] if config.init_from else [])
+    # as `--leaf-stage` trains a base: its LEAF_ONLY options in the leaf stage, not the first
+    stages = [b.split_leaf_only() for b in bases]
+    recipes = [first for first, _ in stages] + (
+        [first.leaf_stage(config.init_from, **leaf_only) for first, leaf_only in stages] if config.init_from else [])
     have = config.to_dict()
     return any(all(have[k] == v for k, v in r.to_dict().items() if k not in ("seed", "device")) for r in recipes)
 

@@ -112,8 +112,8 @@ def test_the_app_offers_a_run_of_the_shipped_recipe_but_not_of_another_option(mo
         return SimpleNamespace(run_id=name, path=tmp_path / name, finished=True, config=cfg,
                                checkpoint={"best": {"score": score}})
 
-    shipped = TrainConfig(seed=0, **SHIPPED_RECIPE)
-    listed = [run("first", shipped, 0.80), run("leaf", shipped.leaf_stage("first"), 0.81),
+    shipped, leaf_only = TrainConfig(seed=0, **SHIPPED_RECIPE).split_leaf_only()
+    listed = [run("first", shipped, 0.80), run("leaf", shipped.leaf_stage("first", **leaf_only), 0.81),
               run("other", TrainConfig(seed=0, projector_init="probe"), 0.99)]
     monkeypatch.setattr(runs, "list_runs", lambda: listed)
     monkeypatch.setattr(runs.DatasetVersions, "checkpoint_is_current", lambda self, ck, name=None: True)

@@ -136,10 +136,14 @@ def test_load_metrics(data_dir):
 def test_follows_recipe_matches_the_default_and_shipped_recipes_and_their_leaf_stages_only():
     from core.config import SHIPPED_RECIPE
 
-    shipped = TrainConfig(seed=2, device="cpu", **SHIPPED_RECIPE)
+    asked = TrainConfig(seed=2, device="cpu", **SHIPPED_RECIPE)
+    shipped, leaf_only = asked.split_leaf_only()                         # as --leaf-stage trains it
+    assert leaf_only == {"rank_soft": 1.0} and shipped.rank_soft == 0.0
     assert runs.follows_recipe(TrainConfig(seed=1))
     assert runs.follows_recipe(shipped)                                  # seed and device do not matter
-    assert runs.follows_recipe(shipped.leaf_stage("first"))
+    assert runs.follows_recipe(shipped.leaf_stage("first", **leaf_only))
+    assert not runs.follows_recipe(shipped.leaf_stage("first"))         # the leaf stage before rank_soft
+    assert not runs.follows_recipe(asked)                                # rank_soft in the first stage
     assert not runs.follows_recipe(TrainConfig(augment_views=2))        # half the shipped recipe
     assert not runs.follows_recipe(TrainConfig(lr=3e-4))                # the leaf stage's lr, not its stage
     only_features = [TrainConfig()]
