@@ -18,6 +18,10 @@ from ui import common, figures, jobs
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
 TOP_K = 5
+READS_HELP = ("This checkpoint's projector sees the image only through its image probe: a linear "
+              "classifier on the encoder's pooled feature, giving each training concept a share of "
+              "the image. These are the largest shares, the LM's input; the leaf guesses above are "
+              "its yes/no answers. Where the two lists differ, the LM reordered what it was given.")
 
 
 _predictor = common.predictor      # (run_dir, stamp), cached; `make app` starts loading it on the first page
@@ -116,6 +120,12 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                          hide_index=True, width="stretch", column_config={
                              "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0,
                                                                        format="%.2f")})
+            if pred.get("reads"):
+                st.markdown("**What the LM reads**", help=READS_HELP)
+                st.dataframe([{"concept": c["label"], "share": c["share"]} for c in pred["reads"]],
+                             hide_index=True, width="stretch", column_config={
+                                 "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0,
+                                                                          format="%.2f")})
             st.markdown("**Category scores**")
             st.plotly_chart(figures.category_bars(pred["categories"]), width="stretch",
                             key=f"cats_{slot}_{digest}", config={"displayModeBar": False})

@@ -42,6 +42,7 @@ from PIL import Image
 
 from core import rundata, runs, scoring, taxonomy
 from core.models import checkpoint
+from core.models.encoders import pool_tokens
 from core.images import load_image
 from core.questions import question_text
 
@@ -70,6 +71,10 @@ class Prediction:
     categories: list[dict]             # every category {"category", "label", "p_yes", "of_best"}, best first
     notes: list[str] = field(default_factory=list)
     shortlist: int = 0                 # leaves ranked in fp32 after a bf16 pass over all (0: every leaf)
+    # A probe-posterior projector (projector_input "posterior") sees the image only as its image
+    # probe's concept posterior: that posterior's top-k {"concept", "label", "share"}, largest first.
+    # Empty for a projector that reads the features. Where the leaves differ, the LM reordered them.
+    reads: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -219,7 +224,24 @@ class Predictor:
                        "of_best": k in best_cats}
                       for k in sorted(self.categories, key=lambda k: (-cat_p[k], k))]
         leaves = [{"concept": c, "label": ds.concepts[c].label, "p_yes": p} for c, p in ranked[:top_k]]
-        return Prediction(self.info.run_id, best, leaves, chains, categories, notes, shortlist)
+        return Prediction(self.info.run_id, best, leaves, chains, categories, notes, shortlist,
+                          self.reads(feats, top_k))
+
+    @torch.no_grad()
+    def reads(self, feats: torch.Tensor, top_k: int = 5) -> list[dict]:
+        """What a probe-posterior projector is given for the image: its probe's top_k concepts and
+        their share of the posterior; [] for a projector that reads the features."""
+        from core.train import posterior_columns
+
+        probe = self.vlm.projector.posterior
+        if probe is None:
+            return []
+        column = posterior_columns(self.dataset)
+        pooled = pool_tokens(feats.to(self.device), self.vlm.n_tokens)      # what the projector is given
+        share = probe(pooled).reshape(-1, len(column)).mean(0).cpu()
+        top = sorted(column, key=lambda c: (-float(share[column[c]]), c))[:top_k]
+        return [{"concept": c, "label": self.dataset.concepts[c].label, "share": float(share[column[c]])}
+                for c in top]
 
     def _p_yes(self, feats: torch.Tensor, texts: list[str]) -> list[float]:
         return [p for p, _ in scoring.score_image(self.vlm, feats, texts)]

@@ -239,8 +239,8 @@ class _FakePredictor:
     """Stands in for core.predict.Predictor (no models): a fixed prediction for any image."""
     concepts = ["dog"]
 
-    def __init__(self, shortlist: int = 0):
-        self.seen, self.full, self.shortlist = [], [], shortlist
+    def __init__(self, shortlist: int = 0, reads: list | None = None):
+        self.seen, self.full, self.shortlist, self.reads = [], [], shortlist, reads or []
 
     def predict(self, image, top_k=5, full=False):
         from core.predict import ChainNode, Prediction
@@ -250,7 +250,7 @@ class _FakePredictor:
                  ChainNode("animal.n.01", "animal", 0.8, True, "animal")]
         return Prediction("fake", "dog", [{"concept": "dog", "label": "dog", "p_yes": 0.9}], [chain],
                           [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}],
-                          shortlist=0 if full else self.shortlist)
+                          shortlist=0 if full else self.shortlist, reads=self.reads)
 
 
 def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
@@ -267,6 +267,26 @@ def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
     assert any("Best guess:** dog" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) == 2                  # chain + category scores
     assert fake.seen == [(32, 32)]
+
+
+def test_predict_shows_what_a_posterior_projector_reads_beside_the_answers(data_dir, monkeypatch):
+    from core import predict
+    reads = [{"concept": "wolf", "label": "wolf", "share": 0.6}, {"concept": "dog", "label": "dog", "share": 0.3}]
+    for given, shown, colour in ((reads, True, "blue"), ([], False, "red")):     # predictions are cached per image
+        import streamlit as st
+        st.cache_resource.clear()                          # the page caches its predictor per checkpoint
+        fake = _FakePredictor(reads=given)
+        monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: fake))
+        fake_run(small_cfg(seed=7))
+        at = run_page("app_pages/1_Predict.py")
+        at.get("file_uploader")[0].set_value([("good.png", png_bytes(colour), "image/png")])
+        at.run()
+        assert not at.exception
+        assert any(m.value == "**What the LM reads**" for m in at.markdown) == shown
+        tables = [d.value for d in at.dataframe]
+        assert len(tables) == 1 + shown
+        if shown:
+            assert list(tables[1]["concept"]) == ["wolf", "dog"] and list(tables[1]["share"]) == [0.6, 0.3]
 
 
 def test_predict_offers_every_leaf_in_fp32_when_it_shortlisted(data_dir, monkeypatch):

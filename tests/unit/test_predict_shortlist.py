@@ -1,6 +1,7 @@
 """Predictor's leaf shortlist: a bf16 copy of the LM ranks every leaf, and only its top `shortlist`
 are scored (in fp32) and ranked. With the real bf16 pass on tiny models, and with a scripted quick
-pass that shows which leaves the fp32 pass is asked about."""
+pass that shows which leaves the fp32 pass is asked about. And what a probe-posterior projector
+reads (Prediction.reads), shown beside the answers."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,3 +82,27 @@ def test_the_real_quick_pass_keeps_the_fp32_top_leaves_here(data_dir):
     assert pred.shortlist == 6 and p._quick_vlm is not None
     assert [leaf["concept"] for leaf in pred.leaves] == [leaf["concept"] for leaf in full.leaves]
     assert predictor(6).predict(image, top_k=8).shortlist == 0    # asking for every leaf scores every leaf
+
+
+def test_what_the_lm_reads_is_the_probe_posterior_of_the_pooled_image_for_a_posterior_projector(data_dir):
+    from core.models.projector import Projector
+
+    image = Image.new("RGB", (20, 20), "red")
+    p = predictor(0)
+    assert p.predict(image).reads == []                           # a projector that reads the features
+    lm, enc = p.vlm.lm, p.vlm.encoder
+    p.vlm.projector = Projector("gelu-mlp", enc.dim, lm.hidden_size, lm.token_norm(), classes=len(NAMES))
+    probe = p.vlm.projector.posterior
+    weight = torch.randn(len(NAMES), enc.dim)
+    with torch.no_grad():                                          # mean 0, std 1: no standardising
+        probe.weight.copy_(weight)
+        probe.bias.copy_(torch.arange(len(NAMES), dtype=torch.float32))   # columns: NAMES sorted
+    pred = p.predict(image, top_k=3)
+    # what the projector is given, written out: the mean of the 4x4 grid through the softmax regression
+    grid = p.encode(image)[0]
+    share = torch.softmax(weight @ grid.mean(0) + torch.arange(len(NAMES), dtype=torch.float32), -1)
+    expected = sorted(zip(sorted(NAMES), share.tolist()), key=lambda cs: -cs[1])[:3]
+    assert [r["concept"] for r in pred.reads] == [c for c, _ in expected]
+    assert [r["share"] for r in pred.reads] == pytest.approx([s for _, s in expected], abs=1e-5)
+    assert pred.reads[0]["label"] == pred.reads[0]["concept"]
+    assert pred.to_dict()["reads"] == pred.reads
