@@ -20,7 +20,7 @@ size. The ranking arms show its limit: rank-soft beat rank-hard by about 0.10 of
 and 0.04 of top-5 on seeds 0 and 1, and the real leaf stage with TrainConfig.rank_soft did not rank
 better beyond noise (README, "Ranking targets spread by the posterior").
 
-Arms (each against `posterior`, `114f`'s input; the shipped `b1fd` reads it with views; `views`
+Arms (each against `posterior`, `114f`'s input; the shipped recipe (`b1fd`, then `pvsoft1_s0`) reads it with views; `views`
 changes the probe evaluation reads as well as the training inputs, as TrainConfig.augment_views does):
     posterior        the probe's posterior of the average-pooled feature
     max-pool         the probe reads the max-pooled grid instead

@@ -272,12 +272,12 @@ def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
 def test_predict_shows_what_a_posterior_projector_reads_beside_the_answers(data_dir, monkeypatch):
     from core import predict
     reads = [{"concept": "wolf", "label": "wolf", "share": 0.6}, {"concept": "dog", "label": "dog", "share": 0.3}]
+    fake_run(small_cfg(seed=7))
     for given, shown, colour in ((reads, True, "blue"), ([], False, "red")):     # predictions are cached per image
         import streamlit as st
         st.cache_resource.clear()                          # the page caches its predictor per checkpoint
         fake = _FakePredictor(reads=given)
         monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: fake))
-        fake_run(small_cfg(seed=7))
         at = run_page("app_pages/1_Predict.py")
         at.get("file_uploader")[0].set_value([("good.png", png_bytes(colour), "image/png")])
         at.run()
