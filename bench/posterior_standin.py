@@ -50,7 +50,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from core.models.vlm import listwise_loss
+from core.models.vlm import listwise_loss, spread_targets
 
 ARMS = ("posterior", "max-pool", "log-posterior", "views", "rank-hard", "rank-soft")
 RANK_NEGATIVES = 4           # the leaf stage's (core.config.LEAF_STAGE)
@@ -107,9 +107,7 @@ def stand_in(inputs: list[torch.Tensor], y: torch.Tensor, held: dict, classes: i
             if mates is not None:
                 groups = torch.tensor([ranking_group(int(c), classes, mates[int(c)], rank_draw) for c in y[rows]])
                 margins = logits(x[rows].repeat_interleave(groups.shape[1], 0), groups.flatten()).view(groups.shape)
-                share = x[rows].gather(1, groups)
-                soft = rank_soft * share / share.sum(1, keepdim=True).clamp_min(1e-30)
-                soft[:, 0] += 1 - rank_soft
+                soft = spread_targets(x[rows].gather(1, groups), rank_soft)
                 loss = loss + listwise_loss(list(margins), list(soft) if rank_soft else ())
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -231,12 +231,10 @@ class Predictor:
     def reads(self, feats: torch.Tensor, top_k: int = 5) -> list[dict]:
         """What a probe-posterior projector is given for the image: its probe's top_k concepts and
         their share of the posterior; [] for a projector that reads the features."""
-        from core.train import posterior_columns
-
         probe = self.vlm.projector.posterior
         if probe is None:
             return []
-        column = posterior_columns(self.dataset)
+        column = rundata.posterior_columns(self.dataset)
         pooled = pool_tokens(feats.to(self.device), self.vlm.n_tokens)      # what the projector is given
         share = probe(pooled).reshape(-1, len(column)).mean(0).cpu()
         top = sorted(column, key=lambda c: (-float(share[column[c]]), c))[:top_k]

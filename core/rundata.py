@@ -4,6 +4,7 @@
     prepare(cfg) -> RunData       what training, evaluation, baselines and Browse all see
     load_subset(cfg)              just the dataset (and its table hash): a checkpoint's vocabulary
     image_split(cfg)              image id -> train | val | test, without questions (Browse)
+    posterior_columns(ds)         concept -> its column in a posterior-input projector's probe
 
 A pure function of the config and the dataset tables, so evaluation rebuilds exactly what training
 used; no model is involved.
@@ -99,3 +100,9 @@ def image_split(cfg: TrainConfig) -> dict[str, str]:
     the deprivation or any question."""
     ds, _ = load_subset(cfg)
     return questions.split_images(ds, cfg.seed)
+
+
+def posterior_columns(ds) -> dict[str, int]:
+    """Concept -> its column in a posterior-input projector's probe (the dataset's concepts, sorted):
+    the order training fits the probe in, and what reading its posterior back needs."""
+    return {c: j for j, c in enumerate(sorted(ds.concepts))}

@@ -65,6 +65,7 @@ from tqdm.auto import tqdm
 from core import augment, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint, registry
 from core.models.encoders import crop_grid, pool_tokens
+from core.models.vlm import spread_targets
 from core.base import ConfigError, Progress
 from core.config import TrainConfig
 
@@ -261,7 +262,7 @@ class _Run:
         self.known = questions.known_categories(data.dataset, data.deprivation) if cfg.rank_siblings else None
         # rank_soft: a leaf question's text -> the posterior columns it asks about
         self.text_columns: dict[str, list[int]] = {}
-        for c, j in (posterior_columns(data.dataset).items() if cfg.rank_soft else ()):
+        for c, j in (rundata.posterior_columns(data.dataset).items() if cfg.rank_soft else ()):
             self.text_columns.setdefault(questions.question_text(data.dataset.concepts[c].label), []).append(j)
 
         now = runs.now_iso()
@@ -381,24 +382,20 @@ class _Run:
         underflows to 0 keeps the hard target."""
         s, device = self.cfg.rank_soft, feats.device
         sizes = [len(group) for _, group in ranked]
+        width = max(sizes)
         at, image, column, weight = [], [], [], []
         for g, (row, group) in enumerate(ranked):
             copies = {t: group.count(t) for t in group}
             for i, text in enumerate(group):
                 for j in self.text_columns[text]:
-                    at.append(g * max(sizes) + i)
+                    at.append(g * width + i)
                     image.append(row)
                     column.append(j)
                     weight.append(1.0 / copies[text])
-        share = torch.zeros(len(ranked) * max(sizes), device=device)
+        share = torch.zeros(len(ranked) * width, device=device)
         picked = feats[torch.tensor(image, device=device), 0, torch.tensor(column, device=device)].float()
         share.index_add_(0, torch.tensor(at, device=device), picked * torch.tensor(weight, device=device))
-        share = share.view(len(ranked), max(sizes))
-        total = share.sum(1, keepdim=True)
-        own = torch.zeros_like(share)
-        own[:, 0] = 1.0
-        spread = torch.where(total > 0, share / total.clamp_min(1e-30), own)
-        target = (1 - s) * own + s * spread
+        target = spread_targets(share.view(len(ranked), width), s)
         return [t[:n] for t, n in zip(target, sizes)]
 
     def _mine(self, ranked: list, image_ids: list, feats: torch.Tensor, epoch: int, step: int) -> list:
@@ -572,11 +569,6 @@ def probe_init_projector(cfg: TrainConfig, vlm, data, feats: torch.Tensor, row_o
     return {"kind": "probe", "classes": len(column), "images": len(items), "train_accuracy": round(acc, 4)}
 
 
-def posterior_columns(ds) -> dict[str, int]:
-    """Concept -> its column in a posterior-input projector's probe (the dataset's concepts, sorted)."""
-    return {c: j for j, c in enumerate(sorted(ds.concepts))}
-
-
 def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: torch.Tensor | None = None,
                      fit_probe: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """projector_input = "posterior": what the projector trains on instead of the TRAIN features
@@ -590,7 +582,7 @@ def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: to
     from core import image_probe
 
     items = data.images("train")
-    column = posterior_columns(data.dataset)
+    column = rundata.posterior_columns(data.dataset)
     x = feats[:, 0].float().cpu()
     y = torch.tensor([column[questions.shown_concept(im.concept, data.deprivation.labeling)] for im in items])
     extra = None if views is None else views[:, 1:, 0].float().cpu()          # (N, V, D): the views alone

@@ -159,6 +159,16 @@ def listwise_loss(margins: Sequence[torch.Tensor], targets: Sequence[torch.Tenso
     return -torch.where(target > 0, target * logp, torch.zeros_like(logp)).sum(-1).mean()
 
 
+def spread_targets(share: torch.Tensor, s: float) -> torch.Tensor:
+    """rank_soft's targets for listwise_loss: (G, n) posterior mass of each group's questions (own
+    leaf first) -> (1 - s) on the own leaf plus s spread by that mass, renormalised per group; a
+    group whose mass is 0 keeps the hard target."""
+    total = share.sum(1, keepdim=True)
+    own = torch.zeros_like(share)
+    own[:, 0] = 1.0
+    return (1 - s) * own + s * torch.where(total > 0, share / total.clamp_min(1e-30), own)
+
+
 class VLM(nn.Module):
     """encoder -> pool to k tokens -> projector -> LM. Only `projector` has trainable weights.
     The encoder and LM are submodules (so checksums and .to() see them) that refuse train mode."""

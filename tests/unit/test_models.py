@@ -682,3 +682,12 @@ def test_listwise_loss_defaults_to_the_first_question_and_follows_a_target_distr
     leaves = [m.clone().requires_grad_(True) for m in margins]
     listwise_loss(leaves, soft).backward()                 # the -inf padding leaves every gradient finite
     assert all(torch.isfinite(m.grad).all() and m.grad.abs().sum() > 0 for m in leaves)
+
+
+def test_spread_targets_put_the_hard_share_on_the_own_leaf_and_spread_the_rest_by_mass():
+    from core.models.vlm import spread_targets
+    share = torch.tensor([[0.2, 0.6, 0.2], [0.0, 0.0, 0.0]])
+    target = spread_targets(share, 0.5)
+    assert torch.allclose(target[0], torch.tensor([0.5 + 0.5 * 0.2, 0.5 * 0.6, 0.5 * 0.2]))
+    assert torch.equal(target[1], torch.tensor([1.0, 0.0, 0.0]))          # no mass: the hard target
+    assert torch.allclose(spread_targets(share[:1], 1.0), share[:1] / share[:1].sum())

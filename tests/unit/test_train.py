@@ -379,7 +379,7 @@ def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior(condition
     vlm = fake_vlm.FakeVLM.instances[-1]
     data = rundata.prepare(cfg)
     column = {questions.question_text(data.dataset.concepts[c].label): j
-              for c, j in train.posterior_columns(data.dataset).items()}
+              for c, j in rundata.posterior_columns(data.dataset).items()}
     assert len(vlm.rank_targets_seen) == vlm.loss_calls and all(vlm.rank_targets_seen)
     for groups, targets, inputs in zip(vlm.ranked_seen, vlm.rank_targets_seen, vlm.ranked_inputs_seen):
         assert len(groups) == len(targets) == len(inputs)
