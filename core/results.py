@@ -219,8 +219,10 @@ def collect(left_out: list[str] | None = None) -> list[dict]:
     from core import conditions, runs
 
     versions = runs.DatasetVersions()
+    infos = list(runs.list_runs())
+    configs = {info.run_id: info.config for info in infos}
     rows = []
-    for info in runs.list_runs():
+    for info in infos:
         if "test" not in info.evaluated:
             continue
         if not versions.checkpoint_is_current(info.checkpoint, info.config.dataset):
@@ -231,6 +233,8 @@ def collect(left_out: list[str] | None = None) -> list[dict]:
         if not metrics:
             continue
         config = info.config.to_dict()
+        if config.get("init_from"):
+            config["init_from"] = first_stage(info.config, configs)
         recorded = (info.checkpoint.get("condition") or {}).get("report")
         config["condition"] = conditions.legacy_spec(config["condition"], recorded)
         if config.get("precision") == "auto" and info.checkpoint.get("precision") in ("bf16", "fp32"):
@@ -246,6 +250,21 @@ def collect(left_out: list[str] | None = None) -> list[dict]:
     rows += collect_baselines(left_out, versions)
     rows += collect_probes()
     return rows
+
+
+def first_stage(config, configs: Mapping) -> str:
+    """How a setting names the run a leaf stage (TrainConfig.init_from) started from: by what that
+    first stage did differently from this stage, not by its id, which differs per seed, so the seeds
+    of one two-stage recipe are one setting with a CI. A first stage no longer on disk keeps its id."""
+    source = configs.get(Path(config.init_from).name)
+    if source is None:
+        return config.init_from
+    mine, theirs = config.to_dict(), source.to_dict()
+    differ = [f"{k}={theirs[k]}" for k in sorted(theirs)
+              if k not in VARIED_FIELDS and k != "init_from" and theirs[k] != mine[k]]
+    if source.init_from:     # a stage of a stage: its own start stays named, chains do not merge
+        differ.append(f"init_from={Path(source.init_from).name}")
+    return "(a first stage with " + (", ".join(differ) if differ else "this stage's config") + ")"
 
 
 def collect_baselines(left_out: list[str] | None = None, versions=None) -> list[dict]:

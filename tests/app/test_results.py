@@ -186,6 +186,27 @@ def test_settings_group_runs_and_attach_matching_baselines(data_dir):
     assert "lr=0.5" in results.describe_setting(results.setting_key({**cfg().to_dict(), "lr": 0.5}))
 
 
+def test_leaf_stages_of_one_recipe_are_one_setting_across_seeds(data_dir):
+    firsts = {seed: fake_run(cfg(seed=seed)) for seed in (0, 1)}
+    other = fake_run(cfg(seed=0, lr=0.5))                   # another first stage
+    for seed, first in firsts.items():
+        fake_run(cfg(seed=seed, epochs=2, lr=3e-4, init_from=first.name))
+    fake_run(cfg(seed=1, epochs=2, lr=3e-4, init_from=other.name))
+    fake_run(cfg(seed=2, epochs=2, lr=3e-4, init_from="gone-from-disk"))
+    rows = results.collect()
+    stages = [r for r in rows if r["kind"] == "train" and r["init_from"]]
+    assert len(stages) == 4
+    by_setting = {}
+    for r in stages:
+        by_setting.setdefault(results.setting_key(r), []).append(r["seed"])
+    assert sorted(map(sorted, by_setting.values())) == [[0, 1], [1], [2]]
+    labels = {dict(k)["init_from"] for k in by_setting}
+    assert labels == {"(a first stage with epochs=1, lr=0.001)", "(a first stage with epochs=1, lr=0.5)",
+                      "gone-from-disk"}
+    assert "init_from=(a first stage with epochs=1, lr=0.001)" in results.describe_setting(
+        next(k for k, seeds in by_setting.items() if seeds == [0, 1] or seeds == [1, 0]))
+
+
 def test_precision_auto_counts_as_what_it_resolved_to(data_dir):
     auto = fake_run(cfg(seed=0, precision="auto"))
     ck = runs.read_json(runs.checkpoint_json(auto))
