@@ -193,18 +193,25 @@ def test_leaf_stages_of_one_recipe_are_one_setting_across_seeds(data_dir):
         fake_run(cfg(seed=seed, epochs=2, lr=3e-4, init_from=first.name))
     fake_run(cfg(seed=1, epochs=2, lr=3e-4, init_from=other.name))
     fake_run(cfg(seed=2, epochs=2, lr=3e-4, init_from="gone-from-disk"))
+    seconds = {seed: fake_run(cfg(seed=seed, epochs=2, lr=3e-4, init_from=first.name))
+               for seed, first in firsts.items()}
+    for seed, second in seconds.items():                    # stages of stages: their chains differ
+        fake_run(cfg(seed=seed, epochs=3, lr=1e-4, init_from=second.name))
     rows = results.collect()
     stages = [r for r in rows if r["kind"] == "train" and r["init_from"]]
-    assert len(stages) == 4
+    assert len(stages) == 6          # the repeated second stages are one row each (trained twice)
     by_setting = {}
     for r in stages:
         by_setting.setdefault(results.setting_key(r), []).append(r["seed"])
-    assert sorted(map(sorted, by_setting.values())) == [[0, 1], [1], [2]]
-    labels = {dict(k)["init_from"] for k in by_setting}
-    assert labels == {"(a first stage with epochs=1, lr=0.001)", "(a first stage with epochs=1, lr=0.5)",
-                      "gone-from-disk"}
-    assert "init_from=(a first stage with epochs=1, lr=0.001)" in results.describe_setting(
-        next(k for k, seeds in by_setting.items() if seeds == [0, 1] or seeds == [1, 0]))
+    assert sorted(map(sorted, by_setting.values())) == [[0], [0, 1], [1], [1], [2]]
+    labels = {dict(k)["init_from"]: sorted(seeds) for k, seeds in by_setting.items()}
+    assert labels["(a first stage with epochs=1, lr=0.001)"] == [0, 1]
+    assert labels["(a first stage with epochs=1, lr=0.5)"] == [1]
+    assert labels["gone-from-disk"] == [2]
+    assert {k for k in labels if "init_from=" in k} == {
+        f"(a first stage with epochs=2, lr=0.0003, init_from={firsts[s].name})" for s in (0, 1)}
+    merged = next(k for k, seeds in by_setting.items() if sorted(seeds) == [0, 1])
+    assert "init_from=(a first stage with epochs=1, lr=0.001)" in results.describe_setting(merged)
 
 
 def test_precision_auto_counts_as_what_it_resolved_to(data_dir):
