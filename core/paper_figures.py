@@ -249,21 +249,41 @@ def stats_line(stats: Mapping) -> str:
 LABELLED_POINTS = 15      # above this many categories only the ones farthest from the line are named
 
 
+# A named point's label sits above it: in 10 px text on the ~700 x 340 px plot area, about this
+# share of the plot's height, and of its width per character.
+LABEL_HEIGHT, LABEL_CHAR_WIDTH = 0.045, 0.009
+F1_RANGE = (-0.05, 1.08)  # the y axis of a versus_figure: room above F1 = 1 for a label
+
+
 def outliers(table, x: str, y: str, stats: Mapping, k: int = 10) -> set[str]:
-    """The `k` categories farthest (vertically) from the fitted line, or from the mean of `y`
-    without one: the ones worth naming on a crowded scatter."""
+    """Up to `k` categories farthest (vertically) from the fitted line, or from the mean of `y`
+    without one: the ones worth naming on a crowded scatter. Taken farthest first, skipping one whose
+    label would overprint a label already taken (many categories share F1 = 1.0 or 0)."""
     if stats.get("slope") is not None:
         resid = (table[y] - (stats["slope"] * table[x] + stats["intercept"])).abs()
     else:
         resid = (table[y] - table[y].mean()).abs()
-    return set(resid.sort_values(ascending=False).index[:k])
+    xs, ys = table[x].astype(float), table[y].astype(float)
+    x_span = float(xs.max() - xs.min()) or 1.0
+    y_span = F1_RANGE[1] - F1_RANGE[0]
+    chars = {cat: len(str(table.at[cat, "label"])) if "label" in table else len(str(cat)) for cat in table.index}
+
+    def clear_of(cat, other) -> bool:
+        return abs(ys[cat] - ys[other]) / y_span >= LABEL_HEIGHT or \
+            abs(xs[cat] - xs[other]) / x_span >= LABEL_CHAR_WIDTH * (chars[cat] + chars[other]) / 2
+
+    taken: list[str] = []
+    for cat in resid.sort_values(ascending=False, kind="stable").index:
+        if len(taken) < k and all(clear_of(cat, other) for other in taken):
+            taken.append(cat)
+    return set(taken)
 
 
 def versus_figure(table, x: str, x_title: str, y: str = "f1", y_title: str = "per-category macro-F1",
                   title: str | None = None, x_range: tuple[float, float] | None = None):
     """Labelled points (one per category), the least-squares line, and the Spearman / Pearson
-    statistics as the subtitle. Above LABELLED_POINTS categories only the 10 farthest from the
-    line carry their name (every point names itself on hover)."""
+    statistics as the subtitle. Above LABELLED_POINTS categories only up to 10 farthest from the
+    line carry their name, none overprinting another (every point names itself on hover)."""
     import numpy as np
     import plotly.graph_objects as go
 
@@ -284,14 +304,14 @@ def versus_figure(table, x: str, x_title: str, y: str = "f1", y_title: str = "pe
                                      name=f"least squares: y = {stats['slope']:.2f}·x + {stats['intercept']:.2f}",
                                      line={"color": "#d62728", "dash": "dash"}, hoverinfo="skip"))
         if len(both) > LABELLED_POINTS:
-            fig.add_annotation(text=f"named: the {len(named)} farthest from the line (hover for the rest)",
+            fig.add_annotation(text=f"named: {len(named)} of the farthest from the line, no label over another (hover for the rest)",
                                xref="paper", yref="paper", x=1, y=0, xanchor="right", yanchor="bottom",
                                showarrow=False, font={"size": 10, "color": "#777"})
     head = f"{title}<br>" if title else ""
     fig.update_layout(
         title={"text": f"{head}<sup>{stats_line(stats)}</sup>"}, height=480, template="plotly_white",
         xaxis={"title": x_title, **({"range": list(x_range)} if x_range else {})},
-        yaxis={"title": y_title, "range": [-0.05, 1.08]}, showlegend=True,
+        yaxis={"title": y_title, "range": list(F1_RANGE)}, showlegend=True,
         legend={"orientation": "h", "y": -0.18}, margin={"l": 60, "r": 30, "t": 80 if title else 60, "b": 60})
     return fig
 

@@ -131,6 +131,11 @@ def test_crowded_scatter_names_only_the_outliers():
     fig = pf.versus_figure(t, "x", "x")
     named = [s for s in fig.data[0].text if s]
     assert len(named) == 10 and "c7" in named
+    # Categories stacked at F1 = 1 (a cluster far from the line): one label, not several on one spot.
+    stack = pd.DataFrame({"label": [f"s{i}" for i in range(n)], "x": [0.5 + i / 1000 if i < 6 else i / n for i in range(n)],
+                          "f1": [1.0 if i < 6 else 0.3 for i in range(n)]}, index=[f"s{i}" for i in range(n)])
+    stacked = [s for s in pf.versus_figure(stack, "x", "x").data[0].text if s]
+    assert len([s for s in stacked if int(s[1:]) < 6]) == 1 and len(stacked) == 10
     small = pf.versus_figure(t.head(5), "x", "x")
     assert [s for s in small.data[0].text] == ["c0", "c1", "c2", "c3", "c4"]
 
