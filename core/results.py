@@ -335,8 +335,8 @@ def _hashable(v):
 
 
 def describe_setting(key: tuple) -> str:
-    """'concepts (80 concepts) · efficientnet-lite2 + smollm2-135m · gelu-mlp, 4 tokens · 3 epochs'
-    plus any other field that differs from the defaults."""
+    """'concepts (80 concepts) · efficientnet-lite2 + smollm2-135m · gelu-mlp, 1 pooled token → 4 LM
+    tokens · 3 epochs' plus any other field that differs from the defaults."""
     from core.config import TrainConfig
 
     d = dict(key)
@@ -344,10 +344,15 @@ def describe_setting(key: tuple) -> str:
     subset = ("all concepts" if d.get("max_concepts") is None else f"{d['max_concepts']} concepts") + \
         ("" if d.get("images_per_concept") is None else f" × {d['images_per_concept']} images")
     shown = {"dataset", "max_concepts", "images_per_concept", "encoder", "lm", "projector", "image_tokens",
-             "epochs"}
+             "projector_tokens", "epochs"}
     extra = [f"{k}={v}" for k, v in sorted(d.items()) if k not in shown and v != defaults.get(k)]
+    pooled, per_token = d.get("image_tokens"), d.get("projector_tokens", defaults["projector_tokens"])
+    # The encoder grid is pooled to `pooled` tokens and each becomes `per_token` LM tokens.
+    tokens = f"{pooled} pooled token{'' if pooled == 1 else 's'}"
+    if isinstance(pooled, int) and isinstance(per_token, int):
+        tokens += f" → {pooled * per_token} LM token{'' if pooled * per_token == 1 else 's'}"
     return (f"{d.get('dataset')} ({subset}) · {d.get('encoder')} + {d.get('lm')} · {d.get('projector')}, "
-            f"{d.get('image_tokens')} token{'' if d.get('image_tokens') == 1 else 's'} · {d.get('epochs')} epochs" + (" · " + ", ".join(extra) if extra else ""))
+            f"{tokens} · {d.get('epochs')} epoch{'' if d.get('epochs') == 1 else 's'}" + (" · " + ", ".join(extra) if extra else ""))
 
 
 def settings(rows: list[dict]) -> list[tuple]:

@@ -183,6 +183,9 @@ def test_settings_group_runs_and_attach_matching_baselines(data_dir):
     assert sum(r["kind"] == "train" for r in chosen) == 3
     assert [r["baseline"] for r in chosen if r["kind"] == "baseline"] == ["majority"]
     assert "6 concepts × 3 images" in results.describe_setting(first)
+    assert "gelu-mlp, 1 pooled token → 4 LM tokens · 1 epoch" in results.describe_setting(first)
+    assert "4 pooled tokens → 8 LM tokens" in results.describe_setting(
+        results.setting_key(cfg(image_tokens=4, projector_tokens=2).to_dict()))
     assert "lr=0.5" in results.describe_setting(results.setting_key({**cfg().to_dict(), "lr": 0.5}))
 
 
