@@ -101,7 +101,7 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                           help=f"By default a bf16 copy of the LM ranks every leaf and only its top "
                                f"{pred.get('shortlist') or 'few'} are scored in fp32 and shown: the same top "
                                f"leaves as scoring all of them in fp32 on every test image measured, in "
-                               f"less time (README, \"Results so far\": the leaf shortlist)")
+                               f"less time (docs/speed.md: the leaf shortlist)")
             note = _learning_note(run)
             if note:
                 st.warning(note[0].upper() + note[1:] + ".", icon=":material/warning:")

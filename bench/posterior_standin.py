@@ -14,11 +14,11 @@ evaluation reads them. It reports leaf accuracy (the true leaf and one random ot
 at P = 0.5), recall (yes to the true leaf) and the every-leaf ranking of the TEST images. At full
 size (seed 0, 2026-12-05) it put today's input at 0.824 test, far below the probe's 0.942 as the
 VLM's first stage (0.877) is; views 0.861, max-pool 0.842, log-posterior 0.766. The views arm then
-gained on the real model too (0.897 and 0.887 against 0.877 and 0.876 on seeds 0 and 1; README,
+gained on the real model too (0.897 and 0.887 against 0.877 and 0.876 on seeds 0 and 1; docs/training.md,
 "Augmented views for the probe-posterior input"): a screen for the direction, not a forecast of the
 size. The ranking arms show its limit: rank-soft beat rank-hard by about 0.10 of every-leaf top-1
 and 0.04 of top-5 on seeds 0 and 1, and the real leaf stage with TrainConfig.rank_soft did not rank
-better beyond noise (README, "Ranking targets spread by the posterior").
+better beyond noise (docs/training.md, "Ranking targets spread by the posterior").
 
 Arms (each against `posterior`, `114f`'s input; the shipped recipe (`b1fd`, then `pvsoft1_s0`) reads it with views; `views`
 changes the probe evaluation reads as well as the training inputs, as TrainConfig.augment_views does):

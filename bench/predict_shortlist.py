@@ -10,7 +10,7 @@ full-scoring top-5 leaf, the largest |dP(yes)| of the bf16 pass, and the time of
 
 `--ranker probe` ranks with the concept probe a posterior-input projector carries (its softmax over
 the run's concepts: one small matmul) instead of the bf16 pass: a shortlist Predict would get for
-free, measured here and not adopted (README, "Results so far": the leaf shortlist).
+free, measured here and not adopted (docs/speed.md: the leaf shortlist).
 
 `--ranking-question short` ("Is there a dog?") or `bare` ("Is there a dog") asks the bf16 pass a
 shorter question than the one scored and shown ("Is there a dog in the image?"): fewer tokens per

@@ -35,7 +35,7 @@ BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_conce
 # from a trained run's best projector that ranks each TRAIN image's leaf against its known
 # category-mates, at a lower learning rate. The yes/no loss never asks one image about two leaves,
 # and the first stage leaves the model saying yes to its category-mates; ranking them from the start
-# did worse, once categories are grounded it helps (README, "Sibling ranking negatives").
+# did worse, once categories are grounded it helps (docs/training.md, "Sibling ranking negatives").
 LEAF_STAGE = {"epochs": 2, "lr": 3e-4, "patience": 0, "rank_negatives": 4, "rank_siblings": 1.0}
 # Options that act on ranking groups: given with --leaf-stage to a first stage that has none, they go
 # to the leaf stage alone.
@@ -44,11 +44,11 @@ LEAF_ONLY = ("rank_soft",)
 # What the shipped checkpoint changes of the default config (`taxolens train --projector-input
 # posterior --augment-views 2 --rank-soft 1 --leaf-stage --ship`): the projector reads a linear probe's
 # concept posterior instead of the feature, which answers and ranks leaves better on held-out images
-# (README, "The probe-posterior input"); that probe is fitted on, and the projector shown, two
+# (docs/training.md, "The probe-posterior input"); that probe is fitted on, and the projector shown, two
 # augmented renderings of every training image besides the image, which lifts the true leaf's recall
-# (README, "Augmented views for the probe-posterior input"); and the leaf stage's ranking targets
+# (docs/training.md, "Augmented views for the probe-posterior input"); and the leaf stage's ranking targets
 # follow that posterior (rank_soft, a LEAF_ONLY option: the first stage trains without it), which
-# makes the true leaf the best guess more often (README, "Ranking targets spread by the posterior").
+# makes the true leaf the best guess more often (docs/training.md, "Ranking targets spread by the posterior").
 # The study's default stays the paper's feature input; the app offers runs of either recipe.
 SHIPPED_RECIPE = {"projector_input": "posterior", "augment_views": 2, "rank_soft": 1.0}
 
@@ -67,7 +67,7 @@ class TrainConfig:
     # Four LM tokens from each pooled token (ClipCap's prefix from one global feature) through a
     # 384-wide GELU MLP: on the full set (seeds 0, 1) test leaf accuracy 0.853 against one token's
     # 0.846 in 3/4 of the updates, and a better every-leaf ranking after the leaf stage (seed 0;
-    # README, "Training"); 384 keeps the projector (1.38 M parameters, 2.8 MB in fp16) inside the
+    # docs/training.md, "Several LM tokens"); 384 keeps the projector (1.38 M parameters, 2.8 MB in fp16) inside the
     # 3 MB a shipped checkpoint may take.
     projector_hidden: int | None = PROJECTOR_HIDDEN  # the GELU MLP's inner width (None: the LM's hidden size)
     projector_tokens: int = 4            # LM tokens the projector makes from each pooled token

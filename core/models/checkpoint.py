@@ -24,7 +24,7 @@ POSTERIOR_WEIGHT = "posterior.weight"            # a posterior-input projector's
 # When a checkpoint ships in fp16: the probe's standardisation stays fp32 (a standard deviation near
 # 0 would round to 0), and its weight is stored as int8 rows with one fp32 scale each, so a
 # posterior-input projector fits the 3 MB a shipped checkpoint may take (385 concepts: 2.6 MB
-# instead of 3.07 MB; what that changes in the answers: README, "The probe-posterior input").
+# instead of 3.07 MB; what that changes in the answers: docs/training.md, "The probe-posterior input").
 FP32_WHEN_SHIPPED = ("posterior.mean", "posterior.std")
 INT8_WHEN_SHIPPED = (POSTERIOR_WEIGHT,)
 INT8, SCALE = ".int8", ".scale"

@@ -28,7 +28,7 @@ regression to C concepts, and the projector proper maps that posterior (C wide) 
 feature. The probe is fitted by core.train before training (core.image_probe's recipe) and lives in
 the projector's state as buffers, so checkpoints carry it and the optimizer never sees it; training
 feeds out-of-fold posteriors past it (`posteriors=True`) so it learns from inputs as unsure as
-held-out images give. Measured at full size (385 concepts, 6 epochs; README, "The probe-posterior
+held-out images give. Measured at full size (385 concepts, 6 epochs; docs/training.md, "The probe-posterior
 input"): as a bench arm on seeds 0 and 1, validation leaf accuracy 0.869 / 0.879 against the feature
 input's 0.863 / 0.847; trained by core.train on seed 0, test leaf accuracy 0.877 against 0.857, and
 with the leaf stage every leaf ranked on 40 test images top-5 0.525 against 0.40 (the shipped recipe
