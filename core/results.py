@@ -571,6 +571,7 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
         probes = probes_for(rows, dict(key).get("lm"), dict(key).get("dataset"))
         if probes and runs_here:
             lines += _probe_correlation(runs_here, probes[0])
+    lines += _lm_choice_section(rows)
     lines += _probe_section([r for r in rows if r["kind"] == "probe"])
     return "\n".join(lines).rstrip() + "\n"
 
@@ -605,6 +606,70 @@ def _setting_table(table) -> list[str]:
         out.append(f"| {cond} | {model} | {n} | {get('unseen_share', False)} | {get('seen_category_f1')} | "
                    f"{get('unseen_category_f1')} | {get('seen_chance_f1', False)} / {get('unseen_chance_f1', False)} | "
                    f"{get('leaf_accuracy')} | {get('leaf_concept_f1')} |")
+    return out
+
+
+# What the `lms` preset varies; settings equal but for these are compared side by side.
+LM_CHOICE_FIELDS = ("lm", "prompt")
+
+
+def lm_choice(rows: list[dict]) -> list[tuple[tuple, list[dict]]]:
+    """The `lms` preset's comparison (which LM and prompt format to default to): pretrained-LM
+    training runs grouped by setting but for the LM and the prompt format; for each group with at
+    least two (LM, format) pairs, one entry per pair with its leaf accuracy and seen macro-F1 with
+    every hypernym question kept (random:0), its unseen macro-F1 with none (random:1) — each
+    (mean, CI low, CI high, seeds) — the mean training time, and that LM's probe row (or None)."""
+    groups: dict[tuple, dict[tuple, list[dict]]] = {}
+    for r in rows:
+        if r["kind"] != "train" or r.get("lm_init") == "random" or r.get("condition") not in ("random:0", "random:1"):
+            continue
+        base = tuple(kv for kv in setting_key(r) if kv[0] not in LM_CHOICE_FIELDS)
+        groups.setdefault(base, {}).setdefault((r.get("lm"), r.get("prompt")), []).append(r)
+    out = []
+    for base, pairs in groups.items():
+        if len(pairs) < 2:
+            continue
+        entries = []
+        for (lm, prompt), runs_here in sorted(pairs.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+            def stat(condition: str, metric: str):
+                values = [v for r in runs_here if r["condition"] == condition
+                          for v in [metrics_mod.headline(r["metrics"]).get(metric)] if v is not None]
+                return (*t_ci(values), len(values)) if values else (None, None, None, 0)
+            seconds = [r["train_seconds"] for r in runs_here if r.get("train_seconds")]
+            probes = [p for p in probes_for(rows, lm, dict(base).get("dataset")) if p.get("lm_init") == "pretrained"]
+            entries.append({"lm": lm, "prompt": prompt,
+                            "leaf_accuracy": stat("random:0", "leaf_accuracy"),
+                            "seen_category_f1": stat("random:0", "seen_category_f1"),
+                            "unseen_category_f1": stat("random:1", "unseen_category_f1"),
+                            "unseen_chance_f1": stat("random:1", "unseen_chance_f1"),
+                            "train_seconds": sum(seconds) / len(seconds) if seconds else None,
+                            "probe": probes[0] if probes else None})
+        out.append((base, entries))
+    return sorted(out, key=lambda g: -sum(e["leaf_accuracy"][3] + e["unseen_category_f1"][3] for e in g[1]))
+
+
+def _lm_choice_section(rows: list[dict]) -> list[str]:
+    out = []
+    for base, entries in lm_choice(rows):
+        shown = describe_setting(base + (("lm", "each LM"),))
+        out += ["## Which LM and prompt format (`taxolens sweep run lms`)", "",
+                f"{shown}; pretrained LMs. *r = 0*: every hypernym question kept in training; *r = 1*: none, so "
+                "every test hypernym pair is unseen. *Probe*: the LM alone on the dataset's pairs (chat-template / "
+                "plain-format per-category macro-F1; a base model without a chat template has none).", "",
+                "| LM | prompt | leaf accuracy (r = 0) | seen macro-F1 (r = 0) | unseen macro-F1 (r = 1) | "
+                "chance (r = 1) | seeds r = 0 / r = 1 | probe macro-F1 chat / plain | train time per run |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for e in entries:
+            def cell(key: str) -> str:
+                mean, low, high, n = e[key]
+                return "–" if mean is None else format_ci(mean, finite_or_none(low), finite_or_none(high))
+            m = (e["probe"] or {}).get("metrics", {})
+            probe = f"{_f(m.get('chat_macro_f1'))} / {_f(m.get('plain_macro_f1'))}" if e["probe"] else "not run"
+            out.append(f"| {e['lm']} | {e['prompt']} | {cell('leaf_accuracy')} | {cell('seen_category_f1')} | "
+                       f"{cell('unseen_category_f1')} | {_f(e['unseen_chance_f1'][0])} | "
+                       f"{e['leaf_accuracy'][3]} / {e['unseen_category_f1'][3]} | {probe} | "
+                       f"{_duration(e['train_seconds'])} |")
+        out.append("")
     return out
 
 

@@ -320,3 +320,36 @@ def test_report_lists_settings_runs_and_probes(data_dir):
     assert "| 0.800 | 0.450 | chat template |" in text            # sentence, chance, template
     empty = results.report_markdown([], commit=None)
     assert "No evaluated training runs yet" in empty and "No probes yet" in empty
+
+
+def test_lm_choice_compares_lm_and_prompt_pairs_of_one_setting(data_dir):
+    from paper_data import cfg as paper_cfg, fake_graded_run
+
+    def run(condition, seed, prompt="plain", leaf_error=0.0, unseen_error=0.0, **kw):
+        return fake_graded_run(paper_cfg(condition=condition, seed=seed, prompt=prompt, **kw),
+                               unseen_error=unseen_error, seen_error=0.0, leaf_error=leaf_error)
+
+    for seed in (0, 1):
+        run("random:0", seed)                                   # plain: every leaf right
+        run("random:1", seed, unseen_error=float(seed))        # unseen all right (seed 0), all wrong (1)
+    run("random:0", 0, prompt="chat", leaf_error=1.0)           # chat: every leaf wrong
+    run("random:1", 0, prompt="chat", unseen_error=1.0)
+    run("random:1", 1, prompt="chat", lm_init="random")         # the control: not an LM choice
+    run("random:0", 0, epochs=2)                                # another setting, with one pair only
+    fake_probe("smollm2-135m", "concepts", {"animal": 0.5})
+    rows = results.collect()
+    [(base, entries)] = results.lm_choice(rows)
+    assert dict(base)["epochs"] == 1 and "prompt" not in dict(base) and "lm" not in dict(base)
+    by = {(e["lm"], e["prompt"]): e for e in entries}
+    assert set(by) == {("smollm2-135m", "plain"), ("smollm2-135m", "chat")}
+    plain, chat = by["smollm2-135m", "plain"], by["smollm2-135m", "chat"]
+    assert plain["leaf_accuracy"][0] == pytest.approx(1.0) and plain["leaf_accuracy"][3] == 2
+    assert plain["unseen_category_f1"][0] == pytest.approx(0.5) and plain["unseen_category_f1"][3] == 2
+    assert chat["leaf_accuracy"] == (pytest.approx(0.0), None, None, 1)
+    assert chat["unseen_category_f1"][0] == pytest.approx(0.0) and chat["unseen_category_f1"][3] == 1
+    assert plain["probe"]["name"] == chat["probe"]["name"] == "probes/smollm2-135m_concepts"
+    text = results.report_markdown(rows)
+    assert "## Which LM and prompt format" in text and "each LM" in text
+    assert "| smollm2-135m | chat | 0.000 | 1.000 | 0.000 |" in text and "| 1 / 1 | 0.600 / 0.300 |" in text
+    # One (LM, format) pair alone is no comparison.
+    assert results.lm_choice([r for r in rows if r.get("prompt") != "chat"]) == []
