@@ -90,7 +90,8 @@ class TrainConfig:
     # default set has ~5 training images per concept where the paper's has ~10, so 6 epochs instead
     # of 5 (about 3,700 updates at full size; the four-token projector's validation leaf accuracy
     # levels off after epoch 4 of 6, the one-token projector's after epoch 5 of 8), and each epoch
-    # draws new random "no" leaves (a fixed one per image is memorised).
+    # draws new random "no" leaves (a fixed one per image is memorised: docs/training.md, "Fresh
+    # negatives").
     epochs: int = 6                      # at most this many epochs
     max_steps: int | None = None         # and at most this many optimizer updates (None: no cap)
     batch_size: int = 16                 # questions per update (whole images: a batch closes at >= this)
