@@ -159,6 +159,21 @@ def lm_knowledge(rows, everything, key) -> None:
                        "text/csv", key="dl_probe_vs_vlm")
 
 
+def lm_choice(rows, key) -> None:
+    """The lms preset's comparison, when this setting was also trained with another LM or prompt format."""
+    if key is None:
+        return
+    base = tuple(kv for kv in key if kv[0] not in results.LM_CHOICE_FIELDS)
+    for group, entries in results.lm_choice(rows):
+        if group == base:
+            import pandas as pd
+
+            st.subheader("Which LM and prompt format")
+            st.caption(results.LM_CHOICE_NOTE + " This setting trained with each LM and prompt format "
+                       "(`taxolens sweep run lms`); the table of the report's section of the same name.")
+            st.dataframe(pd.DataFrame(results.lm_choice_records(entries)), hide_index=True, width="stretch")
+
+
 def _category_labels(rows) -> dict[str, str]:
     """Category name → label from the runs' dataset ({} if it cannot be loaded)."""
     from core.data.datasets import DatasetError
@@ -212,6 +227,7 @@ def main() -> None:
     shuffles(table)
     categories(chosen)
     lm_knowledge(chosen, everything, key)
+    lm_choice(rows + [r for r in everything if r["kind"] == "probe"], key)
     paper_figures.show(chosen, everything, key)
     st.subheader("Tables")
     st.caption("Yes-class F1 (`*_f1` without `category`) is kept for comparison; it rewards answering "

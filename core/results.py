@@ -648,28 +648,39 @@ def lm_choice(rows: list[dict]) -> list[tuple[tuple, list[dict]]]:
     return sorted(out, key=lambda g: -sum(e["leaf_accuracy"][3] + e["unseen_category_f1"][3] for e in g[1]))
 
 
+def lm_choice_records(entries: list[dict]) -> list[dict[str, str]]:
+    """lm_choice's entries of one setting as table rows of formatted cells (report and Results page)."""
+    def cell(e: dict, key: str) -> str:
+        mean, low, high, _ = e[key]
+        return "–" if mean is None else format_ci(mean, finite_or_none(low), finite_or_none(high))
+
+    records = []
+    for e in entries:
+        m = (e["probe"] or {}).get("metrics", {})
+        records.append({
+            "LM": str(e["lm"]), "prompt": str(e["prompt"]),
+            "leaf accuracy (r = 0)": cell(e, "leaf_accuracy"), "seen macro-F1 (r = 0)": cell(e, "seen_category_f1"),
+            "unseen macro-F1 (r = 1)": cell(e, "unseen_category_f1"), "chance (r = 1)": _f(e["unseen_chance_f1"][0]),
+            "seeds r = 0 / r = 1": f"{e['leaf_accuracy'][3]} / {e['unseen_category_f1'][3]}",
+            "probe macro-F1 chat / plain": (f"{_f(m.get('chat_macro_f1'))} / {_f(m.get('plain_macro_f1'))}"
+                                            if e["probe"] else "not run"),
+            "train time per run": _duration(e["train_seconds"])})
+    return records
+
+
+LM_CHOICE_NOTE = ("Pretrained LMs. *r = 0*: every hypernym question kept in training; *r = 1*: none, so every "
+                  "test hypernym pair is unseen. *Probe*: the LM alone on the dataset's pairs (chat-template / "
+                  "plain-format per-category macro-F1; a base model without a chat template has none).")
+
+
 def _lm_choice_section(rows: list[dict]) -> list[str]:
     out = []
     for base, entries in lm_choice(rows):
-        shown = describe_setting(base + (("lm", "each LM"),))
+        records = lm_choice_records(entries)
         out += ["## Which LM and prompt format (`taxolens sweep run lms`)", "",
-                f"{shown}; pretrained LMs. *r = 0*: every hypernym question kept in training; *r = 1*: none, so "
-                "every test hypernym pair is unseen. *Probe*: the LM alone on the dataset's pairs (chat-template / "
-                "plain-format per-category macro-F1; a base model without a chat template has none).", "",
-                "| LM | prompt | leaf accuracy (r = 0) | seen macro-F1 (r = 0) | unseen macro-F1 (r = 1) | "
-                "chance (r = 1) | seeds r = 0 / r = 1 | probe macro-F1 chat / plain | train time per run |",
-                "|---|---|---|---|---|---|---|---|---|"]
-        for e in entries:
-            def cell(key: str) -> str:
-                mean, low, high, n = e[key]
-                return "–" if mean is None else format_ci(mean, finite_or_none(low), finite_or_none(high))
-            m = (e["probe"] or {}).get("metrics", {})
-            probe = f"{_f(m.get('chat_macro_f1'))} / {_f(m.get('plain_macro_f1'))}" if e["probe"] else "not run"
-            out.append(f"| {e['lm']} | {e['prompt']} | {cell('leaf_accuracy')} | {cell('seen_category_f1')} | "
-                       f"{cell('unseen_category_f1')} | {_f(e['unseen_chance_f1'][0])} | "
-                       f"{e['leaf_accuracy'][3]} / {e['unseen_category_f1'][3]} | {probe} | "
-                       f"{_duration(e['train_seconds'])} |")
-        out.append("")
+                f"{describe_setting(base + (('lm', 'each LM'),))}. {LM_CHOICE_NOTE}", "",
+                "| " + " | ".join(records[0]) + " |", "|" + "---|" * len(records[0])]
+        out += ["| " + " | ".join(r.values()) + " |" for r in records] + [""]
     return out
 
 

@@ -214,6 +214,16 @@ def test_results_show_the_lm_probe_beside_the_vlm(data_dir):
     assert "Spearman" in title or "correlation undefined" in title
 
 
+def test_results_compare_lms_and_prompt_formats_of_the_setting(data_dir):
+    for prompt in ("plain", "chat"):
+        for condition in ("random:0", "random:1"):
+            fake_run(small_cfg(condition=condition, prompt=prompt))
+    at = run_page("app_pages/4_Results.py")
+    assert "Which LM and prompt format" in [h.value for h in at.subheader]
+    (table,) = [d.value for d in at.dataframe if "unseen macro-F1 (r = 1)" in d.value.columns]
+    assert sorted(table["prompt"]) == ["chat", "plain"] and set(table["seeds r = 0 / r = 1"]) == {"1 / 1"}
+
+
 def test_results_without_runs_says_what_to_do(data_dir):
     at = run_page("app_pages/4_Results.py")
     assert "No evaluated runs yet" in texts(at)
