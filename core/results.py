@@ -631,10 +631,15 @@ def lm_choice(rows: list[dict]) -> list[tuple[tuple, list[dict]]]:
             continue
         entries = []
         for (lm, prompt), runs_here in sorted(pairs.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+            table = aggregate(runs_here)   # one LM, format and init: one group per condition
+
             def stat(condition: str, metric: str):
-                values = [v for r in runs_here if r["condition"] == condition
-                          for v in [metrics_mod.headline(r["metrics"]).get(metric)] if v is not None]
-                return (*t_ci(values), len(values)) if values else (None, None, None, 0)
+                hit = table[(table["condition"] == condition) & (table["metric"] == metric)]
+                if hit.empty:
+                    return None, None, None, 0
+                rec = hit.iloc[0]
+                return (float(rec["mean"]), finite_or_none(rec["ci_low"]), finite_or_none(rec["ci_high"]),
+                        int(rec["n_seeds"]))
             seconds = [r["train_seconds"] for r in runs_here if r.get("train_seconds")]
             probes = [p for p in probes_for(rows, lm, dict(base).get("dataset")) if p.get("lm_init") == "pretrained"]
             entries.append({"lm": lm, "prompt": prompt,
