@@ -16,6 +16,12 @@ LM, or where, differs:
     posterior        a linear probe's concept posterior instead of the feature (core.image_probe's
                      recipe: standardised features, 300 full-batch AdamW steps); TRAIN images get
                      out-of-fold posteriors (5 folds), so training sees inputs as uncertain as VAL's
+    posterior-topk   the posterior arm's tokens, then one more token for each of the posterior's top
+                     `--topk` concepts, in rank order: a trained row per concept (starting as the mean
+                     word embedding of its name) plus a trained linear map of (p, log p). Why: the
+                     posterior arm mixes a spread posterior into one blurred vector, which the LM
+                     decodes as none of its candidates; here each candidate reaches it as its own
+                     token, with its share beside it
 
 Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every question is kept: the
 default condition removes none). The first line of JSON also holds the image-probe baseline on the
@@ -39,7 +45,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-ARMS = ("features", "after-question", "oracle", "posterior")
+ARMS = ("features", "after-question", "oracle", "posterior", "posterior-topk")
 
 
 # ---------------------------------------------------------------- what reaches the projector
@@ -50,6 +56,28 @@ def onehot(names: list[str], shown: list[str]) -> torch.Tensor:
     x = torch.zeros(len(shown), 1, len(names))
     x[torch.arange(len(shown)), 0, torch.tensor([column[c] for c in shown])] = 1.0
     return x
+
+
+class TopKTokens(torch.nn.Module):
+    """`base` (the posterior arm's projector) and one token per top-k concept of the posterior."""
+
+    def __init__(self, base, names: torch.Tensor, k: int):
+        super().__init__()
+        self.base, self.k = base, int(k)
+        self.table = torch.nn.Parameter(names.detach().float().clone())      # (C, H)
+        self.share = torch.nn.Linear(2, names.shape[1])
+
+    def forward(self, x: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
+        out = self.base(x)                                                   # (N, m, H)
+        p, idx = x[:, 0].float().topk(self.k, dim=-1)                        # (N, k)
+        share = self.share(torch.stack([p, p.clamp_min(1e-6).log() / 10], dim=-1))
+        return torch.cat([out, (self.table[idx] + share).to(out.dtype)], dim=1)
+
+
+def name_embeddings(lm, labels: list[str]) -> torch.Tensor:
+    """(C, H): the mean input embedding of each label's tokens (with a leading space, as in a question)."""
+    with torch.no_grad():
+        return torch.stack([lm.embed(torch.tensor(lm.tokens(" " + t))).float().mean(0).cpu() for t in labels])
 
 
 # ---------------------------------------------------------------- where the image tokens go
@@ -102,7 +130,8 @@ def rank_every_leaf(vlm, projector, forward, inputs: torch.Tensor, shown: list[s
             "rank_median": ordered[len(ordered) // 2], "ranks": ranks}
 
 
-def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print, rank: int = 0) -> list[dict]:
+def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print, rank: int = 0,
+        topk: int = 5) -> list[dict]:
     from core import image_probe, rundata
     from core.config import TrainConfig
     from core.features import image_features
@@ -134,13 +163,17 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     x = feats["train"][:, 0].float()
     oof = image_probe.out_of_fold(x, y, len(names), seed=seed)
     probe = image_probe.fit(data, vlm.encoder, seed=seed)      # on every TRAIN image: VAL's posteriors
-    if "posterior" in arms:
-        inputs["posterior"] = {"train": oof[:, None], "val": probe.probabilities(items["val"])[:, None]}
+    if {"posterior", "posterior-topk"} & set(arms):
+        inputs["posterior"] = inputs["posterior-topk"] = {
+            "train": oof[:, None], "val": probe.probabilities(items["val"])[:, None]}
     forward = {"features": features_logits, "after-question": after_question_logits,
-               "oracle": features_logits, "posterior": features_logits}
+               "oracle": features_logits, "posterior": features_logits, "posterior-topk": features_logits}
     projector = {a: Projector(cfg.projector, inputs[a]["train"].shape[-1], vlm.lm.hidden_size,
                               vlm.lm.token_norm(), seed=seed, hidden=cfg.projector_hidden,
                               tokens=cfg.projector_tokens) for a in arms}
+    if "posterior-topk" in arms:
+        labels = [data.dataset.concepts[c].label for c in names]
+        projector["posterior-topk"] = TopKTokens(projector["posterior-topk"], name_embeddings(vlm.lm, labels), topk)
     opt = {a: torch.optim.AdamW(projector[a].parameters(), lr=cfg.lr, weight_decay=0.0) for a in arms}
     yes, no = vlm.prompt.yes_ids, vlm.prompt.no_ids
     total = math.ceil(len(data.training_questions()) / cfg.batch_size) * epochs
@@ -247,11 +280,12 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, among {', '.join(ARMS)}")
+    ap.add_argument("--topk", type=int, default=5, help="posterior-topk: one token per this many top concepts (default 5)")
     ap.add_argument("--rank", type=int, default=0,
                     help="then rank every leaf for this many evenly spaced VAL images per arm (default 0)")
     args = ap.parse_args(argv)
     rows = run(args.concepts, args.epochs, tuple(a for a in args.arms.split(",") if a), args.seed,
-               log=lambda s: print(s, flush=True), rank=args.rank)
+               log=lambda s: print(s, flush=True), rank=args.rank, topk=args.topk)
     print(table(rows))
 
 

@@ -80,6 +80,10 @@ class TrainConfig:
     # image token and the whole grid (the probe reads the global pool); augmented views join the
     # probe's fit and training shows their out-of-fold posteriors (core/train.py, posterior_inputs).
     projector_input: str = "features"
+    # Posterior input only: after the projector's tokens, one more LM token for each of the posterior's
+    # K most likely concepts, in rank order (a trained row per concept, started at its name's word
+    # embedding, plus a map of its share; core/models/projector.py). 0: none.
+    projector_topk: int = 0
     prompt: str = "plain"                # "plain" | "chat" (core/models/vlm.py)
     condition: str = "none"              # see core.conditions.parse_condition
     seed: int = 0
@@ -163,6 +167,10 @@ class TrainConfig:
                 raise ConfigError(f"projector_input 'posterior' reads a probe of the global-pooled feature: it needs "
                                   f"image_tokens 1, no grid_crop and projector_init 'random' "
                                   f"(got {', '.join(clash)})")
+        _check_int("projector_topk", self.projector_topk, 0, 64)
+        if self.projector_topk and self.projector_input != "posterior":
+            raise ConfigError("projector_topk needs projector_input 'posterior' (its tokens are the posterior's "
+                              "most likely concepts)")
         if self.image_tokens * self.projector_tokens > 256:
             raise ConfigError(f"image_tokens x projector_tokens gives {self.image_tokens * self.projector_tokens} "
                               "image tokens per image; at most 256")

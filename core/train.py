@@ -575,9 +575,10 @@ def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: to
     (N, 1, D), rows in data.images("train") order as features_of gives them -- each image's
     out-of-fold concept posterior (N, 1, C), on feats' device -- then the same for `views` (the
     image and its augmented views, (N, 1 + V, 1, D), or None), and what checkpoint.json records.
-    fit_probe: also fit the projector's own probe on every TRAIN image and its views (a resumed or
-    init_from run loads it with the projector instead). Labels are the concepts the images are
-    shown as (leaf evidence only: no category is a class). Views widen what the probe learns a
+    fit_probe: also fit the projector's own probe on every TRAIN image and its views, and start any
+    top-k concept rows at the names' word embeddings (a resumed or init_from run loads both with
+    the projector instead). Labels are the concepts the images are shown as (leaf evidence only:
+    no category is a class). Views widen what the probe learns a
     concept's renderings look like, and give training the posteriors of renderings it did not fit."""
     from core import image_probe
 
@@ -589,6 +590,9 @@ def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: to
     if fit_probe:
         head, mean, std = image_probe.fit_softmax(*image_probe.with_views(x, y, extra), len(column), cfg.seed)
         vlm.projector.posterior.set(head, mean, std)
+        if vlm.projector.topk:          # each concept's token starts as its name's word embedding
+            labels = [data.dataset.concepts[c].label for c in sorted(column, key=column.get)]
+            vlm.projector.set_concept_rows(vlm.lm.name_embeddings(labels).to(vlm.device))
     oof = image_probe.out_of_fold(x, y, len(column), seed=cfg.seed, views=extra)
     if extra is None:
         oof = oof[:, None]                                                      # (N, 1, C)

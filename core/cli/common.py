@@ -100,6 +100,8 @@ TRAIN_HELP = {
                       "images to their concepts)",
     "projector_input": "features | posterior (the projector reads a linear concept probe's posterior of the "
                        "pooled feature, fitted on the training images and stored with the projector)",
+    "projector_topk": "with projector_input posterior: one more LM token for each of the posterior's K most "
+                      "likely concepts, in rank order (0: none)",
     "prompt": "plain | chat (the LM's chat template)",
     "condition": "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within",
     "seed": "seed for subset, split, condition, negatives and initialisation",

@@ -26,7 +26,7 @@ POSTERIOR_WEIGHT = "posterior.weight"            # a posterior-input projector's
 # posterior-input projector fits the 3 MB a shipped checkpoint may take (385 concepts: 2.6 MB
 # instead of 3.07 MB; what that changes in the answers: docs/training.md, "The probe-posterior input").
 FP32_WHEN_SHIPPED = ("posterior.mean", "posterior.std")
-INT8_WHEN_SHIPPED = (POSTERIOR_WEIGHT,)
+INT8_WHEN_SHIPPED = (POSTERIOR_WEIGHT, "concept_rows")   # concept_rows: the top-k tokens' (C, H) rows
 INT8, SCALE = ".int8", ".scale"
 
 

@@ -108,6 +108,12 @@ class LanguageModel(nn.Module):
         return self.model.get_input_embeddings()(ids.to(self.device))
 
     @torch.no_grad()
+    def name_embeddings(self, names: list[str]) -> torch.Tensor:
+        """(len(names), H) fp32 on the CPU: each name's mean input embedding, tokenized with a leading
+        space as it follows "Is there" in a question."""
+        return torch.stack([self.embed(torch.tensor(self.tokens(" " + n))).float().mean(0).cpu() for n in names])
+
+    @torch.no_grad()
     def token_norm(self) -> float:
         """Median L2 norm of the (scaled) input embeddings over the vocabulary."""
         vocab = self.model.get_input_embeddings().num_embeddings

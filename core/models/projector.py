@@ -34,6 +34,16 @@ input's 0.863 / 0.847; trained by core.train on seed 0, test leaf accuracy 0.877
 with the leaf stage every leaf ranked on 40 test images top-5 0.525 against 0.40 (the shipped recipe
 until augmented views joined it).
 
+`topk` = K > 0 (TrainConfig.projector_topk; posterior input only) adds, after the MLP's m tokens, one
+LM token for each of the posterior's K most likely concepts, in rank order: a trained row per concept
+(`concept_rows`, started by core.train at the mean word embedding of the concept's name) plus a
+trained linear map of its share (p, log p / 10). Why: the MLP mixes a spread posterior into one
+vector that the LM reads as none of its candidates (docs/training.md, "What caps leaf accuracy": the
+model loses the true leaf where the probe's posterior is spread); as tokens of their own, each
+candidate stays a concept the LM can match a question against, with its share beside it. Measured
+(`python -m bench.leaf_ceiling --arms posterior,posterior-topk`, 100 concepts, seed 0, 6 epochs):
+validation leaf accuracy 0.893 against 0.866 (docs/training.md, "Top-k concept tokens").
+
 The LayerNorm in front (as in the InternVL and Qwen2-VL connectors) makes the input scale the same
 for every encoder, so the initial output scale can be set without seeing data: after the default
 init, the last Linear is rescaled so that the image tokens start with the median norm of the LM's
@@ -74,7 +84,8 @@ class ConceptPosterior(nn.Module):
 
 class Projector(nn.Module):
     def __init__(self, kind: str, in_dim: int, out_dim: int, target_norm: float, seed: int = 0,
-                 dropout: float = 0.0, hidden: int | None = None, tokens: int = 1, classes: int = 0):
+                 dropout: float = 0.0, hidden: int | None = None, tokens: int = 1, classes: int = 0,
+                 topk: int = 0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"projector must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -84,7 +95,10 @@ class Projector(nn.Module):
         self.kind, self.in_dim, self.out_dim = kind, in_dim, out_dim
         self.hidden, self.tokens = int(hidden or out_dim), int(tokens)
         self.target_norm = float(target_norm)
-        self.classes = int(classes)
+        self.classes, self.topk = int(classes), int(topk)
+        if self.topk and not 0 < self.topk <= self.classes:
+            raise ValueError(f"top-k concept tokens need a projector reading concept posteriors of at least k "
+                             f"concepts, got k = {self.topk} and {self.classes} concepts")
         width_in = self.classes or in_dim          # what the LayerNorm and first Linear read
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -97,14 +111,19 @@ class Projector(nn.Module):
             else:
                 self.net = nn.Sequential(nn.Linear(width_in, self.hidden), nn.GELU(), nn.Linear(self.hidden, width))
             # (for posteriors too a Gaussian sample: the LayerNorm sees the same scale either way)
-            self._scale_output(target_norm, torch.randn(512, width_in), posteriors=bool(self.classes))
+            self._scale_output(target_norm, torch.randn(512, width_in))
+            if self.topk:       # random rows of the word norm until set_concept_rows (core.train) names them
+                self.concept_rows = nn.Parameter(torch.randn(self.classes, out_dim) * (target_norm / out_dim ** 0.5))
+                self.share = nn.Linear(2, out_dim)
 
     @torch.no_grad()
-    def _scale_output(self, target_norm: float, probe: torch.Tensor, posteriors: bool = False) -> None:
+    def _scale_output(self, target_norm: float, probe: torch.Tensor) -> None:
+        """Rescale the last Linear so the MLP's tokens for `probe` (inputs as the LayerNorm reads
+        them: features, or posteriors for a posterior projector) have `target_norm` on average."""
         last = self.net[-1]
         last.bias.zero_()
         mode, _ = self.training, self.eval()
-        norm = self.forward(probe, posteriors=posteriors).norm(dim=-1).mean()
+        norm = self._finish(self._project(probe)).norm(dim=-1).mean()
         self.train(mode)
         last.weight.mul_(target_norm / float(norm))
 
@@ -139,17 +158,42 @@ class Projector(nn.Module):
             self._scale_output(self.target_norm, tokens[:1024].to(z.device, torch.float32))
             return float((probe(z).argmax(-1) == labels).float().mean())
 
+    @torch.no_grad()
+    def set_concept_rows(self, rows: torch.Tensor) -> None:
+        """Start the top-k tokens' concept rows at `rows` (C, H), e.g. the names' word embeddings."""
+        if not self.topk or tuple(rows.shape) != tuple(self.concept_rows.shape):
+            raise ValueError(f"concept rows of shape {tuple(rows.shape)} do not fit this projector "
+                             f"({'no top-k tokens' if not self.topk else tuple(self.concept_rows.shape)})")
+        self.concept_rows.copy_(rows)
+
     def forward(self, tokens: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
-        """(..., N, D) -> (..., N*m, H). posteriors: the tokens are already concept posteriors
+        """(..., N, D) -> (..., N*(m+k), H). posteriors: the tokens are already concept posteriors
         (..., N, C), as training's out-of-fold inputs are; only for a projector with `classes`."""
         if posteriors:
             if self.posterior is None:
                 raise ValueError("posterior inputs need a projector that reads concept posteriors (classes > 0)")
         elif self.posterior is not None:
             tokens = self.posterior(tokens)
+        out = self._project(tokens)
+        if self.topk:
+            out = torch.cat([out, self.concept_tokens(tokens).to(out.dtype)], dim=-2)
+        return self._finish(out)
+
+    def _project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The MLP's m tokens per input token: (..., N, width_in) -> (..., N*m, H)."""
         out = self.net(self.drop(self.norm(tokens)))
         if self.tokens > 1:
             out = out.reshape(*out.shape[:-2], out.shape[-2] * self.tokens, self.out_dim)
+        return out
+
+    def concept_tokens(self, posterior: torch.Tensor) -> torch.Tensor:
+        """(..., N, C) posteriors -> (..., N*k, H): each input token's k most likely concepts in rank
+        order, as the concept's row plus the map of its share."""
+        p, idx = posterior.float().topk(self.topk, dim=-1)                          # (..., N, k)
+        rows = self.concept_rows[idx] + self.share(torch.stack([p, p.clamp_min(1e-6).log() / 10], dim=-1))
+        return rows.reshape(*rows.shape[:-3], rows.shape[-3] * self.topk, self.out_dim)
+
+    def _finish(self, out: torch.Tensor) -> torch.Tensor:
         if self.kind == "gelu-mlp-norm":
             out = out * (self.target_norm / out.norm(dim=-1, keepdim=True).clamp_min(1e-6))
         return out

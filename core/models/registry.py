@@ -209,10 +209,10 @@ def create_lm(lm_id: str, init: str = "pretrained", device: str | torch.device =
 
 def create_projector(cfg: TrainConfig, encoder_dim: int, lm, classes: int = 0) -> Projector:
     """A fresh projector of `cfg`, seeded by cfg.seed; `classes` > 0 gives it a concept-posterior
-    input of that many concepts (cfg.projector_input = "posterior")."""
+    input of that many concepts (cfg.projector_input = "posterior") and cfg.projector_topk's tokens."""
     return Projector(cfg.projector, encoder_dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed,
                      dropout=cfg.dropout, hidden=cfg.projector_hidden, tokens=cfg.projector_tokens,
-                     classes=classes)
+                     classes=classes, topk=cfg.projector_topk if classes else 0)
 
 
 def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:

@@ -136,7 +136,9 @@ class FakeVLM(nn.Module):
 
 class FakePosteriorProjector(nn.Module):
     """The fake's projector for projector_input = "posterior": the real frozen concept probe in front,
-    then the fake's small MLP on the C-wide posterior (training hands posteriors past the probe)."""
+    then the fake's small MLP on the C-wide posterior (training hands posteriors past the probe); no
+    top-k concept tokens."""
+    topk = 0
 
     def __init__(self, classes: int):
         super().__init__()

@@ -152,3 +152,87 @@ def test_posterior_inputs_fit_the_probe_on_views_and_train_on_their_out_of_fold_
     plain, none, plain_fit = train.posterior_inputs(cfg, vlm, data, feats)           # without views: as before
     assert none is None and "views" not in plain_fit
     assert torch.allclose(plain[:, 0], image_probe.out_of_fold(x, y, classes, seed=cfg.seed))
+
+
+def _topk(k: int = 2) -> Projector:
+    proj = Projector("gelu-mlp", D, 16, 2.0, hidden=12, tokens=2, classes=C, topk=k)
+    proj.set_concept_rows(torch.arange(C, dtype=torch.float32)[:, None].expand(C, 16) * 10)
+    return proj
+
+
+def test_topk_tokens_are_the_posteriors_most_likely_concepts_in_rank_order_after_the_mlps():
+    proj = _topk()
+    torch.nn.init.zeros_(proj.share.weight)
+    torch.nn.init.zeros_(proj.share.bias)
+    post = torch.tensor([[[0.1, 0.05, 0.6, 0.05, 0.2]], [[0.0, 0.7, 0.0, 0.3, 0.0]]])    # (2, 1, C)
+    out = proj(post, posteriors=True)
+    assert out.shape == (2, 2 + 2, 16)
+    assert torch.allclose(out[:, :2], proj._project(post))                 # the MLP's two tokens first
+    assert torch.equal(out[0, 2:, 0], torch.tensor([20.0, 40.0]))          # concepts 2, then 4
+    assert torch.equal(out[1, 2:, 0], torch.tensor([10.0, 30.0]))          # concepts 1, then 3
+    torch.nn.init.ones_(proj.share.weight)                                 # the share reaches its token
+    shifted = proj(post, posteriors=True)[0, 2:, 0] - torch.tensor([20.0, 40.0])
+    p = torch.tensor([0.6, 0.2])
+    assert torch.allclose(shifted, p + p.log() / 10, atol=1e-5)
+
+
+def test_topk_rows_and_share_are_trained_and_the_mlp_scale_is_set_as_without_them():
+    proj = _topk()
+    names = {n for n, _ in proj.named_parameters()}
+    assert {"concept_rows", "share.weight", "share.bias"} <= names
+    plain = Projector("gelu-mlp", D, 16, 2.0, hidden=12, tokens=2, classes=C)
+    assert torch.equal(plain.net[-1].weight, proj.net[-1].weight)          # same init, same output scale
+    post = torch.softmax(torch.randn(3, 1, C), -1)
+    proj(post, posteriors=True)[:, 2:].sum().backward()
+    assert proj.concept_rows.grad is not None and proj.share.weight.grad is not None
+    with pytest.raises(ValueError, match="do not fit"):
+        proj.set_concept_rows(torch.zeros(C + 1, 16))
+    with pytest.raises(ValueError, match="top-k concept tokens need"):
+        Projector("gelu-mlp", D, 16, 2.0, classes=C, topk=C + 1)
+    with pytest.raises(ValueError, match="top-k concept tokens need"):
+        Projector("gelu-mlp", D, 16, 2.0, topk=2)
+
+
+def test_projector_topk_needs_the_posterior_input():
+    with pytest.raises(ConfigError, match="projector_topk needs projector_input 'posterior'"):
+        TrainConfig(projector_topk=3).validate()
+    with pytest.raises(ConfigError, match="projector_topk"):
+        TrainConfig(projector_input="posterior", projector_topk=-1).validate()
+    TrainConfig(projector_input="posterior", projector_topk=5).validate()
+
+
+def test_a_topk_checkpoint_round_trips_with_its_rows_stored_as_int8():
+    vlm = tiny_vlm(k=1)
+    cfg = TrainConfig(projector_input="posterior", projector_hidden=None, projector_tokens=1, projector_topk=3)
+    registry.use_posterior_input(vlm, cfg, 7)
+    assert vlm.projector.topk == 3 and vlm.projector.concept_rows.shape == (7, vlm.lm.hidden_size)
+    stored = checkpoint.shipped_state(vlm.projector_state())
+    assert stored["concept_rows.int8"].dtype == torch.int8 and "concept_rows" not in stored
+    state = checkpoint.unpacked_state(stored)
+    fresh = tiny_vlm(k=1)
+    checkpoint.fit_posterior_input(fresh, cfg, state)
+    fresh.load_projector_state(state)
+    step = vlm.projector.concept_rows.abs().amax(-1, keepdim=True) / 127
+    assert bool(((fresh.projector.concept_rows - vlm.projector.concept_rows).abs() <= step / 2 + 1e-6).all())
+    feats = torch.randn(2, 1, vlm.encoder.dim)
+    assert vlm.prefix(feats).shape == fresh.prefix(feats).shape == (2, 1 + 3, vlm.lm.hidden_size)
+
+
+def test_posterior_inputs_start_the_topk_rows_at_the_concepts_name_embeddings(tmp_path, monkeypatch):
+    import fake_vlm
+    from core import rundata, train
+
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+    cfg = TrainConfig(dataset="tiny", projector_input="posterior", projector_hidden=None, projector_tokens=1,
+                      projector_topk=2, device="cpu")
+    data = rundata.prepare(cfg)
+    vlm = tiny_vlm(k=1)
+    registry.use_posterior_input(vlm, cfg, len(data.dataset.concepts))
+    feats = torch.randn(len(data.images("train")), 1, vlm.encoder.dim)
+    train.posterior_inputs(cfg, vlm, data, feats)
+    column = rundata.posterior_columns(data.dataset)
+    for concept, j in column.items():
+        ids = vlm.lm.tokens(" " + data.dataset.concepts[concept].label)
+        expected = vlm.lm.embed(torch.tensor(ids)).float().mean(0)
+        assert torch.allclose(vlm.projector.concept_rows[j], expected, atol=1e-6), concept
