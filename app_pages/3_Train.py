@@ -90,13 +90,19 @@ def train_form(ds) -> None:
                 "Projector start", ["random", "probe"],
                 help="probe: the first layer starts as a concept classifier fitted to the training images "
                      "(leaf labels only); random: the default initialisation, as in the paper")
-            projector_input = st.selectbox(
+            c1, c2 = st.columns([3, 1])
+            projector_input = c1.selectbox(
                 "Projector input", list(PROJECTOR_INPUTS), index=list(PROJECTOR_INPUTS).index(defaults.projector_input),
                 help="features: the encoder's pooled feature, as in the paper; posterior: a linear concept "
                      "probe's posterior of it (fitted on the training images' leaf labels, stored with the "
                      "projector; training sees out-of-fold posteriors; augmented views join the probe's fit). "
                      "Needs 1 image token, no grid crop and a random projector start. The shipped checkpoint: "
                      "posterior with 2 augmented views, then the leaf stage")
+            projector_topk = c2.number_input(
+                "Top-k concept tokens", 0, 64, defaults.projector_topk,
+                help="with Projector input posterior: one more LM token for each of the posterior's k most "
+                     "likely concepts, in rank order (a trained row per concept, started at its name's word "
+                     "embedding, plus its share); 0 = none")
             c1, c2, c3 = st.columns(3)
             rank_negatives = c1.number_input(
                 "Ranking negatives", 0, 100, defaults.rank_negatives,
@@ -161,7 +167,7 @@ def train_form(ds) -> None:
                                image_tokens=int(image_tokens), prompt=prompt,
                                projector_hidden=int(projector_hidden) or None,
                                projector_tokens=int(projector_tokens), projector_init=projector_init,
-                               projector_input=projector_input,
+                               projector_input=projector_input, projector_topk=int(projector_topk),
                                hard_negatives=int(hard_negatives),
                                fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
                                rank_siblings=float(rank_siblings), rank_mined=int(rank_mined), rank_soft=float(rank_soft),

@@ -17,11 +17,9 @@ LM, or where, differs:
                      recipe: standardised features, 300 full-batch AdamW steps); TRAIN images get
                      out-of-fold posteriors (5 folds), so training sees inputs as uncertain as VAL's
     posterior-topk   the posterior arm's tokens, then one more token for each of the posterior's top
-                     `--topk` concepts, in rank order: a trained row per concept (starting as the mean
-                     word embedding of its name) plus a trained linear map of (p, log p). Why: the
-                     posterior arm mixes a spread posterior into one blurred vector, which the LM
-                     decodes as none of its candidates; here each candidate reaches it as its own
-                     token, with its share beside it
+                     `--topk` concepts, in rank order (core's `--projector-topk`: a trained row per
+                     concept, starting as its name's mean word embedding, plus a trained map of its
+                     share; core/models/projector.py says why)
 
 Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every question is kept: the
 default condition removes none). The first line of JSON also holds the image-probe baseline on the
@@ -58,26 +56,16 @@ def onehot(names: list[str], shown: list[str]) -> torch.Tensor:
     return x
 
 
-class TopKTokens(torch.nn.Module):
-    """`base` (the posterior arm's projector) and one token per top-k concept of the posterior."""
+class PosteriorFed(torch.nn.Module):
+    """A posterior-input projector (core's, with its top-k tokens) handed posteriors as its input,
+    so the arms share features_logits."""
 
-    def __init__(self, base, names: torch.Tensor, k: int):
+    def __init__(self, projector):
         super().__init__()
-        self.base, self.k = base, int(k)
-        self.table = torch.nn.Parameter(names.detach().float().clone())      # (C, H)
-        self.share = torch.nn.Linear(2, names.shape[1])
+        self.projector = projector
 
     def forward(self, x: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
-        out = self.base(x)                                                   # (N, m, H)
-        p, idx = x[:, 0].float().topk(self.k, dim=-1)                        # (N, k)
-        share = self.share(torch.stack([p, p.clamp_min(1e-6).log() / 10], dim=-1))
-        return torch.cat([out, (self.table[idx] + share).to(out.dtype)], dim=1)
-
-
-def name_embeddings(lm, labels: list[str]) -> torch.Tensor:
-    """(C, H): the mean input embedding of each label's tokens (with a leading space, as in a question)."""
-    with torch.no_grad():
-        return torch.stack([lm.embed(torch.tensor(lm.tokens(" " + t))).float().mean(0).cpu() for t in labels])
+        return self.projector(x, posteriors=True)
 
 
 # ---------------------------------------------------------------- where the image tokens go
@@ -171,9 +159,12 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     projector = {a: Projector(cfg.projector, inputs[a]["train"].shape[-1], vlm.lm.hidden_size,
                               vlm.lm.token_norm(), seed=seed, hidden=cfg.projector_hidden,
                               tokens=cfg.projector_tokens) for a in arms}
-    if "posterior-topk" in arms:
-        labels = [data.dataset.concepts[c].label for c in names]
-        projector["posterior-topk"] = TopKTokens(projector["posterior-topk"], name_embeddings(vlm.lm, labels), topk)
+    if "posterior-topk" in arms:         # core's projector with --projector-topk, its probe unused
+        topk_proj = Projector(cfg.projector, feats["train"].shape[-1], vlm.lm.hidden_size, vlm.lm.token_norm(),
+                              seed=seed, hidden=cfg.projector_hidden, tokens=cfg.projector_tokens,
+                              classes=len(names), topk=topk)
+        topk_proj.set_concept_rows(vlm.lm.name_embeddings([data.dataset.concepts[c].label for c in names]))
+        projector["posterior-topk"] = PosteriorFed(topk_proj)
     opt = {a: torch.optim.AdamW(projector[a].parameters(), lr=cfg.lr, weight_decay=0.0) for a in arms}
     yes, no = vlm.prompt.yes_ids, vlm.prompt.no_ids
     total = math.ceil(len(data.training_questions()) / cfg.batch_size) * epochs

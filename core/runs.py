@@ -305,7 +305,8 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
 # stage's TRAIN images are this run's (none of its test images were trained on) and it saw no
 # hypernym question this run's condition withholds.
 INIT_MUST_MATCH = ("dataset", "encoder", "lm", "lm_init", "projector", "image_tokens", "projector_hidden",
-                   "projector_tokens", "prompt", "condition", "seed", "max_concepts", "images_per_concept")
+                   "projector_tokens", "projector_input", "projector_topk", "prompt", "condition", "seed",
+                   "max_concepts", "images_per_concept")
 
 
 def init_source(cfg: TrainConfig) -> RunInfo:

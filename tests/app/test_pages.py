@@ -401,10 +401,15 @@ def test_train_form_passes_the_posterior_input_and_refuses_it_with_several_image
     assert any("projector_input 'posterior'" in e.value for e in at.error)
     assert not JobStore().list()
     next(n for n in at.number_input if n.label == "Image tokens").set_value(1)
+    next(n for n in at.number_input if n.label == "Top-k concept tokens").set_value(5)
     next(b for b in at.button if b.label == "Queue training").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     (job,) = JobStore().list()
-    assert job.spec["config"]["projector_input"] == "posterior"
+    assert job.spec["config"]["projector_input"] == "posterior" and job.spec["config"]["projector_topk"] == 5
+    next(s for s in at.selectbox if s.label == "Projector input").set_value("features")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert any("projector_topk needs projector_input 'posterior'" in e.value for e in at.error)
+    assert len(JobStore().list()) == 1
 
 
 def test_train_form_passes_augmented_views_and_refuses_them_with_a_grid_crop(data_dir):

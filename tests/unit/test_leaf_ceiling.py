@@ -73,3 +73,14 @@ def test_rank_every_leaf_orders_leaves_as_predict_scores_them():
     got = [leaf_ceiling.rank_every_leaf(vlm, vlm.projector, leaf_ceiling.features_logits, feats, [n], names,
                                         texts)["rank_median"] for n in names]
     assert got == want
+
+
+def test_the_topk_arm_hands_its_inputs_to_the_projector_as_posteriors():
+    from bench.leaf_ceiling import PosteriorFed
+    from core.models.projector import Projector
+
+    proj = Projector("gelu-mlp", 8, 16, 2.0, hidden=12, tokens=2, classes=5, topk=3)
+    post = torch.softmax(torch.randn(4, 1, 5), -1)
+    fed = PosteriorFed(proj)
+    assert torch.equal(fed(post), proj(post, posteriors=True)) and fed(post).shape == (4, 2 + 3, 16)
+    assert {n for n, _ in fed.named_parameters()} == {"projector." + n for n, _ in proj.named_parameters()}
