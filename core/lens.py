@@ -19,7 +19,8 @@ one of its hypernyms (WordNet ancestors below the four most general levels -- en
 entity, object, whole... say nothing about an image -- plus its dataset categories). A first token
 counts only when it is the whole word or has at least three letters, so " k" of " kangaroo" does not.
 `chance` asks the same of another concept's words (a fixed derangement), the hit rate that generic
-tokens alone would give.
+tokens alone would give. A projector with top-k concept tokens (TrainConfig.projector_topk) starts
+those tokens at its concepts' names, so for it a hit mostly says the probe ranked the concept high.
 """
 from __future__ import annotations
 
