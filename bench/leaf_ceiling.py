@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -125,7 +126,7 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     from core.features import image_features
     from core.models.checkpoint import resolve_precision
     from core.models.projector import Projector
-    from core.models.registry import create_vlm
+    from core.models.registry import create_projector, create_vlm
     from core.questions import shown_concept
     from core.train import epoch_batches, lr_at
 
@@ -160,9 +161,8 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
                               vlm.lm.token_norm(), seed=seed, hidden=cfg.projector_hidden,
                               tokens=cfg.projector_tokens) for a in arms}
     if "posterior-topk" in arms:         # core's projector with --projector-topk, its probe unused
-        topk_proj = Projector(cfg.projector, feats["train"].shape[-1], vlm.lm.hidden_size, vlm.lm.token_norm(),
-                              seed=seed, hidden=cfg.projector_hidden, tokens=cfg.projector_tokens,
-                              classes=len(names), topk=topk)
+        topk_cfg = dataclasses.replace(cfg, projector_input="posterior", projector_topk=topk)
+        topk_proj = create_projector(topk_cfg, feats["train"].shape[-1], vlm.lm, classes=len(names))
         topk_proj.set_concept_rows(vlm.lm.name_embeddings([data.dataset.concepts[c].label for c in names]))
         projector["posterior-topk"] = PosteriorFed(topk_proj)
     opt = {a: torch.optim.AdamW(projector[a].parameters(), lr=cfg.lr, weight_decay=0.0) for a in arms}
