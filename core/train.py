@@ -35,7 +35,7 @@ first update and trains on each image's out-of-fold posterior instead of its fea
 augment_views the probe is fitted on every view too, and the epochs show the views' out-of-fold
 posteriors in turn with the image's own.
 
-train_many trains several runs in one process: those with the same share_key (one encoder and LM)
+train_many trains several runs in one process: those with the same step_key (one encoder and LM)
 make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
 that one run's batch of 16 short questions leaves idle (`taxolens sweep run`, core.jobs.sweep_run).
 A run keeps its own data, optimizer, schedule, validation, early stopping and checkpoint, so it is
@@ -163,13 +163,19 @@ def share_key(cfg: TrainConfig) -> tuple:
             cfg.prompt, cfg.image_tokens, cfg.device, cfg.precision)
 
 
+def step_key(cfg: TrainConfig) -> tuple:
+    """Runs with the same key step together in one LM pass (vlm.joint_loss): share_key, plus the
+    prefix length, which the top-k concept tokens lengthen (projector_topk; 0 without them)."""
+    return (*share_key(cfg), cfg.projector_topk)
+
+
 def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = None,
                progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                together: int | None = None) -> list[Path]:
     """Train (or resume) several runs in one process; returns their directories, in order.
 
-    Runs that share_key() share one copy of the encoder and LM, and every update of the group is
-    one LM pass over all their batches (vlm.joint_loss): each run still draws its own batches,
+    Runs with the same step_key() share one copy of the encoder and LM, and every update of the
+    group is one LM pass over all their batches (vlm.joint_loss): each run still draws its own batches,
     keeps its own optimizer, schedule, validation, early stopping and checkpoint, and resumes on its
     own (with train() or train_many()), so it is recorded exactly as if trained alone. Groups run
     one after the other, in chunks of at most `together` runs (None: a whole group at once; each
@@ -184,7 +190,7 @@ def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = Non
         rundata.check(cfg, started=runs.has_started(run_dir))
     by_key: dict[tuple, list[int]] = {}
     for i, cfg in enumerate(cfgs):
-        by_key.setdefault(share_key(cfg), []).append(i)
+        by_key.setdefault(step_key(cfg), []).append(i)
     size = together or len(cfgs)
     groups = [members[k:k + size] for members in by_key.values() for k in range(0, len(members), size)]
     out: list[Path | None] = [None] * len(cfgs)
@@ -629,7 +635,7 @@ def _feature_memo(report: Progress | None = None):
 
 def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
                  should_stop: Callable[[], bool] | None, quiet: bool) -> list[Path]:
-    """train_many for runs of one share_key: one encoder and LM, one LM pass per update."""
+    """train_many for runs of one step_key: one encoder and LM, one LM pass per update."""
     dirs = [_open_run_dir(cfg, d) for cfg, d in zip(cfgs, run_dirs)]
     todo = [i for i, d in enumerate(dirs) if not runs.is_finished(d)]
     if not todo:      # every run already finished: nothing to load

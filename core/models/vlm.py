@@ -343,7 +343,7 @@ class VLM(nn.Module):
     def joint_loss(vlms: Sequence["VLM"], batches: Sequence[LossBatch]) -> list[torch.Tensor]:
         """VLM.loss of each (vlm, batch) pair, computed in one pass of the shared frozen LM: every run's
         image prefixes (through its own projector) and question suffixes are stacked into one batch.
-        The runs share the LM, the prompt and the number of image tokens (core.train groups them so);
+        The runs share the LM, the prompt and the prefix length (core.train.step_key groups them so);
         their projectors are disjoint, so the gradient of sum(losses) reaches each projector exactly as
         its own loss would. This is how a sweep trains many runs at once (core.train.train_many): one
         large batch instead of many small ones, which is what keeps a GPU busy."""
@@ -372,6 +372,9 @@ class VLM(nn.Module):
                 spans.append((start, len(b.texts), [len(g) for _, g in b.ranked], answers,
                               slice(named_from, len(named)), b.name_weight, b.rank_targets))
                 images += b.features.shape[0]
+            if len({p.shape[1] for p in prefixes}) > 1:
+                raise ValueError("joint_loss needs image prefixes of one length; got "
+                                 f"{sorted({p.shape[1] for p in prefixes})} (top-k concept tokens lengthen them)")
             prefix = torch.cat(prefixes)
             logits = first._answer_logits_shared(prefix, torch.tensor(owners, device=first.device),
                                                  *first.suffix_ids(texts)).float()

@@ -1,5 +1,7 @@
 """projector_input = "posterior": the projector's frozen concept probe in front of its MLP, the
 out-of-fold inputs training feeds past it, and the config's checks."""
+import re
+
 import pytest
 import torch
 
@@ -236,3 +238,27 @@ def test_posterior_inputs_start_the_topk_rows_at_the_concepts_name_embeddings(tm
         ids = vlm.lm.tokens(" " + data.dataset.concepts[concept].label)
         expected = vlm.lm.embed(torch.tensor(ids)).float().mean(0)
         assert torch.allclose(vlm.projector.concept_rows[j], expected, atol=1e-6), concept
+
+
+def test_runs_with_and_without_topk_tokens_step_apart_and_one_lm_pass_refuses_to_mix_them():
+    from core import train
+
+    plain = TrainConfig(projector_input="posterior")
+    topk = TrainConfig(projector_input="posterior", projector_topk=5)
+    assert train.share_key(plain) == train.share_key(topk)      # one frozen LM and encoder
+    assert train.step_key(plain) != train.step_key(topk)        # but prefixes of 4 and 4 + 5 tokens
+    assert train.step_key(plain) == train.step_key(TrainConfig(projector_input="posterior", seed=1))
+
+    vlm = tiny_vlm(k=1)
+    cfg = TrainConfig(projector_input="posterior", projector_hidden=None, projector_tokens=1)
+    registry.use_posterior_input(vlm, cfg, C)
+    with_topk = VLM(vlm.encoder, vlm.lm, registry.create_projector(
+        TrainConfig(projector_input="posterior", projector_hidden=None, projector_tokens=1, projector_topk=2),
+        vlm.encoder.dim, vlm.lm, classes=C), 1)
+    post = torch.softmax(torch.randn(2, 1, C), -1)
+    batch = LossBatch(post, ["Is there a dog?", "Is there a cat?"], [True, False], [0, 1], posteriors=True)
+    assert len(VLM.joint_loss([vlm, vlm], [batch, batch])) == 2
+    with pytest.raises(ValueError, match=r"image prefixes of one length; got \[(\d+), (\d+)\]") as err:
+        VLM.joint_loss([vlm, with_topk], [batch, batch])
+    short, long = map(int, re.search(r"got \[(\d+), (\d+)\]", str(err.value)).groups())
+    assert long - short == 2                                    # the two top-k tokens
