@@ -35,8 +35,8 @@ first update and trains on each image's out-of-fold posterior instead of its fea
 augment_views the probe is fitted on every view too, and the epochs show the views' out-of-fold
 posteriors in turn with the image's own.
 
-train_many trains several runs in one process: those with the same step_key (one encoder and LM)
-make each update one LM pass over all their batches (VLM.joint_loss), which is what fills a GPU
+train_many trains several runs in one process: those with the same step_key (one encoder and LM,
+one prefix length) make each update one LM pass over all their batches (VLM.joint_loss), which fills a GPU
 that one run's batch of 16 short questions leaves idle (`taxolens sweep run`, core.jobs.sweep_run).
 A run keeps its own data, optimizer, schedule, validation, early stopping and checkpoint, so it is
 recorded and resumable on its own, and trains as it would alone -- exactly so without dropout and
