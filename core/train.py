@@ -164,9 +164,10 @@ def share_key(cfg: TrainConfig) -> tuple:
 
 
 def step_key(cfg: TrainConfig) -> tuple:
-    """Runs with the same key step together in one LM pass (vlm.joint_loss): share_key, plus the
-    prefix length, which the top-k concept tokens lengthen (projector_topk; 0 without them)."""
-    return (*share_key(cfg), cfg.projector_topk)
+    """Runs with the same key step together in one LM pass (vlm.joint_loss): share_key, plus what
+    sets the prefix length besides image_tokens -- the projector's LM tokens per image token and the
+    top-k concept tokens (projector_topk; 0 without them)."""
+    return (*share_key(cfg), cfg.projector_tokens, cfg.projector_topk)
 
 
 def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = None,

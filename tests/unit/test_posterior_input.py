@@ -248,6 +248,7 @@ def test_runs_with_and_without_topk_tokens_step_apart_and_one_lm_pass_refuses_to
     assert train.share_key(plain) == train.share_key(topk)      # one frozen LM and encoder
     assert train.step_key(plain) != train.step_key(topk)        # but prefixes of 4 and 4 + 5 tokens
     assert train.step_key(plain) == train.step_key(TrainConfig(projector_input="posterior", seed=1))
+    assert train.step_key(TrainConfig(projector_tokens=1)) != train.step_key(TrainConfig(projector_tokens=4))
 
     vlm = tiny_vlm(k=1)
     cfg = TrainConfig(projector_input="posterior", projector_hidden=None, projector_tokens=1)
