@@ -18,7 +18,7 @@ PAGES = [("predict", "Predict"), ("", "TaxoLens"), ("browse", "Browse"), ("train
          ("results", "Results"), ("geometry", "Geometry")]
 
 
-def wait_until_idle(page, settle_s: float = 1.5, timeout_s: float = 90) -> None:
+def wait_until_idle(page, settle_s: float = 1.5, timeout_s: float = 180) -> None:
     """Until Streamlit has shown no "running" status for `settle_s` seconds."""
     page.locator('[data-testid="stApp"]').wait_for()
     deadline = time.monotonic() + timeout_s
