@@ -73,7 +73,7 @@ def view(image: Image.Image, key: str) -> Image.Image:
 
 
 def views_dir() -> Path:
-    return paths.data_dir() / "augmented" / RECIPE
+    return paths.augmented_dir() / RECIPE
 
 
 def view_items(items: Sequence, n: int, root: Path | None = None,

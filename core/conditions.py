@@ -39,7 +39,7 @@ SHUFFLES = ("cross", "within")
 # The kinds the app's Train form offers (pairs: the former random, kept for older runs), with a line each.
 OFFERED = {
     "none": "all hypernym questions kept",
-    "random": "drop a fraction r of each category's (concept, category) pairs",
+    "random": "the paper's ablation: a fraction r of each category's concepts lose all their hypernym questions",
     "systematic": "drop whole categories",
     "cross": "shuffle concept labels across categories",
     "within": "shuffle concept labels within each category",

@@ -54,6 +54,11 @@ def features_dir() -> Path:
     return data_dir() / "features"
 
 
+def augmented_dir() -> Path:
+    """Augmented views of training images (core.augment), one folder per augmentation recipe."""
+    return data_dir() / "augmented"
+
+
 def runs_dir() -> Path:
     """Training runs (checkpoints, evaluations) and standalone results (baselines, coherence)."""
     return data_dir() / "runs"

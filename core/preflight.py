@@ -122,8 +122,12 @@ def trained_run(ref: str | None, encoder: str | None = None, lm: str | None = No
     if ref is None:
         default = runs.default_checkpoint()
         if default is None:
-            raise ConfigError("no finished run with the default config; pass --run RUN_ID or train "
-                              "one with `taxolens train`")
+            from core.models.checkpoint import shipped_fit
+            fits, why = shipped_fit()
+            shipped = ("the shipped checkpoint fits but is not installed in the runs folder" if fits
+                       else f"the shipped checkpoint cannot stand in: {why}")
+            raise ConfigError(f"no finished run of the default config or the shipped recipe ({shipped}); "
+                              f"pass --run RUN_ID or train one with `taxolens train`")
         ref = str(default)
     info = runs.load_run(ref)
     if info.epoch < 1 or not runs.checkpoint_json(info.path).is_file():

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-worker", action="store_true",
                         help="do not start a job worker (one is already running elsewhere)")
     parser.add_argument("--no-first-run", action="store_true",
-                        help="do not queue the default training job when no default checkpoint exists")
+                        help="skip the first-run job: installing the shipped checkpoint (or training a starter when it "
+                             "does not fit) and computing the dataset's features and coherence")
     args = parser.parse_args(argv)
 
     paths.ensure_writable(paths.data_dir())

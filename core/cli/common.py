@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from core.base import ConfigError, Progress
+from core.conditions import FORMS
 from core.config import TrainConfig
 
 EXIT_USAGE = 2           # bad arguments / config, as argparse uses
@@ -103,7 +104,7 @@ TRAIN_HELP = {
     "projector_topk": "with projector_input posterior: one more LM token for each of the posterior's K most "
                       "likely concepts, in rank order (0: none)",
     "prompt": "plain | chat (the LM's chat template)",
-    "condition": "none | random:<r> | systematic:<N> | systematic:<cat>+<cat> | cross | within",
+    "condition": FORMS,
     "seed": "seed for subset, split, condition, negatives and initialisation",
     "epochs": "at most this many epochs (early stopping may end sooner)",
     "max_steps": "at most this many optimizer updates",
@@ -142,7 +143,7 @@ TRAIN_HELP = {
     "precision": "frozen LM weights while training: auto (bf16 on CUDA and on CPUs with AMX / "
                  "AVX512-BF16, else fp32) | bf16 | fp32",
     "init_from": "start the projector from this run's best checkpoint (a run id or directory with the "
-                 "same models, data and condition): a second training stage with another recipe",
+                 "same models, data, condition and seed): a second training stage with another recipe",
 }
 _FIELD_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}
 TRAIN_DEST = "cfg_"          # args.cfg_<field>: present only when the flag was given

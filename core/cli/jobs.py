@@ -71,7 +71,7 @@ def register(subparsers) -> None:
     ksub = submit.add_subparsers(dest="kind", required=True, metavar="KIND")
     for name, help_text in (("train", "train a projector, then evaluate it on the test split"),
                             ("evaluate", "evaluate an existing run on a split"),
-                            ("baseline", "majority baseline"),
+                            ("baseline", "a baseline: majority or image-probe"),
                             ("probe", "what the LM alone knows about the dataset's categories (probe-lm)"),
                             ("coherence", "visual coherence table of the dataset's categories")):
         p = ksub.add_parser(name, help=help_text, description=help_text)

@@ -153,7 +153,22 @@ def _trained_run(ref: str | None, encoder: str | None, lm: str | None, weights: 
     """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, (when
     --encoder / --lm are given) was trained with them, and its models' weights are here."""
     from core import preflight
+    if ref is None:
+        ref = _installed_default()
     return preflight.trained_run(ref, encoder, lm, weights=weights)
+
+
+def _installed_default() -> str | None:
+    """Without --run: None while a finished run of the default config or the shipped recipe is here
+    (preflight picks the best), else the shipped checkpoint, installed into the runs folder as
+    `make app`'s first start installs it, so `taxolens predict photo.jpg` works on a fresh clone."""
+    from core import runs
+    from core.models import checkpoint
+
+    if runs.default_checkpoint() is not None:
+        return None
+    installed = checkpoint.install_shipped()
+    return None if installed is None else str(installed)
 
 
 def cmd_evaluate(args) -> int:
@@ -492,7 +507,8 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="one image -> leaf guesses, hypernym chain, category scores",
                        description="Run a trained checkpoint on one image file.")
     p.add_argument("image", metavar="IMAGE", help="image file (PNG, JPEG, WEBP, GIF, BMP, TIFF)")
-    p.add_argument("--run", help="run id or directory (default: the finished default-config run best on validation)")
+    p.add_argument("--run", help="run id or directory (default: the finished run of the default config or the shipped recipe "
+                        "best on validation, else the shipped checkpoint)")
     p.add_argument("--top-k", type=number_arg(int, 1, 100000), default=5,
                    help="leaf guesses to list (default 5)")
     p.add_argument("--full", action="store_true",

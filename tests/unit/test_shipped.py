@@ -207,3 +207,44 @@ def test_train_leaf_stage_gives_rank_soft_to_the_leaf_stage_alone(tmp_path, monk
     assert second.rank_soft == 0.5 and second.rank_negatives == LEAF_STAGE["rank_negatives"]
     assert cli.main(argv[:-2]) != 0                                        # without --leaf-stage: refused
     assert "rank_soft needs ranking groups" in capsys.readouterr().err
+
+
+def test_predict_without_a_run_installs_the_shipped_checkpoint_and_answers_with_it(tmp_path, monkeypatch, capsys):
+    """Reported: the README's first `taxolens predict photo.jpg` failed on a fresh clone ("no finished
+    run") until `make app` had installed the shipped checkpoint."""
+    import shutil
+    from PIL import Image
+    from core import cli, predict, preflight
+    monkeypatch.setattr(preflight, "check_weights", lambda *a, **k: None)     # the fake VLM needs none
+    loaded = []
+
+    class Stub:              # what is loaded is the point here; Predictor's answers have tests of their own
+        def predict(self, image, top_k=5, full=False):
+            return type("P", (), {"to_dict": lambda self: {"best": "dog", "notes": []}})()
+
+    monkeypatch.setattr(predict.Predictor, "load",
+                        classmethod(lambda cls, path, device=None: loaded.append(Path(path)) or Stub()))
+    run_dir = _trained(epochs=1)                 # not the default config: default_checkpoint() finds none
+    assert runs.default_checkpoint() is None
+    assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 0
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", tmp_path / "shipped")
+    shutil.rmtree(paths.runs_dir())              # a fresh clone, before `make app` ever ran
+    img = tmp_path / "dog.png"
+    Image.new("RGB", (32, 32), (120, 90, 60)).save(img)
+    capsys.readouterr()
+    assert cli.main(["predict", str(img)]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["run_id"] == run_dir.name
+    installed = paths.runs_dir() / run_dir.name
+    assert loaded == [installed] and (installed / "checkpoint" / "checkpoint.json").is_file()
+
+
+def test_predict_without_a_run_says_why_the_shipped_checkpoint_cannot_stand_in(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+    from core import cli
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", tmp_path / "nothing-shipped")
+    img = tmp_path / "dog.png"
+    Image.new("RGB", (32, 32)).save(img)
+    assert cli.main(["predict", str(img)]) == 2
+    err = capsys.readouterr().err
+    assert "no finished run" in err and f"no shipped checkpoint in {tmp_path / 'nothing-shipped'}" in err
+    assert not paths.runs_dir().exists() or not any(paths.runs_dir().iterdir())
