@@ -119,9 +119,11 @@ def cmd_ship(args) -> int:
     from core.models import checkpoint
 
     info = _trained_run(args.run, None, None, weights=False)
+    dest = paths.SHIPPED_CHECKPOINT if args.dest is None else Path(args.dest)
+    checkpoint.check_ship_dest(dest, info.path)          # before the ranking's minutes
     if (runs.eval_dir(info.path, "test") / runs.METRICS_JSON).is_file():   # else export says what is missing
         _rank_for_shipping(info.path)       # loads the model only when the ranking is missing
-    dest = checkpoint.export_shipped(info.path, Path(args.dest) if args.dest else None, unfinished=args.unfinished)
+    dest = checkpoint.export_shipped(info.path, dest, unfinished=args.unfinished)
     emit({"run_id": info.run_id, "shipped_to": str(dest),
            "size_bytes": sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())})
     return 0

@@ -201,6 +201,7 @@ def install_shipped(source: Path | None = None) -> Path | None:
         return dest
     paths.ensure_writable(paths.runs_dir())
     tmp = Path(tempfile.mkdtemp(dir=paths.runs_dir(), prefix=f".{run_id}."))
+    os.chmod(tmp, 0o755)                # as the runs train.py writes, not mkdtemp's 0700
     try:
         for rel in SHIPPED_FILES:
             if (source / rel).is_file():
@@ -212,6 +213,30 @@ def install_shipped(source: Path | None = None) -> Path | None:
         if not (dest / "checkpoint" / "checkpoint.json").is_file():   # another process may have won the race
             raise
     return dest
+
+
+def check_ship_dest(dest: Path, run_dir: Path) -> None:
+    """RunError unless `dest` may be replaced by a shipped checkpoint: missing, an empty folder or an
+    earlier shipped checkpoint, and neither the run's folder nor one that holds or sits inside it.
+    Shipping replaces the whole folder, so anything else there would be deleted."""
+    here, run = dest.resolve(), Path(run_dir).resolve()
+    if here == run or run in here.parents or here in run.parents:
+        raise runs.RunError(f"--dest {dest} is, holds or sits inside the run {run}; ship to another folder")
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise runs.RunError(f"--dest {dest} is a file; shipping writes a folder")
+    earlier = _json_or_none(dest / "checkpoint" / "checkpoint.json")
+    if any(dest.iterdir()) and not (isinstance(earlier, dict) and "shipped" in earlier):
+        raise runs.RunError(f"--dest {dest} holds files that are not a shipped checkpoint; shipping replaces "
+                            f"the whole folder, so give a new or empty folder (or an earlier shipped checkpoint)")
+
+
+def _json_or_none(path: Path):
+    try:
+        return runs.read_json(path)
+    except runs.RunError:          # missing or not JSON
+        return None
 
 
 def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bool = False) -> Path:
@@ -239,9 +264,11 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
     files = ck.get("files", {})
     name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE
     state = unpacked_state(runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)))
-    dest = Path(dest or paths.SHIPPED_CHECKPOINT)
+    dest = Path(paths.SHIPPED_CHECKPOINT if dest is None else dest)
+    check_ship_dest(dest, info.path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    os.chmod(tmp, 0o755)                # mkdtemp's 0700 would keep the shipped folder from other users
     try:
         ck["files"] = {runs.BEST_FILE: runs.save_tensors(tmp / "checkpoint" / runs.BEST_FILE, shipped_state(state),
                                                          runs.tensor_metadata(info.config))}

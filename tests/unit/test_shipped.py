@@ -248,3 +248,29 @@ def test_predict_without_a_run_says_why_the_shipped_checkpoint_cannot_stand_in(t
     err = capsys.readouterr().err
     assert "no finished run" in err and f"no shipped checkpoint in {tmp_path / 'nothing-shipped'}" in err
     assert not paths.runs_dir().exists() or not any(paths.runs_dir().iterdir())
+
+
+def test_ship_refuses_a_destination_it_would_delete(tmp_path, capsys):
+    """Reported: `ship --dest` replaced whatever folder it was given (the runs folder, the run's own
+    folder, a folder of the user's files) with the export."""
+    from core import cli
+    run_dir = _trained(epochs=1)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("x")
+    a_file = tmp_path / "afile.txt"
+    a_file.write_text("x")
+    for dest, why in ((precious, "not a shipped checkpoint"), (paths.runs_dir(), "holds or sits inside the run"),
+                      (run_dir, "holds or sits inside the run"), (run_dir / "checkpoint", "sits inside the run"),
+                      (a_file, "is a file")):
+        before = sorted(p.name for p in Path(dest).parent.iterdir())
+        assert cli.main(["ship", str(run_dir), "--dest", str(dest)]) == 2, dest
+        assert why in capsys.readouterr().err, dest
+        assert sorted(p.name for p in Path(dest).parent.iterdir()) == before      # no .old, no temp folder
+    assert (precious / "thesis.tex").read_text() == "x" and a_file.read_text() == "x"
+    assert runs.load_run(run_dir).finished and (runs.checkpoint_dir(run_dir) / runs.PROJECTOR_FILE).is_file()
+    shipped = tmp_path / "shipped"
+    for _ in range(2):                           # a new folder, then an earlier shipped checkpoint: replaced
+        assert cli.main(["ship", str(run_dir), "--dest", str(shipped)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert (shipped.stat().st_mode & 0o777) == 0o755
