@@ -188,10 +188,17 @@ def _parse_single(text: str, spec: str) -> Condition:
     raise ConfigError(f"unknown condition {spec!r}: use {FORMS}")
 
 
+def canonical(spec: str) -> str:
+    """The one spelling of a condition (`RANDOM:0.50` -> `random:0.5`), so runs of one condition
+    group, order and resume as one; ConfigError (one line) if malformed."""
+    return parse_condition(spec).spec
+
+
 def legacy_spec(spec: str, report: dict | None) -> str:
     """The condition a run was really trained under. Before `random:<r>` became the paper's concept
     ablation it meant today's `pairs:<r>`; a checkpoint's recorded report tells the two apart (the
-    old one counted removed "others" per category). Anything else is returned unchanged."""
+    old one counted removed "others" per category). Anything else is returned in its canonical
+    spelling (unparseable specs unchanged)."""
     try:
         cond = parse_condition(spec)
     except ConfigError:
@@ -200,7 +207,7 @@ def legacy_spec(spec: str, report: dict | None) -> str:
     if cond.kind == "random" and isinstance(per_category, dict) and any(
             isinstance(v, dict) and "others_removed" in v for v in per_category.values()):
         return dataclasses.replace(cond, kind="pairs").spec
-    return spec
+    return cond.spec
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from core.base import ConfigError, Progress
-from core.conditions import FORMS
+from core.conditions import FORMS, canonical
 from core.config import TrainConfig
 
 EXIT_USAGE = 2           # bad arguments / config, as argparse uses
@@ -194,9 +194,10 @@ def config_from(args) -> TrainConfig:
         base = read_json_object(args.config, "config file")
     overrides = train_overrides(args)
     try:
-        return TrainConfig.from_dict({**base, **overrides})
+        cfg = TrainConfig.from_dict({**base, **overrides})
     except TypeError as exc:
         raise ConfigError(f"bad training config ({exc})") from None
+    return dataclasses.replace(cfg, condition=canonical(cfg.condition))
 
 
 def emit(result: dict, out: Path | None = None) -> None:

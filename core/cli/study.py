@@ -15,6 +15,7 @@ from core import paths
 from core.base import ConfigError
 from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options,
                              config_from, emit, headline, one_line)
+from core.conditions import legacy_spec
 from core.config import BASELINES, TrainConfig, number_arg
 
 
@@ -144,6 +145,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
         old = TrainConfig.from_stored(runs.read_json(cfg_path)).to_dict()
     except TypeError as exc:
         raise ConfigError(f"{cfg_path} is not a training config ({exc})") from None
+    old["condition"] = legacy_spec(old.get("condition"), None)      # a run stored before spellings were one
     diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.to_dict().items()
             if k != "device" and old.get(k) != v]
     if diff:

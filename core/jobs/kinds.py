@@ -24,11 +24,13 @@ import importlib
 import os
 import shutil
 import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from core.base import ConfigError, Progress
+from core.conditions import canonical
 from core.config import BASELINES, TrainConfig
 
 PLUGINS_ENV = "TAXOLENS_JOB_PLUGINS"
@@ -168,7 +170,8 @@ def _config(spec: dict, kind: str) -> TrainConfig:
     if not isinstance(raw, dict):
         raise JobSpecError(f"{kind} job: config must be an object of training options")
     try:
-        return TrainConfig.from_dict(raw)
+        cfg = TrainConfig.from_dict(raw)
+        return dataclasses.replace(cfg, condition=canonical(cfg.condition))   # one spelling per condition
     except ConfigError as exc:
         raise JobSpecError(f"invalid {kind} job: {exc}") from exc
     except TypeError as exc:  # wrong value types reaching the dataclass

@@ -343,3 +343,30 @@ def test_legacy_random_runs_are_recognised(ds):
     assert legacy_spec("random:0.5", new.report) == "random:0.5"
     assert legacy_spec("random:0.5", None) == "random:0.5"
     assert legacy_spec("cross", {}) == "cross" and legacy_spec("bogus", {}) == "bogus"
+
+
+def test_one_spelling_per_condition():
+    """Reported: `--condition RANDOM:0.5` trained and stored the string as typed, so the run fell off
+    the ratio axis (results.ratio_of) and was reported apart from random:0.5."""
+    from core.conditions import canonical, legacy_spec
+    from core.results import ratio_of
+    for typed, one in (("RANDOM:0.50", "random:0.5"), (" random:.5", "random:0.5"), ("random:1.0", "random:1"),
+                       ("Cross+Random:0.5", "cross+random:0.5"), ("WITHIN", "within"),
+                       ("systematic:mammal+fish", "systematic:mammal+fish")):
+        assert canonical(typed) == one
+        assert legacy_spec(typed, None) == one                     # runs stored before: read as one
+    assert ratio_of(legacy_spec("RANDOM:0.50", None)) == 0.5
+    with pytest.raises(ConfigError):
+        canonical("random:")
+
+
+def test_the_cli_and_job_specs_store_the_canonical_condition(data_dir):
+    from core.cli import build_parser
+    from core.cli.common import config_from
+    from core.jobs import kinds
+    args = build_parser().parse_args(["train", "--dataset", "tiny", "--condition", "RANDOM:0.50"])
+    assert config_from(args).condition == "random:0.5"
+    assert kinds._config({"config": {"dataset": "tiny", "condition": "Cross+Random:.5"}}, "train").condition \
+        == "cross+random:0.5"
+    with pytest.raises(kinds.JobSpecError, match="condition"):
+        kinds._config({"config": {"condition": 3}}, "train")
