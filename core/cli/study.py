@@ -356,6 +356,8 @@ def cmd_clusters(args) -> int:
         raise ConfigError(f"--sources must be drawn from {', '.join(clusters.SOURCES)}, got {args.sources!r}")
     if args.permutations < 0:
         raise ConfigError(f"--permutations must be >= 0, got {args.permutations}")
+    from core import preflight
+    preflight.check_device(args.device)      # no CUDA here: one line, not a traceback
     info = _trained_run(args.run, None, None)
     device = None if args.device == "auto" else args.device
     bar = ProgressBar("clusters")
@@ -382,6 +384,8 @@ def cmd_lens(args) -> int:
 
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
+    from core import preflight
+    preflight.check_device(args.device)      # no CUDA here: one line, not a traceback
     info = _trained_run(args.run, None, None)
     device = None if args.device == "auto" else args.device
     bar = ProgressBar("lens")
@@ -544,7 +548,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffles (and subset)")
     p.add_argument("--max-concepts", type=int, default=None)
     p.add_argument("--images-per-concept", type=int, default=None)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=cmd_coherence)
 
     p = sub.add_parser("clusters", help="a checkpoint's category / concept trees against WordNet",
@@ -560,7 +564,7 @@ def register(sub) -> None:
     p.add_argument("--sources", default="encoder,projector,answers",
                    help="comma-separated: encoder, projector, answers (default: all three)")
     p.add_argument("--permutations", type=int, default=200, help="leaf permutations of the null (default 200)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=cmd_clusters)
 
     p = sub.add_parser("lens", help="where a checkpoint's image tokens land in the LM, per category",
@@ -570,7 +574,7 @@ def register(sub) -> None:
                                    "RUN/lens/summary.json.")
     p.add_argument("run", metavar="RUN", help="run id (under the runs directory) or run directory")
     p.add_argument("--top", type=int, default=10, help="nearest / next tokens per image (default 10)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=cmd_lens)
 
     p = sub.add_parser("runs", help="list training runs", description="List training runs, newest first.")

@@ -133,7 +133,7 @@ def expand(spec: dict) -> list[dict]:
     if unknown:
         raise _spec_error(f"sweep spec has unknown field(s) {', '.join(unknown)}")
     scale = spec.get("scale", DEFAULT_SCALE)
-    if scale not in SCALES:
+    if not isinstance(scale, str) or scale not in SCALES:
         raise _spec_error(f"unknown scale {scale!r} (known: {', '.join(SCALES)})")
     base = spec.get("base", {})
     if not isinstance(base, dict):
@@ -156,7 +156,10 @@ def expand(spec: dict) -> list[dict]:
         kind = grid.get("kind", "train")
         if kind not in ("train", "baseline", "probe"):
             raise _spec_error(f"sweep grid {g_index}: kind must be 'train', 'baseline' or 'probe', got {kind!r}")
-        overrides = {**SCALES[scale], **base, **grid.get("config", {})}
+        config = grid.get("config", {})
+        if not isinstance(config, dict):
+            raise _spec_error(f"sweep grid {g_index}: config must be an object of training options, got {config!r}")
+        overrides = {**SCALES[scale], **base, **config}
         seeds = _as_list(grid.get("seeds", [overrides.get("seed", defaults.seed)]), "seeds")
         axes = [
             _as_list(grid.get("encoders", [overrides.get("encoder", defaults.encoder)]), "encoders"),

@@ -195,3 +195,12 @@ def test_data_and_assets_are_subcommands(data_dir, capsys):
     assert cli.main(["data", "list"]) == 0
     assert cli.main(["data", "summary", "nosuch"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["lens", "clusters", "coherence"])
+def test_a_device_that_does_not_exist_is_refused_by_name(command, data_dir, capsys):
+    """Reported: `lens RUN --device tpu` and `clusters RUN --device CUDA` ended in a torch traceback."""
+    argv = [command] + ([] if command == "coherence" else ["somerun"]) + ["--device", "tpu"]
+    with pytest.raises(SystemExit) as stop:
+        cli.build_parser().parse_args(argv)
+    assert stop.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err

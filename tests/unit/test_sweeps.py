@@ -103,6 +103,9 @@ def test_duplicate_runs_are_submitted_once():
     ({"grids": [{"kind": "predict"}]}, "kind must be 'train', 'baseline' or 'probe'"),
     ({"grids": [{"seeds": [0], "typo": 1}]}, "unknown field"),
     ({"scale": "huge"}, "unknown scale"),
+    ({"scale": ["cpu"], "conditions": ["none"]}, "unknown scale"),          # was a TypeError traceback
+    ({"conditions": ["random"], "ratios": [0.5], "config": [1]}, "config must be an object"),
+    ({"grids": [{"conditions": ["none"], "config": "x"}]}, "config must be an object"),
     ({"conditions": ["none"], "grids": [{}]}, "not both"),
 ])
 def test_bad_grid_specs_say_what_is_wrong(spec, message):
