@@ -180,6 +180,8 @@ def load_eval(folder: Path, split: str = "test") -> dict | None:
         stored = runs.read_json(out / runs.METRICS_JSON) if (out / runs.METRICS_JSON).is_file() else None
     except runs.RunError:
         stored = None
+    if not isinstance(stored, dict):              # damaged: the questions may still say what it held
+        stored = None
     if stored is not None and metrics_mod.is_current(stored):
         return stored
     table = out / runs.QUESTIONS_CSV

@@ -291,11 +291,14 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
         raise RunError(f"{run_dir / 'config.json'} is not a training config ({exc})") from None
     ck_path = checkpoint_json(run_dir)
     ck = read_json(ck_path) if ck_path.is_file() else {}
+    epoch = ck.get("epoch", 0) if isinstance(ck, dict) else None
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and isinstance(ck.get("metrics", []), list)):
+        raise RunError(f"{ck_path} is not a checkpoint record (a JSON object with an integer epoch)")
     evaluated = [s for s in SPLITS if (eval_dir(run_dir, s) / METRICS_JSON).is_file()]
     created = ck.get("created") or dt.datetime.fromtimestamp(
         (run_dir / CONFIG_JSON).stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
     return RunInfo(run_id=run_dir.name, path=run_dir, config=cfg, status=ck.get("status", "new"),
-                   epoch=int(ck.get("epoch", 0)), created=created, updated=ck.get("updated"),
+                   epoch=epoch, created=created, updated=ck.get("updated"),
                    git_commit=ck.get("git_commit"), epoch_metrics=list(ck.get("metrics", [])),
                    evaluated=evaluated, checkpoint=ck)
 
@@ -348,7 +351,12 @@ def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
     p = Path(run_dir)
     base = p if p.is_dir() else resolve_run_dir(run_dir)
     f = eval_dir(base, split) / METRICS_JSON
-    return read_json(f) if f.is_file() else None
+    if not f.is_file():
+        return None
+    metrics = read_json(f)
+    if not isinstance(metrics, dict):
+        raise RunError(f"{f} is not an evaluation (a JSON object)")
+    return metrics
 
 
 class DatasetVersions:

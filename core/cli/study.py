@@ -425,7 +425,11 @@ def cmd_runs(args) -> int:
 
     rows = []
     for info in runs.list_runs():
-        test = runs.load_metrics(info.path, "test")
+        try:
+            test = runs.load_metrics(info.path, "test")
+        except runs.RunError as exc:       # one damaged evaluation does not hide the other runs
+            print(f"taxolens runs: note: {exc}", file=sys.stderr)
+            test = None
         rows.append({"run_id": info.run_id, "status": info.status, "epoch": info.epoch,
                      "condition": info.config.condition, "seed": info.config.seed,
                      "encoder": info.config.encoder, "lm": info.config.lm,

@@ -204,3 +204,30 @@ def test_a_device_that_does_not_exist_is_refused_by_name(command, data_dir, caps
     with pytest.raises(SystemExit) as stop:
         cli.build_parser().parse_args(argv)
     assert stop.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("record", [[1, 2], {"status": "finished", "epoch": "two"}, {"epoch": None},
+                                    {"epoch": 1, "metrics": "x"}])
+def test_a_checkpoint_record_of_the_wrong_shape_is_named_not_a_traceback(record, data_dir, capsys):
+    """Reported: a checkpoint.json of valid JSON but the wrong shape ended `predict`, `evaluate` and
+    `runs` in an AttributeError / ValueError traceback, and one such run broke every listing."""
+    make_run(data_dir, "good", epoch=1)
+    bad = make_run(data_dir, "bad", epoch=1)
+    (bad / "checkpoint" / "checkpoint.json").write_text(json.dumps(record))
+    fails_cleanly(["evaluate", "bad"], capsys, data_dir, "is not a checkpoint record")
+    assert cli.main(["runs", "--json"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["good"]
+
+
+def test_a_damaged_evaluation_is_noted_and_the_other_runs_still_listed(data_dir, capsys):
+    for name in ("one", "two"):
+        make_run(data_dir, name, epoch=1)
+    metrics = data_dir / "runs" / "one" / "eval" / "test" / "metrics.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text("[1]")
+    assert cli.main(["runs", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert sorted(r["run_id"] for r in json.loads(out)) == ["one", "two"]
+    assert "is not an evaluation" in err
+    from core import results
+    assert results.load_eval(data_dir / "runs" / "one") is None
