@@ -60,12 +60,15 @@ class ProgressBar:
 
 
 class StopFlag:
-    """First Ctrl-C asks training to stop at the next step (it saves and can resume); a second
-    one interrupts at once."""
+    """The first Ctrl-C or SIGTERM (what `timeout`, `kill` and Slurm's time limit send) asks training
+    to stop at the next step: it saves and can resume, instead of dying mid-run with a half-made run
+    folder or between a checkpoint's files and the record naming them. A second one interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous: dict = {}
 
     def __call__(self) -> bool:
         return self.requested
@@ -75,12 +78,14 @@ class StopFlag:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
-            print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
-        self._previous = signal.signal(signal.SIGINT, handler)
+            again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
+            print(f"\nstopping after this step ({again} to abort)", file=sys.stderr)
+        self._previous = {sig: signal.signal(sig, handler) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 # --- shared option groups ----------------------------------------------------------------------

@@ -73,8 +73,9 @@ def _train_and_evaluate(cfg: TrainConfig, run_dir: Path | None, no_eval: bool, l
                                                should_stop=stop))
             except train_mod.Cancelled as exc:
                 bar.close()
-                print(f"taxolens: {exc}; resume with: taxolens train --run-dir {exc.run_dir} "
-                      f"--config {Path(exc.run_dir) / 'config.json'}", file=sys.stderr)
+                print(f"taxolens: training stopped at epoch {exc.epoch + 1}, step {exc.step} (saved); resume with: "
+                      f"taxolens train --run-dir {exc.run_dir} --config {Path(exc.run_dir) / 'config.json'}",
+                      file=sys.stderr)
                 return None
             except BaseException:
                 if fresh:                  # nothing saved yet: no half-made run left to list as "new"

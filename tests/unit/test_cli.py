@@ -231,3 +231,19 @@ def test_a_damaged_evaluation_is_noted_and_the_other_runs_still_listed(data_dir,
     assert "is not an evaluation" in err
     from core import results
     assert results.load_eval(data_dir / "runs" / "one") is None
+
+
+def test_sigterm_asks_training_to_stop_after_the_step_as_ctrl_c_does():
+    """Reported: `timeout 60 taxolens train ...` (SIGTERM, as Slurm's time limit sends) left a run
+    folder holding only config.json; SIGTERM now stops at the next step, saved and resumable."""
+    import os
+    import signal
+    from core.cli.common import StopFlag
+    before = signal.getsignal(signal.SIGTERM)
+    with StopFlag() as stop:
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop()                                    # the training loop polls this between steps
+        with pytest.raises(KeyboardInterrupt):           # a second signal aborts at once
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
