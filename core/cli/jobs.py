@@ -456,14 +456,14 @@ def _submit_one_job_sweep(args: argparse.Namespace, spec: dict) -> int:
 
 def _cmd_sweep_run(args: argparse.Namespace) -> int:
     from core import paths, results, runs
-    from core.cli.common import emit
+    from core.cli.common import check_output, emit
     from core.jobs import sweep_run
 
     if args.dry_run:
         return _cmd_sweep_submit(args)
     out = args.report or paths.ROOT / "docs" / "results.md"
-    if not args.no_report and out.is_dir():
-        raise ConfigError(f"--report {out} is a directory; give a file name such as docs/results.md")
+    if not args.no_report:
+        check_output(out, "--report")        # before the sweep's hours, not after
     done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)
     if not args.no_report:
         left_out: list[str] = []

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from core import paths
 from core.base import ConfigError
-from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options,
+from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options, check_output,
                              config_from, emit, headline, one_line)
 from core.conditions import legacy_spec
 from core.config import BASELINES, TrainConfig, number_arg
@@ -250,9 +250,7 @@ def cmd_probe_lm(args) -> int:
 def cmd_results_report(args) -> int:
     from core import results, runs
 
-    out = Path(args.out)
-    if out.exists() and out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a file name such as docs/results.md")
+    out = check_output(Path(args.out), "--out")
     left_out: list[str] = []
     rows = results.collect(left_out)
     text = results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out)
@@ -266,9 +264,7 @@ def cmd_results_report(args) -> int:
 def cmd_results_figures(args) -> int:
     from core import paper_figures, results
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder")
+    out = check_output(Path(args.out), "--out", folder=True)
     left_out: list[str] = []
     rows = results.collect(left_out)
     formats = [] if args.csv_only else ["svg", "png"]

@@ -247,3 +247,20 @@ def test_sigterm_asks_training_to_stop_after_the_step_as_ctrl_c_does():
         with pytest.raises(KeyboardInterrupt):           # a second signal aborts at once
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(data_dir, tmp_path_factory, capsys):
+    """Reported: `results report --out photo.png/x.md` and `sweep run SPEC --report photo.png/r.md`
+    failed with a traceback when writing, the sweep only after running every job."""
+    elsewhere = tmp_path_factory.mktemp("out")
+    a_file = elsewhere / "photo.png"
+    a_file.write_bytes(b"x")
+    fails_cleanly(["results", "report", "--out", str(a_file / "x.md")], capsys, data_dir, "is a file, so nothing")
+    fails_cleanly(["results", "report", "--out", str(elsewhere)], capsys, data_dir, "is a directory")
+    fails_cleanly(["results", "figures", "--out", str(a_file / "sub")], capsys, data_dir, "is a file, so nothing")
+    fails_cleanly(["results", "figures", "--out", str(a_file)], capsys, data_dir, "is a file; give a folder")
+    spec = elsewhere / "spec.json"
+    spec.write_text(json.dumps({"kind": "baseline", "baselines": ["majority"], "conditions": ["none"],
+                                "config": {"dataset": "tiny"}}))
+    fails_cleanly(["sweep", "run", str(spec), "--report", str(a_file / "r.md")], capsys, data_dir, "is a file, so nothing")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["photo.png", "spec.json"]
