@@ -469,6 +469,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m core.assets") -> 
         started = time.time()
         lms = [lm for lm, spec in KNOWN_LMS.items() if spec.fetched_by_default] + args.lm
         groups = [g.strip() for g in args.only.split(",") if g.strip()]
+        unknown = sorted(set(groups) - set(GROUPS)) or ([] if groups else [repr(args.only)])
+        if unknown:                            # bad input: exit 2, before the download lock is taken
+            parser.error(f"--only: unknown asset group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+        for lm in args.lm:
+            if lm not in KNOWN_LMS:
+                parser.error(f"--lm: unknown LM {lm!r}; choose from {', '.join(KNOWN_LMS)}")
         with tqdm(total=1.0, bar_format="{l_bar}{bar}| {elapsed}", desc="assets") as bar:
             def progress(fraction: float, message: str) -> None:
                 bar.set_postfix_str(message)

@@ -115,7 +115,8 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
         problems.append(f"a dataset named '{name}' already exists (choose another name, or replace it)")
     table = read_table(csv_path, problems)
     if not root.is_dir():
-        problems.append(f"{root}: the image folder does not exist")
+        problems.append(f"{root}: the image folder does not exist" if not root.exists() else
+                        f"{root}: not a folder; give the folder that holds one subfolder of images per concept")
         raise ImportValidationError(problems, name)
     folders = _folders(root, problems)
     for concept in table:

@@ -261,6 +261,7 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
     test = runs.eval_dir(info.path, "test")
     if not (test / runs.METRICS_JSON).is_file():
         raise runs.RunError(f"run {info.run_id} has no test evaluation; run `taxolens evaluate {info.run_id}` first")
+    runs.load_metrics(info.path, "test")          # RunError for a damaged one: a fresh clone would read it
     files = ck.get("files", {})
     name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE
     state = unpacked_state(runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)))

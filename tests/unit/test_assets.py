@@ -254,9 +254,14 @@ def test_lm_errors_are_clear(data_dir):
         assets.lm_dir("gemma3-270m")
 
 
-def test_cli_rejects_unknown_group(capsys):
-    assert assets.main(["fetch", "--only", "models"]) == 1
-    assert "unknown asset group(s) models" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, fragment", [(["--only", "models"], "unknown asset group(s) models"),
+                                            (["--only", ","], "unknown asset group(s) ','"),
+                                            (["--only", "lms", "--lm", "gpt-9"], "unknown LM 'gpt-9'")])
+def test_cli_rejects_unknown_groups_and_lms_as_bad_input(argv, fragment, data_dir, capsys):
+    with pytest.raises(SystemExit) as stop:                 # exit 2, as every bad input; before the lock
+        assets.main(["fetch", *argv])
+    assert stop.value.code == 2 and fragment in capsys.readouterr().err
+    assert not (paths.downloads_dir() / ".fetch.lock").exists()
 
 
 def test_stamp_file_is_json(data_dir):

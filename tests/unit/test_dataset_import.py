@@ -143,6 +143,8 @@ def test_bad_name_and_missing_root(tmp_path, data_dir):
         things.import_things(root, csv_path, "My Set")
     with pytest.raises(ImportValidationError, match="image folder does not exist"):
         things.import_things(tmp_path / "nowhere", csv_path, "mine")
+    with pytest.raises(ImportValidationError, match="not a folder; give the folder that holds"):
+        things.import_things(csv_path, csv_path, "mine")          # a file where the folder goes
     assert _nothing_written(data_dir)
 
 

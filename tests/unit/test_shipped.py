@@ -274,3 +274,11 @@ def test_ship_refuses_a_destination_it_would_delete(tmp_path, capsys):
         assert cli.main(["ship", str(run_dir), "--dest", str(shipped)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     assert (shipped.stat().st_mode & 0o777) == 0o755
+
+
+def test_ship_refuses_a_run_whose_test_evaluation_is_damaged(tmp_path, capsys):
+    from core import cli
+    run_dir = _trained(epochs=1)
+    (runs.eval_dir(run_dir, "test") / runs.METRICS_JSON).write_text("{")
+    assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err and not (tmp_path / "shipped").exists()
