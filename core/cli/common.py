@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -92,7 +93,6 @@ def check_output(path: Path, flag: str, folder: bool = False) -> Path:
     """ConfigError unless `path` can be written as a file (folder=True: a folder) by this user:
     not the other kind of thing, and its nearest existing parent a writable folder. Checked before
     the work, so a report is not lost after hours of training to a path that cannot take it."""
-    import os
     path = Path(path)
     if path.exists() and path.is_dir() != folder:
         kind = "a directory; give a file name such as docs/results.md" if not folder else "a file; give a folder"

@@ -20,11 +20,11 @@ test suite uses this for quick test-only kinds).
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import importlib
 import os
 import shutil
 import sys
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
