@@ -151,13 +151,7 @@ def upload_tab(run) -> None:
 
 
 def gallery_tab(run) -> None:
-    from core.data.datasets import DatasetError
-
-    try:
-        ds = common.dataset(run.config.dataset)
-    except DatasetError as exc:
-        st.warning(str(exc))
-        return
+    ds = common.dataset(run.config.dataset)         # main() checked it is there
     trained_on = _predictor_vocabulary(run)
     c1, c2, c3 = st.columns([2, 2, 1.2], vertical_alignment="bottom")
     own = c3.toggle("Only its training concepts", value=True, key="gallery_own",
@@ -404,6 +398,12 @@ def main() -> None:
     run = choose_checkpoint()
     if run is None:
         jobs.first_run_panel()
+        return
+    from core.data.datasets import DatasetError
+    try:          # a checkpoint answers in its dataset's names: without the dataset, say so before an upload
+        common.dataset(run.config.dataset)
+    except DatasetError as exc:
+        st.warning(str(exc))
         return
     # Lazy tabs: only the open one runs, so the gallery costs nothing while uploading.
     upload, gallery = st.tabs(["Upload images", "Pick from the dataset"], key="predict_tab",

@@ -278,7 +278,9 @@ def _shuffle(kind: str | None, ds, seed: int, report: dict) -> dict[str, str]:
 
 def sample_size(ratio: float, n: int) -> int:
     """The paper's count of a category's n members to sample at ratio r: max(1, int(n * r)),
-    none at r = 0. (The 1e-9 keeps int() from truncating 0.7 * 10 = 6.999... to 6.)"""
+    none at r = 0, with n * r taken exactly: the 1e-9 keeps floor() from truncating a product that
+    float arithmetic puts just below a whole number (0.7 * 90 = 62.99999999999999 -> 63, not 62;
+    0.29 * 100 -> 29)."""
     if ratio <= 0 or n == 0:
         return 0
     return min(n, max(1, math.floor(n * ratio + 1e-9)))

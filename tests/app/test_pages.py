@@ -101,7 +101,9 @@ def test_browse_shows_grid_filters_and_run_scores(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/2_Browse.py")
     assert at.selectbox(key="browse_run").value is not None
-    assert at.multiselect(key="browse_categories") is not None
+    from core.data import datasets
+    ds = datasets.load_dataset("concepts")
+    assert at.multiselect(key="browse_categories").options == sorted(c.label for c in ds.categories.values())
     assert at.radio(key="browse_correct").value == "any"
     labels = {m.label for m in at.metric}
     assert {"Leaf accuracy", "Leaf macro-F1 per concept", "Seen hypernym macro-F1", "Unseen hypernym macro-F1"} <= labels
@@ -243,6 +245,8 @@ def test_pages_explain_a_missing_dataset(data_dir, page):
     (data_dir / "datasets").unlink()
     at = run_page(page)
     assert not [e.value for e in at.error if "failed unexpectedly" in e.value]
+    said = [m.value for m in (*at.warning, *at.error, *at.info)]
+    assert any("concepts" in m and "dataset" in m for m in said), said      # not a silently blank page
 
 
 class _FakePredictor:

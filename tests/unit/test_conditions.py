@@ -193,6 +193,8 @@ def test_sample_size_is_max_1_int_n_r():
     from core.conditions import sample_size
     assert [sample_size(r, 10) for r in (0, 0.01, 0.1, 0.29, 0.5, 0.7, 0.99, 1)] == [0, 1, 1, 2, 5, 7, 9, 10]
     assert sample_size(0.5, 0) == 0
+    # products float arithmetic puts just below a whole number count as that number (n * r exactly)
+    assert [sample_size(0.7, 90), sample_size(0.29, 100), sample_size(0.58, 50)] == [63, 29, 29]
 
 
 @pytest.mark.parametrize("spec", ["random:0", "random:0.3", "random:0.5", "random:1", "pairs:0.3",
