@@ -96,10 +96,13 @@ def test_ratio_curves_one_line_and_band_per_series_plus_baselines():
 
 
 def test_scatter_with_labels_reports_the_correlation():
-    points = [{"x": x, "y": 2 * x + 1, "label": str(x)} for x in (0.1, 0.2, 0.4)]
+    # By hand: Sxy = -4.5, Sxx = 5, Syy = 4.75, so r = -4.5 / sqrt(23.75) = -0.92, slope -0.9,
+    # intercept 1.75 + 0.9 * 1.5 = 3.1: the line runs from (0, 3.1) to (3, 0.4).
+    points = [{"x": x, "y": y, "label": str(x)} for x, y in ((0, 3), (1, 2), (2, 2), (3, 0))]
     fig = figures.scatter_with_labels(points, "coherence", "F1", title="t")
-    assert "Pearson r = 1.00 (n = 3)" in fig.layout.title.text
+    assert fig.layout.title.text == "t · Pearson r = -0.92 (n = 4)"
     assert len(fig.data) == 2
+    assert list(fig.data[1].x) == [0, 3] and list(fig.data[1].y) == pytest.approx([3.1, 0.4])
 
 
 def test_embedding_map_groups_points_by_colour_and_keeps_image_index():

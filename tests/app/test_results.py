@@ -283,13 +283,24 @@ def test_a_run_trained_under_the_former_random_is_listed_as_pairs(data_dir):
 
 
 def test_per_category_macro_f1_table(data_dir):
-    fake_run(cfg(condition="random:0.5"))
+    """Each cell is the mean over seeds of the per-category yes/no macro-F1 each run's metrics.json
+    holds for that block (not its yes-class F1, not one seed's)."""
+    dirs = [fake_run(cfg(condition="random:0.5", seed=seed)) for seed in (0, 1)]
     rows = results.collect()
     unseen = results.per_category(rows, "unseen")
     every = results.per_category(rows, "all")
-    assert list(every.columns) == ["pretrained LM · random:0.5"]
-    assert set(unseen.index) <= set(every.index)
-    assert all(0 <= v <= 1 for v in every.iloc[:, 0] if not math.isnan(v))
+    assert list(every.columns) == list(unseen.columns) == ["pretrained LM · random:0.5"]
+    stored = [runs.load_metrics(d, "test")["hypernym"] for d in dirs]
+    checked = 0
+    for block, table in (("all", every), ("unseen", unseen)):
+        for category in table.index:
+            cells = [(h if block == "all" else h[block])["per_category"].get(category, {}) for h in stored]
+            macro = [c["macro_f1_yes_no"] for c in cells if c.get("macro_f1_yes_no") is not None]
+            assert table.loc[category].iloc[0] == pytest.approx(sum(macro) / len(macro)), (block, category)
+            checked += 1
+    assert checked >= 2 and set(unseen.index) <= set(every.index)
+    cells = [c for h in stored for c in h["per_category"].values()]
+    assert any(c.get("f1") != pytest.approx(c["macro_f1_yes_no"]) for c in cells)   # the data tells them apart
 
 
 def test_probe_beside_the_vlm_per_category(data_dir):

@@ -5,8 +5,9 @@ evaluation; the app's "has not learned" note must agree with that evaluation. Th
 checkpoint that claims to have learned (no note): on 20 held-out TEST images of distinct concepts it
 names the true concept among its top 5 leaves and a true category among its top 3 categories, each
 on at least 80 % of them. A checkpoint the app flags as not learned is not held to that bar (the
-flag is what the user sees), nor is one whose own recorded ranking (40 test images) is short of the
-bar; the test says so instead of passing silently."""
+flag is what the user sees). The 20 images are always asked: the category bar holds, and a leaf
+top 5 short of its bar is an expected failure (xfail, with the numbers) only while the checkpoint's
+recorded ranking is short of it too."""
 import pytest
 
 from core import metrics, paths, rundata, runs
@@ -49,10 +50,6 @@ def test_shipped_checkpoint_grounds_held_out_images():
         pytest.skip(f"the shipped checkpoint is flagged in the app as not learned ({note}), so the "
                     f"issue's top-5 / top-3 bar does not apply to it yet")
     recorded = runs.load_ranking(paths.SHIPPED_CHECKPOINT)
-    if recorded["top5"] < BAR:
-        pytest.skip(f"the shipped checkpoint's own ranking puts the right leaf in its top 5 for "
-                    f"{recorded['top5']:.0%} of {recorded['images']} test images: trusted by the app "
-                    f"(>= {runs.LEARNED_TOP5:.0%}), short of the issue's bar of {BAR:.0%}")
     info = runs.load_run(paths.SHIPPED_CHECKPOINT)
     data = rundata.prepare(info.config)
     by_concept = {}
@@ -72,4 +69,10 @@ def test_shipped_checkpoint_grounds_held_out_images():
         cat3 += bool(set(data.dataset.concepts[im.concept].categories) & cats)
         print(f"{im.concept:>18} ({im.style}): top-5 {leaves}; top-3 categories {sorted(cats)}")
     print(f"top-1 leaf {top1}/{N_IMAGES}, top-5 leaf {top5}/{N_IMAGES}, category in top 3 {cat3}/{N_IMAGES}")
-    assert top5 >= BAR * N_IMAGES and cat3 >= BAR * N_IMAGES
+    assert cat3 >= BAR * N_IMAGES
+    if top5 < BAR * N_IMAGES:
+        # Short of the leaf bar: known, and recorded as such, or this is a regression.
+        assert recorded["top5"] < BAR, f"top-5 {top5}/{N_IMAGES} here, {recorded['top5']:.0%} recorded"
+        pytest.xfail(f"the right leaf in the top 5 for {top5}/{N_IMAGES} images ({recorded['top5']:.0%} of "
+                     f"{recorded['images']} in the recorded ranking): trusted by the app (>= "
+                     f"{runs.LEARNED_TOP5:.0%}), short of the issue's bar of {BAR:.0%}")

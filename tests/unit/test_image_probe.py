@@ -61,6 +61,18 @@ def test_under_full_ablation_the_probe_knows_no_category():
     assert all(s == 0.0 for q, s in zip(qs, scores) if q.kind == "hypernym")
 
 
+def test_thresholds_are_chosen_on_the_validation_questions():
+    data = rundata.prepare(_cfg())
+    probe = image_probe.fit(data, encoder=None)
+
+    def best_on(split, kind):
+        qs, scores = probe.question_scores(data, split)
+        return image_probe.best_threshold([(s, q.answer) for q, s in zip(qs, scores)
+                                           if q.kind == kind and data.deprivation.keeps(q)])
+    assert probe.thresholds == {kind: best_on("val", kind) for kind in ("leaf", "hypernym")}
+    assert probe.thresholds != {kind: best_on("train", kind) for kind in ("leaf", "hypernym")}   # splits differ here
+
+
 def test_image_probe_baseline_writes_metrics_with_its_ranking(tmp_path):
     m = evaluate.baseline("image-probe", _cfg(), out_dir=tmp_path / "probe")
     assert m["kind"] == "image-probe" and m["leaf"]["accuracy"] >= 0.85

@@ -26,6 +26,18 @@ def half_unseen(unseen_right: bool):
             q("leaf", "dog", True, True), q("leaf", "dog", False, False)]
 
 
+def three_of_seven_unseen(unseen_right: bool):
+    """7 hypernym questions: 4 seen and right (mammal, bird: a yes and a no each; a fair coin's
+    per-category macro-F1 0.5), 3 unseen about 'fish' (2 yes, 1 no: all right or all wrong). Unseen
+    share 3/7, so seen share 4/7; the coin on fish (yes share 2/3): yes-F1 (2/3)/(2/3 + 1/2) = 4/7,
+    no-F1 (1/3)/(3/2 - 2/3) = 2/5, macro 17/35 -- neither equal to its seen counterpart."""
+    return [q("hypernym", "mammal", True, True), q("hypernym", "mammal", False, False),
+            q("hypernym", "bird", True, True), q("hypernym", "bird", False, False),
+            q("hypernym", "fish", True, unseen_right, False), q("hypernym", "fish", True, unseen_right, False),
+            q("hypernym", "fish", False, not unseen_right, False),
+            q("leaf", "dog", True, True), q("leaf", "dog", False, False)]
+
+
 def test_ablation_of_places_random_and_systematic_on_the_axis_and_nothing_else():
     assert pf.ablation_of("random:0.5") == ("random", 0.5)
     assert pf.ablation_of("systematic:3") == ("systematic", 3.0)
@@ -37,8 +49,8 @@ def test_ablation_of_places_random_and_systematic_on_the_axis_and_nothing_else()
 
 
 def test_ablation_table_means_seen_share_unseen_f1_and_chance_over_seeds():
-    rows = [run("random:0.5", 0, half_unseen(True)), run("random:0.5", 1, half_unseen(True)),
-            run("random:0.5", 2, half_unseen(False)),
+    rows = [run("random:0.5", 0, three_of_seven_unseen(True)), run("random:0.5", 1, three_of_seven_unseen(True)),
+            run("random:0.5", 2, three_of_seven_unseen(False)),
             run("systematic:1", 0, half_unseen(True), lm_init="random"),
             run("none", 0, half_unseen(True)), run("cross+random:0.5", 0, half_unseen(True)),
             {"kind": "baseline", "condition": "random:0.5", "baseline": "majority", "metrics": {}}]
@@ -50,14 +62,14 @@ def test_ablation_table_means_seen_share_unseen_f1_and_chance_over_seeds():
     half = 4.302653 * math.sqrt(1 / 3) / math.sqrt(3)
     assert r["unseen_f1"] == pytest.approx(2 / 3) and r["n_seeds"] == 3
     assert r["ci_low"] == pytest.approx(2 / 3 - half, abs=1e-5)
-    assert r["seen_share"] == pytest.approx(0.5) and r["chance"] == pytest.approx(0.5)   # balanced: coin 0.5
+    assert r["seen_share"] == pytest.approx(4 / 7) and r["chance"] == pytest.approx(17 / 35)   # the unseen coin
     assert r["family"] == "random" and r["model"] == "pretrained LM" and r["nominal"] == 0.5
     s = table[table["condition"] == "systematic:1"].iloc[0]
     assert s["model"] == "random-init LM" and s["n_seeds"] == 1 and math.isnan(s["ci_low"])
     fig = pf.ablation_figure(table)
     names = [t.name for t in fig.data]
     assert names == ["pretrained LM · random", "random-init LM · systematic", "chance (fair coin)"]
-    assert list(fig.data[0].x) == [50.0] and fig.data[1].line.dash == "dash"
+    assert list(fig.data[0].x) == [pytest.approx(400 / 7)] and fig.data[1].line.dash == "dash"
 
 
 def test_versus_gives_the_exact_line_and_rank_correlation():

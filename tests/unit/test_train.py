@@ -268,8 +268,25 @@ def test_old_checkpoint_format_is_refused():
         checkpoint.load_trained(run_dir, "cpu")
 
 
-def test_grid_crop_trains_on_windows_and_refuses_a_window_larger_than_the_grid():
-    run_dir = train.train(_cfg(epochs=1, grid_crop=1))            # the fake encoder's grid is 2 x 2
+def test_grid_crop_trains_on_windows_and_refuses_a_window_larger_than_the_grid(monkeypatch):
+    crops, given = [], []
+    real_crop, real_loss = train.crop_grid, fake_vlm.FakeVLM.joint_loss
+
+    def crop(grid, side):
+        out = real_crop(grid, side)
+        crops.append((tuple(grid.shape[1:]), out))
+        return out
+
+    def loss(vlms, batches):                 # what the loss is given
+        given.extend(b.features for b in batches)
+        return real_loss(vlms, batches)
+    monkeypatch.setattr(train, "crop_grid", crop)
+    monkeypatch.setattr(fake_vlm.FakeVLM, "joint_loss", staticmethod(loss))
+    run_dir = train.train(_cfg(epochs=1, grid_crop=1))
+    windows = [out for shape, out in crops if shape == (4, fake_vlm.DIM)]    # the fake encoder's 2 x 2 grid
+    assert given and len(windows) >= len(given)
+    assert all(f.shape[1:] == (1, fake_vlm.DIM) for f in given)
+    assert all(any(f.shape == w.shape and torch.equal(f, w) for w in windows) for f in given)   # windows, each step
     assert json.loads(runs.checkpoint_json(run_dir).read_text())["status"] == "finished"
     with pytest.raises(ConfigError, match="grid_crop does not fit encoder efficientnet-lite2: cannot crop a 3x3 window from a 4-token grid"):
         train.train(_cfg(epochs=1, grid_crop=3))
