@@ -164,16 +164,14 @@ def _trained_run(ref: str | None, encoder: str | None, lm: str | None, weights: 
 
 
 def _installed_default() -> str | None:
-    """Without --run: None while a finished run of the default config or the shipped recipe is here
-    (preflight picks the best), else the shipped checkpoint, installed into the runs folder as
-    `make app`'s first start installs it, so `taxolens predict photo.jpg` works on a fresh clone."""
+    """Without --run: the best finished run of the default config or the shipped recipe, else the
+    shipped checkpoint, installed into the runs folder as `make app`'s first start installs it, so
+    `taxolens predict photo.jpg` works on a fresh clone; None when neither (preflight says why)."""
     from core import runs
     from core.models import checkpoint
 
-    if runs.default_checkpoint() is not None:
-        return None
-    installed = checkpoint.install_shipped()
-    return None if installed is None else str(installed)
+    found = runs.default_checkpoint() or checkpoint.install_shipped()    # one scan of the runs folder
+    return None if found is None else str(found)
 
 
 def cmd_evaluate(args) -> int:
