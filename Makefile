@@ -42,7 +42,7 @@ worker: dataset
 # The suite on every core (pytest-xdist), a test file per process, one torch thread each: on 2 cores
 # two processes of 2 threads ran slower than one (10m38s vs 10m22s), two of one thread 7m06s.
 TEST_PROCS ?= auto
-PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_PROCS) --dist loadfile
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_PROCS) --dist loadfile --no-loadscope-reorder
 
 test: dataset browser
 	$(PYTEST)
