@@ -39,6 +39,10 @@ CHECKPOINT_DIR = "checkpoint"
 PROJECTOR_FILE = "projector.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
 BEST_FILE = "best.safetensors"               # the projector of the best epoch (what evaluation loads)
+# A checkpoint file written but not yet moved into place: a save writes every file as NAME.next,
+# then checkpoint.json (which pins each by sha256), then moves them, so a kill at any point leaves
+# each pinned file either in place or beside it as NAME.next (load_tensors takes whichever matches).
+STAGED_SUFFIX = ".next"
 RANKING_FILE = "ranking.json"                 # core.evaluate.leaf_ranking
 CHECKPOINT_JSON = "checkpoint.json"
 BASELINES_DIR = "baselines"
@@ -96,18 +100,39 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict:
     from safetensors.torch import load
 
     path = Path(path)
-    try:
-        data = files.read_bytes(path, MAX_TENSOR_BYTES)
-    except files.FileReadError as exc:
-        if exc.kind == "missing":
-            raise RunError(f"missing checkpoint file {path}") from None
-        raise RunError(f"checkpoint file {exc}") from None
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise RunError(f"{path} does not match its checkpoint.json (interrupted write or edited file)")
+    data = _read_tensor_file(path)
+    if sha256 is not None and (data is None or hashlib.sha256(data).hexdigest() != sha256):
+        # A save stopped between checkpoint.json and moving its files into place: the pinned file is
+        # still staged (checked before the final name again, as a running save may move it meanwhile).
+        for candidate in (staged_path(path), path):
+            staged = _read_tensor_file(candidate)
+            if staged is not None and hashlib.sha256(staged).hexdigest() == sha256:
+                data = staged
+                break
+        else:
+            if data is None:
+                raise RunError(f"missing checkpoint file {path}")
+            raise RunError(f"{path} does not match its checkpoint.json (interrupted write or edited file)")
+    if data is None:
+        raise RunError(f"missing checkpoint file {path}")
     try:
         return load(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise RunError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+def staged_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + STAGED_SUFFIX)
+
+
+def _read_tensor_file(path: Path) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        return files.read_bytes(path, MAX_TENSOR_BYTES)
+    except files.FileReadError as exc:
+        if exc.kind == "missing":
+            return None
+        raise RunError(f"checkpoint file {exc}") from None
 
 
 def append_log(run_dir: Path, line: str) -> None:
@@ -226,6 +251,7 @@ def discard_unstarted(run_dir: Path) -> bool:
     ckdir = checkpoint_dir(run_dir)
     for path in (run_dir / CONFIG_JSON, run_dir / "log", ckdir / PROJECTOR_FILE, ckdir / TRAIN_STATE_FILE):
         path.unlink(missing_ok=True)
+        staged_path(path).unlink(missing_ok=True)
     for folder in (ckdir, run_dir):
         try:
             folder.rmdir()

@@ -53,6 +53,7 @@ evaluation and prediction use too, so all three see exactly the same data and mo
 from __future__ import annotations
 
 import math
+import os
 import sys
 import random
 import time
@@ -531,13 +532,18 @@ class _Run:
         if self.device.type == "cuda":
             opt_tensors["rng.cuda"] = torch.cuda.get_rng_state()
         files = dict(self.ck.get("files", {}) if self.ck else {}, **state.get("files", {}))
-        files[runs.PROJECTOR_FILE] = runs.save_tensors(ckdir / runs.PROJECTOR_FILE, self.vlm.projector_state(), self.meta)
-        files[runs.TRAIN_STATE_FILE] = runs.save_tensors(ckdir / runs.TRAIN_STATE_FILE, opt_tensors)
+        written = {runs.PROJECTOR_FILE: (self.vlm.projector_state(), self.meta), runs.TRAIN_STATE_FILE: (opt_tensors, None)}
         if best_now:
-            files[runs.BEST_FILE] = runs.save_tensors(ckdir / runs.BEST_FILE, self.vlm.projector_state(), self.meta)
+            written[runs.BEST_FILE] = (self.vlm.projector_state(), self.meta)
+        # Staged, then pinned, then moved (runs.STAGED_SUFFIX): a kill anywhere in between leaves a
+        # checkpoint.json whose every file can be found, so the run stays loadable and resumable.
+        for name, (tensors, meta) in written.items():
+            files[name] = runs.save_tensors(runs.staged_path(ckdir / name), tensors, meta)
         state["files"] = files
         state["optimizer_groups"] = groups
-        runs.write_json(runs.checkpoint_json(self.dir), state)   # last: it names the files above
+        runs.write_json(runs.checkpoint_json(self.dir), state)
+        for name in written:
+            os.replace(runs.staged_path(ckdir / name), ckdir / name)
 
 
 def init_projector(cfg: TrainConfig, vlm, table_sha256: str) -> dict:

@@ -164,6 +164,57 @@ def test_hard_negatives_add_training_questions_only():
     assert ck["questions"]["train_kept"] == len(hard.questions["train"]) and ck["config"]["hard_negatives"] == 2
 
 
+class _Killed(BaseException):
+    """What SIGKILL would do: nothing after this point runs."""
+
+
+def test_a_save_killed_between_its_checkpoint_json_and_its_files_loads_and_resumes(monkeypatch):
+    straight = train.train(_cfg())
+    straight_out = fake_vlm.FakeVLM.instances[-1].projector(_probe())
+    run_dir = runs.create_run_dir(_cfg())
+    real_replace = train.os.replace
+
+    def replace(src, dst):          # killed once epoch 1's checkpoint.json names files not yet in place
+        ck = runs.checkpoint_json(run_dir)
+        if ck.is_file() and json.loads(ck.read_text())["epoch"] == 1:
+            raise _Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(train.os, "replace", replace)
+    with pytest.raises(_Killed):
+        train.train(_cfg(), run_dir=run_dir)
+    monkeypatch.setattr(train.os, "replace", real_replace)
+    ckdir = runs.checkpoint_dir(run_dir)
+    assert all(runs.staged_path(ckdir / name).is_file() and not (ckdir / name).exists()   # pinned, not moved
+               for name in (runs.PROJECTOR_FILE, runs.TRAIN_STATE_FILE, runs.BEST_FILE))
+    info, loaded = checkpoint.load_trained(run_dir, "cpu")                # loads: epoch 1, the best so far
+    assert info.epoch == 1
+    with torch.no_grad():
+        assert torch.equal(loaded.projector(_probe()), fake_vlm.FakeVLM.instances[-2].projector(_probe()))
+
+    train.train(_cfg(), run_dir=run_dir)                                  # resumes with epoch 2, not 1
+    with torch.no_grad():
+        assert torch.allclose(fake_vlm.FakeVLM.instances[-1].projector(_probe()), straight_out, atol=1e-6)
+    assert fake_vlm.FakeVLM.instances[-1].loss_calls == 2 * json.loads(
+        runs.checkpoint_json(run_dir).read_text())["steps_per_epoch"]
+    assert not list(ckdir.glob("*" + runs.STAGED_SUFFIX))                # the next save moved them all
+    assert json.loads(runs.checkpoint_json(straight).read_text())["metrics"][-1]["train_loss"] == \
+        pytest.approx(json.loads(runs.checkpoint_json(run_dir).read_text())["metrics"][-1]["train_loss"], abs=1e-6)
+
+
+def test_a_staged_file_that_checkpoint_json_does_not_pin_is_ignored():
+    run_dir = train.train(_cfg(epochs=1))
+    with torch.no_grad():
+        before = checkpoint.load_trained(run_dir, "cpu")[1].projector(_probe())
+    path = runs.checkpoint_dir(run_dir) / runs.BEST_FILE
+    runs.save_tensors(runs.staged_path(path), {k: v + 1 for k, v in runs.load_tensors(path).items()})  # killed before the JSON
+    with torch.no_grad():
+        assert torch.equal(checkpoint.load_trained(run_dir, "cpu")[1].projector(_probe()), before)
+    path.unlink()                   # neither file is the pinned one: an error, not the staged file
+    with pytest.raises(runs.RunError, match="missing checkpoint file"):
+        checkpoint.load_trained(run_dir, "cpu")
+
+
 def test_tampered_checkpoint_is_detected():
     run_dir = train.train(_cfg(epochs=1))
     path = runs.checkpoint_dir(run_dir) / runs.BEST_FILE       # the projector evaluation loads
@@ -237,7 +288,7 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
     real_save = runs.save_tensors
 
     def spy(path, tensors, metadata=None):
-        if path.name == runs.BEST_FILE:
+        if path.name == runs.staged_path(runs.BEST_FILE).name:       # written staged, then moved into place
             saved[len(saved)] = {k: v.clone() for k, v in tensors.items()}
         return real_save(path, tensors, metadata)
 
