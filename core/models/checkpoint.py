@@ -124,13 +124,14 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None, 
         raise runs.RunError(f"run {info.run_id} was trained by an older TaxoLens (checkpoint format "
                             f"{ck.get('format')}, now {CHECKPOINT_FORMAT}) with another prompt; train it again")
     dev = device if isinstance(device, torch.device) else resolve_device(device or info.config.device)
+    files = ck.get("files", {})
+    name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE   # the best epoch when kept
+    # before the frozen models: a missing or damaged projector file is an error in milliseconds, not after the LM loads
+    state = unpacked_state(runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)))
     if frozen_from is None:
         vlm = build_vlm(info.config, dev)
     else:
         vlm = registry.vlm_sharing_frozen(info.config, frozen_from)
-    files = ck.get("files", {})
-    name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE   # the best epoch when kept
-    state = unpacked_state(runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)))
     fit_posterior_input(vlm, info.config, state)
     load_projector(vlm, state, info.path)
     check_frozen_checksum(vlm, ck.get("frozen_checksum"), info.path)

@@ -223,6 +223,18 @@ def test_tampered_checkpoint_is_detected():
         checkpoint.load_trained(run_dir, "cpu")
 
 
+def test_a_missing_projector_file_is_reported_before_the_frozen_models_load(monkeypatch):
+    run_dir = train.train(_cfg(epochs=1))
+    (runs.checkpoint_dir(run_dir) / runs.BEST_FILE).unlink()
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("the frozen models were built first")
+
+    monkeypatch.setattr(checkpoint, "build_vlm", no_models)
+    with pytest.raises(runs.RunError, match="missing checkpoint file .*best.safetensors"):
+        checkpoint.load_trained(run_dir, "cpu")
+
+
 def test_changed_frozen_model_is_detected(monkeypatch):
     run_dir = train.train(_cfg(epochs=1))
     from core.models import registry
