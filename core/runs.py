@@ -317,7 +317,8 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
         raise RunError(f"{run_dir / 'config.json'} is not a training config ({exc})") from None
     ck_path = checkpoint_json(run_dir)
     ck = read_json(ck_path) if ck_path.is_file() else {}
-    epoch = ck.get("epoch", 0) if isinstance(ck, dict) else None
+    # every save records the epoch, so a file without one is damaged, not a run that has not started
+    epoch = (ck.get("epoch") if ck_path.is_file() else 0) if isinstance(ck, dict) else None
     if not (isinstance(epoch, int) and not isinstance(epoch, bool) and isinstance(ck.get("metrics", []), list)):
         raise RunError(f"{ck_path} is not a checkpoint record (a JSON object with an integer epoch)")
     evaluated = [s for s in SPLITS if (eval_dir(run_dir, s) / METRICS_JSON).is_file()]

@@ -206,7 +206,7 @@ def test_a_device_that_does_not_exist_is_refused_by_name(command, data_dir, caps
     assert stop.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("record", [[1, 2], {"status": "finished", "epoch": "two"}, {"epoch": None},
+@pytest.mark.parametrize("record", [[1, 2], {}, {"status": "finished"}, {"status": "finished", "epoch": "two"}, {"epoch": None},
                                     {"epoch": 1, "metrics": "x"}])
 def test_a_checkpoint_record_of_the_wrong_shape_is_named_not_a_traceback(record, data_dir, capsys):
     """Reported: a checkpoint.json of valid JSON but the wrong shape ended `predict`, `evaluate` and
