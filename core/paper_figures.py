@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from core import metrics as metrics_mod
-from core import results
+from core import files, results
 
 BLOCKS = ("unseen", "seen", "all")
 MODEL_COLORS = {"pretrained LM": "#1f77b4", "random-init LM": "#d62728"}
@@ -680,14 +680,14 @@ def write_all(rows: list[dict], out_dir: Path, formats: Sequence[str] = ("svg", 
         chosen = results.in_setting(rows, key)
         figs = setting_figures(chosen, rows, key)
         choice = figs.pop("_choice")
-        (folder / "setting.txt").write_text(results.describe_setting(key) + "\n" +
-                                            f"per-category figures: {choice['model']}, {choice['condition']}, "
-                                            f"{choice['block']} questions\n")
+        # each file whole or not at all (write_atomic): an interrupted export never leaves a torn CSV or image
+        files.write_atomic(folder / "setting.txt", results.describe_setting(key) + "\n" +
+                           f"per-category figures: {choice['model']}, {choice['condition']}, {choice['block']} questions\n")
         entry = {"setting": results.describe_setting(key), "folder": str(folder), **choice, "files": [], "notes": {}}
         for name, fig in figs.items():
             table = fig["table"]
             path = folder / f"{name}.csv"
-            table.to_csv(path, index=name in ("coherence", "probe"))
+            files.write_atomic(path, table.to_csv(index=name in ("coherence", "probe")))
             entry["files"].append(str(path))
             if fig.get("stats"):
                 entry.setdefault("stats", {})[name] = {k: v for k, v in fig["stats"].items()}
@@ -696,7 +696,7 @@ def write_all(rows: list[dict], out_dir: Path, formats: Sequence[str] = ("svg", 
                 continue
             for fmt in formats if not problem else ():
                 path = folder / f"{name}.{fmt}"
-                path.write_bytes(to_image(titled(fig["figure"], TITLES[name]), fmt))
+                files.write_atomic(path, to_image(titled(fig["figure"], TITLES[name]), fmt))
                 entry["files"].append(str(path))
         manifest["settings"].append(entry)
     return manifest
