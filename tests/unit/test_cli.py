@@ -206,6 +206,13 @@ def test_a_device_that_does_not_exist_is_refused_by_name(command, data_dir, caps
     assert stop.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["lens", "clusters"])
+def test_cuda_on_a_machine_without_it_is_one_line_before_the_run_is_read(command, data_dir, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    fails_cleanly([command, "no-such-run", "--device", "cuda"], capsys, data_dir, "no CUDA GPU is available")
+
+
 @pytest.mark.parametrize("record", [[1, 2], {}, {"status": "finished"}, {"status": "finished", "epoch": "two"}, {"epoch": None},
                                     {"epoch": 1, "metrics": "x"}])
 def test_a_checkpoint_record_of_the_wrong_shape_is_named_not_a_traceback(record, data_dir, capsys):
