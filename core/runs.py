@@ -249,9 +249,9 @@ def discard_unstarted(run_dir: Path) -> bool:
     if checkpoint_json(run_dir).exists():
         return False
     ckdir = checkpoint_dir(run_dir)
-    for path in (run_dir / CONFIG_JSON, run_dir / "log", ckdir / PROJECTOR_FILE, ckdir / TRAIN_STATE_FILE):
+    tensors = [ckdir / name for name in (PROJECTOR_FILE, TRAIN_STATE_FILE, BEST_FILE)]
+    for path in [run_dir / CONFIG_JSON, run_dir / "log"] + tensors + [staged_path(p) for p in tensors]:
         path.unlink(missing_ok=True)
-        staged_path(path).unlink(missing_ok=True)
     for folder in (ckdir, run_dir):
         try:
             folder.rmdir()

@@ -149,3 +149,24 @@ def test_follows_recipe_matches_the_default_and_shipped_recipes_and_their_leaf_s
     only_features = [TrainConfig()]
     assert not runs.follows_recipe(shipped, only_features)
     assert runs.follows_recipe(TrainConfig().leaf_stage("first"), only_features)
+
+
+def test_a_run_killed_before_its_first_checkpoint_json_is_discarded_with_what_it_wrote():
+    """A first save killed after staging its tensors (NAME.next) and before checkpoint.json: the
+    folder holds config.json, a log and staged or moved tensors, none of them a checkpoint."""
+    run_dir = runs.create_run_dir(TrainConfig(seed=1))
+    ckdir = runs.checkpoint_dir(run_dir)
+    (run_dir / "log").write_text("started\n")
+    for name in (runs.PROJECTOR_FILE, runs.TRAIN_STATE_FILE, runs.BEST_FILE):
+        runs.save_tensors(runs.staged_path(ckdir / name), {"w": torch.zeros(2)})
+    runs.save_tensors(ckdir / runs.PROJECTOR_FILE, {"w": torch.zeros(2)})
+    assert runs.discard_unstarted(run_dir) and not run_dir.exists()
+
+    kept = runs.create_run_dir(TrainConfig(seed=2))                      # a saved run is kept whole
+    _finish(kept, status="partial", epoch=1)
+    runs.save_tensors(runs.staged_path(runs.checkpoint_dir(kept) / runs.BEST_FILE), {"w": torch.zeros(2)})
+    assert not runs.discard_unstarted(kept) and runs.staged_path(runs.checkpoint_dir(kept) / runs.BEST_FILE).exists()
+
+    mine = runs.create_run_dir(TrainConfig(seed=3))                      # a file we did not write stays
+    (mine / "notes.txt").write_text("mine")
+    assert not runs.discard_unstarted(mine) and (mine / "notes.txt").read_text() == "mine"
