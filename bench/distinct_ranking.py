@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from bench.common import trained_run
 
-TEST_IMAGES = 20          # tests/integration/test_shipped_checkpoint.py's N_IMAGES
+TEST_IMAGES = 20          # the 20 images, asked by tests/integration/test_shipped_checkpoint.py
 
 
 def first_test_image_per_concept(data) -> dict:

@@ -12,11 +12,12 @@ bench.distinct_ranking RUN` asks the same kind of image (each concept's first te
 concept. For `pvsoft1_s0` (2026-12-06): 18 of these 20 in the top 5, 244 of all 385 (0.634)."""
 import pytest
 
+from bench import distinct_ranking
 from core import metrics, paths, rundata, runs
 from core.models import checkpoint
 from core.predict import Predictor
 
-N_IMAGES = 20
+N_IMAGES = distinct_ranking.TEST_IMAGES          # 20 held-out images of distinct concepts
 BAR = 0.8            # the issue's share of those images with the true leaf in the top 5 (category: top 3)
 
 
@@ -54,11 +55,8 @@ def test_shipped_checkpoint_grounds_held_out_images():
     recorded = runs.load_ranking(paths.SHIPPED_CHECKPOINT)
     info = runs.load_run(paths.SHIPPED_CHECKPOINT)
     data = rundata.prepare(info.config)
-    by_concept = {}
-    for im in sorted(data.images("test"), key=lambda im: (im.concept, im.id)):
-        by_concept.setdefault(im.concept, im)
-    concepts = sorted(by_concept)
-    chosen = [by_concept[concepts[int(i * len(concepts) / N_IMAGES)]] for i in range(N_IMAGES)]
+    by_concept = distinct_ranking.first_test_image_per_concept(data)      # the bench's selection, so
+    chosen = [by_concept[c] for c in distinct_ranking.evenly(sorted(by_concept), N_IMAGES)]   # comparable
 
     predictor = Predictor.load(paths.SHIPPED_CHECKPOINT)
     top1 = top5 = cat3 = 0

@@ -6,12 +6,11 @@ import pytest
 from bench import distinct_ranking as dr
 
 
-def test_the_selection_is_the_integration_tests():
+def test_the_selection_takes_each_concepts_first_image_and_spaces_concepts_evenly():
     images = [SimpleNamespace(concept=c, id=i) for c, i in (("dog", "b"), ("dog", "a"), ("cat", "z"), ("ant", "q"))]
     data = SimpleNamespace(images=lambda split: images)
     assert {c: im.id for c, im in dr.first_test_image_per_concept(data).items()} == {"dog": "a", "cat": "z", "ant": "q"}
     concepts = [f"c{i:03d}" for i in range(385)]
-    # tests/integration/test_shipped_checkpoint.py: concepts[int(i * len(concepts) / N_IMAGES)]
     assert dr.evenly(concepts, 20) == [concepts[int(i * 385 / 20)] for i in range(20)]
     assert dr.evenly(concepts, 500) == concepts
 
