@@ -298,6 +298,11 @@ def cmd_predict(args) -> int:
         print(f"taxolens predict: note: {note}", file=sys.stderr)
     result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()), "image_notes": notes,
               "prediction": prediction.to_dict()}
+    from core import runs
+    warning = runs.learning_note(info.path)          # as the Predict page shows beside the answers
+    if warning:
+        result["warning"] = warning
+        print(f"taxolens predict: warning: {warning}", file=sys.stderr)
     if asked:
         result["asked"] = [a.to_dict() for a in predictor.ask(image, asked)]
     if args.open:

@@ -238,6 +238,38 @@ def test_predict_without_a_run_installs_the_shipped_checkpoint_and_answers_with_
     assert loaded == [installed] and (installed / "checkpoint" / "checkpoint.json").is_file()
 
 
+def test_predict_warns_on_the_command_line_when_the_checkpoint_has_not_learned(tmp_path, monkeypatch, capsys):
+    """Reported: `train` warned that its checkpoint had not learned, `predict` then answered "bus"
+    for a dog with no word of it, though the Predict page says so beside every answer."""
+    from PIL import Image
+    from core import cli, predict, preflight
+    monkeypatch.setattr(preflight, "check_weights", lambda *a, **k: None)
+
+    class Stub:
+        def predict(self, image, top_k=5, full=False):
+            return type("P", (), {"to_dict": lambda self: {"best": "dog", "notes": []}})()
+
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, path, device=None: Stub()))
+    run_dir = _trained(epochs=1)
+    img = tmp_path / "dog.png"
+    Image.new("RGB", (32, 32)).save(img)
+    note = runs.learning_note(run_dir)
+    assert note is not None                                   # one epoch of the fake: not learned
+    capsys.readouterr()
+    assert cli.main(["predict", str(img), "--run", str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["warning"] == note and f"taxolens predict: warning: {note}" in err
+
+    m = runs.load_metrics(run_dir, "test")                    # the same run, evaluated as learned
+    m["leaf"]["accuracy"], m["confusion"] = 0.95, {"tp": 10, "fp": 1, "tn": 10, "fn": 1}
+    runs.write_json(runs.eval_dir(run_dir, "test") / runs.METRICS_JSON, m)
+    runs.eval_dir(run_dir, "test").joinpath(runs.RANKING_FILE).unlink(missing_ok=True)
+    assert runs.learning_note(run_dir) is None
+    assert cli.main(["predict", str(img), "--run", str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in json.loads(out) and "warning" not in err
+
+
 def test_predict_without_a_run_says_why_the_shipped_checkpoint_cannot_stand_in(tmp_path, monkeypatch, capsys):
     from PIL import Image
     from core import cli
