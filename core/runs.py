@@ -304,7 +304,10 @@ def resolve_run_dir(run_id_or_path: str | Path) -> Path:
     for c in candidates:
         if (c / CONFIG_JSON).is_file():
             return c.resolve()
-    raise RunError(f"no run {str(run_id_or_path)!r} (looked for config.json in {candidates[0]})")
+    hint = f"`taxolens runs` lists the runs in {paths.runs_dir()}"
+    if not as_id and paths.is_plain_name(p.name) and (paths.runs_dir() / p.name / CONFIG_JSON).is_file():
+        hint = f"the runs folder here is {paths.runs_dir()}, which holds it: pass its id {p.name}"   # TAXOLENS_DATA elsewhere
+    raise RunError(f"no run {str(run_id_or_path)!r} (looked for config.json in {candidates[0]}; {hint})")
 
 
 def load_run(run_id_or_path: str | Path) -> RunInfo:

@@ -170,3 +170,15 @@ def test_a_run_killed_before_its_first_checkpoint_json_is_discarded_with_what_it
     mine = runs.create_run_dir(TrainConfig(seed=3))                      # a file we did not write stays
     (mine / "notes.txt").write_text("mine")
     assert not runs.discard_unstarted(mine) and (mine / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_path_that_is_not_here_points_to_the_run_of_that_id(data_dir, tmp_path, monkeypatch):
+    """Reported: with TAXOLENS_DATA elsewhere, the README's `taxolens evaluate data/runs/<id>` said only
+    "no run", though the run was there under its id."""
+    run_dir = runs.create_run_dir(TrainConfig(seed=1))
+    monkeypatch.chdir(tmp_path / "runs")                     # data/runs/<id> does not exist from here
+    with pytest.raises(runs.RunError, match=f"holds it: pass its id {run_dir.name}"):
+        runs.resolve_run_dir(f"data/runs/{run_dir.name}")
+    with pytest.raises(runs.RunError, match="`taxolens runs` lists the runs in"):
+        runs.resolve_run_dir("no-such-run")
+    assert runs.resolve_run_dir(run_dir.name) == run_dir.resolve()
