@@ -60,6 +60,7 @@ def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
         return {}
     reader.fieldnames = header
     table: dict[str, dict] = {}
+    wordnet: str | None = None          # checked at the first synset: "ok" or why not
     for line, row in enumerate(reader, start=2):
         concept = (row.get("concept") or "").strip()
         where = f"{csv_path.name} line {line}"
@@ -79,7 +80,14 @@ def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
         if bad:
             problems.append(f"{where}: bad category name(s) {', '.join(repr(k) for k in bad)}")
         synset = (row.get("synset") or "").strip() or None
-        if synset is not None:
+        if synset is not None and wordnet is None:
+            try:
+                taxonomy.wn()
+                wordnet = "ok"
+            except taxonomy.TaxonomyError as exc:           # said once, not once per concept
+                wordnet = str(exc)
+                problems.append(f"{csv_path}: the synset column needs WordNet: {exc}")
+        if synset is not None and wordnet == "ok":
             try:
                 synset = taxonomy.canonical_name(synset)
             except taxonomy.TaxonomyError as exc:
@@ -112,7 +120,8 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
     check_name(name)
     problems: list[str] = []
     if dataset_dir(name).exists() and not replace:
-        problems.append(f"a dataset named '{name}' already exists (choose another name, or replace it)")
+        problems.append(f"a dataset named '{name}' already exists (choose another name, or replace it "
+                        f"with --replace)")
     table = read_table(csv_path, problems)
     if not root.is_dir():
         problems.append(f"{root}: the image folder does not exist" if not root.exists() else

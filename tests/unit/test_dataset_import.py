@@ -126,11 +126,22 @@ def test_each_problem_kind_alone(tmp_path, data_dir, damage, expected):
     assert _nothing_written(data_dir)
 
 
+def test_a_missing_wordnet_is_one_problem_not_one_per_concept(tmp_path, data_dir, monkeypatch):
+    """Reported: an import into a data dir without WordNet repeated the same message for every concept."""
+    root, csv_path = make_collection(tmp_path)        # two of the three rows name a synset
+    monkeypatch.setattr(paths, "nltk_dir", lambda: tmp_path / "no-wordnet")
+    with pytest.raises(ImportValidationError) as err:
+        things.import_things(root, csv_path, "mine")
+    about = [p for p in err.value.problems if "WordNet 3.0 not found" in p]
+    assert len(about) == 1 and "synset column needs WordNet" in about[0], err.value.problems
+    assert _nothing_written(data_dir)
+
+
 def test_existing_name_is_kept_unless_replace(tmp_path, data_dir):
     root, csv_path = make_collection(tmp_path)
     first = things.import_things(root, csv_path, "mine")
     (root / "apple" / "apple_00.jpg").unlink()
-    with pytest.raises(ImportValidationError, match="already exists"):
+    with pytest.raises(ImportValidationError, match="already exists .*with --replace"):
         things.import_things(root, csv_path, "mine")
     assert len(datasets.load_dataset("mine").images) == len(first.images)
     again = things.import_things(root, csv_path, "mine", replace=True)
