@@ -17,6 +17,7 @@ left to that machine.
 """
 from __future__ import annotations
 
+from core import paths
 from core.base import ConfigError
 from core.config import BASELINES, TrainConfig
 
@@ -126,8 +127,11 @@ def trained_run(ref: str | None, encoder: str | None = None, lm: str | None = No
             fits, why = shipped_fit()
             shipped = ("the shipped checkpoint fits but is not installed in the runs folder" if fits
                        else f"the shipped checkpoint cannot stand in: {why}")
+            others = [i.run_id for i in runs.list_runs() if i.epoch >= 1][:3]    # newest first
+            which = (f"finished runs here: {', '.join(others)}; `taxolens runs` lists them all" if others
+                     else f"there is no trained run in {paths.runs_dir()}")
             raise ConfigError(f"no finished run of the default config or the shipped recipe ({shipped}); "
-                              f"pass --run RUN_ID or train one with `taxolens train`")
+                              f"pass --run RUN_ID ({which}) or train one with `taxolens train`")
         ref = str(default)
     info = runs.load_run(ref)
     if info.epoch < 1 or not runs.checkpoint_json(info.path).is_file():

@@ -279,7 +279,11 @@ def test_predict_without_a_run_says_why_the_shipped_checkpoint_cannot_stand_in(t
     assert cli.main(["predict", str(img)]) == 2
     err = capsys.readouterr().err
     assert "no finished run" in err and f"no shipped checkpoint in {tmp_path / 'nothing-shipped'}" in err
+    assert f"there is no trained run in {paths.runs_dir()}" in err
     assert not paths.runs_dir().exists() or not any(paths.runs_dir().iterdir())
+    mine = _trained(epochs=1)              # a run of another config: named, for --run
+    assert cli.main(["predict", str(img)]) == 2
+    assert f"pass --run RUN_ID (finished runs here: {mine.name};" in capsys.readouterr().err
 
 
 def test_ship_refuses_a_destination_it_would_delete(tmp_path, capsys):
