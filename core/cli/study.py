@@ -444,7 +444,8 @@ def cmd_runs(args) -> int:
         f1 = lambda key: "-" if not r["test"] or r["test"].get(key) is None else f"{r['test'][key]:.3f}"
         print(f"{r['run_id']:<44} {r['status']:<9} ep {r['epoch']:<3} {r['condition']:<22} "
               f"{r['lm_init']:<10} leaf {f1('leaf_concept_f1'):>5}  seen {f1('seen_category_f1'):>5}  "
-              f"unseen {f1('unseen_category_f1'):>5}  (leaf: macro-F1 per concept; seen, unseen: per category)")
+              f"unseen {f1('unseen_category_f1'):>5}")
+    print("leaf: yes/no macro-F1 per concept; seen, unseen: per-category yes/no macro-F1 of the hypernym questions")
     return 0
 
 
