@@ -376,7 +376,7 @@ def _full_dataset(run):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _learning_note_cached(run_dir: str, stamp: float) -> str | None:  # noqa: ARG001
+def _learning_note_cached(run_dir: str, stamp: tuple) -> str | None:  # noqa: ARG001
     from core import runs
     return runs.learning_note(run_dir)
 
@@ -385,8 +385,9 @@ def _learning_note(run) -> str | None:
     """Why this checkpoint's answers should not be trusted (None when its test evaluation shows it
     learned): shown beside every prediction."""
     from core import runs
-    metrics = runs.eval_dir(run.path, "test") / runs.METRICS_JSON
-    return _learning_note_cached(str(run.path), metrics.stat().st_mtime if metrics.exists() else 0.0)
+    folder = runs.eval_dir(run.path, "test")       # both files the note reads: a later --leaf-ranking counts
+    stamp = tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
+    return _learning_note_cached(str(run.path), stamp)
 
 
 def _predictor_vocabulary(run) -> set[str]:

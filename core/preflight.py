@@ -128,7 +128,7 @@ def trained_run(ref: str | None, encoder: str | None = None, lm: str | None = No
             shipped = ("the shipped checkpoint fits but is not installed in the runs folder" if fits
                        else f"the shipped checkpoint cannot stand in: {why}")
             others = [i.run_id for i in runs.list_runs() if i.epoch >= 1][:3]    # newest first
-            which = (f"finished runs here: {', '.join(others)}; `taxolens runs` lists them all" if others
+            which = (f"runs with a checkpoint here: {', '.join(others)}; `taxolens runs` lists them all" if others
                      else f"there is no trained run in {paths.runs_dir()}")
             raise ConfigError(f"no finished run of the default config or the shipped recipe ({shipped}); "
                               f"pass --run RUN_ID ({which}) or train one with `taxolens train`")

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import subprocess
 import secrets
 from dataclasses import dataclass, field
@@ -123,6 +124,19 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict:
 
 def staged_path(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + STAGED_SUFFIX)
+
+
+def settle_staged(ckdir: Path, pinned: dict[str, str]) -> None:
+    """Finish what a killed save left: a staged file that checkpoint.json pins goes into place, any
+    other staged file (written before a JSON that never came) goes. A save calls this first, so that
+    its own staged files never overwrite the only copy of a pinned one."""
+    for staged in Path(ckdir).glob("*" + STAGED_SUFFIX):
+        name = staged.name[: -len(STAGED_SUFFIX)]
+        data = _read_tensor_file(staged)
+        if data is not None and name in pinned and hashlib.sha256(data).hexdigest() == pinned[name]:
+            os.replace(staged, Path(ckdir) / name)
+        else:
+            staged.unlink(missing_ok=True)
 
 
 def _read_tensor_file(path: Path) -> bytes | None:
@@ -319,9 +333,10 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
     except (TypeError, ConfigError) as exc:   # e.g. a run written by a newer TaxoLens, with more options
         raise RunError(f"{run_dir / 'config.json'} is not a training config ({exc})") from None
     ck_path = checkpoint_json(run_dir)
-    ck = read_json(ck_path) if ck_path.is_file() else {}
+    saved = ck_path.is_file()            # once: a first save may write it between two looks
+    ck = read_json(ck_path) if saved else {}
     # every save records the epoch, so a file without one is damaged, not a run that has not started
-    epoch = (ck.get("epoch") if ck_path.is_file() else 0) if isinstance(ck, dict) else None
+    epoch = (ck.get("epoch") if saved else 0) if isinstance(ck, dict) else None
     if not (isinstance(epoch, int) and not isinstance(epoch, bool) and isinstance(ck.get("metrics", []), list)):
         raise RunError(f"{ck_path} is not a checkpoint record (a JSON object with an integer epoch)")
     evaluated = [s for s in SPLITS if (eval_dir(run_dir, s) / METRICS_JSON).is_file()]
@@ -535,7 +550,12 @@ def load_ranking(run_dir: str | Path, split: str = "test") -> dict | None:
     """ranking.json of a run's split (core.evaluate.leaf_ranking); None if never ranked."""
     p = Path(run_dir)
     f = eval_dir(p if p.is_dir() else resolve_run_dir(run_dir), split) / RANKING_FILE
-    return read_json(f) if f.is_file() else None
+    if not f.is_file():
+        return None
+    ranking = read_json(f)
+    if not isinstance(ranking, dict):
+        raise RunError(f"{f} is not a leaf ranking (a JSON object)")
+    return ranking
 
 
 def learning_note_of(m: dict | None, ranking: dict | None = None) -> str | None:

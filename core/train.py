@@ -532,6 +532,7 @@ class _Run:
         if self.device.type == "cuda":
             opt_tensors["rng.cuda"] = torch.cuda.get_rng_state()
         files = dict(self.ck.get("files", {}) if self.ck else {}, **state.get("files", {}))
+        runs.settle_staged(ckdir, files)          # a killed save's pinned files first, or ours would overwrite them
         written = {runs.PROJECTOR_FILE: (self.vlm.projector_state(), self.meta), runs.TRAIN_STATE_FILE: (opt_tensors, None)}
         if best_now:
             written[runs.BEST_FILE] = (self.vlm.projector_state(), self.meta)

@@ -299,7 +299,10 @@ def cmd_predict(args) -> int:
     result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()), "image_notes": notes,
               "prediction": prediction.to_dict()}
     from core import runs
-    warning = runs.learning_note(info.path)          # as the Predict page shows beside the answers
+    try:
+        warning = runs.learning_note(info.path)      # as the Predict page shows beside the answers
+    except runs.RunError as exc:                     # a damaged evaluation: the answers stand, unvouched for
+        warning = f"its test evaluation cannot be read, so nothing shows it has learned ({exc})"
     if warning:
         result["warning"] = warning
         print(f"taxolens predict: warning: {warning}", file=sys.stderr)

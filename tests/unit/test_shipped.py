@@ -260,10 +260,16 @@ def test_predict_warns_on_the_command_line_when_the_checkpoint_has_not_learned(t
     out, err = capsys.readouterr()
     assert json.loads(out)["warning"] == note and f"taxolens predict: warning: {note}" in err
 
+    ranking = runs.eval_dir(run_dir, "test") / runs.RANKING_FILE
+    ranking.write_text("[1, 2]")                              # a damaged evaluation: answered, and said
+    assert cli.main(["predict", str(img), "--run", str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert "test evaluation cannot be read" in json.loads(out)["warning"] and "is not a leaf ranking" in err
+    ranking.unlink()
+
     m = runs.load_metrics(run_dir, "test")                    # the same run, evaluated as learned
     m["leaf"]["accuracy"], m["confusion"] = 0.95, {"tp": 10, "fp": 1, "tn": 10, "fn": 1}
     runs.write_json(runs.eval_dir(run_dir, "test") / runs.METRICS_JSON, m)
-    runs.eval_dir(run_dir, "test").joinpath(runs.RANKING_FILE).unlink(missing_ok=True)
     assert runs.learning_note(run_dir) is None
     assert cli.main(["predict", str(img), "--run", str(run_dir)]) == 0
     out, err = capsys.readouterr()
@@ -283,7 +289,7 @@ def test_predict_without_a_run_says_why_the_shipped_checkpoint_cannot_stand_in(t
     assert not paths.runs_dir().exists() or not any(paths.runs_dir().iterdir())
     mine = _trained(epochs=1)              # a run of another config: named, for --run
     assert cli.main(["predict", str(img)]) == 2
-    assert f"pass --run RUN_ID (finished runs here: {mine.name};" in capsys.readouterr().err
+    assert f"pass --run RUN_ID (runs with a checkpoint here: {mine.name};" in capsys.readouterr().err
 
 
 def test_ship_refuses_a_destination_it_would_delete(tmp_path, capsys):

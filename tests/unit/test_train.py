@@ -202,6 +202,43 @@ def test_a_save_killed_between_its_checkpoint_json_and_its_files_loads_and_resum
         pytest.approx(json.loads(runs.checkpoint_json(run_dir).read_text())["metrics"][-1]["train_loss"], abs=1e-6)
 
 
+def test_a_second_kill_before_the_next_checkpoint_json_still_leaves_a_loadable_resumable_run(monkeypatch):
+    """Killed after epoch 1's checkpoint.json (its files still staged), resumed, then killed again
+    after epoch 2 staged its own files but before its JSON: the pinned epoch-1 files must not have
+    been overwritten by epoch 2's staging."""
+    straight = train.train(_cfg())
+    straight_out = fake_vlm.FakeVLM.instances[-1].projector(_probe())
+    run_dir = runs.create_run_dir(_cfg())
+    real_replace, real_write_json = train.os.replace, runs.write_json
+
+    def replace(src, dst):
+        ck = runs.checkpoint_json(run_dir)
+        if str(src).endswith(runs.STAGED_SUFFIX) and ck.is_file() and json.loads(ck.read_text())["epoch"] == 1:
+            raise _Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(train.os, "replace", replace)
+    with pytest.raises(_Killed):
+        train.train(_cfg(), run_dir=run_dir)
+    monkeypatch.setattr(train.os, "replace", real_replace)
+
+    def write_json(path, obj):
+        if path == runs.checkpoint_json(run_dir) and obj.get("epoch") == 2:
+            raise _Killed
+        real_write_json(path, obj)
+
+    monkeypatch.setattr(runs, "write_json", write_json)
+    with pytest.raises(_Killed):
+        train.train(_cfg(), run_dir=run_dir)
+    monkeypatch.setattr(runs, "write_json", real_write_json)
+    info, _ = checkpoint.load_trained(run_dir, "cpu")
+    assert info.epoch == 1
+    train.train(_cfg(), run_dir=run_dir)                 # resumes with epoch 2 and ends as if never killed
+    with torch.no_grad():
+        assert torch.allclose(fake_vlm.FakeVLM.instances[-1].projector(_probe()), straight_out, atol=1e-6)
+    assert not list(runs.checkpoint_dir(run_dir).glob("*" + runs.STAGED_SUFFIX))
+
+
 def test_a_staged_file_that_checkpoint_json_does_not_pin_is_ignored():
     run_dir = train.train(_cfg(epochs=1))
     with torch.no_grad():
