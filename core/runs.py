@@ -393,15 +393,19 @@ def list_runs() -> list[RunInfo]:
 
 def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
     """metrics.json of an evaluation (run dir, run id, or baseline dir); None if not evaluated yet."""
+    return _eval_record(run_dir, split, METRICS_JSON, "an evaluation")
+
+
+def _eval_record(run_dir: str | Path, split: str, name: str, what: str) -> dict | None:
+    """A JSON object under the run's eval/<split>/; None when the file is not there."""
     p = Path(run_dir)
-    base = p if p.is_dir() else resolve_run_dir(run_dir)
-    f = eval_dir(base, split) / METRICS_JSON
+    f = eval_dir(p if p.is_dir() else resolve_run_dir(run_dir), split) / name
     if not f.is_file():
         return None
-    metrics = read_json(f)
-    if not isinstance(metrics, dict):
-        raise RunError(f"{f} is not an evaluation (a JSON object)")
-    return metrics
+    record = read_json(f)
+    if not isinstance(record, dict):
+        raise RunError(f"{f} is not {what} (a JSON object)")
+    return record
 
 
 class DatasetVersions:
@@ -548,14 +552,7 @@ def learning_note(run_dir: str | Path) -> str | None:
 
 def load_ranking(run_dir: str | Path, split: str = "test") -> dict | None:
     """ranking.json of a run's split (core.evaluate.leaf_ranking); None if never ranked."""
-    p = Path(run_dir)
-    f = eval_dir(p if p.is_dir() else resolve_run_dir(run_dir), split) / RANKING_FILE
-    if not f.is_file():
-        return None
-    ranking = read_json(f)
-    if not isinstance(ranking, dict):
-        raise RunError(f"{f} is not a leaf ranking (a JSON object)")
-    return ranking
+    return _eval_record(run_dir, split, RANKING_FILE, "a leaf ranking")
 
 
 def learning_note_of(m: dict | None, ranking: dict | None = None) -> str | None:

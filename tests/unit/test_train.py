@@ -168,15 +168,13 @@ class _Killed(BaseException):
     """What SIGKILL would do: nothing after this point runs."""
 
 
-def test_a_save_killed_between_its_checkpoint_json_and_its_files_loads_and_resumes(monkeypatch):
-    straight = train.train(_cfg())
-    straight_out = fake_vlm.FakeVLM.instances[-1].projector(_probe())
-    run_dir = runs.create_run_dir(_cfg())
-    real_replace = train.os.replace
+def _killed_after_epoch_1_checkpoint_json(run_dir, monkeypatch):
+    """Train run_dir until epoch 1's checkpoint.json is written, killed before its files are moved."""
+    real_replace = train.os.replace              # os.replace itself: write_atomic uses it too
 
-    def replace(src, dst):          # killed once epoch 1's checkpoint.json names files not yet in place
+    def replace(src, dst):
         ck = runs.checkpoint_json(run_dir)
-        if ck.is_file() and json.loads(ck.read_text())["epoch"] == 1:
+        if str(src).endswith(runs.STAGED_SUFFIX) and ck.is_file() and json.loads(ck.read_text())["epoch"] == 1:
             raise _Killed
         real_replace(src, dst)
 
@@ -184,6 +182,13 @@ def test_a_save_killed_between_its_checkpoint_json_and_its_files_loads_and_resum
     with pytest.raises(_Killed):
         train.train(_cfg(), run_dir=run_dir)
     monkeypatch.setattr(train.os, "replace", real_replace)
+
+
+def test_a_save_killed_between_its_checkpoint_json_and_its_files_loads_and_resumes(monkeypatch):
+    straight = train.train(_cfg())
+    straight_out = fake_vlm.FakeVLM.instances[-1].projector(_probe())
+    run_dir = runs.create_run_dir(_cfg())
+    _killed_after_epoch_1_checkpoint_json(run_dir, monkeypatch)
     ckdir = runs.checkpoint_dir(run_dir)
     assert all(runs.staged_path(ckdir / name).is_file() and not (ckdir / name).exists()   # pinned, not moved
                for name in (runs.PROJECTOR_FILE, runs.TRAIN_STATE_FILE, runs.BEST_FILE))
@@ -209,18 +214,8 @@ def test_a_second_kill_before_the_next_checkpoint_json_still_leaves_a_loadable_r
     straight = train.train(_cfg())
     straight_out = fake_vlm.FakeVLM.instances[-1].projector(_probe())
     run_dir = runs.create_run_dir(_cfg())
-    real_replace, real_write_json = train.os.replace, runs.write_json
-
-    def replace(src, dst):
-        ck = runs.checkpoint_json(run_dir)
-        if str(src).endswith(runs.STAGED_SUFFIX) and ck.is_file() and json.loads(ck.read_text())["epoch"] == 1:
-            raise _Killed
-        real_replace(src, dst)
-
-    monkeypatch.setattr(train.os, "replace", replace)
-    with pytest.raises(_Killed):
-        train.train(_cfg(), run_dir=run_dir)
-    monkeypatch.setattr(train.os, "replace", real_replace)
+    _killed_after_epoch_1_checkpoint_json(run_dir, monkeypatch)
+    real_write_json = runs.write_json
 
     def write_json(path, obj):
         if path == runs.checkpoint_json(run_dir) and obj.get("epoch") == 2:
