@@ -25,6 +25,23 @@ def data_dir() -> Path:
     return Path(os.environ.get("TAXOLENS_DATA", ROOT / "data")).resolve()
 
 
+def own_data_dir() -> bool:
+    """Whether the data folder is this repository's own data/ (not a study kept elsewhere)."""
+    return data_dir() == (ROOT / "data").resolve()
+
+
+def default_report() -> Path:
+    """Where `results report` and `sweep run` write: the repository's docs/results.md for its own
+    data; results.md in the data folder for a study kept elsewhere (TAXOLENS_DATA), which must never
+    overwrite the repository's report with its own runs."""
+    return ROOT / "docs" / "results.md" if own_data_dir() else data_dir() / "results.md"
+
+
+def default_figures_dir() -> Path:
+    """Where `results figures` writes, on the same rule: artifacts/figures or <data folder>/figures."""
+    return ROOT / "artifacts" / "figures" if own_data_dir() else data_dir() / "figures"
+
+
 def downloads_dir() -> Path:
     """Raw downloads (npm tarballs, .deb files, wheels) kept for sha256 checks and re-unpacking."""
     return data_dir() / "downloads"

@@ -156,7 +156,8 @@ def register(subparsers) -> None:
                       help="at most N runs per shared LM pass (default: every run of a group; lower it "
                            "when memory runs short)")
     srun.add_argument("--report", type=Path, default=None,
-                      help="results report to write (default: docs/results.md); --no-report to skip")
+                      help="results report to write (default: docs/results.md, or results.md in the data folder "
+                           "when TAXOLENS_DATA points elsewhere); --no-report to skip")
     srun.add_argument("--no-report", action="store_true", help="do not write the results report")
     srun.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
     srun.set_defaults(func=_cmd_sweep_run)
@@ -461,7 +462,7 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         return _cmd_sweep_submit(args)
-    out = args.report or paths.ROOT / "docs" / "results.md"
+    out = Path(args.report) if args.report else paths.default_report()
     if not args.no_report:
         check_output(out, "--report")        # before the sweep's hours, not after
     done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)

@@ -248,7 +248,7 @@ def cmd_probe_lm(args) -> int:
 def cmd_results_report(args) -> int:
     from core import results, runs
 
-    out = check_output(Path(args.out), "--out")
+    out = check_output(Path(args.out) if args.out else paths.default_report(), "--out")
     left_out: list[str] = []
     rows = results.collect(left_out)
     text = results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out)
@@ -262,7 +262,7 @@ def cmd_results_report(args) -> int:
 def cmd_results_figures(args) -> int:
     from core import paper_figures, results
 
-    out = check_output(Path(args.out), "--out", folder=True)
+    out = check_output(Path(args.out) if args.out else paths.default_figures_dir(), "--out", folder=True)
     left_out: list[str] = []
     rows = results.collect(left_out)
     formats = [] if args.csv_only else ["svg", "png"]
@@ -589,15 +589,16 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("results", help="results across runs (`results report` writes docs/results.md)",
+    p = sub.add_parser("results", help="results across runs (`results report` writes docs/results.md by default)",
                        description="Results across every evaluated run, baseline and LM probe on disk.")
     rsub = p.add_subparsers(dest="results_command", metavar="COMMAND", required=True)
     r = rsub.add_parser("report", help="regenerate the results report (markdown)",
                         description="Per setting and condition: seen / unseen per-category macro-F1 "
                                     "with 95 % t-CIs over seeds, chance, leaf numbers, baselines, LM "
                                     "probes, and per run its device, training time and git commit.")
-    r.add_argument("--out", default=str(paths.ROOT / "docs" / "results.md"),
-                   help="markdown file to write (default: docs/results.md)")
+    r.add_argument("--out", default=None,
+                   help="markdown file to write (default: docs/results.md; results.md in the data folder "
+                        "when TAXOLENS_DATA points elsewhere)")
     r.set_defaults(func=cmd_results_report)
     r = rsub.add_parser("figures", help="the paper's figures: data as CSV, figures as SVG / PNG",
                         description="Per training setting: unseen macro-F1 against the share of hypernyms "
@@ -605,8 +606,8 @@ def register(sub) -> None:
                                     "coherence and against the LM probe (Spearman, Pearson, fitted line), F1 "
                                     "by hypernym depth, leaf F1 per concept. Each as <name>.csv, and as "
                                     "<name>.svg / <name>.png where kaleido and a Chromium are available.")
-    r.add_argument("--out", default=str(paths.ROOT / "artifacts" / "figures"),
-                   help="folder to write into (default: artifacts/figures; one sub-folder per setting "
-                        "when there are several)")
+    r.add_argument("--out", default=None,
+                   help="folder to write into (default: artifacts/figures, or figures/ in the data folder "
+                        "when TAXOLENS_DATA points elsewhere; one sub-folder per setting when there are several)")
     r.add_argument("--csv-only", action="store_true", help="write the data only, no SVG / PNG")
     r.set_defaults(func=cmd_results_figures)

@@ -162,6 +162,21 @@ def test_results_report_writes_markdown_even_without_runs(data_dir, tmp_path_fac
     fails_cleanly(["results", "report", "--out", str(data_dir)], capsys, data_dir, "is a directory")
 
 
+def test_a_study_in_its_own_data_folder_writes_its_report_there_not_over_the_repositorys(data_dir, capsys,
+                                                                                         monkeypatch):
+    """Reported: with TAXOLENS_DATA elsewhere, `results report` and `sweep run` still wrote
+    <repo>/docs/results.md, replacing the repository's report with the study's runs."""
+    repo_report = paths.ROOT / "docs" / "results.md"
+    before = repo_report.read_bytes() if repo_report.exists() else None
+    assert cli.main(["results", "report"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(data_dir / "results.md")
+    assert (data_dir / "results.md").read_text().startswith("# TaxoLens results")
+    assert (repo_report.read_bytes() if repo_report.exists() else None) == before
+    assert paths.default_figures_dir() == data_dir / "figures"
+    monkeypatch.setenv("TAXOLENS_DATA", str(paths.ROOT / "data"))      # the repository's own data: its docs
+    assert paths.default_report() == repo_report and paths.default_figures_dir() == paths.ROOT / "artifacts" / "figures"
+
+
 def test_runs_lists_nothing_in_an_empty_data_dir(data_dir, capsys):
     assert cli.main(["runs", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
