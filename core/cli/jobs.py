@@ -2,7 +2,7 @@
 
     jobs submit train --condition random:0.5 --seed 1 [--epochs 2 ...] [--spec file.json] [--slurm ...]
     jobs submit evaluate --run <run id or dir> [--split test]
-    jobs submit baseline --baseline majority [training options]
+    jobs submit baseline majority|image-probe [training options]   (or --baseline majority)
     jobs submit probe [--lm smollm2-135m --dataset concepts --lm-init pretrained --seed 0]
     jobs submit coherence [--dataset concepts --encoder ... --seed 0]
     jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
@@ -83,7 +83,9 @@ def register(subparsers) -> None:
         if name == "train":
             p.add_argument("--eval-splits", nargs="*", choices=("train", "val", "test"), default=argparse.SUPPRESS,
                            help="splits evaluated after training (default test)")
-        if name == "baseline":
+        if name == "baseline":          # positional as in `taxolens baseline majority`, or --baseline
+            p.add_argument("which", nargs="?", choices=kinds.BASELINES, metavar="BASELINE",
+                           help=f"{' or '.join(kinds.BASELINES)} (or --baseline)")
             p.add_argument("--baseline", choices=kinds.BASELINES, default=argparse.SUPPRESS)
         if name == "evaluate":
             p.add_argument("--run", default=argparse.SUPPRESS, help="run id or run directory")
@@ -230,10 +232,12 @@ def _store_or_no_job(job_id: int) -> JobStore:
 
 def _worker_hint(store: JobStore, start: bool) -> None:
     from core.jobs.worker import ensure_worker
+    # on stderr: stdout is the submitted job(s), JSON with --json
     if start:
-        print(f"worker pid {ensure_worker(store=store)}")
+        print(f"worker pid {ensure_worker(store=store)}", file=sys.stderr)
     elif not store.live_workers():
-        print("no worker is running: start one with `python -m core.jobs.worker` (or pass --start-worker)")
+        print("no worker is running: start one with `python -m core.jobs.worker` (or pass --start-worker)",
+              file=sys.stderr)
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -251,6 +255,10 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
     for key in ("eval_splits", "baseline", "run", "split"):
         if key in given:
             spec[key] = given[key]
+    if given.get("which"):
+        if spec.get("baseline", given["which"]) != given["which"]:
+            raise ConfigError(f"two baselines given: {given['which']} and --baseline {spec['baseline']}")
+        spec["baseline"] = given["which"]
     if args.kind == "coherence":
         for key in ("dataset", "encoder", "seed", "max_concepts", "images_per_concept"):
             if key in given:

@@ -157,7 +157,8 @@ def sub_progress(progress: Progress, start: float, end: float) -> Progress:
 def _keys(spec: dict, required: set[str], optional: set[str], kind: str) -> None:
     missing = sorted(required - set(spec))
     if missing:
-        raise JobSpecError(f"{kind} job spec is missing {', '.join(missing)}")
+        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        raise JobSpecError(f"{kind} job spec is missing {', '.join(missing)} (on the command line: {flags})")
     unknown = sorted(set(spec) - required - optional)
     if unknown:
         raise JobSpecError(f"{kind} job spec has unknown field(s) {', '.join(unknown)} "

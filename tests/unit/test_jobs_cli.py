@@ -137,3 +137,20 @@ def test_a_bad_job_spec_file_is_one_clear_line_and_nothing_is_written(data_dir, 
     assert cli.main(["jobs", "submit", "train", "--spec", str(tmp_path / "none.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not paths.db_path().exists()
+
+
+def test_submitting_a_baseline_or_evaluation_without_its_subject_names_the_flag(data_dir, capsys, monkeypatch):
+    """Reported: `jobs submit baseline` said "baseline job spec is missing baseline" without naming
+    --baseline, and the positional form of `taxolens baseline majority` was refused."""
+    assert cli.main(["jobs", "submit", "baseline"]) == 2
+    assert "missing baseline (on the command line: --baseline)" in capsys.readouterr().err
+    assert cli.main(["jobs", "submit", "evaluate"]) == 2
+    assert "missing run (on the command line: --run)" in capsys.readouterr().err
+    assert cli.main(["jobs", "submit", "baseline", "majority", "--baseline", "image-probe"]) == 2
+    assert "two baselines given" in capsys.readouterr().err
+    assert not paths.db_path().exists()
+    from core.data import datasets
+    from tiny_concepts import tiny_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda name="concepts": tiny_dataset())
+    assert cli.main(["jobs", "submit", "baseline", "majority", "--dataset", "tiny", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["baseline"] == "majority"
