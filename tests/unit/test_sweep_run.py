@@ -113,6 +113,27 @@ def test_sweep_run_command_writes_the_report(tmp_path, capsys):
     assert "6 jobs (not submitted)" in capsys.readouterr().out
 
 
+def test_a_dry_run_lists_the_plan_where_a_model_is_missing_and_says_so(tmp_path, capsys, monkeypatch):
+    """Reported: `sweep run lms --dry-run` refused to list its plan without Gemma's weights."""
+    from core.models import registry
+    from core.base import ConfigError
+
+    def missing(encoder=None, lm=None):
+        raise ConfigError("gemma3-270m is not fetched")
+
+    monkeypatch.setattr(registry, "check_weights", missing)
+    spec = tmp_path / "grid.json"
+    spec.write_text(json.dumps({**SPEC, "grids": SPEC["grids"][:1]}))
+    assert main(["sweep", "run", str(spec), "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert "6 jobs (not submitted)" in out and "not runnable on this machine as it is" in err
+    assert "gemma3-270m is not fetched" in err
+    assert main(["sweep", "run", str(spec)]) == 2                     # the real run still refuses
+    spec.write_text(json.dumps({**SPEC, "grids": [{"conditions": ["random"], "ratios": [7], "seeds": [0]}]}))
+    assert main(["sweep", "run", str(spec), "--dry-run"]) == 2         # a plan that is wrong anywhere
+    assert "random ablation ratio" in capsys.readouterr().err
+
+
 def test_a_sweep_as_one_job_is_checked_at_submit_runs_and_shows_its_results(tmp_path, capsys):
     from core.jobs import JobStore, kinds
     spec = tmp_path / "grid.json"
