@@ -357,7 +357,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
                 before = store.get(job_id).status
                 status = before if before in FINISHED else cancel(job_id, store=store)
             except KeyError as exc:
-                print(f"error: {exc.args[0]}", file=sys.stderr)
+                print(f"taxolens jobs: error: {exc.args[0]}", file=sys.stderr)
                 code = 2
                 continue
             if status == "running":
@@ -518,11 +518,11 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
             if not main.empty:
                 print("per-category yes/no macro-F1 (seen / unseen hypernym pairs), a fair coin's level, leaf "
                       "accuracy and per-concept macro-F1: mean [95% t-CI] over n seeds")
-                print(main.to_string(index=False))
+                print(main.to_string(index=False, na_rep="–"))
             probes = results.wide(table[table["kind"] == "probe"], metrics=results.PROBE_METRICS)
             if not probes.empty:
                 print("\nLM probes (the LM alone on the dataset's (concept, category) pairs)")
-                print(probes.to_string(index=False))
+                print(probes.to_string(index=False, na_rep="–"))
         if args.csv:
             args.csv.parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(args.csv, index=False)

@@ -161,3 +161,4 @@ def test_a_sweep_as_one_job_is_checked_at_submit_runs_and_shows_its_results(tmp_
     assert main(["sweep", "show", str(job.id)]) == 0
     out = capsys.readouterr().out
     assert "6 jobs; 6 succeeded" in out and "random:0.5" in out
+    assert "NaN" not in out and "–" in out                 # random:0 has no unseen pairs: a dash, as the report
