@@ -109,8 +109,9 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
 
 def run_sweep(spec, scale: str | None = None, together: int | None = None,
               progress: Progress | None = None, should_stop=None) -> dict:
-    """Train, evaluate, and run the baselines and probes of a sweep; returns what was done and how
-    long each stage took (seconds). should_stop: checked before every update (core.train.Cancelled,
+    """Train, evaluate, and run the baselines and probes of a sweep; returns its runs, how many
+    evaluations, baselines and probes were done now (not found done), and how long each stage took
+    (seconds). should_stop: checked before every update (core.train.Cancelled,
     every run saved where it stood) and between evaluations."""
     from core import probe as lm_probe
     from core import train
@@ -154,25 +155,29 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     seconds["evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    baselines = [j["spec"] for j in jobs if j["kind"] == "baseline"]
-    for b in tqdm(baselines, desc="baselines", unit="baseline", disable=progress is not None):
+    baselines = 0
+    for b in tqdm([j["spec"] for j in jobs if j["kind"] == "baseline"], desc="baselines", unit="baseline",
+                  disable=progress is not None):
         cfg = TrainConfig.from_dict(b["config"])
         if find_baseline_dir(b["baseline"], cfg) is None:
             baseline(b["baseline"], cfg)
+            baselines += 1
     seconds["baselines"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    probes = [j["spec"] for j in jobs if j["kind"] == "probe"]
-    for p in probes:
+    probes = 0
+    for p in [j["spec"] for j in jobs if j["kind"] == "probe"]:
         folder = lm_probe.out_dir(p["lm"], p["dataset"], p["lm_init"], p["seed"])
         if not (folder / runs.METRICS_JSON).is_file():
             report(0.95, f"probing {p['lm']}")
             lm_probe.run(p["lm"], p["dataset"], p["lm_init"], p["seed"], device=p["device"])
+            probes += 1
     seconds["probes"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
     report(1.0, "done")
+    # runs: every run of the sweep (reused or new); evaluations, baselines, probes: the ones done now
     return {"name": planned["name"], "runs": [str(d) for d in dirs], "evaluations": len(todo),
-            "baselines": len(baselines), "probes": len(probes), "manifest": str(manifest_path(planned["name"])),
+            "baselines": baselines, "probes": probes, "manifest": str(manifest_path(planned["name"])),
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
 

@@ -35,7 +35,7 @@ def test_a_sweep_trains_together_evaluates_and_resumes_without_redoing_work():
 
     built = len(fake_vlm.FakeVLM.instances)
     again = sweep_run.run_sweep(SPEC)
-    assert again["runs"] == done["runs"] and again["evaluations"] == 0
+    assert again["runs"] == done["runs"] and again["evaluations"] == 0 and again["baselines"] == 0
     assert len(fake_vlm.FakeVLM.instances) == built          # nothing trained or evaluated again
 
 
