@@ -285,7 +285,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(dataclasses.asdict(job), indent=2))
         else:
-            print(f"job {job_id} queued: {_describe(job)}" + (" (Slurm)" if args.slurm else ""))
+            where = {"slurm": " (Slurm)", "local": " (submitit, on this machine)", "debug": " (submitit debug executor)"}
+            print(f"job {job_id} queued: {_describe(job)}" + (where[args.cluster] if args.slurm else ""))
         if not args.slurm:
             _worker_hint(store, args.start_worker)
         return 0
