@@ -33,7 +33,8 @@ def choose_run():
                 "split when their training job finishes.")
         return None, None
     c1, c2 = st.columns([3, 1])
-    run = c1.selectbox("Evaluation run", evaluated, key="browse_run",
+    run = c1.selectbox("Evaluation run", evaluated, key="browse_run",      # Predict's checkpoint first
+                       index=evaluated.index(common.preselected_run(evaluated)),
                        format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
     split = c2.selectbox("Evaluated split", run.evaluated, key="browse_eval_split",
                          index=run.evaluated.index("test") if "test" in run.evaluated else 0)

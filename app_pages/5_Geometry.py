@@ -202,8 +202,8 @@ def _vlm(run):
 
 
 def choose_run(trained, key: str):
-    return st.selectbox("Checkpoint", trained, key=key,
-                        format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
+    return st.selectbox("Checkpoint", trained, key=key, index=trained.index(common.preselected_run(trained)),
+                        format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")  # as Predict
 
 
 def trees_section(ds, run, trained) -> None:
@@ -470,8 +470,7 @@ def main() -> None:
     if not trained:
         st.info(f"No trained checkpoint with encoder {encoder} on {dataset} yet.")
     else:
-        run = st.selectbox("Checkpoint", trained, key="geometry_run",
-                           format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
+        run = choose_run(trained, "geometry_run")
         map_row(ds, _projector_map(*key, str(run.path), _stamp_of(run), method, seed), labelings, broadest,
                 "projector_map")
 

@@ -97,6 +97,18 @@ def test_predict_preselects_the_first_run_checkpoint_over_newer_runs(data_dir):
     assert at.selectbox(key="predict_run").value.path == first
 
 
+def test_browse_and_geometry_open_on_the_checkpoint_predict_opens_on(data_dir):
+    """Reported: Browse and Geometry opened on the newest run (a fully ablated one) while Predict
+    opened on the default checkpoint."""
+    first = fake_run(runs.first_run_config())
+    fake_run(small_cfg(seed=3, condition="random:1"))           # newer, evaluated
+    assert run_page("app_pages/1_Predict.py").selectbox(key="predict_run").value.path == first
+    assert run_page("app_pages/2_Browse.py").selectbox(key="browse_run").value.path == first
+    geometry = run_page("app_pages/5_Geometry.py")
+    # before a coherence table is cached; after, "geometry_run" goes through the same choose_run
+    assert geometry.selectbox(key="geometry_insight_run").value.path == first
+
+
 def test_browse_shows_grid_filters_and_run_scores(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/2_Browse.py")
