@@ -13,10 +13,10 @@ import time
 
 import streamlit as st
 
-from core.images import ImageError, load_image, notes_of
+from core.images import EXTENSIONS, ImageError, load_image, notes_of
 from ui import common, figures, jobs
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
+UPLOAD_TYPES = list(EXTENSIONS)             # every format core.images decodes
 TOP_K = 5
 READS_HELP = ("This checkpoint's projector sees the image only through its image probe: a linear "
               "classifier on the encoder's pooled feature, giving each training concept a share of "
@@ -133,7 +133,7 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
 
 
 def upload_tab(run) -> None:
-    files = st.file_uploader("Images (PNG, JPEG or WebP; several at once are fine)", type=UPLOAD_TYPES,
+    files = st.file_uploader("Images (PNG, JPEG, WebP, GIF, BMP or TIFF; several at once are fine)", type=UPLOAD_TYPES,
                              accept_multiple_files=True, key="uploads")
     if not files:
         st.caption("Drop pictures here. Each file is checked on its own: a broken one is reported "

@@ -24,6 +24,7 @@ from core import files
 MAX_BYTES = 20 * 1024 * 1024        # matches server.maxUploadSize in .streamlit/config.toml
 MAX_PIXELS = 40_000_000             # ~6300×6300; far more than an encoder ever looks at
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff")   # file names of FORMATS (Predict's uploader)
 NOTES_KEY = "taxolens_notes"
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]

@@ -98,11 +98,11 @@ def category_bars(categories: Sequence[Mapping], title: str | None = None) -> go
         marker={"color": [r["p_yes"] for r in rows], "colorscale": P_SCALE, "cmin": 0, "cmax": 1,
                 "line": {"color": ["#222" if r.get("of_best") else "rgba(0,0,0,0)" for r in rows],
                          "width": 2}},
-        text=[f"{r['p_yes']:.2f}" for r in rows], textposition="outside",
+        text=[f"{r['p_yes']:.2f}" for r in rows], textposition="outside", cliponaxis=False,   # "0.98" whole
         hovertemplate="%{y}: P(yes) %{x:.3f}<extra></extra>"))
     fig.update_layout(title=title, height=max(220, 22 * len(rows) + 60),
-                      margin={"l": 10, "r": 30, "t": 40 if title else 10, "b": 30},
-                      xaxis={"range": [0, 1.12], "title": "P(yes)"})
+                      margin={"l": 10, "r": 40, "t": 40 if title else 10, "b": 30},
+                      xaxis={"range": [0, 1.15], "title": "P(yes)"})
     return fig
 
 

@@ -194,3 +194,10 @@ def test_upload_name_attribute_labels_errors():
         name = "holiday.webp"
     with pytest.raises(ImageError, match=r"^holiday\.webp: "):
         load_image(Upload(b"garbage bytes"))
+
+
+def test_the_upload_extensions_are_the_decodable_formats():
+    """Reported: Predict's uploader refused .gif/.bmp/.tiff that the loader (and its own error message) accepts."""
+    from PIL import Image as PILImage
+    from core import images
+    assert {PILImage.registered_extensions()[f".{e}"] for e in images.EXTENSIONS} == set(images.FORMATS)
