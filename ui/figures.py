@@ -135,14 +135,19 @@ def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | 
         fig.add_trace(go.Bar(name=str(g), x=[r[x] for r in sel], y=[r[y] for r in sel], offsetgroup=str(g),
                              marker_color=(colors or {}).get(g), error_y=error,
                              text=[f"{r[y]:.2f}" for r in sel] if values else None,
-                             textposition="outside" if values else None, cliponaxis=False,
+                             # at the bar's foot where an error bar stands on its top (it would hide the
+                             # value); outside on bars too short to hold it, so a zero still reads "0.00"
+                             textposition=[("inside" if error and (r[y] or 0) >= 0.1 else "outside")
+                                           for r in sel] if values else None,
+                             insidetextanchor="start", cliponaxis=False,
                              hovertemplate=f"{g}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
         marks = [r for r in sel if chance and r.get(chance) is not None]
         if marks:
             fig.add_trace(go.Scatter(
                 x=[r[x] for r in marks], y=[r[chance] for r in marks], mode="markers", offsetgroup=str(g),
                 name="chance (fair coin)", legendgroup="chance", showlegend=not shown_chance,
-                marker={"symbol": "line-ew-open", "size": 26, "line": {"width": 3, "color": "#111"}},
+                # an open symbol is drawn in marker.color, not line.color: black, as the captions say
+                marker={"symbol": "line-ew-open", "size": 26, "color": "#111", "line": {"width": 3, "color": "#111"}},
                 hovertemplate=f"chance ({g})<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
             shown_chance = True
     fig.update_layout(barmode="group", scattermode="group", title=title, showlegend=True,

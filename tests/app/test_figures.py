@@ -78,6 +78,7 @@ def test_grouped_bars_mark_the_chance_level_on_each_bar():
     ticks = [t for t in fig.data if t.type == "scatter"]
     assert [b.offsetgroup for b in bars] == ["seen", "unseen"]
     assert len(ticks) == 1 and list(ticks[0].y) == [0.5, 0.45] and ticks[0].offsetgroup == "seen"
+    assert ticks[0].marker.color == "#111"        # an open symbol takes marker.color: black, as captions say
     assert fig.layout.scattermode == "group"
     assert len(figures.grouped_bars(rows, x="c", y="m", group="g").data) == 2     # no chance column
 
