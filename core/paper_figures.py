@@ -516,7 +516,7 @@ def leaf_figure(table, series: str | None = None, title: str | None = None):
     if n:
         mean = float(sel["mean"].mean())
         fig.add_hline(y=mean, line_dash="dash", line_color="#1f77b4",
-                      annotation_text=f"mean {mean:.3f} over {n} concepts", annotation_position="bottom left")
+                      annotation_text=f"mean {mean:.3f} over {n} concepts (every seed's)", annotation_position="bottom left")
         chance = sel["chance"].dropna()
         if not chance.empty:
             fig.add_hline(y=float(chance.mean()), line_dash="dot", line_color="#888",

@@ -12,7 +12,9 @@ from ui import common
 CAPTIONS = {
     "ablation": ("Unseen hypernym per-category macro-F1 against the share of test hypernym questions whose "
                  "(concept, category) pair stayed in training — measured on the evaluation, so random:r "
-                 "(circles, solid) and systematic:N (squares, dashed) ablation share one axis. Blue: "
+                 "(circles, solid) and systematic:N (squares, dashed) ablation share one axis. A sampled "
+                 "concept loses its questions for every category it is in, so random:r removes more than r "
+                 "(random:0.5 sits well below 50 % seen). Blue: "
                  "pretrained LM; red: random-init LM control. Error bars: 95 % t-CI over seeds; grey "
                  "crosses: a fair coin on the same questions."),
     "coherence": ("One point per category: its visual coherence (mean pairwise cosine of pooled encoder "
@@ -26,7 +28,8 @@ CAPTIONS = {
               "(edges from entity.n.01 on the longest chain), per run, then mean and 95 % t-CI over seeds."),
     "leaf": ("Leaf questions (\"Is there a dog in the image?\"): the yes/no macro-F1 of the questions about "
              "each concept, mean (and 95 % t-CI) over seeds, concepts sorted best to worst; dashed: the mean "
-             "over concepts (the headline's leaf number); dotted: a fair coin."),
+             "over concepts (the headline's leaf number); dotted: a fair coin. With --max-concepts each seed draws its "
+             "own subset, so the concepts are every seed's, each with the seeds that drew it."),
 }
 TITLES = pf.TITLES
 
