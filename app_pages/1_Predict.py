@@ -154,8 +154,8 @@ def gallery_tab(run) -> None:
     ds = common.dataset(run.config.dataset)         # main() checked it is there
     trained_on = _predictor_vocabulary(run)
     c1, c2, c3 = st.columns([2, 2, 1.2], vertical_alignment="bottom")
-    own = c3.toggle("Only its training concepts", value=True, key="gallery_own",
-                    help="concepts this checkpoint was trained on; switch off to try the others too")
+    own = c3.toggle("Trained only", value=True, key="gallery_own",
+                    help="only the concepts this checkpoint was trained on; switch off to try the others too")
     pool = sorted(c for c in ds.concepts if not own or c in trained_on)
     categories = sorted({k for c in pool for k in ds.concepts[c].categories}, key=lambda k: ds.categories[k].label)
     category = c1.selectbox("Category", [None] + categories, key="gallery_category",
