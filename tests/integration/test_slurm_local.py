@@ -108,7 +108,7 @@ def test_config_errors_are_clear(env, monkeypatch):
 
 
 @pytest.mark.integration
-def test_real_majority_baseline_round_trip(tmp_path, monkeypatch):
+def test_real_majority_baseline_round_trip(tmp_path, monkeypatch, capsys):
     """A real job kind (majority baseline on a small subset: no model needed) through submitit."""
     data = tmp_path / "data"
     data.mkdir()
@@ -119,9 +119,15 @@ def test_real_majority_baseline_round_trip(tmp_path, monkeypatch):
         (data / name).symlink_to(source)
     monkeypatch.setenv("TAXOLENS_DATA", str(data))
     monkeypatch.chdir(paths.ROOT)
+    from core import cli
+    # through the command line, as a user submits it (`jobs submit baseline majority --slurm ...`)
+    assert cli.main(["jobs", "submit", "baseline", "majority", "--max-concepts", "8", "--condition", "random:0.5",
+                     "--seed", "1", "--slurm", "--cluster", "local", "--gpus", "0", "--cpus", "1", "--mem-gb", "1",
+                     "--time", "5"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("(submitit, on this machine)"), line          # not "(Slurm)": nothing went to Slurm
     store = JobStore()
-    spec = {"baseline": "majority", "config": {"max_concepts": 8, "condition": "random:0.5", "seed": 1}}
-    job_id = slurm.submit("baseline", spec, slurm.SlurmConfig(**LOCAL), store=store)
+    job_id = int(line.split()[1])
     out_dir = Path(store.get(job_id).run_dir)
     assert out_dir.parent == paths.runs_dir() / "baselines"   # fixed at submit, before the node runs
     sync_until_done(store, [job_id], timeout=120)

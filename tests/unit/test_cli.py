@@ -182,6 +182,16 @@ def test_runs_lists_nothing_in_an_empty_data_dir(data_dir, capsys):
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_runs_table_says_once_what_its_f1_columns_are(data_dir, capsys):
+    """Reported: every row ended "(per-category macro-F1)", though the leaf column is per concept."""
+    make_run(data_dir, "a", epoch=1)
+    make_run(data_dir, "b", epoch=1, seed=1)
+    assert cli.main(["runs"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all("macro-F1" not in line for line in lines[:2])
+    assert lines[-1].startswith("leaf: yes/no macro-F1 per concept; seen, unseen: per-category")
+
+
 def test_module_entry_point_exit_code(tmp_path):
     """`python -m core` really exits 2 with one stderr line, and writes nothing."""
     env = dict(os.environ, TAXOLENS_DATA=str(tmp_path))
