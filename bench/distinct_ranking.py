@@ -56,7 +56,7 @@ def summary(rows: list[dict]) -> str:
 
 @torch.no_grad()
 def main(argv=None) -> None:
-    from core import features, questions
+    from core.evaluate import ranked_rows
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="run id or directory (the shipped checkpoint: assets/default-checkpoint)")
@@ -64,26 +64,19 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the per-image rows here (JSON)")
     args = ap.parse_args(argv)
     info, vlm, data = trained_run(args.run)
-    ds, labeling = data.dataset, data.deprivation.labeling
     by_concept = first_test_image_per_concept(data)
     concepts = sorted(by_concept)
     chosen = evenly(concepts, args.concepts or len(concepts))
     in_test = set(evenly(concepts, TEST_IMAGES))
-    vocabulary = sorted(ds.concepts)
-    texts = [questions.question_text(ds.concepts[c].label) for c in vocabulary]
+    vocabulary = len(data.dataset.concepts)
     items = [by_concept[c] for c in chosen]
-    feats, _ = features.image_features(vlm, items)
     rows = []
-    for i, item in enumerate(tqdm(items, desc="every leaf per image")):
-        p_yes = vlm.score(feats[i:i + 1], [texts])[0].p_yes
-        order = sorted(range(len(vocabulary)), key=lambda j: -float(p_yes[j]))
-        shown = questions.shown_concept(item.concept, labeling)
-        rows.append({"image_id": item.id, "concept": item.concept, "style": item.style,
-                     "rank": order.index(vocabulary.index(shown)) + 1, "in_test": item.concept in in_test,
-                     "top5": [vocabulary[j] for j in order[:5]]})
+    for row in tqdm(ranked_rows(vlm, items, data.dataset, data.deprivation.labeling), total=len(items),
+                    desc="every leaf per image"):      # core.evaluate.leaf_ranking's rows, on this selection
+        rows.append({**row, "in_test": row["concept"] in in_test})
         if args.out and (len(rows) % 25 == 0 or len(rows) == len(items)):
-            args.out.write_text(json.dumps({"run_id": info.run_id, "vocabulary": len(vocabulary), "rows": rows}))
-    print(f"{info.run_id}, one test image per concept, every leaf of {len(vocabulary)} asked:")
+            args.out.write_text(json.dumps({"run_id": info.run_id, "vocabulary": vocabulary, "rows": rows}))
+    print(f"{info.run_id}, one test image per concept, every leaf of {vocabulary} asked:")
     print(f"  {len(rows)} concepts: {summary(rows)}")
     print(f"  the integration test's {TEST_IMAGES}: {summary([r for r in rows if r['in_test']])}")
 

@@ -60,6 +60,23 @@ def spaced_sample(items: list, n: int | None) -> list:
     return items if n is None or n >= len(items) else [items[i * len(items) // n] for i in range(n)]
 
 
+def ranked_rows(vlm, items, ds, labeling):
+    """Per image (yielded as it is scored): every leaf of `ds` asked, the rank of the image's
+    labelled concept by P(yes), the top 5, and the P(yes) of the right leaf and of the mean one."""
+    concepts = sorted(ds.concepts)
+    texts = [questions.question_text(ds.concepts[c].label) for c in concepts]
+    feats, _ = features.image_features(vlm, items)
+    for i, item in enumerate(items):
+        p_yes = vlm.score(feats[i:i + 1], [texts])[0].p_yes
+        order = sorted(range(len(concepts)), key=lambda j: -float(p_yes[j]))
+        shown = questions.shown_concept(item.concept, labeling)
+        yield {"image_id": item.id, "concept": item.concept, "labelled_concept": shown,
+               "style": item.style, "rank": order.index(concepts.index(shown)) + 1,
+               "top5": [concepts[j] for j in order[:5]],
+               "p_yes_true": round(float(p_yes[concepts.index(shown)]), 4),
+               "mean_p_yes": round(float(p_yes.mean()), 4)}
+
+
 def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = None,
                  progress=None, write: bool = True, frozen_from=None) -> dict:
     """Ask every leaf question of the run's vocabulary about each `split` image and rank the image's
@@ -77,23 +94,13 @@ def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = 
     cfg = trained_config(info)
     data = rundata.prepare(cfg)
     _check_same_dataset(info, data)
-    ds, labeling = data.dataset, data.deprivation.labeling
     items = spaced_sample(data.images(split), images)
-    concepts = sorted(ds.concepts)
-    texts = [questions.question_text(ds.concepts[c].label) for c in concepts]
+    concepts = sorted(data.dataset.concepts)
     report(0.0, f"encoding {len(items)} {split} images")
-    feats, _ = features.image_features(vlm, items)
     rows = []
-    for i, item in enumerate(items):
-        p_yes = vlm.score(feats[i:i + 1], [texts])[0].p_yes
-        order = sorted(range(len(concepts)), key=lambda j: -float(p_yes[j]))
-        shown = questions.shown_concept(item.concept, labeling)
-        rank = order.index(concepts.index(shown)) + 1
-        rows.append({"image_id": item.id, "concept": item.concept, "labelled_concept": shown,
-                     "style": item.style, "rank": rank, "top5": [concepts[j] for j in order[:5]],
-                     "p_yes_true": round(float(p_yes[concepts.index(shown)]), 4),
-                     "mean_p_yes": round(float(p_yes.mean()), 4)})
-        report((i + 1) / len(items), f"ranked every leaf for {i + 1}/{len(items)} {split} images")
+    for row in ranked_rows(vlm, items, data.dataset, data.deprivation.labeling):
+        rows.append(row)
+        report(len(rows) / len(items), f"ranked every leaf for {len(rows)}/{len(items)} {split} images")
     ranks = sorted(r["rank"] for r in rows)
     result = {"run_id": info.run_id, "split": split, "images": len(rows), "of_images": len(data.images(split)),
               "vocabulary": len(concepts), "chance_top1": 1 / len(concepts), "chance_top5": min(5, len(concepts)) / len(concepts),
