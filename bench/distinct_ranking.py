@@ -24,17 +24,6 @@ from bench.common import trained_run
 TEST_IMAGES = 20          # the 20 images, asked by tests/integration/test_shipped_checkpoint.py
 
 
-def first_test_image_per_concept(data) -> dict:
-    by_concept = {}
-    for im in sorted(data.images("test"), key=lambda im: (im.concept, im.id)):
-        by_concept.setdefault(im.concept, im)
-    return by_concept
-
-
-def evenly(concepts: list[str], n: int) -> list[str]:
-    return concepts if n >= len(concepts) else [concepts[int(i * len(concepts) / n)] for i in range(n)]
-
-
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
@@ -56,7 +45,7 @@ def summary(rows: list[dict]) -> str:
 
 @torch.no_grad()
 def main(argv=None) -> None:
-    from core.evaluate import ranked_rows
+    from core.evaluate import evenly_spaced, first_image_per_concept, ranked_rows
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="run id or directory (the shipped checkpoint: assets/default-checkpoint)")
@@ -64,10 +53,10 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the per-image rows here (JSON)")
     args = ap.parse_args(argv)
     info, vlm, data = trained_run(args.run)
-    by_concept = first_test_image_per_concept(data)
+    by_concept = first_image_per_concept(data.images("test"))
     concepts = sorted(by_concept)
-    chosen = evenly(concepts, args.concepts or len(concepts))
-    in_test = set(evenly(concepts, TEST_IMAGES))
+    chosen = evenly_spaced(concepts, args.concepts)
+    in_test = set(evenly_spaced(concepts, TEST_IMAGES))
     vocabulary = len(data.dataset.concepts)
     items = [by_concept[c] for c in chosen]
     rows = []

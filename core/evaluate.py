@@ -53,11 +53,24 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None, frozen_fro
     return result
 
 
-def spaced_sample(items: list, n: int | None) -> list:
-    """`n` of the images, evenly spaced in id order (all of them when n is None or not smaller):
-    the same sample on every run and machine, spread over concepts and styles."""
-    items = sorted(items, key=lambda im: im.id)
+def evenly_spaced(items: list, n: int | None) -> list:
+    """`n` of the items at even spacing, in their order (all of them when n is None or not smaller)."""
     return items if n is None or n >= len(items) else [items[i * len(items) // n] for i in range(n)]
+
+
+def spaced_sample(items: list, n: int | None) -> list:
+    """`n` of the images, evenly spaced in id order: the same sample on every run and machine,
+    spread over concepts and styles."""
+    return evenly_spaced(sorted(items, key=lambda im: im.id), n)
+
+
+def first_image_per_concept(images) -> dict:
+    """{concept: its first image by id}, concepts in name order: one image each of distinct concepts
+    (the shipped-checkpoint integration test asks 20 of them, bench/distinct_ranking all)."""
+    by_concept = {}
+    for im in sorted(images, key=lambda im: (im.concept, im.id)):
+        by_concept.setdefault(im.concept, im)
+    return by_concept
 
 
 def ranked_rows(vlm, items, ds, labeling):

@@ -12,12 +12,11 @@ bench.distinct_ranking RUN` asks the same kind of image (each concept's first te
 concept. For `pvsoft1_s0` (2026-12-06): 18 of these 20 in the top 5, 244 of all 385 (0.634)."""
 import pytest
 
-from bench import distinct_ranking
-from core import metrics, paths, rundata, runs
+from core import evaluate, metrics, paths, rundata, runs
 from core.models import checkpoint
 from core.predict import Predictor
 
-N_IMAGES = distinct_ranking.TEST_IMAGES          # 20 held-out images of distinct concepts
+N_IMAGES = 20          # held-out images of distinct concepts (bench/distinct_ranking.TEST_IMAGES)
 BAR = 0.8            # the issue's share of those images with the true leaf in the top 5 (category: top 3)
 
 
@@ -55,8 +54,8 @@ def test_shipped_checkpoint_grounds_held_out_images():
     recorded = runs.load_ranking(paths.SHIPPED_CHECKPOINT)
     info = runs.load_run(paths.SHIPPED_CHECKPOINT)
     data = rundata.prepare(info.config)
-    by_concept = distinct_ranking.first_test_image_per_concept(data)      # the bench's selection, so
-    chosen = [by_concept[c] for c in distinct_ranking.evenly(sorted(by_concept), N_IMAGES)]   # comparable
+    by_concept = evaluate.first_image_per_concept(data.images("test"))       # as bench/distinct_ranking
+    chosen = [by_concept[c] for c in evaluate.evenly_spaced(sorted(by_concept), N_IMAGES)]
 
     predictor = Predictor.load(paths.SHIPPED_CHECKPOINT)
     top1 = top5 = cat3 = 0

@@ -147,3 +147,13 @@ def test_spaced_sample_is_evenly_spaced_in_id_order_and_all_when_not_smaller():
     assert [im.id for im in evaluate.spaced_sample(items, 4)] == ["im00", "im02", "im05", "im07"]
     assert [im.id for im in evaluate.spaced_sample(items, None)] == [f"im{i:02d}" for i in range(10)]
     assert len(evaluate.spaced_sample(items, 10)) == len(evaluate.spaced_sample(items, 50)) == 10
+
+
+def test_one_image_per_concept_is_its_first_by_id_and_concepts_are_spaced_evenly():
+    from types import SimpleNamespace
+    images = [SimpleNamespace(concept=c, id=i) for c, i in (("dog", "b"), ("dog", "a"), ("cat", "z"), ("ant", "q"))]
+    assert {c: im.id for c, im in evaluate.first_image_per_concept(images).items()} == \
+        {"ant": "q", "cat": "z", "dog": "a"}
+    assert evaluate.evenly_spaced(list("abcdefghij"), 3) == ["a", "d", "g"]
+    assert evaluate.evenly_spaced(list("abcdefghij"), 4) == ["a", "c", "f", "h"]
+    assert evaluate.evenly_spaced(list("abc"), 5) == list("abc") and evaluate.evenly_spaced(list("abc"), None) == list("abc")
