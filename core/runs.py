@@ -101,21 +101,18 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict:
     from safetensors.torch import load
 
     path = Path(path)
-    data = _read_tensor_file(path)
-    if sha256 is not None and (data is None or hashlib.sha256(data).hexdigest() != sha256):
-        # A save stopped between checkpoint.json and moving its files into place: the pinned file is
-        # still staged (checked before the final name again, as a running save may move it meanwhile).
-        for candidate in (staged_path(path), path):
-            staged = _read_tensor_file(candidate)
-            if staged is not None and hashlib.sha256(staged).hexdigest() == sha256:
-                data = staged
-                break
-        else:
-            if data is None:
-                raise RunError(f"missing checkpoint file {path}")
-            raise RunError(f"{path} does not match its checkpoint.json (interrupted write or edited file)")
-    if data is None:
-        raise RunError(f"missing checkpoint file {path}")
+    # Where a save stopped between checkpoint.json and moving its files into place, the pinned file
+    # is still staged; the final name is read again last, as a running save may move it meanwhile.
+    found = False
+    for candidate in (path, staged_path(path), path) if sha256 is not None else (path,):
+        data = _read_tensor_file(candidate)
+        if data is not None and (sha256 is None or hashlib.sha256(data).hexdigest() == sha256):
+            found = True
+            break
+    if not found:
+        if not path.exists():
+            raise RunError(f"missing checkpoint file {path}")
+        raise RunError(f"{path} does not match its checkpoint.json (interrupted write or edited file)")
     try:
         return load(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt headers

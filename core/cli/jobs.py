@@ -427,8 +427,7 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
             try:
                 normalized = sweeps.normalize(spec)
             except kinds.JobSpecError as exc:       # the plan still lists; what this machine lacks is said
-                with kinds.validated_for_elsewhere():
-                    normalized = sweeps.normalize(spec)
+                normalized = sweeps.normalize(spec, here=False)
                 print(f"taxolens sweep: note: not runnable on this machine as it is: {exc}", file=sys.stderr)
             jobs = normalized["jobs"]
             print(f"sweep {normalized['name']}: {len(jobs)} jobs (not submitted)")
@@ -476,7 +475,7 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         return _cmd_sweep_submit(args)
-    out = Path(args.report) if args.report else paths.default_report()
+    out = args.report or paths.default_report()
     if not args.no_report:
         check_output(out, "--report")        # before the sweep's hours, not after
     done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)

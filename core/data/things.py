@@ -60,7 +60,7 @@ def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
         return {}
     reader.fieldnames = header
     table: dict[str, dict] = {}
-    wordnet: str | None = None          # checked at the first synset: "ok" or why not
+    wordnet_ok: bool | None = None      # checked at the first synset
     for line, row in enumerate(reader, start=2):
         concept = (row.get("concept") or "").strip()
         where = f"{csv_path.name} line {line}"
@@ -80,14 +80,14 @@ def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
         if bad:
             problems.append(f"{where}: bad category name(s) {', '.join(repr(k) for k in bad)}")
         synset = (row.get("synset") or "").strip() or None
-        if synset is not None and wordnet is None:
+        if synset is not None and wordnet_ok is None:
             try:
                 taxonomy.wn()
-                wordnet = "ok"
+                wordnet_ok = True
             except taxonomy.TaxonomyError as exc:           # said once, not once per concept
-                wordnet = str(exc)
+                wordnet_ok = False
                 problems.append(f"{csv_path}: the synset column needs WordNet: {exc}")
-        if synset is not None and wordnet == "ok":
+        if synset is not None and wordnet_ok:
             try:
                 synset = taxonomy.canonical_name(synset)
             except taxonomy.TaxonomyError as exc:

@@ -19,7 +19,6 @@ test suite uses this for quick test-only kinds).
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import importlib
@@ -113,17 +112,6 @@ _RUNS_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("taxolens_job_
 
 def runs_here() -> bool:
     return _RUNS_HERE.get()
-
-
-@contextlib.contextmanager
-def validated_for_elsewhere():
-    """Validate as for another machine (a plan for a dry run): this machine's GPU and model weights
-    are not checked, everything else is."""
-    token = _RUNS_HERE.set(False)
-    try:
-        yield
-    finally:
-        _RUNS_HERE.reset(token)
 
 
 def validate(kind: str, spec: Any, here: bool | None = None) -> dict:

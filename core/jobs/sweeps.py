@@ -213,15 +213,15 @@ def resolve(spec: dict | str | Path, scale: str | None = None) -> dict:
     return {**spec, "scale": scale} if scale else dict(spec)
 
 
-def normalize(spec: dict) -> dict:
+def normalize(spec: dict, here: bool | None = None) -> dict:
     """What a sweep job stores: its name, the source spec and every child job, each validated
-    (so a bad combination is rejected at submit, not hours later)."""
+    (so a bad combination is rejected at submit, not hours later); `here` as for kinds.validate."""
     grid = resolve(spec)
     jobs = expand(grid)
     validated = []
     for i, job in enumerate(jobs):
         try:
-            validated.append({"kind": job["kind"], "spec": kinds.validate(job["kind"], job["spec"])})
+            validated.append({"kind": job["kind"], "spec": kinds.validate(job["kind"], job["spec"], here)})
         except kinds.JobSpecError as exc:
             cfg = job["spec"].get("config", job["spec"])
             raise kinds.JobSpecError(f"sweep job {i + 1}/{len(jobs)} ({job['kind']} "
