@@ -47,13 +47,11 @@ def _predict(run_dir: str, stamp: float, digest: str, _image, full: bool = False
 
 def choose_checkpoint():
     """Selectbox of trained runs, defaulting to the default-config checkpoint best on validation."""
-    from core import runs
-
     trained = common.trained_runs()
     if not trained:
         return None
     # the default-config checkpoint best on validation, else the first run's one (the starter on a CPU), else the newest
-    preferred, why = runs.preferred_checkpoint()
+    preferred, why = common.preferred_checkpoint()
     default = preferred if why == "default" else None
     starter = preferred if why == "starter" else None
     index = trained.index(common.preselected_run(trained))

@@ -104,12 +104,22 @@ def trained_runs() -> list:
     return [r for r in runs_list() if r.epoch >= 1]
 
 
-def preselected_run(trained: list):
-    """The run Predict opens with: the preferred checkpoint (runs.preferred_checkpoint: the
-    default config's best, else the first run's starter) when it is listed, else the newest."""
+@st.cache_data(show_spinner=False, ttl=5)
+def _preferred(data_dir: str):  # noqa: ARG001 - keys the cache
     from core import runs
+    return runs.preferred_checkpoint()
 
-    preferred, _ = runs.preferred_checkpoint()
+
+def preferred_checkpoint():
+    """runs.preferred_checkpoint (path, why), re-read at most every 5 s as the runs list is: it reads
+    every run's records, and Predict, Browse and Geometry ask on every rerun."""
+    return _preferred(data_key())
+
+
+def preselected_run(trained: list):
+    """The run Predict, Browse and Geometry open with: the preferred checkpoint (the default
+    config's best, else the first run's starter) when it is listed, else the newest."""
+    preferred, _ = preferred_checkpoint()
     return next((r for r in trained if preferred is not None and r.path == preferred),
                 trained[0] if trained else None)
 

@@ -18,7 +18,7 @@ def preload(monkeypatch):
     monkeypatch.setattr(common, "_preload", {"started": False})
     newest, preferred = SimpleNamespace(path=Path("/runs/b")), SimpleNamespace(path=Path("/runs/a"))
     monkeypatch.setattr(common, "trained_runs", lambda: [newest, preferred])
-    monkeypatch.setattr(runs, "preferred_checkpoint", lambda: (Path("/runs/a"), "default"))
+    monkeypatch.setattr(common, "preferred_checkpoint", lambda: (Path("/runs/a"), "default"))
     monkeypatch.setattr(runs, "checkpoint_stamp", lambda path: f"stamp-of-{Path(path).name}")
     calls, done = [], threading.Event()
 
@@ -68,9 +68,9 @@ def test_a_failing_preload_is_logged_and_leaves_the_page_to_load(preload, monkey
 
 def test_preselected_run_is_the_preferred_one_when_listed_else_the_newest(monkeypatch):
     a, b = SimpleNamespace(path=Path("/runs/a")), SimpleNamespace(path=Path("/runs/b"))
-    monkeypatch.setattr(runs, "preferred_checkpoint", lambda: (Path("/runs/a"), "default"))
+    monkeypatch.setattr(common, "preferred_checkpoint", lambda: (Path("/runs/a"), "default"))
     assert common.preselected_run([b, a]) is a
-    monkeypatch.setattr(runs, "preferred_checkpoint", lambda: (Path("/runs/gone"), "default"))
+    monkeypatch.setattr(common, "preferred_checkpoint", lambda: (Path("/runs/gone"), "default"))
     assert common.preselected_run([b, a]) is b
-    monkeypatch.setattr(runs, "preferred_checkpoint", lambda: (None, None))
+    monkeypatch.setattr(common, "preferred_checkpoint", lambda: (None, None))
     assert common.preselected_run([b, a]) is b and common.preselected_run([]) is None
