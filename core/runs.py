@@ -123,10 +123,24 @@ def staged_path(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + STAGED_SUFFIX)
 
 
-def settle_staged(ckdir: Path, pinned: dict[str, str]) -> None:
+def save_checkpoint(run_dir: Path, state: dict, written: dict[str, tuple[dict, dict | None]]) -> None:
+    """Write checkpoint.json `state` with the tensor files `written` ({name: (tensors, metadata)}) so
+    that a kill at any point leaves a record whose every file can be found: what a killed save left
+    is settled first, the files are staged (NAME.next), checkpoint.json pins them by sha256, then they
+    move into place. state["files"] (name -> sha256, earlier saves' files kept) is updated in place."""
+    ckdir = checkpoint_dir(run_dir)
+    files = state.setdefault("files", {})
+    _settle_staged(ckdir, files)           # first, or our staging would overwrite a pinned file's only copy
+    for name, (tensors, metadata) in written.items():
+        files[name] = save_tensors(staged_path(ckdir / name), tensors, metadata)
+    write_json(checkpoint_json(run_dir), state)
+    for name in written:
+        os.replace(staged_path(ckdir / name), ckdir / name)
+
+
+def _settle_staged(ckdir: Path, pinned: dict[str, str]) -> None:
     """Finish what a killed save left: a staged file that checkpoint.json pins goes into place, any
-    other staged file (written before a JSON that never came) goes. A save calls this first, so that
-    its own staged files never overwrite the only copy of a pinned one."""
+    other staged file (written before a JSON that never came) goes."""
     for staged in Path(ckdir).glob("*" + STAGED_SUFFIX):
         name = staged.name[: -len(STAGED_SUFFIX)]
         data = _read_tensor_file(staged)

@@ -53,7 +53,6 @@ evaluation and prediction use too, so all three see exactly the same data and mo
 from __future__ import annotations
 
 import math
-import os
 import sys
 import random
 import time
@@ -526,25 +525,16 @@ class _Run:
         state["status"], state["updated"] = status, runs.now_iso()
         if status == "finished":
             state["finished"] = state["updated"]
-        ckdir = runs.checkpoint_dir(self.dir)
         opt_tensors, groups = _optimizer_tensors(self.opt)
         opt_tensors["rng.torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
             opt_tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        files = dict(self.ck.get("files", {}) if self.ck else {}, **state.get("files", {}))
-        runs.settle_staged(ckdir, files)          # a killed save's pinned files first, or ours would overwrite them
         written = {runs.PROJECTOR_FILE: (self.vlm.projector_state(), self.meta), runs.TRAIN_STATE_FILE: (opt_tensors, None)}
         if best_now:
             written[runs.BEST_FILE] = (self.vlm.projector_state(), self.meta)
-        # Staged, then pinned, then moved (runs.STAGED_SUFFIX): a kill anywhere in between leaves a
-        # checkpoint.json whose every file can be found, so the run stays loadable and resumable.
-        for name, (tensors, meta) in written.items():
-            files[name] = runs.save_tensors(runs.staged_path(ckdir / name), tensors, meta)
-        state["files"] = files
+        state["files"] = dict(self.ck.get("files", {}) if self.ck else {}, **state.get("files", {}))
         state["optimizer_groups"] = groups
-        runs.write_json(runs.checkpoint_json(self.dir), state)
-        for name in written:
-            os.replace(runs.staged_path(ckdir / name), ckdir / name)
+        runs.save_checkpoint(self.dir, state, written)    # loadable and resumable whenever it is killed
 
 
 def init_projector(cfg: TrainConfig, vlm, table_sha256: str) -> dict:

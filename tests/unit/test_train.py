@@ -170,7 +170,7 @@ class _Killed(BaseException):
 
 def _killed_after_epoch_1_checkpoint_json(run_dir, monkeypatch):
     """Train run_dir until epoch 1's checkpoint.json is written, killed before its files are moved."""
-    real_replace = train.os.replace              # os.replace itself: write_atomic uses it too
+    real_replace = runs.os.replace              # os.replace itself: write_atomic uses it too
 
     def replace(src, dst):
         ck = runs.checkpoint_json(run_dir)
@@ -178,10 +178,10 @@ def _killed_after_epoch_1_checkpoint_json(run_dir, monkeypatch):
             raise _Killed
         real_replace(src, dst)
 
-    monkeypatch.setattr(train.os, "replace", replace)
+    monkeypatch.setattr(runs.os, "replace", replace)
     with pytest.raises(_Killed):
         train.train(_cfg(), run_dir=run_dir)
-    monkeypatch.setattr(train.os, "replace", real_replace)
+    monkeypatch.setattr(runs.os, "replace", real_replace)
 
 
 def test_a_save_killed_between_its_checkpoint_json_and_its_files_loads_and_resumes(monkeypatch):
