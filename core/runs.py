@@ -402,6 +402,40 @@ def list_runs() -> list[RunInfo]:
     return sorted(runs, key=lambda r: (r.created or "", r.run_id), reverse=True)
 
 
+def finished_run_for(cfg: TrainConfig, versions: "DatasetVersions | None" = None) -> Path | None:
+    """The newest finished run trained with exactly `cfg` (seed included) on the installed version
+    of its dataset; None when there is none. What a sweep takes instead of training the same config
+    again, whichever command trained it (`sweep run`, `sweep submit`, `taxolens train`). Unfinished
+    runs are never taken: one may be training right now."""
+    root = paths.runs_dir()
+    if not root.is_dir():
+        return None
+    versions = versions or DatasetVersions()
+    wanted = cfg.to_dict()
+    found: list[tuple[str, Path]] = []
+    for d in root.iterdir():
+        try:
+            if d.name == BASELINES_DIR or not (d / CONFIG_JSON).is_file() \
+                    or TrainConfig.from_stored(read_json(d / CONFIG_JSON)).to_dict() != wanted:
+                continue
+            ck_path = checkpoint_json(d)
+            ck = read_json(ck_path) if ck_path.is_file() else {}
+            if isinstance(ck, dict) and ck.get("status") == "finished" \
+                    and versions.checkpoint_is_current(ck, cfg.dataset):
+                found.append((str(ck.get("finished") or ck.get("updated") or ""), d))
+        except (RunError, OSError, TypeError, ConfigError):
+            continue                    # unreadable: not a run to reuse
+    return max(found)[1] if found else None
+
+
+def evaluation_is_current(run_dir: str | Path, split: str) -> bool:
+    """The run's evaluation on `split` is there and not older than its checkpoint (a resumed run's
+    earlier evaluation is stale)."""
+    metrics = eval_dir(Path(run_dir), split) / METRICS_JSON
+    ck_path = checkpoint_json(Path(run_dir))
+    return metrics.is_file() and not (ck_path.is_file() and metrics.stat().st_mtime < ck_path.stat().st_mtime)
+
+
 def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
     """metrics.json of an evaluation (run dir, run id, or baseline dir); None if not evaluated yet."""
     return _eval_record(run_dir, split, METRICS_JSON, "an evaluation")

@@ -179,6 +179,15 @@ def _config(spec: dict, kind: str) -> TrainConfig:
         raise JobSpecError(f"invalid {kind} job: {exc}") from exc
 
 
+def _reuse(spec: dict, kind: str) -> dict:
+    """The optional "reuse" field ({"reuse": true} when set; sweeps set it): take finished work of
+    the same config instead of doing it again."""
+    reuse = spec.get("reuse", False)
+    if not isinstance(reuse, bool):
+        raise JobSpecError(f"invalid {kind} job: reuse must be true or false, got {reuse!r}")
+    return {"reuse": True} if reuse else {}
+
+
 def _splits(value: Any) -> list[str]:
     from core.runs import SPLITS
     if isinstance(value, str):
@@ -192,35 +201,45 @@ def _splits(value: Any) -> list[str]:
 
 def _train_validate(spec: dict) -> dict:
     from core import preflight
-    _keys(spec, {"config"}, {"eval_splits"}, "train")
+    _keys(spec, {"config"}, {"eval_splits", "reuse"}, "train")
     splits = _splits(spec.get("eval_splits", ["test"]))
     cfg = _config(spec, "train")
     preflight.check_train(cfg, here=runs_here())     # what `taxolens train` checks
-    return {"config": cfg.to_dict(), "eval_splits": splits}
+    return {"config": cfg.to_dict(), "eval_splits": splits, **_reuse(spec, "train")}
 
 
 def _train_output_dir(spec: dict) -> Path:
+    """A new run folder; with "reuse" (a sweep's runs), a finished run of the same config when there
+    is one, decided when the job starts: the same config and seed train the same run."""
     from core import runs
-    return runs.create_run_dir(TrainConfig.from_dict(spec["config"]))
+    cfg = TrainConfig.from_dict(spec["config"])
+    return (spec.get("reuse") and runs.finished_run_for(cfg)) or runs.create_run_dir(cfg)
 
 
 def _train_execute(spec: dict, ctx: JobContext) -> dict:
     from core.evaluate import evaluate
     from core.train import train
 
+    from core import runs
+
     cfg = TrainConfig.from_dict(spec["config"])
     splits = spec["eval_splits"]
     train_share = 0.8 if splits else 1.0
+    # a finished run (reused, or a retried job whose training was done) returns at once
+    reused = ctx.output_dir is not None and runs.is_finished(ctx.output_dir)
+    if reused:
+        ctx.progress(0.0, f"{Path(ctx.output_dir).name} is finished: not trained again")
     run_dir = Path(train(cfg, run_dir=ctx.output_dir, progress=sub_progress(ctx.progress, 0, train_share),
                          should_stop=ctx.should_stop))
     metrics = {}
     for i, split in enumerate(splits):
         ctx.check_cancel()
         step = (1 - train_share) / len(splits)
-        metrics[split] = evaluate(run_dir, split=split,
-                                  progress=sub_progress(ctx.progress, train_share + i * step,
-                                                        train_share + (i + 1) * step))
-    return {"run_dir": str(run_dir), "metrics": metrics}
+        current = runs.load_metrics(run_dir, split) if runs.evaluation_is_current(run_dir, split) else None
+        metrics[split] = current or evaluate(run_dir, split=split,
+                                             progress=sub_progress(ctx.progress, train_share + i * step,
+                                                                   train_share + (i + 1) * step))
+    return {"run_dir": str(run_dir), "metrics": metrics, **({"reused": True} if reused else {})}
 
 
 def _train_discard(output_dir: Path) -> None:
@@ -276,28 +295,37 @@ register(JobKind("evaluate", _evaluate_validate, _evaluate_execute,
 
 def _baseline_validate(spec: dict) -> dict:
     from core import preflight
-    _keys(spec, {"baseline"}, {"config"}, "baseline")
+    _keys(spec, {"baseline"}, {"config", "reuse"}, "baseline")
     if spec["baseline"] not in BASELINES:
         raise JobSpecError(f"baseline must be one of {', '.join(BASELINES)}, got {spec['baseline']!r}")
     cfg = _config(spec, "baseline")
     preflight.check_baseline(spec["baseline"], cfg, here=runs_here())   # what `taxolens baseline` checks
-    return {"baseline": spec["baseline"], "config": cfg.to_dict()}
+    return {"baseline": spec["baseline"], "config": cfg.to_dict(), **_reuse(spec, "baseline")}
 
 
 def _baseline_output_dir(spec: dict) -> Path:
+    """A new baseline folder; with "reuse" (a sweep's baselines), the evaluated folder of the same
+    baseline on the installed dataset when there is one."""
     from core import runs
+    from core.evaluate import find_baseline_dir
     from core.jobs.store import JobStoreError
+    cfg = TrainConfig.from_dict(spec["config"])
+    found = find_baseline_dir(spec["baseline"], cfg) if spec.get("reuse") else None
+    if found is not None:
+        return found
     try:
-        return runs.new_baseline_dir(spec["baseline"], TrainConfig.from_dict(spec["config"]))
+        return runs.new_baseline_dir(spec["baseline"], cfg)
     except PermissionError as exc:
         raise JobStoreError(str(exc)) from exc
 
 
 def _baseline_execute(spec: dict, ctx: JobContext) -> dict:
+    from core import runs
     from core.evaluate import baseline
 
     cfg = TrainConfig.from_dict(spec["config"])
-    metrics = baseline(spec["baseline"], cfg, out_dir=ctx.output_dir, progress=ctx.progress)
+    done = runs.load_metrics(ctx.output_dir, "test") if spec.get("reuse") and ctx.output_dir else None
+    metrics = done or baseline(spec["baseline"], cfg, out_dir=ctx.output_dir, progress=ctx.progress)
     return {"run_dir": str(ctx.output_dir) if ctx.output_dir else None, "metrics": {"test": metrics}}
 
 

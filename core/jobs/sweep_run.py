@@ -13,9 +13,9 @@ without the job queue:
 
 Resuming: the sweep's manifest (runs/sweeps/<name>.json) names each training run's directory, so
 running the same sweep again resumes unfinished runs where they stopped and skips whatever is done
-(finished runs, written evaluations, baselines, probes); a finished run another sweep's manifest
-names for the same config is reused, not trained again (sweeps that run at the same time can still
-train one config twice; core.results counts it once). Every run is an ordinary run on disk: the
+(finished runs, written evaluations, baselines, probes); a finished run of the same config, from
+another sweep or any other command, is reused, not trained again (sweeps that run at the same time
+can still train one config twice; core.results counts it once). Every run is an ordinary run on disk: the
 app, `taxolens runs` and `results report` see it like any other.
 """
 from __future__ import annotations
@@ -48,47 +48,18 @@ def manifest_key(cfg: TrainConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
-def _read_manifest(path: Path) -> dict[str, str]:
-    """A manifest's {config key: run directory}; {} for one that is missing or unreadable."""
-    try:
-        manifest = runs.read_json(path)
-    except (runs.RunError, OSError):
-        return {}
-    found = manifest.get("runs") if isinstance(manifest, dict) else None
-    return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
-
-
-def _finished_elsewhere(path: Path, versions: runs.DatasetVersions) -> dict[str, str]:
-    """{config key: a finished run directory, trained on the installed dataset} over the other
-    sweeps' manifests beside `path`."""
-    found: dict[str, str] = {}
-    for other in sorted(path.parent.glob("*.json")) if path.parent.is_dir() else ():
-        if other == path:
-            continue
-        for key, run_dir in _read_manifest(other).items():
-            if key not in found:
-                ck_path = runs.checkpoint_json(Path(run_dir))
-                try:                    # one read: finished, and on the installed dataset
-                    ck = runs.read_json(ck_path) if ck_path.is_file() else {}
-                    if ck.get("status") == "finished" and versions.checkpoint_is_current(ck):
-                        found[key] = run_dir
-                except (runs.RunError, OSError, AttributeError):
-                    continue            # unreadable checkpoint: not a run to reuse
-    return found
-
-
 def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
     """Each training run's directory: the one the manifest names (a rerun resumes it), else a
-    finished run another sweep's manifest names for the same config (the `paper` and `lms` presets
-    share runs: run one after the other, a shared run trains once; an unfinished one is left alone,
-    it may be training in its own sweep right now), else new. A run trained on another version of
-    its dataset than the installed one is never reused: the config trains again, in a new folder."""
+    finished run of the same config, whoever trained it (runs.finished_run_for: the `paper` and
+    `lms` presets share runs, so run one after the other a shared run trains once; an unfinished one
+    is left alone, it may be training in its own sweep right now), else new. A run trained on another
+    version of its dataset than the installed one is never reused: the config trains again, in a new
+    folder."""
     path = manifest_path(name)
     versions = runs.DatasetVersions()
     # this sweep's own manifest is read strictly (a damaged one stops the run, RunError, rather than
     # being replaced and its runs forgotten); other sweeps' are only hints
     manifest = runs.read_json(path) if path.is_file() else {"name": name, "runs": {}}
-    elsewhere = _finished_elsewhere(path, versions)
     out = []
     for cfg in cfgs:
         key = manifest_key(cfg)
@@ -99,7 +70,7 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
         stale = ck_path is not None and ck_path.is_file() \
             and not versions.checkpoint_is_current(runs.read_json(ck_path), cfg.dataset)
         if known is None or not Path(known).is_dir() or stale:
-            known = elsewhere.get(key) or str(runs.create_run_dir(cfg))
+            known = str(runs.finished_run_for(cfg, versions) or runs.create_run_dir(cfg))
             manifest["runs"][key] = known
         out.append(Path(known))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,8 +109,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
 
     t = time.perf_counter()
     todo = [(cfg, d, split) for cfg, d, job in zip(cfgs, dirs, train_jobs) for split in job["eval_splits"]
-            if not (runs.eval_dir(d, split) / runs.METRICS_JSON).is_file()
-            or _older(runs.eval_dir(d, split) / runs.METRICS_JSON, runs.checkpoint_json(d))]
+            if not runs.evaluation_is_current(d, split)]
     todo.sort(key=lambda t: repr(train.share_key(t[0])))     # each group's frozen models load once
     shared: dict[tuple, object] = {}     # one fp32 copy of the frozen models per share key
     for i, (cfg, d, split) in enumerate(tqdm(todo, desc="evaluate", unit="run", disable=progress is not None)):
@@ -188,11 +158,6 @@ def _forget_unstarted(name: str, dirs: list[Path]) -> None:
         manifest = runs.read_json(path)
         manifest["runs"] = {k: v for k, v in manifest["runs"].items() if v not in gone}
         runs.write_json(path, manifest)
-
-
-def _older(a: Path, b: Path) -> bool:
-    """a was written before b (an evaluation of an earlier checkpoint of a resumed run)."""
-    return b.is_file() and a.stat().st_mtime < b.stat().st_mtime
 
 
 def results_rows(source) -> list[dict]:

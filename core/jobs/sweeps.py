@@ -173,9 +173,10 @@ def expand(spec: dict) -> list[dict]:
                 config = {**overrides, "encoder": encoder, "lm": lm, "lm_init": lm_init,
                           "condition": condition, "seed": seed}
                 if kind == "train":
-                    job = {"kind": "train", "spec": {"config": config, "eval_splits": ["test"]}}
+                    # reuse: a run or baseline already done for the same config is not done again
+                    job = {"kind": "train", "spec": {"config": config, "eval_splits": ["test"], "reuse": True}}
                 elif kind == "baseline":
-                    job = {"kind": "baseline", "spec": {"baseline": baseline, "config": config}}
+                    job = {"kind": "baseline", "spec": {"baseline": baseline, "config": config, "reuse": True}}
                 else:       # the probe reads the whole dataset with the LM alone: no condition, no subset
                     job = {"kind": "probe", "spec": {"lm": lm, "dataset": config.get("dataset", defaults.dataset),
                                                      "lm_init": lm_init, "seed": seed}}

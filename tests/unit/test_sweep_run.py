@@ -162,3 +162,64 @@ def test_a_sweep_as_one_job_is_checked_at_submit_runs_and_shows_its_results(tmp_
     out = capsys.readouterr().out
     assert "6 jobs; 6 succeeded" in out and "random:0.5" in out
     assert "NaN" not in out and "–" in out                 # random:0 has no unseen pairs: a dash, as the report
+
+
+def _run_queued(store) -> list:
+    """Run every queued job in-process, as the worker's children would, until none is left."""
+    import os
+
+    from core.jobs import runner
+    done = []
+    while (job := store.claim(os.getpid())) is not None:
+        assert runner.run(job.id, job.attempts, store) == runner.EXIT_OK
+        done.append(store.get(job.id))
+    return done
+
+
+def test_a_submitted_sweep_reuses_what_sweep_run_finished_and_trains_the_rest(tmp_path):
+    """Reported: `sweep submit` (one job per run) trained again every config `sweep run` had finished."""
+    from core.jobs import JobStore
+    from core.jobs import submit
+    seed0 = {**SPEC, "name": "seed0", "grids": [{**SPEC["grids"][0], "seeds": [0]}, SPEC["grids"][2]]}
+    done = sweep_run.run_sweep(seed0)                        # 3 runs and the majority baseline
+    saved = {d: runs.checkpoint_json(runs.Path(d)).stat().st_mtime_ns for d in done["runs"]}
+    baseline_folders = sorted(runs.baselines_dir().iterdir())
+    built = len(fake_vlm.FakeVLM.instances)
+
+    store = JobStore()
+    sweep_id = submit("sweep", {**SPEC, "grids": [SPEC["grids"][0], SPEC["grids"][2]]}, store=store)
+    jobs = _run_queued(store)
+    children = [j for j in jobs if j.parent_id == sweep_id]
+    assert len(children) == 6 + 1 and {j.status for j in children} == {"succeeded"}
+    trained = [j for j in children if j.kind == "train"]
+    reused = [j for j in trained if j.result.get("reused")]
+    assert sorted(j.run_dir for j in reused) == sorted(done["runs"])          # seed 0: the same folders
+    assert all(j.spec["config"]["seed"] == 0 for j in reused) and len(reused) == 3
+    assert {d: runs.checkpoint_json(runs.Path(d)).stat().st_mtime_ns for d in done["runs"]} == saved
+    for j in reused:                                         # their metrics, read back, not evaluated again
+        assert j.result["metrics"]["test"] == runs.load_metrics(j.run_dir, "test")
+    fresh = [j for j in trained if not j.result.get("reused")]
+    assert len(fresh) == 3 and not {j.run_dir for j in fresh} & set(done["runs"])
+    assert all(j.spec["config"]["seed"] == 1 and runs.is_finished(j.run_dir) for j in fresh)
+    assert len(fake_vlm.FakeVLM.instances) > built           # seed 1 did train
+    (majority,) = [j for j in children if j.kind == "baseline"]
+    assert sorted(runs.baselines_dir().iterdir()) == baseline_folders       # no second majority folder
+    assert majority.run_dir in map(str, baseline_folders) and majority.result["metrics"]["test"]
+
+
+def test_a_run_trained_by_hand_is_reused_by_a_sweep_and_a_plain_train_job_trains_anew():
+    from core import train
+    from core.config import TrainConfig
+    from core.jobs import JobStore, kinds
+    from core.jobs import submit
+    one = {**SPEC, "name": "one", "grids": [{"conditions": ["cross"], "seeds": [0]}]}
+    (job,) = sweep_run.plan(one)["jobs"]
+    by_hand = train.train(TrainConfig.from_dict(job["spec"]["config"]))   # `taxolens train`, no sweep
+    assert sweep_run.run_sweep(one)["runs"] == [str(by_hand)]
+    assert job["spec"]["reuse"] is True
+    store = JobStore()
+    plain = submit("train", {"config": job["spec"]["config"]}, store=store)    # `jobs submit train`
+    (ran,) = _run_queued(store)
+    assert ran.id == plain and ran.run_dir != str(by_hand) and not ran.result.get("reused")
+    with pytest.raises(kinds.JobSpecError, match="reuse must be true or false"):
+        kinds.validate("train", {"config": job["spec"]["config"], "reuse": "yes"})
