@@ -60,7 +60,10 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
 
     def progress_and_cancel(fraction: float, message: str = "") -> None:
         progress(fraction, message)
-        if should_stop():  # steps without a should_stop of their own stop at their next report
+        # steps without a should_stop of their own stop at their next report; a report that the
+        # work is done (1.0) does not: a cancel that came too late leaves the job succeeded, as its
+        # results are all written
+        if fraction < 1.0 - 1e-9 and should_stop():
             raise kinds.JobCancelled(f"job {job_id} cancelled")
 
     kind = kinds.get(job.kind)

@@ -358,3 +358,28 @@ def test_the_worker_syncs_slurm_jobs_when_some_run_there(store, monkeypatch):
     assert calls == [store]
     monkeypatch.setattr(slurm, "sync", lambda s: 1 / 0)
     w._sync_slurm()                      # a Slurm problem is logged, not raised
+
+
+@pytest.mark.parametrize("reports, outcome", [([0.5, 1.0], "succeeded"), ([0.5, 0.9], "cancelled")])
+def test_a_cancel_that_comes_after_the_work_is_done_leaves_the_job_succeeded(store, monkeypatch, reports, outcome):
+    """A cancel requested while a job wrote its last results (its report of 1.0) used to list the
+    finished job, results and all, as cancelled; a report short of 1.0 still cancels."""
+    import os
+
+    from core.jobs import runner
+
+    def execute(spec, ctx):
+        ctx.progress(reports[0], "half way")
+        store.request_cancel(ctx.job_id)          # too late to stop what follows
+        runner.time.sleep(runner.CANCEL_POLL_EVERY_S)   # the next report polls again
+        ctx.progress(reports[1], "last report")
+        return {"written": True}
+
+    monkeypatch.setitem(kinds._KINDS, "test-finishes", kinds.JobKind("test-finishes", lambda s: s, execute,
+                                                                     describe=lambda s: "test"))
+    job_id = store.submit("test-finishes", {})
+    store.claim(os.getpid())
+    code = runner.run(job_id, 1, store)
+    job = store.get(job_id)
+    assert job.status == outcome and code == (runner.EXIT_OK if outcome == "succeeded" else runner.EXIT_CANCELLED)
+    assert (job.result == {"written": True}) == (outcome == "succeeded")
