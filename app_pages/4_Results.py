@@ -12,7 +12,7 @@ from ui import paper_figures
 
 HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean of the yes-class and "
                     "no-class F1, then the mean over categories. Bars: mean over seeds with its 95 % "
-                    "t-based CI (none with one seed); black ticks: a fair coin's expected score on the "
+                    "t-based CI, clipped to [0, 1] (none with one seed); black ticks: a fair coin's expected score on the "
                     "same questions.")
 
 
@@ -64,7 +64,7 @@ def ratio_curve(table) -> None:
     st.plotly_chart(figures.ratio_curves(rows, baselines={f"{k} (hypernym)": v for k, v in levels.items()},
                                          chance=results.chance_curve_rows(table)),
                     width="stretch", key="ratio_curve")
-    st.caption("Lines: mean over seeds; bands: 95 % t-based CI; dotted: a fair coin on the unseen "
+    st.caption("Lines: mean over seeds; bands: 95 % t-based CI, clipped to [0, 1]; dotted: a fair coin on the unseen "
                "questions; dashed: baselines. At r = 1 every hypernym question is removed from training.")
 
 

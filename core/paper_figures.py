@@ -100,7 +100,7 @@ def labeling_of(condition: str | None) -> str:
 
 
 def _ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
-    return results.t_ci(values)
+    return results.t_ci(values, bounds=(0.0, 1.0))     # every figure's number is an F1 or a share
 
 
 def _per_category(metrics: Mapping, block: str) -> dict[str, Mapping]:

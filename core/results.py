@@ -3,7 +3,7 @@ seeds — the one place the Results page, `taxolens sweep show` and `taxolens re
 their numbers from.
 
     collect() -> rows                 every evaluated run (test split), baseline and LM probe on disk
-    aggregate(rows) -> DataFrame      mean and 95 % t-based CI over seeds per (group, metric)
+    aggregate(rows) -> DataFrame      mean and 95 % t-based CI over seeds per (group, metric), in [0, 1]
     t_ci(values) -> (mean, lo, hi)    the CI itself (lo/hi None below two seeds)
     report_markdown(rows, probes)     docs/results.md
 
@@ -39,9 +39,11 @@ PROBE_METRICS = ("chat_accuracy", "chat_macro_f1", "plain_accuracy", "plain_macr
 
 # ---------------------------------------------------------------- statistics
 
-def t_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
+def t_ci(values: Iterable[float], level: float = 0.95,
+         bounds: tuple[float, float] | None = None) -> tuple[float, float | None, float | None]:
     """(mean, low, high): mean ± t_{(1+level)/2, n-1} · s / √n over the values (seeds), as the
-    paper reports. With one value the interval is undefined (None, None)."""
+    paper reports, clipped to `bounds` when given (an F1 of two seeds otherwise gets intervals like
+    [-0.9, 1.7]). With one value the interval is undefined (None, None)."""
     from scipy import stats
 
     v = [float(x) for x in values]
@@ -52,7 +54,10 @@ def t_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float | N
         return mean, None, None
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
     half = float(stats.t.ppf((1 + level) / 2, len(v) - 1)) * sd / math.sqrt(len(v))
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, low, high
 
 
 def correlations(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float | None]:
@@ -71,6 +76,12 @@ def correlations(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float | 
     r, p_r = stats.pearsonr(a, b)
     out.update(spearman=float(rho), spearman_p=float(p_rho), pearson=float(r), pearson_p=float(p_r))
     return out
+
+
+def are_shares(metrics: Mapping) -> bool:
+    """Whether every number headline_metrics takes from `metrics` is a share in [0, 1] (an F1, an
+    accuracy, a chance level): true of an evaluation summary and of an LM probe's."""
+    return metrics.get("kind") == "probe" or ("hypernym" in metrics and "leaf" in metrics)
 
 
 def headline_metrics(metrics: Mapping) -> dict[str, float]:
@@ -109,17 +120,21 @@ def aggregate(results: Iterable[Mapping]):
     import pandas as pd
 
     groups: dict[tuple, dict[str, list[float]]] = {}
+    unbounded: set[tuple] = set()        # (group, metric) with a value that need not be a share
     for row in results:
         if not row.get("metrics"):
             continue
         key = tuple(row.get(c) for c in GROUP_COLUMNS)
         per_metric = groups.setdefault(key, {})
+        shares = are_shares(row["metrics"])
         for metric, value in headline_metrics(row["metrics"]).items():
             per_metric.setdefault(metric, []).append(value)
+            if not shares:
+                unbounded.add((key, metric))
     records = []
     for key, per_metric in groups.items():
         for metric, values in sorted(per_metric.items()):
-            mean, low, high = t_ci(values)
+            mean, low, high = t_ci(values, bounds=None if (key, metric) in unbounded else (0.0, 1.0))
             records.append({**dict(zip(GROUP_COLUMNS, key)), "metric": metric, "mean": mean,
                             "ci_low": low, "ci_high": high, "n_seeds": len(values)})
     return pd.DataFrame.from_records(records, columns=AGGREGATE_COLUMNS)
@@ -544,7 +559,7 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
         "(concept, category) pairs. *Chance* is a fair coin's expected value of the same average on the same "
         "questions (per category yes-F1 = π/(π+0.5), no-F1 = (1−π)/(1.5−π), π the category's yes share). "
         "Leaf: accuracy and the yes/no macro-F1 per target concept, averaged over concepts. Brackets: 95 % "
-        "t-based confidence interval over seeds (mean ± t·s/√n; none with one seed). *Unseen share*: the share "
+        "t-based confidence interval over seeds (mean ± t·s/√n, clipped to [0, 1]; none with one seed). *Unseen share*: the share "
         "of test hypernym questions whose pair the condition removed from training.", ""]
     if left_out:
         lines += [f"Left out: {len(left_out)} run(s) and baseline(s) measured on another version of their "

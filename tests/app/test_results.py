@@ -48,6 +48,7 @@ def test_t_ci_by_hand():
     half = 4.302653 * math.sqrt(0.13) / math.sqrt(3)
     assert mean == pytest.approx(0.5) and lo == pytest.approx(0.5 - half, abs=1e-5)
     assert hi == pytest.approx(0.5 + half, abs=1e-5)
+    assert results.t_ci([0.2, 0.4, 0.9], bounds=(0.0, 1.0)) == (pytest.approx(0.5), 0.0, 1.0)
     assert results.t_ci([0.3]) == (0.3, None, None)
     assert results.t_ci([0.6, 0.6]) == (pytest.approx(0.6), pytest.approx(0.6), pytest.approx(0.6))
     with pytest.raises(ValueError):
@@ -76,8 +77,8 @@ def test_aggregate_means_and_t_cis_per_condition_and_metric():
     # per seed 1, 1, 0 -> mean 2/3, sd = sqrt(1/3), t_{0.975,2} = 4.3027
     half = 4.302653 * math.sqrt(1 / 3) / math.sqrt(3)
     assert unseen["mean"] == pytest.approx(2 / 3) and unseen["n_seeds"] == 3
-    assert unseen["ci_low"] == pytest.approx(2 / 3 - half, abs=1e-5)
-    assert unseen["ci_high"] == pytest.approx(2 / 3 + half, abs=1e-5)
+    assert 2 / 3 - half < 0 and 2 / 3 + half > 1                          # an F1's interval stays in [0, 1]
+    assert (unseen["ci_low"], unseen["ci_high"]) == (0.0, 1.0)
     seen = table[(table.condition == "random:0.5") & (table.metric == "seen_category_f1")].iloc[0]
     assert (seen["mean"], seen["ci_low"], seen["ci_high"]) == (1.0, 1.0, 1.0)
     chance = table[(table.condition == "random:0.5") & (table.metric == "unseen_chance_f1")].iloc[0]
@@ -87,6 +88,13 @@ def test_aggregate_means_and_t_cis_per_condition_and_metric():
     wide = results.wide(table)
     assert list(wide.columns[:3]) == ["kind", "condition", "lm_init"] and wide.iloc[0]["n"] == 3
     assert wide.iloc[0]["unseen_category_f1"].startswith("0.667 [")
+
+
+def test_only_shares_have_their_intervals_clipped():
+    rows = [{"kind": "train", "condition": "random:0.5", "lm_init": "pretrained", "encoder": "e", "lm": "l",
+             "baseline": None, "seed": s, "metrics": {"train_seconds": v}} for s, v in enumerate((0.2, 0.4, 3.0))]
+    (rec,) = results.aggregate(rows).to_dict("records")
+    assert rec["metric"] == "train_seconds" and rec["ci_low"] < 0 and rec["ci_high"] > 3
 
 
 def test_prompt_formats_are_separate_groups_but_baselines_ignore_them():
