@@ -95,8 +95,10 @@ def runs_list():
 
 
 def refresh_runs() -> None:
-    """Forget the cached run list (a run just finished and the page is about to show it)."""
+    """Forget the cached run list and preferred checkpoint (a run just finished and the page is
+    about to show it)."""
     _runs.clear()
+    _preferred.clear()
 
 
 def trained_runs() -> list:

@@ -74,12 +74,13 @@ def _is_default_train(job) -> bool:
                for wanted in (TrainConfig(), runs.first_run_config()))
 
 
-def state(store=None) -> FirstRunState:
-    """Where the default checkpoint stands, without changing anything."""
+def state(store=None, preferred=runs.preferred_checkpoint) -> FirstRunState:
+    """Where the default checkpoint stands, without changing anything. `preferred`: how to find the
+    preferred checkpoint (the Home panel, polled every 2 s, passes the app's 5-second cache of it)."""
     from core.jobs import JobStore
     from core.models import checkpoint as checkpoints
 
-    checkpoint, _ = runs.preferred_checkpoint()
+    checkpoint, _ = preferred()
     shipped_note = checkpoints.shipped_fit()[1]
     store = store or JobStore()
     job = None

@@ -44,7 +44,7 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
         from ui import firstrun
 
         store = common.store()
-        state = firstrun.state(store)
+        state = firstrun.state(store, preferred=common.preferred_checkpoint)
         was_ready = st.session_state.get("_first_run_ready")
         st.session_state["_first_run_ready"] = state.ready
         if state.ready:

@@ -109,6 +109,38 @@ def test_browse_and_geometry_open_on_the_checkpoint_predict_opens_on(data_dir):
     assert geometry.selectbox(key="geometry_insight_run").value.path == first
 
 
+def test_geometry_maps_the_preselected_checkpoint_once_coherence_is_cached(data_dir, monkeypatch):
+    """With a coherence table cached, the projector map's run ("geometry_run") opens on the checkpoint
+    Predict opens on, and choosing another run maps that one."""
+    import numpy as np
+
+    from core import geometry
+    from core.data import datasets
+    first = fake_run(runs.first_run_config())
+    newer = fake_run(small_cfg(seed=3, condition="random:1"))
+    mapped = []
+
+    def features(ds, *args, **kwargs):
+        return np.random.default_rng(len(ds.images)).normal(size=(len(ds.images), 8)).astype("float32")
+
+    def outputs(ds, run_dir):
+        mapped.append(runs.Path(run_dir))
+        return features(ds)
+
+    monkeypatch.setattr(geometry, "pooled_features", features)        # no encoder, no weights
+    monkeypatch.setattr(geometry, "projector_outputs", outputs)
+    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
+    cfg = runs.first_run_config()
+    geometry.coherence_table(datasets.load_dataset(cfg.dataset), cfg.encoder, 0)
+    at = run_page("app_pages/5_Geometry.py")
+    box = at.selectbox(key="geometry_run")
+    assert box.value.path == first and mapped == [first]
+    assert any(s.value == "Visual coherence per category" for s in at.subheader)
+    box.set_value(runs.load_run(newer)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="geometry_run").value.path == newer and mapped[-1] == newer
+
+
 def test_browse_shows_grid_filters_and_run_scores(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/2_Browse.py")
