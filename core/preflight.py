@@ -2,10 +2,12 @@
 `taxolens <command>` and `taxolens jobs submit <kind>` (and every child of a sweep) refuse the same
 input for the same reason: the direct command at once, the job before it is queued.
 
-    check_config(cfg, here=True)          ranges, ids, dataset, condition syntax, the device
+    check_config(cfg, here=True)          ranges, ids, dataset, condition syntax, the device -> the
+                                            config as recorded (a subset limit the dataset does not
+                                            reach becomes None: all)
     check_build(cfg, here=True)           the run's data (subset, split, condition, questions) and
                                             the encoder / LM weights
-    check_train(cfg, here=True)           both
+    check_train(cfg, here=True)           both -> the config as recorded
     check_baseline(kind, cfg, here=True)  config and data of a baseline
     check_probe(lm, dataset, lm_init, seed, device, here=True)   ids, dataset, device, LM weights
     check_coherence(..., here=True)       subset + both shuffles, encoder weights -> the dataset
@@ -37,7 +39,7 @@ def check_config(cfg: TrainConfig, here: bool = True, started: bool = False) -> 
     from core.conditions import parse_condition
 
     parse_condition(cfg.condition)        # syntax and r range first: clearer than a dataset error
-    rundata.check(cfg, started)
+    cfg = rundata.check(cfg, started)     # a subset limit the dataset does not reach: None (all)
     check_device(cfg.device, here)
     return cfg
 
@@ -60,10 +62,12 @@ def check_build(cfg: TrainConfig, here: bool = True):
     return data
 
 
-def check_train(cfg: TrainConfig, here: bool = True):
-    """A training run's config, data and models, checked; returns its RunData."""
-    check_config(cfg, here)
-    return check_build(cfg, here)
+def check_train(cfg: TrainConfig, here: bool = True) -> TrainConfig:
+    """A training run's config, data and models, checked; returns the config as it will be
+    recorded (check_config)."""
+    cfg = check_config(cfg, here)
+    check_build(cfg, here)
+    return cfg
 
 
 def check_baseline(kind: str, cfg: TrainConfig, here: bool = True):

@@ -205,7 +205,7 @@ def cmd_baseline(args) -> int:
 
     from core import preflight, runs
 
-    cfg = config_from(args)
+    cfg = preflight.check_config(config_from(args))     # as it will be recorded
     preflight.check_baseline(args.kind, cfg)    # config and data, before any write
     from core.evaluate import baseline
     out_dir = runs.new_baseline_dir(args.kind, cfg)

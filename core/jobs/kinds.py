@@ -204,7 +204,7 @@ def _train_validate(spec: dict) -> dict:
     _keys(spec, {"config"}, {"eval_splits", "reuse"}, "train")
     splits = _splits(spec.get("eval_splits", ["test"]))
     cfg = _config(spec, "train")
-    preflight.check_train(cfg, here=runs_here())     # what `taxolens train` checks
+    cfg = preflight.check_train(cfg, here=runs_here())     # what `taxolens train` checks, as it records it
     return {"config": cfg.to_dict(), "eval_splits": splits, **_reuse(spec, "train")}
 
 
@@ -298,7 +298,7 @@ def _baseline_validate(spec: dict) -> dict:
     _keys(spec, {"baseline"}, {"config", "reuse"}, "baseline")
     if spec["baseline"] not in BASELINES:
         raise JobSpecError(f"baseline must be one of {', '.join(BASELINES)}, got {spec['baseline']!r}")
-    cfg = _config(spec, "baseline")
+    cfg = preflight.check_config(_config(spec, "baseline"), here=runs_here())   # as recorded
     preflight.check_baseline(spec["baseline"], cfg, here=runs_here())   # what `taxolens baseline` checks
     return {"baseline": spec["baseline"], "config": cfg.to_dict(), **_reuse(spec, "baseline")}
 

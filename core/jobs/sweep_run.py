@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from core import paths, runs
+from core import paths, rundata, runs
 from core.base import Progress
 from core.config import TrainConfig
 from core.jobs import kinds, sweeps
@@ -175,8 +175,8 @@ def results_rows(source) -> list[dict]:
     rows = []
     for job in sweeps.expand(grid):
         spec = job["spec"]
-        if "config" in spec:      # defaults filled in, as a queued job's validated spec has them
-            spec = {**spec, "config": TrainConfig.from_dict(spec["config"]).to_dict()}
+        if "config" in spec:      # defaults filled in and the subset as recorded, as validation does
+            spec = {**spec, "config": rundata.as_recorded(TrainConfig.from_dict(spec["config"])).to_dict()}
         if job["kind"] == "probe":
             folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
             try:

@@ -223,3 +223,29 @@ def test_a_run_trained_by_hand_is_reused_by_a_sweep_and_a_plain_train_job_trains
     assert ran.id == plain and ran.run_dir != str(by_hand) and not ran.result.get("reused")
     with pytest.raises(kinds.JobSpecError, match="reuse must be true or false"):
         kinds.validate("train", {"config": job["spec"]["config"], "reuse": "yes"})
+
+
+def test_a_scale_limit_the_dataset_does_not_reach_is_the_whole_dataset(tmp_path):
+    """Reported: the `cpu` scale's max_concepts 80 on a 6-concept dataset trained again a run trained
+    by hand without a limit (the same data), and the report then listed the two as different settings."""
+    import dataclasses
+
+    from core import train
+    from core.config import TrainConfig
+    from core.data import datasets
+    from core.jobs import kinds
+    one = {**SPEC, "name": "one", "grids": [{"conditions": ["cross"], "seeds": [0]}]}     # scale cpu: 80
+    (job,) = sweep_run.plan(one)["jobs"]
+    n = len(datasets.load_dataset("tiny").concepts)
+    assert n < 80 and job["spec"]["config"]["max_concepts"] is None                      # recorded as all
+    by_hand = train.train(TrainConfig.from_dict(job["spec"]["config"]))                 # no limit given
+    assert sweep_run.run_sweep(one)["runs"] == [str(by_hand)]                           # reused
+    (row,) = sweep_run.results_rows(one)
+    assert row["status"] == "succeeded"
+    base = TrainConfig.from_dict(job["spec"]["config"])
+    def recorded(**limits):
+        return kinds.validate("train", {"config": dataclasses.replace(base, **limits).to_dict()})["config"]
+    assert recorded(max_concepts=n)["max_concepts"] is None
+    assert recorded(max_concepts=n - 1)["max_concepts"] == n - 1                         # a real subset
+    assert recorded(images_per_concept=1000)["images_per_concept"] is None
+    assert recorded(images_per_concept=3)["images_per_concept"] == 3
