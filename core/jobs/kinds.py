@@ -325,8 +325,11 @@ def _baseline_execute(spec: dict, ctx: JobContext) -> dict:
 
     cfg = TrainConfig.from_dict(spec["config"])
     done = runs.load_metrics(ctx.output_dir, "test") if spec.get("reuse") and ctx.output_dir else None
+    if done:
+        ctx.progress(1.0, f"{Path(ctx.output_dir).name} is evaluated: not run again")
     metrics = done or baseline(spec["baseline"], cfg, out_dir=ctx.output_dir, progress=ctx.progress)
-    return {"run_dir": str(ctx.output_dir) if ctx.output_dir else None, "metrics": {"test": metrics}}
+    return {"run_dir": str(ctx.output_dir) if ctx.output_dir else None, "metrics": {"test": metrics},
+            **({"reused": True} if done else {})}
 
 
 def _baseline_discard(output_dir: Path) -> None:

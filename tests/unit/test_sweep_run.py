@@ -205,6 +205,7 @@ def test_a_submitted_sweep_reuses_what_sweep_run_finished_and_trains_the_rest(tm
     (majority,) = [j for j in children if j.kind == "baseline"]
     assert sorted(runs.baselines_dir().iterdir()) == baseline_folders       # no second majority folder
     assert majority.run_dir in map(str, baseline_folders) and majority.result["metrics"]["test"]
+    assert majority.result["reused"] is True
 
 
 def test_a_run_trained_by_hand_is_reused_by_a_sweep_and_a_plain_train_job_trains_anew():
