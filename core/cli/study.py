@@ -266,8 +266,12 @@ def cmd_results_figures(args) -> int:
     left_out: list[str] = []
     rows = results.collect(left_out)
     formats = [] if args.csv_only else ["svg", "png"]
-    manifest = paper_figures.write_all([r for r in rows if r["kind"] == "probe" or results.readable(r["metrics"])],
-                                       out, formats)
+    bar = ProgressBar("figures")
+    try:
+        manifest = paper_figures.write_all([r for r in rows if r["kind"] == "probe" or results.readable(r["metrics"])],
+                                           out, formats, progress=bar)
+    finally:
+        bar.close()
     if not manifest["settings"]:
         print(f"taxolens results figures: no evaluated training runs yet: {paper_figures.SWEEP_HINT}",
               file=sys.stderr)

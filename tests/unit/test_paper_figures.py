@@ -169,3 +169,25 @@ def test_titled_keeps_the_subtitle():
     fig = go.Figure(layout={"title": {"text": "<sup>stats</sup>"}})
     assert pf.titled(fig, "Name").layout.title.text == "Name<br><sup>stats</sup>"
     assert fig.layout.title.text == "<sup>stats</sup>"          # the page's figure is untouched
+
+
+def test_every_image_of_a_figures_export_goes_through_one_browser_session(tmp_path, monkeypatch):
+    """Reported: `taxolens results figures` took 97 s for 4 tiny settings, ~3.4 s per image, each
+    starting its own Chromium; it was silent all the while."""
+    import kaleido
+    calls, reports = [], []
+    monkeypatch.setattr(kaleido, "start_sync_server", lambda **kw: calls.append("start"))
+    monkeypatch.setattr(kaleido, "stop_sync_server", lambda **kw: calls.append("stop"))
+    monkeypatch.setattr(pf, "export_problem", lambda: None)
+    monkeypatch.setattr(pf, "to_image", lambda fig, fmt, **kw: calls.append(fmt) or f"<{fmt}>".encode())
+    rows = [run("random:0.5", s, half_unseen(s != 1)) for s in range(3)] + \
+           [run("random:1", s, half_unseen(True)) for s in range(2)]
+    manifest = pf.write_all(rows, tmp_path / "figs", progress=lambda f, m: reports.append((f, m)))
+    images = [c for c in calls if c in ("svg", "png")]
+    assert images and calls == ["start"] + images + ["stop"]                   # one session around all
+    assert any(f.endswith(".png") for s in manifest["settings"] for f in s["files"])
+    assert reports and reports[-1][0] == pytest.approx(1.0)
+    assert [f for f, _ in reports] == sorted(f for f, _ in reports)
+    calls.clear()
+    pf.write_all(rows, tmp_path / "csv", formats=())                          # CSV only: no browser
+    assert calls == []
