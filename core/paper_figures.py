@@ -54,6 +54,16 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 SWEEP_HINT = "`taxolens sweep submit paper --scale smoke` (then `taxolens jobs worker`)"
 
 
+def sweep_hint(dataset: str | None) -> str:
+    """The command that makes a setting's missing runs: the paper preset on the default dataset; on
+    another, a grid spec of its own (the presets train on the default dataset)."""
+    from core.data import datasets
+    if dataset in (None, datasets.DEFAULT_NAME):
+        return SWEEP_HINT
+    return (f"a sweep spec with \"base\": {{\"dataset\": \"{dataset}\"}} and random:r / systematic:N conditions "
+            f"(README, \"Your own grid\"), then `taxolens sweep submit spec.json`")
+
+
 class ExportUnavailable(RuntimeError):
     """PNG/SVG export cannot run here; the message says why and what to install."""
 
@@ -609,7 +619,8 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
     out["ablation"] = {"table": table, "stats": None,
                        "figure": ablation_figure(table) if not table.empty else None,
                        "note": None if not table.empty else
-                       "No runs under random:r or systematic:N with unseen questions in this setting yet: " + SWEEP_HINT + "."}
+                       "No runs under random:r or systematic:N with unseen questions in this setting yet: "
+                       + sweep_hint(setting.get("dataset")) + "."}
 
     train = [r for r in _train(chosen) if model_of(r) == model] or _train(chosen)
     block = block or ("unseen" if default_condition(train, "unseen") and
@@ -649,7 +660,11 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
     out["depth"] = {"table": t, "stats": None,
                     "figure": depth_figure(t, y_title=f"{block} per-category macro-F1 ({model})")
                     if not t.empty else None,
-                    "note": None if not t.empty else f"No {block} hypernym questions with a WordNet depth here."}
+                    "note": None if not t.empty else
+                    (f"No category of {setting.get('dataset') or 'this dataset'} has a WordNet synset (an imported "
+                     f"dataset's categories have none), so there is no depth to plot." if not any(depths.values()) else
+                     f"None of the {'' if block == 'all' else block + ' '}hypernym questions is about a category "
+                     f"with a WordNet depth.")}
     t = leaf_table(chosen, concept_labels)
     out["leaf"] = {"table": t, "stats": None,
                    "figure": leaf_figure(t, leaf_series_name) if not t.empty else None,

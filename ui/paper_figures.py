@@ -66,7 +66,8 @@ def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
     st.header("The paper's figures", divider="gray")
     train = [r for r in chosen if r["kind"] == "train"]
     if not train:
-        st.info("No training runs in this setting: " + pf.SWEEP_HINT + ".")
+        setting = dict(key) if key is not None else {}
+        st.info("No training runs in this setting: " + pf.sweep_hint(setting.get("dataset")) + ".")
         return
     setting = dict(key) if key is not None else {}
     ds_name = setting.get("dataset") or "concepts"

@@ -8,7 +8,7 @@
     jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
     jobs worker [--concurrency N]
     sweep submit <spec.json | paper | lms> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
-    sweep show <sweep job id> [--csv out.csv]
+    sweep show <sweep job id | spec.json | paper | lms | name of a sweep run here> [--scale S] [--csv out.csv]
     sweep run <spec.json | paper | lms> [--scale cpu|full|smoke] [--together N] [--report docs/results.md]
 
 Every handler returns the process exit code: 0 ok, 1 a job that failed; bad input (ConfigError, an
@@ -164,8 +164,13 @@ def register(subparsers) -> None:
     srun.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
     srun.set_defaults(func=_cmd_sweep_run)
 
-    sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% t-CI over seeds)")
-    sshow.add_argument("sweep_id", type=int)
+    sshow = ssub.add_parser("show", help="progress and aggregated results (mean, 95%% t-CI over seeds)",
+                            description="A submitted sweep by its job id, or a sweep that `sweep run` ran here "
+                                        "by its spec (a JSON file or a preset, with the --scale it ran at).")
+    sshow.add_argument("sweep", metavar="SWEEP",
+                       help=f"a sweep job id, or the spec `sweep run` was given ({', '.join(sweeps.PRESETS)} or a JSON file)")
+    sshow.add_argument("--scale", choices=sorted(sweeps.SCALES),
+                       help=f"with a spec: the scale it ran at (default {sweeps.DEFAULT_SCALE})")
     sshow.add_argument("--csv", type=Path, help="also write the aggregate table to this CSV")
     sshow.set_defaults(func=_cmd_sweep_show)
 
@@ -484,29 +489,39 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
         rows = results.collect(left_out)
         runs.write_text(out, results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out))
         done["report"] = str(out)
-    emit({k: v for k, v in done.items() if k != "runs"} | {"runs": len(done["runs"])})
+    emit({k: v for k, v in done.items() if k != "runs"} | {"runs": len(done["runs"]),
+                                                           "show": f"taxolens sweep show {done['name']}"})
     return 0
 
 
 def _cmd_sweep_show(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
-        store = _store_or_no_job(args.sweep_id)
-        _sync_slurm(store)
-        sweep = store.get(args.sweep_id)
-        if sweep.kind not in ("sweep", "sweep-run"):
-            raise ConfigError(f"job {sweep.id} is a {sweep.kind} job, not a sweep")
-        if sweep.kind == "sweep-run":        # one job: its runs are on disk, named by the manifest
-            from core.jobs import sweep_run
-            rows = sweep_run.results_rows(sweep.spec["source"])
-            total = sweep.spec["jobs"]
+        from core.jobs import sweep_run
+        if not args.sweep.isdigit():          # a sweep `sweep run` ran here: its runs, named by its manifest
+            source = sweep_run.source_of(args.sweep, args.scale)
+            rows, total = sweep_run.results_rows(source), len(sweeps.expand(source))
+            title, pending = f"sweep {sweeps.sweep_name(source)}", "nothing run yet"
         else:
-            rows = sweeps.sweep_results(store, sweep.id)
-            total = len(sweep.spec["jobs"])
+            if args.scale:
+                raise ConfigError("--scale goes with a spec; a sweep job knows its own")
+            sweep_id = int(args.sweep)
+            store = _store_or_no_job(sweep_id)
+            _sync_slurm(store)
+            sweep = store.get(sweep_id)
+            if sweep.kind not in ("sweep", "sweep-run"):
+                raise ConfigError(f"job {sweep.id} is a {sweep.kind} job, not a sweep")
+            if sweep.kind == "sweep-run":        # one job: its runs are on disk, named by the manifest
+                rows = sweep_run.results_rows(sweep.spec["source"])
+                total = sweep.spec["jobs"]
+            else:
+                rows = sweeps.sweep_results(store, sweep.id)
+                total = len(sweep.spec["jobs"])
+            title, pending = f"sweep {sweep.id} {sweep.spec['name']}", f"not expanded yet ({sweep.status})"
         counts: dict[str, int] = {}
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        print(f"sweep {sweep.id} {sweep.spec['name']}: {total} jobs; " +
-              (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if rows else f"not expanded yet ({sweep.status})"))
+        print(f"{title}: {total} job{'s' if total != 1 else ''}; " +
+              (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if rows else pending))
         from core import results
         table = results.aggregate(rows)
         if table.empty:

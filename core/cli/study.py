@@ -273,7 +273,8 @@ def cmd_results_figures(args) -> int:
     finally:
         bar.close()
     if not manifest["settings"]:
-        print(f"taxolens results figures: no evaluated training runs yet: {paper_figures.SWEEP_HINT}",
+        print(f"taxolens results figures: no evaluated training runs yet: {paper_figures.SWEEP_HINT} "
+              f"(another dataset: README, \"Your own grid\")",
               file=sys.stderr)
     for entry in manifest["settings"]:
         for name, note in entry["notes"].items():

@@ -48,7 +48,26 @@ def manifest_key(cfg: TrainConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
-def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
+def source_of(name_or_spec: str, scale: str | None = None) -> dict:
+    """The grid a sweep that ran here was given, for `sweep show`: a preset or JSON spec file (at
+    `scale`), else the name of a sweep whose manifest recorded its grid. JobSpecError saying what
+    it can be when it is none of them."""
+    if name_or_spec in sweeps.PRESETS or Path(name_or_spec).is_file():
+        return sweeps.resolve(name_or_spec, scale)
+    path = manifest_path(name_or_spec)
+    manifest = runs.read_json(path) if path.is_file() else None
+    if isinstance(manifest, dict) and isinstance(manifest.get("source"), dict):
+        if scale is not None:
+            raise kinds.JobSpecError(f"sweep {name_or_spec!r} ran at its own scale; --scale goes with a spec")
+        return manifest["source"]
+    known = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
+    raise kinds.JobSpecError(
+        f"no sweep {name_or_spec!r}: give a sweep job id (`taxolens jobs list`), a preset "
+        f"({', '.join(sweeps.PRESETS)}), a JSON spec file, or the name of a sweep run here"
+        + (f" ({', '.join(known[:8])})" if known else ""))
+
+
+def run_dirs(name: str, cfgs: list[TrainConfig], source: dict | None = None) -> list[Path]:
     """Each training run's directory: the one the manifest names (a rerun resumes it), else a
     finished run of the same config, whoever trained it (runs.finished_run_for: the `paper` and
     `lms` presets share runs, so run one after the other a shared run trains once; an unfinished one
@@ -73,6 +92,8 @@ def run_dirs(name: str, cfgs: list[TrainConfig]) -> list[Path]:
             known = str(runs.finished_run_for(cfg, versions) or runs.create_run_dir(cfg))
             manifest["runs"][key] = known
         out.append(Path(known))
+    if source is not None:                # the grid, so `sweep show <name>` can list it
+        manifest["source"] = source
     path.parent.mkdir(parents=True, exist_ok=True)
     runs.write_json(path, manifest)
     return out
@@ -95,7 +116,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     jobs = planned["jobs"]
     train_jobs = [j["spec"] for j in jobs if j["kind"] == "train"]
     cfgs = [TrainConfig.from_dict(j["config"]) for j in train_jobs]
-    dirs = run_dirs(planned["name"], cfgs)
+    dirs = run_dirs(planned["name"], cfgs, sweeps.resolve(planned["source"]))
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()

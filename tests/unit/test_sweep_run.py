@@ -113,6 +113,26 @@ def test_sweep_run_command_writes_the_report(tmp_path, capsys):
     assert "6 jobs (not submitted)" in capsys.readouterr().out
 
 
+def test_sweep_show_lists_a_sweep_run_here_by_its_name_or_its_spec(tmp_path, capsys):
+    """Reported: after `sweep run` the results could be read only in results.md; `sweep show <name>`
+    was "invalid int value"."""
+    spec = tmp_path / "grid.json"
+    spec.write_text(json.dumps({**SPEC, "grids": SPEC["grids"][:1]}))
+    assert main(["sweep", "show", "tiny-grid"]) == 2
+    assert "no sweep 'tiny-grid'" in capsys.readouterr().err
+    assert main(["sweep", "show", str(spec)]) == 0                       # by its spec, before it ran
+    assert "sweep tiny-grid: 6 jobs; 6 queued" in capsys.readouterr().out
+    assert main(["sweep", "run", str(spec), "--no-report"]) == 0
+    assert json.loads(capsys.readouterr().out)["show"] == "taxolens sweep show tiny-grid"
+    for by in ("tiny-grid", str(spec)):
+        assert main(["sweep", "show", by]) == 0
+        out = capsys.readouterr().out
+        assert "sweep tiny-grid: 6 jobs; 6 succeeded" in out and "random:0.5" in out
+    assert main(["sweep", "show", "nope"]) == 2
+    assert "the name of a sweep run here (tiny-grid)" in capsys.readouterr().err
+    assert main(["sweep", "show", "tiny-grid", "--scale", "full"]) == 2
+
+
 def test_a_dry_run_lists_the_plan_where_a_model_is_missing_and_says_so(tmp_path, capsys, monkeypatch):
     """Reported: `sweep run lms --dry-run` refused to list its plan without Gemma's weights."""
     from core.models import registry
