@@ -6,7 +6,7 @@
     jobs submit probe [--lm smollm2-135m --dataset concepts --lm-init pretrained --seed 0]
     jobs submit coherence [--dataset concepts --encoder ... --seed 0]
     jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
-    jobs worker [--concurrency N]
+    jobs worker [--concurrency N] | jobs worker --status | jobs worker --stop
     sweep submit <spec.json | paper | lms> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
     sweep show <sweep job id | spec.json | paper | lms | name of a sweep run here> [--scale S] [--csv out.csv]
     sweep run <spec.json | paper | lms> [--scale cpu|full|smoke] [--together N] [--report docs/results.md]
@@ -124,9 +124,16 @@ def register(subparsers) -> None:
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
     logs.set_defaults(func=_cmd_logs)
 
-    worker = jsub.add_parser("worker", help="run a worker in the foreground (same as python -m core.jobs.worker)")
+    worker = jsub.add_parser("worker", help="run a worker in the foreground (same as python -m core.jobs.worker); "
+                                            "--status / --stop for the ones running")
     worker.add_argument("--concurrency", type=number_arg(int, 1, 256))
-    worker.add_argument("--idle-exit", type=number_arg(float, 0, 1e9), metavar="SECONDS")
+    worker.add_argument("--idle-exit", type=number_arg(float, 0, 1e9), metavar="SECONDS",
+                        help="exit after this long with nothing to do (default: run until stopped)")
+    action = worker.add_mutually_exclusive_group()
+    action.add_argument("--status", action="store_true", help="list the workers running on this machine")
+    action.add_argument("--stop", action="store_true",
+                        help="stop the workers running on this machine (`make app`'s, --start-worker's); "
+                             "their running jobs are requeued and resume when a worker starts again")
     worker.set_defaults(func=_cmd_worker)
 
     sweep = subparsers.add_parser("sweep", help="grids of runs: submit, and aggregate across seeds")
@@ -416,7 +423,24 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from core.jobs.worker import main
+    from core.jobs.worker import main, stop_workers
+    if args.status or args.stop:
+        if args.concurrency is not None or args.idle_exit is not None:
+            raise ConfigError("--concurrency and --idle-exit are for starting a worker, not with --status/--stop")
+        store = JobStore()
+        if args.status:
+            live = store.live_workers()
+            running = store.list(status="running", backend="local")
+            for w in live:
+                mine = [j.id for j in running if j.worker_pid == w["pid"]]
+                print(f"worker pid {w['pid']} on {w['host']}, concurrency {w['concurrency']}, running "
+                      + (f"job(s) {', '.join(map(str, mine))}" if mine else "nothing"))
+            if not live:
+                print("no worker is running on this machine")
+            return 0
+        stopped = stop_workers(store)
+        print(f"stopped worker(s) {', '.join(map(str, stopped))}" if stopped else "no worker was running")
+        return 0
     argv = []
     if args.concurrency is not None:
         argv += ["--concurrency", str(args.concurrency)]

@@ -261,6 +261,34 @@ def ensure_worker(concurrency: int | None = None, store: JobStore | None = None)
         return process.pid
 
 
+def stop_workers(store: JobStore | None = None, wait_s: float = 60.0) -> list[int]:
+    """SIGTERM every live worker on this host (their running jobs are stopped and requeued, so a
+    worker started later resumes them) and wait up to `wait_s` for them to exit; returns their pids.
+    Raises JobStoreError naming those still alive after the wait."""
+    store = store or JobStore()
+    pids = sorted({int(w["pid"]) for w in store.live_workers()})
+    try:
+        recorded = int(pid_file().read_text().strip())
+        if pid_alive(recorded) and recorded not in pids:
+            pids.append(recorded)           # started moments ago, not yet heartbeating
+    except (OSError, ValueError):
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + wait_s
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [p for p in pids if pid_alive(p)]
+    if alive:
+        raise JobStoreError(f"worker(s) {', '.join(map(str, alive))} still running {wait_s:.0f} s after SIGTERM; "
+                            f"`kill -9 {' '.join(map(str, alive))}` stops them at once (their jobs are requeued "
+                            f"when a worker next starts)")
+    return pids
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.jobs.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=number_arg(int, 1, 256), default=None,

@@ -243,3 +243,25 @@ def test_sweep_job_expands_into_its_children_once(real_data_env):
     from core import results
     rows = sweeps.sweep_results(store, sweep_id)
     assert len(rows) == 54 and results.aggregate(rows).empty   # nothing finished yet
+
+
+def test_jobs_worker_status_and_stop_a_background_worker_whose_job_is_requeued(env, capsys):
+    """Reported: nothing stopped a worker that `--start-worker` (or `make app`) had started, and
+    `jobs worker --stop` was an unknown argument."""
+    from core.cli import main
+    long = submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.5, "steps": 200})
+    worker = start_worker()
+    store = JobStore()
+    wait_for(lambda: store.get(long).status == "running", what="the job to start")
+    assert main(["jobs", "worker", "--status"]) == 0
+    out = capsys.readouterr().out
+    assert f"worker pid {worker.pid}" in out and f"running job(s) {long}" in out
+    assert main(["jobs", "worker", "--stop"]) == 0
+    assert f"stopped worker(s) {worker.pid}" in capsys.readouterr().out
+    assert worker.wait(timeout=5) == 0 and not pid_alive(worker.pid)
+    assert store.get(long).status == "queued"                 # requeued, not failed: it resumes later
+    assert main(["jobs", "worker", "--status"]) == 0
+    assert "no worker is running" in capsys.readouterr().out
+    assert main(["jobs", "worker", "--stop"]) == 0
+    assert "no worker was running" in capsys.readouterr().out
+    assert main(["jobs", "worker", "--stop", "--concurrency", "2"]) == 2
