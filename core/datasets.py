@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets
         elif args.command == "import":
             _print_summary(things.import_things(args.root, args.csv, args.name, replace=args.replace))
     except (DatasetError, TaxonomyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"taxolens data {args.command}: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,7 +1,7 @@
 """`jobs` and `sweep` commands of `taxolens` (core/cli/__init__.py calls register(subparsers)).
 
     jobs submit train --condition random:0.5 --seed 1 [--epochs 2 ...] [--spec file.json] [--slurm ...]
-    jobs submit evaluate --run <run id or dir> [--split test]
+    jobs submit evaluate <run id or dir> [--split test]      (or --run <run>)
     jobs submit baseline majority|image-probe [training options]   (or --baseline majority)
     jobs submit probe [--lm smollm2-135m --dataset concepts --lm-init pretrained --seed 0]
     jobs submit coherence [--dataset concepts --encoder ... --seed 0]
@@ -87,7 +87,8 @@ def register(subparsers) -> None:
             p.add_argument("which", nargs="?", choices=kinds.BASELINES, metavar="BASELINE",
                            help=f"{' or '.join(kinds.BASELINES)} (or --baseline)")
             p.add_argument("--baseline", choices=kinds.BASELINES, default=argparse.SUPPRESS)
-        if name == "evaluate":
+        if name == "evaluate":          # positional as in `taxolens evaluate RUN`, or --run
+            p.add_argument("run_arg", nargs="?", metavar="RUN", help="run id or run directory (or --run)")
             p.add_argument("--run", default=argparse.SUPPRESS, help="run id or run directory")
             p.add_argument("--split", choices=("train", "val", "test"), default=argparse.SUPPRESS)
         if name == "probe":
@@ -267,6 +268,10 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
     for key in ("eval_splits", "baseline", "run", "split"):
         if key in given:
             spec[key] = given[key]
+    if given.get("run_arg"):
+        if spec.get("run", given["run_arg"]) != given["run_arg"]:
+            raise ConfigError(f"two runs given: {given['run_arg']} and --run {spec['run']}")
+        spec["run"] = given["run_arg"]
     if given.get("which"):
         if spec.get("baseline", given["which"]) != given["which"]:
             raise ConfigError(f"two baselines given: {given['which']} and --baseline {spec['baseline']}")

@@ -276,4 +276,4 @@ def _sweep_execute(spec: dict, ctx: JobContext) -> dict:
 
 
 register(JobKind("sweep", normalize, _sweep_execute,
-                 describe=lambda s: f"sweep {s['name']} ({len(s['jobs'])} jobs)"))
+                 describe=lambda s: f"sweep {s['name']} ({len(s['jobs'])} job{'' if len(s['jobs']) == 1 else 's'})"))

@@ -163,7 +163,8 @@ def test_cli_import_reports_problems_with_exit_code_2(tmp_path, data_dir, capsys
     root, csv_path = make_collection(tmp_path)
     (root / "extra").mkdir()
     assert datasets_cli.main(["import", str(root), str(csv_path), "--name", "mine"]) == 2
-    assert "extra has no row" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "extra has no row" in err and "\ntaxolens data import: " in err     # like every command
     (root / "extra").rmdir()
     assert datasets_cli.main(["import", str(root), str(csv_path), "--name", "mine"]) == 0
     assert "3 concepts, 7 images" in capsys.readouterr().out

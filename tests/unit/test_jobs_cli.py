@@ -156,6 +156,10 @@ def test_submitting_a_baseline_or_evaluation_without_its_subject_names_the_flag(
     assert "missing run (on the command line: --run)" in capsys.readouterr().err
     assert cli.main(["jobs", "submit", "baseline", "majority", "--baseline", "image-probe"]) == 2
     assert "two baselines given" in capsys.readouterr().err
+    assert cli.main(["jobs", "submit", "evaluate", "some_run", "--run", "other_run"]) == 2   # positional as `evaluate RUN`
+    assert "two runs given" in capsys.readouterr().err
+    assert cli.main(["jobs", "submit", "evaluate", "no_such_run"]) == 2
+    assert "no run 'no_such_run'" in capsys.readouterr().err
     assert not paths.db_path().exists()
     from core.data import datasets
     from tiny_concepts import tiny_dataset
