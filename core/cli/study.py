@@ -432,14 +432,18 @@ def cmd_runs(args) -> int:
     from core import runs
 
     rows = []
+    versions = runs.DatasetVersions()
     for info in runs.list_runs():
         try:
             test = runs.load_metrics(info.path, "test")
         except runs.RunError as exc:       # one damaged evaluation does not hide the other runs
             print(f"taxolens runs: note: {exc}", file=sys.stderr)
             test = None
+        # a run of another version of its dataset: results, sweeps and evaluate leave it out
+        current = not info.checkpoint or versions.checkpoint_is_current(info.checkpoint, info.config.dataset)
         rows.append({"run_id": info.run_id, "status": info.status, "epoch": info.epoch,
                      "condition": info.config.condition, "seed": info.config.seed,
+                     "dataset": info.config.dataset, "current_dataset": current,
                      "encoder": info.config.encoder, "lm": info.config.lm,
                      "lm_init": info.config.lm_init, "test": headline(test)})
     if args.json:
@@ -452,8 +456,12 @@ def cmd_runs(args) -> int:
         f1 = lambda key: "-" if not r["test"] or r["test"].get(key) is None else f"{r['test'][key]:.3f}"
         print(f"{r['run_id']:<44} {r['status']:<9} ep {r['epoch']:<3} {r['condition']:<22} "
               f"{r['lm_init']:<10} leaf {f1('leaf_concept_f1'):>5}  seen {f1('seen_category_f1'):>5}  "
-              f"unseen {f1('unseen_category_f1'):>5}")
+              f"unseen {f1('unseen_category_f1'):>5}" + ("" if r["current_dataset"] else "  *"))
     print("leaf: yes/no macro-F1 per concept; seen, unseen: per-category yes/no macro-F1 of the hypernym questions")
+    stale = sorted({r["dataset"] for r in rows if not r["current_dataset"]})
+    if stale:
+        print(f"*: trained on another version of {', '.join(stale)} than the one installed now; results, sweeps "
+              f"and evaluate leave it out")
     return 0
 
 

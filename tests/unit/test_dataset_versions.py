@@ -142,3 +142,22 @@ def test_left_out_names_names_the_first_ten_and_counts_the_rest():
     names = [f"r{i}" for i in range(13)]
     assert results.left_out_names(names[:2], "`") == "`r0`, `r1`"
     assert results.left_out_names(names).endswith("r9 and 3 more") and "r10" not in results.left_out_names(names)
+
+
+def test_taxolens_runs_marks_a_run_of_another_dataset_version(version, capsys):
+    """Reported: after `data import --replace`, `taxolens runs` listed the old runs' numbers unmarked."""
+    import json
+
+    from core import cli
+    (run_dir,) = sweep_run.run_sweep(SPEC)["runs"]
+    capsys.readouterr()
+    assert cli.main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert runs.Path(run_dir).name in out and "another version" not in out
+    version["now"] = "v2"
+    assert cli.main(["runs"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if runs.Path(run_dir).name in x)
+    assert line.endswith("  *")
+    assert cli.main(["runs", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["current_dataset"] is False and row["dataset"] == "tiny"
