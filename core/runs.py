@@ -402,11 +402,14 @@ def list_runs() -> list[RunInfo]:
     return sorted(runs, key=lambda r: (r.created or "", r.run_id), reverse=True)
 
 
-def finished_run_for(cfg: TrainConfig, versions: "DatasetVersions | None" = None) -> Path | None:
+def finished_run_for(cfg: TrainConfig, versions: "DatasetVersions | None" = None,
+                     cancelled: bool = False) -> Path | None:
     """The newest finished run trained with exactly `cfg` (seed included) on the installed version
     of its dataset; None when there is none. What a sweep takes instead of training the same config
-    again, whichever command trained it (`sweep run`, `sweep submit`, `taxolens train`). Unfinished
-    runs are never taken: one may be training right now."""
+    again, whichever command trained it (`sweep run`, `sweep submit`, `taxolens train`). With
+    `cancelled`, a run stopped by hand (status "cancelled": its job or command has ended) counts
+    too, after any finished one, to be resumed; a "partial" run is never taken: one may be training
+    right now."""
     root = paths.runs_dir()
     if not root.is_dir():
         return None
@@ -420,12 +423,13 @@ def finished_run_for(cfg: TrainConfig, versions: "DatasetVersions | None" = None
                 continue
             ck_path = checkpoint_json(d)
             ck = read_json(ck_path) if ck_path.is_file() else {}
-            if isinstance(ck, dict) and ck.get("status") == "finished" \
+            wanted_status = ("finished", "cancelled") if cancelled else ("finished",)
+            if isinstance(ck, dict) and ck.get("status") in wanted_status \
                     and versions.checkpoint_is_current(ck, cfg.dataset):
-                found.append((str(ck.get("finished") or ck.get("updated") or ""), d))
+                found.append((ck.get("status") == "finished", str(ck.get("updated") or ""), d))
         except (RunError, OSError, TypeError, ConfigError):
             continue                    # unreadable: not a run to reuse
-    return max(found)[1] if found else None
+    return max(found)[-1] if found else None
 
 
 def evaluation_is_current(run_dir: str | Path, split: str) -> bool:

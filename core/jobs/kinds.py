@@ -210,10 +210,11 @@ def _train_validate(spec: dict) -> dict:
 
 def _train_output_dir(spec: dict) -> Path:
     """A new run folder; with "reuse" (a sweep's runs), a finished run of the same config when there
-    is one, decided when the job starts: the same config and seed train the same run."""
+    is one, else one cancelled by hand, resumed where it stopped; decided when the job starts: the
+    same config and seed train the same run."""
     from core import runs
     cfg = TrainConfig.from_dict(spec["config"])
-    return (spec.get("reuse") and runs.finished_run_for(cfg)) or runs.create_run_dir(cfg)
+    return (spec.get("reuse") and runs.finished_run_for(cfg, cancelled=True)) or runs.create_run_dir(cfg)
 
 
 def _train_execute(spec: dict, ctx: JobContext) -> dict:
@@ -229,6 +230,8 @@ def _train_execute(spec: dict, ctx: JobContext) -> dict:
     reused = ctx.output_dir is not None and runs.is_finished(ctx.output_dir)
     if reused:
         ctx.progress(0.0, f"{Path(ctx.output_dir).name} is finished: not trained again")
+    elif ctx.output_dir is not None and runs.has_started(ctx.output_dir):
+        ctx.progress(0.0, f"resuming {Path(ctx.output_dir).name} where it stopped")
     run_dir = Path(train(cfg, run_dir=ctx.output_dir, progress=sub_progress(ctx.progress, 0, train_share),
                          should_stop=ctx.should_stop))
     metrics = {}

@@ -70,8 +70,9 @@ def source_of(name_or_spec: str, scale: str | None = None) -> dict:
 def run_dirs(name: str, cfgs: list[TrainConfig], source: dict | None = None) -> list[Path]:
     """Each training run's directory: the one the manifest names (a rerun resumes it), else a
     finished run of the same config, whoever trained it (runs.finished_run_for: the `paper` and
-    `lms` presets share runs, so run one after the other a shared run trains once; an unfinished one
-    is left alone, it may be training in its own sweep right now), else new. A run trained on another
+    `lms` presets share runs, so run one after the other a shared run trains once), else one
+    cancelled by hand, to resume (a "partial" one is left alone: it may be training in its own sweep
+    right now), else new. A run trained on another
     version of its dataset than the installed one is never reused: the config trains again, in a new
     folder."""
     path = manifest_path(name)
@@ -89,7 +90,7 @@ def run_dirs(name: str, cfgs: list[TrainConfig], source: dict | None = None) -> 
         stale = ck_path is not None and ck_path.is_file() \
             and not versions.checkpoint_is_current(runs.read_json(ck_path), cfg.dataset)
         if known is None or not Path(known).is_dir() or stale:
-            known = str(runs.finished_run_for(cfg, versions) or runs.create_run_dir(cfg))
+            known = str(runs.finished_run_for(cfg, versions, cancelled=True) or runs.create_run_dir(cfg))
             manifest["runs"][key] = known
         out.append(Path(known))
     if source is not None:                # the grid, so `sweep show <name>` can list it

@@ -270,3 +270,29 @@ def test_a_scale_limit_the_dataset_does_not_reach_is_the_whole_dataset(tmp_path)
     assert recorded(max_concepts=n - 1)["max_concepts"] == n - 1                         # a real subset
     assert recorded(images_per_concept=1000)["images_per_concept"] is None
     assert recorded(images_per_concept=3)["images_per_concept"] == 3
+
+
+def test_a_run_cancelled_by_hand_is_resumed_by_a_sweep_not_started_over():
+    """Reported: a sweep job cancelled after its first epoch, submitted again, trained a new folder
+    from scratch and left the cancelled run listed forever."""
+    from core import train
+    from core.config import TrainConfig
+    from core.jobs import JobStore, submit
+    one = {**SPEC, "name": "one", "grids": [{"conditions": ["cross"], "seeds": [0]}]}
+    (job,) = sweep_run.plan(one)["jobs"]
+    cfg = TrainConfig.from_dict(job["spec"]["config"])
+    stops = iter([False] * 3 + [True] * 1000)
+    with pytest.raises(train.Cancelled) as stopped:
+        train.train(cfg, should_stop=lambda: next(stops))
+    cancelled = runs.Path(stopped.value.run_dir)
+    assert runs.read_json(runs.checkpoint_json(cancelled))["status"] == "cancelled"
+    partial = runs.create_run_dir(cfg)                # another, "partial": maybe training right now
+    runs.write_json(runs.checkpoint_json(partial), {**runs.read_json(runs.checkpoint_json(cancelled)),
+                                                    "status": "partial", "updated": "9999"})
+    store = JobStore()
+    submit("sweep", one, store=store)
+    ran = [j for j in _run_queued(store) if j.kind == "train"]
+    assert [j.run_dir for j in ran] == [str(cancelled)] and not ran[0].result.get("reused")
+    record = runs.read_json(runs.checkpoint_json(cancelled))
+    assert record["status"] == "finished" and record["resumed"]          # went on where it stopped
+    assert sweep_run.run_sweep(one)["runs"] == [str(cancelled)]          # and `sweep run` takes it, finished
