@@ -349,7 +349,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         status = f"running, but {_gone_note(job)}" if _status(job) == GONE else job.status
         for label, value in (("status", status), ("progress", f"{100 * job.progress:.0f}% {job.message}"),
                              ("created", _when(job.created)), ("started", _when(job.started)),
-                             ("finished", _when(job.finished)), ("elapsed", _duration(job)),
+                             ("finished", _when(job.finished)),
+                             ("elapsed", _duration(job) + (f" (since the first of {job.attempts} attempts, "
+                                                           f"time between them included)" if job.attempts > 1 else "")),
                              ("attempts", job.attempts), ("backend", job.backend),
                              ("worker", f"{job.worker_pid} on {job.worker_host}" if job.worker_pid else "-"),
                              ("output", job.run_dir or "-"), ("log", job.log_path or "-"),

@@ -42,11 +42,21 @@ def test_a_job_whose_worker_died_says_worker_gone(store, capsys):
     assert "worker gone" in lines[orphan] and "requeues it" in lines[orphan]
     assert "worker gone" not in lines[alive] and " running " in lines[alive]
     assert cli.main(["jobs", "show", str(orphan)]) == 0
-    assert "status    running, but its worker (pid" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "status    running, but its worker (pid" in out and "since the first" not in out
 
     store._conn.execute("UPDATE jobs SET heartbeat = heartbeat - 3600 WHERE id = ?", (alive,))
     assert cli.main(["jobs", "list", "--status", "running"]) == 0   # stale heartbeat: gone too
     assert capsys.readouterr().out.count("worker gone") == 2
+
+
+def test_a_retried_jobs_elapsed_time_says_what_it_counts(store, capsys):
+    job = store.submit("train", {"config": {}})
+    store.claim(_dead_pid())
+    store.requeue_orphans()                       # its worker died: a second attempt
+    store.claim(os.getpid())
+    assert cli.main(["jobs", "show", str(job)]) == 0
+    assert "(since the first of 2 attempts, time between them included)" in capsys.readouterr().out
 
 
 def test_the_app_job_table_says_worker_gone(store):
