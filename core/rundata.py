@@ -11,8 +11,6 @@ used; no model is involved.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from dataclasses import dataclass
 
 from core import conditions, questions, runs
@@ -48,7 +46,8 @@ def check(cfg: TrainConfig, started: bool = False) -> TrainConfig:
     """cfg.validate() and what needs more than the config: the encoder and LM ids against the model
     registry (no model loads), the dataset on disk and the condition against it, and the run
     cfg.init_from names -- unless the run has `started`: its own checkpoint then holds the projector,
-    and the source may be gone (a shipped leaf stage travels without its first stage). Returns cfg."""
+    and the source may be gone (a shipped leaf stage travels without its first stage). Returns the
+    config as a new run records it (runs.as_recorded_on), or cfg itself for a run that has started."""
     from core.models import registry  # lazy: the registry imports torch
 
     cfg.validate()
@@ -58,33 +57,9 @@ def check(cfg: TrainConfig, started: bool = False) -> TrainConfig:
     conditions.parse_condition(cfg.condition).check(ds)
     if cfg.init_from and not started:
         runs.init_source(cfg)
-    # a new first stage records the subset it trains; a resumed run or a second stage keeps the
-    # one its records (or its first stage's) hold
-    return cfg if started or cfg.init_from else whole_dataset_as_none(cfg, ds)
-
-
-def as_recorded(cfg: TrainConfig) -> TrainConfig:
-    """The config a new run of `cfg` records (check's normalisation, without its other checks); cfg
-    itself when its dataset is not installed."""
-    if cfg.init_from:
-        return cfg
-    try:
-        return whole_dataset_as_none(cfg, datasets.load_dataset(cfg.dataset))
-    except datasets.DatasetError:
-        return cfg
-
-
-def whole_dataset_as_none(cfg: TrainConfig, ds) -> TrainConfig:
-    """cfg with a subset limit the dataset does not reach written as None (all): a sweep's `cpu` scale
-    (max_concepts 80) on a 6-concept dataset trains exactly what no limit trains, so it is recorded,
-    reused and reported as that same setting, not as "80 concepts"."""
-    changes = {}
-    if cfg.max_concepts is not None and cfg.max_concepts >= len(ds.concepts):
-        changes["max_concepts"] = None
-    most = max((len(ds.images_of(c)) for c in ds.concepts), default=0)
-    if cfg.images_per_concept is not None and cfg.images_per_concept >= most:
-        changes["images_per_concept"] = None
-    return dataclasses.replace(cfg, **changes) if changes else cfg
+    # a new run records the subset it trains, a limit the dataset does not reach as none; a resumed
+    # run keeps what its records hold
+    return cfg if started else runs.as_recorded_on(cfg, ds)
 
 
 def prepare(cfg: TrainConfig) -> RunData:

@@ -377,8 +377,8 @@ def init_source(cfg: TrainConfig) -> RunInfo:
         raise ConfigError(f"init_from: {exc}") from None
     if not src.checkpoint:
         raise ConfigError(f"init_from: run {src.run_id} has no checkpoint yet (no epoch finished)")
-    differ = [f"{k} ({getattr(src.config, k)!r} there, {getattr(cfg, k)!r} here)" for k in INIT_MUST_MATCH
-              if getattr(src.config, k) != getattr(cfg, k)]
+    differ = [f"{k} ({there!r} there, {here!r} here)"       # as recorded: 80 on 6 concepts is all
+              for k, there, here in config_differences(src.config, cfg, INIT_MUST_MATCH)]
     if differ:
         raise ConfigError(f"init_from: run {src.run_id} differs in {', '.join(differ)}; a projector continues "
                           f"only on the same models, data and condition")
@@ -402,34 +402,64 @@ def list_runs() -> list[RunInfo]:
     return sorted(runs, key=lambda r: (r.created or "", r.run_id), reverse=True)
 
 
-def finished_run_for(cfg: TrainConfig, versions: "DatasetVersions | None" = None,
-                     cancelled: bool = False) -> Path | None:
-    """The newest finished run trained with exactly `cfg` (seed included) on the installed version
-    of its dataset; None when there is none. What a sweep takes instead of training the same config
-    again, whichever command trained it (`sweep run`, `sweep submit`, `taxolens train`). With
-    `cancelled`, a run stopped by hand (status "cancelled": its job or command has ended) counts
-    too, after any finished one, to be resumed; a "partial" run is never taken: one may be training
-    right now."""
-    root = paths.runs_dir()
-    if not root.is_dir():
+class ReusableRuns:
+    """The runs a sweep takes instead of training a config again, indexed once: finished runs, and
+    runs stopped with status "cancelled" (a job cancelled, a `sweep run` interrupted: nothing trains
+    them now) to resume, on the installed version of their dataset, whoever trained them (`sweep run`,
+    `sweep submit`, `taxolens train`). Runs are matched by their config as a new run would record it
+    (DatasetVersions.as_recorded: a subset limit the data does not reach is no limit; a run from
+    before random:<r> meant concept ablation is the pairs:<r> it trained), the device aside. A
+    "partial" run is never taken: it may be training right now."""
+
+    def __init__(self, versions: "DatasetVersions | None" = None):
+        from core.conditions import legacy_spec
+        self.versions = versions or DatasetVersions()
+        self._found: dict[str, list[tuple[bool, str, Path]]] = {}
+        root = paths.runs_dir()
+        for d in sorted(root.iterdir()) if root.is_dir() else ():
+            try:
+                if d.name == BASELINES_DIR or not checkpoint_json(d).is_file():
+                    continue
+                ck = read_json(checkpoint_json(d))
+                if not isinstance(ck, dict) or ck.get("status") not in ("finished", "cancelled"):
+                    continue
+                cfg = TrainConfig.from_stored(read_json(d / CONFIG_JSON))
+                if not self.versions.checkpoint_is_current(ck, cfg.dataset):
+                    continue
+                report = (ck.get("condition") or {}).get("report") if isinstance(ck.get("condition"), dict) else None
+                cfg = dataclasses.replace(cfg, condition=legacy_spec(cfg.condition, report))
+                self._found.setdefault(self.key(cfg), []).append(
+                    (ck.get("status") == "finished", str(ck.get("updated") or ""), d))
+            except (RunError, OSError, TypeError, ConfigError):
+                continue                    # unreadable: not a run to reuse
+
+    def key(self, cfg: TrainConfig) -> str:
+        d = self.versions.as_recorded(cfg).to_dict()
+        d.pop("device", None)
+        return json.dumps(d, sort_keys=True)
+
+    def take(self, cfg: TrainConfig, resume: bool = True) -> Path | None:
+        """The newest finished run of `cfg`, else (with `resume`) the newest cancelled one, claimed:
+        its record is set to "partial" under a lock shared by every process here, so no second job
+        or sweep takes it, and a run that then fails to resume is not taken again."""
+        candidates = sorted(self._found.get(self.key(cfg), []), reverse=True)
+        finished = [d for done, _, d in candidates if done]
+        if finished or not resume:
+            return finished[0] if finished else None
+        import fcntl
+        root = paths.ensure_writable(paths.runs_dir())
+        with open(root / ".resume.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for _, _, d in candidates:          # re-read under the lock: another process may have claimed it
+                try:
+                    ck = read_json(checkpoint_json(d))
+                except (RunError, OSError):
+                    continue
+                if isinstance(ck, dict) and ck.get("status") == "cancelled":
+                    write_json(checkpoint_json(d), {**ck, "status": "partial"})
+                    append_log(d, "claimed to resume (status cancelled -> partial)")
+                    return d
         return None
-    versions = versions or DatasetVersions()
-    wanted = cfg.to_dict()
-    found: list[tuple[str, Path]] = []
-    for d in root.iterdir():
-        try:
-            if d.name == BASELINES_DIR or not (d / CONFIG_JSON).is_file() \
-                    or TrainConfig.from_stored(read_json(d / CONFIG_JSON)).to_dict() != wanted:
-                continue
-            ck_path = checkpoint_json(d)
-            ck = read_json(ck_path) if ck_path.is_file() else {}
-            wanted_status = ("finished", "cancelled") if cancelled else ("finished",)
-            if isinstance(ck, dict) and ck.get("status") in wanted_status \
-                    and versions.checkpoint_is_current(ck, cfg.dataset):
-                found.append((ck.get("status") == "finished", str(ck.get("updated") or ""), d))
-        except (RunError, OSError, TypeError, ConfigError):
-            continue                    # unreadable: not a run to reuse
-    return max(found)[-1] if found else None
 
 
 def evaluation_is_current(run_dir: str | Path, split: str) -> bool:
@@ -457,21 +487,54 @@ def _eval_record(run_dir: str | Path, split: str, name: str, what: str) -> dict 
     return record
 
 
+def config_differences(old: TrainConfig, new: TrainConfig, keys=None,
+                       versions: "DatasetVersions | None" = None) -> list[tuple[str, Any, Any]]:
+    """(field, old value, new value) for each field (of `keys`; default all but the device, which says
+    where a run trains, not what) in which a stored config and a new one differ as recorded (a subset
+    limit the data does not reach is no limit; condition spellings canonical): how resuming a run
+    folder and continuing from a first stage decide "the same config"."""
+    from core.conditions import legacy_spec
+    versions = versions or DatasetVersions()
+    a, b = versions.as_recorded(old).to_dict(), versions.as_recorded(new).to_dict()
+    a["condition"], b["condition"] = legacy_spec(a["condition"], None), legacy_spec(b["condition"], None)
+    keys = keys or [k for k in b if k != "device"]
+    return [(k, getattr(old, k), getattr(new, k)) for k in keys if a.get(k) != b.get(k)]
+
+
+def as_recorded_on(cfg: TrainConfig, ds) -> TrainConfig:
+    """`cfg` as a new run of it on dataset `ds` records it: a subset limit the dataset does not reach
+    is None (all). A sweep's `cpu` scale (max_concepts 80) on a 6-concept dataset trains exactly what
+    no limit trains, so it is recorded, reused and reported as that same setting."""
+    limits = ds.effective_limits(cfg.max_concepts, cfg.images_per_concept)
+    if limits == (cfg.max_concepts, cfg.images_per_concept):
+        return cfg
+    return dataclasses.replace(cfg, max_concepts=limits[0], images_per_concept=limits[1])
+
+
 class DatasetVersions:
     """Which version of each dataset is installed, by datasets.version_sha256, read once per name. A run or
     baseline computed on another version (the default set gained six art styles on 2026-12-02) used
-    other images and splits: it must not be averaged with, or reused for, runs on this one."""
+    other images and splits: it must not be averaged with, or reused for, runs on this one. Also what
+    a config records on the installed data (as_recorded)."""
 
     def __init__(self):
         self._sha: dict[str, str | None] = {}
+        self._datasets: dict[str, "datasets.Dataset | None"] = {}
+
+    def dataset(self, name: str) -> "datasets.Dataset | None":
+        """The installed dataset of that name, loaded once; None when there is none."""
+        if name not in self._datasets:
+            try:
+                self._datasets[name] = datasets.load_dataset(name)
+            except datasets.DatasetError:
+                self._datasets[name] = None
+        return self._datasets[name]
 
     def installed(self, name: str) -> str | None:
         """The installed dataset's hash; None when no dataset of that name is installed."""
         if name not in self._sha:
-            try:
-                self._sha[name] = datasets.version_sha256(datasets.load_dataset(name))
-            except datasets.DatasetError:
-                self._sha[name] = None
+            ds = self.dataset(name)
+            self._sha[name] = datasets.version_sha256(ds) if ds is not None else None
         return self._sha[name]
 
     def current(self, name: str | None, recorded: str | None) -> bool:
@@ -480,6 +543,15 @@ class DatasetVersions:
         Nothing recorded (a baseline written before baselines recorded it) is not current."""
         installed = self.installed(name or datasets.DEFAULT_NAME)
         return installed is None or recorded == installed
+
+    def as_recorded(self, cfg: TrainConfig) -> TrainConfig:
+        """`cfg` as a new run of it records it: a subset limit its dataset does not reach is None
+        (all), so `--max-concepts 80` on a 6-concept dataset is the same setting as no limit. cfg
+        itself when the dataset is not installed."""
+        if cfg.max_concepts is None and cfg.images_per_concept is None:
+            return cfg
+        ds = self.dataset(cfg.dataset)
+        return cfg if ds is None else as_recorded_on(cfg, ds)
 
     def checkpoint_is_current(self, ck: dict, name: str | None = None) -> bool:
         """current() for a run's checkpoint.json contents (its dataset's name, else `name`)."""

@@ -736,9 +736,8 @@ def _open_run_dir(cfg: TrainConfig, run_dir: Path | None) -> Path:
     run_dir = Path(run_dir)
     cfg_path = run_dir / runs.CONFIG_JSON
     if cfg_path.is_file():
-        old = TrainConfig.from_stored(runs.read_json(cfg_path)).to_dict()
-        diff = [f"{k}: {old[k]!r} -> {v!r}" for k, v in cfg.to_dict().items()
-                if k != "device" and old.get(k) != v]
+        diff = [f"{k}: {was!r} -> {now!r}"
+                for k, was, now in runs.config_differences(TrainConfig.from_stored(runs.read_json(cfg_path)), cfg)]
         if diff:
             raise ConfigError(f"{run_dir} holds a run with a different config ({'; '.join(diff)}); "
                               f"use a new run directory")

@@ -15,7 +15,6 @@ from core import paths
 from core.base import ConfigError
 from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options, check_output,
                              config_from, emit, headline, one_line)
-from core.conditions import legacy_spec
 from core.config import BASELINES, TrainConfig, number_arg
 
 
@@ -143,12 +142,11 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
             raise ConfigError(f"--run-dir {run_dir} is not empty and holds no run (no config.json)")
         return
     try:
-        old = TrainConfig.from_stored(runs.read_json(cfg_path)).to_dict()
+        old = TrainConfig.from_stored(runs.read_json(cfg_path))
     except TypeError as exc:
         raise ConfigError(f"{cfg_path} is not a training config ({exc})") from None
-    old["condition"] = legacy_spec(old.get("condition"), None)      # a run stored before spellings were one
-    diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.to_dict().items()
-            if k != "device" and old.get(k) != v]
+    # as recorded; a run stored before condition spellings were one, too
+    diff = [f"{k}: {was!r} -> {now!r}" for k, was, now in runs.config_differences(old, cfg)]
     if diff:
         raise ConfigError(f"{run_dir} holds a run with a different config ({'; '.join(diff)}); "
                           f"pass the same options (or --config {cfg_path}) to resume, or a new --run-dir")

@@ -97,6 +97,13 @@ class Dataset:
             raise KeyError(f"unknown category {category!r} in dataset '{self.name}'")
         return sorted(c.name for c in self.concepts.values() if category in c.categories)
 
+    def effective_limits(self, max_concepts: int | None, images_per_concept: int | None) -> tuple:
+        """(max_concepts, images_per_concept) with each limit this dataset does not reach as None:
+        subset() then keeps everything it would keep without it."""
+        most = max((len(self.images_of(c)) for c in self.concepts), default=0)
+        return (None if max_concepts is not None and max_concepts >= len(self.concepts) else max_concepts,
+                None if images_per_concept is not None and images_per_concept >= most else images_per_concept)
+
     def subset(self, max_concepts: int | None = None, images_per_concept: int | None = None,
                seed: int = 0) -> "Dataset":
         """A smaller dataset, the same for the same arguments. Concepts are picked so that every

@@ -210,11 +210,11 @@ def _train_validate(spec: dict) -> dict:
 
 def _train_output_dir(spec: dict) -> Path:
     """A new run folder; with "reuse" (a sweep's runs), a finished run of the same config when there
-    is one, else one cancelled by hand, resumed where it stopped; decided when the job starts: the
-    same config and seed train the same run."""
+    is one, else a cancelled one, claimed and resumed where it stopped (runs.ReusableRuns); decided
+    when the job starts: the same config and seed train the same run."""
     from core import runs
     cfg = TrainConfig.from_dict(spec["config"])
-    return (spec.get("reuse") and runs.finished_run_for(cfg, cancelled=True)) or runs.create_run_dir(cfg)
+    return (spec.get("reuse") and runs.ReusableRuns().take(cfg)) or runs.create_run_dir(cfg)
 
 
 def _train_execute(spec: dict, ctx: JobContext) -> dict:

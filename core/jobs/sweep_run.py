@@ -14,8 +14,9 @@ without the job queue:
 Resuming: the sweep's manifest (runs/sweeps/<name>.json) names each training run's directory, so
 running the same sweep again resumes unfinished runs where they stopped and skips whatever is done
 (finished runs, written evaluations, baselines, probes); a finished run of the same config, from
-another sweep or any other command, is reused, not trained again (sweeps that run at the same time
-can still train one config twice; core.results counts it once). Every run is an ordinary run on disk: the
+another sweep or any other command, is reused, not trained again, and a cancelled one is claimed
+and resumed (runs.ReusableRuns; sweeps that run at the same time can still train one config twice;
+core.results counts it once). Every run is an ordinary run on disk: the
 app, `taxolens runs` and `results report` see it like any other.
 """
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from core import paths, rundata, runs
-from core.base import Progress
+from core import paths, runs
+from core.base import ConfigError, Progress
 from core.config import TrainConfig
 from core.jobs import kinds, sweeps
 
@@ -67,31 +68,47 @@ def source_of(name_or_spec: str, scale: str | None = None) -> dict:
         + (f" ({', '.join(known[:8])})" if known else ""))
 
 
+def manifest_runs(manifest: dict, versions: runs.DatasetVersions) -> dict[str, str]:
+    """A manifest's {config key: run directory}, each key as the config is recorded now (a manifest
+    written before a subset limit the data does not reach was recorded as none names such runs by
+    the limit)."""
+    out: dict[str, str] = {}
+    for key, run_dir in manifest.get("runs", {}).items():
+        try:
+            out.setdefault(manifest_key(versions.as_recorded(TrainConfig.from_stored(json.loads(key)))), run_dir)
+        except (ValueError, TypeError, ConfigError):
+            out.setdefault(key, run_dir)
+    return out
+
+
 def run_dirs(name: str, cfgs: list[TrainConfig], source: dict | None = None) -> list[Path]:
-    """Each training run's directory: the one the manifest names (a rerun resumes it), else a
-    finished run of the same config, whoever trained it (runs.finished_run_for: the `paper` and
-    `lms` presets share runs, so run one after the other a shared run trains once), else one
-    cancelled by hand, to resume (a "partial" one is left alone: it may be training in its own sweep
-    right now), else new. A run trained on another
-    version of its dataset than the installed one is never reused: the config trains again, in a new
-    folder."""
+    """Each training run's directory: the one the manifest names (a rerun resumes it), else one
+    runs.ReusableRuns takes: a finished run of the same config, whoever trained it (the `paper` and
+    `lms` presets share runs, so run one after the other a shared run trains once), else a cancelled
+    one, claimed and resumed (a "partial" one is left alone: it may be training in its own sweep
+    right now); else new. A run trained on another version of its dataset than the installed one is
+    never reused: the config trains again, in a new folder. `cfgs` are validated configs (recorded
+    as a new run records them)."""
     path = manifest_path(name)
     versions = runs.DatasetVersions()
     # this sweep's own manifest is read strictly (a damaged one stops the run, RunError, rather than
     # being replaced and its runs forgotten); other sweeps' are only hints
     manifest = runs.read_json(path) if path.is_file() else {"name": name, "runs": {}}
+    named = manifest_runs(manifest, versions)
+    reusable = None                      # every run's records read once, when a config needs them
     out = []
     for cfg in cfgs:
         key = manifest_key(cfg)
-        known = manifest["runs"].get(key)
+        known = named.get(key)
         ck_path = runs.checkpoint_json(Path(known)) if known is not None else None
         # read strictly, as the manifest is: a damaged checkpoint stops the run (RunError) rather
         # than being replaced by a new folder
         stale = ck_path is not None and ck_path.is_file() \
             and not versions.checkpoint_is_current(runs.read_json(ck_path), cfg.dataset)
         if known is None or not Path(known).is_dir() or stale:
-            known = str(runs.finished_run_for(cfg, versions, cancelled=True) or runs.create_run_dir(cfg))
-            manifest["runs"][key] = known
+            reusable = reusable or runs.ReusableRuns(versions)
+            known = str(reusable.take(cfg) or runs.create_run_dir(cfg))
+        manifest["runs"][key] = known
         out.append(Path(known))
     if source is not None:                # the grid, so `sweep show <name>` can list it
         manifest["source"] = source
@@ -194,11 +211,12 @@ def results_rows(source) -> list[dict]:
     path = manifest_path(sweeps.sweep_name(grid))
     manifest = runs.read_json(path) if path.is_file() else {"runs": {}}
     versions = runs.DatasetVersions()
+    named = manifest_runs(manifest, versions)
     rows = []
     for job in sweeps.expand(grid):
         spec = job["spec"]
         if "config" in spec:      # defaults filled in and the subset as recorded, as validation does
-            spec = {**spec, "config": rundata.as_recorded(TrainConfig.from_dict(spec["config"])).to_dict()}
+            spec = {**spec, "config": versions.as_recorded(TrainConfig.from_dict(spec["config"])).to_dict()}
         if job["kind"] == "probe":
             folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
             try:
@@ -212,7 +230,7 @@ def results_rows(source) -> list[dict]:
             metrics = load_eval(d, "test") if d else None
             status = "succeeded" if metrics else "queued"
         else:
-            known = manifest["runs"].get(manifest_key(TrainConfig.from_dict(spec["config"])))
+            known = named.get(manifest_key(TrainConfig.from_dict(spec["config"])))
             d = Path(known) if known else None
             ck_path = runs.checkpoint_json(d) if d else None
             ck = runs.read_json(ck_path) if ck_path and ck_path.is_file() else None

@@ -296,3 +296,41 @@ def test_a_run_cancelled_by_hand_is_resumed_by_a_sweep_not_started_over():
     record = runs.read_json(runs.checkpoint_json(cancelled))
     assert record["status"] == "finished" and record["resumed"]          # went on where it stopped
     assert sweep_run.run_sweep(one)["runs"] == [str(cancelled)]          # and `sweep run` takes it, finished
+
+
+def test_runs_recorded_before_limits_were_normalised_are_still_found():
+    """Review: a manifest and a config.json written before a limit the data does not reach was
+    recorded as none (max_concepts 80 on the tiny dataset) must still name the same run."""
+    from core.config import TrainConfig
+    one = {**SPEC, "name": "old", "grids": [{"conditions": ["cross"], "seeds": [0]}]}
+    (done,) = map(runs.Path, sweep_run.run_sweep(one)["runs"])
+    path = sweep_run.manifest_path("old")
+    manifest = json.loads(path.read_text())
+    (key,) = manifest["runs"]
+    old_cfg = {**json.loads(key), "max_concepts": 80}                      # as written before
+    runs.write_json(done / "config.json", old_cfg)
+    runs.write_json(path, {"name": "old", "runs": {json.dumps(old_cfg, sort_keys=True): str(done)}})
+    assert sweep_run.run_sweep(one)["runs"] == [str(done)]                 # its own manifest still names it
+    (row,) = sweep_run.results_rows(one)
+    assert row["status"] == "succeeded"
+    other = {**one, "name": "other"}                                       # another sweep: found by its record
+    assert sweep_run.run_sweep(other)["runs"] == [str(done)]
+    cfg = TrainConfig.from_dict(sweep_run.plan(one)["jobs"][0]["spec"]["config"])
+    import dataclasses
+    assert runs.ReusableRuns().take(dataclasses.replace(cfg, device="auto")) == done      # device aside
+
+
+def test_a_cancelled_run_is_claimed_by_one_taker_only():
+    """Review: two jobs starting at once could both resume the same cancelled run."""
+    from core import train
+    from core.config import TrainConfig
+    cfg = TrainConfig.from_dict(sweep_run.plan({**SPEC, "grids": [{"conditions": ["cross"], "seeds": [0]}]})
+                                ["jobs"][0]["spec"]["config"])
+    stops = iter([False] * 3 + [True] * 1000)
+    with pytest.raises(train.Cancelled) as stopped:
+        train.train(cfg, should_stop=lambda: next(stops))
+    first, second = runs.ReusableRuns(), runs.ReusableRuns()               # both indexed it as cancelled
+    assert first.take(cfg) == runs.Path(stopped.value.run_dir)
+    assert second.take(cfg) is None                                        # already claimed
+    assert runs.read_json(runs.checkpoint_json(runs.Path(stopped.value.run_dir)))["status"] == "partial"
+    assert runs.ReusableRuns().take(cfg) is None                           # and never taken again until it finishes
