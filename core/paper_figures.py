@@ -681,14 +681,16 @@ def export_session():
     import warnings
 
     import kaleido
+    from kaleido._sync_server import GlobalKaleidoServer     # the singleton start_sync_server opens
     started = False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            kaleido.start_sync_server(silence_warnings=True)
-        started = True
-    except Exception:  # noqa: BLE001 - no session: each export starts its own, as without one
-        pass
+    if not GlobalKaleidoServer().is_running():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kaleido.start_sync_server(silence_warnings=True)
+            started = True
+        except Exception:  # noqa: BLE001 - no session: each export starts its own, as without one
+            pass
     try:
         with warnings.catch_warnings():
             # plotly passes its own kaleido options, which a running server ignores and warns about
@@ -741,8 +743,7 @@ def _write_all(rows: list[dict], out_dir: Path, formats: Sequence[str], problem:
                 entry.setdefault("stats", {})[name] = {k: v for k, v in fig["stats"].items()}
             if fig["figure"] is None:
                 entry["notes"][name] = fig["note"]
-                continue
-            for fmt in formats if not problem else ():
+            for fmt in formats if not problem and fig["figure"] is not None else ():
                 path = folder / f"{name}.{fmt}"
                 files.write_atomic(path, to_image(titled(fig["figure"], TITLES[name]), fmt))
                 entry["files"].append(str(path))

@@ -8,7 +8,7 @@ input for the same reason: the direct command at once, the job before it is queu
     check_build(cfg, here=True)           the run's data (subset, split, condition, questions) and
                                             the encoder / LM weights
     check_train(cfg, here=True)           both -> the config as recorded
-    check_baseline(kind, cfg, here=True)  config and data of a baseline
+    check_baseline(kind, cfg, here=True)  config and data of a baseline -> the config as recorded
     check_probe(lm, dataset, lm_init, seed, device, here=True)   ids, dataset, device, LM weights
     check_coherence(..., here=True)       subset + both shuffles, encoder weights -> the dataset
     trained_run(ref, encoder, lm, here=True)  a run with a trained checkpoint, its models' weights
@@ -70,18 +70,18 @@ def check_train(cfg: TrainConfig, here: bool = True) -> TrainConfig:
     return cfg
 
 
-def check_baseline(kind: str, cfg: TrainConfig, here: bool = True):
+def check_baseline(kind: str, cfg: TrainConfig, here: bool = True) -> TrainConfig:
     """A baseline's config and data, and the encoder's weights for the image probe (the majority
-    baseline loads no model); returns its RunData."""
+    baseline loads no model); returns the config as recorded (check_config)."""
     from core import rundata
 
     if kind not in BASELINES:
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
-    check_config(cfg, here)
-    data = rundata.prepare(cfg)
+    cfg = check_config(cfg, here)
+    rundata.prepare(cfg)
     if kind == "image-probe":
         check_weights(cfg.encoder, None, here)
-    return data
+    return cfg
 
 
 def check_probe(lm: str, dataset: str, lm_init: str = "pretrained", seed: int = 0, device: str = "auto",

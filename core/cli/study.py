@@ -203,8 +203,7 @@ def cmd_baseline(args) -> int:
 
     from core import preflight, runs
 
-    cfg = preflight.check_config(config_from(args))     # as it will be recorded
-    preflight.check_baseline(args.kind, cfg)    # config and data, before any write
+    cfg = preflight.check_baseline(args.kind, config_from(args))    # config and data, before any write; as recorded
     from core.evaluate import baseline
     out_dir = runs.new_baseline_dir(args.kind, cfg)
     bar = ProgressBar(f"baseline {args.kind}")

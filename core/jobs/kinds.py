@@ -301,8 +301,8 @@ def _baseline_validate(spec: dict) -> dict:
     _keys(spec, {"baseline"}, {"config", "reuse"}, "baseline")
     if spec["baseline"] not in BASELINES:
         raise JobSpecError(f"baseline must be one of {', '.join(BASELINES)}, got {spec['baseline']!r}")
-    cfg = preflight.check_config(_config(spec, "baseline"), here=runs_here())   # as recorded
-    preflight.check_baseline(spec["baseline"], cfg, here=runs_here())   # what `taxolens baseline` checks
+    # what `taxolens baseline` checks; the config as recorded
+    cfg = preflight.check_baseline(spec["baseline"], _config(spec, "baseline"), here=runs_here())
     return {"baseline": spec["baseline"], "config": cfg.to_dict(), **_reuse(spec, "baseline")}
 
 

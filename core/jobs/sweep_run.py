@@ -61,7 +61,16 @@ def source_of(name_or_spec: str, scale: str | None = None) -> dict:
         if scale is not None:
             raise kinds.JobSpecError(f"sweep {name_or_spec!r} ran at its own scale; --scale goes with a spec")
         return manifest["source"]
-    known = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
+    if isinstance(manifest, dict):
+        raise kinds.JobSpecError(f"sweep {name_or_spec!r} ran before sweeps recorded their grid: give its spec "
+                                 f"(`taxolens sweep show <spec.json | preset> --scale S`), or run it again")
+
+    def has_grid(p: Path) -> bool:
+        try:
+            return isinstance(runs.read_json(p).get("source"), dict)
+        except (runs.RunError, OSError, AttributeError):
+            return False
+    known = sorted(p.stem for p in path.parent.glob("*.json") if has_grid(p)) if path.parent.is_dir() else []
     raise kinds.JobSpecError(
         f"no sweep {name_or_spec!r}: give a sweep job id (`taxolens jobs list`), a preset "
         f"({', '.join(sweeps.PRESETS)}), a JSON spec file, or the name of a sweep run here"

@@ -261,6 +261,19 @@ def ensure_worker(concurrency: int | None = None, store: JobStore | None = None)
         return process.pid
 
 
+def _is_worker(pid: int) -> bool | None:
+    """The process is alive and is a TaxoLens worker (its command line names core.jobs.worker);
+    None where that cannot be read (no /proc: not Linux)."""
+    if not pid_alive(pid):
+        return False
+    if not Path("/proc/self/cmdline").exists():
+        return None
+    try:
+        return b"core.jobs.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def stop_workers(store: JobStore | None = None, wait_s: float = 60.0) -> list[int]:
     """SIGTERM every live worker on this host (their running jobs are stopped and requeued, so a
     worker started later resumes them) and wait up to `wait_s` for them to exit; returns their pids.
@@ -269,15 +282,19 @@ def stop_workers(store: JobStore | None = None, wait_s: float = 60.0) -> list[in
     pids = sorted({int(w["pid"]) for w in store.live_workers()})
     try:
         recorded = int(pid_file().read_text().strip())
-        if pid_alive(recorded) and recorded not in pids:
+        if recorded not in pids and _is_worker(recorded):
             pids.append(recorded)           # started moments ago, not yet heartbeating
     except (OSError, ValueError):
         pass
+    # a pid reused since by another process is left alone (a heartbeating one is ours where /proc is not there)
+    pids = [p for p in pids if _is_worker(p) is not False]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
+        except PermissionError as exc:
+            raise JobStoreError(f"worker {pid} belongs to another user; it cannot be stopped from here") from exc
     deadline = time.monotonic() + wait_s
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -265,3 +265,16 @@ def test_jobs_worker_status_and_stop_a_background_worker_whose_job_is_requeued(e
     assert main(["jobs", "worker", "--stop"]) == 0
     assert "no worker was running" in capsys.readouterr().out
     assert main(["jobs", "worker", "--stop", "--concurrency", "2"]) == 2
+
+
+def test_stop_leaves_alone_a_process_that_took_a_dead_workers_recorded_pid(env):
+    """Review: the pid file outlives a crashed worker; its pid may be another process's now."""
+    from core.jobs.worker import pid_file, stop_workers
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pid_file().parent.mkdir(parents=True, exist_ok=True)
+        pid_file().write_text(f"{other.pid}\n")
+        assert stop_workers(JobStore(), wait_s=1) == [] and other.poll() is None      # still running
+    finally:
+        other.kill()
+        other.wait()

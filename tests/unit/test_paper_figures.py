@@ -191,6 +191,10 @@ def test_every_image_of_a_figures_export_goes_through_one_browser_session(tmp_pa
     calls.clear()
     pf.write_all(rows, tmp_path / "csv", formats=())                          # CSV only: no browser
     assert calls == []
+    from kaleido._sync_server import GlobalKaleidoServer
+    monkeypatch.setattr(GlobalKaleidoServer, "is_running", lambda self: True)
+    pf.write_all(rows, tmp_path / "theirs")                                   # the caller's session: left open
+    assert "start" not in calls and "stop" not in calls and "svg" in calls
 
 
 def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypatch):

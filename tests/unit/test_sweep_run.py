@@ -131,6 +131,13 @@ def test_sweep_show_lists_a_sweep_run_here_by_its_name_or_its_spec(tmp_path, cap
     assert main(["sweep", "show", "nope"]) == 2
     assert "the name of a sweep run here (tiny-grid)" in capsys.readouterr().err
     assert main(["sweep", "show", "tiny-grid", "--scale", "full"]) == 2
+    old = sweep_run.manifest_path("older")          # a manifest from before grids were recorded
+    runs.write_json(old, {"name": "older", "runs": {}})
+    capsys.readouterr()
+    assert main(["sweep", "show", "older"]) == 2
+    assert "ran before sweeps recorded their grid: give its spec" in capsys.readouterr().err
+    assert main(["sweep", "show", "nope"]) == 2
+    assert "(tiny-grid)" in capsys.readouterr().err             # the older one is not offered
 
 
 def test_a_dry_run_lists_the_plan_where_a_model_is_missing_and_says_so(tmp_path, capsys, monkeypatch):
