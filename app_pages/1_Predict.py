@@ -93,6 +93,12 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
             if truth:
                 st.caption(f"Dataset label: **{truth}**")
             st.markdown(f"**Best guess:** {best['label']}  \nP(yes) {best['p_yes']:.2f}")
+            close = [leaf for leaf in pred["leaves"][1:] if leaf["concept"] in pred.get("close_to_best", [])]
+            if close:
+                from core.predict import CLOSE_CALL      # loaded with the model by now
+                st.caption(":material/balance: A close call: " + ", ".join(f"{c['label']} {c['p_yes']:.2f}" for c in close)
+                           + f" {'is' if len(close) == 1 else 'are'} within {CLOSE_CALL:.2f} of it; the chain is drawn "
+                           f"for the best guess only.")
             st.caption(f"Predicted in {seconds:.2f} s.")
             if pred.get("shortlist") or st.session_state.get(full_key):
                 st.toggle("Score every leaf in fp32", key=full_key,

@@ -62,6 +62,11 @@ class ChainNode:
     category: str | None = None        # its category name when is_category
 
 
+# Leaves whose P(yes) is this close to the best guess's make it a close call (Predict says so): on
+# the shipped checkpoint's held-out images a wrong leaf often tops the true one by a few hundredths.
+CLOSE_CALL = 0.05
+
+
 @dataclass
 class Prediction:
     run_id: str
@@ -76,8 +81,14 @@ class Prediction:
     # Empty for a projector that reads the features. Where the leaves differ, the LM reordered them.
     reads: list[dict] = field(default_factory=list)
 
+    def close_to_best(self, margin: float = CLOSE_CALL) -> list[dict]:
+        """The other shown leaves whose P(yes) is within `margin` of the best guess's: a best guess
+        that is a close call (frog 0.97 over kangaroo 0.95), which a page should say it is."""
+        top = self.leaves[0]["p_yes"]
+        return [leaf for leaf in self.leaves[1:] if top - leaf["p_yes"] < margin]
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "close_to_best": [leaf["concept"] for leaf in self.close_to_best()]}
 
 
 @dataclass

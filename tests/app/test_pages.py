@@ -297,8 +297,9 @@ class _FakePredictor:
     """Stands in for core.predict.Predictor (no models): a fixed prediction for any image."""
     concepts = ["dog"]
 
-    def __init__(self, shortlist: int = 0, reads: list | None = None):
+    def __init__(self, shortlist: int = 0, reads: list | None = None, leaves: list | None = None):
         self.seen, self.full, self.shortlist, self.reads = [], [], shortlist, reads or []
+        self.leaves = leaves or [{"concept": "dog", "label": "dog", "p_yes": 0.9}]
 
     def predict(self, image, top_k=5, full=False):
         from core.predict import ChainNode, Prediction
@@ -306,7 +307,7 @@ class _FakePredictor:
         self.full.append(full)
         chain = [ChainNode("dog.n.01", "dog", 0.9, False), ChainNode("canine.n.02", "canine", 0.7, False),
                  ChainNode("animal.n.01", "animal", 0.8, True, "animal")]
-        return Prediction("fake", "dog", [{"concept": "dog", "label": "dog", "p_yes": 0.9}], [chain],
+        return Prediction("fake", "dog", self.leaves, [chain],
                           [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}],
                           shortlist=0 if full else self.shortlist, reads=self.reads)
 
@@ -323,8 +324,23 @@ def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
     assert not at.exception
     assert [e.value.split(":")[0] for e in at.error] == ["bad.webp"]
     assert any("Best guess:** dog" in m.value for m in at.markdown)
+    assert "close call" not in texts(at)
     assert len(at.get("plotly_chart")) == 2                  # chain + category scores
     assert fake.seen == [(32, 32)]
+
+
+def test_predict_says_when_the_best_guess_is_a_close_call(data_dir, monkeypatch):
+    """Reported: "Best guess: frog P(yes) 0.97" was stated flatly with kangaroo at 0.95 below it."""
+    from core import predict
+    leaves = [{"concept": c, "label": c, "p_yes": p} for c, p in (("dog", 0.97), ("wolf", 0.95), ("cat", 0.5))]
+    monkeypatch.setattr(predict.Predictor, "load",
+                        classmethod(lambda cls, run_dir, device=None: _FakePredictor(leaves=leaves)))
+    fake_run(small_cfg(seed=7))
+    at = run_page("app_pages/1_Predict.py")
+    at.get("file_uploader")[0].set_value([("close.png", png_bytes("green"), "image/png")])
+    at.run()
+    assert not at.exception
+    assert "A close call: wolf 0.95 is within 0.05 of it; the chain is drawn for the best guess only." in texts(at)
 
 
 def test_predict_shows_what_a_posterior_projector_reads_beside_the_answers(data_dir, monkeypatch):
