@@ -256,7 +256,9 @@ def ask_panel(run, image, digest: str, slot: str) -> None:
 
 def _answer_rows(answers: list[dict]) -> list[dict]:
     undecided = any(a["mass"] < 0.5 for a in answers)
-    return [{"question": a["question"], "P(yes)": a["p_yes"], "answer": "yes" if a["p_yes"] > 0.5 else "no",
+    # an undecided answer (the LM would rather say neither) is not a yes or a no, whatever P(yes) reads
+    return [{"question": a["question"], "P(yes)": a["p_yes"],
+             "answer": "undecided" if a["mass"] < 0.5 else "yes" if a["p_yes"] > 0.5 else "no",
              "candidate mass": a["mass"], **({"note": "undecided" if a["mass"] < 0.5 else ""} if undecided else {})}
             for a in answers]
 

@@ -151,6 +151,8 @@ def as_question(text: str) -> str:
     text = " ".join(str(text).split())
     if not text:
         raise ValueError("the question is empty")
+    if not any(ch.isalnum() for ch in text):
+        raise ValueError(f"{text!r} has no words to ask about")
     if text.endswith("?"):
         return text[0].upper() + text[1:]
     return question_text(text.rstrip(".!"))

@@ -86,8 +86,11 @@ def test_predict_answers_any_question_typed_in(data_dir, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     table = next(df.value for df in at.dataframe if "question" in df.value.columns)
     assert list(table["question"]) == ["Is there a car in the image?", "Is there a marsupial in the image?"]
-    assert list(table["answer"]) == ["no", "yes"]
-    assert "Undecided" in texts(at)                           # the car answer has mass 0.3
+    assert list(table["answer"]) == ["undecided", "yes"]      # the car answer has mass 0.3: neither
+    assert "Undecided" in texts(at)
+    at.text_input(key=f"ask_text_upload0_{digest}").set_value("?")
+    next(b for b in at.button if b.label == "Ask").click().run()
+    assert "'?' has no words to ask about" in texts(at)
     assert fake.asked == ["Is there a marsupial in the image?", "Is there a car in the image?"]  # cached after
 
 

@@ -41,6 +41,8 @@ def test_as_question():
     assert as_question("apples") == "Are there apples in the image?"
     with pytest.raises(ValueError, match="empty"):
         as_question("   ")
+    with pytest.raises(ValueError, match="no words to ask about"):
+        as_question(" ?! ")
 
 
 def test_ask_scores_any_question_with_the_real_prefix():
