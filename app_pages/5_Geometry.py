@@ -152,8 +152,9 @@ def queue_coherence(ds, encoder: str, seed: int) -> None:
     if mine and mine[0].status == "failed":
         reason = (mine[0].error or mine[0].message or "").strip().splitlines()
         st.error(f"The last coherence job (#{mine[0].id}) failed: {reason[0] if reason else 'no reason given'}")
-    st.info(f"The features of encoder **{encoder}** on **{ds.name}** and the coherence table are not "
-            "computed yet. This runs as a job (the encoder looks at every image once).")
+    st.info(f"The coherence table of encoder **{encoder}** on **{ds.name}** (seed {seed}) is not computed "
+            "yet. It runs as a job: image features already in the feature cache are read, the encoder looks "
+            "at the rest once.")
     if st.button("Compute features and coherence", type="primary", key="geometry_queue"):
         jobs_api.submit("coherence", {"dataset": ds.name, "encoder": encoder, "seed": seed}, store=store)
         st.rerun()

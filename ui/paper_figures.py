@@ -49,10 +49,12 @@ def downloads(name: str, entry: dict, problem: str | None) -> None:
     table = entry["table"]
     stem = pf.file_stem(name)
     cols = st.columns([1, 1, 1, 3])
-    cols[0].download_button("Data (CSV)", table.to_csv(index=name in ("coherence", "probe")).encode(),
-                            f"{stem}.csv", "text/csv", key=f"pf_csv_{name}", icon=":material/table:",
-                            on_click="ignore")
     fig = entry["figure"]
+    # without its figure (coherence or probe not computed) the table holds only the F1 side
+    cols[0].download_button("Data (CSV)" if fig is not None or name not in ("coherence", "probe") else "F1 only (CSV)",
+                            table.to_csv(index=name in ("coherence", "probe")).encode(),
+                            f"{stem}.csv", "text/csv", key=f"pf_csv_{name}", icon=":material/table:",
+                            on_click="ignore", help=None if fig is not None else entry.get("note"))
     if fig is None:
         return
     for col, fmt, mime in ((cols[1], "svg", "image/svg+xml"), (cols[2], "png", "image/png")):

@@ -69,6 +69,8 @@ def test_missing_runs_coherence_and_probe_name_the_commands(data_dir):
     keys = {b.key for b in at.get("download_button")}
     assert {"pf_csv_leaf", "pf_svg_leaf", "pf_csv_coherence"} <= keys
     assert "pf_csv_ablation" not in keys and "pf_svg_coherence" not in keys     # no data, no figure
+    labels = {b.key: b.label for b in at.get("download_button")}
+    assert labels["pf_csv_coherence"] == "F1 only (CSV)" and labels["pf_csv_leaf"] == "Data (CSV)"
 
 
 def test_cli_writes_csv_and_figures_per_setting(data_dir, tmp_path, capsys, monkeypatch):
