@@ -217,7 +217,7 @@ def sweep_form() -> None:
     st.markdown(PRESET_TEXT[name])
     with st.form("sweep_form"):
         scale = st.selectbox("Scale", list(sweeps.SCALES), index=list(sweeps.SCALES).index(sweeps.DEFAULT_SCALE),
-                             format_func=lambda s: f"{s}: " + ", ".join(f"{k}={v}" for k, v in sweeps.SCALES[s].items()),
+                             format_func=sweeps.describe_scale,
                              help="smoke = seconds per job, a pipeline check; cpu = sized for this "
                                   "machine overnight; full = the whole dataset (GPU)")
         one_job = st.checkbox("As one job: runs that share the LM train together", False,
@@ -226,8 +226,17 @@ def sweep_form() -> None:
                                    "still recorded, validated and resumable on its own")
         submitted = st.form_submit_button("Queue the sweep")
     source = {"preset": name, "scale": scale}
-    n_jobs = len(sweeps.expand(sweeps.resolve(source)))
-    st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale}.")
+    grid = sweeps.resolve(source)
+    n_jobs = len(sweeps.expand(grid))
+    took = sweeps.time_estimate(grid, common.runs_list())
+    if took["minutes"] is None:
+        when = "no run of this size has finished here yet to time them by"
+    else:
+        hours = took["train_runs"] * took["minutes"] / 60
+        when = (f"runs of this size took {took['minutes']:.1f} min each here (median of {took['of']} finished), "
+                f"so about {hours:.1f} h one after another" + (", less as one job" if not one_job else ""))
+    st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale}, {took['train_runs']} of them training "
+               f"runs: {when}. Runs already finished are reused, not trained again.")
     if submitted:
         from core import jobs as jobs_api
         try:

@@ -235,6 +235,43 @@ def sweep_name(grid: dict) -> str:
     return str(grid.get("name") or f"sweep-{grid.get('scale', DEFAULT_SCALE)}")
 
 
+def describe_scale(scale: str) -> str:
+    """"cpu: up to 80 concepts, every image" for a scale's defaults, as a form shows it."""
+    parts = []
+    for key, value in SCALES[scale].items():
+        what = key.replace("max_concepts", "concepts").replace("images_per_concept", "images per concept")
+        parts.append(f"{what}: all" if value is None else f"{what}: {value}")
+    return f"{scale}: " + ", ".join(parts)
+
+
+def time_estimate(grid: dict, finished_runs: list) -> dict:
+    """How long a sweep's training runs took here before: {"train_runs": n, "minutes": the median
+    training minutes of finished runs on disk of the same data size and epochs (None without any),
+    "of": how many runs that median is of}. `finished_runs`: runs.RunInfo of this machine's runs
+    (the app passes its cached list)."""
+    from core import runs
+    versions = runs.DatasetVersions()
+
+    def size(cfg: TrainConfig) -> tuple:
+        cfg = versions.as_recorded(cfg)
+        return cfg.dataset, cfg.max_concepts, cfg.images_per_concept, cfg.epochs
+
+    trains = [TrainConfig.from_dict(j["spec"]["config"]) for j in expand(grid) if j["kind"] == "train"]
+    sizes = {size(c) for c in trains}
+    minutes = []
+    for info in finished_runs:
+        if info.status != "finished" or size(info.config) not in sizes:
+            continue
+        seconds = [e.get("train_seconds") for e in info.epoch_metrics
+                   if isinstance(e, dict) and isinstance(e.get("train_seconds"), (int, float))]
+        if seconds:
+            minutes.append(sum(seconds) / 60)
+    minutes.sort()
+    median = (minutes[len(minutes) // 2] if len(minutes) % 2 else
+              (minutes[len(minutes) // 2 - 1] + minutes[len(minutes) // 2]) / 2) if minutes else None
+    return {"train_runs": len(trains), "minutes": median, "of": len(minutes)}
+
+
 # -- results -------------------------------------------------------------------------------------
 
 def result_row(kind: str, spec: dict, status: str, metrics: dict | None, job_id: int | None = None) -> dict:

@@ -552,7 +552,9 @@ def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkey
     assert preset.options == list(sweeps.PRESETS) and preset.value == "paper"
     preset.set_value("lms").run()
     assert any("The **lms** preset" in m.value for m in at.markdown)
-    assert any(" jobs in the lms preset at scale cpu." in c.value for c in at.caption)
+    assert any(" jobs in the lms preset at scale cpu, " in c.value and "no run of this size has finished here yet"
+               in c.value for c in at.caption)
+    assert "cpu: concepts: 80, images per concept: all" in next(s for s in at.selectbox if s.label == "Scale").options
     next(s for s in at.selectbox if s.label == "Preset").set_value("paper").run()
     bad = next(b for b in at.button if b.label == "Queue the sweep").click().run()
     assert "more categories than dataset" in bad.error[0].value       # the fixture set has 5 categories

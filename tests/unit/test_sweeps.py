@@ -1,11 +1,13 @@
 """Sweep expansion (grids, the `paper` and `lms` presets, scales) and aggregation across seeds."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
 import pytest
 
+from core.config import TrainConfig
 from core.jobs import sweeps
 from core.jobs.kinds import JobSpecError
 from core.metrics import summarize
@@ -148,3 +150,18 @@ def test_sweep_results_read_train_and_probe_children(tmp_path):
     table = results.aggregate(rows)
     assert table[(table.kind == "probe") & (table.metric == "chat_macro_f1")]["mean"].tolist() == [0.6]
     assert set(table[table.kind == "train"]["metric"]) >= {"seen_category_f1", "seen_chance_f1"}
+
+
+def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size():
+    """The sweep form said "55 jobs" and nothing about the hours they take."""
+    from types import SimpleNamespace
+    spec = {"conditions": ["random"], "ratios": [0, 1], "seeds": [0, 1], "scale": "smoke"}
+    cfg = TrainConfig.from_dict(sweeps.expand(spec)[0]["spec"]["config"])
+
+    def run(minutes, status="finished", **change):
+        return SimpleNamespace(status=status, config=dataclasses.replace(cfg, **change),
+                               epoch_metrics=[{"epoch": 1, "train_seconds": 60.0 * minutes}])
+    done = [run(2), run(4), run(9), run(1, status="partial"), run(50, epochs=7), run(60, max_concepts=20)]
+    assert sweeps.time_estimate(spec, done) == {"train_runs": 4, "minutes": 4.0, "of": 3}
+    assert sweeps.time_estimate(spec, []) == {"train_runs": 4, "minutes": None, "of": 0}
+    assert sweeps.describe_scale("full") == "full: concepts: all, images per concept: all"
