@@ -115,7 +115,9 @@ def show_questions(ds, item, answers: pd.DataFrame | None, split: str | None) ->
         "p_yes": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0, format="%.2f"),
         "answer": st.column_config.CheckboxColumn("true answer"),
         "pred": st.column_config.CheckboxColumn("model says yes"),
-        "seen": st.column_config.CheckboxColumn("seen in training"),
+        "seen": st.column_config.CheckboxColumn("pair seen in training",
+                                                help="the (concept, category) pair was asked in training "
+                                                     "(about other images too); not whether this image was"),
         "correct": st.column_config.CheckboxColumn("correct"),
     })
 
@@ -170,6 +172,10 @@ def main() -> None:
         d.metric("Unseen hypernym macro-F1", _fmt(head["unseen_category_f1"]),
                  help="Per-category yes/no macro-F1 on pairs removed from training. " + coin("unseen_chance_f1"))
     items = filters(ds, split, split_map, summary)
+    if not items and summary is not None and st.session_state.get("browse_seen") == "with unseen" \
+            and int(summary["unseen"].sum()) == 0:
+        st.info(f"No image has an unseen hypernym question: this run's condition "
+                f"({run.config.condition}) removed no (concept, category) pair from training.")
     grid(ds, items, summary, answers, split)
 
 

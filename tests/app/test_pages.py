@@ -157,6 +157,9 @@ def test_browse_shows_grid_filters_and_run_scores(data_dir):
     assert 0 < len(at.get("image")) < n_images
     scored = [c.value for c in at.caption if ":material/" in c.value]
     assert scored and all(":red[:material/cancel:]" in c for c in scored)
+    at.radio(key="browse_correct").set_value("any")
+    at.radio(key="browse_seen").set_value("with unseen").run()           # the condition "none" removed nothing
+    assert not at.exception and "removed no (concept, category) pair from training" in texts(at)
 
 
 def test_browse_without_runs_shows_the_dataset(data_dir):
