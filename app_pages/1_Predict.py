@@ -133,7 +133,8 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
             st.markdown("**Category scores**")
             st.plotly_chart(figures.category_bars(pred["categories"]), width="stretch",
                             key=f"cats_{slot}_{digest}", config={"displayModeBar": False})
-        beyond_vocabulary(run, image, digest, best["concept"], concept=concept, slot=slot)
+        above = {node["synset"] for chain in pred["chains"] for node in chain}
+        beyond_vocabulary(run, image, digest, best["concept"], concept=concept, slot=slot, above=above)
 
 
 def upload_tab(run) -> None:
@@ -203,15 +204,17 @@ def _lens(run_dir: str, stamp: float, digest: str, _image) -> dict:  # noqa: ARG
     return _predictor(run_dir, stamp).lens(_image)
 
 
-def beyond_vocabulary(run, image, digest: str, best: str, concept: str | None = None, slot: str = "") -> None:
-    """Tabs under one prediction: ask anything, walk WordNet, the logit lens (only the open tab runs)."""
+def beyond_vocabulary(run, image, digest: str, best: str, concept: str | None = None, slot: str = "",
+                      above: set[str] = frozenset()) -> None:
+    """Tabs under one prediction: ask anything, walk WordNet, the logit lens (only the open tab runs).
+    `above`: the synsets of the best guess's hypernym chain."""
     ask, walk, lens = st.tabs(INSIGHT_TABS, key=f"insight_{slot}_{digest}", on_change="rerun")
     if ask.open:
         with ask, common.guard("Asking"):
             ask_panel(run, image, digest, slot)
     if walk.open:
         with walk, common.guard("The open-vocabulary chain"):
-            open_panel(run, image, digest, slot)
+            open_panel(run, image, digest, slot, above)
     if lens.open:
         with lens, common.guard("The logit lens"):
             lens_panel(run, image, digest, best, concept, slot)
@@ -263,11 +266,17 @@ def _answer_rows(answers: list[dict]) -> list[dict]:
             for a in answers]
 
 
-def open_panel(run, image, digest: str, slot: str) -> None:
+def open_panel(run, image, digest: str, slot: str, above: set[str] = frozenset()) -> None:
     stamp = _stamp(run)
     c1, c2, c3, c4 = st.columns([1.6, 1.2, 1, 1])
-    start = c1.selectbox("Start at", list(OPEN_STARTS), format_func=OPEN_STARTS.get,
-                         key=f"open_start_{slot}_{digest}")
+    # start where the best guess's chain passes, the most specific of the starts (organism for a
+    # kangaroo): from the root a checkpoint trained on the dataset's categories stops at once (README)
+    starts = list(OPEN_STARTS)
+    first = next((s for s in ("food.n.02", "organism.n.01", "artifact.n.01", "physical_entity.n.01") if s in above),
+                 "entity.n.01")
+    start = c1.selectbox("Start at", starts, index=starts.index(first), format_func=OPEN_STARTS.get,
+                         key=f"open_start_{slot}_{digest}",
+                         help="preselected where the best guess's hypernym chain passes")
     threshold = c2.slider("Confident at P(yes) ≥", 0.5, 0.95, 0.5, 0.05, key=f"open_threshold_{slot}_{digest}")
     beam = int(c3.number_input("Beam", 1, 5, 2, key=f"open_beam_{slot}_{digest}",
                                help="confident nodes expanded per level"))

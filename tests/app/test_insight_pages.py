@@ -98,6 +98,9 @@ def test_predict_streams_the_open_chain(data_dir, monkeypatch):
     at, _, digest = _predict_page(data_dir, monkeypatch)
     at.session_state[f"insight_upload0_{digest}"] = "Open-vocabulary chain"
     at.run()
+    # preselected where the best guess's chain passes (dog -> ... -> organism), not the root
+    assert at.button(key=f"open_go_upload0_{digest}").label == "Walk WordNet from organism"
+    at.selectbox(key=f"open_start_upload0_{digest}").set_value("entity.n.01").run()
     assert at.button(key=f"open_go_upload0_{digest}").label == "Walk WordNet from the root (entity)"
     at.button(key=f"open_go_upload0_{digest}").click().run()
     assert not at.exception, [e.value for e in at.exception]

@@ -309,7 +309,8 @@ class _FakePredictor:
         self.seen.append(image.size)
         self.full.append(full)
         chain = [ChainNode("dog.n.01", "dog", 0.9, False), ChainNode("canine.n.02", "canine", 0.7, False),
-                 ChainNode("animal.n.01", "animal", 0.8, True, "animal")]
+                 ChainNode("animal.n.01", "animal", 0.8, True, "animal"),
+                 ChainNode("organism.n.01", "organism", 0.6, False)]
         return Prediction("fake", "dog", self.leaves, [chain],
                           [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}],
                           shortlist=0 if full else self.shortlist, reads=self.reads)
