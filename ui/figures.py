@@ -71,7 +71,10 @@ def chain_figure(chains: Sequence[Sequence], title: str | None = None) -> go.Fig
                 "symbol": ["diamond" if nodes[s].is_category else "circle" for s in order],
                 "color": [nodes[s].p_yes for s in order], "colorscale": P_SCALE, "cmin": 0, "cmax": 1,
                 "line": {"color": "#222", "width": [3 if nodes[s].is_category else 1 for s in order]}},
-        text=[text[s] for s in order], cliponaxis=False,       # labels may run into the margins
+        # labels may run into the margins; padded with no-break spaces off the marker (a diamond is
+        # drawn wider than its size and covered the label's first letter), in a dark grey that reads
+        text=[f"{text[s]}\u00a0\u00a0" if s in left else f"\u00a0\u00a0{text[s]}" for s in order], cliponaxis=False,
+        textfont={"color": "#333", "size": 12},
         textposition=["middle left" if s in left else "middle right" for s in order],
         customdata=[[s, "dataset category" if nodes[s].is_category else "WordNet node"] for s in order],
         hovertemplate="<b>%{text}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
@@ -79,8 +82,8 @@ def chain_figure(chains: Sequence[Sequence], title: str | None = None) -> go.Fig
     depth = max((-y for _, y in pos.values()), default=0)
     xs = [x for x, _ in pos.values()] or [0.0]
     # margins sized to the longest label on each side (about 7 px per character at font size 12)
-    right = max((len(text[s]) for s in order if s not in left), default=0)
-    left_chars = max((len(text[s]) for s in left), default=0)
+    right = max((len(text[s]) + 2 for s in order if s not in left), default=0)
+    left_chars = max((len(text[s]) + 2 for s in left), default=0)
     fig.update_layout(
         title=title, height=max(260, 46 * (depth + 1) + 40),
         margin={"l": 16 + 7 * left_chars, "r": 16 + 7 * right, "t": 40 if title else 10, "b": 10},
