@@ -130,9 +130,17 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                              hide_index=True, width="stretch", column_config={
                                  "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0,
                                                                           format="%.2f")})
-            st.markdown("**Category scores**")
-            st.plotly_chart(figures.category_bars(pred["categories"]), width="stretch",
+            cats = pred["categories"]          # highest first; the best leaf's own ones outlined
+            top = [c for i, c in enumerate(cats) if i < TOP_CATEGORIES or c["of_best"]]
+            st.markdown("**Category scores**" + (f" (top {len(top)} of {len(cats)})" if len(top) < len(cats) else ""))
+            st.plotly_chart(figures.category_bars(top), width="stretch",
                             key=f"cats_{slot}_{digest}", config={"displayModeBar": False})
+            if len(top) < len(cats):
+                with st.expander(f"All {len(cats)} categories"):
+                    st.dataframe([{"category": c["label"], "P(yes)": c["p_yes"]} for c in cats], hide_index=True,
+                                 width="stretch", height=min(600, 35 * len(cats) + 38), column_config={
+                                     "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0,
+                                                                               format="%.2f")})
         above = {node["synset"] for chain in pred["chains"] for node in chain}
         beyond_vocabulary(run, image, digest, best["concept"], concept=concept, slot=slot, above=above)
 
@@ -190,6 +198,8 @@ def gallery_tab(run) -> None:
 # --- beyond the training vocabulary ------------------------------------------------------------
 
 INSIGHT_TABS = ["Ask a question", "Open-vocabulary chain", "Where the image lands in the LM"]
+TOP_CATEGORIES = 12      # category bars shown beside a prediction (plus the best leaf's own); the rest in a table
+
 OPEN_STARTS = {"entity.n.01": "the root (entity)", "physical_entity.n.01": "physical entity",
                "organism.n.01": "organism", "artifact.n.01": "artifact", "food.n.02": "food"}
 

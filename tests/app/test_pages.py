@@ -300,9 +300,11 @@ class _FakePredictor:
     """Stands in for core.predict.Predictor (no models): a fixed prediction for any image."""
     concepts = ["dog"]
 
-    def __init__(self, shortlist: int = 0, reads: list | None = None, leaves: list | None = None):
+    def __init__(self, shortlist: int = 0, reads: list | None = None, leaves: list | None = None,
+                 categories: list | None = None):
         self.seen, self.full, self.shortlist, self.reads = [], [], shortlist, reads or []
         self.leaves = leaves or [{"concept": "dog", "label": "dog", "p_yes": 0.9}]
+        self.categories = categories or [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}]
 
     def predict(self, image, top_k=5, full=False):
         from core.predict import ChainNode, Prediction
@@ -312,7 +314,7 @@ class _FakePredictor:
                  ChainNode("animal.n.01", "animal", 0.8, True, "animal"),
                  ChainNode("organism.n.01", "organism", 0.6, False)]
         return Prediction("fake", "dog", self.leaves, [chain],
-                          [{"category": "animal", "label": "animal", "p_yes": 0.8, "of_best": True}],
+                          self.categories,
                           shortlist=0 if full else self.shortlist, reads=self.reads)
 
 
@@ -345,6 +347,26 @@ def test_predict_says_when_the_best_guess_is_a_close_call(data_dir, monkeypatch)
     at.run()
     assert not at.exception
     assert "A close call: wolf 0.95 is within 0.05 of it; the chain is drawn for the best guess only." in texts(at)
+
+
+def test_predict_shows_the_top_categories_and_the_rest_in_a_table(data_dir, monkeypatch):
+    """Reported: 40 category bars stacked ~800 px tall in the narrow column, 30 of them at 0.00."""
+    from core import predict
+    cats = [{"category": f"c{i}", "label": f"cat {i}", "p_yes": 1 - i / 40, "of_best": i == 30} for i in range(40)]
+    monkeypatch.setattr(predict.Predictor, "load",
+                        classmethod(lambda cls, run_dir, device=None: _FakePredictor(categories=cats)))
+    fake_run(small_cfg(seed=7))
+    at = run_page("app_pages/1_Predict.py")
+    at.get("file_uploader")[0].set_value([("many.png", png_bytes("green"), "image/png")])
+    at.run()
+    assert not at.exception
+    bars = next(c for c in at.get("plotly_chart") if '"orientation":"h"' in c.proto.spec.replace(" ", ""))
+    import json
+    shown = json.loads(bars.proto.spec)["data"][0]["y"]
+    assert len(shown) == 13 and "cat 30" in shown and "cat 12" not in shown      # top 12 + the best leaf's own
+    assert any("(top 13 of 40)" in m.value for m in at.markdown)
+    assert at.expander and at.expander[0].label == "All 40 categories"
+    assert len(next(df.value for df in at.dataframe if "category" in df.value.columns)) == 40
 
 
 def test_predict_shows_what_a_posterior_projector_reads_beside_the_answers(data_dir, monkeypatch):
