@@ -167,8 +167,9 @@ def gallery_tab(run) -> None:
     ds = common.dataset(run.config.dataset)         # main() checked it is there
     trained_on = _predictor_vocabulary(run)
     c1, c2, c3 = st.columns([2, 2, 1.2], vertical_alignment="bottom")
-    own = c3.toggle("Trained only", value=True, key="gallery_own",
-                    help="only the concepts this checkpoint was trained on; switch off to try the others too")
+    own = c3.toggle("Trained concepts only", value=True, key="gallery_own",
+                    help="only the concepts this checkpoint was trained on (their images are marked train, val or "
+                         "test: the checkpoint's own split); switch off to try the others too")
     pool = sorted(c for c in ds.concepts if not own or c in trained_on)
     categories = sorted({k for c in pool for k in ds.concepts[c].categories}, key=lambda k: ds.categories[k].label)
     category = c1.selectbox("Category", [None] + categories, key="gallery_category",
@@ -181,8 +182,11 @@ def gallery_tab(run) -> None:
     if not items:
         st.info("No images to pick from.")
         return
-    st.image([str(item.path) for item in items], caption=[item.style for item in items], width=120)
-    item = st.radio("Image to predict", items, format_func=lambda it: it.style, horizontal=True,
+    # which of the checkpoint's splits each image is in: a training image says little about grounding
+    split = common.image_split(run) if concept in trained_on else {}
+    role = lambda it: f"{it.style} · {split[it.id]}" if it.id in split else it.style
+    st.image([str(item.path) for item in items], caption=[role(item) for item in items], width=120)
+    item = st.radio("Image to predict", items, format_func=role, horizontal=True,
                     key=f"gallery_pick_{concept}")
     try:
         image = load_image(item.path)
@@ -190,7 +194,8 @@ def gallery_tab(run) -> None:
         st.error(str(exc))
         return
     in_vocab = concept in trained_on
-    truth = ds.concepts[concept].label + ("" if in_vocab else " (not in this checkpoint's training concepts)")
+    truth = ds.concepts[concept].label + (f" (a {split[item.id]} image of this checkpoint)" if item.id in split else
+                                          "" if in_vocab else " (not in this checkpoint's training concepts)")
     show_prediction(run, f"{ds.concepts[concept].label} ({item.style})", image, item.id, truth=truth,
                     slot="gallery", concept=concept)
 

@@ -19,12 +19,6 @@ def _answers(run_dir: str, split: str, stamp: float) -> pd.DataFrame:  # noqa: A
     return runs.read_answers(run_dir, split)
 
 
-@st.cache_resource(show_spinner="Rebuilding the run's data split…", max_entries=4)
-def _split_of(run_dir: str, stamp: str):  # noqa: ARG001 - stamp keys the cache
-    from core import rundata, runs
-    return rundata.image_split(runs.load_run(run_dir).config)
-
-
 def choose_run():
     """(run, split) of an evaluated run, or (None, None) to browse the dataset alone."""
     evaluated = [r for r in common.runs_list() if r.evaluated]
@@ -160,7 +154,7 @@ def main() -> None:
         csv_path = runs.eval_dir(run.path, split) / runs.QUESTIONS_CSV
         answers = _answers(str(run.path), split, csv_path.stat().st_mtime)
         summary = image_summary(answers)
-        split_map = _split_of(str(run.path), run.checkpoint.get("updated") or run.created or "")
+        split_map = common.image_split(run)
         from core import metrics, results
         head = metrics.headline(results.load_eval(run.path, split) or {})
         coin = lambda key: f"A fair coin on the same questions: {_fmt(head[key])}"

@@ -94,6 +94,17 @@ def runs_list():
     return _runs(data_key())
 
 
+@st.cache_resource(show_spinner="Rebuilding the run's data split…", max_entries=4)
+def _image_split(run_dir: str, stamp: str) -> dict:  # noqa: ARG001 - stamp keys the cache
+    from core import rundata, runs
+    return rundata.image_split(runs.load_run(run_dir).config)
+
+
+def image_split(run) -> dict[str, str]:
+    """{image id: "train" | "val" | "test"} of a run's own (sub)set, rebuilt once per checkpoint."""
+    return _image_split(str(run.path), run.checkpoint.get("updated") or run.created or "")
+
+
 def refresh_runs() -> None:
     """Forget the cached run list and preferred checkpoint (a run just finished and the page is
     about to show it)."""

@@ -369,6 +369,27 @@ def test_predict_shows_the_top_categories_and_the_rest_in_a_table(data_dir, monk
     assert len(next(df.value for df in at.dataframe if "category" in df.value.columns)) == 40
 
 
+def test_the_gallery_marks_each_image_with_the_checkpoints_split(data_dir, monkeypatch):
+    """Reported: nothing said whether a gallery image had been trained on."""
+    from core import predict, rundata
+    from core.data import datasets
+    run_dir = fake_run(small_cfg(seed=7))
+    split = rundata.image_split(runs.load_run(run_dir).config)
+    ds = datasets.load_dataset("concepts")
+    concept = next(c for c in sorted(ds.concepts) if any(im.id in split for im in ds.images_of(c)))
+    fake = _FakePredictor()
+    fake.concepts = [concept]                       # the checkpoint's vocabulary: this one concept
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: fake))
+    at = run_page("app_pages/1_Predict.py")
+    at.session_state["predict_tab"] = "Pick from the dataset"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    images = ds.images_of(concept)
+    radio = at.radio(key=f"gallery_pick_{concept}")
+    assert radio.options == [f"{im.style} · {split[im.id]}" if im.id in split else im.style for im in images]
+    assert f"(a {split[images[0].id]} image of this checkpoint)" in texts(at)
+
+
 def test_predict_shows_what_a_posterior_projector_reads_beside_the_answers(data_dir, monkeypatch):
     from core import predict
     reads = [{"concept": "wolf", "label": "wolf", "share": 0.6}, {"concept": "dog", "label": "dog", "share": 0.3}]
