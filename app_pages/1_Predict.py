@@ -367,9 +367,12 @@ def lens_panel(run, image, digest: str, best: str, concept: str | None, slot: st
     best_cos = max(t["nearest"][0]["score"] for t in tokens)
     far = (f" The closest word is at cosine {best_cos:.2f}: the image token sits far from every word, so it "
            f"speaks to the LM through directions no single token has.") if best_cos < 0.3 else ""
+    shown_ids = {n["id"] for tok in tokens for n in tok["nearest"]} | {n["id"] for n in view["next"]} \
+        | {n["id"] for n in view["baseline_next"]}
+    hits = "" if shown_ids & set(highlight) else " None of the tokens below is one of them: every bar is grey."
     st.caption(f"Image tokens are {ratio:.1f}× as long as a typical text token (median input-embedding norm "
                f"{view['token_norm']:.2f}).{far} Green = the first token of "
-               f"{' / '.join(dict.fromkeys(words_of)) or 'the concept'}'s name, blue = of a hypernym.")
+               f"{' / '.join(dict.fromkeys(words_of)) or 'the concept'}'s name, blue = of a hypernym.{hits}")
     left, right = st.columns(2)
     with left:
         st.markdown("**Nearest tokens of the image token" + ("s" if len(tokens) > 1 else "") + "** (cosine, "
@@ -390,7 +393,7 @@ def lens_panel(run, image, digest: str, best: str, concept: str | None, slot: st
         if view["lifted"]:
             st.markdown("**Made likelier by the image** (log ratio to the start text alone)")
             st.dataframe([{"token": t["shown"], "P after image": t["score"], "P without": t["baseline"],
-                           "log ratio": t["log_ratio"], "": highlight.get(t["id"], "")} for t in view["lifted"]],
+                           "log ratio": t["log_ratio"], "marked": highlight.get(t["id"], "")} for t in view["lifted"]],
                          hide_index=True, width="stretch", column_config={
                              "P after image": st.column_config.NumberColumn(format="%.4f"),
                              "P without": st.column_config.NumberColumn(format="%.5f"),

@@ -120,7 +120,9 @@ def test_predict_shows_the_logit_lens(data_dir, monkeypatch):
     assert "6.0× as long as a typical text token" in texts(at)
     assert len(at.get("plotly_chart")) == 2 + 3               # nearest, next, next without the image
     lifted = next(df.value for df in at.dataframe if "log ratio" in df.value.columns)
-    assert list(lifted["token"]) == ["␣dog"]
+    assert list(lifted["token"]) == ["␣dog"] and list(lifted["marked"]) == [""]
+    # the fake's vocabulary has no words to mark: the caption says no bar is coloured
+    assert "None of the tokens below is one of them: every bar is grey." in texts(at)
 
 
 # --- Geometry: trees against WordNet, the logit lens per category ----------------------------------
