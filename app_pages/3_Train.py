@@ -48,6 +48,11 @@ def train_form(ds) -> None:
     encoders = common.model_ids("image encoder") or [defaults.encoder]
     lms = common.model_ids("language model") or [defaults.lm]
     condition = condition_picker(ds)
+    st.caption("The form starts at the default config, the study's recipe, and trains one stage. Predict's "
+               "shipped checkpoint is two: the probe-posterior input with two augmented views, then a leaf stage "
+               "started from it with its own learning rate, epochs and ranking options (core.config.LEAF_STAGE), "
+               "in one command: `taxolens train --projector-input posterior --augment-views 2 --rank-soft 1 "
+               "--leaf-stage` (README, \"The shipped default checkpoint\").")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
         encoder = c1.selectbox("Image encoder", encoders, index=_index(encoders, defaults.encoder))
