@@ -1,7 +1,8 @@
 """Predict page: upload images (or pick dataset images) and see what a trained checkpoint thinks —
 top leaf guesses, the hypernym chain from leaf to root with P(yes) per node, and category scores.
 Below each image, beyond the training vocabulary: any yes/no question about it, an open-vocabulary
-chain (WordNet walked down from the root, streamed as it is scored), and where its image tokens land
+chain (WordNet walked down from a start node -- where the best guess's chain passes, or the root --
+streamed as it is scored), and where its image tokens land
 in the LM (nearest tokens, logit lens).
 
 Each file is loaded through core.images.load_image on its own, so a broken file gets its own
@@ -132,7 +133,10 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                                                                           format="%.2f")})
             cats = pred["categories"]          # highest first; the best leaf's own ones outlined
             top = [c for i, c in enumerate(cats) if i < TOP_CATEGORIES or c["of_best"]]
-            st.markdown("**Category scores**" + (f" (top {len(top)} of {len(cats)})" if len(top) < len(cats) else ""))
+            extra = len(top) - min(TOP_CATEGORIES, len(cats))       # the best guess's own, below the top
+            st.markdown("**Category scores**" + (f" (top {TOP_CATEGORIES} of {len(cats)}"
+                                                 + (", and the best guess's own" if extra else "") + ")"
+                                                 if len(top) < len(cats) else ""))
             st.plotly_chart(figures.category_bars(top), width="stretch",
                             key=f"cats_{slot}_{digest}", config={"displayModeBar": False})
             if len(top) < len(cats):
@@ -206,7 +210,8 @@ INSIGHT_TABS = ["Ask a question", "Open-vocabulary chain", "Where the image land
 TOP_CATEGORIES = 12      # category bars shown beside a prediction (plus the best leaf's own); the rest in a table
 
 OPEN_STARTS = {"entity.n.01": "the root (entity)", "physical_entity.n.01": "physical entity",
-               "organism.n.01": "organism", "artifact.n.01": "artifact", "food.n.02": "food"}
+               "organism.n.01": "organism", "artifact.n.01": "artifact", "food.n.01": "food or drink (nutrient)",
+               "food.n.02": "food (solid)"}
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
@@ -287,8 +292,8 @@ def open_panel(run, image, digest: str, slot: str, above: set[str] = frozenset()
     # start where the best guess's chain passes, the most specific of the starts (organism for a
     # kangaroo): from the root a checkpoint trained on the dataset's categories stops at once (README)
     starts = list(OPEN_STARTS)
-    first = next((s for s in ("food.n.02", "organism.n.01", "artifact.n.01", "physical_entity.n.01") if s in above),
-                 "entity.n.01")
+    first = next((s for s in ("food.n.02", "food.n.01", "organism.n.01", "artifact.n.01", "physical_entity.n.01")
+                  if s in above), "entity.n.01")
     start = c1.selectbox("Start at", starts, index=starts.index(first), format_func=OPEN_STARTS.get,
                          key=f"open_start_{slot}_{digest}",
                          help="preselected where the best guess's hypernym chain passes")
@@ -368,7 +373,7 @@ def lens_panel(run, image, digest: str, best: str, concept: str | None, slot: st
     far = (f" The closest word is at cosine {best_cos:.2f}: the image token sits far from every word, so it "
            f"speaks to the LM through directions no single token has.") if best_cos < 0.3 else ""
     shown_ids = {n["id"] for tok in tokens for n in tok["nearest"]} | {n["id"] for n in view["next"]} \
-        | {n["id"] for n in view["baseline_next"]}
+        | {n["id"] for n in view["baseline_next"]} | {n["id"] for n in view["lifted"]}
     hits = "" if shown_ids & set(highlight) else " None of the tokens below is one of them: every bar is grey."
     st.caption(f"Image tokens are {ratio:.1f}× as long as a typical text token (median input-embedding norm "
                f"{view['token_norm']:.2f}).{far} Green = the first token of "

@@ -109,9 +109,10 @@ def show_questions(ds, item, answers: pd.DataFrame | None, split: str | None) ->
         "p_yes": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0, format="%.2f"),
         "answer": st.column_config.CheckboxColumn("true answer"),
         "pred": st.column_config.CheckboxColumn("model says yes"),
-        "seen": st.column_config.CheckboxColumn("pair seen in training",
-                                                help="the (concept, category) pair was asked in training "
-                                                     "(about other images too); not whether this image was"),
+        "seen": st.column_config.CheckboxColumn("pair not withheld",
+                                                help="the condition did not remove this (concept, category) pair "
+                                                     "from training (hypernym questions; leaf questions are "
+                                                     "always ticked); not whether this image was trained on"),
         "correct": st.column_config.CheckboxColumn("correct"),
     })
 
@@ -168,8 +169,8 @@ def main() -> None:
     items = filters(ds, split, split_map, summary)
     if not items and summary is not None and st.session_state.get("browse_seen") == "with unseen" \
             and int(summary["unseen"].sum()) == 0:
-        st.info(f"No image has an unseen hypernym question: this run's condition "
-                f"({run.config.condition}) removed no (concept, category) pair from training.")
+        st.info(f"No question of the {split} split is about a (concept, category) pair this run's condition "
+                f"({run.config.condition}) removed from training.")
     grid(ds, items, summary, answers, split)
 
 

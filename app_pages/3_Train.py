@@ -48,11 +48,12 @@ def train_form(ds) -> None:
     encoders = common.model_ids("image encoder") or [defaults.encoder]
     lms = common.model_ids("language model") or [defaults.lm]
     condition = condition_picker(ds)
-    st.caption("The form starts at the default config, the study's recipe, and trains one stage. Predict's "
-               "shipped checkpoint is two: the probe-posterior input with two augmented views, then a leaf stage "
-               "started from it with its own learning rate, epochs and ranking options (core.config.LEAF_STAGE), "
-               "in one command: `taxolens train --projector-input posterior --augment-views 2 --rank-soft 1 "
-               "--leaf-stage` (README, \"The shipped default checkpoint\").")
+    st.caption("The form starts at the default config, the study's recipe; a second stage is a run with Start "
+               "from run set. Predict's shipped checkpoint is two stages, the probe-posterior input with two "
+               "augmented views, then a leaf stage with its own learning rate, epochs and ranking options "
+               "(core.config.LEAF_STAGE), trained, evaluated and installed by one command: `taxolens train "
+               "--projector-input posterior --augment-views 2 --rank-soft 1 --leaf-stage --ship` (README, "
+               "\"The shipped default checkpoint\").")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
         encoder = c1.selectbox("Image encoder", encoders, index=_index(encoders, defaults.encoder))
@@ -215,33 +216,44 @@ PRESET_TEXT = {
 }
 
 
+@st.cache_data(show_spinner=False, ttl=10)
+def _estimate(preset: str, scale: str, data_dir: str) -> dict:  # noqa: ARG001 - keys the cache
+    """sweeps.time_estimate for a preset (it reads every run's records: not on every rerun)."""
+    from core.jobs import sweeps
+    return sweeps.time_estimate(sweeps.resolve({"preset": preset, "scale": scale}), common.runs_list())
+
+
 def sweep_form() -> None:
     from core.jobs import sweeps
 
     name = st.selectbox("Preset", list(sweeps.PRESETS), key="sweep_preset")
     st.markdown(PRESET_TEXT[name])
-    with st.form("sweep_form"):
-        scale = st.selectbox("Scale", list(sweeps.SCALES), index=list(sweeps.SCALES).index(sweeps.DEFAULT_SCALE),
-                             format_func=sweeps.describe_scale,
-                             help="smoke = seconds per job, a pipeline check; cpu = sized for this "
-                                  "machine overnight; full = the whole dataset (GPU)")
-        one_job = st.checkbox("As one job: runs that share the LM train together", False,
-                              help="one job trains every run of the sweep, each update one LM pass over all "
-                                   "their batches (one copy of the models; far faster on a GPU); each run is "
-                                   "still recorded, validated and resumable on its own")
-        submitted = st.form_submit_button("Queue the sweep")
+    # no st.form: the job count and the time estimate follow the scale as it is chosen
+    scale = st.selectbox("Scale", list(sweeps.SCALES), index=list(sweeps.SCALES).index(sweeps.DEFAULT_SCALE),
+                         format_func=sweeps.describe_scale, key="sweep_scale",
+                         help="smoke = seconds per job, a pipeline check; cpu = sized for this "
+                              "machine overnight; full = the whole dataset (GPU)")
+    one_job = st.checkbox("As one job: runs that share the LM train together", False, key="sweep_one_job",
+                          help="one job trains every run of the sweep, each update one LM pass over all "
+                               "their batches (one copy of the models; far faster on a GPU); each run is "
+                               "still recorded, validated and resumable on its own")
     source = {"preset": name, "scale": scale}
     grid = sweeps.resolve(source)
     n_jobs = len(sweeps.expand(grid))
-    took = sweeps.time_estimate(grid, common.runs_list())
-    if took["minutes"] is None:
-        when = "no run of this size has finished here yet to time them by"
+    took = _estimate(name, scale, common.data_key())
+    todo = f"{took['to_train']} of its {took['train_runs']} training runs still to train"
+    if not took["to_train"]:
+        when = "every one is finished here and is reused"
+    elif took["minutes"] is None:
+        when = "no run of this size and these models has finished here yet to time them by"
     else:
-        hours = took["train_runs"] * took["minutes"] / 60
-        when = (f"runs of this size took {took['minutes']:.1f} min each here (median of {took['of']} finished), "
-                f"so about {hours:.1f} h one after another" + (", less as one job" if not one_job else ""))
-    st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale}, {took['train_runs']} of them training "
-               f"runs: {when}. Runs already finished are reused, not trained again.")
+        hours = took["to_train"] * took["minutes"] / 60
+        when = (f"runs of this size and these models took {took['minutes']:.1f} min each here (median of "
+                f"{took['of']} finished), so about {hours:.1f} h of training one run at a time"
+                + (" (as one job, runs that share the LM train together: less)" if one_job else ""))
+    st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale}; {todo}: {when}. Runs already finished are "
+               f"reused, not trained again.")
+    submitted = st.button("Queue the sweep", key="sweep_queue")
     if submitted:
         from core import jobs as jobs_api
         try:

@@ -101,7 +101,12 @@ def _image_split(run_dir: str, stamp: str) -> dict:  # noqa: ARG001 - stamp keys
 
 
 def image_split(run) -> dict[str, str]:
-    """{image id: "train" | "val" | "test"} of a run's own (sub)set, rebuilt once per checkpoint."""
+    """{image id: "train" | "val" | "test"} of a run's own (sub)set, rebuilt once per checkpoint; {}
+    for a run trained on another version of its dataset than the installed one (its split was of
+    other images: rebuilt on these it would be wrong)."""
+    from core import runs
+    if run.checkpoint and not runs.DatasetVersions().checkpoint_is_current(run.checkpoint, run.config.dataset):
+        return {}
     return _image_split(str(run.path), run.checkpoint.get("updated") or run.created or "")
 
 

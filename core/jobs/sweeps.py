@@ -236,7 +236,8 @@ def sweep_name(grid: dict) -> str:
 
 
 def describe_scale(scale: str) -> str:
-    """"cpu: up to 80 concepts, every image" for a scale's defaults, as a form shows it."""
+    """"cpu: concepts: 80, images per concept: all" for a scale's defaults, as a form shows it (a limit
+    the dataset does not reach is recorded as all)."""
     parts = []
     for key, value in SCALES[scale].items():
         what = key.replace("max_concepts", "concepts").replace("images_per_concept", "images per concept")
@@ -244,23 +245,27 @@ def describe_scale(scale: str) -> str:
     return f"{scale}: " + ", ".join(parts)
 
 
-def time_estimate(grid: dict, finished_runs: list) -> dict:
-    """How long a sweep's training runs took here before: {"train_runs": n, "minutes": the median
-    training minutes of finished runs on disk of the same data size and epochs (None without any),
-    "of": how many runs that median is of}. `finished_runs`: runs.RunInfo of this machine's runs
-    (the app passes its cached list)."""
+def time_estimate(grid: dict, known_runs: list) -> dict:
+    """What a sweep would train here and how long such runs took: {"train_runs": its training runs,
+    "to_train": those without a finished run to reuse, "minutes": the median training minutes of
+    finished runs on disk with the same data size, epochs and models, on the installed dataset (None
+    without any), "of": how many runs that median is of}. `known_runs`: runs.RunInfo of this
+    machine's runs (the app passes its cached list)."""
     from core import runs
     versions = runs.DatasetVersions()
 
     def size(cfg: TrainConfig) -> tuple:
         cfg = versions.as_recorded(cfg)
-        return cfg.dataset, cfg.max_concepts, cfg.images_per_concept, cfg.epochs
+        return cfg.dataset, cfg.max_concepts, cfg.images_per_concept, cfg.epochs, cfg.encoder, cfg.lm, cfg.lm_init
 
     trains = [TrainConfig.from_dict(j["spec"]["config"]) for j in expand(grid) if j["kind"] == "train"]
+    reusable = runs.ReusableRuns(versions)
+    to_train = sum(reusable.take(c, resume=False) is None for c in trains)     # finished ones only: no claim
     sizes = {size(c) for c in trains}
     minutes = []
-    for info in finished_runs:
-        if info.status != "finished" or size(info.config) not in sizes:
+    for info in known_runs:
+        if info.status != "finished" or size(info.config) not in sizes \
+                or not versions.checkpoint_is_current(info.checkpoint, info.config.dataset):
             continue
         seconds = [e.get("train_seconds") for e in info.epoch_metrics
                    if isinstance(e, dict) and isinstance(e.get("train_seconds"), (int, float))]
@@ -269,7 +274,7 @@ def time_estimate(grid: dict, finished_runs: list) -> dict:
     minutes.sort()
     median = (minutes[len(minutes) // 2] if len(minutes) % 2 else
               (minutes[len(minutes) // 2 - 1] + minutes[len(minutes) // 2]) / 2) if minutes else None
-    return {"train_runs": len(trains), "minutes": median, "of": len(minutes)}
+    return {"train_runs": len(trains), "to_train": to_train, "minutes": median, "of": len(minutes)}
 
 
 # -- results -------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def test_browse_shows_grid_filters_and_run_scores(data_dir):
     assert scored and all(":red[:material/cancel:]" in c for c in scored)
     at.radio(key="browse_correct").set_value("any")
     at.radio(key="browse_seen").set_value("with unseen").run()           # the condition "none" removed nothing
-    assert not at.exception and "removed no (concept, category) pair from training" in texts(at)
+    assert not at.exception and "No question of the test split is about a (concept, category) pair" in texts(at)
 
 
 def test_browse_without_runs_shows_the_dataset(data_dir):
@@ -364,7 +364,7 @@ def test_predict_shows_the_top_categories_and_the_rest_in_a_table(data_dir, monk
     import json
     shown = json.loads(bars.proto.spec)["data"][0]["y"]
     assert len(shown) == 13 and "cat 30" in shown and "cat 12" not in shown      # top 12 + the best leaf's own
-    assert any("(top 13 of 40)" in m.value for m in at.markdown)
+    assert any("(top 12 of 40, and the best guess's own)" in m.value for m in at.markdown)
     assert at.expander and at.expander[0].label == "All 40 categories"
     assert len(next(df.value for df in at.dataframe if "category" in df.value.columns)) == 40
 
@@ -599,10 +599,14 @@ def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkey
     assert preset.options == list(sweeps.PRESETS) and preset.value == "paper"
     preset.set_value("lms").run()
     assert any("The **lms** preset" in m.value for m in at.markdown)
-    assert any(" jobs in the lms preset at scale cpu, " in c.value and "no run of this size has finished here yet"
+    assert any(" jobs in the lms preset at scale cpu; " in c.value and "no run of this size and these models has finished"
                in c.value for c in at.caption)
     assert "cpu: concepts: 80, images per concept: all" in next(s for s in at.selectbox if s.label == "Scale").options
     next(s for s in at.selectbox if s.label == "Preset").set_value("paper").run()
+    at.selectbox(key="sweep_scale").set_value("smoke").run()              # the caption follows the scale
+    assert any(" jobs in the paper preset at scale smoke; " in c.value for c in at.caption)
+    assert not JobStore().list()                                          # choosing queues nothing
+    at.selectbox(key="sweep_scale").set_value("cpu").run()
     bad = next(b for b in at.button if b.label == "Queue the sweep").click().run()
     assert "more categories than dataset" in bad.error[0].value       # the fixture set has 5 categories
     # a grid this fixture can hold, under the paper preset's name

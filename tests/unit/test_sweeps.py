@@ -152,16 +152,23 @@ def test_sweep_results_read_train_and_probe_children(tmp_path):
     assert set(table[table.kind == "train"]["metric"]) >= {"seen_category_f1", "seen_chance_f1"}
 
 
-def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size():
+def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size(tmp_path, monkeypatch):
     """The sweep form said "55 jobs" and nothing about the hours they take."""
     from types import SimpleNamespace
+
+    from core import runs
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))          # no dataset installed: every run current
     spec = {"conditions": ["random"], "ratios": [0, 1], "seeds": [0, 1], "scale": "smoke"}
     cfg = TrainConfig.from_dict(sweeps.expand(spec)[0]["spec"]["config"])
 
     def run(minutes, status="finished", **change):
-        return SimpleNamespace(status=status, config=dataclasses.replace(cfg, **change),
+        return SimpleNamespace(status=status, config=dataclasses.replace(cfg, **change), checkpoint={},
                                epoch_metrics=[{"epoch": 1, "train_seconds": 60.0 * minutes}])
-    done = [run(2), run(4), run(9), run(1, status="partial"), run(50, epochs=7), run(60, max_concepts=20)]
-    assert sweeps.time_estimate(spec, done) == {"train_runs": 4, "minutes": 4.0, "of": 3}
-    assert sweeps.time_estimate(spec, []) == {"train_runs": 4, "minutes": None, "of": 0}
+    done = [run(2), run(4), run(9), run(1, status="partial"), run(50, epochs=7), run(60, max_concepts=20),
+            run(70, lm="gemma3-270m")]
+    assert sweeps.time_estimate(spec, done) == {"train_runs": 4, "to_train": 4, "minutes": 4.0, "of": 3}
+    assert sweeps.time_estimate(spec, []) == {"train_runs": 4, "to_train": 4, "minutes": None, "of": 0}
+    finished = runs.create_run_dir(cfg)                          # one of the four is done here: reused
+    runs.write_json(runs.checkpoint_json(finished), {"status": "finished", "epoch": 1})
+    assert sweeps.time_estimate(spec, [])["to_train"] == 3
     assert sweeps.describe_scale("full") == "full: concepts: all, images per concept: all"
