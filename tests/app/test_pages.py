@@ -335,31 +335,30 @@ def test_predict_shows_good_uploads_next_to_bad_ones(data_dir, monkeypatch):
     assert fake.seen == [(32, 32)]
 
 
-def test_predict_says_when_the_best_guess_is_a_close_call(data_dir, monkeypatch):
-    """Reported: "Best guess: frog P(yes) 0.97" was stated flatly with kangaroo at 0.95 below it."""
+def _predict_one_upload(monkeypatch, fake: _FakePredictor) -> AppTest:
+    """The Predict page after one upload, answered by `fake`."""
     from core import predict
-    leaves = [{"concept": c, "label": c, "p_yes": p} for c, p in (("dog", 0.97), ("wolf", 0.95), ("cat", 0.5))]
-    monkeypatch.setattr(predict.Predictor, "load",
-                        classmethod(lambda cls, run_dir, device=None: _FakePredictor(leaves=leaves)))
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: fake))
     fake_run(small_cfg(seed=7))
     at = run_page("app_pages/1_Predict.py")
-    at.get("file_uploader")[0].set_value([("close.png", png_bytes("green"), "image/png")])
+    at.get("file_uploader")[0].set_value([("one.png", png_bytes("green"), "image/png")])
     at.run()
-    assert not at.exception
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_predict_says_when_the_best_guess_is_a_close_call(data_dir, monkeypatch):
+    """Reported: "Best guess: frog P(yes) 0.97" was stated flatly with kangaroo at 0.95 below it."""
+    leaves = [{"concept": c, "label": c, "p_yes": p} for c, p in (("dog", 0.97), ("wolf", 0.95), ("cat", 0.91))]
+    at = _predict_one_upload(monkeypatch, _FakePredictor(leaves=leaves))
+    # 0.91 is 0.06 below: not within it
     assert "A close call: wolf 0.95 is within 0.05 of it; the chain is drawn for the best guess only." in texts(at)
 
 
 def test_predict_shows_the_top_categories_and_the_rest_in_a_table(data_dir, monkeypatch):
     """Reported: 40 category bars stacked ~800 px tall in the narrow column, 30 of them at 0.00."""
-    from core import predict
     cats = [{"category": f"c{i}", "label": f"cat {i}", "p_yes": 1 - i / 40, "of_best": i == 30} for i in range(40)]
-    monkeypatch.setattr(predict.Predictor, "load",
-                        classmethod(lambda cls, run_dir, device=None: _FakePredictor(categories=cats)))
-    fake_run(small_cfg(seed=7))
-    at = run_page("app_pages/1_Predict.py")
-    at.get("file_uploader")[0].set_value([("many.png", png_bytes("green"), "image/png")])
-    at.run()
-    assert not at.exception
+    at = _predict_one_upload(monkeypatch, _FakePredictor(categories=cats))
     bars = next(c for c in at.get("plotly_chart") if '"orientation":"h"' in c.proto.spec.replace(" ", ""))
     import json
     shown = json.loads(bars.proto.spec)["data"][0]["y"]
