@@ -22,6 +22,16 @@ def _print_summary(ds: Dataset) -> None:
     width = max((len(k) for k in s["concepts_per_category"]), default=0)
     for k, n in sorted(s["concepts_per_category"].items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {k:<{width}}  {n}")
+    unconfirmed = (ds.info.get("import") or {}).get("unconfirmed_synsets") or []
+    if unconfirmed:
+        print(f"note: for {len(unconfirmed)} concept(s) none of the categories is a WordNet hypernym of the "
+              f"synset given; check the synset (a wrong one gives Predict a wrong chain), unless the category "
+              f"is just named unlike WordNet's words:", file=sys.stderr)
+        for u in unconfirmed[:10]:
+            print(f"  {u['concept']}: {u['synset']} is a {', '.join(u['hypernyms'][:4]) or '?'}; categories "
+                  f"{', '.join(u['categories'])}", file=sys.stderr)
+        if len(unconfirmed) > 10:
+            print(f"  and {len(unconfirmed) - 10} more", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets") -> int:

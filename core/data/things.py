@@ -177,4 +177,27 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
         concepts = [Concept(c, _label(c), t["synset"], tuple(t["categories"]))
                     for c, t in sorted(table.items())]
         return publish(stage, name, f"THINGS-layout import of {root}", concepts, categories, rows,
-                       {"import": {"root": str(root), "csv": str(csv_path)}})
+                       {"import": {"root": str(root), "csv": str(csv_path),
+                                   "unconfirmed_synsets": unconfirmed_synsets(table)}})
+
+
+def unconfirmed_synsets(table: dict[str, dict]) -> list[dict]:
+    """Concepts whose synset has none of their categories among the words of its WordNet hypernyms
+    (or itself): {"concept", "synset", "categories", "hypernyms"} each. Not refused -- a category
+    can be named unlike any WordNet word (on the default set 13 of 385 concepts are so, e.g. "light
+    source") -- but a typo in the synset column (cat -> kat.n.01, the khat shrub) gives Predict a
+    wrong hypernym chain without a word, so the import names them."""
+    found = []
+    for concept, t in sorted(table.items()):
+        if not t["synset"]:
+            continue
+        try:
+            above = sorted(taxonomy.ancestors(t["synset"]))
+            words = {w.lower() for s in [t["synset"], *above] for w in taxonomy.lemma_names(s)}
+        except taxonomy.TaxonomyError:
+            continue
+        if not any(k.replace("_", " ").lower() in words for k in t["categories"]):
+            chain = taxonomy.hypernym_chains(t["synset"])
+            found.append({"concept": concept, "synset": t["synset"], "categories": t["categories"],
+                          "hypernyms": [taxonomy.display_name(s) for s in (chain[0][1:6] if chain else [])]})
+    return found

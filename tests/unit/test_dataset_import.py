@@ -168,3 +168,17 @@ def test_cli_import_reports_problems_with_exit_code_2(tmp_path, data_dir, capsys
     (root / "extra").rmdir()
     assert datasets_cli.main(["import", str(root), str(csv_path), "--name", "mine"]) == 0
     assert "3 concepts, 7 images" in capsys.readouterr().out
+
+
+def test_a_synset_none_of_whose_hypernyms_is_a_category_is_named_not_refused(tmp_path, data_dir, capsys):
+    """Reported: `cat,animal;mammal,kat.n.01` (the khat shrub) imported without a word, so Predict
+    would draw a shrub's chain for it."""
+    rows = ("concept,categories,synset\naardvark,animal,aardvark.n.01\nbat2,animal;sports equipment,\n"
+            "apple,animal;mammal,kat.n.01\n")                   # a wrong synset: khat, a plant and a drug
+    root, csv_path = make_collection(tmp_path, rows)
+    assert datasets_cli.main(["import", str(root), str(csv_path), "--name", "mine"]) == 0
+    err = capsys.readouterr().err
+    assert "note: for 1 concept(s) none of the categories is a WordNet hypernym of the synset given" in err
+    assert "apple: kat.n.01 is a stimulant" in err and "aardvark" not in err     # aardvark.n.01 is an animal
+    (u,) = datasets.load_dataset("mine").info["import"]["unconfirmed_synsets"]
+    assert u["concept"] == "apple" and u["categories"] == ["animal", "mammal"]
