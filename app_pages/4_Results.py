@@ -209,6 +209,8 @@ def main() -> None:
         st.info("Only baselines are evaluated so far; train a run to compare against them.")
     key = st.selectbox("Setting (runs are only compared with runs trained the same way)", options,
                        format_func=results.describe_setting, key="results_setting") if options else None
+    if key is not None:                          # the box cuts a long setting; here it is whole
+        st.caption(results.describe_setting(key))
     chosen = results.in_setting(rows, key) if key is not None else rows
     table = results.aggregated(chosen)
     n_train = sum(r["kind"] == "train" for r in chosen)
@@ -234,7 +236,7 @@ def main() -> None:
                "yes and is never the headline.")
     per_run = results.per_run_table(chosen)
     st.dataframe(per_run, hide_index=True, width="stretch")
-    c1, c2 = st.columns(2)
+    c1, c2, _ = st.columns([1, 1, 2])            # side by side, at the left
     c1.download_button("Per-run metrics (CSV)", per_run.to_csv(index=False).encode(), "taxolens_runs.csv",
                        "text/csv", key="dl_runs")
     c2.download_button("Mean ± CI over seeds (CSV)", table.to_csv(index=False).encode(),
