@@ -34,6 +34,7 @@ def models_table() -> None:
     st.dataframe(common.model_rows(), hide_index=True, width="stretch",
                  column_order=("model", "kind", "weights present", "note", "license", "version"), column_config={
         "weights present": st.column_config.CheckboxColumn("weights present"),
+        "note": st.column_config.TextColumn("note", width="large"),     # the fetch command, whole
     })
     st.caption("Weights come from the package registries at setup (`make assets`); nothing is "
                "downloaded from model hubs.")
