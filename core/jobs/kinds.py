@@ -157,7 +157,9 @@ def sub_progress(progress: Progress, start: float, end: float) -> Progress:
 def _keys(spec: dict, required: set[str], optional: set[str], kind: str) -> None:
     missing = sorted(required - set(spec))
     if missing:
-        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        # the subjects `jobs submit` also takes positionally, as `taxolens evaluate RUN` does
+        positional = {"run": "RUN or --run", "baseline": "BASELINE or --baseline"}
+        flags = ", ".join(positional.get(k, "--" + k.replace("_", "-")) for k in missing)
         raise JobSpecError(f"{kind} job spec is missing {', '.join(missing)} (on the command line: {flags})")
     unknown = sorted(set(spec) - required - optional)
     if unknown:

@@ -161,9 +161,9 @@ def test_submitting_a_baseline_or_evaluation_without_its_subject_names_the_flag(
     """Reported: `jobs submit baseline` said "baseline job spec is missing baseline" without naming
     --baseline, and the positional form of `taxolens baseline majority` was refused."""
     assert cli.main(["jobs", "submit", "baseline"]) == 2
-    assert "missing baseline (on the command line: --baseline)" in capsys.readouterr().err
+    assert "missing baseline (on the command line: BASELINE or --baseline)" in capsys.readouterr().err
     assert cli.main(["jobs", "submit", "evaluate"]) == 2
-    assert "missing run (on the command line: --run)" in capsys.readouterr().err
+    assert "missing run (on the command line: RUN or --run)" in capsys.readouterr().err
     assert cli.main(["jobs", "submit", "baseline", "majority", "--baseline", "image-probe"]) == 2
     assert "two baselines given" in capsys.readouterr().err
     assert cli.main(["jobs", "submit", "evaluate", "some_run", "--run", "other_run"]) == 2   # positional as `evaluate RUN`
