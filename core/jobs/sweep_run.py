@@ -144,6 +144,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     train_jobs = [j["spec"] for j in jobs if j["kind"] == "train"]
     cfgs = [TrainConfig.from_dict(j["config"]) for j in train_jobs]
     dirs = run_dirs(planned["name"], cfgs, sweeps.resolve(planned["source"]))
+    reused = sum(runs.is_finished(d) for d in dirs)      # finished before this sweep started
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -193,8 +194,9 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
     seconds["probes"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
     report(1.0, "done")
-    # runs: every run of the sweep (reused or new); evaluations, baselines, probes: the ones done now
-    return {"name": planned["name"], "runs": [str(d) for d in dirs], "evaluations": len(todo),
+    # runs: every run of the sweep (reused or new); reused: those finished before it started;
+    # evaluations, baselines, probes: the ones done now
+    return {"name": planned["name"], "runs": [str(d) for d in dirs], "reused": reused, "evaluations": len(todo),
             "baselines": baselines, "probes": probes, "manifest": str(manifest_path(planned["name"])),
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 
@@ -210,9 +212,11 @@ def _forget_unstarted(name: str, dirs: list[Path]) -> None:
 
 def results_rows(source) -> list[dict]:
     """sweeps.sweep_results' rows for a sweep run in one process (`sweep show`): every job of the
-    sweep, read from disk -- its runs (named by the manifest) with their test metrics, its baselines'
-    test metrics and its probes' summaries -- for core.results.aggregate. A run trained on another
-    version of its dataset is shown queued, as `sweep run` would train it again."""
+    sweep, read from disk -- its runs with their test metrics (the run the manifest names, else a
+    finished run of the same config that `sweep run` would reuse: one `sweep submit` or `taxolens
+    train` made), its baselines' test metrics and its probes' summaries -- for
+    core.results.aggregate. A run trained on another version of its dataset is shown queued, as
+    `sweep run` would train it again."""
     from core import probe as lm_probe
     from core.evaluate import find_baseline_dir
     from core.results import load_eval
@@ -221,6 +225,7 @@ def results_rows(source) -> list[dict]:
     manifest = runs.read_json(path) if path.is_file() else {"runs": {}}
     versions = runs.DatasetVersions()
     named = manifest_runs(manifest, versions)
+    reusable = None                           # indexed once, when a config is not named (finished ones only)
     rows = []
     for job in sweeps.expand(grid):
         spec = job["spec"]
@@ -239,13 +244,19 @@ def results_rows(source) -> list[dict]:
             metrics = load_eval(d, "test") if d else None
             status = "succeeded" if metrics else "queued"
         else:
-            known = named.get(manifest_key(TrainConfig.from_dict(spec["config"])))
+            cfg = TrainConfig.from_dict(spec["config"])
+            known = named.get(manifest_key(cfg))
             d = Path(known) if known else None
             ck_path = runs.checkpoint_json(d) if d else None
             ck = runs.read_json(ck_path) if ck_path and ck_path.is_file() else None
             status = ck.get("status", "partial") if ck else "queued"
             if ck and not versions.checkpoint_is_current(ck, spec["config"]["dataset"]):
                 d, status = None, "queued"      # trained on another dataset version: runs again
+            if status != "finished":            # what `sweep run` would take instead (no claim: it only reads)
+                reusable = reusable or runs.ReusableRuns(versions)
+                found = reusable.take(cfg, resume=False)
+                if found is not None:
+                    d, status = found, "finished"
             metrics = load_eval(d, "test") if d and d.is_dir() else None
             status = "succeeded" if metrics else status
         rows.append(sweeps.result_row(job["kind"], spec, status, metrics))

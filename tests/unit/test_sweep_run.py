@@ -36,6 +36,7 @@ def test_a_sweep_trains_together_evaluates_and_resumes_without_redoing_work():
     built = len(fake_vlm.FakeVLM.instances)
     again = sweep_run.run_sweep(SPEC)
     assert again["runs"] == done["runs"] and again["evaluations"] == 0 and again["baselines"] == 0
+    assert done["reused"] == 0 and again["reused"] == 7
     assert len(fake_vlm.FakeVLM.instances) == built          # nothing trained or evaluated again
 
 
@@ -233,6 +234,9 @@ def test_a_submitted_sweep_reuses_what_sweep_run_finished_and_trains_the_rest(tm
     assert sorted(runs.baselines_dir().iterdir()) == baseline_folders       # no second majority folder
     assert majority.run_dir in map(str, baseline_folders) and majority.result["metrics"]["test"]
     assert majority.result["reused"] is True
+    # `sweep show spec.json` (no `sweep run` manifest names the submitted runs): every one is found on disk
+    rows = sweep_run.results_rows({**SPEC, "grids": [SPEC["grids"][0], SPEC["grids"][2]]})
+    assert {r["status"] for r in rows} == {"succeeded"} and len(rows) == 7
 
 
 def test_a_run_trained_by_hand_is_reused_by_a_sweep_and_a_plain_train_job_trains_anew():
