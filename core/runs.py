@@ -438,6 +438,11 @@ class ReusableRuns:
         d.pop("device", None)
         return json.dumps(d, sort_keys=True)
 
+    def peek(self, cfg: TrainConfig) -> tuple[Path, bool] | None:
+        """(the run take() would give, whether it is finished), claiming nothing: for a plan."""
+        candidates = sorted(self._found.get(self.key(cfg), []), reverse=True)
+        return (candidates[0][2], candidates[0][0]) if candidates else None
+
     def take(self, cfg: TrainConfig, resume: bool = True) -> Path | None:
         """The newest finished run of `cfg`, else (with `resume`) the newest cancelled one, claimed:
         its record is set to "partial" under a lock shared by every process here, so no second job

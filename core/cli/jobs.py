@@ -28,7 +28,7 @@ from typing import Any
 
 from core.base import ConfigError
 from core.cli.common import add_train_options, read_json_object, train_overrides
-from core.config import number_arg
+from core.config import TrainConfig, number_arg
 from core.jobs import kinds, sweeps
 from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
 
@@ -466,9 +466,18 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
                 normalized = sweeps.normalize(spec, here=False)
                 print(f"taxolens sweep: note: not runnable on this machine as it is: {exc}", file=sys.stderr)
             jobs = normalized["jobs"]
-            print(f"sweep {normalized['name']}: {len(jobs)} jobs (not submitted)")
-            for i, job in enumerate(jobs, 1):
-                print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}")
+            from core import runs
+            reusable = runs.ReusableRuns()
+            plan = []
+            for job in jobs:                 # what each train job would find done or stopped here
+                found = reusable.peek(TrainConfig.from_dict(job["spec"]["config"])) if job["kind"] == "train" else None
+                plan.append("" if found is None else
+                            f"  (reuses {found[0].name})" if found[1] else f"  (resumes {found[0].name})")
+            reused = sum(p.startswith("  (reuses") for p in plan)
+            print(f"sweep {normalized['name']}: {len(jobs)} jobs (not submitted)"
+                  + (f"; {reused} of its runs are finished here and would be reused" if reused else ""))
+            for i, (job, note) in enumerate(zip(jobs, plan), 1):
+                print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}{note}")
             return 0
         if args.together is not None and not args.one_job:
             raise ConfigError("--together applies to --one-job sweeps (and `sweep run`)")

@@ -239,6 +239,31 @@ def test_a_submitted_sweep_reuses_what_sweep_run_finished_and_trains_the_rest(tm
     assert {r["status"] for r in rows} == {"succeeded"} and len(rows) == 7
 
 
+def test_a_dry_run_says_which_runs_are_finished_or_stopped_here(capsys):
+    from core import train
+    from core.config import TrainConfig
+    two = {**SPEC, "name": "two", "grids": [{"conditions": ["cross", "within"], "seeds": [0]}]}
+    cross, within = (TrainConfig.from_dict(j["spec"]["config"]) for j in sweep_run.plan(two)["jobs"])
+    done = train.train(cross)
+    stops = iter([False] * 3 + [True] * 1000)
+    with pytest.raises(train.Cancelled) as stopped:
+        train.train(within, should_stop=lambda: next(stops))
+    capsys.readouterr()
+    assert main(["sweep", "submit", _spec_file(two), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 jobs (not submitted); 1 of its runs are finished here and would be reused" in out
+    assert f"train cross seed 0  (reuses {done.name})" in out
+    assert f"train within seed 0  (resumes {runs.Path(stopped.value.run_dir).name})" in out
+    assert runs.read_json(runs.checkpoint_json(runs.Path(stopped.value.run_dir)))["status"] == "cancelled"  # not claimed
+
+
+def _spec_file(spec: dict) -> str:
+    from core import paths
+    path = paths.data_dir() / "spec.json"
+    path.write_text(json.dumps(spec))
+    return str(path)
+
+
 def test_a_run_trained_by_hand_is_reused_by_a_sweep_and_a_plain_train_job_trains_anew():
     from core import train
     from core.config import TrainConfig
