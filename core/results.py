@@ -226,13 +226,15 @@ def _train_facts(info) -> dict:
             "created": info.created, "finished": ck.get("finished")}
 
 
-def collect(left_out: list[str] | None = None) -> list[dict]:
+def collect(left_out: list[str] | None = None, repeated: list[str] | None = None) -> list[dict]:
     """One row per evaluated run (test split), per baseline and per LM probe on disk:
     {kind: train|baseline|probe, name, baseline, <config fields>, metrics, ...provenance}. A config
     trained twice (two sweeps that ran at once, a rerun) is one row, the newest: the same seed
-    again is not another seed. Runs and baselines measured on another version of their dataset
-    than the installed one are not rows (other images, other splits); their names are appended to
-    `left_out` when given. LM probes read only the concept-category pairs and stay."""
+    again is not another seed; the older runs' names are appended to `repeated` when given. Configs
+    are compared as recorded (a subset limit the data does not reach is no limit). Runs and
+    baselines measured on another version of their dataset than the installed one are not rows
+    (other images, other splits); their names are appended to `left_out` when given. LM probes read
+    only the concept-category pairs and stay."""
     from core import conditions, runs
 
     versions = runs.DatasetVersions()
@@ -249,7 +251,7 @@ def collect(left_out: list[str] | None = None) -> list[dict]:
         metrics = load_eval(info.path, "test")
         if not metrics:
             continue
-        config = info.config.to_dict()
+        config = versions.as_recorded(info.config).to_dict()
         if config.get("init_from"):
             config["init_from"] = first_stage(info.config, configs)
         recorded = (info.checkpoint.get("condition") or {}).get("report")
@@ -262,7 +264,9 @@ def collect(left_out: list[str] | None = None) -> list[dict]:
                      "metrics": metrics, **_train_facts(info)})
     newest: dict[str, dict] = {}
     for row in rows:      # list_runs gives the newest first: it stays, older runs of its config go
-        newest.setdefault(repr(sorted((k, _hashable(row[k])) for k in _config_of(row))), row)
+        kept = newest.setdefault(repr(sorted((k, _hashable(row[k])) for k in _config_of(row))), row)
+        if kept is not row and repeated is not None:
+            repeated.append(row["name"])
     rows = list(newest.values())
     rows += collect_baselines(left_out, versions)
     rows += collect_probes()
@@ -302,12 +306,24 @@ def collect_baselines(left_out: list[str] | None = None, versions=None) -> list[
             if left_out is not None:
                 left_out.append(f"baselines/{folder.name}")
             continue
+        config = _limits_as_recorded(config, versions)
         key = repr(sorted(baseline_identity(config["baseline"], config).items()))
         written = _mtime(runs.eval_dir(folder, "test") / runs.METRICS_JSON)
         if key not in newest or written >= newest[key][0]:
             newest[key] = (written, {"kind": "baseline", "name": f"baselines/{folder.name}", **config,
                                      "metrics": metrics})
     return [row for _, row in sorted(newest.values(), key=lambda t: t[1]["name"])]
+
+
+def _limits_as_recorded(config: dict, versions) -> dict:
+    """A baseline's stored config with its subset limits as a run records them (a limit the data does
+    not reach is none), so it sits beside the runs of the same data."""
+    from core.config import TrainConfig
+    try:
+        cfg = versions.as_recorded(TrainConfig.from_stored({k: v for k, v in config.items() if k != "baseline"}))
+    except (TypeError, ValueError):
+        return config
+    return {**config, "max_concepts": cfg.max_concepts, "images_per_concept": cfg.images_per_concept}
 
 
 def _mtime(path: Path) -> float:
@@ -544,10 +560,11 @@ def left_out_names(left_out: Sequence[str], quote: str = "") -> str:
 
 
 def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetime | None = None,
-                    left_out: Sequence[str] = ()) -> str:
+                    left_out: Sequence[str] = (), repeated: Sequence[str] = ()) -> str:
     """docs/results.md from whatever is on disk: per setting and condition the seen / unseen
     per-category macro-F1 with 95 % t-CIs over seeds, chance, leaf numbers, baselines, LM probes,
-    and per run its device, training time and git commit; `left_out` (collect's) is named in a note."""
+    and per run its device, training time and git commit; `left_out` and `repeated` (collect's) are
+    named in notes."""
     now = now or dt.datetime.now()
     lines = [
         "# TaxoLens results", "",
@@ -564,6 +581,9 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
     if left_out:
         lines += [f"Left out: {len(left_out)} run(s) and baseline(s) measured on another version of their "
                   f"dataset than the one installed (other images and splits): {left_out_names(left_out, '`')}.", ""]
+    if repeated:
+        lines += [f"Counted once: {len(repeated)} older run(s) of a config trained again (the same seed again is "
+                  f"not another seed; the newest run is kept): {left_out_names(repeated, '`')}.", ""]
     train = [r for r in rows if r["kind"] == "train"]
     if not train:
         lines += ["No evaluated training runs yet: train some (`taxolens sweep submit paper`) and run "

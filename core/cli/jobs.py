@@ -526,8 +526,10 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
     done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)
     if not args.no_report:
         left_out: list[str] = []
-        rows = results.collect(left_out)
-        runs.write_text(out, results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out))
+        repeated: list[str] = []
+        rows = results.collect(left_out, repeated)
+        runs.write_text(out, results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out,
+                                                     repeated=repeated))
         done["report"] = str(out)
     emit({k: v for k, v in done.items() if k != "runs"} | {"runs": len(done["runs"]),
                                                            "show": f"taxolens sweep show {done['name']}"})

@@ -247,12 +247,14 @@ def cmd_results_report(args) -> int:
 
     out = check_output(Path(args.out) if args.out else paths.default_report(), "--out")
     left_out: list[str] = []
-    rows = results.collect(left_out)
-    text = results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out)
+    repeated: list[str] = []
+    rows = results.collect(left_out, repeated)
+    text = results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out, repeated=repeated)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.write_text(out, text)
     counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("train", "baseline", "probe")}
-    emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}, "left_out": len(left_out)})
+    emit({"out": str(out), **{f"{k}_results": n for k, n in counts.items()}, "left_out": len(left_out),
+          "counted_once": len(repeated)})
     return 0
 
 

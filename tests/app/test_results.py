@@ -143,8 +143,16 @@ def test_one_config_trained_twice_is_one_row_the_newest(data_dir):
     ck = runs.checkpoint_json(older)                  # created a day earlier
     runs.write_json(ck, {**runs.read_json(ck), "created": "2026-01-01T00:00:00+00:00"})
     fake_run(cfg(seed=1))
-    names = sorted(r["name"] for r in results.collect() if r["kind"] == "train")
+    repeated: list[str] = []
+    names = sorted(r["name"] for r in results.collect(repeated=repeated) if r["kind"] == "train")
     assert len(names) == 2 and newer.name in names and older.name not in names
+    assert repeated == [older.name]                   # named, so a report can say it counted it once
+    text = results.report_markdown(results.collect(), repeated=repeated)
+    assert f"Counted once: 1 older run(s) of a config trained again" in text and older.name in text
+    big, whole = fake_run(cfg(seed=2, max_concepts=1000)), fake_run(cfg(seed=3, max_concepts=None))
+    rows = {r["name"]: r for r in results.collect() if r["kind"] == "train"}
+    assert rows[big.name]["max_concepts"] is None          # a limit the data does not reach: all of it
+    assert results.setting_key(rows[big.name]) == results.setting_key(rows[whole.name])     # one setting
 
 
 def test_one_baseline_written_twice_is_one_row_not_two_seeds(data_dir):
@@ -190,7 +198,7 @@ def test_settings_group_runs_and_attach_matching_baselines(data_dir):
     chosen = results.in_setting(rows, first)
     assert sum(r["kind"] == "train" for r in chosen) == 3
     assert [r["baseline"] for r in chosen if r["kind"] == "baseline"] == ["majority"]
-    assert "6 concepts × 3 images" in results.describe_setting(first)
+    assert "(6 concepts)" in results.describe_setting(first)       # 3 images per concept: all the fixture has
     assert "gelu-mlp, 1 pooled token → 4 LM tokens · 1 epoch" in results.describe_setting(first)
     assert "4 pooled tokens → 8 LM tokens" in results.describe_setting(
         results.setting_key(cfg(image_tokens=4, projector_tokens=2).to_dict()))
