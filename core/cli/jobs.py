@@ -466,6 +466,8 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
                 normalized = sweeps.normalize(spec, here=False)
                 print(f"taxolens sweep: note: not runnable on this machine as it is: {exc}", file=sys.stderr)
             jobs = normalized["jobs"]
+            for note in sweeps.same_data_notes(jobs):
+                print(f"taxolens sweep: note: {note}", file=sys.stderr)
             from core import runs
             reusable = runs.ReusableRuns()
             plan = []
@@ -492,8 +494,10 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
         from core.jobs import submit
         sweep_id = submit("sweep", spec)     # validated before the store is opened
         store = JobStore()
-        n = len(store.get(sweep_id).spec["jobs"])
-        print(f"sweep {sweep_id} queued ({n} jobs once a worker expands it); `sweep show {sweep_id}` for progress")
+        jobs = store.get(sweep_id).spec["jobs"]
+        for note in sweeps.same_data_notes(jobs):
+            print(f"taxolens sweep: note: {note}", file=sys.stderr)
+        print(f"sweep {sweep_id} queued ({len(jobs)} jobs once a worker expands it); `sweep show {sweep_id}` for progress")
         _worker_hint(store, args.start_worker)
         return 0
     return _run(handle, args)

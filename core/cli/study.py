@@ -275,9 +275,12 @@ def cmd_results_figures(args) -> int:
         print(f"taxolens results figures: no evaluated training runs yet: {paper_figures.SWEEP_HINT} "
               f"(another dataset: README, \"Your own grid\")",
               file=sys.stderr)
+    said = set()                     # a note shared by several settings is printed once
     for entry in manifest["settings"]:
         for name, note in entry["notes"].items():
-            print(f"{name}: {note}", file=sys.stderr)
+            if (name, note) not in said:
+                said.add((name, note))
+                print(f"{name}: {note}", file=sys.stderr)
     if formats and manifest["export"] != "ok":
         print(f"only CSV written: {manifest['export']}", file=sys.stderr)
     if left_out:

@@ -245,6 +245,38 @@ def describe_scale(scale: str) -> str:
     return f"{scale}: " + ", ".join(parts)
 
 
+def same_data_notes(jobs: list[dict]) -> list[str]:
+    """One line per set of a sweep's training runs that differ only in a condition which, on their
+    data, removes the same pairs and labels alike: they would train the same run under two names
+    (random:0.25 and random:0.5 both remove max(1, int(n r)) = 1 concept of each 2-concept category).
+    `jobs`: a normalized sweep's jobs."""
+    from core import conditions, rundata
+    groups: dict[str, dict[tuple, list[str]]] = {}
+    subsets: dict[str, object] = {}
+    for job in jobs:
+        if job["kind"] != "train":
+            continue
+        cfg = TrainConfig.from_dict(job["spec"]["config"])
+        rest = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "condition"}, sort_keys=True)
+        data_key = json.dumps([cfg.dataset, cfg.max_concepts, cfg.images_per_concept, cfg.seed])
+        try:
+            if data_key not in subsets:
+                subsets[data_key] = rundata.load_subset(cfg)[0]
+            dep = conditions.parse_condition(cfg.condition).apply(subsets[data_key], cfg.seed)
+        except Exception:  # noqa: BLE001 - a note, never a reason to refuse: validation already ran
+            continue
+        what = (tuple(sorted(dep.removed)), tuple(sorted(dep.labeling.items())))
+        groups.setdefault(rest, {}).setdefault(what, []).append(cfg.condition)
+    notes = []
+    for rest, by_effect in groups.items():
+        cfg = json.loads(rest)
+        for same in by_effect.values():
+            if len(same) > 1:
+                notes.append(f"{' and '.join(same)} remove the same pairs and label alike on {cfg['dataset']} "
+                             f"(seed {cfg['seed']}): they train the same run twice under two names")
+    return notes
+
+
 def time_estimate(grid: dict, known_runs: list) -> dict:
     """What a sweep would train here and how long such runs took: {"train_runs": its training runs,
     "to_train": those without a finished run to reuse, "minutes": the median training minutes of

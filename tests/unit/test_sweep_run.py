@@ -257,6 +257,21 @@ def test_a_dry_run_says_which_runs_are_finished_or_stopped_here(capsys):
     assert runs.read_json(runs.checkpoint_json(runs.Path(stopped.value.run_dir)))["status"] == "cancelled"  # not claimed
 
 
+def test_conditions_that_remove_the_same_pairs_on_the_data_are_named(capsys):
+    """Reported: on a collection of 2-concept categories random:0.25 and random:0.5 both remove one
+    concept per category, trained twice and were listed as two conditions. Here the case every
+    dataset has: none and random:0 both remove nothing."""
+    from core.jobs import sweeps
+    grid = {**SPEC, "name": "same", "grids": [{"conditions": ["none", "random:0", "random:1", "cross"], "seeds": [0]}]}
+    assert sweeps.same_data_notes(sweep_run.plan(grid)["jobs"]) == [
+        "none and random:0 remove the same pairs and label alike on tiny (seed 0): they train the same run "
+        "twice under two names"]
+    assert main(["sweep", "submit", _spec_file(grid), "--dry-run"]) == 0
+    assert "taxolens sweep: note: none and random:0 remove the same pairs" in capsys.readouterr().err
+    distinct = {**grid, "grids": [{"conditions": ["random:0.5", "random:1", "cross", "within"], "seeds": [0, 1]}]}
+    assert sweeps.same_data_notes(sweep_run.plan(distinct)["jobs"]) == []
+
+
 def _spec_file(spec: dict) -> str:
     from core import paths
     path = paths.data_dir() / "spec.json"
