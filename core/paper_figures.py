@@ -734,7 +734,7 @@ def _write_all(rows: list[dict], out_dir: Path, formats: Sequence[str], problem:
         files.write_atomic(folder / "setting.txt", results.describe_setting(key) + "\n" +
                            f"per-category figures: {choice['model']}, {choice['condition']}, {choice['block']} questions\n")
         entry = {"setting": results.describe_setting(key), "folder": str(folder), **choice, "files": [], "notes": {}}
-        for name, fig in figs.items():
+        for j, (name, fig) in enumerate(figs.items(), 1):
             table = fig["table"]
             path = folder / f"{name}.csv"
             files.write_atomic(path, table.to_csv(index=name in ("coherence", "probe")))
@@ -747,7 +747,7 @@ def _write_all(rows: list[dict], out_dir: Path, formats: Sequence[str], problem:
                 path = folder / f"{name}.{fmt}"
                 files.write_atomic(path, to_image(titled(fig["figure"], TITLES[name]), fmt))
                 entry["files"].append(str(path))
-            report((i + (list(figs).index(name) + 1) / len(figs)) / len(keys),
+            report((i + j / len(figs)) / len(keys),
                    f"setting {i + 1}/{len(keys)}: {name}")
         manifest["settings"].append(entry)
     return manifest

@@ -216,12 +216,17 @@ def readable(metrics) -> bool:
     return isinstance(metrics, Mapping) and metrics_mod.is_current(metrics)
 
 
+def train_seconds(info) -> float | None:
+    """A run's training time, the sum of its epochs' (None when its records have none)."""
+    epochs = [e for e in (info.checkpoint or {}).get("metrics", []) if isinstance(e, Mapping)]
+    seconds = [e.get("train_seconds") for e in epochs if isinstance(e.get("train_seconds"), (int, float))]
+    return sum(seconds) if seconds else None
+
+
 def _train_facts(info) -> dict:
     """Provenance of a run for tables: device, training seconds, epochs, git commit, when."""
     ck = info.checkpoint or {}
-    epochs = [e for e in ck.get("metrics", []) if isinstance(e, Mapping)]
-    seconds = [e.get("train_seconds") for e in epochs if isinstance(e.get("train_seconds"), (int, float))]
-    return {"device": ck.get("device"), "train_seconds": sum(seconds) if seconds else None,
+    return {"device": ck.get("device"), "train_seconds": train_seconds(info),
             "epochs_done": info.epoch, "status": info.status, "git_commit": info.git_commit,
             "created": info.created, "finished": ck.get("finished")}
 

@@ -438,16 +438,20 @@ class ReusableRuns:
         d.pop("device", None)
         return json.dumps(d, sort_keys=True)
 
+    def _candidates(self, cfg: TrainConfig) -> list[tuple[bool, str, Path]]:
+        """(finished, updated, run dir) of cfg's runs: finished first, newest first."""
+        return sorted(self._found.get(self.key(cfg), []), reverse=True)
+
     def peek(self, cfg: TrainConfig) -> tuple[Path, bool] | None:
         """(the run take() would give, whether it is finished), claiming nothing: for a plan."""
-        candidates = sorted(self._found.get(self.key(cfg), []), reverse=True)
+        candidates = self._candidates(cfg)
         return (candidates[0][2], candidates[0][0]) if candidates else None
 
     def take(self, cfg: TrainConfig, resume: bool = True) -> Path | None:
         """The newest finished run of `cfg`, else (with `resume`) the newest cancelled one, claimed:
         its record is set to "partial" under a lock shared by every process here, so no second job
         or sweep takes it, and a run that then fails to resume is not taken again."""
-        candidates = sorted(self._found.get(self.key(cfg), []), reverse=True)
+        candidates = self._candidates(cfg)
         finished = [d for done, _, d in candidates if done]
         if finished or not resume:
             return finished[0] if finished else None

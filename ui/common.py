@@ -97,16 +97,17 @@ def runs_list():
 @st.cache_resource(show_spinner="Rebuilding the run's data split…", max_entries=4)
 def _image_split(run_dir: str, stamp: str) -> dict:  # noqa: ARG001 - stamp keys the cache
     from core import rundata, runs
-    return rundata.image_split(runs.load_run(run_dir).config)
+    info = runs.load_run(run_dir)
+    # a run of another version of its dataset split other images: rebuilt on these it would be wrong
+    if info.checkpoint and not runs.DatasetVersions().checkpoint_is_current(info.checkpoint, info.config.dataset):
+        return {}
+    return rundata.image_split(info.config)
 
 
 def image_split(run) -> dict[str, str]:
-    """{image id: "train" | "val" | "test"} of a run's own (sub)set, rebuilt once per checkpoint; {}
-    for a run trained on another version of its dataset than the installed one (its split was of
-    other images: rebuilt on these it would be wrong)."""
-    from core import runs
-    if run.checkpoint and not runs.DatasetVersions().checkpoint_is_current(run.checkpoint, run.config.dataset):
-        return {}
+    """{image id: "train" | "val" | "test"} of a run's own (sub)set, rebuilt once per checkpoint (the
+    dataset-version check with it, not on every rerun); {} for a run trained on another version of
+    its dataset than the installed one."""
     return _image_split(str(run.path), run.checkpoint.get("updated") or run.created or "")
 
 

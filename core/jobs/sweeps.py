@@ -283,7 +283,9 @@ def time_estimate(grid: dict, known_runs: list) -> dict:
     finished runs on disk with the same data size, epochs and models, on the installed dataset (None
     without any), "of": how many runs that median is of}. `known_runs`: runs.RunInfo of this
     machine's runs (the app passes its cached list)."""
-    from core import runs
+    import statistics
+
+    from core import results, runs
     versions = runs.DatasetVersions()
 
     def size(cfg: TrainConfig) -> tuple:
@@ -294,19 +296,11 @@ def time_estimate(grid: dict, known_runs: list) -> dict:
     reusable = runs.ReusableRuns(versions)
     to_train = sum(reusable.take(c, resume=False) is None for c in trains)     # finished ones only: no claim
     sizes = {size(c) for c in trains}
-    minutes = []
-    for info in known_runs:
-        if info.status != "finished" or size(info.config) not in sizes \
-                or not versions.checkpoint_is_current(info.checkpoint, info.config.dataset):
-            continue
-        seconds = [e.get("train_seconds") for e in info.epoch_metrics
-                   if isinstance(e, dict) and isinstance(e.get("train_seconds"), (int, float))]
-        if seconds:
-            minutes.append(sum(seconds) / 60)
-    minutes.sort()
-    median = (minutes[len(minutes) // 2] if len(minutes) % 2 else
-              (minutes[len(minutes) // 2 - 1] + minutes[len(minutes) // 2]) / 2) if minutes else None
-    return {"train_runs": len(trains), "to_train": to_train, "minutes": median, "of": len(minutes)}
+    done = [info for info in known_runs if info.status == "finished" and size(info.config) in sizes
+            and versions.checkpoint_is_current(info.checkpoint, info.config.dataset)]
+    minutes = [s / 60 for s in map(results.train_seconds, done) if s is not None]
+    return {"train_runs": len(trains), "to_train": to_train,
+            "minutes": statistics.median(minutes) if minutes else None, "of": len(minutes)}
 
 
 # -- results -------------------------------------------------------------------------------------

@@ -282,11 +282,11 @@ def stop_workers(store: JobStore | None = None, wait_s: float = 60.0) -> list[in
     pids = sorted({int(w["pid"]) for w in store.live_workers()})
     try:
         recorded = int(pid_file().read_text().strip())
-        if recorded not in pids and _is_worker(recorded):
+        if recorded not in pids and _is_worker(recorded):      # unverifiable (None) is not enough here
             pids.append(recorded)           # started moments ago, not yet heartbeating
     except (OSError, ValueError):
         pass
-    # a pid reused since by another process is left alone (a heartbeating one is ours where /proc is not there)
+    # a heartbeating pid reused since by another process is left alone (ours where /proc is not there)
     pids = [p for p in pids if _is_worker(p) is not False]
     for pid in pids:
         try:

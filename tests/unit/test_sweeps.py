@@ -162,8 +162,8 @@ def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size(tmp_path,
     cfg = TrainConfig.from_dict(sweeps.expand(spec)[0]["spec"]["config"])
 
     def run(minutes, status="finished", **change):
-        return SimpleNamespace(status=status, config=dataclasses.replace(cfg, **change), checkpoint={},
-                               epoch_metrics=[{"epoch": 1, "train_seconds": 60.0 * minutes}])
+        return SimpleNamespace(status=status, config=dataclasses.replace(cfg, **change),
+                               checkpoint={"metrics": [{"epoch": 1, "train_seconds": 60.0 * minutes}]})
     done = [run(2), run(4), run(9), run(1, status="partial"), run(50, epochs=7), run(60, max_concepts=20),
             run(70, lm="gemma3-270m")]
     assert sweeps.time_estimate(spec, done) == {"train_runs": 4, "to_train": 4, "minutes": 4.0, "of": 3}
