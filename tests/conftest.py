@@ -19,7 +19,9 @@ def _restore_main_module():
 # (--dist loadfile) in collection order (--no-loadscope-reorder), so these start at once and the
 # many quick files fill the other workers beside them. xdist's default order (most tests first) put
 # the 2-test, 5-minute shipped-checkpoint file last, alone on one core: 8 min 18 s on 2 cores,
-# 2026-12-06 (`pytest --durations=15` in docs/speed.md).
+# 2026-12-06 (`pytest --durations=15` in docs/speed.md). A file here should hold more than 2 tests
+# (test_shipped_checkpoint.py asks one per image): xdist gives a worker its next file as soon as
+# 2 or fewer of its tests are pending, and that file then waits behind the long test.
 SLOWEST_FILES = (
     "tests/integration/test_shipped_checkpoint.py",
     "tests/e2e/test_app_browser.py",
