@@ -60,6 +60,8 @@ PAGES = [
      "Compare runs: per-category macro-F1 on seen vs unseen pairs against chance, ablation curves, shuffles, baselines, what the LM alone knows."),
     (st.Page("app_pages/5_Geometry.py", title="Geometry", icon=":material/scatter_plot:", url_path="geometry"),
      "UMAP/PCA of embeddings and visual coherence per category."),
+    (st.Page("app_pages/6_Data.py", title="Data", icon=":material/dataset:", url_path="data"),
+     "The datasets here; import your own image collection."),
 ]
 
 common.preload_predictor()     # background, once per server: the first upload need not wait for loading

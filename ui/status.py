@@ -7,11 +7,11 @@ from core import jobs as jobs_api
 from ui import common
 
 
-def dataset_summary() -> None:
+def dataset_summary(name: str = "concepts") -> None:
     from core.data.datasets import DatasetError
 
     try:
-        ds = common.dataset()
+        ds = common.dataset(name)
     except DatasetError as exc:
         st.warning(str(exc), icon=":material/dataset:")
         return

@@ -64,7 +64,7 @@ def _slurm_config(args: argparse.Namespace):
 def register(subparsers) -> None:
     """Add the `jobs` and `sweep` command groups to an argparse subparsers object."""
     jobs = subparsers.add_parser("jobs", help="queue, inspect and cancel background jobs",
-                                 description="Background jobs: train, evaluate, baseline, probe, coherence.")
+                                 description="Background jobs: train, evaluate, baseline, probe, coherence, import.")
     jsub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
 
     submit = jsub.add_parser("submit", help="queue a job")
@@ -73,7 +73,9 @@ def register(subparsers) -> None:
                             ("evaluate", "evaluate an existing run on a split"),
                             ("baseline", "a baseline: majority or image-probe"),
                             ("probe", "what the LM alone knows about the dataset's categories (probe-lm)"),
-                            ("coherence", "visual coherence table of the dataset's categories")):
+                            ("coherence", "visual coherence table of the dataset's categories"),
+                            ("import", "import a folder in THINGS layout as a dataset (what `taxolens data "
+                                       "import` does, as a background job)")):
         p = ksub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--spec", type=Path, help="job spec JSON file (flags given as well override it)")
         p.add_argument("--start-worker", action="store_true", help="start a background worker if none runs")
@@ -96,6 +98,14 @@ def register(subparsers) -> None:
                 p.add_argument(f"--{flag}", type=typ, default=argparse.SUPPRESS)
             p.add_argument("--lm-init", choices=("pretrained", "random"), default=argparse.SUPPRESS)
             p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=argparse.SUPPRESS)
+        if name == "import":            # as `taxolens data import ROOT CSV --name NAME`
+            p.add_argument("root", nargs="?", default=argparse.SUPPRESS,
+                           help="folder with one sub-folder of images per concept")
+            p.add_argument("csv", nargs="?", default=argparse.SUPPRESS,
+                           help="CSV with columns concept,categories[,synset]; categories ';'-separated")
+            p.add_argument("--name", default=argparse.SUPPRESS, help="name of the new dataset")
+            p.add_argument("--replace", action="store_true", default=argparse.SUPPRESS,
+                           help="replace an existing dataset of that name")
         if name == "coherence":
             for flag, typ in (("dataset", str), ("encoder", str), ("seed", int), ("max-concepts", int),
                               ("images-per-concept", int)):
@@ -282,6 +292,10 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
                 spec[key] = given[key]
     if args.kind == "probe":
         for key in ("lm", "dataset", "lm_init", "seed", "device"):
+            if key in given:
+                spec[key] = given[key]
+    if args.kind == "import":
+        for key in ("root", "csv", "name", "replace"):
             if key in given:
                 spec[key] = given[key]
     return spec

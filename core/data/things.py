@@ -110,12 +110,9 @@ def _folders(root: Path, problems: list[str]) -> dict[str, Path]:
     return folders
 
 
-def import_things(root, csv_path, name: str, progress: Progress | None = None,
-                  replace: bool = False) -> Dataset:
-    """Import `<root>/<concept>/<image>` plus a CSV `concept,categories[,synset]` as dataset
-    `name`. Validates everything first; ImportValidationError lists every problem."""
-    from tqdm import tqdm
-
+def _plan(root, csv_path, name: str, replace: bool) -> tuple[Path, Path, dict, dict[str, Path] | None, list[str]]:
+    """What an import can check before it reads any image: the name, the CSV, the folders and that
+    they match. (root, csv_path, table, folders or None when root is no folder, problems)."""
     root, csv_path = Path(root).expanduser(), Path(csv_path).expanduser()
     check_name(name)
     problems: list[str] = []
@@ -126,7 +123,7 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
     if not root.is_dir():
         problems.append(f"{root}: the image folder does not exist" if not root.exists() else
                         f"{root}: not a folder; give the folder that holds one subfolder of images per concept")
-        raise ImportValidationError(problems, name)
+        return root, csv_path, table, None, problems
     folders = _folders(root, problems)
     for concept in table:
         if concept not in folders:
@@ -135,6 +132,26 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
     for folder in folders:
         if folder not in table:
             problems.append(f"folder {root / folder} has no row in {csv_path.name}")
+    return root, csv_path, table, folders, problems
+
+
+def check_import(root, csv_path, name: str, replace: bool = False) -> None:
+    """ImportValidationError for every problem found without reading an image (what a queued import
+    job is refused for at once); import_things checks the images as well."""
+    *_, problems = _plan(root, csv_path, name, replace)
+    if problems:
+        raise ImportValidationError(problems, name)
+
+
+def import_things(root, csv_path, name: str, progress: Progress | None = None,
+                  replace: bool = False) -> Dataset:
+    """Import `<root>/<concept>/<image>` plus a CSV `concept,categories[,synset]` as dataset
+    `name`. Validates everything first; ImportValidationError lists every problem."""
+    from tqdm import tqdm
+
+    root, csv_path, table, folders, problems = _plan(root, csv_path, name, replace)
+    if folders is None:
+        raise ImportValidationError(problems, name)
 
     listing = {c: sorted(p for p in folders[c].iterdir() if not p.name.startswith("."))
                for c in table if c in folders}

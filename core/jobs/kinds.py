@@ -11,7 +11,7 @@ anything worth keeping (`discard_output`).
 
 Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
 baseline (majority), probe (what the LM alone knows: core.probe), coherence (visual coherence
-table); sweep (expands into child jobs) is registered by core.jobs.sweeps and sweep-run (a whole sweep
+table), import (a collection in THINGS layout as a dataset: core.data.things); sweep (expands into child jobs) is registered by core.jobs.sweeps and sweep-run (a whole sweep
 as one job, its runs trained together) by core.jobs.sweep_run, both imported by core/jobs/__init__.py,
 so every kind is known once any core.jobs module is.
 Extra kinds can be registered by modules named in TAXOLENS_JOB_PLUGINS (comma-separated; the
@@ -158,7 +158,7 @@ def _keys(spec: dict, required: set[str], optional: set[str], kind: str) -> None
     missing = sorted(required - set(spec))
     if missing:
         # the subjects `jobs submit` also takes positionally, as `taxolens evaluate RUN` does
-        positional = {"run": "RUN or --run", "baseline": "BASELINE or --baseline"}
+        positional = {"run": "RUN or --run", "baseline": "BASELINE or --baseline", "root": "ROOT", "csv": "CSV"}
         flags = ", ".join(positional.get(k, "--" + k.replace("_", "-")) for k in missing)
         raise JobSpecError(f"{kind} job spec is missing {', '.join(missing)} (on the command line: {flags})")
     unknown = sorted(set(spec) - required - optional)
@@ -414,3 +414,41 @@ def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
 
 register(JobKind("coherence", _coherence_validate, _coherence_execute,
                  describe=lambda s: f"coherence {s['dataset']} {s['encoder']} seed {s['seed']}"))
+
+
+# -- import --------------------------------------------------------------------------------------
+
+def _import_validate(spec: dict) -> dict:
+    from core.data import things
+    _keys(spec, {"root", "csv", "name"}, {"replace"}, "import")
+    for key in ("root", "csv", "name"):
+        if not isinstance(spec[key], str) or not spec[key].strip():
+            raise JobSpecError(f"invalid import job: {key} must be a non-empty string, got {spec[key]!r}")
+    replace = spec.get("replace", False)
+    if not isinstance(replace, bool):
+        raise JobSpecError(f"invalid import job: replace must be true or false, got {replace!r}")
+    # Absolute, so the worker (another process, another working directory) reads the same files.
+    root, csv_path = (str(Path(spec[k].strip()).expanduser().absolute()) for k in ("root", "csv"))
+    # The name, the table and the folders now; the images (slower) when the job runs.
+    things.check_import(root, csv_path, spec["name"], replace=replace)
+    return {"root": root, "csv": csv_path, "name": spec["name"], "replace": replace}
+
+
+def _import_execute(spec: dict, ctx: JobContext) -> dict:
+    from core.data import things
+
+    def progress(fraction: float, message: str) -> None:
+        ctx.progress(fraction, message)
+        ctx.check_cancel()          # inside the import's staging folder, which is removed on the way out
+
+    ds = things.import_things(spec["root"], spec["csv"], spec["name"], progress=progress, replace=spec["replace"])
+    summary = ds.summary()
+    unconfirmed = (ds.info.get("import") or {}).get("unconfirmed_synsets") or []
+    return {"dataset": ds.name, "dataset_dir": str(ds.root),
+            "metrics": {k: summary[k] for k in ("concepts", "categories", "images")},
+            "unconfirmed_synsets": [u["concept"] for u in unconfirmed]}
+
+
+register(JobKind("import", _import_validate, _import_execute,
+                 describe=lambda s: f"import {s['name']} from {Path(s['root']).name}"
+                                    f"{' (replacing)' if s['replace'] else ''}"))

@@ -286,7 +286,7 @@ def test_geometry_offers_the_coherence_job_when_nothing_is_cached(data_dir):
 
 
 @pytest.mark.parametrize("page", ["app_pages/1_Predict.py", "app_pages/2_Browse.py", "app_pages/3_Train.py",
-                                  "app_pages/4_Results.py", "app_pages/5_Geometry.py"])
+                                  "app_pages/4_Results.py", "app_pages/5_Geometry.py", "app_pages/6_Data.py"])
 def test_pages_explain_a_missing_dataset(data_dir, page):
     fake_run(small_cfg(), evaluated=True)
     (data_dir / "datasets").unlink()

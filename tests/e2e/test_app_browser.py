@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 # Predict first: the first request to a fresh server is a page URL, not the home page (a direct
 # link must not raise Streamlit's "Page not found" dialog).
 PAGES = [("predict", "Predict"), ("", "TaxoLens"), ("browse", "Browse"), ("train", "Train"),
-         ("results", "Results"), ("geometry", "Geometry")]
+         ("results", "Results"), ("geometry", "Geometry"), ("data", "Data")]
 
 
 def wait_until_idle(page, settle_s: float = 1.5, timeout_s: float = 180) -> None:

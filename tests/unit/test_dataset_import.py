@@ -182,3 +182,63 @@ def test_a_synset_none_of_whose_hypernyms_is_a_category_is_named_not_refused(tmp
     assert "apple: kat.n.01 is a stimulant" in err and "aardvark" not in err     # aardvark.n.01 is an animal
     (u,) = datasets.load_dataset("mine").info["import"]["unconfirmed_synsets"]
     assert u["concept"] == "apple" and u["categories"] == ["animal", "mammal"]
+
+
+# -- the import as a job (the app's Data page, `taxolens jobs submit import`) -------------------
+
+def test_an_import_job_is_refused_at_submit_for_what_can_be_checked_without_the_images(tmp_path, data_dir):
+    from core.jobs import kinds
+
+    root, csv_path = make_collection(tmp_path)
+    (root / "unlisted").mkdir()
+    with pytest.raises(kinds.JobSpecError) as err:
+        kinds.validate("import", {"root": str(root), "csv": str(csv_path), "name": "mine"})
+    assert "unlisted has no row" in str(err.value)
+    for spec, said in ((
+            {"root": str(root), "csv": str(csv_path), "name": "Mine"}, "bad dataset name"),
+            ({"root": str(tmp_path / "nowhere"), "csv": str(csv_path), "name": "mine"}, "does not exist"),
+            ({"root": str(root), "csv": str(csv_path)}, "missing name (on the command line: --name)"),
+            ({"root": str(root), "csv": str(csv_path), "name": "mine", "replace": "yes"}, "true or false"),
+            ({"root": "", "csv": str(csv_path), "name": "mine"}, "non-empty string")):
+        with pytest.raises(kinds.JobSpecError, match="import job") as err:
+            kinds.validate("import", spec)
+        assert said in str(err.value), (spec, str(err.value))
+    assert _nothing_written(data_dir)
+
+
+def test_an_import_job_imports_with_progress_and_a_cancelled_one_leaves_nothing(tmp_path, data_dir, monkeypatch):
+    from core.jobs import kinds
+
+    root, csv_path = make_collection(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    spec = kinds.validate("import", {"root": root.name, "csv": csv_path.name, "name": "mine"})
+    assert spec == {"root": str(root), "csv": str(csv_path), "name": "mine", "replace": False}   # absolute
+    stops = iter([False, False, True])
+    cancelled = kinds.JobContext(1, lambda f, m: None, lambda: next(stops))
+    with pytest.raises(kinds.JobCancelled):
+        kinds.get("import").execute(spec, cancelled)
+    assert _nothing_written(data_dir)                         # no dataset, no staging folder, no lock
+
+    seen = []
+    result = kinds.get("import").execute(spec, kinds.JobContext(2, lambda f, m: seen.append(f), lambda: False))
+    assert result["dataset"] == "mine" and result["metrics"] == {"concepts": 3, "categories": 4, "images": 7}
+    assert seen[-1] == 1.0 and datasets.list_datasets() == ["mine"]
+    with pytest.raises(kinds.JobSpecError, match="already exists"):
+        kinds.validate("import", spec)
+    assert kinds.validate("import", {**spec, "replace": True})["replace"] is True
+    assert kinds.get("import").describe(spec) == "import mine from object_images"
+
+
+def test_jobs_submit_import_takes_the_data_import_arguments(tmp_path, data_dir, capsys, monkeypatch):
+    from core import cli
+    from core.jobs.store import JobStore
+
+    root, csv_path = make_collection(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["jobs", "submit", "import", root.name, csv_path.name]) == 2
+    assert "missing name (on the command line: --name)" in capsys.readouterr().err
+    assert cli.main(["jobs", "submit", "import", root.name, csv_path.name, "--name", "mine"]) == 0
+    assert "queued: import mine from object_images" in capsys.readouterr().out
+    (job,) = JobStore().list()
+    assert job.kind == "import" and job.spec == {"root": str(root), "csv": str(csv_path), "name": "mine",
+                                                 "replace": False}

@@ -1,0 +1,112 @@
+"""Data page: the datasets on this machine, and your own image collection imported as one.
+
+An import is a job (kind "import", run by the worker `make app` starts), the same as `taxolens data
+import`: the folder and the CSV named in the form are read on this machine (the app serves
+127.0.0.1 only). Everything but the images is checked when the form is sent; the job then reads and
+normalises every image and keeps the dataset only when no problem was found, listing all of them
+otherwise.
+"""
+from collections import Counter
+
+import streamlit as st
+
+from ui import common, jobs, status
+
+LAYOUT = """Put one folder per concept under an image folder, and list the concepts in a CSV:
+
+```
+object_images/                 categories.csv
+  aardvark/ 01.jpg 02.png …      concept,categories,synset
+  apple/ …                       aardvark,animal,aardvark.n.01
+  bat2/ …                        apple,food;fruit,apple.n.01
+                                 bat2,animal;sports equipment,
+```
+
+`categories` are `;`-separated names (free text; they become the hypernym questions: *Is there an
+animal in the image?*). `synset` is optional: a WordNet 3.0 noun synset gives Predict the concept's
+hypernym chain. A trailing digit in a folder name is dropped from the question's wording (THINGS
+homonyms: `bat2` is asked as "bat"). A `.tsv` file is read tab-separated."""
+
+
+def datasets_table(names: list[str]) -> None:
+    from core.data.datasets import DatasetError
+
+    rows = []
+    for name in names:
+        try:
+            s = common.dataset(name).summary()
+        except DatasetError as exc:
+            rows.append({"dataset": name, "source": f"unreadable: {exc}"})
+            continue
+        rows.append({"dataset": name, "concepts": s["concepts"], "categories": s["categories"],
+                     "images": s["images"], "styles": len(s["styles"]), "source": s["source"]})
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"source": st.column_config.TextColumn("source", width="large")})
+
+
+def dataset_detail(name: str) -> None:
+    status.dataset_summary(name)
+    ds = common.dataset(name)
+    unconfirmed = (ds.info.get("import") or {}).get("unconfirmed_synsets") or []
+    if unconfirmed:
+        st.warning(f"For {len(unconfirmed)} concept(s) none of the categories is a WordNet hypernym of the "
+                   f"synset given: " + "; ".join(f"{u['concept']} ({u['synset']} is a "
+                                                 f"{', '.join(u['hypernyms'][:3]) or '?'})" for u in unconfirmed[:8])
+                   + ". Check those synsets: a wrong one gives Predict a wrong chain.", icon=":material/warning:")
+    images = Counter(im.concept for im in ds.images)
+    with st.expander(f"All {len(ds.concepts)} concepts"):
+        st.dataframe([{"concept": c.name, "asked as": c.label, "synset": c.synset or "",
+                       "categories": ", ".join(ds.categories[k].label for k in c.categories),
+                       "images": images[c.name]} for c in ds.concepts.values()],
+                     hide_index=True, width="stretch")
+
+
+def import_form(names: list[str]) -> None:
+    st.markdown(LAYOUT)
+    with st.form("import_form"):
+        root = st.text_input("Image folder", placeholder="/path/to/object_images",
+                             help="The folder that holds one sub-folder of images per concept, on this machine.")
+        csv_path = st.text_input("Concept table (CSV)", placeholder="/path/to/categories.csv",
+                                 help="Columns concept,categories[,synset]; one row per concept folder.")
+        name = st.text_input("Dataset name", placeholder="my_collection",
+                             help="1-64 lowercase letters, digits, '_' or '-'.")
+        replace = st.checkbox("Replace the dataset of that name",
+                              help="Runs trained on the one replaced stay on disk, marked as trained on "
+                                   "another version of the dataset; results leave them out.")
+        sent = st.form_submit_button("Import", icon=":material/drive_folder_upload:")
+    if not sent:
+        return
+    from core import jobs as jobs_api
+    from core.config import ConfigError
+
+    try:
+        job_id = jobs_api.submit("import", {"root": root, "csv": csv_path, "name": name.strip(), "replace": replace},
+                                 store=common.store())
+    except ConfigError as exc:          # JobSpecError: every problem found before reading images
+        st.error(f"Not queued: {exc}", icon=":material/block:")
+        return
+    st.success(f"Queued import job #{job_id}. Its progress is below; once it has succeeded, the Train "
+               f"page's Dataset list offers **{name.strip()}**, and Geometry its visual coherence.",
+               icon=":material/schedule:")
+
+
+def main() -> None:
+    from core.data.datasets import list_datasets
+
+    st.title(":material/dataset: Data")
+    names = list_datasets()
+    if names:
+        datasets_table(names)
+        chosen = st.selectbox("Dataset", names, key="data_dataset",
+                              index=names.index("concepts") if "concepts" in names else 0)
+        dataset_detail(chosen)
+    else:
+        st.info("No dataset yet: `make dataset` builds the default one (concepts), or import your own below.")
+    st.subheader("Import your own collection")
+    import_form(names)
+    st.subheader("Jobs")
+    jobs.job_table()
+
+
+with common.guard("The Data page"):
+    main()

@@ -1,0 +1,73 @@
+"""The Data page under AppTest: the datasets here with their concepts, and an import of a small
+collection from the form, refused at once for what can be checked and queued as a job otherwise."""
+from __future__ import annotations
+
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core import paths
+from core.jobs import kinds
+from core.jobs.store import JobStore
+
+APP = str(paths.ROOT / "app.py")
+PAGE = "app_pages/6_Data.py"
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def collection(tmp_path):
+    root = tmp_path / "photos"
+    for i, concept in enumerate(("owl", "trout", "oak")):
+        for j in range(2):
+            (root / concept).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (32, 32), (40 * i + 10 * j, 90, 200 - 30 * i)).save(root / concept / f"{j}.png")
+    table = tmp_path / "kinds.csv"
+    table.write_text("concept,categories,synset\nowl,animal;bird,owl.n.01\ntrout,animal;fish,\noak,plant,\n")
+    return root, table
+
+
+def fill(at: AppTest, root, table, name: str) -> AppTest:
+    at.text_input[0].input(str(root))
+    at.text_input[1].input(str(table))
+    at.text_input[2].input(name)
+    at.button[0].click()          # the form's submit button
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_data_page_lists_the_datasets_and_their_concepts(data_dir):
+    at = run_page()
+    (table,) = [d for d in at.dataframe if "dataset" in d.value.columns]
+    row = table.value.set_index("dataset").loc["concepts"]
+    assert row["concepts"] > 0 and row["images"] >= row["concepts"] and row["categories"] > 0
+    assert at.selectbox(key="data_dataset").value == "concepts"
+    concepts = [d for d in at.dataframe if "asked as" in d.value.columns]
+    assert concepts and len(concepts[0].value) == row["concepts"]
+
+
+def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_the_dataset(data_dir, tmp_path):
+    root, table = collection(tmp_path)
+    at = fill(run_page(), tmp_path / "nowhere", table, "mine")
+    (error,) = at.error
+    assert error.value.startswith("Not queued") and "the image folder does not exist" in error.value
+    assert JobStore().list() == []
+
+    at = fill(at, root, table, "mine")
+    assert "Queued import job" in at.success[0].value
+    (job,) = JobStore().list()
+    assert job.kind == "import" and job.spec["root"] == str(root)
+    kinds.get("import").execute(job.spec, kinds.JobContext(job.id, lambda f, m: None, lambda: False))
+
+    at = run_page()
+    listed = [d for d in at.dataframe if "dataset" in d.value.columns][0].value.set_index("dataset")
+    assert listed.loc["mine", "concepts"] == 3 and listed.loc["mine", "images"] == 6
+    at.selectbox(key="data_dataset").select("mine").run()
+    concepts = [d for d in at.dataframe if "asked as" in d.value.columns][0].value
+    assert sorted(concepts["concept"]) == ["oak", "owl", "trout"]
+    assert concepts.set_index("concept").loc["owl", "categories"] == "animal, bird"
