@@ -241,13 +241,14 @@ def beyond_vocabulary(run, image, digest: str, best: str, concept: str | None = 
 
 
 def ask_panel(run, image, digest: str, slot: str) -> None:
-    from core.predict import as_question
+    from core.predict import MAX_QUESTION_CHARS, as_question
 
     history = st.session_state.setdefault(f"asked_{slot}_{digest}", [])
     with st.form(key=f"ask_form_{slot}_{digest}", clear_on_submit=True, border=False):
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         text = c1.text_input("Any yes/no question about this image", key=f"ask_text_{slot}_{digest}",
-                             placeholder="Is there a marsupial in the image?   (or just: marsupial)")
+                             placeholder="Is there a marsupial in the image?   (or just: marsupial)",
+                             max_chars=MAX_QUESTION_CHARS)
         submitted = c2.form_submit_button("Ask", width="stretch")
     if submitted and text.strip():
         try:

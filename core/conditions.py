@@ -161,11 +161,11 @@ def _parse_single(text: str, spec: str) -> Condition:
             raise ConfigError(f"condition '{kind}' takes no argument, got {spec!r}")
         return Condition(kind)
     if kind in ("random", "pairs"):
-        if "+" in arg:
-            raise ConfigError(f"{spec!r}: put the shuffle first, e.g. cross+{kind}:0.5")
         try:
-            ratio = float(arg)
+            ratio = float(arg) + 0.0          # + 0.0: "-0" is 0, one setting with "0"
         except ValueError:
+            if "+" in arg:                    # "random:0.5+cross"; "+0.5" is a number
+                raise ConfigError(f"{spec!r}: put the shuffle first, e.g. cross+{kind}:0.5") from None
             raise ConfigError(f"{_NAMES[kind]} needs a ratio r in [0, 1], e.g. {kind}:0.5; got {spec!r}") \
                 from None
         _check_ratio(ratio, kind)
@@ -179,6 +179,8 @@ def _parse_single(text: str, spec: str) -> Condition:
             if count < 1:
                 raise ConfigError(f"systematic ablation needs N >= 1 categories, got {count}")
             return Condition("systematic", count=count)
+        if _is_number(arg):                   # "systematic:1.5" is a count gone wrong, not a category
+            raise ConfigError(f"systematic:<N> takes a whole number of categories, got {arg!r}")
         names = tuple(n.strip() for n in arg.split("+"))
         if any(not n for n in names):
             raise ConfigError(f"empty category name in {spec!r}")
@@ -213,6 +215,14 @@ def legacy_spec(spec: str, report: dict | None) -> str:
 # --- helpers -----------------------------------------------------------------------------------
 
 _NAMES = {"random": "random ablation", "pairs": "pair ablation"}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_ratio(ratio, kind: str = "random") -> None:

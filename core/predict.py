@@ -145,12 +145,21 @@ class OpenChain:
         return dataclasses.replace(self, nodes=dict(self.nodes), chains=list(self.chains), notes=list(self.notes))
 
 
+# Training asks questions of 25-60 characters; a much longer one reads far outside what the
+# projector was trained for (a 5,000-word question left 1 % of P on Yes/No), and one past the LM's
+# context window would run for minutes before failing.
+MAX_QUESTION_CHARS = 200
+
+
 def as_question(text: str) -> str:
     """A yes/no question as typed ("Is there a marsupial in the image?"), or a bare noun phrase
     ("marsupial") asked the way training asks ("Is there a marsupial in the image?")."""
     text = " ".join(str(text).split())
     if not text:
         raise ValueError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(f"a question of {len(text)} characters: ask one short yes/no question (at most "
+                         f"{MAX_QUESTION_CHARS} characters)")
     if not any(ch.isalnum() for ch in text):
         raise ValueError(f"{text!r} has no words to ask about")
     if text.endswith("?"):

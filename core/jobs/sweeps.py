@@ -144,6 +144,12 @@ def expand(spec: dict) -> list[dict]:
         grids = _as_list(spec["grids"], "grids")
     else:
         grids = [{k: v for k, v in spec.items() if k in GRID_KEYS}]
+        if not grids[0]:            # {} or only a base/name: no grid was written, so none is guessed
+            raise _spec_error(f"sweep spec names no grid: give \"grids\": [...] or grid fields "
+                              f"({', '.join(sorted(GRID_KEYS - {'config'}))}) at the top level, or a preset")
+    name = spec.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise _spec_error(f"sweep spec: name must be a non-empty string, got {name!r}")
     defaults = TrainConfig()
     jobs: list[tuple[int, int, dict]] = []
     for g_index, grid in enumerate(grids):

@@ -372,3 +372,15 @@ def test_the_cli_and_job_specs_store_the_canonical_condition(data_dir):
         == "cross+random:0.5"
     with pytest.raises(kinds.JobSpecError, match="condition"):
         kinds._config({"config": {"condition": 3}}, "train")
+
+
+def test_signed_ratios_are_one_setting_and_a_fractional_count_is_named():
+    """Reported: `random:-0` was stored as its own setting beside `random:0`, `random:+0.5` was told
+    to put the shuffle first, and `systematic:1.5` was an unknown category."""
+    from core.conditions import canonical
+    assert canonical("random:-0") == "random:0" and canonical("pairs:-0") == "pairs:0"
+    assert canonical("cross+random:-0") == "cross+random:0" and canonical("random:+0.5") == "random:0.5"
+    with pytest.raises(ConfigError, match="put the shuffle first"):
+        canonical("random:0.5+cross")
+    with pytest.raises(ConfigError, match="whole number of categories, got '1.5'"):
+        canonical("systematic:1.5")

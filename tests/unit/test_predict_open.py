@@ -43,6 +43,10 @@ def test_as_question():
         as_question("   ")
     with pytest.raises(ValueError, match="no words to ask about"):
         as_question(" ?! ")
+    long = "Is there " + "a very " * 40 + "dog?"       # reported: 12,000 words ran for minutes
+    with pytest.raises(ValueError, match=f"a question of {len(long)} characters: ask one short"):
+        as_question(long)
+    assert as_question("x" * 150).startswith("Is there")
 
 
 def test_ask_scores_any_question_with_the_real_prefix():

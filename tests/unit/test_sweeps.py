@@ -172,3 +172,16 @@ def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size(tmp_path,
     runs.write_json(runs.checkpoint_json(finished), {"status": "finished", "epoch": 1})
     assert sweeps.time_estimate(spec, [])["to_train"] == 3
     assert sweeps.describe_scale("full") == "full: concepts: all, images per concept: all"
+
+
+@pytest.mark.parametrize("spec, said", [
+    ({}, "names no grid"),
+    ({"name": "mine", "base": {"epochs": 1}}, "names no grid"),
+    ({"name": "", "conditions": ["none"]}, "name must be a non-empty string"),
+    ({"name": 7, "conditions": ["none"]}, "name must be a non-empty string"),
+])
+def test_a_spec_without_a_grid_or_with_an_empty_name_is_refused(spec, said):
+    """Reported: `{}` expanded to one default run ("sweep sweep-cpu: 1 jobs") while `"grids": []` was
+    refused, and `"name": ""` fell back to sweep-cpu without a word."""
+    with pytest.raises(sweeps.kinds.JobSpecError, match=said):
+        sweeps.expand(spec)
