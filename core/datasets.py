@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets
     p.add_argument("--name", required=True, help="name of the new dataset")
     p.add_argument("--replace", action="store_true", help="replace an existing dataset of that name")
     args = parser.parse_args(argv)
+    from core.base import ConfigError
     from core.taxonomy import TaxonomyError
     try:
         if args.command == "build":
@@ -60,8 +61,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets
             print("\n".join(list_datasets()))
         elif args.command == "import":
             _print_summary(things.import_things(args.root, args.csv, args.name, replace=args.replace))
-    except (DatasetError, TaxonomyError) as exc:
-        print(f"taxolens data {args.command}: {exc}", file=sys.stderr)
+    except BrokenPipeError:            # `taxolens data list | head`: the caller ends quietly
+        raise
+    except (DatasetError, TaxonomyError, ConfigError, OSError) as exc:
+        # ConfigError: a TAXOLENS_DATA that is no folder; OSError: a data folder that cannot be
+        # written (ensure_writable's message names it). One line either way, as `taxolens` says it.
+        print(f"taxolens data {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,5 +1,7 @@
-"""Reading files a user points at: regular files only, and never more than a cap; and the one
-atomic file writer every module uses (write_atomic: a temp file beside the target, then os.replace).
+"""Reading files a user points at: regular files only, and never more than a cap; the one atomic
+file writer every module uses (write_atomic: a temp file beside the target, then os.replace); and
+check_output_target, the check every output option (--out, --csv, --report, --dest, --run-dir) runs
+before any work.
 
 A path may name a device (/dev/zero never ends), a FIFO (opening one blocks until a writer comes) or
 a symlink to either, and st_size is 0 for all of them, so a size check alone does not help. Here the
@@ -29,6 +31,23 @@ class FileReadError(ValueError):
     def __init__(self, path: Path, kind: str, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.kind, self.reason = Path(path), kind, reason
+
+
+class FileWriteError(OSError):
+    """An output path that cannot take what is to be written there (a FIFO or device, a folder where
+    a file is meant or the other way round, a parent that is a file, no write permission). An
+    OSError, so callers that already catch failed writes still do; `reason` says it without the
+    path, and str() is "<path>: <reason>"."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, errno_: int | None = None):
+        super().__init__(errno_, reason, str(path))
+        self.path, self.reason = Path(path), reason
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.reason}" if self.filename else self.reason
+
+    def __reduce__(self):          # picklable (a job's error may cross a process boundary)
+        return type(self), (self.filename, self.reason, self.errno)
 
 
 def _kind_of(mode: int) -> str:
@@ -125,9 +144,13 @@ def write_atomic(path: Path, data: bytes | str | None = None, *,
     path = Path(path)
     if (data is None) == (write is None):
         raise TypeError("write_atomic takes either data or write")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_non_regular(path)
     suffix = ".tmp" + (path.suffix if write is not None else "")     # numpy.savez appends .npz otherwise
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:     # named by the target, not by the temp file the user never asked for
+        raise FileWriteError(path, f"cannot be written ({exc.strerror or exc})", exc.errno) from exc
     try:
         if write is None:
             with os.fdopen(fd, "wb") as f:
@@ -143,3 +166,55 @@ def write_atomic(path: Path, data: bytes | str | None = None, *,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _refuse_non_regular(path: Path) -> None:
+    """FileWriteError when `path` exists (symlinks followed) and is not a regular file: os.replace
+    would swap a FIFO or a device node for a plain file (and fail on a folder)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:            # missing (or unreachable: mkdir / mkstemp say why)
+        return
+    if stat.S_ISDIR(mode):
+        raise FileWriteError(path, "is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise FileWriteError(path, f"is {_kind_of(mode)}, not a regular file")
+
+
+def check_output_target(path: str | os.PathLike, folder: bool = False) -> Path:
+    """`path` as a Path when a file (folder=True: a folder) can be written there; FileWriteError
+    otherwise: an empty path, an existing thing of the other kind or not a regular file, a parent
+    that is a file, or a nearest existing folder this process cannot create files in. Writes
+    nothing that stays (the write test is a temp file, removed at once), so a command runs it
+    before its work, and a result is not lost after hours to a path that cannot take it."""
+    if str(path) == "":        # Path("") is ".", the current folder: never what was meant
+        raise FileWriteError(path, "an empty path names no " + ("folder" if folder else "file"))
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None:
+        if folder and not stat.S_ISDIR(mode):
+            raise FileWriteError(path, ("is a file" if stat.S_ISREG(mode) else f"is {_kind_of(mode)}")
+                                 + "; give a folder")
+        if not folder and stat.S_ISDIR(mode):
+            raise FileWriteError(path, "is a directory; give a file name such as docs/results.md")
+        if not folder:
+            _refuse_non_regular(path)
+    # the nearest existing ancestor must be a folder this process can create files in
+    parent = path.absolute() if mode is not None and folder else path.absolute().parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise FileWriteError(path, f"{parent} is {'a file' if parent.is_file() else 'not a folder'}, "
+                                   f"so nothing can be written under it")
+    try:
+        # access() says yes to root even where nothing can be created (/proc, a read-only mount):
+        # only an actual file tells
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise FileWriteError(path, f"no file can be created in {parent} ({exc.strerror or exc})", exc.errno) from None
+    return path

@@ -16,13 +16,32 @@ import re
 import tempfile
 from pathlib import Path
 
+from core.base import ConfigError
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"  # curated tables, tracked in git
 SHIPPED_CHECKPOINT = ASSETS / "default-checkpoint"   # the small trained default run that ships in the repo
 
 
+class DataDirError(ConfigError):
+    """TAXOLENS_DATA set to something that cannot be the data folder (CLI: one line, exit 2)."""
+
+
 def data_dir() -> Path:
-    return Path(os.environ.get("TAXOLENS_DATA", ROOT / "data")).resolve()
+    """The data folder: TAXOLENS_DATA, else data/ beside the code. An empty TAXOLENS_DATA is refused,
+    not read as unset: it is most often a variable that was meant to hold a study's folder
+    (`TAXOLENS_DATA=$STUDY` with $STUDY unset), and falling back to the repository's own data would
+    mix that study's runs into it (and Path("") is the current folder, worse still). One that exists
+    and is not a folder (a file, a FIFO) is refused too: "no runs under <file>/runs" hid the mistake."""
+    value = os.environ.get("TAXOLENS_DATA")
+    if value == "":
+        raise DataDirError("TAXOLENS_DATA is set but empty; unset it to use the repository's data folder "
+                           f"({ROOT / 'data'}), or set it to a folder")
+    path = Path(value if value is not None else ROOT / "data").resolve()
+    if path.exists() and not path.is_dir():
+        said = f"TAXOLENS_DATA={value}" if value is not None else f"the data folder {path}"
+        raise DataDirError(f"{said} is not a folder; set TAXOLENS_DATA to a folder")
+    return path
 
 
 def own_data_dir() -> bool:

@@ -10,8 +10,9 @@
 
 One error policy, here in main(): a bad argument or input (ConfigError and the other user-facing
 errors) is ONE line on stderr and exit code 2, with nothing written (every command checks ALL its
-arguments before it creates a file or directory); a store that cannot be read is one line and exit
-1. Long work shows a tqdm bar on stderr; the result is printed as JSON on stdout and written under
+arguments before it creates a file or directory, output paths with files.check_output_target); an
+OSError that still gets through (a path that cannot be written after all) is one line naming the
+path and exit code 2 too; a store that cannot be read is one line and exit 1. Long work shows a tqdm bar on stderr; the result is printed as JSON on stdout and written under
 the runs directory.
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ def _user_error_types() -> tuple[type, ...]:
     types: list[type] = [ConfigError]
     for module, names in (("core.images", ("ImageError",)), ("core.taxonomy", ("TaxonomyError",)),
                           ("core.data.datasets", ("DatasetError", "ImportValidationError")),
-                          ("core.paths", ("UnsafeNameError",)), ("core.files", ("FileReadError",))):
+                          ("core.paths", ("UnsafeNameError",)),
+                          ("core.files", ("FileReadError", "FileWriteError"))):
         mod = sys.modules.get(module)
         types += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
     return tuple(types)
@@ -81,5 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, _failure_types()):
             print(f"taxolens {args.command}: error: {one_line(exc)}", file=sys.stderr)
             return EXIT_FAILURE
+        if isinstance(exc, OSError):
+            # The safety net under the output checks every command runs first: a path that still
+            # cannot be written (or read) is the user's to fix, so one line naming it, no traceback.
+            print(f"taxolens {args.command}: error: {one_line(_os_error_line(exc))}", file=sys.stderr)
+            return EXIT_USAGE
         raise
+
+
+def _os_error_line(exc: OSError) -> str:
+    """An OSError as "<path>: <reason>" ("[Errno 13] Permission denied: '<path>'" otherwise)."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+    return f"{where}: {exc.strerror}"
 

@@ -89,22 +89,22 @@ class StopFlag:
             signal.signal(sig, previous)
 
 
-def check_output(path: Path, flag: str, folder: bool = False) -> Path:
-    """ConfigError unless `path` can be written as a file (folder=True: a folder) by this user:
-    not the other kind of thing, and its nearest existing parent a writable folder. Checked before
-    the work, so a report is not lost after hours of training to a path that cannot take it."""
-    path = Path(path)
-    if path.exists() and path.is_dir() != folder:
-        kind = "a directory; give a file name such as docs/results.md" if not folder else "a file; give a folder"
-        raise ConfigError(f"{flag} {path} is {kind}")
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"{flag} {path}: {parent} is a file, so nothing can be written under it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: {parent} is not writable")
-    return path
+def check_output(path: str | os.PathLike, flag: str, folder: bool = False) -> Path:
+    """files.check_output_target as a ConfigError naming the option: `path` can be written as a
+    file (folder=True: a folder) by this user. Every output option runs it before the work, so a
+    report is not lost after hours of training to a path that cannot take it."""
+    from core import files
+    try:
+        return files.check_output_target(path, folder=folder)
+    except files.FileWriteError as exc:
+        raise ConfigError(f"{flag} {exc}" if str(path) else f"{flag}: {exc}") from None
+
+
+def output_path(text: str) -> Path:
+    """argparse type of an output option: a Path, but never from "" (Path("") is the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no file or folder")
+    return Path(text)
 
 
 # --- shared option groups ----------------------------------------------------------------------

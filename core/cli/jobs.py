@@ -27,38 +27,57 @@ from pathlib import Path
 from typing import Any
 
 from core.base import ConfigError
-from core.cli.common import add_train_options, read_json_object, train_overrides
+from core.cli.common import add_train_options, check_output, output_path, read_json_object, train_overrides
 from core.config import TrainConfig, number_arg
 from core.jobs import kinds, sweeps
 from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
 
+# The Slurm-only options: (flag, dest, SlurmConfig field). Their defaults are None, so a flag given
+# without --slurm can be told from one left out (and refused instead of silently ignored); the
+# values used when left out are SlurmConfig's.
+SLURM_ONLY = (("--partition", "partition", "partition"), ("--account", "account", "account"),
+              ("--gpus", "gpus", "gpus_per_node"), ("--cpus", "cpus", "cpus_per_task"),
+              ("--mem-gb", "mem_gb", "mem_gb"), ("--time", "time", "timeout_min"),
+              ("--slurm-arg", "slurm_arg", None), ("--cluster", "cluster", "cluster"))
+
+
 def _add_slurm_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Slurm (via submitit; default is the local worker)")
+    group = parser.add_argument_group("Slurm (via submitit; default is the local worker); the options "
+                                      "after --slurm need it")
     group.add_argument("--slurm", action="store_true", help="submit to Slurm instead of the local queue")
     group.add_argument("--partition")
     group.add_argument("--account")
-    group.add_argument("--gpus", type=number_arg(int, 0, 64), default=1, help="GPUs per node (default 1)")
-    group.add_argument("--cpus", type=number_arg(int, 1, 4096), default=8, help="CPUs per task (default 8)")
-    group.add_argument("--mem-gb", type=number_arg(int, 1, 1 << 20), default=32)
-    group.add_argument("--time", type=number_arg(int, 1, 525600), default=240, metavar="MINUTES",
+    group.add_argument("--gpus", type=number_arg(int, 0, 64), help="GPUs per node (default 1)")
+    group.add_argument("--cpus", type=number_arg(int, 1, 4096), help="CPUs per task (default 8)")
+    group.add_argument("--mem-gb", type=number_arg(int, 1, 1 << 20), help="memory per node in GB (default 32)")
+    group.add_argument("--time", type=number_arg(int, 1, 525600), metavar="MINUTES",
                        help="time limit (default 240)")
-    group.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
+    group.add_argument("--slurm-arg", action="append", metavar="KEY=VALUE",
                        help="extra sbatch option, e.g. constraint=a100 (repeatable)")
-    group.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
-                       help="submitit backend; 'local' runs through the same path on this machine")
+    group.add_argument("--cluster", choices=("slurm", "local", "debug"),
+                       help="submitit backend (default slurm); 'local' runs through the same path on this machine")
 
 
-def _slurm_config(args: argparse.Namespace):
+def _slurm_options(args: argparse.Namespace):
+    """The SlurmConfig of --slurm and its options, validated (also for --dry-run, which must refuse
+    what a real submit refuses); None without --slurm, where any Slurm-only option is a ConfigError
+    (it would be ignored: the job would quietly run on the local queue)."""
+    if not getattr(args, "slurm", False):
+        given = [flag for flag, dest, _ in SLURM_ONLY if getattr(args, dest, None) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --slurm "
+                              f"(without it the job goes to the local queue)")
+        return None
     from core.jobs.slurm import SlurmConfig
     extra = {}
-    for item in args.slurm_arg:
+    for item in args.slurm_arg or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--slurm-arg takes KEY=VALUE, got {item!r}")
         extra[key] = value
-    return SlurmConfig(partition=args.partition, account=args.account, gpus_per_node=args.gpus,
-                       cpus_per_task=args.cpus, mem_gb=args.mem_gb, timeout_min=args.time,
-                       cluster=args.cluster, additional=extra).validate()
+    fields = {field: getattr(args, dest) for _, dest, field in SLURM_ONLY
+              if field is not None and getattr(args, dest) is not None}
+    return SlurmConfig(**fields, additional=extra).validate()
 
 
 def register(subparsers) -> None:
@@ -175,7 +194,7 @@ def register(subparsers) -> None:
     srun.add_argument("--together", type=number_arg(int, 1, 10_000), metavar="N",
                       help="at most N runs per shared LM pass (default: every run of a group; lower it "
                            "when memory runs short)")
-    srun.add_argument("--report", type=Path, default=None,
+    srun.add_argument("--report", type=output_path, default=None,
                       help="results report to write (default: docs/results.md, or results.md in the data folder "
                            "when TAXOLENS_DATA points elsewhere); --no-report to skip")
     srun.add_argument("--no-report", action="store_true", help="do not write the results report")
@@ -189,7 +208,7 @@ def register(subparsers) -> None:
                        help=f"a sweep job id, or the spec `sweep run` was given ({', '.join(sweeps.PRESETS)} or a JSON file)")
     sshow.add_argument("--scale", choices=sorted(sweeps.SCALES),
                        help=f"with a spec: the scale it ran at (default {sweeps.DEFAULT_SCALE})")
-    sshow.add_argument("--csv", type=Path, help="also write the aggregate table to this CSV")
+    sshow.add_argument("--csv", type=output_path, help="also write the aggregate table to this CSV")
     sshow.set_defaults(func=_cmd_sweep_show)
 
 
@@ -303,11 +322,12 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
+        slurm_cfg = _slurm_options(args)
         spec = _spec_from_args(args)
         # validated before the store is opened: a refused job leaves no trace, not even the database
         if args.slurm:
             from core.jobs import slurm
-            job_id = slurm.submit(args.kind, spec, _slurm_config(args))
+            job_id = slurm.submit(args.kind, spec, slurm_cfg)
         else:
             from core.jobs import submit
             job_id = submit(args.kind, spec)
@@ -317,7 +337,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             print(json.dumps(dataclasses.asdict(job), indent=2))
         else:
             where = {"slurm": " (Slurm)", "local": " (submitit, on this machine)", "debug": " (submitit debug executor)"}
-            print(f"job {job_id} queued: {_describe(job)}" + (where[args.cluster] if args.slurm else ""))
+            print(f"job {job_id} queued: {_describe(job)}" + (where[slurm_cfg.cluster] if args.slurm else ""))
         if not args.slurm:
             _worker_hint(store, args.start_worker)
         return 0
@@ -385,22 +405,25 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
         from core.jobs import cancel
         store = _store_or_no_job(args.job_ids[0])
-        code = 0
-        for job_id in args.job_ids:
+        # every id first: one unknown id (a typo) cancels nothing, rather than the ones before it
+        unknown = []
+        for job_id in dict.fromkeys(args.job_ids):
             try:
-                before = store.get(job_id).status
-                status = before if before in FINISHED else cancel(job_id, store=store)
-            except KeyError as exc:
-                print(f"taxolens jobs: error: {exc.args[0]}", file=sys.stderr)
-                code = 2
-                continue
+                store.get(job_id)
+            except KeyError:
+                unknown.append(str(job_id))
+        if unknown:
+            raise ConfigError(f"no job with id {', '.join(unknown)}; nothing cancelled")
+        for job_id in args.job_ids:
+            before = store.get(job_id).status
+            status = before if before in FINISHED else cancel(job_id, store=store)
             if status == "running":
                 print(f"job {job_id}: cancellation requested; it stops within seconds")
             elif status == "cancelled" and before != "cancelled":
                 print(f"job {job_id}: cancelled")
             else:
                 print(f"job {job_id}: already {status}, nothing to cancel")
-        return code
+        return 0
     return _run(handle, args)
 
 
@@ -472,6 +495,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_sweep_submit(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
+        slurm_cfg = _slurm_options(args)       # before --dry-run: it refuses what a real submit refuses
         spec = sweeps.resolve(args.spec, scale=args.scale)
         if args.dry_run:
             try:
@@ -498,10 +522,10 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
         if args.together is not None and not args.one_job:
             raise ConfigError("--together applies to --one-job sweeps (and `sweep run`)")
         if args.one_job:
-            return _submit_one_job_sweep(args, spec)
+            return _submit_one_job_sweep(args, spec, slurm_cfg)
         if args.slurm:
             from core.jobs import slurm
-            sweep_id = slurm.submit("sweep", spec, _slurm_config(args))
+            sweep_id = slurm.submit("sweep", spec, slurm_cfg)
             n = len(JobStore().list(parent_id=sweep_id))
             print(f"sweep {sweep_id} submitted to Slurm as {n} jobs; `sweep show {sweep_id}` for progress")
             return 0
@@ -517,11 +541,11 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
     return _run(handle, args)
 
 
-def _submit_one_job_sweep(args: argparse.Namespace, spec: dict) -> int:
+def _submit_one_job_sweep(args: argparse.Namespace, spec: dict, slurm_cfg) -> int:
     job_spec = {"source": spec, "together": args.together}
     if args.slurm:
         from core.jobs import slurm
-        job_id = slurm.submit("sweep-run", job_spec, _slurm_config(args))
+        job_id = slurm.submit("sweep-run", job_spec, slurm_cfg)
         print(f"sweep submitted to Slurm as one job ({job_id}); `sweep show {job_id}` for results")
         return 0
     from core.jobs import submit
@@ -533,14 +557,14 @@ def _submit_one_job_sweep(args: argparse.Namespace, spec: dict) -> int:
 
 def _cmd_sweep_run(args: argparse.Namespace) -> int:
     from core import paths, results, runs
-    from core.cli.common import check_output, emit
+    from core.cli.common import emit
     from core.jobs import sweep_run
 
-    if args.dry_run:
-        return _cmd_sweep_submit(args)
     out = args.report or paths.default_report()
     if not args.no_report:
-        check_output(out, "--report")        # before the sweep's hours, not after
+        check_output(out, "--report")        # before the sweep's hours (and a dry run's plan), not after
+    if args.dry_run:
+        return _cmd_sweep_submit(args)
     done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)
     if not args.no_report:
         left_out: list[str] = []
@@ -557,6 +581,8 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
 def _cmd_sweep_show(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
         from core.jobs import sweep_run
+        if args.csv is not None:
+            check_output(args.csv, "--csv")        # before reading the sweep, and written or not
         if not args.sweep.isdigit():          # a sweep `sweep run` ran here: its runs, named by its manifest
             source = sweep_run.source_of(args.sweep, args.scale)
             rows, total = sweep_run.results_rows(source), len(sweeps.expand(source))
@@ -599,8 +625,8 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
                 print("\nLM probes (the LM alone on the dataset's (concept, category) pairs)")
                 print(probes.to_string(index=False, na_rep="–"))
         if args.csv:
-            args.csv.parent.mkdir(parents=True, exist_ok=True)
-            table.to_csv(args.csv, index=False)
+            from core import files
+            files.write_atomic(args.csv, table.to_csv(index=False))   # never into a FIFO or device
             print(f"wrote {args.csv} (every metric, mean and 95% t-CI over seeds)")
         return 0
     return _run(handle, args)

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from core import paths
 from core.base import ConfigError
 from core.cli.common import (EXIT_INTERRUPTED, Parser, ProgressBar, StopFlag, add_train_options, check_output,
-                             config_from, emit, headline, one_line)
+                             config_from, emit, headline, one_line, output_path)
 from core.config import BASELINES, TrainConfig, number_arg
 
 
@@ -78,7 +78,10 @@ def _train_and_evaluate(cfg: TrainConfig, run_dir: Path | None, no_eval: bool, l
                 return None
             except BaseException:
                 if fresh:                  # nothing saved yet: no half-made run left to list as "new"
-                    runs.discard_unstarted(run_dir)
+                    try:
+                        runs.discard_unstarted(run_dir)
+                    except OSError:        # the folder that failed training fails here too: say the first
+                        pass
                 raise
         test = None if no_eval else evaluate(run_dir, split="test", progress=bar.sub(share, 1.0))
     finally:
@@ -137,6 +140,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     cfg_path = run_dir / runs.CONFIG_JSON
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
+    check_output(run_dir, "--run-dir", folder=True)       # a parent that is a file, /proc, no permission
     if not cfg_path.is_file():
         if run_dir.is_dir() and any(run_dir.iterdir()):
             raise ConfigError(f"--run-dir {run_dir} is not empty and holds no run (no config.json)")
@@ -245,7 +249,7 @@ def cmd_probe_lm(args) -> int:
 def cmd_results_report(args) -> int:
     from core import results, runs
 
-    out = check_output(Path(args.out) if args.out else paths.default_report(), "--out")
+    out = check_output(paths.default_report() if args.out is None else args.out, "--out")
     left_out: list[str] = []
     repeated: list[str] = []
     rows = results.collect(left_out, repeated)
@@ -261,7 +265,7 @@ def cmd_results_report(args) -> int:
 def cmd_results_figures(args) -> int:
     from core import paper_figures, results
 
-    out = check_output(Path(args.out) if args.out else paths.default_figures_dir(), "--out", folder=True)
+    out = check_output(paths.default_figures_dir() if args.out is None else args.out, "--out", folder=True)
     left_out: list[str] = []
     rows = results.collect(left_out)
     formats = [] if args.csv_only else ["svg", "png"]
@@ -476,7 +480,7 @@ def register(sub) -> None:
                        description="Train the projector for a config (resumes an existing --run-dir "
                                    "of the same config), then evaluate it on the test split.")
     add_train_options(p)
-    p.add_argument("--run-dir", help="run directory to create or resume (default: a new one "
+    p.add_argument("--run-dir", type=output_path, help="run directory to create or resume (default: a new one "
                                      "under the runs directory)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
     p.add_argument("--leaf-stage", action="store_true",
@@ -493,7 +497,7 @@ def register(sub) -> None:
                                    "(the best epoch's projector in fp16, checkpoint.json, config, test "
                                    "evaluation), which a fresh clone installs and Predict uses at once.")
     p.add_argument("run", metavar="RUN", help="run id or run directory")
-    p.add_argument("--dest", help="folder to write (default: assets/default-checkpoint)")
+    p.add_argument("--dest", type=output_path, help="folder to write (default: assets/default-checkpoint)")
     p.add_argument("--unfinished", action="store_true",
                    help="also a run stopped by hand (its best epoch so far; checkpoint.json says where it stopped)")
     p.set_defaults(func=cmd_ship)
@@ -611,7 +615,7 @@ def register(sub) -> None:
                         description="Per setting and condition: seen / unseen per-category macro-F1 "
                                     "with 95 % t-CIs over seeds, chance, leaf numbers, baselines, LM "
                                     "probes, and per run its device, training time and git commit.")
-    r.add_argument("--out", default=None,
+    r.add_argument("--out", type=output_path, default=None,
                    help="markdown file to write (default: docs/results.md; results.md in the data folder "
                         "when TAXOLENS_DATA points elsewhere)")
     r.set_defaults(func=cmd_results_report)
@@ -621,7 +625,7 @@ def register(sub) -> None:
                                     "coherence and against the LM probe (Spearman, Pearson, fitted line), F1 "
                                     "by hypernym depth, leaf F1 per concept. Each as <name>.csv, and as "
                                     "<name>.svg / <name>.png where kaleido and a Chromium are available.")
-    r.add_argument("--out", default=None,
+    r.add_argument("--out", type=output_path, default=None,
                    help="folder to write into (default: artifacts/figures, or figures/ in the data folder "
                         "when TAXOLENS_DATA points elsewhere; one sub-folder per setting when there are several)")
     r.add_argument("--csv-only", action="store_true", help="write the data only, no SVG / PNG")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from core import paths, runs
+from core import files, paths, runs
 from core.base import ConfigError
 from core.config import TrainConfig
 from core.models import registry
@@ -223,10 +223,14 @@ def check_ship_dest(dest: Path, run_dir: Path) -> None:
     here, run = dest.resolve(), Path(run_dir).resolve()
     if here == run or run in here.parents or here in run.parents:
         raise runs.RunError(f"--dest {dest} is, holds or sits inside the run {run}; ship to another folder")
+    if dest.is_file():
+        raise runs.RunError(f"--dest {dest} is a file; shipping writes a folder")
+    try:       # a parent that is a file, a folder that cannot be written (/proc): before any work
+        files.check_output_target(dest, folder=True)
+    except files.FileWriteError as exc:
+        raise runs.RunError(f"--dest {exc}") from None
     if not dest.exists():
         return
-    if not dest.is_dir():
-        raise runs.RunError(f"--dest {dest} is a file; shipping writes a folder")
     earlier = _json_or_none(dest / "checkpoint" / "checkpoint.json")
     if any(dest.iterdir()) and not (isinstance(earlier, dict) and "shipped" in earlier):
         raise runs.RunError(f"--dest {dest} holds files that are not a shipped checkpoint; shipping replaces "

@@ -76,12 +76,14 @@ def test_cancelling_a_cancelled_job_says_already(store, capsys):
     assert capsys.readouterr().out.strip() == f"job {job_id}: already cancelled, nothing to cancel"
 
 
-def test_cancelling_a_known_and_an_unknown_job_cancels_one_and_names_the_other(store, capsys):
+def test_cancelling_a_known_and_an_unknown_job_cancels_neither_and_names_the_unknown(store, capsys):
+    """A typo among the ids cancels nothing (it used to cancel the ids before and after it)."""
     job_id = store.submit("train", {"config": {}})
     assert cli.main(["jobs", "cancel", "99999", str(job_id)]) == 2
     out, err = capsys.readouterr()
-    assert out.strip() == f"job {job_id}: cancelled"
-    assert err.strip() == "taxolens jobs: error: no job with id 99999"
+    assert out == ""
+    assert err.strip() == "taxolens jobs: error: no job with id 99999; nothing cancelled"
+    assert store.get(job_id).status == "queued"
 
 
 def test_a_closed_pipe_ends_the_listing_quietly(store):

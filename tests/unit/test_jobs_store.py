@@ -51,7 +51,8 @@ def test_unwritable_data_dir_names_the_path(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data dir should be")
     monkeypatch.setenv("TAXOLENS_DATA", str(blocker))
-    with pytest.raises(JobStoreError, match="not-a-dir"):
+    from core.paths import DataDirError     # said by the data folder itself, before the store opens
+    with pytest.raises(DataDirError, match="not-a-dir is not a folder"):
         JobStore()
 
 
