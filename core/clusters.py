@@ -398,13 +398,18 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
     bad = [s for s in sources if s not in SOURCES]
     if bad or not sources:
         raise ValueError(f"sources must be drawn from {', '.join(SOURCES)}, got {list(sources)!r}")
-    report(0.0, "loading the checkpoint")
-    info, vlm = _trained(run_dir, device, vlm)
+    from core import runs
+    from core.base import ConfigError
+
+    # the run's data first: a split too small for trees is refused (one line) before a model loads
+    info = runs.load_run(run_dir)
     data = rundata.prepare(info.config)
     ds = data.dataset
     images = images_of_split(data, split)
     if len(images) < 2:
-        raise ValueError(f"split {split!r} of run {info.run_id} has {len(images)} image(s); trees need more")
+        raise ConfigError(f"split {split!r} of run {info.run_id} has {len(images)} image(s); trees need at least 2")
+    report(0.0, "loading the checkpoint")
+    info, vlm = _trained(run_dir, device, vlm)
     concepts_of = [im.concept for im in images]
     feats, _ = image_features(vlm, images, progress=lambda f, m: report(0.05 + 0.1 * f, m))
 

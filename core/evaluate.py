@@ -35,6 +35,7 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None, frozen_fro
     """Score every `split` question of a trained run; writes and returns its metrics. frozen_from:
     a loaded fp32 VLM of the same encoder and LM to share (checkpoint.load_trained)."""
     runs.eval_dir(run_dir, split)                       # checks the split name before any work
+    check_split(run_dir, split)                         # and that it has an image, before a model loads
     report = progress or (lambda f, m: None)
     info, vlm = checkpoint.load_trained(run_dir, frozen_from=frozen_from)
     cfg = trained_config(info)
@@ -51,6 +52,21 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None, frozen_fro
     result = _write(runs.eval_dir(info.path, split), rows, about)
     report(1.0, "done")
     return result
+
+
+def check_split(run_dir: str | Path, split: str) -> None:
+    """ConfigError when the run's `split` holds no image or its data has one concept: there is nothing
+    to measure (a run trained before rundata.check_splits refused such data). Loads no model."""
+    info = runs.load_run(run_dir)
+    cfg = trained_config(info)
+    ds, _ = rundata.load_subset(cfg)
+    if len(ds.concepts) < rundata.MIN_CONCEPTS:
+        raise ConfigError(f"run {info.run_id} trained on {len(ds.concepts)} concept of dataset '{cfg.dataset}': its "
+                          f"leaf questions have no \"no\" answer (that needs another concept), so there is nothing "
+                          f"to evaluate")
+    if split not in questions.split_images(ds, cfg.seed).values():
+        raise ConfigError(f"run {info.run_id} has no {split} image (dataset '{cfg.dataset}': a concept needs "
+                          f"3 or more images for one in every split), so there is nothing to evaluate")
 
 
 def evenly_spaced(items: list, n: int | None) -> list:
@@ -102,6 +118,7 @@ def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = 
     runs.eval_dir(run_dir, split)
     if images is not None and (isinstance(images, bool) or not isinstance(images, int) or images < 1):
         raise ConfigError(f"images must be a positive integer, got {images!r}")
+    check_split(run_dir, split)
     report = progress or (lambda f, m: None)
     info, vlm = checkpoint.load_trained(run_dir, frozen_from=frozen_from)
     cfg = trained_config(info)

@@ -32,14 +32,15 @@ def check_device(device: str, here: bool = True) -> None:
         resolve_device(device)
 
 
-def check_config(cfg: TrainConfig, here: bool = True, started: bool = False) -> TrainConfig:
+def check_config(cfg: TrainConfig, here: bool = True, started: bool = False, splits: bool = True) -> TrainConfig:
     """Everything about a training config that can be checked without building its data (`started`:
-    resuming a run that has a checkpoint, see rundata.check)."""
+    resuming a run that has a checkpoint, see rundata.check; `splits`: that its data has the concepts
+    and the train, val and test images a run needs, rundata.check_splits)."""
     from core import rundata
     from core.conditions import parse_condition
 
     parse_condition(cfg.condition)        # syntax and r range first: clearer than a dataset error
-    cfg = rundata.check(cfg, started)     # a subset limit the dataset does not reach: None (all)
+    cfg = rundata.check(cfg, started, splits)     # a subset limit the dataset does not reach: None (all)
     check_device(cfg.device, here)
     return cfg
 
@@ -106,7 +107,7 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
 
     cfg = TrainConfig(dataset=dataset, encoder=encoder, seed=seed, max_concepts=max_concepts,
                       images_per_concept=images_per_concept, device=device)
-    check_config(cfg, here)
+    check_config(cfg, here, splits=False)     # no run: coherence needs no val or test images
     ds = datasets.load_dataset(cfg.dataset)
     if cfg.max_concepts is not None or cfg.images_per_concept is not None:
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,

@@ -1,6 +1,7 @@
 """Run data: config -> dataset (subset) -> split -> deprivation -> questions, in one place.
 
     check(cfg) -> cfg             ranges, model ids, the dataset on disk, the condition against it
+    check_splits(cfg)             >= 2 concepts and a train, val and test image (what a run needs)
     prepare(cfg) -> RunData       what training, evaluation, baselines and Browse all see
     load_subset(cfg)              just the dataset (and its table hash): a checkpoint's vocabulary
     image_split(cfg)              image id -> train | val | test, without questions (Browse)
@@ -42,24 +43,61 @@ class RunData:
         return [q for q in asked if self.deprivation.keeps(q)]
 
 
-def check(cfg: TrainConfig, started: bool = False) -> TrainConfig:
+def check(cfg: TrainConfig, started: bool = False, splits: bool = True) -> TrainConfig:
     """cfg.validate() and what needs more than the config: the encoder and LM ids against the model
     registry (no model loads), the dataset on disk and the condition against it, and the run
     cfg.init_from names -- unless the run has `started`: its own checkpoint then holds the projector,
-    and the source may be gone (a shipped leaf stage travels without its first stage). Returns the
-    config as a new run records it (runs.as_recorded_on), or cfg itself for a run that has started."""
+    and the source may be gone (a shipped leaf stage travels without its first stage). With `splits`,
+    also that the run's (subset of the) dataset can be trained and measured at all (check_splits).
+    Returns the config as a new run records it (runs.as_recorded_on), or cfg itself for a run that
+    has started."""
     from core.models import registry  # lazy: the registry imports torch
 
     cfg.validate()
     registry.check_encoder_id(cfg.encoder)
+    registry.check_grid_fit(cfg)          # image_tokens / grid_crop against a grid known without loading
     registry.check_lm_id(cfg.lm)
     ds = datasets.load_dataset(cfg.dataset)
+    if splits:
+        check_splits(cfg, ds)
     conditions.parse_condition(cfg.condition).check(ds)
     if cfg.init_from and not started:
         runs.init_source(cfg)
     # a new run records the subset it trains, a limit the dataset does not reach as none; a resumed
     # run keeps what its records hold
     return cfg if started else runs.as_recorded_on(cfg, ds)
+
+
+MIN_CONCEPTS = 2            # a "no" leaf question asks about another concept than the image's
+SPLIT_NEEDS = {"train": 1, "test": 2, "val": 3}   # images a concept needs for one in that split (split_images)
+
+
+def check_splits(cfg: TrainConfig, ds=None) -> None:
+    """ConfigError unless the run's (subset of the) dataset can be trained on and measured: at least
+    MIN_CONCEPTS concepts, and at least one image in each of train, val and test. split_images splits
+    within each concept: one image only trains, two give a test image, three or more a val image too;
+    the message names the concepts with too few images for what is missing."""
+    ds = datasets.load_dataset(cfg.dataset) if ds is None else ds
+    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
+        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept, seed=cfg.seed)
+    what = f"dataset '{cfg.dataset}'" + (" (the subset asked for)" if ds.info.get("subset") else "")
+    if len(ds.concepts) < MIN_CONCEPTS:
+        raise ConfigError(f"{what} has {len(ds.concepts)} concept(s); training needs at least {MIN_CONCEPTS} "
+                          f"(a \"no\" leaf question asks about another concept)")
+    from collections import Counter
+    have = Counter(im.concept for im in ds.images)
+    counts = {c: have[c] for c in ds.concepts}
+    split = questions.split_images(ds, cfg.seed)
+    present = set(split.values())
+    missing = [name for name in runs.SPLITS if name not in present]
+    if missing:
+        hardest = max(missing, key=SPLIT_NEEDS.get)
+        need = SPLIT_NEEDS[hardest]
+        short = sorted(c for c, n in counts.items() if n < need)
+        shown = ", ".join(f"{c} ({counts[c]})" for c in short[:8]) + (f" and {len(short) - 8} more" if len(short) > 8 else "")
+        raise ConfigError(f"{what} has no {' or '.join(missing)} image, so a run can be neither trained nor "
+                          f"measured: each concept's images are split 60/20/20 within the concept, and a concept "
+                          f"needs {need} or more images for one in the {hardest} split; concepts with fewer: {shown}")
 
 
 def prepare(cfg: TrainConfig) -> RunData:

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import secrets
@@ -32,6 +33,9 @@ from core import files, paths
 from core.data import datasets
 from core.base import ConfigError
 from core.config import SHIPPED_RECIPE, TrainConfig
+
+_log = logging.getLogger(__name__)     # notes for the user (no handler: Python prints them on stderr)
+_noted_unreadable: set[str] = set()     # each unreadable folder is named once per process (the app lists runs every few s)
 
 CONFIG_JSON = "config.json"                   # a run's TrainConfig (a baseline's: + "baseline")
 METRICS_JSON = "metrics.json"                 # eval/<split>/: core.metrics.summarize + what was evaluated
@@ -337,8 +341,8 @@ def resolve_run_dir(run_id_or_path: str | Path) -> Path:
 
 def load_run(run_id_or_path: str | Path) -> RunInfo:
     run_dir = resolve_run_dir(run_id_or_path)
-    try:
-        cfg = TrainConfig.from_stored(read_json(run_dir / CONFIG_JSON))
+    try:   # a config that does not validate (e.g. "projector_hidden": "abc") cannot be this run's
+        cfg = TrainConfig.from_stored(read_json(run_dir / CONFIG_JSON)).validate()
     except RunError:
         raise
     except (TypeError, ConfigError) as exc:   # e.g. a run written by a newer TaxoLens, with more options
@@ -385,20 +389,26 @@ def init_source(cfg: TrainConfig) -> RunInfo:
     return src
 
 
-def list_runs() -> list[RunInfo]:
-    """Every readable run, newest first. Unreadable directories are skipped (they may be being
-    written right now), baselines are not runs."""
+def list_runs(unreadable: list[tuple[Path, str]] | None = None) -> list[RunInfo]:
+    """Every readable run, newest first; baselines are not runs, nor folders without a config.json.
+    A run folder that cannot be read (its config.json or checkpoint.json is not valid JSON, or not a
+    config or checkpoint record) is left out: appended to `unreadable` as (folder, reason) when that
+    list is given, else named in one note on stderr (log `core.runs`) per folder and process."""
     root = paths.runs_dir()
     if not root.is_dir():
         return []
     runs = []
-    for d in root.iterdir():
+    for d in sorted(root.iterdir()):
         if d.name == BASELINES_DIR or not (d / CONFIG_JSON).is_file():
             continue
         try:
             runs.append(load_run(d))
-        except RunError:
-            continue
+        except RunError as exc:
+            if unreadable is not None:
+                unreadable.append((d, str(exc)))
+            elif str(d) not in _noted_unreadable:
+                _noted_unreadable.add(str(d))
+                _log.warning("taxolens: note: run folder %s is left out, it cannot be read: %s", d.name, exc)
     return sorted(runs, key=lambda r: (r.created or "", r.run_id), reverse=True)
 
 
@@ -423,7 +433,7 @@ class ReusableRuns:
                 ck = read_json(checkpoint_json(d))
                 if not isinstance(ck, dict) or ck.get("status") not in ("finished", "cancelled"):
                     continue
-                cfg = TrainConfig.from_stored(read_json(d / CONFIG_JSON))
+                cfg = TrainConfig.from_stored(read_json(d / CONFIG_JSON)).validate()   # as load_run
                 if not self.versions.checkpoint_is_current(ck, cfg.dataset):
                     continue
                 report = (ck.get("condition") or {}).get("report") if isinstance(ck.get("condition"), dict) else None

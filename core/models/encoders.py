@@ -27,6 +27,9 @@ from torch import nn
 from core.models import ModelUnavailableError, hub_offline
 
 EFFICIENTNET_SIZES = {"efficientnet-lite2": 260, "efficientnet-lite0": 224}
+# The side of the square grid each gives at that input size (stride 32, "same" padding: ceil(S / 32)),
+# known without loading its weights, so a config can be checked against it before any model loads.
+EFFICIENTNET_GRIDS = {"efficientnet-lite2": 9, "efficientnet-lite0": 7}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -132,6 +135,16 @@ class ImageEncoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def grid_tokens(self) -> int:
+        """Tokens in the grid this encoder gives (what pool_tokens can shrink), found once by
+        encoding a blank picture (subclasses that know it without running set _grid_tokens)."""
+        n = getattr(self, "_grid_tokens", None)
+        if n is None:
+            blank = self.preprocess(Image.new("RGB", (self.image_size, self.image_size), (255, 255, 255)))
+            n = self._grid_tokens = int(self(blank.unsqueeze(0)).shape[1])
+        return n
+
 
 def _nchw_to_tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).transpose(1, 2).contiguous()
@@ -160,6 +173,7 @@ class EfficientNetLite(ImageEncoder):
         # ImageNet mean/std (tensorflow/tpu efficientnet/lite: MEAN_RGB 127, STDDEV_RGB 128).
         self.transform_id = f"rgb-on-white|pad-square-white|bicubic-{self.image_size}|(x*255-127)/128"
         self.weights_id = f"{Path(weights).name}"
+        self._grid_tokens = EFFICIENTNET_GRIDS[variant] ** 2
         self.freeze()
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

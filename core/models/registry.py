@@ -16,6 +16,7 @@ command or a job submission can refuse before it creates a run folder).
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Callable
@@ -25,7 +26,7 @@ import torch
 from core.base import ConfigError
 from core.config import TrainConfig
 from core.models import ModelUnavailableError, encoders, lms
-from core.models.encoders import EFFICIENTNET_SIZES, ImageEncoder
+from core.models.encoders import EFFICIENTNET_GRIDS, EFFICIENTNET_SIZES, ImageEncoder
 from core.models.lms import LanguageModel
 from core.models.projector import Projector
 from core.models.vlm import VLM
@@ -76,6 +77,38 @@ def _parse_encoder(encoder_id: str) -> tuple[str, str, str | None]:
 
 def check_encoder_id(encoder_id: str) -> None:
     _parse_encoder(encoder_id)
+
+
+def grid_tokens(encoder_id: str) -> int | None:
+    """Tokens in the feature grid of an encoder, when known without loading it (the named
+    EfficientNets); None for open_clip / timm ids, whose grid is known once the model is built
+    (ImageEncoder.grid_tokens, checked by create_vlm)."""
+    family, name, _ = _parse_encoder(encoder_id)
+    return EFFICIENTNET_GRIDS[name] ** 2 if family == "efficientnet" else None
+
+
+def check_grid_fit(cfg: TrainConfig, n: int | None = None) -> None:
+    """ConfigError unless cfg.image_tokens (and cfg.grid_crop) fit the encoder's grid of `n` tokens
+    (None: the grid known without loading, registry.grid_tokens; nothing is checked when unknown).
+    pool_tokens shrinks a grid of n tokens to any k in [1, n]; a grid_crop window of side c must fit
+    the (square) grid, and training pools that window, so k <= c * c as well."""
+    n = grid_tokens(cfg.encoder) if n is None else n
+    if n is None:
+        return
+    side = math.isqrt(n)
+    shape = f"a {side}x{side} grid of {n} tokens" if side * side == n else f"a grid of {n} tokens"
+    if not 1 <= cfg.image_tokens <= n:
+        raise ConfigError(f"image_tokens {cfg.image_tokens} does not fit encoder {cfg.encoder}, which gives {shape}: "
+                          f"image_tokens must be in [1, {n}]")
+    if cfg.grid_crop:
+        if side * side != n or cfg.grid_crop > side:
+            raise ConfigError(f"grid_crop {cfg.grid_crop} does not fit encoder {cfg.encoder}, which gives {shape}: "
+                              + (f"grid_crop must be in [1, {side}] (or 0: the whole grid)" if side * side == n
+                                 else "grid_crop needs a square grid"))
+        if cfg.image_tokens > cfg.grid_crop ** 2:
+            raise ConfigError(f"image_tokens {cfg.image_tokens} does not fit a grid_crop window of "
+                              f"{cfg.grid_crop}x{cfg.grid_crop} = {cfg.grid_crop ** 2} tokens: image_tokens must be "
+                              f"in [1, {cfg.grid_crop ** 2}] (or a larger grid_crop)")
 
 
 def _efficientnet(encoder_id: str, name: str, source: str | None) -> ImageEncoder:
@@ -222,6 +255,8 @@ def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
     cfg.validate()
     device = torch.device(device)
     encoder = create_encoder(cfg.encoder, device)
+    if cfg.image_tokens > 1 or cfg.grid_crop:    # an open_clip / timm grid is known only now
+        check_grid_fit(cfg, encoder.grid_tokens)
     lm = create_lm(cfg.lm, cfg.lm_init, device, seed=cfg.seed)
     return VLM(encoder, lm, create_projector(cfg, encoder.dim, lm).to(device), cfg.image_tokens, cfg.prompt)
 
@@ -232,6 +267,8 @@ def vlm_sharing_frozen(cfg: TrainConfig, other: VLM) -> VLM:
     train_many) hold one copy of the frozen models. The caller checks that cfg names the same
     encoder, LM and LM init (and seed, for a random-init LM) as `other` was built from."""
     cfg.validate()
+    if cfg.image_tokens > 1 or cfg.grid_crop:
+        check_grid_fit(cfg, other.encoder.grid_tokens)
     projector = create_projector(cfg, other.encoder.dim, other.lm)
     return VLM(other.encoder, other.lm, projector.to(other.device), cfg.image_tokens, cfg.prompt)
 
