@@ -53,6 +53,10 @@ def dataset_detail(name: str) -> None:
                    f"synset given: " + "; ".join(f"{u['concept']} ({u['synset']} is a "
                                                  f"{', '.join(u['hypernyms'][:3]) or '?'})" for u in unconfirmed[:8])
                    + ". Check those synsets: a wrong one gives Predict a wrong chain.", icon=":material/warning:")
+    few = (ds.info.get("import") or {}).get("few_images") or {}
+    if few:
+        from core.data.things import few_images_note
+        st.warning(few_images_note(few), icon=":material/warning:")
     images = Counter(im.concept for im in ds.images)
     with st.expander(f"All {len(ds.concepts)} concepts"):
         st.dataframe([{"concept": c.name, "asked as": c.label, "synset": c.synset or "",

@@ -22,6 +22,9 @@ def _print_summary(ds: Dataset) -> None:
     width = max((len(k) for k in s["concepts_per_category"]), default=0)
     for k, n in sorted(s["concepts_per_category"].items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {k:<{width}}  {n}")
+    few = (ds.info.get("import") or {}).get("few_images") or {}
+    if few:
+        print(f"note: {things.few_images_note(few)}", file=sys.stderr)
     unconfirmed = (ds.info.get("import") or {}).get("unconfirmed_synsets") or []
     if unconfirmed:
         print(f"note: for {len(unconfirmed)} concept(s) none of the categories is a WordNet hypernym of the "

@@ -26,12 +26,17 @@ from pathlib import Path
 
 from core import files, taxonomy
 from core.base import Progress
-from core.data.datasets import (Category, Concept, Dataset, ImportValidationError, build_lock, check_name,
-                                dataset_dir, normalize_image, publish, save_png, staging)
+from core.data.datasets import (DEFAULT_NAME, Category, Concept, Dataset, ImportValidationError, build_lock,
+                                check_name, dataset_dir, normalize_image, publish, save_png, staging)
 from core.images import ImageError, load_image
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 STYLE = "photo"
+MIN_CONCEPTS = 2        # core.rundata.MIN_CONCEPTS: a run's "no" leaf questions ask about other concepts
+# Each concept's images are split 60/20/20 within it (core.questions.split_images): one image only
+# trains, two give a test image, three give one in every split. Fewer is imported (more pictures may
+# follow) with a note; training refuses a dataset with an empty split and names these concepts.
+IMAGES_FOR_EVERY_SPLIT = 3
 
 
 def _category_name(text: str) -> str:
@@ -116,7 +121,10 @@ def _plan(root, csv_path, name: str, replace: bool) -> tuple[Path, Path, dict, d
     root, csv_path = Path(root).expanduser(), Path(csv_path).expanduser()
     check_name(name)
     problems: list[str] = []
-    if dataset_dir(name).exists() and not replace:
+    if name == DEFAULT_NAME:          # `make dataset` rebuilds it from assets/, over an import
+        problems.append(f"'{DEFAULT_NAME}' is the default dataset's name (`make dataset` builds it from "
+                        f"assets/ and would replace an import); choose another name")
+    elif dataset_dir(name).exists() and not replace:
         problems.append(f"a dataset named '{name}' already exists (choose another name, or replace it "
                         f"with --replace)")
     table = read_table(csv_path, problems)
@@ -132,6 +140,9 @@ def _plan(root, csv_path, name: str, replace: bool) -> tuple[Path, Path, dict, d
     for folder in folders:
         if folder not in table:
             problems.append(f"folder {root / folder} has no row in {csv_path.name}")
+    if 0 < len(table) < MIN_CONCEPTS:
+        problems.append(f"{csv_path.name} lists {len(table)} concept; a dataset needs at least {MIN_CONCEPTS} "
+                        f"(every leaf question's \"no\" asks about another concept)")
     return root, csv_path, table, folders, problems
 
 
@@ -193,9 +204,28 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
         categories = [Category(k, k.replace("_", " "), None) for k in category_names]
         concepts = [Concept(c, _label(c), t["synset"], tuple(t["categories"]))
                     for c, t in sorted(table.items())]
-        return publish(stage, name, f"THINGS-layout import of {root}", concepts, categories, rows,
-                       {"import": {"root": str(root), "csv": str(csv_path),
-                                   "unconfirmed_synsets": unconfirmed_synsets(table)}})
+        few = few_images(rows)
+        ds = publish(stage, name, f"THINGS-layout import of {root}", concepts, categories, rows,
+                     {"import": {"root": str(root), "csv": str(csv_path),
+                                 "unconfirmed_synsets": unconfirmed_synsets(table), "few_images": few}})
+    return ds
+
+
+def few_images(rows) -> dict[str, int]:
+    """concept -> its number of images, for concepts with too few for an image in every split
+    (IMAGES_FOR_EVERY_SPLIT); rows are (image_id, concept, style, rel) as imported."""
+    from collections import Counter
+    counts = Counter(row[1] for row in rows)
+    return {c: n for c, n in sorted(counts.items()) if n < IMAGES_FOR_EVERY_SPLIT}
+
+
+def few_images_note(few: dict[str, int]) -> str:
+    """One line about the concepts of few_images: what they lack and what a run does about it."""
+    listed = ", ".join(f"{c} ({n})" for c, n in list(few.items())[:10]) + \
+        (f" and {len(few) - 10} more" if len(few) > 10 else "")
+    return (f"{len(few)} concept(s) have fewer than {IMAGES_FOR_EVERY_SPLIT} images, so not one in each of "
+            f"train, val and test (1 image: train only; 2: train and test): {listed}. They are trained on but "
+            f"not measured in every split; a run refuses the dataset while its val or test split is empty.")
 
 
 def unconfirmed_synsets(table: dict[str, dict]) -> list[dict]:

@@ -199,7 +199,9 @@ def test_an_import_job_is_refused_at_submit_for_what_can_be_checked_without_the_
             ({"root": str(tmp_path / "nowhere"), "csv": str(csv_path), "name": "mine"}, "does not exist"),
             ({"root": str(root), "csv": str(csv_path)}, "missing name (on the command line: --name)"),
             ({"root": str(root), "csv": str(csv_path), "name": "mine", "replace": "yes"}, "true or false"),
-            ({"root": "", "csv": str(csv_path), "name": "mine"}, "non-empty string")):
+            ({"root": "", "csv": str(csv_path), "name": "mine"}, "non-empty string"),
+            ({"root": str(root), "csv": str(csv_path), "name": "concepts", "replace": True},
+             "'concepts' is the default dataset's name")):
         with pytest.raises(kinds.JobSpecError, match="import job") as err:
             kinds.validate("import", spec)
         assert said in str(err.value), (spec, str(err.value))
