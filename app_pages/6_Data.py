@@ -90,7 +90,8 @@ def import_form(names: list[str]) -> None:
         st.error(f"Not queued: {exc}", icon=":material/block:")
         return
     st.success(f"Queued import job #{job_id}. Its progress is below; once it has succeeded, the Train "
-               f"page's Dataset list offers **{name.strip()}**, and Geometry its visual coherence.",
+               f"page's Dataset list offers **{name.strip()}** (a run needs a train, a val and a test image: "
+               f"3 or more images in a concept), and Geometry its visual coherence.",
                icon=":material/schedule:")
 
 
@@ -103,7 +104,8 @@ def main() -> None:
         datasets_table(names)
         chosen = st.selectbox("Dataset", names, key="data_dataset",
                               index=names.index("concepts") if "concepts" in names else 0)
-        dataset_detail(chosen)
+        with common.guard(f"Dataset '{chosen}'"):   # a damaged one must not hide the import form below
+            dataset_detail(chosen)
     else:
         st.info("No dataset yet: `make dataset` builds the default one (concepts), or import your own below.")
     st.subheader("Import your own collection")

@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m core.assets") -> 
             done = fetch(groups, lms=list(dict.fromkeys(lms)), progress=progress)
         print(f"{len(done)} assets ready under {paths.data_dir()} in {time.time() - started:.1f} s")
         return 0
-    except (AssetError, PermissionError) as exc:
+    except (AssetError, PermissionError, paths.DataDirError) as exc:   # DataDirError: TAXOLENS_DATA not a folder
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

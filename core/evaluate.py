@@ -55,18 +55,9 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None, frozen_fro
 
 
 def check_split(run_dir: str | Path, split: str) -> None:
-    """ConfigError when the run's `split` holds no image or its data has one concept: there is nothing
-    to measure (a run trained before rundata.check_splits refused such data). Loads no model."""
+    """rundata.check_measurable for a run folder: nothing to measure is refused before a model loads."""
     info = runs.load_run(run_dir)
-    cfg = trained_config(info)
-    ds, _ = rundata.load_subset(cfg)
-    if len(ds.concepts) < rundata.MIN_CONCEPTS:
-        raise ConfigError(f"run {info.run_id} trained on {len(ds.concepts)} concept of dataset '{cfg.dataset}': its "
-                          f"leaf questions have no \"no\" answer (that needs another concept), so there is nothing "
-                          f"to evaluate")
-    if split not in questions.split_images(ds, cfg.seed).values():
-        raise ConfigError(f"run {info.run_id} has no {split} image (dataset '{cfg.dataset}': a concept needs "
-                          f"3 or more images for one in every split), so there is nothing to evaluate")
+    rundata.check_measurable(trained_config(info), split, info.run_id)
 
 
 def evenly_spaced(items: list, n: int | None) -> list:

@@ -231,7 +231,8 @@ def _train_facts(info) -> dict:
             "created": info.created, "finished": ck.get("finished")}
 
 
-def collect(left_out: list[str] | None = None, repeated: list[str] | None = None) -> list[dict]:
+def collect(left_out: list[str] | None = None, repeated: list[str] | None = None,
+            unreadable: list[str] | None = None) -> list[dict]:
     """One row per evaluated run (test split), per baseline and per LM probe on disk:
     {kind: train|baseline|probe, name, baseline, <config fields>, metrics, ...provenance}. A config
     trained twice (two sweeps that ran at once, a rerun) is one row, the newest: the same seed
@@ -239,11 +240,16 @@ def collect(left_out: list[str] | None = None, repeated: list[str] | None = None
     are compared as recorded (a subset limit the data does not reach is no limit). Runs and
     baselines measured on another version of their dataset than the installed one are not rows
     (other images, other splits); their names are appended to `left_out` when given. LM probes read
-    only the concept-category pairs and stay."""
+    only the concept-category pairs and stay. Run folders that cannot be read are not rows either;
+    "<folder>: <why>" of each is appended to `unreadable` when given (else runs.list_runs names them
+    on stderr)."""
     from core import conditions, runs
 
     versions = runs.DatasetVersions()
-    infos = list(runs.list_runs())
+    found: list = [] if unreadable is not None else None
+    infos = list(runs.list_runs(found))
+    if unreadable is not None:
+        unreadable += [f"{folder.name}: {why}" for folder, why in found]
     configs = {info.run_id: info.config for info in infos}
     rows = []
     for info in infos:
@@ -565,11 +571,12 @@ def left_out_names(left_out: Sequence[str], quote: str = "") -> str:
 
 
 def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetime | None = None,
-                    left_out: Sequence[str] = (), repeated: Sequence[str] = ()) -> str:
+                    left_out: Sequence[str] = (), repeated: Sequence[str] = (),
+                    unreadable: Sequence[str] = ()) -> str:
     """docs/results.md from whatever is on disk: per setting and condition the seen / unseen
     per-category macro-F1 with 95 % t-CIs over seeds, chance, leaf numbers, baselines, LM probes,
-    and per run its device, training time and git commit; `left_out` and `repeated` (collect's) are
-    named in notes."""
+    and per run its device, training time and git commit; `left_out`, `repeated` and `unreadable`
+    (collect's) are named in notes."""
     now = now or dt.datetime.now()
     lines = [
         "# TaxoLens results", "",
@@ -586,6 +593,11 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
     if left_out:
         lines += [f"Left out: {len(left_out)} run(s) and baseline(s) measured on another version of their "
                   f"dataset than the one installed (other images and splits): {left_out_names(left_out, '`')}.", ""]
+    if unreadable:
+        lines += [f"Not counted: {len(unreadable)} run folder(s) that cannot be read: "
+                  + "; ".join(f"`{u}`" for u in unreadable[:LEFT_OUT_NAMED])
+                  + (f" and {len(unreadable) - LEFT_OUT_NAMED} more" if len(unreadable) > LEFT_OUT_NAMED else "")
+                  + ".", ""]
     if repeated:
         lines += [f"Counted once: {len(repeated)} older run(s) of a config trained again (the same seed again is "
                   f"not another seed; the newest run is kept): {left_out_names(repeated, '`')}.", ""]

@@ -12,10 +12,12 @@ used; no model is involved.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from dataclasses import dataclass
 
 from core import conditions, questions, runs
-from core.data import datasets
+from core.data import datasets, things
 from core.base import ConfigError
 from core.config import TrainConfig
 
@@ -68,36 +70,64 @@ def check(cfg: TrainConfig, started: bool = False, splits: bool = True) -> Train
     return cfg if started else runs.as_recorded_on(cfg, ds)
 
 
-MIN_CONCEPTS = 2            # a "no" leaf question asks about another concept than the image's
-SPLIT_NEEDS = {"train": 1, "test": 2, "val": 3}   # images a concept needs for one in that split (split_images)
+# A "no" leaf question asks about another concept than the image's; a concept needs 1, 2 and 3
+# images for one in train, test and val (questions.split_images). The import says the same (things).
+MIN_CONCEPTS = things.MIN_CONCEPTS
+SPLIT_NEEDS = {"train": 1, "test": 2, "val": things.IMAGES_FOR_EVERY_SPLIT}
+
+
+def _subset_of(cfg: TrainConfig, ds=None):
+    ds = datasets.load_dataset(cfg.dataset) if ds is None else ds
+    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
+        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept, seed=cfg.seed)
+    return ds
+
+
+def _too_few_concepts(ds, what: str) -> str | None:
+    if len(ds.concepts) < MIN_CONCEPTS:
+        return (f"{what} has {len(ds.concepts)} concept(s); a run needs at least {MIN_CONCEPTS} "
+                f"(a \"no\" leaf question asks about another concept)")
+    return None
+
+
+def _short_of(ds, missing: list[str]) -> str:
+    """Why `missing` splits are empty: the images a concept needs for the hardest, and who has fewer."""
+    hardest = max(missing, key=SPLIT_NEEDS.get)
+    need = SPLIT_NEEDS[hardest]
+    have = Counter(im.concept for im in ds.images)
+    short = sorted(c for c in ds.concepts if have[c] < need)
+    shown = ", ".join(f"{c} ({have[c]})" for c in short[:8]) + (f" and {len(short) - 8} more" if len(short) > 8 else "")
+    return (f"each concept's images are split 60/20/20 within the concept, and a concept needs {need} or more "
+            f"images for one in the {hardest} split; concepts with fewer: {shown}")
 
 
 def check_splits(cfg: TrainConfig, ds=None) -> None:
     """ConfigError unless the run's (subset of the) dataset can be trained on and measured: at least
-    MIN_CONCEPTS concepts, and at least one image in each of train, val and test. split_images splits
-    within each concept: one image only trains, two give a test image, three or more a val image too;
-    the message names the concepts with too few images for what is missing."""
-    ds = datasets.load_dataset(cfg.dataset) if ds is None else ds
-    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
-        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept, seed=cfg.seed)
+    MIN_CONCEPTS concepts, and at least one image in each of train, val and test (split_images
+    splits within each concept: one image only trains, two give a test image, three or more a val
+    image too); the message names the concepts with too few images for what is missing."""
+    ds = _subset_of(cfg, ds)
     what = f"dataset '{cfg.dataset}'" + (" (the subset asked for)" if ds.info.get("subset") else "")
-    if len(ds.concepts) < MIN_CONCEPTS:
-        raise ConfigError(f"{what} has {len(ds.concepts)} concept(s); training needs at least {MIN_CONCEPTS} "
-                          f"(a \"no\" leaf question asks about another concept)")
-    from collections import Counter
-    have = Counter(im.concept for im in ds.images)
-    counts = {c: have[c] for c in ds.concepts}
-    split = questions.split_images(ds, cfg.seed)
-    present = set(split.values())
+    problem = _too_few_concepts(ds, what)
+    if problem:
+        raise ConfigError(problem)
+    present = set(questions.split_images(ds, cfg.seed).values())
     missing = [name for name in runs.SPLITS if name not in present]
     if missing:
-        hardest = max(missing, key=SPLIT_NEEDS.get)
-        need = SPLIT_NEEDS[hardest]
-        short = sorted(c for c, n in counts.items() if n < need)
-        shown = ", ".join(f"{c} ({counts[c]})" for c in short[:8]) + (f" and {len(short) - 8} more" if len(short) > 8 else "")
         raise ConfigError(f"{what} has no {' or '.join(missing)} image, so a run can be neither trained nor "
-                          f"measured: each concept's images are split 60/20/20 within the concept, and a concept "
-                          f"needs {need} or more images for one in the {hardest} split; concepts with fewer: {shown}")
+                          f"measured: {_short_of(ds, missing)}")
+
+
+def check_measurable(cfg: TrainConfig, split: str, run_id: str) -> None:
+    """ConfigError when a run of `cfg` has nothing to measure on `split`: fewer than MIN_CONCEPTS
+    concepts or no image in that split (a run trained before check_splits refused such data).
+    Loads no model: evaluate and an evaluate job's submit both ask it."""
+    ds = _subset_of(cfg)
+    problem = _too_few_concepts(ds, f"run {run_id} (dataset '{cfg.dataset}')")
+    if problem:
+        raise ConfigError(f"{problem}, so there is nothing to evaluate")
+    if split not in questions.split_images(ds, cfg.seed).values():
+        raise ConfigError(f"run {run_id} has no {split} image, so there is nothing to evaluate: {_short_of(ds, [split])}")
 
 
 def prepare(cfg: TrainConfig) -> RunData:

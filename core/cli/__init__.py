@@ -11,8 +11,8 @@
 One error policy, here in main(): a bad argument or input (ConfigError and the other user-facing
 errors) is ONE line on stderr and exit code 2, with nothing written (every command checks ALL its
 arguments before it creates a file or directory, output paths with files.check_output_target); an
-OSError that still gets through (a path that cannot be written after all) is one line naming the
-path and exit code 2 too; a store that cannot be read is one line and exit 1. Long work shows a tqdm bar on stderr; the result is printed as JSON on stdout and written under
+OSError that still gets through (a disk that fills, a file that vanishes) is one line naming the
+path and exit code 1, as work may have been written; a store that cannot be read is one line and exit 1. Long work shows a tqdm bar on stderr; the result is printed as JSON on stdout and written under
 the runs directory.
 """
 from __future__ import annotations
@@ -84,10 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"taxolens {args.command}: error: {one_line(exc)}", file=sys.stderr)
             return EXIT_FAILURE
         if isinstance(exc, OSError):
-            # The safety net under the output checks every command runs first: a path that still
-            # cannot be written (or read) is the user's to fix, so one line naming it, no traceback.
+            # Under the output checks every command runs first: a disk that fills, a file that
+            # vanishes. One line naming the path, but exit 1, not 2: work may have been written.
             print(f"taxolens {args.command}: error: {one_line(_os_error_line(exc))}", file=sys.stderr)
-            return EXIT_USAGE
+            return EXIT_FAILURE
         raise
 
 

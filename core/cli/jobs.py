@@ -560,11 +560,11 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
     from core.cli.common import emit
     from core.jobs import sweep_run
 
+    if args.dry_run:                         # writes nothing, so no report path to check
+        return _cmd_sweep_submit(args)
     out = args.report or paths.default_report()
     if not args.no_report:
-        check_output(out, "--report")        # before the sweep's hours (and a dry run's plan), not after
-    if args.dry_run:
-        return _cmd_sweep_submit(args)
+        check_output(out, "--report")        # before the sweep's hours, not after
     done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)
     if not args.no_report:
         left_out: list[str] = []

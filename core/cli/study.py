@@ -252,8 +252,12 @@ def cmd_results_report(args) -> int:
     out = check_output(paths.default_report() if args.out is None else args.out, "--out")
     left_out: list[str] = []
     repeated: list[str] = []
-    rows = results.collect(left_out, repeated)
-    text = results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out, repeated=repeated)
+    unreadable: list[str] = []
+    rows = results.collect(left_out, repeated, unreadable)
+    text = results.report_markdown(rows, commit=runs.git_commit(), left_out=left_out, repeated=repeated,
+                                   unreadable=unreadable)
+    for u in unreadable:
+        print(f"note: run folder {u} is not counted: it cannot be read", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.write_text(out, text)
     counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("train", "baseline", "probe")}

@@ -32,7 +32,7 @@ from core.images import ImageError, load_image
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 STYLE = "photo"
-MIN_CONCEPTS = 2        # core.rundata.MIN_CONCEPTS: a run's "no" leaf questions ask about other concepts
+MIN_CONCEPTS = 2        # a run's "no" leaf questions ask about other concepts (core.rundata checks runs by it)
 # Each concept's images are split 60/20/20 within it (core.questions.split_images): one image only
 # trains, two give a test image, three give one in every split. Fewer is imported (more pictures may
 # follow) with a note; training refuses a dataset with an empty split and names these concepts.
@@ -103,11 +103,24 @@ def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
     return table
 
 
+def _entries(folder: Path, problems: list[str]) -> list[Path] | None:
+    """The folder's entries, sorted, hidden ones skipped; None (and a problem) when it cannot be read."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        problems.append(f"{folder}: cannot be read ({exc.strerror or exc})")
+        return None
+
+
+def _name_taken(name: str, replace: bool) -> str | None:
+    if dataset_dir(name).exists() and not replace:
+        return f"a dataset named '{name}' already exists (choose another name, or replace it with --replace)"
+    return None
+
+
 def _folders(root: Path, problems: list[str]) -> dict[str, Path]:
     folders = {}
-    for entry in sorted(root.iterdir()):
-        if entry.name.startswith("."):
-            continue
+    for entry in _entries(root, problems) or []:
         if entry.is_dir():
             folders[entry.name] = entry
         else:
@@ -124,9 +137,8 @@ def _plan(root, csv_path, name: str, replace: bool) -> tuple[Path, Path, dict, d
     if name == DEFAULT_NAME:          # `make dataset` rebuilds it from assets/, over an import
         problems.append(f"'{DEFAULT_NAME}' is the default dataset's name (`make dataset` builds it from "
                         f"assets/ and would replace an import); choose another name")
-    elif dataset_dir(name).exists() and not replace:
-        problems.append(f"a dataset named '{name}' already exists (choose another name, or replace it "
-                        f"with --replace)")
+    elif _name_taken(name, replace):
+        problems.append(_name_taken(name, replace))
     table = read_table(csv_path, problems)
     if not root.is_dir():
         problems.append(f"{root}: the image folder does not exist" if not root.exists() else
@@ -164,12 +176,16 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
     if folders is None:
         raise ImportValidationError(problems, name)
 
-    listing = {c: sorted(p for p in folders[c].iterdir() if not p.name.startswith("."))
-               for c in table if c in folders}
-    total = sum(len(v) for v in listing.values())
+    listing = {c: _entries(folders[c], problems) for c in table if c in folders}
+    total = sum(len(v or ()) for v in listing.values())
     with build_lock(name), staging(name) as stage:
+        taken = _name_taken(name, replace)     # again under the lock: another import may have
+        if taken and taken not in problems:     # finished since _plan looked (two workers, CLI and job)
+            problems.append(taken)
         rows, owner, done = [], {}, 0
         for concept, paths in tqdm(listing.items(), desc="importing concepts", unit="concept"):
+            if paths is None:                   # unreadable: already a problem
+                continue
             if not paths:
                 problems.append(f"folder {folders[concept]} holds no images")
             saved_as: dict[str, Path] = {}

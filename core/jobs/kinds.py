@@ -277,6 +277,8 @@ def _evaluate_validate(spec: dict) -> dict:
     if len(split) != 1:
         raise JobSpecError("an evaluate job scores one split")
     run = preflight.trained_run(spec["run"], here=runs_here())    # what `taxolens evaluate` checks
+    from core import rundata
+    rundata.check_measurable(run.config, split[0], run.run_id)    # and evaluate, before its model loads
     return {"run": str(run.path), "split": split[0]}
 
 
@@ -437,16 +439,16 @@ def _import_validate(spec: dict) -> dict:
 def _import_execute(spec: dict, ctx: JobContext) -> dict:
     from core.data import things
 
-    def progress(fraction: float, message: str) -> None:
-        ctx.progress(fraction, message)
-        ctx.check_cancel()          # inside the import's staging folder, which is removed on the way out
-
-    ds = things.import_things(spec["root"], spec["csv"], spec["name"], progress=progress, replace=spec["replace"])
+    # ctx.progress raises JobCancelled once a cancel is asked (the runner's progress_and_cancel): inside
+    # the import's staging folder, which is removed on the way out
+    ds = things.import_things(spec["root"], spec["csv"], spec["name"], progress=ctx.progress,
+                              replace=spec["replace"])
     summary = ds.summary()
     unconfirmed = (ds.info.get("import") or {}).get("unconfirmed_synsets") or []
     return {"dataset": ds.name, "dataset_dir": str(ds.root),
             "metrics": {k: summary[k] for k in ("concepts", "categories", "images")},
-            "unconfirmed_synsets": [u["concept"] for u in unconfirmed]}
+            "unconfirmed_synsets": [u["concept"] for u in unconfirmed],
+            "few_images": (ds.info.get("import") or {}).get("few_images") or {}}
 
 
 register(JobKind("import", _import_validate, _import_execute,

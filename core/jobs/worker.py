@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         Worker(concurrency=args.concurrency, idle_exit_s=args.idle_exit, cancel_grace_s=args.cancel_grace).run()
-    except JobStoreError as exc:
+    except (JobStoreError, paths.DataDirError) as exc:       # DataDirError: TAXOLENS_DATA not a folder
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -68,6 +68,7 @@ def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_
     listed = [d for d in at.dataframe if "dataset" in d.value.columns][0].value.set_index("dataset")
     assert listed.loc["mine", "concepts"] == 3 and listed.loc["mine", "images"] == 6
     at.selectbox(key="data_dataset").select("mine").run()
+    assert any("3 concept(s) have fewer than 3 images" in w.value for w in at.warning)   # 2 each: no val image
     concepts = [d for d in at.dataframe if "asked as" in d.value.columns][0].value
     assert sorted(concepts["concept"]) == ["oak", "owl", "trout"]
     assert concepts.set_index("concept").loc["owl", "categories"] == "animal, bird"

@@ -51,7 +51,7 @@ def test_home_shows_dataset_models_and_links(data_dir):
     shown = texts(at)
     assert "No trained checkpoint yet" in shown          # first-run box on a fresh data dir
     assert "No checkpoints yet." in shown
-    assert len(at.get("page_link")) == 5
+    assert len(at.get("page_link")) == 6                  # Predict, Browse, Train, Results, Geometry, Data
 
 
 def test_home_lists_checkpoints(data_dir):

@@ -215,8 +215,13 @@ def test_an_import_job_imports_with_progress_and_a_cancelled_one_leaves_nothing(
     monkeypatch.chdir(tmp_path)
     spec = kinds.validate("import", {"root": root.name, "csv": csv_path.name, "name": "mine"})
     assert spec == {"root": str(root), "csv": str(csv_path), "name": "mine", "replace": False}   # absolute
-    stops = iter([False, False, True])
-    cancelled = kinds.JobContext(1, lambda f, m: None, lambda: next(stops))
+    calls = []
+
+    def progress(fraction, message):      # as the runner's progress_and_cancel once a cancel is asked
+        calls.append(fraction)
+        if len(calls) == 3:
+            raise kinds.JobCancelled("job 1 cancelled")
+    cancelled = kinds.JobContext(1, progress, lambda: False)
     with pytest.raises(kinds.JobCancelled):
         kinds.get("import").execute(spec, cancelled)
     assert _nothing_written(data_dir)                         # no dataset, no staging folder, no lock
@@ -224,6 +229,7 @@ def test_an_import_job_imports_with_progress_and_a_cancelled_one_leaves_nothing(
     seen = []
     result = kinds.get("import").execute(spec, kinds.JobContext(2, lambda f, m: seen.append(f), lambda: False))
     assert result["dataset"] == "mine" and result["metrics"] == {"concepts": 3, "categories": 4, "images": 7}
+    assert result["few_images"] == {"apple": 2, "bat2": 2}            # no val image for those two
     assert seen[-1] == 1.0 and datasets.list_datasets() == ["mine"]
     with pytest.raises(kinds.JobSpecError, match="already exists"):
         kinds.validate("import", spec)
@@ -244,3 +250,28 @@ def test_jobs_submit_import_takes_the_data_import_arguments(tmp_path, data_dir, 
     (job,) = JobStore().list()
     assert job.kind == "import" and job.spec == {"root": str(root), "csv": str(csv_path), "name": "mine",
                                                  "replace": False}
+
+
+def test_an_unreadable_folder_is_a_problem_not_a_crash(tmp_path, data_dir, monkeypatch):
+    """Reported in review: an unreadable image folder raised PermissionError, so the Data page said
+    "failed unexpectedly" instead of "Not queued", and inside the job ended on it alone."""
+    from pathlib import Path
+
+    from core.jobs import kinds
+
+    root, csv_path = make_collection(tmp_path)
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self.name in ("apple", "locked"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(ImportValidationError) as err:
+        things.import_things(root, csv_path, "mine")
+    assert [p for p in err.value.problems if "apple" in p] == [f"{root / 'apple'}: cannot be read (Permission denied)"]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with pytest.raises(kinds.JobSpecError, match="locked: cannot be read"):
+        kinds.validate("import", {"root": str(locked), "csv": str(csv_path), "name": "mine"})
+    assert _nothing_written(data_dir)

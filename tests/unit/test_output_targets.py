@@ -193,15 +193,17 @@ def test_ship_refuses_a_dest_under_a_file_before_any_work(tmp_path):
 
 
 def test_an_oserror_that_gets_past_the_checks_is_one_line_naming_the_path(tiny, tmp_path, capsys, monkeypatch):
-    """The safety net: a write that fails after the checks passed is one line and exit 2."""
+    """The safety net: a write that fails after the checks passed is one line, and exit 1, not the
+    2 of a refused argument: work may have been written by then."""
     from core import runs
     out = tmp_path / "report.md"
 
     def refuse(path, text):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
     monkeypatch.setattr(runs, "write_text", refuse)
-    line = one_line_exit_2(["results", "report", "--out", str(out)], capsys, tiny, fragment=str(out))
-    assert line == f"taxolens results: error: {out}: Permission denied"
+    assert cli.main(["results", "report", "--out", str(out)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"taxolens results: error: {out}: Permission denied"]
 
 
 def test_a_failed_start_under_a_bad_run_dir_says_the_first_error_not_the_cleanups(tiny, tmp_path, monkeypatch):

@@ -148,7 +148,7 @@ def test_clusters_of_a_one_image_split_is_a_config_error_before_the_model_loads(
 # -- 3: data too small to train on or to measure --------------------------------------------------
 
 @pytest.mark.parametrize("dataset, fragment", [
-    ("one", "dataset 'one' has 1 concept(s); training needs at least 2"),
+    ("one", "dataset 'one' has 1 concept(s); a run needs at least 2"),
     ("pairs", "dataset 'pairs' has no val image"),
     ("singles", "dataset 'singles' has no val or test image"),
 ])
@@ -181,6 +181,9 @@ def test_evaluate_refuses_a_run_with_nothing_to_measure(data_dir, capsys):
         evaluate.evaluate(data_dir / "runs" / "one-run", split="test")
     with pytest.raises(ConfigError, match="no val image"):
         evaluate.leaf_ranking(data_dir / "runs" / "pairs-run", split="val")
+    from core.jobs import kinds                  # an evaluate job is refused at submit the same way
+    with pytest.raises(kinds.JobSpecError, match="pairs-run has no val image"):
+        kinds.validate("evaluate", {"run": "pairs-run", "split": "val"})
 
 
 def _collection(tmp_path, images: dict[str, int]):

@@ -54,6 +54,24 @@ def test_list_runs_names_every_unreadable_folder_with_its_reason(run_root, caplo
     notes = [r.getMessage() for r in caplog.records if r.name == "core.runs"]
     assert len(notes) == 4 and all(n.startswith("taxolens: note: run folder ") for n in notes)
     assert any("bad-config-value" in n and "projector_hidden" in n for n in notes)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="core.runs"):     # the app lists runs every few seconds
+        runs.list_runs()
+    assert not [r for r in caplog.records if r.name == "core.runs"]
+
+
+def test_the_results_report_names_the_run_folders_it_could_not_count(run_root, capsys):
+    from core import results
+
+    _bad_runs(run_root)
+    unreadable = []
+    results.collect(unreadable=unreadable)
+    assert sorted(u.split(":")[0] for u in unreadable) == ["bad-checkpoint-json", "bad-checkpoint-record",
+                                                           "bad-config-json", "bad-config-value"]
+    out = run_root.parent / "report.md"
+    assert cli.main(["results", "report", "--out", str(out)]) == 0
+    assert "Not counted: 4 run folder(s) that cannot be read: `bad-checkpoint-json:" in out.read_text()
+    assert capsys.readouterr().err.count("is not counted: it cannot be read") == 4
 
 
 def test_a_run_whose_config_does_not_validate_is_not_listed_or_counted(run_root, caplog, capsys):
