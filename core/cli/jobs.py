@@ -496,6 +496,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_sweep_submit(args: argparse.Namespace) -> int:
     def handle(args: argparse.Namespace) -> int:
         slurm_cfg = _slurm_options(args)       # before --dry-run: it refuses what a real submit refuses
+        if args.together is not None and getattr(args, "one_job", None) is False:   # `sweep run` has no --one-job
+            raise ConfigError("--together applies to --one-job sweeps (and `sweep run`)")
         spec = sweeps.resolve(args.spec, scale=args.scale)
         if args.dry_run:
             try:
@@ -519,8 +521,6 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
             for i, (job, note) in enumerate(zip(jobs, plan), 1):
                 print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}{note}")
             return 0
-        if args.together is not None and not args.one_job:
-            raise ConfigError("--together applies to --one-job sweeps (and `sweep run`)")
         if args.one_job:
             return _submit_one_job_sweep(args, spec, slurm_cfg)
         if args.slurm:

@@ -13,6 +13,7 @@ import pytest
 from core import cli, paths
 from core.config import TrainConfig
 from tiny_concepts import tiny_dataset
+from cli_checks import tree
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("train", "evaluate", "baseline", "probe-lm", "predict", "coherence", "runs", "results")
@@ -28,10 +29,6 @@ def data_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset",
                         lambda name="concepts": tiny_dataset() if name == "tiny" else real_load(name))
     return tmp_path
-
-
-def tree(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
 def fails_cleanly(argv, capsys, root: Path, fragment: str) -> str:

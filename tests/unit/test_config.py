@@ -8,10 +8,9 @@ import math
 import pytest
 
 from core import cli
-from core.data import datasets
 from core.config import BEFORE_FIELD, LEAF_STAGE, ConfigError, TrainConfig, number_arg
 from core.jobs import JobStore, kinds, slurm
-from tiny_concepts import tiny_dataset
+from cli_checks import tree
 
 NOT_FINITE = [math.nan, math.inf, -math.inf]
 
@@ -67,18 +66,6 @@ def test_split_leaf_only_moves_rank_soft_to_the_leaf_stage_only_when_the_first_s
     ranking = TrainConfig(projector_input="posterior", rank_negatives=2, rank_soft=0.5)
     assert ranking.split_leaf_only() == (ranking, {})          # it ranks itself: both stages keep it
     assert TrainConfig().split_leaf_only() == (TrainConfig(), {})
-
-
-@pytest.fixture
-def tiny(data_dir, monkeypatch):
-    real_load = datasets.load_dataset
-    monkeypatch.setattr(datasets, "load_dataset",
-                        lambda name="concepts": tiny_dataset() if name == "tiny" else real_load(name))
-    return data_dir
-
-
-def tree(root):
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
 @pytest.mark.parametrize("argv", [

@@ -16,18 +16,7 @@ from pathlib import Path
 import pytest
 
 from core import cli, files, paths
-from tiny_concepts import tiny_dataset
-
-
-@pytest.fixture
-def tiny(data_dir, monkeypatch):
-    """The unit data dir, whose dataset 'tiny' is the in-memory tiny dataset."""
-    from core.data import datasets
-
-    real_load = datasets.load_dataset
-    monkeypatch.setattr(datasets, "load_dataset",
-                        lambda name="concepts": tiny_dataset() if name == "tiny" else real_load(name))
-    return data_dir
+from cli_checks import tree
 
 
 @pytest.fixture
@@ -41,10 +30,6 @@ def place(tmp_path):
     (root / "spec.json").write_text(json.dumps({"kind": "baseline", "baselines": ["majority"],
                                                 "conditions": ["none"], "config": {"dataset": "tiny"}}))
     return root
-
-
-def tree(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
 def one_line_exit_2(argv, capsys, *roots: Path, fragment: str) -> str:
@@ -296,3 +281,10 @@ def test_a_dry_run_with_good_slurm_options_still_lists_the_plan(tiny, place, cap
                      "--slurm-arg", "constraint=a100", "--dry-run"]) == 0
     assert "(not submitted)" in capsys.readouterr().out
     assert not paths.db_path().exists()
+
+
+def test_together_without_one_job_is_refused_in_a_dry_run_too(data_dir, capsys):
+    """Left over from the audit: `sweep submit --together 4 --dry-run` listed the plan, a real submit refused."""
+    for extra in ([], ["--dry-run"]):
+        assert cli.main(["sweep", "submit", "paper", "--together", "4", *extra]) == 2
+        assert "--together applies to --one-job sweeps" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from core.config import TrainConfig
 from core.jobs import JobStore, kinds, runner
 from core.models import ModelUnavailableError
 from tiny_concepts import tiny_dataset
+from cli_checks import tree, refused
 
 
 @pytest.fixture
@@ -31,23 +32,6 @@ def data_dir(data_dir, monkeypatch):
     registry.check_weights(TrainConfig().encoder, TrainConfig().lm)
     return data_dir
 
-
-def tree(root) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-def refused(argv, capsys, root, fragment) -> str:
-    """Exit code 2, one line on stderr holding `fragment`, and no file or folder created."""
-    before = tree(root)
-    rc = cli.main(argv)
-    out, err = capsys.readouterr()
-    assert rc == 2, (rc, err[-3000:])
-    assert len(err.strip().splitlines()) == 1 and fragment in err, err
-    assert tree(root) == before, "a refused command wrote files"
-    return err.strip()
-
-
-# -- case 3: nothing left behind -------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "--lm", "nobody/nomodel"], "LM nobody/nomodel is not available offline"),

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from core import cli, runs
+from core import cli
 from core.base import ConfigError
 from core.config import TrainConfig
 from core.data import datasets
 from core.data.datasets import Category, Concept, Dataset, ImageItem
 from tiny_concepts import tiny_dataset
+from cli_checks import refused
 
 
 def small_dataset(name: str, images: dict[str, int]) -> Dataset:
@@ -56,22 +57,6 @@ def data_dir(data_dir, monkeypatch):
     monkeypatch.setattr(checkpoint, "load_trained", no_models)
     return data_dir
 
-
-def tree(root) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-def refused(argv, capsys, root, fragment) -> str:
-    before = tree(root)
-    rc = cli.main(argv)
-    out, err = capsys.readouterr()
-    assert rc == 2, (rc, err[-3000:])
-    assert len(err.strip().splitlines()) == 1 and fragment in err, err
-    assert tree(root) == before, "a refused command wrote files"
-    return err.strip()
-
-
-# -- 1: image tokens the encoder's grid cannot give -------------------------------------------------
 
 @pytest.mark.parametrize("tokens", ["82", "100", "256"])
 def test_image_tokens_beyond_the_encoders_grid_are_refused_before_models_load(tokens, data_dir, capsys):
