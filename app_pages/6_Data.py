@@ -89,17 +89,37 @@ def import_form(names: list[str]) -> None:
     except ConfigError as exc:          # JobSpecError: every problem found before reading images
         st.error(f"Not queued: {exc}", icon=":material/block:")
         return
+    st.session_state["data_import_job"] = job_id
     st.success(f"Queued import job #{job_id}. Its progress is below; once it has succeeded, the Train "
                f"page's Dataset list offers **{name.strip()}** (a run needs a train, a val and a test image: "
                f"3 or more images in a concept), and Geometry its visual coherence.",
                icon=":material/schedule:")
 
 
+@st.fragment(run_every=jobs.REFRESH_S)
+def watch_import() -> None:
+    """Reruns the page once the import queued here has finished, so the new dataset is listed."""
+    job_id = st.session_state.get("data_import_job")
+    if job_id is None:
+        return
+    job = common.store().get(job_id)
+    if job.done:
+        del st.session_state["data_import_job"]
+        if job.status == "succeeded":
+            st.session_state["data_imported"] = job.spec["name"]
+        st.rerun(scope="app")
+
+
 def main() -> None:
     from core.data.datasets import list_datasets
 
     st.title(":material/dataset: Data")
+    imported = st.session_state.pop("data_imported", None)
+    if imported:
+        st.success(f"Imported **{imported}**: listed below, and offered on the Train page.", icon=":material/check_circle:")
     names = list_datasets()
+    if imported in names:
+        st.session_state["data_dataset"] = imported        # show the new one (set before its selectbox)
     if names:
         datasets_table(names)
         chosen = st.selectbox("Dataset", names, key="data_dataset",
@@ -110,6 +130,7 @@ def main() -> None:
         st.info("No dataset yet: `make dataset` builds the default one (concepts), or import your own below.")
     st.subheader("Import your own collection")
     import_form(names)
+    watch_import()
     st.subheader("Jobs")
     jobs.job_table()
 

@@ -151,3 +151,32 @@ def test_browse_and_results_show_the_evaluated_run(page, app_url, shots):
     assert_no_errors(page)
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     snap(page, shots / "results.png")
+
+
+def test_a_collection_imported_from_the_data_page_is_offered_for_training(page, app_url, shots, tmp_path):
+    """The Data page's form queues an import job, the worker runs it, and Train offers the dataset.
+    Last in this file: the app's datasets then number two, which the tests above do not expect."""
+    root = tmp_path / "photos"
+    for i, concept in enumerate(("owl", "trout", "oak")):
+        (root / concept).mkdir(parents=True)
+        for j in range(3):
+            Image.new("RGB", (48, 48), (70 * i + 20 * j, 120, 220 - 60 * i)).save(root / concept / f"{j}.png")
+    table = tmp_path / "kinds.csv"
+    table.write_text("concept,categories,synset\nowl,animal;bird,owl.n.01\ntrout,animal;fish,\noak,plant,\n")
+
+    open_page(page, app_url, "data", "Data")
+    page.get_by_role("textbox", name="Image folder").fill(str(root))
+    page.get_by_role("textbox", name="Concept table (CSV)").fill(str(table))
+    page.get_by_role("textbox", name="Dataset name").fill("my_photos")
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text(re.compile(r"Queued import job #\d+")).wait_for()
+    page.get_by_text("Imported my_photos").wait_for(timeout=300_000)     # the page reruns when it is done
+    wait_until_idle(page)
+    assert_no_errors(page)
+    assert page.get_by_text("All 3 concepts").count() == 1                  # and shows the new dataset
+    snap(page, shots / "data_imported.png")
+
+    open_page(page, app_url, "train", "Train")
+    page.get_by_label("Dataset").first.click()               # shown once there are two datasets
+    page.get_by_role("option", name="my_photos").wait_for()
+    snap(page, shots / "train_offers_the_import.png")
