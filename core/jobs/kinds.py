@@ -422,6 +422,7 @@ register(JobKind("coherence", _coherence_validate, _coherence_execute,
 
 def _import_validate(spec: dict) -> dict:
     from core.data import things
+    from core.data.datasets import DatasetError
     _keys(spec, {"root", "csv", "name"}, {"replace"}, "import")
     for key in ("root", "csv", "name"):
         if not isinstance(spec[key], str) or not spec[key].strip():
@@ -432,7 +433,10 @@ def _import_validate(spec: dict) -> dict:
     # Absolute, so the worker (another process, another working directory) reads the same files.
     root, csv_path = (str(Path(spec[k].strip()).expanduser().absolute()) for k in ("root", "csv"))
     # The name, the table and the folders now; the images (slower) when the job runs.
-    things.check_import(root, csv_path, spec["name"], replace=replace)
+    try:
+        things.check_import(root, csv_path, spec["name"], replace=replace)
+    except DatasetError as exc:      # "import of 'x' refused, 2 problem(s): ..." says what it is already
+        raise JobSpecError(str(exc)) from exc
     return {"root": root, "csv": csv_path, "name": spec["name"], "replace": replace}
 
 

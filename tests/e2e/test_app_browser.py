@@ -165,6 +165,12 @@ def test_a_collection_imported_from_the_data_page_is_offered_for_training(page, 
     table.write_text("concept,categories,synset\nowl,animal;bird,owl.n.01\ntrout,animal;fish,\noak,plant,\n")
 
     open_page(page, app_url, "data", "Data")
+    page.get_by_role("textbox", name="Image folder").fill(str(root / "nowhere"))
+    page.get_by_role("textbox", name="Concept table (CSV)").fill(str(table))
+    page.get_by_role("textbox", name="Dataset name").fill("concepts")
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text(re.compile(r"Not queued: .* 2 problem\(s\)")).wait_for()     # both, at once
+    snap(page, shots / "data_refused.png")
     page.get_by_role("textbox", name="Image folder").fill(str(root))
     page.get_by_role("textbox", name="Concept table (CSV)").fill(str(table))
     page.get_by_role("textbox", name="Dataset name").fill("my_photos")

@@ -202,7 +202,7 @@ def test_an_import_job_is_refused_at_submit_for_what_can_be_checked_without_the_
             ({"root": "", "csv": str(csv_path), "name": "mine"}, "non-empty string"),
             ({"root": str(root), "csv": str(csv_path), "name": "concepts", "replace": True},
              "'concepts' is the default dataset's name")):
-        with pytest.raises(kinds.JobSpecError, match="import job") as err:
+        with pytest.raises(kinds.JobSpecError) as err:
             kinds.validate("import", spec)
         assert said in str(err.value), (spec, str(err.value))
     assert _nothing_written(data_dir)
