@@ -273,17 +273,17 @@ def ask_panel(run, image, digest: str, slot: str) -> None:
         table.dataframe(_answer_rows(answers), hide_index=True, width="stretch", column_config={
             "P(yes)": st.column_config.ProgressColumn("P(yes)", min_value=0.0, max_value=1.0, format="%.3f"),
             "candidate mass": st.column_config.NumberColumn(format="%.2f")})
-    if any(a["mass"] < 0.5 for a in answers):
+    if any(a["undecided"] for a in answers):
         st.caption(":material/warning: Undecided: a candidate mass below 0.5 means the LM would rather "
                    "say something other than yes or no.")
 
 
 def _answer_rows(answers: list[dict]) -> list[dict]:
-    undecided = any(a["mass"] < 0.5 for a in answers)
+    undecided = any(a["undecided"] for a in answers)
     # an undecided answer (the LM would rather say neither) is not a yes or a no, whatever P(yes) reads
     return [{"question": a["question"], "P(yes)": a["p_yes"],
-             "answer": "undecided" if a["mass"] < 0.5 else "yes" if a["p_yes"] > 0.5 else "no",
-             "candidate mass": a["mass"], **({"note": "undecided" if a["mass"] < 0.5 else ""} if undecided else {})}
+             "answer": "undecided" if a["undecided"] else "yes" if a["p_yes"] > 0.5 else "no",
+             "candidate mass": a["mass"], **({"note": "undecided" if a["undecided"] else ""} if undecided else {})}
             for a in answers]
 
 

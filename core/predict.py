@@ -40,7 +40,7 @@ from typing import Iterator, Sequence
 import torch
 from PIL import Image
 
-from core import rundata, runs, scoring, taxonomy
+from core import metrics, rundata, runs, scoring, taxonomy
 from core.models import checkpoint
 from core.models.encoders import pool_tokens
 from core.images import load_image
@@ -97,8 +97,13 @@ class Answer:
     p_yes: float
     mass: float                        # P(yes) + P(no) over the answer tokens; < 0.5 = undecided
 
+    @property
+    def undecided(self) -> bool:
+        """The LM would rather say something other than yes or no: neither, whatever P(yes) reads."""
+        return self.mass < metrics.UNDECIDED_MASS
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "undecided": self.undecided}
 
 
 @dataclass
@@ -338,7 +343,7 @@ class Predictor:
                 walk.questions += len(children)
                 for child, label, ans, base in zip(children, labels, answers, blank):
                     confident = ans.p_yes >= threshold and (base is None or ans.p_yes > base)
-                    undecided += ans.mass < 0.5
+                    undecided += ans.undecided
                     nodes[child] = OpenNode(child, label, ans.p_yes, ans.mass, base, parent, depth + 1, confident,
                                             child in self.category_of_synset, self.category_of_synset.get(child))
                     if confident:

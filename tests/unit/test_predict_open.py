@@ -49,6 +49,14 @@ def test_as_question():
     assert as_question("x" * 150).startswith("Is there")
 
 
+def test_an_answer_below_the_metrics_mass_is_undecided_in_its_dict_too():
+    from core import metrics
+    low, high = Answer("Is there a car?", 0.9, metrics.UNDECIDED_MASS - 0.01), Answer("Is there a dog?", 0.2, 0.9)
+    assert low.undecided and not high.undecided
+    assert low.to_dict()["undecided"] is True and high.to_dict() == {"question": "Is there a dog?", "p_yes": 0.2,
+                                                                    "mass": 0.9, "undecided": False}
+
+
 def test_ask_scores_any_question_with_the_real_prefix():
     p = predictor()
     image = Image.new("RGB", (20, 20), "red")
