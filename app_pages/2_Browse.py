@@ -19,20 +19,35 @@ def _answers(run_dir: str, split: str, stamp: float) -> pd.DataFrame:  # noqa: A
     return runs.read_answers(run_dir, split)
 
 
+ALONE = "none: a dataset's images alone"
+
+
 def choose_run():
-    """(run, split) of an evaluated run, or (None, None) to browse the dataset alone."""
+    """(run, split, dataset name) of an evaluated run, or (None, None, name) to browse a dataset
+    alone (an imported collection before any run has been trained on it, say)."""
+    from core.data.datasets import DEFAULT_NAME, list_datasets
+
     evaluated = [r for r in common.runs_list() if r.evaluated]
+    names = list_datasets() or [DEFAULT_NAME]
     if not evaluated:
         st.info("No evaluated run yet: showing the dataset alone. Runs are evaluated on the test "
                 "split when their training job finishes.")
-        return None, None
-    c1, c2 = st.columns([3, 1])
-    run = c1.selectbox("Evaluation run", evaluated, key="browse_run",      # Predict's checkpoint first
-                       index=evaluated.index(common.preselected_run(evaluated)),
-                       format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
-    split = c2.selectbox("Evaluated split", run.evaluated, key="browse_eval_split",
-                         index=run.evaluated.index("test") if "test" in run.evaluated else 0)
-    return run, split
+        run = ALONE
+    else:
+        c1, c2 = st.columns([3, 1])
+        options = [*evaluated, ALONE]
+        run = c1.selectbox("Evaluation run", options, key="browse_run",      # Predict's checkpoint first
+                           index=options.index(common.preselected_run(evaluated)),
+                           format_func=lambda r: r if r == ALONE else
+                           f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
+        if run != ALONE:
+            split = c2.selectbox("Evaluated split", run.evaluated, key="browse_eval_split",
+                                 index=run.evaluated.index("test") if "test" in run.evaluated else 0)
+            return run, split, run.config.dataset
+    name = st.selectbox("Dataset", names, key="browse_dataset",
+                        index=names.index(DEFAULT_NAME) if DEFAULT_NAME in names else 0) \
+        if len(names) > 1 else names[0]
+    return None, None, name
 
 
 def image_summary(answers: pd.DataFrame) -> pd.DataFrame:
@@ -144,9 +159,9 @@ def main() -> None:
     from core.data.datasets import DatasetError
 
     st.title(":material/photo_library: Browse")
-    run, split = choose_run()
+    run, split, dataset = choose_run()
     try:
-        ds = common.dataset(run.config.dataset if run else "concepts")
+        ds = common.dataset(dataset)
     except DatasetError as exc:
         st.warning(str(exc))
         return

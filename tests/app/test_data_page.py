@@ -1,7 +1,9 @@
 """The Data page under AppTest: the datasets here with their concepts, and an import of a small
-collection from the form, refused at once for what can be checked and queued as a job otherwise."""
+collection from the form, refused at once for what can be checked and queued as a job otherwise;
+and Browse showing an imported dataset's images before any run is trained on it."""
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -13,9 +15,20 @@ APP = str(paths.ROOT / "app.py")
 PAGE = "app_pages/6_Data.py"
 
 
-def run_page() -> AppTest:
+@pytest.fixture
+def own_datasets(data_dir):
+    """The test's own datasets folder (the session's is shared by every app test): an import here
+    must not show up on other tests' pages."""
+    shared = (data_dir / "datasets").resolve()
+    (data_dir / "datasets").unlink()
+    (data_dir / "datasets").mkdir()
+    (data_dir / "datasets" / "concepts").symlink_to(shared / "concepts")
+    return data_dir
+
+
+def run_page(page: str = PAGE) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page(PAGE).run()
+    at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -51,7 +64,7 @@ def test_the_data_page_lists_the_datasets_and_their_concepts(data_dir):
     assert concepts and len(concepts[0].value) == row["concepts"]
 
 
-def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_the_dataset(data_dir, tmp_path):
+def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_the_dataset(own_datasets, tmp_path):
     root, table = collection(tmp_path)
     at = fill(run_page(), tmp_path / "nowhere", table, "mine")
     (error,) = at.error
@@ -72,3 +85,20 @@ def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_
     concepts = [d for d in at.dataframe if "asked as" in d.value.columns][0].value
     assert sorted(concepts["concept"]) == ["oak", "owl", "trout"]
     assert concepts.set_index("concept").loc["owl", "categories"] == "animal, bird"
+
+
+def test_browse_shows_an_imported_dataset_alone_beside_evaluated_runs(own_datasets, tmp_path):
+    from app_data import fake_run
+    from core.config import TrainConfig
+    from core.data import things
+
+    fake_run(TrainConfig(max_concepts=6, images_per_concept=3, epochs=1), evaluated=True)
+    root, table = collection(tmp_path)
+    things.import_things(root, table, "mine")
+    at = run_page("app_pages/2_Browse.py")
+    assert at.selectbox(key="browse_run").value is not None              # the evaluated run first
+    at.selectbox(key="browse_run").select("none: a dataset's images alone").run()
+    at.selectbox(key="browse_dataset").select("mine").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(str(m.value) for m in (*at.markdown, *at.caption))
+    assert "6 image(s)" in shown and shown.count("owl · photo") == 2, shown[:600]     # the import's, not concepts
