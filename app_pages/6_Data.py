@@ -107,6 +107,8 @@ def watch_import() -> None:
         del st.session_state["data_import_job"]
         if job.status == "succeeded":
             st.session_state["data_imported"] = job.spec["name"]
+        else:                  # failed (every problem listed) or cancelled: said above the form
+            st.session_state["data_import_ended"] = (job.id, job.spec["name"], job.status, job.error or "")
         st.rerun(scope="app")
 
 
@@ -117,6 +119,11 @@ def main() -> None:
     imported = st.session_state.pop("data_imported", None)
     if imported:
         st.success(f"Imported **{imported}**: listed below, and offered on the Train page.", icon=":material/check_circle:")
+    ended = st.session_state.pop("data_import_ended", None)
+    if ended:
+        job_id, name, status, error = ended
+        st.error(f"Import job #{job_id} of **{name}** {status}; nothing was kept" + (f". {error}" if error else "."),
+                 icon=":material/error:")
     names = list_datasets()
     if imported in names:
         st.session_state["data_dataset"] = imported        # show the new one (set before its selectbox)

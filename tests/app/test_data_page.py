@@ -102,3 +102,22 @@ def test_browse_shows_an_imported_dataset_alone_beside_evaluated_runs(own_datase
     assert not at.exception, [e.value for e in at.exception]
     shown = " ".join(str(m.value) for m in (*at.markdown, *at.caption))
     assert "6 image(s)" in shown and shown.count("owl · photo") == 2, shown[:600]     # the import's, not concepts
+
+
+def test_an_import_job_that_fails_is_said_on_the_page(own_datasets, tmp_path):
+    """The images are read by the job: a broken one fails it, and the page says so once it ends."""
+    from core.data.datasets import ImportValidationError
+
+    root, table = collection(tmp_path)
+    (root / "oak" / "1.png").write_bytes(b"not a picture")
+    at = fill(run_page(), root, table, "mine")
+    assert "Queued import job" in at.success[0].value                 # nothing wrong before the images
+    (job,) = JobStore().list()
+    with pytest.raises(ImportValidationError) as err:                # what the worker's attempt meets
+        kinds.get("import").execute(job.spec, kinds.JobContext(job.id, lambda f, m: None, lambda: False))
+    JobStore().finish(job.id, "failed", error=str(err.value))
+    at.run()                                                          # the page's watch sees the job end
+    assert not at.exception, [e.value for e in at.exception]
+    said = [e.value for e in at.error]
+    assert any(f"Import job #{job.id} of **mine** failed; nothing was kept" in e and "oak/1.png" in e
+               for e in said), said
