@@ -30,6 +30,7 @@ def home() -> None:
         with data_col:
             st.subheader("Dataset")
             status.dataset_summary()
+            status.other_datasets()
         with model_col:
             st.subheader("Models")
             status.models_table()

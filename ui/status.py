@@ -30,6 +30,16 @@ def dataset_summary(name: str = "concepts") -> None:
                      horizontal=True, height=max(200, 18 * len(per)))
 
 
+def other_datasets() -> None:
+    """The datasets here besides the default one (imported collections), pointing to the Data page."""
+    from core.data.datasets import DEFAULT_NAME, list_datasets
+
+    others = [n for n in list_datasets() if n != DEFAULT_NAME]
+    if others:
+        st.caption(f"Also here: {', '.join(f'**{n}**' for n in others)} — see the Data page; Train and Browse "
+                   f"offer them.")
+
+
 def models_table() -> None:
     st.dataframe(common.model_rows(), hide_index=True, width="stretch",
                  column_order=("model", "kind", "weights present", "note", "license", "version"), column_config={

@@ -121,3 +121,14 @@ def test_an_import_job_that_fails_is_said_on_the_page(own_datasets, tmp_path):
     said = [e.value for e in at.error]
     assert any(f"Import job #{job.id} of **mine** failed; nothing was kept" in e and "oak/1.png" in e
                for e in said), said
+
+
+def test_home_names_the_imported_datasets(own_datasets, tmp_path):
+    from core.data import things
+
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "Also here" not in " ".join(c.value for c in at.caption)          # the default set alone
+    root, table = collection(tmp_path)
+    things.import_things(root, table, "mine")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert any(c.value.startswith("Also here: **mine**") for c in at.caption), [c.value for c in at.caption]
