@@ -98,18 +98,24 @@ def import_form(names: list[str]) -> None:
 
 @st.fragment(run_every=jobs.REFRESH_S)
 def watch_import() -> None:
-    """Reruns the page once the import queued here has finished, so the new dataset is listed."""
+    """Reruns the page once the import queued here has finished, so the new dataset is listed. Its
+    own guard: a fragment's rerun happens outside the page's."""
     job_id = st.session_state.get("data_import_job")
     if job_id is None:
         return
-    job = common.store().get(job_id)
-    if job.done:
-        del st.session_state["data_import_job"]
-        if job.status == "succeeded":
-            st.session_state["data_imported"] = job.spec["name"]
-        else:                  # failed (every problem listed) or cancelled: said above the form
-            st.session_state["data_import_ended"] = (job.id, job.spec["name"], job.status, job.error or "")
-        st.rerun(scope="app")
+    with common.guard("Following the import job"):     # st.rerun passes through (a BaseException)
+        try:
+            job = common.store().get(job_id)
+        except KeyError:                 # gone with its data folder (TAXOLENS_DATA changed): stop following
+            del st.session_state["data_import_job"]
+            return
+        if job.done:
+            del st.session_state["data_import_job"]
+            if job.status == "succeeded":
+                st.session_state["data_imported"] = job.spec["name"]
+            else:              # failed (every problem listed) or cancelled: said above the form
+                st.session_state["data_import_ended"] = (job.id, job.spec["name"], job.status, job.error or "")
+            st.rerun(scope="app")
 
 
 def main() -> None:
