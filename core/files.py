@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from core import paths
+
 MB = 1 << 20
 # Caps for the small text files a user hands the CLI (configs, job and sweep specs, import tables).
 MAX_JSON_BYTES = 16 * MB
@@ -210,11 +212,7 @@ def check_output_target(path: str | os.PathLike, folder: bool = False) -> Path:
         raise FileWriteError(path, f"{parent} is {'a file' if parent.is_file() else 'not a folder'}, "
                                    f"so nothing can be written under it")
     try:
-        # access() says yes to root even where nothing can be created (/proc, a read-only mount):
-        # only an actual file tells
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=".write-probe-")
-        os.close(fd)
-        os.unlink(probe)
+        paths.probe_write(parent)
     except OSError as exc:
         raise FileWriteError(path, f"no file can be created in {parent} ({exc.strerror or exc})", exc.errno) from None
     return path

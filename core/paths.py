@@ -110,13 +110,19 @@ def db_path() -> Path:
     return data_dir() / "taxolens.db"
 
 
+def probe_write(folder: Path) -> None:
+    """OSError unless a file can be created in `folder`: a real one, created and removed at once,
+    since access() says yes to root even where nothing can be (/proc, a read-only mount). Uniquely
+    named: two processes probing one folder must not race on one file."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+        pass
+
+
 def ensure_writable(path: Path) -> Path:
     """Create `path` (a directory) and check it is writable, with a clear error if not."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        # a uniquely named probe: two processes checking the same folder must not race on one file
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
-            pass
+        probe_write(path)
     except OSError as exc:
         raise PermissionError(f"TaxoLens data directory {path} is not writable ({exc.strerror}). "
                               f"Set TAXOLENS_DATA to a writable folder.") from exc

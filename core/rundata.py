@@ -76,8 +76,8 @@ MIN_CONCEPTS = things.MIN_CONCEPTS
 SPLIT_NEEDS = {"train": 1, "test": 2, "val": things.IMAGES_FOR_EVERY_SPLIT}
 
 
-def _subset_of(cfg: TrainConfig, ds=None):
-    ds = datasets.load_dataset(cfg.dataset) if ds is None else ds
+def _subset(cfg: TrainConfig, ds):
+    """The seeded subset of `ds` the config asks for (`ds` itself when it asks for none)."""
     if cfg.max_concepts is not None or cfg.images_per_concept is not None:
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept, seed=cfg.seed)
     return ds
@@ -106,7 +106,7 @@ def check_splits(cfg: TrainConfig, ds=None) -> None:
     MIN_CONCEPTS concepts, and at least one image in each of train, val and test (split_images
     splits within each concept: one image only trains, two give a test image, three or more a val
     image too); the message names the concepts with too few images for what is missing."""
-    ds = _subset_of(cfg, ds)
+    ds = _subset(cfg, datasets.load_dataset(cfg.dataset) if ds is None else ds)
     what = f"dataset '{cfg.dataset}'" + (" (the subset asked for)" if ds.info.get("subset") else "")
     problem = _too_few_concepts(ds, what)
     if problem:
@@ -122,7 +122,7 @@ def check_measurable(cfg: TrainConfig, split: str, run_id: str) -> None:
     """ConfigError when a run of `cfg` has nothing to measure on `split`: fewer than MIN_CONCEPTS
     concepts or no image in that split (a run trained before check_splits refused such data).
     Loads no model: evaluate and an evaluate job's submit both ask it."""
-    ds = _subset_of(cfg)
+    ds, _ = load_subset(cfg)
     problem = _too_few_concepts(ds, f"run {run_id} (dataset '{cfg.dataset}')")
     if problem:
         raise ConfigError(f"{problem}, so there is nothing to evaluate")
@@ -159,11 +159,7 @@ def load_subset(cfg: TrainConfig) -> tuple["datasets.Dataset", str]:
     """The dataset a run uses (its seeded subset when the config asks for one) and the hash of
     the full dataset's tables. Enough for a vocabulary: no split, no questions."""
     ds = datasets.load_dataset(cfg.dataset)
-    table_sha = datasets.version_sha256(ds)
-    if cfg.max_concepts is not None or cfg.images_per_concept is not None:
-        ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
-                       seed=cfg.seed)
-    return ds, table_sha
+    return _subset(cfg, ds), datasets.version_sha256(ds)
 
 
 def image_split(cfg: TrainConfig) -> dict[str, str]:
