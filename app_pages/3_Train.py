@@ -4,6 +4,8 @@ Nothing trains in the app's process: the forms validate their configs (core.rund
 the same check the job queue runs) and submit jobs that the worker started by `make app` runs.
 Invalid choices are explained next to the form before anything is queued.
 """
+import json
+
 import streamlit as st
 
 from core import rundata
@@ -217,13 +219,22 @@ PRESET_TEXT = {
 
 
 @st.cache_data(show_spinner=False, ttl=10)
-def _estimate(preset: str, scale: str, data_dir: str) -> dict:  # noqa: ARG001 - keys the cache
-    """sweeps.time_estimate for a preset (it reads every run's records: not on every rerun)."""
+def _estimate(source_json: str, data_dir: str) -> dict:  # noqa: ARG001 - keys the cache
+    """sweeps.time_estimate for a preset sweep (it reads every run's records: not on every rerun)."""
     from core.jobs import sweeps
-    return sweeps.time_estimate(sweeps.resolve({"preset": preset, "scale": scale}), common.runs_list())
+    return sweeps.time_estimate(sweeps.resolve(json.loads(source_json)), common.runs_list())
 
 
-def sweep_form() -> None:
+def sweep_source(preset: str, scale: str, dataset: str | None) -> dict:
+    """The sweep the form queues: the preset at the scale, on the page's dataset (the default one
+    keeps the preset's own name, so its runs and manifest stay those of the CLI's `paper`)."""
+    source: dict = {"preset": preset, "scale": scale}
+    if dataset and dataset != TrainConfig.dataset:
+        source["base"] = {"dataset": dataset}
+    return source
+
+
+def sweep_form(ds) -> None:
     from core.jobs import sweeps
 
     name = st.selectbox("Preset", list(sweeps.PRESETS), key="sweep_preset")
@@ -237,10 +248,12 @@ def sweep_form() -> None:
                           help="one job trains every run of the sweep, each update one LM pass over all "
                                "their batches (one copy of the models; far faster on a GPU); each run is "
                                "still recorded, validated and resumable on its own")
-    source = {"preset": name, "scale": scale}
+    if ds is None:
+        return          # main() said why the dataset cannot be read
+    source = sweep_source(name, scale, ds.name)
     grid = sweeps.resolve(source)
     n_jobs = len(sweeps.expand(grid))
-    took = _estimate(name, scale, common.data_key())
+    took = _estimate(json.dumps(source, sort_keys=True), common.data_key())
     todo = f"{took['to_train']} of its {took['train_runs']} training runs still to train"
     if not took["to_train"]:
         when = "every one is finished here and is reused"
@@ -251,8 +264,8 @@ def sweep_form() -> None:
         when = (f"runs of this size and these models took {took['minutes']:.1f} min each here (median of "
                 f"{took['of']} finished), so about {hours:.1f} h of training one run at a time"
                 + (" (as one job, runs that share the LM train together: less)" if one_job else ""))
-    st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale}; {todo}: {when}. Runs already finished are "
-               f"reused, not trained again.")
+    st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale} on dataset **{ds.name}** (sweep "
+               f"`{sweeps.sweep_name(grid)}`); {todo}: {when}. Runs already finished are reused, not trained again.")
     submitted = st.button("Queue the sweep", key="sweep_queue")
     if submitted:
         from core import jobs as jobs_api
@@ -289,7 +302,7 @@ def main() -> None:
     with single:
         train_form(ds)
     with sweep:
-        sweep_form()
+        sweep_form(ds)
     st.subheader("Jobs")
     jobs.job_table()
 

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from core.base import ConfigError, Progress
 from core.conditions import FORMS, canonical
@@ -190,6 +190,28 @@ def add_train_options(p: argparse.ArgumentParser, config_file: bool = True) -> N
         g.add_argument("--" + f.name.replace("_", "-"), dest=TRAIN_DEST + f.name, type=_FIELD_TYPES[str(f.type)],
                        default=argparse.SUPPRESS, metavar=f.name.upper(),
                        help=f"{TRAIN_HELP[f.name]} (default: {getattr(defaults, f.name)})")
+
+
+def train_setting(text: str) -> tuple[str, Any]:
+    """An argparse `type=` for `--set FIELD=VALUE`: a TrainConfig field and its value, read as that
+    field's own flag reads it (a number, a string, true / false, or none for an optional field)."""
+    field, sep, value = text.partition("=")
+    field = field.strip().replace("-", "_")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if not sep or field not in fields:
+        raise argparse.ArgumentTypeError(f"{text!r}: give FIELD=VALUE with a training option as FIELD "
+                                         f"(one of {', '.join(sorted(fields))})")
+    kind, value = str(fields[field].type), value.strip()
+    if kind.endswith("| None") and value.lower() == "none":
+        return field, None
+    if kind == "bool":
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise argparse.ArgumentTypeError(f"{field} takes true or false, got {value!r}")
+        return field, value.lower() in ("true", "1", "yes")
+    try:
+        return field, _FIELD_TYPES[kind](value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{field} takes {kind.replace(' | None', ' or none')}, got {value!r}") from None
 
 
 def train_overrides(args) -> dict:

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from core.base import ConfigError
-from core.cli.common import add_train_options, check_output, output_path, read_json_object, train_overrides
+from core.cli.common import (add_train_options, check_output, output_path, read_json_object, train_overrides,
+                             train_setting)
 from core.config import TrainConfig, number_arg
 from core.jobs import kinds, sweeps
 from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail, worker_gone
@@ -172,6 +173,7 @@ def register(subparsers) -> None:
     ssubmit.add_argument("spec", help=f"a JSON spec file or a preset ({', '.join(sweeps.PRESETS)})")
     ssubmit.add_argument("--scale", choices=sorted(sweeps.SCALES),
                          help=f"subset size and epochs (default {sweeps.DEFAULT_SCALE}; 'full' is for a GPU)")
+    _add_sweep_base_options(ssubmit)
     ssubmit.add_argument("--dry-run", action="store_true", help="list the jobs without submitting")
     ssubmit.add_argument("--start-worker", action="store_true", help="start a background worker if none runs")
     ssubmit.add_argument("--one-job", action="store_true",
@@ -191,6 +193,7 @@ def register(subparsers) -> None:
     srun.add_argument("spec", help=f"a JSON spec file or a preset ({', '.join(sweeps.PRESETS)})")
     srun.add_argument("--scale", choices=sorted(sweeps.SCALES),
                       help=f"subset size and epochs (default {sweeps.DEFAULT_SCALE})")
+    _add_sweep_base_options(srun)
     srun.add_argument("--together", type=number_arg(int, 1, 10_000), metavar="N",
                       help="at most N runs per shared LM pass (default: every run of a group; lower it "
                            "when memory runs short)")
@@ -208,8 +211,29 @@ def register(subparsers) -> None:
                        help=f"a sweep job id, or the spec `sweep run` was given ({', '.join(sweeps.PRESETS)} or a JSON file)")
     sshow.add_argument("--scale", choices=sorted(sweeps.SCALES),
                        help=f"with a spec: the scale it ran at (default {sweeps.DEFAULT_SCALE})")
+    _add_sweep_base_options(sshow, "with a spec: ")
     sshow.add_argument("--csv", type=output_path, help="also write the aggregate table to this CSV")
     sshow.set_defaults(func=_cmd_sweep_show)
+
+
+def _add_sweep_base_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument("--dataset", metavar="NAME",
+                   help=f"{prefix}run the sweep on this dataset (default: the spec's, else concepts); the "
+                        "sweep's name then ends in it, e.g. paper-full-things")
+    p.add_argument("--set", dest="settings", action="append", type=train_setting, default=[],
+                   metavar="FIELD=VALUE",
+                   help=f"{prefix}a training option for every run of the sweep, over the spec's and the "
+                        "scale's (repeatable; e.g. --set epochs=8)")
+
+
+def _sweep_base(args: argparse.Namespace) -> dict:
+    """The training options `--dataset` and `--set` put under every run of a sweep."""
+    base = dict(args.settings)
+    if args.dataset is not None:
+        if base.get("dataset", args.dataset) != args.dataset:
+            raise ConfigError(f"--dataset {args.dataset} and --set dataset={base['dataset']} disagree")
+        base["dataset"] = args.dataset
+    return base
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -498,7 +522,7 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
         slurm_cfg = _slurm_options(args)       # before --dry-run: it refuses what a real submit refuses
         if args.together is not None and getattr(args, "one_job", None) is False:   # `sweep run` has no --one-job
             raise ConfigError("--together applies to --one-job sweeps (and `sweep run`)")
-        spec = sweeps.resolve(args.spec, scale=args.scale)
+        spec = sweeps.resolve(args.spec, scale=args.scale, base=_sweep_base(args))
         if args.dry_run:
             try:
                 normalized = sweeps.normalize(spec)
@@ -565,7 +589,7 @@ def _cmd_sweep_run(args: argparse.Namespace) -> int:
     out = args.report or paths.default_report()
     if not args.no_report:
         check_output(out, "--report")        # before the sweep's hours, not after
-    done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together)
+    done = sweep_run.run_sweep(args.spec, scale=args.scale, together=args.together, base=_sweep_base(args))
     if not args.no_report:
         left_out: list[str] = []
         repeated: list[str] = []
@@ -584,12 +608,12 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
         if args.csv is not None:
             check_output(args.csv, "--csv")        # before reading the sweep, and written or not
         if not args.sweep.isdigit():          # a sweep `sweep run` ran here: its runs, named by its manifest
-            source = sweep_run.source_of(args.sweep, args.scale)
+            source = sweep_run.source_of(args.sweep, args.scale, _sweep_base(args))
             rows, total = sweep_run.results_rows(source), len(sweeps.expand(source))
             title, pending = f"sweep {sweeps.sweep_name(source)}", "nothing run yet"
         else:
-            if args.scale:
-                raise ConfigError("--scale goes with a spec; a sweep job knows its own")
+            if args.scale or args.dataset or args.settings:
+                raise ConfigError("--scale, --dataset and --set go with a spec; a sweep job knows its own")
             sweep_id = int(args.sweep)
             store = _store_or_no_job(sweep_id)
             _sync_slurm(store)

@@ -39,9 +39,9 @@ def manifest_path(name: str) -> Path:
     return paths.runs_dir() / SWEEPS_DIR / f"{paths.safe_name(name)}.json"
 
 
-def plan(spec, scale: str | None = None) -> dict:
+def plan(spec, scale: str | None = None, base: dict | None = None) -> dict:
     """The checked jobs of a sweep (sweeps.normalize: every job validated) and its name."""
-    return sweeps.normalize(sweeps.resolve(spec, scale))
+    return sweeps.normalize(sweeps.resolve(spec, scale, base))
 
 
 def manifest_key(cfg: TrainConfig) -> str:
@@ -49,17 +49,18 @@ def manifest_key(cfg: TrainConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
-def source_of(name_or_spec: str, scale: str | None = None) -> dict:
+def source_of(name_or_spec: str, scale: str | None = None, base: dict | None = None) -> dict:
     """The grid a sweep that ran here was given, for `sweep show`: a preset or JSON spec file (at
-    `scale`), else the name of a sweep whose manifest recorded its grid. JobSpecError saying what
-    it can be when it is none of them."""
+    `scale`, with `base` as `sweep run` was given it), else the name of a sweep whose manifest
+    recorded its grid. JobSpecError saying what it can be when it is none of them."""
     if name_or_spec in sweeps.PRESETS or Path(name_or_spec).is_file():
-        return sweeps.resolve(name_or_spec, scale)
+        return sweeps.resolve(name_or_spec, scale, base)
     path = manifest_path(name_or_spec)
     manifest = runs.read_json(path) if path.is_file() else None
     if isinstance(manifest, dict) and isinstance(manifest.get("source"), dict):
-        if scale is not None:
-            raise kinds.JobSpecError(f"sweep {name_or_spec!r} ran at its own scale; --scale goes with a spec")
+        if scale is not None or base:
+            raise kinds.JobSpecError(f"sweep {name_or_spec!r} ran with its own scale and options; --scale, "
+                                     "--dataset and --set go with a spec")
         return manifest["source"]
     if isinstance(manifest, dict):
         raise kinds.JobSpecError(f"sweep {name_or_spec!r} ran before sweeps recorded their grid: give its spec "
@@ -127,7 +128,7 @@ def run_dirs(name: str, cfgs: list[TrainConfig], source: dict | None = None) -> 
 
 
 def run_sweep(spec, scale: str | None = None, together: int | None = None,
-              progress: Progress | None = None, should_stop=None) -> dict:
+              progress: Progress | None = None, should_stop=None, base: dict | None = None) -> dict:
     """Train, evaluate, and run the baselines and probes of a sweep; returns its runs, how many
     evaluations, baselines and probes were done now (not found done), and how long each stage took
     (seconds). should_stop: checked before every update (core.train.Cancelled,
@@ -139,7 +140,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
 
     report = progress or (lambda f, m: None)
     started = time.perf_counter()
-    planned = plan(spec, scale)
+    planned = plan(spec, scale, base)
     jobs = planned["jobs"]
     train_jobs = [j["spec"] for j in jobs if j["kind"] == "train"]
     cfgs = [TrainConfig.from_dict(j["config"]) for j in train_jobs]

@@ -2,7 +2,11 @@
 
 A sweep spec (JSON) is either a preset, {"preset": "paper", "scale": "cpu"}, or grids. The presets:
 `paper` (the study's grid) and `lms` (which LM and prompt format: each bundled LM with each prompt
-format it has, with all hypernym evidence and with none, and each LM's knowledge probe).
+format it has, with all hypernym evidence and with none, and each LM's knowledge probe). A preset
+runs on another dataset, or with other training options, through its `base`:
+{"preset": "paper", "scale": "full", "base": {"dataset": "things"}} (`--dataset`, `--set` on the CLI;
+the Train page passes the dataset it shows); its name then says so ("paper-full-things"), so its
+manifest and results are its own.
 
     {"name": "ablation-r", "base": {"epochs": 2, "max_concepts": 30},     # TrainConfig fields
      "grids": [{"conditions": ["random", "cross"], "ratios": [0.5, 0.9], "seeds": [0, 1, 2],
@@ -23,6 +27,8 @@ and 95 % t-based CI across seeds per (condition, metric).
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -61,12 +67,37 @@ def _spec_error(message: str) -> Exception:
     return JobSpecError(message)
 
 
-def preset(name: str, scale: str = DEFAULT_SCALE) -> dict:
-    """The grid spec of a named preset at a scale."""
+def preset(name: str, scale: str = DEFAULT_SCALE, base: dict | None = None) -> dict:
+    """The grid spec of a named preset at a scale; `base`: TrainConfig fields under every run of it
+    (e.g. {"dataset": "things"}), which the spec's name records."""
     if name not in PRESETS:
         raise _spec_error(f"unknown sweep preset {name!r} (known: {', '.join(PRESETS)})")
-    if name == "lms":
-        return _lms_preset(scale)
+    spec = _lms_preset(scale) if name == "lms" else _paper_preset(scale)
+    return _with_base(spec, base) if base else spec
+
+
+def _with_base(spec: dict, base: dict) -> dict:
+    """`spec` with `base`'s training options over its own, and a name that tells the two sweeps
+    apart (their manifests are named by it): the dataset's name, then a short hash of any other
+    option."""
+    if not isinstance(base, dict):
+        raise _spec_error(f"sweep spec: base must be an object of training options, got {base!r}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(base) - fields)
+    if unknown:
+        raise _spec_error(f"unknown training option(s) {', '.join(unknown)} (TrainConfig fields: "
+                          f"{', '.join(sorted(fields))})")
+    dataset = base.get("dataset", TrainConfig.dataset)
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise _spec_error(f"sweep spec: dataset must be a dataset's name, got {dataset!r}")
+    parts = [sweep_name(spec)] + ([dataset] if dataset != TrainConfig.dataset else [])
+    rest = {k: v for k, v in base.items() if k != "dataset"}
+    if rest:
+        parts.append(hashlib.sha1(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6])
+    return {**spec, "name": "-".join(parts), "base": {**spec.get("base", {}), **base}}
+
+
+def _paper_preset(scale: str) -> dict:
     seeds = [0, 1, 2]
     ratios = [0, 0.25, 0.5, 0.75, 1.0]
     # Smoke removes fewer categories: it checks the pipeline, it does not reproduce the paper.
@@ -197,11 +228,12 @@ def expand(spec: dict) -> list[dict]:
     return out
 
 
-def resolve(spec: dict | str | Path, scale: str | None = None) -> dict:
-    """A preset name, a JSON file path, or a spec dict → a grid spec (scale applied)."""
+def resolve(spec: dict | str | Path, scale: str | None = None, base: dict | None = None) -> dict:
+    """A preset name, a JSON file path, or a spec dict → a grid spec (scale applied; `base`, training
+    options from the command line, over the spec's own, and named as preset() names them)."""
     if isinstance(spec, (str, Path)):
         if str(spec) in PRESETS:
-            return preset(str(spec), scale or DEFAULT_SCALE)
+            return preset(str(spec), scale or DEFAULT_SCALE, base)
         path = Path(spec)
         if not path.is_file():
             raise _spec_error(f"no sweep preset or spec file {str(spec)!r} (presets: {', '.join(PRESETS)})")
@@ -213,11 +245,15 @@ def resolve(spec: dict | str | Path, scale: str | None = None) -> dict:
     if not isinstance(spec, dict):
         raise _spec_error(f"a sweep spec must be a JSON object, got {type(spec).__name__}")
     if "preset" in spec:
-        extra = sorted(set(spec) - {"preset", "scale"})
+        extra = sorted(set(spec) - {"preset", "scale", "base"})
         if extra:
-            raise _spec_error(f"a preset sweep takes only 'scale', not {', '.join(extra)}")
-        return preset(spec["preset"], scale or spec.get("scale", DEFAULT_SCALE))
-    return {**spec, "scale": scale} if scale else dict(spec)
+            raise _spec_error(f"a preset sweep takes only 'scale' and 'base', not {', '.join(extra)}")
+        own = spec.get("base", {})
+        if not isinstance(own, dict):
+            raise _spec_error(f"sweep spec: base must be an object of training options, got {own!r}")
+        return preset(spec["preset"], scale or spec.get("scale", DEFAULT_SCALE), {**own, **(base or {})})
+    spec = {**spec, "scale": scale} if scale else dict(spec)
+    return _with_base(spec, base) if base else spec
 
 
 def normalize(spec: dict, here: bool | None = None) -> dict:
@@ -278,8 +314,9 @@ def same_data_notes(jobs: list[dict]) -> list[str]:
         cfg = json.loads(rest)
         for same in by_effect.values():
             if len(same) > 1:
+                lm = cfg["lm"] + (", random-init" if cfg["lm_init"] == "random" else "")
                 notes.append(f"{' and '.join(same)} remove the same pairs and label alike on {cfg['dataset']} "
-                             f"(seed {cfg['seed']}): they train the same run twice under two names")
+                             f"(seed {cfg['seed']}, {lm}): they train the same run twice under two names")
     return notes
 
 

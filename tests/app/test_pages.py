@@ -590,6 +590,39 @@ def test_guard_shows_one_line_per_error_and_keeps_the_page_going():
     assert at.markdown[-1].value == "the rest of the page still runs"
 
 
+def small_preset(name, scale="cpu", base=None):
+    """A grid the fixture dataset can hold, under the paper preset's name (with its base, named as
+    sweeps.preset names it)."""
+    from core.jobs import sweeps
+    spec = {"name": f"paper-{scale}", "scale": scale, "grids": [{"conditions": ["random"], "ratios": [0.5],
+                                                                 "seeds": [0, 1]}]}
+    return sweeps._with_base(spec, base) if base else spec
+
+
+def test_sweep_form_queues_the_sweep_on_the_dataset_the_page_shows(data_dir, monkeypatch):
+    """Reported: the Sweep tab ignored the page's Dataset list, so on an imported collection it
+    queued the default dataset's paper sweep."""
+    from core.jobs import sweeps
+    from core.jobs.store import JobStore
+    shared = (data_dir / "datasets").resolve()
+    (data_dir / "datasets").unlink()
+    (data_dir / "datasets").mkdir()
+    for name in ("concepts", "other"):         # a second dataset: the fixture set under another name
+        (data_dir / "datasets" / name).symlink_to(shared / "concepts")
+    at = run_page("app_pages/3_Train.py")
+    at.selectbox(key="train_dataset").set_value("other").run()
+    assert any(" jobs in the paper preset at scale cpu on dataset **other** (sweep `paper-cpu-other`); " in c.value
+               for c in at.caption), [c.value for c in at.caption]
+    monkeypatch.setattr(sweeps, "preset", small_preset)
+    at.selectbox(key="sweep_scale").set_value("smoke").run()
+    next(b for b in at.button if b.label == "Queue the sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (sweep,) = JobStore().list()
+    assert sweep.spec["source"] == {"preset": "paper", "scale": "smoke", "base": {"dataset": "other"}}
+    assert sweep.spec["name"] == "paper-smoke-other"
+    assert {j["spec"]["config"]["dataset"] for j in sweep.spec["jobs"]} == {"other"}
+
+
 def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkeypatch):
     from core.jobs import sweeps
     from core.jobs.store import JobStore
@@ -598,19 +631,18 @@ def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkey
     assert preset.options == list(sweeps.PRESETS) and preset.value == "paper"
     preset.set_value("lms").run()
     assert any("The **lms** preset" in m.value for m in at.markdown)
-    assert any(" jobs in the lms preset at scale cpu; " in c.value and "no run of this size and these models has finished"
-               in c.value for c in at.caption)
+    assert any(" jobs in the lms preset at scale cpu on dataset **concepts** (sweep `lms-cpu`); " in c.value
+               and "no run of this size and these models has finished" in c.value for c in at.caption)
     assert "cpu: concepts: 80, images per concept: all" in next(s for s in at.selectbox if s.label == "Scale").options
     next(s for s in at.selectbox if s.label == "Preset").set_value("paper").run()
     at.selectbox(key="sweep_scale").set_value("smoke").run()              # the caption follows the scale
-    assert any(" jobs in the paper preset at scale smoke; " in c.value for c in at.caption)
+    assert any(" jobs in the paper preset at scale smoke on dataset " in c.value for c in at.caption)
     assert not JobStore().list()                                          # choosing queues nothing
     at.selectbox(key="sweep_scale").set_value("cpu").run()
     bad = next(b for b in at.button if b.label == "Queue the sweep").click().run()
     assert "more categories than dataset" in bad.error[0].value       # the fixture set has 5 categories
     # a grid this fixture can hold, under the paper preset's name
-    monkeypatch.setattr(sweeps, "preset", lambda name, scale="cpu": {
-        "name": f"paper-{scale}", "scale": scale, "grids": [{"conditions": ["random"], "ratios": [0.5], "seeds": [0, 1]}]})
+    monkeypatch.setattr(sweeps, "preset", small_preset)
     next(s for s in at.selectbox if s.label == "Scale").set_value("smoke")
     next(b for b in at.button if b.label == "Queue the sweep").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

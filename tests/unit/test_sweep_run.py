@@ -141,6 +141,35 @@ def test_sweep_show_lists_a_sweep_run_here_by_its_name_or_its_spec(tmp_path, cap
     assert "(tiny-grid)" in capsys.readouterr().err             # the older one is not offered
 
 
+def test_sweep_run_and_show_take_the_dataset_and_options_from_the_command_line(tmp_path, capsys):
+    """A sweep on another dataset than its spec's, and with another option, from the command line
+    (`--dataset`, `--set`): its runs are on that data, and it is named and shown by it."""
+    spec = tmp_path / "grid.json"
+    spec.write_text(json.dumps({**SPEC, "base": {k: v for k, v in SPEC["base"].items() if k != "dataset"},
+                                "grids": SPEC["grids"][:1]}))
+    assert main(["sweep", "run", str(spec), "--dataset", "tiny", "--set", "batch_size=4", "--no-report"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    name = out["show"].split()[-1]
+    assert name.startswith("tiny-grid-tiny-") and out["runs"] == 6
+    manifest = json.loads(sweep_run.manifest_path(name).read_text())
+    for run_dir in manifest["runs"].values():
+        cfg = runs.read_json(runs.Path(run_dir) / runs.CONFIG_JSON)
+        assert (cfg["dataset"], cfg["batch_size"], cfg["epochs"]) == ("tiny", 4, 2)
+    for by in ([name], [str(spec), "--dataset", "tiny", "--set", "batch_size=4"]):
+        assert main(["sweep", "show", *by]) == 0
+        assert f"sweep {name}: 6 jobs; 6 succeeded" in capsys.readouterr().out
+    assert main(["sweep", "show", name, "--dataset", "tiny"]) == 2
+    assert "--dataset and --set go with a spec" in capsys.readouterr().err
+    assert main(["sweep", "show", "1", "--set", "epochs=2"]) == 2
+    assert "go with a spec; a sweep job knows its own" in capsys.readouterr().err
+    assert main(["sweep", "submit", str(spec), "--dataset", "tiny", "--set", "dataset=x", "--dry-run"]) == 2
+    assert "--dataset tiny and --set dataset=x disagree" in capsys.readouterr().err
+    for bad, message in (("epoch=2", "give FIELD=VALUE with a training option"), ("epochs=two", "epochs takes int"),
+                         ("fresh_negatives=maybe", "takes true or false"), ("lr", "give FIELD=VALUE")):
+        assert main(["sweep", "submit", str(spec), "--set", bad, "--dry-run"]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_a_dry_run_lists_the_plan_where_a_model_is_missing_and_says_so(tmp_path, capsys, monkeypatch):
     """Reported: `sweep run lms --dry-run` refused to list its plan without Gemma's weights."""
     from core.models import registry
@@ -264,8 +293,8 @@ def test_conditions_that_remove_the_same_pairs_on_the_data_are_named(capsys):
     from core.jobs import sweeps
     grid = {**SPEC, "name": "same", "grids": [{"conditions": ["none", "random:0", "random:1", "cross"], "seeds": [0]}]}
     assert sweeps.same_data_notes(sweep_run.plan(grid)["jobs"]) == [
-        "none and random:0 remove the same pairs and label alike on tiny (seed 0): they train the same run "
-        "twice under two names"]
+        "none and random:0 remove the same pairs and label alike on tiny (seed 0, smollm2-135m): they train "
+        "the same run twice under two names"]
     assert main(["sweep", "submit", _spec_file(grid), "--dry-run"]) == 0
     assert "taxolens sweep: note: none and random:0 remove the same pairs" in capsys.readouterr().err
     distinct = {**grid, "grids": [{"conditions": ["random:0.5", "random:1", "cross", "within"], "seeds": [0, 1]}]}

@@ -128,6 +128,38 @@ def test_resolve_presets_files_and_missing(tmp_path):
         sweeps.resolve(f)
 
 
+def test_a_preset_runs_on_another_dataset_under_a_name_of_its_own(tmp_path):
+    """Reported: a preset sweep took only a scale, so the paper grid could not run on an imported
+    collection without copying the preset into a spec file."""
+    plain = sweeps.expand(sweeps.preset("paper", "full"))
+    grid = sweeps.resolve({"preset": "paper", "scale": "full", "base": {"dataset": "things"}})
+    assert grid["name"] == "paper-full-things"
+    jobs = sweeps.expand(grid)
+    assert len(jobs) == len(plain)
+    assert {j["spec"]["config"]["dataset"] for j in jobs if "config" in j["spec"]} == {"things"}
+    assert {j["spec"]["dataset"] for j in jobs if j["kind"] == "probe"} == {"things"}
+    # the scale's subset still applies under the base; other options name the sweep by a hash
+    smoke = sweeps.resolve("paper", "smoke", base={"dataset": "things", "epochs": 3})
+    assert smoke["name"].startswith("paper-smoke-things-") and len(smoke["name"]) == len("paper-smoke-things-") + 6
+    assert {(j["spec"]["config"]["epochs"], j["spec"]["config"]["max_concepts"])
+            for j in sweeps.expand(smoke) if "config" in j["spec"]} == {(3, 40)}
+    assert sweeps.resolve("paper", "smoke", base={"epochs": 4})["name"] != smoke["name"]
+    # the default dataset keeps the preset's own name (and its runs' manifest)
+    assert sweeps.resolve("lms", "cpu", base={"dataset": TrainConfig.dataset})["name"] == "lms-cpu"
+    # a spec file's own base, with the command line's over it
+    f = tmp_path / "grid.json"
+    f.write_text(json.dumps({"name": "mine", "base": {"epochs": 2}, "conditions": ["cross"], "seeds": [0]}))
+    mine = sweeps.resolve(f, base={"dataset": "things"})
+    assert mine["name"] == "mine-things" and mine["base"] == {"epochs": 2, "dataset": "things"}
+    for bad, message in (({"epoch": 2}, "unknown training option"), ({"dataset": ""}, "a dataset's name")):
+        with pytest.raises(JobSpecError, match=message):
+            sweeps.resolve("paper", base=bad)
+    with pytest.raises(JobSpecError, match="base must be an object"):
+        sweeps.resolve({"preset": "paper", "base": ["things"]})
+    with pytest.raises(JobSpecError, match="takes only 'scale' and 'base'"):
+        sweeps.resolve({"preset": "paper", "grids": []})
+
+
 def test_sweep_results_read_train_and_probe_children(tmp_path):
     from core import results
     from core.jobs.store import JobStore
