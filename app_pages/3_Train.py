@@ -11,7 +11,7 @@ import streamlit as st
 from core import rundata
 from core.conditions import OFFERED as CONDITIONS
 from core.config import parse_seeds
-from core.config import PRECISIONS, PROJECTOR_INPUTS, ConfigError, TrainConfig
+from core.config import PAPER_SPLIT_PERCENT, PRECISIONS, PROJECTOR_INPUTS, ConfigError, TrainConfig
 from ui import common, jobs
 
 def condition_picker(ds) -> str:
@@ -153,6 +153,11 @@ def train_form(ds) -> None:
                 help="augmented renderings of each training image (crop, rotation, flip, colour), encoded "
                      "once and cached; each epoch shows an image as itself or one of them (0 = none)")
             c1, c2, c3, c4 = st.columns(4)
+            split_percent = c1.text_input(
+                "Split % (train/val/test)", defaults.split_percent,
+                help="how each concept's images are split; the default suits the bundled set's 5-11 images "
+                     f"per concept, the paper's {PAPER_SPLIT_PERCENT} suits collections of ~14 or more")
+            c1, c2, c3, c4 = st.columns(4)
             precision = c1.selectbox("LM precision in training", list(PRECISIONS),
                                      index=list(PRECISIONS).index(defaults.precision),
                                      help="auto: bf16 on a GPU and on CPUs with AMX / AVX512-BF16 "
@@ -185,7 +190,7 @@ def train_form(ds) -> None:
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,
                                images_per_concept=int(images_per_concept) or None,
-                               device=device, dataset=ds.name if ds else defaults.dataset,
+                               split_percent=split_percent.strip(), device=device, dataset=ds.name if ds else defaults.dataset,
                                init_from=None if init_from == FRESH else init_from)
                    for seed in seeds]
         rundata.check(configs[0])               # ids, dataset, condition: the same for every seed

@@ -25,10 +25,17 @@ BASELINES = ("majority", "image-probe")
 # (subset, split, condition, seed; hard negatives add TRAIN "no"s, which the majority counts; the
 # image probe fits TRAIN images, not questions) and, for the image probe, the encoder. Not the LM,
 # projector or recipe: configs that differ only there share one baseline (one folder, one row).
-BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
-                                    "hard_negatives"),
-                       "image-probe": ("dataset", "max_concepts", "images_per_concept", "condition", "seed",
-                                       "encoder")}
+BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_concept", "split_percent", "condition",
+                                    "seed", "hard_negatives"),
+                       "image-probe": ("dataset", "max_concepts", "images_per_concept", "split_percent", "condition",
+                                       "seed", "encoder")}
+
+# How each concept's images are split into train / val / test, in percent (questions.split_images).
+# The default set has 5-11 images per concept, so 60/20/20 gives every concept a validation image
+# for early stopping and a test image; the paper's 70/5/25 (THINGS, ~14 images per concept) is the
+# option for collections that size (`--split-percent 70/5/25`).
+SPLIT_PERCENT = "60/20/20"
+PAPER_SPLIT_PERCENT = "70/5/25"
 
 
 # The leaf stage (`taxolens train --leaf-stage`; how the shipped checkpoint is trained): a second run
@@ -123,6 +130,7 @@ class TrainConfig:
     name_loss: float = 0.0
     max_concepts: int | None = None      # deterministic subset (by seed) for quick runs and tests
     images_per_concept: int | None = None
+    split_percent: str = SPLIT_PERCENT    # train/val/test percent of each concept's images (see SPLIT_PERCENT)
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
     # The frozen LM's weights while training: bf16 runs ~2x faster on CUDA and on CPUs with native
     # bf16 matmul (AMX); "auto" picks it there and fp32 elsewhere. Evaluation always scores in fp32
@@ -213,6 +221,7 @@ class TrainConfig:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)
         if self.images_per_concept is not None:
             _check_int("images_per_concept", self.images_per_concept, 3, 10**6)
+        parse_split_percent(self.split_percent)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.precision not in PRECISIONS:
@@ -227,6 +236,17 @@ class TrainConfig:
         # explicitly still fails validate()).
         if self.projector_hidden == 0 or (self.projector == "linear" and self.projector_hidden == PROJECTOR_HIDDEN):
             self.projector_hidden = None
+        # One spelling per split ("70,5,25" and "0.7/0.05/0.25" are "70/5/25"), so configs that
+        # split alike are the same run; a value that does not parse is left for validate() to name.
+        try:
+            self.split_percent = canonical_split_percent(self.split_percent)
+        except ConfigError:
+            pass
+
+    @property
+    def split_fractions(self) -> tuple[float, float, float]:
+        """split_percent as train / val / test fractions (what questions.split_images takes)."""
+        return parse_split_percent(self.split_percent)
 
     def leaf_stage(self, first_run: str, **leaf_only) -> "TrainConfig":
         """The second stage `taxolens train --leaf-stage` trains after this config's run: LEAF_STAGE's
@@ -267,6 +287,34 @@ class TrainConfig:
 # the projector's shape was configurable made one token through an MLP as wide as the LM.
 BEFORE_FIELD: dict[str, Any] = {"fresh_negatives": False, "precision": "fp32", "projector_tokens": 1,
                                 "projector_hidden": None}
+
+
+def parse_split_percent(text: Any) -> tuple[float, float, float]:
+    """"70/5/25" (or "70,5,25", or fractions "0.7/0.05/0.25") -> (0.7, 0.05, 0.25): three positive
+    shares of train, val and test summing to 100 % (a run needs a validation image for early stopping
+    and a test image to be measured); ConfigError with the reason otherwise."""
+    parts = str(text).replace(",", "/").split("/") if isinstance(text, str) else []
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    total = sum(values)
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"split_percent must be train/val/test percentages like {SPLIT_PERCENT} or "
+                          f"{PAPER_SPLIT_PERCENT}, got {text!r}")
+    scale = 100.0 if math.isclose(total, 100.0, abs_tol=1e-6) else 1.0 if math.isclose(total, 1.0, abs_tol=1e-9) else None
+    if scale is None:
+        raise ConfigError(f"split_percent {text!r} sums to {total:g}; the train, val and test shares must sum to 100")
+    if min(values) <= 0:
+        raise ConfigError(f"split_percent {text!r}: train, val and test each need a share above 0 (a run "
+                          f"stops early on val and is measured on test)")
+    return tuple(round(v / scale, 6) for v in values)
+
+
+def canonical_split_percent(text: Any) -> str:
+    """The one spelling of a split: "70,5,25" and "0.7/0.05/0.25" are "70/5/25" (ConfigError as
+    parse_split_percent)."""
+    return "/".join(f"{round(f * 100, 4):g}" for f in parse_split_percent(text))
 
 
 def parse_seeds(text: str) -> list[int]:

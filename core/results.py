@@ -28,7 +28,7 @@ AGGREGATE_COLUMNS = GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_s
 # Fields that do not make two runs incomparable: what is varied across a grid, and where it ran.
 VARIED_FIELDS = ("condition", "lm_init", "seed", "device")
 # Baselines do not train, so only the data decide whether they are comparable.
-SAME_DATA_FIELDS = ("dataset", "max_concepts", "images_per_concept")   # a baseline beside a setting
+SAME_DATA_FIELDS = ("dataset", "max_concepts", "images_per_concept", "split_percent")   # a baseline beside a setting
 # The columns tables lead with (core.metrics.HEADLINE order), then the yes-class numbers.
 MAIN_METRICS = ("seen_category_f1", "unseen_category_f1", "seen_chance_f1", "unseen_chance_f1",
                 "leaf_accuracy", "leaf_concept_f1", "unseen_share")
@@ -328,13 +328,15 @@ def collect_baselines(left_out: list[str] | None = None, versions=None) -> list[
 
 def _limits_as_recorded(config: dict, versions) -> dict:
     """A baseline's stored config with its subset limits as a run records them (a limit the data does
-    not reach is none), so it sits beside the runs of the same data."""
+    not reach is none) and its split (one stored before split_percent existed split 60/20/20), so it
+    sits beside the runs of the same data."""
     from core.config import TrainConfig
     try:
         cfg = versions.as_recorded(TrainConfig.from_stored({k: v for k, v in config.items() if k != "baseline"}))
     except (TypeError, ValueError):
         return config
-    return {**config, "max_concepts": cfg.max_concepts, "images_per_concept": cfg.images_per_concept}
+    return {**config, "max_concepts": cfg.max_concepts, "images_per_concept": cfg.images_per_concept,
+            "split_percent": cfg.split_percent}
 
 
 def _mtime(path: Path) -> float:

@@ -71,7 +71,8 @@ def check(cfg: TrainConfig, started: bool = False, splits: bool = True) -> Train
 
 
 # A "no" leaf question asks about another concept than the image's; a concept needs 1, 2 and 3
-# images for one in train, test and val (questions.split_images). The import says the same (things).
+# images for one in train, test and val (questions.split_images, whatever the split_percent: each
+# share is above 0). The import says the same (things).
 MIN_CONCEPTS = things.MIN_CONCEPTS
 SPLIT_NEEDS = {"train": 1, "test": 2, "val": things.IMAGES_FOR_EVERY_SPLIT}
 
@@ -90,14 +91,14 @@ def _too_few_concepts(ds, what: str) -> str | None:
     return None
 
 
-def _short_of(ds, missing: list[str]) -> str:
+def _short_of(cfg: TrainConfig, ds, missing: list[str]) -> str:
     """Why `missing` splits are empty: the images a concept needs for the hardest, and who has fewer."""
     hardest = max(missing, key=SPLIT_NEEDS.get)
     need = SPLIT_NEEDS[hardest]
     have = Counter(im.concept for im in ds.images)
     short = sorted(c for c in ds.concepts if have[c] < need)
     shown = ", ".join(f"{c} ({have[c]})" for c in short[:8]) + (f" and {len(short) - 8} more" if len(short) > 8 else "")
-    return (f"each concept's images are split 60/20/20 within the concept, and a concept needs {need} or more "
+    return (f"each concept's images are split {cfg.split_percent} within the concept, and a concept needs {need} or more "
             f"images for one in the {hardest} split; concepts with fewer: {shown}")
 
 
@@ -111,11 +112,11 @@ def check_splits(cfg: TrainConfig, ds=None) -> None:
     problem = _too_few_concepts(ds, what)
     if problem:
         raise ConfigError(problem)
-    present = set(questions.split_images(ds, cfg.seed).values())
+    present = set(questions.split_images(ds, cfg.seed, cfg.split_fractions).values())
     missing = [name for name in runs.SPLITS if name not in present]
     if missing:
         raise ConfigError(f"{what} has no {' or '.join(missing)} image, so a run can be neither trained nor "
-                          f"measured: {_short_of(ds, missing)}")
+                          f"measured: {_short_of(cfg, ds, missing)}")
 
 
 def check_measurable(cfg: TrainConfig, split: str, run_id: str) -> None:
@@ -126,15 +127,15 @@ def check_measurable(cfg: TrainConfig, split: str, run_id: str) -> None:
     problem = _too_few_concepts(ds, f"run {run_id} (dataset '{cfg.dataset}')")
     if problem:
         raise ConfigError(f"{problem}, so there is nothing to evaluate")
-    if split not in questions.split_images(ds, cfg.seed).values():
-        raise ConfigError(f"run {run_id} has no {split} image, so there is nothing to evaluate: {_short_of(ds, [split])}")
+    if split not in questions.split_images(ds, cfg.seed, cfg.split_fractions).values():
+        raise ConfigError(f"run {run_id} has no {split} image, so there is nothing to evaluate: {_short_of(cfg, ds, [split])}")
 
 
 def prepare(cfg: TrainConfig) -> RunData:
     """Dataset (+ subset), split, deprivation and questions of every split: a pure function of
     `cfg` and the dataset tables, so evaluation rebuilds exactly what training used."""
     ds, table_sha = load_subset(cfg)
-    split = questions.split_images(ds, cfg.seed)
+    split = questions.split_images(ds, cfg.seed, cfg.split_fractions)
     dep = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
     # Hard (sibling) negatives only shape training; val and test keep one random negative, so
     # every run is measured on the same questions.
@@ -166,7 +167,7 @@ def image_split(cfg: TrainConfig) -> dict[str, str]:
     """Which split each image of the run's (sub)set is in: prepare(cfg).split, without building
     the deprivation or any question."""
     ds, _ = load_subset(cfg)
-    return questions.split_images(ds, cfg.seed)
+    return questions.split_images(ds, cfg.seed, cfg.split_fractions)
 
 
 def posterior_columns(ds) -> dict[str, int]:

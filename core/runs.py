@@ -369,7 +369,7 @@ def load_run(run_id_or_path: str | Path) -> RunInfo:
 # hypernym question this run's condition withholds.
 INIT_MUST_MATCH = ("dataset", "encoder", "lm", "lm_init", "projector", "image_tokens", "projector_hidden",
                    "projector_tokens", "projector_input", "projector_topk", "prompt", "condition", "seed",
-                   "max_concepts", "images_per_concept")
+                   "max_concepts", "images_per_concept", "split_percent")
 
 
 def init_source(cfg: TrainConfig) -> RunInfo:

@@ -163,6 +163,7 @@ TRAIN_HELP = {
                  "'Is there' (added to the yes/no loss; 0: off)",
     "max_concepts": "use a seeded subset of this many concepts",
     "images_per_concept": "use at most this many images per concept (>= 3)",
+    "split_percent": "train/val/test percent of each concept's images, e.g. 70/5/25 (the paper's split)",
     "device": "auto | cpu | cuda",
     "precision": "frozen LM weights while training: auto (bf16 on CUDA and on CPUs with AMX / "
                  "AVX512-BF16, else fp32) | bf16 | fp32",

@@ -33,8 +33,9 @@ from core.images import ImageError, load_image
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 STYLE = "photo"
 MIN_CONCEPTS = 2        # a run's "no" leaf questions ask about other concepts (core.rundata checks runs by it)
-# Each concept's images are split 60/20/20 within it (core.questions.split_images): one image only
-# trains, two give a test image, three give one in every split. Fewer is imported (more pictures may
+# Each concept's images are split within it (60/20/20 unless a run's split_percent says otherwise;
+# core.questions.split_images): one image only trains, two give a test image, three give one in
+# every split. Fewer is imported (more pictures may
 # follow) with a note; training refuses a dataset with an empty split and names these concepts.
 IMAGES_FOR_EVERY_SPLIT = 3
 

@@ -91,7 +91,7 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
         return run_dir
     # The same data steps as core.rundata.prepare, without importing torch for a fake.
     ds = datasets.load_dataset(cfg.dataset).subset(cfg.max_concepts, cfg.images_per_concept, cfg.seed)
-    split = questions.split_images(ds, cfg.seed)
+    split = questions.split_images(ds, cfg.seed, cfg.split_fractions)
     deprivation = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
     test_images = [im for im in ds.images if split[im.id] == "test"]
     position = {im.id: i for i, im in enumerate(test_images)}

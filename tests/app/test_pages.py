@@ -484,6 +484,22 @@ def test_train_form_passes_dropout_grid_crop_concept_mixup_name_loss_and_precisi
         (0.3, 7, 0.5, 0.25, "fp32")
 
 
+def test_train_form_passes_the_split_and_refuses_one_without_a_test_share(data_dir):
+    from core.jobs.store import JobStore
+    at = run_page("app_pages/3_Train.py")
+    split = next(t for t in at.text_input if t.label == "Split % (train/val/test)")
+    assert split.value == "60/20/20"
+    split.set_value("90/10/0")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert any("each need a share above 0" in e.value for e in at.error)
+    assert not JobStore().list()
+    next(t for t in at.text_input if t.label == "Split % (train/val/test)").set_value("70, 5, 25")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = JobStore().list()
+    assert job.spec["config"]["split_percent"] == "70/5/25"
+
+
 def test_train_form_passes_the_projector_options_and_refuses_a_hidden_width_for_linear(data_dir):
     from core.jobs.store import JobStore
     at = run_page("app_pages/3_Train.py")

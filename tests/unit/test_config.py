@@ -8,7 +8,8 @@ import math
 import pytest
 
 from core import cli
-from core.config import BEFORE_FIELD, LEAF_STAGE, ConfigError, TrainConfig, number_arg
+from core.config import (BEFORE_FIELD, LEAF_STAGE, PAPER_SPLIT_PERCENT, SPLIT_PERCENT, ConfigError, TrainConfig,
+                         baseline_identity, number_arg)
 from core.jobs import JobStore, kinds, slurm
 from cli_checks import tree
 
@@ -116,6 +117,40 @@ def test_parse_seeds():
     for bad in ("", "x", "4-2"):
         with pytest.raises(ConfigError, match="seeds"):
             parse_seeds(bad)
+
+
+@pytest.mark.parametrize("text, canonical, fractions", [
+    ("70/5/25", "70/5/25", (0.7, 0.05, 0.25)), ("70, 5, 25", "70/5/25", (0.7, 0.05, 0.25)),
+    ("0.7/0.05/0.25", "70/5/25", (0.7, 0.05, 0.25)), ("80/10/10", "80/10/10", (0.8, 0.1, 0.1)),
+    ("33.3/33.3/33.4", "33.3/33.3/33.4", (0.333, 0.333, 0.334)),
+])
+def test_split_percent_has_one_spelling_per_split(text, canonical, fractions):
+    """Spellings of one split are one config (and so one run, reused as such)."""
+    cfg = TrainConfig(split_percent=text).validate()
+    assert cfg.split_percent == canonical and cfg.split_fractions == pytest.approx(fractions)
+    assert cfg == TrainConfig(split_percent=canonical) and TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("text, message", [
+    ("70/30/0", "each need a share above 0"), ("50/50/50", "sums to 150"), ("70/30", "percentages like"),
+    ("a/b/c", "percentages like"), ("nan/50/50", "percentages like"), (70, "percentages like"),
+])
+def test_a_split_percent_that_is_not_a_split_is_refused_by_validate(text, message):
+    cfg = TrainConfig(split_percent=text)                # constructing it never raises: validate() says why
+    with pytest.raises(ConfigError, match=message):
+        cfg.validate()
+
+
+def test_the_split_is_part_of_what_a_baseline_and_a_second_stage_depend_on():
+    from core import runs
+    default, paper = TrainConfig(), TrainConfig(split_percent=PAPER_SPLIT_PERCENT)
+    for kind in ("majority", "image-probe"):
+        assert baseline_identity(kind, default.to_dict()) != baseline_identity(kind, paper.to_dict())
+        old = {k: v for k, v in default.to_dict().items() if k != "split_percent"}   # stored before the field
+        assert baseline_identity(kind, old) == baseline_identity(kind, default.to_dict())
+    assert "split_percent" in runs.INIT_MUST_MATCH
+    old = {k: v for k, v in default.to_dict().items() if k != "split_percent"}
+    assert TrainConfig.from_stored(old).split_percent == SPLIT_PERCENT == "60/20/20"   # what it did
 
 
 def test_a_stored_config_without_a_later_field_keeps_what_that_run_did():

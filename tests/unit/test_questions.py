@@ -269,3 +269,27 @@ def test_sibling_ranking_negatives_come_from_known_categories_only(ds):
     swap = {**{c: c for c in ds.concepts}, "dog": "apple", "apple": "dog"}
     known = known_categories(ds, Deprivation(swap, frozenset({("dog", "fruit")})))
     assert known["apple"] == frozenset() and known["dog"] == {"animal", "mammal"}
+
+
+def test_a_runs_split_percent_decides_its_split():
+    """The paper's 70/5/25 (THINGS, ~14 images per concept) against the default 60/20/20, through
+    the one place a run's split comes from (rundata.prepare / image_split)."""
+    from collections import Counter
+
+    from core import rundata
+    from core.config import TrainConfig
+    from core.data import datasets
+
+    ds = tiny_dataset(images_per_concept=20)
+    counts = {}
+    for text in ("60/20/20", "70/5/25"):
+        cfg = TrainConfig(dataset="tiny", split_percent=text)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(datasets, "load_dataset", lambda name="concepts": ds)
+            split = rundata.image_split(cfg)
+            data = rundata.prepare(cfg)
+        assert data.split == split
+        per_concept = Counter((im.concept, split[im.id]) for im in ds.images)
+        counts[text] = {(name, per_concept[(c, name)]) for c in ds.concepts for name in ("train", "val", "test")}
+    assert counts["60/20/20"] == {("train", 12), ("val", 4), ("test", 4)}
+    assert counts["70/5/25"] == {("train", 14), ("val", 1), ("test", 5)}

@@ -147,6 +147,14 @@ def test_a_dataset_too_small_for_a_run_is_refused_naming_what_is_missing(dataset
     refused(["baseline", "majority", "--dataset", dataset], capsys, data_dir, fragment)
 
 
+def test_the_refusal_names_the_split_the_run_asked_for(data_dir, capsys):
+    line = refused(["train", "--dataset", "pairs", "--split-percent", "70,5,25"], capsys, data_dir,
+                   "dataset 'pairs' has no val image")
+    assert "split 70/5/25 within the concept" in line
+    refused(["train", "--dataset", "tiny", "--split-percent", "70/30/0"], capsys, data_dir,
+            "train, val and test each need a share above 0")
+
+
 def test_a_dataset_with_every_split_is_trained_even_if_some_concepts_miss_one(data_dir):
     from core import rundata
 

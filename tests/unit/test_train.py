@@ -755,6 +755,7 @@ def test_init_from_a_resumed_run_keeps_its_own_checkpoint():
     (dict(prompt="chat"), "differs in prompt"),
     (dict(projector_tokens=3), r"differs in projector_tokens \(\d there, 3 here\)"),
     (dict(projector_hidden=32), "differs in projector_hidden"),
+    (dict(split_percent="70/5/25"), r"differs in split_percent \('60/20/20' there, '70/5/25' here\)"),
     (dict(projector_input="posterior", projector_topk=2),
      r"differs in projector_input \('features' there, 'posterior' here\), projector_topk \(0 there, 2 here\)"),
 ])
