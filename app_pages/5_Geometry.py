@@ -2,8 +2,9 @@
 
 UMAP or PCA maps of the encoder's image embeddings and of a checkpoint's projector outputs, each
 coloured by category under the original, cross-shuffled and within-shuffled labelings side by side;
-select points (lasso / box) to see their images. Below: visual coherence per category per labeling,
-and coherence against a condition's per-category yes/no macro-F1. For a checkpoint: its category and concept
+select points (lasso / box) to see their images. Below: visual coherence per category per labeling
+(over each category's training images under the seed's split, as in the paper; or over all its
+images), and coherence against a condition's per-category yes/no macro-F1. For a checkpoint: its category and concept
 trees (encoder features, projector outputs, answer profiles) beside WordNet's, with tree-agreement
 scores per labeling; and where its image tokens land in the LM, per category (core.clusters,
 core.lens; computed here on request and cached in the run folder, or by `taxolens clusters` /
@@ -21,11 +22,20 @@ from core import geometry, results
 from ui import common, figures
 
 LABELINGS = geometry.LABELINGS
+IMAGES_LABELS = {"train": "training images (the paper's)", "all": "all images"}
 
 
 @st.cache_data(show_spinner="Reading the coherence table…", max_entries=16)
-def _coherence(data_dir: str, dataset: str, fingerprint: str, encoder: str, seed: int):  # noqa: ARG001
-    return geometry.coherence_table(common.dataset(dataset), encoder, seed)
+def _coherence(data_dir: str, dataset: str, fingerprint: str, encoder: str, seed: int,  # noqa: ARG001
+               images: str = "train"):
+    return geometry.coherence_table(common.dataset(dataset), encoder, seed, images=images)
+
+
+def images_phrase(images: str, seed: int) -> str:
+    """Which images a coherence number is over, for captions."""
+    if images == "train":
+        return f"the category's training images (seed {seed}'s split), as in the paper"
+    return "all of the category's images (training, validation and test)"
 
 
 @st.cache_data(show_spinner="Computing the 2-D map (UMAP takes a little while the first time)…",
@@ -76,10 +86,16 @@ def map_row(ds, xy, labelings, broadest: bool, key: str) -> None:
         st.caption("Hover a point for its concept; draw a lasso around points to see their images.")
 
 
-def coherence_section(table) -> None:
+def coherence_section(key: tuple, encoder: str, seed: int):
+    """The coherence bars over the images the radio picks; returns (table, images) for the scatter."""
     st.subheader("Visual coherence per category")
-    st.caption("Mean pairwise cosine similarity of the image embeddings within each category, under "
-               "each labeling. Shuffling across categories should destroy coherence; shuffling within "
+    images = st.radio("Over", geometry.IMAGE_SETS, format_func=IMAGES_LABELS.get, horizontal=True,
+                      key="geometry_coherence_images",
+                      help="The paper's coherence is over each category's training images; all images "
+                           "adds the held-out ones (computed here from the cached features when first asked)")
+    table = _coherence(*key, encoder, seed, images)
+    st.caption(f"Mean pairwise cosine similarity of the image embeddings among {images_phrase(images, seed)}, "
+               "under each labeling. Shuffling across categories should destroy coherence; shuffling within "
                "keeps it.")
     order = table.drop(index="all", errors="ignore").sort_values("original", ascending=False)
     rows = [{"category": cat, "labeling": lab, "coherence": float(order.loc[cat, lab])}
@@ -92,12 +108,14 @@ def coherence_section(table) -> None:
         a, b, c = st.columns(3)
         for col, lab in zip((a, b, c), LABELINGS):
             col.metric(f"Macro mean, {lab}", f"{table.loc['all', lab]:.3f}")
-    st.download_button("Coherence table (CSV)", table.to_csv().encode(), "taxolens_coherence.csv", "text/csv",
-                       key="dl_coherence")
+    st.download_button("Coherence table (CSV)", table.to_csv().encode(), f"taxolens_coherence_{images}.csv",
+                       "text/csv", key="dl_coherence")
+    return table, images
 
 
-def coherence_vs_f1(ds, table, encoder: str) -> None:
+def coherence_vs_f1(ds, table, encoder: str, images: str, seed: int) -> None:
     st.subheader("Coherence vs per-category macro-F1")
+    st.caption(f"Coherence among {images_phrase(images, seed)}.")
     from core.conditions import parse_condition
 
     other_version: list[str] = []
@@ -144,7 +162,8 @@ def queue_coherence(ds, encoder: str, seed: int) -> None:
 
     store = common.store()
     mine = [j for j in store.list(kind="coherence") if j.spec.get("encoder") == encoder
-            and j.spec.get("dataset") == ds.name and j.spec.get("seed") == seed]   # newest first
+            and j.spec.get("dataset") == ds.name and j.spec.get("seed") == seed
+            and j.spec.get("images", "train") == "train"]   # newest first
     pending = [j for j in mine if not j.done]
     if pending:
         coherence_job_status(pending[-1].id)
@@ -152,11 +171,12 @@ def queue_coherence(ds, encoder: str, seed: int) -> None:
     if mine and mine[0].status == "failed":
         reason = (mine[0].error or mine[0].message or "").strip().splitlines()
         st.error(f"The last coherence job (#{mine[0].id}) failed: {reason[0] if reason else 'no reason given'}")
-    st.info(f"The coherence table of encoder **{encoder}** on **{ds.name}** (seed {seed}) is not computed "
-            "yet. It runs as a job: image features already in the feature cache are read, the encoder looks "
-            "at the rest once.")
+    st.info(f"The coherence table of encoder **{encoder}** on **{ds.name}** (seed {seed}, over each category's "
+            "training images) is not computed yet. It runs as a job: image features already in the feature "
+            "cache are read, the encoder looks at the rest once.")
     if st.button("Compute features and coherence", type="primary", key="geometry_queue"):
-        jobs_api.submit("coherence", {"dataset": ds.name, "encoder": encoder, "seed": seed}, store=store)
+        jobs_api.submit("coherence", {"dataset": ds.name, "encoder": encoder, "seed": seed, "images": "train"},
+                        store=store)
         st.rerun()
 
 
@@ -447,7 +467,8 @@ def main() -> None:
     encoders = common.model_ids("image encoder")
     encoder = c2.selectbox("Image encoder", encoders, key="geometry_encoder")
     seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="geometry_seed",
-                               help="for the shuffled labelings and the UMAP layout"))
+                               help="for the shuffled labelings, the train / held-out split of the "
+                                    "images (coherence is over the training ones) and the UMAP layout"))
     method = c4.radio("Map", ["umap", "pca"], horizontal=True, key="geometry_method",
                       format_func=str.upper)
     broadest = c5.radio("Colour by", ["broadest category", "most specific category"], horizontal=True,
@@ -458,7 +479,6 @@ def main() -> None:
         return
     fingerprint = geometry.dataset_fingerprint(ds)
     key = (common.data_key(), dataset, fingerprint)
-    table = _coherence(*key, encoder, seed)
     labelings = _labelings(*key, seed)
 
     st.subheader(f"Image embeddings ({encoder})")
@@ -475,8 +495,8 @@ def main() -> None:
         map_row(ds, _projector_map(*key, str(run.path), _stamp_of(run), method, seed), labelings, broadest,
                 "projector_map")
 
-    coherence_section(table)
-    coherence_vs_f1(ds, table, encoder)
+    table, images = coherence_section(key, encoder, seed)
+    coherence_vs_f1(ds, table, encoder, images, seed)
     if run is not None:
         checkpoint_sections(ds, dataset, encoder, run)
 

@@ -1,18 +1,22 @@
 """Visual coherence of categories, and 2-D maps of image embeddings.
 
-    coherence_table(ds, encoder, seed) / is_cached(ds, encoder, seed)   per category, per labeling
+    coherence_table(ds, encoder, seed, images="train") / is_cached(...)  per category, per labeling
+    image_indices(ds, seed, images)         the images a table is over: the seed's train split or all
     labelings(ds, seed)                     original / cross / within: concept -> concept it is shown as
     shown_categories(ds, labeling, broadest) per image: the category label it is shown under
     pooled_features(ds, encoder)            (N, D) encoder embeddings;  projector_outputs(ds, run_dir)
     embed_2d(X, "umap" | "pca", seed)       (N, 2) maps
 
 Coherence of a category = mean pairwise cosine similarity between the (pooled) encoder embeddings
-of all images whose concept belongs to it, excluding each image paired with itself. Computed under
-the original labels and under the cross / within counterfactual labelings: the paper's explanation
-for why within-category shuffles still generalise and cross-category ones do not is that only the
-former keep categories visually coherent. (A within-shuffle only permutes concepts that share
-their category set, so every category keeps exactly its images: its column equals "original" by
-construction, a check rather than a finding. Cross-shuffles mix categories and lower it.)
+of its images, excluding each image paired with itself. As in the paper, the images are by default
+the TRAINING images of the seed's split (core.questions.split_images(ds, seed) == "train": what a
+run with that seed trains on); images="all" takes every image of the dataset (or subset) instead,
+for exploration. Computed under the original labels and under the cross / within counterfactual
+labelings: the paper's explanation for why within-category shuffles still generalise and
+cross-category ones do not is that only the former keep categories visually coherent. (A
+within-shuffle only permutes concepts that share their category set, so every category keeps
+exactly its images: its column equals "original" by construction, a check rather than a finding.
+Cross-shuffles mix categories and lower it.)
 """
 from __future__ import annotations
 
@@ -20,14 +24,18 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from core import files, paths, questions
-from core.base import Progress
+from core.base import ConfigError, Progress
+from core.config import SPLIT_PERCENT, canonical_split_percent, parse_split_percent
 
 LABELINGS = ("original", "cross", "within")
+# which images a category's coherence is over: its training images under the seed's split (the
+# paper's definition, the default everywhere), or all of its images
+IMAGE_SETS = ("train", "all")
 
 
 def pool(features) -> np.ndarray:
@@ -41,21 +49,24 @@ def pool(features) -> np.ndarray:
     return x
 
 
-def coherence(ds, features, labeling: Mapping[str, str] | None = None) -> dict[str, float]:
+def coherence(ds, features, labeling: Mapping[str, str] | None = None,
+              indices: Sequence[int] | None = None) -> dict[str, float]:
     """category -> mean pairwise cosine of its images' embeddings under `labeling`.
 
-    features: (N, D) or (N, T, D), row i belongs to ds.images[i]. An image counts for the categories
-    of the concept it is labelled as. Categories with fewer than 2 images get NaN.
+    features: (N, D) or (N, T, D); row k belongs to ds.images[indices[k]] (indices None: row i to
+    ds.images[i], every image). An image counts for the categories of the concept it is labelled
+    as. Categories with fewer than 2 of these images get NaN.
     """
     x = pool(features)
-    if x.shape[0] != len(ds.images):
-        raise ValueError(f"{x.shape[0]} feature rows for {len(ds.images)} images")
+    items = ds.images if indices is None else [ds.images[int(i)] for i in indices]
+    if x.shape[0] != len(items):
+        raise ValueError(f"{x.shape[0]} feature rows for {len(items)} images")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     unit = x / np.where(norms > 0, norms, 1.0)          # a zero vector has cosine 0 with everything
     self_sim = (unit * unit).sum(axis=1)                # 1, or 0 for zero vectors
 
     members: dict[str, list[int]] = {}
-    for i, item in enumerate(ds.images):
+    for i, item in enumerate(items):
         shown = questions.shown_concept(item.concept, labeling)
         for cat in dict.fromkeys(ds.concepts[shown].categories):
             members.setdefault(cat, []).append(i)
@@ -73,18 +84,41 @@ def coherence(ds, features, labeling: Mapping[str, str] | None = None) -> dict[s
     return result
 
 
+def check_images(images: str) -> str:
+    """`images` if it names one of IMAGE_SETS, else ConfigError."""
+    if not isinstance(images, str) or images not in IMAGE_SETS:
+        raise ConfigError(f"images must be {' or '.join(repr(v) for v in IMAGE_SETS)}, got {images!r}")
+    return images
+
+
+def image_indices(ds, seed: int, images: str = "train", split_percent: str = SPLIT_PERCENT) -> list[int]:
+    """Indices into ds.images of the images a coherence table is over: those the seed's split
+    (questions.split_images at split_percent, as a run with that seed and split trains) puts in
+    "train", or all of them."""
+    if check_images(images) == "all":
+        return list(range(len(ds.images)))
+    split = questions.split_images(ds, seed, parse_split_percent(split_percent))
+    return [i for i, item in enumerate(ds.images) if split[item.id] == "train"]
+
+
 def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = None,
-                    device: str | None = None):
+                    device: str | None = None, images: str = "train", split_percent: str = SPLIT_PERCENT):
     """pandas DataFrame: one row per category plus an "all" row (macro mean over categories),
-    columns original / cross / within. Cached under runs/coherence/ by (dataset, encoder, seed),
-    and recomputed if the dataset's contents changed."""
+    columns original / cross / within, over the category's training images under the seed's split
+    (images="train", the paper's; split at split_percent, TrainConfig's) or all its images
+    (images="all"). Cached under runs/coherence/ by (dataset, encoder, seed, images, split), and
+    recomputed if the dataset's contents or the chosen images changed. The features of every image
+    are read (and cached) either way: the maps need them."""
     import pandas as pd
     from core.conditions import parse_condition
 
     report = progress or (lambda fraction, message: None)
-    out_dir = cache_dir(ds, encoder_id, seed)
+    split_percent = canonical_split_percent(split_percent) if images == "train" else SPLIT_PERCENT
+    out_dir = cache_dir(ds, encoder_id, seed, images, split_percent)
     fingerprint = dataset_fingerprint(ds)
-    cached = _load_cached(out_dir, fingerprint)
+    chosen = image_indices(ds, seed, images, split_percent)
+    chosen_fingerprint = images_fingerprint(ds, chosen)
+    cached = _load_cached(out_dir, fingerprint, images, chosen_fingerprint)
     if cached is not None:
         report(1.0, "coherence loaded from cache")
         return cached
@@ -97,14 +131,20 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
 
     features = pooled_features(ds, encoder_id, device=device,
                                progress=lambda f, m: report(0.95 * f, m))
-    report(0.95, "computing coherence")
-    columns = {name: coherence(ds, features, lab) for name, lab in labelings.items()}
+    report(0.95, f"computing coherence over {len(chosen)} {'training ' if images == 'train' else ''}images")
+    pooled = pool(features)
+    if pooled.shape[0] != len(ds.images):
+        raise ValueError(f"{pooled.shape[0]} feature rows for {len(ds.images)} images")
+    rows = pooled[chosen]
+    columns = {name: coherence(ds, rows, lab, indices=chosen) for name, lab in labelings.items()}
     table = pd.DataFrame(columns)[list(LABELINGS)]
     table.loc["all"] = table.mean(axis=0, skipna=True)
     table.index.name = "category"
 
     meta = {"dataset": ds.name, "encoder": encoder_id, "seed": seed, "fingerprint": fingerprint,
-            "images": len(ds.images), "concepts": len(ds.concepts),
+            "image_set": images, "split_percent": split_percent if images == "train" else None,
+            "images": len(chosen), "images_fingerprint": chosen_fingerprint,
+            "dataset_images": len(ds.images), "concepts": len(ds.concepts),
             "within_singletons": within_report.get("singletons", [])}
     _save(out_dir, table, meta)
     report(1.0, "coherence done")
@@ -159,9 +199,12 @@ def shown_categories(ds, labeling: Mapping[str, str], broadest: bool) -> list[st
     return out
 
 
-def is_cached(ds, encoder_id: str, seed: int) -> bool:
-    """Whether coherence_table(ds, encoder_id, seed) has been computed (its cache is on disk)."""
-    return (cache_dir(ds, encoder_id, seed) / "meta.json").is_file()
+def is_cached(ds, encoder_id: str, seed: int, images: str = "train", split_percent: str = SPLIT_PERCENT) -> bool:
+    """Whether coherence_table(ds, encoder_id, seed, images=images, split_percent=...) has been
+    computed for these contents and these images (its cache is on disk and current)."""
+    meta = _read_meta(cache_dir(ds, encoder_id, seed, images, split_percent))
+    chosen = image_indices(ds, seed, images, split_percent)
+    return meta is not None and _current(meta, dataset_fingerprint(ds), images, images_fingerprint(ds, chosen))
 
 
 def embed_2d(X, method: str = "umap", seed: int = 0) -> np.ndarray:
@@ -198,11 +241,17 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
 
 # --- cache -------------------------------------------------------------------------------------
 
-def cache_dir(ds, encoder_id: str, seed: int) -> Path:
-    """runs/coherence/<dataset>__<encoder>__seed<seed>__<content hash>: a subset of a dataset keeps
-    the dataset's name, so the contents are part of the key. An encoder id may hold a checkpoint
-    path, so the name goes through paths.safe_name (slug + hash unless already plain)."""
-    name = f"{ds.name}__{encoder_id}__seed{int(seed)}__{dataset_fingerprint(ds)[:8]}"
+def cache_dir(ds, encoder_id: str, seed: int, images: str = "train", split_percent: str = SPLIT_PERCENT) -> Path:
+    """runs/coherence/<dataset>__<encoder>__seed<seed>__<images>[-<split>]__<content hash>: a subset
+    of a dataset keeps the dataset's name, so the contents are part of the key; a train table of
+    another split than SPLIT_PERCENT names it (train-70-5-25). An encoder id may hold a checkpoint
+    path, so the name goes through paths.safe_name (slug + hash unless already plain). (Tables from
+    before the images choice, over all images, sit in folders without it: never read.)"""
+    chosen = check_images(images)
+    split = canonical_split_percent(split_percent)
+    if chosen == "train" and split != SPLIT_PERCENT:
+        chosen += "-" + split.replace("/", "-")
+    name = f"{ds.name}__{encoder_id}__seed{int(seed)}__{chosen}__{dataset_fingerprint(ds)[:8]}"
     return paths.runs_dir() / "coherence" / paths.safe_name(name)
 
 
@@ -216,17 +265,36 @@ def dataset_fingerprint(ds) -> str:
     return h.hexdigest()[:16]
 
 
-def _load_cached(out_dir: Path, fingerprint: str):
-    import pandas as pd
+def images_fingerprint(ds, indices: Sequence[int]) -> str:
+    """Hash of the ids of the images a table is over: a train table is stale once the split
+    (questions.split_images) puts other images in train."""
+    h = hashlib.sha256()
+    for image_id in sorted(ds.images[int(i)].id for i in indices):
+        h.update(f"{image_id}\n".encode())
+    return h.hexdigest()[:16]
 
-    meta_path, table_path = out_dir / "meta.json", out_dir / "coherence.csv"
-    if not (meta_path.is_file() and table_path.is_file()):
-        return None
+
+def _read_meta(out_dir: Path) -> dict | None:
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads((out_dir / "meta.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if meta.get("fingerprint") != fingerprint:
+    return meta if isinstance(meta, dict) else None
+
+
+def _current(meta: dict, fingerprint: str, images: str, chosen_fingerprint: str) -> bool:
+    """A cached table's meta matches: same contents, same images choice, same images. A meta without
+    "image_set" comes from before the choice (over all images) and matches nothing."""
+    return (meta.get("fingerprint") == fingerprint and meta.get("image_set") == images
+            and meta.get("images_fingerprint") == chosen_fingerprint)
+
+
+def _load_cached(out_dir: Path, fingerprint: str, images: str, chosen_fingerprint: str):
+    import pandas as pd
+
+    table_path = out_dir / "coherence.csv"
+    meta = _read_meta(out_dir)
+    if meta is None or not table_path.is_file() or not _current(meta, fingerprint, images, chosen_fingerprint):
         return None
     return pd.read_csv(table_path, index_col="category")
 
@@ -235,7 +303,6 @@ def _save(out_dir: Path, table, meta: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     files.write_atomic(out_dir / "coherence.csv", table.to_csv())
     files.write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2))  # last: marks the cache complete
-
 
 
 def finite_or_none(value: float) -> float | None:

@@ -22,8 +22,9 @@ keeps far fewer than half (PAPER.md), and only a measured share puts random and 
 ablation on one axis.
 
 Visual coherence comes from the cached table of `taxolens coherence` (core.geometry: mean pairwise
-cosine of pooled encoder features of a category's images — all of its images, where the paper
-uses its training images only; the column follows the labels the runs were trained under).
+cosine of pooled encoder features of a category's training images under the table's seed's split,
+as in the paper — never an `--images all` table; the column follows the labels the runs were
+trained under).
 
 Export (PNG/SVG) goes through plotly's own `fig.to_image`, i.e. kaleido >= 1 driving a headless
 Chromium — the same renderer the browser uses, so a downloaded SVG looks like the chart on the
@@ -44,6 +45,7 @@ from typing import Iterable, Mapping, Sequence
 
 from core import metrics as metrics_mod
 from core import files, results
+from core.config import SPLIT_PERCENT
 
 BLOCKS = ("unseen", "seen", "all")
 MODEL_COLORS = {"pretrained LM": "#1f77b4", "random-init LM": "#d62728"}
@@ -341,10 +343,14 @@ def category_depths(ds) -> dict[str, int | None]:
     return out
 
 
-def find_coherence(dataset: str | None, encoder: str | None):
+def find_coherence(dataset: str | None, encoder: str | None, images: str = "train",
+                   split_percent: str | None = None):
     """The cached coherence table (core.geometry, `taxolens coherence`) for this dataset and
-    encoder, preferring the one over the most images, then seed 0: (DataFrame indexed by
-    category with original / cross / within columns, its meta dict), or None."""
+    encoder over `images` (the training images of the table's seed, the paper's; or "all"),
+    preferring the one of the largest (subset of the) dataset, then seed 0: (DataFrame indexed by
+    category with original / cross / within columns, its meta dict), or None. A table from before
+    the images choice (its meta has no "image_set") was computed over all images. A train table
+    is of one split (split_percent, TrainConfig's when None): the setting's runs'."""
     import json
 
     import pandas as pd
@@ -359,9 +365,14 @@ def find_coherence(dataset: str | None, encoder: str | None):
                 meta = json.loads((folder / "meta.json").read_text())
             except (OSError, ValueError):
                 continue
+            if not isinstance(meta, dict) or meta.get("image_set", "all") != images:
+                continue
+            if images == "train" and meta.get("split_percent", SPLIT_PERCENT) != (split_percent or SPLIT_PERCENT):
+                continue
             if meta.get("dataset") == dataset and meta.get("encoder") == encoder and \
                     (folder / "coherence.csv").is_file():
-                found.append((-(meta.get("images") or 0), meta.get("seed") != 0, folder.name, folder, meta))
+                size = meta.get("dataset_images", meta.get("images")) or 0
+                found.append((-size, meta.get("seed") != 0, folder.name, folder, meta))
     if not found:
         return None
     *_, folder, meta = min(found)
@@ -369,9 +380,14 @@ def find_coherence(dataset: str | None, encoder: str | None):
     return table.drop(index="all", errors="ignore"), {**meta, "path": str(folder)}
 
 
-def coherence_hint(dataset: str | None, encoder: str | None) -> str:
-    return (f"No visual coherence table for {encoder} on {dataset} yet: `taxolens coherence --dataset "
-            f"{dataset} --encoder {encoder}` (or **Compute features and coherence** on the Geometry page).")
+def coherence_hint(dataset: str | None, encoder: str | None, split_percent: str | None = None) -> str:
+    if split_percent and split_percent != SPLIT_PERCENT:
+        return (f"No visual coherence table over the categories' training images under a {split_percent} split "
+                f"for {encoder} on {dataset} yet: `taxolens coherence --dataset {dataset} --encoder {encoder} "
+                f"--split-percent {split_percent}`.")
+    return (f"No visual coherence table (over the categories' training images) for {encoder} on {dataset} yet: "
+            f"`taxolens coherence --dataset {dataset} --encoder {encoder}` (or **Compute features and coherence** "
+            "on the Geometry page).")
 
 
 def probe_hint(lm: str | None, dataset: str | None) -> str:
@@ -628,11 +644,12 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
     condition = condition or default_condition(train, block)
     picked = [r for r in train if r["condition"] == condition]
     what = f"{model} · {condition} · {len(picked)} run(s)"
-    found = find_coherence(setting.get("dataset"), setting.get("encoder"))
+    found = find_coherence(setting.get("dataset"), setting.get("encoder"), split_percent=setting.get("split_percent"))
     labeling = labeling_of(condition)
     if found is None:
         out["coherence"] = {"table": category_table(picked, block, cat_labels), "figure": None, "stats": None,
-                            "note": coherence_hint(setting.get("dataset"), setting.get("encoder"))}
+                            "note": coherence_hint(setting.get("dataset"), setting.get("encoder"),
+                                                   setting.get("split_percent"))}
     else:
         coh, meta = found
         col = labeling if labeling in coh.columns else "original"

@@ -10,7 +10,7 @@ input for the same reason: the direct command at once, the job before it is queu
     check_train(cfg, here=True)           both -> the config as recorded
     check_baseline(kind, cfg, here=True)  config and data of a baseline -> the config as recorded
     check_probe(lm, dataset, lm_init, seed, device, here=True)   ids, dataset, device, LM weights
-    check_coherence(..., here=True)       subset + both shuffles, encoder weights -> the dataset
+    check_coherence(..., here=True)       images choice, subset + both shuffles, encoder weights -> the dataset
     trained_run(ref, encoder, lm, here=True)  a run with a trained checkpoint, its models' weights
 
 Nothing here writes a file or loads a model. `here=False` is for jobs that run on another machine
@@ -99,14 +99,18 @@ def check_probe(lm: str, dataset: str, lm_init: str = "pretrained", seed: int = 
 
 
 def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | None = None,
-                    images_per_concept: int | None = None, device: str = "auto", here: bool = True):
-    """The (subset of the) dataset whose coherence table these arguments ask for, checked: ranges,
-    ids, the cross and within shuffles on that subset, the encoder's weights."""
+                    images_per_concept: int | None = None, device: str = "auto", here: bool = True,
+                    images: str = "train", split_percent: str = TrainConfig.split_percent):
+    """The (subset of the) dataset whose coherence table these arguments ask for, checked: the
+    images choice (core.geometry.IMAGE_SETS), ranges and the split, ids, the cross and within
+    shuffles on that subset, the encoder's weights."""
+    from core import geometry
     from core.data import datasets
     from core.conditions import parse_condition
 
+    geometry.check_images(images)
     cfg = TrainConfig(dataset=dataset, encoder=encoder, seed=seed, max_concepts=max_concepts,
-                      images_per_concept=images_per_concept, device=device)
+                      images_per_concept=images_per_concept, device=device, split_percent=split_percent)
     check_config(cfg, here, splits=False)     # no run: coherence needs no val or test images
     ds = datasets.load_dataset(cfg.dataset)
     if cfg.max_concepts is not None or cfg.images_per_concept is not None:

@@ -109,7 +109,8 @@ def submit_default_job(store=None) -> int:
 
 def submit_prepare_job(store=None) -> int:
     """Queue the job that fills the feature cache and the coherence table for the default dataset
-    (what Browse and Geometry show), and remember it as the first-run job."""
+    (what Browse and Geometry show; the job's default images, each category's training images under
+    seed 0's split, as in the paper), and remember it as the first-run job."""
     from core import jobs
 
     store = store or jobs.JobStore()

@@ -18,9 +18,9 @@ CAPTIONS = {
                  "pretrained LM; red: random-init LM control. Error bars: 95 % t-CI over seeds; grey "
                  "crosses: a fair coin on the same questions."),
     "coherence": ("One point per category: its visual coherence (mean pairwise cosine of pooled encoder "
-                  "features of its images, from the cached `taxolens coherence` table, under the labels the "
-                  "runs were trained with) against the VLM's per-category yes/no macro-F1; dashed: least "
-                  "squares."),
+                  "features of its training images under the table's seed's split, as in the paper, from the "
+                  "cached `taxolens coherence` table, under the labels the runs were trained with) against "
+                  "the VLM's per-category yes/no macro-F1; dashed: least squares."),
     "probe": ("One point per category: what the LM alone answers about the dataset's (concept, category) "
               "pairs (`taxolens probe-lm`, chat-template macro-F1) against the VLM's per-category macro-F1; "
               "dashed: least squares."),
@@ -124,6 +124,7 @@ def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
         else:
             st.plotly_chart(entry["figure"], width="stretch", key=f"pf_fig_{name}")
             st.caption(CAPTIONS[name] + (f" Coherence table: {entry['meta']['path']} ({entry['meta'].get('images')} "
-                                         f"images, seed {entry['meta'].get('seed')})." if entry.get("meta") else ""))
+                                         f"training images, seed {entry['meta'].get('seed')}'s split)."
+                                         if entry.get("meta") else ""))
         if entry["figure"] is not None or not entry["table"].empty:
             downloads(name, entry, problem)

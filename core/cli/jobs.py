@@ -4,7 +4,7 @@
     jobs submit evaluate <run id or dir> [--split test]      (or --run <run>)
     jobs submit baseline majority|image-probe [training options]   (or --baseline majority)
     jobs submit probe [--lm smollm2-135m --dataset concepts --lm-init pretrained --seed 0]
-    jobs submit coherence [--dataset concepts --encoder ... --seed 0]
+    jobs submit coherence [--dataset concepts --encoder ... --seed 0 --images train|all]
     jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
     jobs worker [--concurrency N] | jobs worker --status | jobs worker --stop
     sweep submit <spec.json | paper | lms> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
@@ -130,6 +130,11 @@ def register(subparsers) -> None:
             for flag, typ in (("dataset", str), ("encoder", str), ("seed", int), ("max-concepts", int),
                               ("images-per-concept", int)):
                 p.add_argument(f"--{flag}", type=typ, default=argparse.SUPPRESS)
+            p.add_argument("--split-percent", default=argparse.SUPPRESS, metavar="TRAIN/VAL/TEST",
+                           help="with --images train: the split whose training images count (default 60/20/20)")
+            p.add_argument("--images", default=argparse.SUPPRESS, metavar="{train,all}",
+                           help="train: each category's training images under the seed's split, as in the "
+                                "paper (default); all: all its images")
         _add_slurm_options(p)
         p.set_defaults(func=_cmd_submit)
 
@@ -330,7 +335,7 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
             raise ConfigError(f"two baselines given: {given['which']} and --baseline {spec['baseline']}")
         spec["baseline"] = given["which"]
     if args.kind == "coherence":
-        for key in ("dataset", "encoder", "seed", "max_concepts", "images_per_concept"):
+        for key in ("dataset", "encoder", "seed", "max_concepts", "images_per_concept", "images", "split_percent"):
             if key in given:
                 spec[key] = given[key]
     if args.kind == "probe":

@@ -421,18 +421,21 @@ def cmd_lens(args) -> int:
 def cmd_coherence(args) -> int:
     from core import geometry, preflight
 
-    # the same checks as `jobs submit coherence`: subset, both shuffles, encoder weights
+    # the same checks as `jobs submit coherence`: images, subset, both shuffles, encoder weights
     ds = preflight.check_coherence(args.dataset, args.encoder, args.seed, args.max_concepts,
-                                   args.images_per_concept, args.device)
+                                   args.images_per_concept, args.device, images=args.images,
+                                   split_percent=args.split_percent)
     device = None if args.device == "auto" else args.device
     bar = ProgressBar("coherence")
     try:
-        table = geometry.coherence_table(ds, args.encoder, args.seed, progress=bar, device=device)
+        table = geometry.coherence_table(ds, args.encoder, args.seed, progress=bar, device=device,
+                                         images=args.images, split_percent=args.split_percent)
     finally:
         bar.close()
-    out = geometry.cache_dir(ds, args.encoder, args.seed)
+    out = geometry.cache_dir(ds, args.encoder, args.seed, args.images, args.split_percent)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=sys.stderr)
-    emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed,
+    emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed, "images": args.images,
+           "n_images": len(geometry.image_indices(ds, args.seed, args.images, args.split_percent)),
            "csv": str(out / "coherence.csv"),
            "all": {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}})
     return 0
@@ -572,11 +575,18 @@ def register(sub) -> None:
 
     p = sub.add_parser("coherence", help="visual coherence of categories under original / cross / "
                                          "within labelings",
-                       description="Mean pairwise cosine of pooled image embeddings per category; "
-                                   "cached under <runs>/coherence/.")
+                       description="Mean pairwise cosine of pooled image embeddings per category, over "
+                                   "its training images under the seed's split (the paper's definition) "
+                                   "or with --images all over all its images; cached under <runs>/coherence/.")
     p.add_argument("--dataset", default=defaults.dataset)
     p.add_argument("--encoder", default=defaults.encoder)
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles (and subset)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles, the split (and subset)")
+    p.add_argument("--images", default="train", metavar="{train,all}",
+                   help="train: each category's training images under the seed's split, as in the paper "
+                        "(default); all: all its images")
+    p.add_argument("--split-percent", default=defaults.split_percent, metavar="TRAIN/VAL/TEST",
+                   help="with --images train: the split whose training images count, as the runs' "
+                        f"--split-percent (default {defaults.split_percent})")
     p.add_argument("--max-concepts", type=int, default=None)
     p.add_argument("--images-per-concept", type=int, default=None)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

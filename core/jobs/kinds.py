@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from core.base import ConfigError, Progress
 from core.conditions import canonical
-from core.config import BASELINES, TrainConfig
+from core.config import BASELINES, TrainConfig, canonical_split_percent
 
 PLUGINS_ENV = "TAXOLENS_JOB_PLUGINS"
 
@@ -390,13 +390,17 @@ register(JobKind("probe", _probe_validate, _probe_execute,
 
 def _coherence_validate(spec: dict) -> dict:
     from core import preflight
-    _keys(spec, set(), {"dataset", "encoder", "seed", "max_concepts", "images_per_concept"}, "coherence")
+    _keys(spec, set(), {"dataset", "encoder", "seed", "max_concepts", "images_per_concept", "images",
+                        "split_percent"}, "coherence")
     defaults = TrainConfig()
     out = {"dataset": spec.get("dataset", defaults.dataset), "encoder": spec.get("encoder", defaults.encoder),
            "seed": spec.get("seed", 0), "max_concepts": spec.get("max_concepts"),
-           "images_per_concept": spec.get("images_per_concept")}
-    # what `taxolens coherence` checks: ranges, ids, the subset, both shuffles on it, encoder weights
+           "images_per_concept": spec.get("images_per_concept"),
+           "images": spec.get("images", "train"),     # the seed's training images (the paper's) or all
+           "split_percent": spec.get("split_percent", defaults.split_percent)}
+    # what `taxolens coherence` checks: images, ranges, ids, the subset, both shuffles on it, encoder weights
     preflight.check_coherence(**out, here=runs_here())
+    out["split_percent"] = canonical_split_percent(out["split_percent"])
     return out
 
 
@@ -408,14 +412,18 @@ def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
     if spec["max_concepts"] is not None or spec["images_per_concept"] is not None:
         ds = ds.subset(max_concepts=spec["max_concepts"], images_per_concept=spec["images_per_concept"],
                        seed=spec["seed"])
-    table = geometry.coherence_table(ds, spec["encoder"], spec["seed"], progress=ctx.progress)
-    out = geometry.cache_dir(ds, spec["encoder"], spec["seed"])
+    images = spec.get("images", "train")          # a spec queued before the choice: the default
+    split = spec.get("split_percent", TrainConfig.split_percent)
+    table = geometry.coherence_table(ds, spec["encoder"], spec["seed"], progress=ctx.progress, images=images,
+                                     split_percent=split)
+    out = geometry.cache_dir(ds, spec["encoder"], spec["seed"], images, split)
     overall = {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}
     return {"run_dir": str(out), "metrics": {"coherence": overall}}
 
 
 register(JobKind("coherence", _coherence_validate, _coherence_execute,
-                 describe=lambda s: f"coherence {s['dataset']} {s['encoder']} seed {s['seed']}"))
+                 describe=lambda s: f"coherence {s['dataset']} {s['encoder']} seed {s['seed']}"
+                                    f"{' (all images)' if s.get('images') == 'all' else ''}"))
 
 
 # -- import --------------------------------------------------------------------------------------

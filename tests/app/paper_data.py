@@ -47,7 +47,8 @@ def fake_grid(conditions=GRID, seeds=(0, 1, 2), lm_inits=("pretrained", "random"
 
 
 def fake_coherence(ds, encoder: str = "efficientnet-lite2", seed: int = 0) -> None:
-    """A cached coherence table (core.geometry layout) with made-up values per category."""
+    """A cached coherence table (core.geometry layout, over the training images) with made-up values
+    per category."""
     import pandas as pd
 
     from core import geometry
@@ -58,6 +59,9 @@ def fake_coherence(ds, encoder: str = "efficientnet-lite2", seed: int = 0) -> No
                                                                  for i in range(len(cats))]}, index=cats)
     table.index.name = "category"
     table.loc["all"] = table.mean(axis=0)
-    geometry._save(geometry.cache_dir(ds, encoder, seed), table,
+    chosen = geometry.image_indices(ds, seed, "train")
+    geometry._save(geometry.cache_dir(ds, encoder, seed, "train"), table,
                    {"dataset": ds.name, "encoder": encoder, "seed": seed,
-                    "fingerprint": geometry.dataset_fingerprint(ds), "images": len(ds.images)})
+                    "fingerprint": geometry.dataset_fingerprint(ds), "image_set": "train",
+                    "images": len(chosen), "images_fingerprint": geometry.images_fingerprint(ds, chosen),
+                    "dataset_images": len(ds.images)})

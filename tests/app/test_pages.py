@@ -141,6 +141,34 @@ def test_geometry_maps_the_preselected_checkpoint_once_coherence_is_cached(data_
     assert at.selectbox(key="geometry_run").value.path == newer and mapped[-1] == newer
 
 
+def test_geometry_coherence_is_over_the_training_images_and_says_so(data_dir, monkeypatch):
+    """The paper's coherence (each category's training images under the seed's split) is what the
+    page shows first; the radio switches to all images, computed from the cached features."""
+    import numpy as np
+
+    from core import geometry
+    from core.data import datasets
+
+    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
+                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
+    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
+    cfg = runs.first_run_config()
+    ds = datasets.load_dataset(cfg.dataset)
+    train = geometry.coherence_table(ds, cfg.encoder, 0)
+    assert not geometry.is_cached(ds, cfg.encoder, 0, "all")
+    at = run_page("app_pages/5_Geometry.py")
+    assert at.radio(key="geometry_coherence_images").value == "train"
+    assert "among the category's training images (seed 0's split), as in the paper" in texts(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Macro mean, original"] == f"{train.loc['all', 'original']:.3f}"
+    at.radio(key="geometry_coherence_images").set_value("all").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "among all of the category's images" in texts(at) and geometry.is_cached(ds, cfg.encoder, 0, "all")
+    everything = geometry.coherence_table(ds, cfg.encoder, 0, images="all")
+    assert {m.label: m.value for m in at.metric}["Macro mean, original"] == f"{everything.loc['all', 'original']:.3f}"
+    assert everything.loc["all", "original"] != train.loc["all", "original"]
+
+
 def test_browse_shows_grid_filters_and_run_scores(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/2_Browse.py")

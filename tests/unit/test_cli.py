@@ -219,6 +219,42 @@ def test_data_and_assets_are_subcommands(data_dir, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_coherence_is_over_the_training_images_unless_asked_for_all(data_dir, capsys, monkeypatch):
+    import numpy as np
+
+    from core import geometry, questions
+    feats = np.random.default_rng(0).normal(size=(len(tiny_dataset().images), 4))
+    monkeypatch.setattr(geometry, "pooled_features", lambda ds, enc, device=None, progress=None: feats)
+    ds = tiny_dataset()
+    split = questions.split_images(ds, 1)
+    train = [i for i, it in enumerate(ds.images) if split[it.id] == "train"]
+    out = {}
+    for flag in ([], ["--images", "train"], ["--images", "all"]):
+        assert cli.main(["coherence", "--dataset", "tiny", "--seed", "1", *flag]) == 0
+        out[" ".join(flag)] = json.loads(capsys.readouterr().out)
+    assert out[""] == out["--images train"]
+    default, everything = out[""], out["--images all"]
+    assert (default["images"], default["n_images"]) == ("train", len(train))
+    assert (everything["images"], everything["n_images"]) == ("all", len(ds.images))
+    assert default["csv"] != everything["csv"] and "__train__" in default["csv"] and "__all__" in everything["csv"]
+    assert default["all"]["original"] == pytest.approx(
+        np.nanmean(list(geometry.coherence(ds, feats[train], indices=train).values())))
+    assert everything["all"]["original"] == pytest.approx(np.nanmean(list(geometry.coherence(ds, feats).values())))
+    assert default["all"]["original"] != pytest.approx(everything["all"]["original"])
+    fails_cleanly(["coherence", "--dataset", "tiny", "--images", "val"], capsys, data_dir,
+                  "images must be 'train' or 'all', got 'val'")
+    # the training images of another split: those a run with --split-percent 70,5,25 trains on
+    paper = questions.split_images(ds, 1, (0.7, 0.05, 0.25))
+    paper_train = [i for i, it in enumerate(ds.images) if paper[it.id] == "train"]
+    assert cli.main(["coherence", "--dataset", "tiny", "--seed", "1", "--split-percent", "70,5,25"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["n_images"] == len(paper_train) and "__train-70-5-25__" in other["csv"]
+    assert other["all"]["original"] == pytest.approx(
+        np.nanmean(list(geometry.coherence(ds, feats[paper_train], indices=paper_train).values())))
+    fails_cleanly(["coherence", "--dataset", "tiny", "--split-percent", "90/10/0"], capsys, data_dir,
+                  "train, val and test each need a share above 0")
+
+
 @pytest.mark.parametrize("command", ["lens", "clusters", "coherence"])
 def test_a_device_that_does_not_exist_is_refused_by_name(command, data_dir, capsys):
     """Reported: `lens RUN --device tpu` and `clusters RUN --device CUDA` ended in a torch traceback."""

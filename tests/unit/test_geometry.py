@@ -1,6 +1,8 @@
-"""Visual coherence against hand-computed cosines, its on-disk cache, and the 2-D embeddings."""
+"""Visual coherence against hand-computed cosines (over the seed's training images, as in the paper,
+or all images), its on-disk cache, and the 2-D embeddings."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -8,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import geometry
+from core import geometry, questions
+from core.base import ConfigError
 from core.data.datasets import Category, Concept, Dataset, ImageItem
 from tiny_concepts import tiny_dataset
 
@@ -65,36 +68,138 @@ def test_coherence_matches_brute_force():
     assert result["mammal"] == pytest.approx(np.mean(sims))
 
 
+def test_coherence_over_some_of_the_images_by_hand():
+    ds = three_images()
+    # only a and c: K holds the one pair (a, c), cos 1/sqrt(2); b's row is not passed
+    result = geometry.coherence(ds, FEATURES[[0, 2]], indices=[0, 2])
+    assert result["K"] == pytest.approx(1 / math.sqrt(2))
+    assert math.isnan(result["L"])
+    assert geometry.coherence(ds, FEATURES[[0, 1]], indices=[0, 1])["K"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="3 feature rows for 2 images"):
+        geometry.coherence(ds, FEATURES, indices=[0, 2])
+
+
+def brute_force(ds, feats, indices, category, labeling=None):
+    """Mean over ordered pairs i != j of the cosine, among the images in `indices` shown in `category`."""
+    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    shown = labeling or {c: c for c in ds.concepts}
+    idx = [i for i in indices if category in ds.concepts[shown[ds.images[i].concept]].categories]
+    return float(np.mean([unit[i] @ unit[j] for i in idx for j in idx if i != j]))
+
+
+def patch_features(monkeypatch, feats, calls=None):
+    monkeypatch.setattr(geometry, "pooled_features", lambda ds_, enc, device=None, progress=None:
+                        (calls.append(enc) if calls is not None else None) or feats)
+
+
+def test_coherence_table_is_over_the_seeds_training_images_by_default(tmp_path, monkeypatch):
+    """The paper's coherence: among a category's TRAIN images under the seed's split. Training
+    images of a category point one way, held-out ones anywhere: the train table is 1 where the
+    all-images table is not."""
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    ds = tiny_dataset(images_per_concept=5)
+    split = questions.split_images(ds, 0)
+    train = [i for i, it in enumerate(ds.images) if split[it.id] == "train"]
+    assert geometry.image_indices(ds, 0) == train and 0 < len(train) < len(ds.images)
+    assert geometry.image_indices(ds, 0, "all") == list(range(len(ds.images)))
+    rng = np.random.default_rng(3)
+    direction = {cat: rng.normal(size=6) for cat in ds.categories}
+    feats = rng.normal(size=(len(ds.images), 6))
+    for i in train:                   # a training image: its broadest category's direction, scaled
+        feats[i] = direction[ds.concepts[ds.images[i].concept].categories[0]] * (1 + i)
+    patch_features(monkeypatch, feats)
+
+    table = geometry.coherence_table(ds, "enc", seed=0)
+    everything = geometry.coherence_table(ds, "enc", seed=0, images="all")
+    for cat in ("animal", "fruit", "vehicle"):
+        assert table.loc[cat, "original"] == pytest.approx(1.0)
+        assert table.loc[cat, "original"] == pytest.approx(brute_force(ds, feats, train, cat))
+        assert everything.loc[cat, "original"] == pytest.approx(brute_force(ds, feats, range(len(ds.images)), cat))
+        assert everything.loc[cat, "original"] < 0.9
+    cross = geometry.labelings(ds, 0)["cross"]
+    assert table.loc["animal", "cross"] == pytest.approx(brute_force(ds, feats, train, "animal", cross))
+    np.testing.assert_allclose(table["within"], table["original"])     # same images per category
+
+    meta = {m: json.loads((geometry.cache_dir(ds, "enc", 0, m) / "meta.json").read_text()) for m in ("train", "all")}
+    assert meta["train"]["image_set"] == "train" and meta["train"]["images"] == len(train)
+    assert meta["all"]["image_set"] == "all" and meta["all"]["images"] == len(ds.images)
+    assert meta["train"]["dataset_images"] == meta["all"]["dataset_images"] == len(ds.images)
+
+
 def test_coherence_table_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
-    ds = tiny_dataset(images_per_concept=3)
+    ds = tiny_dataset(images_per_concept=5)
     feats = np.random.default_rng(1).normal(size=(len(ds.images), 5))
     calls = []
-    monkeypatch.setattr(geometry, "pooled_features",
-                        lambda ds_, enc, device=None, progress=None: calls.append(enc) or feats)
+    patch_features(monkeypatch, feats, calls)
     seen = []
     table = geometry.coherence_table(ds, "enc", seed=0, progress=lambda f, m: seen.append(f))
+    train = geometry.image_indices(ds, 0, "train")
     assert list(table.columns) == ["original", "cross", "within"]
     assert table.index[-1] == "all" and len(table) == 8 + 1
-    assert table.loc["mammal", "original"] == pytest.approx(geometry.coherence(ds, feats)["mammal"])
+    assert table.loc["mammal", "original"] == pytest.approx(
+        geometry.coherence(ds, feats[train], indices=train)["mammal"])
     assert table.loc["all", "cross"] == pytest.approx(table["cross"].iloc[:-1].mean())
     np.testing.assert_allclose(table["within"], table["original"])   # same images per category
     assert not np.allclose(table["cross"], table["original"])
     assert seen[-1] == 1.0
     out = geometry.cache_dir(ds, "enc", 0)
+    assert out == geometry.cache_dir(ds, "enc", 0, "train") != geometry.cache_dir(ds, "enc", 0, "all")
     assert out.parent == tmp_path / "runs" / "coherence"
     assert (out / "coherence.csv").is_file() and (out / "meta.json").is_file()
 
     again = geometry.coherence_table(ds, "enc", seed=0)
     assert calls == ["enc"]                                           # second call read the cache
     assert geometry.is_cached(ds, "enc", 0) and not geometry.is_cached(ds, "enc", 1)
+    assert not geometry.is_cached(ds, "enc", 0, "all")
     np.testing.assert_allclose(again.to_numpy(), table.to_numpy())
 
-    changed = tiny_dataset(images_per_concept=2)                      # same name, other contents
+    changed = tiny_dataset(images_per_concept=4)                      # same name, other contents
     feats = feats[: len(changed.images)]
+    patch_features(monkeypatch, feats, calls)
     geometry.coherence_table(changed, "enc", seed=0)
     assert calls == ["enc", "enc"]
     assert geometry.cache_dir(changed, "enc", 0) != out and (out / "meta.json").is_file()
+
+
+def test_the_cache_never_serves_an_old_or_all_images_table_as_a_train_one(tmp_path, monkeypatch):
+    """A table cached before the images choice (its meta has no "image_set"; it was over all
+    images), an "all" table, or a train table of another split is recomputed, not served."""
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    ds = tiny_dataset(images_per_concept=5)
+    feats = np.random.default_rng(2).normal(size=(len(ds.images), 5))
+    calls = []
+    patch_features(monkeypatch, feats, calls)
+    everything = geometry.coherence_table(ds, "enc", seed=0, images="all")
+    assert calls == ["enc"] and not geometry.is_cached(ds, "enc", 0)
+    train = geometry.coherence_table(ds, "enc", seed=0)                # not the "all" table
+    assert calls == ["enc", "enc"]
+    assert not np.allclose(train["original"].dropna(), everything.loc[train["original"].dropna().index, "original"])
+
+    out = geometry.cache_dir(ds, "enc", 0, "train")
+    meta = json.loads((out / "meta.json").read_text())
+    planted = train * 0 + 42.0
+    old = {k: meta[k] for k in ("dataset", "encoder", "seed", "fingerprint", "concepts", "within_singletons")}
+    old["images"] = len(ds.images)                                    # what the old code wrote
+    for stale in (old, {**meta, "image_set": "all"}, {**meta, "images_fingerprint": "0" * 16}):
+        geometry._save(out, planted, stale)
+        assert not geometry.is_cached(ds, "enc", 0)
+        served = geometry.coherence_table(ds, "enc", seed=0)
+        np.testing.assert_allclose(served.to_numpy(), train.to_numpy())   # recomputed, not 42
+        assert json.loads((out / "meta.json").read_text())["image_set"] == "train"
+    assert len(calls) == 5
+
+
+def test_a_bad_images_choice_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    ds = tiny_dataset()
+    for call in (lambda: geometry.coherence_table(ds, "enc", 0, images="test"),
+                 lambda: geometry.cache_dir(ds, "enc", 0, "val"),
+                 lambda: geometry.image_indices(ds, 0, None),
+                 lambda: geometry.is_cached(ds, "enc", 0, "everything")):
+        with pytest.raises(ConfigError, match="images must be 'train' or 'all', got"):
+            call()
+    assert geometry.IMAGE_SETS == ("train", "all")
 
 
 def test_embed_2d_pca():

@@ -228,6 +228,8 @@ def test_log_tail_collapses_carriage_returns(tmp_path):
     ("baseline", {"baseline": "oracle"}, "baseline must be one of"),
     ("evaluate", {"run": "no-such-run"}, "no run 'no-such-run'"),
     ("coherence", {"seed": -1}, "seed must be an integer"),
+    ("coherence", {"images": "test"}, "invalid coherence job: images must be 'train' or 'all', got 'test'"),
+    ("coherence", {"images": None}, "images must be 'train' or 'all', got None"),
     ("sweep", {"preset": "nature"}, "unknown sweep preset"),
 ])
 def test_invalid_specs_are_rejected_with_the_reason(store, kind, spec, message):

@@ -202,7 +202,7 @@ def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypa
     trains the default dataset, and the depth note read "No all hypernym questions with a WordNet
     depth here." although no imported category can have a depth."""
     from types import SimpleNamespace
-    monkeypatch.setattr(pf, "find_coherence", lambda dataset, encoder: None)
+    monkeypatch.setattr(pf, "find_coherence", lambda dataset, encoder, split_percent=None: None)
     ds = SimpleNamespace(categories={"mammal": SimpleNamespace(label="mammal", synset=None)},
                          concepts={"dog": SimpleNamespace(label="dog", synset=None)})
     rows = [run("none", 0, half_unseen(True))]
@@ -214,3 +214,44 @@ def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypa
     figs = pf.setting_figures(rows, rows, (("dataset", "concepts"),), ds=ds, depths={"mammal": 4})
     assert pf.SWEEP_HINT in figs["ablation"]["note"]
     assert figs["depth"]["note"] == "None of the unseen hypernym questions is about a category with a WordNet depth."
+
+
+def test_the_coherence_figure_reads_a_training_images_table_never_an_all_images_or_old_one(tmp_path, monkeypatch):
+    """The paper's coherence is over a category's training images: find_coherence serves that table,
+    not the "all" one nor one cached before the choice (no "image_set" in its meta: over all images),
+    even where those cover a larger (subset of the) dataset."""
+    import json
+
+    import numpy as np
+
+    from core import geometry
+    from tiny_concepts import tiny_dataset
+
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    monkeypatch.setattr(geometry, "pooled_features", lambda ds, enc, device=None, progress=None:
+                        np.random.default_rng(len(ds.images)).normal(size=(len(ds.images), 4)))
+    small, large = tiny_dataset(images_per_concept=5), tiny_dataset(images_per_concept=8)
+    assert pf.find_coherence("tiny", "enc") is None
+    everything = geometry.coherence_table(large, "enc", 0, images="all")
+    old = geometry.cache_dir(large, "enc", 1, "all").with_name("tiny__enc__seed0__old")
+    geometry._save(old, everything * 0 + 0.5, {"dataset": "tiny", "encoder": "enc", "seed": 0,
+                                                "fingerprint": geometry.dataset_fingerprint(large), "images": 999})
+    assert pf.find_coherence("tiny", "enc") is None
+    train = geometry.coherence_table(small, "enc", 0)
+    table, meta = pf.find_coherence("tiny", "enc")
+    assert meta["image_set"] == "train" and meta["images"] == len(geometry.image_indices(small, 0))
+    np.testing.assert_allclose(table.to_numpy(), train.drop(index="all").to_numpy())
+    table, meta = pf.find_coherence("tiny", "enc", images="all")      # the largest of the all-images ones
+    assert meta["path"] == str(old) and json.loads((old / "meta.json").read_text())["images"] == 999
+    assert "training images" in pf.coherence_hint("tiny", "enc")
+    # runs split 70/5/25 are matched with a table of that split's training images, and only with it
+    assert pf.find_coherence("tiny", "enc", split_percent="70/5/25") is None
+    assert "--split-percent 70/5/25" in pf.coherence_hint("tiny", "enc", "70/5/25")
+    paper = geometry.coherence_table(large, "enc", 0, split_percent="70,5,25")
+    assert geometry.cache_dir(large, "enc", 0, "train", "70/5/25").name.split("__")[3] == "train-70-5-25"
+    assert geometry.is_cached(large, "enc", 0, split_percent="70/5/25") and not geometry.is_cached(large, "enc", 0)
+    table, meta = pf.find_coherence("tiny", "enc", split_percent="70/5/25")
+    assert meta["split_percent"] == "70/5/25" and meta["images"] == len(geometry.image_indices(large, 0, "train", "70/5/25"))
+    assert meta["images"] == 5 * len(large.concepts) != len(geometry.image_indices(large, 0))   # 5 of 8, not 4
+    np.testing.assert_allclose(table.to_numpy(), paper.drop(index="all").to_numpy())
+    assert pf.find_coherence("tiny", "enc")[1]["split_percent"] == "60/20/20"

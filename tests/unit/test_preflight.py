@@ -184,6 +184,9 @@ CASES = [
     (["baseline", "majority", "--dataset", "tiny", "--max-concepts", "3", "--condition", "systematic:5"],
      ["jobs", "submit", "baseline", "--baseline", "majority", "--dataset", "tiny", "--max-concepts", "3",
       "--condition", "systematic:5"], "more categories than dataset 'tiny' has (4)"),
+    (["coherence", "--dataset", "tiny", "--images", "test"],
+     ["jobs", "submit", "coherence", "--dataset", "tiny", "--images", "test"],
+     "images must be 'train' or 'all', got 'test'"),
     (["coherence", "--dataset", "tiny", "--encoder", "timm:resnet18"],
      ["jobs", "submit", "coherence", "--dataset", "tiny", "--encoder", "timm:resnet18"],
      "timm weights for resnet18 are not available"),
@@ -223,6 +226,18 @@ def test_a_valid_job_is_still_queued(data_dir, capsys):
     assert cli.main(["jobs", "submit", "coherence", "--dataset", "tiny", "--seed", "2", "--json"]) == 0
     job, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)   # then a "no worker" hint
     assert job["status"] == "queued" and job["spec"]["seed"] == 2
+    assert job["spec"]["images"] == "train"                           # the paper's coherence by default
+
+
+def test_a_coherence_job_over_all_images_keeps_the_choice(data_dir, capsys):
+    assert cli.main(["jobs", "submit", "coherence", "--dataset", "tiny", "--images", "all", "--json"]) == 0
+    job, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)
+    assert job["spec"]["images"] == "all" and job["spec"]["seed"] == 0
+    assert kinds.get("coherence").describe(job["spec"]) == "coherence tiny efficientnet-lite2 seed 0 (all images)"
+    assert cli.main(["jobs", "submit", "coherence", "--dataset", "tiny", "--split-percent", "0.7/0.05/0.25",
+                     "--json"]) == 0
+    job, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)
+    assert (job["spec"]["images"], job["spec"]["split_percent"]) == ("train", "70/5/25")    # one spelling
 
 
 def test_the_chat_prompt_needs_an_lm_with_a_chat_template(tmp_path):
