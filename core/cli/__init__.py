@@ -12,7 +12,7 @@ One error policy, here in main(): a bad argument or input (ConfigError and the o
 errors) is ONE line on stderr and exit code 2, with nothing written (every command checks ALL its
 arguments before it creates a file or directory, output paths with files.check_output_target); an
 OSError that still gets through (a disk that fills, a file that vanishes) is one line naming the
-path and exit code 1, as work may have been written; a store that cannot be read is one line and exit 1. Long work shows a tqdm bar on stderr; the result is printed as JSON on stdout and written under
+path and exit code 1, as work may have been written (TAXOLENS_TRACEBACK=1: the traceback instead); a store that cannot be read is one line and exit 1. Long work shows a tqdm bar on stderr; the result is printed as JSON on stdout and written under
 the runs directory.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from core.cli import data, jobs, study
 from core.cli.common import EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_USAGE, Parser, one_line  # noqa: F401
 
 EXIT_FAILURE = 1         # a runtime failure the user did not cause (job store unreadable, job failed)
+TRACEBACK_ENV = "TAXOLENS_TRACEBACK"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, OSError):
             # Under the output checks every command runs first: a disk that fills, a file that
             # vanishes. One line naming the path, but exit 1, not 2: work may have been written.
-            print(f"taxolens {args.command}: error: {one_line(_os_error_line(exc))}", file=sys.stderr)
+            # TAXOLENS_TRACEBACK=1 keeps the traceback, for an OSError that is a bug of ours.
+            if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+                raise
+            print(f"taxolens {args.command}: error: {one_line(_os_error_line(exc))} "
+                  f"({TRACEBACK_ENV}=1 shows where)", file=sys.stderr)
             return EXIT_FAILURE
         raise
 

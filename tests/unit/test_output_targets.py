@@ -186,9 +186,13 @@ def test_an_oserror_that_gets_past_the_checks_is_one_line_naming_the_path(tiny, 
     def refuse(path, text):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
     monkeypatch.setattr(runs, "write_text", refuse)
+    monkeypatch.delenv("TAXOLENS_TRACEBACK", raising=False)
     assert cli.main(["results", "report", "--out", str(out)]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == [f"taxolens results: error: {out}: Permission denied"]
+    assert lines == [f"taxolens results: error: {out}: Permission denied (TAXOLENS_TRACEBACK=1 shows where)"]
+    monkeypatch.setenv("TAXOLENS_TRACEBACK", "1")          # one of ours to debug: where it came from
+    with pytest.raises(PermissionError):
+        cli.main(["results", "report", "--out", str(out)])
 
 
 def test_a_failed_start_under_a_bad_run_dir_says_the_first_error_not_the_cleanups(tiny, tmp_path, monkeypatch):
