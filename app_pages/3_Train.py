@@ -211,7 +211,8 @@ def train_form(ds) -> None:
 
 PRESET_TEXT = {
     "paper": "The **paper** preset: the paper's random ablation at r ∈ {0, .25, .5, .75, 1}, "
-             "systematic 10 and 20 categories, cross and within shuffles alone and with r = .5, "
+             "systematic ablation of a quarter and half of the categories (10 and 20 of the default set's 40), "
+             "cross and within shuffles alone and with r = .5, "
              "each × 3 seeds; the random-init LM at every r; the majority and image-probe baselines (the "
              "image side alone: a linear probe on the encoder's features); and the LM "
              "probe (what the LM alone knows about the dataset's categories).",

@@ -72,8 +72,38 @@ def preset(name: str, scale: str = DEFAULT_SCALE, base: dict | None = None) -> d
     (e.g. {"dataset": "things"}), which the spec's name records."""
     if name not in PRESETS:
         raise _spec_error(f"unknown sweep preset {name!r} (known: {', '.join(PRESETS)})")
-    spec = _lms_preset(scale) if name == "lms" else _paper_preset(scale)
+    if name == "lms":
+        spec = _lms_preset(scale)
+    else:
+        spec = _paper_preset(scale, _categories_of((base or {}).get("dataset", TrainConfig.dataset)))
     return _with_base(spec, base) if base else spec
+
+
+# The paper preset's systematic ablation removes 10 and 20 of the default set's 40 categories (the
+# paper: 10-40 of THINGS' 53); on another dataset the same shares of its own categories, so the
+# preset fits a collection of any size (smoke: half as many, a pipeline check).
+DEFAULT_CATEGORIES = 40
+SYSTEMATIC_SHARES = (0.25, 0.5)
+
+
+def _categories_of(dataset: str) -> int:
+    """How many categories (with a concept) `dataset` has: DEFAULT_CATEGORIES for the default set,
+    so its grid is the same on every machine; for another, read from its tables (DEFAULT_CATEGORIES
+    when it cannot be read: its jobs' validation says why)."""
+    if dataset == TrainConfig.dataset:
+        return DEFAULT_CATEGORIES
+    from core.data import datasets
+    try:
+        ds = datasets.load_dataset(dataset)
+    except (datasets.DatasetError, OSError, ValueError):
+        return DEFAULT_CATEGORIES
+    return len({k for c in ds.concepts.values() for k in c.categories}) or DEFAULT_CATEGORIES
+
+
+def systematic_counts(scale: str, categories: int = DEFAULT_CATEGORIES) -> list[int]:
+    """The category counts the paper preset removes whole: 10 and 20 of 40 (smoke: 5 and 10)."""
+    shares = [s / 2 for s in SYSTEMATIC_SHARES] if scale == "smoke" else SYSTEMATIC_SHARES
+    return sorted({max(1, int(categories * s + 0.5)) for s in shares})
 
 
 def _with_base(spec: dict, base: dict) -> dict:
@@ -97,11 +127,11 @@ def _with_base(spec: dict, base: dict) -> dict:
     return {**spec, "name": "-".join(parts), "base": {**spec.get("base", {}), **base}}
 
 
-def _paper_preset(scale: str) -> dict:
+def _paper_preset(scale: str, categories: int = DEFAULT_CATEGORIES) -> dict:
     seeds = [0, 1, 2]
     ratios = [0, 0.25, 0.5, 0.75, 1.0]
     # Smoke removes fewer categories: it checks the pipeline, it does not reproduce the paper.
-    systematic = [5, 10] if scale == "smoke" else [10, 20]
+    systematic = systematic_counts(scale, categories)
     grids = [
         # Main result: the pretrained LM under the paper's ablation at every r (r = 1: leaf questions
         # only), whole categories removed, the two shuffles alone and with r = 0.5 (unseen pairs

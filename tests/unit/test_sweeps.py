@@ -160,6 +160,31 @@ def test_a_preset_runs_on_another_dataset_under_a_name_of_its_own(tmp_path):
         sweeps.resolve({"preset": "paper", "grids": []})
 
 
+def test_the_paper_preset_removes_the_same_share_of_another_datasets_categories(tiny):
+    """Reported: on an imported collection of fewer than 20 categories the paper preset could not be
+    queued at all ("systematic:20 asks for more categories than dataset ... has"). The default set
+    keeps 10 and 20 of its 40; another dataset loses a quarter and a half of its own."""
+    from core import conditions
+    from core.data import datasets
+    from tiny_concepts import tiny_dataset
+
+    def systematic(grid):
+        return sorted({j["spec"]["config"]["condition"] for j in sweeps.expand(grid)
+                       if j["spec"].get("config", {}).get("condition", "").startswith("systematic")})
+
+    assert systematic(sweeps.preset("paper", "full")) == ["systematic:10", "systematic:20"]
+    assert systematic(sweeps.preset("paper", "smoke")) == ["systematic:10", "systematic:5"]
+    ds = tiny_dataset()
+    n = len({k for c in ds.concepts.values() for k in c.categories})
+    got = systematic(sweeps.preset("paper", "full", {"dataset": "tiny"}))
+    assert got == sorted(f"systematic:{k}" for k in {max(1, int(n / 4 + 0.5)), max(1, int(n / 2 + 0.5))})
+    for condition in got:                                   # each one applies to the collection
+        conditions.parse_condition(condition).check(datasets.load_dataset("tiny"))
+    assert sweeps.systematic_counts("full", 53) == [13, 27] and sweeps.systematic_counts("smoke", 3) == [1]
+    # a dataset that cannot be read keeps the default's grid; its jobs' validation says why
+    assert systematic(sweeps.preset("paper", "full", {"dataset": "nowhere"})) == ["systematic:10", "systematic:20"]
+
+
 def test_sweep_results_read_train_and_probe_children(tmp_path):
     from core import results
     from core.jobs.store import JobStore
