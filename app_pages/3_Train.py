@@ -152,12 +152,7 @@ def train_form(ds) -> None:
                 "Augmented views", 0, 16, defaults.augment_views,
                 help="augmented renderings of each training image (crop, rotation, flip, colour), encoded "
                      "once and cached; each epoch shows an image as itself or one of them (0 = none)")
-            c1, c2, c3, c4 = st.columns(4)
-            split_percent = c1.text_input(
-                "Split % (train/val/test)", defaults.split_percent,
-                help="how each concept's images are split; the default suits the bundled set's 5-11 images "
-                     f"per concept, the paper's {PAPER_SPLIT_PERCENT} suits collections of ~14 or more")
-            c1, c2, c3, c4 = st.columns(4)
+            c1, c2, c3, c4, c5 = st.columns(5)
             precision = c1.selectbox("LM precision in training", list(PRECISIONS),
                                      index=list(PRECISIONS).index(defaults.precision),
                                      help="auto: bf16 on a GPU and on CPUs with AMX / AVX512-BF16 "
@@ -165,7 +160,11 @@ def train_form(ds) -> None:
             max_concepts = c2.number_input("Max concepts (0 = all)", 0, 10**6, 0,
                                            help="a seeded subset for quick runs; keeps every category when it can")
             images_per_concept = c3.number_input("Images per concept (0 = all)", 0, 10**6, 0)
-            device = c4.selectbox("Device", ["auto", "cpu", "cuda"])
+            split_percent = c4.text_input(
+                "Split % (train/val/test)", defaults.split_percent,
+                help="how each concept's images are split; the default suits the bundled set's 5-11 images "
+                     f"per concept, the paper's {PAPER_SPLIT_PERCENT} suits collections of ~14 or more")
+            device = c5.selectbox("Device", ["auto", "cpu", "cuda"])
             init_from = st.selectbox(
                 "Start from run", [FRESH] + trained_runs(),
                 help="a second training stage: start the projector from this run's best checkpoint "
@@ -190,7 +189,7 @@ def train_form(ds) -> None:
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,
                                images_per_concept=int(images_per_concept) or None,
-                               split_percent=split_percent.strip(), device=device, dataset=ds.name if ds else defaults.dataset,
+                               split_percent=split_percent, device=device, dataset=ds.name if ds else defaults.dataset,
                                init_from=None if init_from == FRESH else init_from)
                    for seed in seeds]
         rundata.check(configs[0])               # ids, dataset, condition: the same for every seed

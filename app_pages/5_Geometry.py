@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 
 from core import geometry, results
+from core.config import SPLIT_PERCENT
 from ui import common, figures
 
 LABELINGS = geometry.LABELINGS
@@ -119,8 +120,10 @@ def coherence_vs_f1(ds, table, encoder: str, images: str, seed: int) -> None:
     from core.conditions import parse_condition
 
     other_version: list[str] = []
+    # the table is over the default split's training images: runs of another split are not its setting
     rows = [r for r in results.collect(other_version) if r["kind"] == "train" and r.get("encoder") == encoder
-            and r.get("dataset") == ds.name and results.readable(r["metrics"])]
+            and r.get("dataset") == ds.name and results.readable(r["metrics"])
+            and r.get("split_percent", SPLIT_PERCENT) == SPLIT_PERCENT]
     if other_version:
         st.caption(f"Not shown: {len(other_version)} run(s) and baseline(s) measured on another version of "
                    f"their dataset ({results.left_out_names(other_version)}).")
@@ -163,7 +166,8 @@ def queue_coherence(ds, encoder: str, seed: int) -> None:
     store = common.store()
     mine = [j for j in store.list(kind="coherence") if j.spec.get("encoder") == encoder
             and j.spec.get("dataset") == ds.name and j.spec.get("seed") == seed
-            and j.spec.get("images", "train") == "train"]   # newest first
+            and j.spec.get("images", "train") == "train"
+            and j.spec.get("split_percent", SPLIT_PERCENT) == SPLIT_PERCENT]   # newest first
     pending = [j for j in mine if not j.done]
     if pending:
         coherence_job_status(pending[-1].id)

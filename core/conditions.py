@@ -90,7 +90,7 @@ class Condition:
 
     def check(self, ds) -> None:
         """Raise ConfigError (one line) if this condition cannot be applied to `ds`."""
-        used = _used_categories(ds)
+        used = used_categories(ds)
         shuffle = self.shuffle_kind
         if shuffle == "cross" and len(ds.concepts) < 2:
             raise ConfigError("cross-category shuffle needs at least 2 concepts")
@@ -127,7 +127,7 @@ class Condition:
         elif self.kind == "pairs":
             removed = _pair_ablation(ds, self.ratio, seed, member_of, report)
         else:
-            used = _used_categories(ds)
+            used = used_categories(ds)
             chosen = list(self.categories) if self.count is None else \
                 sorted(random.Random(f"systematic:{seed}").sample(used, self.count))
             removed = frozenset((c, k) for k in chosen for c in ds.concepts)
@@ -230,7 +230,7 @@ def _check_ratio(ratio, kind: str = "random") -> None:
         raise ConfigError(f"{_NAMES.get(kind, 'ablation')} ratio r must be in [0, 1], got {ratio}")
 
 
-def _used_categories(ds) -> list[str]:
+def used_categories(ds) -> list[str]:
     """Categories with at least one concept (only those can be asked about or ablated)."""
     return sorted({k for c in ds.concepts.values() for k in c.categories})
 
@@ -298,7 +298,7 @@ def sample_size(ratio: float, n: int) -> int:
 
 def _concept_ablation(ds, ratio: float, seed: int, member_of: dict[str, set[str]],
                       report: dict) -> frozenset[tuple[str, str]]:
-    used = _used_categories(ds)
+    used = used_categories(ds)
     everyone = sorted(ds.concepts)
     sampled: set[str] = set()
     per_category: dict[str, dict[str, int]] = {}
@@ -325,7 +325,7 @@ def _pair_ablation(ds, ratio: float, seed: int, member_of: dict[str, set[str]],
     removed: set[tuple[str, str]] = set()
     per_category: dict[str, dict[str, int]] = {}
     everyone = sorted(ds.concepts)
-    for cat in _used_categories(ds):
+    for cat in used_categories(ds):
         # the seed string of the former random:<r>, so runs trained under it rebuild exactly
         rng = random.Random(f"random:{seed}:{cat}")
         members = [c for c in everyone if cat in member_of[c]]

@@ -302,19 +302,19 @@ def parse_split_percent(text: Any) -> tuple[float, float, float]:
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise ConfigError(f"split_percent must be train/val/test percentages like {SPLIT_PERCENT} or "
                           f"{PAPER_SPLIT_PERCENT}, got {text!r}")
-    scale = 100.0 if math.isclose(total, 100.0, abs_tol=1e-6) else 1.0 if math.isclose(total, 1.0, abs_tol=1e-9) else None
-    if scale is None:
+    # percentages or fractions, to the precision people write them ("33.333/33.333/33.334")
+    if not (math.isclose(total, 100.0, abs_tol=1e-3) or math.isclose(total, 1.0, abs_tol=1e-5)):
         raise ConfigError(f"split_percent {text!r} sums to {total:g}; the train, val and test shares must sum to 100")
     if min(values) <= 0:
         raise ConfigError(f"split_percent {text!r}: train, val and test each need a share above 0 (a run "
                           f"stops early on val and is measured on test)")
-    return tuple(round(v / scale, 6) for v in values)
+    return tuple(v / total for v in values)
 
 
 def canonical_split_percent(text: Any) -> str:
     """The one spelling of a split: "70,5,25" and "0.7/0.05/0.25" are "70/5/25" (ConfigError as
     parse_split_percent)."""
-    return "/".join(f"{round(f * 100, 4):g}" for f in parse_split_percent(text))
+    return "/".join(f"{f * 100:.6g}" for f in parse_split_percent(text))
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -368,6 +368,11 @@ def number_arg(kind: type, lo: float, hi: float) -> Callable[[str], Any]:
 
 
 def baseline_identity(kind: str, config: dict) -> dict:
-    """The fields of a (stored) config that baseline `kind` depends on, defaults filled in."""
+    """The fields of a (stored) config that baseline `kind` depends on, defaults filled in. The
+    default split is left out, so a baseline's folder (named by a hash of this) is the one it had
+    before split_percent existed."""
     defaults = TrainConfig().to_dict()
-    return {"baseline": kind, **{f: config.get(f, defaults[f]) for f in BASELINE_DEPENDS_ON[kind]}}
+    identity = {"baseline": kind, **{f: config.get(f, defaults[f]) for f in BASELINE_DEPENDS_ON[kind]}}
+    if identity["split_percent"] == SPLIT_PERCENT:
+        del identity["split_percent"]
+    return identity

@@ -248,9 +248,8 @@ def cache_dir(ds, encoder_id: str, seed: int, images: str = "train", split_perce
     path, so the name goes through paths.safe_name (slug + hash unless already plain). (Tables from
     before the images choice, over all images, sit in folders without it: never read.)"""
     chosen = check_images(images)
-    split = canonical_split_percent(split_percent)
-    if chosen == "train" and split != SPLIT_PERCENT:
-        chosen += "-" + split.replace("/", "-")
+    if chosen == "train" and canonical_split_percent(split_percent) != SPLIT_PERCENT:
+        chosen += "-" + canonical_split_percent(split_percent).replace("/", "-")
     name = f"{ds.name}__{encoder_id}__seed{int(seed)}__{chosen}__{dataset_fingerprint(ds)[:8]}"
     return paths.runs_dir() / "coherence" / paths.safe_name(name)
 

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Under the output checks every command runs first: a disk that fills, a file that
             # vanishes. One line naming the path, but exit 1, not 2: work may have been written.
             # TAXOLENS_TRACEBACK=1 keeps the traceback, for an OSError that is a bug of ours.
-            if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            if os.environ.get(TRACEBACK_ENV, "").strip().lower() not in ("", "0", "false", "no", "off"):
                 raise
             print(f"taxolens {args.command}: error: {one_line(_os_error_line(exc))} "
                   f"({TRACEBACK_ENV}=1 shows where)", file=sys.stderr)

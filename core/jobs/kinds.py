@@ -400,7 +400,10 @@ def _coherence_validate(spec: dict) -> dict:
            "split_percent": spec.get("split_percent", defaults.split_percent)}
     # what `taxolens coherence` checks: images, ranges, ids, the subset, both shuffles on it, encoder weights
     preflight.check_coherence(**out, here=runs_here())
-    out["split_percent"] = canonical_split_percent(out["split_percent"])
+    if out["images"] == "all":          # every image: no split decides which, so none is kept
+        del out["split_percent"]
+    else:
+        out["split_percent"] = canonical_split_percent(out["split_percent"])
     return out
 
 
@@ -423,7 +426,10 @@ def _coherence_execute(spec: dict, ctx: JobContext) -> dict:
 
 register(JobKind("coherence", _coherence_validate, _coherence_execute,
                  describe=lambda s: f"coherence {s['dataset']} {s['encoder']} seed {s['seed']}"
-                                    f"{' (all images)' if s.get('images') == 'all' else ''}"))
+                                    + (" (all images)" if s.get("images") == "all" else
+                                       f" (split {s['split_percent']})"
+                                       if s.get("split_percent", TrainConfig.split_percent) != TrainConfig.split_percent
+                                       else "")))
 
 
 # -- import --------------------------------------------------------------------------------------

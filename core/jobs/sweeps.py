@@ -75,7 +75,7 @@ def preset(name: str, scale: str = DEFAULT_SCALE, base: dict | None = None) -> d
     if name == "lms":
         spec = _lms_preset(scale)
     else:
-        spec = _paper_preset(scale, _categories_of((base or {}).get("dataset", TrainConfig.dataset)))
+        spec = _paper_preset(scale, _categories_of(scale, base or {}))
     return _with_base(spec, base) if base else spec
 
 
@@ -86,18 +86,23 @@ DEFAULT_CATEGORIES = 40
 SYSTEMATIC_SHARES = (0.25, 0.5)
 
 
-def _categories_of(dataset: str) -> int:
-    """How many categories (with a concept) `dataset` has: DEFAULT_CATEGORIES for the default set,
-    so its grid is the same on every machine; for another, read from its tables (DEFAULT_CATEGORIES
-    when it cannot be read: its jobs' validation says why)."""
+def _categories_of(scale: str, base: dict) -> int:
+    """How many categories (with a concept) the paper preset's runs see at `scale`: the fewest over
+    its seeds' subsets of base's dataset (a subset can lose categories). DEFAULT_CATEGORIES for the
+    default set, so its grid is the same on every machine, and for a dataset that cannot be read
+    (its jobs' validation says why)."""
+    dataset = base.get("dataset", TrainConfig.dataset)
     if dataset == TrainConfig.dataset:
         return DEFAULT_CATEGORIES
+    from core import conditions, rundata
+    from core.base import ConfigError
     from core.data import datasets
+    limits = {k: base.get(k, v) for k, v in SCALES[scale].items() if k in ("max_concepts", "images_per_concept")}
     try:
-        ds = datasets.load_dataset(dataset)
-    except (datasets.DatasetError, OSError, ValueError):
+        subsets = [rundata.load_subset(TrainConfig(dataset=dataset, seed=seed, **limits))[0] for seed in PAPER_SEEDS]
+    except (datasets.DatasetError, ConfigError, OSError, TypeError, ValueError):
         return DEFAULT_CATEGORIES
-    return len({k for c in ds.concepts.values() for k in c.categories}) or DEFAULT_CATEGORIES
+    return min(len(conditions.used_categories(ds)) for ds in subsets) or DEFAULT_CATEGORIES
 
 
 def systematic_counts(scale: str, categories: int = DEFAULT_CATEGORIES) -> list[int]:
@@ -106,10 +111,15 @@ def systematic_counts(scale: str, categories: int = DEFAULT_CATEGORIES) -> list[
     return sorted({max(1, int(categories * s + 0.5)) for s in shares})
 
 
+# What a sweep's grids vary (a grid field lists them): never one value for every run.
+AXIS_FIELDS = {"seed": "seeds", "encoder": "encoders", "lm": "lms", "lm_init": "lm_inits", "condition": "conditions"}
+
+
 def _with_base(spec: dict, base: dict) -> dict:
-    """`spec` with `base`'s training options over its own, and a name that tells the two sweeps
-    apart (their manifests are named by it): the dataset's name, then a short hash of any other
-    option."""
+    """`spec` with `base`'s training options (the command line's) over its own base, and a name that
+    tells it from `spec` run as it is (their manifests are named by it): the dataset's name when it
+    changes the dataset, then a short hash of the other options that change a run. An option a grid
+    varies (seed, condition, ...) or sets in its own "config" would not reach its runs: refused."""
     if not isinstance(base, dict):
         raise _spec_error(f"sweep spec: base must be an object of training options, got {base!r}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -117,18 +127,39 @@ def _with_base(spec: dict, base: dict) -> dict:
     if unknown:
         raise _spec_error(f"unknown training option(s) {', '.join(unknown)} (TrainConfig fields: "
                           f"{', '.join(sorted(fields))})")
+    grids = spec.get("grids", [spec])
+    for name in base:
+        listing = [i for i, g in enumerate(grids) if isinstance(g, dict) and AXIS_FIELDS.get(name) in g]
+        if name == "condition" or listing:          # a grid's conditions are its own ("none" when absent)
+            raise _spec_error(f"{name} is what a sweep's grids vary (their {AXIS_FIELDS[name]!r}), not one "
+                              f"option for every run: give it in a spec")
+        setting = [i for i, g in enumerate(grids) if isinstance(g, dict) and name in (g.get("config") or {})]
+        if setting:
+            raise _spec_error(f"sweep grid {setting[0]} sets {name} itself, so the option would not reach its runs")
     dataset = base.get("dataset", TrainConfig.dataset)
     if not isinstance(dataset, str) or not dataset.strip():
         raise _spec_error(f"sweep spec: dataset must be a dataset's name, got {dataset!r}")
-    parts = [sweep_name(spec)] + ([dataset] if dataset != TrainConfig.dataset else [])
-    rest = {k: v for k, v in base.items() if k != "dataset"}
+    own = {**dataclasses.asdict(TrainConfig()), **SCALES.get(spec.get("scale", DEFAULT_SCALE), {}),
+           **(spec.get("base") or {})}
+    try:   # each value as a run records it (one spelling of a split), to compare with the spec's own
+        recorded = TrainConfig(**{**own, **base}).to_dict()
+        before = TrainConfig(**own).to_dict()
+    except (TypeError, ValueError):     # a bad value of the spec's own: its jobs' validation says why
+        recorded, before = {**own, **base}, own
+    changed = {k: recorded[k] for k in sorted(base) if recorded[k] != before[k]}
+    parts = [sweep_name(spec)] + ([recorded["dataset"]] if "dataset" in changed else [])
+    rest = {k: v for k, v in changed.items() if k != "dataset"}
     if rest:
         parts.append(hashlib.sha1(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6])
-    return {**spec, "name": "-".join(parts), "base": {**spec.get("base", {}), **base}}
+    return {**spec, "name": "-".join(parts),
+            "base": {**(spec.get("base") or {}), **{k: recorded[k] for k in base}}}
+
+
+PAPER_SEEDS = (0, 1, 2)
 
 
 def _paper_preset(scale: str, categories: int = DEFAULT_CATEGORIES) -> dict:
-    seeds = [0, 1, 2]
+    seeds = list(PAPER_SEEDS)
     ratios = [0, 0.25, 0.5, 0.75, 1.0]
     # Smoke removes fewer categories: it checks the pipeline, it does not reproduce the paper.
     systematic = systematic_counts(scale, categories)

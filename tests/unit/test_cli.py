@@ -243,9 +243,15 @@ def test_coherence_is_over_the_training_images_unless_asked_for_all(data_dir, ca
     assert default["all"]["original"] != pytest.approx(everything["all"]["original"])
     fails_cleanly(["coherence", "--dataset", "tiny", "--images", "val"], capsys, data_dir,
                   "images must be 'train' or 'all', got 'val'")
-    # the training images of another split: those a run with --split-percent 70,5,25 trains on
+    # the training images of another split: those a run with --split-percent 70,5,25 trains on (20
+    # images per concept: 12 of them in train at 60/20/20, 14 at 70/5/25)
+    from core.data import datasets
+    ds = tiny_dataset(images_per_concept=20)
+    feats = np.random.default_rng(1).normal(size=(len(ds.images), 4))
+    monkeypatch.setattr(datasets, "load_dataset", lambda name="concepts": ds)
     paper = questions.split_images(ds, 1, (0.7, 0.05, 0.25))
     paper_train = [i for i, it in enumerate(ds.images) if paper[it.id] == "train"]
+    assert len(paper_train) == 14 * len(ds.concepts) != sum(v == "train" for v in questions.split_images(ds, 1).values())
     assert cli.main(["coherence", "--dataset", "tiny", "--seed", "1", "--split-percent", "70,5,25"]) == 0
     other = json.loads(capsys.readouterr().out)
     assert other["n_images"] == len(paper_train) and "__train-70-5-25__" in other["csv"]

@@ -123,6 +123,10 @@ def test_parse_seeds():
     ("70/5/25", "70/5/25", (0.7, 0.05, 0.25)), ("70, 5, 25", "70/5/25", (0.7, 0.05, 0.25)),
     ("0.7/0.05/0.25", "70/5/25", (0.7, 0.05, 0.25)), ("80/10/10", "80/10/10", (0.8, 0.1, 0.1)),
     ("33.3/33.3/33.4", "33.3/33.3/33.4", (0.333, 0.333, 0.334)),
+    # as precise as people write thirds: the one spelling parses again, to the same split
+    ("33.33333/33.33333/33.33334", "33.3333/33.3333/33.3333", (1 / 3, 1 / 3, 1 / 3)),
+    ("0.3333333/0.3333333/0.3333334", "33.3333/33.3333/33.3333", (1 / 3, 1 / 3, 1 / 3)),
+    ("1e-7/50/50", "1e-07/50/50", (1e-9, 0.5, 0.5)),
 ])
 def test_split_percent_has_one_spelling_per_split(text, canonical, fractions):
     """Spellings of one split are one config (and so one run, reused as such)."""
@@ -148,6 +152,7 @@ def test_the_split_is_part_of_what_a_baseline_and_a_second_stage_depend_on():
         assert baseline_identity(kind, default.to_dict()) != baseline_identity(kind, paper.to_dict())
         old = {k: v for k, v in default.to_dict().items() if k != "split_percent"}   # stored before the field
         assert baseline_identity(kind, old) == baseline_identity(kind, default.to_dict())
+        assert "split_percent" not in baseline_identity(kind, default.to_dict())   # its folder keeps its name
     assert "split_percent" in runs.INIT_MUST_MATCH
     old = {k: v for k, v in default.to_dict().items() if k != "split_percent"}
     assert TrainConfig.from_stored(old).split_percent == SPLIT_PERCENT == "60/20/20"   # what it did

@@ -190,6 +190,9 @@ def test_an_oserror_that_gets_past_the_checks_is_one_line_naming_the_path(tiny, 
     assert cli.main(["results", "report", "--out", str(out)]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"taxolens results: error: {out}: Permission denied (TAXOLENS_TRACEBACK=1 shows where)"]
+    monkeypatch.setenv("TAXOLENS_TRACEBACK", "false")
+    assert cli.main(["results", "report", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
     monkeypatch.setenv("TAXOLENS_TRACEBACK", "1")          # one of ours to debug: where it came from
     with pytest.raises(PermissionError):
         cli.main(["results", "report", "--out", str(out)])

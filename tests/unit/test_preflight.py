@@ -238,6 +238,11 @@ def test_a_coherence_job_over_all_images_keeps_the_choice(data_dir, capsys):
                      "--json"]) == 0
     job, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)
     assert (job["spec"]["images"], job["spec"]["split_percent"]) == ("train", "70/5/25")    # one spelling
+    assert kinds.get("coherence").describe(job["spec"]) == "coherence tiny efficientnet-lite2 seed 0 (split 70/5/25)"
+    assert cli.main(["jobs", "submit", "coherence", "--dataset", "tiny", "--images", "all", "--split-percent",
+                     "70/5/25", "--json"]) == 0
+    job, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)
+    assert "split_percent" not in job["spec"]        # every image: no split, so one spec per table
 
 
 def test_the_chat_prompt_needs_an_lm_with_a_chat_template(tmp_path):

@@ -143,7 +143,18 @@ def test_a_preset_runs_on_another_dataset_under_a_name_of_its_own(tmp_path):
     assert smoke["name"].startswith("paper-smoke-things-") and len(smoke["name"]) == len("paper-smoke-things-") + 6
     assert {(j["spec"]["config"]["epochs"], j["spec"]["config"]["max_concepts"])
             for j in sweeps.expand(smoke) if "config" in j["spec"]} == {(3, 40)}
-    assert sweeps.resolve("paper", "smoke", base={"epochs": 4})["name"] != smoke["name"]
+    assert sweeps.resolve("paper", "smoke", base={"dataset": "things", "epochs": 4})["name"] != smoke["name"]
+    # an option is named by its effect: one spelling of a split, nothing for what the spec already gives
+    assert sweeps.resolve("paper", "cpu", {"split_percent": "70,5,25"})["name"] == \
+        sweeps.resolve("paper", "cpu", {"split_percent": "0.7/0.05/0.25"})["name"] != "paper-cpu"
+    assert sweeps.resolve("paper", "cpu", {"epochs": TrainConfig.epochs, "split_percent": "60/20/20"})["name"] == "paper-cpu"
+    # what a grid varies or sets itself would not reach its runs: refused, not silently renamed
+    for preset_name, option, message in (("paper", {"seed": 7}, "what a sweep's grids vary"),
+                                         ("paper", {"condition": "none"}, "what a sweep's grids vary"),
+                                         ("lms", {"prompt": "chat"}, "sets prompt itself")):
+        with pytest.raises(JobSpecError, match=message):
+            sweeps.resolve(preset_name, "cpu", option)
+    assert sweeps.expand(sweeps.resolve({"conditions": ["cross"]}, "cpu", {"seed": 7}))[0]["spec"]["config"]["seed"] == 7
     # the default dataset keeps the preset's own name (and its runs' manifest)
     assert sweeps.resolve("lms", "cpu", base={"dataset": TrainConfig.dataset})["name"] == "lms-cpu"
     # a spec file's own base, with the command line's over it
@@ -151,6 +162,10 @@ def test_a_preset_runs_on_another_dataset_under_a_name_of_its_own(tmp_path):
     f.write_text(json.dumps({"name": "mine", "base": {"epochs": 2}, "conditions": ["cross"], "seeds": [0]}))
     mine = sweeps.resolve(f, base={"dataset": "things"})
     assert mine["name"] == "mine-things" and mine["base"] == {"epochs": 2, "dataset": "things"}
+    # a spec on its own dataset, and the same spec moved to the default one, are two sweeps
+    f.write_text(json.dumps({"name": "mine", "base": {"dataset": "things"}, "conditions": ["cross"], "seeds": [0]}))
+    assert sweeps.resolve(f)["name"] == "mine" and sweeps.resolve(f, base={"dataset": "things"})["name"] == "mine"
+    assert sweeps.resolve(f, base={"dataset": TrainConfig.dataset})["name"] == f"mine-{TrainConfig.dataset}"
     for bad, message in (({"epoch": 2}, "unknown training option"), ({"dataset": ""}, "a dataset's name")):
         with pytest.raises(JobSpecError, match=message):
             sweeps.resolve("paper", base=bad)
@@ -174,12 +189,20 @@ def test_the_paper_preset_removes_the_same_share_of_another_datasets_categories(
 
     assert systematic(sweeps.preset("paper", "full")) == ["systematic:10", "systematic:20"]
     assert systematic(sweeps.preset("paper", "smoke")) == ["systematic:10", "systematic:5"]
-    ds = tiny_dataset()
-    n = len({k for c in ds.concepts.values() for k in c.categories})
+    assert len(conditions.used_categories(tiny_dataset())) == 8
     got = systematic(sweeps.preset("paper", "full", {"dataset": "tiny"}))
-    assert got == sorted(f"systematic:{k}" for k in {max(1, int(n / 4 + 0.5)), max(1, int(n / 2 + 0.5))})
+    assert got == ["systematic:2", "systematic:4"]                      # a quarter and half of 8
     for condition in got:                                   # each one applies to the collection
         conditions.parse_condition(condition).check(datasets.load_dataset("tiny"))
+    # counted on the subsets the runs train on: 3 concepts of 14 keep only some of the 8 categories
+    from core import rundata
+    small = sweeps.preset("paper", "full", {"dataset": "tiny", "max_concepts": 3})
+    subsets = [rundata.load_subset(TrainConfig(dataset="tiny", max_concepts=3, seed=s))[0] for s in (0, 1, 2)]
+    fewest = min(len(conditions.used_categories(d)) for d in subsets)
+    assert fewest < 8 and systematic(small) == sorted(f"systematic:{k}" for k in sweeps.systematic_counts("full", fewest))
+    for condition in systematic(small):
+        for d in subsets:
+            conditions.parse_condition(condition).check(d)
     assert sweeps.systematic_counts("full", 53) == [13, 27] and sweeps.systematic_counts("smoke", 3) == [1]
     # a dataset that cannot be read keeps the default's grid; its jobs' validation says why
     assert systematic(sweeps.preset("paper", "full", {"dataset": "nowhere"})) == ["systematic:10", "systematic:20"]
