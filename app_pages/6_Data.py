@@ -44,6 +44,21 @@ def datasets_table(names: list[str]) -> None:
                  column_config={"source": st.column_config.TextColumn("source", width="large")})
 
 
+def study_hint(name: str, images: Counter) -> str:
+    """How to run the study on this dataset, and the paper's split where the collection is its size."""
+    from core.config import PAPER_SPLIT_PERCENT, SPLIT_PERCENT
+    from core.jobs import sweeps
+
+    mean = sum(images.values()) / max(1, len(images))
+    split = (f" With {mean:.1f} images per concept on average, the paper's {PAPER_SPLIT_PERCENT} train/val/test split "
+             f"(the Train form's *Split %*, `--split-percent {PAPER_SPLIT_PERCENT}`) is an option to the default "
+             f"{SPLIT_PERCENT}." if mean >= 14 else "")
+    sweep = sweeps.sweep_name(sweeps.resolve("paper", "cpu", {"dataset": name}))
+    return (f"**Run the study on it:** choose *{name}* as the Dataset on the Train page, for one training run or "
+            f"the paper's sweep (its Sweep tab; from a shell `taxolens sweep submit paper --dataset {name}`, "
+            f"sweep `{sweep}`)." + split)
+
+
 def dataset_detail(name: str) -> None:
     status.dataset_summary(name)
     ds = common.dataset(name)
@@ -58,6 +73,7 @@ def dataset_detail(name: str) -> None:
         from core.data.things import few_images_note
         st.warning(few_images_note(few), icon=":material/warning:")
     images = Counter(im.concept for im in ds.images)
+    st.markdown(study_hint(name, images))
     with st.expander(f"All {len(ds.concepts)} concepts"):
         st.dataframe([{"concept": c.name, "asked as": c.label, "synset": c.synset or "",
                        "categories": ", ".join(ds.categories[k].label for k in c.categories),

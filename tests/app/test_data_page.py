@@ -62,6 +62,8 @@ def test_the_data_page_lists_the_datasets_and_their_concepts(data_dir):
     assert at.selectbox(key="data_dataset").value == "concepts"
     concepts = [d for d in at.dataframe if "asked as" in d.value.columns]
     assert concepts and len(concepts[0].value) == row["concepts"]
+    assert any("**Run the study on it:** choose *concepts*" in m.value and "sweep `paper-cpu`" in m.value
+               for m in at.markdown)
 
 
 def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_the_dataset(own_datasets, tmp_path):
@@ -85,6 +87,7 @@ def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_
     concepts = [d for d in at.dataframe if "asked as" in d.value.columns][0].value
     assert sorted(concepts["concept"]) == ["oak", "owl", "trout"]
     assert concepts.set_index("concept").loc["owl", "categories"] == "animal, bird"
+    assert any("`taxolens sweep submit paper --dataset mine`, sweep `paper-cpu-mine`" in m.value for m in at.markdown)
 
 
 def test_browse_shows_an_imported_dataset_alone_beside_evaluated_runs(own_datasets, tmp_path):
