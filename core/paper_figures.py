@@ -57,13 +57,12 @@ SWEEP_HINT = "`taxolens sweep submit paper --scale smoke` (then `taxolens jobs w
 
 
 def sweep_hint(dataset: str | None) -> str:
-    """The command that makes a setting's missing runs: the paper preset on the default dataset; on
-    another, a grid spec of its own (the presets train on the default dataset)."""
+    """The command that makes a setting's missing runs: the paper preset, on the setting's dataset."""
     from core.data import datasets
     if dataset in (None, datasets.DEFAULT_NAME):
         return SWEEP_HINT
-    return (f"a sweep spec with \"base\": {{\"dataset\": \"{dataset}\"}} and random:r / systematic:N conditions "
-            f"(README, \"Your own grid\"), then `taxolens sweep submit spec.json`")
+    return (f"`taxolens sweep submit paper --dataset {dataset} --scale smoke` (then `taxolens jobs worker`), or "
+            f"the Train page's Sweep tab with {dataset} as its Dataset")
 
 
 class ExportUnavailable(RuntimeError):

@@ -199,8 +199,9 @@ def test_every_image_of_a_figures_export_goes_through_one_browser_session(tmp_pa
 
 def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypatch):
     """Reported: on an imported dataset the ablation note sent the user to the paper preset, which
-    trains the default dataset, and the depth note read "No all hypernym questions with a WordNet
-    depth here." although no imported category can have a depth."""
+    trained the default dataset (now the preset takes --dataset: the note names it), and the depth
+    note read "No all hypernym questions with a WordNet depth here." although no imported category
+    can have a depth."""
     from types import SimpleNamespace
     monkeypatch.setattr(pf, "find_coherence", lambda dataset, encoder, split_percent=None: None)
     ds = SimpleNamespace(categories={"mammal": SimpleNamespace(label="mammal", synset=None)},
@@ -208,7 +209,7 @@ def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypa
     rows = [run("none", 0, half_unseen(True))]
     key = (("dataset", "mine"),)
     figs = pf.setting_figures(rows, rows, key, ds=ds, depths={"mammal": None})
-    assert '"dataset": "mine"' in figs["ablation"]["note"] and "paper" not in figs["ablation"]["note"]
+    assert "`taxolens sweep submit paper --dataset mine --scale smoke`" in figs["ablation"]["note"]
     assert figs["depth"]["note"] == ("No category of mine has a WordNet synset (an imported dataset's "
                                      "categories have none), so there is no depth to plot.")
     figs = pf.setting_figures(rows, rows, (("dataset", "concepts"),), ds=ds, depths={"mammal": 4})
