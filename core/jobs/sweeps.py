@@ -97,7 +97,7 @@ def _categories_of(scale: str, base: dict) -> int:
     from core import conditions, rundata
     from core.base import ConfigError
     from core.data import datasets
-    limits = {k: base.get(k, v) for k, v in SCALES[scale].items() if k in ("max_concepts", "images_per_concept")}
+    limits = {k: base.get(k, v) for k, v in SCALES.get(scale, {}).items() if k in ("max_concepts", "images_per_concept")}
     try:
         subsets = [rundata.load_subset(TrainConfig(dataset=dataset, seed=seed, **limits))[0] for seed in PAPER_SEEDS]
     except (datasets.DatasetError, ConfigError, OSError, TypeError, ValueError):

@@ -173,6 +173,8 @@ def test_a_preset_runs_on_another_dataset_under_a_name_of_its_own(tmp_path):
         sweeps.resolve({"preset": "paper", "base": ["things"]})
     with pytest.raises(JobSpecError, match="takes only 'scale' and 'base'"):
         sweeps.resolve({"preset": "paper", "grids": []})
+    with pytest.raises(JobSpecError, match="unknown scale 'huge'"):      # not a KeyError from the category count
+        sweeps.expand(sweeps.resolve({"preset": "paper", "scale": "huge", "base": {"dataset": "things"}}))
 
 
 def test_the_paper_preset_removes_the_same_share_of_another_datasets_categories(tiny):
