@@ -28,6 +28,7 @@ and 95 % t-based CI across seeds per (condition, metric).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -94,12 +95,26 @@ def _categories_of(scale: str, base: dict) -> int:
     dataset = base.get("dataset", TrainConfig.dataset)
     if dataset == TrainConfig.dataset:
         return DEFAULT_CATEGORIES
+    from core.data import datasets
+    limits = {k: base.get(k, v) for k, v in SCALES.get(scale, {}).items() if k in ("max_concepts", "images_per_concept")}
+    args = (dataset, limits.get("max_concepts"), limits.get("images_per_concept"))
+    try:      # the tables' time stamp keys the count: a re-import is counted again
+        stamp = (datasets.dataset_dir(dataset) / "images.csv").stat().st_mtime_ns
+    except (datasets.DatasetError, OSError, TypeError, ValueError):
+        return _category_count.__wrapped__(*args, None)      # no tables on disk to key a cache by
+    return _category_count(*args, stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _category_count(dataset: str, max_concepts, images_per_concept, stamp: int | None) -> int:  # noqa: ARG001 - stamp keys
+    """_categories_of's count, once per dataset version and subset size (the Train and Data pages
+    resolve a preset on every rerun; subsets of a large collection take a while)."""
     from core import conditions, rundata
     from core.base import ConfigError
     from core.data import datasets
-    limits = {k: base.get(k, v) for k, v in SCALES.get(scale, {}).items() if k in ("max_concepts", "images_per_concept")}
     try:
-        subsets = [rundata.load_subset(TrainConfig(dataset=dataset, seed=seed, **limits))[0] for seed in PAPER_SEEDS]
+        subsets = [rundata.load_subset(TrainConfig(dataset=dataset, seed=seed, max_concepts=max_concepts,
+                                                   images_per_concept=images_per_concept))[0] for seed in PAPER_SEEDS]
     except (datasets.DatasetError, ConfigError, OSError, TypeError, ValueError):
         return DEFAULT_CATEGORIES
     return min(len(conditions.used_categories(ds)) for ds in subsets) or DEFAULT_CATEGORIES
