@@ -98,15 +98,16 @@ def _categories_of(scale: str, base: dict) -> int:
     from core.data import datasets
     limits = {k: base.get(k, v) for k, v in SCALES.get(scale, {}).items() if k in ("max_concepts", "images_per_concept")}
     args = (dataset, limits.get("max_concepts"), limits.get("images_per_concept"))
-    try:      # the tables' time stamp keys the count: a re-import is counted again
-        stamp = (datasets.dataset_dir(dataset) / "images.csv").stat().st_mtime_ns
+    try:      # the image table's file keys the count: a re-import (a new file) is counted again
+        info = (datasets.dataset_dir(dataset) / "images.csv").stat()
+        stamp = (info.st_mtime_ns, info.st_ino, info.st_size)
     except (datasets.DatasetError, OSError, TypeError, ValueError):
         return _category_count.__wrapped__(*args, None)      # no tables on disk to key a cache by
     return _category_count(*args, stamp)
 
 
 @functools.lru_cache(maxsize=32)
-def _category_count(dataset: str, max_concepts, images_per_concept, stamp: int | None) -> int:  # noqa: ARG001 - stamp keys
+def _category_count(dataset: str, max_concepts, images_per_concept, stamp: tuple | None) -> int:  # noqa: ARG001 - stamp keys
     """_categories_of's count, once per dataset version and subset size (the Train and Data pages
     resolve a preset on every rerun; subsets of a large collection take a while)."""
     from core import conditions, rundata

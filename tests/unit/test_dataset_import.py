@@ -275,3 +275,22 @@ def test_an_unreadable_folder_is_a_problem_not_a_crash(tmp_path, data_dir, monke
     with pytest.raises(kinds.JobSpecError, match="locked: cannot be read"):
         kinds.validate("import", {"root": str(locked), "csv": str(csv_path), "name": "mine"})
     assert _nothing_written(data_dir)
+
+
+def test_the_paper_sweep_counts_an_imported_datasets_categories_again_after_a_re_import(tmp_path, data_dir):
+    """The count behind the paper preset's systematic ablation is cached per dataset version (the
+    Train page resolves the preset on every rerun); a re-import with other categories counts anew."""
+    from core.jobs import sweeps
+
+    def systematic(scale="full"):
+        return sorted(j["spec"]["config"]["condition"] for j in sweeps.expand(sweeps.preset("paper", scale, {"dataset": "mine"}))
+                      if j["kind"] == "train" and j["spec"]["config"]["condition"].startswith("systematic")
+                      and j["spec"]["config"]["seed"] == 0 and j["spec"]["config"]["lm_init"] == "pretrained")
+
+    root, csv_path = make_collection(tmp_path)           # 4 categories: animal, sports equipment, food, fruit
+    things.import_things(root, csv_path, "mine")
+    assert systematic() == ["systematic:1", "systematic:2"]
+    csv_path.write_text("concept,categories,synset\naardvark,animal;mammal;wild;burrower,\nbat2,animal;sports equipment;"
+                        "wood;club,\napple,food;fruit;tree;red,\n")        # 12 categories
+    things.import_things(root, csv_path, "mine", replace=True)
+    assert systematic() == ["systematic:3", "systematic:6"]
