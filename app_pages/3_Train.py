@@ -205,7 +205,7 @@ def train_form(ds) -> None:
     from core import jobs as jobs_api
     ids = [jobs_api.submit("train", {"config": cfg.to_dict()}, store=common.store()) for cfg in configs]
     st.success(f"Queued {len(ids)} training job(s): " + ", ".join(f"#{i}" for i in ids)
-               + f" ({condition}, seeds {', '.join(map(str, seeds))}).", icon=":material/schedule:")
+               + f" ({configs[0].dataset}, {condition}, seeds {', '.join(map(str, seeds))}).", icon=":material/schedule:")
 
 
 PRESET_TEXT = {
@@ -257,7 +257,11 @@ def sweep_form(ds) -> None:
         return          # main() said why the dataset cannot be read
     source = sweep_source(name, scale, ds.name)
     grid = sweeps.resolve(source)
-    n_jobs = len(sweeps.expand(grid))
+    expanded = sweeps.expand(grid)
+    n_jobs = len(expanded)
+    removed = sorted({j["spec"]["config"]["condition"] for j in expanded if j["kind"] == "train"
+                      and j["spec"]["config"]["condition"].startswith("systematic:")},
+                     key=lambda c: int(c.split(":")[1]))
     took = _estimate(json.dumps(source, sort_keys=True), common.data_key())
     todo = f"{took['to_train']} of its {took['train_runs']} training runs still to train"
     if not took["to_train"]:
@@ -270,7 +274,9 @@ def sweep_form(ds) -> None:
                 f"{took['of']} finished), so about {hours:.1f} h of training one run at a time"
                 + (" (as one job, runs that share the LM train together: less)" if one_job else ""))
     st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale} on dataset **{ds.name}** (sweep "
-               f"`{sweeps.sweep_name(grid)}`); {todo}: {when}. Runs already finished are reused, not trained again.")
+               f"`{sweeps.sweep_name(grid)}`"
+               + (f"; whole categories removed: {', '.join(removed)}" if removed else "")
+               + f"); {todo}: {when}. Runs already finished are reused, not trained again.")
     submitted = st.button("Queue the sweep", key="sweep_queue")
     if submitted:
         from core import jobs as jobs_api
@@ -297,7 +303,11 @@ def main() -> None:
 
     st.title(":material/model_training: Train")
     names = list_datasets()
-    name = st.selectbox("Dataset", names, key="train_dataset") if len(names) > 1 else "concepts"
+    if len(names) > 1:
+        name = st.selectbox("Dataset", names, key="train_dataset",
+                            index=names.index(TrainConfig.dataset) if TrainConfig.dataset in names else 0)
+    else:      # the one dataset here, imported or built (none: the default's name, whose absence is said)
+        name = names[0] if names else TrainConfig.dataset
     try:
         ds = common.dataset(name)
     except DatasetError as exc:

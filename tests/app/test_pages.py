@@ -655,7 +655,8 @@ def test_sweep_form_queues_the_sweep_on_the_dataset_the_page_shows(data_dir, mon
         (data_dir / "datasets" / name).symlink_to(shared / "concepts")
     at = run_page("app_pages/3_Train.py")
     at.selectbox(key="train_dataset").set_value("other").run()
-    assert any(" jobs in the paper preset at scale cpu on dataset **other** (sweep `paper-cpu-other`); " in c.value
+    assert any(" jobs in the paper preset at scale cpu on dataset **other** (sweep `paper-cpu-other`; whole "
+               "categories removed: systematic:1, systematic:3); " in c.value    # a quarter and half of its 5
                for c in at.caption), [c.value for c in at.caption]
     monkeypatch.setattr(sweeps, "preset", small_preset)
     at.selectbox(key="sweep_scale").set_value("smoke").run()
@@ -665,6 +666,23 @@ def test_sweep_form_queues_the_sweep_on_the_dataset_the_page_shows(data_dir, mon
     assert sweep.spec["source"] == {"preset": "paper", "scale": "smoke", "base": {"dataset": "other"}}
     assert sweep.spec["name"] == "paper-smoke-other"
     assert {j["spec"]["config"]["dataset"] for j in sweep.spec["jobs"]} == {"other"}
+
+
+def test_the_train_page_trains_an_imported_dataset_that_is_the_only_one(data_dir):
+    """Reported (browser walk-through): with only an imported dataset on the machine the Train page
+    showed no Dataset list and said "dataset 'concepts' not found", so it could not be trained on."""
+    from core.jobs.store import JobStore
+    shared = (data_dir / "datasets").resolve()
+    (data_dir / "datasets").unlink()
+    (data_dir / "datasets").mkdir()
+    (data_dir / "datasets" / "mine").symlink_to(shared / "concepts")
+    at = run_page("app_pages/3_Train.py")
+    assert not at.warning, [w.value for w in at.warning]
+    assert any("on dataset **mine** (sweep `paper-cpu-mine`; " in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = JobStore().list()
+    assert job.spec["config"]["dataset"] == "mine"
 
 
 def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkeypatch):
