@@ -78,12 +78,38 @@ def source_of(name_or_spec: str, scale: str | None = None, base: dict | None = N
         + (f" ({', '.join(known[:8])})" if known else ""))
 
 
+def stored_run(run_dir: Path) -> str:
+    """How a manifest names a run: relative to the runs folder, so a data folder that is moved or
+    copied (TAXOLENS_DATA elsewhere) keeps its sweeps and never writes into the old one."""
+    try:
+        return str(Path(run_dir).resolve().relative_to(paths.runs_dir().resolve()))
+    except ValueError:
+        return str(run_dir)
+
+
+def located_run(stored: str) -> str | None:
+    """The run directory a manifest entry names here. A relative entry is under the runs folder; an
+    absolute one (manifests before entries were relative) is used when it is under the runs folder,
+    else by its folder name here, else not at all: its config trains (or is reused) anew here."""
+    path = Path(stored)
+    root = paths.runs_dir()
+    if not path.is_absolute():
+        return str(root / path)
+    if path.resolve().is_relative_to(root.resolve()):
+        return str(path)
+    here = root / path.name
+    return str(here) if here.is_dir() else None
+
+
 def manifest_runs(manifest: dict, versions: runs.DatasetVersions) -> dict[str, str]:
-    """A manifest's {config key: run directory}, each key as the config is recorded now (a manifest
-    written before a subset limit the data does not reach was recorded as none names such runs by
-    the limit)."""
+    """A manifest's {config key: run directory here}, each key as the config is recorded now (a
+    manifest written before a subset limit the data does not reach was recorded as none names such
+    runs by the limit); located_run places each entry."""
     out: dict[str, str] = {}
-    for key, run_dir in manifest.get("runs", {}).items():
+    for key, stored in manifest.get("runs", {}).items():
+        run_dir = located_run(stored)
+        if run_dir is None:
+            continue
         try:
             out.setdefault(manifest_key(versions.as_recorded(TrainConfig.from_stored(json.loads(key)))), run_dir)
         except (ValueError, TypeError, ConfigError):
@@ -118,7 +144,7 @@ def run_dirs(name: str, cfgs: list[TrainConfig], source: dict | None = None) -> 
         if known is None or not Path(known).is_dir() or stale:
             reusable = reusable or runs.ReusableRuns(versions)
             known = str(reusable.take(cfg) or runs.create_run_dir(cfg))
-        manifest["runs"][key] = known
+        manifest["runs"][key] = stored_run(Path(known))
         out.append(Path(known))
     if source is not None:                # the grid, so `sweep show <name>` can list it
         manifest["source"] = source
@@ -203,7 +229,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
 
 
 def _forget_unstarted(name: str, dirs: list[Path]) -> None:
-    gone = {str(d) for d in dirs if runs.discard_unstarted(d)}
+    gone = {stored_run(d) for d in dirs if runs.discard_unstarted(d)}
     if gone:
         path = manifest_path(name)
         manifest = runs.read_json(path)

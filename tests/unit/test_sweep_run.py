@@ -30,7 +30,8 @@ def test_a_sweep_trains_together_evaluates_and_resumes_without_redoing_work():
         assert runs.read_json(runs.checkpoint_json(d))["status"] == "finished"
         assert (runs.eval_dir(d, "test") / runs.METRICS_JSON).is_file()
     manifest = json.loads(runs.Path(done["manifest"]).read_text())
-    assert sorted(manifest["runs"].values()) == sorted(done["runs"])
+    assert sorted(map(sweep_run.located_run, manifest["runs"].values())) == sorted(done["runs"])
+    assert not any(runs.Path(v).is_absolute() for v in manifest["runs"].values())   # relative to the runs folder
     assert set(done["seconds"]) == {"train", "evaluate", "baselines", "probes", "total"}
 
     built = len(fake_vlm.FakeVLM.instances)
@@ -152,7 +153,7 @@ def test_sweep_run_and_show_take_the_dataset_and_options_from_the_command_line(t
     name = out["show"].split()[-1]
     assert name.startswith("tiny-grid-tiny-") and out["runs"] == 6
     manifest = json.loads(sweep_run.manifest_path(name).read_text())
-    for run_dir in manifest["runs"].values():
+    for run_dir in map(sweep_run.located_run, manifest["runs"].values()):
         cfg = runs.read_json(runs.Path(run_dir) / runs.CONFIG_JSON)
         assert (cfg["dataset"], cfg["batch_size"], cfg["epochs"]) == ("tiny", 4, 2)
     for by in ([name], [str(spec), "--dataset", "tiny", "--set", "batch_size=4"]):
@@ -210,7 +211,7 @@ def test_a_sweep_as_one_job_is_checked_at_submit_runs_and_shows_its_results(tmp_
     started = [d for d in paths.runs_dir().iterdir() if (d / "config.json").is_file()]
     assert started and all(runs.checkpoint_json(d).is_file() for d in started)   # no empty run folders
     manifest = json.loads(sweep_run.manifest_path(job.spec["name"]).read_text())
-    assert sorted(manifest["runs"].values()) == sorted(map(str, started))
+    assert sorted(map(sweep_run.located_run, manifest["runs"].values())) == sorted(map(str, started))
     ctx = kinds.JobContext(job.id, lambda f, m: None, lambda: False)
     result = kinds.get("sweep-run").execute(job.spec, ctx)        # ... and resumed by running it again
     assert result["runs"] == 6 and result["evaluations"] == 6
@@ -414,3 +415,29 @@ def test_a_cancelled_run_is_claimed_by_one_taker_only():
     assert second.take(cfg) is None                                        # already claimed
     assert runs.read_json(runs.checkpoint_json(runs.Path(stopped.value.run_dir)))["status"] == "partial"
     assert runs.ReusableRuns().take(cfg) is None                           # and never taken again until it finishes
+
+
+def test_a_data_folder_copied_elsewhere_keeps_its_sweeps_and_never_writes_into_the_old_one(tmp_path, monkeypatch):
+    """Reported (browser walk-through): manifests named runs by absolute path, so a data folder
+    copied elsewhere (TAXOLENS_DATA pointed at the copy) would resume and rewrite the old folder's
+    runs. Entries are now relative to the runs folder; an absolute one from an older manifest is
+    found by its folder name here."""
+    import shutil
+
+    from core import paths
+    one = {**SPEC, "name": "moved", "grids": [{"conditions": ["cross"], "seeds": [0]}]}
+    (done,) = map(runs.Path, sweep_run.run_sweep(one)["runs"])
+    copy = tmp_path.parent / (tmp_path.name + "-copy")
+    shutil.copytree(paths.data_dir(), copy, symlinks=True)
+    monkeypatch.setenv("TAXOLENS_DATA", str(copy))
+    (again,) = map(runs.Path, sweep_run.run_sweep(one)["runs"])
+    assert again == copy / "runs" / done.name and again != done            # the copy's own run, reused
+    manifest = sweep_run.manifest_path("moved")
+    (key,) = json.loads(manifest.read_text())["runs"]
+    runs.write_json(manifest, {"name": "moved", "runs": {key: str(done)}, "source": one})   # an older, absolute entry
+    assert sweep_run.run_sweep(one)["runs"] == [str(copy / "runs" / done.name)]
+    (row,) = sweep_run.results_rows(one)
+    assert row["status"] == "succeeded"
+    shutil.rmtree(copy / "runs" / done.name)                               # not here: never the old folder
+    (fresh,) = map(runs.Path, sweep_run.run_sweep(one)["runs"])
+    assert fresh.parent == copy / "runs" and fresh != done
