@@ -28,8 +28,8 @@ IMAGES_LABELS = {"train": "training images (the paper's)", "all": "all images"}
 
 @st.cache_data(show_spinner="Reading the coherence table…", max_entries=16)
 def _coherence(data_dir: str, dataset: str, fingerprint: str, encoder: str, seed: int,  # noqa: ARG001
-               images: str = "train"):
-    return geometry.coherence_table(common.dataset(dataset), encoder, seed, images=images)
+               images: str = "train", split_percent: str = SPLIT_PERCENT):
+    return geometry.coherence_table(common.dataset(dataset), encoder, seed, images=images, split_percent=split_percent)
 
 
 def images_phrase(images: str, seed: int) -> str:
@@ -87,7 +87,7 @@ def map_row(ds, xy, labelings, broadest: bool, key: str) -> None:
         st.caption("Hover a point for its concept; draw a lasso around points to see their images.")
 
 
-def coherence_section(key: tuple, encoder: str, seed: int):
+def coherence_section(ds, key: tuple, encoder: str, seed: int):
     """The coherence bars over the images the radio picks; returns (table, images) for the scatter."""
     st.subheader("Visual coherence per category")
     images = st.radio("Over", geometry.IMAGE_SETS, format_func=IMAGES_LABELS.get, horizontal=True,
@@ -99,7 +99,8 @@ def coherence_section(key: tuple, encoder: str, seed: int):
                "under each labeling. Shuffling across categories should destroy coherence; shuffling within "
                "keeps it.")
     order = table.drop(index="all", errors="ignore").sort_values("original", ascending=False)
-    rows = [{"category": cat, "labeling": lab, "coherence": float(order.loc[cat, lab])}
+    label = {k: c.label for k, c in ds.categories.items()}      # as the questions word them
+    rows = [{"category": label.get(cat, cat), "labeling": lab, "coherence": float(order.loc[cat, lab])}
             for cat in order.index for lab in LABELINGS if lab in order.columns and np.isfinite(order.loc[cat, lab])]
     st.plotly_chart(figures.grouped_bars(rows, x="category", y="coherence", group="labeling",
                                          y_title="mean pairwise cosine", colors=figures.LABELING_COLORS,
@@ -114,27 +115,43 @@ def coherence_section(key: tuple, encoder: str, seed: int):
     return table, images
 
 
-def coherence_vs_f1(ds, table, encoder: str, images: str, seed: int) -> None:
+def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int) -> None:
+    """Per category, coherence against the macro-F1 of one setting's runs of one model (the
+    pretrained LM and its random-init control are never averaged together) under one condition;
+    for a setting of another split, coherence over that split's training images."""
     st.subheader("Coherence vs per-category macro-F1")
-    st.caption(f"Coherence among {images_phrase(images, seed)}.")
     from core.conditions import parse_condition
+    from core.paper_figures import model_of
 
     other_version: list[str] = []
-    # the table is over the default split's training images: runs of another split are not its setting
     rows = [r for r in results.collect(other_version) if r["kind"] == "train" and r.get("encoder") == encoder
-            and r.get("dataset") == ds.name and results.readable(r["metrics"])
-            and r.get("split_percent", SPLIT_PERCENT) == SPLIT_PERCENT]
+            and r.get("dataset") == ds.name and results.readable(r["metrics"])]
     if other_version:
         st.caption(f"Not shown: {len(other_version)} run(s) and baseline(s) measured on another version of "
                    f"their dataset ({results.left_out_names(other_version)}).")
-    conditions = sorted({r["condition"] for r in rows}, key=results.condition_order)
-    if not conditions:
+    settings = results.settings(rows)
+    if not settings:
         st.info(f"No evaluated runs with encoder {encoder} on {ds.name} yet.")
         return
-    condition = st.selectbox("Runs under condition", conditions, key="geometry_condition")
+    c1, c2, c3 = st.columns([3, 1, 1])
+    setting = c1.selectbox("Runs of the setting", settings, format_func=results.describe_setting,
+                           key="geometry_setting") if len(settings) > 1 else settings[0]
+    rows = [r for r in rows if results.setting_key(r) == setting]
+    models = sorted({model_of(r) for r in rows}, key=lambda m: (m != "pretrained LM", m))
+    model = c2.radio("Model", models, key="geometry_model") if len(models) > 1 else models[0]
+    rows = [r for r in rows if model_of(r) == model]
+    conditions = sorted({r["condition"] for r in rows}, key=results.condition_order)
+    condition = c3.selectbox("Condition", conditions, key="geometry_condition")
     # coherence under the labels the runs were trained with (cross+random:0.5 -> cross)
     labeling = {"cross": "cross", "within": "within"}.get(parse_condition(condition).shuffle_kind, "original")
     chosen = [r for r in rows if r["condition"] == condition]
+    split = dict(setting).get("split_percent") or SPLIT_PERCENT
+    if images == "train" and split != SPLIT_PERCENT:      # the runs' own training images
+        table = _coherence(*key, encoder, seed, images, split)
+    st.caption(f"Coherence among {images_phrase(images, seed)}"
+               + (f" under the runs' {split} split" if images == "train" and split != SPLIT_PERCENT else "")
+               + f"; macro-F1 of the {model}'s {len(chosen)} run(s) under {condition} "
+               f"({results.describe_setting(setting)}).")
     block = "unseen" if any(r["metrics"]["hypernym"]["unseen"]["n"] for r in chosen) else "all"
     per_cat = results.per_category(chosen, block)
     if per_cat.empty:
@@ -499,8 +516,8 @@ def main() -> None:
         map_row(ds, _projector_map(*key, str(run.path), _stamp_of(run), method, seed), labelings, broadest,
                 "projector_map")
 
-    table, images = coherence_section(key, encoder, seed)
-    coherence_vs_f1(ds, table, encoder, images, seed)
+    table, images = coherence_section(ds, key, encoder, seed)
+    coherence_vs_f1(ds, key, table, encoder, images, seed)
     if run is not None:
         checkpoint_sections(ds, dataset, encoder, run)
 

@@ -274,11 +274,12 @@ def scatter_with_labels(points: Sequence[Mapping], x_title: str, y_title: str, t
 
 
 def legend_html(colors: Mapping[str, str]) -> str:
-    """A compact one-line colour legend (HTML) shared by several maps."""
+    """A compact colour legend (HTML) shared by several maps, wrapping onto as many lines as it needs
+    (its entries never break inside, and a long list is never cut at the page's edge)."""
     from html import escape
-    items = "".join(f'<span style="margin-right:14px;white-space:nowrap"><span style="color:{c};'
+    items = "".join(f'<span style="white-space:nowrap"><span style="color:{c};'
                     f'font-size:1.2em">&#9679;</span> {escape(name)}</span>' for name, c in colors.items())
-    return f'<div style="font-size:0.85em;line-height:1.8">{items}</div>'
+    return f'<div style="font-size:0.85em;line-height:1.8;display:flex;flex-wrap:wrap;column-gap:14px">{items}</div>'
 
 
 # --- trees and tokens (Geometry: category trees vs WordNet; Predict / Geometry: the logit lens) -------

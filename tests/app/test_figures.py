@@ -134,3 +134,4 @@ def test_legend_html_lists_every_group_with_its_colour_escaped():
     html = figures.legend_html({"fruit": "#ff0000", "<b>x</b>": "#00ff00"})
     assert "color:#ff0000" in html and "fruit" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+    assert "flex-wrap:wrap" in html      # 40 categories: one line was 4,810 px wide, cut at the page's edge

@@ -169,6 +169,41 @@ def test_geometry_coherence_is_over_the_training_images_and_says_so(data_dir, mo
     assert everything.loc["all", "original"] != train.loc["all", "original"]
 
 
+def test_geometry_coherence_vs_f1_is_one_models_runs_of_one_setting(data_dir, monkeypatch):
+    """Reported (browser walk-through): under random:0 the chart averaged the pretrained LM's runs
+    with its random-init control ("mean over 6 run(s)"), and runs of another split were left out
+    silently. Now one setting and one model at a time, and a setting of another split is plotted
+    against its own split's training images."""
+    import numpy as np
+
+    from core import geometry, results
+    from core.data import datasets
+
+    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
+                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
+    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
+    monkeypatch.setattr(geometry, "projector_outputs", lambda ds, run_dir: np.zeros((len(ds.images), 8)))
+    for seed in (0, 1):
+        fake_run(small_cfg(seed=seed, condition="random:0.5"))
+        fake_run(small_cfg(seed=seed, condition="random:0.5", lm_init="random"))
+    fake_run(small_cfg(condition="random:0.5", split_percent="70/5/25"))
+    cfg = runs.first_run_config()
+    ds = datasets.load_dataset(cfg.dataset)
+    geometry.coherence_table(ds, cfg.encoder, 0)
+    at = run_page("app_pages/5_Geometry.py")
+    assert at.radio(key="geometry_model").options == ["pretrained LM", "random-init LM"]
+    assert "macro-F1 of the pretrained LM's 2 run(s) under random:0.5" in texts(at)
+    at.radio(key="geometry_model").set_value("random-init LM").run()
+    assert "macro-F1 of the random-init LM's 2 run(s) under random:0.5" in texts(at)
+    other = next(k for k in results.settings([r for r in results.collect() if r["kind"] == "train"])
+                 if dict(k)["split_percent"] == "70/5/25")
+    assert any("split_percent=70/5/25" in o for o in at.selectbox(key="geometry_setting").options)
+    at.selectbox(key="geometry_setting").set_value(other).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "under the runs' 70/5/25 split; macro-F1 of the pretrained LM's 1 run(s)" in texts(at)
+    assert geometry.is_cached(ds, cfg.encoder, 0, split_percent="70/5/25")
+
+
 def test_browse_shows_grid_filters_and_run_scores(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/2_Browse.py")
