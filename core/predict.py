@@ -179,6 +179,10 @@ class Predictor:
         self.categories = sorted({k for c in dataset.concepts.values() for k in c.categories})
         self.category_of_synset = {dataset.categories[k].synset: k for k in self.categories
                                    if dataset.categories[k].synset}
+        # An imported category has no synset; a WordNet node worded as it ("reptile") asks its very
+        # question, so the chain marks it as that category too.
+        self._category_of_label = {dataset.categories[k].label.lower(): k for k in self.categories
+                                   if not dataset.categories[k].synset}
         self._features: dict[str, torch.Tensor] = {}     # last few images' features (features())
         self._lens = None
         self._blank: dict[str, float] = {}              # question -> P(yes) for a blank image
@@ -187,6 +191,12 @@ class Predictor:
         # every pass already runs under bf16 autocast. Set to 0 to score every leaf in fp32.
         self.shortlist = SHORTLIST if device.type == "cpu" and checkpoint.cpu_has_native_bf16() else 0
         self._quick_vlm = None                          # vlm.bf16_twin(), built on first use
+
+    def _category_of(self, synset: str, label: str) -> tuple[bool, str | None]:
+        """(is a dataset category, its name) for a WordNet node: by its synset, or for a category
+        without one (an imported dataset's) by the node's wording."""
+        name = self.category_of_synset.get(synset) or self._category_of_label.get(label.lower())
+        return name is not None, name
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
@@ -244,8 +254,8 @@ class Predictor:
         cat_p = dict(zip(self.categories, scores[:len(cat_texts)]))
         node_p = dict(zip(nodes, scores[len(cat_texts):]))
 
-        chains = [[ChainNode(s, node_label[s], node_p[s], s in self.category_of_synset,
-                             self.category_of_synset.get(s)) for s in chain] for chain in chains_syn]
+        chains = [[ChainNode(s, node_label[s], node_p[s], *self._category_of(s, node_label[s])) for s in chain]
+                  for chain in chains_syn]
         best_cats = set(ds.concepts[best].categories)
         categories = [{"category": k, "label": ds.categories[k].label, "p_yes": cat_p[k],
                        "of_best": k in best_cats}
@@ -325,7 +335,7 @@ class Predictor:
         feats = self.features(image)
         start = taxonomy.canonical_name(start)
         nodes = {start: OpenNode(start, taxonomy.display_name(start), None, None, None, None, 0, True,
-                                 start in self.category_of_synset, self.category_of_synset.get(start))}
+                                 *self._category_of(start, taxonomy.display_name(start)))}
         walk = OpenChain(start, threshold, beam, budget, contrast, nodes, [], 0)
         frontier, depth, undecided = [start], 0, 0
         while frontier and not walk.stopped:
@@ -345,7 +355,7 @@ class Predictor:
                     confident = ans.p_yes >= threshold and (base is None or ans.p_yes > base)
                     undecided += ans.undecided
                     nodes[child] = OpenNode(child, label, ans.p_yes, ans.mass, base, parent, depth + 1, confident,
-                                            child in self.category_of_synset, self.category_of_synset.get(child))
+                                            *self._category_of(child, label))
                     if confident:
                         level.append(child)
                 walk.chains = _open_chains(nodes, start, beam)

@@ -30,7 +30,7 @@ CAPTIONS = {
              "each concept, mean (and 95 % t-CI) over seeds, concepts sorted best to worst; dashed: the mean "
              "over concepts (the headline's leaf number); dotted: a fair coin. With --max-concepts each seed draws its "
              "own subset, so the concepts are every seed's, each with the seeds that drew it. A concept has few "
-             "test questions (its own test images, about a fifth of its images, asked about it, and about as many "
+             "test questions (its own test images, a fifth of its images at the default 60/20/20 split, asked about it, and about as many "
              "other images asked about it with answer no), so 0 means every one of them wrong in every run that "
              "drew it, and two seeds can give an interval of the whole range (intervals clipped to [0, 1])."),
 }

@@ -92,6 +92,21 @@ def test_open_chain_walks_down_to_a_concept_outside_the_vocabulary(data_dir):
     assert asked_parents <= set(chain)
 
 
+def test_a_category_without_a_synset_is_marked_on_the_chain_by_its_wording(data_dir):
+    """Reported (browser walk-through): on an imported dataset (free-text categories, no synsets)
+    the chain's legend promised "◆ = a dataset category" and marked none, though its "reptile" node
+    asks the very question of the category "reptile"."""
+    ds = Dataset("t", Path("."), {"lizard": Concept("lizard", "lizard", "lizard.n.01", ("reptile", "pet"))},
+                 {"reptile": Category("reptile", "Reptile", None), "pet": Category("pet", "pet", None)}, [])
+    p = Predictor(SimpleNamespace(run_id="tiny"), tiny_vlm(k=1), ds, torch.device("cpu"))
+    chain = taxonomy.hypernym_chains("lizard.n.01")[0]
+    scripted(p, {taxonomy.display_name(s) for s in chain})
+    walk = p.open_chain(Image.new("RGB", (8, 8)), beam=1, budget=1000)
+    marked = {n.synset: n.category for n in walk.chains[0] if n.is_category}
+    assert marked == {"reptile.n.01": "reptile"}            # by wording, case aside; "pet" is not on it
+    assert p._category_of("animal.n.01", "animal") == (False, None)
+
+
 def test_open_chain_respects_its_budget_and_the_blank_image(data_dir):
     p = predictor()
     scripted(p, set(), default=0.9, blank=0.3)             # yes to everything
