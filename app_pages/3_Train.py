@@ -270,7 +270,8 @@ def sweep_form(ds) -> None:
         when = "no run of this size and these models has finished here yet to time them by"
     else:
         hours = took["to_train"] * took["minutes"] / 60
-        when = (f"runs of this size and these models took {took['minutes']:.1f} min each here (median of "
+        each = f"{took['minutes']:.1f} min" if took["minutes"] >= 1 else f"{took['minutes'] * 60:.0f} s"
+        when = (f"runs of this size and these models took {each} each here (median of "
                 f"{took['of']} finished), so about {hours:.1f} h of training one run at a time"
                 + (" (as one job, runs that share the LM train together: less)" if one_job else ""))
     st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale} on dataset **{ds.name}** (sweep "

@@ -400,7 +400,7 @@ def same_data_notes(jobs: list[dict]) -> list[str]:
 def time_estimate(grid: dict, known_runs: list) -> dict:
     """What a sweep would train here and how long such runs took: {"train_runs": its training runs,
     "to_train": those without a finished run to reuse, "minutes": the median training minutes of
-    finished runs on disk with the same data size, epochs and models, on the installed dataset (None
+    finished runs on disk with the same data size, epochs, update cap, batch size and models, on the installed dataset (None
     without any), "of": how many runs that median is of}. `known_runs`: runs.RunInfo of this
     machine's runs (the app passes its cached list)."""
     import statistics
@@ -410,7 +410,8 @@ def time_estimate(grid: dict, known_runs: list) -> dict:
 
     def size(cfg: TrainConfig) -> tuple:
         cfg = versions.as_recorded(cfg)
-        return cfg.dataset, cfg.max_concepts, cfg.images_per_concept, cfg.epochs, cfg.encoder, cfg.lm, cfg.lm_init
+        return (cfg.dataset, cfg.max_concepts, cfg.images_per_concept, cfg.epochs, cfg.max_steps, cfg.batch_size,
+                cfg.encoder, cfg.lm, cfg.lm_init)
 
     trains = [TrainConfig.from_dict(j["spec"]["config"]) for j in expand(grid) if j["kind"] == "train"]
     reusable = runs.ReusableRuns(versions)
