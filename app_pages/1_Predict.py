@@ -61,13 +61,15 @@ def choose_checkpoint():
         tag = " · default" if default is not None and r.path == default else \
             " · first-run starter" if starter is not None and r.path == starter else ""
         state = "" if r.finished else f" · {r.status}, {r.epoch} epoch(s)"
-        return f"{r.run_id} — {r.config.condition}, seed {r.config.seed}, {r.config.encoder} + {r.config.lm}{state}{tag}"
+        return (f"{r.run_id} — {r.config.dataset}, {r.config.condition}, seed {r.config.seed}, "
+                f"{r.config.encoder} + {r.config.lm}{state}{tag}")
 
     run = st.selectbox("Checkpoint", trained, index=index, format_func=label, key="predict_run")
+    preselected = run.path == trained[index].path           # the note is about the preselection only
     if default is None and starter is not None and run.path == starter:
         st.caption("Preselected: the starter checkpoint of the first run (a small, quick one); the "
                    "full default config can be trained on the Train page.")
-    elif default is None:
+    elif default is None and preselected:
         st.caption("No default-config checkpoint yet, so the newest trained run is preselected.")
     return run
 

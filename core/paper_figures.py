@@ -343,13 +343,15 @@ def category_depths(ds) -> dict[str, int | None]:
 
 
 def find_coherence(dataset: str | None, encoder: str | None, images: str = "train",
-                   split_percent: str | None = None):
+                   split_percent: str | None = None, concepts: int | None = None):
     """The cached coherence table (core.geometry, `taxolens coherence`) for this dataset and
     encoder over `images` (the training images of the table's seed, the paper's; or "all"),
     preferring the one of the largest (subset of the) dataset, then seed 0: (DataFrame indexed by
     category with original / cross / within columns, its meta dict), or None. A table from before
     the images choice (its meta has no "image_set") was computed over all images. A train table
-    is of one split (split_percent, TrainConfig's when None): the setting's runs'."""
+    is of one split (split_percent, TrainConfig's when None): the setting's runs'. `concepts`: the
+    setting's subset size (its max_concepts), whose table (`taxolens coherence --max-concepts N`) is
+    preferred where there is one."""
     import json
 
     import pandas as pd
@@ -371,7 +373,8 @@ def find_coherence(dataset: str | None, encoder: str | None, images: str = "trai
             if meta.get("dataset") == dataset and meta.get("encoder") == encoder and \
                     (folder / "coherence.csv").is_file():
                 size = meta.get("dataset_images", meta.get("images")) or 0
-                found.append((-size, meta.get("seed") != 0, folder.name, folder, meta))
+                other_size = concepts is not None and meta.get("concepts") != concepts
+                found.append((other_size, -size, meta.get("seed") != 0, folder.name, folder, meta))
     if not found:
         return None
     *_, folder, meta = min(found)
@@ -643,7 +646,8 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
     condition = condition or default_condition(train, block)
     picked = [r for r in train if r["condition"] == condition]
     what = f"{model} · {condition} · {len(picked)} run(s)"
-    found = find_coherence(setting.get("dataset"), setting.get("encoder"), split_percent=setting.get("split_percent"))
+    found = find_coherence(setting.get("dataset"), setting.get("encoder"), split_percent=setting.get("split_percent"),
+                           concepts=setting.get("max_concepts"))
     labeling = labeling_of(condition)
     if found is None:
         out["coherence"] = {"table": category_table(picked, block, cat_labels), "figure": None, "stats": None,

@@ -67,6 +67,16 @@ def downloads(name: str, entry: dict, problem: str | None) -> None:
                             help=problem or f"rendered by kaleido when you click (a few seconds)")
 
 
+def subset_note(meta: dict, setting: dict) -> str:
+    """Said under the coherence figure when its table covers other concepts than the setting's runs
+    trained on (a seeded subset of max_concepts), and how to make one of their size."""
+    n = setting.get("max_concepts")
+    if n is None or meta.get("concepts") == n:
+        return ""
+    return (f" The setting's runs trained on subsets of {n} concepts; this table is over {meta.get('concepts')} "
+            f"(`taxolens coherence --dataset {setting.get('dataset')} --max-concepts {n}` makes one of their size).")
+
+
 def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
     st.header("The paper's figures", divider="gray")
     train = [r for r in chosen if r["kind"] == "train"]
@@ -125,6 +135,6 @@ def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
             st.plotly_chart(entry["figure"], width="stretch", key=f"pf_fig_{name}")
             st.caption(CAPTIONS[name] + (f" Coherence table: {entry['meta']['path']} ({entry['meta'].get('images')} "
                                          f"training images, seed {entry['meta'].get('seed')}'s split)."
-                                         if entry.get("meta") else ""))
+                                         + subset_note(entry["meta"], dict(key or ())) if entry.get("meta") else ""))
         if entry["figure"] is not None or not entry["table"].empty:
             downloads(name, entry, problem)

@@ -102,7 +102,9 @@ def test_browse_and_geometry_open_on_the_checkpoint_predict_opens_on(data_dir):
     opened on the default checkpoint."""
     first = fake_run(runs.first_run_config())
     fake_run(small_cfg(seed=3, condition="random:1"))           # newer, evaluated
-    assert run_page("app_pages/1_Predict.py").selectbox(key="predict_run").value.path == first
+    predict = run_page("app_pages/1_Predict.py").selectbox(key="predict_run")
+    assert predict.value.path == first
+    assert all(" — concepts, " in o for o in predict.options)        # which dataset each checkpoint knows
     assert run_page("app_pages/2_Browse.py").selectbox(key="browse_run").value.path == first
     geometry = run_page("app_pages/5_Geometry.py")
     # before a coherence table is cached; after, "geometry_run" goes through the same choose_run

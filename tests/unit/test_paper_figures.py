@@ -203,7 +203,7 @@ def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypa
     note read "No all hypernym questions with a WordNet depth here." although no imported category
     can have a depth."""
     from types import SimpleNamespace
-    monkeypatch.setattr(pf, "find_coherence", lambda dataset, encoder, split_percent=None: None)
+    monkeypatch.setattr(pf, "find_coherence", lambda dataset, encoder, split_percent=None, concepts=None: None)
     ds = SimpleNamespace(categories={"mammal": SimpleNamespace(label="mammal", synset=None)},
                          concepts={"dog": SimpleNamespace(label="dog", synset=None)})
     rows = [run("none", 0, half_unseen(True))]
@@ -256,3 +256,11 @@ def test_the_coherence_figure_reads_a_training_images_table_never_an_all_images_
     assert meta["images"] == 5 * len(large.concepts) != len(geometry.image_indices(large, 0))   # 5 of 8, not 4
     np.testing.assert_allclose(table.to_numpy(), paper.drop(index="all").to_numpy())
     assert pf.find_coherence("tiny", "enc")[1]["split_percent"] == "60/20/20"
+    # a setting of 8-concept subsets: their own table where there is one, else the largest, said so
+    from ui.paper_figures import subset_note
+    assert "subsets of 8 concepts; this table is over 12" in subset_note(pf.find_coherence("tiny", "enc", concepts=8)[1],
+                                                                          {"dataset": "tiny", "max_concepts": 8})
+    geometry.coherence_table(large.subset(max_concepts=8, seed=0), "enc", 0)
+    table, meta = pf.find_coherence("tiny", "enc", concepts=8)
+    assert meta["concepts"] == 8 and subset_note(meta, {"max_concepts": 8}) == ""
+    assert pf.find_coherence("tiny", "enc", concepts=12)[1]["concepts"] == 12    # the whole set's, asked for
