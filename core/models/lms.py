@@ -139,10 +139,20 @@ def load_lm(lm_id: str, source: str | Path, init: str = "pretrained", seed: int 
 
     if init not in ("pretrained", "random"):
         raise ConfigError(f"lm_init must be 'pretrained' or 'random', got {init!r}")
+    from transformers.utils import logging as hf_logging
+
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     if init == "pretrained":
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+        # transformers draws a "Loading weights" bar for a local load of under a second, in every
+        # CLI command's output and job log; the hub's download bar (huggingface_hub's own) stays.
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
     else:
         config = AutoConfig.from_pretrained(source, **kwargs)
         with torch.random.fork_rng(devices=[]):

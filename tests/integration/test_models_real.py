@@ -168,3 +168,14 @@ def test_open_clip_vision_tower_from_a_local_checkpoint(tmp_path):
     grid = enc(enc.preprocess(Image.new("RGBA", (64, 40), (0, 128, 0, 200))).unsqueeze(0))
     assert grid.shape == (1, 49, 384) and enc.dim == 384      # 7x7 patch tokens, no CLS
     assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_loading_the_bundled_lm_draws_no_progress_bar_and_leaves_the_setting_as_it_was(capfd):
+    """transformers drew a "Loading weights" bar for a sub-second local load into every CLI command's
+    output and job log."""
+    from transformers.utils import logging as hf_logging
+    capfd.readouterr()
+    registry.create_lm(TrainConfig().lm)
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err
+    assert hf_logging.is_progress_bar_enabled()
