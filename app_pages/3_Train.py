@@ -8,7 +8,7 @@ import json
 
 import streamlit as st
 
-from core import rundata
+from core import results, rundata
 from core.conditions import OFFERED as CONDITIONS
 from core.config import parse_seeds
 from core.config import PAPER_SPLIT_PERCENT, PRECISIONS, PROJECTOR_INPUTS, ConfigError, TrainConfig
@@ -261,7 +261,7 @@ def sweep_form(ds) -> None:
     n_jobs = len(expanded)
     removed = sorted({j["spec"]["config"]["condition"] for j in expanded if j["kind"] == "train"
                       and j["spec"]["config"]["condition"].startswith("systematic:")},
-                     key=lambda c: int(c.split(":")[1]))
+                     key=results.condition_order)
     took = _estimate(json.dumps(source, sort_keys=True), common.data_key())
     todo = f"{took['to_train']} of its {took['train_runs']} training runs still to train"
     if not took["to_train"]:
@@ -271,8 +271,9 @@ def sweep_form(ds) -> None:
     else:
         hours = took["to_train"] * took["minutes"] / 60
         each = f"{took['minutes']:.1f} min" if took["minutes"] >= 1 else f"{took['minutes'] * 60:.0f} s"
+        total = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
         when = (f"runs of this size and these models took {each} each here (median of "
-                f"{took['of']} finished), so about {hours:.1f} h of training one run at a time"
+                f"{took['of']} finished), so about {total} of training one run at a time"
                 + (" (as one job, runs that share the LM train together: less)" if one_job else ""))
     st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale} on dataset **{ds.name}** (sweep "
                f"`{sweeps.sweep_name(grid)}`"

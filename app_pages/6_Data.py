@@ -46,14 +46,14 @@ def datasets_table(names: list[str]) -> None:
 
 def study_hint(name: str, images: Counter) -> str:
     """How to run the study on this dataset, and the paper's split where the collection is its size."""
-    from core.config import PAPER_SPLIT_PERCENT, SPLIT_PERCENT
+    from core.config import PAPER_SPLIT_IMAGES, PAPER_SPLIT_PERCENT, SPLIT_PERCENT
     from core.jobs import sweeps
 
     mean = sum(images.values()) / max(1, len(images))
     split = (f" With {mean:.1f} images per concept on average, the paper's {PAPER_SPLIT_PERCENT} train/val/test split "
              f"(the Train form's *Split %*, `--split-percent {PAPER_SPLIT_PERCENT}`) is an option to the default "
-             f"{SPLIT_PERCENT}." if mean >= 14 else "")
-    sweep = sweeps.sweep_name(sweeps.resolve("paper", "cpu", {"dataset": name}))
+             f"{SPLIT_PERCENT}." if mean >= PAPER_SPLIT_IMAGES else "")
+    sweep = sweeps.sweep_name(sweeps.resolve("paper", sweeps.DEFAULT_SCALE, {"dataset": name}))
     return (f"**Run the study on it:** choose *{name}* as the Dataset on the Train page, for one training run or "
             f"the paper's sweep (its Sweep tab; from a shell `taxolens sweep submit paper --dataset {name}`, "
             f"sweep `{sweep}`)." + split)

@@ -36,6 +36,7 @@ BASELINE_DEPENDS_ON = {"majority": ("dataset", "max_concepts", "images_per_conce
 # option for collections that size (`--split-percent 70/5/25`).
 SPLIT_PERCENT = "60/20/20"
 PAPER_SPLIT_PERCENT = "70/5/25"
+PAPER_SPLIT_IMAGES = 14                  # images per concept (on average) from which the paper's split fits
 
 
 # The leaf stage (`taxolens train --leaf-stage`; how the shipped checkpoint is trained): a second run
@@ -58,6 +59,23 @@ LEAF_ONLY = ("rank_soft",)
 # makes the true leaf the best guess more often (docs/training.md, "Ranking targets spread by the posterior").
 # The study's default stays the paper's feature input; the app offers runs of either recipe.
 SHIPPED_RECIPE = {"projector_input": "posterior", "augment_views": 2, "rank_soft": 1.0}
+
+
+# A sweep's scales (core.jobs.sweeps; kept here, below every layer that reads them, e.g. the Results
+# page's hints): default TrainConfig fields per scale. Both real scales train with the default recipe
+# (at most 6 epochs with early stopping). `cpu`: 80 concepts (of 385) is the smallest subset
+# where the within-category shuffle moves most concepts (65 of 80; at 40 only 12 move, most
+# category sets being singletons) and 19 categories have >= 3 concepts; on a loaded 2-core machine
+# a training update of 16 costs 2-3 s, so the preset's 48 train jobs take a night there.
+# `full`: the whole dataset, for a GPU (Slurm). `smoke`: short jobs that check the pipeline end to
+# end, nothing more; 40 concepts because below 33 no two concepts of a seeded subset share a
+# category set, so the preset's within-shuffle jobs are refused at submit.
+SCALES: dict[str, dict[str, Any]] = {
+    "smoke": {"max_concepts": 40, "images_per_concept": 3, "epochs": 1},
+    "cpu": {"max_concepts": 80, "images_per_concept": None},
+    "full": {"max_concepts": None, "images_per_concept": None},
+}
+DEFAULT_SCALE = "cpu"
 
 
 PROJECTOR_HIDDEN = 384                   # TrainConfig's default GELU MLP width (see projector_hidden)

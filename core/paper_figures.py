@@ -56,13 +56,30 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 SWEEP_HINT = "`taxolens sweep submit paper --scale smoke` (then `taxolens jobs worker`)"
 
 
-def sweep_hint(dataset: str | None) -> str:
-    """The command that makes a setting's missing runs: the paper preset, on the setting's dataset."""
+def sweep_hint(dataset: str | None, setting: Mapping | None = None) -> str:
+    """The command that makes a setting's missing runs: the paper preset on the setting's dataset, at
+    the scale whose subset and epochs are the setting's (else the default scale with `--set` for what
+    differs), so its runs land in this setting and not in another."""
+    from core.config import DEFAULT_SCALE, SCALES, TrainConfig
     from core.data import datasets
-    if dataset in (None, datasets.DEFAULT_NAME):
-        return SWEEP_HINT
-    return (f"`taxolens sweep submit paper --dataset {dataset} --scale smoke` (then `taxolens jobs worker`), or "
-            f"the Train page's Sweep tab with {dataset} as its Dataset")
+
+    setting = setting or {}
+    fields = ("max_concepts", "images_per_concept", "epochs")
+    defaults = TrainConfig()
+
+    def differs(scale: str) -> dict:
+        want = {f: SCALES[scale].get(f, getattr(defaults, f)) for f in fields}
+        # a subset limit the data does not reach is recorded as none: that setting is the scale's too
+        return {f: setting[f] for f in fields if f in setting and setting[f] != want[f]
+                and not (f != "epochs" and setting[f] is None)}
+
+    scales = [DEFAULT_SCALE] + [k for k in SCALES if k != DEFAULT_SCALE]
+    scale = next((k for k in scales if not differs(k)), DEFAULT_SCALE)
+    sets = "".join(f" --set {f}={'none' if v is None else v}" for f, v in differs(scale).items())
+    where = "" if dataset in (None, datasets.DEFAULT_NAME) else f" --dataset {dataset}"
+    page = "" if dataset in (None, datasets.DEFAULT_NAME) else f" with {dataset} as its Dataset"
+    command = f"`taxolens sweep submit paper{where} --scale {scale}{sets}` (then `taxolens jobs worker`)"
+    return command if sets else f"{command}, or the Train page's Sweep tab{page} at scale {scale}"
 
 
 class ExportUnavailable(RuntimeError):
@@ -638,7 +655,7 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
                        "figure": ablation_figure(table) if not table.empty else None,
                        "note": None if not table.empty else
                        "No runs under random:r or systematic:N with unseen questions in this setting yet: "
-                       + sweep_hint(setting.get("dataset")) + "."}
+                       + sweep_hint(setting.get("dataset"), setting) + "."}
 
     train = [r for r in _train(chosen) if model_of(r) == model] or _train(chosen)
     block = block or ("unseen" if default_condition(train, "unseen") and

@@ -156,6 +156,11 @@ class OpenChain:
 MAX_QUESTION_CHARS = 200
 
 
+def _wording(label: str) -> str:
+    """A label as a question words it, for telling two labels apart: case and spacing aside."""
+    return " ".join(label.split()).lower()
+
+
 def as_question(text: str) -> str:
     """A yes/no question as typed ("Is there a marsupial in the image?"), or a bare noun phrase
     ("marsupial") asked the way training asks ("Is there a marsupial in the image?")."""
@@ -181,8 +186,10 @@ class Predictor:
                                    if dataset.categories[k].synset}
         # An imported category has no synset; a WordNet node worded as it ("reptile") asks its very
         # question, so the chain marks it as that category too.
-        self._category_of_label = {dataset.categories[k].label.lower(): k for k in self.categories
-                                   if not dataset.categories[k].synset}
+        self._category_of_label: dict[str, str] = {}
+        for k in self.categories:
+            if not dataset.categories[k].synset:
+                self._category_of_label.setdefault(_wording(dataset.categories[k].label), k)
         self._features: dict[str, torch.Tensor] = {}     # last few images' features (features())
         self._lens = None
         self._blank: dict[str, float] = {}              # question -> P(yes) for a blank image
@@ -195,7 +202,7 @@ class Predictor:
     def _category_of(self, synset: str, label: str) -> tuple[bool, str | None]:
         """(is a dataset category, its name) for a WordNet node: by its synset, or for a category
         without one (an imported dataset's) by the node's wording."""
-        name = self.category_of_synset.get(synset) or self._category_of_label.get(label.lower())
+        name = self.category_of_synset.get(synset) or self._category_of_label.get(_wording(label))
         return name is not None, name
 
     @classmethod

@@ -82,7 +82,7 @@ def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
     train = [r for r in chosen if r["kind"] == "train"]
     if not train:
         setting = dict(key) if key is not None else {}
-        st.info("No training runs in this setting: " + pf.sweep_hint(setting.get("dataset")) + ".")
+        st.info("No training runs in this setting: " + pf.sweep_hint(setting.get("dataset"), setting) + ".")
         return
     setting = dict(key) if key is not None else {}
     ds_name = setting.get("dataset") or "concepts"

@@ -281,8 +281,7 @@ def cmd_results_figures(args) -> int:
         bar.close()
     if not manifest["settings"]:
         print(f"taxolens results figures: no evaluated training runs yet: {paper_figures.SWEEP_HINT} "
-              f"(another dataset: README, \"Your own grid\")",
-              file=sys.stderr)
+              f"(another dataset: add --dataset NAME)", file=sys.stderr)
     said = set()                     # a note shared by several settings is printed once
     for entry in manifest["settings"]:
         for name, note in entry["notes"].items():

@@ -81,8 +81,9 @@ def source_of(name_or_spec: str, scale: str | None = None, base: dict | None = N
 def stored_run(run_dir: Path) -> str:
     """How a manifest names a run: relative to the runs folder, so a data folder that is moved or
     copied (TAXOLENS_DATA elsewhere) keeps its sweeps and never writes into the old one."""
-    try:
-        return str(Path(run_dir).resolve().relative_to(paths.runs_dir().resolve()))
+    run_dir = Path(run_dir)
+    try:     # the folder itself may be a link: its place, not its target, is what is named
+        return str(run_dir.parent.resolve().relative_to(paths.runs_dir().resolve()) / run_dir.name)
     except ValueError:
         return str(run_dir)
 
@@ -93,9 +94,9 @@ def located_run(stored: str) -> str | None:
     else by its folder name here, else not at all: its config trains (or is reused) anew here."""
     path = Path(stored)
     root = paths.runs_dir()
-    if not path.is_absolute():
-        return str(root / path)
-    if path.resolve().is_relative_to(root.resolve()):
+    if not path.is_absolute():       # never outside the runs folder, whatever a hand edit wrote
+        return str(root / path) if (root / path).parent.resolve().is_relative_to(root.resolve()) else None
+    if path.parent.resolve().is_relative_to(root.resolve()):
         return str(path)
     here = root / path.name
     return str(here) if here.is_dir() else None

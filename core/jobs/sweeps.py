@@ -35,27 +35,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.config import TrainConfig
+from core.config import DEFAULT_SCALE, SCALES, TrainConfig  # noqa: F401 (SCALES: sweeps.SCALES)
 from core.jobs import kinds
 from core.jobs.kinds import JobContext, JobKind, JobSpecError, register
 
 GRID_KEYS = {"kind", "conditions", "ratios", "seeds", "encoders", "lms", "lm_inits", "baselines", "config"}
 SPEC_KEYS = {"name", "base", "grids", "preset", "scale"}
 
-# Default TrainConfig fields per scale; both real scales train with the default recipe (at most 6
-# epochs with early stopping, core/config.py). `cpu`: 80 concepts (of 385) is the smallest subset
-# where the within-category shuffle moves most concepts (65 of 80; at 40 only 12 move, most
-# category sets being singletons) and 19 categories have >= 3 concepts; on a loaded 2-core machine
-# a training update of 16 costs 2-3 s, so the preset's 48 train jobs take a night there.
-# `full`: the whole dataset, for a GPU (Slurm). `smoke`: short jobs that check the pipeline end to
-# end, nothing more; 40 concepts because below 33 no two concepts of a seeded subset share a
-# category set, so the preset's within-shuffle jobs are refused at submit.
-SCALES: dict[str, dict[str, Any]] = {
-    "smoke": {"max_concepts": 40, "images_per_concept": 3, "epochs": 1},
-    "cpu": {"max_concepts": 80, "images_per_concept": None},
-    "full": {"max_concepts": None, "images_per_concept": None},
-}
-DEFAULT_SCALE = "cpu"
 PRESETS = ("paper", "lms")
 # What the `lms` preset compares: each bundled LM (core.models.registry.LMS) with each prompt format
 # it has. Fixed, so a preset names the same grid on every machine; the bundled Gemma-3-270m is the
@@ -95,30 +81,35 @@ def _categories_of(scale: str, base: dict) -> int:
     dataset = base.get("dataset", TrainConfig.dataset)
     if dataset == TrainConfig.dataset:
         return DEFAULT_CATEGORIES
+    from core.base import ConfigError
     from core.data import datasets
     limits = {k: base.get(k, v) for k, v in SCALES.get(scale, {}).items() if k in ("max_concepts", "images_per_concept")}
     args = (dataset, limits.get("max_concepts"), limits.get("images_per_concept"))
-    try:      # the image table's file keys the count: a re-import (a new file) is counted again
-        info = (datasets.dataset_dir(dataset) / "images.csv").stat()
-        stamp = (info.st_mtime_ns, info.st_ino, info.st_size)
-    except (datasets.DatasetError, OSError, TypeError, ValueError):
-        return _category_count.__wrapped__(*args, None)      # no tables on disk to key a cache by
-    return _category_count(*args, stamp)
+    try:
+        try:      # the tables' files key the count (the ones a dataset version hashes): an edit counts anew
+            folder = datasets.dataset_dir(dataset)
+            stamp = tuple((i.st_mtime_ns, i.st_ino, i.st_size) for i in
+                          ((folder / name).stat() for name in ("concepts.csv", "categories.csv", "images.csv")))
+        except OSError:
+            return _count_categories(*args)           # no tables on disk to key a cache by
+        return _cached_count(*args, stamp)
+    except (datasets.DatasetError, ConfigError, OSError, TypeError, ValueError):
+        return DEFAULT_CATEGORIES     # unreadable, or a malformed limit: never cached, and validation says why
+
+
+def _count_categories(dataset: str, max_concepts, images_per_concept) -> int:
+    from core import conditions, rundata
+    subsets = [rundata.load_subset(TrainConfig(dataset=dataset, seed=seed, max_concepts=max_concepts,
+                                               images_per_concept=images_per_concept))[0] for seed in PAPER_SEEDS]
+    return min(len(conditions.used_categories(ds)) for ds in subsets) or DEFAULT_CATEGORIES
 
 
 @functools.lru_cache(maxsize=32)
-def _category_count(dataset: str, max_concepts, images_per_concept, stamp: tuple | None) -> int:  # noqa: ARG001 - stamp keys
-    """_categories_of's count, once per dataset version and subset size (the Train and Data pages
-    resolve a preset on every rerun; subsets of a large collection take a while)."""
-    from core import conditions, rundata
-    from core.base import ConfigError
-    from core.data import datasets
-    try:
-        subsets = [rundata.load_subset(TrainConfig(dataset=dataset, seed=seed, max_concepts=max_concepts,
-                                                   images_per_concept=images_per_concept))[0] for seed in PAPER_SEEDS]
-    except (datasets.DatasetError, ConfigError, OSError, TypeError, ValueError):
-        return DEFAULT_CATEGORIES
-    return min(len(conditions.used_categories(ds)) for ds in subsets) or DEFAULT_CATEGORIES
+def _cached_count(dataset: str, max_concepts, images_per_concept, stamp: tuple) -> int:  # noqa: ARG001 - stamp keys
+    """_count_categories once per dataset version and subset size (the Train and Data pages resolve
+    a preset on every rerun; subsets of a large collection take a while). A failure raises, so it is
+    never cached."""
+    return _count_categories(dataset, max_concepts, images_per_concept)
 
 
 def systematic_counts(scale: str, categories: int = DEFAULT_CATEGORIES) -> list[int]:

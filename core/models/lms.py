@@ -130,6 +130,18 @@ def _distinct(ids) -> list[int]:
     return out
 
 
+def _quiet_weight_loading(hf_logging):
+    """A transformers tqdm hook that draws no "Loading weights" bar and leaves every other bar, and
+    any hook already set, as they were."""
+    previous = getattr(hf_logging, "_tqdm_hook", None)
+
+    def hook(factory, args, kwargs):
+        if kwargs.get("desc") == "Loading weights":
+            return hf_logging.EmptyTqdm(*args, **kwargs)
+        return previous(factory, args, kwargs) if previous is not None else factory(*args, **kwargs)
+    return hook
+
+
 def load_lm(lm_id: str, source: str | Path, init: str = "pretrained", seed: int = 0,
             gguf_file: str | None = None) -> LanguageModel:
     """Load an LM from a local folder, a hub repo id, or a folder + GGUF file name (dequantized).
@@ -145,14 +157,15 @@ def load_lm(lm_id: str, source: str | Path, init: str = "pretrained", seed: int 
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     if init == "pretrained":
         # transformers draws a "Loading weights" bar for a local load of under a second, in every
-        # CLI command's output and job log; the hub's download bar (huggingface_hub's own) stays.
-        shown = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
+        # CLI command's output and job log. Only that bar is dropped (through transformers' tqdm
+        # hook, for this load alone): its global switch would also hide the hub's download bar.
+        set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+        previous = set_hook(_quiet_weight_loading(hf_logging)) if set_hook else None
         try:
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
         finally:
-            if shown:
-                hf_logging.enable_progress_bar()
+            if set_hook:
+                set_hook(previous)
     else:
         config = AutoConfig.from_pretrained(source, **kwargs)
         with torch.random.fork_rng(devices=[]):

@@ -60,7 +60,7 @@ def test_missing_runs_coherence_and_probe_name_the_commands(data_dir):
     fake_grid(conditions=("none",), seeds=(0,), lm_inits=("pretrained",))
     at = results_page()
     infos = " ".join(i.value for i in at.info)
-    assert "taxolens sweep submit paper --scale smoke" in infos
+    assert "taxolens sweep submit paper --scale cpu --set max_concepts=8 --set epochs=1`" in infos   # this setting's runs
     assert "taxolens coherence --dataset concepts --encoder efficientnet-lite2" in infos
     assert "taxolens probe-lm --lm smollm2-135m --dataset concepts" in infos
     # nothing is unseen under `none`: the page shows all questions and says so

@@ -170,12 +170,34 @@ def test_open_clip_vision_tower_from_a_local_checkpoint(tmp_path):
     assert not any(p.requires_grad for p in enc.parameters())
 
 
-def test_loading_the_bundled_lm_draws_no_progress_bar_and_leaves_the_setting_as_it_was(capfd):
+def test_loading_the_bundled_lm_draws_no_progress_bar_and_leaves_the_setting_as_it_was(capfd, monkeypatch):
     """transformers drew a "Loading weights" bar for a sub-second local load into every CLI command's
-    output and job log."""
+    output and job log. Only that bar goes: the hub's download bars and transformers' own switch and
+    hook are as they were, also when the load fails."""
+    import huggingface_hub.utils as hub_utils
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
+
+    before = (hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled(),
+              hf_logging._tqdm_hook)
+    seen = []
+
+    def load(*args, **kwargs):           # the hub's bars, asked for during the load
+        seen.append(hub_utils.are_progress_bars_disabled("huggingface_hub.http_get"))
+        return real(*args, **kwargs)
+    real = AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", load)
     capfd.readouterr()
     registry.create_lm(TrainConfig().lm)
     out, err = capfd.readouterr()
     assert "Loading weights" not in out + err
-    assert hf_logging.is_progress_bar_enabled()
+    assert seen == [before[1]]                                   # a download would still show its bar
+    assert (hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled(),
+            hf_logging._tqdm_hook) == before
+
+    def fail(*args, **kwargs):
+        raise OSError("disk gone")
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", fail)
+    with pytest.raises(OSError):
+        registry.create_lm(TrainConfig().lm)
+    assert hf_logging._tqdm_hook is before[2]

@@ -294,3 +294,5 @@ def test_the_paper_sweep_counts_an_imported_datasets_categories_again_after_a_re
                         "wood;club,\napple,food;fruit;tree;red,\n")        # 12 categories
     things.import_things(root, csv_path, "mine", replace=True)
     assert systematic() == ["systematic:3", "systematic:6"]
+    # a malformed limit in a spec is its validation's to refuse, not a crash of the cached count
+    assert sweeps.resolve({"preset": "paper", "base": {"dataset": "mine", "max_concepts": [5]}})["name"]

@@ -207,13 +207,17 @@ def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypa
     ds = SimpleNamespace(categories={"mammal": SimpleNamespace(label="mammal", synset=None)},
                          concepts={"dog": SimpleNamespace(label="dog", synset=None)})
     rows = [run("none", 0, half_unseen(True))]
-    key = (("dataset", "mine"),)
+    key = (("dataset", "mine"), ("epochs", 1), ("images_per_concept", 3), ("max_concepts", 40))
     figs = pf.setting_figures(rows, rows, key, ds=ds, depths={"mammal": None})
+    # the scale whose subset and epochs are this setting's, so the runs it makes land here
     assert "`taxolens sweep submit paper --dataset mine --scale smoke`" in figs["ablation"]["note"]
+    assert "`taxolens sweep submit paper --dataset mine --scale cpu`" in pf.sweep_hint("mine", {"epochs": 6})
+    assert "--scale cpu --set max_concepts=6 --set epochs=2`" in pf.sweep_hint(
+        "mine", {"max_concepts": 6, "images_per_concept": None, "epochs": 2})
     assert figs["depth"]["note"] == ("No category of mine has a WordNet synset (an imported dataset's "
                                      "categories have none), so there is no depth to plot.")
     figs = pf.setting_figures(rows, rows, (("dataset", "concepts"),), ds=ds, depths={"mammal": 4})
-    assert pf.SWEEP_HINT in figs["ablation"]["note"]
+    assert "`taxolens sweep submit paper --scale cpu` (then `taxolens jobs worker`)" in figs["ablation"]["note"]
     assert figs["depth"]["note"] == "None of the unseen hypernym questions is about a category with a WordNet depth."
 
 

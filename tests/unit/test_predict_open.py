@@ -97,13 +97,13 @@ def test_a_category_without_a_synset_is_marked_on_the_chain_by_its_wording(data_
     the chain's legend promised "◆ = a dataset category" and marked none, though its "reptile" node
     asks the very question of the category "reptile"."""
     ds = Dataset("t", Path("."), {"lizard": Concept("lizard", "lizard", "lizard.n.01", ("reptile", "pet"))},
-                 {"reptile": Category("reptile", "Reptile", None), "pet": Category("pet", "pet", None)}, [])
+                 {"reptile": Category("reptile", " Reptile ", None), "pet": Category("pet", "pet", None)}, [])
     p = Predictor(SimpleNamespace(run_id="tiny"), tiny_vlm(k=1), ds, torch.device("cpu"))
     chain = taxonomy.hypernym_chains("lizard.n.01")[0]
     scripted(p, {taxonomy.display_name(s) for s in chain})
     walk = p.open_chain(Image.new("RGB", (8, 8)), beam=1, budget=1000)
     marked = {n.synset: n.category for n in walk.chains[0] if n.is_category}
-    assert marked == {"reptile.n.01": "reptile"}            # by wording, case aside; "pet" is not on it
+    assert marked == {"reptile.n.01": "reptile"}            # by wording, case and spacing aside; "pet" is not on it
     assert p._category_of("animal.n.01", "animal") == (False, None)
 
 

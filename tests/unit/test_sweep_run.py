@@ -438,6 +438,10 @@ def test_a_data_folder_copied_elsewhere_keeps_its_sweeps_and_never_writes_into_t
     assert sweep_run.run_sweep(one)["runs"] == [str(copy / "runs" / done.name)]
     (row,) = sweep_run.results_rows(one)
     assert row["status"] == "succeeded"
-    shutil.rmtree(copy / "runs" / done.name)                               # not here: never the old folder
+    shutil.rmtree(copy / "runs" / done.name)
+    runs.write_json(manifest, {"name": "moved", "runs": {key: str(done)}, "source": one})   # absolute, not here
+    old = runs.checkpoint_json(done).stat().st_mtime_ns
     (fresh,) = map(runs.Path, sweep_run.run_sweep(one)["runs"])
-    assert fresh.parent == copy / "runs" and fresh != done
+    assert fresh.parent == copy / "runs" and fresh != done                 # never the old folder
+    assert runs.checkpoint_json(done).stat().st_mtime_ns == old
+    assert sweep_run.located_run("../../elsewhere/run") is None            # a hand-edited entry stays inside
