@@ -39,7 +39,7 @@ def choose_run():
         run = c1.selectbox("Evaluation run", options, key="browse_run",      # Predict's checkpoint first
                            index=options.index(common.preselected_run(evaluated)),
                            format_func=lambda r: r if r == ALONE else
-                           f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")
+                           f"{r.run_id} — {r.config.dataset}, {r.config.condition}, seed {r.config.seed}")
         if run != ALONE:
             split = c2.selectbox("Evaluated split", run.evaluated, key="browse_eval_split",
                                  index=run.evaluated.index("test") if "test" in run.evaluated else 0)

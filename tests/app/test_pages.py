@@ -105,7 +105,9 @@ def test_browse_and_geometry_open_on_the_checkpoint_predict_opens_on(data_dir):
     predict = run_page("app_pages/1_Predict.py").selectbox(key="predict_run")
     assert predict.value.path == first
     assert all(" — concepts, " in o for o in predict.options)        # which dataset each checkpoint knows
-    assert run_page("app_pages/2_Browse.py").selectbox(key="browse_run").value.path == first
+    browse = run_page("app_pages/2_Browse.py").selectbox(key="browse_run")
+    assert browse.value.path == first
+    assert all(" — concepts, " in o for o in browse.options if "dataset's images alone" not in o)
     geometry = run_page("app_pages/5_Geometry.py")
     # before a coherence table is cached; after, "geometry_run" goes through the same choose_run
     assert geometry.selectbox(key="geometry_insight_run").value.path == first
