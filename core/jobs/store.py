@@ -432,6 +432,12 @@ class JobStore:
             c.execute("UPDATE jobs SET run_dir = ? WHERE id = ? AND run_dir IS NULL", (str(run_dir), job_id))
             return c.execute("SELECT run_dir FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
 
+    def move_run_dir(self, job_id: int, run_dir: Path | str) -> str:
+        """Fix the job's run directory anew (its old one is not in this data folder: runner)."""
+        with self._write() as c:
+            c.execute("UPDATE jobs SET run_dir = ? WHERE id = ?", (str(run_dir), job_id))
+        return str(run_dir)
+
     def set_external_id(self, job_id: int, external_id: str) -> None:
         with self._write() as c:
             c.execute("UPDATE jobs SET external_id = ? WHERE id = ?", (external_id, job_id))

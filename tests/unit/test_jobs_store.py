@@ -386,3 +386,39 @@ def test_a_cancel_that_comes_after_the_work_is_done_leaves_the_job_succeeded(sto
     job = store.get(job_id)
     assert job.status == outcome and code == (runner.EXIT_OK if outcome == "succeeded" else runner.EXIT_CANCELLED)
     assert (job.result == {"written": True}) == (outcome == "succeeded")
+
+
+def test_a_job_of_a_data_folder_copied_elsewhere_never_writes_into_the_old_one(store, monkeypatch, tmp_path):
+    """A job fixes its output folder at its first start (absolute, in the job store). With the data
+    folder copied elsewhere and TAXOLENS_DATA pointed at the copy, a requeued job resumed into the
+    old folder. It now takes the copy's folder of the same name (a run, or baselines/<name>), else a
+    new one; a folder under this data folder is kept as it was."""
+    import os
+
+    from core import paths
+    from core.jobs import runner
+
+    seen = []
+
+    def execute(spec, ctx):
+        seen.append(ctx.output_dir)
+        return {}
+
+    made = iter(range(100))
+    monkeypatch.setitem(kinds._KINDS, "test-out", kinds.JobKind(
+        "test-out", lambda s: s, execute, describe=lambda s: "test",
+        make_output_dir=lambda spec: paths.runs_dir() / f"new-{next(made)}"))
+    old = tmp_path / "old-data" / "runs"
+    cases = {"kept": paths.runs_dir() / "mine", "copied run": old / "run-a", "copied baseline": old / "baselines" / "b",
+             "not copied": old / "run-gone"}
+    for here in (paths.runs_dir() / "mine", paths.runs_dir() / "run-a", paths.runs_dir() / "baselines" / "b"):
+        here.mkdir(parents=True)
+    expected = {"kept": paths.runs_dir() / "mine", "copied run": paths.runs_dir() / "run-a",
+                "copied baseline": paths.runs_dir() / "baselines" / "b", "not copied": paths.runs_dir() / "new-0"}
+    for name, stored in cases.items():
+        job_id = store.submit("test-out", {})
+        store.set_run_dir(job_id, stored)
+        store.claim(os.getpid())
+        assert runner.run(job_id, 1, store) == runner.EXIT_OK
+        assert seen[-1] == expected[name] and store.get(job_id).run_dir == str(expected[name]), name
+    assert not old.exists()
