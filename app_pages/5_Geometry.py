@@ -137,7 +137,7 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     setting = c1.selectbox("Runs of the setting", settings, format_func=results.describe_setting,
                            key="geometry_setting") if len(settings) > 1 else settings[0]
     rows = [r for r in rows if results.setting_key(r) == setting]
-    models = sorted({model_of(r) for r in rows}, key=lambda m: (m != "pretrained LM", m))
+    models = sorted({model_of(r) for r in rows})        # "pretrained LM" before "random-init LM"
     model = c2.radio("Model", models, key="geometry_model") if len(models) > 1 else models[0]
     rows = [r for r in rows if model_of(r) == model]
     conditions = sorted({r["condition"] for r in rows}, key=results.condition_order)

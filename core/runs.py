@@ -60,6 +60,34 @@ class RunError(ConfigError):
 
 # ---------------------------------------------------------------- atomic file writing
 
+def stored_path(run_dir: Path | str) -> str:
+    """How a record kept in the data folder (a sweep's manifest) names a run folder: relative to the
+    runs folder, so a data folder moved or copied elsewhere keeps its records (a folder that is
+    itself a link is named by its place, not its target); absolute only when it is not under it."""
+    run_dir = Path(run_dir)
+    try:
+        return str(run_dir.parent.resolve().relative_to(paths.runs_dir().resolve()) / run_dir.name)
+    except ValueError:
+        return str(run_dir)
+
+
+def located_path(stored: str) -> str | None:
+    """The folder a stored run path (stored_path's, or an absolute one a job or an older manifest
+    kept) names in THIS data folder: a relative one under the runs folder (never outside it,
+    whatever a hand edit wrote); an absolute one under the runs folder as it is; another absolute
+    one (a data folder copied elsewhere) by its place in the copy, a run or baselines/<name>; None
+    when the copy has none, so nothing is ever written into the old data folder."""
+    path, root = Path(stored), paths.runs_dir()
+    if not path.is_absolute():
+        return str(root / path) if (root / path).parent.resolve().is_relative_to(root.resolve()) else None
+    if path.parent.resolve().is_relative_to(root.resolve()):
+        return str(path)
+    for here in (root / path.name, root / path.parent.name / path.name):
+        if here.is_dir():
+            return str(here)
+    return None
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Pretty JSON, written atomically. NaN/inf are refused (they are not JSON)."""
     files.write_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())

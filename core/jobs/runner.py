@@ -25,21 +25,6 @@ PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every messag
 CANCEL_POLL_EVERY_S = 1.0
 
 
-def output_dir_here(stored: str) -> str | None:
-    """A job's fixed output folder, in this data folder: itself when it is under the runs folder;
-    for a data folder copied elsewhere with its job store, the copy's folder at the same place
-    under its runs folder (a run, or baselines/<name>), so the job resumes there and never writes
-    into the old data folder; None when the copy has no such folder."""
-    from core import paths
-    path, root = Path(stored), paths.runs_dir()
-    if path.parent.resolve().is_relative_to(root.resolve()):
-        return stored
-    for here in (root / path.name, root / path.parent.name / path.name):
-        if here.is_dir():
-            return str(here)
-    return None
-
-
 def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
     store = store or JobStore()
     job = store.get(job_id)
@@ -89,7 +74,8 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
             if job.run_dir is None:
                 output_dir = store.set_run_dir(job_id, kind.make_output_dir(job.spec))
             else:        # fixed by an earlier attempt; in a copied data folder, the copy's own
-                here = output_dir_here(job.run_dir)
+                from core import runs
+                here = runs.located_path(job.run_dir)
                 output_dir = job.run_dir if here == job.run_dir else \
                     store.move_run_dir(job_id, here or kind.make_output_dir(job.spec))
             print(f"output directory: {output_dir}", flush=True)

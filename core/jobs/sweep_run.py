@@ -78,37 +78,13 @@ def source_of(name_or_spec: str, scale: str | None = None, base: dict | None = N
         + (f" ({', '.join(known[:8])})" if known else ""))
 
 
-def stored_run(run_dir: Path) -> str:
-    """How a manifest names a run: relative to the runs folder, so a data folder that is moved or
-    copied (TAXOLENS_DATA elsewhere) keeps its sweeps and never writes into the old one."""
-    run_dir = Path(run_dir)
-    try:     # the folder itself may be a link: its place, not its target, is what is named
-        return str(run_dir.parent.resolve().relative_to(paths.runs_dir().resolve()) / run_dir.name)
-    except ValueError:
-        return str(run_dir)
-
-
-def located_run(stored: str) -> str | None:
-    """The run directory a manifest entry names here. A relative entry is under the runs folder; an
-    absolute one (manifests before entries were relative) is used when it is under the runs folder,
-    else by its folder name here, else not at all: its config trains (or is reused) anew here."""
-    path = Path(stored)
-    root = paths.runs_dir()
-    if not path.is_absolute():       # never outside the runs folder, whatever a hand edit wrote
-        return str(root / path) if (root / path).parent.resolve().is_relative_to(root.resolve()) else None
-    if path.parent.resolve().is_relative_to(root.resolve()):
-        return str(path)
-    here = root / path.name
-    return str(here) if here.is_dir() else None
-
-
 def manifest_runs(manifest: dict, versions: runs.DatasetVersions) -> dict[str, str]:
     """A manifest's {config key: run directory here}, each key as the config is recorded now (a
     manifest written before a subset limit the data does not reach was recorded as none names such
-    runs by the limit); located_run places each entry."""
+    runs by the limit); runs.located_path places each entry."""
     out: dict[str, str] = {}
     for key, stored in manifest.get("runs", {}).items():
-        run_dir = located_run(stored)
+        run_dir = runs.located_path(stored)
         if run_dir is None:
             continue
         try:
@@ -145,7 +121,7 @@ def run_dirs(name: str, cfgs: list[TrainConfig], source: dict | None = None) -> 
         if known is None or not Path(known).is_dir() or stale:
             reusable = reusable or runs.ReusableRuns(versions)
             known = str(reusable.take(cfg) or runs.create_run_dir(cfg))
-        manifest["runs"][key] = stored_run(Path(known))
+        manifest["runs"][key] = runs.stored_path(known)
         out.append(Path(known))
     if source is not None:                # the grid, so `sweep show <name>` can list it
         manifest["source"] = source
@@ -230,7 +206,7 @@ def run_sweep(spec, scale: str | None = None, together: int | None = None,
 
 
 def _forget_unstarted(name: str, dirs: list[Path]) -> None:
-    gone = {stored_run(d) for d in dirs if runs.discard_unstarted(d)}
+    gone = {runs.stored_path(d) for d in dirs if runs.discard_unstarted(d)}
     if gone:
         path = manifest_path(name)
         manifest = runs.read_json(path)

@@ -30,7 +30,7 @@ def test_a_sweep_trains_together_evaluates_and_resumes_without_redoing_work():
         assert runs.read_json(runs.checkpoint_json(d))["status"] == "finished"
         assert (runs.eval_dir(d, "test") / runs.METRICS_JSON).is_file()
     manifest = json.loads(runs.Path(done["manifest"]).read_text())
-    assert sorted(map(sweep_run.located_run, manifest["runs"].values())) == sorted(done["runs"])
+    assert sorted(map(runs.located_path, manifest["runs"].values())) == sorted(done["runs"])
     assert not any(runs.Path(v).is_absolute() for v in manifest["runs"].values())   # relative to the runs folder
     assert set(done["seconds"]) == {"train", "evaluate", "baselines", "probes", "total"}
 
@@ -153,7 +153,7 @@ def test_sweep_run_and_show_take_the_dataset_and_options_from_the_command_line(t
     name = out["show"].split()[-1]
     assert name.startswith("tiny-grid-tiny-") and out["runs"] == 6
     manifest = json.loads(sweep_run.manifest_path(name).read_text())
-    for run_dir in map(sweep_run.located_run, manifest["runs"].values()):
+    for run_dir in map(runs.located_path, manifest["runs"].values()):
         cfg = runs.read_json(runs.Path(run_dir) / runs.CONFIG_JSON)
         assert (cfg["dataset"], cfg["batch_size"], cfg["epochs"]) == ("tiny", 4, 2)
     for by in ([name], [str(spec), "--dataset", "tiny", "--set", "batch_size=4"]):
@@ -211,7 +211,7 @@ def test_a_sweep_as_one_job_is_checked_at_submit_runs_and_shows_its_results(tmp_
     started = [d for d in paths.runs_dir().iterdir() if (d / "config.json").is_file()]
     assert started and all(runs.checkpoint_json(d).is_file() for d in started)   # no empty run folders
     manifest = json.loads(sweep_run.manifest_path(job.spec["name"]).read_text())
-    assert sorted(map(sweep_run.located_run, manifest["runs"].values())) == sorted(map(str, started))
+    assert sorted(map(runs.located_path, manifest["runs"].values())) == sorted(map(str, started))
     ctx = kinds.JobContext(job.id, lambda f, m: None, lambda: False)
     result = kinds.get("sweep-run").execute(job.spec, ctx)        # ... and resumed by running it again
     assert result["runs"] == 6 and result["evaluations"] == 6
@@ -444,4 +444,4 @@ def test_a_data_folder_copied_elsewhere_keeps_its_sweeps_and_never_writes_into_t
     (fresh,) = map(runs.Path, sweep_run.run_sweep(one)["runs"])
     assert fresh.parent == copy / "runs" and fresh != done                 # never the old folder
     assert runs.checkpoint_json(done).stat().st_mtime_ns == old
-    assert sweep_run.located_run("../../elsewhere/run") is None            # a hand-edited entry stays inside
+    assert runs.located_path("../../elsewhere/run") is None            # a hand-edited entry stays inside
