@@ -388,11 +388,20 @@ def same_data_notes(jobs: list[dict]) -> list[str]:
     return notes
 
 
+# TrainConfig fields that leave a run's training time as it is: the axes a sweep varies over runs
+# of one cost (a condition changes the hypernym share a little; the median spans the grid's
+# conditions), and optimiser and regularisation settings. Every other field (sizes, models, the
+# projector's shape, negatives, views, naming loss, split, device, precision) keys the estimate.
+TIME_NEUTRAL = frozenset({"seed", "condition", "lm_init", "lr", "weight_decay", "warmup", "grad_clip",
+                          "dropout", "concept_mixup", "rank_soft", "rank_siblings", "projector_init",
+                          "init_from"})
+
+
 def time_estimate(grid: dict, known_runs: list) -> dict:
     """What a sweep would train here and how long such runs took: {"train_runs": its training runs,
     "to_train": those without a finished run to reuse, "minutes": the median training minutes of
-    finished runs on disk with the same data size, epochs, update cap, batch size and models, on the installed dataset (None
-    without any), "of": how many runs that median is of}. `known_runs`: runs.RunInfo of this
+    finished runs on disk on the installed dataset whose configs differ from one of the sweep's
+    only in TIME_NEUTRAL fields (None without any), "of": how many runs that median is of}. `known_runs`: runs.RunInfo of this
     machine's runs (the app passes its cached list)."""
     import statistics
 
@@ -400,9 +409,8 @@ def time_estimate(grid: dict, known_runs: list) -> dict:
     versions = runs.DatasetVersions()
 
     def size(cfg: TrainConfig) -> tuple:
-        cfg = versions.as_recorded(cfg)
-        return (cfg.dataset, cfg.max_concepts, cfg.images_per_concept, cfg.epochs, cfg.max_steps, cfg.batch_size,
-                cfg.encoder, cfg.lm, cfg.lm_init)
+        recorded = dataclasses.asdict(versions.as_recorded(cfg))
+        return tuple(sorted((k, repr(v)) for k, v in recorded.items() if k not in TIME_NEUTRAL))
 
     trains = [TrainConfig.from_dict(j["spec"]["config"]) for j in expand(grid) if j["kind"] == "train"]
     reusable = runs.ReusableRuns(versions)

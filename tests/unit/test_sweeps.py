@@ -247,8 +247,13 @@ def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size(tmp_path,
         return SimpleNamespace(status=status, config=dataclasses.replace(cfg, **change),
                                checkpoint={"metrics": [{"epoch": 1, "train_seconds": 60.0 * minutes}]})
     done = [run(2), run(4), run(9), run(1, status="partial"), run(50, epochs=7), run(60, max_concepts=20),
-            run(70, lm="gemma3-270m"), run(0.01, max_steps=2), run(80, batch_size=64)]   # other sizes: not timed by
+            run(70, lm="gemma3-270m"), run(0.01, max_steps=2), run(80, batch_size=64),   # other sizes: not timed by
+            run(90, augment_views=2), run(95, device="cuda"), run(99, rank_negatives=8), run(98, name_loss=0.5),
+            run(97, projector_tokens=1), run(96, split_percent="70/5/25")]               # ...nor other costs
     assert sweeps.time_estimate(spec, done) == {"train_runs": 4, "to_train": 4, "minutes": 4.0, "of": 3}
+    # a seed, a condition or an optimiser setting leaves the cost alone: timed
+    done += [run(3, seed=7, condition="cross", lr=3e-4, lm_init="random")]
+    assert sweeps.time_estimate(spec, done)["minutes"] == 3.5
     assert sweeps.time_estimate(spec, []) == {"train_runs": 4, "to_train": 4, "minutes": None, "of": 0}
     finished = runs.create_run_dir(cfg)                          # one of the four is done here: reused
     runs.write_json(runs.checkpoint_json(finished), {"status": "finished", "epoch": 1})
