@@ -5,6 +5,7 @@ the same check the job queue runs) and submit jobs that the worker started by `m
 Invalid choices are explained next to the form before anything is queued.
 """
 import json
+import re
 
 import streamlit as st
 
@@ -36,6 +37,49 @@ def condition_picker(ds) -> str:
     return kind
 
 
+LABELS = {  # the form's words for TrainConfig fields: its widgets, and its refusals (form_wording)
+    "encoder": "Image encoder",
+    "lm": "Language model",
+    "lm_init": "LM weights",
+    "projector": "Projector",
+    "image_tokens": "Image tokens",
+    "epochs": "Epochs",
+    "lr": "Learning rate",
+    "batch_size": "Batch size",
+    "prompt": "Prompt",
+    "hard_negatives": "Hard negatives",
+    "fresh_negatives": "Fresh negatives each epoch",
+    "projector_hidden": "Projector hidden width (0 = the LM's)",
+    "projector_tokens": "LM tokens per image token",
+    "projector_init": "Projector start",
+    "projector_input": "Projector input",
+    "projector_topk": "Top-k concept tokens",
+    "rank_negatives": "Ranking negatives",
+    "rank_siblings": "Ranking: share of siblings",
+    "name_loss": "Naming loss weight",
+    "rank_mined": "Mined ranking negatives",
+    "mine_pool": "Mining pool",
+    "rank_soft": "Ranking: posterior share",
+    "dropout": "Input dropout",
+    "grid_crop": "Grid crop (0 = whole image)",
+    "concept_mixup": "Concept mixup",
+    "augment_views": "Augmented views",
+    "precision": "LM precision in training",
+    "max_concepts": "Max concepts (0 = all)",
+    "images_per_concept": "Images per concept (0 = all)",
+    "split_percent": "Split % (train/val/test)",
+    "device": "Device",
+    "init_from": "Start from run",
+}
+
+
+def form_wording(message: str) -> str:
+    """A ConfigError in the form's words: each snake_case field name (and lr) it quotes becomes
+    the label of the widget that sets it (the check speaks TrainConfig, the page speaks labels)."""
+    names = "|".join(sorted((f for f in LABELS if "_" in f or f == "lr"), key=len, reverse=True))
+    return re.sub(rf"\b({names})\b", lambda m: f"“{LABELS[m.group(1)]}”", message)
+
+
 FRESH = "none (a fresh projector)"
 
 
@@ -58,115 +102,115 @@ def train_form(ds) -> None:
                "\"The shipped default checkpoint\").")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
-        encoder = c1.selectbox("Image encoder", encoders, index=_index(encoders, defaults.encoder))
-        lm = c2.selectbox("Language model", lms, index=_index(lms, defaults.lm))
-        lm_init = c3.selectbox("LM weights", ["pretrained", "random"],
+        encoder = c1.selectbox(LABELS["encoder"], encoders, index=_index(encoders, defaults.encoder))
+        lm = c2.selectbox(LABELS["lm"], lms, index=_index(lms, defaults.lm))
+        lm_init = c3.selectbox(LABELS["lm_init"], ["pretrained", "random"],
                                help="random = the random-init control: same architecture, no knowledge")
         c1, c2, c3 = st.columns(3)
-        projector = c1.selectbox("Projector", ["gelu-mlp", "gelu-mlp-norm", "linear"],
+        projector = c1.selectbox(LABELS["projector"], ["gelu-mlp", "gelu-mlp-norm", "linear"],
                                  index=["gelu-mlp", "gelu-mlp-norm", "linear"].index(defaults.projector),
                                  help="gelu-mlp-norm keeps every image token at the norm of the LM's words")
-        image_tokens = c2.number_input("Image tokens", 1, 256, defaults.image_tokens)
+        image_tokens = c2.number_input(LABELS["image_tokens"], 1, 256, defaults.image_tokens)
         seeds_text = c3.text_input("Seeds", "0", help="one job per seed: 0, 1, 2 or 0-4")
         c1, c2, c3 = st.columns(3)
-        epochs = c1.number_input("Epochs", 1, 1000, defaults.epochs)
-        lr = c2.number_input("Learning rate", min_value=0.0, max_value=1.0, value=defaults.lr,
+        epochs = c1.number_input(LABELS["epochs"], 1, 1000, defaults.epochs)
+        lr = c2.number_input(LABELS["lr"], min_value=0.0, max_value=1.0, value=defaults.lr,
                              format="%.5f", step=1e-4)
-        batch_size = c3.number_input("Batch size", 1, 4096, defaults.batch_size)
+        batch_size = c3.number_input(LABELS["batch_size"], 1, 4096, defaults.batch_size)
         c1, c2, c3 = st.columns(3)
-        prompt = c1.selectbox("Prompt", ["plain", "chat"], index=["plain", "chat"].index(defaults.prompt),
+        prompt = c1.selectbox(LABELS["prompt"], ["plain", "chat"], index=["plain", "chat"].index(defaults.prompt),
                               help="plain: 'Image: … Question: … Answer:'; chat: the LM's chat template")
         hard_negatives = c2.number_input(
-            "Hard negatives", 0, 100, defaults.hard_negatives,
+            LABELS["hard_negatives"], 0, 100, defaults.hard_negatives,
             help="extra 'no' leaf questions per training image about concepts of its own category "
                  "(0 = one random negative only, as in the paper); validation and test questions "
                  "are the same either way")
         fresh_negatives = c3.checkbox(
-            "Fresh negatives each epoch", defaults.fresh_negatives,
+            LABELS["fresh_negatives"], defaults.fresh_negatives,
             help="ask a new random draw of 'no' leaf questions every epoch (the same number of "
                  "questions), so the projector cannot memorise one wrong concept per image")
         with st.expander("Projector size, augmentation, ranking loss, subset, device"):
             c1, c2, c3 = st.columns(3)
             projector_hidden = c1.number_input(
-                "Projector hidden width (0 = the LM's)", 0, 65536, defaults.projector_hidden or 0, step=64,
+                LABELS["projector_hidden"], 0, 65536, defaults.projector_hidden or 0, step=64,
                 help="inner width of the gelu-mlp projector (a linear one has none); 0 = the LM's hidden size")
             projector_tokens = c2.number_input(
-                "LM tokens per image token", 1, 64, defaults.projector_tokens,
+                LABELS["projector_tokens"], 1, 64, defaults.projector_tokens,
                 help="the projector makes this many LM tokens from each pooled image token, so the LM "
                      "sees image tokens x this many (1 = one token each, as in the paper)")
             projector_init = c3.selectbox(
-                "Projector start", ["random", "probe"],
+                LABELS["projector_init"], ["random", "probe"],
                 help="probe: the first layer starts as a concept classifier fitted to the training images "
                      "(leaf labels only); random: the default initialisation, as in the paper")
             c1, c2 = st.columns([3, 1])
             projector_input = c1.selectbox(
-                "Projector input", list(PROJECTOR_INPUTS), index=list(PROJECTOR_INPUTS).index(defaults.projector_input),
+                LABELS["projector_input"], list(PROJECTOR_INPUTS), index=list(PROJECTOR_INPUTS).index(defaults.projector_input),
                 help="features: the encoder's pooled feature, as in the paper; posterior: a linear concept "
                      "probe's posterior of it (fitted on the training images' leaf labels, stored with the "
                      "projector; training sees out-of-fold posteriors; augmented views join the probe's fit). "
                      "Needs 1 image token, no grid crop and a random projector start. The shipped checkpoint: "
                      "posterior with 2 augmented views, then the leaf stage")
             projector_topk = c2.number_input(
-                "Top-k concept tokens", 0, 64, defaults.projector_topk,
+                LABELS["projector_topk"], 0, 64, defaults.projector_topk,
                 help="with Projector input posterior: one more LM token for each of the posterior's k most "
                      "likely concepts, in rank order (a trained row per concept, started at its name's word "
                      "embedding, plus its share); 0 = none")
             c1, c2, c3 = st.columns(3)
             rank_negatives = c1.number_input(
-                "Ranking negatives", 0, 100, defaults.rank_negatives,
+                LABELS["rank_negatives"], 0, 100, defaults.rank_negatives,
                 help="per training image in a batch, a listwise loss that ranks its own leaf question "
                      "above N random ones (added to the yes/no loss; 0 = off, as in the paper)")
             rank_siblings = c2.number_input(
-                "Ranking: share of siblings", 0.0, 1.0, defaults.rank_siblings, step=0.25,
+                LABELS["rank_siblings"], 0.0, 1.0, defaults.rank_siblings, step=0.25,
                 help="share of the ranking negatives drawn from concepts that share a category with the "
                      "image's, as far as the run's own kept hypernym questions tell (0 = all random)")
             name_loss = c3.number_input(
-                "Naming loss weight", 0.0, 10.0, defaults.name_loss, step=0.25,
+                LABELS["name_loss"], 0.0, 10.0, defaults.name_loss, step=0.25,
                 help="weight of a loss that trains the LM to continue 'Is there' with the name of each "
                      "training image's concept (added to the yes/no loss; 0 = off, as in the paper)")
             c1, c2, c3 = st.columns(3)
             rank_mined = c1.number_input(
-                "Mined ranking negatives", 0, 100, defaults.rank_mined,
+                LABELS["rank_mined"], 0, 100, defaults.rank_mined,
                 help="per training image in a batch, add to its ranking the N leaves the projector, as it "
                      "is at that step, most says yes to among a random pool (scored without gradient; "
                      "about 2.4x the step time with 4 of 24; 0 = off)")
             mine_pool = c2.number_input(
-                "Mining pool", 1, 1000, defaults.mine_pool,
+                LABELS["mine_pool"], 1, 1000, defaults.mine_pool,
                 help="random other leaves scored per image and step to mine the negatives from")
             rank_soft = c3.number_input(
-                "Ranking: posterior share", 0.0, 1.0, defaults.rank_soft, step=0.25,
+                LABELS["rank_soft"], 0.0, 1.0, defaults.rank_soft, step=0.25,
                 help="share of each ranking target spread over the ranked leaves by the image's probe "
                      "posterior, the rest on its own leaf (needs Projector input posterior; 0 = all on "
                      "its own leaf)")
             c1, c2, c3, c4 = st.columns(4)
-            dropout = c1.number_input("Input dropout", 0.0, 0.9, defaults.dropout, step=0.1,
+            dropout = c1.number_input(LABELS["dropout"], 0.0, 0.9, defaults.dropout, step=0.1,
                                       help="dropout on the projector's input features while training")
-            grid_crop = c2.number_input("Grid crop (0 = whole image)", 0, 64, defaults.grid_crop,
+            grid_crop = c2.number_input(LABELS["grid_crop"], 0, 64, defaults.grid_crop,
                                         help="train on a random N x N window of each image's encoder "
                                              "grid (9 x 9 for EfficientNet-Lite2): a crop without re-encoding")
             concept_mixup = c3.number_input(
-                "Concept mixup", 0.0, 1.0, defaults.concept_mixup, step=0.25,
+                LABELS["concept_mixup"], 0.0, 1.0, defaults.concept_mixup, step=0.25,
                 help="share of a batch's training images whose encoder features are mixed with those of "
                      "another training image of the same concept, in a random proportion (0 = none)")
             augment_views = c4.number_input(
-                "Augmented views", 0, 16, defaults.augment_views,
+                LABELS["augment_views"], 0, 16, defaults.augment_views,
                 help="augmented renderings of each training image (crop, rotation, flip, colour), encoded "
                      "once and cached; each epoch shows an image as itself or one of them (0 = none)")
             c1, c2, c3, c4, c5 = st.columns(5)
-            precision = c1.selectbox("LM precision in training", list(PRECISIONS),
+            precision = c1.selectbox(LABELS["precision"], list(PRECISIONS),
                                      index=list(PRECISIONS).index(defaults.precision),
                                      help="auto: bf16 on a GPU and on CPUs with AMX / AVX512-BF16 "
                                           "(about 2x faster), fp32 elsewhere; evaluation is fp32 either way")
-            max_concepts = c2.number_input("Max concepts (0 = all)", 0, 10**6, 0,
+            max_concepts = c2.number_input(LABELS["max_concepts"], 0, 10**6, 0,
                                            help="a seeded subset for quick runs; keeps every category when it can")
-            images_per_concept = c3.number_input("Images per concept (0 = all)", 0, 10**6, 0)
+            images_per_concept = c3.number_input(LABELS["images_per_concept"], 0, 10**6, 0)
             split_percent = c4.text_input(
-                "Split % (train/val/test)", defaults.split_percent,
+                LABELS["split_percent"], defaults.split_percent,
                 help="how each concept's images are split; the default suits the bundled set's 5-11 images "
                      f"per concept, the paper's {PAPER_SPLIT_PERCENT} suits collections of ~14 or more")
-            device = c5.selectbox("Device", ["auto", "cpu", "cuda"])
+            device = c5.selectbox(LABELS["device"], ["auto", "cpu", "cuda"])
             init_from = st.selectbox(
-                "Start from run", [FRESH] + trained_runs(),
+                LABELS["init_from"], [FRESH] + trained_runs(),
                 help="a second training stage: start the projector from this run's best checkpoint "
                      "(same models, data, condition and seed) instead of a fresh one, e.g. to add "
                      "ranking negatives once categories are grounded")
@@ -200,7 +244,7 @@ def train_form(ds) -> None:
             raise ConfigError(f"the weights of {missing[0]['model']} are not on this machine "
                               f"({missing[0]['note']})")
     except ConfigError as exc:
-        st.error(f"Not queued: {exc}", icon=":material/block:")
+        st.error(f"Not queued: {form_wording(str(exc))}", icon=":material/block:")
         return
     from core import jobs as jobs_api
     ids = [jobs_api.submit("train", {"config": cfg.to_dict()}, store=common.store()) for cfg in configs]

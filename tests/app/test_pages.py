@@ -256,6 +256,17 @@ def test_train_form_rejects_bad_seeds(data_dir):
     assert any("seeds: 'x' is not a seed" in e.value for e in at.error)
 
 
+def test_train_form_refuses_in_its_own_words(data_dir):
+    """The refusal of a bad split named `split_percent`, where the field reads "Split %"."""
+    at = run_page("app_pages/3_Train.py")
+    next(t for t in at.text_input if t.label.startswith("Split %")).set_value("50/50")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    (error,) = at.error
+    assert error.value.startswith("Not queued: “Split % (train/val/test)” must be") and "split_percent" not in error.value
+    from core.jobs.store import JobStore
+    assert JobStore().list() == []
+
+
 def test_train_page_lists_jobs(data_dir):
     from core.jobs.store import JobStore
     store = JobStore()
@@ -591,7 +602,7 @@ def test_train_form_passes_the_posterior_input_and_refuses_it_with_several_image
     next(s for s in at.selectbox if s.label == "Projector input").set_value("posterior")
     next(n for n in at.number_input if n.label == "Image tokens").set_value(4)
     next(b for b in at.button if b.label == "Queue training").click().run()
-    assert any("projector_input 'posterior'" in e.value for e in at.error)
+    assert any("“Projector input” 'posterior'" in e.value for e in at.error)
     assert not JobStore().list()
     next(n for n in at.number_input if n.label == "Image tokens").set_value(1)
     next(n for n in at.number_input if n.label == "Top-k concept tokens").set_value(5)
@@ -601,7 +612,7 @@ def test_train_form_passes_the_posterior_input_and_refuses_it_with_several_image
     assert job.spec["config"]["projector_input"] == "posterior" and job.spec["config"]["projector_topk"] == 5
     next(s for s in at.selectbox if s.label == "Projector input").set_value("features")
     next(b for b in at.button if b.label == "Queue training").click().run()
-    assert any("projector_topk needs projector_input 'posterior'" in e.value for e in at.error)
+    assert any("“Top-k concept tokens” needs “Projector input” 'posterior'" in e.value for e in at.error)
     assert len(JobStore().list()) == 1
 
 
@@ -611,7 +622,7 @@ def test_train_form_passes_augmented_views_and_refuses_them_with_a_grid_crop(dat
     next(n for n in at.number_input if n.label == "Augmented views").set_value(3)
     next(n for n in at.number_input if n.label == "Grid crop (0 = whole image)").set_value(7)
     next(b for b in at.button if b.label == "Queue training").click().run()
-    assert any("augment_views and grid_crop cannot be combined" in e.value for e in at.error)
+    assert any("“Augmented views” and “Grid crop (0 = whole image)” cannot be combined" in e.value for e in at.error)
     assert not JobStore().list()
     next(n for n in at.number_input if n.label == "Grid crop (0 = whole image)").set_value(0)
     next(b for b in at.button if b.label == "Queue training").click().run()
