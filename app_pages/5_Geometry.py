@@ -19,8 +19,8 @@ import numpy as np
 import streamlit as st
 
 from core import geometry, results
-from core.config import SPLIT_PERCENT
-from ui import common, figures
+from core.config import PAPER_SPLIT_PERCENT, SPLIT_PERCENT, ConfigError, canonical_split_percent
+from ui import common, figures, jobs
 
 LABELINGS = geometry.LABELINGS
 IMAGES_LABELS = {"train": "training images (the paper's)", "all": "all images"}
@@ -94,9 +94,21 @@ def coherence_section(ds, key: tuple, encoder: str, seed: int):
                       key="geometry_coherence_images",
                       help="The paper's coherence is over each category's training images; all images "
                            "adds the held-out ones (computed here from the cached features when first asked)")
-    table = _coherence(*key, encoder, seed, images)
-    st.caption(f"Mean pairwise cosine similarity of the image embeddings among {images_phrase(images, seed)}, "
-               "under each labeling. Shuffling across categories should destroy coherence; shuffling within "
+    split = SPLIT_PERCENT
+    if images == "train":
+        split = st.text_input("Split % (train/val/test)", SPLIT_PERCENT, key="geometry_coherence_split",
+                              help="which share of each concept's images is its training set, as a run's "
+                                   f"Split % sets it: {SPLIT_PERCENT} (TaxoLens' default), {PAPER_SPLIT_PERCENT} "
+                                   "(the paper's), or another")
+        try:
+            split = canonical_split_percent(split)
+        except ConfigError as exc:
+            st.error(f"{exc}; showing the {SPLIT_PERCENT} split.")
+            split = SPLIT_PERCENT
+    table = _coherence(*key, encoder, seed, images, split)
+    st.caption(f"Mean pairwise cosine similarity of the image embeddings among {images_phrase(images, seed)}"
+               + (f" under the {split} split" if split != SPLIT_PERCENT else "")
+               + ", under each labeling. Shuffling across categories should destroy coherence; shuffling within "
                "keeps it.")
     order = table.drop(index="all", errors="ignore").sort_values("original", ascending=False)
     label = {k: c.label for k, c in ds.categories.items()}      # as the questions word them
@@ -110,8 +122,9 @@ def coherence_section(ds, key: tuple, encoder: str, seed: int):
         a, b, c = st.columns(3)
         for col, lab in zip((a, b, c), LABELINGS):
             col.metric(f"Macro mean, {lab}", f"{table.loc['all', lab]:.3f}")
-    st.download_button("Coherence table (CSV)", table.to_csv().encode(), f"taxolens_coherence_{images}.csv",
-                       "text/csv", key="dl_coherence")
+    name = f"taxolens_coherence_{images}" + (f"_{split.replace('/', '-')}" if split != SPLIT_PERCENT else "")
+    st.download_button("Coherence table (CSV)", table.to_csv().encode(), f"{name}.csv", "text/csv",
+                       key="dl_coherence")
     return table, images
 
 
@@ -146,7 +159,7 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     labeling = {"cross": "cross", "within": "within"}.get(parse_condition(condition).shuffle_kind, "original")
     chosen = [r for r in rows if r["condition"] == condition]
     split = dict(setting).get("split_percent") or SPLIT_PERCENT
-    if images == "train" and split != SPLIT_PERCENT:      # the runs' own training images
+    if images == "train":       # the runs' own training images, whichever split the bars above show
         table = _coherence(*key, encoder, seed, images, split)
     st.caption(f"Coherence among {images_phrase(images, seed)}"
                + (f" under the runs' {split} split" if images == "train" and split != SPLIT_PERCENT else "")
@@ -166,39 +179,13 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
                     width="stretch", key="coherence_vs_f1")
 
 
-@st.fragment(run_every=2.0)
-def coherence_job_status(job_id: int) -> None:
-    """Live progress of the coherence job; the page redraws itself with the maps once it is done."""
-    with common.guard("The coherence job status"):
-        job = common.store().get(job_id)
-        if job.done:
-            st.rerun(scope="app")        # failed or cancelled: the page shows why and offers a retry
-        label = "waiting for the worker" if job.status == "queued" else job.message or "running"
-        st.progress(min(1.0, max(0.0, job.progress)), text=f"Coherence job #{job.id}: {label} ({job.progress:.0%})")
-
-
 def queue_coherence(ds, encoder: str, seed: int) -> None:
-    from core import jobs as jobs_api
-
-    store = common.store()
-    mine = [j for j in store.list(kind="coherence") if j.spec.get("encoder") == encoder
-            and j.spec.get("dataset") == ds.name and j.spec.get("seed") == seed
-            and j.spec.get("images", "train") == "train"
-            and j.spec.get("split_percent", SPLIT_PERCENT) == SPLIT_PERCENT]   # newest first
-    pending = [j for j in mine if not j.done]
-    if pending:
-        coherence_job_status(pending[-1].id)
-        return
-    if mine and mine[0].status == "failed":
-        reason = (mine[0].error or mine[0].message or "").strip().splitlines()
-        st.error(f"The last coherence job (#{mine[0].id}) failed: {reason[0] if reason else 'no reason given'}")
-    st.info(f"The coherence table of encoder **{encoder}** on **{ds.name}** (seed {seed}, over each category's "
-            "training images) is not computed yet. It runs as a job: image features already in the feature "
-            "cache are read, the encoder looks at the rest once.")
-    if st.button("Compute features and coherence", type="primary", key="geometry_queue"):
-        jobs_api.submit("coherence", {"dataset": ds.name, "encoder": encoder, "seed": seed, "images": "train"},
-                        store=store)
-        st.rerun()
+    """The coherence table over the training images, as a job (ui.jobs.coherence_job)."""
+    jobs.coherence_job({"dataset": ds.name, "encoder": encoder, "seed": seed, "images": "train"},
+                       f"The coherence table of encoder **{encoder}** on **{ds.name}** (seed {seed}, over each "
+                       "category's training images) is not computed yet. It runs as a "
+                       "job: image features already in the feature cache are read, the encoder looks at the rest "
+                       "once.", key="geometry_queue")
 
 
 # --- a checkpoint's trees against WordNet, and its image tokens in the LM -------------------------

@@ -141,3 +141,54 @@ def job_table(limit: int = 25) -> None:
             st.error(job.error)
         log = jobs_api.read_log_tail(job.log_path, lines=30)
         st.code(log or "(no log output yet)", language=None)
+
+
+# A coherence job's spec keys and what a job queued without one computed (before the images choice
+# every table was over all images; Geometry's first jobs named neither images nor split).
+COHERENCE_DEFAULTS = {"seed": 0, "max_concepts": None, "images_per_concept": None, "images": "train",
+                      "split_percent": None}
+
+
+@st.fragment(run_every=REFRESH_S)
+def coherence_job_status(job_id: int) -> None:
+    """Live progress of a coherence job; the page redraws itself once it is done."""
+    with common.guard("The coherence job status"):
+        job = common.store().get(job_id)
+        if job.done:
+            st.rerun(scope="app")        # failed or cancelled: the page shows why and offers a retry
+        label = "waiting for the worker" if job.status == "queued" else job.message or "running"
+        st.progress(min(1.0, max(0.0, job.progress)), text=f"Coherence job #{job.id}: {label} ({job.progress:.0%})")
+
+
+def coherence_job(spec: dict, intro: str, key: str) -> None:
+    """The coherence table `spec` asks for (a `coherence` job spec: dataset, encoder, and any of
+    COHERENCE_DEFAULTS), as a job: the progress of the one queued or running, else the reason the
+    last one failed, `intro` and a button that queues it."""
+    from core.config import SPLIT_PERCENT, canonical_split_percent
+    from core.jobs import JobSpecError
+
+    def normal(s: dict) -> dict:
+        out = {**COHERENCE_DEFAULTS, **{k: s.get(k) for k in ("dataset", "encoder")},
+               **{k: v for k, v in s.items() if k in COHERENCE_DEFAULTS}}
+        out["split_percent"] = None if out["images"] == "all" else \
+            canonical_split_percent(out["split_percent"] or SPLIT_PERCENT)
+        return out
+
+    store = common.store()
+    wanted = normal(spec)
+    mine = [j for j in store.list(kind="coherence") if normal(j.spec) == wanted]     # newest first
+    pending = [j for j in mine if not j.done]
+    if pending:
+        coherence_job_status(pending[-1].id)
+        return
+    if mine and mine[0].status == "failed":
+        reason = (mine[0].error or mine[0].message or "").strip().splitlines()
+        st.error(f"The last coherence job (#{mine[0].id}) failed: {reason[0] if reason else 'no reason given'}")
+    st.info(intro)
+    if st.button("Compute features and coherence", type="primary", key=key):
+        try:
+            jobs_api.submit("coherence", spec, store=store)
+        except JobSpecError as exc:
+            st.error(f"Not queued: {exc}")
+            return
+        st.rerun()

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core import paper_figures as pf
 from core import results
+from core.config import SPLIT_PERCENT
 from ui import common
 
 CAPTIONS = {
@@ -77,6 +78,16 @@ def subset_note(meta: dict, setting: dict) -> str:
             f"(`taxolens coherence --dataset {setting.get('dataset')} --max-concepts {n}` makes one of their size).")
 
 
+def queue_coherence(setting: dict, intro: str) -> None:
+    """The coherence table the setting's runs call for (their dataset, encoder, split and subset
+    size; seed 0), offered as a job beside what the figure lacks."""
+    from ui import jobs
+    jobs.coherence_job({"dataset": setting.get("dataset") or "concepts", "encoder": setting.get("encoder"),
+                        "seed": 0, "max_concepts": setting.get("max_concepts"), "images": "train",
+                        "split_percent": setting.get("split_percent") or SPLIT_PERCENT},
+                       intro, key="pf_coherence_queue")
+
+
 def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
     st.header("The paper's figures", divider="gray")
     train = [r for r in chosen if r["kind"] == "train"]
@@ -130,11 +141,18 @@ def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
             series = st.selectbox("Runs", leaf_names, key="pf_leaf_series")
             entry = {**entry, "figure": pf.leaf_figure(leaf_table, series)}
         if entry["figure"] is None:
-            st.info(entry["note"])
+            if name == "coherence" and not entry.get("meta"):      # no table yet: offer the job
+                queue_coherence(setting, entry["note"])
+            else:
+                st.info(entry["note"])
         else:
             st.plotly_chart(entry["figure"], width="stretch", key=f"pf_fig_{name}")
+            other_size = subset_note(entry["meta"], setting) if entry.get("meta") else ""
             st.caption(CAPTIONS[name] + (f" Coherence table: {entry['meta']['path']} ({entry['meta'].get('images')} "
                                          f"training images, seed {entry['meta'].get('seed')}'s split)."
-                                         + subset_note(entry["meta"], dict(key or ())) if entry.get("meta") else ""))
+                                         + other_size if entry.get("meta") else ""))
+            if other_size:
+                queue_coherence(setting, f"A table over subsets of {setting['max_concepts']} concepts, as the "
+                                         "setting's runs trained on, can be computed here.")
         if entry["figure"] is not None or not entry["table"].empty:
             downloads(name, entry, problem)

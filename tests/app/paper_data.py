@@ -33,16 +33,16 @@ def fake_graded_run(config: TrainConfig, unseen_error: float, seen_error: float 
     return write_test_eval(run_dir, rows, config)
 
 
-def fake_grid(conditions=GRID, seeds=(0, 1, 2), lm_inits=("pretrained", "random")) -> list:
+def fake_grid(conditions=GRID, seeds=(0, 1, 2), lm_inits=("pretrained", "random"), **config) -> list:
     """The grid under the current TAXOLENS_DATA: the random-init LM answers unseen questions near a
-    coin flip, the pretrained one better the more it saw."""
+    coin flip, the pretrained one better the more it saw. `config`: other TrainConfig fields."""
     made = []
     for condition in conditions:
         for init in lm_inits:
             for seed in seeds:
                 base = 0.15 + 0.1 * ("systematic" in condition) + 0.1 * ("1" == condition.split(":")[-1])
                 unseen = 0.45 if init == "random" else base
-                made.append(fake_graded_run(cfg(condition=condition, lm_init=init, seed=seed), unseen))
+                made.append(fake_graded_run(cfg(condition=condition, lm_init=init, seed=seed, **config), unseen))
     return made
 
 

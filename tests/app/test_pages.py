@@ -171,6 +171,16 @@ def test_geometry_coherence_is_over_the_training_images_and_says_so(data_dir, mo
     everything = geometry.coherence_table(ds, cfg.encoder, 0, images="all")
     assert {m.label: m.value for m in at.metric}["Macro mean, original"] == f"{everything.loc['all', 'original']:.3f}"
     assert everything.loc["all", "original"] != train.loc["all", "original"]
+    # the bars over another split's training images (the scatter below always uses its runs' own)
+    at.radio(key="geometry_coherence_images").set_value("train").run()
+    at.text_input(key="geometry_coherence_split").set_value("70/5/25").run()
+    assert not at.exception, [e.value for e in at.exception]
+    paper = geometry.coherence_table(ds, cfg.encoder, 0, split_percent="70/5/25")
+    assert "training images (seed 0's split), as in the paper under the 70/5/25 split" in texts(at)
+    assert {m.label: m.value for m in at.metric}["Macro mean, original"] == f"{paper.loc['all', 'original']:.3f}"
+    at.text_input(key="geometry_coherence_split").set_value("50/50").run()
+    assert any("split_percent must be" in e.value and "showing the 60/20/20 split" in e.value for e in at.error)
+    assert {m.label: m.value for m in at.metric}["Macro mean, original"] == f"{train.loc['all', 'original']:.3f}"
 
 
 def test_geometry_coherence_vs_f1_is_one_models_runs_of_one_setting(data_dir, monkeypatch):
@@ -361,6 +371,12 @@ def test_geometry_offers_the_coherence_job_when_nothing_is_cached(data_dir):
     assert at.selectbox(key="geometry_encoder").value
     assert at.radio(key="geometry_method").value == "umap"
     assert any(b.label == "Compute features and coherence" for b in at.button)
+    next(b for b in at.button if b.key == "geometry_queue").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from core.jobs.store import JobStore
+    (job,) = JobStore().list(kind="coherence")
+    assert (job.spec["images"], job.spec["split_percent"], job.spec["seed"]) == ("train", "60/20/20", 0)
+    assert not any(b.key == "geometry_queue" for b in at.button)         # queued: its progress instead
 
 
 @pytest.mark.parametrize("page", ["app_pages/1_Predict.py", "app_pages/2_Browse.py", "app_pages/3_Train.py",

@@ -73,6 +73,22 @@ def test_missing_runs_coherence_and_probe_name_the_commands(data_dir):
     assert labels["pf_csv_coherence"] == "F1 only (CSV)" and labels["pf_csv_leaf"] == "Data (CSV)"
 
 
+def test_a_missing_coherence_table_is_one_click_away(data_dir):
+    """The coherence figure named only a command; the page now queues the table the setting's runs
+    call for (their dataset, encoder, split and subset size) and follows the job."""
+    from core.jobs.store import JobStore
+    fake_grid(conditions=("none",), seeds=(0,), lm_inits=("pretrained",), split_percent="70/5/25")
+    at = results_page()
+    assert any("--split-percent 70/5/25" in i.value for i in at.info)
+    next(b for b in at.button if b.key == "pf_coherence_queue").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (job,) = JobStore().list(kind="coherence")
+    assert (job.spec["dataset"], job.spec["images"], job.spec["split_percent"], job.spec["max_concepts"]) == \
+        ("concepts", "train", "70/5/25", 8)
+    assert not any(b.key == "pf_coherence_queue" for b in at.button)        # queued: its progress instead
+    assert any("Coherence job #" in str(p.proto) for p in at.get("progress"))
+
+
 def test_cli_writes_csv_and_figures_per_setting(data_dir, tmp_path, capsys, monkeypatch):
     import pandas as pd
 
