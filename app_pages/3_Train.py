@@ -271,7 +271,8 @@ PRESET_TEXT = {
 def _estimate(source_json: str, data_dir: str) -> dict:  # noqa: ARG001 - keys the cache
     """sweeps.time_estimate for a preset sweep (it reads every run's records: not on every rerun)."""
     from core.jobs import sweeps
-    return sweeps.time_estimate(sweeps.resolve(json.loads(source_json)), common.runs_list())
+    return sweeps.time_estimate(sweeps.resolve(json.loads(source_json)), common.runs_list(),
+                                common.store().list(kind="train", status="succeeded"))
 
 
 def sweep_source(preset: str, scale: str, dataset: str | None) -> dict:
@@ -316,8 +317,10 @@ def sweep_form(ds) -> None:
         hours = took["to_train"] * took["minutes"] / 60
         each = f"{took['minutes']:.1f} min" if took["minutes"] >= 1 else f"{took['minutes'] * 60:.0f} s"
         total = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+        what = ("whole jobs: loading, training, validation and test evaluation" if took["whole_jobs"]
+                else "training and validation; loading the models and the test evaluation add more")
         when = (f"runs of this size and these models took {each} each here (median of "
-                f"{took['of']} finished), so about {total} of training one run at a time"
+                f"{took['of']} finished; {what}), so about {total} one run at a time"
                 + (" (as one job, runs that share the LM train together: less)" if one_job else ""))
     st.caption(f"{n_jobs} jobs in the {name} preset at scale {scale} on dataset **{ds.name}** (sweep "
                f"`{sweeps.sweep_name(grid)}`"

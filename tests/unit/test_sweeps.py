@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -250,11 +251,28 @@ def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size(tmp_path,
             run(70, lm="gemma3-270m"), run(0.01, max_steps=2), run(80, batch_size=64),   # other sizes: not timed by
             run(90, augment_views=2), run(95, device="cuda"), run(99, rank_negatives=8), run(98, name_loss=0.5),
             run(97, projector_tokens=1), run(96, split_percent="70/5/25")]               # ...nor other costs
-    assert sweeps.time_estimate(spec, done) == {"train_runs": 4, "to_train": 4, "minutes": 4.0, "of": 3}
+    assert sweeps.time_estimate(spec, done) == {"train_runs": 4, "to_train": 4, "minutes": 4.0, "of": 3,
+                                                "whole_jobs": False}
     # a seed, a condition or an optimiser setting leaves the cost alone: timed
     done += [run(3, seed=7, condition="cross", lr=3e-4, lm_init="random")]
     assert sweeps.time_estimate(spec, done)["minutes"] == 3.5
-    assert sweeps.time_estimate(spec, []) == {"train_runs": 4, "to_train": 4, "minutes": None, "of": 0}
+    assert sweeps.time_estimate(spec, []) == {"train_runs": 4, "to_train": 4, "minutes": None, "of": 0,
+                                              "whole_jobs": False}
+    # a run's train job, when one trained it in one go, times it whole (loading and evaluation too)
+    timed = [run(2), run(4), run(9)]
+    for info, name in zip(timed, ("a", "b", "c")):
+        info.path = Path(f"/elsewhere/runs/{name}")
+    jobs = [SimpleNamespace(kind="train", status="succeeded", run_dir="/data/runs/a", started=100.0, finished=100.0 + 360,
+                            attempts=1, result={}),
+            SimpleNamespace(kind="train", status="succeeded", run_dir="/data/runs/b", started=0.0, finished=1.0,
+                            attempts=1, result={"reused": True}),                       # not trained by it
+            SimpleNamespace(kind="train", status="succeeded", run_dir="/data/runs/c", started=0.0, finished=60.0,
+                            attempts=2, result={})]                                     # resumed: partial
+    assert sweeps.time_estimate(spec, timed, jobs) == {"train_runs": 4, "to_train": 4, "minutes": 6.0, "of": 1,
+                                                       "whole_jobs": True}
+    timed[0].checkpoint["metrics"][0]["val_seconds"] = 30.0                # records alone: + validation
+    assert sweeps.time_estimate(spec, timed, jobs[1:])["minutes"] == 4.0
+    assert sweeps.time_estimate(spec, timed[:1], [])["minutes"] == 2.5
     finished = runs.create_run_dir(cfg)                          # one of the four is done here: reused
     runs.write_json(runs.checkpoint_json(finished), {"status": "finished", "epoch": 1})
     assert sweeps.time_estimate(spec, [])["to_train"] == 3
