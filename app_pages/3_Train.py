@@ -23,6 +23,7 @@ def condition_picker(ds) -> str:
     st.caption(CONDITIONS[kind])
     if kind == "random":
         ratio = st.slider("Ablation ratio r", 0.0, 1.0, 0.5, 0.05, key="train_ratio")
+        removal_note(ds, f"random:{ratio:g}", ratio)
         return f"random:{ratio:g}"
     if kind == "systematic":
         how = st.radio("Which categories", ["a number of them, chosen by seed", "these categories"],
@@ -78,6 +79,31 @@ def form_wording(message: str) -> str:
     the label of the widget that sets it (the check speaks TrainConfig, the page speaks labels)."""
     names = "|".join(sorted((f for f in LABELS if "_" in f or f == "lr"), key=len, reverse=True))
     return re.sub(rf"\b({names})\b", lambda m: f"“{LABELS[m.group(1)]}”", message)
+
+
+def removal_note(ds, spec: str, ratio: float) -> None:
+    """What random:r removes on the page's dataset, before anything is queued: the paper's sampling
+    takes at least one member of every category, so on a small collection it removes far more than
+    r (reported: r = 0.5 left no seen hypernym question on a 10-concept subset)."""
+    if ds is None or ratio <= 0:
+        return
+    from core.conditions import removal_summary
+    try:
+        gone = removal_summary(ds, spec)
+    except ConfigError:
+        return                                  # the form's check says why when it is queued
+    share = gone["concepts"] / gone["of"]
+    more = share > ratio + 0.1
+    st.caption(f"On **{ds.name}** (all {gone['of']} concepts, seed 0): {gone['concepts']} concepts ({share:.0%}) "
+               "lose all their hypernym questions"
+               + (f", more than r = {ratio:g}: each category gives up max(1, int(n·r)) of its n members, so a "
+                  "category of one loses its member at any r > 0, and a concept in several categories can be "
+                  "drawn by each" if more else "")
+               + ". A subset (Max concepts) has smaller categories and loses more; the run's report "
+                 "gives its own count.")
+    if gone["concepts"] == gone["of"] and ratio < 1:
+        st.warning(f"At r = {ratio:g} every concept of {ds.name} loses its hypernym questions: no seen "
+                   "hypernym question is left to compare the unseen ones with.", icon=":material/warning:")
 
 
 FRESH = "none (a fresh projector)"

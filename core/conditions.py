@@ -286,6 +286,18 @@ def _shuffle(kind: str | None, ds, seed: int, report: dict) -> dict[str, str]:
     return labeling
 
 
+def removal_summary(ds, spec: str, seed: int = 0) -> dict:
+    """How much hypernym evidence a condition removes from `ds` under `seed`, before anything trains
+    (the Train form shows it): {"concepts": concepts that lose at least one hypernym question, "of":
+    the dataset's concepts, "pairs": (concept, category) pairs removed, "of_pairs": concepts x
+    used categories}. random:r removes more than r of the concepts: every category samples
+    max(1, int(n * r)) of its n members, so a category of one loses it at any r > 0, and a concept
+    in several categories can be sampled by each."""
+    removed = parse_condition(spec).apply(ds, seed).removed
+    return {"concepts": len({c for c, _ in removed}), "of": len(ds.concepts), "pairs": len(removed),
+            "of_pairs": len(ds.concepts) * len(used_categories(ds))}
+
+
 def sample_size(ratio: float, n: int) -> int:
     """The paper's count of a category's n members to sample at ratio r: max(1, int(n * r)),
     none at r = 0, with n * r taken exactly: the 1e-9 keeps floor() from truncating a product that
