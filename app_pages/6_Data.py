@@ -26,6 +26,12 @@ object_images/                 categories.csv
 animal in the image?*). `synset` is optional: a WordNet 3.0 noun synset gives Predict the concept's
 hypernym chain. A trailing digit in a folder name is dropped from the question's wording (THINGS
 homonyms: `bat2` is asked as "bat"). A `.tsv` file is read tab-separated."""
+REPLACE_LABEL = "Replace the dataset of that name"
+
+
+def app_wording(message: str) -> str:
+    """An import refusal in the form's terms: core says the command line's flag (--replace)."""
+    return message.replace("replace it with --replace", f"tick *{REPLACE_LABEL}*")
 
 
 def datasets_table(names: list[str]) -> None:
@@ -90,7 +96,7 @@ def import_form(names: list[str]) -> None:
                                  help="Columns concept,categories[,synset]; one row per concept folder.")
         name = st.text_input("Dataset name", placeholder="my_collection",
                              help="1-64 lowercase letters, digits, '_' or '-'.")
-        replace = st.checkbox("Replace the dataset of that name",
+        replace = st.checkbox(REPLACE_LABEL,
                               help="Runs trained on the one replaced stay on disk, marked as trained on "
                                    "another version of the dataset; results leave them out.")
         sent = st.form_submit_button("Import", icon=":material/drive_folder_upload:")
@@ -103,7 +109,7 @@ def import_form(names: list[str]) -> None:
         job_id = jobs_api.submit("import", {"root": root, "csv": csv_path, "name": name.strip(), "replace": replace},
                                  store=common.store())
     except ConfigError as exc:          # JobSpecError: every problem found before reading images
-        st.error(f"Not queued: {exc}", icon=":material/block:")
+        st.error(f"Not queued: {app_wording(str(exc))}", icon=":material/block:")
         return
     st.session_state["data_import_job"] = job_id
     st.success(f"Queued import job #{job_id}. Its progress is below; once it has succeeded, the Train "
@@ -144,6 +150,7 @@ def main() -> None:
     ended = st.session_state.pop("data_import_ended", None)
     if ended:
         job_id, name, status, error = ended
+        error = app_wording(jobs.split_error(error)[0]) if error else ""     # its traceback: the job table
         st.error(f"Import job #{job_id} of **{name}** {status}; nothing was kept" + (f". {error}" if error else "."),
                  icon=":material/error:")
     names = list_datasets()

@@ -20,6 +20,7 @@ from core import files, paths, runs
 from core.config import TrainConfig
 
 MARKER_NAME = "first-run.json"
+INSTALL_DATASET = "`make dataset`"       # how the default dataset is built (README, Data)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class FirstRunState:
     checkpoint: Path | None        # the default checkpoint, once one exists
     job: object | None             # core.jobs.Job of the first run: training, or preparing features
     shipped_note: str = ""         # whether the shipped checkpoint fits this machine, and why
+    dataset_installed: bool = True  # the default dataset, which the first run trains on
 
     @property
     def ready(self) -> bool:
@@ -35,6 +37,9 @@ class FirstRunState:
     def describe(self) -> str:
         if self.checkpoint is not None:
             return f"default checkpoint ready: {self.checkpoint.name}"
+        if self.job is None and not self.dataset_installed:
+            return f"no default checkpoint, and the default dataset '{TrainConfig.dataset}' is not " \
+                   f"installed to train one on: {INSTALL_DATASET} installs it"
         if self.job is None:
             return "no default checkpoint and no default training job"
         job = self.job
@@ -94,7 +99,15 @@ def state(store=None, preferred=runs.preferred_checkpoint) -> FirstRunState:
         # a default training job queued by hand (CLI, Train page) counts as well
         live = [j for j in store.list(kind="train") if not j.done and _is_default_train(j)]
         job = live[-1] if live else job
-    return FirstRunState(checkpoint=checkpoint, job=job, shipped_note=shipped_note)
+    return FirstRunState(checkpoint=checkpoint, job=job, shipped_note=shipped_note,
+                         dataset_installed=default_dataset_installed())
+
+
+def default_dataset_installed() -> bool:
+    """Whether the default dataset is here: without it a first-run job can only fail (a researcher
+    may have only imported datasets)."""
+    from core.data.datasets import list_datasets
+    return TrainConfig.dataset in list_datasets()
 
 
 def submit_default_job(store=None) -> int:

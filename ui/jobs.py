@@ -37,6 +37,20 @@ def _worker_note(store) -> None:
                    "or run `make worker` in another terminal.", icon=":material/engineering:")
 
 
+def _no_default_dataset(trained: bool) -> None:
+    from core.config import TrainConfig
+    from core.data.datasets import list_datasets
+    from ui.firstrun import INSTALL_DATASET
+
+    here = [n for n in list_datasets() if n != TrainConfig.dataset]
+    meanwhile = ("Until then, Predict uses the newest trained run." if trained else
+                 f"Meanwhile the Train page trains a projector on the datasets here "
+                 f"({', '.join(f'**{n}**' for n in here)})." if here else "")
+    st.warning(f"**The default dataset, {TrainConfig.dataset}, is not installed**, so there is no first-run "
+               f"model to train. {INSTALL_DATASET} installs it (then reload this page). {meanwhile}",
+               icon=":material/dataset:")
+
+
 @st.fragment(run_every=REFRESH_S)
 def first_run_panel(rerun_app_when_ready: bool = True) -> None:
     """Where the default checkpoint stands; reruns the whole page once it becomes ready."""
@@ -61,6 +75,9 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
             return
         job = state.job
         trained = any(r.epoch >= 1 for r in common.runs_list())
+        if not state.dataset_installed:       # a first run can only fail: say how to install it instead
+            _no_default_dataset(trained)
+            return
         if job is None and trained:
             text, button = st.columns([4, 1], vertical_alignment="center")
             text.caption("No default-config checkpoint yet; Predict uses the newest trained run instead.")
@@ -106,22 +123,81 @@ def job_rows(jobs: list) -> list[dict]:
         return "worker gone" if worker_gone(j) else j.status
 
     return [{"id": j.id, "job": jobs_api.describe(j), "status": status(j),
-             "progress": float(j.progress), "message": (j.error or j.message or "")[:160],
+             "progress": float(j.progress),
+             "message": (split_error(j.error)[0] if j.error else j.message or "")[:160],
              "queued at": _ago(j.created), "finished at": _ago(j.finished)} for j in jobs]
+
+
+def split_error(error: str) -> tuple[str, str]:
+    """A failed job's error as (its message, the traceback or ""). The runner records
+    "Type: message\n\n<traceback's last 4000 characters>", so the traceback may lack its first line;
+    an error that is a bare traceback says its last line."""
+    text = error.strip()
+    start = text.find("Traceback (most recent call last):")
+    frame = text.find('  File "')
+    if start < 0 and frame >= 0:               # the traceback's tail only: it starts after the gap
+        start = text.rfind("\n\n", 0, frame) + 2 if "\n\n" in text[:frame] else 0
+    if start < 0:
+        return text, ""
+    message, trace = text[:start].strip(), text[start:]
+    if not message:
+        lines = [line for line in trace.splitlines() if line.strip()]
+        message = lines[-1].strip() if lines else trace
+    return message, trace
+
+
+def listed_jobs(store, limit: int) -> list:
+    """Every queued and running job and the newest `limit` finished ones, newest first. A sweep
+    queues dozens of jobs: the newest `limit` alone left out the one running, so it could not be
+    cancelled here. Read in the order jobs move (queued, running, finished), so one that moves
+    meanwhile is seen at least once."""
+    from core.jobs.store import FINISHED
+
+    active = store.list(status="queued") + store.list(status="running")
+    finished = sorted((j for s in FINISHED for j in store.list(status=s, limit=limit)),
+                      key=lambda j: j.id, reverse=True)[:limit]
+    latest = {j.id: j for j in active + finished}          # a job read twice: its later state
+    return sorted(latest.values(), key=lambda j: j.id, reverse=True)
+
+
+def cancel_sweep_control(store, sweep_id: int) -> None:
+    """One click cancels the rest of a sweep, once a checkbox confirms it (it cannot be undone)."""
+    said_key = f"sweep_cancelled_{sweep_id}"
+    remaining = jobs_api.sweep_remaining(sweep_id, store=store)
+    if remaining:
+        running = sum(j.status == "running" for j in remaining)
+        slot = st.empty()
+        with slot.container():
+            cols = st.columns([3, 1], vertical_alignment="center")
+            sure = cols[0].checkbox(
+                f"Cancel the rest of sweep #{sweep_id}: its {len(remaining)} unfinished job(s), {running} running "
+                f"and {len(remaining) - running} queued", key=f"sweep_cancel_sure_{sweep_id}",
+                help="Queued jobs are cancelled at once, running ones asked to stop. The same sweep submitted "
+                     "again reuses its finished runs and resumes the stopped ones.")
+            clicked = cols[1].button("Cancel the sweep", key=f"sweep_cancel_{sweep_id}", disabled=not sure)
+        if clicked and sure:
+            cancelled, stopping = jobs_api.cancel_sweep(sweep_id, store=store)
+            st.session_state[said_key] = (f"Sweep #{sweep_id}: cancelled {cancelled} job(s)"
+                                          + (f"; asked {stopping} running job(s) to stop" if stopping else "") + ".")
+            slot.empty()                         # nothing left to cancel: the control goes
+    if st.session_state.get(said_key):           # said while the sweep is shown, not for a moment
+        st.success(st.session_state[said_key], icon=":material/cancel:")
 
 
 @st.fragment(run_every=REFRESH_S)
 def job_table(limit: int = 25) -> None:
-    """Newest jobs with progress bars; pick one for its log tail and a cancel button."""
+    """Running and queued jobs, then the newest finished ones, with progress bars; pick one for its
+    log tail and a cancel button (and, for a sweep's job, one that cancels the rest of the sweep)."""
     with common.guard("The job table"):
         store = common.store()
-        jobs = store.list(limit=limit)
+        jobs = listed_jobs(store, limit)
         if not jobs:
             st.info("No jobs yet. Submit one with the forms above.")
             return
         _worker_note(store)
         counts = store.counts()
-        st.caption(" · ".join(f"{STATUS_ICONS[s]} {s}: {n}" for s, n in counts.items() if n))
+        st.caption(" · ".join(f"{STATUS_ICONS[s]} {s}: {n}" for s, n in counts.items() if n)
+                   + f" — listed: every running and queued job, and the newest {limit} finished")
         st.dataframe(job_rows(jobs), hide_index=True, width="stretch", column_config={
             "id": st.column_config.NumberColumn("id", width="small"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
@@ -137,8 +213,15 @@ def job_table(limit: int = 25) -> None:
                          f"{job.message or ''}")
         if not job.done and cols[1].button("Cancel job", key=f"cancel_{job.id}"):
             st.toast(f"Job #{job.id}: {jobs_api.cancel(job.id, store=store)}")
+        sweep_id = jobs_api.sweep_of(job, store=store)
+        if sweep_id is not None:
+            cancel_sweep_control(store, sweep_id)
         if job.error:
-            st.error(job.error)
+            message, trace = split_error(job.error)
+            st.error(message)
+            if trace:
+                with st.expander("Traceback"):
+                    st.code(trace, language=None)
         log = jobs_api.read_log_tail(job.log_path, lines=30)
         st.code(log or "(no log output yet)", language=None)
 

@@ -59,7 +59,8 @@ def checkpoints_table() -> None:
         return
     default = runs.default_checkpoint()
     rows = [{"run": r.run_id, "default": default is not None and r.path == default,
-             "status": r.status, "epochs": r.epoch, "condition": r.config.condition, "seed": r.config.seed,
+             "status": r.status, "epochs": r.epoch, "dataset": r.config.dataset,
+             "condition": r.config.condition, "seed": r.config.seed,
              "encoder": r.config.encoder, "LM": r.config.lm + (" (random init)" if r.config.lm_init == "random" else ""),
              "evaluated": ", ".join(r.evaluated) or "—", "created": (r.created or "")[:16].replace("T", " ")}
             for r in all_runs]

@@ -5,7 +5,7 @@
     jobs submit baseline majority|image-probe [training options]   (or --baseline majority)
     jobs submit probe [--lm smollm2-135m --dataset concepts --lm-init pretrained --seed 0]
     jobs submit coherence [--dataset concepts --encoder ... --seed 0 --images train|all]
-    jobs list [--status running] | jobs show <id> | jobs cancel <id>... | jobs logs <id> [--follow]
+    jobs list [--status running] | jobs show <id> | jobs cancel [--sweep] <id>... | jobs logs <id> [--follow]
     jobs worker [--concurrency N] | jobs worker --status | jobs worker --stop
     sweep submit <spec.json | paper | lms> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
     sweep show <sweep job id | spec.json | paper | lms | name of a sweep run here> [--scale S] [--csv out.csv]
@@ -152,6 +152,8 @@ def register(subparsers) -> None:
 
     cancel = jsub.add_parser("cancel", help="cancel queued or running jobs")
     cancel.add_argument("job_ids", type=int, nargs="+")
+    cancel.add_argument("--sweep", action="store_true",
+                        help="each id is a sweep job: cancel it and every unfinished job it queued")
     cancel.set_defaults(func=_cmd_cancel)
 
     logs = jsub.add_parser("logs", help="a job's log")
@@ -443,6 +445,8 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
                 unknown.append(str(job_id))
         if unknown:
             raise ConfigError(f"no job with id {', '.join(unknown)}; nothing cancelled")
+        if args.sweep:
+            return _cancel_sweeps(store, list(dict.fromkeys(args.job_ids)))
         for job_id in args.job_ids:
             before = store.get(job_id).status
             status = before if before in FINISHED else cancel(job_id, store=store)
@@ -454,6 +458,20 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
                 print(f"job {job_id}: already {status}, nothing to cancel")
         return 0
     return _run(handle, args)
+
+
+def _cancel_sweeps(store, sweep_ids: list[int]) -> int:
+    from core.jobs import cancel_sweep
+    not_sweeps = [f"#{i} ({store.get(i).kind})" for i in sweep_ids if store.get(i).kind != "sweep"]
+    if not_sweeps:
+        raise ConfigError(f"--sweep takes sweep jobs; {', '.join(not_sweeps)} is not one; nothing cancelled "
+                          "(`taxolens jobs list` shows each job's kind)")
+    for sweep_id in sweep_ids:
+        cancelled, stopping = cancel_sweep(sweep_id, store=store)
+        print(f"sweep {sweep_id}: cancelled {cancelled} job(s)"
+              + (f"; asked {stopping} running job(s) to stop (they stop within seconds)" if stopping else "")
+              + ("" if cancelled or stopping else "; nothing left to cancel"))
+    return 0
 
 
 def _log_path(job: Job) -> str | None:

@@ -7,6 +7,7 @@ produce is read from disk (core.runs).
     jobs.ensure_worker()                                        # start a background worker if none
     jobs.JobStore().get(job_id).progress                        # live progress, status, result
     jobs.cancel(job_id)
+    jobs.cancel_sweep(sweep_id)                                 # a sweep job and every job it queued
 """
 from __future__ import annotations
 
@@ -39,6 +40,38 @@ def cancel(job_id: int, store: JobStore | None = None) -> str:
         from core.jobs import slurm
         slurm.cancel_external(job)  # the next slurm.sync() marks it cancelled
     return status
+
+
+def sweep_of(job: Job, store: JobStore | None = None) -> int | None:
+    """The id of the sweep a job is, or belongs to (its parent, a sweep job), else None."""
+    if job.kind == "sweep":
+        return job.id
+    if job.parent_id is None:
+        return None
+    try:
+        return job.parent_id if (store or JobStore()).get(job.parent_id).kind == "sweep" else None
+    except KeyError:
+        return None
+
+
+def sweep_remaining(sweep_id: int, store: JobStore | None = None) -> list[Job]:
+    """A sweep's jobs still to cancel: the sweep job itself until it has queued its jobs, and its
+    unfinished jobs whose cancel has not been asked yet."""
+    store = store or JobStore()
+    jobs = [store.get(sweep_id), *store.list(parent_id=sweep_id)]
+    return [j for j in jobs if not j.done and not j.cancel_requested]
+
+
+def cancel_sweep(sweep_id: int, store: JobStore | None = None) -> tuple[int, int]:
+    """Cancel what remains of a sweep: the sweep job first (so it queues nothing more), then the
+    queued jobs at once (before a stopping job frees the worker for them), then the running ones
+    are asked to stop. Returns (cancelled now, asked to stop). Resubmitting the sweep reuses its
+    finished runs and resumes the stopped ones."""
+    store = store or JobStore()
+    remaining = sweep_remaining(sweep_id, store)
+    order = sorted(remaining, key=lambda j: (j.id != sweep_id, j.status == "running", j.id))
+    outcomes = [cancel(j.id, store=store) for j in order]
+    return outcomes.count("cancelled"), outcomes.count("running")
 
 
 def describe(job: Job) -> str:

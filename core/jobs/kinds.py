@@ -252,13 +252,21 @@ def _train_discard(output_dir: Path) -> None:
     runs.discard_unstarted(output_dir)    # keeps any run with a checkpoint: it can resume
 
 
+def _on_dataset(cfg: dict) -> str:
+    """" on NAME" for a dataset other than the default (unsaid for the default, as most jobs use it),
+    so jobs on an imported dataset are told apart from the same config on the default one."""
+    name = cfg.get("dataset", TrainConfig.dataset)
+    return f" on {name}" if name != TrainConfig.dataset else ""
+
+
 def _train_describe(spec: dict) -> str:
-    """"train random:0.5 seed 1", plus the LM and prompt format where they are not the defaults
-    (a sweep crossing LMs or formats lists otherwise identical lines)."""
+    """"train random:0.5 seed 1", plus the LM, prompt format and dataset where they are not the
+    defaults (a sweep crossing LMs or formats lists otherwise identical lines)."""
     cfg, default = spec["config"], TrainConfig()
     extra = "".join([" random-LM" if cfg.get("lm_init") == "random" else "",
                      f" {cfg['lm']}" if cfg.get("lm", default.lm) != default.lm else "",
-                     f" {cfg['prompt']} prompt" if cfg.get("prompt", default.prompt) != default.prompt else ""])
+                     f" {cfg['prompt']} prompt" if cfg.get("prompt", default.prompt) != default.prompt else "",
+                     _on_dataset(cfg)])
     return f"train {cfg['condition']} seed {cfg['seed']}{extra}"
 
 
@@ -348,7 +356,7 @@ def _baseline_discard(output_dir: Path) -> None:
 
 register(JobKind("baseline", _baseline_validate, _baseline_execute,
                  describe=lambda s: f"baseline {s['baseline']} {s['config']['condition']} "
-                                    f"seed {s['config']['seed']}",
+                                    f"seed {s['config']['seed']}{_on_dataset(s['config'])}",
                  make_output_dir=_baseline_output_dir, discard_output=_baseline_discard))
 
 

@@ -76,6 +76,28 @@ def test_cancelling_a_cancelled_job_says_already(store, capsys):
     assert capsys.readouterr().out.strip() == f"job {job_id}: already cancelled, nothing to cancel"
 
 
+def test_cancelling_a_sweep_cancels_every_job_it_queued(store, capsys):
+    """`jobs cancel --sweep N`: the sweep job and its unfinished jobs, queued ones at once, running
+    ones asked to stop; finished ones and other sweeps' jobs untouched."""
+    import os
+    sweep = store.submit("sweep", {"conditions": ["none"]})
+    kids = [store.submit("train", {"config": {}}, parent_id=sweep) for _ in range(3)]
+    other = store.submit("train", {"config": {}})
+    store.claim(os.getpid())                               # the sweep job runs (it expanded)
+    done = kids[0]
+    store.finish(done, "succeeded", result={})
+    store.claim(os.getpid())                               # kids[1] running
+    assert cli.main(["jobs", "cancel", "--sweep", str(kids[2])]) == 2
+    assert "is not one; nothing cancelled" in capsys.readouterr().err
+    assert cli.main(["jobs", "cancel", "--sweep", str(sweep)]) == 0
+    assert capsys.readouterr().out.strip() == \
+        f"sweep {sweep}: cancelled 1 job(s); asked 2 running job(s) to stop (they stop within seconds)"
+    assert store.get(kids[2]).status == "cancelled" and store.get(kids[1]).cancel_requested
+    assert store.get(done).status == "succeeded" and store.get(other).status == "queued"
+    assert cli.main(["jobs", "cancel", "--sweep", str(sweep)]) == 0
+    assert "nothing left to cancel" in capsys.readouterr().out
+
+
 def test_cancelling_a_known_and_an_unknown_job_cancels_neither_and_names_the_unknown(store, capsys):
     """A typo among the ids cancels nothing (it used to cancel the ids before and after it)."""
     job_id = store.submit("train", {"config": {}})

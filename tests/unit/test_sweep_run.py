@@ -282,8 +282,8 @@ def test_a_dry_run_says_which_runs_are_finished_or_stopped_here(capsys):
     assert main(["sweep", "submit", _spec_file(two), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 jobs (not submitted); 1 of its runs are finished here and would be reused" in out
-    assert f"train cross seed 0  (reuses {done.name})" in out
-    assert f"train within seed 0  (resumes {runs.Path(stopped.value.run_dir).name})" in out
+    assert f"train cross seed 0 on tiny  (reuses {done.name})" in out
+    assert f"train within seed 0 on tiny  (resumes {runs.Path(stopped.value.run_dir).name})" in out
     assert runs.read_json(runs.checkpoint_json(runs.Path(stopped.value.run_dir)))["status"] == "cancelled"  # not claimed
 
 

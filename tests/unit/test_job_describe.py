@@ -1,0 +1,41 @@
+"""Job descriptions name a dataset other than the default (jobs on an imported dataset were told
+apart from the same config on `concepts` only by their spec), and a failed job's error splits into
+its message and its traceback for the app."""
+from __future__ import annotations
+
+import pytest
+
+from core.jobs import kinds
+
+
+def test_train_and_baseline_jobs_name_a_dataset_other_than_the_default():
+    train = kinds.get("train").describe
+    assert train({"config": {"condition": "random:0.5", "seed": 0}}) == "train random:0.5 seed 0"
+    assert train({"config": {"condition": "random:0.5", "seed": 0, "dataset": "concepts"}}) == "train random:0.5 seed 0"
+    assert train({"config": {"condition": "random:0.5", "seed": 0, "dataset": "mine"}}) == \
+        "train random:0.5 seed 0 on mine"
+    assert train({"config": {"condition": "cross", "seed": 1, "dataset": "mine", "prompt": "chat"}}) == \
+        "train cross seed 1 chat prompt on mine"
+    baseline = kinds.get("baseline").describe
+    assert baseline({"baseline": "text_only", "config": {"condition": "none", "seed": 2}}) == \
+        "baseline text_only none seed 2"
+    assert baseline({"baseline": "text_only", "config": {"condition": "none", "seed": 2, "dataset": "mine"}}) == \
+        "baseline text_only none seed 2 on mine"
+    # the kinds whose lines named the dataset already
+    assert kinds.get("probe").describe({"lm": "smollm2-135m", "lm_init": "pretrained", "dataset": "mine"}) == \
+        "probe smollm2-135m on mine"
+    assert kinds.get("coherence").describe({"dataset": "mine", "encoder": "e", "seed": 0}).startswith("coherence mine")
+
+
+def test_a_failed_jobs_error_splits_into_its_message_and_traceback():
+    pytest.importorskip("streamlit")
+    from ui.jobs import split_error
+
+    trace = 'Traceback (most recent call last):\n  File "a.py", line 1, in f\n    g()\nKeyError: \'x\''
+    assert split_error(f"KeyError: 'x'\n\n{trace}") == ("KeyError: 'x'", trace)
+    assert split_error(trace) == ("KeyError: 'x'", trace)                     # a bare traceback: its last line
+    cut = '  File "a.py", line 1, in f\n    g()\nKeyError: \'x\''             # the runner keeps its tail only
+    assert split_error(f"KeyError: 'x'\n\n{cut}") == ("KeyError: 'x'", cut)
+    listed = "import of 'mine' refused, 2 problem(s):\n  - a.png: unreadable\n  - b.png: unreadable"
+    assert split_error(listed) == (listed, "")                                # no traceback: all of it
+    assert split_error("cancelled by request") == ("cancelled by request", "")
