@@ -47,30 +47,22 @@ def _predict(run_dir: str, stamp: float, digest: str, _image, full: bool = False
 
 
 def choose_checkpoint():
-    """Selectbox of trained runs, defaulting to the default-config checkpoint best on validation."""
+    """Selectbox of trained runs, opening on common.preselection's (the default-config checkpoint
+    best on validation, else the first run's starter, else the newest pretrained-LM run, preferring
+    condition none), with a note saying which it is when no default-config checkpoint exists."""
     trained = common.trained_runs()
     if not trained:
         return None
-    # the default-config checkpoint best on validation, else the first run's one (the starter on a CPU), else the newest
-    preferred, why = common.preferred_checkpoint()
-    default = preferred if why == "default" else None
-    starter = preferred if why == "starter" else None
-    index = trained.index(common.preselected_run(trained))
-
-    def label(r) -> str:
-        tag = " · default" if default is not None and r.path == default else \
-            " · first-run starter" if starter is not None and r.path == starter else ""
-        state = "" if r.finished else f" · {r.status}, {r.epoch} epoch(s)"
-        return (f"{r.run_id} — {r.config.dataset}, {r.config.condition}, seed {r.config.seed}, "
-                f"{r.config.encoder} + {r.config.lm}{state}{tag}")
-
-    run = st.selectbox("Checkpoint", trained, index=index, format_func=label, key="predict_run")
-    preselected = run.path == trained[index].path           # the note is about the preselection only
-    if default is None and starter is not None and run.path == starter:
+    preselected, why = common.preselection(trained)
+    run = st.selectbox("Checkpoint", trained, index=trained.index(preselected), format_func=common.run_label,
+                       key="predict_run")
+    if run.path != preselected.path:             # the note is about the preselection only
+        return run
+    if why == "starter":
         st.caption("Preselected: the starter checkpoint of the first run (a small, quick one); the "
                    "full default config can be trained on the Train page.")
-    elif default is None and preselected:
-        st.caption("No default-config checkpoint yet, so the newest trained run is preselected.")
+    elif why in common.PRESELECTED:
+        st.caption(f"No default-config checkpoint yet, so {common.PRESELECTED[why]} is preselected.")
     return run
 
 

@@ -38,14 +38,12 @@ def choose_run():
         options = [*evaluated, ALONE]
         run = c1.selectbox("Evaluation run", options, key="browse_run",      # Predict's checkpoint first
                            index=options.index(common.preselected_run(evaluated)),
-                           format_func=lambda r: r if r == ALONE else
-                           f"{r.run_id} — {r.config.dataset}, {r.config.condition}, seed {r.config.seed}")
+                           format_func=lambda r: r if r == ALONE else common.run_label(r))
         if run != ALONE:
             split = c2.selectbox("Evaluated split", run.evaluated, key="browse_eval_split",
                                  index=run.evaluated.index("test") if "test" in run.evaluated else 0)
             return run, split, run.config.dataset
-    name = st.selectbox("Dataset", names, key="browse_dataset",
-                        index=names.index(DEFAULT_NAME) if DEFAULT_NAME in names else 0) \
+    name = st.selectbox("Dataset", names, key="browse_dataset", index=common.dataset_index(names)) \
         if len(names) > 1 else names[0]
     return None, None, name
 
@@ -59,7 +57,8 @@ def image_summary(answers: pd.DataFrame) -> pd.DataFrame:
 
 def filters(ds, eval_split, split_map, summary) -> list:
     """The filter widgets; returns the matching dataset images (by default those of the evaluated
-    split, the ones that have answers)."""
+    split, the ones that have answers). Without a run (split_map None) there is no split to filter by,
+    so no Split filter either."""
     c1, c2, c3 = st.columns(3)
     cats = c1.multiselect("Categories", sorted(ds.categories, key=lambda k: ds.categories[k].label),
                           format_func=lambda k: ds.categories[k].label, key="browse_categories")
@@ -67,9 +66,9 @@ def filters(ds, eval_split, split_map, summary) -> list:
                   key=lambda c: ds.concepts[c].label)
     concepts = c2.multiselect("Concepts", pool, format_func=lambda c: ds.concepts[c].label,
                               key="browse_concepts")
-    splits = c3.multiselect("Split", ["train", "val", "test"], key="browse_splits",
-                            default=[eval_split] if split_map is not None else None, disabled=split_map is None,
-                            help="the run's own split of the images (within each concept)")
+    splits = c3.multiselect("Split", ["train", "val", "test"], key="browse_splits", default=[eval_split],
+                            help="the run's own split of the images (within each concept)") \
+        if split_map is not None else []
     seen_choice = answered = "any"
     if summary is not None:
         c1, c2 = st.columns(2)
@@ -172,15 +171,20 @@ def main() -> None:
         summary = image_summary(answers)
         split_map = common.image_split(run)
         from core import metrics, results
-        head = metrics.headline(results.load_eval(run.path, split) or {})
+        recorded = results.load_eval(run.path, split) or {}
+        head = metrics.headline(recorded)
         coin = lambda key: f"A fair coin on the same questions: {_fmt(head[key])}"
         a, b, c, d = st.columns(4)
         a.metric("Leaf accuracy", _fmt(head["leaf_accuracy"]))
         b.metric("Leaf macro-F1 per concept", _fmt(head["leaf_concept_f1"]), help=coin("leaf_chance_f1"))
-        c.metric("Seen hypernym macro-F1", _fmt(head["seen_category_f1"]),
-                 help="Per-category yes/no macro-F1, averaged over categories. " + coin("seen_chance_f1"))
-        d.metric("Unseen hypernym macro-F1", _fmt(head["unseen_category_f1"]),
-                 help="Per-category yes/no macro-F1 on pairs removed from training. " + coin("unseen_chance_f1"))
+        for col, block, what in ((c, "seen", "Per-category yes/no macro-F1, averaged over categories. "),
+                                 (d, "unseen", "Per-category yes/no macro-F1 on pairs removed from training. ")):
+            value = head[f"{block}_category_f1"]          # "—" says why beneath it
+            why = None if value is not None else _no_score(recorded, block, run.config.condition, split)
+            col.metric(f"{block.capitalize()} hypernym macro-F1", _fmt(value),
+                       help=what + (why or coin(f"{block}_chance_f1")))
+            if why:
+                col.caption(why)
     items = filters(ds, split, split_map, summary)
     if not items and summary is not None and st.session_state.get("browse_seen") == "with unseen" \
             and int(summary["unseen"].sum()) == 0:
@@ -191,6 +195,23 @@ def main() -> None:
 
 def _fmt(value) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
+def _no_score(recorded: dict, block: str, condition: str, split: str) -> str:
+    """Why a run has no seen / unseen hypernym macro-F1 ("—"), from the question counts its metrics
+    record: a condition can leave one side without a single question."""
+    hyper = recorded.get("hypernym") or {}
+    if not recorded:
+        return f"No readable metrics for this run's {split} evaluation."
+    if not hyper.get("n"):
+        return f"No hypernym question in this run's {split} split."
+    if (hyper.get(block) or {}).get("n") != 0:
+        return "Not defined on this run's questions."
+    if block == "seen":
+        return (f"No seen hypernym question in this run's {split} split: its condition ({condition}) removed "
+                f"every concept's hypernym questions.")
+    return (f"No unseen hypernym question in this run's {split} split: its condition ({condition}) removed "
+            f"no (concept, category) pair from training.")
 
 
 with common.guard("The Browse page"):

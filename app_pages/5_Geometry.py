@@ -231,8 +231,29 @@ def _vlm(run):
 
 
 def choose_run(trained, key: str):
+    """Checkpoint picker, opening on and naming runs as Predict's does."""
     return st.selectbox("Checkpoint", trained, key=key, index=trained.index(common.preselected_run(trained)),
-                        format_func=lambda r: f"{r.run_id} — {r.config.condition}, seed {r.config.seed}")  # as Predict
+                        format_func=common.run_label)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _synset_leaves(run_dir: str, stamp: str) -> dict[str, tuple[int, int]]:  # noqa: ARG001
+    """Per level, (leaves with a WordNet synset, leaves) over the run's concepts, by clusters.leaves_of
+    (the rule the trees are drawn by): known before anything is computed. An imported dataset's
+    categories have no synsets, so it has concept trees only."""
+    from core import clusters, rundata, runs
+    ds = rundata.load_subset(runs.load_run(run_dir).config)[0]
+    out = {}
+    for level in clusters.LEVELS:
+        kept, _, _, left_out = clusters.leaves_of(ds, list(ds.concepts), level)
+        out[level] = (len(kept), len(kept) + len(left_out))
+    return out
+
+
+def drawable_levels(counts: dict[str, tuple[int, int]]) -> list[str]:
+    """The levels with enough leaves for a tree."""
+    from core import clusters
+    return [level for level, (kept, _) in counts.items() if kept >= clusters.MIN_TREE_LEAVES]
 
 
 def trees_section(ds, run, trained) -> None:
@@ -255,6 +276,17 @@ def trees_section(ds, run, trained) -> None:
     split = st.radio("Images", ["test", "all"], horizontal=True, key="trees_split",
                      format_func=lambda s: {"test": "test split (held out)", "all": "all images of the run"}[s])
     stamp = _stamp_of(run)
+    counts = _synset_leaves(str(run.path), stamp)     # said before anything is computed
+    drawable = drawable_levels(counts)
+    if not drawable:
+        st.info("Too few categories or concepts with a WordNet synset to draw trees ("
+                + ", ".join(f"{kept} of {n} {LEVEL_NAMES[level]}" for level, (kept, n) in counts.items())
+                + " have one).")
+        return
+    if "category" not in drawable:
+        kept, n = counts["category"]
+        st.info(f"Only {kept} of this run's {n} categories have a WordNet synset (an imported dataset's "
+                "categories have none), too few for a category tree: the trees are of concepts.")
     result = _clusters_result(str(run.path), stamp, split)
     if result is None or "answers" not in result["sources"]:
         n_images, n_categories, n_questions = _question_count(str(run.path), stamp, split)
@@ -287,8 +319,9 @@ def show_trees(result: dict, trained, split: str) -> None:
     for note in result.get("notes", []):
         st.info(note)
     c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
-    level = c1.radio("Leaves", list(clusters.LEVELS), horizontal=True, key="trees_level",
-                     format_func=LEVEL_NAMES.get)
+    # the levels this result has trees of (an imported dataset's categories have no synsets)
+    levels = [lv for lv in clusters.LEVELS if result["levels"][lv]["labelings"]] or list(clusters.LEVELS)
+    level = c1.radio("Leaves", levels, horizontal=True, key="trees_level", format_func=LEVEL_NAMES.get)
     entry = result["levels"][level]
     if not entry["labelings"]:
         st.info(f"Too few {LEVEL_NAMES[level]} with a WordNet synset to draw trees.")
@@ -466,7 +499,7 @@ def main() -> None:
     st.title(":material/scatter_plot: Geometry")
     names = list_datasets() or ["concepts"]
     c1, c2, c3, c4, c5 = st.columns([1.2, 1.4, 0.8, 1, 1.4])
-    dataset = c1.selectbox("Dataset", names, key="geometry_dataset")
+    dataset = c1.selectbox("Dataset", names, key="geometry_dataset", index=common.dataset_index(names))
     try:
         ds = common.dataset(dataset)
     except DatasetError as exc:

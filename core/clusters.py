@@ -213,6 +213,9 @@ def leaf_groups(ds, image_concepts: Sequence[str], labeling: Mapping[str, str], 
     return groups
 
 
+MIN_TREE_LEAVES = 2           # a tree needs two leaves with synsets: below that a level has none
+
+
 def leaves_of(ds, image_concepts: Sequence[str], level: str) -> tuple[list[str], list[str], list[str], list[str]]:
     """(leaf names, their labels, their synsets, names left out for having no WordNet synset) at a
     level, over the concepts present among the images. Sorted by name. The leaf set is the same
@@ -296,7 +299,7 @@ def level_result(ds, image_concepts: Sequence[str], vectors: Mapping[str, np.nda
     leaves, labels, synsets, no_synset = leaves_of(ds, image_concepts, level)
     result = {"leaves": leaves, "labels": labels, "synsets": synsets, "left_out": no_synset,
               "wordnet": None, "labelings": {}}
-    if len(leaves) < 2:
+    if len(leaves) < MIN_TREE_LEAVES:
         return result
     d_ref = wordnet_distances(synsets)
     z_ref = linkage_from_distances(d_ref)

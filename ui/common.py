@@ -135,12 +135,54 @@ def preferred_checkpoint():
     return _preferred(data_key())
 
 
-def preselected_run(trained: list):
-    """The run Predict, Browse and Geometry open with: the preferred checkpoint (the default
-    config's best, else the first run's starter) when it is listed, else the newest."""
-    preferred, _ = preferred_checkpoint()
-    return next((r for r in trained if preferred is not None and r.path == preferred),
-                trained[0] if trained else None)
+# Why preselection() picked a run, for the pages' notes ("default" and "starter": preferred_checkpoint's).
+PRESELECTED = {"none": "the newest run with a pretrained LM under condition none (all hypernym evidence kept)",
+               "pretrained": "the newest run with a pretrained LM (none is under condition none)",
+               "newest": "the newest trained run (every run here has a random-init LM)"}
+
+
+def preselection(runs_: list) -> tuple:
+    """(run, why) the pickers of Predict, Browse and Geometry open with, from runs newest first:
+    the preferred checkpoint when listed ("default" | "starter"), else the newest with a pretrained
+    LM under condition "none" ("none"), else the newest with a pretrained LM ("pretrained"), else the
+    newest ("newest"). After a sweep the newest run is often a random-init-LM control or a fully
+    ablated one: a poor thing to show first. (None, None) for no runs."""
+    preferred, why = preferred_checkpoint()
+    listed = next((r for r in runs_ if preferred is not None and r.path == preferred), None)
+    if listed is not None:
+        return listed, why
+    pretrained = [r for r in runs_ if r.config.lm_init != "random"]
+    kept = next((r for r in pretrained if r.config.condition == "none"), None)
+    if kept is not None:
+        return kept, "none"
+    if pretrained:
+        return pretrained[0], "pretrained"
+    return (runs_[0], "newest") if runs_ else (None, None)
+
+
+def preselected_run(runs_: list):
+    """The run the pickers open with (preselection's run)."""
+    return preselection(runs_)[0]
+
+
+def run_label(run) -> str:
+    """One checkpoint as every run picker names it: id, dataset, condition, seed, models (a
+    random-init-LM control said so, as Home's table does), its state when unfinished, and whether
+    it is the default or the first run's starter."""
+    preferred, why = preferred_checkpoint()
+    tag = {"default": " · default", "starter": " · first-run starter"}.get(why, "") \
+        if preferred is not None and run.path == preferred else ""
+    state = "" if run.finished else f" · {run.status}, {run.epoch} epoch(s)"
+    cfg = run.config
+    lm = f"{cfg.lm} (random-init LM)" if cfg.lm_init == "random" else cfg.lm
+    return f"{run.run_id} — {cfg.dataset}, {cfg.condition}, seed {cfg.seed}, {cfg.encoder} + {lm}{state}{tag}"
+
+
+def dataset_index(names: list[str]) -> int:
+    """Where a Dataset picker over `names` opens: on the default dataset (TrainConfig.dataset, as
+    the Train page) when it is installed, else on the first."""
+    from core.config import TrainConfig
+    return names.index(TrainConfig.dataset) if TrainConfig.dataset in names else 0
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint (encoder, language model, projector)…",

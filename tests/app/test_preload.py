@@ -67,7 +67,8 @@ def test_a_failing_preload_is_logged_and_leaves_the_page_to_load(preload, monkey
 
 
 def test_preselected_run_is_the_preferred_one_when_listed_else_the_newest(monkeypatch):
-    a, b = SimpleNamespace(path=Path("/runs/a")), SimpleNamespace(path=Path("/runs/b"))
+    kept = SimpleNamespace(lm_init="pretrained", condition="none")     # the newest of these is b
+    a, b = SimpleNamespace(path=Path("/runs/a"), config=kept), SimpleNamespace(path=Path("/runs/b"), config=kept)
     monkeypatch.setattr(common, "preferred_checkpoint", lambda: (Path("/runs/a"), "default"))
     assert common.preselected_run([b, a]) is a
     monkeypatch.setattr(common, "preferred_checkpoint", lambda: (Path("/runs/gone"), "default"))
