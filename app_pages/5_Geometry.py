@@ -180,12 +180,11 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
 
 
 def queue_coherence(ds, encoder: str, seed: int) -> None:
-    """The coherence table over the training images, as a job (ui.jobs.coherence_job)."""
-    jobs.coherence_job({"dataset": ds.name, "encoder": encoder, "seed": seed, "images": "train"},
-                       f"The coherence table of encoder **{encoder}** on **{ds.name}** (seed {seed}, over each "
-                       "category's training images) is not computed yet. It runs as a "
-                       "job: image features already in the feature cache are read, the encoder looks at the rest "
-                       "once.", key="geometry_queue")
+    """The coherence table over the training images, as a job (ui.jobs.offer_job)."""
+    jobs.offer_job("coherence", {"dataset": ds.name, "encoder": encoder, "seed": seed, "images": "train"},
+                   f"The coherence table of encoder **{encoder}** on **{ds.name}** (seed {seed}, over each "
+                   "category's training images) is not computed yet. It runs as a job: image features "
+                   "already in the feature cache are read, the encoder looks at the rest once.", key="geometry_queue")
 
 
 # --- a checkpoint's trees against WordNet, and its image tokens in the LM -------------------------

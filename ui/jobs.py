@@ -226,51 +226,61 @@ def job_table(limit: int = 25) -> None:
         st.code(log or "(no log output yet)", language=None)
 
 
-# A coherence job's spec keys and what a job queued without one computed (before the images choice
-# every table was over all images; Geometry's first jobs named neither images nor split).
+# The spec keys of the jobs a page offers (offer_job), and what a job queued without one used
+# (before the images choice every coherence table was over all images; Geometry's first jobs named
+# neither images nor split).
 COHERENCE_DEFAULTS = {"seed": 0, "max_concepts": None, "images_per_concept": None, "images": "train",
                       "split_percent": None}
+PROBE_DEFAULTS = {"lm_init": "pretrained", "seed": 0, "device": "auto"}
+OFFERED = {"coherence": ("dataset", "encoder"), "probe": ("lm", "dataset")}     # kind: its required keys
+WHAT = {"coherence": ("Coherence", "Compute features and coherence"), "probe": ("LM probe", "Run the LM probe")}
+
+
+def _normal(kind: str, spec: dict) -> dict:
+    """A job spec with its defaults filled in, to tell whether a queued job is the one asked for."""
+    from core.config import SPLIT_PERCENT, canonical_split_percent
+    defaults = COHERENCE_DEFAULTS if kind == "coherence" else PROBE_DEFAULTS
+    out = {**defaults, **{k: spec.get(k) for k in OFFERED[kind]},
+           **{k: v for k, v in spec.items() if k in defaults}}
+    if kind == "coherence":
+        out["split_percent"] = None if out["images"] == "all" else \
+            canonical_split_percent(out["split_percent"] or SPLIT_PERCENT)
+    return out
 
 
 @st.fragment(run_every=REFRESH_S)
-def coherence_job_status(job_id: int) -> None:
-    """Live progress of a coherence job; the page redraws itself once it is done."""
-    with common.guard("The coherence job status"):
+def offered_job_status(job_id: int) -> None:
+    """Live progress of an offered job; the page redraws itself once it is done."""
+    with common.guard("The job status"):
         job = common.store().get(job_id)
         if job.done:
             st.rerun(scope="app")        # failed or cancelled: the page shows why and offers a retry
         label = "waiting for the worker" if job.status == "queued" else job.message or "running"
-        st.progress(min(1.0, max(0.0, job.progress)), text=f"Coherence job #{job.id}: {label} ({job.progress:.0%})")
+        st.progress(min(1.0, max(0.0, job.progress)),
+                    text=f"{WHAT[job.kind][0]} job #{job.id}: {label} ({job.progress:.0%})")
 
 
-def coherence_job(spec: dict, intro: str, key: str) -> None:
-    """The coherence table `spec` asks for (a `coherence` job spec: dataset, encoder, and any of
-    COHERENCE_DEFAULTS), as a job: the progress of the one queued or running, else the reason the
-    last one failed, `intro` and a button that queues it."""
-    from core.config import SPLIT_PERCENT, canonical_split_percent
+def offer_job(kind: str, spec: dict, intro: str, key: str) -> None:
+    """What a figure lacks, as a job of `kind` ("coherence" or "probe") with `spec`: the progress of
+    the same job queued or running, else the reason the last one failed, `intro` and a button that
+    queues it."""
     from core.jobs import JobSpecError
 
-    def normal(s: dict) -> dict:
-        out = {**COHERENCE_DEFAULTS, **{k: s.get(k) for k in ("dataset", "encoder")},
-               **{k: v for k, v in s.items() if k in COHERENCE_DEFAULTS}}
-        out["split_percent"] = None if out["images"] == "all" else \
-            canonical_split_percent(out["split_percent"] or SPLIT_PERCENT)
-        return out
-
     store = common.store()
-    wanted = normal(spec)
-    mine = [j for j in store.list(kind="coherence") if normal(j.spec) == wanted]     # newest first
+    wanted = _normal(kind, spec)
+    mine = [j for j in store.list(kind=kind) if _normal(kind, j.spec) == wanted]     # newest first
     pending = [j for j in mine if not j.done]
     if pending:
-        coherence_job_status(pending[-1].id)
+        offered_job_status(pending[-1].id)
         return
     if mine and mine[0].status == "failed":
         reason = (mine[0].error or mine[0].message or "").strip().splitlines()
-        st.error(f"The last coherence job (#{mine[0].id}) failed: {reason[0] if reason else 'no reason given'}")
+        st.error(f"The last {WHAT[kind][0].lower()} job (#{mine[0].id}) failed: "
+                 f"{reason[0] if reason else 'no reason given'}")
     st.info(intro)
-    if st.button("Compute features and coherence", type="primary", key=key):
+    if st.button(WHAT[kind][1], type="primary", key=key):
         try:
-            jobs_api.submit("coherence", spec, store=store)
+            jobs_api.submit(kind, spec, store=store)
         except JobSpecError as exc:
             st.error(f"Not queued: {exc}")
             return

@@ -82,10 +82,16 @@ def queue_coherence(setting: dict, intro: str) -> None:
     """The coherence table the setting's runs call for (their dataset, encoder, split and subset
     size; seed 0), offered as a job beside what the figure lacks."""
     from ui import jobs
-    jobs.coherence_job({"dataset": setting.get("dataset") or "concepts", "encoder": setting.get("encoder"),
-                        "seed": 0, "max_concepts": setting.get("max_concepts"), "images": "train",
-                        "split_percent": setting.get("split_percent") or SPLIT_PERCENT},
-                       intro, key="pf_coherence_queue")
+    jobs.offer_job("coherence", {"dataset": setting.get("dataset") or "concepts", "encoder": setting.get("encoder"),
+                                 "seed": 0, "max_concepts": setting.get("max_concepts"), "images": "train",
+                                 "split_percent": setting.get("split_percent") or SPLIT_PERCENT},
+                   intro, key="pf_coherence_queue")
+
+
+def queue_probe(setting: dict, intro: str, key: str) -> None:
+    """The LM probe of the setting's LM on its dataset (`taxolens probe-lm`), offered as a job."""
+    from ui import jobs
+    jobs.offer_job("probe", {"lm": setting.get("lm"), "dataset": setting.get("dataset") or "concepts"}, intro, key=key)
 
 
 def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:

@@ -89,6 +89,20 @@ def test_a_missing_coherence_table_is_one_click_away(data_dir):
     assert any("Coherence job #" in str(p.proto) for p in at.get("progress"))
 
 
+def test_a_missing_lm_probe_is_one_click_away(data_dir):
+    """Results named only `taxolens probe-lm` for the probe column, and the smoke sweep queues no
+    probe: the page queues the probe of the setting's LM on its dataset and follows the job."""
+    from core.jobs.store import JobStore
+    fake_grid(conditions=("none",), seeds=(0,), lm_inits=("pretrained",))
+    at = results_page()
+    next(b for b in at.button if b.key == "results_probe_queue").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (job,) = JobStore().list(kind="probe")
+    assert (job.spec["lm"], job.spec["dataset"], job.spec["lm_init"]) == ("smollm2-135m", "concepts", "pretrained")
+    assert not any(b.key == "results_probe_queue" for b in at.button)
+    assert any("LM probe job #" in str(p.proto) for p in at.get("progress"))
+
+
 def test_cli_writes_csv_and_figures_per_setting(data_dir, tmp_path, capsys, monkeypatch):
     import pandas as pd
 
