@@ -94,8 +94,12 @@ def import_form(names: list[str]) -> None:
                              help="The folder that holds one sub-folder of images per concept, on this machine.")
         csv_path = st.text_input("Concept table (CSV)", placeholder="/path/to/categories.csv",
                                  help="Columns concept,categories[,synset]; one row per concept folder.")
-        name = st.text_input("Dataset name", placeholder="my_collection",
+        c1, c2 = st.columns(2)
+        name = c1.text_input("Dataset name", placeholder="my_collection",
                              help="1-64 lowercase letters, digits, '_' or '-'.")
+        style = c2.text_input("Style of the images", "photo", key="data_import_style",
+                              help="How the pictures were made (photo, sketch, painting, ...): shown beside each "
+                                   "image and in the dataset's summary.")
         replace = st.checkbox(REPLACE_LABEL,
                               help="Runs trained on the one replaced stay on disk, marked as trained on "
                                    "another version of the dataset; results leave them out.")
@@ -106,7 +110,8 @@ def import_form(names: list[str]) -> None:
     from core.config import ConfigError
 
     try:
-        job_id = jobs_api.submit("import", {"root": root, "csv": csv_path, "name": name.strip(), "replace": replace},
+        job_id = jobs_api.submit("import", {"root": root, "csv": csv_path, "name": name.strip(), "replace": replace,
+                                            "style": style.strip()},
                                  store=common.store())
     except ConfigError as exc:          # JobSpecError: every problem found before reading images
         st.error(f"Not queued: {app_wording(str(exc))}", icon=":material/block:")

@@ -1,4 +1,4 @@
-"""`python -m core.datasets` (= `taxolens data`) `build [--force] | summary [name] | list | import <root> <csv> --name NAME
+"""`python -m core.datasets` (= `taxolens data`) `build [--force] | summary [name] | list | import <root> <csv> --name NAME [--style S]
 [--replace]`: the dataset command line (`make dataset` runs `build`). The datasets themselves are
 core.data's: the type and reading (core.data.datasets), the default set (core.data.build), a user's
 collection (core.data.things).
@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets
     p.add_argument("csv", help="CSV with columns concept,categories[,synset]; categories ';'-separated")
     p.add_argument("--name", required=True, help="name of the new dataset")
     p.add_argument("--replace", action="store_true", help="replace an existing dataset of that name")
+    p.add_argument("--style", default=things.STYLE,
+                   help=f"how the pictures were made (photo, sketch, painting, ...), shown beside each image "
+                        f"(default: {things.STYLE})")
     args = parser.parse_args(argv)
     from core.base import ConfigError
     from core.taxonomy import TaxonomyError
@@ -63,7 +66,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets
         elif args.command == "list":
             print("\n".join(list_datasets()))
         elif args.command == "import":
-            _print_summary(things.import_things(args.root, args.csv, args.name, replace=args.replace))
+            _print_summary(things.import_things(args.root, args.csv, args.name, replace=args.replace,
+                                                style=args.style))
     except BrokenPipeError:            # `taxolens data list | head`: the caller ends quietly
         raise
     except (DatasetError, TaxonomyError, ConfigError, OSError) as exc:

@@ -126,6 +126,8 @@ def register(subparsers) -> None:
             p.add_argument("--name", default=argparse.SUPPRESS, help="name of the new dataset")
             p.add_argument("--replace", action="store_true", default=argparse.SUPPRESS,
                            help="replace an existing dataset of that name")
+            p.add_argument("--style", default=argparse.SUPPRESS,
+                           help="how the pictures were made, shown beside each image (default: photo)")
         if name == "coherence":
             for flag, typ in (("dataset", str), ("encoder", str), ("seed", int), ("max-concepts", int),
                               ("images-per-concept", int)):
@@ -345,7 +347,7 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
             if key in given:
                 spec[key] = given[key]
     if args.kind == "import":
-        for key in ("root", "csv", "name", "replace"):
+        for key in ("root", "csv", "name", "replace", "style"):
             if key in given:
                 spec[key] = given[key]
     return spec

@@ -31,7 +31,8 @@ from core.data.datasets import (DEFAULT_NAME, Category, Concept, Dataset, Import
 from core.images import ImageError, load_image
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
-STYLE = "photo"
+STYLE = "photo"         # what an import calls its images unless told (--style): THINGS' are photos
+_STYLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,39}$")
 MIN_CONCEPTS = 2        # a run's "no" leaf questions ask about other concepts (core.rundata checks runs by it)
 # Each concept's images are split within it (60/20/20 unless a run's split_percent says otherwise;
 # core.questions.split_images): one image only trains, two give a test image, three give one in
@@ -129,12 +130,17 @@ def _folders(root: Path, problems: list[str]) -> dict[str, Path]:
     return folders
 
 
-def _plan(root, csv_path, name: str, replace: bool) -> tuple[Path, Path, dict, dict[str, Path] | None, list[str]]:
-    """What an import can check before it reads any image: the name, the CSV, the folders and that
-    they match. (root, csv_path, table, folders or None when root is no folder, problems)."""
+def _plan(root, csv_path, name: str, replace: bool,
+          style: str = STYLE) -> tuple[Path, Path, dict, dict[str, Path] | None, list[str]]:
+    """What an import can check before it reads any image: the name, the style, the CSV, the
+    folders and that they match. (root, csv_path, table, folders or None when root is no folder,
+    problems)."""
     root, csv_path = Path(root).expanduser(), Path(csv_path).expanduser()
     check_name(name)
     problems: list[str] = []
+    if not isinstance(style, str) or not _STYLE.match(style):
+        problems.append(f"style {style!r}: one to 40 letters, digits, spaces, '_' or '-' (e.g. photo, sketch, "
+                        "line drawing), starting with a letter or digit")
     if name == DEFAULT_NAME:          # `make dataset` rebuilds it from assets/, over an import
         problems.append(f"'{DEFAULT_NAME}' is the default dataset's name (`make dataset` builds it from "
                         f"assets/ and would replace an import); choose another name")
@@ -159,21 +165,22 @@ def _plan(root, csv_path, name: str, replace: bool) -> tuple[Path, Path, dict, d
     return root, csv_path, table, folders, problems
 
 
-def check_import(root, csv_path, name: str, replace: bool = False) -> None:
+def check_import(root, csv_path, name: str, replace: bool = False, style: str = STYLE) -> None:
     """ImportValidationError for every problem found without reading an image (what a queued import
     job is refused for at once); import_things checks the images as well."""
-    *_, problems = _plan(root, csv_path, name, replace)
+    *_, problems = _plan(root, csv_path, name, replace, style)
     if problems:
         raise ImportValidationError(problems, name)
 
 
 def import_things(root, csv_path, name: str, progress: Progress | None = None,
-                  replace: bool = False) -> Dataset:
+                  replace: bool = False, style: str = STYLE) -> Dataset:
     """Import `<root>/<concept>/<image>` plus a CSV `concept,categories[,synset]` as dataset
-    `name`. Validates everything first; ImportValidationError lists every problem."""
+    `name`, every image of the given `style` (how the pictures were made: shown beside each image
+    and in the summary). Validates everything first; ImportValidationError lists every problem."""
     from tqdm import tqdm
 
-    root, csv_path, table, folders, problems = _plan(root, csv_path, name, replace)
+    root, csv_path, table, folders, problems = _plan(root, csv_path, name, replace, style)
     if folders is None:
         raise ImportValidationError(problems, name)
 
@@ -212,7 +219,7 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
                     problems.append(f"{path} is the same picture as {owner[image_id]}")
                     continue
                 owner[image_id] = path
-                rows.append((image_id, concept, STYLE, rel))
+                rows.append((image_id, concept, style, rel))
                 if progress and total:
                     progress(done / total, f"imported {concept}/{path.name}")
         if problems:

@@ -445,7 +445,7 @@ register(JobKind("coherence", _coherence_validate, _coherence_execute,
 def _import_validate(spec: dict) -> dict:
     from core.data import things
     from core.data.datasets import DatasetError
-    _keys(spec, {"root", "csv", "name"}, {"replace"}, "import")
+    _keys(spec, {"root", "csv", "name"}, {"replace", "style"}, "import")
     for key in ("root", "csv", "name"):
         if not isinstance(spec[key], str) or not spec[key].strip():
             raise JobSpecError(f"invalid import job: {key} must be a non-empty string, got {spec[key]!r}")
@@ -456,10 +456,11 @@ def _import_validate(spec: dict) -> dict:
     root, csv_path = (str(Path(spec[k].strip()).expanduser().absolute()) for k in ("root", "csv"))
     # The name, the table and the folders now; the images (slower) when the job runs.
     try:
-        things.check_import(root, csv_path, spec["name"], replace=replace)
+        things.check_import(root, csv_path, spec["name"], replace=replace, style=spec.get("style", things.STYLE))
     except DatasetError as exc:      # "import of 'x' refused, 2 problem(s): ..." says what it is already
         raise JobSpecError(str(exc)) from exc
-    return {"root": root, "csv": csv_path, "name": spec["name"], "replace": replace}
+    return {"root": root, "csv": csv_path, "name": spec["name"], "replace": replace,
+            "style": spec.get("style", things.STYLE)}
 
 
 def _import_execute(spec: dict, ctx: JobContext) -> dict:
@@ -468,7 +469,7 @@ def _import_execute(spec: dict, ctx: JobContext) -> dict:
     # ctx.progress raises JobCancelled once a cancel is asked (the runner's progress_and_cancel): inside
     # the import's staging folder, which is removed on the way out
     ds = things.import_things(spec["root"], spec["csv"], spec["name"], progress=ctx.progress,
-                              replace=spec["replace"])
+                              replace=spec["replace"], style=spec.get("style", things.STYLE))
     summary = ds.summary()
     unconfirmed = (ds.info.get("import") or {}).get("unconfirmed_synsets") or []
     return {"dataset": ds.name, "dataset_dir": str(ds.root),

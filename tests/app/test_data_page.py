@@ -73,10 +73,11 @@ def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_
     assert error.value.startswith("Not queued") and "the image folder does not exist" in error.value
     assert JobStore().list() == []
 
+    at.text_input(key="data_import_style").input("sketch")
     at = fill(at, root, table, "mine")
     assert "Queued import job" in at.success[0].value
     (job,) = JobStore().list()
-    assert job.kind == "import" and job.spec["root"] == str(root)
+    assert job.kind == "import" and job.spec["root"] == str(root) and job.spec["style"] == "sketch"
     kinds.get("import").execute(job.spec, kinds.JobContext(job.id, lambda f, m: None, lambda: False))
 
     at = run_page()

@@ -214,7 +214,8 @@ def test_an_import_job_imports_with_progress_and_a_cancelled_one_leaves_nothing(
     root, csv_path = make_collection(tmp_path)
     monkeypatch.chdir(tmp_path)
     spec = kinds.validate("import", {"root": root.name, "csv": csv_path.name, "name": "mine"})
-    assert spec == {"root": str(root), "csv": str(csv_path), "name": "mine", "replace": False}   # absolute
+    assert spec == {"root": str(root), "csv": str(csv_path), "name": "mine", "replace": False,
+                    "style": "photo"}   # absolute
     calls = []
 
     def progress(fraction, message):      # as the runner's progress_and_cancel once a cancel is asked
@@ -249,7 +250,26 @@ def test_jobs_submit_import_takes_the_data_import_arguments(tmp_path, data_dir, 
     assert "queued: import mine from object_images" in capsys.readouterr().out
     (job,) = JobStore().list()
     assert job.kind == "import" and job.spec == {"root": str(root), "csv": str(csv_path), "name": "mine",
-                                                 "replace": False}
+                                                 "replace": False, "style": "photo"}
+
+
+def test_an_import_names_its_images_style(tmp_path, data_dir, capsys):
+    """Every import was "photo" (emoji showed as "butterfly · photo"): `--style`, the job's "style"
+    and the Data page's field name it; a style that is not a short word is refused before any image
+    is read."""
+    from core import cli
+    from core.data import datasets, things
+    from core.jobs.store import JobStore
+
+    root, csv_path = make_collection(tmp_path)
+    with pytest.raises(datasets.ImportValidationError, match="style 'a,b'"):
+        things.check_import(root, csv_path, "mine", style="a,b")
+    assert cli.main(["data", "import", str(root), str(csv_path), "--name", "mine", "--style", "line drawing"]) == 0
+    assert "styles: line drawing" in capsys.readouterr().out
+    assert {im.style for im in datasets.load_dataset("mine").images} == {"line drawing"}
+    assert cli.main(["jobs", "submit", "import", str(root), str(csv_path), "--name", "other", "--style", "sketch"]) == 0
+    assert JobStore().list()[0].spec["style"] == "sketch"
+    assert cli.main(["jobs", "submit", "import", str(root), str(csv_path), "--name", "third", "--style", ""]) == 2
 
 
 def test_an_unreadable_folder_is_a_problem_not_a_crash(tmp_path, data_dir, monkeypatch):
