@@ -170,6 +170,10 @@ def main() -> None:
         answers = _answers(str(run.path), split, csv_path.stat().st_mtime)
         summary = image_summary(answers)
         split_map = common.image_split(run)
+        if not split_map:         # trained on another version of its dataset: its split is not these images'
+            split_map = None
+            st.caption(f"This run was trained on another version of dataset {run.config.dataset} than the one "
+                       "installed, so its split of the images cannot be rebuilt here: no Split filter.")
         from core import metrics, results
         recorded = results.load_eval(run.path, split) or {}
         head = metrics.headline(recorded)

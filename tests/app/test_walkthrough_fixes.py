@@ -177,3 +177,17 @@ def test_geometry_opens_on_the_default_dataset_as_the_other_pages_do(data_dir):
     _datasets_dir(data_dir, "bomtest", "concepts")
     assert run_page("app_pages/5_Geometry.py").selectbox(key="geometry_dataset").value == "concepts"
     assert run_page("app_pages/2_Browse.py").selectbox(key="browse_dataset").value == "concepts"
+
+
+def test_browse_shows_a_run_of_another_dataset_version_without_a_split_filter(data_dir):
+    """Its split map is empty (the split cannot be rebuilt on other images), and the default Split
+    filter then hid every image."""
+    from core import runs
+    older = fake_run(small_cfg(seed=1), evaluated=True)
+    ck = runs.read_json(runs.checkpoint_json(older))
+    ck["dataset"]["table_sha256"] = "0" * 64                        # trained before the dataset was rebuilt
+    runs.write_json(runs.checkpoint_json(older), ck)
+    at = run_page("app_pages/2_Browse.py")
+    assert at.selectbox(key="browse_run").value.path == older
+    assert not any(m.label == "Split" for m in at.multiselect)
+    assert "cannot be rebuilt here" in texts(at) and len(at.get("image")) > 0
