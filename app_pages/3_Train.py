@@ -380,7 +380,7 @@ def main() -> None:
     names = list_datasets()
     if len(names) > 1:
         name = st.selectbox("Dataset", names, key="train_dataset",
-                            index=names.index(TrainConfig.dataset) if TrainConfig.dataset in names else 0)
+                            index=common.dataset_index(names))
     else:      # the one dataset here, imported or built (none: the default's name, whose absence is said)
         name = names[0] if names else TrainConfig.dataset
     try:

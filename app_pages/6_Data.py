@@ -164,7 +164,7 @@ def main() -> None:
     if names:
         datasets_table(names)
         chosen = st.selectbox("Dataset", names, key="data_dataset",
-                              index=names.index("concepts") if "concepts" in names else 0)
+                              index=common.dataset_index(names))
         with common.guard(f"Dataset '{chosen}'"):   # a damaged one must not hide the import form below
             dataset_detail(chosen)
     else:
