@@ -365,13 +365,17 @@ class JobStore:
 
     def submit_many(self, items: list[tuple[str, dict]], parent_id: int) -> list[int]:
         """Insert a sweep's children in one transaction; if the parent already has children (a
-        retried expansion), returns those instead of adding duplicates."""
+        retried expansion), returns those instead of adding duplicates; if its cancel was asked
+        (core.jobs.cancel_sweep cancels the sweep job before its children), adds none."""
         now = time.time()
         with self._write() as c:
             existing = [r[0] for r in c.execute("SELECT id FROM jobs WHERE parent_id = ? ORDER BY id",
                                                 (parent_id,))]
             if existing:
                 return existing
+            parent = c.execute("SELECT cancel_requested, status FROM jobs WHERE id = ?", (parent_id,)).fetchone()
+            if parent is not None and (parent[0] or parent[1] == "cancelled"):
+                return []
             return [int(c.execute("INSERT INTO jobs (kind, spec, created, parent_id) VALUES (?, ?, ?, ?)"
                                   " RETURNING id", (kind, json.dumps(spec, sort_keys=True, allow_nan=False),
                                                     now, parent_id)).fetchone()[0]) for kind, spec in items]

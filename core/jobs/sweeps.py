@@ -480,6 +480,7 @@ def _sweep_execute(spec: dict, ctx: JobContext) -> dict:
     if ctx.submit_children is None:
         raise JobSpecError("a sweep job needs a job store to add its child jobs to")
     children = ctx.submit_children([(job["kind"], job["spec"]) for job in spec["jobs"]])
+    ctx.check_cancel()           # cancelled while expanding: the store added no children
     ctx.progress(1.0, f"expanded into {len(children)} jobs")
     return {"children": children}
 

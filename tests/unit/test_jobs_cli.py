@@ -98,6 +98,21 @@ def test_cancelling_a_sweep_cancels_every_job_it_queued(store, capsys):
     assert "nothing left to cancel" in capsys.readouterr().out
 
 
+def test_a_sweep_cancelled_while_it_expands_queues_nothing(store):
+    """cancel_sweep asks the running sweep job to stop and cancels the children it finds; children
+    the expansion inserted after that would have run anyway."""
+    import os
+
+    from core.jobs import cancel_sweep
+    sweep = store.submit("sweep", {"conditions": ["none"]})
+    store.claim(os.getpid())
+    assert cancel_sweep(sweep, store=store) == (0, 1)
+    assert store.submit_many([("train", {"config": {}})] * 3, parent_id=sweep) == []
+    assert store.list(parent_id=sweep) == []
+    other = store.submit("sweep", {"conditions": ["none"]})       # not cancelled: expands as before
+    assert len(store.submit_many([("train", {"config": {}})] * 2, parent_id=other)) == 2
+
+
 def test_cancelling_a_known_and_an_unknown_job_cancels_neither_and_names_the_unknown(store, capsys):
     """A typo among the ids cancels nothing (it used to cancel the ids before and after it)."""
     job_id = store.submit("train", {"config": {}})
