@@ -184,7 +184,7 @@ def main() -> None:
         for col, block, what in ((c, "seen", "Per-category yes/no macro-F1, averaged over categories. "),
                                  (d, "unseen", "Per-category yes/no macro-F1 on pairs removed from training. ")):
             value = head[f"{block}_category_f1"]          # "—" says why beneath it
-            why = None if value is not None else _no_score(recorded, block, run.config.condition, split)
+            why = None if value is not None else _no_score(recorded, block, run, split)
             col.metric(f"{block.capitalize()} hypernym macro-F1", _fmt(value),
                        help=what + (why or coin(f"{block}_chance_f1")))
             if why:
@@ -201,9 +201,10 @@ def _fmt(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _no_score(recorded: dict, block: str, condition: str, split: str) -> str:
+def _no_score(recorded: dict, block: str, run, split: str) -> str:
     """Why a run has no seen / unseen hypernym macro-F1 ("—"), from the question counts its metrics
-    record: a condition can leave one side without a single question."""
+    record and what its condition's report says it removed: a condition can leave one side without
+    a single question, and a small split can miss the pairs it did remove (or keep)."""
     hyper = recorded.get("hypernym") or {}
     if not recorded:
         return f"No readable metrics for this run's {split} evaluation."
@@ -211,11 +212,20 @@ def _no_score(recorded: dict, block: str, condition: str, split: str) -> str:
         return f"No hypernym question in this run's {split} split."
     if (hyper.get(block) or {}).get("n") != 0:
         return "Not defined on this run's questions."
+    condition = run.config.condition
+    report = ((run.checkpoint or {}).get("condition") or {}).get("report") or {}
+    removed = report.get("removed_pairs")
     if block == "seen":
-        return (f"No seen hypernym question in this run's {split} split: its condition ({condition}) removed "
-                f"every concept's hypernym questions.")
+        if report.get("removed_concept_share") == 1.0:
+            return (f"No seen hypernym question in this run's {split} split: its condition ({condition}) removed "
+                    f"every concept's hypernym questions.")
+        return (f"No seen hypernym question in this run's {split} split: none of the (concept, category) pairs "
+                f"its condition ({condition}) kept is asked about there.")
+    if not removed:
+        return (f"No unseen hypernym question in this run's {split} split: its condition ({condition}) removed "
+                f"no (concept, category) pair from training.")
     return (f"No unseen hypernym question in this run's {split} split: its condition ({condition}) removed "
-            f"no (concept, category) pair from training.")
+            f"{removed} (concept, category) pairs, none of them asked about there.")
 
 
 with common.guard("The Browse page"):

@@ -112,9 +112,9 @@ def lm_knowledge(rows, everything, key) -> None:
         from ui.paper_figures import queue_probe
         queue_probe(setting, f"No LM probe of {setting.get('lm', 'this LM')} on {setting.get('dataset', 'this dataset')} "
                              f"yet: `taxolens probe-lm --lm {setting.get('lm', '<id>')} --dataset "
-                             f"{setting.get('dataset', '<name>')}`, the `probe` job the paper sweep queues, or the "
-                             "button below (a few minutes: the LM alone answers the dataset's (concept, category) "
-                             "questions in four ways).", key="results_probe_queue")
+                             f"{setting.get('dataset', '<name>')}` or the `probe` job the paper sweep queues (a few "
+                             "minutes: the LM alone answers the dataset's (concept, category) questions in four "
+                             "ways).", key="results_probe_queue", refresh=_collect.clear)
         return
     train = [r for r in rows if r["kind"] == "train"]
     if not train:

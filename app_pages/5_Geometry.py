@@ -32,10 +32,12 @@ def _coherence(data_dir: str, dataset: str, fingerprint: str, encoder: str, seed
     return geometry.coherence_table(common.dataset(dataset), encoder, seed, images=images, split_percent=split_percent)
 
 
-def images_phrase(images: str, seed: int) -> str:
-    """Which images a coherence number is over, for captions."""
+def images_phrase(images: str, seed: int, split: str = SPLIT_PERCENT) -> str:
+    """Which images a coherence number is over, for captions (the paper's definition is the
+    training images; the split is named where it is not TaxoLens' default)."""
     if images == "train":
-        return f"the category's training images (seed {seed}'s split), as in the paper"
+        under = f"seed {seed}'s split" if split == SPLIT_PERCENT else f"seed {seed}'s {split} split"
+        return f"the category's training images ({under}), as the paper defines coherence"
     return "all of the category's images (training, validation and test)"
 
 
@@ -106,8 +108,7 @@ def coherence_section(ds, key: tuple, encoder: str, seed: int):
             st.error(f"{exc}; showing the {SPLIT_PERCENT} split.")
             split = SPLIT_PERCENT
     table = _coherence(*key, encoder, seed, images, split)
-    st.caption(f"Mean pairwise cosine similarity of the image embeddings among {images_phrase(images, seed)}"
-               + (f" under the {split} split" if split != SPLIT_PERCENT else "")
+    st.caption(f"Mean pairwise cosine similarity of the image embeddings among {images_phrase(images, seed, split)}"
                + ", under each labeling. Shuffling across categories should destroy coherence; shuffling within "
                "keeps it.")
     order = table.drop(index="all", errors="ignore").sort_values("original", ascending=False)
@@ -161,8 +162,8 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     split = dict(setting).get("split_percent") or SPLIT_PERCENT
     if images == "train":       # the runs' own training images, whichever split the bars above show
         table = _coherence(*key, encoder, seed, images, split)
-    st.caption(f"Coherence among {images_phrase(images, seed)}"
-               + (f" under the runs' {split} split" if images == "train" and split != SPLIT_PERCENT else "")
+    st.caption(f"Coherence among {images_phrase(images, seed, split)}"
+               + (" (the runs' own split)" if images == "train" and split != SPLIT_PERCENT else "")
                + f"; macro-F1 of the {model}'s {len(chosen)} run(s) under {condition} "
                f"({results.describe_setting(setting)}).")
     block = "unseen" if any(r["metrics"]["hypernym"]["unseen"]["n"] for r in chosen) else "all"
@@ -237,22 +238,9 @@ def choose_run(trained, key: str):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _synset_leaves(run_dir: str, stamp: str) -> dict[str, tuple[int, int]]:  # noqa: ARG001
-    """Per level, (leaves with a WordNet synset, leaves) over the run's concepts, by clusters.leaves_of
-    (the rule the trees are drawn by): known before anything is computed. An imported dataset's
-    categories have no synsets, so it has concept trees only."""
+    """clusters.drawable_leaves over the run's own (sub)set of concepts."""
     from core import clusters, rundata, runs
-    ds = rundata.load_subset(runs.load_run(run_dir).config)[0]
-    out = {}
-    for level in clusters.LEVELS:
-        kept, _, _, left_out = clusters.leaves_of(ds, list(ds.concepts), level)
-        out[level] = (len(kept), len(kept) + len(left_out))
-    return out
-
-
-def drawable_levels(counts: dict[str, tuple[int, int]]) -> list[str]:
-    """The levels with enough leaves for a tree."""
-    from core import clusters
-    return [level for level, (kept, _) in counts.items() if kept >= clusters.MIN_TREE_LEAVES]
+    return clusters.drawable_leaves(rundata.load_subset(runs.load_run(run_dir).config)[0])
 
 
 def trees_section(ds, run, trained) -> None:
@@ -276,7 +264,7 @@ def trees_section(ds, run, trained) -> None:
                      format_func=lambda s: {"test": "test split (held out)", "all": "all images of the run"}[s])
     stamp = _stamp_of(run)
     counts = _synset_leaves(str(run.path), stamp)     # said before anything is computed
-    drawable = drawable_levels(counts)
+    drawable = clusters.drawable_levels(counts)
     if not drawable:
         st.info("Too few categories or concepts with a WordNet synset to draw trees ("
                 + ", ".join(f"{kept} of {n} {LEVEL_NAMES[level]}" for level, (kept, n) in counts.items())

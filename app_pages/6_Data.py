@@ -155,7 +155,8 @@ def main() -> None:
     ended = st.session_state.pop("data_import_ended", None)
     if ended:
         job_id, name, status, error = ended
-        error = app_wording(jobs.split_error(error)[0]) if error else ""     # its traceback: the job table
+        from core.jobs import error_parts
+        error = app_wording(error_parts(error)[0]) if error else ""     # its traceback: the job table
         st.error(f"Import job #{job_id} of **{name}** {status}; nothing was kept" + (f". {error}" if error else "."),
                  icon=":material/error:")
     names = list_datasets()

@@ -216,6 +216,22 @@ def leaf_groups(ds, image_concepts: Sequence[str], labeling: Mapping[str, str], 
 MIN_TREE_LEAVES = 2           # a tree needs two leaves with synsets: below that a level has none
 
 
+def drawable_leaves(ds) -> dict[str, tuple[int, int]]:
+    """Per level, (leaves with a WordNet synset, leaves) over the dataset's concepts, by leaves_of:
+    what can be drawn is known before anything is computed (an imported dataset's categories have
+    no synsets, so it has concept trees only)."""
+    out = {}
+    for level in LEVELS:
+        kept, _, _, left_out = leaves_of(ds, list(ds.concepts), level)
+        out[level] = (len(kept), len(kept) + len(left_out))
+    return out
+
+
+def drawable_levels(counts: dict[str, tuple[int, int]]) -> list[str]:
+    """The levels of drawable_leaves' counts with enough leaves for a tree."""
+    return [level for level, (kept, _) in counts.items() if kept >= MIN_TREE_LEAVES]
+
+
 def leaves_of(ds, image_concepts: Sequence[str], level: str) -> tuple[list[str], list[str], list[str], list[str]]:
     """(leaf names, their labels, their synsets, names left out for having no WordNet synset) at a
     level, over the concepts present among the images. Sorted by name. The leaf set is the same

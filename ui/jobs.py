@@ -124,26 +124,8 @@ def job_rows(jobs: list) -> list[dict]:
 
     return [{"id": j.id, "job": jobs_api.describe(j), "status": status(j),
              "progress": float(j.progress),
-             "message": (split_error(j.error)[0] if j.error else j.message or "")[:160],
+             "message": (jobs_api.error_parts(j.error)[0] if j.error else j.message or "")[:160],
              "queued at": _ago(j.created), "finished at": _ago(j.finished)} for j in jobs]
-
-
-def split_error(error: str) -> tuple[str, str]:
-    """A failed job's error as (its message, the traceback or ""). The runner records
-    "Type: message\n\n<traceback's last 4000 characters>", so the traceback may lack its first line;
-    an error that is a bare traceback says its last line."""
-    text = error.strip()
-    start = text.find("Traceback (most recent call last):")
-    frame = text.find('  File "')
-    if start < 0 and frame >= 0:               # the traceback's tail only: it starts after the gap
-        start = text.rfind("\n\n", 0, frame) + 2 if "\n\n" in text[:frame] else 0
-    if start < 0:
-        return text, ""
-    message, trace = text[:start].strip(), text[start:]
-    if not message:
-        lines = [line for line in trace.splitlines() if line.strip()]
-        message = lines[-1].strip() if lines else trace
-    return message, trace
 
 
 def listed_jobs(store, limit: int) -> list:
@@ -217,7 +199,7 @@ def job_table(limit: int = 25) -> None:
         if sweep_id is not None:
             cancel_sweep_control(store, sweep_id)
         if job.error:
-            message, trace = split_error(job.error)
+            message, trace = jobs_api.error_parts(job.error)
             st.error(message)
             if trace:
                 with st.expander("Traceback"):
@@ -226,9 +208,8 @@ def job_table(limit: int = 25) -> None:
         st.code(log or "(no log output yet)", language=None)
 
 
-# The spec keys of the jobs a page offers (offer_job), and what a job queued without one used
-# (before the images choice every coherence table was over all images; Geometry's first jobs named
-# neither images nor split).
+# The spec keys of the jobs a page offers (offer_job), and what a job queued without one runs now
+# (_coherence_execute reads a spec without images as the training images, the default split).
 COHERENCE_DEFAULTS = {"seed": 0, "max_concepts": None, "images_per_concept": None, "images": "train",
                       "split_percent": None}
 PROBE_DEFAULTS = {"lm_init": "pretrained", "seed": 0, "device": "auto"}
@@ -249,21 +230,25 @@ def _normal(kind: str, spec: dict) -> dict:
 
 
 @st.fragment(run_every=REFRESH_S)
-def offered_job_status(job_id: int) -> None:
-    """Live progress of an offered job; the page redraws itself once it is done."""
+def offered_job_status(job_id: int, refresh=None) -> None:
+    """Live progress of an offered job; once it is done, `refresh` (the caller's cache clear) and
+    the page redraws itself."""
     with common.guard("The job status"):
         job = common.store().get(job_id)
         if job.done:
+            if refresh is not None:
+                refresh()
             st.rerun(scope="app")        # failed or cancelled: the page shows why and offers a retry
         label = "waiting for the worker" if job.status == "queued" else job.message or "running"
         st.progress(min(1.0, max(0.0, job.progress)),
                     text=f"{WHAT[job.kind][0]} job #{job.id}: {label} ({job.progress:.0%})")
 
 
-def offer_job(kind: str, spec: dict, intro: str, key: str) -> None:
+def offer_job(kind: str, spec: dict, intro: str, key: str, refresh=None) -> None:
     """What a figure lacks, as a job of `kind` ("coherence" or "probe") with `spec`: the progress of
     the same job queued or running, else the reason the last one failed, `intro` and a button that
-    queues it."""
+    queues it. `refresh`: clears what the caller cached, so the job's output is read once it is
+    done (once more when the page comes back to a job that succeeded meanwhile)."""
     from core.jobs import JobSpecError
 
     store = common.store()
@@ -271,12 +256,16 @@ def offer_job(kind: str, spec: dict, intro: str, key: str) -> None:
     mine = [j for j in store.list(kind=kind) if _normal(kind, j.spec) == wanted]     # newest first
     pending = [j for j in mine if not j.done]
     if pending:
-        offered_job_status(pending[-1].id)
+        offered_job_status(pending[-1].id, refresh)
         return
+    read = f"offer_read_{mine[0].id}" if mine else ""
+    if mine and mine[0].status == "succeeded" and refresh is not None and not st.session_state.get(read):
+        st.session_state[read] = True           # once: a result that still does not show is not re-read forever
+        refresh()
+        st.rerun()
     if mine and mine[0].status == "failed":
-        reason = (mine[0].error or mine[0].message or "").strip().splitlines()
-        st.error(f"The last {WHAT[kind][0].lower()} job (#{mine[0].id}) failed: "
-                 f"{reason[0] if reason else 'no reason given'}")
+        message = jobs_api.error_parts(mine[0].error or mine[0].message or "no reason given")[0]
+        st.error(f"The last {WHAT[kind][0].lower()} job (#{mine[0].id}) failed: {message.splitlines()[0]}")
     st.info(intro)
     if st.button(WHAT[kind][1], type="primary", key=key):
         try:

@@ -88,10 +88,14 @@ def queue_coherence(setting: dict, intro: str) -> None:
                    intro, key="pf_coherence_queue")
 
 
-def queue_probe(setting: dict, intro: str, key: str) -> None:
-    """The LM probe of the setting's LM on its dataset (`taxolens probe-lm`), offered as a job."""
+def queue_probe(setting: dict, intro: str, key: str, refresh=None) -> None:
+    """The LM probe of the setting's LM on its dataset (`taxolens probe-lm`), offered as a job where
+    the setting names both (a baseline's setting names no LM: then `intro` alone)."""
     from ui import jobs
-    jobs.offer_job("probe", {"lm": setting.get("lm"), "dataset": setting.get("dataset") or "concepts"}, intro, key=key)
+    if not (setting.get("lm") and setting.get("dataset")):
+        st.info(intro)
+        return
+    jobs.offer_job("probe", {"lm": setting["lm"], "dataset": setting["dataset"]}, intro, key=key, refresh=refresh)
 
 
 def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:

@@ -12,7 +12,7 @@ produce is read from disk (core.runs).
 from __future__ import annotations
 
 from core.jobs.kinds import JobCancelled, JobContext, JobSpecError
-from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, read_log_tail
+from core.jobs.store import FINISHED, STATUSES, Job, JobStore, JobStoreError, error_parts, read_log_tail
 from core.jobs import sweeps  # noqa: E402,F401  registers the sweep kind (sweeps imports kinds, not the reverse)
 from core.jobs import sweep_run  # noqa: E402,F401  registers the sweep-run kind (a whole sweep as one job)
 

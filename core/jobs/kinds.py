@@ -230,9 +230,10 @@ def _train_execute(spec: dict, ctx: JobContext) -> dict:
     train_share = 0.8 if splits else 1.0
     # a finished run (reused, or a retried job whose training was done) returns at once
     reused = ctx.output_dir is not None and runs.is_finished(ctx.output_dir)
+    resumed = not reused and ctx.output_dir is not None and runs.has_started(ctx.output_dir)
     if reused:
         ctx.progress(0.0, f"{Path(ctx.output_dir).name} is finished: not trained again")
-    elif ctx.output_dir is not None and runs.has_started(ctx.output_dir):
+    elif resumed:
         ctx.progress(0.0, f"resuming {Path(ctx.output_dir).name} where it stopped")
     run_dir = Path(train(cfg, run_dir=ctx.output_dir, progress=sub_progress(ctx.progress, 0, train_share),
                          should_stop=ctx.should_stop))
@@ -244,7 +245,9 @@ def _train_execute(spec: dict, ctx: JobContext) -> dict:
         metrics[split] = current or evaluate(run_dir, split=split,
                                              progress=sub_progress(ctx.progress, train_share + i * step,
                                                                    train_share + (i + 1) * step))
-    return {"run_dir": str(run_dir), "metrics": metrics, **({"reused": True} if reused else {})}
+    # reused / resumed: this job's wall time is not a whole run's (sweeps.time_estimate)
+    return {"run_dir": str(run_dir), "metrics": metrics, **({"reused": True} if reused else {}),
+            **({"resumed": True} if resumed else {})}
 
 
 def _train_discard(output_dir: Path) -> None:

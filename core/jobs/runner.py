@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.base import die_with_parent
 from core.jobs import kinds
-from core.jobs.store import JobStore, JobStoreError
+from core.jobs.store import TRACEBACK_MARK, JobStore, JobStoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
 PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every message
@@ -92,7 +92,7 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
             return EXIT_CANCELLED
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
-        store.finish(job_id, "failed", error=f"{type(exc).__name__}: {exc}\n\n{text[-4000:]}",
+        store.finish(job_id, "failed", error=f"{type(exc).__name__}: {exc}{TRACEBACK_MARK}{text[-4000:]}",
                      attempt=attempt)
         if isinstance(exc, KeyboardInterrupt):
             raise

@@ -129,6 +129,33 @@ def wal_header_ok(header: bytes) -> bool:
     return (s0, s1) == struct.unpack(">II", header[24:32])
 
 
+# How the runner records a failed job's error: its message, this mark, the traceback's last 4000
+# characters (error_parts splits them again for the app).
+TRACEBACK_MARK = "\n\n--- traceback ---\n"
+
+
+def error_parts(error: str) -> tuple[str, str]:
+    """A failed job's error as (its message, its traceback or ""). Errors recorded before
+    TRACEBACK_MARK read "Type: message\n\n<traceback tail>", the tail perhaps cut inside a chained
+    traceback: the message then ends where the earliest traceback line begins; a bare traceback's
+    message is its last line."""
+    text = error.strip()
+    if TRACEBACK_MARK.strip() in text:
+        message, _, trace = text.partition(TRACEBACK_MARK.strip())
+        return message.strip(), trace.strip("\n")
+    marks = [i for i in (text.find("Traceback (most recent call last):"), text.find('  File "')) if i >= 0]
+    if not marks:
+        return text, ""
+    start = min(marks)
+    if text.startswith('  File "', start):               # a cut tail: it starts after the gap before it
+        start = text.rfind("\n\n", 0, start) + 2 if "\n\n" in text[:start] else 0
+    message, trace = text[:start].strip(), text[start:]
+    if not message:
+        lines = [line for line in trace.splitlines() if line.strip()]
+        message = lines[-1].strip() if lines else trace
+    return message, trace
+
+
 @dataclass(frozen=True)
 class Job:
     id: int

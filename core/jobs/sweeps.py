@@ -424,7 +424,7 @@ def time_estimate(grid: dict, known_runs: list, jobs: list | None = None) -> dic
             and versions.checkpoint_is_current(info.checkpoint, info.config.dataset)]
     job_seconds = {Path(j.run_dir).name: j.finished - j.started for j in jobs or []
                    if j.kind == "train" and j.status == "succeeded" and j.run_dir and j.started and j.finished
-                   and j.attempts <= 1 and not (j.result or {}).get("reused")}
+                   and j.attempts <= 1 and not {"reused", "resumed"} & set(j.result or {})}
     whole = [job_seconds[info.path.name] / 60 for info in done if job_seconds and info.path.name in job_seconds]
     if whole:
         return {"train_runs": len(trains), "to_train": to_train, "minutes": statistics.median(whole),

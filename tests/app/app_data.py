@@ -83,16 +83,17 @@ def fake_run(cfg, epoch: int = 1, status: str = "finished", evaluated: bool = Tr
 
     run_dir = runs.create_run_dir(cfg)
     installed = datasets.load_dataset(cfg.dataset)      # its version, as a trained run records it
+    # The same data steps as core.rundata.prepare, without importing torch for a fake.
+    ds = installed.subset(cfg.max_concepts, cfg.images_per_concept, cfg.seed)
+    deprivation = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
     runs.write_json(runs.checkpoint_json(run_dir), {
         "status": status, "epoch": epoch, "created": runs.now_iso(), "updated": runs.now_iso(),
         "dataset": {"name": cfg.dataset, "table_sha256": datasets.version_sha256(installed)},
+        "condition": {"spec": cfg.condition, "report": deprivation.report},       # as core.train records it
         "metrics": [{"epoch": e + 1, "loss": 0.5} for e in range(epoch)]})
     if not evaluated:
         return run_dir
-    # The same data steps as core.rundata.prepare, without importing torch for a fake.
-    ds = datasets.load_dataset(cfg.dataset).subset(cfg.max_concepts, cfg.images_per_concept, cfg.seed)
     split = questions.split_images(ds, cfg.seed, cfg.split_fractions)
-    deprivation = conditions.parse_condition(cfg.condition).apply(ds, cfg.seed)
     test_images = [im for im in ds.images if split[im.id] == "test"]
     position = {im.id: i for i, im in enumerate(test_images)}
     rows = []

@@ -162,7 +162,7 @@ def test_geometry_coherence_is_over_the_training_images_and_says_so(data_dir, mo
     assert not geometry.is_cached(ds, cfg.encoder, 0, "all")
     at = run_page("app_pages/5_Geometry.py")
     assert at.radio(key="geometry_coherence_images").value == "train"
-    assert "among the category's training images (seed 0's split), as in the paper" in texts(at)
+    assert "among the category's training images (seed 0's split), as the paper defines coherence" in texts(at)
     shown = {m.label: m.value for m in at.metric}
     assert shown["Macro mean, original"] == f"{train.loc['all', 'original']:.3f}"
     at.radio(key="geometry_coherence_images").set_value("all").run()
@@ -176,7 +176,7 @@ def test_geometry_coherence_is_over_the_training_images_and_says_so(data_dir, mo
     at.text_input(key="geometry_coherence_split").set_value("70/5/25").run()
     assert not at.exception, [e.value for e in at.exception]
     paper = geometry.coherence_table(ds, cfg.encoder, 0, split_percent="70/5/25")
-    assert "training images (seed 0's split), as in the paper under the 70/5/25 split" in texts(at)
+    assert "training images (seed 0's 70/5/25 split), as the paper defines coherence, under each" in texts(at)
     assert {m.label: m.value for m in at.metric}["Macro mean, original"] == f"{paper.loc['all', 'original']:.3f}"
     at.text_input(key="geometry_coherence_split").set_value("50/50").run()
     assert any("split_percent must be" in e.value and "showing the 60/20/20 split" in e.value for e in at.error)
@@ -214,7 +214,8 @@ def test_geometry_coherence_vs_f1_is_one_models_runs_of_one_setting(data_dir, mo
     assert any("split_percent=70/5/25" in o for o in at.selectbox(key="geometry_setting").options)
     at.selectbox(key="geometry_setting").set_value(other).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "under the runs' 70/5/25 split; macro-F1 of the pretrained LM's 1 run(s)" in texts(at)
+    assert "(seed 0's 70/5/25 split), as the paper defines coherence (the runs' own split); macro-F1 of the " \
+           "pretrained LM's 1 run(s)" in texts(at)
     assert geometry.is_cached(ds, cfg.encoder, 0, split_percent="70/5/25")
 
 

@@ -103,6 +103,37 @@ def test_a_missing_lm_probe_is_one_click_away(data_dir):
     assert any("LM probe job #" in str(p.proto) for p in at.get("progress"))
 
 
+def test_a_probe_that_finished_meanwhile_is_read_not_offered_again(data_dir):
+    """Review: the results the page read are cached for 10 s; a probe job that succeeded meanwhile
+    left the page offering it again (a click queued a duplicate)."""
+    import os
+
+    from core.jobs.store import JobStore
+    fake_grid(conditions=("none",), seeds=(0,), lm_inits=("pretrained",))
+    at = results_page()
+    next(b for b in at.button if b.key == "results_probe_queue").click().run()
+    store = JobStore()
+    (job,) = store.list(kind="probe")
+    store.claim(os.getpid())
+    fake_probe("smollm2-135m", "concepts", {"animal": 0.5})
+    store.finish(job.id, "succeeded", result={})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(b.key == "results_probe_queue" for b in at.button)
+    assert not any("No LM probe of smollm2-135m" in i.value for i in at.info)
+
+
+def test_a_setting_of_baselines_alone_offers_no_probe_that_cannot_run(data_dir):
+    """Review: with only a baseline evaluated the setting names no LM, and the button queued a probe
+    of LM None ("Not queued: invalid probe job")."""
+    from paper_data import cfg
+    from test_results import fake_baseline
+    fake_baseline("majority", cfg())
+    at = results_page()
+    assert not any(b.key == "results_probe_queue" for b in at.button)
+    assert any("No LM probe of this LM" in i.value for i in at.info)
+
+
 def test_cli_writes_csv_and_figures_per_setting(data_dir, tmp_path, capsys, monkeypatch):
     import pandas as pd
 

@@ -28,8 +28,8 @@ def test_train_and_baseline_jobs_name_a_dataset_other_than_the_default():
 
 
 def test_a_failed_jobs_error_splits_into_its_message_and_traceback():
-    pytest.importorskip("streamlit")
-    from ui.jobs import split_error
+    from core.jobs import error_parts as split_error
+    from core.jobs.store import TRACEBACK_MARK
 
     trace = 'Traceback (most recent call last):\n  File "a.py", line 1, in f\n    g()\nKeyError: \'x\''
     assert split_error(f"KeyError: 'x'\n\n{trace}") == ("KeyError: 'x'", trace)
@@ -39,3 +39,10 @@ def test_a_failed_jobs_error_splits_into_its_message_and_traceback():
     listed = "import of 'mine' refused, 2 problem(s):\n  - a.png: unreadable\n  - b.png: unreadable"
     assert split_error(listed) == (listed, "")                                # no traceback: all of it
     assert split_error("cancelled by request") == ("cancelled by request", "")
+    # a chained traceback cut inside its first part (review): the message is the first line only
+    chained = ('  File "a.py", line 1, in f\nKeyError: \'x\'\n\nThe above exception was the direct cause of the '
+               'following exception:\n\nTraceback (most recent call last):\n  File "b.py", line 2, in g\nValueError: bad')
+    assert split_error(f"ValueError: bad\n\n{chained}") == ("ValueError: bad", chained)
+    # what the runner records now: the mark splits it, whatever the message holds
+    message = "import refused:\n\n  File listing: a.png"
+    assert split_error(f"{message}{TRACEBACK_MARK}{trace}") == (message, trace)

@@ -374,6 +374,7 @@ def test_a_run_cancelled_by_hand_is_resumed_by_a_sweep_not_started_over():
     submit("sweep", one, store=store)
     ran = [j for j in _run_queued(store) if j.kind == "train"]
     assert [j.run_dir for j in ran] == [str(cancelled)] and not ran[0].result.get("reused")
+    assert ran[0].result["resumed"] is True          # so its wall time times no whole run (time_estimate)
     record = runs.read_json(runs.checkpoint_json(cancelled))
     assert record["status"] == "finished" and record["resumed"]          # went on where it stopped
     assert sweep_run.run_sweep(one)["runs"] == [str(cancelled)]          # and `sweep run` takes it, finished

@@ -267,7 +267,9 @@ def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size(tmp_path,
             SimpleNamespace(kind="train", status="succeeded", run_dir="/data/runs/b", started=0.0, finished=1.0,
                             attempts=1, result={"reused": True}),                       # not trained by it
             SimpleNamespace(kind="train", status="succeeded", run_dir="/data/runs/c", started=0.0, finished=60.0,
-                            attempts=2, result={})]                                     # resumed: partial
+                            attempts=2, result={}),                                     # retried: partial
+            SimpleNamespace(kind="train", status="succeeded", run_dir="/data/runs/c", started=0.0, finished=30.0,
+                            attempts=1, result={"resumed": True})]                      # a new job resumed it
     assert sweeps.time_estimate(spec, timed, jobs) == {"train_runs": 4, "to_train": 4, "minutes": 6.0, "of": 1,
                                                        "whole_jobs": True}
     timed[0].checkpoint["metrics"][0]["val_seconds"] = 30.0                # records alone: + validation
