@@ -110,7 +110,6 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
     recomputed if the dataset's contents or the chosen images changed. The features of every image
     are read (and cached) either way: the maps need them."""
     import pandas as pd
-    from core.conditions import parse_condition
 
     report = progress or (lambda fraction, message: None)
     split_percent = canonical_split_percent(split_percent) if images == "train" else SPLIT_PERCENT
@@ -123,11 +122,8 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
         report(1.0, "coherence loaded from cache")
         return cached
 
-    labelings = {"original": None,
-                 "cross": parse_condition("cross").apply(ds, seed).labeling,
-                 "within": parse_condition("within").apply(ds, seed)}
-    within_report = labelings["within"].report
-    labelings["within"] = labelings["within"].labeling
+    labelings, impossible = shuffled_labelings(ds, seed)
+    within_report = labelings.pop("_within_report", {})
 
     features = pooled_features(ds, encoder_id, device=device,
                                progress=lambda f, m: report(0.95 * f, m))
@@ -137,7 +133,7 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
         raise ValueError(f"{pooled.shape[0]} feature rows for {len(ds.images)} images")
     rows = pooled[chosen]
     columns = {name: coherence(ds, rows, lab, indices=chosen) for name, lab in labelings.items()}
-    table = pd.DataFrame(columns)[list(LABELINGS)]
+    table = pd.DataFrame(columns).reindex(columns=list(LABELINGS))     # a shuffle not possible here: NaN
     table.loc["all"] = table.mean(axis=0, skipna=True)
     table.index.name = "category"
 
@@ -145,10 +141,32 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
             "image_set": images, "split_percent": split_percent if images == "train" else None,
             "images": len(chosen), "images_fingerprint": chosen_fingerprint,
             "dataset_images": len(ds.images), "concepts": len(ds.concepts),
-            "within_singletons": within_report.get("singletons", [])}
+            "within_singletons": within_report.get("singletons", []), "not_possible": impossible}
     _save(out_dir, table, meta)
     report(1.0, "coherence done")
     return table
+
+
+def shuffled_labelings(ds, seed: int) -> tuple[dict, dict[str, str]]:
+    """({"original": None, "cross": labeling, "within": labeling, "_within_report": its report},
+    {shuffle: why it is not possible}) for coherence_table. A shuffle that cannot be applied to
+    `ds` (a small subset where no two concepts share a category set has no within-category
+    shuffle) is left out with its reason, so the table's other columns still come out."""
+    from core.base import ConfigError
+    from core.conditions import parse_condition
+
+    out: dict = {"original": None}
+    impossible: dict[str, str] = {}
+    for name in LABELINGS[1:]:
+        try:
+            deprivation = parse_condition(name).apply(ds, seed)
+        except ConfigError as exc:
+            impossible[name] = str(exc)
+            continue
+        out[name] = deprivation.labeling
+        if name == "within":
+            out["_within_report"] = deprivation.report
+    return out, impossible
 
 
 def pooled_features(ds, encoder_id: str, device: str | None = None,

@@ -102,8 +102,8 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
                     images_per_concept: int | None = None, device: str = "auto", here: bool = True,
                     images: str = "train", split_percent: str = TrainConfig.split_percent):
     """The (subset of the) dataset whose coherence table these arguments ask for, checked: the
-    images choice (core.geometry.IMAGE_SETS), ranges and the split, ids, the cross and within
-    shuffles on that subset, the encoder's weights."""
+    images choice (core.geometry.IMAGE_SETS), ranges and the split, ids, the cross shuffle on that
+    subset (a within shuffle it has no room for leaves that column empty), the encoder's weights."""
     from core import geometry
     from core.data import datasets
     from core.conditions import parse_condition
@@ -116,8 +116,10 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
     if cfg.max_concepts is not None or cfg.images_per_concept is not None:
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
                        seed=cfg.seed)
-    for labeling in ("cross", "within"):  # what coherence_table applies first
-        parse_condition(labeling).apply(ds, cfg.seed)
+    # what coherence_table applies first; a shuffle not possible on this subset leaves its column empty
+    labelings, _ = geometry.shuffled_labelings(ds, cfg.seed)
+    if "cross" not in labelings:
+        parse_condition("cross").apply(ds, cfg.seed)          # says why: too few concepts to compare
     check_weights(cfg.encoder, None, here)
     return ds
 

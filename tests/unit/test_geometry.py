@@ -126,6 +126,24 @@ def test_coherence_table_is_over_the_seeds_training_images_by_default(tmp_path, 
     assert meta["train"]["dataset_images"] == meta["all"]["dataset_images"] == len(ds.images)
 
 
+def test_a_subset_without_a_within_shuffle_still_gets_its_table(tmp_path, monkeypatch):
+    """A walk-through: the coherence table of a 15-concept subset (the size of the setting's runs)
+    was refused, "within-category shuffle: no two concepts ... share a category set", so the page's
+    offer and the command it named could only fail. Original and cross come out; within is empty and
+    the meta says why."""
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    ds = three_images()                         # x and y have different category sets: no within shuffle
+    with pytest.raises(ConfigError, match="within-category shuffle"):
+        from core.conditions import parse_condition
+        parse_condition("within").apply(ds, 0)
+    patch_features(monkeypatch, FEATURES.numpy())
+    table = geometry.coherence_table(ds, "enc", seed=0, images="all")
+    assert list(table.columns) == ["original", "cross", "within"]
+    assert table["within"].isna().all() and not table["original"].isna().all()
+    meta = json.loads((geometry.cache_dir(ds, "enc", 0, "all") / "meta.json").read_text())
+    assert "within-category shuffle" in meta["not_possible"]["within"] and "cross" not in meta["not_possible"]
+
+
 def test_coherence_table_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
     ds = tiny_dataset(images_per_concept=5)
