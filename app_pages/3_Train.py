@@ -301,6 +301,18 @@ def _estimate(source_json: str, data_dir: str) -> dict:  # noqa: ARG001 - keys t
                                 common.store().list(kind="train", status="succeeded"))
 
 
+@st.cache_data(show_spinner=False, ttl=600)
+def _same_data(source_json: str, data_dir: str) -> dict[tuple, str]:  # noqa: ARG001 - keys the cache
+    """sweeps.same_data_groups of a preset sweep, once per condition set: {conditions: "seeds 0, 1"}
+    (the pretrained LM's and the random-init control's runs count once)."""
+    from core.jobs import sweeps
+    seeds: dict[tuple, set] = {}
+    for group, cfg in sweeps.same_data_groups(sweeps.expand(sweeps.resolve(json.loads(source_json)))):
+        seeds.setdefault(tuple(group), set()).add(cfg["seed"])
+    return {group: ("seed " if len(s) == 1 else "seeds ") + ", ".join(map(str, sorted(s)))
+            for group, s in seeds.items()}
+
+
 def sweep_source(preset: str, scale: str, dataset: str | None) -> dict:
     """The sweep the form queues: the preset at the scale, on the page's dataset (the default one
     keeps the preset's own name, so its runs and manifest stay those of the CLI's `paper`)."""
@@ -334,6 +346,13 @@ def sweep_form(ds) -> None:
                       and j["spec"]["config"]["condition"].startswith("systematic:")},
                      key=results.condition_order)
     took = _estimate(json.dumps(source, sort_keys=True), common.data_key())
+    same = _same_data(json.dumps(source, sort_keys=True), common.data_key())
+    if same:
+        st.warning("On this scale's data some conditions remove the same pairs and label alike, so their runs "
+                   "are one run trained under several names and the ablation curve is flat between them: "
+                   + "; ".join(f"{' = '.join(group)} ({seeds})" for group, seeds in same.items())
+                   + ". Each category gives up max(1, int(n·r)) of its n members, and at this scale most "
+                     "categories have one or two; a larger scale tells them apart.", icon=":material/warning:")
     todo = f"{took['to_train']} of its {took['train_runs']} training runs still to train"
     if not took["to_train"]:
         when = "every one is finished here and is reused"

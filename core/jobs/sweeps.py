@@ -355,11 +355,11 @@ def describe_scale(scale: str) -> str:
     return f"{scale}: " + ", ".join(parts)
 
 
-def same_data_notes(jobs: list[dict]) -> list[str]:
-    """One line per set of a sweep's training runs that differ only in a condition which, on their
-    data, removes the same pairs and labels alike: they would train the same run under two names
-    (random:0.25 and random:0.5 both remove max(1, int(n r)) = 1 concept of each 2-concept category).
-    `jobs`: a normalized sweep's jobs."""
+def same_data_groups(jobs: list[dict]) -> list[tuple[list[str], dict]]:
+    """(conditions, the config they share but for the condition) for each set of a sweep's training
+    runs that differ only in a condition which, on their data, removes the same pairs and labels
+    alike: they would train the same run under several names (random:0.25 and random:0.5 both remove
+    max(1, int(n r)) = 1 concept of each 2-concept category). `jobs`: a normalized sweep's jobs."""
     from core import conditions, rundata
     groups: dict[str, dict[tuple, list[str]]] = {}
     subsets: dict[str, object] = {}
@@ -377,14 +377,17 @@ def same_data_notes(jobs: list[dict]) -> list[str]:
             continue
         what = (tuple(sorted(dep.removed)), tuple(sorted(dep.labeling.items())))
         groups.setdefault(rest, {}).setdefault(what, []).append(cfg.condition)
+    return [(same, json.loads(rest)) for rest, by_effect in groups.items() for same in by_effect.values()
+            if len(same) > 1]
+
+
+def same_data_notes(jobs: list[dict]) -> list[str]:
+    """One line per same_data_groups set, for the command line's dry run."""
     notes = []
-    for rest, by_effect in groups.items():
-        cfg = json.loads(rest)
-        for same in by_effect.values():
-            if len(same) > 1:
-                lm = cfg["lm"] + (", random-init" if cfg["lm_init"] == "random" else "")
-                notes.append(f"{' and '.join(same)} remove the same pairs and label alike on {cfg['dataset']} "
-                             f"(seed {cfg['seed']}, {lm}): they train the same run twice under two names")
+    for same, cfg in same_data_groups(jobs):
+        lm = cfg["lm"] + (", random-init" if cfg["lm_init"] == "random" else "")
+        notes.append(f"{' and '.join(same)} remove the same pairs and label alike on {cfg['dataset']} "
+                     f"(seed {cfg['seed']}, {lm}): they train the same run twice under two names")
     return notes
 
 

@@ -38,3 +38,24 @@ def test_removal_summary_counts_concepts_and_pairs(data_dir):
     assert half["pairs"] == half["concepts"] * len(used_categories(ds))      # all of a sampled concept's pairs
     one = removal_summary(ds, "systematic:1")
     assert one["pairs"] == len(ds.concepts) and one["concepts"] == len(ds.concepts)
+
+
+def test_the_sweep_tab_warns_when_conditions_collapse_on_its_data(data_dir):
+    """A walk-through: at the smoke scale random:0.25, 0.5 and 0.75 removed the same pairs (most
+    categories of a small subset have one or two members), trained one run three times, and Results
+    drew a flat curve that read like a finding."""
+    from core.jobs import sweeps
+
+    at = run_page("app_pages/3_Train.py")
+    for scale in ("smoke", "cpu"):
+        at.selectbox(key="sweep_scale").set_value(scale).run()
+        assert not at.exception, [e.value for e in at.exception]
+        groups = sweeps.same_data_groups(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": scale})))
+        warned = [w.value for w in at.warning if "remove the same pairs" in w.value]
+        if groups:
+            (text,) = warned
+            for conditions, _ in groups:
+                assert " = ".join(conditions) in text
+        else:
+            assert not warned
+    assert sweeps.same_data_groups(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": "smoke"})))
