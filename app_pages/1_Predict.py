@@ -11,6 +11,7 @@ and are cached per (checkpoint, image content).
 """
 import hashlib
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -423,6 +424,51 @@ def _learning_note(run) -> str | None:
     return _learning_note_cached(str(run.path), stamp)
 
 
+# What each test number measures (README: leaf accuracy against "every leaf asked of N test images").
+SCORES_MEAN = ("Yes/no leaf accuracy asks each test image about its own leaf and about one random other "
+               "leaf; the every-leaf ranking asks about all {vocabulary} leaves, as this page does, and "
+               "counts where the image's own leaf lands: first (top-1) or among the first five (top-5).")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _test_scores_cached(run_dir: str, stamp: tuple) -> tuple[float | None, dict | None]:  # noqa: ARG001
+    from core import results, runs
+    leaf = ((results.load_eval(Path(run_dir), "test") or {}).get("leaf") or {}).get("accuracy")
+    try:
+        ranking = runs.load_ranking(run_dir, "test")
+    except runs.RunError:                   # unreadable: as good as not measured
+        ranking = None
+    if ranking is not None:                 # the rows (one per image) are not needed here
+        ranking = {k: v for k, v in ranking.items() if k != "rows"}
+    return leaf, ranking
+
+
+def test_scores(run) -> None:
+    """Under the checkpoint picker: its yes/no leaf accuracy beside its every-leaf ranking (top-1,
+    top-5 of N test images, from eval/test/ranking.json), with what each measures: the first is
+    one own-vs-random-other question per image, the second the ranking this page shows. Nothing when
+    the run was never evaluated (the learning note says so beside each answer)."""
+    from core import runs
+    folder = runs.eval_dir(run.path, "test")
+    stamp = tuple(p.stat().st_mtime if p.exists() else 0.0
+                  for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
+    leaf, ranking = _test_scores_cached(str(run.path), stamp)
+    if leaf is None and ranking is None:
+        return
+    parts = [f"yes/no leaf accuracy **{leaf:.3f}**"] if leaf is not None else []
+    if ranking and ranking.get("top1") is not None:
+        median = ranking.get("median_rank")
+        parts.append(f"every leaf asked of {ranking.get('images')} test images: top-1 **{ranking['top1']:.3f}**, "
+                     f"top-5 **{ranking['top5']:.3f}**"
+                     + (f", median rank {median} of {ranking.get('vocabulary')}" if median is not None else ""))
+        vocabulary = ranking.get("vocabulary") or "the"
+    else:
+        parts.append("every-leaf ranking not measured (`taxolens evaluate RUN --leaf-ranking N`)")
+        vocabulary = "the"
+    st.caption(":material/leaderboard: This checkpoint on its test images: " + "; ".join(parts) + ".  \n"
+               + SCORES_MEAN.format(vocabulary=vocabulary))
+
+
 def _predictor_vocabulary(run) -> set[str]:
     return set(_predictor(str(run.path), _stamp(run)).concepts)
 
@@ -439,6 +485,7 @@ def main() -> None:
     except DatasetError as exc:
         st.warning(str(exc))
         return
+    test_scores(run)
     # Lazy tabs: only the open one runs, so the gallery costs nothing while uploading.
     upload, gallery = st.tabs(["Upload images", "Pick from the dataset"], key="predict_tab",
                               on_change="rerun")

@@ -179,7 +179,9 @@ def main() -> None:
         head = metrics.headline(recorded)
         coin = lambda key: f"A fair coin on the same questions: {_fmt(head[key])}"
         a, b, c, d = st.columns(4)
-        a.metric("Leaf accuracy", _fmt(head["leaf_accuracy"]))
+        a.metric("Leaf accuracy", _fmt(head["leaf_accuracy"]),
+                 help="Yes/no: each image asked about its own leaf and about one random other leaf. "
+                      "Predict ranks every leaf, a harder task: see the every-leaf ranking.")
         b.metric("Leaf macro-F1 per concept", _fmt(head["leaf_concept_f1"]), help=coin("leaf_chance_f1"))
         for col, block, what in ((c, "seen", "Per-category yes/no macro-F1, averaged over categories. "),
                                  (d, "unseen", "Per-category yes/no macro-F1 on pairs removed from training. ")):
@@ -189,6 +191,27 @@ def main() -> None:
                        help=what + (why or coin(f"{block}_chance_f1")))
             if why:
                 col.caption(why)
+        try:
+            ranking = runs.load_ranking(run.path, split)      # eval/<split>/ranking.json: every leaf asked
+        except runs.RunError:
+            ranking = None
+        if ranking and ranking.get("top1") is not None:
+            n, vocabulary = ranking.get("images"), ranking.get("vocabulary")
+            median = ranking.get("median_rank")
+            a, b, c, d = st.columns(4)
+            a.metric("Every-leaf top-1", _fmt(ranking["top1"]),
+                     help=f"Share of the {n} ranked images whose own leaf is first among all {vocabulary}"
+                          + (f" (chance {ranking['chance_top1']:.3f})" if ranking.get("chance_top1") else ""))
+            b.metric("Every-leaf top-5", _fmt(ranking.get("top5")),
+                     help=f"Share of the {n} ranked images whose own leaf is among the first five of {vocabulary}"
+                          + (f" (chance {ranking['chance_top5']:.3f})" if ranking.get("chance_top5") else ""))
+            c.metric("Median rank", "—" if median is None else f"{median} of {vocabulary}")
+            d.metric(f"{split.capitalize()} images ranked", f"{n}" + (f" of {ranking['of_images']}"
+                                                                     if ranking.get("of_images") else ""))
+            st.caption(f"Leaf accuracy is yes/no: each image asked about its own leaf and about one random other "
+                       f"leaf. The every-leaf ranking asks about all {vocabulary} leaves, as Predict does, and "
+                       f"counts where the image's own leaf lands (top-1: first; top-5: among the first five), "
+                       f"over {n} {split} images.")
     items = filters(ds, split, split_map, summary)
     if not items and summary is not None and st.session_state.get("browse_seen") == "with unseen" \
             and int(summary["unseen"].sum()) == 0:
