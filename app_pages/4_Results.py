@@ -48,7 +48,7 @@ def seen_unseen(table) -> None:
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
                                          y_title="per-category macro-F1 (mean over seeds, 95% CI)",
                                          y_range=(0, 1.1), chance="chance",
-                                         colors={"seen": "#1f77b4", "unseen": "#ff7f0e"}),
+                                         colors=figures.SERIES_COLORS),
                     width="stretch", key="seen_unseen")
     st.caption(HEADLINE_CAPTION + " Unseen = (concept, category) pairs whose hypernym questions the "
                "condition removed from training; no bar where nothing was removed (or nothing kept).")
@@ -83,7 +83,7 @@ def shuffles(table) -> None:
         return
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
                                          y_title="macro-F1 (mean over seeds, 95% CI)", y_range=(0, 1.1),
-                                         chance="chance"),
+                                         chance="chance", colors=figures.SERIES_COLORS),
                     width="stretch", key="shuffles")
     st.caption("Under a shuffle the questions follow the shuffled labels; with `+random:0.5` the "
                "unseen pairs are those the ablation removed under the shuffled labels.")

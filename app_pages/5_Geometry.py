@@ -32,11 +32,12 @@ def _coherence(data_dir: str, dataset: str, fingerprint: str, encoder: str, seed
     return geometry.coherence_table(common.dataset(dataset), encoder, seed, images=images, split_percent=split_percent)
 
 
-def images_phrase(images: str, seed: int, split: str = SPLIT_PERCENT) -> str:
+def images_phrase(images: str, seed: int, split: str = SPLIT_PERCENT, name_split: bool = False) -> str:
     """Which images a coherence number is over, for captions (the paper's definition is the
-    training images; the split is named where it is not TaxoLens' default)."""
+    training images; the split is named where it is not TaxoLens' default, or always with
+    `name_split`: where another chart on the page may show another split)."""
     if images == "train":
-        under = f"seed {seed}'s split" if split == SPLIT_PERCENT else f"seed {seed}'s {split} split"
+        under = f"seed {seed}'s split" if split == SPLIT_PERCENT and not name_split else f"seed {seed}'s {split} split"
         return f"the category's training images ({under}), as the paper defines coherence"
     return "all of the category's images (training, validation and test)"
 
@@ -162,10 +163,16 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     split = dict(setting).get("split_percent") or SPLIT_PERCENT
     if images == "train":       # the runs' own training images, whichever split the bars above show
         table = _coherence(*key, encoder, seed, images, split)
-    st.caption(f"Coherence among {images_phrase(images, seed, split)}"
-               + (" (the runs' own split)" if images == "train" and split != SPLIT_PERCENT else "")
+    from ui.paper_figures import subset_note
+
+    # the bars above may show another split (their Split % field): name this one's, always
+    st.caption(f"Coherence among {images_phrase(images, seed, split, name_split=True)}"
+               + (" (the runs' own split)" if images == "train" else "")
                + f"; macro-F1 of the {model}'s {len(chosen)} run(s) under {condition} "
-               f"({results.describe_setting(setting)}).")
+               f"({results.describe_setting(setting)})."
+               # the table covers the whole dataset; the runs may have trained on a subset of it
+               + (subset_note({"concepts": len(ds.concepts)}, {"dataset": ds.name, **dict(setting)})
+                  if (dict(setting).get("max_concepts") or len(ds.concepts)) < len(ds.concepts) else ""))
     block = "unseen" if any(r["metrics"]["hypernym"]["unseen"]["n"] for r in chosen) else "all"
     per_cat = results.per_category(chosen, block)
     if per_cat.empty:

@@ -308,6 +308,26 @@ def outliers(table, x: str, y: str, stats: Mapping, k: int = 10) -> set[str]:
     return set(taken)
 
 
+def line_equation(slope: float, intercept: float) -> str:
+    """'y = 1.25·x − 0.41' (a true minus sign, never '+ -0.41'; an intercept that rounds to zero
+    reads '+ 0.00')."""
+    b = round(float(intercept), 2)
+    sign = "−" if b < 0 else "+"
+    return f"y = {slope:.2f}·x {sign} {abs(b):.2f}"
+
+
+def plotted_points(fig) -> int:
+    """How many data points a figure draws (every trace's x values; 0 for None): a figure with none
+    is an empty frame, not worth drawing or exporting."""
+    if fig is None:
+        return 0
+    n = 0
+    for trace in fig.data:
+        xs = getattr(trace, "x", None)
+        n += len(xs) if xs is not None else 0
+    return n
+
+
 def versus_figure(table, x: str, x_title: str, y: str = "f1", y_title: str = "per-category macro-F1",
                   title: str | None = None, x_range: tuple[float, float] | None = None):
     """Labelled points (one per category), the least-squares line, and the Spearman / Pearson
@@ -330,7 +350,7 @@ def versus_figure(table, x: str, x_title: str, y: str = "f1", y_title: str = "pe
         if stats["slope"] is not None:
             grid = np.linspace(float(both[x].min()), float(both[x].max()), 2)
             fig.add_trace(go.Scatter(x=grid, y=stats["slope"] * grid + stats["intercept"], mode="lines",
-                                     name=f"least squares: y = {stats['slope']:.2f}·x + {stats['intercept']:.2f}",
+                                     name="least squares: " + line_equation(stats["slope"], stats["intercept"]),
                                      line={"color": "#d62728", "dash": "dash"}, hoverinfo="skip"))
         if len(both) > LABELLED_POINTS:
             fig.add_annotation(text=f"named: {len(named)} of the farthest from the line, no label over another (hover for the rest)",
@@ -706,8 +726,20 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
     out["leaf"] = {"table": t, "stats": None,
                    "figure": leaf_figure(t, leaf_series_name) if not t.empty else None,
                    "note": None if not t.empty else "No leaf questions in these runs."}
+    for name, entry in out.items():       # a figure with no point is an empty frame: none, and why
+        if entry["figure"] is not None and not plotted_points(entry["figure"]):
+            entry.update(figure=None, note=entry.get("note") or empty_note(name, block, condition))
     out["_choice"] = {"condition": condition, "block": block, "model": model}
     return out
+
+
+def empty_note(name: str, block: str | None, condition: str | None) -> str:
+    """Why a figure has nothing to draw when its table is not empty (no category with both sides)."""
+    side = {"coherence": "a coherence value", "probe": "a probe score"}.get(name)
+    if side:
+        return (f"Nothing to plot: no category under {condition} has both {side} and "
+                f"{block or 'a'} per-category macro-F1.")
+    return f"Nothing to plot under {condition} ({block} questions)."
 
 
 @contextlib.contextmanager

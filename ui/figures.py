@@ -117,17 +117,48 @@ def _node(n):
     return n
 
 
+# One colour per series of question blocks, the same on every grouped bar chart (a series keeps its
+# colour from chart to chart: seen is blue wherever it is drawn). A series not named here gets
+# plotly's default colour sequence, skipping these.
+SERIES_COLORS = {
+    "seen": "#1f77b4",
+    "unseen": "#ff7f0e",
+    "leaf per concept": "#2ca02c",
+    "leaf": "#2ca02c",
+    "all": "#9467bd",
+    "chance": "#7f7f7f",
+    "chance (fair coin)": "#7f7f7f",
+}
+_OTHER_COLORS = ["#d62728", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a"]
+
+
+def series_colors(groups: Iterable, colors: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{group: colour}: `colors` first, then SERIES_COLORS, then colours none of those use."""
+    given = {**SERIES_COLORS, **(colors or {})}
+    spare = [c for c in _OTHER_COLORS if c not in given.values()] or _OTHER_COLORS
+    out, i = {}, 0
+    for g in dict.fromkeys(groups):
+        if str(g) in given:
+            out[g] = given[str(g)]
+        else:
+            out[g] = spare[i % len(spare)]
+            i += 1
+    return out
+
+
 def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | None = None,
                  hi: str | None = None, title: str | None = None, y_title: str | None = None,
                  colors: Mapping[str, str] | None = None, y_range: tuple[float, float] | None = None,
                  values: bool = True, chance: str | None = None) -> go.Figure:
-    """Bars of `y` per `x`, one colour per `group`; with `lo`/`hi` columns, asymmetric error bars
+    """Bars of `y` per `x`, one colour per `group` (series_colors: `colors`, else SERIES_COLORS, so
+    a series keeps its colour on every chart); with `lo`/`hi` columns, asymmetric error bars
     (a confidence interval around the mean). `values` writes each bar's value on it, so a zero is
     still visible as "0.00". With a `chance` column, a black tick on each bar marks the level a
     fair coin reaches on the same questions."""
     rows = list(rows)
     fig = go.Figure()
     shown_chance = False
+    palette = series_colors((r[group] for r in rows), colors)
     for g in dict.fromkeys(r[group] for r in rows):
         sel = [r for r in rows if r[group] == g]
         error = None
@@ -136,7 +167,7 @@ def grouped_bars(rows: Iterable[Mapping], x: str, y: str, group: str, lo: str | 
                      "array": [max(0.0, (r[hi] if r[hi] is not None else r[y]) - r[y]) for r in sel],
                      "arrayminus": [max(0.0, r[y] - (r[lo] if r[lo] is not None else r[y])) for r in sel]}
         fig.add_trace(go.Bar(name=str(g), x=[r[x] for r in sel], y=[r[y] for r in sel], offsetgroup=str(g),
-                             marker_color=(colors or {}).get(g), error_y=error,
+                             marker_color=palette[g], error_y=error,
                              text=[f"{r[y]:.2f}" for r in sel] if values else None,
                              # at the bar's foot where an error bar stands on its top (it would hide the
                              # value); outside on bars too short to hold it, so a zero still reads "0.00"
