@@ -54,12 +54,21 @@ def seen_unseen(table) -> None:
                "condition removed from training; no bar where nothing was removed (or nothing kept).")
 
 
-def ratio_curve(table) -> None:
+def ratio_curve(table, chosen) -> None:
     st.subheader("Against the ablation ratio r (the paper's random ablation)")
     rows = results.ratio_curve_rows(table)
     if not rows:
         st.info("No runs under `none` / `random:r` conditions in this setting yet.")
         return
+    same = results.same_removal(chosen)
+    if same:
+        st.warning("Some conditions here removed the same pairs and labelled alike, by their runs' own records: "
+                   "one run trained under several names, so the curve is flat between them and says nothing "
+                   "about r there: " + "; ".join(f"{' = '.join(group)} (seed{'s' if len(seeds) > 1 else ''} "
+                                                 f"{', '.join(map(str, seeds))})" for group, seeds in same.items())
+                   + ". Each category gives up max(1, int(n·r)) of its n members; with one or two members per "
+                     "category (a small subset) most r remove the same. More concepts tell them apart.",
+                   icon=":material/warning:")
     levels = results.baseline_levels(table)
     st.plotly_chart(figures.ratio_curves(rows, baselines={f"{k} (hypernym)": v for k, v in levels.items()},
                                          chance=results.chance_curve_rows(table)),
@@ -228,7 +237,7 @@ def main() -> None:
                + (f" {len(redone)} older evaluation(s) were summarized again from their questions table."
                   if redone else ""))
     seen_unseen(table)
-    ratio_curve(table)
+    ratio_curve(table, chosen)
     shuffles(table)
     categories(chosen)
     lm_knowledge(chosen, everything, key)

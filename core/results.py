@@ -15,6 +15,7 @@ as the pairs:<r> it used. Pure pandas/scipy, no Streamlit.
 from __future__ import annotations
 
 import csv
+import json
 import datetime as dt
 import math
 import re
@@ -272,7 +273,7 @@ def collect(left_out: list[str] | None = None, repeated: list[str] | None = None
             # trained alike and belong in one setting
             config["precision"] = info.checkpoint["precision"]
         rows.append({"kind": "train", "name": info.run_id, "baseline": None, **config,
-                     "metrics": metrics, **_train_facts(info)})
+                     "metrics": metrics, "removal": removal_of(recorded), **_train_facts(info)})
     newest: dict[str, dict] = {}
     for row in rows:      # list_runs gives the newest first: it stays, older runs of its config go
         kept = newest.setdefault(repr(sorted((k, _hashable(row[k])) for k in _config_of(row))), row)
@@ -282,6 +283,35 @@ def collect(left_out: list[str] | None = None, repeated: list[str] | None = None
     rows += collect_baselines(left_out, versions)
     rows += collect_probes()
     return rows
+
+
+def removal_of(report: Mapping | None) -> str | None:
+    """What a run's condition removed and how it labelled, as its recorded report says (concepts or
+    categories removed, pairs removed, the shuffle's moves): equal for two conditions that trained
+    the same data under two names. None for a run recorded without a report."""
+    if not report:
+        return None
+    keep = ("removed_concepts", "categories", "removed_pairs", "moved", "groups", "singletons")
+    return json.dumps({k: report.get(k) for k in keep}, sort_keys=True, default=str)
+
+
+def same_removal(rows: list[dict]) -> dict[tuple[str, ...], list[int]]:
+    """{conditions: seeds} for conditions whose training runs, of one model (LM init) and seed, removed
+    the same pairs and labelled alike by their recorded reports: one run under several names (at a
+    small scale random:0.25 and random:0.5 both take max(1, int(n r)) = 1 member of every small
+    category). Shuffles are compared by what they moved, which tells cross from within."""
+    from core.conditions import parse_condition
+    groups: dict[tuple, list[str]] = {}
+    for r in rows:
+        if r.get("kind") == "train" and r.get("removal") is not None:
+            shuffle = parse_condition(r["condition"]).shuffle_kind
+            groups.setdefault((r.get("lm_init"), r.get("seed"), shuffle, r["removal"]), []).append(r["condition"])
+    out: dict[tuple[str, ...], set] = {}
+    for (_, seed, _, _), conds in groups.items():
+        conds = sorted(set(conds), key=condition_order)
+        if len(conds) > 1:
+            out.setdefault(tuple(conds), set()).add(seed)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def first_stage(config, configs: Mapping) -> str:

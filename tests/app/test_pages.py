@@ -744,7 +744,8 @@ def test_the_train_page_trains_an_imported_dataset_that_is_the_only_one(data_dir
     (data_dir / "datasets").mkdir()
     (data_dir / "datasets" / "mine").symlink_to(shared / "concepts")
     at = run_page("app_pages/3_Train.py")
-    assert not at.warning, [w.value for w in at.warning]
+    # (the fixture's few concepts make some sweep conditions remove the same pairs: that warning may show)
+    assert not [w.value for w in at.warning if "remove the same pairs" not in w.value]
     assert any("on dataset **mine** (sweep `paper-cpu-mine`; " in c.value for c in at.caption)
     next(b for b in at.button if b.label == "Queue training").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

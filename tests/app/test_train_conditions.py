@@ -59,3 +59,25 @@ def test_the_sweep_tab_warns_when_conditions_collapse_on_its_data(data_dir):
         else:
             assert not warned
     assert sweeps.same_data_groups(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": "smoke"})))
+
+
+def test_results_say_when_conditions_trained_the_same_data(data_dir):
+    """The same walk-through: Results drew the flat smoke-scale curve as if it were a finding. Its
+    runs' recorded reports show which conditions removed the same pairs; the page says so."""
+    from app_data import fake_run
+    from core import conditions, results
+    from core.data import datasets
+    from test_pages import small_cfg
+
+    names = ["random:0.25", "random:0.5", "random:1"]
+    for condition in names:
+        fake_run(small_cfg(condition=condition))
+    cfg = small_cfg()
+    subset = datasets.load_dataset(cfg.dataset).subset(cfg.max_concepts, cfg.images_per_concept, cfg.seed)
+    removed = {c: conditions.parse_condition(c).apply(subset, 0).removed for c in names}
+    same = [c for c in names if removed[c] == removed["random:0.25"]]
+    assert len(same) > 1, "the fixture no longer collapses conditions: pick smaller subsets"
+    assert results.same_removal(results.collect()) == {tuple(same): [0]}
+    at = run_page("app_pages/4_Results.py")
+    (warning,) = [w.value for w in at.warning if "removed the same pairs" in w.value]
+    assert f"{' = '.join(same)} (seed 0)" in warning
