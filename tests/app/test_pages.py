@@ -525,6 +525,8 @@ def test_predict_offers_every_leaf_in_fp32_when_it_shortlisted(data_dir, monkeyp
     at.get("file_uploader")[0].set_value([("other.png", png_bytes("red"), "image/png")])
     at.run()
     assert none.full == [False] and not [t for t in at.toggle if t.label == "Score every leaf in fp32"]
+    # and where there is no switch, the page says every leaf was scored (a walk-through looked for it)
+    assert any("every leaf scored in full" in c.value for c in at.caption)
 
 
 def test_train_form_queues_one_job_per_seed(data_dir):
