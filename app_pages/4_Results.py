@@ -17,9 +17,10 @@ HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean 
 
 
 @st.cache_data(show_spinner="Reading results…", ttl=10)
-def _collect(data_dir: str) -> tuple[list[dict], list[str]]:  # noqa: ARG001 - keys the cache
+def _collect(data_dir: str) -> tuple[list[dict], list[str], list[str]]:  # noqa: ARG001 - keys the cache
     left_out: list[str] = []
-    return results.collect(left_out), left_out
+    unevaluated: list[str] = []
+    return results.collect(left_out, unevaluated=unevaluated), left_out, unevaluated
 
 
 def _bar_rows(table, metrics: dict[str, str], chance: dict[str, str], conditions=None) -> list[dict]:
@@ -198,7 +199,11 @@ def _category_labels(rows) -> dict[str, str]:
 
 def main() -> None:
     st.title(":material/bar_chart: Results")
-    everything, other_version = _collect(common.data_key())
+    everything, other_version, unevaluated = _collect(common.data_key())
+    if unevaluated:
+        st.info(f"{len(unevaluated)} finished run(s) have no test evaluation (stopped while it ran, say) and are "
+                f"not counted: {results.left_out_names(unevaluated)}. `taxolens evaluate <run>` evaluates one; "
+                "the same sweep submitted again evaluates its runs.", icon=":material/pending:")
     if other_version:
         st.info(f"{len(other_version)} run(s) and baseline(s) were measured on another version of their dataset "
                 f"than the one installed (other images and splits) and are left out: "

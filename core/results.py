@@ -233,7 +233,7 @@ def _train_facts(info) -> dict:
 
 
 def collect(left_out: list[str] | None = None, repeated: list[str] | None = None,
-            unreadable: list[str] | None = None) -> list[dict]:
+            unreadable: list[str] | None = None, unevaluated: list[str] | None = None) -> list[dict]:
     """One row per evaluated run (test split), per baseline and per LM probe on disk:
     {kind: train|baseline|probe, name, baseline, <config fields>, metrics, ...provenance}. A config
     trained twice (two sweeps that ran at once, a rerun) is one row, the newest: the same seed
@@ -243,7 +243,8 @@ def collect(left_out: list[str] | None = None, repeated: list[str] | None = None
     (other images, other splits); their names are appended to `left_out` when given. LM probes read
     only the concept-category pairs and stay. Run folders that cannot be read are not rows either;
     "<folder>: <why>" of each is appended to `unreadable` when given (else runs.list_runs names them
-    on stderr)."""
+    on stderr). Finished runs without a test evaluation (cancelled while it ran, say) are not rows;
+    their names are appended to `unevaluated` when given."""
     from core import conditions, runs
 
     versions = runs.DatasetVersions()
@@ -255,6 +256,8 @@ def collect(left_out: list[str] | None = None, repeated: list[str] | None = None
     rows = []
     for info in infos:
         if "test" not in info.evaluated:
+            if unevaluated is not None and info.status == "finished":
+                unevaluated.append(info.run_id)
             continue
         if not versions.checkpoint_is_current(info.checkpoint, info.config.dataset):
             if left_out is not None:

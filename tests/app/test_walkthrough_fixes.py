@@ -191,3 +191,13 @@ def test_browse_shows_a_run_of_another_dataset_version_without_a_split_filter(da
     assert at.selectbox(key="browse_run").value.path == older
     assert not any(m.label == "Split" for m in at.multiselect)
     assert "cannot be rebuilt here" in texts(at) and len(at.get("image")) > 0
+
+
+def test_results_name_finished_runs_without_a_test_evaluation(data_dir):
+    """A walk-through: a sweep run cancelled during its test evaluation was listed as finished on
+    Home and left out of Results without a word."""
+    fake_run(small_cfg(seed=0))
+    stopped = fake_run(small_cfg(seed=1), evaluated=False)
+    at = run_page("app_pages/4_Results.py")
+    (note,) = [i.value for i in at.info if "have no test evaluation" in i.value]
+    assert note.startswith("1 finished run(s)") and stopped.name in note and "taxolens evaluate" in note
