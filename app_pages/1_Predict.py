@@ -97,8 +97,11 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
                            f"for the best guess only.")
             st.caption(f"Predicted in {seconds:.2f} s"
                        + ("." if pred.get("shortlist") or st.session_state.get(full_key) else
-                          ", every leaf scored in full (the bf16 leaf shortlist and its \"Score every leaf in "
-                          "fp32\" switch exist only on CPUs with native bf16; docs/speed.md)."))
+                          ", every leaf scored in full" + (
+                              " (its vocabulary is no larger than the bf16 leaf shortlist)."
+                              if _predictor(str(run.path), _stamp(run)).shortlist else
+                              " (the bf16 leaf shortlist and its \"Score every leaf in fp32\" switch exist only "
+                              "on CPUs with native bf16; docs/speed.md).")))
             if pred.get("shortlist") or st.session_state.get(full_key):
                 st.toggle("Score every leaf in fp32", key=full_key,
                           help=f"By default a bf16 copy of the LM ranks every leaf and only its top "

@@ -348,11 +348,13 @@ def sweep_form(ds) -> None:
     took = _estimate(json.dumps(source, sort_keys=True), common.data_key())
     same = _same_data(json.dumps(source, sort_keys=True), common.data_key())
     if same:
-        st.warning("On this scale's data some conditions remove the same pairs and label alike, so their runs "
-                   "are one run trained under several names and the ablation curve is flat between them: "
+        ratios = all(c.startswith("random:") for group in same for c in group)
+        st.warning("On this scale's data some conditions remove the same pairs and label alike at the seeds "
+                   "named, so there their runs are one run trained under several names: "
                    + "; ".join(f"{' = '.join(group)} ({seeds})" for group, seeds in same.items())
-                   + ". Each category gives up max(1, int(n·r)) of its n members, and at this scale most "
-                     "categories have one or two; a larger scale tells them apart.", icon=":material/warning:")
+                   + (". Each category gives up max(1, int(n·r)) of its n members, and at this scale most "
+                      "categories have one or two; a larger scale tells them apart." if ratios else "."),
+                   icon=":material/warning:")
     todo = f"{took['to_train']} of its {took['train_runs']} training runs still to train"
     if not took["to_train"]:
         when = "every one is finished here and is reused"

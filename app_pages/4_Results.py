@@ -63,13 +63,14 @@ def ratio_curve(table, chosen) -> None:
         return
     same = results.same_removal(chosen)
     if same:
-        st.warning("Some conditions here removed the same pairs and labelled alike, by their runs' own records: "
-                   "one run trained under several names, so the curve is flat between them and says nothing "
-                   "about r there: " + "; ".join(f"{' = '.join(group)} (seed{'s' if len(seeds) > 1 else ''} "
-                                                 f"{', '.join(map(str, seeds))})" for group, seeds in same.items())
-                   + ". Each category gives up max(1, int(n·r)) of its n members; with one or two members per "
-                     "category (a small subset) most r remove the same. More concepts tell them apart.",
-                   icon=":material/warning:")
+        ratios = all(c.startswith("random:") for group in same for c in group)
+        st.warning("Some conditions here removed the same pairs and labelled alike at the seeds named, by their "
+                   "runs' own records: there, one run trained under several names, so the curve between them "
+                   "says nothing about r: " + "; ".join(f"{' = '.join(group)} (seed{'s' if len(seeds) > 1 else ''} "
+                                                        f"{', '.join(map(str, seeds))})" for group, seeds in same.items())
+                   + (". Each category gives up max(1, int(n·r)) of its n members; with one or two members per "
+                      "category (a small subset) most r remove the same. More concepts tell them apart."
+                      if ratios else "."), icon=":material/warning:")
     levels = results.baseline_levels(table)
     st.plotly_chart(figures.ratio_curves(rows, baselines={f"{k} (hypernym)": v for k, v in levels.items()},
                                          chance=results.chance_curve_rows(table)),

@@ -123,7 +123,8 @@ def coherence_section(ds, key: tuple, encoder: str, seed: int):
     if "all" in table.index:
         a, b, c = st.columns(3)
         for col, lab in zip((a, b, c), LABELINGS):
-            col.metric(f"Macro mean, {lab}", f"{table.loc['all', lab]:.3f}")
+            value = geometry.finite_or_none(float(table.loc["all", lab]))
+            col.metric(f"Macro mean, {lab}", "—" if value is None else f"{value:.3f}")
     name = f"taxolens_coherence_{images}" + (f"_{split.replace('/', '-')}" if split != SPLIT_PERCENT else "")
     st.download_button("Coherence table (CSV)", table.to_csv().encode(), f"{name}.csv", "text/csv",
                        key="dl_coherence")
@@ -163,15 +164,15 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     split = dict(setting).get("split_percent") or SPLIT_PERCENT
     if images == "train":       # the runs' own training images, whichever split the bars above show
         table = _coherence(*key, encoder, seed, images, split)
-    from ui.paper_figures import subset_note
-
     # the bars above may show another split (their Split % field): name this one's, always
     st.caption(f"Coherence among {images_phrase(images, seed, split, name_split=True)}"
                + (" (the runs' own split)" if images == "train" else "")
                + f"; macro-F1 of the {model}'s {len(chosen)} run(s) under {condition} "
                f"({results.describe_setting(setting)})."
                # the table covers the whole dataset; the runs may have trained on a subset of it
-               + (subset_note({"concepts": len(ds.concepts)}, {"dataset": ds.name, **dict(setting)})
+               + (f" The coherence here is over all {len(ds.concepts)} concepts of {ds.name}; the runs trained "
+                  f"on subsets of {dict(setting)['max_concepts']} (Results' coherence figure can use a table "
+                  "of their size)."
                   if (dict(setting).get("max_concepts") or len(ds.concepts)) < len(ds.concepts) else ""))
     block = "unseen" if any(r["metrics"]["hypernym"]["unseen"]["n"] for r in chosen) else "all"
     per_cat = results.per_category(chosen, block)

@@ -317,15 +317,27 @@ def line_equation(slope: float, intercept: float) -> str:
 
 
 def plotted_points(fig) -> int:
-    """How many data points a figure draws (every trace's x values; 0 for None): a figure with none
-    is an empty frame, not worth drawing or exporting."""
+    """How many data points a figure draws (finite (x, y) pairs over its traces; 0 for None): a
+    figure with none is an empty frame, not worth drawing or exporting."""
     if fig is None:
         return 0
     n = 0
     for trace in fig.data:
-        xs = getattr(trace, "x", None)
-        n += len(xs) if xs is not None else 0
+        xs, ys = getattr(trace, "x", None), getattr(trace, "y", None)
+        if xs is None or ys is None:
+            continue
+        n += sum(1 for x, y in zip(xs, ys) if _finite(x) and _finite(y))
     return n
+
+
+def _finite(v) -> bool:
+    """A value a figure draws: a number that is not NaN or infinite, or a label (a bar's category)."""
+    if isinstance(v, str):
+        return True
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def versus_figure(table, x: str, x_title: str, y: str = "f1", y_title: str = "per-category macro-F1",
@@ -698,6 +710,9 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
                             "figure": versus_figure(t, "coherence", f"visual coherence ({col} labels)",
                                                     y_title=f"{block} per-category macro-F1", title=what),
                             "note": None if not t.empty else f"No {block} hypernym questions under {condition}."}
+        why_not = (meta.get("not_possible") or {}).get(col)
+        if why_not and coh[col].isna().all():       # a shuffle this subset has no room for: say so
+            out["coherence"]["note"] = f"No {col}-labelling coherence in this table: {why_not}."
     probes = results.probes_for(everything, setting.get("lm"), setting.get("dataset"))
     if not probes:
         out["probe"] = {"table": category_table(picked, block, cat_labels), "figure": None, "stats": None,

@@ -433,6 +433,8 @@ def cmd_coherence(args) -> int:
         bar.close()
     out = geometry.cache_dir(ds, args.encoder, args.seed, args.images, args.split_percent)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=sys.stderr)
+    for name, why in geometry.shuffled_labelings(ds, args.seed)[1].items():
+        print(f"taxolens coherence: note: no {name} column ({why})", file=sys.stderr)
     emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed, "images": args.images,
            "n_images": len(geometry.image_indices(ds, args.seed, args.images, args.split_percent)),
            "csv": str(out / "coherence.csv"),

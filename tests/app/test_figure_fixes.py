@@ -107,4 +107,4 @@ def test_geometry_scatter_names_its_split_and_the_runs_subset(data_dir, monkeypa
     shown = texts(at)
     assert "Coherence among the category's training images (seed 0's 60/20/20 split), as the paper defines " \
            "coherence (the runs' own split)" in shown
-    assert f"trained on subsets of 6 concepts; this table is over {len(ds.concepts)}" in shown
+    assert f"over all {len(ds.concepts)} concepts of concepts; the runs trained on subsets of 6" in shown

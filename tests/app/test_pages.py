@@ -525,8 +525,16 @@ def test_predict_offers_every_leaf_in_fp32_when_it_shortlisted(data_dir, monkeyp
     at.get("file_uploader")[0].set_value([("other.png", png_bytes("red"), "image/png")])
     at.run()
     assert none.full == [False] and not [t for t in at.toggle if t.label == "Score every leaf in fp32"]
-    # and where there is no switch, the page says every leaf was scored (a walk-through looked for it)
-    assert any("every leaf scored in full" in c.value for c in at.caption)
+    # and where there is no switch, the page says every leaf was scored and why (a walk-through looked for it)
+    assert any("every leaf scored in full (the bf16 leaf shortlist" in c.value for c in at.caption)
+    st.cache_resource.clear()
+    small = _FakePredictor(shortlist=20)            # a bf16 CPU, but a vocabulary within the shortlist
+    small.predict = lambda image, top_k=5, full=False: _FakePredictor.predict(small, image, top_k, True)
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: small))
+    at = run_page("app_pages/1_Predict.py")
+    at.get("file_uploader")[0].set_value([("third.png", png_bytes("green"), "image/png")])
+    at.run()
+    assert any("no larger than the bf16 leaf shortlist" in c.value for c in at.caption)
 
 
 def test_train_form_queues_one_job_per_seed(data_dir):

@@ -268,3 +268,25 @@ def test_the_coherence_figure_reads_a_training_images_table_never_an_all_images_
     table, meta = pf.find_coherence("tiny", "enc", concepts=8)
     assert meta["concepts"] == 8 and subset_note(meta, {"max_concepts": 8}) == ""
     assert pf.find_coherence("tiny", "enc", concepts=12)[1]["concepts"] == 12    # the whole set's, asked for
+
+
+def test_a_figure_of_nan_points_counts_as_empty():
+    """Review: plotted_points counted x values, so a trace of NaN y values was 'drawn'."""
+    import plotly.graph_objects as go
+
+    from core import paper_figures as pf
+    nan = float("nan")
+    assert pf.plotted_points(go.Figure(go.Scatter(x=[0.1, 0.2], y=[nan, nan]))) == 0
+    assert pf.plotted_points(go.Figure(go.Scatter(x=[0.1, 0.2], y=[0.5, nan]))) == 1
+    assert pf.plotted_points(go.Figure(go.Bar(x=["seen", "unseen"], y=[0.6, 0.4]))) == 2
+    assert pf.plotted_points(None) == 0
+
+
+def test_same_removal_skips_a_condition_it_cannot_read():
+    """Review: one run folder with a condition this version does not parse took the Results page down."""
+    from core import results
+    row = lambda condition, removal, seed=0: {"kind": "train", "condition": condition, "removal": removal,
+                                               "lm_init": "pretrained", "seed": seed}
+    rows = [row("random:0.25", "a"), row("random:0.5", "a"), row("random:1", "b"), row("bogus:1", "a"),
+            row("random:0.25", "c", seed=1), row("random:0.5", "d", seed=1)]
+    assert results.same_removal(rows) == {("random:0.25", "random:0.5"): [0]}
