@@ -430,23 +430,11 @@ def _learning_note(run) -> str | None:
     return _learning_note_cached(str(run.path), stamp)
 
 
-# What each test number measures (README: leaf accuracy against "every leaf asked of N test images").
-SCORES_MEAN = ("Yes/no leaf accuracy asks each test image about its own leaf and about one random other "
-               "leaf; the every-leaf ranking asks about all {vocabulary} leaves, as this page does, and "
-               "counts where the image's own leaf lands: first (top-1) or among the first five (top-5).")
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def _test_scores_cached(run_dir: str, stamp: tuple) -> tuple[float | None, dict | None]:  # noqa: ARG001
     from core import results, runs
     leaf = ((results.load_eval(Path(run_dir), "test") or {}).get("leaf") or {}).get("accuracy")
-    try:
-        ranking = runs.load_ranking(run_dir, "test")
-    except runs.RunError:                   # unreadable: as good as not measured
-        ranking = None
-    if ranking is not None:                 # the rows (one per image) are not needed here
-        ranking = {k: v for k, v in ranking.items() if k != "rows"}
-    return leaf, ranking
+    return leaf, runs.ranking_summary(run_dir, "test")
 
 
 def test_scores(run) -> None:
@@ -462,17 +450,17 @@ def test_scores(run) -> None:
     if leaf is None and ranking is None:
         return
     parts = [f"yes/no leaf accuracy **{leaf:.3f}**"] if leaf is not None else []
-    if ranking and ranking.get("top1") is not None:
-        median = ranking.get("median_rank")
-        parts.append(f"every leaf asked of {ranking.get('images')} test images: top-1 **{ranking['top1']:.3f}**, "
-                     f"top-5 **{ranking['top5']:.3f}**"
+    if ranking:
+        median, top5 = ranking.get("median_rank"), ranking.get("top5")
+        parts.append(f"every leaf asked of {ranking.get('images')} test images: top-1 **{ranking['top1']:.3f}**"
+                     + (f", top-5 **{top5:.3f}**" if top5 is not None else "")
                      + (f", median rank {median} of {ranking.get('vocabulary')}" if median is not None else ""))
         vocabulary = ranking.get("vocabulary") or "the"
     else:
         parts.append("every-leaf ranking not measured (`taxolens evaluate RUN --leaf-ranking N`)")
         vocabulary = "the"
     st.caption(":material/leaderboard: This checkpoint on its test images: " + "; ".join(parts) + ".  \n"
-               + SCORES_MEAN.format(vocabulary=vocabulary))
+               + runs.LEAF_NUMBERS_MEAN.format(vocabulary=vocabulary))
 
 
 def _predictor_vocabulary(run) -> set[str]:

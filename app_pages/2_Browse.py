@@ -191,11 +191,8 @@ def main() -> None:
                        help=what + (why or coin(f"{block}_chance_f1")))
             if why:
                 col.caption(why)
-        try:
-            ranking = runs.load_ranking(run.path, split)      # eval/<split>/ranking.json: every leaf asked
-        except runs.RunError:
-            ranking = None
-        if ranking and ranking.get("top1") is not None:
+        ranking = runs.ranking_summary(run.path, split)      # eval/<split>/ranking.json: every leaf asked
+        if ranking:
             n, vocabulary = ranking.get("images"), ranking.get("vocabulary")
             median = ranking.get("median_rank")
             a, b, c, d = st.columns(4)
@@ -208,10 +205,7 @@ def main() -> None:
             c.metric("Median rank", "—" if median is None else f"{median} of {vocabulary}")
             d.metric(f"{split.capitalize()} images ranked", f"{n}" + (f" of {ranking['of_images']}"
                                                                      if ranking.get("of_images") else ""))
-            st.caption(f"Leaf accuracy is yes/no: each image asked about its own leaf and about one random other "
-                       f"leaf. The every-leaf ranking asks about all {vocabulary} leaves, as Predict does, and "
-                       f"counts where the image's own leaf lands (top-1: first; top-5: among the first five), "
-                       f"over {n} {split} images.")
+            st.caption(runs.LEAF_NUMBERS_MEAN.format(vocabulary=vocabulary) + f" Ranked: {n} {split} images.")
     items = filters(ds, split, split_map, summary)
     if not items and summary is not None and st.session_state.get("browse_seen") == "with unseen" \
             and int(summary["unseen"].sum()) == 0:

@@ -303,14 +303,10 @@ def _estimate(source_json: str, data_dir: str) -> dict:  # noqa: ARG001 - keys t
 
 @st.cache_data(show_spinner=False, ttl=600)
 def _same_data(source_json: str, data_dir: str) -> dict[tuple, str]:  # noqa: ARG001 - keys the cache
-    """sweeps.same_data_groups of a preset sweep, once per condition set: {conditions: "seeds 0, 1"}
-    (the pretrained LM's and the random-init control's runs count once)."""
+    """sweeps.same_data_seeds of a preset sweep, worded: {conditions: "seeds 0, 1"}."""
     from core.jobs import sweeps
-    seeds: dict[tuple, set] = {}
-    for group, cfg in sweeps.same_data_groups(sweeps.expand(sweeps.resolve(json.loads(source_json)))):
-        seeds.setdefault(tuple(group), set()).add(cfg["seed"])
-    return {group: ("seed " if len(s) == 1 else "seeds ") + ", ".join(map(str, sorted(s)))
-            for group, s in seeds.items()}
+    same = sweeps.same_data_seeds(sweeps.expand(sweeps.resolve(json.loads(source_json))))
+    return {group: ("seed " if len(s) == 1 else "seeds ") + ", ".join(map(str, s)) for group, s in same.items()}
 
 
 def sweep_source(preset: str, scale: str, dataset: str | None) -> dict:

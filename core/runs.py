@@ -723,6 +723,24 @@ def load_ranking(run_dir: str | Path, split: str = "test") -> dict | None:
     return _eval_record(run_dir, split, RANKING_FILE, "a leaf ranking")
 
 
+def ranking_summary(run_dir: str | Path, split: str = "test") -> dict | None:
+    """load_ranking's numbers without its per-image rows, for headlines (top1, top5, median_rank,
+    images, vocabulary, ...); None when the split was never ranked or its record cannot be read."""
+    try:
+        ranking = load_ranking(run_dir, split)
+    except RunError:
+        return None
+    if not ranking or ranking.get("top1") is None:
+        return None
+    return {k: v for k, v in ranking.items() if k != "rows"}
+
+
+# What the two leaf numbers measure, for every page that shows them side by side.
+LEAF_NUMBERS_MEAN = ("Yes/no leaf accuracy asks each test image about its own leaf and about one random other "
+                     "leaf; the every-leaf ranking asks about all {vocabulary} leaves, as Predict does, and "
+                     "counts where the image's own leaf lands: first (top-1) or among the first five (top-5).")
+
+
 def learning_note_of(m: dict | None, ranking: dict | None = None) -> str | None:
     """learning_note for a test evaluation's metrics dict (None: not evaluated) and, optionally,
     its leaf ranking (core.evaluate.leaf_ranking)."""

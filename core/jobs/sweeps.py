@@ -381,6 +381,15 @@ def same_data_groups(jobs: list[dict]) -> list[tuple[list[str], dict]]:
             if len(same) > 1]
 
 
+def same_data_seeds(jobs: list[dict]) -> dict[tuple[str, ...], list[int]]:
+    """same_data_groups folded to {conditions: seeds}, each condition set once however many LMs and
+    LM inits repeat it (the Sweep tab's warning)."""
+    seeds: dict[tuple[str, ...], set] = {}
+    for group, cfg in same_data_groups(jobs):
+        seeds.setdefault(tuple(group), set()).add(cfg["seed"])
+    return {group: sorted(s) for group, s in seeds.items()}
+
+
 def same_data_notes(jobs: list[dict]) -> list[str]:
     """One line per same_data_groups set, for the command line's dry run."""
     notes = []

@@ -30,8 +30,8 @@ def test_browse_shows_the_every_leaf_ranking_beside_leaf_accuracy(data_dir):
     assert metrics["Test images ranked"].value == "40 of 639"
     assert "one random other leaf" in metrics["Leaf accuracy"].proto.help
     shown = texts(at)
-    assert "Leaf accuracy is yes/no: each image asked about its own leaf and about one random other leaf" in shown
-    assert "asks about all 385 leaves, as Predict does" in shown and "over 40 test images" in shown
+    assert "Yes/no leaf accuracy asks each test image about its own leaf and about one random other leaf" in shown
+    assert "asks about all 385 leaves, as Predict does" in shown and "Ranked: 40 test images." in shown
 
 
 def test_browse_without_a_ranking_adds_no_ranking_numbers(data_dir):
@@ -57,7 +57,7 @@ def test_predict_shows_the_checkpoints_ranking_under_the_picker(data_dir):
     assert "yes/no leaf accuracy **1.000**" in shown        # fake_run answers every leaf question right
     assert "every leaf asked of 40 test images: top-1 **0.425**, top-5 **0.550**, median rank 3 of 385" in shown
     assert "about its own leaf and about one random other leaf" in shown
-    assert "asks about all 385 leaves, as this page does" in shown
+    assert "asks about all 385 leaves, as Predict does" in shown
 
 
 def test_predict_says_when_the_ranking_was_not_measured(data_dir):

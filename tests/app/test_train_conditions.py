@@ -50,12 +50,13 @@ def test_the_sweep_tab_warns_when_conditions_collapse_on_its_data(data_dir):
     for scale in ("smoke", "cpu"):
         at.selectbox(key="sweep_scale").set_value(scale).run()
         assert not at.exception, [e.value for e in at.exception]
-        groups = sweeps.same_data_groups(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": scale})))
+        groups = sweeps.same_data_seeds(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": scale})))
         warned = [w.value for w in at.warning if "remove the same pairs" in w.value]
         if groups:
             (text,) = warned
-            for conditions, _ in groups:
-                assert " = ".join(conditions) in text
+            for conditions, seeds in groups.items():
+                assert f"{' = '.join(conditions)} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})" \
+                    in text
         else:
             assert not warned
     assert sweeps.same_data_groups(sweeps.expand(sweeps.resolve({"preset": "paper", "scale": "smoke"})))

@@ -446,3 +446,11 @@ def test_a_data_folder_copied_elsewhere_keeps_its_sweeps_and_never_writes_into_t
     assert fresh.parent == copy / "runs" and fresh != done                 # never the old folder
     assert runs.checkpoint_json(done).stat().st_mtime_ns == old
     assert runs.located_path("../../elsewhere/run") is None            # a hand-edited entry stays inside
+
+
+def test_same_data_seeds_fold_seeds_and_lm_inits():
+    """The Sweep tab's warning names each condition set once, with the seeds where it collapses."""
+    from core.jobs import sweeps
+    grid = {**SPEC, "name": "fold", "grids": [{"conditions": ["none", "random:0", "random:1"], "seeds": [0, 1],
+                                               "lm_inits": ["pretrained", "random"]}]}
+    assert sweeps.same_data_seeds(sweep_run.plan(grid)["jobs"]) == {("none", "random:0"): [0, 1]}
