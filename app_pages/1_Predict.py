@@ -415,6 +415,14 @@ def _full_dataset(run):
         return None
 
 
+def _test_stamp(run) -> tuple:
+    """When a checkpoint's test evaluation last changed: both files its note and scores read (a later
+    --leaf-ranking counts), keying their caches."""
+    from core import runs
+    folder = runs.eval_dir(run.path, "test")
+    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _learning_note_cached(run_dir: str, stamp: tuple) -> str | None:  # noqa: ARG001
     from core import runs
@@ -424,10 +432,7 @@ def _learning_note_cached(run_dir: str, stamp: tuple) -> str | None:  # noqa: AR
 def _learning_note(run) -> str | None:
     """Why this checkpoint's answers should not be trusted (None when its test evaluation shows it
     learned): shown beside every prediction."""
-    from core import runs
-    folder = runs.eval_dir(run.path, "test")       # both files the note reads: a later --leaf-ranking counts
-    stamp = tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
-    return _learning_note_cached(str(run.path), stamp)
+    return _learning_note_cached(str(run.path), _test_stamp(run))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -443,10 +448,7 @@ def test_scores(run) -> None:
     one own-vs-random-other question per image, the second the ranking this page shows. Nothing when
     the run was never evaluated (the learning note says so beside each answer)."""
     from core import runs
-    folder = runs.eval_dir(run.path, "test")
-    stamp = tuple(p.stat().st_mtime if p.exists() else 0.0
-                  for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
-    leaf, ranking = _test_scores_cached(str(run.path), stamp)
+    leaf, ranking = _test_scores_cached(str(run.path), _test_stamp(run))
     if leaf is None and ranking is None:
         return
     parts = [f"yes/no leaf accuracy **{leaf:.3f}**"] if leaf is not None else []

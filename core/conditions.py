@@ -289,13 +289,11 @@ def _shuffle(kind: str | None, ds, seed: int, report: dict) -> dict[str, str]:
 def removal_summary(ds, spec: str, seed: int = 0) -> dict:
     """How much hypernym evidence a condition removes from `ds` under `seed`, before anything trains
     (the Train form shows it): {"concepts": concepts that lose at least one hypernym question, "of":
-    the dataset's concepts, "pairs": (concept, category) pairs removed, "of_pairs": concepts x
-    used categories}. random:r removes more than r of the concepts: every category samples
+    the dataset's concepts}. random:r removes more than r of the concepts: every category samples
     max(1, int(n * r)) of its n members, so a category of one loses it at any r > 0, and a concept
     in several categories can be sampled by each."""
     removed = parse_condition(spec).apply(ds, seed).removed
-    return {"concepts": len({c for c, _ in removed}), "of": len(ds.concepts), "pairs": len(removed),
-            "of_pairs": len(ds.concepts) * len(used_categories(ds))}
+    return {"concepts": len({c for c, _ in removed}), "of": len(ds.concepts)}
 
 
 def sample_size(ratio: float, n: int) -> int:

@@ -122,8 +122,8 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
         report(1.0, "coherence loaded from cache")
         return cached
 
-    labelings, impossible = shuffled_labelings(ds, seed)
-    within_report = labelings.pop("_within_report", {})
+    shuffles, impossible = shuffled_labelings(ds, seed)
+    labelings = {"original": None, **{name: d.labeling for name, d in shuffles.items()}}
 
     features = pooled_features(ds, encoder_id, device=device,
                                progress=lambda f, m: report(0.95 * f, m))
@@ -141,32 +141,28 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
             "image_set": images, "split_percent": split_percent if images == "train" else None,
             "images": len(chosen), "images_fingerprint": chosen_fingerprint,
             "dataset_images": len(ds.images), "concepts": len(ds.concepts),
-            "within_singletons": within_report.get("singletons", []), "not_possible": impossible}
+            "within_singletons": shuffles["within"].report.get("singletons", []) if "within" in shuffles else [],
+            "not_possible": impossible}
     _save(out_dir, table, meta)
     report(1.0, "coherence done")
     return table
 
 
 def shuffled_labelings(ds, seed: int) -> tuple[dict, dict[str, str]]:
-    """({"original": None, "cross": labeling, "within": labeling, "_within_report": its report},
-    {shuffle: why it is not possible}) for coherence_table. A shuffle that cannot be applied to
-    `ds` (a small subset where no two concepts share a category set has no within-category
-    shuffle) is left out with its reason, so the table's other columns still come out."""
+    """({shuffle: its Deprivation} for cross and within, {shuffle: why it is not possible}) for
+    coherence_table. A shuffle that cannot be applied to `ds` (a small subset where no two concepts
+    share a category set has no within-category shuffle) is left out with its reason, so the
+    table's other columns still come out."""
     from core.base import ConfigError
     from core.conditions import parse_condition
 
-    out: dict = {"original": None}
-    impossible: dict[str, str] = {}
+    done, impossible = {}, {}
     for name in LABELINGS[1:]:
         try:
-            deprivation = parse_condition(name).apply(ds, seed)
+            done[name] = parse_condition(name).apply(ds, seed)
         except ConfigError as exc:
             impossible[name] = str(exc)
-            continue
-        out[name] = deprivation.labeling
-        if name == "within":
-            out["_within_report"] = deprivation.report
-    return out, impossible
+    return done, impossible
 
 
 def pooled_features(ds, encoder_id: str, device: str | None = None,

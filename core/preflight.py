@@ -117,8 +117,8 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
                        seed=cfg.seed)
     # what coherence_table applies first; a shuffle not possible on this subset leaves its column empty
-    labelings, _ = geometry.shuffled_labelings(ds, cfg.seed)
-    if "cross" not in labelings:
+    shuffles, _ = geometry.shuffled_labelings(ds, cfg.seed)
+    if "cross" not in shuffles:
         parse_condition("cross").apply(ds, cfg.seed)          # says why: too few concepts to compare
     check_weights(cfg.encoder, None, here)
     return ds

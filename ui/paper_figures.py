@@ -98,14 +98,6 @@ def queue_probe(setting: dict, intro: str, key: str, refresh=None) -> None:
     jobs.offer_job("probe", {"lm": setting["lm"], "dataset": setting["dataset"]}, intro, key=key, refresh=refresh)
 
 
-def drawable(name: str, entry: dict, condition: str, block: str) -> dict:
-    """The entry as shown: a figure with no point (e.g. unseen questions under a condition that
-    removes none) is neither drawn nor offered as SVG / PNG; its note says why instead."""
-    if entry["figure"] is None or pf.plotted_points(entry["figure"]):
-        return entry
-    return {**entry, "figure": None, "note": entry.get("note") or pf.empty_note(name, block, condition)}
-
-
 def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
     st.header("The paper's figures", divider="gray")
     train = [r for r in chosen if r["kind"] == "train"]
@@ -158,7 +150,6 @@ def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
         if name == "leaf" and leaf_names and len(leaf_names) > 1:
             series = st.selectbox("Runs", leaf_names, key="pf_leaf_series")
             entry = {**entry, "figure": pf.leaf_figure(leaf_table, series)}
-        entry = drawable(name, entry, condition, block)
         if entry["figure"] is None:
             if name == "coherence" and not entry.get("meta"):      # no table yet: offer the job
                 queue_coherence(setting, entry["note"])
