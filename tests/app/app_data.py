@@ -120,3 +120,14 @@ def write_test_eval(run_dir: Path, rows: list[dict], cfg) -> Path:
     runs.write_json(out / "metrics.json", {**metrics.summarize(rows), "run_id": run_dir.name, "split": "test",
                                            "config": cfg.to_dict()})
     return run_dir
+
+
+def own_datasets_dir(data_dir, default: bool = True) -> None:
+    """Give a test its own datasets folder (the session's is shared by every app test, so an import
+    there would show on other tests' pages), with the session's default dataset linked in unless
+    `default` is False."""
+    shared = (data_dir / "datasets").resolve()
+    (data_dir / "datasets").unlink()
+    (data_dir / "datasets").mkdir()
+    if default:
+        (data_dir / "datasets" / "concepts").symlink_to(shared / "concepts")

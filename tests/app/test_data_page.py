@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app_data import own_datasets_dir
 from core import paths
 from core.jobs import kinds
 from core.jobs.store import JobStore
@@ -19,10 +20,7 @@ PAGE = "app_pages/6_Data.py"
 def own_datasets(data_dir):
     """The test's own datasets folder (the session's is shared by every app test): an import here
     must not show up on other tests' pages."""
-    shared = (data_dir / "datasets").resolve()
-    (data_dir / "datasets").unlink()
-    (data_dir / "datasets").mkdir()
-    (data_dir / "datasets" / "concepts").symlink_to(shared / "concepts")
+    own_datasets_dir(data_dir)
     return data_dir
 
 

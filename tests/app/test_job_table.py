@@ -9,27 +9,17 @@ import os
 
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
-from app_data import fake_run
-from core import paths
+from app_data import fake_run, own_datasets_dir
 from core.config import TrainConfig
 from core.jobs.store import JobStore
+from test_pages import run_page
 from ui import common
 
-APP = str(paths.ROOT / "app.py")
 DATA = "app_pages/6_Data.py"
 
 
-def run_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def import_mine(tmp_path, name: str = "mine") -> None:
+def import_mine(tmp_path, name: str = "mine") -> tuple:
     """A three-concept collection, no synsets (no WordNet needed), imported as `name`."""
     from core.data import things
 
@@ -47,8 +37,7 @@ def import_mine(tmp_path, name: str = "mine") -> None:
 @pytest.fixture
 def only_mine(data_dir, tmp_path):
     """A datasets folder holding an imported `mine` and not the default `concepts`."""
-    (data_dir / "datasets").unlink()
-    (data_dir / "datasets").mkdir()
+    own_datasets_dir(data_dir, default=False)
     import_mine(tmp_path)
     return data_dir
 
@@ -56,10 +45,7 @@ def only_mine(data_dir, tmp_path):
 @pytest.fixture
 def mine_too(data_dir, tmp_path):
     """`concepts` (the session's) beside an imported `mine`, in the test's own datasets folder."""
-    shared = (data_dir / "datasets").resolve()
-    (data_dir / "datasets").unlink()
-    (data_dir / "datasets").mkdir()
-    (data_dir / "datasets" / "concepts").symlink_to(shared / "concepts")
+    own_datasets_dir(data_dir)
     return import_mine(tmp_path)
 
 

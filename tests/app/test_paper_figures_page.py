@@ -121,6 +121,9 @@ def test_a_probe_that_finished_meanwhile_is_read_not_offered_again(data_dir):
     assert not at.exception, [e.value for e in at.exception]
     assert not any(b.key == "results_probe_queue" for b in at.button)
     assert not any("No LM probe of smollm2-135m" in i.value for i in at.info)
+    titles = [json.loads(c.proto.spec).get("layout", {}).get("xaxis", {}).get("title", {}).get("text")
+              for c in at.get("plotly_chart")]
+    assert any(t and t.startswith("LM alone: chat_macro_f1 per category") for t in titles)   # the probe is shown
 
 
 def test_a_setting_of_baselines_alone_offers_no_probe_that_cannot_run(data_dir):

@@ -315,4 +315,10 @@ def test_the_paper_sweep_counts_an_imported_datasets_categories_again_after_a_re
     things.import_things(root, csv_path, "mine", replace=True)
     assert systematic() == ["systematic:3", "systematic:6"]
     # a malformed limit in a spec is its validation's to refuse, not a crash of the cached count
-    assert sweeps.resolve({"preset": "paper", "base": {"dataset": "mine", "max_concepts": [5]}})["name"]
+    bad = sweeps.resolve({"preset": "paper", "base": {"dataset": "mine", "max_concepts": [5]}})
+    assert sorted({j["spec"]["config"]["condition"] for j in sweeps.expand(bad)
+                   if j["spec"].get("config", {}).get("condition", "").startswith("systematic")}) == \
+        ["systematic:10", "systematic:20"]                     # the default count: nothing was read
+    from core.jobs import kinds
+    with pytest.raises(kinds.JobSpecError, match="max_concepts"):
+        sweeps.normalize(bad)

@@ -209,8 +209,11 @@ def test_a_job_is_refused_at_submit_for_what_its_command_refuses(direct, submit,
 def test_a_subset_without_a_within_shuffle_is_queued_for_its_other_columns(data_dir, capsys):
     """It used to be refused ("no two concepts share a category set"), so the coherence table of a
     small setting's subset could not be made at all; its within column now stays empty instead."""
+    from core.jobs.store import JobStore
     assert cli.main(["jobs", "submit", "coherence", "--dataset", "tiny", "--max-concepts", "3"]) == 0
     assert "queued" in capsys.readouterr().out
+    (job,) = JobStore().list(kind="coherence")
+    assert job.spec["max_concepts"] == 3 and job.spec["dataset"] == "tiny"
 
 
 def test_slurm_jobs_skip_only_the_checks_of_this_machine(data_dir):
