@@ -58,17 +58,24 @@ def _projector_map(data_dir: str, dataset: str, fingerprint: str, run_dir: str, 
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _labelings(data_dir: str, dataset: str, fingerprint: str, seed: int) -> dict[str, dict[str, str]]:  # noqa: ARG001
+def _labelings(data_dir: str, dataset: str, fingerprint: str,  # noqa: ARG001
+               seed: int) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     return geometry.labelings(common.dataset(dataset), seed)
 
 
 def map_row(ds, xy, labelings, broadest: bool, key: str) -> None:
-    groups = {name: geometry.shown_categories(ds, labelings[name], broadest) for name in LABELINGS}
+    """One map per labeling, coloured by the category each image is shown under; a shuffle the
+    dataset cannot have (labelings[1]: its reason) gets the reason in its column instead."""
+    shown, impossible = labelings
+    groups = {name: geometry.shown_categories(ds, lab, broadest) for name, lab in shown.items()}
     colors = figures.category_colors(g for gs in groups.values() for g in gs)
     cols = st.columns(3)
     selected: list[int] = []
     for col, name in zip(cols, LABELINGS):
-        hover = [[ds.concepts[it.concept].label, it.style, ds.concepts[labelings[name][it.concept]].label, i]
+        if name not in shown:
+            col.info(f"No {name} labels on this dataset: {impossible[name]}.")
+            continue
+        hover = [[ds.concepts[it.concept].label, it.style, ds.concepts[shown[name][it.concept]].label, i]
                  for i, it in enumerate(ds.images)]
         with col:
             event = st.plotly_chart(

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import clusters, paths, rundata, runs, taxonomy
+from core import clusters, geometry, paths, rundata, runs, taxonomy
 
 # (name, emoji short name in emoji-datasource, WordNet synset of what the picture shows)
 HELDOUT = {
@@ -107,7 +107,7 @@ def tree_scores(predictor, run_dir: Path, work: Path, n_images: int, n_perm: int
         np.savez(cache, image_ids=np.array(ids), p_yes=profiles, categories=np.array(categories),
                  stamp=np.array(stamp), seconds=np.array(profile_seconds))
     vectors["answers"] = profiles
-    labelings = clusters.labelings_of(ds, info.config.seed)
+    labelings, _ = geometry.labelings(ds, info.config.seed)
     shown = {name: [lab.get(c, c) for c in concepts_of] for name, lab in labelings.items()}
     result = {"run_id": info.run_id, "condition": info.config.condition, "split": "test",
               "n_split_images": n_split, "n_images": len(images), "n_concepts": len(set(concepts_of)),

@@ -347,19 +347,6 @@ def out_dir(run_dir: str | Path, split: str) -> Path:
     return Path(run_dir) / "clusters" / split
 
 
-def labelings_of(ds, seed: int) -> dict[str, dict[str, str]]:
-    """original / cross / within labelings of the dataset (cross or within left out, with the
-    reason in the returned notes, when the dataset cannot be shuffled that way)."""
-    from core.conditions import parse_condition
-    out = {"original": {c: c for c in ds.concepts}}
-    for name in ("cross", "within"):
-        try:
-            out[name] = parse_condition(name).apply(ds, seed).labeling
-        except ValueError:
-            continue
-    return out
-
-
 def images_of_split(data, split: str) -> list:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -409,7 +396,7 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
     result goes to <run>/clusters/<split>/ (clusters.json + Newick files)."""
     import torch
 
-    from core import rundata
+    from core import geometry, rundata
     from core.features import image_features
     from core.questions import question_text
 
@@ -468,10 +455,8 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
             notes.append(f"The answer profiles barely vary across images (mean sd of P(yes) {spread:.3f}): this "
                          f"checkpoint answers the category questions alike whatever the image, so its answer "
                          f"tree is noise. It has not learned to read images.")
-    labelings = labelings_of(ds, info.config.seed)
-    for name in LABELINGS:
-        if name not in labelings:
-            notes.append(f"The {name} shuffle is not possible on this run's concepts, so it is left out.")
+    labelings, impossible = geometry.labelings(ds, info.config.seed)
+    notes += [f"The {name} shuffle is left out: {why}." for name, why in impossible.items()]
     result = {"format": RESULT_FORMAT, "run_id": info.run_id, "run_dir": str(Path(run_dir).resolve()),
               "checkpoint_stamp": _stamp(run_dir), "condition": info.config.condition,
               "seed": info.config.seed, "split": split, "n_images": len(images),

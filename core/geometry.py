@@ -2,7 +2,8 @@
 
     coherence_table(ds, encoder, seed, images="train") / is_cached(...)  per category, per labeling
     image_indices(ds, seed, images)         the images a table is over: the seed's train split or all
-    labelings(ds, seed)                     original / cross / within: concept -> concept it is shown as
+    labelings(ds, seed)                     original / cross / within: concept -> concept it is shown as,
+                                            and why a shuffle the dataset cannot have is left out
     shown_categories(ds, labeling, broadest) per image: the category label it is shown under
     pooled_features(ds, encoder)            (N, D) encoder embeddings;  projector_outputs(ds, run_dir)
     embed_2d(X, "umap" | "pca", seed)       (N, 2) maps
@@ -193,14 +194,12 @@ def projector_outputs(ds, run_dir: str | Path) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
-def labelings(ds, seed: int) -> dict[str, dict[str, str]]:
-    """LABELINGS -> concept -> the concept its images are shown as (original: itself)."""
-    from core.conditions import parse_condition
-
-    out = {"original": {c: c for c in ds.concepts}}
-    for name in LABELINGS[1:]:
-        out[name] = parse_condition(name).apply(ds, seed).labeling
-    return out
+def labelings(ds, seed: int) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """({labeling: concept -> the concept its images are shown as} for original (itself) and each
+    shuffle `ds` allows, {shuffle: why it is not possible}), as shuffled_labelings leaves them out."""
+    done, impossible = shuffled_labelings(ds, seed)
+    shown = {"original": {c: c for c in ds.concepts}}
+    return shown | {name: d.labeling for name, d in done.items()}, impossible
 
 
 def shown_categories(ds, labeling: Mapping[str, str], broadest: bool) -> list[str]:

@@ -108,3 +108,49 @@ def test_geometry_scatter_names_its_split_and_the_runs_subset(data_dir, monkeypa
     assert "Coherence among the category's training images (seed 0's 60/20/20 split), as the paper defines " \
            "coherence (the runs' own split)" in shown
     assert f"over all {len(ds.concepts)} concepts of concepts; the runs trained on subsets of 6" in shown
+
+
+def _one_concept_per_category_set(name: str) -> None:
+    """The fixture dataset cut to one concept per category set, published as `name`: no two of its
+    concepts share a category set, so it has no within-category shuffle."""
+    from core.data import datasets
+
+    ds = datasets.load_dataset("concepts")
+    kept = {}
+    for concept in sorted(ds.concepts):
+        kept.setdefault(tuple(ds.concepts[concept].categories), concept)
+    concepts = [ds.concepts[c] for c in kept.values()]
+    used = {k for c in concepts for k in c.categories}
+    with datasets.staging(name) as stage:
+        rows = []
+        for item in ds.images:
+            if item.concept in kept.values():
+                relative = item.path.relative_to(ds.root)
+                (stage / relative).parent.mkdir(parents=True, exist_ok=True)
+                (stage / relative).write_bytes(item.path.read_bytes())
+                rows.append((item.id, item.concept, item.style, str(relative)))
+        datasets.publish(stage, name, "one concept per category set", concepts,
+                         [v for k, v in ds.categories.items() if k in used], rows)
+
+
+def test_geometry_maps_a_dataset_without_a_within_shuffle(data_dir, monkeypatch):
+    """Its coherence table came out (within left empty), then the maps above it raised
+    "within-category shuffle: no two concepts ... share a category set" and the page showed an error."""
+    from app_data import own_datasets_dir
+    from core import geometry
+    from core.data import datasets
+
+    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
+                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
+    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
+    own_datasets_dir(data_dir)
+    _one_concept_per_category_set("unique")
+    ds = datasets.load_dataset("unique")
+    assert 3 <= len(ds.concepts) < len(datasets.load_dataset("concepts").concepts)
+    geometry.coherence_table(ds, "efficientnet-lite2", 0)
+    at = run_page("app_pages/5_Geometry.py")
+    at.selectbox(key="geometry_dataset").set_value("unique").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "No within labels on this dataset: within-category shuffle: no two concepts" in texts(at)
+    maps = [c for c in at.get("plotly_chart") if '"original labels"' in c.proto.spec or '"cross labels"' in c.proto.spec]
+    assert len(maps) == 2

@@ -129,14 +129,13 @@ def test_predict_shows_the_logit_lens(data_dir, monkeypatch):
 
 def _fake_clusters_result(run_dir, split="test", sources=("encoder", "projector", "answers")):
     """A real core.clusters result over the test data set's concepts, from made-up vectors."""
-    from core import clusters
+    from core import clusters, geometry
     from core.data import datasets
     ds = datasets.load_dataset("concepts")
     concepts = [im.concept for im in ds.images]
     rng = np.random.default_rng(0)
     vectors = {s: rng.standard_normal((len(concepts), 6)) for s in sources}
-    labelings = {"original": {c: c for c in ds.concepts}}
-    labelings.update({k: v for k, v in clusters.labelings_of(ds, 0).items() if k != "original"})
+    labelings, _ = geometry.labelings(ds, 0)
     return {"format": 1, "run_id": "fake", "condition": "none", "seed": 0, "split": split,
             "n_images": len(concepts), "sources": list(sources), "notes": [],
             "levels": {level: clusters.level_result(ds, concepts, vectors, labelings, level, n_perm=20)

@@ -104,12 +104,12 @@ def _imported(data_dir, name: str = "mine"):
 
 def _trees_of(dataset: str):
     """A core.clusters result over a dataset's images, from made-up vectors (no model)."""
-    from core import clusters
+    from core import clusters, geometry
     from core.data import datasets
     ds = datasets.load_dataset(dataset)
     concepts = [im.concept for im in ds.images]
     vectors = {s: np.random.default_rng(0).standard_normal((len(concepts), 6)) for s in clusters.SOURCES}
-    labelings = clusters.labelings_of(ds, 0)
+    labelings, _ = geometry.labelings(ds, 0)
     return {"format": 1, "run_id": "fake", "condition": "none", "seed": 0, "split": "test",
             "n_images": len(concepts), "sources": list(clusters.SOURCES), "notes": [],
             "levels": {level: clusters.level_result(ds, concepts, vectors, labelings, level, n_perm=5)

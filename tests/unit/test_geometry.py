@@ -116,7 +116,7 @@ def test_coherence_table_is_over_the_seeds_training_images_by_default(tmp_path, 
         assert table.loc[cat, "original"] == pytest.approx(brute_force(ds, feats, train, cat))
         assert everything.loc[cat, "original"] == pytest.approx(brute_force(ds, feats, range(len(ds.images)), cat))
         assert everything.loc[cat, "original"] < 0.9
-    cross = geometry.labelings(ds, 0)["cross"]
+    cross = geometry.labelings(ds, 0)[0]["cross"]
     assert table.loc["animal", "cross"] == pytest.approx(brute_force(ds, feats, train, "animal", cross))
     np.testing.assert_allclose(table["within"], table["original"])     # same images per category
 
@@ -142,6 +142,16 @@ def test_a_subset_without_a_within_shuffle_still_gets_its_table(tmp_path, monkey
     assert table["within"].isna().all() and not table["original"].isna().all()
     meta = json.loads((geometry.cache_dir(ds, "enc", 0, "all") / "meta.json").read_text())
     assert "within-category shuffle" in meta["not_possible"]["within"] and "cross" not in meta["not_possible"]
+
+
+def test_labelings_leave_out_a_shuffle_the_dataset_cannot_have_with_its_reason():
+    """The Geometry page's maps and clusters' trees read these: a dataset with no within shuffle
+    used to raise out of them (the page failed after its coherence table came out)."""
+    ds = three_images()
+    shown, impossible = geometry.labelings(ds, 0)
+    assert list(shown) == ["original", "cross"] and shown["original"] == {c: c for c in ds.concepts}
+    assert sorted(shown["cross"]) == sorted(ds.concepts) and shown["cross"] != shown["original"]
+    assert list(impossible) == ["within"] and "within-category shuffle" in impossible["within"]
 
 
 def test_coherence_table_is_cached(tmp_path, monkeypatch):
@@ -259,8 +269,8 @@ def test_embed_2d_umap_arguments(monkeypatch):
 
 def test_labelings_and_the_categories_images_are_shown_under():
     ds = tiny_dataset(images_per_concept=2)
-    lab = geometry.labelings(ds, seed=0)
-    assert list(lab) == list(geometry.LABELINGS) and lab["original"] == {c: c for c in ds.concepts}
+    lab, impossible = geometry.labelings(ds, seed=0)
+    assert list(lab) == list(geometry.LABELINGS) and impossible == {} and lab["original"] == {c: c for c in ds.concepts}
     for name in ("cross", "within"):
         assert sorted(lab[name]) == sorted(lab[name].values()) == sorted(ds.concepts)   # a permutation
     assert any(lab["cross"][c] != c for c in ds.concepts)
