@@ -11,7 +11,6 @@ and are cached per (checkpoint, image content).
 """
 import hashlib
 import time
-from pathlib import Path
 
 import streamlit as st
 
@@ -415,14 +414,6 @@ def _full_dataset(run):
         return None
 
 
-def _test_stamp(run) -> tuple:
-    """When a checkpoint's test evaluation last changed: both files its note and scores read (a later
-    --leaf-ranking counts), keying their caches."""
-    from core import runs
-    folder = runs.eval_dir(run.path, "test")
-    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def _learning_note_cached(run_dir: str, stamp: tuple) -> str | None:  # noqa: ARG001
     from core import runs
@@ -432,14 +423,7 @@ def _learning_note_cached(run_dir: str, stamp: tuple) -> str | None:  # noqa: AR
 def _learning_note(run) -> str | None:
     """Why this checkpoint's answers should not be trusted (None when its test evaluation shows it
     learned): shown beside every prediction."""
-    return _learning_note_cached(str(run.path), _test_stamp(run))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _test_scores_cached(run_dir: str, stamp: tuple) -> tuple[float | None, dict | None]:  # noqa: ARG001
-    from core import results, runs
-    leaf = ((results.load_eval(Path(run_dir), "test") or {}).get("leaf") or {}).get("accuracy")
-    return leaf, runs.ranking_summary(run_dir, "test")
+    return _learning_note_cached(str(run.path), common.test_stamp(run))
 
 
 def test_scores(run) -> None:
@@ -448,7 +432,8 @@ def test_scores(run) -> None:
     one own-vs-random-other question per image, the second the ranking this page shows. Nothing when
     the run was never evaluated (the learning note says so beside each answer)."""
     from core import runs
-    leaf, ranking = _test_scores_cached(str(run.path), _test_stamp(run))
+    head, ranking = common.test_numbers(run)
+    leaf = head and head.get("leaf_accuracy")
     if leaf is None and ranking is None:
         return
     parts = [f"yes/no leaf accuracy **{leaf:.3f}**"] if leaf is not None else []

@@ -178,6 +178,29 @@ def run_label(run) -> str:
     return f"{run.run_id} — {cfg.dataset}, {cfg.condition}, seed {cfg.seed}, {cfg.encoder} + {lm}{state}{tag}"
 
 
+def test_stamp(run) -> tuple:
+    """When a checkpoint's test evaluation last changed: both files its numbers and learning note
+    read (a later --leaf-ranking counts), keying their caches."""
+    from core import runs
+    folder = runs.eval_dir(run.path, "test")
+    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _test_numbers(run_dir: str, stamp: tuple) -> tuple[dict | None, dict | None]:  # noqa: ARG001
+    from pathlib import Path
+
+    from core import metrics, results, runs
+    m = results.load_eval(Path(run_dir), "test")
+    return (metrics.headline(m) if m else None), runs.ranking_summary(run_dir, "test")
+
+
+def test_numbers(run) -> tuple[dict | None, dict | None]:
+    """A run's test evaluation as (metrics.headline, runs.ranking_summary); None for what was
+    never measured. Cached until either file changes."""
+    return _test_numbers(str(run.path), test_stamp(run))
+
+
 def dataset_index(names: list[str]) -> int:
     """Where a Dataset picker over `names` opens: on the default dataset (TrainConfig.dataset, as
     the Train page) when it is installed, else on the first."""

@@ -58,14 +58,36 @@ def checkpoints_table() -> None:
         st.info("No checkpoints yet.")
         return
     default = runs.default_checkpoint()
-    rows = [{"run": r.run_id, "default": default is not None and r.path == default,
-             "status": r.status, "epochs": r.epoch, "dataset": r.config.dataset,
-             "condition": r.config.condition, "seed": r.config.seed,
-             "encoder": r.config.encoder, "LM": r.config.lm + (" (random init)" if r.config.lm_init == "random" else ""),
-             "evaluated": ", ".join(r.evaluated) or "—", "created": (r.created or "")[:16].replace("T", " ")}
-            for r in all_runs]
+    rows = []
+    for r in all_runs:
+        head, ranking = common.test_numbers(r)
+        head = head or {}
+        rows.append({"run": r.run_id, "default": default is not None and r.path == default,
+                     "status": r.status, "epochs": r.epoch, "dataset": r.config.dataset,
+                     "condition": r.config.condition, "seed": r.config.seed,
+                     "encoder": r.config.encoder,
+                     "LM": r.config.lm + (" (random init)" if r.config.lm_init == "random" else ""),
+                     **{label: head.get(key) for key, label in TEST_COLUMNS.items()},
+                     "top-5": (ranking or {}).get("top5"),
+                     "evaluated": ", ".join(r.evaluated) or "—", "created": (r.created or "")[:16].replace("T", " ")})
+    number = {label: st.column_config.NumberColumn(label, format="%.3f", help=f"on its test split: {about}")
+              for label, about in TEST_HELP.items()}
     st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"default": st.column_config.CheckboxColumn("default")})
+                 column_config={"default": st.column_config.CheckboxColumn("default"), **number})
+    st.caption("Test numbers are blank for a run not evaluated on its test split (`taxolens evaluate RUN`); "
+               "Results compares runs, Predict and Browse show one run's answers.")
+
+
+# Home's checkpoint table: a run's test numbers, the ones the study reads first (metrics.headline keys)
+TEST_COLUMNS = {"leaf_accuracy": "leaf acc.", "seen_category_f1": "seen F1", "unseen_category_f1": "unseen F1"}
+TEST_HELP = {
+    "leaf acc.": "yes/no leaf accuracy (each image asked about its own leaf and one random other)",
+    "seen F1": "per-category yes/no macro-F1 on hypernym questions the run trained with",
+    "unseen F1": "per-category yes/no macro-F1 on hypernym questions removed from its training "
+                 "(blank when the condition removed none)",
+    "top-5": "share of ranked test images whose own leaf is among the 5 the model rates highest of every "
+             "leaf, as Predict ranks them (`taxolens evaluate RUN --leaf-ranking N`)",
+}
 
 
 def active_jobs() -> None:

@@ -4,6 +4,7 @@ so nothing loads a model; predicting with a real checkpoint is covered by tests/
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -59,6 +60,27 @@ def test_home_lists_checkpoints(data_dir):
     at = run_page()
     frames = [df.value for df in at.dataframe]
     assert any("run" in f.columns and len(f) == 1 for f in frames)
+
+
+def test_home_lists_each_checkpoints_test_numbers(data_dir):
+    """Reported: the Home table named runs but no result, so comparing checkpoints meant opening
+    Results or Predict for each. fake_run answers every leaf question right and the hypernym
+    questions of every third test image wrong; only the evaluated run has numbers."""
+    from core import runs
+    evaluated = fake_run(small_cfg(condition="random:0.5"))
+    runs.write_json(runs.eval_dir(evaluated, "test") / runs.RANKING_FILE,
+                    {"images": 20, "vocabulary": 6, "top1": 0.35, "top5": 0.55, "median_rank": 4, "rows": []})
+    bare = fake_run(small_cfg(seed=1), evaluated=False)
+    at = run_page()
+    (table,) = [df.value for df in at.dataframe if "run" in df.value.columns]
+    table = table.set_index("run")
+    done, never = table.loc[evaluated.name], table.loc[bare.name]
+    assert done["leaf acc."] == 1.0 and done["top-5"] == 0.55
+    recorded = json.loads((runs.eval_dir(evaluated, "test") / runs.METRICS_JSON).read_text())["hypernym"]
+    assert recorded["seen"]["category_macro_f1"] != recorded["unseen"]["category_macro_f1"]
+    assert done["seen F1"] == recorded["seen"]["category_macro_f1"]
+    assert done["unseen F1"] == recorded["unseen"]["category_macro_f1"]
+    assert never[["leaf acc.", "seen F1", "unseen F1", "top-5"]].isna().all()
 
 
 def test_home_without_dataset_explains_how_to_build_it(data_dir):
