@@ -122,12 +122,26 @@ def write_test_eval(run_dir: Path, rows: list[dict], cfg) -> Path:
     return run_dir
 
 
-def own_datasets_dir(data_dir, default: bool = True) -> None:
+def own_datasets_dir(data_dir, default: bool = True, also: tuple[str, ...] = ()) -> Path:
     """Give a test its own datasets folder (the session's is shared by every app test, so an import
     there would show on other tests' pages), with the session's default dataset linked in unless
-    `default` is False."""
+    `default` is False, and linked again under each name in `also` (a second dataset of the same
+    contents). Returns the session's default dataset folder."""
     shared = (data_dir / "datasets").resolve()
     (data_dir / "datasets").unlink()
     (data_dir / "datasets").mkdir()
-    if default:
-        (data_dir / "datasets" / "concepts").symlink_to(shared / "concepts")
+    for name in (("concepts",) if default else ()) + tuple(also):
+        (data_dir / "datasets" / name).symlink_to(shared / "concepts")
+    return shared / "concepts"
+
+
+def fake_geometry(monkeypatch) -> None:
+    """core.geometry without models: random (N, 8) image embeddings, zero projector outputs, and
+    maps that are the first two coordinates."""
+    import numpy as np
+
+    from core import geometry
+    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
+                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
+    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
+    monkeypatch.setattr(geometry, "projector_outputs", lambda ds, run_dir: np.zeros((len(ds.images), 8)))

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from app_data import fake_geometry, own_datasets_dir
 from paper_data import fake_coherence, fake_grid
 from test_pages import fake_run, run_page, small_cfg, texts
 from test_paper_figures_page import results_page
@@ -94,10 +95,7 @@ def test_geometry_scatter_names_its_split_and_the_runs_subset(data_dir, monkeypa
     from core import geometry, runs
     from core.data import datasets
 
-    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
-                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
-    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
-    monkeypatch.setattr(geometry, "projector_outputs", lambda ds, run_dir: np.zeros((len(ds.images), 8)))
+    fake_geometry(monkeypatch)
     fake_run(small_cfg(condition="random:0.5"))            # max_concepts=6, the default 60/20/20 split
     cfg = runs.first_run_config()
     ds = datasets.load_dataset(cfg.dataset)
@@ -136,13 +134,10 @@ def _one_concept_per_category_set(name: str) -> None:
 def test_geometry_maps_a_dataset_without_a_within_shuffle(data_dir, monkeypatch):
     """Its coherence table came out (within left empty), then the maps above it raised
     "within-category shuffle: no two concepts ... share a category set" and the page showed an error."""
-    from app_data import own_datasets_dir
     from core import geometry
     from core.data import datasets
 
-    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
-                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
-    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
+    fake_geometry(monkeypatch)
     own_datasets_dir(data_dir)
     _one_concept_per_category_set("unique")
     ds = datasets.load_dataset("unique")

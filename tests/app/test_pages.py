@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app_data import fake_run
+from app_data import fake_geometry, fake_run, own_datasets_dir
 from core import paths, runs
 from core.config import TrainConfig
 
@@ -170,14 +170,10 @@ def test_geometry_maps_the_preselected_checkpoint_once_coherence_is_cached(data_
 def test_geometry_coherence_is_over_the_training_images_and_says_so(data_dir, monkeypatch):
     """The paper's coherence (each category's training images under the seed's split) is what the
     page shows first; the radio switches to all images, computed from the cached features."""
-    import numpy as np
-
     from core import geometry
     from core.data import datasets
 
-    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
-                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
-    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
+    fake_geometry(monkeypatch)
     cfg = runs.first_run_config()
     ds = datasets.load_dataset(cfg.dataset)
     train = geometry.coherence_table(ds, cfg.encoder, 0)
@@ -210,15 +206,10 @@ def test_geometry_coherence_vs_f1_is_one_models_runs_of_one_setting(data_dir, mo
     with its random-init control ("mean over 6 run(s)"), and runs of another split were left out
     silently. Now one setting and one model at a time, and a setting of another split is plotted
     against its own split's training images."""
-    import numpy as np
-
     from core import geometry, results
     from core.data import datasets
 
-    monkeypatch.setattr(geometry, "pooled_features", lambda ds, *args, **kwargs:
-                        np.random.default_rng(0).normal(size=(len(ds.images), 8)).astype("float32"))
-    monkeypatch.setattr(geometry, "embed_2d", lambda X, method="umap", seed=0: np.asarray(X)[:, :2])
-    monkeypatch.setattr(geometry, "projector_outputs", lambda ds, run_dir: np.zeros((len(ds.images), 8)))
+    fake_geometry(monkeypatch)
     for seed in (0, 1):
         fake_run(small_cfg(seed=seed, condition="random:0.5"))
         fake_run(small_cfg(seed=seed, condition="random:0.5", lm_init="random"))
@@ -747,11 +738,7 @@ def test_sweep_form_queues_the_sweep_on_the_dataset_the_page_shows(data_dir, mon
     queued the default dataset's paper sweep."""
     from core.jobs import sweeps
     from core.jobs.store import JobStore
-    shared = (data_dir / "datasets").resolve()
-    (data_dir / "datasets").unlink()
-    (data_dir / "datasets").mkdir()
-    for name in ("concepts", "other"):         # a second dataset: the fixture set under another name
-        (data_dir / "datasets" / name).symlink_to(shared / "concepts")
+    own_datasets_dir(data_dir, also=("other",))     # a second dataset: the fixture set under another name
     at = run_page("app_pages/3_Train.py")
     at.selectbox(key="train_dataset").set_value("other").run()
     assert any(" jobs in the paper preset at scale cpu on dataset **other** (sweep `paper-cpu-other`; whole "
@@ -771,10 +758,7 @@ def test_the_train_page_trains_an_imported_dataset_that_is_the_only_one(data_dir
     """Reported (browser walk-through): with only an imported dataset on the machine the Train page
     showed no Dataset list and said "dataset 'concepts' not found", so it could not be trained on."""
     from core.jobs.store import JobStore
-    shared = (data_dir / "datasets").resolve()
-    (data_dir / "datasets").unlink()
-    (data_dir / "datasets").mkdir()
-    (data_dir / "datasets" / "mine").symlink_to(shared / "concepts")
+    own_datasets_dir(data_dir, default=False, also=("mine",))
     at = run_page("app_pages/3_Train.py")
     # (the fixture's few concepts make some sweep conditions remove the same pairs: that warning may show)
     assert not [w.value for w in at.warning if "remove the same pairs" not in w.value]

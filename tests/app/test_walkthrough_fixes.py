@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 
-from app_data import fake_run
+from app_data import fake_run, own_datasets_dir
 from core import runs
 from test_pages import run_page, small_cfg, texts
 
@@ -74,19 +74,9 @@ def test_pickers_fall_back_to_the_newest_when_every_lm_is_random_init(data_dir):
     assert "the newest trained run (every run here has a random-init LM) is preselected" in texts(at)
 
 
-def _datasets_dir(data_dir, *names: str):
-    """A datasets folder of its own holding the fixture dataset under each name."""
-    shared = (data_dir / "datasets").resolve()
-    (data_dir / "datasets").unlink()
-    (data_dir / "datasets").mkdir()
-    for name in names:
-        (data_dir / "datasets" / name).symlink_to(shared / "concepts")
-    return shared / "concepts"
-
-
 def _imported(data_dir, name: str = "mine"):
     """The fixture dataset as an imported collection: its categories have no WordNet synset."""
-    source = _datasets_dir(data_dir, "concepts")
+    source = own_datasets_dir(data_dir)
     target = data_dir / "datasets" / name
     target.mkdir()
     (target / "images").symlink_to(source / "images")
@@ -174,7 +164,7 @@ def test_browse_shows_no_split_filter_without_a_run(data_dir):
 
 def test_geometry_opens_on_the_default_dataset_as_the_other_pages_do(data_dir):
     """Reported: Geometry's Dataset picker opened on the first name (bomtest), the others on concepts."""
-    _datasets_dir(data_dir, "bomtest", "concepts")
+    own_datasets_dir(data_dir, also=("bomtest",))
     assert run_page("app_pages/5_Geometry.py").selectbox(key="geometry_dataset").value == "concepts"
     assert run_page("app_pages/2_Browse.py").selectbox(key="browse_dataset").value == "concepts"
 
