@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from core import cli, files, paths
-from cli_checks import tree
+from cli_checks import refused, tree
 
 
 @pytest.fixture
@@ -30,19 +30,6 @@ def place(tmp_path):
     (root / "spec.json").write_text(json.dumps({"kind": "baseline", "baselines": ["majority"],
                                                 "conditions": ["none"], "config": {"dataset": "tiny"}}))
     return root
-
-
-def one_line_exit_2(argv, capsys, *roots: Path, fragment: str) -> str:
-    before = [tree(r) for r in roots]
-    rc = cli.main(argv)
-    out, err = capsys.readouterr()
-    assert rc == 2, (rc, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("taxolens") and "error:" in lines[0], err
-    assert fragment in lines[0], lines[0]
-    assert out == ""
-    assert [tree(r) for r in roots] == before, "a refused command wrote files"
-    return lines[0]
 
 
 def cannot_create_in_proc() -> bool:
@@ -143,7 +130,7 @@ def test_output_options_refuse_what_cannot_be_written(argv, fragment, tiny, plac
     from core.jobs import sweep_run
     monkeypatch.setattr(sweep_run, "run_sweep", lambda *a, **k: pytest.fail("the sweep ran first"))
     argv = [a.format(p=place) for a in argv]
-    one_line_exit_2(argv, capsys, tiny, place, fragment=fragment.format(p=place))
+    refused(argv, capsys, tiny, fragment.format(p=place), also=(place,))
     assert stat.S_ISFIFO(os.lstat(place / "fifo").st_mode)
     assert not (tiny / "results.md").exists()
 
@@ -160,8 +147,7 @@ def test_output_options_refuse_a_folder_where_nothing_can_be_created(argv, tiny,
     """Reported: tracebacks for /proc targets, `sweep run --report /proc/x.md` after the whole sweep."""
     from core.jobs import sweep_run
     monkeypatch.setattr(sweep_run, "run_sweep", lambda *a, **k: pytest.fail("the sweep ran first"))
-    one_line_exit_2([a.format(p=place) for a in argv], capsys, tiny, place,
-                    fragment="no file can be created in /proc")
+    refused([a.format(p=place) for a in argv], capsys, tiny, "no file can be created in /proc", also=(place,))
 
 
 def test_ship_refuses_a_dest_under_a_file_before_any_work(tmp_path):
@@ -279,7 +265,7 @@ def test_cancel_checks_every_id_before_cancelling_any(data_dir, capsys):
 def test_slurm_options_are_checked_in_a_dry_run_and_refused_without_slurm(argv, fragment, data_dir, capsys):
     """Reported: `sweep submit paper --slurm --slurm-arg bad --dry-run` exited 0 (the real submit
     refuses it), and `--slurm-arg` without --slurm queued the paper sweep on the local queue."""
-    one_line_exit_2(argv, capsys, data_dir, fragment=fragment)
+    refused(argv, capsys, data_dir, fragment)
     assert not paths.db_path().exists()
 
 
