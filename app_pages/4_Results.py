@@ -11,7 +11,9 @@ from ui import common, figures
 from ui import paper_figures
 
 HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean of the yes-class and "
-                    "no-class F1, then the mean over categories. Bars: mean over seeds with its 95 % "
+                    "no-class F1, then the mean over categories (a category whose questions hold one answer "
+                    "alone, as a one-concept category's seen pairs after random ablation, has none and is left "
+                    "out; `taxolens results report` counts them per run). Bars: mean over seeds with its 95 % "
                     "t-based CI, clipped to [0, 1] (none with one seed); black ticks: a fair coin's expected score on the "
                     "same questions.")
 

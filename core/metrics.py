@@ -49,10 +49,21 @@ def f1_no(targets: Sequence[bool], preds: Sequence[bool]) -> float | None:
     return f1([not t for t in targets], [not p for p in preds])
 
 
+def both_answers(targets: Sequence[bool]) -> bool:
+    """Whether the questions hold a yes and a no: what a yes/no macro-F1 needs to be defined."""
+    return any(targets) and not all(targets)
+
+
 def macro_f1_yes_no(targets: Sequence[bool], preds: Sequence[bool]) -> float | None:
     """Mean of the yes-class and no-class F1. Unlike the yes-class F1 it cannot be raised by
-    answering "yes" more often: on balanced questions always-yes scores 0.33, not 0.67."""
-    return mean_defined([f1(targets, preds), f1_no(targets, preds)])
+    answering "yes" more often: on balanced questions always-yes scores 0.33, not 0.67.
+
+    None unless the questions hold both answers (the paper's mean of the two F1s inside a
+    category). With one answer alone, one of the two is undefined or a trivial 0: a category whose
+    questions are all "no" gave always-no 1.0 and a single false yes 0.5, against a coin's 0.33."""
+    if not both_answers(targets):
+        return None
+    return (f1(targets, preds) + f1_no(targets, preds)) / 2
 
 
 def mean_defined(values: Iterable[float | None]) -> float | None:
@@ -71,8 +82,9 @@ def chance_f1s(yes_share: float) -> tuple[float, float]:
 
 
 def chance_macro_f1(targets: Sequence[bool]) -> float | None:
-    """The yes/no macro-F1 a fair coin expects on these questions (0.5 when balanced)."""
-    if not targets:
+    """The yes/no macro-F1 a fair coin expects on these questions (0.5 when balanced); None where
+    macro_f1_yes_no is (one answer alone)."""
+    if not both_answers(targets):
         return None
     return sum(chance_f1s(sum(map(bool, targets)) / len(targets))) / 2
 
@@ -87,10 +99,18 @@ def group_scores(targets: Sequence[bool], preds: Sequence[bool]) -> dict:
 
 def macro_means(per_group: Mapping[str, Mapping]) -> tuple[float | None, float | None, float | None]:
     """Means over groups (categories or concepts) of their yes-class F1, their yes/no macro-F1, and
-    the fair coin's macro-F1 over the groups where the macro-F1 is defined."""
+    the fair coin's macro-F1 over the groups where the macro-F1 is defined (both answers among
+    their questions; one_answer_groups counts the others)."""
     groups = list(per_group.values())
     return (mean_defined(g["f1"] for g in groups), mean_defined(g["macro_f1_yes_no"] for g in groups),
             mean_defined(g["chance_macro_f1_yes_no"] for g in groups if g["macro_f1_yes_no"] is not None))
+
+
+def one_answer_groups(per_group: Mapping[str, Mapping]) -> int:
+    """How many groups have no yes/no macro-F1 because their questions hold one answer alone
+    (after random ablation, a category of one concept keeps only "no" questions among the seen
+    pairs): left out of the macro averages, and reported beside them."""
+    return sum(1 for g in per_group.values() if g["n"] and g["macro_f1_yes_no"] is None)
 
 
 def summarize(rows: Sequence[Mapping]) -> dict:
@@ -124,6 +144,7 @@ def summarize(rows: Sequence[Mapping]) -> dict:
         block = scores(sel)
         block["macro_f1"], block["category_macro_f1"], block["category_macro_f1_chance"] = macro_means(per_category)
         block["n_categories"] = len(per_category)
+        block["n_one_answer"] = one_answer_groups(per_category)
         block["per_category"] = per_category
         return block
 
@@ -138,6 +159,7 @@ def summarize(rows: Sequence[Mapping]) -> dict:
     leaf = scores(leaf_rows)
     per_concept = by_target(leaf_rows)
     leaf["concept_f1"], leaf["concept_macro_f1"], leaf["concept_macro_f1_chance"] = macro_means(per_concept)
+    leaf["n_one_answer"] = one_answer_groups(per_concept)
     leaf["per_concept"] = per_concept
 
     masses = [r["mass"] for r in rows if r.get("mass") is not None]
@@ -211,12 +233,15 @@ def headline(metrics: Mapping) -> dict[str, float | None]:
 
 
 def is_current(metrics) -> bool:
-    """Whether a metrics dict has every headline number's field (a file written before the
-    headline existed lacks them; its questions.csv can be summarized again)."""
+    """Whether a metrics dict has every headline number's field as summarize writes it today (a
+    file written before the headline existed, or before categories with one answer alone were left
+    out of its averages (n_one_answer, 2026-12-07), lacks one; its questions.csv can be summarized
+    again)."""
     if not isinstance(metrics, Mapping):
         return False
     return all(_has(metrics, path) for path in HEADLINE.values()) and \
-        all(_has(metrics, ("hypernym", block, "per_category")) for block in ("seen", "unseen"))
+        all(_has(metrics, ("hypernym", block, key)) for block in ("seen", "unseen")
+            for key in ("per_category", "n_one_answer")) and _has(metrics, ("leaf", "n_one_answer"))
 
 
 def _has(metrics: Mapping, path: Sequence[str]) -> bool:

@@ -624,7 +624,10 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
         "",
         "**Metric.** Per-category yes/no macro-F1: within one category the mean of the yes-class and the "
         "no-class F1, then the mean over categories, for the hypernym questions about *seen* and *unseen* "
-        "(concept, category) pairs. *Chance* is a fair coin's expected value of the same average on the same "
+        "(concept, category) pairs. A category whose questions there hold one answer alone (after random "
+        "ablation a one-concept category keeps only \"no\" among the seen pairs) has no yes/no macro-F1 and is "
+        "left out of the mean; the per-run table says how many categories were scored where some were left out. "
+        "*Chance* is a fair coin's expected value of the same average on the same "
         "questions (per category yes-F1 = π/(π+0.5), no-F1 = (1−π)/(1.5−π), π the category's yes share). "
         "Leaf: accuracy and the yes/no macro-F1 per target concept, averaged over concepts. Brackets: 95 % "
         "t-based confidence interval over seeds (mean ± t·s/√n, clipped to [0, 1]; none with one seed). *Unseen share*: the share "
@@ -657,7 +660,7 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
         for r in sorted(runs_here, key=lambda r: (condition_order(r["condition"]), str(r.get("lm_init")), r["seed"])):
             h = metrics_mod.headline(r["metrics"])
             lines.append(f"| `{r['name']}` | {r['condition']} | {series_name(r)} | {r['seed']} | "
-                         f"{_f(h['seen_category_f1'])} | {_f(h['unseen_category_f1'])} | {_f(h['leaf_accuracy'])} | "
+                         f"{_scored(r['metrics'], 'seen')} | {_scored(r['metrics'], 'unseen')} | {_f(h['leaf_accuracy'])} | "
                          f"{_f(h['leaf_concept_f1'])} | {r.get('epochs_done', '–')} | {r.get('device') or '–'} | "
                          f"{_duration(r.get('train_seconds'))} | {(r.get('git_commit') or '–')[:10]} |")
         lines.append("")
@@ -667,6 +670,15 @@ def report_markdown(rows: list[dict], commit: str | None = None, now: dt.datetim
     lines += _lm_choice_section(rows)
     lines += _probe_section([r for r in rows if r["kind"] == "probe"])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _scored(metrics: Mapping, block: str) -> str:
+    """A run's per-category macro-F1 in `block`, with "(k of n categories)" when some categories
+    held one answer alone and were left out of it."""
+    b = metrics["hypernym"][block]
+    left_out = b.get("n_one_answer") or 0
+    scored = f" ({b['n_categories'] - left_out} of {b['n_categories']} categories)" if left_out else ""
+    return _f(b.get("category_macro_f1")) + scored
 
 
 def _f(v, digits: int = 3) -> str:

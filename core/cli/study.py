@@ -445,12 +445,14 @@ def cmd_coherence(args) -> int:
 
 def cmd_runs(args) -> int:
     from core import runs
+    from core.results import load_eval
 
     rows = []
     versions = runs.DatasetVersions()
     for info in runs.list_runs():
         try:
-            test = runs.load_metrics(info.path, "test")
+            runs.load_metrics(info.path, "test")
+            test = load_eval(info.path, "test")       # one written before today's headline: summarized again
         except runs.RunError as exc:       # one damaged evaluation does not hide the other runs
             print(f"taxolens runs: note: {exc}", file=sys.stderr)
             test = None

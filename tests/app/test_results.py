@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -380,3 +381,17 @@ def test_lm_choice_compares_lm_and_prompt_pairs_of_one_setting(data_dir):
     assert "| smollm2-135m | chat | 0.000 | 1.000 | 0.000 |" in text and "| 1 / 1 | 0.600 / 0.300 |" in text
     # One (LM, format) pair alone is no comparison.
     assert results.lm_choice([r for r in rows if r.get("prompt") != "chat"]) == []
+
+
+def test_the_report_says_how_many_categories_were_scored_where_some_held_one_answer(data_dir):
+    """After random:0.5 on the fixture's few concepts some categories keep only "no" (or only "yes")
+    among their seen questions: they have no yes/no macro-F1, and each run's row says how many
+    categories its number is over."""
+    run = fake_run(cfg(seed=0, condition="random:0.5"))
+    seen = json.loads((runs.eval_dir(run, "test") / "metrics.json").read_text())["hypernym"]["seen"]
+    assert seen["n_one_answer"] > 0, "the fixture no longer has a category with one answer alone"
+    scored = sum(1 for g in seen["per_category"].values() if g["macro_f1_yes_no"] is not None)
+    assert scored == seen["n_categories"] - seen["n_one_answer"]
+    text = results.report_markdown(results.collect())
+    assert f"| {seen['category_macro_f1']:.3f} ({scored} of {seen['n_categories']} categories) |" in text
+    assert "has no yes/no macro-F1 and is left out of the mean" in text

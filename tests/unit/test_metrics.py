@@ -30,7 +30,8 @@ def test_no_class_f1_and_yes_no_macro_by_hand():
     p = [True, False, False, True]                                 # TP1 FN1 TN1 FP1
     assert metrics.f1_no(t, p) == pytest.approx(0.5)
     assert metrics.macro_f1_yes_no(t, p) == pytest.approx(0.5)
-    assert metrics.macro_f1_yes_no([True], [True]) == 1.0          # no-class undefined: yes F1 alone
+    assert metrics.macro_f1_yes_no([True], [True]) is None          # one answer alone: undefined
+    assert metrics.macro_f1_yes_no([False, False], [False, True]) is None
     assert metrics.group_scores(t, always_yes)["yes_rate"] == 1.0
 
 
@@ -111,24 +112,24 @@ def test_per_category_macro_f1_and_chance_by_hand():
     assert h["per_category"]["animal"]["chance_macro_f1_yes_no"] == pytest.approx(17 / 35)
     assert h["category_macro_f1_chance"] == pytest.approx((17 / 35 + 1 / 2) / 2)
     assert h["n_categories"] == 2
-    # seen: animal T/T F/F -> 1; vehicle F/T -> yes 0, no 0 -> 0. Chance: 1/2 and (0 + 2/3)/2 = 1/3
-    assert h["seen"]["category_macro_f1"] == pytest.approx(1 / 2)
-    assert h["seen"]["category_macro_f1_chance"] == pytest.approx((1 / 2 + 1 / 3) / 2)
-    # unseen: animal T/F -> 0; vehicle T/T -> yes 1, no undefined -> 1. Chance (pi = 1): 1/3 each
-    assert h["unseen"]["category_macro_f1"] == pytest.approx(1 / 2)
-    assert h["unseen"]["category_macro_f1_chance"] == pytest.approx(1 / 3)
+    # seen: animal T/T F/F -> 1; vehicle F/T holds "no" alone: left out. Chance: animal's 1/2
+    assert h["seen"]["category_macro_f1"] == 1.0 and h["seen"]["n_one_answer"] == 1
+    assert h["seen"]["category_macro_f1_chance"] == pytest.approx(1 / 2)
+    # unseen: animal T/F and vehicle T/T hold "yes" alone: no yes/no macro-F1, no chance level
+    assert h["unseen"]["category_macro_f1"] is None and h["unseen"]["category_macro_f1_chance"] is None
+    assert h["unseen"]["n_one_answer"] == 2 and h["n_one_answer"] == 0
     assert h["unseen_share"] == pytest.approx(2 / 5)
-    # leaf per target concept: dog T/T -> 1 (yes-class only); cat F/T -> 0
+    # leaf per target concept: dog T/T and cat F/T hold one answer each: no macro-F1
     leaf = m["leaf"]
-    assert leaf["per_concept"]["dog"]["macro_f1_yes_no"] == 1.0
-    assert leaf["per_concept"]["cat"]["macro_f1_yes_no"] == 0.0
-    assert leaf["concept_macro_f1"] == pytest.approx(1 / 2)
+    assert leaf["per_concept"]["dog"]["macro_f1_yes_no"] is None
+    assert leaf["per_concept"]["cat"]["macro_f1_yes_no"] is None
+    assert leaf["concept_macro_f1"] is None and leaf["concept_macro_f1_chance"] is None
+    assert leaf["n_one_answer"] == 2
     assert leaf["concept_f1"] == pytest.approx(1 / 2)            # yes-class: dog 1, cat 0
-    assert leaf["concept_macro_f1_chance"] == pytest.approx(1 / 3)   # pi = 1 and pi = 0: 1/3 each
     head = metrics.headline(m)
     assert list(head)[:len(metrics.HEADLINE)] == list(metrics.HEADLINE)     # the new numbers first
-    assert head["seen_category_f1"] == pytest.approx(1 / 2) and head["unseen_share"] == pytest.approx(2 / 5)
-    assert head["leaf_concept_f1"] == pytest.approx(1 / 2) and head["leaf_accuracy"] == pytest.approx(1 / 2)
+    assert head["seen_category_f1"] == 1.0 and head["unseen_share"] == pytest.approx(2 / 5)
+    assert head["leaf_concept_f1"] is None and head["leaf_accuracy"] == pytest.approx(1 / 2)
     for old in ("accuracy", "leaf_f1", "hypernym_f1", "seen_f1", "unseen_f1", "seen_accuracy",
                 "unseen_accuracy", "seen_macro_f1_yes_no", "unseen_macro_f1_yes_no", "undecided_rate"):
         assert old in head
@@ -143,12 +144,35 @@ def test_always_yes_is_at_chance_not_two_thirds():
     assert h["category_macro_f1_chance"] == pytest.approx(1 / 2)
 
 
+def test_a_category_whose_questions_hold_one_answer_is_left_out_and_counted():
+    """Reported: after random ablation a category of one concept keeps only "no" questions among
+    the seen pairs; there always-no scored 1.0 (the yes-class F1 undefined and dropped) against a
+    coin's 0.33 counted with its yes-class 0, so the majority baseline beat the trained runs."""
+    rows = [_row("hypernym", "bird", False, False), _row("hypernym", "bird", False, False),   # "no" alone
+            _row("hypernym", "animal", True, True), _row("hypernym", "animal", True, False),  # TP1 FN1
+            _row("hypernym", "animal", False, False), _row("hypernym", "animal", False, True),  # TN1 FP1
+            _row("leaf", "dog", True, True), _row("leaf", "dog", False, False),
+            _row("leaf", "cat", False, True)]                                                 # "no" alone
+    m = metrics.summarize(rows)
+    seen = m["hypernym"]["seen"]
+    assert seen["per_category"]["bird"]["macro_f1_yes_no"] is None
+    assert seen["per_category"]["bird"]["chance_macro_f1_yes_no"] is None
+    assert seen["category_macro_f1"] == pytest.approx(0.5)              # animal alone
+    assert seen["category_macro_f1_chance"] == pytest.approx(0.5)
+    assert seen["n_categories"] == 2 and seen["n_one_answer"] == 1
+    assert m["hypernym"]["unseen"]["n_one_answer"] == 0
+    assert m["leaf"]["concept_macro_f1"] == 1.0 and m["leaf"]["n_one_answer"] == 1
+    assert metrics.is_current(m)
+    del m["hypernym"]["seen"]["n_one_answer"]            # written before one-answer groups were left out
+    assert not metrics.is_current(m)
+
+
 def test_chance_f1s_by_hand_and_against_a_simulated_coin():
     import random
     assert metrics.chance_f1s(0.5) == pytest.approx((0.5, 0.5))
     assert metrics.chance_f1s(0.2) == pytest.approx((2 / 7, 8 / 13))
     assert metrics.chance_macro_f1([True, False, False, False, False]) == pytest.approx((2 / 7 + 8 / 13) / 2)
-    assert metrics.chance_macro_f1([]) is None
+    assert metrics.chance_macro_f1([]) is None and metrics.chance_macro_f1([False, False]) is None
     with pytest.raises(ValueError):
         metrics.chance_f1s(1.5)
     rng = random.Random(0)

@@ -222,8 +222,8 @@ def test_sweep_results_read_train_and_probe_children(tmp_path):
          ("probe", {"lm": "smollm2-135m", "dataset": "concepts", "lm_init": "pretrained", "seed": 0}),
          ("train", {"config": {"condition": "random:0.5", "seed": 1, "lm_init": "pretrained"}})], parent_id=sweep)
     summary = {"kind": "probe", "chat_macro_f1": 0.6, "pairwise": 0.7}
-    test = summarize([{"kind": "hypernym", "target": "animal", "answer": True, "pred": True, "seen": True,
-                       "mass": 0.9}])
+    test = summarize([{"kind": "hypernym", "target": "animal", "answer": answer, "pred": True, "seen": True,
+                       "mass": 0.9} for answer in (True, False)])
     store.finish(train, "succeeded", result={"metrics": {"test": test}})
     store.finish(probe, "succeeded", result={"metrics": {"probe": summary}})
     store.finish(failed, "failed", error="boom")
