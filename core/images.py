@@ -26,6 +26,7 @@ MAX_PIXELS = 40_000_000             # ~6300×6300; far more than an encoder ever
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff")   # file names of FORMATS (Predict's uploader)
 NOTES_KEY = "taxolens_notes"
+MIN_SIDE = 32                       # below this many pixels a side, a picture gets a note: little to see
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
@@ -58,6 +59,9 @@ def load_image(src: ImageSource, max_bytes: int = MAX_BYTES, max_pixels: int = M
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{label}: the image header is corrupt ({exc}).") from None
         width, height = image.size
+        if image.format == "JPEG" and width * height > max_pixels:
+            _decode_reduced(image, max_pixels, notes)
+            width, height = image.size
         if width * height > max_pixels:
             raise ImageError(f"{label}: the image is {width}×{height} pixels "
                              f"({width * height / 1e6:.0f} megapixels); the limit is "
@@ -81,8 +85,35 @@ def load_image(src: ImageSource, max_bytes: int = MAX_BYTES, max_pixels: int = M
         rgb = _to_rgb(ImageOps.exif_transpose(image), notes)
     except (OSError, ValueError) as exc:
         raise ImageError(f"{label}: the image could not be converted to RGB ({exc}).") from None
+    notes += _content_notes(rgb)
     rgb.info[NOTES_KEY] = tuple(notes)
     return rgb
+
+
+def _decode_reduced(image: Image.Image, max_pixels: int, notes: list[str]) -> None:
+    """A JPEG over the pixel limit (a 48-megapixel phone photo) is decoded at 1/2, 1/4 or 1/8 of
+    its size, which the JPEG decoder does without ever holding the full picture; the encoder sees
+    a few hundred pixels a side either way. Beyond 1/8 it stays too large and is refused."""
+    width, height = image.size
+    for k in (2, 4, 8):
+        if (width * height) / (k * k) <= max_pixels:
+            image.draft("RGB", (-(-width // k), -(-height // k)))
+            notes.append(f"{width}×{height} photo decoded at 1/{k} size ({image.size[0]}×{image.size[1]})")
+            return
+
+
+def _content_notes(rgb: Image.Image) -> list[str]:
+    """What makes a valid picture a poor question for the model: one flat colour (a blank or fully
+    transparent file) or a handful of pixels. The model still answers; the note says not to trust it."""
+    notes = []
+    width, height = rgb.size
+    if all(lo == hi for lo, hi in rgb.getextrema()):
+        notes.append("the picture is one flat colour: there is nothing in it to recognise, so any "
+                     "answer is a guess")
+    if min(width, height) < MIN_SIDE:
+        notes.append(f"the picture is only {width}×{height} pixels: the encoder scales it up to its "
+                     f"input size, so there is little in it to recognise")
+    return notes
 
 
 def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_BYTES, name: str | None = None) -> bytes:

@@ -26,13 +26,20 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
+def _dotted(mode: str, size: tuple[int, int], color, dot) -> Image.Image:
+    """A picture of one colour with one pixel of another: not blank, so no flat-colour note."""
+    image = Image.new(mode, size, color)
+    image.putpixel((size[0] - 1, size[1] - 1), dot)
+    return image
+
+
 def test_plain_rgb_from_path_bytes_and_filelike(tmp_path):
-    data = _encode(Image.new("RGB", (8, 6), (10, 20, 30)))
+    data = _encode(_dotted("RGB", (48, 36), (10, 20, 30), (200, 0, 0)))
     path = tmp_path / "plain.png"
     path.write_bytes(data)
     for src in (path, str(path), data, io.BytesIO(data)):
         image = load_image(src)
-        assert image.mode == "RGB" and image.size == (8, 6)
+        assert image.mode == "RGB" and image.size == (48, 36)
         assert image.getpixel((0, 0)) == (10, 20, 30)
         assert notes_of(image) == ()
 
@@ -158,12 +165,12 @@ def test_greyscale_alpha_and_palette_transparency_are_composited_on_white():
 
 
 def test_opaque_rgba_gets_no_transparency_note():
-    image = load_image(_encode(Image.new("RGBA", (4, 4), (1, 2, 3, 255))))
+    image = load_image(_encode(_dotted("RGBA", (40, 40), (1, 2, 3, 255), (9, 9, 9, 255))))
     assert image.getpixel((0, 0)) == (1, 2, 3) and notes_of(image) == ()
 
 
 def test_animated_gif_and_webp_use_first_frame_with_a_note():
-    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
+    frames = [_dotted("RGB", (40, 40), c, (255, 255, 255)) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
     for fmt, kw in (("GIF", {}), ("WEBP", {"lossless": True})):
         data = _encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, **kw)
         image = load_image(data)
@@ -201,3 +208,31 @@ def test_the_upload_extensions_are_the_decodable_formats():
     from PIL import Image as PILImage
     from core import images
     assert {PILImage.registered_extensions()[f".{e}"] for e in images.EXTENSIONS} == set(images.FORMATS)
+
+
+def test_a_blank_or_tiny_picture_is_answered_with_a_note_saying_so():
+    """Reported: a fully transparent PNG came back "pig, P(yes) 1.00" and a 1×1 image "whale 0.99",
+    with no word that there was nothing to see."""
+    blank = load_image(_encode(Image.new("RGBA", (64, 64), (0, 0, 0, 0))))
+    assert notes_of(blank) == ("transparent areas composited on white",
+                               "the picture is one flat colour: there is nothing in it to recognise, so any "
+                               "answer is a guess")
+    strip = load_image(_encode(_dotted("RGB", (400, 3), (10, 20, 30), (0, 0, 0))))
+    assert notes_of(strip) == ("the picture is only 400×3 pixels: the encoder scales it up to its input size, "
+                               "so there is little in it to recognise",)
+    assert len(notes_of(load_image(_encode(Image.new("RGB", (1, 1), (5, 5, 5)))))) == 2
+
+
+def test_a_phone_photo_over_the_pixel_limit_is_decoded_at_a_fraction_of_its_size():
+    """Reported: an 8000×8000 image was refused, and so would be every 48-megapixel phone photo."""
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (600, 800, 3), dtype=np.uint8))
+    image = load_image(_encode(photo, "JPEG", quality=80), max_pixels=200_000, name="phone.jpg")
+    assert image.size == (400, 300) and image.mode == "RGB"
+    assert notes_of(image) == ("800×600 photo decoded at 1/2 size (400×300)",)
+    quarter = load_image(_encode(photo, "JPEG", quality=80), max_pixels=40_000)
+    assert quarter.size == (200, 150) and "decoded at 1/4 size" in notes_of(quarter)[0]
+    with pytest.raises(ImageError, match=r"800×600 pixels"):       # a PNG cannot be decoded smaller
+        load_image(_encode(photo, "PNG"), max_pixels=200_000)
+    with pytest.raises(ImageError, match=r"too large|pixels"):      # beyond 1/8: still refused
+        load_image(_encode(photo, "JPEG"), max_pixels=1_000)
