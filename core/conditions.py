@@ -95,7 +95,7 @@ class Condition:
         if shuffle == "cross" and len(ds.concepts) < 2:
             raise ConfigError("cross-category shuffle needs at least 2 concepts")
         if shuffle == "within" and not any(len(g) > 1 for g in _category_set_groups(ds).values()):
-            raise ConfigError(f"within-category shuffle: no two concepts of '{ds.name}' share a "
+            raise ConfigError(f"within-category shuffle: no two concepts of {_described(ds)} share a "
                               f"category set")
         if self.kind in ("random", "pairs"):
             _check_ratio(self.ratio, self.kind)
@@ -347,3 +347,12 @@ def _pair_ablation(ds, ratio: float, seed: int, member_of: dict[str, set[str]],
                              "others": len(others), "others_removed": len(gone_others)}
     report["per_category"] = per_category
     return frozenset(removed)
+
+
+def _described(ds) -> str:
+    """The dataset, or the subset of it a run takes ("the 20-concept subset of 'mycoll' (seed 0)"):
+    a condition the whole dataset allows can fail on the concepts a subset keeps."""
+    sub = ds.info.get("subset") if isinstance(getattr(ds, "info", None), dict) else None
+    if sub and sub.get("max_concepts") is not None and sub["max_concepts"] <= len(ds.concepts):
+        return f"the {len(ds.concepts)}-concept subset of '{ds.name}' (seed {sub.get('seed', 0)})"
+    return f"'{ds.name}'"

@@ -94,6 +94,24 @@ def test_within_needs_a_group():
         parse_condition("within+random:0.5").check(lonely)
 
 
+
+def test_within_on_a_subset_names_the_subset_not_the_whole_dataset():
+    """Reported: `--max-concepts 20` on a collection with 4 fruits and 4 reptiles said "no two
+    concepts of 'mycoll' share a category set"; the seed's 20-concept subset was what had none."""
+    whole = tiny_dataset()
+    parse_condition("within").check(whole)                  # the whole dataset has groups
+    small = whole.subset(max_concepts=7, seed=3)            # one concept per category set
+    with pytest.raises(ConfigError) as refused:
+        parse_condition("within").check(small)
+    assert str(refused.value) == (f"within-category shuffle: no two concepts of the 7-concept subset of "
+                                  f"'{whole.name}' (seed 3) share a category set")
+    with pytest.raises(ConfigError, match=f"no two concepts of '{whole.name}' share"):
+        lonely = whole.subset(max_concepts=50)              # no limit reached: the dataset itself
+        for name in ("cat", "squirrel", "parrot", "cherry", "bus"):
+            del lonely.concepts[name]
+        parse_condition("within").check(lonely)
+
+
 # --- ablations ---------------------------------------------------------------------------------
 
 def test_none_is_identity(ds):
