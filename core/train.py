@@ -151,9 +151,9 @@ def selection_score(val: dict) -> float | None:
 
 
 def train(cfg: TrainConfig, run_dir: Path | None = None, progress: Progress | None = None,
-          should_stop: Callable[[], bool] | None = None) -> Path:
+          should_stop: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Train (or resume) a run; returns its directory. See the module docstring."""
-    return train_many([cfg], [run_dir], progress=progress, should_stop=should_stop)[0]
+    return train_many([cfg], [run_dir], progress=progress, should_stop=should_stop, log=log)[0]
 
 
 def share_key(cfg: TrainConfig) -> tuple:
@@ -172,7 +172,7 @@ def step_key(cfg: TrainConfig) -> tuple:
 
 def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = None,
                progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-               together: int | None = None) -> list[Path]:
+               together: int | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
     """Train (or resume) several runs in one process; returns their directories, in order.
 
     Runs with the same step_key() share one copy of the encoder and LM, and every update of the
@@ -181,7 +181,8 @@ def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = Non
     own (with train() or train_many()), so it is recorded exactly as if trained alone. Groups run
     one after the other, in chunks of at most `together` runs (None: a whole group at once; each
     run's batch adds its activations to the shared pass). Each run's train_seconds is its share (by
-    questions) of the shared steps."""
+    questions) of the shared steps. Each epoch's line (loss, validation leaf and hypernym accuracy)
+    goes to `log`; without it, to stderr when there is no `progress` callback (which gets it too)."""
     if together is not None and (isinstance(together, bool) or not isinstance(together, int) or together < 1):
         raise ConfigError(f"together must be a positive number of runs, got {together!r}")
     run_dirs = list(run_dirs) if run_dirs is not None else [None] * len(cfgs)
@@ -196,10 +197,14 @@ def train_many(cfgs: list[TrainConfig], run_dirs: list[Path | None] | None = Non
     groups = [members[k:k + size] for members in by_key.values() for k in range(0, len(members), size)]
     out: list[Path | None] = [None] * len(cfgs)
     report = progress or (lambda f, m: None)
+    if log is None and progress is None:
+        def log(line: str) -> None:
+            tqdm.write(line, file=sys.stderr)      # stdout is for the commands' JSON
     for g, members in enumerate(groups):
         lo, hi = g / len(groups), (g + 1) / len(groups)
         dirs = _train_group([cfgs[i] for i in members], [run_dirs[i] for i in members],
-                            lambda f, m: report(lo + (hi - lo) * f, m), should_stop, quiet=progress is not None)
+                            lambda f, m: report(lo + (hi - lo) * f, m), should_stop, quiet=progress is not None,
+                            log=log)
         for i, d in zip(members, dirs):
             out[i] = d
     return out
@@ -632,7 +637,8 @@ def _feature_memo(report: Progress | None = None):
 
 
 def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
-                 should_stop: Callable[[], bool] | None, quiet: bool) -> list[Path]:
+                 should_stop: Callable[[], bool] | None, quiet: bool,
+                 log: Callable[[str], None] | None = None) -> list[Path]:
     """train_many for runs of one step_key: one encoder and LM, one LM pass per update."""
     dirs = [_open_run_dir(cfg, d) for cfg, d in zip(cfgs, run_dirs)]
     todo = [i for i, d in enumerate(dirs) if not runs.is_finished(d)]
@@ -660,7 +666,11 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
         return "" if lone else f"{r.dir.name}: "
 
     def where(r: _Run) -> str:
-        return f"{who(r)}epoch {r.state['epoch'] + 1}/{r.cfg.epochs} step {r.state['step']}/{r.steps_per_epoch}"
+        # max_steps can end training inside an epoch: count to where it stops, not to a full epoch
+        epoch = r.state["epoch"]
+        epochs = min(r.cfg.epochs, math.ceil(r.total_steps / r.steps_per_epoch))
+        steps = min(r.steps_per_epoch, r.total_steps - epoch * r.steps_per_epoch)
+        return f"{who(r)}epoch {epoch + 1}/{epochs} step {r.state['step']}/{steps}"
 
     def tell(message: str) -> None:
         # A job's progress callback raises when the job is cancelled: save every run where it stands
@@ -686,8 +696,8 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
                     line = who(r) + r.end_epoch()
                     validating += time.perf_counter() - t_val
                     tell(line)
-                    if not quiet:
-                        tqdm.write(line, file=sys.stderr)   # stdout is for the commands' JSON
+                    if log is not None:
+                        log(line)
                 if not r.finished:
                     stepping.append(r)
             if not stepping:

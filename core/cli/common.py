@@ -52,6 +52,11 @@ class ProgressBar:
         if message:
             self.bar.set_postfix_str(message[:70], refresh=True)
 
+    def write(self, line: str) -> None:
+        """A line kept above the bar (an epoch's validation numbers), whole: the bar's own message
+        is cut to fit one line and replaced by the next."""
+        self.bar.write(line, file=sys.stderr)
+
     def sub(self, start: float, end: float) -> Progress:
         """A callback whose 0..1 fills [start, end] of this bar."""
         return lambda f, m="": self(start + (end - start) * float(f), m)

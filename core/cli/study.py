@@ -69,7 +69,7 @@ def _train_and_evaluate(cfg: TrainConfig, run_dir: Path | None, no_eval: bool, l
             share = 1.0 if no_eval else 0.85
             try:
                 run_dir = Path(train_mod.train(cfg, run_dir=run_dir, progress=bar.sub(0, share),
-                                               should_stop=stop))
+                                               should_stop=stop, log=bar.write))
             except train_mod.Cancelled as exc:
                 bar.close()
                 print(f"taxolens: training stopped at epoch {exc.epoch + 1}, step {exc.step} (saved); resume with: "

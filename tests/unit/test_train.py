@@ -348,9 +348,17 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
 
 
 def test_max_steps_caps_the_updates():
-    run_dir = train.train(_cfg(epochs=5, max_steps=7, patience=0))
+    said, logged = [], []
+    run_dir = train.train(_cfg(epochs=5, max_steps=30, patience=0), progress=lambda f, m: said.append(m),
+                          log=logged.append)
     ck = json.loads(runs.checkpoint_json(run_dir).read_text())
-    assert ck["total_steps"] == 7 and ck["metrics"][-1]["updates"] == 7 and ck["status"] == "finished"
+    assert ck["total_steps"] == 30 and ck["metrics"][-1]["updates"] == 30 and ck["status"] == "finished"
+    # Reported: "epoch 1/1 step 9/28" and then it stopped at 10 updates. The count goes to where it stops.
+    assert ck["steps_per_epoch"] == 23, "the tiny dataset's epoch length changed: recount the lines below"
+    steps = [m.split(" loss")[0] for m in said if " step " in m]
+    assert steps == [f"epoch 1/2 step {i}/23" for i in range(1, 24)] + [f"epoch 2/2 step {i}/7" for i in range(1, 8)]
+    assert [line.split(":")[0] for line in logged] == ["epoch 1", "epoch 2"]
+    assert all("val leaf acc" in line and "best epoch" in line for line in logged)
 
 
 def test_old_checkpoint_format_is_refused():
@@ -901,3 +909,15 @@ def test_augment_views_are_checked():
             _cfg(augment_views=bad).validate()
     with pytest.raises(ConfigError, match="augment_views and grid_crop cannot be combined"):
         _cfg(augment_views=2, grid_crop=1).validate()
+
+
+def test_the_train_command_prints_each_epochs_line_whole(capsys):
+    """Reported: the CLI showed an epoch's validation line only as its progress bar's message, cut at
+    70 characters ("val leaf acc 0.464, hypernym acc 0.418, best epo")."""
+    from core import cli
+    assert cli.main(["train", "--dataset", "tiny", "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                     "--no-eval"]) == 0
+    err = capsys.readouterr().err
+    lines = [line.split("\r")[-1] for line in err.splitlines() if "best epoch" in line]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"], err[-2000:]
+    assert all(line.endswith(("best epoch 1", "best epoch 2")) and "val leaf acc" in line for line in lines)
