@@ -41,6 +41,7 @@ import torch
 from PIL import Image
 
 from core import metrics, rundata, runs, scoring, taxonomy
+from core.base import Progress
 from core.models import checkpoint
 from core.models.encoders import pool_tokens
 from core.images import load_image
@@ -225,26 +226,32 @@ class Predictor:
         # fp16 round trip: the cache stores fp16 grids, so a dataset image scores exactly as in evaluation
         return self.vlm.encoder(x).to("cpu", torch.float16).float()
 
-    def predict(self, image: str | Path | Image.Image, top_k: int = 5, full: bool = False) -> Prediction:
+    def predict(self, image: str | Path | Image.Image, top_k: int = 5, full: bool = False,
+                progress: Progress | None = None) -> Prediction:
         """The top_k leaves, the best one's hypernym chain(s) and every category. Unless `full`, a
         predictor with a shortlist ranks only the leaves a bf16 pass puts in its top `shortlist`,
-        each scored in fp32 as full scoring would: the same answers at a fraction of the cost."""
+        each scored in fp32 as full scoring would: the same answers at a fraction of the cost.
+        progress(fraction, message): the leaves' questions take most of the time."""
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
+        report = progress or (lambda f, m: None)
         if not isinstance(image, Image.Image):
             image = load_image(image)
         image = image.convert("RGB")
         ds = self.dataset
+        report(0.0, "encoding the image")
         feats = self.encode(image)
         leaf_texts = [question_text(ds.concepts[c].label) for c in self.concepts]
         keep = max(self.shortlist, top_k)
         if full or not self.shortlist or keep >= len(self.concepts):
             shortlist, candidates = 0, list(range(len(self.concepts)))
         else:
+            report(0.02, f"ranking {len(leaf_texts)} leaves in bf16")
             quick = self.quick_p_yes(feats, leaf_texts)
             candidates = sorted(range(len(quick)), key=lambda i: (-quick[i], self.concepts[i]))[:keep]
             shortlist = keep
-        leaf_p = self._p_yes(feats, [leaf_texts[i] for i in candidates])
+        leaf_p = self._p_yes(feats, [leaf_texts[i] for i in candidates],
+                             lambda f, m: report(0.05 + 0.8 * f, f"leaves: {m}"))
         ranked = sorted(((self.concepts[i], p) for i, p in zip(candidates, leaf_p)), key=lambda cp: (-cp[1], cp[0]))
         best = ranked[0][0]
 
@@ -257,7 +264,8 @@ class Predictor:
         node_label = {s: taxonomy.display_name(s) for s in nodes}
         cat_texts = [question_text(ds.categories[k].label) for k in self.categories]
         node_texts = [question_text(node_label[s]) for s in nodes]
-        scores = self._p_yes(feats, cat_texts + node_texts)
+        scores = self._p_yes(feats, cat_texts + node_texts,
+                             lambda f, m: report(0.85 + 0.15 * f, f"categories and chain: {m}"))
         cat_p = dict(zip(self.categories, scores[:len(cat_texts)]))
         node_p = dict(zip(nodes, scores[len(cat_texts):]))
 
@@ -285,8 +293,8 @@ class Predictor:
         return [{"concept": c, "label": self.dataset.concepts[c].label, "share": float(share[column[c]])}
                 for c in top]
 
-    def _p_yes(self, feats: torch.Tensor, texts: list[str]) -> list[float]:
-        return [p for p, _ in scoring.score_image(self.vlm, feats, texts)]
+    def _p_yes(self, feats: torch.Tensor, texts: list[str], progress: Progress | None = None) -> list[float]:
+        return [p for p, _ in scoring.score_image(self.vlm, feats, texts, progress)]
 
     def quick_p_yes(self, feats: torch.Tensor, texts: list[str]) -> list[float]:
         """P(yes) from the bf16 copy of the LM (within ~0.1 of fp32): for ranking, not for showing."""

@@ -51,6 +51,7 @@ def score(vlm, feats: torch.Tensor, row_of: dict[str, int], questions: Sequence,
     return out
 
 
-def score_image(vlm, feats: torch.Tensor, texts: Sequence[str]) -> list[tuple[float, float]]:
+def score_image(vlm, feats: torch.Tensor, texts: Sequence[str],
+                progress: Progress | None = None) -> list[tuple[float, float]]:
     """(p_yes, mass) of many questions about one image (feats: (1, N, D)), prefix shared."""
-    return vlm.score(feats, [list(texts)])[0].pairs()
+    return vlm.score(feats, [list(texts)], progress=progress)[0].pairs()

@@ -305,8 +305,13 @@ def cmd_predict(args) -> int:
     asked = _check_insight_args(args)
     info = _trained_run(args.run, args.encoder, args.lm)
     from core.predict import Predictor
-    predictor = Predictor.load(info.path)
-    prediction = predictor.predict(image, top_k=args.top_k, full=args.full)
+    bar = ProgressBar("predict")
+    try:
+        bar(0.0, "loading the checkpoint (encoder, LM, projector)")
+        predictor = Predictor.load(info.path)
+        prediction = predictor.predict(image, top_k=args.top_k, full=args.full, progress=bar.sub(0.3, 1.0))
+    finally:
+        bar.close()
     notes = list(notes_of(image))          # CMYK / 16-bit / alpha / animation, as the app shows them
     for note in notes:
         print(f"taxolens predict: note: {note}", file=sys.stderr)
@@ -330,6 +335,8 @@ def cmd_predict(args) -> int:
                                                    budget=args.open_budget, start=args.open_from):
                 best = walk.chains[0][0].label if walk.chains else "-"
                 bar(walk.questions / walk.budget, f"{walk.questions} questions, deepest: {best}")
+            if walk is not None:        # a walk that ends before its budget is done all the same
+                bar(1.0, f"{walk.questions} questions")
         finally:
             bar.close()
         result["open_chain"] = walk.to_dict()

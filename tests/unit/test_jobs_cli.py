@@ -146,7 +146,7 @@ def test_predict_prints_the_image_notes(data_dir, monkeypatch, capsys):
     calls = []
 
     class Stub:
-        def predict(self, image, top_k=5, full=False):
+        def predict(self, image, top_k=5, full=False, progress=None):
             calls.append(full)
             return type("P", (), {"to_dict": lambda self: {"best": "dog", "notes": []}})()
 
@@ -156,7 +156,9 @@ def test_predict_prints_the_image_notes(data_dir, monkeypatch, capsys):
     (run / "config.json").write_text(json.dumps({}))
     (run / "checkpoint" / "checkpoint.json").write_text(json.dumps({"status": "finished", "epoch": 1}))
     image = data_dir / "cmyk.jpg"
-    Image.new("CMYK", (16, 16), (0, 128, 0, 0)).save(image)
+    cmyk = Image.new("CMYK", (40, 40), (0, 128, 0, 0))
+    cmyk.paste((0, 0, 200, 0), (0, 0, 20, 20))            # not one flat colour: one note, not two
+    cmyk.save(image)
     assert cli.main(["predict", str(image), "--run", "r1"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["image_notes"] == ["CMYK image converted to RGB"]

@@ -139,7 +139,7 @@ def test_prediction_file_names_are_safe(data_dir, tmp_path, monkeypatch, capsys,
     from core import predict
 
     class Stub:
-        def predict(self, image, top_k=5, full=False):
+        def predict(self, image, top_k=5, full=False, progress=None):
             return type("P", (), {"to_dict": lambda self: {"best": "dog"}})()
 
     monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, path, device=None: Stub()))

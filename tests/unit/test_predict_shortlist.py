@@ -31,9 +31,9 @@ def asked(p: Predictor) -> list[list[str]]:
     """Record the texts of every fp32 scoring call."""
     calls, exact = [], p._p_yes
 
-    def record(feats, texts):
+    def record(feats, texts, progress=None):
         calls.append(list(texts))
-        return exact(feats, texts)
+        return exact(feats, texts, progress)
     p._p_yes = record
     return calls
 
@@ -106,3 +106,15 @@ def test_what_the_lm_reads_is_the_probe_posterior_of_the_pooled_image_for_a_post
     assert [r["share"] for r in pred.reads] == pytest.approx([s for _, s in expected], abs=1e-5)
     assert pred.reads[0]["label"] == pred.reads[0]["concept"]
     assert pred.to_dict()["reads"] == pred.reads
+
+
+def test_a_prediction_reports_its_progress_to_the_end():
+    """Reported: `taxolens predict` sat silent for 39-79 s; its bar follows these calls."""
+    seen = []
+    predictor(shortlist=0).predict(Image.new("RGB", (40, 40), (90, 30, 200)), top_k=3,
+                                   progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == pytest.approx(1.0)
+    assert seen[0][1] == "encoding the image"
+    assert any(m.startswith("leaves: scored") for _, m in seen)
+    assert any(m.startswith("categories and chain: scored") for _, m in seen)

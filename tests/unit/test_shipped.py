@@ -219,7 +219,7 @@ def test_predict_without_a_run_installs_the_shipped_checkpoint_and_answers_with_
     loaded = []
 
     class Stub:              # what is loaded is the point here; Predictor's answers have tests of their own
-        def predict(self, image, top_k=5, full=False):
+        def predict(self, image, top_k=5, full=False, progress=None):
             return type("P", (), {"to_dict": lambda self: {"best": "dog", "notes": []}})()
 
     monkeypatch.setattr(predict.Predictor, "load",
@@ -246,7 +246,7 @@ def test_predict_warns_on_the_command_line_when_the_checkpoint_has_not_learned(t
     monkeypatch.setattr(preflight, "check_weights", lambda *a, **k: None)
 
     class Stub:
-        def predict(self, image, top_k=5, full=False):
+        def predict(self, image, top_k=5, full=False, progress=None):
             return type("P", (), {"to_dict": lambda self: {"best": "dog", "notes": []}})()
 
     monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, path, device=None: Stub()))
