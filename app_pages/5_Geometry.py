@@ -285,11 +285,11 @@ def trees_section(ds, run, trained) -> None:
                 + ", ".join(f"{kept} of {n} {LEVEL_NAMES[level]}" for level, (kept, n) in counts.items())
                 + " have one).")
         return
-    if "category" not in drawable:
+    result = _clusters_result(str(run.path), stamp, split)
+    if "category" not in drawable and result is None:        # once computed, the result's notes say it
         kept, n = counts["category"]
         st.info(f"Only {kept} of this run's {n} categories have a WordNet synset (an imported dataset's "
                 "categories have none), too few for a category tree: the trees are of concepts.")
-    result = _clusters_result(str(run.path), stamp, split)
     if result is None or "answers" not in result["sources"]:
         n_images, n_categories, n_questions = _question_count(str(run.path), stamp, split)
         cheap = n_questions <= 3000 or torch.cuda.is_available()

@@ -466,10 +466,33 @@ def compute(run_dir: str | Path, split: str = "test", sources: Sequence[str] = S
         report(0.8 + 0.1 * i, f"trees and scores of {level} leaves")
         result["levels"][level] = level_result(ds, concepts_of, vectors, labelings, level, n_perm=n_perm,
                                                seed=info.config.seed)
+    result["notes"] += missing_tree_notes(ds.name, result["levels"])
     if write:
         write_result(result, out_dir(run_dir, split))
     report(1.0, "done")
     return result
+
+
+def missing_tree_notes(dataset: str, levels: Mapping[str, dict]) -> list[str]:
+    """Per level of level_result's entries without trees, one line on why: too few of its leaves
+    have a WordNet synset (an imported dataset's categories have none), and which trees are drawn."""
+    plural = {"category": "categories", "concept": "concepts"}
+    drawn = [level for level, entry in levels.items() if entry.get("wordnet")]
+    notes = []
+    for level, entry in levels.items():
+        if entry.get("wordnet"):
+            continue
+        kept, total = len(entry["leaves"]), len(entry["leaves"]) + len(entry["left_out"])
+        if total < MIN_TREE_LEAVES:
+            why = f"These images have only {total} {level if total == 1 else plural[level]}"
+        elif kept:
+            why = f"Only {kept} of the {total} {plural[level]} of these images has a WordNet synset"
+        else:
+            why = f"No {level} of {dataset} has a WordNet synset" + \
+                (" (an imported dataset's categories have none)" if level == "category" else "")
+        rest = f"; the {' and '.join(drawn)} trees are drawn" if drawn else ""
+        notes.append(f"{why}, so there are no {level} trees{rest}.")
+    return notes
 
 
 def _save_npz(path: Path, **arrays) -> None:

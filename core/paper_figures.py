@@ -58,28 +58,56 @@ SWEEP_HINT = "`taxolens sweep submit paper --scale smoke` (then `taxolens jobs w
 
 def sweep_hint(dataset: str | None, setting: Mapping | None = None) -> str:
     """The command that makes a setting's missing runs: the paper preset on the setting's dataset, at
-    the scale whose subset and epochs are the setting's (else the default scale with `--set` for what
-    differs), so its runs land in this setting and not in another."""
+    the scale whose subset and epochs are the setting's (else the default scale), with `--set` for
+    every field that differs, so its runs land in this setting and not in another; where no `--set`
+    can (a second stage's init_from), it says so and names the fields."""
     from core.config import DEFAULT_SCALE, SCALES, TrainConfig
     from core.data import datasets
 
     setting = setting or {}
-    fields = ("max_concepts", "images_per_concept", "epochs")
-    defaults = TrainConfig()
+    defaults = TrainConfig().to_dict()
+    limits = ("max_concepts", "images_per_concept")
+    # the scale's fields first, then the rest in TrainConfig's order; --dataset gives the dataset
+    fields = [*limits, "epochs", *(f for f in defaults if f not in (*limits, "epochs", "dataset")
+                                   and f not in results.VARIED_FIELDS)]
+    ds = _load_dataset(dataset)
+
+    def same(f: str, have, want) -> bool:
+        # data not at hand: a none limit may be the scale's, unreached
+        if f in limits and have is None and ds is None:
+            return True
+        # "auto" precision is recorded as what it resolved to where the run trained
+        return have == want or (f == "precision" and want == "auto" and have in ("bf16", "fp32"))
 
     def differs(scale: str) -> dict:
-        want = {f: SCALES[scale].get(f, getattr(defaults, f)) for f in fields}
-        # a subset limit the data does not reach is recorded as none: that setting is the scale's too
-        return {f: setting[f] for f in fields if f in setting and setting[f] != want[f]
-                and not (f != "epochs" and setting[f] is None)}
+        want = {**defaults, **SCALES[scale]}
+        if ds is not None:      # a limit the data does not reach is recorded as none (runs.as_recorded_on)
+            want.update(zip(limits, ds.effective_limits(want["max_concepts"], want["images_per_concept"])))
+        return {f: setting[f] for f in fields if f in setting and not same(f, setting[f], want[f])}
 
     scales = [DEFAULT_SCALE] + [k for k in SCALES if k != DEFAULT_SCALE]
-    scale = next((k for k in scales if not differs(k)), DEFAULT_SCALE)
-    sets = "".join(f" --set {f}={'none' if v is None else v}" for f, v in differs(scale).items())
+    scale = next((k for k in scales if not set(differs(k)) & {*limits, "epochs"}), DEFAULT_SCALE)
+    sets = differs(scale)
+    if sets.get("init_from") is not None:
+        # a second stage starts from one run of its own condition and seed: no sweep option gives that
+        others = ", ".join(f for f in sets if f != "init_from")
+        return ("no preset sweep reproduces this setting: its runs start from other runs' projectors "
+                "(init_from, as `taxolens train --leaf-stage` does)"
+                + (f" and differ from the paper preset at scale {scale} in {others}" if others else ""))
+    flags = "".join(f" --set {f}={_cli_value(v)}" for f, v in sets.items())
     where = "" if dataset in (None, datasets.DEFAULT_NAME) else f" --dataset {dataset}"
     page = "" if dataset in (None, datasets.DEFAULT_NAME) else f" with {dataset} as its Dataset"
-    command = f"`taxolens sweep submit paper{where} --scale {scale}{sets}` (then `taxolens jobs worker`)"
-    return command if sets else f"{command}, or the Train page's Sweep tab{page} at scale {scale}"
+    command = f"`taxolens sweep submit paper{where} --scale {scale}{flags}` (then `taxolens jobs worker`)"
+    return command if flags else f"{command}, or the Train page's Sweep tab{page} at scale {scale}"
+
+
+def _cli_value(v) -> str:
+    """A field's value as `--set FIELD=VALUE` reads it back (core.cli.common.train_setting)."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
 
 
 class ExportUnavailable(RuntimeError):
@@ -690,6 +718,8 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
                        + sweep_hint(setting.get("dataset"), setting) + "."}
 
     train = [r for r in _train(chosen) if model_of(r) == model] or _train(chosen)
+    # with no run of the asked model the figures fall back to every run: the labels name those
+    model = " + ".join(sorted({model_of(r) for r in train})) or model
     block = block or ("unseen" if default_condition(train, "unseen") and
                       any(_per_category(r["metrics"], "unseen") for r in train) else "all")
     condition = condition or default_condition(train, block)

@@ -131,3 +131,56 @@ def test_newick_of_a_known_linkage():
     z = np.array([[0, 1, 1.0, 2], [2, 3, 3.0, 3]])
     assert cl.newick(z, ["a", "b", "c d"]) == "('c d':3,(a:1,b:1):2);"
     assert cl.newick(z, ["a", "b", "c"], {3: "ab", 4: "root"}) == "(c:3,(a:1,b:1)ab:2)root;"
+
+
+def _compute_on(ds: Dataset, run_dir: Path, monkeypatch) -> dict:
+    """clusters.compute on a run of `ds` whose test images are image_concepts() and whose encoder
+    gives taxonomy_vectors(): the run, its data and its features faked, no model loaded."""
+    import json
+    from types import SimpleNamespace
+
+    import torch
+
+    from core import features, rundata, runs
+    from core.config import TrainConfig
+    from core.data.datasets import ImageItem
+
+    images = [ImageItem(f"{c}{i}", c, f"style{i}", run_dir / f"{c}{i}.png")
+              for c in sorted(SYNSETS) for i in range(IMAGES)]
+    info = SimpleNamespace(config=TrainConfig(dataset=ds.name), run_id="run", path=run_dir)
+    monkeypatch.setattr(runs, "load_run", lambda path: info)
+    monkeypatch.setattr(rundata, "prepare", lambda cfg: SimpleNamespace(dataset=ds, images=lambda split: images))
+    monkeypatch.setattr(cl, "_stamp", lambda path: "stamp")
+    feats = torch.from_numpy(taxonomy_vectors()[:, None, :]).float()
+    monkeypatch.setattr(features, "image_features", lambda vlm, ims, progress=None: (feats, None))
+    result = cl.compute(run_dir, split="test", sources=("encoder",), n_perm=5, vlm=object())
+    assert json.loads((cl.out_dir(run_dir, "test") / "clusters.json").read_text())["notes"] == result["notes"]
+    return result
+
+
+def test_trees_of_an_imported_dataset_say_why_there_is_no_category_tree(data_dir, tmp_path, monkeypatch):
+    """Reported: `taxolens clusters RUN` on an imported dataset (no category has a WordNet synset)
+    printed concept lines only, with "notes": [] and no category__*.nwk file, and never said why."""
+    ds = tiny_dataset()
+    imported = Dataset("mycoll", Path("."), ds.concepts,
+                       {k: Category(k, c.label, None) for k, c in ds.categories.items()}, [])
+    result = _compute_on(imported, tmp_path / "imported", monkeypatch)
+    assert [n for n in result["notes"] if "WordNet" in n] == [
+        "No category of mycoll has a WordNet synset (an imported dataset's categories have none), so there "
+        "are no category trees; the concept trees are drawn."]
+    names = sorted(p.name for p in cl.out_dir(tmp_path / "imported", "test").glob("*.nwk"))
+    assert {"concept__wordnet.nwk", "concept__original__encoder.nwk"} <= set(names)
+    assert not any(n.startswith("category__") for n in names)
+    # the same images under WordNet categories: both levels drawn, nothing to explain
+    drawn = _compute_on(ds, tmp_path / "wordnet", monkeypatch)
+    assert not [n for n in drawn["notes"] if "WordNet" in n]
+    assert drawn["levels"]["category"]["wordnet"] is not None
+
+
+def test_missing_tree_notes_say_how_many_leaves_have_a_synset():
+    one = {"leaves": ["animal"], "left_out": ["pet", "toy"], "wordnet": None}
+    alone = {"leaves": ["dog"], "left_out": [], "wordnet": None}
+    assert cl.missing_tree_notes("mycoll", {"category": one, "concept": alone}) == [
+        "Only 1 of the 3 categories of these images has a WordNet synset, so there are no category trees.",
+        "These images have only 1 concept, so there are no concept trees."]
+    assert cl.missing_tree_notes("mycoll", {"category": {**one, "wordnet": {"newick": ";"}}}) == []

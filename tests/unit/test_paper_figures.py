@@ -290,3 +290,95 @@ def test_same_removal_skips_a_condition_it_cannot_read():
     rows = [row("random:0.25", "a"), row("random:0.5", "a"), row("random:1", "b"), row("bogus:1", "a"),
             row("random:0.25", "c", seed=1), row("random:0.5", "d", seed=1)]
     assert results.same_removal(rows) == {("random:0.25", "random:0.5"): [0]}
+
+
+def test_figures_of_a_setting_without_its_model_name_the_runs_they_show(data_dir, tmp_path, monkeypatch):
+    """Review: with only random-init LM runs in a setting, setting.txt, the manifest's "model" and the
+    coherence / probe titles said "pretrained LM · random:1 · 1 run(s)" (the asked model), while the
+    figures fell back to the random-init runs."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    coherence = pd.DataFrame({"original": {"mammal": 0.4, "fish": 0.2}})
+    monkeypatch.setattr(pf, "find_coherence", lambda dataset, encoder, split_percent=None, concepts=None:
+                        (coherence, {}))
+    ds = SimpleNamespace(categories={k: SimpleNamespace(label=k, synset=None) for k in ("mammal", "fish")},
+                         concepts={"dog": SimpleNamespace(label="dog", synset=None)})
+    rows = [run("random:1", 0, half_unseen(True), lm_init="random")]
+    probe = {"kind": "probe", "name": "probe_lm", "lm": "lm", "dataset": "mine", "lm_init": "pretrained",
+             "metrics": {"per_category": {"mammal": {"chat_macro_f1": 0.9}, "fish": {"chat_macro_f1": 0.3}}}}
+    key = (("dataset", "mine"), ("lm", "lm"))
+    figs = pf.setting_figures(rows, rows + [probe], key, ds=ds, depths={"mammal": 4, "fish": 5})
+    assert figs["_choice"] == {"condition": "random:1", "block": "unseen", "model": "random-init LM"}
+    for name in ("coherence", "probe"):
+        assert figs[name]["figure"].layout.title.text.startswith("random-init LM · random:1 · 1 run(s)<br>")
+    assert figs["depth"]["figure"].layout.yaxis.title.text == "unseen per-category macro-F1 (random-init LM)"
+    # asked for the model the runs are of: the same labels
+    again = pf.setting_figures(rows, rows + [probe], key, model="random-init LM", ds=ds, depths={"mammal": 4})
+    assert again["_choice"]["model"] == "random-init LM"
+    manifest = pf.write_all(rows, tmp_path / "figs", formats=())
+    (entry,) = manifest["settings"]
+    assert entry["model"] == "random-init LM"
+    assert (tmp_path / "figs" / "setting.txt").read_text().splitlines()[1] == \
+        "per-category figures: random-init LM, random:1, unseen questions"
+
+
+def _hinted_settings(hint: str, ds) -> set:
+    """The settings (core.results.setting_key) of the training runs that the sweep a hint names
+    records on `ds`: its `--set` flags read as the CLI reads them, the preset expanded."""
+    import re
+
+    from core import results, runs
+    from core.cli.common import train_setting
+    from core.config import TrainConfig
+    from core.jobs import sweeps
+
+    found = re.search(r"`taxolens sweep submit paper(?: --dataset (\S+))? --scale (\S+)((?: --set \S+)*)`", hint)
+    assert found, hint
+    base = dict(train_setting(s) for s in found.group(3).split(" --set ")[1:])
+    if found.group(1):
+        base["dataset"] = found.group(1)
+    jobs = sweeps.expand(sweeps.resolve("paper", found.group(2), base))
+    configs = [TrainConfig(**j["spec"]["config"]) for j in jobs if j["kind"] == "train"]
+    # collect() records "auto" precision as what it resolved to: fp32 on a CPU without bf16
+    return {results.setting_key({**runs.as_recorded_on(c, ds).to_dict(), "precision": "fp32"}) for c in configs}
+
+
+@pytest.mark.parametrize("fields, hint", [
+    # the shipped recipe's first stage: none of its fields is a scale's
+    ({"projector_input": "posterior", "augment_views": 2, "lr": 0.0003},
+     "`taxolens sweep submit paper --dataset tiny --scale cpu --set projector_input=posterior --set lr=0.0003 "
+     "--set augment_views=2` (then `taxolens jobs worker`)"),
+    # all images of 1 epoch: smoke's 3 images a concept are a limit tiny reaches, so not smoke
+    ({"epochs": 1, "fresh_negatives": False, "projector_hidden": None},
+     "`taxolens sweep submit paper --dataset tiny --scale cpu --set epochs=1 --set projector_hidden=none "
+     "--set fresh_negatives=false` (then `taxolens jobs worker`)"),
+])
+def test_the_sweep_a_hint_names_lands_in_the_setting(fields, hint, tiny):
+    """Review: sweep_hint compared only max_concepts, images_per_concept and epochs, so for a setting
+    that differs in another field (the shipped recipe's lr, projector_input, ...) the sweep it named
+    made runs of another setting."""
+    from core import results, runs
+    from core.config import TrainConfig
+    from tiny_concepts import tiny_dataset
+
+    ds = tiny_dataset()
+    # as collect() records a run trained in fp32 (precision "auto" on a CPU without bf16)
+    recorded = {**runs.as_recorded_on(TrainConfig(dataset="tiny", **fields), ds).to_dict(), "precision": "fp32"}
+    key = results.setting_key(recorded)
+    assert pf.sweep_hint("tiny", dict(key)) == hint
+    assert _hinted_settings(hint, ds) == {key}
+
+
+def test_no_sweep_is_hinted_for_a_second_stage(tiny):
+    """The shipped checkpoint's setting is a leaf stage (init_from): no preset sweep makes its runs,
+    and the hint says so and names what else differs, instead of a sweep of another setting."""
+    from core.config import LEAF_STAGE, SHIPPED_RECIPE, TrainConfig
+
+    setting = {**TrainConfig(dataset="tiny", **SHIPPED_RECIPE, **LEAF_STAGE).to_dict(), "precision": "bf16",
+               "init_from": "(a first stage with epochs=6, lr=0.001, patience=3, rank_negatives=0, "
+                            "rank_siblings=0.0, rank_soft=0.0)"}
+    assert pf.sweep_hint("tiny", setting) == (
+        "no preset sweep reproduces this setting: its runs start from other runs' projectors (init_from, as "
+        "`taxolens train --leaf-stage` does) and differ from the paper preset at scale cpu in epochs, "
+        "projector_input, lr, patience, rank_negatives, rank_siblings, rank_soft, augment_views")
