@@ -55,6 +55,13 @@ def _reader(nltk_root: str):
     if missing:
         raise TaxonomyError(f"WordNet 3.0 not found in {corpus} (missing {', '.join(missing)}): "
                             f"run `make assets` (or `python -m core.assets fetch --only wordnet`)")
+    # nltk refuses to open a file with more than one hard link (its path sandbox, CWE-59): a data
+    # folder copied with `cp -al` fails deep inside a command, so say it here, with the way out.
+    linked = sorted(f.name for f in corpus.iterdir() if f.is_file() and f.stat().st_nlink > 1)
+    if linked:
+        raise TaxonomyError(f"WordNet's files in {corpus} are hard links ({', '.join(linked[:3])}"
+                            f"{' and more' if len(linked) > 3 else ''}), which nltk refuses to read: copy "
+                            f"that folder (cp -r) instead of linking it, or run `make assets` in a fresh data folder")
     # nltk refuses corpus roots outside nltk.data.path (its path sandbox), so register ours.
     if nltk_root not in nltk.data.path:
         nltk.data.path.append(nltk_root)

@@ -90,6 +90,26 @@ def test_missing_wordnet_says_run_make_assets(tmp_path, monkeypatch):
         taxonomy.synset("cat.n.01")
 
 
+def test_a_hard_linked_wordnet_folder_is_named_with_the_way_out(tmp_path, monkeypatch):
+    """Reported: a data folder copied with `cp -al` failed deep in an import with nltk's "Security
+    Violation [pathsec.open]: refusing multiply-linked file", while `assets status` said ready."""
+    import os
+    import shutil
+    source = taxonomy.wordnet_dir()                                   # the real one, before the switch
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
+    copy = tmp_path / "data" / "nltk_data" / "corpora" / "wordnet"
+    shutil.copytree(source, copy)
+    os.link(copy / "lexnames", tmp_path / "lexnames.link")          # a second name for one file
+    taxonomy._reader.cache_clear()
+    with pytest.raises(taxonomy.TaxonomyError, match=r"hard links \(lexnames\), which nltk refuses to read: "
+                                                     r"copy that folder \(cp -r\)"):
+        taxonomy.wn()
+    (tmp_path / "lexnames.link").unlink()
+    taxonomy._reader.cache_clear()
+    assert taxonomy.wn().synset("dog.n.01").name() == "dog.n.01"
+    taxonomy._reader.cache_clear()
+
+
 @pytest.fixture
 def chains_file(tmp_path, monkeypatch):
     """CHAINS_FILE in a folder of its own (the WordNet files themselves stay the real ones)."""
