@@ -5,11 +5,33 @@ collection (core.data.things).
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from typing import Sequence
 
 from core.data import build, things
-from core.data.datasets import DEFAULT_NAME, Dataset, DatasetError, list_datasets, load_dataset
+from core.data.datasets import DEFAULT_NAME, Dataset, DatasetError, list_datasets, load_dataset, problem_lines
+
+EXIT_INTERRUPTED = 130   # as `taxolens` (core.cli.common, a layer above this one) exits on Ctrl-C
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (`kill`, `timeout`, a stopped worker) raises KeyboardInterrupt, as Ctrl-C does, so a
+    build or import unwinds through its staging folder and lock, which remove themselves; by default
+    SIGTERM ends the process at once and leaves both behind. signal.default_int_handler is Python's
+    own Ctrl-C handler (core.cli.common.StopFlag, training's, only asks to stop at the next step,
+    and sits above this module)."""
+    if threading.current_thread() is not threading.main_thread():   # signals reach the main thread only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_summary(ds: Dataset) -> None:
@@ -59,21 +81,26 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m core.datasets
     from core.base import ConfigError
     from core.taxonomy import TaxonomyError
     try:
-        if args.command == "build":
-            _print_summary(build.build_default_dataset(force=args.force))
-        elif args.command == "summary":
-            _print_summary(load_dataset(args.name))
-        elif args.command == "list":
-            print("\n".join(list_datasets()))
-        elif args.command == "import":
-            _print_summary(things.import_things(args.root, args.csv, args.name, replace=args.replace,
-                                                style=args.style))
+        with _sigterm_interrupts():
+            if args.command == "build":
+                _print_summary(build.build_default_dataset(force=args.force))
+            elif args.command == "summary":
+                _print_summary(load_dataset(args.name))
+            elif args.command == "list":
+                print("\n".join(list_datasets()))
+            elif args.command == "import":
+                _print_summary(things.import_things(args.root, args.csv, args.name, replace=args.replace,
+                                                    style=args.style))
     except BrokenPipeError:            # `taxolens data list | head`: the caller ends quietly
         raise
+    except KeyboardInterrupt:          # Ctrl-C or SIGTERM: the staging folder and lock are gone already
+        print(f"\ntaxolens data {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (DatasetError, TaxonomyError, ConfigError, OSError) as exc:
         # ConfigError: a TAXOLENS_DATA that is no folder; OSError: a data folder that cannot be
-        # written (ensure_writable's message names it). One line either way, as `taxolens` says it.
-        print(f"taxolens data {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        # written (ensure_writable's message names it). One line, as `taxolens` says it; a refusal's
+        # list of problems one per line.
+        print(f"taxolens data {args.command}: {problem_lines(exc)}", file=sys.stderr)
         return 2
     return 0
 

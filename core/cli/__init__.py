@@ -9,7 +9,8 @@
                 (= python -m core.assets)
 
 One error policy, here in main(): a bad argument or input (ConfigError and the other user-facing
-errors) is ONE line on stderr and exit code 2, with nothing written (every command checks ALL its
+errors) is ONE line on stderr (a list of problems, as an import's refusal gives: one per line) and
+exit code 2, with nothing written (every command checks ALL its
 arguments before it creates a file or directory, output paths with files.check_output_target); an
 OSError that still gets through (a disk that fills, a file that vanishes) is one line naming the
 path and exit code 1, as work may have been written (TAXOLENS_TRACEBACK=1: the traceback instead); a store that cannot be read is one line and exit 1. Long work shows a tqdm bar on stderr; the result is printed as JSON on stdout and written under
@@ -79,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if isinstance(exc, _user_error_types()):
-            print(f"taxolens {args.command}: error: {one_line(exc)}", file=sys.stderr)
+            from core.data.datasets import problem_lines     # an import's refusal: one problem per line
+            print(f"taxolens {args.command}: error: {problem_lines(exc)}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, _failure_types()):
             print(f"taxolens {args.command}: error: {one_line(exc)}", file=sys.stderr)

@@ -49,10 +49,29 @@ class ImportValidationError(DatasetError):
     """Every problem found in a collection to import, reported together; nothing was written."""
 
     def __init__(self, problems: Sequence[str], name: str = ""):
-        self.problems = list(problems)
+        # One line each (the CLI prints one problem per line) and plain UTF-8: a file name that is
+        # not UTF-8 reaches here as surrogate escapes, which neither SQLite (the job's error) nor a
+        # UTF-8 file can take.
+        self.problems = [" ".join(readable(str(p)).splitlines()) for p in problems]
         what = f"import of '{name}'" if name else "import"
         listed = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{what} refused, {len(self.problems)} problem(s):\n{listed}")
+
+
+def readable(text: str) -> str:
+    """`text` with the bytes of a file name that is not UTF-8 (surrogate escapes) shown as \\xNN:
+    safe to print, to store and to write as UTF-8."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:          # a lone surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def problem_lines(message: object) -> str:
+    """A user-facing error for a terminal: one line, except that a list of problems (lines "  - …",
+    as ImportValidationError and the default set's build write it) keeps one problem per line."""
+    head, *items = re.split(r"\n[ \t]*- ", str(message))
+    return "\n".join([" ".join(head.split()), *(f"  - {' '.join(item.split())}" for item in items)])
 
 
 @dataclass(frozen=True)
@@ -247,15 +266,35 @@ def _read_csv(path: Path, columns: Sequence[str]) -> list[dict]:
 
 # --- writing -----------------------------------------------------------------------------------
 
+def remove_leftovers(name: str) -> list[Path]:
+    """Remove the staging folders (and the old copy a swap had not yet deleted) that a killed writer
+    of dataset `name` left beside it; the removed paths. Call it only while holding build_lock(name):
+    every writer stages under that lock, so no live writer's folder can be among them."""
+    parent = paths.datasets_dir()
+    # Exact names only: ".staging-a-<hex>" must not match the folders of a dataset named "a-b".
+    pattern = re.compile(rf"^\.(staging|old)-{re.escape(name)}-[0-9a-f]{{8}}$")
+    final_there = (parent / name).is_dir()
+    removed = []
+    for entry in sorted(parent.iterdir()) if parent.is_dir() else ():
+        kind = pattern.match(entry.name)
+        # An .old- copy without the dataset beside it is the only copy left (killed between publish's
+        # two renames): kept, not ours to delete.
+        if kind and entry.is_dir() and (kind.group(1) == "staging" or final_there):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 @contextmanager
 def staging(name: str):
     """A fresh folder beside the dataset's final place (same file system, so the final move is a
-    rename); removed again unless `publish` moved it into place."""
+    rename); removed again unless `publish` moved it into place. Used inside build_lock(name), which
+    clears the ones a killed writer left (remove_leftovers)."""
     check_name(name)
     parent = paths.ensure_writable(paths.datasets_dir())
     stage = parent / f".staging-{name}-{uuid.uuid4().hex[:8]}"
-    stage.mkdir()
     try:
+        stage.mkdir()           # inside the try: an interrupt right after it still removes the folder
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -329,7 +368,8 @@ def save_png(image: Image.Image, path: Path) -> str:
 @contextmanager
 def build_lock(name: str):
     """One writer per dataset name at a time (two `make dataset` runs would race otherwise). The
-    lock file is removed again on the way out, so a refused import leaves nothing behind."""
+    lock file is removed again on the way out, so a refused import leaves nothing behind; what a
+    killed writer of the name left (its lock file, staging folder) is cleared once the lock is held."""
     import fcntl
 
     lock_path = paths.ensure_writable(paths.datasets_dir()) / f".{check_name(name)}.lock"
@@ -350,6 +390,9 @@ def build_lock(name: str):
             pass
         handle.close()
     try:
+        # A lock file left by a killed writer is not held: opened and locked above, like a fresh one,
+        # and unlinked below. Its staging folder is cleared here.
+        remove_leftovers(name)
         yield
     finally:
         lock_path.unlink(missing_ok=True)          # while still locked: see the loop above

@@ -13,21 +13,25 @@ A `.tsv` file is read tab-separated. Hidden files (".DS_Store") are skipped.
 
 Everything is checked before anything is kept, and every problem is reported in one
 ImportValidationError: unreadable CSV rows, duplicate concepts, concepts without categories, unknown
-synsets, CSV rows without a folder, folders without a CSV row, empty folders, files that are not
-readable images, and pictures that are byte-identical after normalisation. Images are normalised like
-the default set (RGB 224x224 on white) into a staging folder that only becomes the dataset when no
-problem was found.
+or non-noun synsets, CSV rows without a folder, folders without a CSV row, empty folders, file names
+that are not UTF-8, files that are not readable images, and pictures that are byte-identical after
+normalisation. What the names alone show is found before any image is read (check_import, what a
+queued job is refused for); a name that is taken or a CSV that cannot be used stops the import there,
+without the slow pass over the images. Images are normalised like the default set (RGB 224x224 on
+white) into a staging folder that only becomes the dataset when no problem was found.
 """
 from __future__ import annotations
 
 import csv
+import io
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import files, taxonomy
 from core.base import Progress
 from core.data.datasets import (DEFAULT_NAME, Category, Concept, Dataset, ImportValidationError, build_lock,
-                                check_name, dataset_dir, normalize_image, publish, save_png, staging)
+                                check_name, dataset_dir, normalize_image, publish, readable, save_png, staging)
 from core.images import ImageError, load_image
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -50,25 +54,48 @@ def _label(name: str) -> str:
     return re.sub(r"\d+$", "", name).replace("_", " ").strip() or name
 
 
-def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
-    """concept → {"categories": [...], "synset": str | None}; problems appended, never raised."""
+_POS = {"v": "a verb", "a": "an adjective", "s": "an adjective", "r": "an adverb"}
+
+
+def read_table(csv_path: Path, problems: list[str], refused: set[str] | None = None) -> dict[str, dict] | None:
+    """concept → {"categories": [...], "synset": str | None, "line": int}; problems appended, never
+    raised. None when the table cannot be used at all (no such file, not UTF-8 text, no concept and
+    categories columns, no rows): then no row can be matched to a folder. `refused` collects the
+    concept names of rows refused for their name, so their folders are not also "without a row"."""
     delimiter = "\t" if csv_path.suffix.lower() == ".tsv" else ","
     try:   # regular files only, through a cap: a FIFO or /dev/zero must not hang the import
         text = files.read_text(csv_path, files.MAX_TABLE_BYTES, encoding="utf-8-sig")
     except files.FileReadError as exc:
-        problems.append(f"{csv_path}: the CSV file does not exist" if exc.kind == "missing"
-                        else f"{csv_path}: cannot be read as UTF-8 text ({exc.reason})")
-        return {}
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        problems.append(f"{csv_path}: {_unusable(exc)}")
+        return None
+    # csv.reader over the text itself (not its lines): a quoted field may hold a line break, and
+    # line_num then counts every physical line. Blank lines come out as [] rows, so the line after
+    # the previous row's last is where a row starts.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = []
+    try:
+        while True:
+            line = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                break
+            if row:
+                rows.append((line, row))
+    except csv.Error as exc:
+        problems.append(f"{csv_path.name} line {reader.line_num}: not valid CSV ({exc})")
+        return None
+    header = [h.strip().lower() for h in rows[0][1]] if rows else []
     if "concept" not in header or "categories" not in header:
         problems.append(f"{csv_path}: the header must name the columns concept,categories[,synset] "
                         f"(found: {', '.join(header) or 'nothing'})")
-        return {}
-    reader.fieldnames = header
+        return None
+    if len(rows) == 1:
+        problems.append(f"{csv_path}: no concept rows")
+        return None
     table: dict[str, dict] = {}
     wordnet_ok: bool | None = None      # checked at the first synset
-    for line, row in enumerate(reader, start=2):
+    for line, values in rows[1:]:
+        row = dict(zip(header, values))
         concept = (row.get("concept") or "").strip()
         where = f"{csv_path.name} line {line}"
         if not concept:
@@ -76,6 +103,8 @@ def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
             continue
         if not _NAME.match(concept):
             problems.append(f"{where}: concept '{concept}' must be lowercase letters, digits, '_' or '-'")
+            if refused is not None:
+                refused.add(concept)
             continue
         if concept in table:
             problems.append(f"{where}: duplicate concept '{concept}' (first on line {table[concept]['line']})")
@@ -96,13 +125,36 @@ def read_table(csv_path: Path, problems: list[str]) -> dict[str, dict]:
                 problems.append(f"{csv_path}: the synset column needs WordNet: {exc}")
         if synset is not None and wordnet_ok:
             try:
-                synset = taxonomy.canonical_name(synset)
+                found = taxonomy.synset(synset)
             except taxonomy.TaxonomyError as exc:
                 problems.append(f"{where}: concept '{concept}': {exc}")
+            else:
+                if found.pos() != "n":
+                    problems.append(f"{where}: concept '{concept}': synset '{synset}' is "
+                                    f"{_POS.get(found.pos(), 'no noun')}; a concept's synset must be a "
+                                    f"WordNet 3.0 noun{_nouns_like(found)}")
+                synset = found.name()
         table[concept] = {"categories": list(dict.fromkeys(categories)), "synset": synset, "line": line}
-    if not table and not problems:
-        problems.append(f"{csv_path}: no concept rows")
     return table
+
+
+def _unusable(exc: files.FileReadError) -> str:
+    """Why the CSV cannot be read, in the words of an import (without the path)."""
+    reason = exc.reason.replace("utf-8-sig", "UTF-8")       # a BOM is allowed, not asked for
+    if exc.kind == "missing":
+        return "the CSV file does not exist"
+    if exc.kind == "folder":
+        return "is a folder; give the CSV file (columns concept,categories[,synset])"
+    if reason.startswith("is not UTF-8"):
+        return f"{reason}; save it as UTF-8"
+    return reason if reason.startswith("cannot be read") else f"cannot be read ({reason})"
+
+
+def _nouns_like(synset) -> str:
+    """", e.g. run.n.01, run.n.02" — noun synsets of the synset's first word — or "" when it has none."""
+    word = synset.lemmas()[0].name()
+    nouns = [s.name() for s in taxonomy.wn().synsets(word, pos="n")[:3]]
+    return f", e.g. {', '.join(nouns)}" if nouns else ""
 
 
 def _entries(folder: Path, problems: list[str]) -> list[Path] | None:
@@ -114,30 +166,83 @@ def _entries(folder: Path, problems: list[str]) -> list[Path] | None:
         return None
 
 
+def _not_utf8(path: Path) -> str | None:
+    """The problem of a name that is not valid UTF-8 (it can be neither written to images.csv nor
+    stored as a job's progress), or None. Shown with \\x escapes for the bytes that are not UTF-8."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        what = "folder" if path.is_dir() else "file"
+        return f"{readable(str(path))}: the {what} name is not valid UTF-8; rename it"
+    return None
+
+
 def _name_taken(name: str, replace: bool) -> str | None:
+    """The problem of a dataset `name` that exists already and is not to be replaced, or None."""
     if dataset_dir(name).exists() and not replace:
         return f"a dataset named '{name}' already exists (choose another name, or replace it with --replace)"
     return None
 
 
 def _folders(root: Path, problems: list[str]) -> dict[str, Path]:
+    """The root's sub-folders by name; a file directly in it, or a name that is not UTF-8, is a problem."""
     folders = {}
     for entry in _entries(root, problems) or []:
-        if entry.is_dir():
+        bad = _not_utf8(entry)
+        if bad:
+            problems.append(bad)
+        elif entry.is_dir():
             folders[entry.name] = entry
         else:
             problems.append(f"{entry}: a file directly in the root; images go in <root>/<concept>/")
     return folders
 
 
-def _plan(root, csv_path, name: str, replace: bool,
-          style: str = STYLE) -> tuple[Path, Path, dict, dict[str, Path] | None, list[str]]:
+def _image_files(concept: str, folder: Path, problems: list[str]) -> list[Path] | None:
+    """The files of a concept folder to read as its images; what their names alone show (not UTF-8,
+    a sub-folder, two files saved as one <stem>.png, no file at all) is a problem. None when the
+    folder cannot be read."""
+    paths = _entries(folder, problems)
+    if paths is None:
+        return None
+    if not paths:
+        problems.append(f"folder {folder} holds no images")
+    found, saved_as = [], {}
+    for path in paths:
+        bad = _not_utf8(path)
+        if bad:
+            problems.append(bad)
+        elif path.is_dir():
+            problems.append(f"{path}: a folder inside a concept folder (images only)")
+        elif path.stem in saved_as:
+            problems.append(f"{path} and {saved_as[path.stem]} would both be saved as {concept}/{path.stem}.png: "
+                            f"rename one")
+        else:
+            saved_as[path.stem] = path
+            found.append(path)
+    return found
+
+
+@dataclass
+class _Plan:
+    """What an import knows before it reads an image."""
+    root: Path
+    csv_path: Path
+    table: dict[str, dict]
+    images: dict[str, list[Path] | None] = field(default_factory=dict)   # concept → its files to read
+    problems: list[str] = field(default_factory=list)
+    # A problem that makes reading the images pointless (the name, the style, a CSV or a root that
+    # cannot be used): the import stops before its slow pass instead of reporting it hours later.
+    stop: bool = False
+
+
+def _plan(root, csv_path, name: str, replace: bool, style: str = STYLE) -> _Plan:
     """What an import can check before it reads any image: the name, the style, the CSV, the
-    folders and that they match. (root, csv_path, table, folders or None when root is no folder,
-    problems)."""
+    folders, the file names in them and that folders and rows match."""
     root, csv_path = Path(root).expanduser(), Path(csv_path).expanduser()
     check_name(name)
-    problems: list[str] = []
+    plan = _Plan(root, csv_path, {})
+    problems = plan.problems
     if not isinstance(style, str) or not _STYLE.match(style):
         problems.append(f"style {style!r}: one to 40 letters, digits, spaces, '_' or '-' (e.g. photo, sketch, "
                         "line drawing), starting with a letter or digit")
@@ -146,31 +251,38 @@ def _plan(root, csv_path, name: str, replace: bool,
                         f"assets/ and would replace an import); choose another name")
     elif _name_taken(name, replace):
         problems.append(_name_taken(name, replace))
-    table = read_table(csv_path, problems)
+    plan.stop = bool(problems)
+    refused: set[str] = set()
+    table = read_table(csv_path, problems, refused)
+    plan.stop = plan.stop or table is None
+    plan.table = table or {}
     if not root.is_dir():
         problems.append(f"{root}: the image folder does not exist" if not root.exists() else
                         f"{root}: not a folder; give the folder that holds one subfolder of images per concept")
-        return root, csv_path, table, None, problems
+        plan.stop = True
+        return plan
     folders = _folders(root, problems)
-    for concept in table:
-        if concept not in folders:
-            problems.append(f"concept '{concept}' ({csv_path.name} line {table[concept]['line']}): "
-                            f"missing folder {root / concept}")
-    for folder in folders:
-        if folder not in table:
-            problems.append(f"folder {root / folder} has no row in {csv_path.name}")
-    if 0 < len(table) < MIN_CONCEPTS:
-        problems.append(f"{csv_path.name} lists {len(table)} concept; a dataset needs at least {MIN_CONCEPTS} "
-                        f"(every leaf question's \"no\" asks about another concept)")
-    return root, csv_path, table, folders, problems
+    if table is not None:             # else every folder would be "without a row": the CSV is the problem
+        for concept in table:
+            if concept not in folders:
+                problems.append(f"concept '{concept}' ({csv_path.name} line {table[concept]['line']}): "
+                                f"missing folder {root / concept}")
+        for folder in folders:
+            if folder not in table and folder not in refused:
+                problems.append(f"folder {root / folder} has no row in {csv_path.name}")
+        if 0 < len(table) < MIN_CONCEPTS:
+            problems.append(f"{csv_path.name} lists {len(table)} concept; a dataset needs at least {MIN_CONCEPTS} "
+                            f"(every leaf question's \"no\" asks about another concept)")
+    plan.images = {c: _image_files(c, folders[c], problems) for c in plan.table if c in folders}
+    return plan
 
 
 def check_import(root, csv_path, name: str, replace: bool = False, style: str = STYLE) -> None:
     """ImportValidationError for every problem found without reading an image (what a queued import
     job is refused for at once); import_things checks the images as well."""
-    *_, problems = _plan(root, csv_path, name, replace, style)
-    if problems:
-        raise ImportValidationError(problems, name)
+    plan = _plan(root, csv_path, name, replace, style)
+    if plan.problems:
+        raise ImportValidationError(plan.problems, name)
 
 
 def import_things(root, csv_path, name: str, progress: Progress | None = None,
@@ -180,40 +292,25 @@ def import_things(root, csv_path, name: str, progress: Progress | None = None,
     and in the summary). Validates everything first; ImportValidationError lists every problem."""
     from tqdm import tqdm
 
-    root, csv_path, table, folders, problems = _plan(root, csv_path, name, replace, style)
-    if folders is None:
+    plan = _plan(root, csv_path, name, replace, style)
+    root, csv_path, table, problems = plan.root, plan.csv_path, plan.table, plan.problems
+    if plan.stop:
         raise ImportValidationError(problems, name)
-
-    listing = {c: _entries(folders[c], problems) for c in table if c in folders}
-    total = sum(len(v or ()) for v in listing.values())
+    total = sum(len(v or ()) for v in plan.images.values())
     with build_lock(name), staging(name) as stage:
         taken = _name_taken(name, replace)     # again under the lock: another import may have
-        if taken and taken not in problems:     # finished since _plan looked (two workers, CLI and job)
-            problems.append(taken)
+        if taken:                               # finished since _plan looked (two workers, CLI and job)
+            raise ImportValidationError([*problems, taken], name)
         rows, owner, done = [], {}, 0
-        for concept, paths in tqdm(listing.items(), desc="importing concepts", unit="concept"):
-            if paths is None:                   # unreadable: already a problem
-                continue
-            if not paths:
-                problems.append(f"folder {folders[concept]} holds no images")
-            saved_as: dict[str, Path] = {}
-            for path in paths:
+        for concept, paths in tqdm(plan.images.items(), desc="importing concepts", unit="concept"):
+            for path in paths or ():            # None: unreadable, already a problem
                 done += 1
-                if path.is_dir():
-                    problems.append(f"{path}: a folder inside a concept folder (images only)")
-                    continue
-                stem = path.stem
-                if stem in saved_as:
-                    problems.append(f"{path} and {saved_as[stem]} would both be saved as "
-                                    f"{concept}/{stem}.png: rename one")
-                    continue
-                saved_as[stem] = path
                 try:
                     image = normalize_image(load_image(path, name=f"{concept}/{path.name}"))
                 except (ImageError, OSError) as exc:
                     problems.append(f"unreadable or non-image file {exc}")
                     continue
-                rel = f"images/{concept}/{stem}.png"
+                rel = f"images/{concept}/{path.stem}.png"
                 image_id = save_png(image, stage / rel)
                 if image_id in owner:
                     problems.append(f"{path} is the same picture as {owner[image_id]}")

@@ -69,6 +69,7 @@ def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_
     at = fill(run_page(), tmp_path / "nowhere", table, "mine")
     (error,) = at.error
     assert error.value.startswith("Not queued") and "the image folder does not exist" in error.value
+    assert "refused, 1 problem(s):\n  - " in error.value          # a markdown list: one problem per line
     assert JobStore().list() == []
 
     at.text_input(key="data_import_style").input("sketch")
