@@ -41,7 +41,14 @@ def score(vlm, feats: torch.Tensor, row_of: dict[str, int], questions: Sequence,
         chunk = images[start:start + IMAGES_PER_CALL]
         batch = feats[[row_of[im] for im in chunk]]
         texts = [[questions[i].text for i in by_image[im]] for im in chunk]
-        scored = vlm.score(batch, texts)
+        n_chunk = sum(map(len, texts))
+
+        def within(f: float, message: str = "", before: int = done) -> None:
+            # a chunk can hold every image of a small split: report inside it, not only after
+            at = before + round(f * n_chunk)
+            progress(at / len(questions), f"scored {at}/{len(questions)} {split} questions")
+
+        scored = vlm.score(batch, texts, progress=within if progress is not None else None)
         for im, answers in zip(chunk, scored):
             for i, (p, m) in zip(by_image[im], answers.pairs()):
                 out[i] = row(questions[i], deprivation, split, p, m)

@@ -7,6 +7,7 @@ import fake_vlm
 from core import evaluate, rundata, runs, train
 from core.config import ConfigError, TrainConfig
 from core.scoring import ROW_FIELDS
+from tiny_concepts import tiny_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -157,3 +158,31 @@ def test_one_image_per_concept_is_its_first_by_id_and_concepts_are_spaced_evenly
     assert evaluate.evenly_spaced(list("abcdefghij"), 3) == ["a", "d", "g"]
     assert evaluate.evenly_spaced(list("abcdefghij"), 4) == ["a", "c", "f", "h"]
     assert evaluate.evenly_spaced(list("abc"), 5) == list("abc") and evaluate.evenly_spaced(list("abc"), None) == list("abc")
+
+
+def test_scoring_reports_progress_inside_one_call():
+    """Reported: `evaluate` sat at "encoding 56 val images" 0 % and jumped to 98 % when done: a split
+    of up to 64 images is one VLM.score call, and its progress was not passed on."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from core import scoring
+    from core.conditions import parse_condition
+    from core.models.vlm import AnswerScores
+
+    class HalfwayVLM:                         # reports half of its questions, then all of them
+        def score(self, feats, texts_per_image, progress=None):
+            for f in (0.5, 1.0):
+                progress(f, "batch")
+            return [AnswerScores(torch.full((len(t),), 0.7), torch.full((len(t),), 0.9)) for t in texts_per_image]
+
+    qs = [SimpleNamespace(image_id=f"im{i // 3}", text=f"q{i}", concept="dog", target="dog", kind="leaf",
+                          answer=True) for i in range(12)]
+    seen = []
+    rows = scoring.score(HalfwayVLM(), torch.zeros(4, 1, 2), {f"im{i}": i for i in range(4)}, qs,
+                         parse_condition("none").apply(tiny_dataset(), 0), "test",
+                         progress=lambda f, m: seen.append((f, m)))
+    assert len(rows) == 12 and all(r["p_yes"] == pytest.approx(0.7) for r in rows)
+    assert seen == [(0.5, "scored 6/12 test questions"), (1.0, "scored 12/12 test questions"),
+                    (1.0, "scored 12/12 test questions")]
