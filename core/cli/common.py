@@ -117,7 +117,7 @@ def output_path(text: str) -> Path:
 # Help for each TrainConfig field; the flags themselves (name, type) come from the dataclass, so a
 # new field without help here fails at once (KeyError) instead of silently missing from the CLI.
 TRAIN_HELP = {
-    "dataset": "dataset name under data/datasets",
+    "dataset": "dataset name (a folder of the data folder's datasets/: `taxolens data list`)",
     "encoder": "image encoder id",
     "lm": "language model id",
     "lm_init": "pretrained | random (random-init LM control)",

@@ -565,8 +565,9 @@ def _cmd_sweep_submit(args: argparse.Namespace) -> int:
                 plan.append("" if found is None else
                             f"  (reuses {found[0].name})" if found[1] else f"  (resumes {found[0].name})")
             reused = sum(p.startswith("  (reuses") for p in plan)
-            print(f"sweep {normalized['name']}: {len(jobs)} jobs (not submitted)"
-                  + (f"; {reused} of its runs are finished here and would be reused" if reused else ""))
+            print(f"sweep {normalized['name']}: {len(jobs)} jobs (a dry run: nothing queued or trained)"
+                  + (f"; {reused} of its runs {'is' if reused == 1 else 'are'} finished here and would be "
+                     f"reused" if reused else ""))
             for i, (job, note) in enumerate(zip(jobs, plan), 1):
                 print(f"{i:>4}  {kinds.get(job['kind']).describe(job['spec'])}{note}")
             return 0

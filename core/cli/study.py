@@ -479,9 +479,11 @@ def cmd_runs(args) -> int:
     for r in rows:
         f1 = lambda key: "-" if not r["test"] or r["test"].get(key) is None else f"{r['test'][key]:.3f}"
         print(f"{r['run_id']:<44} {r['status']:<9} ep {r['epoch']:<3} {r['condition']:<22} "
-              f"{r['lm_init']:<10} leaf {f1('leaf_concept_f1'):>5}  seen {f1('seen_category_f1'):>5}  "
-              f"unseen {f1('unseen_category_f1'):>5}" + ("" if r["current_dataset"] else "  *"))
-    print("leaf: yes/no macro-F1 per concept; seen, unseen: per-category yes/no macro-F1 of the hypernym questions")
+              f"{r['lm_init']:<10} leaf acc {f1('leaf_accuracy'):>5}  F1 {f1('leaf_concept_f1'):>5}  "
+              f"seen {f1('seen_category_f1'):>5}  unseen {f1('unseen_category_f1'):>5}"
+              + ("" if r["current_dataset"] else "  *"))
+    print("leaf acc: test leaf questions answered right; F1: their yes/no macro-F1 per concept; seen, unseen: "
+          "per-category yes/no macro-F1 of the hypernym questions")
     stale = sorted({r["dataset"] for r in rows if not r["current_dataset"]})
     if stale:
         print(f"*: trained on another version of {', '.join(stale)} than the one installed now; results, sweeps "

@@ -186,7 +186,9 @@ def test_runs_table_says_once_what_its_f1_columns_are(data_dir, capsys):
     assert cli.main(["runs"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and all("macro-F1" not in line for line in lines[:2])
-    assert lines[-1].startswith("leaf: yes/no macro-F1 per concept; seen, unseen: per-category")
+    assert lines[-1].startswith("leaf acc: test leaf questions answered right; F1: their yes/no macro-F1 per "
+                                "concept; seen, unseen: per-category")
+    assert " leaf acc     -  F1     -  seen     -  unseen     -" in lines[0]      # never evaluated
 
 
 def test_module_entry_point_exit_code(tmp_path):

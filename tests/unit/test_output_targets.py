@@ -272,7 +272,7 @@ def test_slurm_options_are_checked_in_a_dry_run_and_refused_without_slurm(argv, 
 def test_a_dry_run_with_good_slurm_options_still_lists_the_plan(tiny, place, capsys):
     assert cli.main(["sweep", "submit", str(place / "spec.json"), "--slurm", "--partition", "gpu",
                      "--slurm-arg", "constraint=a100", "--dry-run"]) == 0
-    assert "(not submitted)" in capsys.readouterr().out
+    assert "(a dry run: nothing queued or trained)" in capsys.readouterr().out
     assert not paths.db_path().exists()
 
 

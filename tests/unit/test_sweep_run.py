@@ -112,7 +112,7 @@ def test_sweep_run_command_writes_the_report(tmp_path, capsys):
     assert out["runs"] == 6 and out["report"] == str(report)
     assert "random:0.5" in report.read_text()
     assert main(["sweep", "run", str(spec), "--dry-run"]) == 0
-    assert "6 jobs (not submitted)" in capsys.readouterr().out
+    assert "6 jobs (a dry run: nothing queued or trained)" in capsys.readouterr().out
 
 
 def test_sweep_show_lists_a_sweep_run_here_by_its_name_or_its_spec(tmp_path, capsys):
@@ -184,7 +184,7 @@ def test_a_dry_run_lists_the_plan_where_a_model_is_missing_and_says_so(tmp_path,
     spec.write_text(json.dumps({**SPEC, "grids": SPEC["grids"][:1]}))
     assert main(["sweep", "run", str(spec), "--dry-run"]) == 0
     out, err = capsys.readouterr()
-    assert "6 jobs (not submitted)" in out and "not runnable on this machine as it is" in err
+    assert "6 jobs (a dry run: nothing queued or trained)" in out and "not runnable on this machine as it is" in err
     assert "gemma3-270m is not fetched" in err
     assert main(["sweep", "run", str(spec)]) == 2                     # the real run still refuses
     spec.write_text(json.dumps({**SPEC, "grids": [{"conditions": ["random"], "ratios": [7], "seeds": [0]}]}))
@@ -281,7 +281,7 @@ def test_a_dry_run_says_which_runs_are_finished_or_stopped_here(capsys):
     capsys.readouterr()
     assert main(["sweep", "submit", _spec_file(two), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "2 jobs (not submitted); 1 of its runs are finished here and would be reused" in out
+    assert "2 jobs (a dry run: nothing queued or trained); 1 of its runs is finished here and would be reused" in out
     assert f"train cross seed 0 on tiny  (reuses {done.name})" in out
     assert f"train within seed 0 on tiny  (resumes {runs.Path(stopped.value.run_dir).name})" in out
     assert runs.read_json(runs.checkpoint_json(runs.Path(stopped.value.run_dir)))["status"] == "cancelled"  # not claimed
