@@ -106,6 +106,11 @@ def import_form(names: list[str]) -> None:
         sent = st.form_submit_button("Import", icon=":material/drive_folder_upload:")
     if not sent:
         return
+    empty = [label for label, value in (("Image folder", root), ("Concept table (CSV)", csv_path),
+                                        ("Dataset name", name)) if not value.strip()]
+    if empty:       # said in the form's words; the job's check would name its spec's fields
+        st.error(f"Not queued: fill in {' and '.join(f'“{label}”' for label in empty)}.", icon=":material/block:")
+        return
     from core import jobs as jobs_api
     from core.config import ConfigError
 

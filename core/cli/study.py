@@ -350,6 +350,9 @@ def cmd_predict(args) -> int:
     return 0
 
 
+OPEN_DEFAULTS = {"open_threshold": 0.5, "open_beam": 2, "open_budget": 300, "open_from": "entity.n.01"}
+
+
 def _check_insight_args(args) -> list[str]:
     """--ask / --open* checked before anything loads; returns the questions as they will be asked."""
     from core.predict import as_question
@@ -360,6 +363,9 @@ def _check_insight_args(args) -> list[str]:
             asked.append(as_question(text))
         except ValueError as exc:
             raise ConfigError(f"--ask: {exc}") from None
+    given = ["--" + key.replace("_", "-") for key, default in OPEN_DEFAULTS.items() if getattr(args, key) != default]
+    if given and not args.open:          # set for a walk that would not happen: say so, not ignore it
+        raise ConfigError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the open walk: add --open")
     if not 0.0 <= args.open_threshold <= 1.0:
         raise ConfigError(f"--open-threshold must be in [0, 1], got {args.open_threshold}")
     for flag, value in (("--open-beam", args.open_beam), ("--open-budget", args.open_budget)):
@@ -577,10 +583,12 @@ def register(sub) -> None:
     p.add_argument("--open", action="store_true",
                    help="also walk WordNet down from the root, scoring the hyponyms of each confident node "
                         "(an open-vocabulary chain, for concepts outside the training vocabulary)")
-    p.add_argument("--open-threshold", type=float, default=0.5, help="P(yes) a node needs (default 0.5)")
-    p.add_argument("--open-beam", type=int, default=2, help="nodes expanded per level (default 2)")
-    p.add_argument("--open-budget", type=int, default=300, help="at most this many questions (default 300)")
-    p.add_argument("--open-from", default="entity.n.01", metavar="SYNSET",
+    p.add_argument("--open-threshold", type=float, default=OPEN_DEFAULTS["open_threshold"],
+                   help="P(yes) a node needs (default 0.5)")
+    p.add_argument("--open-beam", type=int, default=OPEN_DEFAULTS["open_beam"], help="nodes expanded per level (default 2)")
+    p.add_argument("--open-budget", type=int, default=OPEN_DEFAULTS["open_budget"],
+                   help="at most this many questions (default 300)")
+    p.add_argument("--open-from", default=OPEN_DEFAULTS["open_from"], metavar="SYNSET",
                    help="start the walk here instead of the root (e.g. organism.n.01)")
     p.add_argument("--lens", action="store_true",
                    help="also the nearest LM tokens of each image token and the logit lens")

@@ -90,6 +90,16 @@ def test_an_import_from_the_form_is_refused_at_once_or_queued_and_the_job_makes_
     assert any("`taxolens sweep submit paper --dataset mine`, sweep `paper-cpu-mine`" in m.value for m in at.markdown)
 
 
+def test_an_empty_form_is_refused_in_its_own_words(own_datasets, tmp_path):
+    """Reported: "Not queued: invalid import job: root must be a non-empty string, got ''" named the
+    job's fields, and only the first empty one."""
+    root, _ = collection(tmp_path)
+    at = fill(run_page(), root, "", "")
+    (error,) = at.error
+    assert error.value == "Not queued: fill in “Concept table (CSV)” and “Dataset name”."
+    assert JobStore().list() == []
+
+
 def test_browse_shows_an_imported_dataset_alone_beside_evaluated_runs(own_datasets, tmp_path):
     from app_data import fake_run
     from core.config import TrainConfig

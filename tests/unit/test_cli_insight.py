@@ -37,6 +37,8 @@ def test_help(command, words, capsys):
     (["predict", "{img}", "--open", "--open-threshold", "1.5"], "--open-threshold must be in [0, 1]"),
     (["predict", "{img}", "--open", "--open-beam", "0"], "--open-beam must be >= 1"),
     (["predict", "{img}", "--open", "--open-from", "roo.n.99"], "unknown WordNet synset"),
+    (["predict", "{img}", "--open-from", "organism.n.01"], "--open-from sets the open walk: add --open"),
+    (["predict", "{img}", "--open-beam", "3", "--open-budget", "9"], "--open-beam, --open-budget set the open"),
     (["predict", "{img}", "--ask", "marsupial", "--run", "nope"], "no run 'nope'"),
 ])
 def test_bad_arguments(argv, fragment, data_dir, capsys):
