@@ -419,9 +419,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
                              ("finished", _when(job.finished)),
                              ("elapsed", _duration(job) + (f" (since the first of {job.attempts} attempts, "
                                                            f"time between them included)" if job.attempts > 1 else "")),
-                             ("attempts", job.attempts), ("backend", job.backend),
+                             # a Slurm job's attempts and log are the scheduler's, not the local worker's
+                             ("attempts", job.attempts if job.backend != "slurm" else "- (Slurm's own)"),
+                             ("backend", job.backend),
                              ("worker", f"{job.worker_pid} on {job.worker_host}" if job.worker_pid else "-"),
-                             ("output", job.run_dir or "-"), ("log", job.log_path or "-"),
+                             ("output", job.run_dir or "-"), ("log", _log_path(job) or "-"),
                              ("sweep", job.parent_id or "-")):
             print(f"  {label:<9} {value}")
         print("  spec     " + json.dumps(job.spec, indent=2).replace("\n", "\n           "))

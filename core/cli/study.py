@@ -426,7 +426,8 @@ def cmd_lens(args) -> int:
     overall = result["categories"][0] if result["categories"] else {}
     emit({"run_id": info.run_id, "n_images": result["n_images"], "top": result["top"],
            "image_token_norm": result["image_token_norm"], "token_norm": result["token_norm"],
-           "all": overall, "json": str(lens.out_path(info.path))})
+           "all": overall, "per_category": result["categories"][1:],        # the README's shares per category
+           "json": str(lens.out_path(info.path))})
     return 0
 
 

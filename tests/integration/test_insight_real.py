@@ -143,3 +143,10 @@ def test_lens_open_chain_and_cli_on_a_trained_checkpoint(tiny_run, capsys):
     out = json.loads(capsys.readouterr().out)
     assert {r["source"] for r in out["scores"]} == {"encoder", "projector", "membership"}
     assert all(Path(p).is_file() for p in out["newick"])
+
+    # the README's "shares per category": the command printed only the "all images" row
+    assert cli.main(["lens", str(tiny_run), "--top", "5"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["all"]["category"] == "all"
+    assert [c["category"] for c in printed["per_category"]] == [c["category"] for c in summary["categories"][1:]]
+    assert printed["per_category"] and all(c["n"] >= 1 for c in printed["per_category"])

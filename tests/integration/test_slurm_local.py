@@ -138,3 +138,10 @@ def test_real_majority_baseline_round_trip(tmp_path, monkeypatch, capsys):
     assert job.result["run_dir"] == str(out_dir)
     assert json.loads((out_dir / "config.json").read_text())["baseline"] == "majority"
     assert job.result["metrics"]["test"]["accuracy"] == on_disk["accuracy"]
+    # `jobs show` names the log `jobs logs` reads (it said "log -") and leaves attempts to the scheduler
+    capsys.readouterr()
+    assert cli.main(["jobs", "show", str(job_id)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fields = lines[1:next(i for i, line in enumerate(lines) if line.startswith("  spec"))]
+    shown = dict(line.strip().split(None, 1) for line in fields)
+    assert shown["attempts"] == "- (Slurm's own)" and shown["log"] == str(slurm.log_path(job))
