@@ -303,8 +303,19 @@ def _evaluate_execute(spec: dict, ctx: JobContext) -> dict:
     return {"run_dir": str(run.path), "eval_dir": str(out), "metrics": {spec["split"]: metrics}}
 
 
-register(JobKind("evaluate", _evaluate_validate, _evaluate_execute,
-                 describe=lambda s: f"evaluate {Path(s['run']).name} on {s['split']}"))
+def _evaluate_describe(spec: dict) -> str:
+    """"evaluate RUN on test", with " (dataset NAME)" for a run of another dataset than the default,
+    as train jobs say it; a run folder that cannot be read is named alone."""
+    from core import runs
+    try:
+        dataset = runs.read_json(Path(spec["run"]) / runs.CONFIG_JSON).get("dataset", TrainConfig.dataset)
+    except (runs.RunError, OSError, AttributeError):
+        dataset = TrainConfig.dataset
+    mine = f" (dataset {dataset})" if dataset != TrainConfig.dataset else ""
+    return f"evaluate {Path(spec['run']).name} on {spec['split']}{mine}"
+
+
+register(JobKind("evaluate", _evaluate_validate, _evaluate_execute, describe=_evaluate_describe))
 
 
 # -- baseline ------------------------------------------------------------------------------------

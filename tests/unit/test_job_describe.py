@@ -27,6 +27,17 @@ def test_train_and_baseline_jobs_name_a_dataset_other_than_the_default():
     assert kinds.get("coherence").describe({"dataset": "mine", "encoder": "e", "seed": 0}).startswith("coherence mine")
 
 
+def test_evaluate_jobs_name_the_dataset_of_their_run(tmp_path):
+    import json
+    describe = kinds.get("evaluate").describe
+    for name, dataset in (("r_mine", "mine"), ("r_default", "concepts")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"dataset": dataset, "seed": 0}))
+    assert describe({"run": str(tmp_path / "r_mine"), "split": "test"}) == "evaluate r_mine on test (dataset mine)"
+    assert describe({"run": str(tmp_path / "r_default"), "split": "val"}) == "evaluate r_default on val"
+    assert describe({"run": str(tmp_path / "gone"), "split": "test"}) == "evaluate gone on test"
+
+
 def test_a_failed_jobs_error_splits_into_its_message_and_traceback():
     from core.jobs import error_parts as split_error
     from core.jobs.store import TRACEBACK_MARK
