@@ -54,8 +54,8 @@ def load_image(src: ImageSource, max_bytes: int = MAX_BYTES, max_pixels: int = M
             raise ImageError(f"{label}: not a supported image (expected one of "
                              f"{', '.join(f.lower() for f in FORMATS)}).") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{label}: the image is too large to decode safely "
-                             f"(limit {max_pixels / 1e6:.0f} megapixels).") from None
+            raise ImageError(f"{label}: the image is too large to decode safely (over "
+                             f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels).") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{label}: the image header is corrupt ({exc}).") from None
         width, height = image.size
@@ -97,8 +97,11 @@ def _decode_reduced(image: Image.Image, max_pixels: int, notes: list[str]) -> No
     width, height = image.size
     for k in (2, 4, 8):
         if (width * height) / (k * k) <= max_pixels:
-            image.draft("RGB", (-(-width // k), -(-height // k)))
-            notes.append(f"{width}×{height} photo decoded at 1/{k} size ({image.size[0]}×{image.size[1]})")
+            # draft picks its scale as the largest 1/k still at least the size asked for: ask for
+            # width // k (rounding up would keep 1/(k/2) for a side k does not divide)
+            image.draft("RGB", (max(1, width // k), max(1, height // k)))
+            scale = round(width / image.size[0])
+            notes.append(f"{width}×{height} photo decoded at 1/{scale} size ({image.size[0]}×{image.size[1]})")
             return
 
 

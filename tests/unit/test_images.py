@@ -232,6 +232,9 @@ def test_a_phone_photo_over_the_pixel_limit_is_decoded_at_a_fraction_of_its_size
     assert notes_of(image) == ("800×600 photo decoded at 1/2 size (400×300)",)
     quarter = load_image(_encode(photo, "JPEG", quality=80), max_pixels=40_000)
     assert quarter.size == (200, 150) and "decoded at 1/4 size" in notes_of(quarter)[0]
+    odd = Image.fromarray(rng.integers(0, 255, (901, 1201, 3), dtype=np.uint8))   # sides 4 does not divide
+    reduced = load_image(_encode(odd, "JPEG"), max_pixels=70_000)
+    assert reduced.size == (301, 226) and notes_of(reduced) == ("1201×901 photo decoded at 1/4 size (301×226)",)
     with pytest.raises(ImageError, match=r"800×600 pixels"):       # a PNG cannot be decoded smaller
         load_image(_encode(photo, "PNG"), max_pixels=200_000)
     with pytest.raises(ImageError, match=r"too large|pixels"):      # beyond 1/8: still refused
