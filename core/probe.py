@@ -319,6 +319,9 @@ def summarize(rows: Sequence[dict]) -> dict:
     for name, better in _comparisons(has_chat).items():
         out[name] = _share([better(t, w) for _, t, w in triples])
     out["pairwise_format"] = "chat" if has_chat else "plain"
+    # categories whose pairs hold one answer alone: no yes/no macro-F1, left out of its mean (and the
+    # mark of a summary written since that rule, 2026-12-07; load_summary redoes older ones)
+    out["n_one_answer"] = sum(1 for e in per_category.values() if not (e["n_yes"] and e["n_no"]))
     out["per_category"] = per_category
     return out
 
@@ -398,6 +401,51 @@ def run(lm_id: str, dataset: str = "concepts", lm_init: str = "pretrained", seed
     write(folder, rows, result)
     report(1.0, "done")
     return folder, result
+
+
+def load_summary(folder: Path) -> dict | None:
+    """A probe folder's metrics.json; one written before n_one_answer existed is summarized again
+    from its probe.csv and written back (keeping its time), as results.load_eval does for runs. None
+    when there is no readable summary."""
+    import os
+
+    path = Path(folder) / runs.METRICS_JSON
+    try:
+        stored = runs.read_json(path) if path.is_file() else None
+    except (runs.RunError, OSError):
+        return None
+    if not isinstance(stored, dict) or stored.get("kind") != "probe" or "n_one_answer" in stored:
+        return stored if isinstance(stored, dict) else None
+    try:
+        with open(Path(folder) / "probe.csv", newline="") as f:
+            rows = [_typed(r) for r in csv.DictReader(f)]
+        fresh = {**stored, **summarize(rows)}
+    except (OSError, KeyError, ValueError):
+        return stored
+    try:
+        kept = path.stat()
+        runs.write_json(path, fresh)
+        os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    except OSError:
+        pass
+    return fresh
+
+
+def _typed(row: dict) -> dict:
+    """A probe.csv row with its values as probe() made them: booleans, floats, None for empty."""
+    def flag(v: str):
+        return None if v == "" else v == "True"
+
+    def number(v: str):
+        return None if v == "" else float(v)
+
+    out = dict(row)
+    out["answer"] = row["answer"] == "True"
+    for fmt in ("chat", "plain"):
+        out[f"{fmt}_pred"], out[f"{fmt}_p_yes"] = flag(row[f"{fmt}_pred"]), number(row[f"{fmt}_p_yes"])
+        out[f"{fmt}_mass"] = number(row[f"{fmt}_mass"])
+    out["sentence_logprob"] = number(row["sentence_logprob"])
+    return out
 
 
 def write(folder: Path, rows: Sequence[dict], result: dict) -> None:

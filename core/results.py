@@ -188,7 +188,10 @@ def read_question_rows(path: Path) -> list[dict]:
 
 def load_eval(folder: Path, split: str = "test") -> dict | None:
     """An evaluation's metrics: metrics.json, or — when it predates the current headline — the
-    same recomputed from its questions.csv (marked `recomputed`). None if neither is usable."""
+    same recomputed from its questions.csv (marked `recomputed`) and written back over it, so it is
+    summarized once. None if neither is usable."""
+    import os
+
     from core import runs
 
     out = runs.eval_dir(folder, split)
@@ -209,6 +212,16 @@ def load_eval(folder: Path, split: str = "test") -> dict | None:
         return stored
     about = {k: v for k, v in (stored or {}).items()
              if k in ("run_id", "kind", "split", "epoch", "status", "config", "dataset_sha256")}
+    if stored is not None:             # a damaged file stays as it is: what it held besides is unknown
+        path = out / runs.METRICS_JSON
+        try:
+            kept = path.stat()
+            runs.write_json(path, {**stored, **fresh})
+            # its old time: an evaluation older than a resumed run's checkpoint stays stale
+            # (runs.evaluation_is_current compares the two)
+            os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+        except OSError:                # a data folder this process cannot write: summarized each time
+            pass
     return {**fresh, **about, "recomputed": True}
 
 
@@ -382,16 +395,14 @@ def _mtime(path: Path) -> float:
 
 def collect_probes() -> list[dict]:
     """One row per LM probe on disk (runs/probes/<lm>_<dataset>/metrics.json)."""
-    from core import paths, runs
+    from core import paths
+    from core.probe import load_summary
 
     root = paths.runs_dir() / "probes"
     rows = []
     if root.is_dir():
         for folder in sorted(root.iterdir()):
-            try:
-                m = runs.read_json(folder / runs.METRICS_JSON)
-            except (runs.RunError, OSError):
-                continue
+            m = load_summary(folder)            # an older summary: redone from its probe.csv
             if isinstance(m, dict) and m.get("kind") == "probe":
                 rows.append({"kind": "probe", "name": f"probes/{folder.name}", "baseline": None,
                              "lm": m.get("lm"), "lm_init": m.get("lm_init"), "dataset": m.get("dataset"),

@@ -221,6 +221,7 @@ def _train_output_dir(spec: dict) -> Path:
 
 def _train_execute(spec: dict, ctx: JobContext) -> dict:
     from core.evaluate import evaluate
+    from core.results import load_eval
     from core.train import train
 
     from core import runs
@@ -241,7 +242,8 @@ def _train_execute(spec: dict, ctx: JobContext) -> dict:
     for i, split in enumerate(splits):
         ctx.check_cancel()
         step = (1 - train_share) / len(splits)
-        current = runs.load_metrics(run_dir, split) if runs.evaluation_is_current(run_dir, split) else None
+        # through load_eval: an evaluation summarized before today's headline is summarized again
+        current = load_eval(run_dir, split) if runs.evaluation_is_current(run_dir, split) else None
         metrics[split] = current or evaluate(run_dir, split=split,
                                              progress=sub_progress(ctx.progress, train_share + i * step,
                                                                    train_share + (i + 1) * step))
@@ -349,11 +351,11 @@ def _baseline_output_dir(spec: dict) -> Path:
 
 
 def _baseline_execute(spec: dict, ctx: JobContext) -> dict:
-    from core import runs
     from core.evaluate import baseline
+    from core.results import load_eval
 
     cfg = TrainConfig.from_dict(spec["config"])
-    done = runs.load_metrics(ctx.output_dir, "test") if spec.get("reuse") and ctx.output_dir else None
+    done = load_eval(Path(ctx.output_dir), "test") if spec.get("reuse") and ctx.output_dir else None
     if done:
         ctx.progress(1.0, f"{Path(ctx.output_dir).name} is evaluated: not run again")
     metrics = done or baseline(spec["baseline"], cfg, out_dir=ctx.output_dir, progress=ctx.progress)

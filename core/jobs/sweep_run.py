@@ -237,10 +237,7 @@ def results_rows(source) -> list[dict]:
             spec = {**spec, "config": versions.as_recorded(TrainConfig.from_dict(spec["config"])).to_dict()}
         if job["kind"] == "probe":
             folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
-            try:
-                metrics = runs.read_json(folder / runs.METRICS_JSON) if (folder / runs.METRICS_JSON).is_file() else None
-            except (runs.RunError, OSError):
-                metrics = None
+            metrics = lm_probe.load_summary(folder)
             metrics = {k: v for k, v in metrics.items() if k != "per_category"} if isinstance(metrics, dict) else None
             status = "succeeded" if metrics else "queued"
         elif job["kind"] == "baseline":

@@ -482,8 +482,30 @@ def sweep_results(store, sweep_id: int) -> list[dict]:
         done = job.status == "succeeded"
         which = "probe" if job.kind == "probe" else "test"
         metrics = (job.result or {}).get("metrics", {}).get(which) if done else None
+        metrics = _current(job, metrics, which)
         rows.append(result_row(job.kind, job.spec, job.status, metrics, job.id))
     return rows
+
+
+def _current(job, metrics, which: str):
+    """A finished job's metrics as the headline reads them today: a result stored before it (a
+    job's copy is never updated) is read again from its run's evaluation, summarized anew."""
+    from core import metrics as metrics_mod
+    from core import probe, results
+
+    folder = (job.result or {}).get("run_dir")
+    if not isinstance(metrics, dict) or not folder or not Path(folder).is_dir():
+        return metrics
+    if which == "probe":
+        if "n_one_answer" in metrics:
+            return metrics
+        again = probe.load_summary(Path(folder))
+        again = {k: v for k, v in again.items() if k != "per_category"} if again else None
+    else:
+        if metrics_mod.is_current(metrics):
+            return metrics
+        again = results.load_eval(Path(folder), "test")
+    return again if again is not None else metrics
 
 
 # -- the sweep job kind --------------------------------------------------------------------------

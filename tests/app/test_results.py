@@ -278,10 +278,17 @@ def test_older_evaluations_are_summarized_again_from_their_questions(data_dir):
     old = copy.deepcopy(current)
     del old["hypernym"]["seen"]["category_macro_f1"]
     runs.write_json(path, old)
+    import os
+    os.utime(path, ns=(10**18, 10**18))
     (row,) = results.collect()
     assert results.readable(row["metrics"]) and row["metrics"]["recomputed"]
     assert row["metrics"]["hypernym"]["seen"]["category_macro_f1"] == pytest.approx(
         current["hypernym"]["seen"]["category_macro_f1"])
+    # written back once, with its old time (a stale evaluation of a resumed run stays stale)
+    assert metrics.is_current(runs.read_json(path)) and path.stat().st_mtime_ns == 10**18
+    (row,) = results.collect()
+    assert results.readable(row["metrics"]) and not row["metrics"].get("recomputed")
+    runs.write_json(path, old)
     (runs.eval_dir(run_dir, "test") / "questions.csv").unlink()      # nothing to summarize again
     (row,) = results.collect()
     assert not results.readable(row["metrics"])

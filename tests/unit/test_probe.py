@@ -178,6 +178,32 @@ def test_run_writes_csv_and_metrics(ds, data_dir, monkeypatch):
     assert probe.out_dir("smollm2-135m", "tiny", "random", 2).name == "smollm2-135m_tiny_rndlm_s2"
 
 
+def test_a_summary_written_before_one_answer_categories_were_left_out_is_redone_from_its_csv(
+        ds, data_dir, monkeypatch):
+    import json
+    import os
+
+    from core import runs
+    from core.data import datasets
+    from core.models import registry
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda name="concepts": tiny_dataset(name=name))
+    monkeypatch.setattr(registry, "create_lm", lambda lm_id, init="pretrained", device="cpu", seed=0: lm_with(TEMPLATE))
+    folder, m = probe.run("smollm2-135m", "tiny", device="cpu")
+    assert probe.load_summary(folder) == m and m["n_one_answer"] == 1       # one tiny category: one answer alone
+    old = {k: v for k, v in m.items() if k != "n_one_answer"}
+    old["plain_macro_f1"] = 0.123                                          # as an older rule scored it
+    path = folder / runs.METRICS_JSON
+    path.write_text(json.dumps(old))
+    os.utime(path, ns=(10**18, 10**18))
+    again = probe.load_summary(folder)
+    assert again == json.loads(json.dumps(m))                              # the CSV's rows summarized anew
+    assert runs.read_json(path) == again and path.stat().st_mtime_ns == 10**18     # written back, old time
+    (folder / "probe.csv").unlink()
+    path.write_text(json.dumps(old))
+    assert probe.load_summary(folder) == old                               # nothing to redo it from
+
+
 def test_check_rejects_bad_input(data_dir):
     with pytest.raises(ConfigError, match="unknown LM"):
         probe.check("no-such-lm", "concepts")

@@ -235,6 +235,42 @@ def test_sweep_results_read_train_and_probe_children(tmp_path):
     assert set(table[table.kind == "train"]["metric"]) >= {"seen_category_f1", "seen_chance_f1"}
 
 
+def test_sweep_results_read_a_result_stored_before_todays_headline_from_its_run(tmp_path):
+    """A job keeps the metrics it finished with; `sweep show` aggregated those, so a sweep finished
+    before one-answer categories left the average kept its old seen F1 (always-no's 1.0 on a
+    category of "no" questions alone) while Results and the report read the run again."""
+    import csv
+
+    from core import results
+    from core.jobs.store import JobStore
+    from core.scoring import ROW_FIELDS
+
+    def q(target, answer, pred):
+        return {"image_id": "i", "concept": "c", "labelled_concept": "c", "kind": "hypernym", "target": target,
+                "text": "t", "answer": answer, "p_yes": 0.9 if pred else 0.1, "pred": pred, "mass": 0.9,
+                "seen": True, "split": "test"}
+    rows = [q("animal", True, True), q("animal", False, True), q("bird", False, False)]
+    run = tmp_path / "run"
+    (run / "eval" / "test").mkdir(parents=True)
+    with open(run / "eval" / "test" / "questions.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=ROW_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    old = summarize(rows)
+    del old["hypernym"]["seen"]["n_one_answer"]
+    old["hypernym"]["seen"]["category_macro_f1"] = (1.0 + 1 / 3) / 2       # bird's 1.0 counted then
+    (run / "eval" / "test" / "metrics.json").write_text(json.dumps(old))
+    store = JobStore(tmp_path / "jobs.db")
+    sweep = store.submit("sweep", {"name": "s", "jobs": []})
+    (train,) = store.submit_many([("train", {"config": {"condition": "random:0.5", "seed": 0,
+                                                        "lm_init": "pretrained"}})], parent_id=sweep)
+    store.finish(train, "succeeded", result={"run_dir": str(run), "metrics": {"test": old}})
+    (row,) = sweeps.sweep_results(store, sweep)
+    seen = row["metrics"]["hypernym"]["seen"]
+    assert seen["category_macro_f1"] == pytest.approx(1 / 3) and seen["n_one_answer"] == 1   # animal alone
+    assert results.readable(row["metrics"])
+
+
 def test_time_estimate_is_the_median_of_finished_runs_of_the_same_size(tmp_path, monkeypatch):
     """The sweep form said "55 jobs" and nothing about the hours they take."""
     from types import SimpleNamespace
