@@ -228,7 +228,8 @@ def _no_score(recorded: dict, block: str, run, split: str) -> str:
     if not hyper.get("n"):
         return f"No hypernym question in this run's {split} split."
     if (hyper.get(block) or {}).get("n") != 0:
-        return "Not defined on this run's questions."
+        return ("Not defined on this run's questions: every category's questions here hold one answer "
+                "alone (all yes or all no), and a yes/no macro-F1 needs both.")
     condition = run.config.condition
     report = ((run.checkpoint or {}).get("condition") or {}).get("report") or {}
     removed = report.get("removed_pairs")

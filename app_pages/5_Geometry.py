@@ -310,15 +310,18 @@ def trees_section(ds, run, trained) -> None:
                    f"`taxolens clusters {run.path} --split {split}`")
         if result is None:
             return
-    show_trees(result, trained, split)
+    show_trees(result, trained, split, run.config.dataset)
 
 
-def show_trees(result: dict, trained, split: str) -> None:
+def show_trees(result: dict, trained, split: str, dataset: str) -> None:
     import pandas as pd
 
     from core import clusters
 
-    for note in result.get("notes", []):
+    notes = list(result.get("notes", []))
+    # a result computed before it noted missing trees: said here, as a new one says it
+    notes += [n for n in clusters.missing_tree_notes(dataset, result["levels"]) if n not in notes]
+    for note in notes:
         st.info(note)
     c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
     # the levels this result has trees of (an imported dataset's categories have no synsets)

@@ -53,7 +53,6 @@ from core.base import Progress
 
 SOURCES = ("encoder", "projector", "answers")
 LEVELS = ("category", "concept")
-LABELINGS = ("original", "cross", "within")
 SPLITS = ("train", "val", "test", "all")
 N_PERMUTATIONS = 200
 MEMBERSHIP_SEEDS = 5

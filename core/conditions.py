@@ -352,7 +352,10 @@ def _pair_ablation(ds, ratio: float, seed: int, member_of: dict[str, set[str]],
 def _described(ds) -> str:
     """The dataset, or the subset of it a run takes ("the 20-concept subset of 'mycoll' (seed 0)"):
     a condition the whole dataset allows can fail on the concepts a subset keeps."""
-    sub = ds.info.get("subset") if isinstance(getattr(ds, "info", None), dict) else None
-    if sub and sub.get("max_concepts") is not None and sub["max_concepts"] <= len(ds.concepts):
+    info = ds.info if isinstance(getattr(ds, "info", None), dict) else {}
+    sub, whole = info.get("subset"), (info.get("counts") or {}).get("concepts")
+    # a limit the dataset does not reach keeps every concept: that is the dataset, not a subset
+    limit = (sub or {}).get("max_concepts")
+    if limit is not None and len(ds.concepts) == limit and (whole is None or limit < whole):
         return f"the {len(ds.concepts)}-concept subset of '{ds.name}' (seed {sub.get('seed', 0)})"
     return f"'{ds.name}'"

@@ -100,7 +100,8 @@ def group_scores(targets: Sequence[bool], preds: Sequence[bool]) -> dict:
 def macro_means(per_group: Mapping[str, Mapping]) -> tuple[float | None, float | None, float | None]:
     """Means over groups (categories or concepts) of their yes-class F1, their yes/no macro-F1, and
     the fair coin's macro-F1 over the groups where the macro-F1 is defined (both answers among
-    their questions; one_answer_groups counts the others)."""
+    their questions; one_answer_groups counts the others). The yes-class mean, kept for the older
+    tables, still counts every group whose yes-class F1 is defined, one-answer groups included."""
     groups = list(per_group.values())
     return (mean_defined(g["f1"] for g in groups), mean_defined(g["macro_f1_yes_no"] for g in groups),
             mean_defined(g["chance_macro_f1_yes_no"] for g in groups if g["macro_f1_yes_no"] is not None))

@@ -418,7 +418,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
                              ("created", _when(job.created)), ("started", _when(job.started)),
                              ("finished", _when(job.finished)),
                              ("elapsed", _duration(job) + (f" (since the first of {job.attempts} attempts, "
-                                                           f"time between them included)" if job.attempts > 1 else "")),
+                                                           f"time between them included)"
+                                                           if job.attempts > 1 and job.backend != "slurm" else "")),
                              # a Slurm job's attempts and log are the scheduler's, not the local worker's
                              ("attempts", job.attempts if job.backend != "slurm" else "- (Slurm's own)"),
                              ("backend", job.backend),

@@ -464,12 +464,12 @@ def cmd_runs(args) -> int:
     rows = []
     versions = runs.DatasetVersions()
     for info in runs.list_runs():
-        try:
-            runs.load_metrics(info.path, "test")
-            test = load_eval(info.path, "test")       # one written before today's headline: summarized again
-        except runs.RunError as exc:       # one damaged evaluation does not hide the other runs
-            print(f"taxolens runs: note: {exc}", file=sys.stderr)
-            test = None
+        test = load_eval(info.path, "test")     # one written before today's headline: summarized again
+        if test is None:
+            try:                                 # nothing usable: say why when the file is damaged
+                runs.load_metrics(info.path, "test")
+            except runs.RunError as exc:         # one damaged evaluation does not hide the other runs
+                print(f"taxolens runs: note: {exc}", file=sys.stderr)
         # a run of another version of its dataset: results, sweeps and evaluate leave it out
         current = not info.checkpoint or versions.checkpoint_is_current(info.checkpoint, info.config.dataset)
         rows.append({"run_id": info.run_id, "status": info.status, "epoch": info.epoch,
@@ -585,10 +585,11 @@ def register(sub) -> None:
                    help="also walk WordNet down from the root, scoring the hyponyms of each confident node "
                         "(an open-vocabulary chain, for concepts outside the training vocabulary)")
     p.add_argument("--open-threshold", type=float, default=OPEN_DEFAULTS["open_threshold"],
-                   help="P(yes) a node needs (default 0.5)")
-    p.add_argument("--open-beam", type=int, default=OPEN_DEFAULTS["open_beam"], help="nodes expanded per level (default 2)")
+                   help="P(yes) a node needs (default %(default)s)")
+    p.add_argument("--open-beam", type=int, default=OPEN_DEFAULTS["open_beam"],
+                   help="nodes expanded per level (default %(default)s)")
     p.add_argument("--open-budget", type=int, default=OPEN_DEFAULTS["open_budget"],
-                   help="at most this many questions (default 300)")
+                   help="at most this many questions (default %(default)s)")
     p.add_argument("--open-from", default=OPEN_DEFAULTS["open_from"], metavar="SYNSET",
                    help="start the walk here instead of the root (e.g. organism.n.01)")
     p.add_argument("--lens", action="store_true",

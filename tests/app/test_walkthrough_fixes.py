@@ -129,6 +129,9 @@ def test_geometry_trees_of_an_imported_dataset_open_on_concepts_and_say_why_firs
     assert not at.exception, [e.value for e in at.exception]
     assert computed and at.radio(key="trees_level").value == "concept"
     assert "Too few" not in texts(at)
+    # the fake result, like one computed before clusters noted it, has no note: the page says why
+    assert "No category of mine has a WordNet synset (an imported dataset's categories have none), so there " \
+           "are no category trees; the concept trees are drawn." in texts(at)
     assert any('"WordNet"' in c.proto.spec for c in at.get("plotly_chart"))
 
 
