@@ -260,7 +260,11 @@ class Predictor:
         chains_syn = taxonomy.hypernym_chains(synset) if synset else []
         if not synset:
             notes.append(f"concept '{best}' has no WordNet synset, so no hypernym chain")
-        nodes = sorted({s for chain in chains_syn for s in chain})
+        # The chain's leaf is the best guess itself: shown under its own label with the P(yes) it was
+        # ranked by, not asked again under WordNet's name (pig is hog.n.03, moose elk.n.01: 80 of the
+        # default set's 385 concepts), which read as another animal with another probability.
+        leaf = chains_syn[0][0] if chains_syn else None          # every chain starts at the leaf's synset
+        nodes = sorted({s for chain in chains_syn for s in chain} - {leaf})
         node_label = {s: taxonomy.display_name(s) for s in nodes}
         cat_texts = [question_text(ds.categories[k].label) for k in self.categories]
         node_texts = [question_text(node_label[s]) for s in nodes]
@@ -268,6 +272,8 @@ class Predictor:
                              lambda f, m: report(0.85 + 0.15 * f, f"categories and chain: {m}"))
         cat_p = dict(zip(self.categories, scores[:len(cat_texts)]))
         node_p = dict(zip(nodes, scores[len(cat_texts):]))
+        if leaf is not None:
+            node_label[leaf], node_p[leaf] = ds.concepts[best].label, ranked[0][1]
 
         chains = [[ChainNode(s, node_label[s], node_p[s], *self._category_of(s, node_label[s])) for s in chain]
                   for chain in chains_syn]

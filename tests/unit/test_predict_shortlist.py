@@ -118,3 +118,20 @@ def test_a_prediction_reports_its_progress_to_the_end():
     assert seen[0][1] == "encoding the image"
     assert any(m.startswith("leaves: scored") for _, m in seen)
     assert any(m.startswith("categories and chain: scored") for _, m in seen)
+
+
+def test_the_chain_ends_at_the_best_guess_under_its_own_label_and_probability():
+    """Reported: "Best guess: pig, P(yes) 1.00" over a chain ending in "hog 0.95": the chain asked its
+    leaf again under WordNet's name for the synset (pig.n.01 is hog.n.03)."""
+    concepts = {"pig": Concept("pig", "pig", "pig.n.01", ("animal",))}
+    ds = Dataset("t", Path("."), concepts, {"animal": Category("animal", "animal", "animal.n.01")}, [])
+    p = Predictor(SimpleNamespace(run_id="tiny"), tiny_vlm(k=1), ds, torch.device("cpu"))
+    calls = asked(p)
+    pred = p.predict(Image.new("RGB", (40, 40), (200, 120, 120)), top_k=1)
+    assert pred.best == "pig" and pred.chains
+    for chain in pred.chains:
+        assert chain[0].synset == "hog.n.03" and chain[0].label == "pig"
+        assert chain[0].p_yes == pred.leaves[0]["p_yes"]
+        assert chain[-1].synset == "entity.n.01"
+    asked_texts = [t for c in calls for t in c]
+    assert question_text("hog") not in asked_texts and asked_texts.count(question_text("pig")) == 1
