@@ -186,6 +186,12 @@ def job_table(limit: int = 25) -> None:
                                                         format="percent"),
         })
         names = {j.id: f"#{j.id} {jobs_api.describe(j)}" for j in jobs}   # no status: it changes under the widget
+        # a job queued since the last rerun (from this page's form or elsewhere) is the one to follow:
+        # the widget would otherwise keep showing the job picked before
+        newest, seen = max(names), st.session_state.get("job_detail_newest")
+        if seen is not None and newest > seen:
+            st.session_state["job_detail_id"] = newest
+        st.session_state["job_detail_newest"] = newest
         chosen = st.selectbox("Job details", list(names), key="job_detail_id", format_func=names.get)
         if chosen is None:
             return

@@ -148,3 +148,18 @@ def test_the_data_pages_name_clash_names_its_checkbox_and_the_cli_keeps_its_flag
     assert any(c.label == "Replace the dataset of that name" for c in at.checkbox)
     with pytest.raises(DatasetError, match="replace it with --replace"):
         things.check_import(root, table, "mine")
+
+
+def test_job_details_move_to_a_job_queued_since_the_last_look(data_dir):
+    """Reported: after queueing a training job the details below the table kept showing the job picked
+    before (#7's coherence log while #8 trained); a job picked by hand stays picked until a new one comes."""
+    store = JobStore()
+    first = store.submit("train", {"config": {"condition": "none", "seed": 0}})
+    second = store.submit("train", {"config": {"condition": "none", "seed": 1}})
+    at = run_page(DATA)
+    at.selectbox(key="job_detail_id").set_value(first).run()
+    at.run()
+    assert at.selectbox(key="job_detail_id").value == first                   # no new job: the pick stays
+    third = store.submit("train", {"config": {"condition": "none", "seed": 2}})
+    at.run()
+    assert at.selectbox(key="job_detail_id").value == third and second < third
