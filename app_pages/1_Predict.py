@@ -14,7 +14,7 @@ import time
 
 import streamlit as st
 
-from core.images import EXTENSIONS, ImageError, load_image, notes_of
+from core.images import EXTENSIONS, ImageError, content_notes_of, load_image, notes_of
 from ui import common, figures, jobs
 
 UPLOAD_TYPES = list(EXTENSIONS)             # every format core.images decodes
@@ -83,8 +83,12 @@ def show_prediction(run, name: str, image, digest: str, truth: str | None = None
         left, middle, right = st.columns([1, 2.4, 1.6])
         with left:
             st.image(image, caption=name, width="stretch")
+            warned = content_notes_of(image)        # blank or tiny: the answers beside it mean little
             for note in notes_of(image):
-                st.caption(f":material/info: {note}")
+                if note in warned:
+                    st.warning(note[0].upper() + note[1:] + ".", icon=":material/visibility_off:")
+                else:
+                    st.caption(f":material/info: {note}")
             if truth:
                 st.caption(f"Dataset label: **{truth}**")
             st.markdown(f"**Best guess:** {best['label']}  \nP(yes) {best['p_yes']:.2f}")

@@ -60,8 +60,11 @@ def seen_unseen(table) -> None:
 def ratio_curve(table, chosen) -> None:
     st.subheader("Against the ablation ratio r (the paper's random ablation)")
     rows = results.ratio_curve_rows(table)
-    if not rows:
-        st.info("No runs under `none` / `random:r` conditions in this setting yet.")
+    ratios = sorted({r["ratio"] for r in rows})
+    if len(ratios) < 2:     # one r (the `none` runs at 0, say) is a dot, not a curve
+        st.info("No runs under `random:r` conditions in this setting yet"
+                + (f" besides r = {ratios[0]:g}" if ratios else "")
+                + ": the curve needs two ratios or more (the paper sweep trains r = 0, 0.25, 0.5, 0.75 and 1).")
         return
     same = results.same_removal(chosen)
     if same:

@@ -117,10 +117,14 @@ def coherence_section(ds, key: tuple, encoder: str, seed: int):
             split = SPLIT_PERCENT
     table = _coherence(*key, encoder, seed, images, split)
     st.caption(f"Mean pairwise cosine similarity of the image embeddings among {images_phrase(images, seed, split)}"
-               + ", under each labeling. Shuffling across categories should destroy coherence; shuffling within "
-               "keeps it.")
+               + ", under each labeling; in brackets each category's number of concepts. Shuffling across "
+               "categories is expected to lower coherence (the images of other categories' concepts join each "
+               "one), shuffling within keeps it. A category of one or two concepts takes in as many others' under "
+               "the cross shuffle, so its bar can land on either side of the original one by chance: the macro "
+               "means below say what holds overall.")
     order = table.drop(index="all", errors="ignore").sort_values("original", ascending=False)
-    label = {k: c.label for k, c in ds.categories.items()}      # as the questions word them
+    members = {k: sum(k in c.categories for c in ds.concepts.values()) for k in ds.categories}
+    label = {k: f"{c.label} ({members[k]})" for k, c in ds.categories.items()}      # as the questions word them
     rows = [{"category": label.get(cat, cat), "labeling": lab, "coherence": float(order.loc[cat, lab])}
             for cat in order.index for lab in LABELINGS if lab in order.columns and np.isfinite(order.loc[cat, lab])]
     st.plotly_chart(figures.grouped_bars(rows, x="category", y="coherence", group="labeling",

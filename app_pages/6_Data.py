@@ -109,7 +109,9 @@ def import_form(names: list[str]) -> None:
     empty = [label for label, value in (("Image folder", root), ("Concept table (CSV)", csv_path),
                                         ("Dataset name", name)) if not value.strip()]
     if empty:       # said in the form's words; the job's check would name its spec's fields
-        st.error(f"Not queued: fill in {' and '.join(f'“{label}”' for label in empty)}.", icon=":material/block:")
+        quoted = [f"“{label}”" for label in empty]
+        listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+        st.error(f"Not queued: fill in {listed}.", icon=":material/block:")
         return
     from core import jobs as jobs_api
     from core.config import ConfigError

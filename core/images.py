@@ -26,6 +26,7 @@ MAX_PIXELS = 40_000_000             # ~6300×6300; far more than an encoder ever
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff")   # file names of FORMATS (Predict's uploader)
 NOTES_KEY = "taxolens_notes"
+CONTENT_KEY = "taxolens_content_notes"
 MIN_SIDE = 32                       # below this many pixels a side, a picture gets a note: little to see
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
@@ -85,8 +86,9 @@ def load_image(src: ImageSource, max_bytes: int = MAX_BYTES, max_pixels: int = M
         rgb = _to_rgb(ImageOps.exif_transpose(image), notes)
     except (OSError, ValueError) as exc:
         raise ImageError(f"{label}: the image could not be converted to RGB ({exc}).") from None
-    notes += _content_notes(rgb)
-    rgb.info[NOTES_KEY] = tuple(notes)
+    content = _content_notes(rgb)
+    rgb.info[NOTES_KEY] = tuple(notes + content)
+    rgb.info[CONTENT_KEY] = tuple(content)
     return rgb
 
 
@@ -126,8 +128,14 @@ def read_image_bytes(path: str | os.PathLike, max_bytes: int = MAX_BYTES, name: 
 
 
 def notes_of(image: Image.Image) -> tuple[str, ...]:
-    """What load_image changed about this image (empty for a plain RGB file)."""
+    """What load_image changed or found about this image (empty for a plain RGB file)."""
     return tuple(image.info.get(NOTES_KEY, ()))
+
+
+def content_notes_of(image: Image.Image) -> tuple[str, ...]:
+    """Those of notes_of that say the picture gives the model little to go on (one flat colour, a
+    few pixels): a page shows them as a warning beside the answers, not as a remark."""
+    return tuple(image.info.get(CONTENT_KEY, ()))
 
 
 def _name_of(src: ImageSource) -> str:

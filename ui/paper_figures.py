@@ -29,7 +29,9 @@ CAPTIONS = {
               "(edges from entity.n.01 on the longest chain), per run, then mean and 95 % t-CI over seeds."),
     "leaf": ("Leaf questions (\"Is there a dog in the image?\"): the yes/no macro-F1 of the questions about "
              "each concept, mean (and 95 % t-CI) over seeds, concepts sorted best to worst; dashed: the mean "
-             "over concepts (the headline's leaf number); dotted: a fair coin. With --max-concepts each seed draws its "
+             "over concepts (the leaf per-concept macro-F1 of tables and reports; Home and Predict lead with leaf "
+             "accuracy); dotted: a fair coin. A concept whose test questions hold one answer alone (its own images, "
+             "never another image's other leaf) has no yes/no macro-F1 and is not drawn. With --max-concepts each seed draws its "
              "own subset, so the concepts are every seed's, each with the seeds that drew it. A concept has few "
              "test questions (its own test images, a fifth of its images at the default 60/20/20 split, asked about it, and about as many "
              "other images asked about it with answer no), so 0 means every one of them wrong in every run that "

@@ -62,19 +62,19 @@ def checkpoints_table() -> None:
     for r in all_runs:
         head, ranking = common.test_numbers(r)
         head = head or {}
+        # what tells checkpoints apart and how they did first; the rest further right
         rows.append({"run": r.run_id, "default": default is not None and r.path == default,
-                     "status": r.status, "epochs": r.epoch, "dataset": r.config.dataset,
-                     "condition": r.config.condition, "seed": r.config.seed,
-                     "encoder": r.config.encoder,
+                     "dataset": r.config.dataset, "condition": r.config.condition, "seed": r.config.seed,
                      "LM": r.config.lm + (" (random init)" if r.config.lm_init == "random" else ""),
                      **{label: head.get(key) for key, label in TEST_COLUMNS.items()},
                      "top-5": (ranking or {}).get("top5"),
+                     "status": r.status, "epochs": r.epoch, "encoder": r.config.encoder,
                      "evaluated": ", ".join(r.evaluated) or "—", "created": (r.created or "")[:16].replace("T", " ")})
     number = {label: st.column_config.NumberColumn(label, format="%.3f", help=f"on its test split: {about}")
               for label, about in TEST_HELP.items()}
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"default": st.column_config.CheckboxColumn("default"), **number})
-    st.caption("Test numbers are blank for a run not evaluated on its test split (`taxolens evaluate RUN`); "
+    st.caption("A test number reads None for a run not evaluated on its test split (`taxolens evaluate RUN`); "
                "seen F1 where its condition removed every hypernym question, unseen F1 where it removed none "
                "(either, too, where every category's questions there hold one answer alone), "
                "top-5 where the every-leaf ranking was not run (`--leaf-ranking N`). Results compares runs; "

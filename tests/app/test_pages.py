@@ -801,3 +801,25 @@ def test_sweep_form_queues_the_paper_grid_as_jobs_or_as_one_job(data_dir, monkey
     assert sweep.kind == "sweep" and sweep.spec["source"] == {"preset": "paper", "scale": "smoke"}
     assert one.kind == "sweep-run" and one.spec["source"]["name"] == "paper-smoke"
     assert one.spec["jobs"] == len(sweep.spec["jobs"])
+
+
+def test_the_ratio_curve_says_what_is_missing_instead_of_drawing_one_dot(data_dir):
+    """Reported: with only a `none` run the "Against the ablation ratio r" chart showed one dot at
+    r = 0, a caption naming lines it did not draw, and no word of what was missing."""
+    fake_run(small_cfg(seed=0))
+    import streamlit as st
+    at = run_page("app_pages/4_Results.py")
+    assert any(i.value.startswith("No runs under `random:r` conditions in this setting yet besides r = 0:")
+               for i in at.info), [i.value for i in at.info]
+    fake_run(small_cfg(seed=0, condition="random:0.5"))
+    st.cache_data.clear()                      # the page reads results through a cache
+    at = run_page("app_pages/4_Results.py")
+    assert not any("No runs under `random:r`" in i.value for i in at.info)
+
+
+def test_predict_warns_beside_the_answers_that_a_blank_picture_has_nothing_to_recognise(data_dir, monkeypatch):
+    """Reported: a fully transparent PNG's "one flat colour" note was a grey caption above a bold
+    "Best guess: pig P(yes) 1.00"; a researcher reads the answer, not the caption."""
+    at = _predict_one_upload(monkeypatch, _FakePredictor())          # png_bytes: one flat colour
+    assert any(w.value == "The picture is one flat colour: there is nothing in it to recognise, so any answer "
+                          "is a guess." for w in at.warning), [w.value for w in at.warning]
