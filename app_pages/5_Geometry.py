@@ -197,6 +197,12 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
                                                 f"{block} hypernym macro-F1 (mean over {len(chosen)} run(s))",
                                                 y_range=(-0.05, 1.05)),
                     width="stretch", key="coherence_vs_f1")
+    hyper = [r["metrics"]["hypernym"] for r in chosen]
+    trained = {k for h in hyper for k in (h if block == "all" else h.get(block, {})).get("per_category", {})}
+    if len(points) < len(trained):      # say which categories the correlation is not over, and why
+        st.caption(f"{len(points)} of the {len(trained)} categories these runs were asked about are drawn: the "
+                   f"others' {'' if block == 'all' else block + ' '}questions hold one answer alone in every run "
+                   "(no yes/no macro-F1) or have no coherence value under these labels.")
 
 
 def queue_coherence(ds, encoder: str, seed: int) -> None:

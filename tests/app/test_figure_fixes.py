@@ -149,3 +149,28 @@ def test_geometry_maps_a_dataset_without_a_within_shuffle(data_dir, monkeypatch)
     assert "No within labels on this dataset: within-category shuffle: no two concepts" in texts(at)
     maps = [c for c in at.get("plotly_chart") if '"original labels"' in c.proto.spec or '"cross labels"' in c.proto.spec]
     assert len(maps) == 2
+
+
+def test_geometry_says_which_categories_the_coherence_scatter_leaves_out(data_dir, monkeypatch):
+    """Reported: "Pearson r = -0.22 (n = 10)" for a run asked about 14 categories, with no word of
+    the other 4 (their questions held one answer alone: no yes/no macro-F1)."""
+    from app_data import write_test_eval
+    from core import geometry, runs
+    from core.data import datasets
+
+    fake_geometry(monkeypatch)
+    config = small_cfg(seed=0)
+    run = fake_run(config, evaluated=False)
+    ds = datasets.load_dataset(config.dataset)
+    both, alone = sorted(ds.categories)[:2]
+
+    def q(target, answer, pred):
+        return {"image_id": f"i{target}{answer}{pred}", "concept": "c", "labelled_concept": "c", "kind": "hypernym",
+                "target": target, "text": "t", "answer": answer, "p_yes": 0.9 if pred else 0.1, "pred": pred,
+                "mass": 0.95, "seen": True, "split": "test"}
+    write_test_eval(run, [q(both, True, True), q(both, False, False), q(alone, False, False)], config)
+    geometry.coherence_table(ds, runs.first_run_config().encoder, 0)
+    at = run_page("app_pages/5_Geometry.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert "1 of the 2 categories these runs were asked about are drawn: the others' questions hold one " \
+           "answer alone in every run" in texts(at)
