@@ -60,11 +60,13 @@ def seen_unseen(table) -> None:
 def ratio_curve(table, chosen) -> None:
     st.subheader("Against the ablation ratio r (the paper's random ablation)")
     rows = results.ratio_curve_rows(table)
-    ratios = sorted({r["ratio"] for r in rows})
-    if len(ratios) < 2:     # one r (the `none` runs at 0, say) is a dot, not a curve
-        st.info("No runs under `random:r` conditions in this setting yet"
-                + (f" besides r = {ratios[0]:g}" if ratios else "")
-                + ": the curve needs two ratios or more (the paper sweep trains r = 0, 0.25, 0.5, 0.75 and 1).")
+    # ratios with a number on some line (seen has none at r = 1, unseen none at r = 0): one is a dot
+    ratios = sorted({r["ratio"] for r in rows if r["mean"] is not None and r["mean"] == r["mean"]})
+    if len(ratios) < 2:
+        st.info(("Only r = 0 (`none`) so far" if ratios == [0.0] else
+                 f"Only r = {ratios[0]:g} so far" if ratios else "No runs under `none` / `random:r` conditions yet")
+                + " in this setting: the curve needs two ratios or more (the paper sweep trains r = 0, 0.25, "
+                  "0.5, 0.75 and 1).")
         return
     same = results.same_removal(chosen)
     if same:

@@ -118,10 +118,10 @@ def coherence_section(ds, key: tuple, encoder: str, seed: int):
     table = _coherence(*key, encoder, seed, images, split)
     st.caption(f"Mean pairwise cosine similarity of the image embeddings among {images_phrase(images, seed, split)}"
                + ", under each labeling; in brackets each category's number of concepts. Shuffling across "
-               "categories is expected to lower coherence (the images of other categories' concepts join each "
-               "one), shuffling within keeps it. A category of one or two concepts takes in as many others' under "
-               "the cross shuffle, so its bar can land on either side of the original one by chance: the macro "
-               "means below say what holds overall.")
+               "categories is expected to lower coherence (each category is shown the images of as many other "
+               "concepts, drawn from anywhere), shuffling within keeps it. A category of one or two concepts is "
+               "shown one or two others' images, so its cross bar can land on either side of the original one by "
+               "chance: the macro means below say what holds overall.")
     order = table.drop(index="all", errors="ignore").sort_values("original", ascending=False)
     members = {k: sum(k in c.categories for c in ds.concepts.values()) for k in ds.categories}
     label = {k: f"{c.label} ({members[k]})" for k, c in ds.categories.items()}      # as the questions word them

@@ -188,7 +188,9 @@ def job_table(limit: int = 25) -> None:
         names = {j.id: f"#{j.id} {jobs_api.describe(j)}" for j in jobs}   # no status: it changes under the widget
         # a job queued since the last rerun (from this page's form or elsewhere) is the one to follow:
         # the widget would otherwise keep showing the job picked before
-        newest, seen = max(names), st.session_state.get("job_detail_newest")
+        # a sweep's child jobs do not take it over: its last-queued child is not the one running
+        newest = max((j.id for j in jobs if j.parent_id is None), default=max(names))
+        seen = st.session_state.get("job_detail_newest")
         if seen is not None and newest > seen:
             st.session_state["job_detail_id"] = newest
         st.session_state["job_detail_newest"] = newest

@@ -75,8 +75,8 @@ def checkpoints_table() -> None:
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"default": st.column_config.CheckboxColumn("default"), **number})
     st.caption("A test number reads None for a run not evaluated on its test split (`taxolens evaluate RUN`); "
-               "seen F1 where its condition removed every hypernym question, unseen F1 where it removed none "
-               "(either, too, where every category's questions there hold one answer alone), "
+               "seen F1 where its condition removed every hypernym question, unseen F1 where it removed none, "
+               "and either one where every category's questions hold one answer alone; "
                "top-5 where the every-leaf ranking was not run (`--leaf-ranking N`). Results compares runs; "
                "Predict and Browse show one run's answers.")
 

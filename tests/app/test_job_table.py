@@ -163,3 +163,10 @@ def test_job_details_move_to_a_job_queued_since_the_last_look(data_dir):
     third = store.submit("train", {"config": {"condition": "none", "seed": 2}})
     at.run()
     assert at.selectbox(key="job_detail_id").value == third and second < third
+    # a sweep's children, queued as it expands, do not take the details over from what was queued
+    sweep = store.submit("sweep", {"name": "s", "jobs": []})
+    at.run()
+    assert at.selectbox(key="job_detail_id").value == sweep
+    store.submit_many([("train", {"config": {"condition": "none", "seed": 3}})], parent_id=sweep)
+    at.run()
+    assert at.selectbox(key="job_detail_id").value == sweep

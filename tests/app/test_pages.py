@@ -809,12 +809,14 @@ def test_the_ratio_curve_says_what_is_missing_instead_of_drawing_one_dot(data_di
     fake_run(small_cfg(seed=0))
     import streamlit as st
     at = run_page("app_pages/4_Results.py")
-    assert any(i.value.startswith("No runs under `random:r` conditions in this setting yet besides r = 0:")
+    assert any(i.value.startswith("Only r = 0 (`none`) so far in this setting: the curve needs two ratios")
                for i in at.info), [i.value for i in at.info]
+    charts = len(at.get("plotly_chart"))
     fake_run(small_cfg(seed=0, condition="random:0.5"))
     st.cache_data.clear()                      # the page reads results through a cache
     at = run_page("app_pages/4_Results.py")
-    assert not any("No runs under `random:r`" in i.value for i in at.info)
+    assert not any("so far in this setting" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) > charts                 # the curve is drawn now
 
 
 def test_predict_warns_beside_the_answers_that_a_blank_picture_has_nothing_to_recognise(data_dir, monkeypatch):
