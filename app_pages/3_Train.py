@@ -302,11 +302,10 @@ def _estimate(source_json: str, data_dir: str) -> dict:  # noqa: ARG001 - keys t
 
 
 @st.cache_data(show_spinner=False, ttl=600)
-def _same_data(source_json: str, data_dir: str) -> dict[tuple, str]:  # noqa: ARG001 - keys the cache
-    """sweeps.same_data_seeds of a preset sweep, worded: {conditions: "seeds 0, 1"}."""
+def _same_data(source_json: str, data_dir: str) -> dict[tuple, list[int]]:  # noqa: ARG001 - keys the cache
+    """sweeps.same_data_seeds of a preset sweep (it applies every condition to every seed's data)."""
     from core.jobs import sweeps
-    same = sweeps.same_data_seeds(sweeps.expand(sweeps.resolve(json.loads(source_json))))
-    return {group: ("seed " if len(s) == 1 else "seeds ") + ", ".join(map(str, s)) for group, s in same.items()}
+    return sweeps.same_data_seeds(sweeps.expand(sweeps.resolve(json.loads(source_json))))
 
 
 def sweep_source(preset: str, scale: str, dataset: str | None) -> dict:
@@ -344,10 +343,9 @@ def sweep_form(ds) -> None:
     took = _estimate(json.dumps(source, sort_keys=True), common.data_key())
     same = _same_data(json.dumps(source, sort_keys=True), common.data_key())
     if same:
-        ratios = all(c.startswith("random:") for group in same for c in group)
+        listed, ratios = common.same_pairs(same)
         st.warning("On this scale's data some conditions remove the same pairs and label alike at the seeds "
-                   "named, so there their runs are one run trained under several names: "
-                   + "; ".join(f"{' = '.join(group)} ({seeds})" for group, seeds in same.items())
+                   "named, so there their runs are one run trained under several names: " + listed
                    + (". Each category gives up max(1, int(n·r)) of its n members, and at this scale most "
                       "categories have one or two; a larger scale tells them apart." if ratios else "."),
                    icon=":material/warning:")

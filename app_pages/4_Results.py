@@ -50,8 +50,7 @@ def seen_unseen(table) -> None:
         return
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
                                          y_title="per-category macro-F1 (mean over seeds, 95% CI)",
-                                         y_range=(0, 1.1), chance="chance",
-                                         colors=figures.SERIES_COLORS),
+                                         y_range=(0, 1.1), chance="chance"),
                     width="stretch", key="seen_unseen")
     st.caption(HEADLINE_CAPTION + " Unseen = (concept, category) pairs whose hypernym questions the "
                "condition removed from training; no bar where nothing was removed (or nothing kept).")
@@ -70,11 +69,10 @@ def ratio_curve(table, chosen) -> None:
         return
     same = results.same_removal(chosen)
     if same:
-        ratios = all(c.startswith("random:") for group in same for c in group)
+        listed, ratios = common.same_pairs(same)
         st.warning("Some conditions here removed the same pairs and labelled alike at the seeds named, by their "
                    "runs' own records: there, one run trained under several names, so the curve between them "
-                   "says nothing about r: " + "; ".join(f"{' = '.join(group)} (seed{'s' if len(seeds) > 1 else ''} "
-                                                        f"{', '.join(map(str, seeds))})" for group, seeds in same.items())
+                   "says nothing about r: " + listed
                    + (". Each category gives up max(1, int(n·r)) of its n members; with one or two members per "
                       "category (a small subset) most r remove the same. More concepts tell them apart."
                       if ratios else "."), icon=":material/warning:")
@@ -101,7 +99,7 @@ def shuffles(table) -> None:
         return
     st.plotly_chart(figures.grouped_bars(rows, x="bar", y="mean", group="which", lo="ci_low", hi="ci_high",
                                          y_title="macro-F1 (mean over seeds, 95% CI)", y_range=(0, 1.1),
-                                         chance="chance", colors=figures.SERIES_COLORS),
+                                         chance="chance"),
                     width="stretch", key="shuffles")
     st.caption("Under a shuffle the questions follow the shuffled labels; with `+random:0.5` the "
                "unseen pairs are those the ablation removed under the shuffled labels.")

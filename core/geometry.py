@@ -215,7 +215,7 @@ def shown_categories(ds, labeling: Mapping[str, str], broadest: bool) -> list[st
 def is_cached(ds, encoder_id: str, seed: int, images: str = "train", split_percent: str = SPLIT_PERCENT) -> bool:
     """Whether coherence_table(ds, encoder_id, seed, images=images, split_percent=...) has been
     computed for these contents and these images (its cache is on disk and current)."""
-    meta = _read_meta(cache_dir(ds, encoder_id, seed, images, split_percent))
+    meta = read_meta(cache_dir(ds, encoder_id, seed, images, split_percent))
     chosen = image_indices(ds, seed, images, split_percent)
     return meta is not None and _current(meta, dataset_fingerprint(ds), images, images_fingerprint(ds, chosen))
 
@@ -286,7 +286,8 @@ def images_fingerprint(ds, indices: Sequence[int]) -> str:
     return h.hexdigest()[:16]
 
 
-def _read_meta(out_dir: Path) -> dict | None:
+def read_meta(out_dir: Path) -> dict | None:
+    """A coherence table's meta.json (what it is over, what it could not compute); None if unreadable."""
     try:
         meta = json.loads((out_dir / "meta.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -305,7 +306,7 @@ def _load_cached(out_dir: Path, fingerprint: str, images: str, chosen_fingerprin
     import pandas as pd
 
     table_path = out_dir / "coherence.csv"
-    meta = _read_meta(out_dir)
+    meta = read_meta(out_dir)
     if meta is None or not table_path.is_file() or not _current(meta, fingerprint, images, chosen_fingerprint):
         return None
     return pd.read_csv(table_path, index_col="category")

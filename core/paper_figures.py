@@ -56,7 +56,7 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 SWEEP_HINT = "`taxolens sweep submit paper --scale smoke` (then `taxolens jobs worker`)"
 
 
-def sweep_hint(dataset: str | None, setting: Mapping | None = None) -> str:
+def sweep_hint(dataset: str | None, setting: Mapping | None = None, ds=None) -> str:
     """The command that makes a setting's missing runs: the paper preset on the setting's dataset, at
     the scale whose subset and epochs are the setting's (else the default scale), with `--set` for
     every field that differs, so its runs land in this setting and not in another; where no `--set`
@@ -70,7 +70,7 @@ def sweep_hint(dataset: str | None, setting: Mapping | None = None) -> str:
     # the scale's fields first, then the rest in TrainConfig's order; --dataset gives the dataset
     fields = [*limits, "epochs", *(f for f in defaults if f not in (*limits, "epochs", "dataset")
                                    and f not in results.VARIED_FIELDS)]
-    ds = _load_dataset(dataset)
+    ds = ds if ds is not None else _load_dataset(dataset)   # a caller that has it passes it: 3 CSVs
 
     def same(f: str, have, want) -> bool:
         # data not at hand: a none limit may be the scale's, unreached
@@ -715,7 +715,7 @@ def setting_figures(chosen: list[dict], everything: list[dict], key: tuple | Non
                        "figure": ablation_figure(table) if not table.empty else None,
                        "note": None if not table.empty else
                        "No runs under random:r or systematic:N with unseen questions in this setting yet: "
-                       + sweep_hint(setting.get("dataset"), setting) + "."}
+                       + sweep_hint(setting.get("dataset"), setting, ds) + "."}
 
     train = [r for r in _train(chosen) if model_of(r) == model] or _train(chosen)
     # with no run of the asked model the figures fall back to every run: the labels name those

@@ -106,7 +106,6 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
     subset (a within shuffle it has no room for leaves that column empty), the encoder's weights."""
     from core import geometry
     from core.data import datasets
-    from core.conditions import parse_condition
 
     geometry.check_images(images)
     cfg = TrainConfig(dataset=dataset, encoder=encoder, seed=seed, max_concepts=max_concepts,
@@ -117,9 +116,9 @@ def check_coherence(dataset: str, encoder: str, seed: int, max_concepts: int | N
         ds = ds.subset(max_concepts=cfg.max_concepts, images_per_concept=cfg.images_per_concept,
                        seed=cfg.seed)
     # what coherence_table applies first; a shuffle not possible on this subset leaves its column empty
-    shuffles, _ = geometry.shuffled_labelings(ds, cfg.seed)
-    if "cross" not in shuffles:
-        parse_condition("cross").apply(ds, cfg.seed)          # says why: too few concepts to compare
+    _, impossible = geometry.shuffled_labelings(ds, cfg.seed)
+    if "cross" in impossible:                                 # too few concepts to compare
+        raise ConfigError(impossible["cross"])
     check_weights(cfg.encoder, None, here)
     return ds
 

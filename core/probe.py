@@ -321,7 +321,7 @@ def summarize(rows: Sequence[dict]) -> dict:
     out["pairwise_format"] = "chat" if has_chat else "plain"
     # categories whose pairs hold one answer alone: no yes/no macro-F1, left out of its mean (and the
     # mark of a summary written since that rule, 2026-12-07; load_summary redoes older ones)
-    out["n_one_answer"] = sum(1 for e in per_category.values() if not (e["n_yes"] and e["n_no"]))
+    out["n_one_answer"] = sum(1 for e in per_category.values() if e["chance_macro_f1"] is None)
     out["per_category"] = per_category
     return out
 
@@ -403,18 +403,22 @@ def run(lm_id: str, dataset: str = "concepts", lm_init: str = "pretrained", seed
     return folder, result
 
 
+def is_current(summary: dict) -> bool:
+    """A probe summary written under today's rule (one-answer categories counted and left out), as
+    metrics.is_current is for an evaluation."""
+    return "n_one_answer" in summary
+
+
 def load_summary(folder: Path) -> dict | None:
     """A probe folder's metrics.json; one written before n_one_answer existed is summarized again
     from its probe.csv and written back (keeping its time), as results.load_eval does for runs. None
     when there is no readable summary."""
-    import os
-
     path = Path(folder) / runs.METRICS_JSON
     try:
         stored = runs.read_json(path) if path.is_file() else None
     except (runs.RunError, OSError):
         return None
-    if not isinstance(stored, dict) or stored.get("kind") != "probe" or "n_one_answer" in stored:
+    if not isinstance(stored, dict) or stored.get("kind") != "probe" or is_current(stored):
         return stored if isinstance(stored, dict) else None
     try:
         with open(Path(folder) / "probe.csv", newline="") as f:
@@ -422,12 +426,7 @@ def load_summary(folder: Path) -> dict | None:
         fresh = {**stored, **summarize(rows)}
     except (OSError, KeyError, ValueError):
         return stored
-    try:
-        kept = path.stat()
-        runs.write_json(path, fresh)
-        os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
-    except OSError:
-        pass
+    runs.rewrite_json_in_place(path, fresh)
     return fresh
 
 

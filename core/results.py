@@ -190,8 +190,6 @@ def load_eval(folder: Path, split: str = "test") -> dict | None:
     """An evaluation's metrics: metrics.json, or — when it predates the current headline — the
     same recomputed from its questions.csv (marked `recomputed`) and written back over it, so it is
     summarized once. None if neither is usable."""
-    import os
-
     from core import runs
 
     out = runs.eval_dir(folder, split)
@@ -213,15 +211,7 @@ def load_eval(folder: Path, split: str = "test") -> dict | None:
     about = {k: v for k, v in (stored or {}).items()
              if k in ("run_id", "kind", "split", "epoch", "status", "config", "dataset_sha256")}
     if stored is not None:             # a damaged file stays as it is: what it held besides is unknown
-        path = out / runs.METRICS_JSON
-        try:
-            kept = path.stat()
-            runs.write_json(path, {**stored, **fresh})
-            # its old time: an evaluation older than a resumed run's checkpoint stays stale
-            # (runs.evaluation_is_current compares the two)
-            os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
-        except OSError:                # a data folder this process cannot write: summarized each time
-            pass
+        runs.rewrite_json_in_place(out / runs.METRICS_JSON, {**stored, **fresh})
     return {**fresh, **about, "recomputed": True}
 
 

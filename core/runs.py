@@ -93,6 +93,19 @@ def write_json(path: Path, obj: Any) -> None:
     files.write_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
 
+def rewrite_json_in_place(path: Path, obj: Any) -> bool:
+    """Replace a record derived again from its own data (a metrics summary under today's rule) and
+    keep the file's time: what compares it with a checkpoint's (evaluation_is_current) must not see it
+    as new. False when the folder cannot be written: the caller derives it again next time."""
+    try:
+        kept = path.stat()
+        write_json(path, obj)
+        os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    except OSError:
+        return False
+    return True
+
+
 def write_text(path: Path, text: str) -> None:
     files.write_atomic(path, text.encode())
 

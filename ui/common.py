@@ -201,6 +201,15 @@ def test_numbers(run) -> tuple[dict | None, dict | None]:
     return _test_numbers(str(run.path), test_stamp(run))
 
 
+def same_pairs(same: dict[tuple, list[int]]) -> tuple[str, bool]:
+    """Conditions that removed the same pairs (sweeps.same_data_seeds, results.same_removal), worded
+    for a warning: ("random:0.25 = random:0.5 (seeds 0, 1); ...", whether every group is of random:r,
+    where max(1, int(n·r)) is the reason)."""
+    listed = "; ".join(f"{' = '.join(group)} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+                       for group, seeds in same.items())
+    return listed, all(c.startswith("random:") for group in same for c in group)
+
+
 def dataset_index(names: list[str]) -> int:
     """Where a Dataset picker over `names` opens: on the default dataset (TrainConfig.dataset, as
     the Train page) when it is installed, else on the first."""

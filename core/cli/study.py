@@ -447,11 +447,11 @@ def cmd_coherence(args) -> int:
         bar.close()
     out = geometry.cache_dir(ds, args.encoder, args.seed, args.images, args.split_percent)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=sys.stderr)
-    meta = json.loads((out / "meta.json").read_text())      # the table's own record of what it could not do
+    meta = geometry.read_meta(out) or {}                   # the table's own record of what it could not do
     for name, why in (meta.get("not_possible") or {}).items():
         print(f"taxolens coherence: note: no {name} column ({why})", file=sys.stderr)
     emit({"dataset": ds.name, "encoder": args.encoder, "seed": args.seed, "images": args.images,
-           "n_images": meta["images"],
+           "n_images": meta.get("images"),
            "csv": str(out / "coherence.csv"),
            "all": {k: geometry.finite_or_none(float(v)) for k, v in table.loc["all"].items()}})
     return 0

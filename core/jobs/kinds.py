@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import importlib
 import os
 import shutil
@@ -308,13 +309,20 @@ def _evaluate_execute(spec: dict, ctx: JobContext) -> dict:
 def _evaluate_describe(spec: dict) -> str:
     """"evaluate RUN on test", with " (dataset NAME)" for a run of another dataset than the default,
     as train jobs say it; a run folder that cannot be read is named alone."""
-    from core import runs
-    try:
-        dataset = runs.read_json(Path(spec["run"]) / runs.CONFIG_JSON).get("dataset", TrainConfig.dataset)
-    except (runs.RunError, OSError, AttributeError):
-        dataset = TrainConfig.dataset
+    dataset = _dataset_of_run(str(spec["run"]))
     mine = f" (dataset {dataset})" if dataset != TrainConfig.dataset else ""
     return f"evaluate {Path(spec['run']).name} on {spec['split']}{mine}"
+
+
+@functools.lru_cache(maxsize=256)
+def _dataset_of_run(run: str) -> str:
+    """A run's dataset from its config.json, read once per process: job tables describe every job on
+    every rerun, and a run's config does not change once written."""
+    from core import runs
+    try:
+        return runs.read_json(Path(run) / runs.CONFIG_JSON).get("dataset", TrainConfig.dataset)
+    except (runs.RunError, OSError, AttributeError):
+        return TrainConfig.dataset
 
 
 register(JobKind("evaluate", _evaluate_validate, _evaluate_execute, describe=_evaluate_describe))

@@ -494,16 +494,14 @@ def _current(job, metrics, which: str):
     from core import probe, results
 
     folder = (job.result or {}).get("run_dir")
-    if not isinstance(metrics, dict) or not folder or not Path(folder).is_dir():
+    if not isinstance(metrics, dict) or (probe.is_current if which == "probe" else metrics_mod.is_current)(metrics):
+        return metrics          # the in-memory check first: the disk only for a result from before
+    if not folder or not Path(folder).is_dir():
         return metrics
     if which == "probe":
-        if "n_one_answer" in metrics:
-            return metrics
         again = probe.load_summary(Path(folder))
         again = {k: v for k, v in again.items() if k != "per_category"} if again else None
     else:
-        if metrics_mod.is_current(metrics):
-            return metrics
         again = results.load_eval(Path(folder), "test")
     return again if again is not None else metrics
 

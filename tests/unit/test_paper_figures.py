@@ -205,7 +205,9 @@ def test_notes_name_what_makes_a_missing_figure_for_the_dataset_at_hand(monkeypa
     from types import SimpleNamespace
     monkeypatch.setattr(pf, "find_coherence", lambda dataset, encoder, split_percent=None, concepts=None: None)
     ds = SimpleNamespace(categories={"mammal": SimpleNamespace(label="mammal", synset=None)},
-                         concepts={"dog": SimpleNamespace(label="dog", synset=None)})
+                         concepts={"dog": SimpleNamespace(label="dog", synset=None)},
+                         # a collection larger than any scale's subset: every limit is reached
+                         effective_limits=lambda max_concepts, images_per_concept: (max_concepts, images_per_concept))
     rows = [run("none", 0, half_unseen(True))]
     key = (("dataset", "mine"), ("epochs", 1), ("images_per_concept", 3), ("max_concepts", 40))
     figs = pf.setting_figures(rows, rows, key, ds=ds, depths={"mammal": None})
