@@ -43,10 +43,10 @@ def row(info: runs.RunInfo) -> str:
         cells += ["–"] * 3
     ranked = []
     for split in runs.SPLITS:
-        path = runs.eval_dir(info.path, split) / runs.RANKING_FILE
-        if path.is_file():
-            r = runs.read_json(path)
-            ranked.append(f"{split} {r['images']}: {r['top5']:.2f} / {r['median_rank']} of {r['vocabulary']}")
+        r = runs.load_ranking(info.path, split, stale=True)
+        if r:
+            stale = "" if runs.ranking_is_current(info.path, r, split) else " (before the run resumed)"
+            ranked.append(f"{split} {r['images']}: {r['top5']:.2f} / {r['median_rank']} of {r['vocabulary']}{stale}")
     return "| " + " | ".join(cells + ["; ".join(ranked) or "–"]) + " |"
 
 

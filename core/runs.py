@@ -8,7 +8,8 @@ Layout of one run, `paths.runs_dir()/<run_id>/`:
     checkpoint/checkpoint.json      provenance, per-epoch metrics, status, file hashes
     eval/<split>/questions.csv      one row per scored question
     eval/<split>/metrics.json       metrics of that table (core.metrics.summarize)
-    eval/<split>/ranking.json       every leaf asked of each image: the true leaf's rank (optional)
+    eval/<split>/ranking.json       every leaf asked of each image: the true leaf's rank (optional;
+                                    names the checkpoint save it ranked: runs.checkpoint_version)
     log                             human-readable progress lines
 
 Standalone results that are not runs (baselines) live under `runs_dir()/baselines/<name>/` with the
@@ -731,9 +732,39 @@ def learning_note(run_dir: str | Path) -> str | None:
     return learning_note_of(load_metrics(run_dir, "test"), load_ranking(run_dir, "test"))
 
 
-def load_ranking(run_dir: str | Path, split: str = "test") -> dict | None:
-    """ranking.json of a run's split (core.evaluate.leaf_ranking); None if never ranked."""
-    return _eval_record(run_dir, split, RANKING_FILE, "a leaf ranking")
+def checkpoint_version(run_dir: str | Path) -> str | None:
+    """Which save of a run's checkpoint this is (checkpoint.json's `updated`, epoch and step); None
+    without one. A result derived from the checkpoint records it. Unlike checkpoint_stamp (the file's
+    mtime) it survives copying: a shipped checkpoint's copies and a copied data folder keep it."""
+    try:
+        ck = read_json(checkpoint_json(Path(run_dir)))
+    except (RunError, OSError):
+        return None
+    if not isinstance(ck, dict) or not ck.get("updated"):
+        return None
+    return f"{ck['updated']} epoch {ck.get('epoch')} step {ck.get('step')}"
+
+
+def ranking_is_current(run_dir: str | Path, record: dict, split: str = "test") -> bool:
+    """A leaf ranking was made from the run's checkpoint as it is now: by the version it records, or
+    (a record from before versions were recorded) by being no older than checkpoint.json, as
+    evaluation_is_current judges metrics. A resumed or retrained run's earlier ranking is not."""
+    if "checkpoint" in record:
+        return record["checkpoint"] == checkpoint_version(run_dir)
+    ck_path = checkpoint_json(Path(run_dir))
+    ranked = eval_dir(Path(run_dir), split) / RANKING_FILE
+    return not (ck_path.is_file() and ranked.is_file() and ranked.stat().st_mtime < ck_path.stat().st_mtime)
+
+
+def load_ranking(run_dir: str | Path, split: str = "test", stale: bool = False) -> dict | None:
+    """ranking.json of a run's split (core.evaluate.leaf_ranking); None if never ranked, or if it was
+    ranked from an earlier save of the checkpoint (unless `stale`: then the record as it is)."""
+    p = Path(run_dir)
+    run_dir = p if p.is_dir() else resolve_run_dir(run_dir)
+    record = _eval_record(run_dir, split, RANKING_FILE, "a leaf ranking")
+    if record is None or stale or ranking_is_current(run_dir, record, split):
+        return record
+    return None
 
 
 def ranking_summary(run_dir: str | Path, split: str = "test") -> dict | None:

@@ -180,10 +180,12 @@ def run_label(run) -> str:
 
 def test_stamp(run) -> tuple:
     """When a checkpoint's test evaluation last changed: both files its numbers and learning note
-    read (a later --leaf-ranking counts), keying their caches."""
+    read (a later --leaf-ranking counts) and the checkpoint they must match (a resumed run's ranking
+    no longer counts), keying their caches."""
     from core import runs
     folder = runs.eval_dir(run.path, "test")
-    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (folder / runs.METRICS_JSON, folder / runs.RANKING_FILE))
+    return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (
+        folder / runs.METRICS_JSON, folder / runs.RANKING_FILE, runs.checkpoint_json(run.path)))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -103,13 +103,13 @@ SHIP_RANKING_IMAGES = 40     # test images asked every leaf before shipping: the
 def _rank_for_shipping(run_dir: Path) -> None:
     """The every-leaf ranking a shipped checkpoint carries (what Predict's "has not learned" note and
     the shipped-checkpoint test read), computed on SHIP_RANKING_IMAGES test images (or all, when
-    there are fewer) unless the run already has one on that many."""
+    there are fewer) unless the run already has one on that many, made from its checkpoint as it is."""
     from core import rundata, runs
     from core.evaluate import leaf_ranking
 
-    path = runs.eval_dir(run_dir, "test") / runs.RANKING_FILE
     n_test = sum(s == "test" for s in rundata.image_split(runs.load_run(run_dir).config).values())
-    if path.is_file() and (runs.read_json(path).get("images") or 0) >= min(SHIP_RANKING_IMAGES, n_test):
+    ranked = runs.load_ranking(run_dir, "test")            # None when ranked before the run resumed
+    if ranked is not None and (ranked.get("images") or 0) >= min(SHIP_RANKING_IMAGES, n_test):
         return
     bar = ProgressBar(f"leaf ranking, {SHIP_RANKING_IMAGES} test images")
     try:

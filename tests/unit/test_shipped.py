@@ -158,6 +158,52 @@ def test_ship_command_ranks_every_leaf_first_when_the_run_has_no_ranking(tmp_pat
     assert ranking.stat().st_mtime_ns == stamp
 
 
+def _saved_again(run_dir):
+    """checkpoint.json as a resumed run's next save leaves it (train.py: `updated` is the save's time)."""
+    ck = runs.read_json(runs.checkpoint_json(run_dir))
+    runs.write_json(runs.checkpoint_json(run_dir), {**ck, "updated": "2099-01-01T00:00:00+00:00"})
+
+
+def test_a_ranking_made_before_the_run_resumed_is_not_read_as_its_checkpoints(tmp_path):
+    from core import cli
+    run_dir = _trained(epochs=1)
+    m = runs.load_metrics(run_dir, "test")                # evaluated as learned, so the ranking decides
+    m["leaf"]["accuracy"], m["confusion"] = 0.95, {"tp": 10, "fp": 1, "tn": 10, "fn": 1}
+    runs.write_json(runs.eval_dir(run_dir, "test") / runs.METRICS_JSON, m)
+    ranked = evaluate.leaf_ranking(run_dir, "test")
+    assert ranked["checkpoint"] == runs.checkpoint_version(run_dir) is not None
+    path = runs.eval_dir(run_dir, "test") / runs.RANKING_FILE
+    runs.write_json(path, {**ranked, "top5": 0.25})
+    assert "top 5 for only 25%" in runs.learning_note(run_dir)
+
+    _saved_again(run_dir)
+    assert runs.load_ranking(run_dir) is None and runs.ranking_summary(run_dir) is None
+    assert runs.load_ranking(run_dir, stale=True)["top5"] == 0.25
+    assert runs.learning_note(run_dir) is None             # the old ranking no longer speaks for it
+    assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 0
+    fresh = runs.load_ranking(run_dir)                    # ranked again before shipping, not copied
+    assert fresh["checkpoint"] == runs.checkpoint_version(run_dir) and "2099" in fresh["checkpoint"]
+    shipped = tmp_path / "shipped"
+    assert runs.load_ranking(shipped)["checkpoint"] == runs.checkpoint_version(shipped) == fresh["checkpoint"]
+
+
+def test_a_ranking_recorded_without_its_checkpoint_is_judged_by_file_time():
+    run_dir = _trained(epochs=1)
+    ranked = evaluate.leaf_ranking(run_dir, "test")
+    path = runs.eval_dir(run_dir, "test") / runs.RANKING_FILE
+    runs.write_json(path, {k: v for k, v in ranked.items() if k != "checkpoint"})   # older code's record
+    assert runs.load_ranking(run_dir)["top5"] == ranked["top5"]
+    ck = runs.checkpoint_json(run_dir).stat().st_mtime_ns
+    import os
+    os.utime(path, ns=(ck - 10**9, ck - 10**9))           # written before the checkpoint's last save
+    assert runs.load_ranking(run_dir) is None and runs.load_ranking(run_dir, stale=True) is not None
+
+
+def test_the_shipped_checkpoints_ranking_is_of_its_own_checkpoint():
+    shipped = paths.SHIPPED_CHECKPOINT
+    assert runs.load_ranking(shipped)["checkpoint"] == runs.checkpoint_version(shipped)
+
+
 def test_train_leaf_stage_trains_a_second_run_from_the_first_and_ships_that_one(tmp_path, monkeypatch, capsys):
     from core import cli, preflight
     from core.config import LEAF_STAGE
