@@ -6,12 +6,18 @@ attempt (a retry reuses it, which is how training resumes from its last checkpoi
 progress to the store, polls the store for cancellation, and records the outcome: succeeded with
 the result, cancelled, or failed with the traceback. Only the attempt it was started for may write
 the outcome, so an orphan of a dead worker cannot overwrite a retry.
+
+SIGTERM (a stopping worker) and SIGINT (Ctrl-C in the terminal of `make app` or `make worker`,
+which reaches every process of the group) stop the job as a cancel does, at its next step: training
+saves where it stands, an import unwinds through its staging folder. The attempt then records
+nothing and keeps its output, so the worker requeues the job and the next attempt resumes there.
 """
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -21,6 +27,8 @@ from core.jobs import kinds
 from core.jobs.store import TRACEBACK_MARK, JobStore, JobStoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
+EXIT_STOPPED = 143          # stopped by a signal, nothing recorded: 128 + SIGTERM, as a shell reports it
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every message
 CANCEL_POLL_EVERY_S = 1.0
 
@@ -33,7 +41,7 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
               f"attempt {job.attempts})", flush=True)
         return EXIT_FAILED
     parent = os.getppid()
-    last = {"progress": 0.0, "cancel_poll": 0.0, "cancelled": False}
+    last = {"progress": 0.0, "cancel_poll": 0.0, "cancelled": False, "signal": None}
 
     # A store that is briefly locked or unwritable must not kill hours of training: progress and
     # the cancel poll are best effort (the log still gets every line); the outcome is not.
@@ -48,6 +56,8 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
                 print(f"(progress not recorded: {exc})", flush=True)
 
     def should_stop() -> bool:
+        if last["signal"] is not None:
+            return True
         now = time.monotonic()
         if not last["cancelled"] and now - last["cancel_poll"] >= CANCEL_POLL_EVERY_S:
             last["cancel_poll"] = now
@@ -66,9 +76,16 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
         if fraction < 1.0 - 1e-9 and should_stop():
             raise kinds.JobCancelled(f"job {job_id} cancelled")
 
+    def stop_signalled(signum, frame) -> None:     # noqa: ARG001
+        if last["signal"] is None:
+            print(f"{signal.Signals(signum).name}: stopping at the next step", flush=True)
+        last["signal"] = signal.Signals(signum).name
+
     kind = kinds.get(job.kind)
     print(f"== job {job_id} ({job.kind}) attempt {attempt}, pid {os.getpid()}", flush=True)
     output_dir = None
+    previous = {sig: signal.signal(sig, stop_signalled) for sig in STOP_SIGNALS} \
+        if threading.current_thread() is threading.main_thread() else {}
     try:
         if kind.make_output_dir is not None:
             if job.run_dir is None:
@@ -85,6 +102,11 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
             submit_children=lambda items: store.submit_many(items, parent_id=job_id))
         result = kind.execute(job.spec, ctx)
     except BaseException as exc:  # noqa: BLE001 — every outcome must be recorded
+        if last["signal"] is not None and not (last["cancelled"] or _cancel_requested(store, job_id)):
+            # Stopped, not cancelled: what it saved is where the next attempt resumes.
+            print(f"stopped by {last['signal']} ({type(exc).__name__}); no outcome recorded (a stopping "
+                  f"worker requeues the job, which resumes from what was saved)", flush=True)
+            return EXIT_STOPPED
         kinds.discard_output(kind, output_dir)
         if kinds.is_cancellation(exc):
             print(f"cancelled: {exc}", flush=True)
@@ -97,9 +119,19 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return EXIT_FAILED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     store.finish(job_id, "succeeded", result=result, attempt=attempt)
     print(f"== job {job_id} succeeded", flush=True)
     return EXIT_OK
+
+
+def _cancel_requested(store: JobStore, job_id: int) -> bool:
+    try:
+        return store.cancel_requested(job_id)
+    except JobStoreError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,8 @@ progress and its outcome to the store itself; the worker supervises:
 - cancellation: the child polls the store and stops cooperatively; if it has not exited after
   `cancel_grace_s` it gets SIGTERM, then SIGKILL, and the job is marked cancelled;
 - a child that dies without recording an outcome (segfault, OOM kill) → failed with its exit code.
-SIGTERM / Ctrl-C stop the worker: its children are stopped and their jobs requeued, not failed.
+SIGTERM / Ctrl-C stop the worker: its children stop at their next step (training saves where it
+stands; core.jobs.runner) and their jobs are requeued, not failed.
 """
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ ORPHAN_SCAN_EVERY_S = 30.0
 SLURM_SYNC_EVERY_S = 15.0     # pull Slurm outcomes into the store, so the app shows them without the CLI
 
 
+# How long a job stopped by SIGTERM has to save before SIGKILL: a training step of the full dataset
+# takes ~6 s on 2 CPU cores, then its state is written. Under `make app`'s own grace (15 s).
+KILL_GRACE_S = 12.0
+
+
 def default_concurrency() -> int:
     """One job per two cores: a training job already uses two threads well (1 on a 2-core box)."""
     return max(1, min(4, (os.cpu_count() or 1) // 2))
@@ -52,7 +58,7 @@ class _Slot:
 
 class Worker:
     def __init__(self, concurrency: int | None = None, poll_s: float = 0.5, cancel_grace_s: float = 5.0,
-                 kill_grace_s: float = 5.0, idle_exit_s: float | None = None, store: JobStore | None = None):
+                 kill_grace_s: float = KILL_GRACE_S, idle_exit_s: float | None = None, store: JobStore | None = None):
         self.concurrency = concurrency or default_concurrency()
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")

@@ -1,0 +1,98 @@
+"""A job attempt stopped by SIGTERM or SIGINT (core.jobs.runner): a stopping worker sends the first,
+Ctrl-C in the terminal of `make app` the second. The job stops at its next step as a cancel would,
+keeps what it saved, records no outcome (so the worker requeues it), and a training job's next
+attempt resumes from the step it had reached, not from its last epoch. The fake VLM and the tiny
+dataset; the signal is sent to this process, as the worker sends it to the runner's."""
+import os
+import signal
+
+import pytest
+
+import fake_vlm
+from core import runs, train
+from core.jobs import JobStore, kinds, runner
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
+    s = JobStore()
+    yield s
+    s.close()
+
+
+def _register(monkeypatch, name, execute, make_output_dir=None):
+    monkeypatch.setitem(kinds._KINDS, name, kinds.JobKind(name, lambda s: s, execute, describe=lambda s: "test",
+                                                          make_output_dir=make_output_dir))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signalled_job_stops_at_its_next_step_records_nothing_and_keeps_its_output(store, monkeypatch, tmp_path, sig):
+    steps = []
+
+    def execute(spec, ctx):
+        (ctx.output_dir / "saved").write_text("state")
+        for i in range(5):
+            ctx.progress(i / 5, f"step {i}")
+            steps.append(i)
+            if i == 1:
+                os.kill(os.getpid(), sig)          # handled between bytecodes: the step itself goes on
+        return {"done": True}
+
+    out = tmp_path / "out"
+    _register(monkeypatch, "test-stop", execute, make_output_dir=lambda spec: out.mkdir() or out)
+    before = {s: signal.getsignal(s) for s in runner.STOP_SIGNALS}
+    job_id = store.submit("test-stop", {})
+    store.claim(os.getpid())
+    assert runner.run(job_id, 1, store) == runner.EXIT_STOPPED
+    assert steps == [0, 1]                          # stopped at the report after the signal
+    job = store.get(job_id)
+    assert job.status == "running" and job.error is None and job.result is None   # the worker decides
+    assert (out / "saved").read_text() == "state"
+    assert {s: signal.getsignal(s) for s in runner.STOP_SIGNALS} == before
+    assert store.requeue(job_id, "requeued: worker stopped")   # what a stopping worker then does
+
+
+def test_a_cancelled_job_that_is_also_signalled_is_recorded_as_cancelled(store, monkeypatch, tmp_path):
+    def execute(spec, ctx):
+        ctx.progress(0.1, "started")
+        store.request_cancel(ctx.job_id)            # the worker's SIGTERM comes after its cancel grace
+        os.kill(os.getpid(), signal.SIGTERM)
+        ctx.progress(0.2, "next")
+        return {}
+
+    _register(monkeypatch, "test-cancel-stop", execute)
+    job_id = store.submit("test-cancel-stop", {})
+    store.claim(os.getpid())
+    assert runner.run(job_id, 1, store) == runner.EXIT_CANCELLED
+    assert store.get(job_id).status == "cancelled"
+
+
+def test_a_training_job_stopped_mid_epoch_resumes_from_the_step_it_saved(store, monkeypatch):
+    fake_vlm.install(monkeypatch)
+    config = {"dataset": "tiny", "epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu"}
+    job_id = store.submit("train", {"config": config, "eval_splits": []})
+    store.claim(os.getpid())
+    step = train._Run.step
+    taken = []
+
+    def step_then_signal(self, loss):
+        step(self, loss)
+        taken.append(1)
+        if len(taken) == 3:                         # inside epoch 1, before any epoch checkpoint
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(train._Run, "step", step_then_signal)
+    assert runner.run(job_id, 1, store) == runner.EXIT_STOPPED
+    run_dir = store.get(job_id).run_dir
+    ck = runs.read_json(runs.checkpoint_json(run_dir))
+    assert ck["status"] == "cancelled" and (ck["epoch"], ck["step"]) == (0, 3)     # saved where it stood
+
+    monkeypatch.setattr(train._Run, "step", step)
+    assert store.requeue(job_id, "requeued: worker stopped")
+    job = store.claim(os.getpid())
+    assert runner.run(job_id, job.attempts, store) == runner.EXIT_OK
+    job = store.get(job_id)
+    assert job.status == "succeeded" and job.result["resumed"] and job.run_dir == run_dir
+    ck = runs.read_json(runs.checkpoint_json(run_dir))
+    assert ck["status"] == "finished" and ck["resumed"][0]["epoch"] == 0 and ck["resumed"][0]["step"] == 3
