@@ -1,6 +1,6 @@
 """One image → what a trained run thinks is in it: leaf guesses, hypernym chain, category scores.
 
-    p = Predictor.load(run_dir)          # frozen models + trained projector, loaded once
+    p = Predictor.load(run_dir)          # frozen models + trained projector, loaded once (None: the default run)
     pred = p.predict("photo.png")        # any image, also one outside the dataset
     pred.to_dict()                       # JSON-able, structured for drawing
 
@@ -207,8 +207,16 @@ class Predictor:
         return name is not None, name
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | None = None) -> "Predictor":
-        """Load once and reuse: cached per (run, checkpoint version, device) in this process."""
+    def load(cls, run_dir: str | Path | None = None, device: str | None = None) -> "Predictor":
+        """Load once and reuse: cached per (run, checkpoint version, device) in this process.
+        run_dir: a run folder or id; None, the run `taxolens predict` answers with when none is named
+        (checkpoint.default_run: the best default-recipe run here, else the shipped checkpoint)."""
+        if run_dir is None:
+            run_dir = checkpoint.default_run()
+            if run_dir is None:
+                raise runs.RunError("no trained run to load: no finished run of the default recipe here, and "
+                                    f"the shipped checkpoint cannot stand in ({checkpoint.shipped_fit()[1]}); "
+                                    "name a run (`taxolens runs` lists them)")
         info = runs.load_run(run_dir)
         dev = checkpoint.resolve_device(device or info.config.device)
         key = (str(info.path), runs.checkpoint_stamp(info.path), str(dev))

@@ -160,20 +160,11 @@ def _trained_run(ref: str | None, encoder: str | None, lm: str | None, weights: 
     """The run to evaluate / predict with, checked: it exists, has a trained checkpoint, (when
     --encoder / --lm are given) was trained with them, and its models' weights are here."""
     from core import preflight
-    if ref is None:
-        ref = _installed_default()
+    if ref is None:         # so `taxolens predict photo.jpg` works on a fresh clone (preflight says why not)
+        from core.models import checkpoint
+        found = checkpoint.default_run()
+        ref = None if found is None else str(found)
     return preflight.trained_run(ref, encoder, lm, weights=weights)
-
-
-def _installed_default() -> str | None:
-    """Without --run: the best finished run of the default config or the shipped recipe, else the
-    shipped checkpoint, installed into the runs folder as `make app`'s first start installs it, so
-    `taxolens predict photo.jpg` works on a fresh clone; None when neither (preflight says why)."""
-    from core import runs
-    from core.models import checkpoint
-
-    found = runs.default_checkpoint() or checkpoint.install_shipped()    # one scan of the runs folder
-    return None if found is None else str(found)
 
 
 def cmd_evaluate(args) -> int:

@@ -216,6 +216,13 @@ def install_shipped(source: Path | None = None) -> Path | None:
     return dest
 
 
+def default_run() -> Path | None:
+    """The run to answer with when none is named: the best finished run of the default config or
+    the shipped recipe (runs.default_checkpoint), else the shipped checkpoint, installed into the
+    runs folder as `make app`'s first start installs it; None when neither (shipped_fit says why)."""
+    return runs.default_checkpoint() or install_shipped()       # one scan of the runs folder
+
+
 def check_ship_dest(dest: Path, run_dir: Path) -> None:
     """RunError unless `dest` may be replaced by a shipped checkpoint: missing, an empty folder or an
     earlier shipped checkpoint, and neither the run's folder nor one that holds or sits inside it.

@@ -370,3 +370,10 @@ def test_ship_refuses_a_run_whose_test_evaluation_is_damaged(tmp_path, capsys):
     (runs.eval_dir(run_dir, "test") / runs.METRICS_JSON).write_text("{")
     assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 2
     assert "is not valid JSON" in capsys.readouterr().err and not (tmp_path / "shipped").exists()
+
+
+def test_predictor_load_without_a_run_takes_the_default_or_says_why_not(tmp_path, monkeypatch):
+    from core.predict import Predictor
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", tmp_path / "nothing-shipped")
+    with pytest.raises(runs.RunError, match=r"no trained run to load: .*no shipped checkpoint in .*nothing-shipped"):
+        Predictor.load()
