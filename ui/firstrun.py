@@ -28,6 +28,7 @@ class FirstRunState:
     checkpoint: Path | None        # the default checkpoint, once one exists
     job: object | None             # core.jobs.Job of the first run: training, or preparing features
     shipped_note: str = ""         # whether the shipped checkpoint fits this machine, and why
+    shipped_fits: bool = False     # it fits, so installing it (install_shipped) makes Predict work
     dataset_installed: bool = True  # the default dataset, which the first run trains on
 
     @property
@@ -86,7 +87,7 @@ def state(store=None, preferred=runs.preferred_checkpoint) -> FirstRunState:
     from core.models import checkpoint as checkpoints
 
     checkpoint, _ = preferred()
-    shipped_note = checkpoints.shipped_fit()[1]
+    shipped_fits, shipped_note = checkpoints.shipped_fit()
     store = store or JobStore()
     job = None
     marked = _marked_job_id()
@@ -99,7 +100,7 @@ def state(store=None, preferred=runs.preferred_checkpoint) -> FirstRunState:
         # a default training job queued by hand (CLI, Train page) counts as well
         live = [j for j in store.list(kind="train") if not j.done and _is_default_train(j)]
         job = live[-1] if live else job
-    return FirstRunState(checkpoint=checkpoint, job=job, shipped_note=shipped_note,
+    return FirstRunState(checkpoint=checkpoint, job=job, shipped_note=shipped_note, shipped_fits=shipped_fits,
                          dataset_installed=default_dataset_installed())
 
 

@@ -78,6 +78,11 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
         if not state.dataset_installed:       # a first run can only fail: say how to install it instead
             _no_default_dataset(trained)
             return
+        if job is None and state.shipped_fits:
+            # `make app` installs it as it starts; an app started another way (`streamlit run app.py`,
+            # --no-first-run) offers it here rather than a training job it does not need
+            _offer_shipped(store, trained)
+            return
         if job is None and trained:
             text, button = st.columns([4, 1], vertical_alignment="center")
             text.caption("No default-config checkpoint yet; Predict uses the newest trained run instead.")
@@ -114,6 +119,29 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
                 if st.button("Train the first-run model again", key="first_run_retry"):
                     firstrun.submit_default_job(store)
                     st.rerun(scope="fragment")
+
+
+def _offer_shipped(store, trained: bool) -> None:
+    from core import metrics, paths, runs
+    from ui import firstrun
+
+    with st.container(border=True):
+        until = "Until then, Predict uses the newest trained run. " if trained else ""
+        run_id = runs.read_json(runs.checkpoint_json(paths.SHIPPED_CHECKPOINT)).get("run_id", "")
+        m = runs.load_metrics(paths.SHIPPED_CHECKPOINT, "test")
+        leaf = metrics.headline(m)["leaf_accuracy"] if m else None
+        measured = f", test leaf accuracy {leaf:.3f}" if leaf is not None else ""
+        st.markdown(f"**No default checkpoint here yet.** {until}The checkpoint that ships with TaxoLens "
+                    f"({run_id}{measured}) fits this dataset: using it copies it into the runs folder and "
+                    "trains nothing, as `make app` does when it starts.")
+        use, train = st.columns(2)
+        if use.button("Use the shipped checkpoint", type="primary", key="first_run_install"):
+            firstrun.ensure_default_checkpoint_job(store)      # installs it, then the features job
+            common.refresh_runs()
+            st.rerun(scope="app")
+        if train.button("Train the first-run model instead", key="first_run_submit"):
+            firstrun.submit_default_job(store)
+            st.rerun(scope="fragment")
 
 
 def job_rows(jobs: list) -> list[dict]:

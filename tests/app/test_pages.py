@@ -96,6 +96,26 @@ def test_predict_without_checkpoint_offers_the_first_run(data_dir):
     assert not at.get("file_uploader")
 
 
+def test_predict_offers_the_shipped_checkpoint_when_it_fits_and_was_not_installed(data_dir, monkeypatch):
+    """Reported: an app started without `make app`'s first step (`streamlit run app.py`,
+    --no-first-run) said the shipped checkpoint "is not used: shipped checkpoint ... fits dataset
+    'concepts'" and offered only to train a starter."""
+    from core.jobs import JobStore
+    from core.models import checkpoint
+    monkeypatch.setattr(checkpoint, "shipped_fit", lambda source=None: (True, "fits"))
+    shipped = runs.read_json(runs.checkpoint_json(paths.SHIPPED_CHECKPOINT))["run_id"]
+    at = run_page("app_pages/1_Predict.py")
+    shown = texts(at)
+    assert f"The checkpoint that ships with TaxoLens ({shipped}, test leaf accuracy " in shown
+    assert "is not used" not in shown and not at.get("file_uploader")
+    assert {b.label for b in at.button} >= {"Use the shipped checkpoint", "Train the first-run model instead"}
+    at.button(key="first_run_install").click().run()
+    assert not at.exception
+    assert runs.checkpoint_version(data_dir / "runs" / shipped) == runs.checkpoint_version(paths.SHIPPED_CHECKPOINT)
+    assert [j.kind for j in JobStore().list()] == ["coherence"]     # nothing trained; the features job queued
+    assert "No default checkpoint here yet" not in texts(at)
+
+
 def test_predict_reports_each_bad_upload_by_name(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/1_Predict.py")
