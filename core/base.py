@@ -16,6 +16,11 @@ class ConfigError(ValueError):
 Progress = Callable[[float, str], None]
 """progress(fraction 0..1, message): how long-running functions report where they are."""
 
+RESUME_LATER = "resume later"
+"""What a should_stop() callback returns instead of True when the work stops to be resumed by the
+same job (a job runner stopped by its worker): training then saves its runs as "partial", which
+nothing else may claim (runs.ReusableRuns), not as "cancelled"."""
+
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """In a child process: ask Linux to send `sig` when the parent dies (kill -9 included), so no

@@ -66,7 +66,7 @@ from core import augment, features, metrics, questions, rundata, runs, scoring
 from core.models import checkpoint, registry
 from core.models.encoders import crop_grid, pool_tokens
 from core.models.vlm import spread_targets
-from core.base import ConfigError, Progress
+from core.base import RESUME_LATER, ConfigError, Progress
 from core.config import TrainConfig
 
 
@@ -520,10 +520,13 @@ class _Run:
             self.finished = True
         return line
 
-    def cancel(self) -> None:
+    def cancel(self, to_resume: bool = False) -> None:
+        """Save where the run stands and stop: "cancelled" (a run anyone may resume), or "partial"
+        when the job that trains it is requeued and resumes it itself (core.base.RESUME_LATER)."""
         self._flush_loss()
-        self.save("cancelled")
-        runs.append_log(self.dir, f"cancelled at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
+        self.save("partial" if to_resume else "cancelled")
+        what = "stopped, to be resumed by its job," if to_resume else "cancelled"
+        runs.append_log(self.dir, f"{what} at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
 
     def save(self, status: str, best_now: bool = False) -> None:
         state = self.state
@@ -678,9 +681,10 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
         try:
             report(_fraction(group, total), message)
         except BaseException:
+            to_resume = should_stop is not None and should_stop() == RESUME_LATER
             for r in group:
                 if r.in_epoch and not r.finished:
-                    r.cancel()
+                    r.cancel(to_resume)
             raise
 
     loss_text = ""
@@ -702,9 +706,10 @@ def _train_group(cfgs: list[TrainConfig], run_dirs: list, report: Progress,
                     stepping.append(r)
             if not stepping:
                 break
-            if should_stop is not None and should_stop():
+            stop = should_stop() if should_stop is not None else False
+            if stop:
                 for r in stepping:
-                    r.cancel()
+                    r.cancel(stop == RESUME_LATER)
                 raise Cancelled(stepping[0].dir, stepping[0].state["epoch"], stepping[0].state["step"])
             batches = [r.batch() for r in stepping]
             losses = type(first).joint_loss([r.vlm for r in stepping], batches)

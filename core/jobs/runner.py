@@ -7,10 +7,11 @@ progress to the store, polls the store for cancellation, and records the outcome
 the result, cancelled, or failed with the traceback. Only the attempt it was started for may write
 the outcome, so an orphan of a dead worker cannot overwrite a retry.
 
-SIGTERM (a stopping worker) and SIGINT (Ctrl-C in the terminal of `make app` or `make worker`,
-which reaches every process of the group) stop the job as a cancel does, at its next step: training
-saves where it stands, an import unwinds through its staging folder. The attempt then records
-nothing and keeps its output, so the worker requeues the job and the next attempt resumes there.
+SIGTERM (a stopping worker: `jobs worker --stop`, or `make app`'s launcher on Ctrl-C, which signals
+the worker's whole process group) and SIGINT (Ctrl-C on a foreground `make worker`) stop the job
+at its next step, as a cancel does: training saves where it stands (as "partial", core.base.RESUME_LATER),
+an import unwinds through its staging folder. The attempt then records nothing and keeps its
+output, and exits EXIT_STOPPED; the worker requeues the job and the next attempt resumes there.
 """
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ import time
 import traceback
 from pathlib import Path
 
-from core.base import die_with_parent
+from core.base import RESUME_LATER, die_with_parent
 from core.jobs import kinds
 from core.jobs.store import TRACEBACK_MARK, JobStore, JobStoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
-EXIT_STOPPED = 143          # stopped by a signal, nothing recorded: 128 + SIGTERM, as a shell reports it
+EXIT_STOPPED = 143          # stopped by SIGTERM or SIGINT, nothing recorded (128 + SIGTERM, as a shell reports it)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PROGRESS_EVERY_S = 0.5   # store writes are throttled; the log gets every message
 CANCEL_POLL_EVERY_S = 1.0
@@ -41,7 +42,7 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
               f"attempt {job.attempts})", flush=True)
         return EXIT_FAILED
     parent = os.getppid()
-    last = {"progress": 0.0, "cancel_poll": 0.0, "cancelled": False, "signal": None}
+    last = {"progress": 0.0, "cancel_poll": 0.0, "cancelled": False, "signal": None, "signal_at": -1.0}
 
     # A store that is briefly locked or unwritable must not kill hours of training: progress and
     # the cancel poll are best effort (the log still gets every line); the outcome is not.
@@ -55,18 +56,22 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
             except JobStoreError as exc:
                 print(f"(progress not recorded: {exc})", flush=True)
 
-    def should_stop() -> bool:
-        if last["signal"] is not None:
-            return True
+    def should_stop() -> bool | str:
         now = time.monotonic()
-        if not last["cancelled"] and now - last["cancel_poll"] >= CANCEL_POLL_EVERY_S:
+        # polled at most every CANCEL_POLL_EVERY_S, and once after a signal: a worker enforcing a
+        # cancel sends SIGTERM too, and that stop is a cancel
+        due = now - last["cancel_poll"] >= CANCEL_POLL_EVERY_S or last["cancel_poll"] < last["signal_at"]
+        if not last["cancelled"] and due:
             last["cancel_poll"] = now
             try:
                 last["cancelled"] = store.cancel_requested(job_id)
             except JobStoreError as exc:
                 print(f"(cancel poll failed: {exc})", flush=True)
             last["cancelled"] = last["cancelled"] or os.getppid() != parent
-        return last["cancelled"]
+        if last["cancelled"]:
+            return True
+        # stopped to be requeued: training saves as "partial", which this job resumes
+        return RESUME_LATER if last["signal"] is not None else False
 
     def progress_and_cancel(fraction: float, message: str = "") -> None:
         progress(fraction, message)
@@ -77,9 +82,14 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
             raise kinds.JobCancelled(f"job {job_id} cancelled")
 
     def stop_signalled(signum, frame) -> None:     # noqa: ARG001
-        if last["signal"] is None:
-            print(f"{signal.Signals(signum).name}: stopping at the next step", flush=True)
-        last["signal"] = signal.Signals(signum).name
+        first = last["signal"] is None
+        last["signal"] = signal.Signals(signum).name           # first: a print may fail in a handler
+        last["signal_at"] = time.monotonic()
+        if first:
+            try:
+                print(f"{last['signal']}: stopping at the next step", flush=True)
+            except (OSError, RuntimeError):
+                pass
 
     kind = kinds.get(job.kind)
     print(f"== job {job_id} ({job.kind}) attempt {attempt}, pid {os.getpid()}", flush=True)
@@ -102,10 +112,10 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
             submit_children=lambda items: store.submit_many(items, parent_id=job_id))
         result = kind.execute(job.spec, ctx)
     except BaseException as exc:  # noqa: BLE001 — every outcome must be recorded
-        if last["signal"] is not None and not (last["cancelled"] or _cancel_requested(store, job_id)):
+        if should_stop() == RESUME_LATER:
             # Stopped, not cancelled: what it saved is where the next attempt resumes.
-            print(f"stopped by {last['signal']} ({type(exc).__name__}); no outcome recorded (a stopping "
-                  f"worker requeues the job, which resumes from what was saved)", flush=True)
+            print(f"stopped by {last['signal']} ({type(exc).__name__}); no outcome recorded: the worker "
+                  f"requeues the job, which resumes from what was saved", flush=True)
             return EXIT_STOPPED
         kinds.discard_output(kind, output_dir)
         if kinds.is_cancellation(exc):
@@ -119,19 +129,13 @@ def run(job_id: int, attempt: int, store: JobStore | None = None) -> int:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return EXIT_FAILED
-    finally:
+    else:
+        store.finish(job_id, "succeeded", result=result, attempt=attempt)
+        print(f"== job {job_id} succeeded", flush=True)
+        return EXIT_OK
+    finally:        # after the outcome is written: a signal now must not kill a finished job's record
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    store.finish(job_id, "succeeded", result=result, attempt=attempt)
-    print(f"== job {job_id} succeeded", flush=True)
-    return EXIT_OK
-
-
-def _cancel_requested(store: JobStore, job_id: int) -> bool:
-    try:
-        return store.cancel_requested(job_id)
-    except JobStoreError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from core import files, paths
 from core.config import number_arg
+from core.jobs.runner import EXIT_STOPPED
 from core.jobs.store import Job, JobStore, JobStoreError, ensure_dir, pid_alive, read_log_tail
 
 HEARTBEAT_EVERY_S = 5.0
@@ -212,6 +213,9 @@ class Worker:
                 # The child died without recording an outcome.
                 if slot.stopping_for_shutdown:
                     self.store.requeue(job_id, "requeued: worker stopped")
+                elif code == EXIT_STOPPED and not job.cancel_requested:
+                    # its process alone was stopped (`kill PID`): it saved where it stood, as on a shutdown
+                    self.store.requeue(job_id, "requeued: its process was stopped by a signal")
                 elif job.cancel_requested:
                     self.store.finish(job_id, "cancelled", error=f"cancelled (stopped with "
                                       f"{', '.join(slot.signals_sent) or 'exit'})", attempt=job.attempts)

@@ -245,6 +245,24 @@ def test_sweep_job_expands_into_its_children_once(real_data_env):
     assert len(rows) == 54 and results.aggregate(rows).empty   # nothing finished yet
 
 
+def test_a_job_process_stopped_by_sigterm_alone_is_requeued_and_run_again(env):
+    """`kill PID` of one job's process, its worker going on: the job stops at its next step, saves,
+    records nothing (exit 143), and the worker requeues it rather than marking it failed."""
+    store = JobStore()
+    job_id = submit("test-echo", {"marker": str(env / "m"), "sleep_s": 0.3, "steps": 10})
+    worker = start_worker()
+    try:
+        wait_for(lambda: store.get(job_id).progress > 0, what="the job to report progress")
+        os.kill(int(executions_pids(env / "m")[-1]), signal.SIGTERM)
+        wait_for(lambda: store.get(job_id).status == "succeeded", timeout=60, what="the requeued job to finish")
+    finally:
+        stop(worker)
+    job = store.get(job_id)
+    assert job.attempts == 2 and executions(env / "m")[job_id] == 2
+    log = Path(job.log_path).read_text()
+    assert "stopped by SIGTERM" in log and "exit code 143" not in (job.error or "")
+
+
 def test_jobs_worker_status_and_stop_a_background_worker_whose_job_is_requeued(env, capsys):
     """Reported: nothing stopped a worker that `--start-worker` (or `make app`) had started, and
     `jobs worker --stop` was an unknown argument."""

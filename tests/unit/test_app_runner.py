@@ -118,3 +118,11 @@ def test_only_the_app_is_told_to_preload_predicts_checkpoint(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "app.env").read_text() == "1"
     assert (tmp_path / "worker.env").read_text() == "-"
+
+
+def test_the_worker_gives_its_jobs_less_time_to_save_than_the_launcher_gives_the_worker():
+    """On Ctrl-C the launcher SIGTERMs the worker's group and SIGKILLs it after STOP_GRACE_S; a job
+    stopping at its next step must be saved, and requeued by its worker, before that."""
+    from core.jobs import worker
+    from ui import app_runner
+    assert worker.KILL_GRACE_S + 1.0 < app_runner.STOP_GRACE_S

@@ -53,6 +53,29 @@ def test_a_signalled_job_stops_at_its_next_step_records_nothing_and_keeps_its_ou
     assert store.requeue(job_id, "requeued: worker stopped")   # what a stopping worker then does
 
 
+def test_a_cancel_enforced_by_sigterm_saves_the_run_as_cancelled(store, monkeypatch):
+    """The worker sends SIGTERM to a cancelled job that has not stopped within its grace: that stop
+    is the cancel, so the run is saved as "cancelled" (resumable by anyone), not "partial"."""
+    fake_vlm.install(monkeypatch)
+    config = {"dataset": "tiny", "epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu"}
+    job_id = store.submit("train", {"config": config, "eval_splits": []})
+    store.claim(os.getpid())
+    step = train._Run.step
+    taken = []
+
+    def step_then_cancel(self, loss):
+        step(self, loss)
+        taken.append(1)
+        if len(taken) == 3:
+            store.request_cancel(job_id)
+            os.kill(os.getpid(), signal.SIGTERM)   # before the runner's next cancel poll is due
+
+    monkeypatch.setattr(train._Run, "step", step_then_cancel)
+    assert runner.run(job_id, 1, store) == runner.EXIT_CANCELLED
+    assert store.get(job_id).status == "cancelled"
+    assert runs.read_json(runs.checkpoint_json(store.get(job_id).run_dir))["status"] == "cancelled"
+
+
 def test_a_cancelled_job_that_is_also_signalled_is_recorded_as_cancelled(store, monkeypatch, tmp_path):
     def execute(spec, ctx):
         ctx.progress(0.1, "started")
@@ -86,7 +109,9 @@ def test_a_training_job_stopped_mid_epoch_resumes_from_the_step_it_saved(store, 
     assert runner.run(job_id, 1, store) == runner.EXIT_STOPPED
     run_dir = store.get(job_id).run_dir
     ck = runs.read_json(runs.checkpoint_json(run_dir))
-    assert ck["status"] == "cancelled" and (ck["epoch"], ck["step"]) == (0, 3)     # saved where it stood
+    # saved where it stood, as "partial": its own job resumes it, so no other job may claim it
+    assert ck["status"] == "partial" and (ck["epoch"], ck["step"]) == (0, 3)
+    assert runs.ReusableRuns().take(runs.load_run(run_dir).config) is None
 
     monkeypatch.setattr(train._Run, "step", step)
     assert store.requeue(job_id, "requeued: worker stopped")
