@@ -45,7 +45,7 @@ def row(info: runs.RunInfo) -> str:
     for split in runs.SPLITS:
         r = runs.load_ranking(info.path, split, stale=True)
         if r:
-            stale = "" if runs.ranking_is_current(info.path, r, split) else " (before the run resumed)"
+            stale = "" if runs.ranking_is_current(info.path, r, split) else " (of an earlier checkpoint)"
             ranked.append(f"{split} {r['images']}: {r['top5']:.2f} / {r['median_rank']} of {r['vocabulary']}{stale}")
     return "| " + " | ".join(cells + ["; ".join(ranked) or "–"]) + " |"
 

@@ -123,7 +123,8 @@ def leaf_ranking(run_dir: str | Path, split: str = "test", images: int | None = 
         rows.append(row)
         report(len(rows) / len(items), f"ranked every leaf for {len(rows)}/{len(items)} {split} images")
     ranks = sorted(r["rank"] for r in rows)
-    result = {"run_id": info.run_id, "checkpoint": runs.checkpoint_version(info.path), "split": split, "images": len(rows), "of_images": len(data.images(split)),
+    # the checkpoint as loaded, not as it is once ranked: a run still training may have saved since
+    result = {"run_id": info.run_id, "checkpoint": runs.version_of(info.checkpoint), "split": split, "images": len(rows), "of_images": len(data.images(split)),
               "vocabulary": len(concepts), "chance_top1": 1 / len(concepts), "chance_top5": min(5, len(concepts)) / len(concepts),
               "top1": sum(r <= 1 for r in ranks) / len(rows) if rows else None,
               "top5": sum(r <= 5 for r in ranks) / len(rows) if rows else None,

@@ -523,12 +523,17 @@ class ReusableRuns:
         return None
 
 
+def _older_than_checkpoint(path: Path, run_dir: str | Path) -> bool:
+    """A result file written before the run's checkpoint was last saved (a resumed run's)."""
+    ck_path = checkpoint_json(Path(run_dir))
+    return ck_path.is_file() and path.is_file() and path.stat().st_mtime < ck_path.stat().st_mtime
+
+
 def evaluation_is_current(run_dir: str | Path, split: str) -> bool:
     """The run's evaluation on `split` is there and not older than its checkpoint (a resumed run's
     earlier evaluation is stale)."""
     metrics = eval_dir(Path(run_dir), split) / METRICS_JSON
-    ck_path = checkpoint_json(Path(run_dir))
-    return metrics.is_file() and not (ck_path.is_file() and metrics.stat().st_mtime < ck_path.stat().st_mtime)
+    return metrics.is_file() and not _older_than_checkpoint(metrics, run_dir)
 
 
 def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
@@ -728,21 +733,31 @@ LEARNED_TOP5 = 0.5            # every leaf asked: the right one in the top 5 for
 def learning_note(run_dir: str | Path) -> str | None:
     """Why a run's answers should not be trusted, or None when its own test evaluation shows it
     learned: leaf accuracy >= 0.8, "yes" to at most 80 % of the questions and, when every leaf was
-    ranked (ranking.json), the right leaf in the top 5 for at least half of the images."""
-    return learning_note_of(load_metrics(run_dir, "test"), load_ranking(run_dir, "test"))
+    ranked (ranking.json), the right leaf in the top 5 for at least half of the images. Both must
+    be of the checkpoint as it is: after the run trained further, its earlier evaluation speaks for
+    an earlier checkpoint (note: evaluate it again), and its earlier ranking is left out."""
+    m = load_metrics(run_dir, "test")
+    if m is not None and not evaluation_is_current(run_dir, "test"):
+        return ("this checkpoint trained further after its test evaluation, so that evaluation is of an earlier "
+                "checkpoint; evaluate it again (Train page or `taxolens evaluate`) before reading its answers")
+    return learning_note_of(m, load_ranking(run_dir, "test"))
 
 
-def checkpoint_version(run_dir: str | Path) -> str | None:
-    """Which save of a run's checkpoint this is (checkpoint.json's `updated`, epoch and step); None
-    without one. A result derived from the checkpoint records it. Unlike checkpoint_stamp (the file's
-    mtime) it survives copying: a shipped checkpoint's copies and a copied data folder keep it."""
-    try:
-        ck = read_json(checkpoint_json(Path(run_dir)))
-    except (RunError, OSError):
-        return None
+def version_of(ck: dict | None) -> str | None:
+    """Which save of a run's checkpoint a checkpoint.json record is (its `updated`, epoch and step);
+    None without one. A result derived from the checkpoint records it: unlike checkpoint_stamp (the
+    file's mtime) it survives copying (a shipped checkpoint's copies, a copied data folder)."""
     if not isinstance(ck, dict) or not ck.get("updated"):
         return None
     return f"{ck['updated']} epoch {ck.get('epoch')} step {ck.get('step')}"
+
+
+def checkpoint_version(run_dir: str | Path) -> str | None:
+    """version_of the run's checkpoint.json as it is on disk now."""
+    try:
+        return version_of(read_json(checkpoint_json(Path(run_dir))))
+    except (RunError, OSError):
+        return None
 
 
 def ranking_is_current(run_dir: str | Path, record: dict, split: str = "test") -> bool:
@@ -751,9 +766,7 @@ def ranking_is_current(run_dir: str | Path, record: dict, split: str = "test") -
     evaluation_is_current judges metrics. A resumed or retrained run's earlier ranking is not."""
     if "checkpoint" in record:
         return record["checkpoint"] == checkpoint_version(run_dir)
-    ck_path = checkpoint_json(Path(run_dir))
-    ranked = eval_dir(Path(run_dir), split) / RANKING_FILE
-    return not (ck_path.is_file() and ranked.is_file() and ranked.stat().st_mtime < ck_path.stat().st_mtime)
+    return not _older_than_checkpoint(eval_dir(Path(run_dir), split) / RANKING_FILE, run_dir)
 
 
 def load_ranking(run_dir: str | Path, split: str = "test", stale: bool = False) -> dict | None:
@@ -769,7 +782,8 @@ def load_ranking(run_dir: str | Path, split: str = "test", stale: bool = False) 
 
 def ranking_summary(run_dir: str | Path, split: str = "test") -> dict | None:
     """load_ranking's numbers without its per-image rows, for headlines (top1, top5, median_rank,
-    images, vocabulary, ...); None when the split was never ranked or its record cannot be read."""
+    images, vocabulary, ...); None when the split was never ranked, was ranked from an earlier save
+    of the checkpoint, or its record cannot be read."""
     try:
         ranking = load_ranking(run_dir, split)
     except RunError:

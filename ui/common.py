@@ -199,7 +199,7 @@ def _test_numbers(run_dir: str, stamp: tuple) -> tuple[dict | None, dict | None]
 
 def test_numbers(run) -> tuple[dict | None, dict | None]:
     """A run's test evaluation as (metrics.headline, runs.ranking_summary); None for what was
-    never measured. Cached until either file changes."""
+    never measured. Cached until one of test_stamp's three files changes."""
     return _test_numbers(str(run.path), test_stamp(run))
 
 

@@ -28,7 +28,7 @@ class FirstRunState:
     checkpoint: Path | None        # the default checkpoint, once one exists
     job: object | None             # core.jobs.Job of the first run: training, or preparing features
     shipped_note: str = ""         # whether the shipped checkpoint fits this machine, and why
-    shipped_fits: bool = False     # it fits, so installing it (install_shipped) makes Predict work
+    shipped_installable: bool = False  # it fits and is not in the runs folder: install_shipped would add it
     dataset_installed: bool = True  # the default dataset, which the first run trains on
 
     @property
@@ -88,6 +88,7 @@ def state(store=None, preferred=runs.preferred_checkpoint) -> FirstRunState:
 
     checkpoint, _ = preferred()
     shipped_fits, shipped_note = checkpoints.shipped_fit()
+    installable = shipped_fits and not checkpoints.shipped_installed()
     store = store or JobStore()
     job = None
     marked = _marked_job_id()
@@ -100,7 +101,7 @@ def state(store=None, preferred=runs.preferred_checkpoint) -> FirstRunState:
         # a default training job queued by hand (CLI, Train page) counts as well
         live = [j for j in store.list(kind="train") if not j.done and _is_default_train(j)]
         job = live[-1] if live else job
-    return FirstRunState(checkpoint=checkpoint, job=job, shipped_note=shipped_note, shipped_fits=shipped_fits,
+    return FirstRunState(checkpoint=checkpoint, job=job, shipped_note=shipped_note, shipped_installable=installable,
                          dataset_installed=default_dataset_installed())
 
 

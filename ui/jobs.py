@@ -78,9 +78,10 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
         if not state.dataset_installed:       # a first run can only fail: say how to install it instead
             _no_default_dataset(trained)
             return
-        if job is None and state.shipped_fits:
+        if (job is None or job.done) and state.shipped_installable:
             # `make app` installs it as it starts; an app started another way (`streamlit run app.py`,
-            # --no-first-run) offers it here rather than a training job it does not need
+            # --no-first-run), or after a first-run job that failed, offers it here rather than a
+            # training job it does not need
             _offer_shipped(store, trained)
             return
         if job is None and trained:
@@ -121,22 +122,33 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
                     st.rerun(scope="fragment")
 
 
-def _offer_shipped(store, trained: bool) -> None:
+@st.cache_data(show_spinner=False, max_entries=4)
+def _shipped_about(stamp: float) -> str:  # noqa: ARG001 - the shipped checkpoint.json's mtime keys it
     from core import metrics, paths, runs
+    run_id = runs.read_json(runs.checkpoint_json(paths.SHIPPED_CHECKPOINT)).get("run_id", "")
+    m = runs.load_metrics(paths.SHIPPED_CHECKPOINT, "test")
+    leaf = metrics.headline(m)["leaf_accuracy"] if m else None
+    return run_id + (f", test leaf accuracy {leaf:.3f}" if leaf is not None else "")
+
+
+def _offer_shipped(store, trained: bool) -> None:
+    from core import paths, runs
+    from core.models import checkpoint
     from ui import firstrun
 
     with st.container(border=True):
-        until = "Until then, Predict uses the newest trained run. " if trained else ""
-        run_id = runs.read_json(runs.checkpoint_json(paths.SHIPPED_CHECKPOINT)).get("run_id", "")
-        m = runs.load_metrics(paths.SHIPPED_CHECKPOINT, "test")
-        leaf = metrics.headline(m)["leaf_accuracy"] if m else None
-        measured = f", test leaf accuracy {leaf:.3f}" if leaf is not None else ""
-        st.markdown(f"**No default checkpoint here yet.** {until}The checkpoint that ships with TaxoLens "
-                    f"({run_id}{measured}) fits this dataset: using it copies it into the runs folder and "
-                    "trains nothing, as `make app` does when it starts.")
+        meanwhile = " Meanwhile Predict uses the newest trained run." if trained else ""
+        about = _shipped_about(runs.checkpoint_json(paths.SHIPPED_CHECKPOINT).stat().st_mtime)
+        st.markdown(f"**No default checkpoint here yet.**{meanwhile} The checkpoint that ships with TaxoLens "
+                    f"({about}) fits this dataset: using it copies it into the runs folder and queues one job "
+                    "for the features Browse and Geometry show, as `make app` does when it starts; nothing "
+                    "is trained.")
         use, train = st.columns(2)
         if use.button("Use the shipped checkpoint", type="primary", key="first_run_install"):
-            firstrun.ensure_default_checkpoint_job(store)      # installs it, then the features job
+            if checkpoint.install_shipped() is None:          # it stopped fitting since this was drawn
+                st.error(f"The shipped checkpoint cannot be used: {checkpoint.shipped_fit()[1]}.")
+                return
+            firstrun.ensure_default_checkpoint_job(store)      # installed: queues the features job
             common.refresh_runs()
             st.rerun(scope="app")
         if train.button("Train the first-run model instead", key="first_run_submit"):

@@ -109,8 +109,8 @@ def _rank_for_shipping(run_dir: Path) -> None:
 
     n_test = sum(s == "test" for s in rundata.image_split(runs.load_run(run_dir).config).values())
     ranked = runs.load_ranking(run_dir, "test")            # None when ranked before the run resumed
-    if ranked is not None and (ranked.get("images") or 0) >= min(SHIP_RANKING_IMAGES, n_test):
-        return
+    if ranked is not None and "checkpoint" in ranked and (ranked.get("images") or 0) >= min(SHIP_RANKING_IMAGES, n_test):
+        return                  # (one without its checkpoint's version is ranked again: it ships by file time)
     bar = ProgressBar(f"leaf ranking, {SHIP_RANKING_IMAGES} test images")
     try:
         leaf_ranking(run_dir, "test", images=SHIP_RANKING_IMAGES, progress=bar)
@@ -125,7 +125,7 @@ def cmd_ship(args) -> int:
     info = _trained_run(args.run, None, None, weights=False)
     dest = paths.SHIPPED_CHECKPOINT if args.dest is None else Path(args.dest)
     checkpoint.check_ship_dest(dest, info.path)          # before the ranking's minutes
-    if (runs.eval_dir(info.path, "test") / runs.METRICS_JSON).is_file():   # else export says what is missing
+    if runs.evaluation_is_current(info.path, "test"):    # else export says what is missing
         _rank_for_shipping(info.path)       # loads the model only when the ranking is missing
     dest = checkpoint.export_shipped(info.path, dest, unfinished=args.unfinished)
     emit({"run_id": info.run_id, "shipped_to": str(dest),

@@ -186,6 +186,16 @@ def shipped_fit(source: Path | None = None) -> tuple[bool, str]:
     return True, f"shipped checkpoint {ck.get('run_id', source.name)} fits dataset '{name}'"
 
 
+def shipped_installed(source: Path | None = None) -> bool:
+    """Whether the shipped checkpoint is already in the runs folder (install_shipped's destination)."""
+    source = Path(source or paths.SHIPPED_CHECKPOINT)
+    try:
+        run_id = runs.read_json(source / "checkpoint" / "checkpoint.json")["run_id"]
+    except (runs.RunError, OSError, KeyError, TypeError):
+        return False
+    return (paths.runs_dir() / run_id / "checkpoint" / "checkpoint.json").is_file()
+
+
 def install_shipped(source: Path | None = None) -> Path | None:
     """Copy the shipped checkpoint into the runs folder (once; atomically) when it fits; returns
     its run folder, or None when it does not fit (shipped_fit says why)."""
@@ -273,6 +283,9 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
     test = runs.eval_dir(info.path, "test")
     if not (test / runs.METRICS_JSON).is_file():
         raise runs.RunError(f"run {info.run_id} has no test evaluation; run `taxolens evaluate {info.run_id}` first")
+    if not runs.evaluation_is_current(info.path, "test"):     # a copy would look current: its file times are new
+        raise runs.RunError(f"run {info.run_id} trained further after its test evaluation; run "
+                            f"`taxolens evaluate {info.run_id}` first")
     runs.load_metrics(info.path, "test")          # RunError for a damaged one: a fresh clone would read it
     files = ck.get("files", {})
     name = runs.BEST_FILE if runs.BEST_FILE in files else runs.PROJECTOR_FILE

@@ -164,7 +164,7 @@ def _saved_again(run_dir):
     runs.write_json(runs.checkpoint_json(run_dir), {**ck, "updated": "2099-01-01T00:00:00+00:00"})
 
 
-def test_a_ranking_made_before_the_run_resumed_is_not_read_as_its_checkpoints(tmp_path):
+def test_a_ranking_made_before_the_run_resumed_is_not_read_as_its_checkpoints(tmp_path, capsys):
     from core import cli
     run_dir = _trained(epochs=1)
     m = runs.load_metrics(run_dir, "test")                # evaluated as learned, so the ranking decides
@@ -179,7 +179,14 @@ def test_a_ranking_made_before_the_run_resumed_is_not_read_as_its_checkpoints(tm
     _saved_again(run_dir)
     assert runs.load_ranking(run_dir) is None and runs.ranking_summary(run_dir) is None
     assert runs.load_ranking(run_dir, stale=True)["top5"] == 0.25
-    assert runs.learning_note(run_dir) is None             # the old ranking no longer speaks for it
+    # neither the old ranking nor the old evaluation speaks for it: the note says to evaluate again
+    assert "trained further after its test evaluation" in runs.learning_note(run_dir)
+    assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 2   # nor does it ship
+    assert "trained further after its test evaluation; run `taxolens evaluate" in capsys.readouterr().err
+    assert not (tmp_path / "shipped").exists() and runs.load_ranking(run_dir) is None   # nothing ranked first
+
+    runs.write_json(runs.eval_dir(run_dir, "test") / runs.METRICS_JSON, m)   # evaluated again
+    assert runs.learning_note(run_dir) is None             # the stale ranking is left out
     assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 0
     fresh = runs.load_ranking(run_dir)                    # ranked again before shipping, not copied
     assert fresh["checkpoint"] == runs.checkpoint_version(run_dir) and "2099" in fresh["checkpoint"]
@@ -372,8 +379,17 @@ def test_ship_refuses_a_run_whose_test_evaluation_is_damaged(tmp_path, capsys):
     assert "is not valid JSON" in capsys.readouterr().err and not (tmp_path / "shipped").exists()
 
 
-def test_predictor_load_without_a_run_takes_the_default_or_says_why_not(tmp_path, monkeypatch):
+def test_predictor_load_without_a_run_installs_the_shipped_checkpoint_or_says_why_not(tmp_path, monkeypatch):
+    import shutil
     from core.predict import Predictor
+    run_dir = _trained(epochs=1)
+    shipped = checkpoint.export_shipped(run_dir, tmp_path / "shipped")
+    shutil.rmtree(paths.runs_dir())                      # a fresh clone: nothing trained here
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", shipped)
+    p = Predictor.load()
+    assert p.info.path == paths.runs_dir() / run_dir.name and checkpoint.shipped_installed()
+
     monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", tmp_path / "nothing-shipped")
+    shutil.rmtree(paths.runs_dir())
     with pytest.raises(runs.RunError, match=r"no trained run to load: .*no shipped checkpoint in .*nothing-shipped"):
         Predictor.load()
