@@ -107,11 +107,17 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
     """pandas DataFrame: one row per category plus an "all" row (macro mean over categories),
     columns original / cross / within, over the category's training images under the seed's split
     (images="train", the paper's; split at split_percent, TrainConfig's) or all its images
-    (images="all"). Cached under runs/coherence/ by (dataset, encoder, seed, images, split), and
-    recomputed if the dataset's contents or the chosen images changed. The features of every image
-    are read (and cached) either way: the maps need them."""
+    (images="all"). ds: a Dataset or a dataset's name. Cached under runs/coherence/ by (dataset,
+    encoder, seed, images, split), and recomputed if the dataset's contents or the chosen images
+    changed. The features of every image are read (and cached) either way: the maps need them, and
+    encoding them takes minutes on a CPU the first time (pass `progress` to watch)."""
     import pandas as pd
 
+    if isinstance(ds, str):
+        from core.data.datasets import load_dataset
+        ds = load_dataset(ds)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be a whole number, got {seed!r}")
     report = progress or (lambda fraction, message: None)
     split_percent = canonical_split_percent(split_percent) if images == "train" else SPLIT_PERCENT
     out_dir = cache_dir(ds, encoder_id, seed, images, split_percent)

@@ -167,7 +167,8 @@ def _read_bytes(src: ImageSource, max_bytes: int, label: str) -> bytes:
             raise ImageError(too_big)
         return bytes(data)
     raise ImageError(f"{label}: expected a file path, bytes or an open file, "
-                     f"got {type(src).__name__}.")
+                     f"got {type(src).__name__}" + (" (a PIL image is taken as it is; an array: "
+                                                     "PIL.Image.fromarray(array))." if type(src).__name__ == "ndarray" else "."))
 
 
 def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:

@@ -165,7 +165,9 @@ def _wording(label: str) -> str:
 def as_question(text: str) -> str:
     """A yes/no question as typed ("Is there a marsupial in the image?"), or a bare noun phrase
     ("marsupial") asked the way training asks ("Is there a marsupial in the image?")."""
-    text = " ".join(str(text).split())
+    if not isinstance(text, str):          # None or 123 would be asked as "Is there a None ...?"
+        raise ValueError(f"a question is text, got {type(text).__name__} {text!r}")
+    text = " ".join(text.split())
     if not text:
         raise ValueError("the question is empty")
     if len(text) > MAX_QUESTION_CHARS:
@@ -200,6 +202,15 @@ class Predictor:
         self.shortlist = SHORTLIST if device.type == "cpu" and checkpoint.cpu_has_native_bf16() else 0
         self._quick_vlm = None                          # vlm.bf16_twin(), built on first use
 
+    def __repr__(self) -> str:
+        return f"Predictor({self.info.run_id!r}, {len(self.concepts)} leaves, {len(self.categories)} categories, {self.device})"
+
+    @property
+    def note(self) -> str | None:
+        """Why this run's answers should not be trusted (runs.learning_note, read now), None when its
+        test evaluation shows it learned: what the app and `taxolens predict` say beside every answer."""
+        return runs.answer_warning(self.info.path)
+
     def _category_of(self, synset: str, label: str) -> tuple[bool, str | None]:
         """(is a dataset category, its name) for a WordNet node: by its synset, or for a category
         without one (an imported dataset's) by the node's wording."""
@@ -208,9 +219,11 @@ class Predictor:
 
     @classmethod
     def load(cls, run_dir: str | Path | None = None, device: str | None = None) -> "Predictor":
-        """Load once and reuse: cached per (run, checkpoint version, device) in this process.
+        """Load once and reuse: cached per (run, checkpoint version, device) in this process, one run
+        at a time (loading another evicts it; objects already held keep working).
         run_dir: a run folder or id; None, the run `taxolens predict` answers with when none is named
-        (checkpoint.default_run: the best default-recipe run here, else the shipped checkpoint)."""
+        (checkpoint.default_run: the best default-recipe run here, else the shipped checkpoint, copied
+        into the runs folder the first time)."""
         if run_dir is None:
             run_dir = checkpoint.default_run()
             if run_dir is None:
@@ -240,8 +253,8 @@ class Predictor:
         predictor with a shortlist ranks only the leaves a bf16 pass puts in its top `shortlist`,
         each scored in fp32 as full scoring would: the same answers at a fraction of the cost.
         progress(fraction, message): the leaves' questions take most of the time."""
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
         report = progress or (lambda f, m: None)
         if not isinstance(image, Image.Image):
             image = load_image(image)
@@ -337,7 +350,10 @@ class Predictor:
 
     def ask(self, image, questions: Sequence[str]) -> list[Answer]:
         """P(yes) and the candidate mass of any yes/no questions about the image (one LM pass over
-        the image's prefix, shared by all of them)."""
+        the image's prefix, shared by all of them). One question may be passed alone, as a string.
+        Each costs about what one leaf of predict() does (~10-20 ms on 2 CPU cores)."""
+        if isinstance(questions, str):       # not one question per character
+            questions = [questions]
         texts = [as_question(q) for q in questions]
         if not texts:
             return []
@@ -354,15 +370,22 @@ class Predictor:
     def open_chain_steps(self, image, threshold: float = 0.5, beam: int = 2, budget: int = 300,
                          max_children: int = 64, start: str = "entity.n.01", max_depth: int = 25,
                          contrast: bool = True) -> Iterator[OpenChain]:
-        """Walk WordNet down from `start`, yielding the walk so far after each scored node (the
-        last one has done=True). See the module doc."""
+        """Walk WordNet down from `start` (a noun synset), yielding the walk so far after each scored
+        node (the last one has done=True). See the module doc. Bad arguments raise at the call, not
+        at the first step."""
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         for name, value in (("beam", beam), ("budget", budget), ("max_children", max_children)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        feats = self.features(image)
         start = taxonomy.canonical_name(start)
+        if ".n." not in start:                  # the questions ask for things in the image
+            raise ValueError(f"start must be a noun synset (like 'animal.n.01'), got {start!r}")
+        return self._open_chain_steps(self.features(image), threshold, beam, budget, max_children, start,
+                                      max_depth, contrast)
+
+    def _open_chain_steps(self, feats, threshold, beam, budget, max_children, start, max_depth,
+                          contrast) -> Iterator[OpenChain]:
         nodes = {start: OpenNode(start, taxonomy.display_name(start), None, None, None, None, 0, True,
                                  *self._category_of(start, taxonomy.display_name(start)))}
         walk = OpenChain(start, threshold, beam, budget, contrast, nodes, [], 0)
@@ -431,7 +454,10 @@ class Predictor:
         return [memo[q] for q in questions]
 
     def lens(self, image, top: int = 10) -> dict:
-        """Nearest tokens per image token and the logit lens of one image (core.lens.Lens.image)."""
+        """Nearest tokens per image token and the logit lens of one image (core.lens.Lens.image);
+        top: how many tokens each lists (1 to 1000)."""
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+            raise ValueError(f"top must be a whole number from 1 to 1000, got {top!r}")
         from core.lens import Lens
         if self._lens is None:
             self._lens = Lens(self.vlm)

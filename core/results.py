@@ -3,14 +3,17 @@ seeds — the one place the Results page, `taxolens sweep show` and `taxolens re
 their numbers from.
 
     collect() -> rows                 every evaluated run (test split), baseline and LM probe on disk
-    aggregate(rows) -> DataFrame      mean and 95 % t-based CI over seeds per (group, metric), in [0, 1]
+    settings(rows) / in_setting(rows, key) / describe_setting(key)   the comparable settings among them
+    aggregate(rows) -> DataFrame      mean and 95 % t-based CI over seeds per (group, metric), in [0, 1],
+                                      for the rows of one setting (in_setting); aggregated() adds `model`
+    per_run_table(rows) / wide(table) one row per run / per group, for printing
     t_ci(values) -> (mean, lo, hi)    the CI itself (lo/hi None below two seeds)
     report_markdown(rows, probes)     docs/results.md
 
 Runs are read from disk rather than from the job registry so runs trained from the CLI count too.
 A metrics.json written before the current headline existed is summarized again from its
-questions.csv (nothing is rewritten); a run trained under the former meaning of random:<r> is listed
-as the pairs:<r> it used. Pure pandas/scipy, no Streamlit.
+questions.csv and written back once, keeping its file time (load_eval); a run trained under the
+former meaning of random:<r> is listed as the pairs:<r> it used. Pure pandas/scipy, no Streamlit.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from core import metrics as metrics_mod
+from core.base import ConfigError
 
 GROUP_COLUMNS = ["kind", "condition", "lm_init", "encoder", "lm", "prompt", "baseline"]
 AGGREGATE_COLUMNS = GROUP_COLUMNS + ["metric", "mean", "ci_low", "ci_high", "n_seeds"]
@@ -121,11 +125,21 @@ def aggregate(results: Iterable[Mapping]):
     import pandas as pd
 
     groups: dict[tuple, dict[str, list[float]]] = {}
+    setting_of: dict[tuple, tuple] = {}  # group -> the setting (or a baseline's data) its rows are of
     unbounded: set[tuple] = set()        # (group, metric) with a value that need not be a share
     for row in results:
         if not row.get("metrics"):
             continue
         key = tuple(row.get(c) for c in GROUP_COLUMNS)
+        # seeds of one setting, never runs of two (a 6-concept test run beside the 385-concept one)
+        setting = setting_key(row) if row.get("kind") == "train" else \
+            tuple((f, _hashable(row.get(f))) for f in SAME_DATA_FIELDS)
+        if setting_of.setdefault(key, setting) != setting:
+            raise ConfigError(
+                f"these rows put runs of different settings in one group ({describe_setting(setting_of[key])}; "
+                f"{describe_setting(setting)}), which would average them as if they were seeds: aggregate "
+                f"one setting at a time, `for key in results.settings(rows): results.aggregated("
+                f"results.in_setting(rows, key))`")
         per_metric = groups.setdefault(key, {})
         shares = are_shares(row["metrics"])
         for metric, value in headline_metrics(row["metrics"]).items():
@@ -146,8 +160,13 @@ def wide(table, metrics: Sequence[str] = MAIN_METRICS, digits: int = 3):
     the number of seeds. For printing (sweep show) and the report."""
     import pandas as pd
 
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     if table.empty:
         return pd.DataFrame()
+    unknown = [m for m in metrics if m not in set(table["metric"])]
+    if len(unknown) == len(metrics):
+        raise ConfigError(f"none of the metrics {', '.join(map(repr, unknown))} is in the table; it holds "
+                          f"{', '.join(sorted(set(table['metric'])))}")
     records: dict[tuple, dict] = {}
     for rec in table.to_dict("records"):
         if rec["metric"] not in metrics:
@@ -566,6 +585,9 @@ def per_category(rows: list[dict], block: str = "unseen", score: str = "macro_f1
     """Mean per-category `score` (default the yes/no macro-F1) per (category, model · condition)
     over seeds; block: all | seen | unseen."""
     import pandas as pd
+
+    if block not in ("all", "seen", "unseen"):
+        raise ConfigError(f"block must be all, seen or unseen, got {block!r}")
 
     records = []
     for r in rows:

@@ -690,10 +690,16 @@ def preferred_checkpoint() -> tuple[Path | None, str | None]:
 
 def read_answers(run_dir: str | Path, split: str = "test"):
     """A run's scored questions on a split (eval/<split>/questions.csv) as a pandas DataFrame, with
-    answer / pred / seen as booleans and `correct` = answer == pred."""
+    answer / pred / seen as booleans and `correct` = answer == pred. run_dir: a run folder or id."""
     import pandas as pd
 
-    table = pd.read_csv(eval_dir(Path(run_dir), split) / QUESTIONS_CSV)
+    p = Path(run_dir)
+    folder = p if p.is_dir() else resolve_run_dir(run_dir)
+    path = eval_dir(folder, split) / QUESTIONS_CSV
+    if not path.is_file():
+        raise RunError(f"run {folder.name} has no {split} evaluation (no {path}); "
+                       f"`taxolens evaluate {folder.name} --split {split}` makes one")
+    table = pd.read_csv(path)
     for column in ("answer", "pred", "seen"):
         if column in table and table[column].dtype != bool:
             table[column] = table[column].astype(str).str.lower().isin(("true", "1", "yes"))
@@ -767,6 +773,15 @@ def ranking_is_current(run_dir: str | Path, record: dict, split: str = "test") -
     if "checkpoint" in record:
         return record["checkpoint"] == checkpoint_version(run_dir)
     return not _older_than_checkpoint(eval_dir(Path(run_dir), split) / RANKING_FILE, run_dir)
+
+
+def answer_warning(run_dir: str | Path) -> str | None:
+    """learning_note for showing beside a run's answers: a damaged evaluation is not an error there
+    (the answers stand), it is a reason not to trust them."""
+    try:
+        return learning_note(run_dir)
+    except RunError as exc:
+        return f"its test evaluation cannot be read, so nothing shows it has learned ({exc})"
 
 
 def load_ranking(run_dir: str | Path, split: str = "test", stale: bool = False) -> dict | None:

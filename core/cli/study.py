@@ -309,10 +309,7 @@ def cmd_predict(args) -> int:
     result = {"run_id": info.run_id, "image": str(Path(args.image).resolve()), "image_notes": notes,
               "prediction": prediction.to_dict()}
     from core import runs
-    try:
-        warning = runs.learning_note(info.path)      # as the Predict page shows beside the answers
-    except runs.RunError as exc:                     # a damaged evaluation: the answers stand, unvouched for
-        warning = f"its test evaluation cannot be read, so nothing shows it has learned ({exc})"
+    warning = runs.answer_warning(info.path)         # as the Predict page shows beside the answers
     if warning:
         result["warning"] = warning
         print(f"taxolens predict: warning: {warning}", file=sys.stderr)
@@ -364,7 +361,8 @@ def _check_insight_args(args) -> list[str]:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
     if args.open:
         from core import taxonomy
-        taxonomy.canonical_name(args.open_from)          # TaxonomyError: one line, exit 2
+        if ".n." not in taxonomy.canonical_name(args.open_from):     # TaxonomyError: one line, exit 2
+            raise ConfigError(f"--open-from must be a noun synset (like 'animal.n.01'), got {args.open_from!r}")
     return asked
 
 

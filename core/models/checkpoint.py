@@ -62,7 +62,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except (RuntimeError, TypeError):                  # torch's own lists its ~20 device types
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:<n>, got {name!r}") from None
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

@@ -128,6 +128,19 @@ def test_correlations():
     assert results.correlations([0.1, 0.1, 0.1], [0.3, 0.4, 0.5])["pearson"] is None  # constant
 
 
+def test_runs_of_two_settings_are_never_averaged_as_seeds(data_dir):
+    """Reported: a 6-concept test run and the 385-concept shipped run, both seed 0, came out of
+    aggregated(collect()) as one group of n = 2 with a [0.000, 1.000] interval."""
+    fake_run(cfg(seed=0))
+    fake_run(cfg(seed=0, epochs=2))                     # another setting, the same group columns
+    rows = results.collect()
+    with pytest.raises(results.ConfigError, match=r"different settings in one group .* 1 epoch; .* 2 epochs.*"
+                                                   r"results.in_setting\(rows, key\)"):
+        results.aggregated(rows)
+    tables = [results.aggregated(results.in_setting(rows, key)) for key in results.settings(rows)]
+    assert len(tables) == 2 and all(set(t["n_seeds"]) == {1} for t in tables)
+
+
 def test_collect_reads_evaluated_runs_baselines_and_probes(data_dir):
     run = fake_run(cfg(seed=0))
     fake_run(cfg(seed=1), evaluated=False)
@@ -408,3 +421,21 @@ def test_the_report_says_how_many_categories_were_scored_where_some_held_one_ans
     text = results.report_markdown(results.collect())
     assert f"| `{run.name}` | random:0.5 | pretrained LM | 0 | 1.000 (1 of 2 categories) | – | 1.000 |" in text
     assert "has no yes/no macro-F1 and is left out of the mean" in text
+
+
+def test_the_results_tables_and_a_runs_answers_refuse_bad_arguments_in_one_line(data_dir):
+    """Reported from a notebook: wide(table, metrics="leaf_accuracy") gave no metric columns,
+    wide(table, metrics=["nonsense"]) a KeyError, per_category(rows, "bogus") an empty frame, and
+    read_answers(run id) or a split never evaluated a bare FileNotFoundError."""
+    run = fake_run(cfg(seed=0))
+    rows = results.collect()
+    table = results.aggregated(rows)
+    assert list(results.wide(table, metrics="leaf_accuracy").columns)[-1] == "leaf_accuracy"
+    with pytest.raises(results.ConfigError, match="none of the metrics 'nonsense' is in the table; it holds"):
+        results.wide(table, metrics=["nonsense"])
+    with pytest.raises(results.ConfigError, match="block must be all, seen or unseen, got 'bogus'"):
+        results.per_category(rows, "bogus")
+    by_id = runs.read_answers(run.name)
+    assert by_id.equals(runs.read_answers(run)) and by_id["correct"].dtype == bool
+    with pytest.raises(runs.RunError, match=rf"run {run.name} has no val evaluation .* --split val"):
+        runs.read_answers(run, "val")

@@ -136,3 +136,26 @@ def test_a_walk_into_abstraction_says_why_it_means_nothing(data_dir):
     walk = p.open_chain(Image.new("RGB", (8, 8)), budget=60)
     assert [n.label for n in walk.chains[0]][-1] == "abstraction"
     assert any("runs through abstraction" in note for note in walk.notes)
+
+
+def test_the_library_calls_refuse_what_a_notebook_user_might_pass(data_dir):
+    """Reported from a notebook: ask(image, "mammal") asked one question per character, [None] was
+    asked as "Is there a None ...?", a verb start walked verb hyponyms, a bad threshold raised only at
+    the first step of the generator, and lens(top=-1) failed inside torch."""
+    p = predictor()
+    image = Image.new("RGB", (20, 20), "red")
+    assert [a.question for a in p.ask(image, "mammal")] == ["Is there a mammal in the image?"]
+    for bad in ([None], [123]):
+        with pytest.raises(ValueError, match="a question is text"):
+            p.ask(image, bad)
+    with pytest.raises(ValueError, match="start must be a noun synset"):
+        p.open_chain_steps(image, start="run.v.01")           # raised at the call, not at next()
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+        p.open_chain_steps(image, threshold=2)
+    for top in (-1, 0, 100_000, "3"):
+        with pytest.raises(ValueError, match="top must be a whole number from 1 to 1000"):
+            p.lens(image, top=top)
+    for top_k in ("3", 0, 2.5):
+        with pytest.raises(ValueError, match="top_k must be a whole number >= 1"):
+            p.predict(image, top_k=top_k)
+    assert repr(p).startswith("Predictor('tiny', 1 leaves, 2 categories")

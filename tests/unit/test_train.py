@@ -282,6 +282,12 @@ def test_cuda_request_without_gpu_is_a_config_error():
         checkpoint.resolve_device("cuda")
 
 
+def test_a_device_torch_does_not_know_is_a_config_error_not_torchs_list():
+    with pytest.raises(ConfigError, match="device must be auto, cpu, cuda or cuda:<n>, got 'tpu'"):
+        checkpoint.resolve_device("tpu")
+    assert checkpoint.resolve_device("cpu") == torch.device("cpu")
+
+
 @pytest.mark.parametrize("asked, native, want", [("bf16", False, "bf16"), ("fp32", True, "fp32"),
                                                  ("auto", True, "bf16"), ("auto", False, "fp32")])
 def test_precision_is_resolved_applied_and_recorded(asked, native, want, monkeypatch):
