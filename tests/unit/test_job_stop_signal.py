@@ -10,15 +10,27 @@ import pytest
 
 import fake_vlm
 from core import runs, train
-from core.jobs import JobStore, kinds, runner
+from core.jobs import kinds, runner
+from test_jobs_store import store  # noqa: F401 - the fixture: a job store in a fresh data folder
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path / "data"))
-    s = JobStore()
-    yield s
-    s.close()
+def _training_job(store, monkeypatch, at_third_step) -> int:
+    """A claimed train job on the tiny dataset with the fake VLM; at_third_step(job_id) runs right
+    after the third update (inside epoch 1, before any epoch checkpoint)."""
+    fake_vlm.install(monkeypatch)
+    config = {"dataset": "tiny", "epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu"}
+    job_id = store.submit("train", {"config": config, "eval_splits": []})
+    store.claim(os.getpid())
+    step, taken = train._Run.step, []
+
+    def step_then(self, loss):
+        step(self, loss)
+        taken.append(1)
+        if len(taken) == 3:
+            at_third_step(job_id)
+
+    monkeypatch.setattr(train._Run, "step", step_then)
+    return job_id
 
 
 def _register(monkeypatch, name, execute, make_output_dir=None):
@@ -56,21 +68,11 @@ def test_a_signalled_job_stops_at_its_next_step_records_nothing_and_keeps_its_ou
 def test_a_cancel_enforced_by_sigterm_saves_the_run_as_cancelled(store, monkeypatch):
     """The worker sends SIGTERM to a cancelled job that has not stopped within its grace: that stop
     is the cancel, so the run is saved as "cancelled" (resumable by anyone), not "partial"."""
-    fake_vlm.install(monkeypatch)
-    config = {"dataset": "tiny", "epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu"}
-    job_id = store.submit("train", {"config": config, "eval_splits": []})
-    store.claim(os.getpid())
-    step = train._Run.step
-    taken = []
+    def cancel_then_signal(job_id):
+        store.request_cancel(job_id)
+        os.kill(os.getpid(), signal.SIGTERM)        # before the runner's next cancel poll is due
 
-    def step_then_cancel(self, loss):
-        step(self, loss)
-        taken.append(1)
-        if len(taken) == 3:
-            store.request_cancel(job_id)
-            os.kill(os.getpid(), signal.SIGTERM)   # before the runner's next cancel poll is due
-
-    monkeypatch.setattr(train._Run, "step", step_then_cancel)
+    job_id = _training_job(store, monkeypatch, cancel_then_signal)
     assert runner.run(job_id, 1, store) == runner.EXIT_CANCELLED
     assert store.get(job_id).status == "cancelled"
     assert runs.read_json(runs.checkpoint_json(store.get(job_id).run_dir))["status"] == "cancelled"
@@ -92,20 +94,8 @@ def test_a_cancelled_job_that_is_also_signalled_is_recorded_as_cancelled(store, 
 
 
 def test_a_training_job_stopped_mid_epoch_resumes_from_the_step_it_saved(store, monkeypatch):
-    fake_vlm.install(monkeypatch)
-    config = {"dataset": "tiny", "epochs": 2, "batch_size": 4, "lr": 0.05, "device": "cpu"}
-    job_id = store.submit("train", {"config": config, "eval_splits": []})
-    store.claim(os.getpid())
     step = train._Run.step
-    taken = []
-
-    def step_then_signal(self, loss):
-        step(self, loss)
-        taken.append(1)
-        if len(taken) == 3:                         # inside epoch 1, before any epoch checkpoint
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(train._Run, "step", step_then_signal)
+    job_id = _training_job(store, monkeypatch, lambda job_id: os.kill(os.getpid(), signal.SIGTERM))
     assert runner.run(job_id, 1, store) == runner.EXIT_STOPPED
     run_dir = store.get(job_id).run_dir
     ck = runs.read_json(runs.checkpoint_json(run_dir))
