@@ -563,7 +563,11 @@ def _learning_note(run) -> str | None:
     trees and tokens of such a checkpoint show an untrained projector, not what a model learned."""
     from core import runs
     note = runs.learning_note(run.path)
-    return None if note is None else note[0].upper() + note[1:] + "; what follows may show an untrained projector."
+    if note is None:
+        return None
+    # a run that trained further after its evaluation is not untrained: its numbers are of an earlier one
+    tail = "" if "trained further" in note else "; what follows may show an untrained projector"
+    return note[0].upper() + note[1:] + tail + "."
 
 with common.guard("The Geometry page"):
     main()

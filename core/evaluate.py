@@ -48,7 +48,7 @@ def evaluate(run_dir: str | Path, split: str = "test", progress=None, frozen_fro
     rows = scoring.score(vlm, feats, row_of, qs, data.deprivation, split=split,
                          progress=lambda f, m: report(0.02 + 0.96 * f, m))
     about = {"run_id": info.run_id, "kind": "run", "split": split, "epoch": info.epoch,
-             "status": info.status, "config": cfg.to_dict()}
+             "status": info.status, "checkpoint": runs.version_of(info.checkpoint), "config": cfg.to_dict()}
     result = _write(runs.eval_dir(info.path, split), rows, about)
     report(1.0, "done")
     return result

@@ -116,8 +116,14 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
     if isinstance(ds, str):
         from core.data.datasets import load_dataset
         ds = load_dataset(ds)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed must be a whole number, got {seed!r}")
+    import operator
+    given = seed
+    try:
+        seed = operator.index(seed) if not isinstance(seed, bool) else None
+    except TypeError:
+        seed = None
+    if seed is None:          # "1" would compute and cache a table of its own
+        raise ConfigError(f"seed must be a whole number, got {given!r}")
     report = progress or (lambda fraction, message: None)
     split_percent = canonical_split_percent(split_percent) if images == "train" else SPLIT_PERCENT
     out_dir = cache_dir(ds, encoder_id, seed, images, split_percent)

@@ -157,6 +157,19 @@ class OpenChain:
 MAX_QUESTION_CHARS = 200
 
 
+def _whole(value, name: str, low: int, high: int | None = None) -> int:
+    """`value` as an int (numpy integers too, as a DataFrame gives them) within [low, high], else ValueError."""
+    import operator
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        span = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be a whole number {span}, got {value!r}")
+    return number
+
+
 def _wording(label: str) -> str:
     """A label as a question words it, for telling two labels apart: case and spacing aside."""
     return " ".join(label.split()).lower()
@@ -253,8 +266,7 @@ class Predictor:
         predictor with a shortlist ranks only the leaves a bf16 pass puts in its top `shortlist`,
         each scored in fp32 as full scoring would: the same answers at a fraction of the cost.
         progress(fraction, message): the leaves' questions take most of the time."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+        top_k = _whole(top_k, "top_k", 1)
         report = progress or (lambda f, m: None)
         if not isinstance(image, Image.Image):
             image = load_image(image)
@@ -379,7 +391,7 @@ class Predictor:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         start = taxonomy.canonical_name(start)
-        if ".n." not in start:                  # the questions ask for things in the image
+        if taxonomy.synset(start).pos() != "n":    # the questions ask for things in the image
             raise ValueError(f"start must be a noun synset (like 'animal.n.01'), got {start!r}")
         return self._open_chain_steps(self.features(image), threshold, beam, budget, max_children, start,
                                       max_depth, contrast)
@@ -456,8 +468,7 @@ class Predictor:
     def lens(self, image, top: int = 10) -> dict:
         """Nearest tokens per image token and the logit lens of one image (core.lens.Lens.image);
         top: how many tokens each lists (1 to 1000)."""
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
-            raise ValueError(f"top must be a whole number from 1 to 1000, got {top!r}")
+        top = _whole(top, "top", 1, 1000)
         from core.lens import Lens
         if self._lens is None:
             self._lens = Lens(self.vlm)

@@ -118,28 +118,27 @@ def aggregate(results: Iterable[Mapping]):
     """DataFrame with one row per (group, metric): mean and 95 % t-based CI across seeds.
 
     results: rows with kind, condition, lm_init, encoder, lm, prompt, baseline, seed, metrics (as collect()
-    or core.jobs.sweeps.sweep_results give them); rows without metrics (unfinished or failed jobs)
+    or core.jobs.sweeps.sweep_results give them) of one setting (in_setting: training runs of two
+    settings in one group raise ConfigError); rows without metrics (unfinished or failed jobs)
     are skipped. A metric undefined for some seed (e.g. unseen F1 at r = 0) is averaged over the
     seeds where it is defined, and n_seeds says how many those were.
     """
     import pandas as pd
 
     groups: dict[tuple, dict[str, list[float]]] = {}
-    setting_of: dict[tuple, tuple] = {}  # group -> the setting (or a baseline's data) its rows are of
+    setting_of: dict[tuple, tuple] = {}  # group -> the setting its training runs are of
     unbounded: set[tuple] = set()        # (group, metric) with a value that need not be a share
     for row in results:
         if not row.get("metrics"):
             continue
         key = tuple(row.get(c) for c in GROUP_COLUMNS)
         # seeds of one setting, never runs of two (a 6-concept test run beside the 385-concept one)
-        setting = setting_key(row) if row.get("kind") == "train" else \
-            tuple((f, _hashable(row.get(f))) for f in SAME_DATA_FIELDS)
-        if setting_of.setdefault(key, setting) != setting:
+        if row.get("kind") == "train" and setting_of.setdefault(key, setting_key(row)) != setting_key(row):
+            two = sorted(describe_setting(k) for k in (setting_of[key], setting_key(row)))
             raise ConfigError(
-                f"these rows put runs of different settings in one group ({describe_setting(setting_of[key])}; "
-                f"{describe_setting(setting)}), which would average them as if they were seeds: aggregate "
-                f"one setting at a time, `for key in results.settings(rows): results.aggregated("
-                f"results.in_setting(rows, key))`")
+                f"these rows put training runs of different settings in one group ({two[0]}; {two[1]}), which "
+                f"would average them as if they were seeds: aggregate one setting at a time, `for key in "
+                f"results.settings(rows): results.aggregated(results.in_setting(rows, key))`")
         per_metric = groups.setdefault(key, {})
         shares = are_shares(row["metrics"])
         for metric, value in headline_metrics(row["metrics"]).items():
@@ -164,8 +163,8 @@ def wide(table, metrics: Sequence[str] = MAIN_METRICS, digits: int = 3):
     if table.empty:
         return pd.DataFrame()
     unknown = [m for m in metrics if m not in set(table["metric"])]
-    if len(unknown) == len(metrics):
-        raise ConfigError(f"none of the metrics {', '.join(map(repr, unknown))} is in the table; it holds "
+    if len(unknown) == len(metrics):              # (some unknown beside known ones: e.g. no unseen pairs)
+        raise ConfigError(f"none of the metrics {', '.join(map(repr, unknown)) or '(none given)'} is in the table; it holds "
                           f"{', '.join(sorted(set(table['metric'])))}")
     records: dict[tuple, dict] = {}
     for rec in table.to_dict("records"):
@@ -228,7 +227,7 @@ def load_eval(folder: Path, split: str = "test") -> dict | None:
     except (OSError, KeyError, ValueError):
         return stored
     about = {k: v for k, v in (stored or {}).items()
-             if k in ("run_id", "kind", "split", "epoch", "status", "config", "dataset_sha256")}
+             if k in ("run_id", "kind", "split", "epoch", "status", "checkpoint", "config", "dataset_sha256")}
     if stored is not None:             # a damaged file stays as it is: what it held besides is unknown
         runs.rewrite_json_in_place(out / runs.METRICS_JSON, {**stored, **fresh})
     return {**fresh, **about, "recomputed": True}

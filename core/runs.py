@@ -530,10 +530,20 @@ def _older_than_checkpoint(path: Path, run_dir: str | Path) -> bool:
 
 
 def evaluation_is_current(run_dir: str | Path, split: str) -> bool:
-    """The run's evaluation on `split` is there and not older than its checkpoint (a resumed run's
-    earlier evaluation is stale)."""
+    """The run's evaluation on `split` is there and of its checkpoint as it is (a resumed run's
+    earlier evaluation is stale): by the checkpoint version it records (version_of), which survives
+    copying and re-shipping, or, in a record from before versions were recorded, by not being older
+    than checkpoint.json."""
     metrics = eval_dir(Path(run_dir), split) / METRICS_JSON
-    return metrics.is_file() and not _older_than_checkpoint(metrics, run_dir)
+    if not metrics.is_file():
+        return False
+    try:
+        recorded = read_json(metrics).get("checkpoint")
+    except (RunError, OSError, AttributeError):
+        recorded = None
+    if recorded is not None:
+        return recorded == checkpoint_version(run_dir)
+    return not _older_than_checkpoint(metrics, run_dir)
 
 
 def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:

@@ -148,7 +148,7 @@ def _offer_shipped(store, trained: bool) -> None:
             if checkpoint.install_shipped() is None:          # it stopped fitting since this was drawn
                 st.error(f"The shipped checkpoint cannot be used: {checkpoint.shipped_fit()[1]}.")
                 return
-            firstrun.ensure_default_checkpoint_job(store)      # installed: queues the features job
+            firstrun.submit_prepare_job(store)     # installed: the features job (a failed first run's marker goes)
             common.refresh_runs()
             st.rerun(scope="app")
         if train.button("Train the first-run model instead", key="first_run_submit"):

@@ -116,6 +116,21 @@ def test_predict_offers_the_shipped_checkpoint_when_it_fits_and_was_not_installe
     assert "No default checkpoint here yet" not in texts(at)
 
 
+def test_after_a_failed_first_run_the_shipped_checkpoint_is_offered_and_queues_the_features(data_dir, monkeypatch):
+    from core.jobs import JobStore
+    from core.models import checkpoint
+    from ui import firstrun
+    monkeypatch.setattr(checkpoint, "shipped_fit", lambda source=None: (True, "fits"))
+    store = JobStore()
+    failed = firstrun.submit_default_job(store)           # the first run, then it failed
+    store.claim(worker_pid=1)
+    store.finish(failed, "failed", error="out of memory", attempt=1)
+    at = run_page("app_pages/1_Predict.py")
+    at.button(key="first_run_install").click().run()
+    assert not at.exception
+    assert [j.kind for j in sorted(JobStore().list(), key=lambda j: j.id)] == ["train", "coherence"]
+
+
 def test_predict_reports_each_bad_upload_by_name(data_dir):
     fake_run(small_cfg())
     at = run_page("app_pages/1_Predict.py")

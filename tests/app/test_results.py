@@ -134,11 +134,19 @@ def test_runs_of_two_settings_are_never_averaged_as_seeds(data_dir):
     fake_run(cfg(seed=0))
     fake_run(cfg(seed=0, epochs=2))                     # another setting, the same group columns
     rows = results.collect()
-    with pytest.raises(results.ConfigError, match=r"different settings in one group .* 1 epoch; .* 2 epochs.*"
+    with pytest.raises(results.ConfigError, match=r"different settings in one group \(.* 1 epoch; .* 2 epochs\).*"
                                                    r"results.in_setting\(rows, key\)"):
         results.aggregated(rows)
     tables = [results.aggregated(results.in_setting(rows, key)) for key in results.settings(rows)]
     assert len(tables) == 2 and all(set(t["n_seeds"]) == {1} for t in tables)
+
+
+def test_baselines_alone_still_aggregate_when_no_run_is_evaluated_yet(data_dir):
+    """The Results page with only baselines (they finish in seconds, runs take hours) aggregates all
+    rows; baselines of two subsets must not make it fail."""
+    fake_baseline("majority", cfg(seed=0))
+    fake_baseline("majority", cfg(seed=0, max_concepts=5))
+    assert not results.aggregated(results.collect()).empty
 
 
 def test_collect_reads_evaluated_runs_baselines_and_probes(data_dir):

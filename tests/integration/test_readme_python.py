@@ -38,6 +38,7 @@ def test_the_readme_python_block_runs_as_written(tmp_path, monkeypatch):
     assert p.info.path.parent == data / "runs"          # the shipped checkpoint, installed here
     shipped = json.loads((paths.SHIPPED_CHECKPOINT / "checkpoint" / "checkpoint.json").read_text())
     assert p.info.run_id == shipped["run_id"]
+    assert p.note is None and "its test evaluation shows it learned" in printed   # its evaluation is its own
     assert len(pred.leaves) == 5 and pred.chains[0][-1].label == "entity"
     assert "Is there a mammal in the image?" in printed and "Is there a vehicle in the image?" in printed
     assert p.info.run_id in printed                       # per_run_table lists the installed run

@@ -158,4 +158,6 @@ def test_the_library_calls_refuse_what_a_notebook_user_might_pass(data_dir):
     for top_k in ("3", 0, 2.5):
         with pytest.raises(ValueError, match="top_k must be a whole number >= 1"):
             p.predict(image, top_k=top_k)
+    import numpy as np
+    assert len(p.lens(image, top=np.int64(3))["image_tokens"][0]["nearest"]) == 3   # a DataFrame's integer
     assert repr(p).startswith("Predictor('tiny', 1 leaves, 2 categories")

@@ -185,6 +185,7 @@ def test_a_ranking_made_before_the_run_resumed_is_not_read_as_its_checkpoints(tm
     assert "trained further after its test evaluation; run `taxolens evaluate" in capsys.readouterr().err
     assert not (tmp_path / "shipped").exists() and runs.load_ranking(run_dir) is None   # nothing ranked first
 
+    m["checkpoint"] = runs.checkpoint_version(run_dir)
     runs.write_json(runs.eval_dir(run_dir, "test") / runs.METRICS_JSON, m)   # evaluated again
     assert runs.learning_note(run_dir) is None             # the stale ranking is left out
     assert cli.main(["ship", str(run_dir), "--dest", str(tmp_path / "shipped")]) == 0
@@ -209,6 +210,27 @@ def test_a_ranking_recorded_without_its_checkpoint_is_judged_by_file_time():
 def test_the_shipped_checkpoints_ranking_is_of_its_own_checkpoint():
     shipped = paths.SHIPPED_CHECKPOINT
     assert runs.load_ranking(shipped)["checkpoint"] == runs.checkpoint_version(shipped)
+    # and so is its evaluation, whatever order a checkout or a copy gives its files' times
+    assert runs.load_metrics(shipped)["checkpoint"] == runs.checkpoint_version(shipped)
+    assert runs.evaluation_is_current(shipped, "test")
+
+
+def test_an_evaluation_is_judged_by_the_checkpoint_it_records_not_by_file_times():
+    """Reported: re-shipping a run rewrites its checkpoint.json (new export time) but not its
+    metrics.json; a checkout then gives checkpoint.json the newer time, and a file-time rule called
+    the shipped evaluation stale. A data folder copied without its times did the same at random."""
+    import os
+    run_dir = _trained(epochs=1)
+    metrics_path = runs.eval_dir(run_dir, "test") / runs.METRICS_JSON
+    assert runs.load_metrics(run_dir)["checkpoint"] == runs.checkpoint_version(run_dir)
+    ck = runs.checkpoint_json(run_dir).stat().st_mtime_ns
+    os.utime(metrics_path, ns=(ck - 10**9, ck - 10**9))   # older on disk, of the same checkpoint
+    assert runs.evaluation_is_current(run_dir, "test")
+    assert "trained further" not in (runs.learning_note(run_dir) or "")
+    _saved_again(run_dir)                                   # the checkpoint moved on: stale, whatever the times
+    os.utime(metrics_path)
+    assert not runs.evaluation_is_current(run_dir, "test")
+    assert "trained further after its test evaluation" in runs.learning_note(run_dir)
 
 
 def test_train_leaf_stage_trains_a_second_run_from_the_first_and_ships_that_one(tmp_path, monkeypatch, capsys):
