@@ -523,6 +523,27 @@ class ReusableRuns:
         return None
 
 
+def release_partial(run_dir: str | Path | None) -> bool:
+    """A run saved as "partial" for its job to resume (core.base.RESUME_LATER) whose job was then
+    cancelled while queued: mark it "cancelled", as a cancel mid-run leaves it, so a later job of
+    the same config may resume it (ReusableRuns). Under the claim lock; True when it changed."""
+    if run_dir is None or not Path(run_dir).is_dir():
+        return False
+    import fcntl
+    root = paths.ensure_writable(paths.runs_dir())
+    with open(root / ".resume.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            ck = read_json(checkpoint_json(Path(run_dir)))
+        except (RunError, OSError):
+            return False
+        if not isinstance(ck, dict) or ck.get("status") != "partial":
+            return False
+        write_json(checkpoint_json(Path(run_dir)), {**ck, "status": "cancelled"})
+        append_log(Path(run_dir), "its job was cancelled while queued (status partial -> cancelled)")
+        return True
+
+
 def _older_than_checkpoint(path: Path, run_dir: str | Path) -> bool:
     """A result file written before the run's checkpoint was last saved (a resumed run's)."""
     ck_path = checkpoint_json(Path(run_dir))

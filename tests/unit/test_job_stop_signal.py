@@ -111,3 +111,16 @@ def test_a_training_job_stopped_mid_epoch_resumes_from_the_step_it_saved(store, 
     assert job.status == "succeeded" and job.result["resumed"] and job.run_dir == run_dir
     ck = runs.read_json(runs.checkpoint_json(run_dir))
     assert ck["status"] == "finished" and ck["resumed"][0]["epoch"] == 0 and ck["resumed"][0]["step"] == 3
+
+
+def test_a_stopped_job_cancelled_while_queued_frees_its_partial_run(store, monkeypatch):
+    """Its run was saved "partial" for it to resume; cancelled before it ran again, nothing would
+    ever resume that run (reuse jobs take only "cancelled" ones). The cancel now marks it so."""
+    from core.jobs import cancel
+    job_id = _training_job(store, monkeypatch, lambda job_id: os.kill(os.getpid(), signal.SIGTERM))
+    assert runner.run(job_id, 1, store) == runner.EXIT_STOPPED
+    assert store.requeue(job_id, "requeued: worker stopped")
+    run_dir = store.get(job_id).run_dir
+    assert cancel(job_id, store=store) == "cancelled"
+    assert runs.read_json(runs.checkpoint_json(run_dir))["status"] == "cancelled"
+    assert str(runs.ReusableRuns().take(runs.load_run(run_dir).config)) == run_dir
