@@ -662,18 +662,28 @@ def _cmd_sweep_show(args: argparse.Namespace) -> int:
         print(f"{title}: {total} job{'s' if total != 1 else ''}; " +
               (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if rows else pending))
         from core import results
-        table = results.aggregate(rows)
+        # one table per setting: a custom sweep's grids may differ in more than what a group names
+        done = [r for r in rows if r.get("metrics")]
+        keys = results.settings(done)
+        parts = [(results.describe_setting(k), results.in_setting(done, k)) for k in keys] if len(keys) > 1 else \
+            [(None, [r for r in done if r["kind"] != "probe"])]
+        tables = [(title, results.aggregate(part)) for title, part in parts]
+        probe_table = results.aggregate([r for r in done if r["kind"] == "probe"])
+        import pandas as pd
+        table = pd.concat([t.assign(setting=title) if title else t for title, t in tables] + [probe_table],
+                          ignore_index=True)
         if table.empty:
             print("no finished results yet")
             return 0
-        import pandas as pd
         with pd.option_context("display.max_rows", 500, "display.width", 250, "display.max_colwidth", 30):
-            main = results.wide(table[table["kind"] != "probe"])
-            if not main.empty:
-                print("per-category yes/no macro-F1 (seen / unseen hypernym pairs), a fair coin's level, leaf "
-                      "accuracy and per-concept macro-F1: mean [95% t-CI] over n seeds")
-                print(main.to_string(index=False, na_rep="–"))
-            probes = results.wide(table[table["kind"] == "probe"], metrics=results.PROBE_METRICS)
+            for title, part in tables:
+                main = results.wide(part[part["kind"] != "probe"]) if not part.empty else part
+                if not main.empty:
+                    print((f"\n{title}\n" if title else "") +
+                          "per-category yes/no macro-F1 (seen / unseen hypernym pairs), a fair coin's level, leaf "
+                          "accuracy and per-concept macro-F1: mean [95% t-CI] over n seeds")
+                    print(main.to_string(index=False, na_rep="–"))
+            probes = results.wide(probe_table, metrics=results.PROBE_METRICS)
             if not probes.empty:
                 print("\nLM probes (the LM alone on the dataset's (concept, category) pairs)")
                 print(probes.to_string(index=False, na_rep="–"))

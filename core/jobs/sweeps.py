@@ -470,6 +470,10 @@ def result_row(kind: str, spec: dict, status: str, metrics: dict | None, job_id:
         fields = {"condition": cfg.get("condition"), "lm_init": cfg.get("lm_init"), "encoder": cfg.get("encoder"),
                   "lm": cfg.get("lm"), "prompt": cfg.get("prompt") if kind == "train" else None,
                   "seed": cfg.get("seed")}
+        # the whole config, so results.settings / in_setting tell a custom sweep's settings apart
+        # (two grids at different epochs or subsets), and a baseline its data
+        fields.update({"config_fields": cfg} if kind == "train" else
+                      {f: cfg.get(f) for f in ("dataset", "max_concepts", "images_per_concept", "split_percent")})
     return {"job_id": job_id, "status": status, "kind": kind, **fields, "baseline": spec.get("baseline"),
             "metrics": metrics}
 

@@ -454,3 +454,23 @@ def test_same_data_seeds_fold_seeds_and_lm_inits():
     grid = {**SPEC, "name": "fold", "grids": [{"conditions": ["none", "random:0", "random:1"], "seeds": [0, 1],
                                                "lm_inits": ["pretrained", "random"]}]}
     assert sweeps.same_data_seeds(sweep_run.plan(grid)["jobs"]) == {("none", "random:0"): [0, 1]}
+
+
+def test_sweep_show_gives_each_setting_of_a_custom_sweep_its_own_table(tmp_path, capsys):
+    """Reviewed: two grids differing only in their config (epochs 1 and 2) came out of `sweep show`
+    as one group averaged over n = 2 "seeds"."""
+    spec = tmp_path / "two.json"
+    spec.write_text(json.dumps({"name": "two-settings", "base": SPEC["base"], "grids": [
+        {"conditions": ["random"], "ratios": [0], "seeds": [0], "config": {"epochs": 1}},
+        {"conditions": ["random"], "ratios": [0], "seeds": [0], "config": {"epochs": 2}},
+        {"kind": "baseline", "baselines": ["majority"], "conditions": ["none"], "seeds": [0]}]}))
+    assert main(["sweep", "run", str(spec), "--no-report"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", "show", "two-settings", "--csv", str(tmp_path / "t.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "· 1 epoch" in out and "· 2 epochs" in out           # one titled table per setting
+    import pandas as pd
+    table = pd.read_csv(tmp_path / "t.csv")
+    train = table[table["kind"] == "train"]
+    assert set(train["n_seeds"]) == {1} and train["setting"].nunique() == 2
+    assert set(table[table["kind"] == "baseline"]["setting"]) == set(train["setting"])   # beside each
