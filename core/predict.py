@@ -360,16 +360,17 @@ class Predictor:
             memo[key] = self.encode(image)
         return memo[key]
 
-    def ask(self, image, questions: Sequence[str]) -> list[Answer]:
+    def ask(self, image, questions: Sequence[str], progress: Progress | None = None) -> list[Answer]:
         """P(yes) and the candidate mass of any yes/no questions about the image (one LM pass over
         the image's prefix, shared by all of them). One question may be passed alone, as a string.
-        Each costs about what one leaf of predict() does (~10-20 ms on 2 CPU cores)."""
+        Each costs about what one leaf of predict() does (~10-20 ms on 2 CPU cores); progress(fraction,
+        message) reports through a long list."""
         if isinstance(questions, str):       # not one question per character
             questions = [questions]
         texts = [as_question(q) for q in questions]
         if not texts:
             return []
-        pairs = scoring.score_image(self.vlm, self.features(image), texts)
+        pairs = scoring.score_image(self.vlm, self.features(image), texts, progress=progress)
         return [Answer(t, float(p), float(m)) for t, (p, m) in zip(texts, pairs)]
 
     def open_chain(self, image, **kwargs) -> OpenChain:

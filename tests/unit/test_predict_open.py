@@ -145,6 +145,9 @@ def test_the_library_calls_refuse_what_a_notebook_user_might_pass(data_dir):
     p = predictor()
     image = Image.new("RGB", (20, 20), "red")
     assert [a.question for a in p.ask(image, "mammal")] == ["Is there a mammal in the image?"]
+    reports = []
+    p.ask(image, [f"thing {i}" for i in range(40)], progress=lambda f, m: reports.append(f))
+    assert reports and reports[-1] == pytest.approx(1.0)        # a long list says where it is
     for bad in ([None], [123]):
         with pytest.raises(ValueError, match="a question is text"):
             p.ask(image, bad)
