@@ -60,7 +60,7 @@ def ratio_curve(table, chosen) -> None:
     st.subheader("Against the ablation ratio r (the paper's random ablation)")
     rows = results.ratio_curve_rows(table)
     # ratios with a number on some line (seen has none at r = 1, unseen none at r = 0): one is a dot
-    ratios = sorted({r["ratio"] for r in rows if r["mean"] is not None and r["mean"] == r["mean"]})
+    ratios = sorted({r["ratio"] for r in rows if results.finite_or_none(r["mean"]) is not None})
     if len(ratios) < 2:
         st.info(("Only r = 0 (`none`) so far" if ratios == [0.0] else
                  f"Only r = {ratios[0]:g} so far" if ratios else "No runs under `none` / `random:r` conditions yet")

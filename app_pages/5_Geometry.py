@@ -123,7 +123,7 @@ def coherence_section(ds, key: tuple, encoder: str, seed: int):
                "shown one or two others' images, so its cross bar can land on either side of the original one by "
                "chance: the macro means below say what holds overall.")
     order = table.drop(index="all", errors="ignore").sort_values("original", ascending=False)
-    members = {k: sum(k in c.categories for c in ds.concepts.values()) for k in ds.categories}
+    members = {k: len(ds.concepts_in(k)) for k in ds.categories}
     label = {k: f"{c.label} ({members[k]})" for k, c in ds.categories.items()}      # as the questions word them
     rows = [{"category": label.get(cat, cat), "labeling": lab, "coherence": float(order.loc[cat, lab])}
             for cat in order.index for lab in LABELINGS if lab in order.columns and np.isfinite(order.loc[cat, lab])]

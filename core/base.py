@@ -22,6 +22,21 @@ same job (a job runner stopped by its worker): training then saves its runs as "
 nothing else may claim (runs.ReusableRuns), not as "cancelled"."""
 
 
+def whole_number(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    """`value` as an int within [low, high] (either bound optional; numpy integers too, as a
+    DataFrame gives them; not a bool, a float or a string), else ConfigError naming `name`."""
+    import operator
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or (low is not None and number < low) or (high is not None and number > high):
+        span = "" if low is None and high is None else f" >= {low}" if high is None else \
+            f" <= {high}" if low is None else f" from {low} to {high}"
+        raise ConfigError(f"{name} must be a whole number{span}, got {value!r}")
+    return number
+
+
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """In a child process: ask Linux to send `sig` when the parent dies (kill -9 included), so no
     orphan keeps running. A no-op where prctl is missing (macOS, Windows); callers that must not

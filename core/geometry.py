@@ -30,7 +30,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from core import files, paths, questions
-from core.base import ConfigError, Progress
+from core.base import ConfigError, Progress, whole_number
 from core.config import SPLIT_PERCENT, canonical_split_percent, parse_split_percent
 
 LABELINGS = ("original", "cross", "within")
@@ -116,14 +116,7 @@ def coherence_table(ds, encoder_id: str, seed: int, progress: Progress | None = 
     if isinstance(ds, str):
         from core.data.datasets import load_dataset
         ds = load_dataset(ds)
-    import operator
-    given = seed
-    try:
-        seed = operator.index(seed) if not isinstance(seed, bool) else None
-    except TypeError:
-        seed = None
-    if seed is None:          # "1" would compute and cache a table of its own
-        raise ConfigError(f"seed must be a whole number, got {given!r}")
+    seed = whole_number(seed, "seed")      # "1" would compute and cache a table of its own
     report = progress or (lambda fraction, message: None)
     split_percent = canonical_split_percent(split_percent) if images == "train" else SPLIT_PERCENT
     out_dir = cache_dir(ds, encoder_id, seed, images, split_percent)

@@ -86,8 +86,9 @@ def sweep_hint(dataset: str | None, setting: Mapping | None = None, ds=None) -> 
         return {f: setting[f] for f in fields if f in setting and not same(f, setting[f], want[f])}
 
     scales = [DEFAULT_SCALE] + [k for k in SCALES if k != DEFAULT_SCALE]
-    scale = next((k for k in scales if not set(differs(k)) & {*limits, "epochs"}), DEFAULT_SCALE)
-    sets = differs(scale)
+    diffs = {k: differs(k) for k in scales}
+    scale = next((k for k in scales if not set(diffs[k]) & {*limits, "epochs"}), DEFAULT_SCALE)
+    sets = diffs[scale]
     if sets.get("init_from") is not None:
         # a second stage starts from one run of its own condition and seed: no sweep option gives that
         others = ", ".join(f for f in sets if f != "init_from")

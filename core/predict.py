@@ -41,7 +41,7 @@ import torch
 from PIL import Image
 
 from core import metrics, rundata, runs, scoring, taxonomy
-from core.base import Progress
+from core.base import Progress, whole_number
 from core.models import checkpoint
 from core.models.encoders import pool_tokens
 from core.images import load_image
@@ -157,19 +157,6 @@ class OpenChain:
 MAX_QUESTION_CHARS = 200
 
 
-def _whole(value, name: str, low: int, high: int | None = None) -> int:
-    """`value` as an int (numpy integers too, as a DataFrame gives them) within [low, high], else ValueError."""
-    import operator
-    try:
-        number = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or number < low or (high is not None and number > high):
-        span = f">= {low}" if high is None else f"from {low} to {high}"
-        raise ValueError(f"{name} must be a whole number {span}, got {value!r}")
-    return number
-
-
 def _wording(label: str) -> str:
     """A label as a question words it, for telling two labels apart: case and spacing aside."""
     return " ".join(label.split()).lower()
@@ -266,7 +253,7 @@ class Predictor:
         predictor with a shortlist ranks only the leaves a bf16 pass puts in its top `shortlist`,
         each scored in fp32 as full scoring would: the same answers at a fraction of the cost.
         progress(fraction, message): the leaves' questions take most of the time."""
-        top_k = _whole(top_k, "top_k", 1)
+        top_k = whole_number(top_k, "top_k", 1)
         report = progress or (lambda f, m: None)
         if not isinstance(image, Image.Image):
             image = load_image(image)
@@ -469,7 +456,7 @@ class Predictor:
     def lens(self, image, top: int = 10) -> dict:
         """Nearest tokens per image token and the logit lens of one image (core.lens.Lens.image);
         top: how many tokens each lists (1 to 1000)."""
-        top = _whole(top, "top", 1, 1000)
+        top = whole_number(top, "top", 1, 1000)
         from core.lens import Lens
         if self._lens is None:
             self._lens = Lens(self.vlm)

@@ -409,6 +409,11 @@ def is_current(summary: dict) -> bool:
     return "n_one_answer" in summary
 
 
+def brief(summary: dict | None) -> dict | None:
+    """A probe summary without its per-category table: what a job result or a sweep row carries."""
+    return {k: v for k, v in summary.items() if k != "per_category"} if isinstance(summary, dict) else None
+
+
 def load_summary(folder: Path) -> dict | None:
     """A probe folder's metrics.json; one written before n_one_answer existed is summarized again
     from its probe.csv and written back (keeping its time), as results.load_eval does for runs. None

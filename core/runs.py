@@ -24,8 +24,9 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import secrets
+import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -507,41 +508,45 @@ class ReusableRuns:
         finished = [d for done, _, d in candidates if done]
         if finished or not resume:
             return finished[0] if finished else None
-        import fcntl
-        root = paths.ensure_writable(paths.runs_dir())
-        with open(root / ".resume.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _claim_lock():
             for _, _, d in candidates:          # re-read under the lock: another process may have claimed it
-                try:
-                    ck = read_json(checkpoint_json(d))
-                except (RunError, OSError):
-                    continue
-                if isinstance(ck, dict) and ck.get("status") == "cancelled":
-                    write_json(checkpoint_json(d), {**ck, "status": "partial"})
-                    append_log(d, "claimed to resume (status cancelled -> partial)")
+                if _switch_status(d, "cancelled", "partial", "claimed to resume"):
                     return d
         return None
+
+
+@contextmanager
+def _claim_lock():
+    """The lock every process here takes to change who may resume a run (its checkpoint status)."""
+    import fcntl
+    root = paths.ensure_writable(paths.runs_dir())
+    with open(root / ".resume.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _switch_status(run_dir: Path, old: str, new: str, why: str) -> bool:
+    """Under _claim_lock: set checkpoint.json's status from `old` to `new` (logged); False when it
+    is not `old` or cannot be read."""
+    try:
+        ck = read_json(checkpoint_json(run_dir))
+    except (RunError, OSError):
+        return False
+    if not isinstance(ck, dict) or ck.get("status") != old:
+        return False
+    write_json(checkpoint_json(run_dir), {**ck, "status": new})
+    append_log(run_dir, f"{why} (status {old} -> {new})")
+    return True
 
 
 def release_partial(run_dir: str | Path | None) -> bool:
     """A run saved as "partial" for its job to resume (core.base.RESUME_LATER) whose job was then
     cancelled while queued: mark it "cancelled", as a cancel mid-run leaves it, so a later job of
-    the same config may resume it (ReusableRuns). Under the claim lock; True when it changed."""
+    the same config may resume it (ReusableRuns). True when it changed."""
     if run_dir is None or not Path(run_dir).is_dir():
         return False
-    import fcntl
-    root = paths.ensure_writable(paths.runs_dir())
-    with open(root / ".resume.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            ck = read_json(checkpoint_json(Path(run_dir)))
-        except (RunError, OSError):
-            return False
-        if not isinstance(ck, dict) or ck.get("status") != "partial":
-            return False
-        write_json(checkpoint_json(Path(run_dir)), {**ck, "status": "cancelled"})
-        append_log(Path(run_dir), "its job was cancelled while queued (status partial -> cancelled)")
-        return True
+    with _claim_lock():
+        return _switch_status(Path(run_dir), "partial", "cancelled", "its job was cancelled while queued")
 
 
 def _older_than_checkpoint(path: Path, run_dir: str | Path) -> bool:
@@ -550,21 +555,25 @@ def _older_than_checkpoint(path: Path, run_dir: str | Path) -> bool:
     return ck_path.is_file() and path.is_file() and path.stat().st_mtime < ck_path.stat().st_mtime
 
 
-def evaluation_is_current(run_dir: str | Path, split: str) -> bool:
-    """The run's evaluation on `split` is there and of its checkpoint as it is (a resumed run's
-    earlier evaluation is stale): by the checkpoint version it records (version_of), which survives
-    copying and re-shipping, or, in a record from before versions were recorded, by not being older
-    than checkpoint.json."""
-    metrics = eval_dir(Path(run_dir), split) / METRICS_JSON
-    if not metrics.is_file():
-        return False
-    try:
-        recorded = read_json(metrics).get("checkpoint")
-    except (RunError, OSError, AttributeError):
-        recorded = None
+def _record_is_current(run_dir: str | Path, record: dict, path: Path) -> bool:
+    """A result derived from a run's checkpoint (an evaluation, a ranking) is of that checkpoint as
+    it is now: by the version it records (version_of), which survives copying and re-shipping, or,
+    in a record from before versions were recorded, by not being older than checkpoint.json. A
+    resumed or retrained run's earlier results are not."""
+    recorded = record.get("checkpoint")
     if recorded is not None:
         return recorded == checkpoint_version(run_dir)
-    return not _older_than_checkpoint(metrics, run_dir)
+    return not _older_than_checkpoint(path, run_dir)
+
+
+def evaluation_is_current(run_dir: str | Path, split: str) -> bool:
+    """The run's evaluation on `split` is there and of its checkpoint as it is (_record_is_current)."""
+    metrics = eval_dir(Path(run_dir), split) / METRICS_JSON
+    try:
+        record = read_json(metrics) if metrics.is_file() else None
+    except (RunError, OSError):
+        record = {}
+    return record is not None and _record_is_current(run_dir, record if isinstance(record, dict) else {}, metrics)
 
 
 def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
@@ -572,10 +581,15 @@ def load_metrics(run_dir: str | Path, split: str = "test") -> dict | None:
     return _eval_record(run_dir, split, METRICS_JSON, "an evaluation")
 
 
+def _run_folder(run_dir: str | Path) -> Path:
+    """A run (or baseline) folder as given, else a run id resolved under the runs folder."""
+    p = Path(run_dir)
+    return p if p.is_dir() else resolve_run_dir(run_dir)
+
+
 def _eval_record(run_dir: str | Path, split: str, name: str, what: str) -> dict | None:
     """A JSON object under the run's eval/<split>/; None when the file is not there."""
-    p = Path(run_dir)
-    f = eval_dir(p if p.is_dir() else resolve_run_dir(run_dir), split) / name
+    f = eval_dir(_run_folder(run_dir), split) / name
     if not f.is_file():
         return None
     record = read_json(f)
@@ -724,8 +738,7 @@ def read_answers(run_dir: str | Path, split: str = "test"):
     answer / pred / seen as booleans and `correct` = answer == pred. run_dir: a run folder or id."""
     import pandas as pd
 
-    p = Path(run_dir)
-    folder = p if p.is_dir() else resolve_run_dir(run_dir)
+    folder = _run_folder(run_dir)
     path = eval_dir(folder, split) / QUESTIONS_CSV
     if not path.is_file():
         raise RunError(f"run {folder.name} has no {split} evaluation (no {path}); "
@@ -773,8 +786,9 @@ def learning_note(run_dir: str | Path) -> str | None:
     ranked (ranking.json), the right leaf in the top 5 for at least half of the images. Both must
     be of the checkpoint as it is: after the run trained further, its earlier evaluation speaks for
     an earlier checkpoint (note: evaluate it again), and its earlier ranking is left out."""
+    run_dir = _run_folder(run_dir)
     m = load_metrics(run_dir, "test")
-    if m is not None and not evaluation_is_current(run_dir, "test"):
+    if m is not None and not _record_is_current(run_dir, m, eval_dir(run_dir, "test") / METRICS_JSON):
         return ("this checkpoint trained further after its test evaluation, so that evaluation is of an earlier "
                 "checkpoint; evaluate it again (Train page or `taxolens evaluate`) before reading its answers")
     return learning_note_of(m, load_ranking(run_dir, "test"))
@@ -798,12 +812,8 @@ def checkpoint_version(run_dir: str | Path) -> str | None:
 
 
 def ranking_is_current(run_dir: str | Path, record: dict, split: str = "test") -> bool:
-    """A leaf ranking was made from the run's checkpoint as it is now: by the version it records, or
-    (a record from before versions were recorded) by being no older than checkpoint.json, as
-    evaluation_is_current judges metrics. A resumed or retrained run's earlier ranking is not."""
-    if "checkpoint" in record:
-        return record["checkpoint"] == checkpoint_version(run_dir)
-    return not _older_than_checkpoint(eval_dir(Path(run_dir), split) / RANKING_FILE, run_dir)
+    """A leaf ranking was made from the run's checkpoint as it is now (_record_is_current)."""
+    return _record_is_current(run_dir, record, eval_dir(Path(run_dir), split) / RANKING_FILE)
 
 
 def answer_warning(run_dir: str | Path) -> str | None:
@@ -818,8 +828,7 @@ def answer_warning(run_dir: str | Path) -> str | None:
 def load_ranking(run_dir: str | Path, split: str = "test", stale: bool = False) -> dict | None:
     """ranking.json of a run's split (core.evaluate.leaf_ranking); None if never ranked, or if it was
     ranked from an earlier save of the checkpoint (unless `stale`: then the record as it is)."""
-    p = Path(run_dir)
-    run_dir = p if p.is_dir() else resolve_run_dir(run_dir)
+    run_dir = _run_folder(run_dir)
     record = _eval_record(run_dir, split, RANKING_FILE, "a leaf ranking")
     if record is None or stale or ranking_is_current(run_dir, record, split):
         return record

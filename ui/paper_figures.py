@@ -103,18 +103,18 @@ def queue_probe(setting: dict, intro: str, key: str, refresh=None) -> None:
 def show(chosen: list[dict], everything: list[dict], key: tuple | None) -> None:
     st.header("The paper's figures", divider="gray")
     train = [r for r in chosen if r["kind"] == "train"]
-    if not train:
-        setting = dict(key) if key is not None else {}
-        st.info("No training runs in this setting: " + pf.sweep_hint(setting.get("dataset"), setting) + ".")
-        return
     setting = dict(key) if key is not None else {}
     ds_name = setting.get("dataset") or "concepts"
     from core.data.datasets import DatasetError
     try:
-        ds = common.dataset(ds_name)
+        ds, missing = common.dataset(ds_name), None      # cached: not read from disk on every rerun
     except DatasetError as exc:
-        ds = None
-        st.warning(f"Dataset {ds_name} cannot be loaded ({exc}); categories are shown by name, without depths.")
+        ds, missing = None, exc
+    if not train:
+        st.info("No training runs in this setting: " + pf.sweep_hint(setting.get("dataset"), setting, ds) + ".")
+        return
+    if missing is not None:
+        st.warning(f"Dataset {ds_name} cannot be loaded ({missing}); categories are shown by name, without depths.")
     depths = _depths(common.data_key(), ds_name, tuple(sorted((k, c.synset) for k, c in ds.categories.items()))) \
         if ds is not None else {}
 

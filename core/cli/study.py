@@ -361,7 +361,7 @@ def _check_insight_args(args) -> list[str]:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
     if args.open:
         from core import taxonomy
-        if ".n." not in taxonomy.canonical_name(args.open_from):     # TaxonomyError: one line, exit 2
+        if taxonomy.synset(args.open_from).pos() != "n":     # TaxonomyError: one line, exit 2 (as open_chain_steps)
             raise ConfigError(f"--open-from must be a noun synset (like 'animal.n.01'), got {args.open_from!r}")
     return asked
 

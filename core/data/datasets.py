@@ -26,6 +26,7 @@ import re
 import shutil
 import sys
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -119,7 +120,8 @@ class Dataset:
     def effective_limits(self, max_concepts: int | None, images_per_concept: int | None) -> tuple:
         """(max_concepts, images_per_concept) with each limit this dataset does not reach as None:
         subset() then keeps everything it would keep without it."""
-        most = max((len(self.images_of(c)) for c in self.concepts), default=0)
+        most = max(Counter(im.concept for im in self.images if im.concept in self.concepts).values(),
+                   default=0)        # one pass over the images, not one per concept
         return (None if max_concepts is not None and max_concepts >= len(self.concepts) else max_concepts,
                 None if images_per_concept is not None and images_per_concept >= most else images_per_concept)
 

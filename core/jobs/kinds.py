@@ -409,8 +409,7 @@ def _probe_execute(spec: dict, ctx: JobContext) -> dict:
 
     folder, metrics = probe.run(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"],
                                 device=spec["device"], progress=progress)
-    summary = {k: v for k, v in metrics.items() if k != "per_category"}
-    return {"run_dir": str(folder), "metrics": {"probe": summary}}
+    return {"run_dir": str(folder), "metrics": {"probe": probe.brief(metrics)}}
 
 
 register(JobKind("probe", _probe_validate, _probe_execute,

@@ -237,8 +237,7 @@ def results_rows(source) -> list[dict]:
             spec = {**spec, "config": versions.as_recorded(TrainConfig.from_dict(spec["config"])).to_dict()}
         if job["kind"] == "probe":
             folder = lm_probe.out_dir(spec["lm"], spec["dataset"], spec["lm_init"], spec["seed"])
-            metrics = lm_probe.load_summary(folder)
-            metrics = {k: v for k, v in metrics.items() if k != "per_category"} if isinstance(metrics, dict) else None
+            metrics = lm_probe.brief(lm_probe.load_summary(folder))
             status = "succeeded" if metrics else "queued"
         elif job["kind"] == "baseline":
             d = find_baseline_dir(spec["baseline"], TrainConfig.from_dict(spec["config"]))

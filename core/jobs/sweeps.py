@@ -503,8 +503,7 @@ def _current(job, metrics, which: str):
     if not folder or not Path(folder).is_dir():
         return metrics
     if which == "probe":
-        again = probe.load_summary(Path(folder))
-        again = {k: v for k, v in again.items() if k != "per_category"} if again else None
+        again = probe.brief(probe.load_summary(Path(folder)))
     else:
         again = results.load_eval(Path(folder), "test")
     return again if again is not None else metrics
