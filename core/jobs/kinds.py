@@ -314,15 +314,21 @@ def _evaluate_describe(spec: dict) -> str:
     return f"evaluate {Path(spec['run']).name} on {spec['split']}{mine}"
 
 
-@functools.lru_cache(maxsize=256)
 def _dataset_of_run(run: str) -> str:
-    """A run's dataset from its config.json, read once per process: job tables describe every job on
-    every rerun, and a run's config does not change once written."""
+    """A run's dataset from its config.json; the default dataset's name when it cannot be read."""
     from core import runs
     try:
-        return runs.read_json(Path(run) / runs.CONFIG_JSON).get("dataset", TrainConfig.dataset)
+        return _read_dataset_of_run(run)
     except (runs.RunError, OSError, AttributeError):
         return TrainConfig.dataset
+
+
+@functools.lru_cache(maxsize=256)
+def _read_dataset_of_run(run: str) -> str:
+    """Read once per process: job tables describe every job on every rerun, and a run's config does
+    not change once written. A failed read raises, so it is not cached: the folder may be mid-copy."""
+    from core import runs
+    return runs.read_json(Path(run) / runs.CONFIG_JSON).get("dataset", TrainConfig.dataset)
 
 
 register(JobKind("evaluate", _evaluate_validate, _evaluate_execute, describe=_evaluate_describe))

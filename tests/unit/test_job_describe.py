@@ -36,6 +36,10 @@ def test_evaluate_jobs_name_the_dataset_of_their_run(tmp_path):
     assert describe({"run": str(tmp_path / "r_mine"), "split": "test"}) == "evaluate r_mine on test (dataset mine)"
     assert describe({"run": str(tmp_path / "r_default"), "split": "val"}) == "evaluate r_default on val"
     assert describe({"run": str(tmp_path / "gone"), "split": "test"}) == "evaluate gone on test"
+    # a run folder not readable yet (mid-copy) is read again once it is: a failed read is not cached
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "config.json").write_text(json.dumps({"dataset": "mine", "seed": 0}))
+    assert describe({"run": str(tmp_path / "gone"), "split": "test"}) == "evaluate gone on test (dataset mine)"
 
 
 def test_a_failed_jobs_error_splits_into_its_message_and_traceback():
