@@ -539,14 +539,15 @@ def _switch_status(run_dir: Path, old: str, new: str, why: str) -> bool:
     return True
 
 
-def release_partial(run_dir: str | Path | None) -> bool:
-    """A run saved as "partial" for its job to resume (core.base.RESUME_LATER) whose job was then
-    cancelled while queued: mark it "cancelled", as a cancel mid-run leaves it, so a later job of
-    the same config may resume it (ReusableRuns). True when it changed."""
+def release_partial(run_dir: str | Path | None, why: str = "its job was cancelled while queued") -> bool:
+    """A run saved as "partial" for its job to resume (core.base.RESUME_LATER) whose job will not
+    resume it (cancelled while queued, or cancelled as it stopped): mark it "cancelled", as a
+    cancel mid-run leaves it, so a later job of the same config may resume it (ReusableRuns). True
+    when it changed."""
     if run_dir is None or not Path(run_dir).is_dir():
         return False
     with _claim_lock():
-        return _switch_status(Path(run_dir), "partial", "cancelled", "its job was cancelled while queued")
+        return _switch_status(Path(run_dir), "partial", "cancelled", why)
 
 
 def _older_than_checkpoint(path: Path, run_dir: str | Path) -> bool:

@@ -226,8 +226,17 @@ class Worker:
                                             f"\n\n{tail}")
                 job = self.store.get(job_id)
                 if job.status in ("cancelled", "failed"):   # killed before it could clean up itself
+                    self._release_partial(job)
                     self._discard(job)
             self._say(f"job {job_id} {job.status} (exit code {code})")
+
+    @staticmethod
+    def _release_partial(job: Job) -> None:
+        """A training job stopped by a signal saves its run "partial" for its next attempt; when a
+        cancel came in between (the stop's exit code still says "stopped"), no attempt follows."""
+        if job.kind == "train" and job.run_dir:
+            from core import runs
+            runs.release_partial(runs.located_path(job.run_dir), why=f"its job was {job.status} as it stopped")
 
     def _discard(self, job: Job) -> None:
         from core.jobs import kinds

@@ -124,3 +124,23 @@ def test_a_stopped_job_cancelled_while_queued_frees_its_partial_run(store, monke
     assert cancel(job_id, store=store) == "cancelled"
     assert runs.read_json(runs.checkpoint_json(run_dir))["status"] == "cancelled"
     assert str(runs.ReusableRuns().take(runs.load_run(run_dir).config)) == run_dir
+
+
+def test_a_cancel_that_races_the_stop_frees_the_partial_run(store, monkeypatch):
+    """The job saved its run "partial" and exited "stopped" (143), but its cancel came in before
+    the worker reaped it: the worker records it cancelled, so no attempt will resume the run; the
+    run is freed as a cancel mid-run leaves it."""
+    from types import SimpleNamespace
+    from core.jobs import worker as worker_mod
+    job_id = _training_job(store, monkeypatch, lambda job_id: os.kill(os.getpid(), signal.SIGTERM))
+    assert runner.run(job_id, 1, store) == runner.EXIT_STOPPED
+    run_dir = store.get(job_id).run_dir
+    assert runs.read_json(runs.checkpoint_json(run_dir))["status"] == "partial"
+    store.request_cancel(job_id)
+    w = worker_mod.Worker(concurrency=1, store=store)
+    w.slots[job_id] = worker_mod._Slot(job=store.get(job_id),
+                                       process=SimpleNamespace(poll=lambda: runner.EXIT_STOPPED))
+    w._reap()
+    assert store.get(job_id).status == "cancelled"
+    assert runs.read_json(runs.checkpoint_json(run_dir))["status"] == "cancelled"
+    assert str(runs.ReusableRuns().take(runs.load_run(run_dir).config)) == run_dir
