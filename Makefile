@@ -40,7 +40,8 @@ worker: dataset
 	$(PY) -m core.jobs.worker
 
 # The suite on every core (pytest-xdist), a test file per process, one torch thread each: on 2 cores
-# two processes of 2 threads ran slower than one (10m38s vs 10m22s), two of one thread 7m06s.
+# two processes of 2 threads ran slower than one (10m38s vs 10m22s), two of one thread 7m06s (then;
+# 5m47s once WordNet loaded faster: the README, under `make test-fast`).
 TEST_PROCS ?= auto
 PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_PROCS) --dist loadfile --no-loadscope-reorder
 

@@ -4,7 +4,7 @@
                 the training flags (derived once from TrainConfig's fields), JSON output
     study.py    train, ship, evaluate, baseline, probe-lm, predict, coherence, clusters, lens, runs,
                 results report
-    jobs.py     jobs submit|list|show|cancel|logs|worker, sweep submit|show
+    jobs.py     jobs submit|list|show|cancel|logs|worker, sweep submit|run|show
     data.py     data build|summary|list|import (= python -m core.datasets), assets fetch|status
                 (= python -m core.assets)
 
