@@ -887,10 +887,18 @@ def check_compatible(run_dir: str | Path, encoder: str, lm: str) -> None:
                        f"LM {run.config.lm}; it cannot be used with encoder {encoder} / LM {lm}")
 
 
-def git_commit() -> str:
+def git_commit(where: str | Path | None = None) -> str:
+    """The HEAD commit of the checkout (this one, or the one `where` is in), with "-dirty" appended
+    (as `git describe --dirty` does) when tracked files differ from it: a run trained on uncommitted
+    code does not claim a commit that cannot reproduce it. "unknown" outside a git checkout."""
+    here = Path(where) if where is not None else Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if out.returncode != 0 or not out.stdout.strip():
+            return "unknown"
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                 capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    dirty = changed.returncode == 0 and changed.stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")

@@ -182,3 +182,23 @@ def test_a_run_path_that_is_not_here_points_to_the_run_of_that_id(data_dir, tmp_
     with pytest.raises(runs.RunError, match="`taxolens runs` lists the runs in"):
         runs.resolve_run_dir("no-such-run")
     assert runs.resolve_run_dir(run_dir.name) == run_dir.resolve()
+
+
+def test_git_commit_says_when_the_checkout_has_uncommitted_changes(tmp_path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    assert runs.git_commit(tmp_path) == "unknown"                      # not a checkout
+    git("init", "-q")
+    (tmp_path / "train.py").write_text("lr = 1e-3\n")
+    git("add", "train.py")
+    git("commit", "-q", "-m", "first")
+    head = git("rev-parse", "HEAD")
+    assert runs.git_commit(tmp_path) == head
+    (tmp_path / "notes.txt").write_text("untracked files change no code that ran\n")
+    assert runs.git_commit(tmp_path) == head
+    (tmp_path / "train.py").write_text("lr = 3e-4\n")
+    assert runs.git_commit(tmp_path) == f"{head}-dirty"
