@@ -65,6 +65,7 @@ LABELS = {  # the form's words for TrainConfig fields: its widgets, and its refu
     "grid_crop": "Grid crop (0 = whole image)",
     "concept_mixup": "Concept mixup",
     "augment_views": "Augmented views",
+    "line_art_views": "Line-art views",
     "precision": "LM precision in training",
     "max_concepts": "Max concepts (0 = all)",
     "images_per_concept": "Images per concept (0 = all)",
@@ -208,7 +209,7 @@ def train_form(ds) -> None:
                 help="share of each ranking target spread over the ranked leaves by the image's probe "
                      "posterior, the rest on its own leaf (needs Projector input posterior; 0 = all on "
                      "its own leaf)")
-            c1, c2, c3, c4 = st.columns(4)
+            c1, c2, c3, c4, c5 = st.columns(5)
             dropout = c1.number_input(LABELS["dropout"], 0.0, 0.9, defaults.dropout, step=0.1,
                                       help="dropout on the projector's input features while training")
             grid_crop = c2.number_input(LABELS["grid_crop"], 0, 64, defaults.grid_crop,
@@ -222,6 +223,11 @@ def train_form(ds) -> None:
                 LABELS["augment_views"], 0, 16, defaults.augment_views,
                 help="augmented renderings of each training image (crop, rotation, flip, colour), encoded "
                      "once and cached; each epoch shows an image as itself or one of them (0 = none)")
+            line_art_views = c5.number_input(
+                LABELS["line_art_views"], 0, 2, defaults.line_art_views,
+                help="line drawings of each training image, shown as augmented views are: 1, its colour "
+                     "regions' borders as thick black strokes on white; 2, also those strokes over its "
+                     "colours (0 = none)")
             c1, c2, c3, c4, c5 = st.columns(5)
             precision = c1.selectbox(LABELS["precision"], list(PRECISIONS),
                                      index=list(PRECISIONS).index(defaults.precision),
@@ -255,6 +261,7 @@ def train_form(ds) -> None:
                                rank_siblings=float(rank_siblings), rank_mined=int(rank_mined), rank_soft=float(rank_soft),
                                mine_pool=int(mine_pool), name_loss=float(name_loss),
                                dropout=float(dropout), concept_mixup=float(concept_mixup), augment_views=int(augment_views),
+                               line_art_views=int(line_art_views),
                                grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
                                epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
                                max_concepts=int(max_concepts) or None,

@@ -18,6 +18,7 @@ from core.base import ConfigError  # noqa: F401  (core.config.ConfigError is the
 PRECISIONS = ("auto", "bf16", "fp32")
 PROJECTOR_INPUTS = ("features", "posterior")
 MAX_AUGMENT_VIEWS = 16                 # core.augment.MAX_VIEWS (config stays free of image imports)
+MAX_LINE_ART_VIEWS = 2                 # core.augment.LINE_ART_KINDS
 # What a run is compared with (core.evaluate.baseline): the majority answer per question kind, and
 # a linear probe on the encoder's features with no LM (core.image_probe).
 BASELINES = ("majority", "image-probe")
@@ -142,6 +143,12 @@ class TrainConfig:
     # Augmented renderings per TRAIN image (core.augment: crop, rotation, flip, colour), encoded once
     # and cached; each epoch shows every image as itself or one of them, in turn (0: the images only).
     augment_views: int = 0
+    # Line-art renderings per TRAIN image (core.augment.line_drawing): 1, its colour regions' borders as
+    # thick black strokes on white; 2, also those strokes over its colours. Shown and fitted as views
+    # are. Why: the probe recognises line-art styles (Fluent High Contrast, OpenMoji) far worse than
+    # colour ones (test top-1 0.34 against 0.75-0.86), and the LM misses a leaf mostly where the probe
+    # does; docs/training.md, "Line-art views".
+    line_art_views: int = 0
     # Weight of a naming term: each TRAIN image in a batch also trains the LM to continue "Is there"
     # with the name of the concept it is shown as (a softmax over the whole vocabulary, where a
     # yes/no question compares two words). Leaf evidence only: no category name is ever a target.
@@ -234,6 +241,9 @@ class TrainConfig:
         _check_int("augment_views", self.augment_views, 0, MAX_AUGMENT_VIEWS)
         if self.augment_views and self.grid_crop:
             raise ConfigError("augment_views and grid_crop cannot be combined (views are cached pooled)")
+        _check_int("line_art_views", self.line_art_views, 0, MAX_LINE_ART_VIEWS)
+        if self.line_art_views and self.grid_crop:
+            raise ConfigError("line_art_views and grid_crop cannot be combined (views are cached pooled)")
         _check_number("name_loss", self.name_loss, 0, 10)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)

@@ -262,7 +262,7 @@ class _Run:
             except ValueError as exc:
                 raise ConfigError(f"grid_crop does not fit encoder {cfg.encoder}: {exc}") from None
         self.views, self.view_offset = None, None
-        if cfg.augment_views:
+        if cfg.augment_views or cfg.line_art_views:
             self._load_views(data.images("train"), features_of, report)
         if self.posteriors:
             self.train_feats, self.views, self.posterior_fit = posterior_inputs(
@@ -435,12 +435,13 @@ class _Run:
         return [(row, group) for row, group in mined if len(group) > 1]   # a dataset of one label has none
 
     def _load_views(self, items: list, features_of, report: Progress | None) -> None:
-        """augment_views: the features of every TRAIN image's views beside its own, (N, 1 + V, k, D)
-        on the training device, and per image the view its first epoch shows (seeded by the run's
-        seed and the image, so a resumed run shows the same). A posterior-input run then replaces
-        them by their out-of-fold posteriors (posterior_inputs)."""
-        n = self.cfg.augment_views
-        per_image = augment.view_items(items, n, progress=report and (lambda f, m: report(0.0, m)))
+        """augment_views and line_art_views: the features of every TRAIN image's views beside its
+        own, (N, 1 + V, k, D) on the training device, and per image the view its first epoch shows
+        (seeded by the run's seed and the image, so a resumed run shows the same). A posterior-input
+        run then replaces them by their out-of-fold posteriors (posterior_inputs)."""
+        n = self.cfg.augment_views + self.cfg.line_art_views
+        per_image = augment.view_items(items, self.cfg.augment_views, line_art=self.cfg.line_art_views,
+                                       progress=report and (lambda f, m: report(0.0, m)))
         flat = [v for row in per_image for v in row]
         feats, _ = features_of(self.vlm, flat, False)
         feats = feats.view(len(items), n, *feats.shape[1:]).to(self.train_feats.device)

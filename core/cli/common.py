@@ -164,6 +164,9 @@ TRAIN_HELP = {
     "augment_views": "augmented renderings per training image (crop, rotation, flip, colour; encoded once "
                      "and cached), each epoch showing an image as itself or one of them in turn (0: none); with "
                      "projector_input posterior they also join the probe's fit",
+    "line_art_views": "line-art renderings per training image, shown and fitted as augmented views are: 1, "
+                      "its colour regions' borders as thick black strokes on white; 2, also those strokes "
+                      "over its colours (0: none)",
     "name_loss": "weight of a loss that trains the LM to name each training image's concept after "
                  "'Is there' (added to the yes/no loss; 0: off)",
     "max_concepts": "use a seeded subset of this many concepts",

@@ -708,6 +708,16 @@ def test_train_form_passes_augmented_views_and_refuses_them_with_a_grid_crop(dat
     assert job.spec["config"]["augment_views"] == 3
 
 
+def test_train_form_passes_line_art_views(data_dir):
+    from core.jobs.store import JobStore
+    at = run_page("app_pages/3_Train.py")
+    next(n for n in at.number_input if n.label == "Line-art views").set_value(2)
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = JobStore().list()
+    assert job.spec["config"]["line_art_views"] == 2
+
+
 def test_train_form_starts_a_second_stage_from_a_trained_run(data_dir):
     from core.jobs.store import JobStore
     first = fake_run(TrainConfig(seed=0), evaluated=False)

@@ -179,12 +179,12 @@ class FakeCache:
         return torch.stack(rows)
 
 
-def fake_view_items(items, n, root=None, progress=None):
+def fake_view_items(items, n, root=None, progress=None, line_art=0):
     """core.augment.view_items without image files (the tiny dataset has none): FakeCache gives each
     view features of its own from its id."""
     from core import augment
     return [[augment.ViewItem(f"{im.id}~{v}", im.id, v, Path(f"/nonexistent/views/{im.id}/{v}.png"), im.concept)
-             for v in range(1, n + 1)] for im in items]
+             for v in range(1, n + line_art + 1)] for im in items]
 
 
 def install(monkeypatch, images_per_concept: int = 5):

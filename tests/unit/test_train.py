@@ -904,6 +904,33 @@ def test_augment_views_show_every_image_as_itself_and_each_view_in_turn(monkeypa
     assert _checkpoint(run_dir)["config"]["augment_views"] == 2
 
 
+def test_line_art_views_join_the_views_shown_in_turn(monkeypatch):
+    seen = _batch_features(monkeypatch)
+    cfg = _cfg(epochs=3, augment_views=1, line_art_views=1, fresh_negatives=False)
+    run_dir = train.train(cfg)
+    from core import augment, features
+    items = rundata.prepare(cfg).images("train")
+    vlm = fake_vlm.FakeVLM.instances[-1]
+    own, _ = features.image_features(vlm, items)
+    rows = augment.view_items(items, 1, line_art=1)
+    assert all(len(row) == 2 for row in rows)
+    extra, _ = features.image_features(vlm, [v for row in rows for v in row])
+    per_image = [[own[i], extra[2 * i], extra[2 * i + 1]] for i in range(len(items))]
+    by_image: dict = {}
+    for f in seen:
+        for i, fs in enumerate(per_image):
+            for v, g in enumerate(fs):
+                if torch.equal(f, g):
+                    by_image.setdefault(i, set()).add(v)
+    assert by_image and all(vs == {0, 1, 2} for vs in by_image.values())   # 3 epochs: itself, the view, the drawing
+    assert _checkpoint(run_dir)["config"]["line_art_views"] == 1
+    for bad in (3, -1, 1.5):
+        with pytest.raises(ConfigError, match="line_art_views"):
+            _cfg(line_art_views=bad).validate()
+    with pytest.raises(ConfigError, match="line_art_views and grid_crop"):
+        _cfg(line_art_views=1, grid_crop=4).validate()
+
+
 def test_augment_views_replay_exactly_when_resumed():
     straight = _straight_and_resumed_match(_cfg(epochs=2, augment_views=2))
     assert not torch.allclose(_outputs(straight), _outputs(train.train(_cfg(epochs=2))))   # the views changed it
