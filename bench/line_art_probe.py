@@ -82,9 +82,9 @@ def main(argv=None) -> None:
             hit = [bool(r == 1) for r, s in zip(t.tolist(), test_styles) if s == style]
             by_style.setdefault(style, {})[name] = sum(hit) / len(hit)
     print("\ntest top-1 per style (images):")
-    print(f"{'style':<22}" + "".join(f"{name:>17}" for name in ARMS))
+    print(f"{'style':<26}" + "".join(f"{name:>17}" for name in ARMS))
     for style, got in by_style.items():
-        print(f"{style + ' (' + str(test_styles.count(style)) + ')':<22}" + "".join(f"{got[name]:17.3f}" for name in ARMS))
+        print(f"{style + ' (' + str(test_styles.count(style)) + ')':<26}" + "".join(f"{got[name]:17.3f}" for name in ARMS))
 
 
 if __name__ == "__main__":
