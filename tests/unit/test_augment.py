@@ -14,6 +14,12 @@ def _icon(color=(200, 40, 40)) -> Image.Image:
     return image
 
 
+class _Item:
+    """A dataset image as view_items reads it."""
+    def __init__(self, id, path):
+        self.id, self.path, self.concept = id, path, "dog"
+
+
 def _png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -36,13 +42,9 @@ def test_colour_changes_leave_the_white_background_white():
 
 
 def test_view_items_write_each_view_once(tmp_path):
-    class Item:
-        def __init__(self, id, path):
-            self.id, self.path, self.concept = id, path, "dog"
-
     src = tmp_path / "dog.png"
     src.write_bytes(_png(_icon()))
-    items = [Item("ab12cd34ef56ab78", src)]
+    items = [_Item("ab12cd34ef56ab78", src)]
     (row,) = augment.view_items(items, 3, root=tmp_path / "views")
     assert [v.index for v in row] == [1, 2, 3] and [v.id for v in row] == [f"ab12cd34ef56ab78~{i}" for i in (1, 2, 3)]
     assert all(v.path.is_file() and v.image_id == "ab12cd34ef56ab78" and v.concept == "dog" for v in row)
@@ -81,13 +83,9 @@ def test_a_line_drawing_strokes_the_borders_black_on_white_or_over_the_colours()
 
 
 def test_view_items_add_line_drawings_after_the_views(tmp_path):
-    class Item:
-        def __init__(self, id, path):
-            self.id, self.path, self.concept = id, path, "dog"
-
     src = tmp_path / "dog.png"
     src.write_bytes(_png(_two_colour_icon()))
-    items = [Item("ab12cd34ef56ab78", src)]
+    items = [_Item("ab12cd34ef56ab78", src)]
     (row,) = augment.view_items(items, 2, root=tmp_path / "views", line_art=2)
     assert [v.index for v in row] == [1, 2, 3, 4] and row[3].id == "ab12cd34ef56ab78~4"
     assert [v.path.parent.parent.parent.name for v in row] == [augment.RECIPE] * 2 + [augment.LINE_ART_RECIPE] * 2
