@@ -539,7 +539,7 @@ def _switch_status(run_dir: Path, old: str, new: str, why: str) -> bool:
     return True
 
 
-def release_partial(run_dir: str | Path | None, why: str = "its job was cancelled while queued") -> bool:
+def release_partial(run_dir: str | Path | None, why: str) -> bool:
     """A run saved as "partial" for its job to resume (core.base.RESUME_LATER) whose job will not
     resume it (cancelled while queued, or cancelled as it stopped): mark it "cancelled", as a
     cancel mid-run leaves it, so a later job of the same config may resume it (ReusableRuns). True

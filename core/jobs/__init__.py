@@ -36,10 +36,10 @@ def cancel(job_id: int, store: JobStore | None = None) -> str:
     store = store or JobStore()
     status = store.request_cancel(job_id)
     job = store.get(job_id)
-    if status == "cancelled" and job.kind == "train" and job.run_dir and job.attempts:
+    if status == "cancelled" and job.attempts:
         # requeued after a stop, its run saved "partial" for it: free that run for another job
-        from core import runs
-        runs.release_partial(runs.located_path(job.run_dir))
+        from core.jobs.worker import release_partial_run
+        release_partial_run(job, "its job was cancelled while queued")
     if status == "running" and job.backend == "slurm":
         from core.jobs import slurm
         slurm.cancel_external(job)  # the next slurm.sync() marks it cancelled

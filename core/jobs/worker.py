@@ -57,6 +57,14 @@ class _Slot:
     stopping_for_shutdown: bool = False
 
 
+def release_partial_run(job: Job, why: str) -> None:
+    """A train job that will not run again (cancelled, failed) frees the run it saved "partial" to
+    resume (runs.release_partial); any other job has none."""
+    if job.kind == "train" and job.run_dir:
+        from core import runs
+        runs.release_partial(runs.located_path(job.run_dir), why=why)
+
+
 class Worker:
     def __init__(self, concurrency: int | None = None, poll_s: float = 0.5, cancel_grace_s: float = 5.0,
                  kill_grace_s: float = KILL_GRACE_S, idle_exit_s: float | None = None, store: JobStore | None = None):
@@ -226,17 +234,9 @@ class Worker:
                                             f"\n\n{tail}")
                 job = self.store.get(job_id)
                 if job.status in ("cancelled", "failed"):   # killed before it could clean up itself
-                    self._release_partial(job)
+                    release_partial_run(job, f"its job was {job.status} as it stopped")
                     self._discard(job)
             self._say(f"job {job_id} {job.status} (exit code {code})")
-
-    @staticmethod
-    def _release_partial(job: Job) -> None:
-        """A training job stopped by a signal saves its run "partial" for its next attempt; when a
-        cancel came in between (the stop's exit code still says "stopped"), no attempt follows."""
-        if job.kind == "train" and job.run_dir:
-            from core import runs
-            runs.release_partial(runs.located_path(job.run_dir), why=f"its job was {job.status} as it stopped")
 
     def _discard(self, job: Job) -> None:
         from core.jobs import kinds
