@@ -239,11 +239,10 @@ class TrainConfig:
         _check_int("grid_crop", self.grid_crop, 0, 64)
         _check_number("concept_mixup", self.concept_mixup, 0, 1)
         _check_int("augment_views", self.augment_views, 0, MAX_AUGMENT_VIEWS)
-        if self.augment_views and self.grid_crop:
-            raise ConfigError("augment_views and grid_crop cannot be combined (views are cached pooled)")
         _check_int("line_art_views", self.line_art_views, 0, MAX_LINE_ART_VIEWS)
-        if self.line_art_views and self.grid_crop:
-            raise ConfigError("line_art_views and grid_crop cannot be combined (views are cached pooled)")
+        views = [name for name in ("augment_views", "line_art_views") if getattr(self, name)]
+        if views and self.grid_crop:
+            raise ConfigError(f"{' and '.join(views)} and grid_crop cannot be combined (views are cached pooled)")
         _check_number("name_loss", self.name_loss, 0, 10)
         if self.max_concepts is not None:
             _check_int("max_concepts", self.max_concepts, 2, 10**6)

@@ -277,7 +277,7 @@ class _Run:
         for c, j in (rundata.posterior_columns(data.dataset).items() if cfg.rank_soft else ()):
             self.text_columns.setdefault(questions.question_text(data.dataset.concepts[c].label), []).append(j)
 
-        now = runs.now_iso()
+        now, commit = runs.now_iso(), runs.git_commit()     # a resume keeps the first commit, records this one
         self.state = state = {
             "format": checkpoint.CHECKPOINT_FORMAT, "status": "partial", "epoch": 0, "step": 0,
             "partial_loss": [0.0, 0], "partial_seconds": 0.0, "epochs": cfg.epochs,
@@ -286,7 +286,7 @@ class _Run:
             "dataset": {"name": cfg.dataset, "table_sha256": data.table_sha256,
                         "summary": _jsonable(data.dataset.summary())},
             "condition": {"spec": cfg.condition, "report": _jsonable(data.deprivation.report)},
-            "seed": cfg.seed, "config": cfg.to_dict(), "git_commit": runs.git_commit(),
+            "seed": cfg.seed, "config": cfg.to_dict(), "git_commit": commit,
             "questions": {**{s: len(q) for s, q in data.questions.items()}, "train_kept": len(self.train_q)},
             "frozen_checksum": checkpoint.frozen_checksum(vlm), "metrics": [], "best": None,
             "stopped": None, "created": now, "updated": now, "finished": None, "device": str(device),
@@ -297,7 +297,7 @@ class _Run:
                                              "created", "git_commit", "best", "init_from", "projector_init",
                                              "projector_input") if k in ck})
             state["resumed"] = ck.get("resumed", []) + [{"at": now, "epoch": ck["epoch"], "step": ck["step"],
-                                                          "git_commit": runs.git_commit()}]
+                                                          "git_commit": commit}]
             ckdir = runs.checkpoint_dir(self.dir)
             checkpoint.load_projector(vlm, runs.load_tensors(ckdir / runs.PROJECTOR_FILE,
                                                              ck["files"][runs.PROJECTOR_FILE]), self.dir)
