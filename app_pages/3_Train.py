@@ -12,7 +12,7 @@ import streamlit as st
 from core import results, rundata
 from core.conditions import OFFERED as CONDITIONS
 from core.config import parse_seeds
-from core.config import PAPER_SPLIT_PERCENT, PRECISIONS, PROJECTOR_INPUTS, ConfigError, TrainConfig
+from core.config import PAPER_SPLIT_PERCENT, PRECISIONS, PROJECTOR_INPUTS, SHIPPED_COMMAND, ConfigError, TrainConfig
 from ui import common, jobs
 
 def condition_picker(ds) -> str:
@@ -123,10 +123,9 @@ def train_form(ds) -> None:
     condition = condition_picker(ds)
     st.caption("The form starts at the default config, the study's recipe; a second stage is a run with Start "
                "from run set. Predict's shipped checkpoint is two stages, the probe-posterior input with two "
-               "augmented views, then a leaf stage with its own learning rate, epochs and ranking options "
-               "(core.config.LEAF_STAGE), trained, evaluated and installed by one command: `taxolens train "
-               "--projector-input posterior --augment-views 2 --rank-soft 1 --leaf-stage --ship` (README, "
-               "\"The shipped default checkpoint\").")
+               "augmented views and two line-art views, then a leaf stage with its own learning rate, epochs and "
+               "ranking options (core.config.LEAF_STAGE), trained, evaluated and installed by one command: "
+               f"`{SHIPPED_COMMAND}` (README, \"The shipped default checkpoint\").")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
         encoder = c1.selectbox(LABELS["encoder"], encoders, index=_index(encoders, defaults.encoder))

@@ -215,6 +215,19 @@ def test_train_flags_come_from_every_trainconfig_field():
     assert common.train_overrides(off) == {"fresh_negatives": False}
 
 
+def test_the_shipped_command_trains_the_shipped_recipe_and_is_the_one_the_readme_gives():
+    """The Train page shows SHIPPED_COMMAND; the README's copy of it is checked here, so neither
+    drifts from core.config.SHIPPED_RECIPE when the recipe changes."""
+    from core.cli import common
+    from core.config import SHIPPED_COMMAND, SHIPPED_RECIPE
+    program, *argv = SHIPPED_COMMAND.split()
+    args = cli.build_parser().parse_args(argv)
+    assert program == "taxolens" and args.leaf_stage and args.ship
+    assert common.train_overrides(args) == SHIPPED_RECIPE
+    readme = " ".join((paths.ROOT / "README.md").read_text().split())      # its lines wrap anywhere
+    assert f"`{SHIPPED_COMMAND}`" in readme
+
+
 def test_data_and_assets_are_subcommands(data_dir, capsys):
     assert cli.main(["data", "list"]) == 0
     assert cli.main(["data", "summary", "nosuch"]) == 2

@@ -383,4 +383,4 @@ def test_no_sweep_is_hinted_for_a_second_stage(tiny):
     assert pf.sweep_hint("tiny", setting) == (
         "no preset sweep reproduces this setting: its runs start from other runs' projectors (init_from, as "
         "`taxolens train --leaf-stage` does) and differ from the paper preset at scale cpu in epochs, "
-        "projector_input, lr, patience, rank_negatives, rank_siblings, rank_soft, augment_views")
+        "projector_input, lr, patience, rank_negatives, rank_siblings, rank_soft, augment_views, line_art_views")
