@@ -4,6 +4,7 @@ Nothing trains in the app's process: the forms validate their configs (core.rund
 the same check the job queue runs) and submit jobs that the worker started by `make app` runs.
 Invalid choices are explained next to the form before anything is queued.
 """
+import dataclasses
 import json
 import re
 
@@ -12,7 +13,8 @@ import streamlit as st
 from core import results, rundata
 from core.conditions import OFFERED as CONDITIONS
 from core.config import parse_seeds
-from core.config import PAPER_SPLIT_PERCENT, PRECISIONS, PROJECTOR_INPUTS, SHIPPED_COMMAND, ConfigError, TrainConfig
+from core.config import (PAPER_SPLIT_PERCENT, PRECISIONS, PROJECTOR_INPUTS, SHIPPED_COMMAND, SHIPPED_RECIPE,
+                         ConfigError, TrainConfig)
 from ui import common, jobs
 
 def condition_picker(ds) -> str:
@@ -116,8 +118,41 @@ def trained_runs() -> list[str]:
     return [r.run_id for r in runs.list_runs() if r.checkpoint]
 
 
+# Where the form's fields start; what the form does not show (patience, max_steps, ...) comes from
+# the same config, so a run queued from either shipped start is the recipe `--leaf-stage` trains.
+STARTS = {"the default config": "default", "the shipped recipe, first stage": "first",
+          "the shipped recipe, leaf stage": "leaf"}
+
+
+def form_defaults(start: str) -> TrainConfig:
+    """The config the form starts at: the default config (the study's), or the shipped recipe's first
+    stage or its leaf stage, split as `taxolens train --leaf-stage` splits them (rank_soft goes to the
+    leaf stage); the leaf stage's run to start from is picked in the form."""
+    if start == "default":
+        return TrainConfig()
+    first, leaf_only = TrainConfig(**SHIPPED_RECIPE).split_leaf_only()
+    return first if start == "first" else first.leaf_stage(FRESH, **leaf_only)
+
+
+def shipped_first_stages(choices: list[str]) -> list[str]:
+    """Of `choices` (run ids, newest first), the finished first stages of the shipped recipe: what
+    its leaf stage starts from."""
+    from core import runs
+    first, _ = TrainConfig(**SHIPPED_RECIPE).split_leaf_only()
+    finished = {r.run_id for r in runs.list_runs() if r.finished and runs.follows_recipe(r.config, [first])}
+    return [c for c in choices if c in finished]
+
+
 def train_form(ds) -> None:
-    defaults = TrainConfig()
+    start = STARTS[st.radio(
+        "Start the form at", list(STARTS), horizontal=True, key="train_start",
+        help="the default config is the study's (the paper's feature input); the shipped recipe is how "
+             "Predict's shipped checkpoint was trained: its first stage, then its leaf stage started "
+             "from that run (Start from run)")]
+    defaults = form_defaults(start)
+    if start == "leaf" and not shipped_first_stages(trained_runs()):
+        st.info("No finished first stage of the shipped recipe here yet: queue one from “the shipped recipe, "
+                "first stage”, then start this stage from it (Start from run).", icon=":material/info:")
     encoders = common.model_ids("image encoder") or [defaults.encoder]
     lms = common.model_ids("language model") or [defaults.lm]
     condition = condition_picker(ds)
@@ -175,7 +210,7 @@ def train_form(ds) -> None:
                      "probe's posterior of it (fitted on the training images' leaf labels, stored with the "
                      "projector; training sees out-of-fold posteriors; augmented views join the probe's fit). "
                      "Needs 1 image token, no grid crop and a random projector start. The shipped checkpoint: "
-                     "posterior with 2 augmented views, then the leaf stage")
+                     "posterior with 2 augmented views and 2 line-art views, then the leaf stage")
             projector_topk = c2.number_input(
                 LABELS["projector_topk"], 0, 64, defaults.projector_topk,
                 help="with Projector input posterior: one more LM token for each of the posterior's k most "
@@ -240,8 +275,10 @@ def train_form(ds) -> None:
                 help="how each concept's images are split; the default suits the bundled set's 5-11 images "
                      f"per concept, the paper's {PAPER_SPLIT_PERCENT} suits collections of ~14 or more")
             device = c5.selectbox(LABELS["device"], ["auto", "cpu", "cuda"])
+            starts = [FRESH] + trained_runs()
+            firsts = shipped_first_stages(starts[1:]) if start == "leaf" else []
             init_from = st.selectbox(
-                LABELS["init_from"], [FRESH] + trained_runs(),
+                LABELS["init_from"], starts, index=starts.index(firsts[0]) if firsts else 0,
                 help="a second training stage: start the projector from this run's best checkpoint "
                      "(same models, data, condition and seed) instead of a fresh one, e.g. to add "
                      "ranking negatives once categories are grounded")
@@ -250,24 +287,21 @@ def train_form(ds) -> None:
         return
     try:
         seeds = parse_seeds(seeds_text)
-        configs = [TrainConfig(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector,
-                               image_tokens=int(image_tokens), prompt=prompt,
-                               projector_hidden=int(projector_hidden) or None,
-                               projector_tokens=int(projector_tokens), projector_init=projector_init,
-                               projector_input=projector_input, projector_topk=int(projector_topk),
-                               hard_negatives=int(hard_negatives),
-                               fresh_negatives=bool(fresh_negatives), rank_negatives=int(rank_negatives),
-                               rank_siblings=float(rank_siblings), rank_mined=int(rank_mined), rank_soft=float(rank_soft),
-                               mine_pool=int(mine_pool), name_loss=float(name_loss),
-                               dropout=float(dropout), concept_mixup=float(concept_mixup), augment_views=int(augment_views),
-                               line_art_views=int(line_art_views),
-                               grid_crop=int(grid_crop), precision=precision, condition=condition, seed=seed,
-                               epochs=int(epochs), lr=float(lr), batch_size=int(batch_size),
-                               max_concepts=int(max_concepts) or None,
-                               images_per_concept=int(images_per_concept) or None,
-                               split_percent=split_percent, device=device, dataset=ds.name if ds else defaults.dataset,
-                               init_from=None if init_from == FRESH else init_from)
-                   for seed in seeds]
+        chosen = dict(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector, image_tokens=int(image_tokens),
+                      prompt=prompt, projector_hidden=int(projector_hidden) or None,
+                      projector_tokens=int(projector_tokens), projector_init=projector_init,
+                      projector_input=projector_input, projector_topk=int(projector_topk),
+                      hard_negatives=int(hard_negatives), fresh_negatives=bool(fresh_negatives),
+                      rank_negatives=int(rank_negatives), rank_siblings=float(rank_siblings),
+                      rank_mined=int(rank_mined), rank_soft=float(rank_soft), mine_pool=int(mine_pool),
+                      name_loss=float(name_loss), dropout=float(dropout), concept_mixup=float(concept_mixup),
+                      augment_views=int(augment_views), line_art_views=int(line_art_views), grid_crop=int(grid_crop),
+                      precision=precision, condition=condition, epochs=int(epochs), lr=float(lr),
+                      batch_size=int(batch_size), max_concepts=int(max_concepts) or None,
+                      images_per_concept=int(images_per_concept) or None, split_percent=split_percent, device=device,
+                      dataset=ds.name if ds else defaults.dataset,
+                      init_from=None if init_from == FRESH else init_from)
+        configs = [dataclasses.replace(defaults, seed=seed, **chosen) for seed in seeds]
         rundata.check(configs[0])               # ids, dataset, condition: the same for every seed
         for cfg in configs[1:]:
             rundata.check(cfg) if cfg.init_from else cfg.validate()   # the first stage's seed must match
