@@ -139,8 +139,15 @@ def shipped_first_stages(choices: list[str]) -> list[str]:
     its leaf stage starts from."""
     from core import runs
     first, _ = TrainConfig(**SHIPPED_RECIPE).split_leaf_only()
-    finished = {r.run_id for r in runs.list_runs() if r.finished and runs.follows_recipe(r.config, [first])}
+    finished = {r.run_id for r in runs.list_runs()       # a leaf stage without rank_soft matches too
+                if r.finished and not r.config.init_from and runs.follows_recipe(r.config, [first])}
     return [c for c in choices if c in finished]
+
+
+def runs_seed(run_id: str) -> int:
+    """The seed a run was trained with (a second stage must use its first stage's)."""
+    from core import runs
+    return runs.load_run(run_id).config.seed
 
 
 def train_form(ds) -> None:
@@ -150,14 +157,18 @@ def train_form(ds) -> None:
              "Predict's shipped checkpoint was trained: its first stage, then its leaf stage started "
              "from that run (Start from run)")]
     defaults = form_defaults(start)
-    if start == "leaf" and not shipped_first_stages(trained_runs()):
+    run_ids = trained_runs()
+    firsts = shipped_first_stages(run_ids) if start == "leaf" else []
+    # the leaf stage must share its first stage's seed: start at the preselected one's
+    first_seed = runs_seed(firsts[0]) if firsts else defaults.seed
+    if start == "leaf" and not firsts:
         st.info("No finished first stage of the shipped recipe here yet: queue one from “the shipped recipe, "
                 "first stage”, then start this stage from it (Start from run).", icon=":material/info:")
     encoders = common.model_ids("image encoder") or [defaults.encoder]
     lms = common.model_ids("language model") or [defaults.lm]
     condition = condition_picker(ds)
-    st.caption("The form starts at the default config, the study's recipe; a second stage is a run with Start "
-               "from run set. Predict's shipped checkpoint is two stages, the probe-posterior input with two "
+    st.caption("The form starts at the default config, the study's recipe, or at the shipped recipe (above); "
+               "a second stage is a run with Start from run set. Predict's shipped checkpoint is two stages, the probe-posterior input with two "
                "augmented views and two line-art views, then a leaf stage with its own learning rate, epochs and "
                "ranking options (core.config.LEAF_STAGE), trained, evaluated and installed by one command: "
                f"`{SHIPPED_COMMAND}` (README, \"The shipped default checkpoint\").")
@@ -172,7 +183,7 @@ def train_form(ds) -> None:
                                  index=["gelu-mlp", "gelu-mlp-norm", "linear"].index(defaults.projector),
                                  help="gelu-mlp-norm keeps every image token at the norm of the LM's words")
         image_tokens = c2.number_input(LABELS["image_tokens"], 1, 256, defaults.image_tokens)
-        seeds_text = c3.text_input("Seeds", "0", help="one job per seed: 0, 1, 2 or 0-4")
+        seeds_text = c3.text_input("Seeds", str(first_seed), help="one job per seed: 0, 1, 2 or 0-4")
         c1, c2, c3 = st.columns(3)
         epochs = c1.number_input(LABELS["epochs"], 1, 1000, defaults.epochs)
         lr = c2.number_input(LABELS["lr"], min_value=0.0, max_value=1.0, value=defaults.lr,
@@ -275,8 +286,7 @@ def train_form(ds) -> None:
                 help="how each concept's images are split; the default suits the bundled set's 5-11 images "
                      f"per concept, the paper's {PAPER_SPLIT_PERCENT} suits collections of ~14 or more")
             device = c5.selectbox(LABELS["device"], ["auto", "cpu", "cuda"])
-            starts = [FRESH] + trained_runs()
-            firsts = shipped_first_stages(starts[1:]) if start == "leaf" else []
+            starts = [FRESH] + run_ids
             init_from = st.selectbox(
                 LABELS["init_from"], starts, index=starts.index(firsts[0]) if firsts else 0,
                 help="a second training stage: start the projector from this run's best checkpoint "
@@ -286,6 +296,9 @@ def train_form(ds) -> None:
     if not submitted:
         return
     try:
+        if start == "leaf" and init_from == FRESH:
+            raise ConfigError("the shipped recipe's leaf stage starts from its first stage: pick that run "
+                              "under “Start from run” (queue the first stage first if there is none)")
         seeds = parse_seeds(seeds_text)
         chosen = dict(encoder=encoder, lm=lm, lm_init=lm_init, projector=projector, image_tokens=int(image_tokens),
                       prompt=prompt, projector_hidden=int(projector_hidden) or None,

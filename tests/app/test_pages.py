@@ -739,6 +739,8 @@ def test_train_form_starts_a_second_stage_from_a_trained_run(data_dir):
 def test_train_form_starts_at_the_shipped_recipe_and_queues_its_two_stages_as_leaf_stage_trains_them(data_dir):
     """The shipped recipe's starts fill the form, and what the form does not show (patience) comes
     with them: both queued stages follow the recipe, as `taxolens train --leaf-stage` trains it."""
+    import dataclasses
+
     from core.config import LEAF_STAGE, SHIPPED_RECIPE
     from core.jobs.store import JobStore
     at = run_page("app_pages/3_Train.py")
@@ -753,19 +755,27 @@ def test_train_form_starts_at_the_shipped_recipe_and_queues_its_two_stages_as_le
     assert runs.follows_recipe(first, [TrainConfig(**SHIPPED_RECIPE)]) and not first.init_from
     assert first.rank_soft == 0.0 and first.line_art_views == 2       # rank_soft waits for the leaf stage
 
-    done = fake_run(first, evaluated=False)                 # that job, finished
-    fake_run(TrainConfig(seed=0), evaluated=False)          # newer, of the default config: not preselected
+    done = fake_run(dataclasses.replace(first, seed=1), evaluated=False)     # that job on seed 1, finished
+    for newer in (TrainConfig(seed=0), first.leaf_stage(done.name)):    # a default run; a leaf stage
+        ck = runs.checkpoint_json(fake_run(newer, evaluated=False))        # without rank_soft: not offered
+        runs.write_json(ck, {**runs.read_json(ck), "created": "2099-01-01T00:00:00+00:00"})   # newest
     at = run_page("app_pages/3_Train.py")
     at.radio(key="train_start").set_value("the shipped recipe, leaf stage").run()
     assert not any("No finished first stage" in i.value for i in at.info)
     assert next(s for s in at.selectbox if s.label == "Start from run").value == done.name
+    assert next(t for t in at.text_input if t.label == "Seeds").value == "1"       # the first stage's seed
+    next(s for s in at.selectbox if s.label == "Start from run").set_value("none (a fresh projector)")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert any("starts from its first stage" in e.value for e in at.error)
+    assert len(JobStore().list()) == 1
+    next(s for s in at.selectbox if s.label == "Start from run").set_value(done.name)
     next(b for b in at.button if b.label == "Queue training").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     queued = [TrainConfig.from_dict(j.spec["config"]) for j in JobStore().list()]
     assert len(queued) == 2
     (leaf,) = [c for c in queued if c.init_from]
-    assert leaf.init_from == done.name and leaf.rank_soft == 1.0 and leaf.patience == LEAF_STAGE["patience"]
-    assert runs.follows_recipe(leaf, [TrainConfig(**SHIPPED_RECIPE)])
+    assert leaf.init_from == done.name and leaf.seed == 1 and leaf.rank_soft == 1.0
+    assert leaf.patience == LEAF_STAGE["patience"] and runs.follows_recipe(leaf, [TrainConfig(**SHIPPED_RECIPE)])
 
 
 def test_train_form_refuses_models_without_weights(data_dir, monkeypatch):
