@@ -112,10 +112,10 @@ def removal_note(ds, spec: str, ratio: float) -> None:
 FRESH = "none (a fresh projector)"
 
 
-def trained_runs() -> list[str]:
-    """Runs with a checkpoint, newest first: what a second training stage can start from."""
-    from core import runs
-    return [r.run_id for r in runs.list_runs() if r.checkpoint]
+def trained_runs(listed: list) -> list[str]:
+    """Of `listed` (runs.list_runs(), newest first), the runs with a checkpoint: what a second training
+    stage can start from."""
+    return [r.run_id for r in listed if r.checkpoint]
 
 
 # Where the form's fields start; what the form does not show (patience, max_steps, ...) comes from
@@ -134,33 +134,26 @@ def form_defaults(start: str) -> TrainConfig:
     return first if start == "first" else first.leaf_stage(FRESH, **leaf_only)
 
 
-def shipped_first_stages(choices: list[str]) -> list[str]:
-    """Of `choices` (run ids, newest first), the finished first stages of the shipped recipe: what
-    its leaf stage starts from."""
+def shipped_first_stages(listed: list) -> list:
+    """Of `listed` (newest first), the finished first stages of the shipped recipe: what its leaf stage
+    starts from. follows_recipe alone would also take a leaf stage trained without rank_soft."""
     from core import runs
-    first, _ = TrainConfig(**SHIPPED_RECIPE).split_leaf_only()
-    finished = {r.run_id for r in runs.list_runs()       # a leaf stage without rank_soft matches too
-                if r.finished and not r.config.init_from and runs.follows_recipe(r.config, [first])}
-    return [c for c in choices if c in finished]
-
-
-def runs_seed(run_id: str) -> int:
-    """The seed a run was trained with (a second stage must use its first stage's)."""
-    from core import runs
-    return runs.load_run(run_id).config.seed
+    first = form_defaults("first")
+    return [r for r in listed if r.finished and not r.config.init_from and runs.follows_recipe(r.config, [first])]
 
 
 def train_form(ds) -> None:
+    from core import runs
     start = STARTS[st.radio(
         "Start the form at", list(STARTS), horizontal=True, key="train_start",
         help="the default config is the study's (the paper's feature input); the shipped recipe is how "
              "Predict's shipped checkpoint was trained: its first stage, then its leaf stage started "
              "from that run (Start from run)")]
     defaults = form_defaults(start)
-    run_ids = trained_runs()
-    firsts = shipped_first_stages(run_ids) if start == "leaf" else []
+    listed = runs.list_runs()                          # one scan of the runs folder per rerun
+    firsts = shipped_first_stages(listed) if start == "leaf" else []
     # the leaf stage must share its first stage's seed: start at the preselected one's
-    first_seed = runs_seed(firsts[0]) if firsts else defaults.seed
+    first_seed = firsts[0].config.seed if firsts else defaults.seed
     if start == "leaf" and not firsts:
         st.info("No finished first stage of the shipped recipe here yet: queue one from “the shipped recipe, "
                 "first stage”, then start this stage from it (Start from run).", icon=":material/info:")
@@ -168,10 +161,11 @@ def train_form(ds) -> None:
     lms = common.model_ids("language model") or [defaults.lm]
     condition = condition_picker(ds)
     st.caption("The form starts at the default config, the study's recipe, or at the shipped recipe (above); "
-               "a second stage is a run with Start from run set. Predict's shipped checkpoint is two stages, the probe-posterior input with two "
-               "augmented views and two line-art views, then a leaf stage with its own learning rate, epochs and "
-               "ranking options (core.config.LEAF_STAGE), trained, evaluated and installed by one command: "
-               f"`{SHIPPED_COMMAND}` (README, \"The shipped default checkpoint\").")
+               "a second stage is a run with Start from run set. Predict's shipped checkpoint is two stages, "
+               "the probe-posterior input with two augmented views and two line-art views, then a leaf stage "
+               "with its own learning rate, epochs and ranking options (core.config.LEAF_STAGE), trained, "
+               f"evaluated and installed by one command: `{SHIPPED_COMMAND}` (README, \"The shipped default "
+               "checkpoint\").")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
         encoder = c1.selectbox(LABELS["encoder"], encoders, index=_index(encoders, defaults.encoder))
@@ -286,9 +280,9 @@ def train_form(ds) -> None:
                 help="how each concept's images are split; the default suits the bundled set's 5-11 images "
                      f"per concept, the paper's {PAPER_SPLIT_PERCENT} suits collections of ~14 or more")
             device = c5.selectbox(LABELS["device"], ["auto", "cpu", "cuda"])
-            starts = [FRESH] + run_ids
+            starts = [FRESH] + trained_runs(listed)
             init_from = st.selectbox(
-                LABELS["init_from"], starts, index=starts.index(firsts[0]) if firsts else 0,
+                LABELS["init_from"], starts, index=starts.index(firsts[0].run_id) if firsts else 0,
                 help="a second training stage: start the projector from this run's best checkpoint "
                      "(same models, data, condition and seed) instead of a fresh one, e.g. to add "
                      "ranking negatives once categories are grounded")
