@@ -1,5 +1,6 @@
-"""`python -m bench.ranking_calibration RUN [--images 20] [--val-images 12] [--save NPZ]`: does calibrating each leaf
-question make the every-leaf ranking (what Predict shows) better?
+"""`python -m bench.ranking_calibration RUN [--images 20] [--val-images 12] [--temperatures 0.5,2]
+[--save NPZ]`: does calibrating each leaf question make the every-leaf ranking (what Predict shows)
+better?
 
 A yes/no model can say "yes" to some questions whatever the picture (a question prior). The usual
 fix is to subtract that prior from each question's logit before ranking (contextual calibration):
@@ -14,7 +15,9 @@ log P(yes) of its categories (asked of the same test images, as Predict asks the
 probe-posterior run (projector_input = "posterior") the probe inside its projector, which is what
 the LM reads, ranks the same images from its posterior: where the probe has the true leaf in its
 top 5 and the model does not, how spread that posterior is says whether the ranking is lost in the
-image features or in how the LM reads them.
+image features or in how the LM reads them. `--temperatures` asks every leaf again with that
+posterior sharpened (T < 1) or softened (T > 1) before the LM reads it, p^(1/T) renormalised: does a
+spread posterior lose the true leaf because it is spread?
 """
 from __future__ import annotations
 
@@ -73,14 +76,24 @@ def probe_split(posterior: np.ndarray, model_ranks: np.ndarray, truth: np.ndarra
                "largest share": float(np.median(top[m])) if m.any() else None} for name, m in groups.items()}}
 
 
+def tempered(posterior, temperature: float):
+    """A posterior (torch, rows images) sharpened (T < 1) or softened (T > 1): p^(1/T) renormalised,
+    in log space so that T -> 0 keeps the argmax and tiny shares do not underflow first."""
+    import torch
+
+    if not temperature > 0:
+        raise ValueError(f"a posterior temperature must be > 0, not {temperature}")
+    return torch.softmax(posterior.double().clamp_min(1e-300).log() / temperature, dim=-1)
+
+
 def summary(r: np.ndarray) -> str:
     return f"top-1 {np.mean(r == 1):.3f}  top-5 {np.mean(r <= 5):.3f}  median rank {np.median(r):.0f}"
 
 
-def _margins(vlm, feats, texts) -> np.ndarray:
+def _margins(vlm, feats, texts, posteriors: bool = False) -> np.ndarray:
     t0, rows = time.time(), []
     for i in range(feats.shape[0]):
-        p = vlm.score(feats[i:i + 1], [texts])[0].p_yes.double().clamp(1e-12, 1 - 1e-12)
+        p = vlm.score(feats[i:i + 1], [texts], posteriors=posteriors)[0].p_yes.double().clamp(1e-12, 1 - 1e-12)
         rows.append((p.log() - (1 - p).log()).numpy())
         print(f"  image {i + 1}/{feats.shape[0]}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     return np.stack(rows) if rows else np.zeros((0, len(texts)))
@@ -91,10 +104,20 @@ def main(argv=None) -> int:
     ap.add_argument("run", help="a trained run directory (or assets/default-checkpoint)")
     ap.add_argument("--images", type=int, default=20, help="test images ranked")
     ap.add_argument("--val-images", type=int, default=12, help="validation images for the per-leaf mean")
-    ap.add_argument("--save", metavar="NPZ", help="also write every answer here (log-odds margins of the leaves for the test, val and "
+    ap.add_argument("--temperatures", default="", metavar="T,T",
+                    help="probe-posterior runs: also rank every leaf with the posterior the LM reads at these "
+                         "temperatures (p^(1/T) renormalised; T < 1 sharpens)")
+    ap.add_argument("--save", metavar="NPZ",
+                    help="also write every answer here (log-odds margins of the leaves for the test, val and "
                          "content-free images, of the categories for the test images), the probe's posterior "
                          "(empty for a feature-input run), the truth and the leaf and category names")
     args = ap.parse_args(argv)
+    try:
+        temperatures = [float(t) for t in args.temperatures.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--temperatures takes numbers separated by commas, not {args.temperatures!r}")
+    if any(not t > 0 for t in temperatures):
+        ap.error(f"--temperatures must all be > 0, not {args.temperatures!r}")
 
     import torch
 
@@ -118,11 +141,16 @@ def main(argv=None) -> int:
     membership = np.array([[c in ds.concepts[leaf].categories for c in categories] for leaf in concepts], float)
     truth = np.array([concepts.index(questions.shown_concept(im.concept, data.deprivation.labeling)) for im in test])
     posterior = concept_posterior(vlm, ft)           # None for a feature-input run
+    if temperatures and posterior is None:
+        raise SystemExit(f"--temperatures needs a probe-posterior run; {args.run} reads features")
+    m_tempered = {t: _margins(vlm, tempered(posterior, t).float()[:, None, :], texts, posteriors=True)
+                  for t in temperatures}
     posterior = None if posterior is None else posterior.double().cpu().numpy()
     if args.save:
         np.savez(args.save, test=m_test, val=m_val, null=m_null, category=m_cat, truth=truth,
                  concepts=np.array(concepts), categories=np.array(categories),
-                 posterior=np.zeros((0, len(concepts))) if posterior is None else posterior)
+                 posterior=np.zeros((0, len(concepts))) if posterior is None else posterior,
+                 **{f"test_at_temperature_{t:g}": m for t, m in m_tempered.items()})
     print(f"{info.run_id}: every leaf ({len(concepts)}) asked of {len(test)} test images")
     scored = {**methods(m_test, m_val, m_null), **with_categories(m_test, m_cat, membership)}
     for name, scores in scored.items():
@@ -130,6 +158,8 @@ def main(argv=None) -> int:
     if posterior is not None:
         split = probe_split(posterior, ranks(m_test, truth), truth)
         print(f"  {'the probe the LM reads (its posterior)':<48} {summary(split['probe'])}")
+        for t, m in m_tempered.items():
+            print(f"  {f'raw P(yes), posterior read at temperature {t:g}':<48} {summary(ranks(m, truth))}")
         print("  true leaf in the top 5 of (images; median share of the posterior: the true leaf's, the largest):")
         for name, g in split["groups"].items():
             shares = (f"{g['true share']:.2f}, {g['largest share']:.2f}" if g["images"] else "-")

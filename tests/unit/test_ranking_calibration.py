@@ -55,3 +55,30 @@ def test_probe_split_groups_images_by_who_ranks_the_true_leaf_top_5():
     assert {k: v["images"] for k, v in g.items()} == {"both": 1, "probe only": 1, "model only": 1, "neither": 0}
     assert g["probe only"]["true share"] == 0.15 and g["probe only"]["largest share"] == 0.3
     assert g["neither"]["true share"] is None
+
+
+def test_a_tempered_posterior_keeps_its_order_and_sharpens_below_one_and_softens_above():
+    import pytest
+    import torch
+
+    p = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    assert torch.allclose(rc.tempered(p, 1.0), p.double())
+    sharp, soft = rc.tempered(p, 0.5), rc.tempered(p, 2.0)
+    assert torch.allclose(sharp[0], torch.tensor([25, 9, 4], dtype=torch.double) / 38)     # p^2 renormalised
+    for q in (sharp, soft):
+        assert torch.allclose(q.sum(-1), torch.ones(2, dtype=torch.double))
+        assert q.argmax(-1).tolist() == [0, 2]
+    assert (sharp.max(-1).values > p.max(-1).values).all() and (soft.max(-1).values < p.max(-1).values).all()
+    assert rc.tempered(torch.tensor([[1.0, 0.0]]), 0.01).tolist() == [[1.0, 0.0]]       # a zero share stays zero
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        rc.tempered(p, 0.0)
+
+
+def test_bad_temperatures_are_refused_before_any_model_loads(capsys):
+    import pytest
+
+    for bad in ("0", "-1", "a,b", "nan"):
+        with pytest.raises(SystemExit) as exit_:
+            rc.main(["no/such/run", "--temperatures", bad])
+        assert exit_.value.code == 2
+        assert "--temperatures" in capsys.readouterr().err
