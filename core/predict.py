@@ -222,8 +222,9 @@ class Predictor:
         """Load once and reuse: cached per (run, checkpoint version, device) in this process, one run
         at a time (loading another evicts it; objects already held keep working).
         run_dir: a run folder or id; None, the run `taxolens predict` answers with when none is named
-        (checkpoint.default_run: the best default-recipe run here, else the shipped checkpoint, copied
-        into the runs folder the first time)."""
+        (checkpoint.default_run: the finished run of the default config or the shipped recipe that
+        scored best on validation here, else the shipped checkpoint, copied into the runs folder the
+        first time)."""
         if run_dir is None:
             run_dir = checkpoint.default_run()
             if run_dir is None:
