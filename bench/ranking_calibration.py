@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     from core import evaluate, features, questions
 
     info, vlm, data = trained_run(args.run)
+    if temperatures and getattr(vlm.projector, "posterior", None) is None:      # before minutes of scoring
+        raise SystemExit(f"--temperatures needs a probe-posterior run; {info.run_id} reads features")
     ds = data.dataset
     concepts = sorted(ds.concepts)
     texts = [questions.question_text(ds.concepts[c].label) for c in concepts]
@@ -141,8 +143,6 @@ def main(argv=None) -> int:
     membership = np.array([[c in ds.concepts[leaf].categories for c in categories] for leaf in concepts], float)
     truth = np.array([concepts.index(questions.shown_concept(im.concept, data.deprivation.labeling)) for im in test])
     posterior = concept_posterior(vlm, ft)           # None for a feature-input run
-    if temperatures and posterior is None:
-        raise SystemExit(f"--temperatures needs a probe-posterior run; {args.run} reads features")
     m_tempered = {t: _margins(vlm, tempered(posterior, t).float()[:, None, :], texts, posteriors=True)
                   for t in temperatures}
     posterior = None if posterior is None else posterior.double().cpu().numpy()
