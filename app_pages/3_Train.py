@@ -10,7 +10,7 @@ import re
 
 import streamlit as st
 
-from core import results, rundata
+from core import results, rundata, runs
 from core.conditions import OFFERED as CONDITIONS
 from core.config import parse_seeds
 from core.config import (PAPER_SPLIT_PERCENT, PRECISIONS, PROJECTOR_INPUTS, SHIPPED_COMMAND, SHIPPED_RECIPE,
@@ -131,19 +131,19 @@ def form_defaults(start: str) -> TrainConfig:
     if start == "default":
         return TrainConfig()
     first, leaf_only = TrainConfig(**SHIPPED_RECIPE).split_leaf_only()
-    return first if start == "first" else first.leaf_stage(FRESH, **leaf_only)
+    if start == "first":
+        return first
+    return dataclasses.replace(first.leaf_stage("-", **leaf_only), init_from=None)   # the run: picked below
 
 
 def shipped_first_stages(listed: list) -> list:
     """Of `listed` (newest first), the finished first stages of the shipped recipe: what its leaf stage
     starts from. follows_recipe alone would also take a leaf stage trained without rank_soft."""
-    from core import runs
     first = form_defaults("first")
     return [r for r in listed if r.finished and not r.config.init_from and runs.follows_recipe(r.config, [first])]
 
 
 def train_form(ds) -> None:
-    from core import runs
     start = STARTS[st.radio(
         "Start the form at", list(STARTS), horizontal=True, key="train_start",
         help="the default config is the study's (the paper's feature input); the shipped recipe is how "

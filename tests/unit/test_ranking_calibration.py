@@ -1,5 +1,7 @@
 """bench.ranking_calibration's arithmetic on hand-made margins (the scoring is the VLM's own)."""
 import numpy as np
+import pytest
+import torch
 
 from bench import ranking_calibration as rc
 
@@ -58,9 +60,6 @@ def test_probe_split_groups_images_by_who_ranks_the_true_leaf_top_5():
 
 
 def test_a_tempered_posterior_keeps_its_order_and_sharpens_below_one_and_softens_above():
-    import pytest
-    import torch
-
     p = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
     assert torch.allclose(rc.tempered(p, 1.0), p.double())
     sharp, soft = rc.tempered(p, 0.5), rc.tempered(p, 2.0)
@@ -75,8 +74,6 @@ def test_a_tempered_posterior_keeps_its_order_and_sharpens_below_one_and_softens
 
 
 def test_bad_temperatures_are_refused_before_any_model_loads(capsys):
-    import pytest
-
     for bad in ("0", "-1", "a,b", "nan"):
         with pytest.raises(SystemExit) as exit_:
             rc.main(["no/such/run", "--temperatures", bad])
