@@ -20,9 +20,15 @@ LM, or where, differs:
                      `--topk` concepts, in rank order (core's `--projector-topk`: a trained row per
                      concept, starting as its name's mean word embedding, plus a trained map of its
                      share; core/models/projector.py says why)
+    features+posterior  the feature and the posterior arm's posterior side by side in one input row
+                     (D + C wide, one LayerNorm over both): the posterior names the concept, the
+                     feature keeps what the image looks like, which unseen hypernyms may need
 
 Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every question is kept: the
-default condition removes none). The first line of JSON also holds the image-probe baseline on the
+default condition removes none). `--condition` trains under a deprivation instead (`random:1`: leaf
+questions only), and each epoch's line then also holds the VAL hypernym per-category yes/no macro-F1
+on seen and unseen pairs (core.metrics, the study's headline), so arms compare on what reaches
+unseen hypernyms. The first line of JSON also holds the image-probe baseline on the
 same data (core.image_probe: val thresholds, val and test accuracy) and the out-of-fold probe's top-1
 on TRAIN images; then one line per arm and epoch, then a table.
 
@@ -44,7 +50,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-ARMS = ("features", "after-question", "oracle", "posterior", "posterior-topk")
+ARMS = ("features", "after-question", "oracle", "posterior", "posterior-topk", "features+posterior")
 
 
 # ---------------------------------------------------------------- what reaches the projector
@@ -119,9 +125,14 @@ def rank_every_leaf(vlm, projector, forward, inputs: torch.Tensor, shown: list[s
             "rank_median": ordered[len(ordered) // 2], "ranks": ranks}
 
 
+def side_by_side(feats: torch.Tensor, posterior: torch.Tensor) -> torch.Tensor:
+    """(N, 1, D + C): each image's pooled feature (N, 1, D) and its posterior (N, 1, C) in one row."""
+    return torch.cat([feats.float(), posterior.float()], dim=-1)
+
+
 def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=print, rank: int = 0,
-        topk: int = 5) -> list[dict]:
-    from core import image_probe, rundata
+        topk: int = 5, condition: str = "none") -> list[dict]:
+    from core import image_probe, metrics, rundata
     from core.config import TrainConfig
     from core.features import image_features
     from core.models.checkpoint import resolve_precision
@@ -133,7 +144,8 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     unknown = set(arms) - set(ARMS)
     if unknown or not arms:
         raise ValueError(f"arms must be among {', '.join(ARMS)}, got {', '.join(arms) or 'none'}")
-    cfg = TrainConfig(max_concepts=concepts or None, seed=seed, epochs=epochs)   # 0: the whole dataset
+    cfg = TrainConfig(max_concepts=concepts or None, seed=seed, epochs=epochs,   # 0: the whole dataset
+                      condition=condition)
     data = rundata.prepare(cfg)
     vlm = create_vlm(cfg)
     precision = resolve_precision(cfg.precision, vlm.device)
@@ -152,11 +164,13 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     x = feats["train"][:, 0].float()
     oof = image_probe.out_of_fold(x, y, len(names), seed=seed)
     probe = image_probe.fit(data, vlm.encoder, seed=seed)      # on every TRAIN image: VAL's posteriors
-    if {"posterior", "posterior-topk"} & set(arms):
+    if {"posterior", "posterior-topk", "features+posterior"} & set(arms):
         inputs["posterior"] = inputs["posterior-topk"] = {
             "train": oof[:, None], "val": probe.probabilities(items["val"])[:, None]}
+        inputs["features+posterior"] = {s: side_by_side(feats[s], inputs["posterior"][s]) for s in items}
     forward = {"features": features_logits, "after-question": after_question_logits,
-               "oracle": features_logits, "posterior": features_logits, "posterior-topk": features_logits}
+               "oracle": features_logits, "posterior": features_logits, "posterior-topk": features_logits,
+               "features+posterior": features_logits}
     projector = {a: Projector(cfg.projector, inputs[a]["train"].shape[-1], vlm.lm.hidden_size,
                               vlm.lm.token_norm(), seed=seed, hidden=cfg.projector_hidden,
                               tokens=cfg.projector_tokens) for a in arms}
@@ -177,6 +191,7 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
         for q in data.questions["val"]:
             by_image.setdefault(q.image_id, []).append(q)
         right = {"leaf": [0, 0], "hypernym": [0, 0]}
+        rows = []
         ids = sorted(by_image)
         for k in range(0, len(ids), 8):
             chunk = ids[k:k + 8]
@@ -188,10 +203,18 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
             for q, s in zip(qs, said):
                 right[q.kind][0] += int(s == q.answer)
                 right[q.kind][1] += 1
+                rows.append({"kind": q.kind, "target": q.target, "answer": q.answer, "pred": s,
+                             "seen": not data.deprivation.is_unseen(q), "mass": None})
         projector[arm].train()
-        return {f"val_{kind}_accuracy": round(r / n, 4) if n else None for kind, (r, n) in right.items()}
+        scores = {f"val_{kind}_accuracy": round(r / n, 4) if n else None for kind, (r, n) in right.items()}
+        if condition != "none":
+            summary = metrics.summarize(rows)
+            for name in ("seen_category_f1", "unseen_category_f1", "unseen_chance_f1", "unseen_share"):
+                value = metrics.lookup(summary, metrics.HEADLINE[name])
+                scores[f"val_{name}"] = None if value is None else round(value, 4)
+        return scores
 
-    log(json.dumps({"concepts": concepts, "seed": seed, "epochs": epochs, "precision": precision,
+    log(json.dumps({"concepts": concepts, "seed": seed, "epochs": epochs, "condition": condition, "precision": precision,
                     "train_images": len(items["train"]), "val_images": len(items["val"]), "updates": total,
                     "probe_out_of_fold_top1": round(float((oof.argmax(-1) == y).float().mean()), 4),
                     **image_probe_accuracy(probe, data)}))
@@ -247,21 +270,29 @@ def image_probe_accuracy(probe, data) -> dict:
     return out
 
 
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def table(rows: list[dict]) -> str:
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     epochs = sorted({r["epoch"] for r in rows})
     at = {(r["arm"], r["epoch"]): r for r in rows}
     ranked = any("rank_top5" in r for r in rows)
+    unseen = any("val_unseen_category_f1" in r for r in rows)
     lines = ["| arm | val leaf accuracy by epoch | last epoch: leaf / hypernym | train s |"
+             + (" unseen / seen macro-F1 (chance) |" if unseen else "")
              + (" every leaf: top-1 / top-5 / median rank |" if ranked else ""),
-             "|---|---|---|---|" + ("---|" if ranked else "")]
+             "|---|---|---|---|" + ("---|" if unseen else "") + ("---|" if ranked else "")]
     for a in arms:
         last = at[a, epochs[-1]]
         curve = " ".join(f"{at[a, e]['val_leaf_accuracy']:.3f}" for e in epochs)
         rank = (f" {last['rank_top1']:.3f} / {last['rank_top5']:.3f} / {last['rank_median']} of "
                 f"{last['rank_images']} |" if ranked else "")
+        f1s = (f" {fmt(last.get('val_unseen_category_f1'))} / {fmt(last.get('val_seen_category_f1'))} "
+               f"({fmt(last.get('val_unseen_chance_f1'))}) |" if unseen else "")
         lines.append(f"| {a} | {curve} | {last['val_leaf_accuracy']:.3f} / {last['val_hypernym_accuracy']:.3f} "
-                     f"| {last['train_seconds']:.0f} |" + rank)
+                     f"| {last['train_seconds']:.0f} |" + f1s + rank)
     return "\n".join(lines)
 
 
@@ -270,13 +301,15 @@ def main(argv=None) -> None:
     ap.add_argument("--concepts", type=int, default=100, help="seeded concept subset (default 100; 0: every concept, a default run's data)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--condition", default="none",
+                    help="train under this condition (e.g. random:1); then VAL seen / unseen per-category macro-F1 too")
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, among {', '.join(ARMS)}")
     ap.add_argument("--topk", type=int, default=5, help="posterior-topk: one token per this many top concepts (default 5)")
     ap.add_argument("--rank", type=int, default=0,
                     help="then rank every leaf for this many evenly spaced VAL images per arm (default 0)")
     args = ap.parse_args(argv)
     rows = run(args.concepts, args.epochs, tuple(a for a in args.arms.split(",") if a), args.seed,
-               log=lambda s: print(s, flush=True), rank=args.rank, topk=args.topk)
+               log=lambda s: print(s, flush=True), rank=args.rank, topk=args.topk, condition=args.condition)
     print(table(rows))
 
 

@@ -84,3 +84,22 @@ def test_the_topk_arm_hands_its_inputs_to_the_projector_as_posteriors():
     fed = PosteriorFed(proj)
     assert torch.equal(fed(post), proj(post, posteriors=True)) and fed(post).shape == (4, 2 + 3, 16)
     assert {n for n, _ in fed.named_parameters()} == {"projector." + n for n, _ in proj.named_parameters()}
+
+
+def test_side_by_side_puts_each_images_feature_then_its_posterior_in_one_row():
+    feats = torch.arange(6, dtype=torch.float16).reshape(2, 1, 3)         # the cache's fp16 grids
+    post = torch.tensor([[[0.25, 0.75]], [[1.0, 0.0]]])
+    x = leaf_ceiling.side_by_side(feats, post)
+    assert x.dtype == torch.float32 and x.shape == (2, 1, 5)
+    assert x[1, 0].tolist() == [3.0, 4.0, 5.0, 1.0, 0.0]
+
+
+def test_table_shows_unseen_and_seen_macro_f1_only_when_a_condition_gave_them():
+    base = {"arm": "features", "epoch": 1, "train_seconds": 9.6, "val_leaf_accuracy": 0.8,
+            "val_hypernym_accuracy": 0.6}
+    plain = leaf_ceiling.table([base])
+    assert "unseen" not in plain and plain.splitlines()[-1] == "| features | 0.800 | 0.800 / 0.600 | 10 |"
+    ablated = leaf_ceiling.table([{**base, "val_unseen_category_f1": 0.55, "val_seen_category_f1": None,
+                                   "val_unseen_chance_f1": 0.47}])
+    assert ablated.splitlines()[0].endswith("unseen / seen macro-F1 (chance) |")
+    assert ablated.splitlines()[-1].endswith("| 0.550 / – (0.470) |")
