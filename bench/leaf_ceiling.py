@@ -23,6 +23,9 @@ LM, or where, differs:
     features+posterior  the feature and the posterior arm's posterior side by side in one input row
                      (D + C wide, one LayerNorm over both): the posterior names the concept, the
                      feature keeps what the image looks like, which unseen hypernyms may need
+    features+posterior-norms  the same row, each part through a LayerNorm of its own (SplitNorm), so
+                     a sure posterior stands out as it does for the posterior arm instead of being
+                     scaled by the feature's spread
 
 Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every question is kept: the
 default condition removes none). `--condition` trains under a deprivation instead (`random:1`: leaf
@@ -50,7 +53,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-ARMS = ("features", "after-question", "oracle", "posterior", "posterior-topk", "features+posterior")
+ARMS = ("features", "after-question", "oracle", "posterior", "posterior-topk", "features+posterior",
+        "features+posterior-norms")
 
 
 # ---------------------------------------------------------------- what reaches the projector
@@ -73,6 +77,18 @@ class PosteriorFed(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
         return self.projector(x, posteriors=True)
+
+
+class SplitNorm(torch.nn.Module):
+    """A LayerNorm over the first `split` columns and another over the rest, concatenated again."""
+
+    def __init__(self, split: int, width: int):
+        super().__init__()
+        self.split = split
+        self.first, self.second = torch.nn.LayerNorm(split), torch.nn.LayerNorm(width - split)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.first(x[..., :self.split]), self.second(x[..., self.split:])], dim=-1)
 
 
 # ---------------------------------------------------------------- where the image tokens go
@@ -167,13 +183,17 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     if {"posterior", "posterior-topk", "features+posterior"} & set(arms):
         inputs["posterior"] = inputs["posterior-topk"] = {
             "train": oof[:, None], "val": probe.probabilities(items["val"])[:, None]}
-        inputs["features+posterior"] = {s: side_by_side(feats[s], inputs["posterior"][s]) for s in items}
+        inputs["features+posterior"] = inputs["features+posterior-norms"] = {
+            s: side_by_side(feats[s], inputs["posterior"][s]) for s in items}
     forward = {"features": features_logits, "after-question": after_question_logits,
                "oracle": features_logits, "posterior": features_logits, "posterior-topk": features_logits,
-               "features+posterior": features_logits}
+               "features+posterior": features_logits, "features+posterior-norms": features_logits}
     projector = {a: Projector(cfg.projector, inputs[a]["train"].shape[-1], vlm.lm.hidden_size,
                               vlm.lm.token_norm(), seed=seed, hidden=cfg.projector_hidden,
                               tokens=cfg.projector_tokens) for a in arms}
+    if "features+posterior-norms" in arms:     # its LayerNorm's output on Gaussian inputs is as before
+        projector["features+posterior-norms"].norm = SplitNorm(feats["train"].shape[-1],
+                                                               inputs["features+posterior"]["train"].shape[-1])
     if "posterior-topk" in arms:         # core's projector with --projector-topk, its probe unused
         topk_cfg = dataclasses.replace(cfg, projector_input="posterior", projector_topk=topk)
         topk_proj = create_projector(topk_cfg, feats["train"].shape[-1], vlm.lm, classes=len(names))

@@ -103,3 +103,11 @@ def test_table_shows_unseen_and_seen_macro_f1_only_when_a_condition_gave_them():
                                    "val_unseen_chance_f1": 0.47}])
     assert ablated.splitlines()[0].endswith("unseen / seen macro-F1 (chance) |")
     assert ablated.splitlines()[-1].endswith("| 0.550 / – (0.470) |")
+
+
+def test_split_norm_normalises_each_part_on_its_own():
+    norm = leaf_ceiling.SplitNorm(3, 5)
+    x = torch.tensor([[10.0, 20.0, 30.0, 0.9, 0.1]])
+    y = norm(x)
+    want = torch.cat([torch.nn.functional.layer_norm(x[:, :3], (3,)), torch.nn.functional.layer_norm(x[:, 3:], (2,))], -1)
+    assert torch.allclose(y, want) and torch.allclose(y[:, 3:], torch.tensor([[1.0, -1.0]]), atol=1e-4)
