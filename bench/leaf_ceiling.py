@@ -55,6 +55,7 @@ import torch.nn.functional as F
 
 ARMS = ("features", "after-question", "oracle", "posterior", "posterior-topk", "features+posterior",
         "features+posterior-norms")
+POSTERIOR_ARMS = ("posterior", "posterior-topk", "features+posterior", "features+posterior-norms")   # need the probe
 
 
 # ---------------------------------------------------------------- what reaches the projector
@@ -180,7 +181,7 @@ def run(concepts: int = 100, epochs: int = 6, arms=ARMS, seed: int = 0, log=prin
     x = feats["train"][:, 0].float()
     oof = image_probe.out_of_fold(x, y, len(names), seed=seed)
     probe = image_probe.fit(data, vlm.encoder, seed=seed)      # on every TRAIN image: VAL's posteriors
-    if {"posterior", "posterior-topk", "features+posterior"} & set(arms):
+    if set(POSTERIOR_ARMS) & set(arms):
         inputs["posterior"] = inputs["posterior-topk"] = {
             "train": oof[:, None], "val": probe.probabilities(items["val"])[:, None]}
         inputs["features+posterior"] = inputs["features+posterior-norms"] = {
