@@ -19,10 +19,11 @@ from ui import common, figures, jobs
 
 UPLOAD_TYPES = list(EXTENSIONS)             # every format core.images decodes
 TOP_K = 5
-READS_HELP = ("This checkpoint's projector sees the image only through its image probe: a linear "
+READS_HELP = ("This checkpoint's projector sees the image through its image probe: a linear "
               "classifier on the encoder's pooled feature, giving each training concept a share of "
-              "the image. These are the largest shares, the LM's input; the leaf guesses above are "
-              "its yes/no answers. Where the two lists differ, the LM reordered what it was given.")
+              "the image (with the projector input features+posterior, beside the feature itself). "
+              "These are the largest shares, the LM's input; the leaf guesses above are its yes/no "
+              "answers. Where the two lists differ, the LM reordered what it was given.")
 
 
 _predictor = common.predictor      # (run_dir, stamp), cached; `make app` starts loading it on the first page

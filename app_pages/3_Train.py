@@ -213,12 +213,13 @@ def train_form(ds) -> None:
                 LABELS["projector_input"], list(PROJECTOR_INPUTS), index=list(PROJECTOR_INPUTS).index(defaults.projector_input),
                 help="features: the encoder's pooled feature, as in the paper; posterior: a linear concept "
                      "probe's posterior of it (fitted on the training images' leaf labels, stored with the "
-                     "projector; training sees out-of-fold posteriors; augmented views join the probe's fit). "
+                     "projector; training sees out-of-fold posteriors; augmented views join the probe's fit); "
+                     "features+posterior: the two side by side. "
                      "Needs 1 image token, no grid crop and a random projector start. The shipped checkpoint: "
                      "posterior with 2 augmented views and 2 line-art views, then the leaf stage")
             projector_topk = c2.number_input(
                 LABELS["projector_topk"], 0, 64, defaults.projector_topk,
-                help="with Projector input posterior: one more LM token for each of the posterior's k most "
+                help="with a posterior Projector input: one more LM token for each of the posterior's k most "
                      "likely concepts, in rank order (a trained row per concept, started at its name's word "
                      "embedding, plus its share); 0 = none")
             c1, c2, c3 = st.columns(3)
@@ -246,7 +247,7 @@ def train_form(ds) -> None:
             rank_soft = c3.number_input(
                 LABELS["rank_soft"], 0.0, 1.0, defaults.rank_soft, step=0.25,
                 help="share of each ranking target spread over the ranked leaves by the image's probe "
-                     "posterior, the rest on its own leaf (needs Projector input posterior; 0 = all on "
+                     "posterior, the rest on its own leaf (needs a posterior Projector input; 0 = all on "
                      "its own leaf)")
             c1, c2, c3, c4, c5 = st.columns(5)
             dropout = c1.number_input(LABELS["dropout"], 0.0, 0.9, defaults.dropout, step=0.1,

@@ -25,7 +25,7 @@ LM, or where, differs:
                      feature keeps what the image looks like, which unseen hypernyms may need
     features+posterior-norms  the same row, each part through a LayerNorm of its own (SplitNorm), so
                      a sure posterior stands out as it does for the posterior arm instead of being
-                     scaled by the feature's spread
+                     scaled by the feature's spread (core's `--projector-input features+posterior`)
 
 Accuracy is P(yes) > P(no) on the VAL questions (leaf and hypernym; every question is kept: the
 default condition removes none). `--condition` trains under a deprivation instead (`random:1`: leaf
@@ -53,6 +53,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from core.models.projector import SplitNorm
+
 ARMS = ("features", "after-question", "oracle", "posterior", "posterior-topk", "features+posterior",
         "features+posterior-norms")
 POSTERIOR_ARMS = ("posterior", "posterior-topk", "features+posterior", "features+posterior-norms")   # need the probe
@@ -78,18 +80,6 @@ class PosteriorFed(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
         return self.projector(x, posteriors=True)
-
-
-class SplitNorm(torch.nn.Module):
-    """A LayerNorm over the first `split` columns and another over the rest, concatenated again."""
-
-    def __init__(self, split: int, width: int):
-        super().__init__()
-        self.split = split
-        self.first, self.second = torch.nn.LayerNorm(split), torch.nn.LayerNorm(width - split)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.first(x[..., :self.split]), self.second(x[..., self.split:])], dim=-1)
 
 
 # ---------------------------------------------------------------- where the image tokens go

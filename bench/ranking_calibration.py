@@ -123,6 +123,7 @@ def main(argv=None) -> int:
 
     from bench.common import concept_posterior, trained_run
     from core import evaluate, features, questions
+    from core.models.encoders import pool_tokens
 
     info, vlm, data = trained_run(args.run)
     if temperatures and getattr(vlm.projector, "posterior", None) is None:      # before minutes of scoring
@@ -143,7 +144,12 @@ def main(argv=None) -> int:
     membership = np.array([[c in ds.concepts[leaf].categories for c in categories] for leaf in concepts], float)
     truth = np.array([concepts.index(questions.shown_concept(im.concept, data.deprivation.labeling)) for im in test])
     posterior = concept_posterior(vlm, ft)           # None for a feature-input run
-    m_tempered = {t: _margins(vlm, tempered(posterior, t).float()[:, None, :], texts, posteriors=True)
+    # what the projector reads past its probe: the tempered posterior, after the feature for a
+    # features+posterior run
+    pooled = pool_tokens(ft.float(), 1).to(vlm.device) if getattr(vlm.projector, "keep_features", False) else None
+    m_tempered = {t: _margins(vlm, tempered(posterior, t).float()[:, None, :] if pooled is None else
+                              torch.cat([pooled, tempered(posterior, t).float()[:, None, :]], -1), texts,
+                              posteriors=True)
                   for t in temperatures}
     posterior = None if posterior is None else posterior.double().cpu().numpy()
     if args.save:

@@ -16,7 +16,8 @@ from core.base import ConfigError  # noqa: F401  (core.config.ConfigError is the
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
-PROJECTOR_INPUTS = ("features", "posterior")
+PROJECTOR_INPUTS = ("features", "posterior", "features+posterior")
+POSTERIOR_INPUTS = ("posterior", "features+posterior")    # the projector holds a concept probe
 MAX_AUGMENT_VIEWS = 16                 # core.augment.MAX_VIEWS (config stays free of image imports)
 MAX_LINE_ART_VIEWS = 2                 # core.augment.LINE_ART_KINDS
 # What a run is compared with (core.evaluate.baseline): the majority answer per question kind, and
@@ -111,6 +112,8 @@ class TrainConfig:
     # with the projector; training sees out-of-fold posteriors; core/models/projector.py). Needs one
     # image token and the whole grid (the probe reads the global pool); augmented views join the
     # probe's fit and training shows their out-of-fold posteriors (core/train.py, posterior_inputs).
+    # "features+posterior": both side by side, each through a LayerNorm of its own (the posterior
+    # names the concept, the feature keeps what the image looks like); the posterior's needs apply.
     projector_input: str = "features"
     # Posterior input only: after the projector's tokens, one more LM token for each of the posterior's
     # K most likely concepts, in rank order (a trained row per concept, started at its name's word
@@ -197,19 +200,20 @@ class TrainConfig:
         if self.projector_input not in PROJECTOR_INPUTS:
             raise ConfigError(f"projector_input must be {' or '.join(map(repr, PROJECTOR_INPUTS))}, "
                               f"got {self.projector_input!r}")
-        if self.projector_input == "posterior":
+        if self.reads_posterior:
             clash = [f"{name} {value}" for name, value, ok in (
                 ("image_tokens", self.image_tokens, self.image_tokens == 1),
                 ("grid_crop", self.grid_crop, not self.grid_crop),
                 ("projector_init", repr(self.projector_init), self.projector_init == "random")) if not ok]
             if clash:
-                raise ConfigError(f"projector_input 'posterior' reads a probe of the global-pooled feature: it needs "
+                raise ConfigError(f"projector_input {self.projector_input!r} reads a probe of the global-pooled "
+                                  f"feature: it needs "
                                   f"image_tokens 1, no grid_crop and projector_init 'random' "
                                   f"(got {', '.join(clash)})")
         _check_int("projector_topk", self.projector_topk, 0, 64)
-        if self.projector_topk and self.projector_input != "posterior":
-            raise ConfigError("projector_topk needs projector_input 'posterior' (its tokens are the posterior's "
-                              "most likely concepts)")
+        if self.projector_topk and not self.reads_posterior:
+            raise ConfigError("projector_topk needs projector_input 'posterior' or 'features+posterior' (its "
+                              "tokens are the posterior's most likely concepts)")
         if self.image_tokens * self.projector_tokens > 256:
             raise ConfigError(f"image_tokens x projector_tokens gives {self.image_tokens * self.projector_tokens} "
                               "image tokens per image; at most 256")
@@ -232,9 +236,9 @@ class TrainConfig:
         _check_number("rank_soft", self.rank_soft, 0, 1)
         if self.rank_soft and not (self.rank_negatives or self.rank_mined):
             raise ConfigError("rank_soft needs ranking groups (rank_negatives or rank_mined > 0)")
-        if self.rank_soft and self.projector_input != "posterior":
+        if self.rank_soft and not self.reads_posterior:
             raise ConfigError("rank_soft spreads ranking targets by the probe posterior, so it needs "
-                              "projector_input = posterior")
+                              "projector_input = posterior or features+posterior")
         _check_number("lr", self.lr, 0, 1, low_open=True)
         _check_number("weight_decay", self.weight_decay, 0, 10)
         _check_number("warmup", self.warmup, 0, 0.5)
@@ -275,6 +279,11 @@ class TrainConfig:
             self.split_percent = canonical_split_percent(self.split_percent)
         except ConfigError:
             pass
+
+    @property
+    def reads_posterior(self) -> bool:
+        """The projector holds a concept probe and reads its posterior (alone or beside the feature)."""
+        return self.projector_input in POSTERIOR_INPUTS
 
     @property
     def split_fractions(self) -> tuple[float, float, float]:

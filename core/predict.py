@@ -78,8 +78,9 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     shortlist: int = 0                 # leaves ranked in fp32 after a bf16 pass over all (0: every leaf)
     # A probe-posterior projector (projector_input "posterior") sees the image only as its image
-    # probe's concept posterior: that posterior's top-k {"concept", "label", "share"}, largest first.
-    # Empty for a projector that reads the features. Where the leaves differ, the LM reordered them.
+    # probe's concept posterior ("features+posterior": beside the feature): that posterior's top-k
+    # {"concept", "label", "share"}, largest first. Empty for a projector that reads the features
+    # alone. Where the leaves differ, the LM reordered them.
     reads: list[dict] = field(default_factory=list)
 
     def close_to_best(self, margin: float = CLOSE_CALL) -> list[dict]:

@@ -31,7 +31,8 @@ rank_soft spreads that share of each group's target by the image's probe posteri
 name_loss adds, per image, the LM's loss of naming its (shown) concept after "Is there" (vlm.py).
 projector_input = "posterior" fits the projector's concept probe on every TRAIN image before the
 first update and trains on each image's out-of-fold posterior instead of its feature
-(posterior_inputs); validation, like evaluation and Predict, reads features through the probe. With
+(posterior_inputs; "features+posterior": on the feature with that posterior after it);
+validation, like evaluation and Predict, reads features through the probe. With
 augment_views the probe is fitted on every view too, and the epochs show the views' out-of-fold
 posteriors in turn with the image's own.
 
@@ -235,7 +236,7 @@ class _Run:
         if ck and ck.get("dataset", {}).get("table_sha256") != data.table_sha256:
             raise runs.RunError(f"dataset '{cfg.dataset}' changed since run {self.dir.name} started; "
                                 f"start a new run instead of resuming")
-        self.posteriors = cfg.projector_input == "posterior"
+        self.posteriors = cfg.reads_posterior
         if self.posteriors:        # the projector's size depends on the run's concepts
             registry.use_posterior_input(vlm, cfg, len(data.dataset.concepts))
         self.params = [p for p in vlm.projector.parameters() if p.requires_grad]
@@ -405,7 +406,9 @@ class _Run:
                     column.append(j)
                     weight.append(1.0 / copies[text])
         share = torch.zeros(len(ranked) * width, device=device)
-        picked = feats[torch.tensor(image, device=device), 0, torch.tensor(column, device=device)].float()
+        # the posterior is the inputs' last columns (after the feature with features+posterior)
+        offset = feats.shape[-1] - len(self.data.dataset.concepts)
+        picked = feats[torch.tensor(image, device=device), 0, torch.tensor(column, device=device) + offset].float()
         share.index_add_(0, torch.tensor(at, device=device), picked * torch.tensor(weight, device=device))
         target = spread_targets(share.view(len(ranked), width), s)
         return [t[:n] for t, n in zip(target, sizes)]
@@ -588,6 +591,7 @@ def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: to
     (N, 1, D), rows in data.images("train") order as features_of gives them -- each image's
     out-of-fold concept posterior (N, 1, C), on feats' device -- then the same for `views` (the
     image and its augmented views, (N, 1 + V, 1, D), or None), and what checkpoint.json records.
+    "features+posterior": each row's feature with its out-of-fold posterior after it (N, 1, D + C).
     fit_probe: also fit the projector's own probe on every TRAIN image and its views, and start any
     top-k concept rows at the names' word embeddings (a resumed or init_from run loads both with
     the projector instead). Labels are the concepts the images are shown as (leaf evidence only:
@@ -609,13 +613,18 @@ def posterior_inputs(cfg: TrainConfig, vlm, data, feats: torch.Tensor, views: to
     oof = image_probe.out_of_fold(x, y, len(column), seed=cfg.seed, views=extra)
     if extra is None:
         oof = oof[:, None]                                                      # (N, 1, C)
-    fit = {"kind": "posterior", "classes": len(column), "images": len(items), "folds": image_probe.FOLDS,
+    fit = {"kind": cfg.projector_input, "classes": len(column), "images": len(items), "folds": image_probe.FOLDS,
            "out_of_fold_top1": round(float((oof[:, 0].argmax(-1) == y).float().mean()), 4)}
     if extra is not None:
         fit["views"] = extra.shape[1]
         fit["views_out_of_fold_top1"] = round(float((oof[:, 1:].argmax(-1) == y[:, None]).float().mean()), 4)
     posteriors = oof[:, :1].to(feats.device)                                    # (N, 1, C)
-    return posteriors, (None if extra is None else oof[:, :, None].to(feats.device)), fit
+    view_posteriors = None if extra is None else oof[:, :, None].to(feats.device)   # (N, 1 + V, 1, C)
+    if cfg.projector_input == "features+posterior":
+        posteriors = torch.cat([feats.float(), posteriors], dim=-1)
+        if views is not None:
+            view_posteriors = torch.cat([views.float(), view_posteriors], dim=-1)
+    return posteriors, view_posteriors, fit
 
 
 def _feature_memo(report: Progress | None = None):

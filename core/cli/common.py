@@ -129,8 +129,9 @@ TRAIN_HELP = {
     "projector_init": "random | probe (the first layer starts as a softmax regression from training "
                       "images to their concepts)",
     "projector_input": "features | posterior (the projector reads a linear concept probe's posterior of the "
-                       "pooled feature, fitted on the training images and stored with the projector)",
-    "projector_topk": "with projector_input posterior: one more LM token for each of the posterior's K most "
+                       "pooled feature, fitted on the training images and stored with the projector) | "
+                       "features+posterior (the feature and that posterior side by side)",
+    "projector_topk": "with a posterior projector_input: one more LM token for each of the posterior's K most "
                       "likely concepts, in rank order (0: none)",
     "prompt": "plain | chat (the LM's chat template)",
     "condition": FORMS,
@@ -153,8 +154,8 @@ TRAIN_HELP = {
                   "gradient at each step: mined hard negatives (0: off)",
     "mine_pool": "random other leaves scored per image and step to mine rank_mined from",
     "rank_soft": "share of each ranking group's target spread over the group by the image's probe "
-                 "posterior (out of fold), the rest on its own leaf (needs projector_input posterior; 0: "
-                 "all on its own leaf)",
+                 "posterior (out of fold), the rest on its own leaf (needs a posterior projector_input; "
+                 "0: all on its own leaf)",
     "fresh_negatives": "ask a new random draw of 'no' leaf questions every epoch (same count)",
     "dropout": "dropout on the projector's input features while training (0: none)",
     "grid_crop": "train on a random N x N window of each image's encoder grid, a crop without "
@@ -163,7 +164,7 @@ TRAIN_HELP = {
                      "another training image of the same concept, in a random proportion (0: none)",
     "augment_views": "augmented renderings per training image (crop, rotation, flip, colour; encoded once "
                      "and cached), each epoch showing an image as itself or one of them in turn (0: none); with "
-                     "projector_input posterior they also join the probe's fit",
+                     "a posterior projector_input they also join the probe's fit",
     "line_art_views": "line-art renderings per training image, shown and fitted as augmented views are: 1, "
                       "its colour regions' borders as thick black strokes on white; 2, also those strokes "
                       "over its colours (0: none)",

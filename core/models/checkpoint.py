@@ -145,7 +145,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None, 
 def fit_posterior_input(vlm, cfg: TrainConfig, state: dict) -> None:
     """A posterior-input config's projector sized by the concepts its stored probe has (a no-op for
     the feature input)."""
-    if cfg.projector_input == "posterior" and POSTERIOR_WEIGHT in state:
+    if cfg.reads_posterior and POSTERIOR_WEIGHT in state:
         registry.use_posterior_input(vlm, cfg, int(state[POSTERIOR_WEIGHT].shape[0]))
 
 

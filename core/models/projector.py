@@ -34,7 +34,13 @@ input's 0.863 / 0.847; trained by core.train on seed 0, test leaf accuracy 0.877
 with the leaf stage every leaf ranked on 40 test images top-5 0.525 against 0.40 (the shipped recipe
 until augmented views joined it).
 
-`topk` = K > 0 (TrainConfig.projector_topk; posterior input only) adds, after the MLP's m tokens, one
+`keep_features` (TrainConfig.projector_input = "features+posterior", with `classes`): the projector
+reads the feature and the probe's posterior side by side (D + C wide), each through a LayerNorm of
+its own (SplitNorm; one LayerNorm over both scales a sure posterior down by the feature's spread).
+Why: a posterior names the concept and drops what the image looks like, which unseen hypernyms may
+need (docs/training.md, "The feature and the posterior together").
+
+`topk` = K > 0 (TrainConfig.projector_topk; posterior inputs only) adds, after the MLP's m tokens, one
 LM token for each of the posterior's K most likely concepts, in rank order: a trained row per concept
 (`concept_rows`, started by core.train at the mean word embedding of the concept's name) plus a
 trained linear map of its share (p, log p / 10). Why: the MLP mixes a spread posterior into one
@@ -87,10 +93,22 @@ class ConceptPosterior(nn.Module):
         return torch.nn.functional.linear(z, self.weight.float(), self.bias.float()).softmax(-1)
 
 
+class SplitNorm(nn.Module):
+    """A LayerNorm over the first `split` columns and another over the rest, concatenated again."""
+
+    def __init__(self, split: int, width: int):
+        super().__init__()
+        self.split = split
+        self.first, self.second = nn.LayerNorm(split), nn.LayerNorm(width - split)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.first(x[..., :self.split]), self.second(x[..., self.split:])], dim=-1)
+
+
 class Projector(nn.Module):
     def __init__(self, kind: str, in_dim: int, out_dim: int, target_norm: float, seed: int = 0,
                  dropout: float = 0.0, hidden: int | None = None, tokens: int = 1, classes: int = 0,
-                 topk: int = 0):
+                 topk: int = 0, keep_features: bool = False):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"projector must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -101,14 +119,16 @@ class Projector(nn.Module):
         self.hidden, self.tokens = int(hidden or out_dim), int(tokens)
         self.target_norm = float(target_norm)
         self.classes, self.topk = int(classes), int(topk)
+        self.keep_features = bool(keep_features) and self.classes > 0
         if self.topk and not 0 < self.topk <= self.classes:
             raise ValueError(f"top-k concept tokens need a projector reading concept posteriors of at least k "
                              f"concepts, got k = {self.topk} and {self.classes} concepts")
-        width_in = self.classes or in_dim          # what the LayerNorm and first Linear read
+        # what the LayerNorm and first Linear read
+        width_in = in_dim + self.classes if self.keep_features else self.classes or in_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.posterior = ConceptPosterior(in_dim, self.classes) if self.classes else None
-            self.norm = nn.LayerNorm(width_in)
+            self.norm = SplitNorm(in_dim, width_in) if self.keep_features else nn.LayerNorm(width_in)
             self.drop = nn.Dropout(dropout)     # no weights: checkpoints are the same with or without
             width = out_dim * self.tokens
             if kind == "linear":
@@ -172,17 +192,24 @@ class Projector(nn.Module):
         self.concept_rows.copy_(rows)
 
     def forward(self, tokens: torch.Tensor, posteriors: bool = False) -> torch.Tensor:
-        """(..., N, D) -> (..., N*(m+k), H). posteriors: the tokens are already concept posteriors
-        (..., N, C), as training's out-of-fold inputs are; only for a projector with `classes`."""
+        """(..., N, D) -> (..., N*(m+k), H). posteriors: the tokens are already what the probe would
+        make of them -- concept posteriors (..., N, C), or with keep_features the feature and its
+        posterior (..., N, D + C) -- as training's out-of-fold inputs are; only with `classes`."""
         if posteriors:
             if self.posterior is None:
                 raise ValueError("posterior inputs need a projector that reads concept posteriors (classes > 0)")
         elif self.posterior is not None:
-            tokens = self.posterior(tokens)
+            tokens = self.with_posterior(tokens)
         out = self._project(tokens)
         if self.topk:
-            out = torch.cat([out, self.concept_tokens(tokens).to(out.dtype)], dim=-2)
+            out = torch.cat([out, self.concept_tokens(tokens[..., -self.classes:]).to(out.dtype)], dim=-2)
         return self._finish(out)
+
+    def with_posterior(self, features: torch.Tensor) -> torch.Tensor:
+        """What this projector's MLP reads for `features` (..., N, D): the probe's posterior, after
+        the feature itself with keep_features."""
+        posterior = self.posterior(features)
+        return torch.cat([features.float(), posterior], dim=-1) if self.keep_features else posterior
 
     def _project(self, tokens: torch.Tensor) -> torch.Tensor:
         """The MLP's m tokens per input token: (..., N, width_in) -> (..., N*m, H)."""

@@ -242,10 +242,12 @@ def create_lm(lm_id: str, init: str = "pretrained", device: str | torch.device =
 
 def create_projector(cfg: TrainConfig, encoder_dim: int, lm, classes: int = 0) -> Projector:
     """A fresh projector of `cfg`, seeded by cfg.seed; `classes` > 0 gives it a concept-posterior
-    input of that many concepts (cfg.projector_input = "posterior") and cfg.projector_topk's tokens."""
+    input of that many concepts (cfg.projector_input "posterior", or "features+posterior" beside the
+    feature) and cfg.projector_topk's tokens."""
     return Projector(cfg.projector, encoder_dim, lm.hidden_size, lm.token_norm(), seed=cfg.seed,
                      dropout=cfg.dropout, hidden=cfg.projector_hidden, tokens=cfg.projector_tokens,
-                     classes=classes, topk=cfg.projector_topk if classes else 0)
+                     classes=classes, topk=cfg.projector_topk if classes else 0,
+                     keep_features=cfg.projector_input == "features+posterior")
 
 
 def create_vlm(cfg: TrainConfig, device: str | torch.device = "cpu") -> VLM:
@@ -276,7 +278,8 @@ def vlm_sharing_frozen(cfg: TrainConfig, other: VLM) -> VLM:
 def use_posterior_input(vlm: VLM, cfg: TrainConfig, classes: int) -> None:
     """Give `vlm` the fresh projector of a posterior-input config for `classes` concepts (its probe
     still zero: core.train fits it, a checkpoint loads it)."""
-    if cfg.projector_input != "posterior":
-        raise ValueError(f"use_posterior_input needs projector_input 'posterior', got {cfg.projector_input!r}")
+    if not cfg.reads_posterior:
+        raise ValueError(f"use_posterior_input needs projector_input 'posterior' or 'features+posterior', "
+                         f"got {cfg.projector_input!r}")
     device = vlm.device
     vlm.projector = create_projector(cfg, vlm.encoder.dim, vlm.lm, classes).to(device)

@@ -76,6 +76,36 @@ def test_a_posterior_input_run_trains_evaluates_ships_and_loads_with_its_probe(t
 
 
 @pytest.mark.integration
+def test_a_features_and_posterior_run_trains_evaluates_ships_and_loads(tmp_path):
+    import torch
+    from core import features
+    from core.models import checkpoint
+
+    # rank_mined scores the training rows (feature, then out-of-fold posterior) through the real LM;
+    # rank_soft reads the posterior columns of those rows
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, projector_input="features+posterior", rank_mined=2, mine_pool=3,
+                      rank_soft=0.5)
+    run_dir = train.train(cfg, run_dir=tmp_path / "run")
+    ck = json.loads(runs.checkpoint_json(run_dir).read_text())
+    assert ck["projector_input"]["kind"] == "features+posterior" and ck["projector_input"]["classes"] == 4
+    assert evaluate(run_dir, "test")["n_questions"] > 0
+    shipped = checkpoint.export_shipped(run_dir, dest=tmp_path / "shipped")
+    _, vlm = checkpoint.load_trained(shipped)
+    assert vlm.projector.keep_features and vlm.projector.net[0].in_features == vlm.encoder.dim + 4
+    data = rundata.prepare(cfg)
+    x = features.FeatureCache(vlm.encoder).get(data.images("train")[:2], pool=1)
+    texts = [[questions.question_text(data.dataset.concepts[c].label) for c in sorted(data.dataset.concepts)]] * 2
+    direct = vlm.score(x, texts)
+    through = vlm.score(vlm.projector.with_posterior(x), texts, posteriors=True)
+    for a, b in zip(direct, through):
+        assert torch.allclose(a.p_yes, b.p_yes, atol=1e-4)
+    # the tempered-posterior ranking hands each image's feature with its posterior past the probe
+    from bench import ranking_calibration
+    assert ranking_calibration.main([str(run_dir), "--images", "2", "--val-images", "0",
+                                     "--temperatures", "0.5"]) == 0
+
+
+@pytest.mark.integration
 def test_a_posterior_input_run_with_augmented_views_fits_its_probe_on_them(tmp_path):
     import torch
     from core import augment, features, image_probe

@@ -137,17 +137,22 @@ class FakeVLM(nn.Module):
 class FakePosteriorProjector(nn.Module):
     """The fake's projector for projector_input = "posterior": the real frozen concept probe in front,
     then the fake's small MLP on the C-wide posterior (training hands posteriors past the probe); no
-    top-k concept tokens."""
+    top-k concept tokens. keep_features ("features+posterior"): the MLP reads the feature and then
+    its posterior (DIM + C wide)."""
     topk = 0
 
-    def __init__(self, classes: int):
+    def __init__(self, classes: int, keep_features: bool = False):
         super().__init__()
         from core.models.projector import ConceptPosterior
+        self.keep_features = keep_features
         self.posterior = ConceptPosterior(DIM, classes)
-        self.net = nn.Sequential(nn.Linear(classes, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
+        width = classes + (DIM if keep_features else 0)
+        self.net = nn.Sequential(nn.Linear(width, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN))
 
-    def forward(self, x):                       # features (B, DIM) through the probe; posteriors (B, C) as they are
-        return self.net(self.posterior(x) if x.shape[-1] == DIM else x)
+    def forward(self, x):               # features (B, DIM) through the probe; training's rows as they are
+        if x.shape[-1] == DIM:
+            x = torch.cat([x, self.posterior(x)], -1) if self.keep_features else self.posterior(x)
+        return self.net(x)
 
 
 def fake_use_posterior_input(real):
@@ -157,7 +162,7 @@ def fake_use_posterior_input(real):
             return real(vlm, cfg, classes)
         if classes == DIM:                      # the fake tells features from posteriors by their width
             raise ValueError(f"the fake's posterior input needs a class count other than {DIM}")
-        vlm.projector = FakePosteriorProjector(classes)
+        vlm.projector = FakePosteriorProjector(classes, cfg.projector_input == "features+posterior")
     return use
 
 

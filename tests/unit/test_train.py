@@ -497,9 +497,10 @@ def test_rank_mined_resumed_from_the_middle_of_an_epoch_mines_the_same():
     assert before + fake_vlm.FakeVLM.instances[-1].ranked_seen == straight
 
 
-@pytest.mark.parametrize("condition", ["none", "cross"])
-def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior(condition):
-    cfg = _cfg(epochs=1, rank_negatives=2, rank_siblings=1.0, rank_soft=0.5, projector_input="posterior",
+@pytest.mark.parametrize("condition, projector_input", [("none", "posterior"), ("cross", "posterior"),
+                                                       ("none", "features+posterior")])
+def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior(condition, projector_input):
+    cfg = _cfg(epochs=1, rank_negatives=2, rank_siblings=1.0, rank_soft=0.5, projector_input=projector_input,
                projector_hidden=None, projector_tokens=1, condition=condition)
     train.train(cfg)
     vlm = fake_vlm.FakeVLM.instances[-1]
@@ -509,8 +510,11 @@ def test_rank_soft_spreads_each_ranking_target_by_the_images_posterior(condition
     assert len(vlm.rank_targets_seen) == vlm.loss_calls and all(vlm.rank_targets_seen)
     for groups, targets, inputs in zip(vlm.ranked_seen, vlm.rank_targets_seen, vlm.ranked_inputs_seen):
         assert len(groups) == len(targets) == len(inputs)
-        for (_, texts), target, posterior in zip(groups, targets, inputs):
-            # the image's input is its (out-of-fold) posterior; half the target follows it over the group
+        for (_, texts), target, row in zip(groups, targets, inputs):
+            # the image's input is its (out-of-fold) posterior, after its feature with features+posterior;
+            # half the target follows the posterior over the group
+            posterior = row[-len(column):]
+            assert len(row) == len(column) + (fake_vlm.DIM if projector_input == "features+posterior" else 0)
             share = posterior[[column[t] for t in texts]]
             expected = 0.5 * share / share.sum() + torch.tensor([0.5] + [0.0] * (len(texts) - 1))
             assert torch.allclose(torch.tensor(target), expected, atol=1e-6) and sum(target) == pytest.approx(1.0)
