@@ -22,7 +22,7 @@ TOP_K = 5
 READS_HELP = ("This checkpoint's projector sees the image through its image probe: a linear "
               "classifier on the encoder's pooled feature, giving each training concept a share of "
               "the image (with the projector input features+posterior, beside the feature itself). "
-              "These are the largest shares, the LM's input; the leaf guesses above are its yes/no "
+              "These are the largest shares, (part of) the LM's input; the leaf guesses above are its yes/no "
               "answers. Where the two lists differ, the LM reordered what it was given.")
 
 

@@ -12,11 +12,12 @@ the run's own fp32 scoring, one image's 385 questions at a time (about 7-12 s pe
 
 Two more re-rankings use only the same model's answers: each leaf's log P(yes) plus w times the mean
 log P(yes) of its categories (asked of the same test images, as Predict asks them anyway). And for a
-probe-posterior run (projector_input = "posterior") the probe inside its projector, which is what
-the LM reads, ranks the same images from its posterior: where the probe has the true leaf in its
-top 5 and the model does not, how spread that posterior is says whether the ranking is lost in the
-image features or in how the LM reads them. `--temperatures` asks every leaf again with that
-posterior sharpened (T < 1) or softened (T > 1) before the LM reads it, p^(1/T) renormalised: does a
+probe-posterior run (projector_input "posterior", or "features+posterior" where the feature comes
+first) the probe inside its projector, which is what the LM reads, ranks the same images from its
+posterior: where the probe has the true leaf in its top 5 and the model does not, how spread that
+posterior is says whether the ranking is lost in the image features or in how the LM reads them.
+`--temperatures` asks every leaf again with that posterior sharpened (T < 1) or softened (T > 1)
+before the LM reads it (the feature unchanged), p^(1/T) renormalised: does a
 spread posterior lose the true leaf because it is spread?
 """
 from __future__ import annotations

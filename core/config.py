@@ -115,7 +115,7 @@ class TrainConfig:
     # "features+posterior": both side by side, each through a LayerNorm of its own (the posterior
     # names the concept, the feature keeps what the image looks like); the posterior's needs apply.
     projector_input: str = "features"
-    # Posterior input only: after the projector's tokens, one more LM token for each of the posterior's
+    # With a posterior input: after the projector's tokens, one more LM token for each of the posterior's
     # K most likely concepts, in rank order (a trained row per concept, started at its name's word
     # embedding, plus a map of its share; core/models/projector.py). 0: none.
     projector_topk: int = 0
@@ -198,7 +198,7 @@ class TrainConfig:
         if self.projector_init == "probe" and self.init_from:
             raise ConfigError("projector_init 'probe' and init_from both set the starting projector; choose one")
         if self.projector_input not in PROJECTOR_INPUTS:
-            raise ConfigError(f"projector_input must be {' or '.join(map(repr, PROJECTOR_INPUTS))}, "
+            raise ConfigError(f"projector_input must be one of {', '.join(map(repr, PROJECTOR_INPUTS))}, "
                               f"got {self.projector_input!r}")
         if self.reads_posterior:
             clash = [f"{name} {value}" for name, value, ok in (

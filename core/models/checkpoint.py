@@ -26,6 +26,10 @@ POSTERIOR_WEIGHT = "posterior.weight"            # a posterior-input projector's
 # posterior-input projector fits the 3 MB a shipped checkpoint may take (385 concepts: 2.6 MB
 # instead of 3.07 MB; what that changes in the answers: docs/training.md, "The probe-posterior input").
 FP32_WHEN_SHIPPED = ("posterior.mean", "posterior.std")
+# What the repository's own shipped checkpoint (paths.SHIPPED_CHECKPOINT) may take: it lives in git.
+# A features+posterior projector of the default size (a 1,665-wide first layer) is ~3.6 MB; --dest
+# elsewhere has no limit.
+SHIPPED_MAX_BYTES = 3_000_000
 INT8_WHEN_SHIPPED = (POSTERIOR_WEIGHT, "concept_rows")   # concept_rows: the top-k tokens' (C, H) rows
 INT8, SCALE = ".int8", ".scale"
 
@@ -295,11 +299,18 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
     state = unpacked_state(runs.load_tensors(runs.checkpoint_dir(info.path) / name, files.get(name)))
     dest = Path(paths.SHIPPED_CHECKPOINT if dest is None else dest)
     check_ship_dest(dest, info.path)
+    packed = shipped_state(state)
+    size = sum(t.numel() * t.element_size() for t in packed.values())
+    if size > SHIPPED_MAX_BYTES and dest.resolve() == Path(paths.SHIPPED_CHECKPOINT).resolve():
+        raise runs.RunError(f"run {info.run_id}'s projector takes {size / 1e6:.2f} MB shipped, over the "
+                            f"{SHIPPED_MAX_BYTES / 1e6:g} MB the repository's checkpoint ({dest}) may take; ship "
+                            f"it elsewhere with --dest, or train a smaller projector (projector_hidden, "
+                            f"projector_tokens, projector_topk)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     os.chmod(tmp, 0o755)                # mkdtemp's 0700 would keep the shipped folder from other users
     try:
-        ck["files"] = {runs.BEST_FILE: runs.save_tensors(tmp / "checkpoint" / runs.BEST_FILE, shipped_state(state),
+        ck["files"] = {runs.BEST_FILE: runs.save_tensors(tmp / "checkpoint" / runs.BEST_FILE, packed,
                                                          runs.tensor_metadata(info.config))}
         ck.pop("optimizer_groups", None)
         ck["run_id"] = info.run_id

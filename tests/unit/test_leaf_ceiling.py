@@ -117,3 +117,18 @@ def test_every_arm_that_reads_a_posterior_gets_the_probe_fitted():
     # run() fits the probe and builds the posterior inputs only for POSTERIOR_ARMS
     assert set(leaf_ceiling.POSTERIOR_ARMS) <= set(leaf_ceiling.ARMS)
     assert all(("posterior" in arm) == (arm in leaf_ceiling.POSTERIOR_ARMS) for arm in leaf_ceiling.ARMS)
+
+
+def test_run_trains_and_scores_every_posterior_arm_alone_under_a_condition(monkeypatch, tmp_path):
+    # each arm on its own, as a queue of runs calls it (an arm missing from run()'s inputs was a KeyError)
+    import fake_vlm
+    from core.models import registry
+
+    monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
+    fake_vlm.install(monkeypatch)
+    monkeypatch.setattr(registry, "create_vlm", lambda cfg, device="cpu": tiny_vlm(k=1))
+    for arm in ("features+posterior-norms", "features+posterior", "posterior"):
+        rows = leaf_ceiling.run(concepts=0, epochs=1, arms=(arm,), condition="random:1", log=lambda s: None)
+        assert [r["arm"] for r in rows] == [arm]
+        assert rows[0]["val_unseen_share"] == 1.0 and rows[0]["val_seen_category_f1"] is None
+        assert 0 <= rows[0]["val_unseen_category_f1"] <= 1 and 0 <= rows[0]["val_leaf_accuracy"] <= 1

@@ -113,6 +113,21 @@ def test_export_refuses_a_run_without_a_test_evaluation(tmp_path):
     assert not (tmp_path / "shipped").exists()
 
 
+def test_the_repositorys_checkpoint_refuses_a_projector_over_its_size_limit(tmp_path, monkeypatch):
+    run_dir = _trained(epochs=1)
+    repo_default = tmp_path / "assets" / "default-checkpoint"
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", repo_default)
+    size = sum(t.numel() * t.element_size() for t in checkpoint.shipped_state(
+        checkpoint.unpacked_state(runs.load_tensors(runs.checkpoint_dir(run_dir) / runs.BEST_FILE))).values())
+    monkeypatch.setattr(checkpoint, "SHIPPED_MAX_BYTES", size - 1)
+    with pytest.raises(runs.RunError, match="over the .* MB the repository's checkpoint"):
+        checkpoint.export_shipped(run_dir)
+    assert not repo_default.parent.exists()                  # refused before anything was written
+    assert (checkpoint.export_shipped(run_dir, tmp_path / "elsewhere") / "checkpoint").is_dir()   # no limit there
+    monkeypatch.setattr(checkpoint, "SHIPPED_MAX_BYTES", size)
+    assert checkpoint.export_shipped(run_dir) == repo_default
+
+
 def test_learning_note_flags_unlearned_and_yes_biased_checkpoints(tmp_path):
     unevaluated = train.train(TrainConfig(dataset="tiny", epochs=1, batch_size=8, seed=1, device="cpu"))
     assert "not been evaluated" in (runs.learning_note(unevaluated) or "")
