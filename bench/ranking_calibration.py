@@ -148,10 +148,12 @@ def main(argv=None) -> int:
     # what the projector reads past its probe: the tempered posterior, after the feature for a
     # features+posterior run
     pooled = pool_tokens(ft.float(), 1).to(vlm.device) if getattr(vlm.projector, "keep_features", False) else None
-    m_tempered = {t: _margins(vlm, tempered(posterior, t).float()[:, None, :] if pooled is None else
-                              torch.cat([pooled, tempered(posterior, t).float()[:, None, :]], -1), texts,
-                              posteriors=True)
-                  for t in temperatures}
+
+    def read_at(t: float) -> torch.Tensor:
+        post = tempered(posterior, t).float()[:, None, :]
+        return post if pooled is None else torch.cat([pooled, post], -1)
+
+    m_tempered = {t: _margins(vlm, read_at(t), texts, posteriors=True) for t in temperatures}
     posterior = None if posterior is None else posterior.double().cpu().numpy()
     if args.save:
         np.savez(args.save, test=m_test, val=m_val, null=m_null, category=m_cat, truth=truth,

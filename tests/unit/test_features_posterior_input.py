@@ -8,7 +8,6 @@ from core.base import ConfigError
 from core.config import TrainConfig
 from core.models import checkpoint, registry
 from core.models.projector import Projector, SplitNorm
-from core.models.vlm import LossBatch, VLM
 from tests.unit.test_models import tiny_vlm
 
 D, C = 8, 5
@@ -54,23 +53,6 @@ def test_keep_features_needs_classes_and_a_config_builds_it():
     assert vlm.projector.keep_features and vlm.projector.net[0].in_features == vlm.encoder.dim + C
     with pytest.raises(ValueError, match="use_posterior_input needs"):
         registry.use_posterior_input(vlm, TrainConfig(), C)
-
-
-def test_training_loss_on_the_rows_equals_the_loss_on_the_features_they_come_from():
-    vlm = tiny_vlm(k=1)
-    cfg = TrainConfig(projector_input="features+posterior", projector_hidden=None, projector_tokens=1)
-    registry.use_posterior_input(vlm, cfg, C)
-    torch.manual_seed(0)
-    vlm.projector.posterior.set(torch.nn.Linear(vlm.encoder.dim, C), torch.zeros(vlm.encoder.dim),
-                                torch.ones(vlm.encoder.dim))
-    feats = torch.randn(2, 1, vlm.encoder.dim)
-    texts, answers, owner = ["Is there a dog?", "Is there a cat?", "Is there a fox?"], [True, False, True], [0, 1, 1]
-    on_feats = VLM.joint_loss([vlm], [LossBatch(feats, texts, answers, owner)])[0]
-    rows = vlm.projector.with_posterior(feats)
-    on_rows = VLM.joint_loss([vlm], [LossBatch(rows, texts, answers, owner, posteriors=True)])[0]
-    assert torch.allclose(on_feats, on_rows, atol=1e-5)
-    on_rows.backward()
-    assert vlm.projector.norm.first.weight.grad is not None and vlm.projector.norm.second.weight.grad is not None
 
 
 def test_a_checkpoint_round_trips_with_both_norms():

@@ -44,9 +44,11 @@ def test_the_probe_is_state_but_never_trained():
         proj.init_as_probe(torch.randn(10, D), torch.zeros(10, dtype=torch.long), C)
 
 
-def test_training_loss_on_posteriors_equals_the_loss_on_the_features_they_come_from():
+@pytest.mark.parametrize("projector_input", ["posterior", "features+posterior"])
+def test_training_loss_on_posteriors_equals_the_loss_on_the_features_they_come_from(projector_input):
+    # features+posterior: training's rows are the feature, then its posterior
     vlm = tiny_vlm(k=1)
-    cfg = TrainConfig(projector_input="posterior", projector_hidden=None, projector_tokens=1)
+    cfg = TrainConfig(projector_input=projector_input, projector_hidden=None, projector_tokens=1)
     registry.use_posterior_input(vlm, cfg, C)
     torch.manual_seed(0)
     vlm.projector.posterior.set(torch.nn.Linear(vlm.encoder.dim, C), torch.zeros(vlm.encoder.dim),
@@ -54,11 +56,13 @@ def test_training_loss_on_posteriors_equals_the_loss_on_the_features_they_come_f
     feats = torch.randn(2, 1, vlm.encoder.dim)
     texts, answers, owner = ["Is there a dog?", "Is there a cat?", "Is there a fox?"], [True, False, True], [0, 1, 1]
     on_feats = VLM.joint_loss([vlm], [LossBatch(feats, texts, answers, owner)])[0]
-    post = vlm.projector.posterior(feats)
+    post = vlm.projector.with_posterior(feats)
+    assert post.shape[-1] == C + (vlm.encoder.dim if projector_input == "features+posterior" else 0)
     on_post = VLM.joint_loss([vlm], [LossBatch(post, texts, answers, owner, posteriors=True)])[0]
     assert torch.allclose(on_feats, on_post, atol=1e-5)
     on_post.backward()
     assert vlm.projector.net[0].weight.grad is not None
+    assert all(p.grad is not None for p in vlm.projector.norm.parameters())     # both norms, when split
 
 
 def test_a_checkpoint_sizes_the_projector_by_its_stored_probe():
