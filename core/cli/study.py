@@ -33,7 +33,10 @@ def cmd_train(args) -> int:
     cfg = preflight.check_config(asked, started=runs.has_started(run_dir))
     if run_dir is not None:
         _check_run_dir(cfg, run_dir)
-    preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
+    data = preflight.check_build(cfg)   # data and model weights: everything that can fail, before any write
+    if args.ship:
+        from core.models import checkpoint
+        checkpoint.check_ships_to_repository(cfg, len(data.dataset.concepts))
     result = _train_and_evaluate(cfg, run_dir, args.no_eval, "train")
     if result is None:
         return EXIT_INTERRUPTED

@@ -51,6 +51,32 @@ def shipped_state(state: dict) -> dict:
     return out
 
 
+def tensor_bytes(tensors: dict) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def _over_the_limit(size: int) -> str:
+    return (f"{size / 1e6:.2f} MB shipped, over the {SHIPPED_MAX_BYTES / 1e6:g} MB the repository's "
+            f"checkpoint ({paths.SHIPPED_CHECKPOINT}) may take")
+
+
+def check_ships_to_repository(cfg: TrainConfig, classes: int) -> None:
+    """ConfigError before `taxolens train --ship` trains a projector too large for the repository's
+    checkpoint: its size follows from the config and the run's number of concepts alone, so an
+    hour of training does not end in a refused export. It builds the config's VLM on the CPU, as
+    training does right after (the dimensions are known only from the loaded models), so a first
+    use converts the LM and records the weights' verification here instead."""
+    vlm = build_vlm(cfg, torch.device("cpu"))
+    if cfg.reads_posterior:
+        registry.use_posterior_input(vlm, cfg, classes)
+    size = tensor_bytes(shipped_state(vlm.projector.state_dict()))
+    if size > SHIPPED_MAX_BYTES:
+        raise ConfigError(f"this config's projector ({cfg.projector_input} input, {classes} concepts) would take "
+                          f"{_over_the_limit(size)}: drop --ship and ship the finished run elsewhere with "
+                          f"`taxolens ship RUN --dest DIR`, or train a smaller projector (--projector-hidden, "
+                          f"--projector-tokens, --projector-topk)")
+
+
 def unpacked_state(state: dict) -> dict:
     """A stored projector state with int8 rows turned back into floats (other tensors as stored)."""
     out = {k: v for k, v in state.items() if not k.endswith((INT8, SCALE))}
@@ -300,12 +326,11 @@ def export_shipped(run_dir: str | Path, dest: Path | None = None, unfinished: bo
     dest = Path(paths.SHIPPED_CHECKPOINT if dest is None else dest)
     check_ship_dest(dest, info.path)
     packed = shipped_state(state)
-    size = sum(t.numel() * t.element_size() for t in packed.values())
+    size = tensor_bytes(packed)
     if size > SHIPPED_MAX_BYTES and dest.resolve() == Path(paths.SHIPPED_CHECKPOINT).resolve():
-        raise runs.RunError(f"run {info.run_id}'s projector takes {size / 1e6:.2f} MB shipped, over the "
-                            f"{SHIPPED_MAX_BYTES / 1e6:g} MB the repository's checkpoint ({dest}) may take; ship "
-                            f"it elsewhere with --dest, or train a smaller projector (projector_hidden, "
-                            f"projector_tokens, projector_topk)")
+        raise runs.RunError(f"run {info.run_id}'s projector takes {_over_the_limit(size)}; ship it elsewhere "
+                            f"with `taxolens ship {info.run_id} --dest DIR`, or train a smaller projector "
+                            f"(projector_hidden, projector_tokens, projector_topk)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     os.chmod(tmp, 0o755)                # mkdtemp's 0700 would keep the shipped folder from other users

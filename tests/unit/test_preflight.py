@@ -70,6 +70,27 @@ def test_a_train_that_fails_before_its_first_checkpoint_leaves_no_run(data_dir, 
     assert runs.list_runs() == [] and not any((data_dir / "runs").iterdir())
 
 
+@pytest.mark.parametrize("projector_input", ["features", "features+posterior"])
+def test_train_ship_refuses_a_projector_too_big_for_the_repository_before_training(projector_input, data_dir,
+                                                                                    monkeypatch, capsys):
+    """Found by an audit: `train --ship` of a features+posterior config (a 3.6 MB projector) trained
+    for an hour and then the export refused it. The size follows from the config: refused first."""
+    import fake_vlm
+    from core.models import checkpoint
+
+    fake_vlm.install(monkeypatch)
+    repo_default = data_dir.parent / "assets" / "default-checkpoint"      # never the repository's own
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", repo_default)
+    monkeypatch.setattr(checkpoint, "SHIPPED_MAX_BYTES", 1)
+    argv = ["train", "--dataset", "tiny", "--projector-input", projector_input, "--ship"]
+    message = refused(argv, capsys, data_dir, "taxolens ship RUN --dest DIR")
+    assert f"({projector_input} input, {len(tiny_dataset().concepts)} concepts)" in message
+    assert fake_vlm.FakeVLM.instances and runs.list_runs() == []      # built to be measured, never trained
+    monkeypatch.setattr(checkpoint, "SHIPPED_MAX_BYTES", 10 ** 9)
+    assert cli.main(argv + ["--epochs", "1", "--batch-size", "8"]) == 0
+    assert [r.status for r in runs.list_runs()] == ["finished"] and (repo_default / "checkpoint").is_dir()
+
+
 def test_a_baseline_stopped_half_way_leaves_no_folder(data_dir, monkeypatch, capsys):
     """Reported: a cancelled baseline left its config.json."""
     import core.evaluate

@@ -8,6 +8,7 @@ import torch
 
 import fake_vlm
 from core import evaluate, paths, rundata, runs, train
+from core.base import ConfigError
 from core.config import TrainConfig
 from core.data import datasets
 from core.models import checkpoint
@@ -117,8 +118,8 @@ def test_the_repositorys_checkpoint_refuses_a_projector_over_its_size_limit(tmp_
     run_dir = _trained(epochs=1)
     repo_default = tmp_path / "assets" / "default-checkpoint"
     monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", repo_default)
-    size = sum(t.numel() * t.element_size() for t in checkpoint.shipped_state(
-        checkpoint.unpacked_state(runs.load_tensors(runs.checkpoint_dir(run_dir) / runs.BEST_FILE))).values())
+    size = checkpoint.tensor_bytes(checkpoint.shipped_state(
+        checkpoint.unpacked_state(runs.load_tensors(runs.checkpoint_dir(run_dir) / runs.BEST_FILE))))
     monkeypatch.setattr(checkpoint, "SHIPPED_MAX_BYTES", size - 1)
     with pytest.raises(runs.RunError, match="over the .* MB the repository's checkpoint"):
         checkpoint.export_shipped(run_dir)
@@ -126,6 +127,30 @@ def test_the_repositorys_checkpoint_refuses_a_projector_over_its_size_limit(tmp_
     assert (checkpoint.export_shipped(run_dir, tmp_path / "elsewhere") / "checkpoint").is_dir()   # no limit there
     monkeypatch.setattr(checkpoint, "SHIPPED_MAX_BYTES", size)
     assert checkpoint.export_shipped(run_dir) == repo_default
+
+
+@pytest.mark.parametrize("projector_input, fits", [("features", True), ("posterior", True),
+                                                    ("features+posterior", False)])
+def test_which_default_size_projectors_fit_the_repository(projector_input, fits, monkeypatch):
+    """check_ships_to_repository at the real models' widths (EfficientNet-Lite2 1280, SmolLM2-135M
+    576), 385 concepts and the default projector: the shipped recipe's input must fit."""
+    from types import SimpleNamespace
+    from core.models import registry
+
+    lm = SimpleNamespace(hidden_size=576, token_norm=lambda: 1.0)
+
+    def posterior_input(vlm, cfg, classes):
+        vlm.projector = registry.create_projector(cfg, 1280, lm, classes)
+
+    monkeypatch.setattr(checkpoint, "build_vlm",
+                        lambda cfg, device: SimpleNamespace(projector=registry.create_projector(cfg, 1280, lm)))
+    monkeypatch.setattr(registry, "use_posterior_input", posterior_input)
+    cfg = TrainConfig(projector_input=projector_input)
+    if fits:
+        checkpoint.check_ships_to_repository(cfg, 385)
+    else:
+        with pytest.raises(ConfigError, match=r"would take 3\.\d\d MB shipped, over the 3 MB"):
+            checkpoint.check_ships_to_repository(cfg, 385)
 
 
 def test_learning_note_flags_unlearned_and_yes_biased_checkpoints(tmp_path):
