@@ -224,6 +224,13 @@ def checkpoint_json(run_dir: Path) -> Path:
     return checkpoint_dir(run_dir) / CHECKPOINT_JSON
 
 
+def resumable(ck: dict) -> bool:
+    """Whether a checkpoint record holds what resuming reads (the projector, optimizer and RNG
+    state): a run brought back from a GPU machine (bench.gpu_slot) holds its best projector only."""
+    files = ck.get("files") or {}
+    return PROJECTOR_FILE in files and TRAIN_STATE_FILE in files and "optimizer_groups" in ck
+
+
 def has_started(run_dir: str | Path | None) -> bool:
     """A run directory whose training has saved a checkpoint: resuming it needs nothing else (not
     the run its projector started from)."""
@@ -476,6 +483,8 @@ class ReusableRuns:
                 ck = read_json(checkpoint_json(d))
                 if not isinstance(ck, dict) or ck.get("status") not in ("finished", "cancelled"):
                     continue
+                if ck.get("status") == "cancelled" and not resumable(ck):
+                    continue                # stopped, and nothing to resume it from
                 cfg = TrainConfig.from_stored(read_json(d / CONFIG_JSON)).validate()   # as load_run
                 if not self.versions.checkpoint_is_current(ck, cfg.dataset):
                     continue
