@@ -1,7 +1,7 @@
 """Take a study to a borrowed GPU machine that has none of its inputs, through a transfer limit of
 64 MB per call (this workplace's `device` tool; any `scp` with a quota works the same way):
 
-    python -m bench.gpu_bundle pack [--out .gpu]      # here: .gpu/a and .gpu/b, each under 60 MB
+    python -m bench.gpu_bundle pack [--out .gpu]      # here: .gpu/a and .gpu/b, each call under 64 MiB
     python -m bench.gpu_bundle install --parts DIR... # there: a data folder that trains as here does
 
 What travels, and why:
@@ -37,13 +37,34 @@ from torch import nn
 
 BUNDLE_JSON = "bundle.json"
 LM_ID = "smollm2-135m"
-PART_BYTES = 60_000_000          # the first part; the second takes the rest of the GGUF and the data
+CALL_BYTES = 64 * 2 ** 20        # what one `run` call carries: the working tree and one part
 LM_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
             "chat_template.jinja", "taxolens-asset.json")
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def tree_bytes(root: Path = Path(".")) -> int:
+    """What every call carries besides its part: the tracked files and the untracked ones git does
+    not ignore (the device tool's copy of the working tree)."""
+    import subprocess
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    return sum((root / n).stat().st_size for n in names if n and (root / n).is_file() and not (root / n).is_symlink())
+
+
+def split_point(gguf_bytes: int, rest_of_b: int, tree: int) -> int:
+    """Where the GGUF splits so that both calls (part a: the GGUF's head; part b: its tail and the
+    data) carry the same, each with the tree; SystemExit, with the sizes, when one cannot fit."""
+    head = (gguf_bytes + rest_of_b + 1) // 2
+    calls = (tree + head, tree + gguf_bytes - head + rest_of_b)
+    if max(calls) > CALL_BYTES:
+        raise SystemExit(f"the calls would carry {calls[0] / 1e6:.1f} and {calls[1] / 1e6:.1f} MB (a working tree "
+                         f"of {tree / 1e6:.1f} MB with each part), over the {CALL_BYTES / 1e6:.1f} MB one call "
+                         f"takes: make the tree smaller (untracked files count) or send a third part")
+    return head
 
 
 def tensor_digest(t: torch.Tensor) -> str:
@@ -72,9 +93,6 @@ def pack(out: Path) -> dict:
     (b / "lm").mkdir(parents=True)
     a.mkdir(parents=True)
 
-    data = gguf.read_bytes()
-    (a / "gguf.part0").write_bytes(data[:PART_BYTES])
-    (b / "gguf.part1").write_bytes(data[PART_BYTES:])
     lm_tensors = {name: tensor_digest(t) for name, t in load_file(lm_dir / "model.safetensors").items()}
     for name in LM_FILES:
         if (lm_dir / name).is_file():
@@ -98,8 +116,17 @@ def pack(out: Path) -> dict:
         "git_commit": runs.git_commit(),       # the GPU machine's copy of the tree has no .git
     }
     (b / BUNDLE_JSON).write_text(json.dumps(bundle))
-    sizes = {p.name: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in (a, b)}
-    return {"out": str(out), "bytes": sizes, "images": len(images)}
+    data, tree = gguf.read_bytes(), tree_bytes()
+    head = split_point(len(data), _folder_bytes(b), tree)
+    (a / "gguf.part0").write_bytes(data[:head])
+    (b / "gguf.part1").write_bytes(data[head:])
+    sizes = {p.name: _folder_bytes(p) for p in (a, b)}
+    return {"out": str(out), "bytes": sizes, "tree_bytes": tree,
+            "call_margin_bytes": CALL_BYTES - tree - max(sizes.values()), "images": len(images)}
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 # ---------------------------------------------------------------------------------------- there

@@ -94,6 +94,25 @@ def test_install_refuses_parts_that_do_not_add_up_to_the_pinned_gguf(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_the_gguf_splits_so_both_calls_carry_the_same_and_a_bundle_too_large_is_refused_at_pack():
+    assert gpu_bundle.split_point(98_000_000, 20_000_000, 6_000_000) == 59_000_000      # 65 MB a call
+    with pytest.raises(SystemExit, match=r"would carry 70\.0 and 70\.0 MB \(a working tree of 6\.0 MB with each "
+                                         r"part\), over the 67\.1 MB"):
+        gpu_bundle.split_point(98_000_000, 30_000_000, 6_000_000)
+
+
+def test_the_tree_a_call_carries_is_the_tracked_and_the_unignored_untracked_files(tmp_path):
+    import subprocess
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_bytes(b"big/\n")
+    (tmp_path / "tracked.py").write_bytes(b"x" * 100)
+    (tmp_path / "new.md").write_bytes(b"y" * 10)
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "weights.bin").write_bytes(b"z" * 10_000)
+    subprocess.run(["git", "add", "tracked.py"], cwd=tmp_path, check=True)
+    assert gpu_bundle.tree_bytes(tmp_path) == 100 + 10 + len(b"big/\n")
+
+
 def test_per_update_interpolates_between_the_calibrated_sizes():
     cal = {1: 0.05, 3: 0.06, 14: 0.17}
     assert gpu_slot._per_update(cal, 3) == pytest.approx(0.06)
@@ -154,6 +173,11 @@ def test_a_deadline_keeps_the_runs_that_finished_and_everything_comes_back_to_th
     _, vlm = checkpoint.load_trained(finished[0], "cpu")    # the recorded sha256 matches the fp16 file
     for k, v in vlm.projector_state().items():
         assert torch.equal(v, before[k].to(torch.float16).float())
+    assert runs.read_json(runs.checkpoint_json(stopped))["status"] == "cancelled"
+    # it came back without its optimizer state: no sweep takes it to resume, and resuming it says why
+    assert runs.ReusableRuns().peek(long) is None
+    with pytest.raises(runs.RunError, match="cannot resume: its checkpoint holds its best projector only"):
+        train.train(long, stopped)
     assert runs.read_json(runs.checkpoint_json(stopped))["status"] == "cancelled"
     left_out: list = []
     assert [r["name"] for r in results.collect(left_out)] == [finished[0].name] and left_out == []
