@@ -1,5 +1,5 @@
 """Take a study to a borrowed GPU machine that has none of its inputs, through a transfer limit of
-64 MB per call (this workplace's `device` tool; any `scp` with a quota works the same way):
+64 MiB per call (this workplace's `device` tool; any `scp` with a quota works the same way):
 
     python -m bench.gpu_bundle pack [--out .gpu]      # here: .gpu/a and .gpu/b, each call under 64 MiB
     python -m bench.gpu_bundle install --parts DIR... # there: a data folder that trains as here does
@@ -58,12 +58,12 @@ def tree_bytes(root: Path = Path(".")) -> int:
 def split_point(gguf_bytes: int, rest_of_b: int, tree: int) -> int:
     """Where the GGUF splits so that both calls (part a: the GGUF's head; part b: its tail and the
     data) carry the same, each with the tree; SystemExit, with the sizes, when one cannot fit."""
-    head = (gguf_bytes + rest_of_b + 1) // 2
+    head = min((gguf_bytes + rest_of_b + 1) // 2, gguf_bytes)
     calls = (tree + head, tree + gguf_bytes - head + rest_of_b)
     if max(calls) > CALL_BYTES:
         raise SystemExit(f"the calls would carry {calls[0] / 1e6:.1f} and {calls[1] / 1e6:.1f} MB (a working tree "
                          f"of {tree / 1e6:.1f} MB with each part), over the {CALL_BYTES / 1e6:.1f} MB one call "
-                         f"takes: make the tree smaller (untracked files count) or send a third part")
+                         f"takes: make the working tree smaller (untracked files git does not ignore count too)")
     return head
 
 
@@ -90,6 +90,7 @@ def pack(out: Path) -> dict:
     encoder = registry.create_encoder("efficientnet-lite2")
     a, b = out / "a", out / "b"
     shutil.rmtree(out, ignore_errors=True)
+    tree = tree_bytes()          # before the parts exist: `out` is git-ignored (.gpu is), so they do not count
     (b / "lm").mkdir(parents=True)
     a.mkdir(parents=True)
 
@@ -116,8 +117,12 @@ def pack(out: Path) -> dict:
         "git_commit": runs.git_commit(),       # the GPU machine's copy of the tree has no .git
     }
     (b / BUNDLE_JSON).write_text(json.dumps(bundle))
-    data, tree = gguf.read_bytes(), tree_bytes()
-    head = split_point(len(data), _folder_bytes(b), tree)
+    data = gguf.read_bytes()
+    try:
+        head = split_point(len(data), _folder_bytes(b), tree)
+    except SystemExit:
+        shutil.rmtree(out, ignore_errors=True)      # no half-made bundle left to send
+        raise
     (a / "gguf.part0").write_bytes(data[:head])
     (b / "gguf.part1").write_bytes(data[head:])
     sizes = {p.name: _folder_bytes(p) for p in (a, b)}

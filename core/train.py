@@ -233,9 +233,11 @@ class _Run:
         if ck and ck.get("format") != checkpoint.CHECKPOINT_FORMAT:
             raise runs.RunError(f"{self.dir} holds a checkpoint of an older TaxoLens format; start a new run")
         if ck and ck.get("status") != "finished" and not runs.resumable(ck):
-            raise runs.RunError(f"run {self.dir.name} cannot resume: its checkpoint holds its best projector "
-                                f"only, not the optimizer state resuming needs (a run brought back from a GPU "
-                                f"machine); evaluate it as it is, or start a new run")
+            kept = runs.BEST_FILE in (ck.get("files") or {})
+            raise runs.RunError(f"run {self.dir.name} cannot resume: its checkpoint holds "
+                                f"{'its best projector only' if kept else 'no projector'}, not the optimizer state "
+                                f"resuming needs (a run brought back from a GPU machine); "
+                                f"{'evaluate it as it is, or ' if kept else ''}start a new run")
         data = self.data = rundata.prepare(cfg)
         if ck and ck.get("dataset", {}).get("table_sha256") != data.table_sha256:
             raise runs.RunError(f"dataset '{cfg.dataset}' changed since run {self.dir.name} started; "

@@ -73,8 +73,8 @@ def check_ships_to_repository(cfg: TrainConfig, classes: int) -> None:
     if size > SHIPPED_MAX_BYTES:
         raise ConfigError(f"this config's projector ({cfg.projector_input} input, {classes} concepts) would take "
                           f"{_over_the_limit(size)}: drop --ship and ship the finished run elsewhere with "
-                          f"`taxolens ship RUN --dest DIR`, or train a smaller projector (--projector-hidden, "
-                          f"--projector-tokens, --projector-topk)")
+                          f"`taxolens ship RUN --dest DIR`, or train a smaller projector (--projector-input "
+                          f"posterior, --projector-hidden, --projector-tokens)")
 
 
 def unpacked_state(state: dict) -> dict:

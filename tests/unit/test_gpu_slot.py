@@ -96,6 +96,7 @@ def test_install_refuses_parts_that_do_not_add_up_to_the_pinned_gguf(tmp_path):
 
 def test_the_gguf_splits_so_both_calls_carry_the_same_and_a_bundle_too_large_is_refused_at_pack():
     assert gpu_bundle.split_point(98_000_000, 20_000_000, 6_000_000) == 59_000_000      # 65 MB a call
+    assert gpu_bundle.split_point(10, 30, 0) == 10              # part b's data alone outweighs the GGUF
     with pytest.raises(SystemExit, match=r"would carry 70\.0 and 70\.0 MB \(a working tree of 6\.0 MB with each "
                                          r"part\), over the 67\.1 MB"):
         gpu_bundle.split_point(98_000_000, 30_000_000, 6_000_000)
@@ -174,9 +175,10 @@ def test_a_deadline_keeps_the_runs_that_finished_and_everything_comes_back_to_th
     for k, v in vlm.projector_state().items():
         assert torch.equal(v, before[k].to(torch.float16).float())
     assert runs.read_json(runs.checkpoint_json(stopped))["status"] == "cancelled"
-    # it came back without its optimizer state: no sweep takes it to resume, and resuming it says why
+    # it came back without its optimizer state (and, stopped before a best epoch, without a projector):
+    # no sweep takes it to resume, and resuming it says why
     assert runs.ReusableRuns().peek(long) is None
-    with pytest.raises(runs.RunError, match="cannot resume: its checkpoint holds its best projector only"):
+    with pytest.raises(runs.RunError, match="cannot resume: its checkpoint holds no projector, not the optimizer"):
         train.train(long, stopped)
     assert runs.read_json(runs.checkpoint_json(stopped))["status"] == "cancelled"
     left_out: list = []
