@@ -90,23 +90,18 @@ def test_topk_and_rank_soft_accept_it():
 
 def test_posterior_inputs_put_each_feature_before_its_out_of_fold_posterior(tmp_path, monkeypatch):
     import fake_vlm
-    from core import rundata, train
+    from core import train
+    from tests.unit.test_posterior_input import TINY_VIEWS, posterior_inputs_case
 
     monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
     fake_vlm.install(monkeypatch)
-    base = dict(dataset="tiny", augment_views=2, projector_hidden=None, projector_tokens=1, device="cpu")
-    cfg = TrainConfig(projector_input="features+posterior", **base)
-    data = rundata.prepare(cfg)
-    n, classes = len(data.images("train")), len(data.dataset.concepts)
-    vlm = tiny_vlm(k=1)
-    registry.use_posterior_input(vlm, cfg, classes)
-    torch.manual_seed(0)
-    feats = torch.randn(n, 1, vlm.encoder.dim)
-    views = torch.cat([feats[:, None], torch.randn(n, 2, 1, vlm.encoder.dim)], 1)     # (N, 1 + V, 1, D)
+    cfg = TrainConfig(projector_input="features+posterior", **TINY_VIEWS)
+    data, vlm, feats, views = posterior_inputs_case(cfg)
+    n, classes = len(feats), len(data.dataset.concepts)
     rows, view_rows, fit = train.posterior_inputs(cfg, vlm, data, feats, views)
-    alone_cfg = TrainConfig(projector_input="posterior", **base)
-    alone_vlm = tiny_vlm(k=1)
-    registry.use_posterior_input(alone_vlm, alone_cfg, classes)
+    alone_cfg = TrainConfig(projector_input="posterior", **TINY_VIEWS)
+    _, alone_vlm, same_feats, same_views = posterior_inputs_case(alone_cfg)     # the same seeded draws
+    assert torch.equal(same_feats, feats) and torch.equal(same_views, views)
     post, view_post, _ = train.posterior_inputs(alone_cfg, alone_vlm, data, feats, views)
     assert fit["kind"] == "features+posterior"
     assert rows.shape == (n, 1, vlm.encoder.dim + classes) and view_rows.shape == (n, 3, 1, vlm.encoder.dim + classes)

@@ -127,21 +127,34 @@ def test_the_app_offers_a_run_of_the_shipped_recipe_but_not_of_another_option(mo
     assert runs.default_checkpoint(TrainConfig()) is None          # asked for the features recipe only
 
 
+TINY_VIEWS = dict(dataset="tiny", augment_views=2, projector_hidden=None, projector_tokens=1, device="cpu")
+
+
+def posterior_inputs_case(cfg: TrainConfig):
+    """What train.posterior_inputs reads for a posterior-reading `cfg` on the tiny dataset (with the
+    fake VLM installed): its run data, a tiny VLM given that input, and seeded training features with
+    two random views each, (N, 1, D) and (N, 1 + V, 1, D)."""
+    from core import rundata
+
+    data = rundata.prepare(cfg)
+    n = len(data.images("train"))
+    vlm = tiny_vlm(k=1)
+    registry.use_posterior_input(vlm, cfg, len(data.dataset.concepts))
+    torch.manual_seed(0)
+    feats = torch.randn(n, 1, vlm.encoder.dim)
+    views = torch.cat([feats[:, None], torch.randn(n, 2, 1, vlm.encoder.dim)], 1)
+    return data, vlm, feats, views
+
+
 def test_posterior_inputs_fit_the_probe_on_views_and_train_on_their_out_of_fold_posteriors(tmp_path, monkeypatch):
     import fake_vlm
-    from core import image_probe, rundata, train
+    from core import image_probe, train
 
     monkeypatch.setenv("TAXOLENS_DATA", str(tmp_path))
     fake_vlm.install(monkeypatch)
-    cfg = TrainConfig(dataset="tiny", projector_input="posterior", augment_views=2, projector_hidden=None,
-                      projector_tokens=1, device="cpu")
-    data = rundata.prepare(cfg)
-    n, classes = len(data.images("train")), len(data.dataset.concepts)
-    vlm = tiny_vlm(k=1)
-    registry.use_posterior_input(vlm, cfg, classes)
-    torch.manual_seed(0)
-    feats = torch.randn(n, 1, vlm.encoder.dim)
-    views = torch.cat([feats[:, None], torch.randn(n, 2, 1, vlm.encoder.dim)], 1)     # (N, 1 + V, 1, D)
+    cfg = TrainConfig(projector_input="posterior", **TINY_VIEWS)
+    data, vlm, feats, views = posterior_inputs_case(cfg)
+    n, classes = len(feats), len(data.dataset.concepts)
     fits = []
     real_fit = image_probe.fit_softmax
     monkeypatch.setattr(image_probe, "fit_softmax", lambda x, y, c, seed=0, on_step=None: (
