@@ -91,6 +91,20 @@ def test_train_ship_refuses_a_projector_too_big_for_the_repository_before_traini
     assert [r.status for r in runs.list_runs()] == ["finished"] and (repo_default / "checkpoint").is_dir()
 
 
+def test_train_ship_refuses_a_repository_folder_it_may_not_replace_before_training(data_dir, monkeypatch, capsys):
+    """Shipping replaces the repository's default-checkpoint folder; one holding other files was
+    refused only at export, after the training it would have shipped. Refused first now."""
+    import fake_vlm
+
+    fake_vlm.install(monkeypatch)
+    repo_default = data_dir.parent / "assets" / "default-checkpoint"
+    (repo_default / "notes").mkdir(parents=True)
+    (repo_default / "notes" / "mine.txt").write_text("keep me")
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", repo_default)
+    refused(["train", "--dataset", "tiny", "--ship"], capsys, data_dir, "not a shipped checkpoint")
+    assert runs.list_runs() == [] and (repo_default / "notes" / "mine.txt").read_text() == "keep me"
+
+
 def test_a_baseline_stopped_half_way_leaves_no_folder(data_dir, monkeypatch, capsys):
     """Reported: a cancelled baseline left its config.json."""
     import core.evaluate
