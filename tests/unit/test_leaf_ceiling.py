@@ -113,7 +113,7 @@ def test_split_norm_normalises_each_part_on_its_own():
     assert torch.allclose(y, want) and torch.allclose(y[:, 3:], torch.tensor([[1.0, -1.0]]), atol=1e-4)
 
 
-def test_every_arm_that_reads_a_posterior_gets_the_probe_fitted():
+def test_every_arm_named_posterior_is_listed_in_POSTERIOR_ARMS():
     # run() fits the probe and builds the posterior inputs only for POSTERIOR_ARMS
     assert set(leaf_ceiling.POSTERIOR_ARMS) <= set(leaf_ceiling.ARMS)
     assert all(("posterior" in arm) == (arm in leaf_ceiling.POSTERIOR_ARMS) for arm in leaf_ceiling.ARMS)
