@@ -55,8 +55,7 @@ def choose_checkpoint():
     if not trained:
         return None
     preselected, why = common.preselection(trained)
-    run = st.selectbox("Checkpoint", trained, index=trained.index(preselected), format_func=common.run_label,
-                       key="predict_run")
+    run = common.run_picker("Checkpoint", trained, key="predict_run")
     if run.path != preselected.path:             # the note is about the preselection only
         return run
     if why == "starter":
@@ -422,7 +421,7 @@ def _full_dataset(run):
 @st.cache_data(show_spinner=False, max_entries=64)
 def _learning_note_cached(run_dir: str, stamp: tuple) -> str | None:  # noqa: ARG001
     from core import runs
-    return runs.learning_note(run_dir)
+    return runs.answer_warning(run_dir)      # a damaged evaluation: a reason, not an error
 
 
 def _learning_note(run) -> str | None:
@@ -455,6 +454,20 @@ def test_scores(run) -> None:
                + runs.LEAF_NUMBERS_MEAN.format(vocabulary=vocabulary))
 
 
+def evaluation_offer(run) -> None:
+    """A finished (or stopped) checkpoint without a test evaluation of itself as it is: the evaluate
+    job, one click away (what `taxolens evaluate RUN` runs), with its progress while it runs. Not
+    for a run still training: its next epoch would outdate the evaluation."""
+    from core import runs
+    if run.status not in ("finished", "cancelled") or runs.evaluation_is_current(run.path, "test"):
+        return
+    jobs.offer_job("evaluate", {"run": str(run.path), "split": "test"},
+                   "Nothing shows yet whether this checkpoint has learned: it has no test evaluation of "
+                   "itself as it is. Evaluating it scores its test images' questions (minutes at the "
+                   "default size on a CPU), as `taxolens evaluate RUN` does.",
+                   key=f"predict_evaluate_{run.run_id}", refresh=common.refresh_runs)
+
+
 def _predictor_vocabulary(run) -> set[str]:
     return set(_predictor(str(run.path), _stamp(run)).concepts)
 
@@ -472,6 +485,7 @@ def main() -> None:
         st.warning(str(exc))
         return
     test_scores(run)
+    evaluation_offer(run)
     # Lazy tabs: only the open one runs, so the gallery costs nothing while uploading.
     upload, gallery = st.tabs(["Upload images", "Pick from the dataset"], key="predict_tab",
                               on_change="rerun")

@@ -35,10 +35,7 @@ def choose_run():
         run = ALONE
     else:
         c1, c2 = st.columns([3, 1])
-        options = [*evaluated, ALONE]
-        run = c1.selectbox("Evaluation run", options, key="browse_run",      # Predict's checkpoint first
-                           index=options.index(common.preselected_run(evaluated)),
-                           format_func=lambda r: r if r == ALONE else common.run_label(r))
+        run = common.run_picker("Evaluation run", evaluated, key="browse_run", extra=(ALONE,), where=c1)
         if run != ALONE:
             split = c2.selectbox("Evaluated split", run.evaluated, key="browse_eval_split",
                                  index=run.evaluated.index("test") if "test" in run.evaluated else 0)
@@ -66,7 +63,8 @@ def filters(ds, eval_split, split_map, summary) -> list:
                   key=lambda c: ds.concepts[c].label)
     concepts = c2.multiselect("Concepts", pool, format_func=lambda c: ds.concepts[c].label,
                               key="browse_concepts")
-    splits = c3.multiselect("Split", ["train", "val", "test"], key="browse_splits", default=[eval_split],
+    splits = c3.multiselect("Split", ["train", "val", "test"], key=f"browse_splits_{eval_split}",    # a keyed
+                            default=[eval_split],      # multiselect keeps its value when only its default changes
                             help="the run's own split of the images (within each concept)") \
         if split_map is not None else []
     seen_choice = answered = "any"
@@ -167,7 +165,12 @@ def main() -> None:
     answers = summary = split_map = None
     if run is not None:
         csv_path = runs.eval_dir(run.path, split) / runs.QUESTIONS_CSV
-        answers = _answers(str(run.path), split, csv_path.stat().st_mtime)
+        try:        # metrics.json without its questions.csv (an older version's evaluation): say so
+            answers = _answers(str(run.path), split, csv_path.stat().st_mtime if csv_path.is_file() else 0.0)
+        except runs.RunError as exc:
+            st.warning(f"{exc}. Showing the dataset's images alone.")
+            run = None
+    if run is not None:
         summary = image_summary(answers)
         split_map = common.image_split(run)
         if not split_map:         # trained on another version of its dataset: its split is not these images'

@@ -317,11 +317,11 @@ def train_form(ds) -> None:
         if missing:
             raise ConfigError(f"the weights of {missing[0]['model']} are not on this machine "
                               f"({missing[0]['note']})")
+        from core import jobs as jobs_api     # the job's own checks too (device, chat template, data): all seeds or none
+        ids = jobs_api.submit_all("train", [{"config": cfg.to_dict()} for cfg in configs], store=common.store())
     except ConfigError as exc:
         st.error(f"Not queued: {form_wording(str(exc))}", icon=":material/block:")
         return
-    from core import jobs as jobs_api
-    ids = [jobs_api.submit("train", {"config": cfg.to_dict()}, store=common.store()) for cfg in configs]
     st.success(f"Queued {len(ids)} training job(s): " + ", ".join(f"#{i}" for i in ids)
                + f" ({configs[0].dataset}, {condition}, seeds {', '.join(map(str, seeds))}).", icon=":material/schedule:")
 

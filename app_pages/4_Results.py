@@ -18,13 +18,6 @@ HEADLINE_CAPTION = ("Per-category yes/no macro-F1: inside one category the mean 
                     "same questions.")
 
 
-@st.cache_data(show_spinner="Reading results…", ttl=10)
-def _collect(data_dir: str) -> tuple[list[dict], list[str], list[str]]:  # noqa: ARG001 - keys the cache
-    left_out: list[str] = []
-    unevaluated: list[str] = []
-    return results.collect(left_out, unevaluated=unevaluated), left_out, unevaluated
-
-
 def _bar_rows(table, metrics: dict[str, str], chance: dict[str, str], conditions=None) -> list[dict]:
     """Aggregated rows for grouped bars: one bar per (condition · model, metric), with the chance
     level of the same questions attached."""
@@ -130,7 +123,7 @@ def lm_knowledge(rows, everything, key) -> None:
                              f"yet: `taxolens probe-lm --lm {setting.get('lm', '<id>')} --dataset "
                              f"{setting.get('dataset', '<name>')}` or the `probe` job the paper sweep queues (a few "
                              "minutes: the LM alone answers the dataset's (concept, category) questions in four "
-                             "ways).", key="results_probe_queue", refresh=_collect.clear)
+                             "ways).", key="results_probe_queue", refresh=common.refresh_results)
         return
     train = [r for r in rows if r["kind"] == "train"]
     if not train:
@@ -205,7 +198,7 @@ def _category_labels(rows) -> dict[str, str]:
 
 def main() -> None:
     st.title(":material/bar_chart: Results")
-    everything, other_version, unevaluated = _collect(common.data_key())
+    everything, other_version, unevaluated = common.collected()
     if unevaluated:
         st.info(f"{len(unevaluated)} finished run(s) have no test evaluation (stopped while it ran, say) and are "
                 f"not counted: {results.left_out_names(unevaluated)}. `taxolens evaluate <run>` evaluates one; "
@@ -255,8 +248,10 @@ def main() -> None:
     lm_choice(rows + [r for r in everything if r["kind"] == "probe"], key)
     paper_figures.show(chosen, everything, key)
     st.subheader("Tables")
-    st.caption("Yes-class F1 (`*_f1` without `category`) is kept for comparison; it rewards answering "
-               "yes and is never the headline.")
+    st.caption("The headline columns are `*_category_f1` (per-category yes/no macro-F1) and `leaf_concept_f1` "
+               "(per-concept yes/no macro-F1), beside `*_chance_f1`, a fair coin's. Yes-class F1 (`leaf_f1`, "
+               "`hypernym_f1`, `seen_f1`, `unseen_f1`, and its per-category means `*_macro_f1`) is kept for "
+               "comparison; it rewards answering yes and is never the headline.")
     per_run = results.per_run_table(chosen)
     st.dataframe(per_run, hide_index=True, width="stretch")
     c1, c2, _ = st.columns([1, 1, 2])            # side by side, at the left

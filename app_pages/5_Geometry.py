@@ -150,8 +150,8 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     from core.conditions import parse_condition
     from core.paper_figures import model_of
 
-    other_version: list[str] = []
-    rows = [r for r in results.collect(other_version) if r["kind"] == "train" and r.get("encoder") == encoder
+    everything, other_version, _ = common.collected()
+    rows = [r for r in everything if r["kind"] == "train" and r.get("encoder") == encoder
             and r.get("dataset") == ds.name and results.readable(r["metrics"])]
     if other_version:
         st.caption(f"Not shown: {len(other_version)} run(s) and baseline(s) measured on another version of "
@@ -250,15 +250,13 @@ def _image_count(run_dir: str, stamp: float) -> int:  # noqa: ARG001
 
 
 def _vlm(run):
-    from core.predict import Predictor
-    with st.spinner("Loading the checkpoint…"):
-        return Predictor.load(run.path).vlm
+    """The checkpoint's model, the one copy Predict also answers with (common.predictor)."""
+    return common.predictor(str(run.path), _stamp_of(run)).vlm
 
 
 def choose_run(trained, key: str):
     """Checkpoint picker, opening on and naming runs as Predict's does."""
-    return st.selectbox("Checkpoint", trained, key=key, index=trained.index(common.preselected_run(trained)),
-                        format_func=common.run_label)
+    return common.run_picker("Checkpoint", trained, key=key)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -562,7 +560,7 @@ def _learning_note(run) -> str | None:
     """The app's one "has it learned" rule (runs.learning_note, on the run's test evaluation):
     trees and tokens of such a checkpoint show an untrained projector, not what a model learned."""
     from core import runs
-    note = runs.learning_note(run.path)
+    note = runs.answer_warning(run.path)         # a damaged evaluation: a reason, not an error
     if note is None:
         return None
     # a run that trained further after its evaluation is not untrained: its numbers are of an earlier one

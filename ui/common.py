@@ -76,11 +76,15 @@ def _dataset(data_dir: str, name: str, stamp: float):  # noqa: ARG001 - keys the
     return load_dataset(name)
 
 
+def _dataset_stamp(name: str) -> float:
+    """When the installed dataset `name` last changed (its dataset.json; 0 without one)."""
+    stamp_file = paths.datasets_dir() / name / "dataset.json"
+    return stamp_file.stat().st_mtime if stamp_file.exists() else 0.0
+
+
 def dataset(name: str = "concepts"):
     """The dataset, reloaded when its dataset.json changes (e.g. after `make dataset`)."""
-    stamp_file = paths.datasets_dir() / name / "dataset.json"
-    stamp = stamp_file.stat().st_mtime if stamp_file.exists() else 0.0
-    return _dataset(data_key(), name, stamp)
+    return _dataset(data_key(), name, _dataset_stamp(name))
 
 
 @st.cache_data(show_spinner=False, ttl=5)
@@ -95,7 +99,7 @@ def runs_list():
 
 
 @st.cache_resource(show_spinner="Rebuilding the run's data split…", max_entries=4)
-def _image_split(run_dir: str, stamp: str) -> dict:  # noqa: ARG001 - stamp keys the cache
+def _image_split(run_dir: str, stamp: str, dataset_stamp: float) -> dict:  # noqa: ARG001 - stamps key the cache
     from core import rundata, runs
     info = runs.load_run(run_dir)
     # a run of another version of its dataset split other images: rebuilt on these it would be wrong
@@ -106,9 +110,30 @@ def _image_split(run_dir: str, stamp: str) -> dict:  # noqa: ARG001 - stamp keys
 
 def image_split(run) -> dict[str, str]:
     """{image id: "train" | "val" | "test"} of a run's own (sub)set, rebuilt once per checkpoint (the
-    dataset-version check with it, not on every rerun); {} for a run trained on another version of
-    its dataset than the installed one."""
-    return _image_split(str(run.path), run.checkpoint.get("updated") or run.created or "")
+    dataset-version check with it, not on every rerun, but again once the dataset is replaced); {}
+    for a run trained on another version of its dataset than the installed one."""
+    return _image_split(str(run.path), run.checkpoint.get("updated") or run.created or "",
+                        _dataset_stamp(run.config.dataset))
+
+
+@st.cache_data(show_spinner="Reading results…", ttl=10)
+def _collected(data_dir: str) -> tuple[list[dict], list[str], list[str]]:  # noqa: ARG001 - keys the cache
+    from core import results
+    other_version: list[str] = []
+    unevaluated: list[str] = []
+    return results.collect(other_version, unevaluated=unevaluated), other_version, unevaluated
+
+
+def collected() -> tuple[list[dict], list[str], list[str]]:
+    """results.collect of every run, baseline and probe: (rows, names measured on another version of
+    their dataset, names not evaluated), re-read at most every 10 s: it reads every metrics file,
+    and Results and Geometry ask on every rerun."""
+    return _collected(data_key())
+
+
+def refresh_results() -> None:
+    """Re-read the results at the next collected() (a job just added some)."""
+    _collected.clear()
 
 
 def refresh_runs() -> None:
@@ -176,6 +201,18 @@ def run_label(run) -> str:
     cfg = run.config
     lm = f"{cfg.lm} (random-init LM)" if cfg.lm_init == "random" else cfg.lm
     return f"{run.run_id} — {cfg.dataset}, {cfg.condition}, seed {cfg.seed}, {cfg.encoder} + {lm}{state}{tag}"
+
+
+def run_picker(label: str, runs_: list, key: str, extra: tuple[str, ...] = (), where=st):
+    """Every run picker: a selectbox over `runs_` (then the plain options `extra`) opening on
+    preselected_run, named by run_label; returns the RunInfo or the extra option picked. Its options
+    are run ids, not labels: a label carries the run's state, which changes as it trains, and a keyed
+    selectbox whose remembered label is no longer offered jumps back to its first choice."""
+    by_id = {r.run_id: r for r in runs_}
+    options = [*by_id, *extra]
+    picked = where.selectbox(label, options, key=key, index=options.index(preselected_run(runs_).run_id),
+                             format_func=lambda o: run_label(by_id[o]) if o in by_id else o)
+    return by_id.get(picked, picked)
 
 
 def test_stamp(run) -> tuple:

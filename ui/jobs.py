@@ -261,14 +261,16 @@ def job_table(limit: int = 25) -> None:
 COHERENCE_DEFAULTS = {"seed": 0, "max_concepts": None, "images_per_concept": None, "images": "train",
                       "split_percent": None}
 PROBE_DEFAULTS = {"lm_init": "pretrained", "seed": 0, "device": "auto"}
-OFFERED = {"coherence": ("dataset", "encoder"), "probe": ("lm", "dataset")}     # kind: its required keys
-WHAT = {"coherence": ("Coherence", "Compute features and coherence"), "probe": ("LM probe", "Run the LM probe")}
+DEFAULTS = {"coherence": COHERENCE_DEFAULTS, "probe": PROBE_DEFAULTS, "evaluate": {"split": "test"}}
+OFFERED = {"coherence": ("dataset", "encoder"), "probe": ("lm", "dataset"), "evaluate": ("run",)}  # required keys
+WHAT = {"coherence": ("Coherence", "Compute features and coherence"), "probe": ("LM probe", "Run the LM probe"),
+        "evaluate": ("Evaluation", "Evaluate it on its test split")}
 
 
 def _normal(kind: str, spec: dict) -> dict:
     """A job spec with its defaults filled in, to tell whether a queued job is the one asked for."""
     from core.config import SPLIT_PERCENT, canonical_split_percent
-    defaults = COHERENCE_DEFAULTS if kind == "coherence" else PROBE_DEFAULTS
+    defaults = DEFAULTS[kind]
     out = {**defaults, **{k: spec.get(k) for k in OFFERED[kind]},
            **{k: v for k, v in spec.items() if k in defaults}}
     if kind == "coherence":
@@ -293,7 +295,7 @@ def offered_job_status(job_id: int, refresh=None) -> None:
 
 
 def offer_job(kind: str, spec: dict, intro: str, key: str, refresh=None) -> None:
-    """What a figure lacks, as a job of `kind` ("coherence" or "probe") with `spec`: the progress of
+    """What a page lacks, as a job of `kind` (coherence, probe, evaluate) with `spec`: the progress of
     the same job queued or running, else the reason the last one failed, `intro` and a button that
     queues it. `refresh`: clears what the caller cached, so the job's output is read once it is
     done (once more when the page comes back to a job that succeeded meanwhile)."""

@@ -75,19 +75,20 @@ def checkpoints_table() -> None:
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"default": st.column_config.CheckboxColumn("default"), **number})
     st.caption("A test number reads None for a run not evaluated on its test split (`taxolens evaluate RUN`); "
-               "seen F1 where its condition removed every hypernym question, unseen F1 where it removed none, "
+               "seen macro-F1 where its condition removed every hypernym question, unseen macro-F1 where it removed none, "
                "and either one where every category's questions hold one answer alone; "
                "top-5 where the every-leaf ranking was not run (`--leaf-ranking N`). Results compares runs; "
                "Predict and Browse show one run's answers.")
 
 
 # Home's checkpoint table: a run's test numbers, the ones the study reads first (metrics.headline keys)
-TEST_COLUMNS = {"leaf_accuracy": "leaf acc.", "seen_category_f1": "seen F1", "unseen_category_f1": "unseen F1"}
+TEST_COLUMNS = {"leaf_accuracy": "leaf acc.", "seen_category_f1": "seen macro-F1",
+                "unseen_category_f1": "unseen macro-F1"}
 TEST_HELP = {
     "leaf acc.": "yes/no leaf accuracy (each image asked about its own leaf and one random other)",
-    "seen F1": "per-category yes/no macro-F1 on hypernym questions the run trained with (blank when the "
+    "seen macro-F1": "per-category yes/no macro-F1 on hypernym questions the run trained with (blank when the "
                "condition removed every one)",
-    "unseen F1": "per-category yes/no macro-F1 on hypernym questions removed from its training "
+    "unseen macro-F1": "per-category yes/no macro-F1 on hypernym questions removed from its training "
                  "(blank when the condition removed none)",
     "top-5": "share of ranked test images whose own leaf is among the 5 the model rates highest of every "
              "leaf, as Predict ranks them (`taxolens evaluate RUN --leaf-ranking N`)",

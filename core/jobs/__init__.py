@@ -30,6 +30,15 @@ def submit(kind: str, spec: dict, store: JobStore | None = None, parent_id: int 
     return (store or JobStore()).submit(kind, normalized, parent_id=parent_id)
 
 
+def submit_all(kind: str, specs: list[dict], store: JobStore | None = None) -> list[int]:
+    """Validate every spec, then queue them all (the Train form's seeds): when one cannot run,
+    JobSpecError says why and none is queued. Returns their ids in order."""
+    from core.jobs import kinds
+    normalized = [kinds.validate(kind, spec) for spec in specs]
+    store = store or JobStore()
+    return [store.submit(kind, spec) for spec in normalized]
+
+
 def cancel(job_id: int, store: JobStore | None = None) -> str:
     """Cancel a queued job now or ask a running one to stop (it is marked cancelled within seconds).
     Returns the job's status after the request."""

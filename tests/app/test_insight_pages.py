@@ -209,3 +209,20 @@ def test_geometry_offers_to_compute_trees_and_lens(data_dir, monkeypatch):
     at.button(key="trees_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert calls == [("encoder", "projector")]
+
+
+def test_geometry_notes_a_damaged_test_evaluation_and_still_offers_its_views(data_dir, monkeypatch):
+    """Found by an audit: Geometry (and Predict, beside each answer) read the learning note with
+    runs.learning_note, which raises on an unreadable metrics.json, so the section ended in an
+    error; runs.answer_warning makes it a reason not to trust the views instead."""
+    from core import clusters, lens, predict, runs
+    run_dir = fake_run(small_cfg())
+    (runs.eval_dir(run_dir, "test") / runs.METRICS_JSON).write_text("{not json")
+    monkeypatch.setattr(clusters, "load_cached", lambda run_dir, split="test": None)
+    monkeypatch.setattr(lens, "load_cached", lambda run_dir: None)
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, run_dir, device=None: _InsightPredictor()))
+    _InsightPredictor.vlm = None
+    at = run_page("app_pages/5_Geometry.py")
+    assert not at.error, [e.value for e in at.error]
+    assert any("test evaluation cannot be read" in w.value for w in at.warning)
+    assert at.button(key="trees_go") and at.button(key="lens_go")

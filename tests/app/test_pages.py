@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -78,9 +79,9 @@ def test_home_lists_each_checkpoints_test_numbers(data_dir):
     assert done["leaf acc."] == 1.0 and done["top-5"] == 0.55
     recorded = json.loads((runs.eval_dir(evaluated, "test") / runs.METRICS_JSON).read_text())["hypernym"]
     assert recorded["seen"]["category_macro_f1"] != recorded["unseen"]["category_macro_f1"]
-    assert done["seen F1"] == recorded["seen"]["category_macro_f1"]
-    assert done["unseen F1"] == recorded["unseen"]["category_macro_f1"]
-    assert never[["leaf acc.", "seen F1", "unseen F1", "top-5"]].isna().all()
+    assert done["seen macro-F1"] == recorded["seen"]["category_macro_f1"]
+    assert done["unseen macro-F1"] == recorded["unseen"]["category_macro_f1"]
+    assert never[["leaf acc.", "seen macro-F1", "unseen macro-F1", "top-5"]].isna().all()
 
 
 def test_home_without_dataset_explains_how_to_build_it(data_dir):
@@ -151,7 +152,7 @@ def test_predict_preselects_the_first_run_checkpoint_over_newer_runs(data_dir):
     first = fake_run(runs.first_run_config())
     fake_run(small_cfg(seed=3), evaluated=False)
     at = run_page("app_pages/1_Predict.py")
-    assert at.selectbox(key="predict_run").value.path == first
+    assert at.selectbox(key="predict_run").value == first.name
 
 
 def test_browse_and_geometry_open_on_the_checkpoint_predict_opens_on(data_dir):
@@ -160,14 +161,14 @@ def test_browse_and_geometry_open_on_the_checkpoint_predict_opens_on(data_dir):
     first = fake_run(runs.first_run_config())
     fake_run(small_cfg(seed=3, condition="random:1"))           # newer, evaluated
     predict = run_page("app_pages/1_Predict.py").selectbox(key="predict_run")
-    assert predict.value.path == first
+    assert predict.value == first.name
     assert all(" — concepts, " in o for o in predict.options)        # which dataset each checkpoint knows
     browse = run_page("app_pages/2_Browse.py").selectbox(key="browse_run")
-    assert browse.value.path == first
+    assert browse.value == first.name
     assert all(" — concepts, " in o for o in browse.options if "dataset's images alone" not in o)
     geometry = run_page("app_pages/5_Geometry.py")
     # before a coherence table is cached; after, "geometry_run" goes through the same choose_run
-    assert geometry.selectbox(key="geometry_insight_run").value.path == first
+    assert geometry.selectbox(key="geometry_insight_run").value == first.name
 
 
 def test_geometry_maps_the_preselected_checkpoint_once_coherence_is_cached(data_dir, monkeypatch):
@@ -195,11 +196,11 @@ def test_geometry_maps_the_preselected_checkpoint_once_coherence_is_cached(data_
     geometry.coherence_table(datasets.load_dataset(cfg.dataset), cfg.encoder, 0)
     at = run_page("app_pages/5_Geometry.py")
     box = at.selectbox(key="geometry_run")
-    assert box.value.path == first and mapped == [first]
+    assert box.value == first.name and mapped == [first]
     assert any(s.value == "Visual coherence per category" for s in at.subheader)
-    box.set_value(runs.load_run(newer)).run()
+    box.set_value(newer.name).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.selectbox(key="geometry_run").value.path == newer and mapped[-1] == newer
+    assert at.selectbox(key="geometry_run").value == newer.name and mapped[-1] == newer
 
 
 def test_geometry_coherence_is_over_the_training_images_and_says_so(data_dir, monkeypatch):
@@ -306,6 +307,38 @@ def test_train_form_explains_invalid_choices_before_queueing(data_dir):
     assert any(e.value.startswith("Not queued:") for e in at.error)
     from core.jobs.store import JobStore
     assert JobStore().list() == []
+
+
+def test_train_form_refuses_what_only_the_jobs_check_finds_and_keeps_the_page(data_dir, monkeypatch):
+    """Found by an audit: the job's own checks (device, chat template, the data of each seed) ran
+    outside the form's refusal, so "cuda" on a machine without one replaced the whole page, the
+    Sweep tab and the jobs table with "The Train page: invalid train job: …"."""
+    import torch
+    from core.jobs.store import JobStore
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    at = run_page("app_pages/3_Train.py")
+    next(s for s in at.selectbox if s.label == "Device").set_value("cuda")
+    next(b for b in at.button if b.label == "Queue training").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (error,) = at.error
+    assert error.value.startswith("Not queued:") and "no CUDA GPU" in error.value
+    assert any(b.label == "Queue the sweep" for b in at.button)          # the rest of the page is still there
+    assert JobStore().list() == []
+
+
+def test_predict_offers_to_evaluate_a_checkpoint_without_a_test_evaluation(data_dir):
+    """Found by an audit: the note beside every answer said "evaluate it (Train page or `taxolens
+    evaluate`)", and the Train page has no such control. Predict queues the evaluate job itself."""
+    from core.jobs.store import JobStore
+    evaluated = fake_run(small_cfg(seed=3))
+    assert not any(b.label == "Evaluate it on its test split" for b in run_page("app_pages/1_Predict.py").button)
+    shutil.rmtree(runs.eval_dir(evaluated, "test"))
+    at = run_page("app_pages/1_Predict.py")
+    next(b for b in at.button if b.label == "Evaluate it on its test split").click().run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    (job,) = JobStore().list(kind="evaluate")
+    assert job.spec == {"run": str(evaluated), "split": "test"}
+    assert not any(b.label == "Evaluate it on its test split" for b in at.button)     # its progress instead
 
 
 def test_train_form_rejects_bad_seeds(data_dir):

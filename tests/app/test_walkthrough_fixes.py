@@ -9,6 +9,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from app_data import fake_run, own_datasets_dir
 from core import runs
@@ -51,18 +52,18 @@ def test_pickers_prefer_the_newest_pretrained_lm_run_under_none(data_dir):
     _created(fake_run(small_cfg(condition="random:1")), 2)
     _created(fake_run(small_cfg(lm_init="random")), 3)                  # the newest
     at, box = _pickers("app_pages/1_Predict.py")
-    assert box.value.path == kept
+    assert box.value == kept.name
     assert "the newest run with a pretrained LM under condition none (all hypernym evidence kept) is " \
            "preselected" in texts(at)
-    assert _pickers("app_pages/2_Browse.py")[1].value.path == kept
-    assert _pickers("app_pages/5_Geometry.py")[1].value.path == kept
+    assert _pickers("app_pages/2_Browse.py")[1].value == kept.name
+    assert _pickers("app_pages/5_Geometry.py")[1].value == kept.name
 
 
 def test_pickers_fall_back_to_the_newest_pretrained_lm_run(data_dir):
     ablated = _created(fake_run(small_cfg(condition="random:1")), 1)
     _created(fake_run(small_cfg(lm_init="random")), 2)
     at, box = _pickers("app_pages/1_Predict.py")
-    assert box.value.path == ablated
+    assert box.value == ablated.name
     assert "the newest run with a pretrained LM (none is under condition none) is preselected" in texts(at)
 
 
@@ -70,7 +71,7 @@ def test_pickers_fall_back_to_the_newest_when_every_lm_is_random_init(data_dir):
     _created(fake_run(small_cfg(lm_init="random")), 1)
     newest = _created(fake_run(small_cfg(lm_init="random", condition="random:1")), 2)
     at, box = _pickers("app_pages/1_Predict.py")
-    assert box.value.path == newest
+    assert box.value == newest.name
     assert "the newest trained run (every run here has a random-init LM) is preselected" in texts(at)
 
 
@@ -144,7 +145,7 @@ def test_browse_says_why_a_hypernym_score_is_missing(data_dir):
     assert {m.label: m.value for m in at.metric}["Unseen hypernym macro-F1"] == "—"
     assert "No unseen hypernym question in this run's test split: its condition (none) removed no " \
            "(concept, category) pair from training." in texts(at)
-    at.selectbox(key="browse_run").set_value(runs.load_run(removed)).run()
+    at.selectbox(key="browse_run").set_value(removed.name).run()
     assert not at.exception, [e.value for e in at.exception]
     shown = {m.label: m.value for m in at.metric}
     assert shown["Seen hypernym macro-F1"] == "—" and shown["Unseen hypernym macro-F1"] != "—"
@@ -158,10 +159,10 @@ def test_browse_shows_no_split_filter_without_a_run(data_dir):
     nothing."""
     fake_run(small_cfg())
     at = run_page("app_pages/2_Browse.py")
-    assert at.multiselect(key="browse_splits").value == ["test"]
+    assert at.multiselect(key="browse_splits_test").value == ["test"]
     at.selectbox(key="browse_run").set_value("none: a dataset's images alone").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert not any(m.key == "browse_splits" for m in at.multiselect)
+    assert not any((m.key or "").startswith("browse_splits") for m in at.multiselect)
     assert len(at.get("image")) > 0
 
 
@@ -181,7 +182,7 @@ def test_browse_shows_a_run_of_another_dataset_version_without_a_split_filter(da
     ck["dataset"]["table_sha256"] = "0" * 64                        # trained before the dataset was rebuilt
     runs.write_json(runs.checkpoint_json(older), ck)
     at = run_page("app_pages/2_Browse.py")
-    assert at.selectbox(key="browse_run").value.path == older
+    assert at.selectbox(key="browse_run").value == older.name
     assert not any(m.label == "Split" for m in at.multiselect)
     assert "cannot be rebuilt here" in texts(at) and len(at.get("image")) > 0
 
@@ -194,3 +195,72 @@ def test_results_name_finished_runs_without_a_test_evaluation(data_dir):
     at = run_page("app_pages/4_Results.py")
     (note,) = [i.value for i in at.info if "have no test evaluation" in i.value]
     assert note.startswith("1 finished run(s)") and stopped.name in note and "taxolens evaluate" in note
+
+
+@pytest.mark.parametrize("page", ["app_pages/1_Predict.py", "app_pages/5_Geometry.py"])
+def test_a_picked_run_stays_picked_when_its_next_epoch_renames_it(data_dir, page):
+    """Found by an audit: the pickers' options were the runs' labels, which carry an unfinished
+    run's epoch count; after its next epoch the remembered label was gone and the picker went back
+    to the preselected checkpoint, so the next answers came from a model nobody chose."""
+    import streamlit as st
+    kept = _created(fake_run(small_cfg()), 1)
+    training = _created(fake_run(small_cfg(seed=5, condition="random:1"), status="training", evaluated=False), 2)
+    at, box = _pickers(page)
+    assert box.value == kept.name
+    box.set_value(training.name).run()
+    record = runs.read_json(runs.checkpoint_json(training))
+    record.update(epoch=2, metrics=record["metrics"] + [{"epoch": 2, "loss": 0.4}])
+    runs.write_json(runs.checkpoint_json(training), record)
+    st.cache_data.clear()                                   # the runs list is re-read every 5 s
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    box = at.selectbox(key=box.key)
+    assert box.value == training.name and "training, 2 epoch(s)" in box.options[box.index]
+
+
+def test_browse_split_filter_follows_the_evaluated_split(data_dir):
+    """Found by an audit: switching "Evaluated split" from test to val left Split on [test] (a keyed
+    multiselect keeps its value when only its default changes), so the grid showed unscored images."""
+    run_dir = fake_run(small_cfg())
+    shutil.copytree(runs.eval_dir(run_dir, "test"), runs.eval_dir(run_dir, "val"))
+    at = run_page("app_pages/2_Browse.py")
+    assert at.selectbox(key="browse_eval_split").value == "test"
+    at.selectbox(key="browse_eval_split").set_value("val").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [m.value for m in at.multiselect if m.label == "Split"] == [["val"]]
+
+
+def test_browse_without_the_evaluations_answers_shows_the_dataset_and_says_why(data_dir):
+    """Found by an audit: metrics.json without questions.csv (an older version's evaluation) ended
+    the page in "[Errno 2] No such file or directory"."""
+    run_dir = fake_run(small_cfg())
+    (runs.eval_dir(run_dir, "test") / runs.QUESTIONS_CSV).unlink()
+    at = run_page("app_pages/2_Browse.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("has no test evaluation" in w.value and "dataset's images alone" in w.value for w in at.warning)
+    assert len(at.get("image")) > 0
+
+
+def test_a_runs_split_is_rebuilt_once_its_dataset_is_replaced(data_dir):
+    """Found by an audit: the run's image split was cached by the checkpoint's time alone, so after
+    "Replace the dataset" Browse kept filtering by a split of images the run was never trained on.
+    Here the replacement is what the run's record and the installed dataset.json's time then say."""
+    import os
+    from core import paths
+    run_dir = fake_run(small_cfg())
+    at = run_page("app_pages/2_Browse.py")
+    assert any(m.label == "Split" for m in at.multiselect)
+    ck = runs.read_json(runs.checkpoint_json(run_dir))
+    ck["dataset"]["table_sha256"] = "0" * 64                        # another version than the installed one
+    runs.write_json(runs.checkpoint_json(run_dir), ck)              # ("updated" as it was: not trained again)
+    table = paths.datasets_dir() / "concepts" / "dataset.json"       # the session's copy, shared by tests
+    was = table.stat()
+    os.utime(table, (was.st_atime, was.st_mtime + 60))
+    try:
+        import streamlit as st
+        st.cache_data.clear()                                       # the runs list is re-read every 5 s
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not any(m.label == "Split" for m in at.multiselect) and "cannot be rebuilt here" in texts(at)
+    finally:
+        os.utime(table, (was.st_atime, was.st_mtime))

@@ -241,6 +241,20 @@ def test_a_job_is_refused_at_submit_for_what_its_command_refuses(direct, submit,
     assert tree(data_dir) == before            # not queued: not even a job store was created
 
 
+def test_submit_all_queues_every_spec_or_none(data_dir):
+    """The Train form queues one job per seed: a later seed's spec that cannot run (here one whose
+    systematic condition asks for more categories than the dataset has) used to leave the earlier
+    seeds queued."""
+    from core import jobs
+    good = {"config": TrainConfig(dataset="tiny", max_concepts=3, seed=0).to_dict()}
+    bad = {"config": TrainConfig(dataset="tiny", max_concepts=3, seed=1, condition="systematic:5").to_dict()}
+    with pytest.raises(kinds.JobSpecError, match=r"more categories than dataset 'tiny' has \(4\)"):
+        jobs.submit_all("train", [good, bad])
+    assert JobStore().list() == []
+    ids = jobs.submit_all("train", [good, {"config": TrainConfig(dataset="tiny", max_concepts=3, seed=1).to_dict()}])
+    assert [JobStore().get(i).spec["config"]["seed"] for i in ids] == [0, 1]
+
+
 def test_a_subset_without_a_within_shuffle_is_queued_for_its_other_columns(data_dir, capsys):
     """It used to be refused ("no two concepts share a category set"), so the coherence table of a
     small setting's subset could not be made at all; its within column now stays empty instead."""
