@@ -147,8 +147,7 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     pretrained LM and its random-init control are never averaged together) under one condition;
     for a setting of another split, coherence over that split's training images."""
     st.subheader("Coherence vs per-category macro-F1")
-    from core.conditions import parse_condition
-    from core.paper_figures import model_of
+    from core.paper_figures import labeling_of, model_of
 
     everything, other_version, _ = common.collected()
     rows = [r for r in everything if r["kind"] == "train" and r.get("encoder") == encoder
@@ -170,7 +169,7 @@ def coherence_vs_f1(ds, key: tuple, table, encoder: str, images: str, seed: int)
     conditions = sorted({r["condition"] for r in rows}, key=results.condition_order)
     condition = c3.selectbox("Condition", conditions, key="geometry_condition")
     # coherence under the labels the runs were trained with (cross+random:0.5 -> cross)
-    labeling = {"cross": "cross", "within": "within"}.get(parse_condition(condition).shuffle_kind, "original")
+    labeling = labeling_of(condition)
     chosen = [r for r in rows if r["condition"] == condition]
     split = dict(setting).get("split_percent") or SPLIT_PERCENT
     if images == "train":       # the runs' own training images, whichever split the bars above show
