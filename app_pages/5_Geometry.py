@@ -248,11 +248,6 @@ def _image_count(run_dir: str, stamp: float) -> int:  # noqa: ARG001
     return len(rundata.load_subset(runs.load_run(run_dir).config)[0].images)
 
 
-def _vlm(run):
-    """The checkpoint's model, the one copy Predict also answers with (common.predictor)."""
-    return common.predictor(str(run.path), _stamp_of(run)).vlm
-
-
 def choose_run(trained, key: str):
     """Checkpoint picker, opening on and naming runs as Predict's does."""
     return common.run_picker("Checkpoint", trained, key=key)
@@ -305,14 +300,10 @@ def trees_section(ds, run, trained) -> None:
                               f"{n_questions:,} LM questions", value=cheap, key="trees_answers",
                               help="about 0.1–0.25 s per question on a 2-core CPU, much less on a GPU; "
                                    "encoder and projector trees take seconds")
-        if c2.button("Compute the trees" if result is None else "Add answer profiles", key="trees_go",
-                     type="primary"):
-            bar = st.progress(0.0, text="starting")
-            sources = clusters.SOURCES if answers else ("encoder", "projector")
-            clusters.compute(run.path, split=split, sources=sources, vlm=_vlm(run),
-                             progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m))
-            _clusters_result.clear()
-            st.rerun()
+        sources = list(clusters.SOURCES) if answers else ["encoder", "projector"]
+        jobs.offer_job("clusters", {"run": str(run.path), "split": split, "sources": sources}, "",
+                       key="trees_go", refresh=_clusters_result.clear, where=c2,
+                       button="Compute the trees" if result is None else "Add answer profiles")
         st.caption(f"Or in a shell (writes JSON + Newick into the run folder): "
                    f"`taxolens clusters {run.path} --split {split}`")
         if result is None:
@@ -436,12 +427,8 @@ def lens_section(ds, run) -> None:
     result = _lens_result(str(run.path), stamp)
     if result is None:
         n = _image_count(str(run.path), stamp)
-        if st.button(f"Compute ({n} images, one short LM pass each)", key="lens_go", type="primary"):
-            from core import lens
-            bar = st.progress(0.0, text="starting")
-            lens.summarize(run.path, vlm=_vlm(run), progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m))
-            _lens_result.clear()
-            st.rerun()
+        jobs.offer_job("lens", {"run": str(run.path)}, "", key="lens_go", refresh=_lens_result.clear,
+                       button=f"Compute ({n} images, one short LM pass each)")
         st.caption(f"Or in a shell: `taxolens lens {run.path}`")
         return
     if note:

@@ -261,10 +261,13 @@ def job_table(limit: int = 25) -> None:
 COHERENCE_DEFAULTS = {"seed": 0, "max_concepts": None, "images_per_concept": None, "images": "train",
                       "split_percent": None}
 PROBE_DEFAULTS = {"lm_init": "pretrained", "seed": 0, "device": "auto"}
-DEFAULTS = {"coherence": COHERENCE_DEFAULTS, "probe": PROBE_DEFAULTS, "evaluate": {"split": "test"}}
-OFFERED = {"coherence": ("dataset", "encoder"), "probe": ("lm", "dataset"), "evaluate": ("run",)}  # required keys
+DEFAULTS = {"coherence": COHERENCE_DEFAULTS, "probe": PROBE_DEFAULTS, "evaluate": {"split": "test"},
+            "clusters": {"split": "test"}, "lens": {}}
+OFFERED = {"coherence": ("dataset", "encoder"), "probe": ("lm", "dataset"), "evaluate": ("run",),   # required keys
+           "clusters": ("run", "sources"), "lens": ("run",)}
 WHAT = {"coherence": ("Coherence", "Compute features and coherence"), "probe": ("LM probe", "Run the LM probe"),
-        "evaluate": ("Evaluation", "Evaluate it on its test split")}
+        "evaluate": ("Evaluation", "Evaluate it on its test split"), "clusters": ("Trees", "Compute the trees"),
+        "lens": ("Logit lens", "Compute")}
 
 
 def _normal(kind: str, spec: dict) -> dict:
@@ -294,11 +297,14 @@ def offered_job_status(job_id: int, refresh=None) -> None:
                     text=f"{WHAT[job.kind][0]} job #{job.id}: {label} ({job.progress:.0%})")
 
 
-def offer_job(kind: str, spec: dict, intro: str, key: str, refresh=None) -> None:
-    """What a page lacks, as a job of `kind` (coherence, probe, evaluate) with `spec`: the progress of
-    the same job queued or running, else the reason the last one failed, `intro` and a button that
-    queues it. `refresh`: clears what the caller cached, so the job's output is read once it is
-    done (once more when the page comes back to a job that succeeded meanwhile)."""
+def offer_job(kind: str, spec: dict, intro: str, key: str, refresh=None, button: str | None = None,
+              where=None) -> None:
+    """What a page lacks, as a job of `kind` (coherence, probe, evaluate, clusters, lens) with `spec`:
+    the progress of the same job queued or running, else the reason the last one failed, `intro`
+    (none when empty) and a button (`button`, else the kind's label; in `where`, a column say) that
+    queues it. A job, not work inside the page: it survives leaving the page or touching a widget.
+    `refresh`: clears what the caller cached, so the job's output is read once it is done (once
+    more when the page comes back to a job that succeeded meanwhile)."""
     from core.jobs import JobSpecError
 
     store = common.store()
@@ -316,8 +322,9 @@ def offer_job(kind: str, spec: dict, intro: str, key: str, refresh=None) -> None
     if mine and mine[0].status == "failed":
         message = jobs_api.error_parts(mine[0].error or mine[0].message or "no reason given")[0]
         st.error(f"The last {WHAT[kind][0].lower()} job (#{mine[0].id}) failed: {message.splitlines()[0]}")
-    st.info(intro)
-    if st.button(WHAT[kind][1], type="primary", key=key):
+    if intro:
+        st.info(intro)
+    if (where or st).button(button or WHAT[kind][1], type="primary", key=key):
         try:
             jobs_api.submit(kind, spec, store=store)
         except JobSpecError as exc:

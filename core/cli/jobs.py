@@ -5,6 +5,8 @@
     jobs submit baseline majority|image-probe [training options]   (or --baseline majority)
     jobs submit probe [--lm smollm2-135m --dataset concepts --lm-init pretrained --seed 0]
     jobs submit coherence [--dataset concepts --encoder ... --seed 0 --images train|all]
+    jobs submit clusters <run> [--split test|all|train|val --sources encoder,projector,answers]
+    jobs submit lens <run>
     jobs list [--status running] | jobs show <id> | jobs cancel [--sweep] <id>... | jobs logs <id> [--follow]
     jobs worker [--concurrency N] | jobs worker --status | jobs worker --stop
     sweep submit <spec.json | paper | lms> [--scale cpu|full|smoke] [--dry-run] [--one-job [--together N]] [--slurm ...]
@@ -84,7 +86,7 @@ def _slurm_options(args: argparse.Namespace):
 def register(subparsers) -> None:
     """Add the `jobs` and `sweep` command groups to an argparse subparsers object."""
     jobs = subparsers.add_parser("jobs", help="queue, inspect and cancel background jobs",
-                                 description="Background jobs: train, evaluate, baseline, probe, coherence, import.")
+                                 description="Background jobs: train, evaluate, baseline, probe, coherence, clusters, lens, import.")
     jsub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
 
     submit = jsub.add_parser("submit", help="queue a job")
@@ -94,6 +96,8 @@ def register(subparsers) -> None:
                             ("baseline", "a baseline: majority or image-probe"),
                             ("probe", "what the LM alone knows about the dataset's categories (probe-lm)"),
                             ("coherence", "visual coherence table of the dataset's categories"),
+                            ("clusters", "a run's category trees against WordNet (what `taxolens clusters` does)"),
+                            ("lens", "where a run's images land in the LM (what `taxolens lens` does)"),
                             ("import", "import a folder in THINGS layout as a dataset (what `taxolens data "
                                        "import` does, as a background job)")):
         p = ksub.add_parser(name, help=help_text, description=help_text)
@@ -109,10 +113,16 @@ def register(subparsers) -> None:
             p.add_argument("which", nargs="?", choices=kinds.BASELINES, metavar="BASELINE",
                            help=f"{' or '.join(kinds.BASELINES)} (or --baseline)")
             p.add_argument("--baseline", choices=kinds.BASELINES, default=argparse.SUPPRESS)
-        if name == "evaluate":          # positional as in `taxolens evaluate RUN`, or --run
+        if name in ("evaluate", "clusters", "lens"):     # positional as in `taxolens evaluate RUN`, or --run
             p.add_argument("run_arg", nargs="?", metavar="RUN", help="run id or run directory (or --run)")
             p.add_argument("--run", default=argparse.SUPPRESS, help="run id or run directory")
+        if name == "evaluate":
             p.add_argument("--split", choices=("train", "val", "test"), default=argparse.SUPPRESS)
+        if name == "clusters":
+            p.add_argument("--split", choices=("train", "val", "test", "all"), default=argparse.SUPPRESS,
+                           help="the images whose trees are drawn (default test)")
+            p.add_argument("--sources", default=argparse.SUPPRESS,
+                           help="comma-separated, from encoder, projector, answers (default all three)")
         if name == "probe":
             for flag, typ in (("lm", str), ("dataset", str), ("seed", int)):
                 p.add_argument(f"--{flag}", type=typ, default=argparse.SUPPRESS)
@@ -342,6 +352,8 @@ def _spec_from_args(args: argparse.Namespace) -> dict:
         for key in ("dataset", "encoder", "seed", "max_concepts", "images_per_concept", "images", "split_percent"):
             if key in given:
                 spec[key] = given[key]
+    if args.kind == "clusters" and "sources" in given:
+        spec["sources"] = [s.strip() for s in given["sources"].split(",") if s.strip()]
     if args.kind == "probe":
         for key in ("lm", "dataset", "lm_init", "seed", "device"):
             if key in given:

@@ -1,6 +1,6 @@
-"""The job system: a persistent queue (SQLite) of train / evaluate / baseline / probe / coherence / import /
-sweep jobs (core.jobs.kinds), run by a separate worker process (or on Slurm via submitit). What jobs
-produce is read from disk (core.runs).
+"""The job system: a persistent queue (SQLite) of train / evaluate / baseline / probe / coherence /
+clusters / lens / import / sweep jobs (core.jobs.kinds), run by a separate worker process (or on
+Slurm via submitit). What jobs produce is read from disk (core.runs).
 
     from core import jobs
     job_id = jobs.submit("train", {"config": cfg.to_dict()})   # validated; JobSpecError if not runnable

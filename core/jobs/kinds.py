@@ -11,7 +11,8 @@ anything worth keeping (`discard_output`).
 
 Kinds: train (train, then evaluate on the test split), evaluate (an existing run on a split),
 baseline (majority), probe (what the LM alone knows: core.probe), coherence (visual coherence
-table), import (a collection in THINGS layout as a dataset: core.data.things); sweep (expands into child jobs) is registered by core.jobs.sweeps and sweep-run (a whole sweep
+table), clusters and lens (Geometry's trees and logit lens of one checkpoint: core.clusters,
+core.lens), import (a collection in THINGS layout as a dataset: core.data.things); sweep (expands into child jobs) is registered by core.jobs.sweeps and sweep-run (a whole sweep
 as one job, its runs trained together) by core.jobs.sweep_run, both imported by core/jobs/__init__.py,
 so every kind is known once any core.jobs module is.
 Extra kinds can be registered by modules named in TAXOLENS_JOB_PLUGINS (comma-separated; the
@@ -467,6 +468,61 @@ register(JobKind("coherence", _coherence_validate, _coherence_execute,
                                        f" (split {s['split_percent']})"
                                        if s.get("split_percent", TrainConfig.split_percent) != TrainConfig.split_percent
                                        else "")))
+
+
+# -- clusters and lens (Geometry's views of one checkpoint) ---------------------------------------
+
+def _trained_for_views(spec: dict, kind: str):
+    from core import preflight
+    if not isinstance(spec["run"], str) or not spec["run"]:
+        raise JobSpecError(f"invalid {kind} job: run must be a run id or directory, got {spec['run']!r}")
+    return preflight.trained_run(spec["run"], here=runs_here())       # what `taxolens {kind}` checks
+
+
+def _clusters_validate(spec: dict) -> dict:
+    from core import clusters
+    _keys(spec, {"run"}, {"split", "sources"}, "clusters")
+    split = spec.get("split", "test")
+    if split not in ("train", "val", "test", "all"):
+        raise JobSpecError(f"invalid clusters job: split must be train, val, test or all, got {split!r}")
+    sources = spec.get("sources", list(clusters.SOURCES))
+    if not isinstance(sources, list) or not sources or any(s not in clusters.SOURCES for s in sources):
+        raise JobSpecError(f"invalid clusters job: sources must be a list drawn from "
+                           f"{', '.join(clusters.SOURCES)}, got {sources!r}")
+    run = _trained_for_views(spec, "clusters")
+    return {"run": str(run.path), "split": split, "sources": [s for s in clusters.SOURCES if s in sources]}
+
+
+def _clusters_execute(spec: dict, ctx: JobContext) -> dict:
+    from core import clusters
+    result = clusters.compute(spec["run"], split=spec["split"], sources=spec["sources"], progress=ctx.progress)
+    return {"run_dir": spec["run"], "json": str(clusters.out_dir(spec["run"], spec["split"]) / "clusters.json"),
+            "scores": clusters.score_table(result)}
+
+
+def _clusters_describe(spec: dict) -> str:
+    return f"clusters {Path(spec['run']).name} on {spec['split']} ({', '.join(spec['sources'])})"
+
+
+register(JobKind("clusters", _clusters_validate, _clusters_execute, describe=_clusters_describe))
+
+
+def _lens_validate(spec: dict) -> dict:
+    _keys(spec, {"run"}, set(), "lens")
+    return {"run": str(_trained_for_views(spec, "lens").path)}
+
+
+def _lens_execute(spec: dict, ctx: JobContext) -> dict:
+    from core import lens
+    result = lens.summarize(spec["run"], progress=ctx.progress)
+    return {"run_dir": spec["run"], "json": str(lens.out_path(spec["run"])), "n_images": result["n_images"]}
+
+
+def _lens_describe(spec: dict) -> str:
+    return f"lens {Path(spec['run']).name}"
+
+
+register(JobKind("lens", _lens_validate, _lens_execute, describe=_lens_describe))
 
 
 # -- import --------------------------------------------------------------------------------------

@@ -206,9 +206,14 @@ def test_geometry_offers_to_compute_trees_and_lens(data_dir, monkeypatch):
     assert at.button(key="lens_go").label.startswith("Compute (")
     assert "taxolens clusters" in texts(at) and "taxolens lens" in texts(at)
     box.uncheck().run()
-    at.button(key="trees_go").click().run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert calls == [("encoder", "projector")]
+    at.button(key="trees_go").click().run()            # a job: it outlives the page, a widget touched
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    from core.jobs.store import JobStore
+    (job,) = JobStore().list(kind="clusters")
+    assert job.spec["sources"] == ["encoder", "projector"] and job.spec["split"] == "test" and calls == []
+    assert not any(b.key == "trees_go" for b in at.button)                # its progress instead
+    at.button(key="lens_go").click().run()
+    assert [j.spec["run"] for j in JobStore().list(kind="lens")] == [job.spec["run"]]
 
 
 def test_geometry_notes_a_damaged_test_evaluation_and_still_offers_its_views(data_dir, monkeypatch):

@@ -317,3 +317,37 @@ def test_the_chat_prompt_needs_an_lm_with_a_chat_template(tmp_path):
     (folder / "chat_template.jinja").write_text("{{ messages }}")
     registry.check_chat_template(str(folder))                     # or beside it, as SmolLM2 ships it
     registry.check_chat_template("org/some-model")                # a hub id: known only once it loads
+
+
+def test_clusters_and_lens_jobs_run_what_their_commands_run(job_env, data_dir, monkeypatch, capsys):
+    """Geometry's trees and logit lens ran inside the page, so touching any widget threw minutes of
+    LM questions away: they are jobs now, queued from the page or by `jobs submit clusters|lens`."""
+    from core import clusters, lens
+    assert cli.main(["train", "--dataset", "tiny", "--epochs", "1", "--batch-size", "8"]) == 0
+    (run,) = runs.list_runs()
+    capsys.readouterr()
+    asked = []
+    monkeypatch.setattr(clusters, "compute", lambda run_dir, split, sources, progress:
+                        asked.append(("clusters", run_dir, split, sources)) or {"levels": {}})
+    monkeypatch.setattr(clusters, "score_table", lambda result: [])
+    monkeypatch.setattr(lens, "summarize", lambda run_dir, progress: asked.append(("lens", run_dir)) or {"n_images": 4})
+    assert cli.main(["jobs", "submit", "clusters", run.run_id, "--sources", "answers,encoder"]) == 0
+    assert cli.main(["jobs", "submit", "lens", "--run", run.run_id]) == 0
+    assert "queued: clusters " in capsys.readouterr().out
+    for job in reversed(job_env.list()):             # oldest first, as the worker takes them
+        assert job_env.claim(os.getpid()).id == job.id and runner.run(job.id, 1, job_env) == 0
+    assert asked == [("clusters", str(run.path), "test", ["encoder", "answers"]), ("lens", str(run.path))]
+    assert job_env.list(kind="lens")[0].result["n_images"] == 4
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["jobs", "submit", "clusters", "nosuchrun"], "no run 'nosuchrun'"),
+    (["jobs", "submit", "clusters", "RUN", "--sources", "encoder,pixels"], "sources must be a list drawn from"),
+    (["jobs", "submit", "lens"], "lens job spec is missing run"),
+])
+def test_clusters_and_lens_jobs_are_refused_at_submit(argv, fragment, job_env, data_dir, capsys):
+    assert cli.main(["train", "--dataset", "tiny", "--epochs", "1", "--batch-size", "8"]) == 0
+    (run,) = runs.list_runs()
+    capsys.readouterr()
+    assert cli.main([run.run_id if a == "RUN" else a for a in argv]) == 2
+    assert fragment in capsys.readouterr().err and job_env.list() == []
