@@ -461,6 +461,12 @@ def evaluation_offer(run) -> None:
     from core import runs
     if run.status not in ("finished", "cancelled") or runs.evaluation_is_current(run.path, "test"):
         return
+    # a train job marks its run finished, then evaluates it (a sweep-run job, its runs, later)
+    training = [j for j in common.store().list(status="running")
+                if (j.kind == "train" and j.run_dir == str(run.path)) or j.kind == "sweep-run"]
+    if training:
+        st.caption(f"Its test evaluation comes from job #{training[0].id} ({training[0].kind}), still running.")
+        return
     jobs.offer_job("evaluate", {"run": str(run.path), "split": "test"},
                    "Nothing shows yet whether this checkpoint has learned: it has no test evaluation of "
                    "itself as it is. Evaluating it scores its test images' questions (minutes at the "

@@ -206,8 +206,9 @@ def run_label(run) -> str:
 def run_picker(label: str, runs_: list, key: str, extra: tuple[str, ...] = (), where=st):
     """Every run picker: a selectbox over `runs_` (then the plain options `extra`) opening on
     preselected_run, named by run_label; returns the RunInfo or the extra option picked. Its options
-    are run ids, not labels: a label carries the run's state, which changes as it trains, and a keyed
-    selectbox whose remembered label is no longer offered jumps back to its first choice."""
+    are run ids: a keyed selectbox keeps the value picked and checks it against the options by its
+    label, and a stored RunInfo would keep the label of its time (the run's state, which changes as
+    it trains), no longer offered, so the picker fell back to the preselection."""
     by_id = {r.run_id: r for r in runs_}
     options = [*by_id, *extra]
     picked = where.selectbox(label, options, key=key, index=options.index(preselected_run(runs_).run_id),

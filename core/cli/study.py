@@ -38,7 +38,11 @@ def cmd_train(args) -> int:
         from core.models import checkpoint
         checkpoint.check_ships_to_repository(cfg, len(data.dataset.concepts))
         # a repository that cannot take it (read-only, other files there): refused now, not after the hour
-        checkpoint.check_ship_dest(paths.SHIPPED_CHECKPOINT, run_dir or paths.runs_dir())
+        try:
+            checkpoint.check_ship_dest(paths.SHIPPED_CHECKPOINT, run_dir or paths.runs_dir())
+        except runs.RunError as exc:         # its wording names --dest, which `train` does not have
+            raise ConfigError(f"--ship writes {paths.SHIPPED_CHECKPOINT}: "
+                              f"{str(exc).removeprefix('--dest ')}") from None
     result = _train_and_evaluate(cfg, run_dir, args.no_eval, "train")
     if result is None:
         return EXIT_INTERRUPTED

@@ -341,6 +341,23 @@ def test_predict_offers_to_evaluate_a_checkpoint_without_a_test_evaluation(data_
     assert not any(b.label == "Evaluate it on its test split" for b in at.button)     # its progress instead
 
 
+def test_predict_offers_no_evaluation_while_the_training_job_evaluates_its_run(data_dir):
+    """Found by a review: a train job marks its run finished, then evaluates it for minutes; the
+    offer in that window queued a second evaluation of the same run."""
+    import os
+
+    from core.jobs.store import JobStore
+    run_dir = fake_run(small_cfg(seed=3), evaluated=False)
+    store = JobStore()
+    job_id = store.submit("train", {"config": small_cfg(seed=3).to_dict()})
+    store.claim(os.getpid())
+    store.set_run_dir(job_id, run_dir)
+    at = run_page("app_pages/1_Predict.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(b.label == "Evaluate it on its test split" for b in at.button)
+    assert f"Its test evaluation comes from job #{job_id} (train), still running." in texts(at)
+
+
 def test_train_form_rejects_bad_seeds(data_dir):
     at = run_page("app_pages/3_Train.py")
     at.text_input[0].set_value("0, x")

@@ -216,21 +216,29 @@ def test_results_name_finished_runs_without_a_test_evaluation(data_dir):
 def test_a_picked_run_stays_picked_when_its_next_epoch_renames_it(data_dir, page):
     """Found by an audit: the pickers' options were the runs' labels, which carry an unfinished
     run's epoch count; after its next epoch the remembered label was gone and the picker went back
-    to the preselected checkpoint, so the next answers came from a model nobody chose."""
+    to the preselected checkpoint, so the next answers came from a model nobody chose. The second
+    rerun sends back the label shown before, as a browser does."""
     import streamlit as st
     kept = _created(fake_run(small_cfg()), 1)
-    training = _created(fake_run(small_cfg(seed=5, condition="random:1"), status="training", evaluated=False), 2)
+    training = _created(fake_run(small_cfg(seed=5, condition="random:1"), status="partial", evaluated=False), 2)
     at, box = _pickers(page)
     assert box.value == kept.name
     box.set_value(training.name).run()
-    record = runs.read_json(runs.checkpoint_json(training))
-    record.update(epoch=2, metrics=record["metrics"] + [{"epoch": 2, "loss": 0.4}])
-    runs.write_json(runs.checkpoint_json(training), record)
-    st.cache_data.clear()                                   # the runs list is re-read every 5 s
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
     box = at.selectbox(key=box.key)
-    assert box.value == training.name and "training, 2 epoch(s)" in box.options[box.index]
+    shown = box.options[box.index]
+    for epoch in (2, 3):
+        record = runs.read_json(runs.checkpoint_json(training))
+        record.update(epoch=epoch, metrics=record["metrics"] + [{"epoch": epoch, "loss": 0.4}])
+        runs.write_json(runs.checkpoint_json(training), record)
+        st.cache_data.clear()                                   # the runs list is re-read every 5 s
+        if epoch == 2:
+            at.run()
+        else:
+            box.set_value(shown).run()                          # the label shown before, sent back
+        assert not at.exception, [e.value for e in at.exception]
+        box = at.selectbox(key=box.key)
+        assert box.value == training.name and f"partial, {epoch} epoch(s)" in box.options[box.index]
+        shown = box.options[box.index]
 
 
 def test_browse_split_filter_follows_the_evaluated_split(data_dir):

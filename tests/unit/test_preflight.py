@@ -101,7 +101,8 @@ def test_train_ship_refuses_a_repository_folder_it_may_not_replace_before_traini
     (repo_default / "notes").mkdir(parents=True)
     (repo_default / "notes" / "mine.txt").write_text("keep me")
     monkeypatch.setattr(paths, "SHIPPED_CHECKPOINT", repo_default)
-    refused(["train", "--dataset", "tiny", "--ship"], capsys, data_dir, "not a shipped checkpoint")
+    message = refused(["train", "--dataset", "tiny", "--ship"], capsys, data_dir, "not a shipped checkpoint")
+    assert f"--ship writes {repo_default}: " in message and "--dest" not in message
     assert runs.list_runs() == [] and (repo_default / "notes" / "mine.txt").read_text() == "keep me"
 
 
