@@ -800,7 +800,7 @@ def learning_note(run_dir: str | Path) -> str | None:
     m = load_metrics(run_dir, "test")
     if m is not None and not _record_is_current(run_dir, m, eval_dir(run_dir, "test") / METRICS_JSON):
         return ("this checkpoint trained further after its test evaluation, so that evaluation is of an earlier "
-                "checkpoint; evaluate it again (Predict's “Evaluate” button or `taxolens evaluate`) before reading its answers")
+                "checkpoint; evaluate it again (Predict's “Evaluate it on its test split” once it has finished, or `taxolens evaluate`) before reading its answers")
     return learning_note_of(m, load_ranking(run_dir, "test"))
 
 
@@ -869,7 +869,7 @@ def learning_note_of(m: dict | None, ranking: dict | None = None) -> str | None:
     its leaf ranking (core.evaluate.leaf_ranking)."""
     if m is None or "leaf" not in m:
         return ("this checkpoint has not been evaluated on its test split, so nothing shows it has "
-                "learned; evaluate it (Predict's “Evaluate” button or `taxolens evaluate`) before reading its answers")
+                "learned; evaluate it (Predict's “Evaluate it on its test split” once it has finished, or `taxolens evaluate`) before reading its answers")
     leaf, overall = m["leaf"].get("accuracy"), m.get("confusion", {})
     n = sum(overall.values()) if overall else 0
     yes_rate = (overall.get("tp", 0) + overall.get("fp", 0)) / n if n else None

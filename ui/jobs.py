@@ -37,6 +37,21 @@ def _worker_note(store) -> None:
                    "or run `make worker` in another terminal.", icon=":material/engineering:")
 
 
+def status_label(store, job) -> str:
+    """What a job's progress bar says: its message while it runs; while it is queued behind jobs
+    that take every slot of the workers here, which one it waits for (a 2-core machine runs one
+    job at a time, so a trees job can wait an hour behind a training run)."""
+    if job.status != "queued":
+        return job.message or "running"
+    workers = store.live_workers()
+    slots = sum(w.get("concurrency") or 1 for w in workers)
+    running = [j for j in store.list(status="running") if j.backend == "local"]
+    if workers and len(running) >= slots:
+        return (f"waiting for job #{running[-1].id} ({jobs_api.describe(running[-1])}) to finish: the worker "
+                f"here runs {slots} job{'s' if slots > 1 else ''} at a time")
+    return "waiting for the worker"
+
+
 def _no_default_dataset(trained: bool) -> None:
     from core.config import TrainConfig
     from core.data.datasets import list_datasets
@@ -67,7 +82,7 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
                 st.rerun(scope="app")       # the checkpoint just arrived: rebuild the page around it
             job = state.job
             if job is not None and job.kind != "train" and job.status in ("queued", "running"):
-                label = "waiting for the worker" if job.status == "queued" else job.message or "running"
+                label = status_label(store, job)
                 st.progress(min(1.0, max(0.0, job.progress)),
                             text=f"First run, job #{job.id}: image features and category coherence for "
                                  f"Browse and Geometry — {label} ({job.progress:.0%})")
@@ -107,7 +122,7 @@ def first_run_panel(rerun_app_when_ready: bool = True) -> None:
                     st.rerun(scope="fragment")
                 return
             if job.status in ("queued", "running"):
-                label = "waiting for the worker" if job.status == "queued" else job.message or "running"
+                label = status_label(store, job)
                 st.progress(min(1.0, max(0.0, job.progress)),
                             text=f"First-run training job #{job.id}: {label} ({job.progress:.0%})")
                 _worker_note(store)
@@ -292,7 +307,9 @@ def offered_job_status(job_id: int, refresh=None) -> None:
             if refresh is not None:
                 refresh()
             st.rerun(scope="app")        # failed or cancelled: the page shows why and offers a retry
-        label = "waiting for the worker" if job.status == "queued" else job.message or "running"
+        if job.status == "queued":
+            _worker_note(common.store())         # a bare `streamlit run` has none: say why it waits
+        label = status_label(common.store(), job)
         st.progress(min(1.0, max(0.0, job.progress)),
                     text=f"{WHAT[job.kind][0]} job #{job.id}: {label} ({job.progress:.0%})")
 

@@ -341,6 +341,26 @@ def test_predict_offers_to_evaluate_a_checkpoint_without_a_test_evaluation(data_
     assert not any(b.label == "Evaluate it on its test split" for b in at.button)     # its progress instead
 
 
+def test_an_offered_job_queued_behind_a_busy_worker_says_which_job_it_waits_for(data_dir):
+    """Geometry's trees, lens and Predict's evaluation are jobs: on a 2-core machine the worker runs
+    one at a time, and "waiting for the worker" did not say it waits for an hour-long training run."""
+    import os
+
+    from core.jobs.store import JobStore
+    fake_run(small_cfg(seed=3), evaluated=False)
+    store = JobStore()
+    store.worker_beat(os.getpid(), 1)                     # a live worker with one slot...
+    busy = store.submit("train", {"config": small_cfg(seed=4).to_dict()})
+    store.claim(os.getpid())                              # ...taken by a training job
+    at = run_page("app_pages/1_Predict.py")
+    next(b for b in at.button if b.label == "Evaluate it on its test split").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    bars = [p.proto.text for p in at.get("progress")]
+    assert any(f"waiting for job #{busy} (train none seed 4) to finish: the worker here runs 1 job at a time" in t
+               for t in bars), bars
+    assert not any("No job worker is running" in w.value for w in at.warning)
+
+
 def test_predict_offers_no_evaluation_while_the_training_job_evaluates_its_run(data_dir):
     """Found by a review: a train job marks its run finished, then evaluates it for minutes; the
     offer in that window queued a second evaluation of the same run."""
