@@ -302,14 +302,15 @@ def offered_job_status(job_id: int, refresh=None) -> None:
     """Live progress of an offered job; once it is done, `refresh` (the caller's cache clear) and
     the page redraws itself."""
     with common.guard("The job status"):
-        job = common.store().get(job_id)
+        store = common.store()
+        job = store.get(job_id)
         if job.done:
             if refresh is not None:
                 refresh()
             st.rerun(scope="app")        # failed or cancelled: the page shows why and offers a retry
         if job.status == "queued":
-            _worker_note(common.store())         # a bare `streamlit run` has none: say why it waits
-        label = status_label(common.store(), job)
+            _worker_note(store)                  # a bare `streamlit run` has none: say why it waits
+        label = status_label(store, job)
         st.progress(min(1.0, max(0.0, job.progress)),
                     text=f"{WHAT[job.kind][0]} job #{job.id}: {label} ({job.progress:.0%})")
 

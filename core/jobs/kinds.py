@@ -283,15 +283,21 @@ register(JobKind("train", _train_validate, _train_execute, describe=_train_descr
 
 # -- evaluate ------------------------------------------------------------------------------------
 
-def _evaluate_validate(spec: dict) -> dict:
+def _trained_run(spec: dict, kind: str):
+    """The trained run a job of one run (evaluate, clusters, lens) names, checked as `taxolens
+    <kind> RUN` checks it."""
     from core import preflight
-    _keys(spec, {"run"}, {"split"}, "evaluate")
     if not isinstance(spec["run"], str) or not spec["run"]:
-        raise JobSpecError(f"invalid evaluate job: run must be a run id or directory, got {spec['run']!r}")
+        raise JobSpecError(f"invalid {kind} job: run must be a run id or directory, got {spec['run']!r}")
+    return preflight.trained_run(spec["run"], here=runs_here())
+
+
+def _evaluate_validate(spec: dict) -> dict:
+    _keys(spec, {"run"}, {"split"}, "evaluate")
     split = _splits(spec.get("split", "test"))
     if len(split) != 1:
         raise JobSpecError("an evaluate job scores one split")
-    run = preflight.trained_run(spec["run"], here=runs_here())    # what `taxolens evaluate` checks
+    run = _trained_run(spec, "evaluate")
     from core import rundata
     rundata.check_measurable(run.config, split[0], run.run_id)    # and evaluate, before its model loads
     return {"run": str(run.path), "split": split[0]}
@@ -472,13 +478,6 @@ register(JobKind("coherence", _coherence_validate, _coherence_execute,
 
 # -- clusters and lens (Geometry's views of one checkpoint) ---------------------------------------
 
-def _trained_for_views(spec: dict, kind: str):
-    from core import preflight
-    if not isinstance(spec["run"], str) or not spec["run"]:
-        raise JobSpecError(f"invalid {kind} job: run must be a run id or directory, got {spec['run']!r}")
-    return preflight.trained_run(spec["run"], here=runs_here())       # what `taxolens {kind}` checks
-
-
 def _clusters_validate(spec: dict) -> dict:
     from core import clusters
     _keys(spec, {"run"}, {"split", "sources"}, "clusters")
@@ -489,7 +488,7 @@ def _clusters_validate(spec: dict) -> dict:
     if not isinstance(sources, list) or not sources or any(s not in clusters.SOURCES for s in sources):
         raise JobSpecError(f"invalid clusters job: sources must be a list drawn from "
                            f"{', '.join(clusters.SOURCES)}, got {sources!r}")
-    run = _trained_for_views(spec, "clusters")
+    run = _trained_run(spec, "clusters")
     return {"run": str(run.path), "split": split, "sources": [s for s in clusters.SOURCES if s in sources]}
 
 
@@ -509,7 +508,7 @@ register(JobKind("clusters", _clusters_validate, _clusters_execute, describe=_cl
 
 def _lens_validate(spec: dict) -> dict:
     _keys(spec, {"run"}, set(), "lens")
-    return {"run": str(_trained_for_views(spec, "lens").path)}
+    return {"run": str(_trained_run(spec, "lens").path)}
 
 
 def _lens_execute(spec: dict, ctx: JobContext) -> dict:

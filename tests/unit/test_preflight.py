@@ -347,8 +347,9 @@ def test_clusters_and_lens_jobs_run_what_their_commands_run(job_env, data_dir, m
     (["jobs", "submit", "lens"], "lens job spec is missing run"),
 ])
 def test_clusters_and_lens_jobs_are_refused_at_submit(argv, fragment, job_env, data_dir, capsys):
-    assert cli.main(["train", "--dataset", "tiny", "--epochs", "1", "--batch-size", "8"]) == 0
-    (run,) = runs.list_runs()
-    capsys.readouterr()
-    assert cli.main([run.run_id if a == "RUN" else a for a in argv]) == 2
+    if "RUN" in argv:                              # a trained run, refused for what else the spec says
+        assert cli.main(["train", "--dataset", "tiny", "--epochs", "1", "--batch-size", "8"]) == 0
+        argv = [runs.list_runs()[0].run_id if a == "RUN" else a for a in argv]
+        capsys.readouterr()
+    assert cli.main(argv) == 2
     assert fragment in capsys.readouterr().err and job_env.list() == []
